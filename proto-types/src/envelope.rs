@@ -1,0 +1,878 @@
+//! Envelopes: a message signed by the sending agency, encrypted for one addressee, and signed
+//! again with routing metadata (RFC 9052 / RFC 9053, triple-wrapped in the manner of RFC 2634).
+//!
+//! ```text
+//! outer  COSE_Sign1 (tag 18, EdDSA)   protected: version, from, to, message id, sent-at,
+//!   │                                            case commitment, checkpoint?, sequence, previous?
+//!   └─ payload: COSE_Encrypt (tag 96, ChaCha20/Poly1305)
+//!        │   recipient: ECDH-ES + HKDF-256 over X25519, ephemeral key, kid = addressee's key
+//!        └─ ciphertext of: inner COSE_Sign1 (tag 18, EdDSA)
+//!                             protected: version, from, message id, case id, type, recipients
+//!                             payload: the message, deterministic CBOR
+//! ```
+//!
+//! spec/PROTOCOL.md §3 is the normative description; this module follows it step by step.
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::ChaCha20Poly1305;
+use ciborium::Value;
+use coset::iana;
+use coset::{
+    CborSerializable, CoseEncrypt, CoseRecipientBuilder, Header, HeaderBuilder,
+    TaggedCborSerializable,
+};
+use hkdf::Hkdf;
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::card::AgencyCard;
+use crate::cose::{self, CoseError, label};
+use crate::ids::{AgencyId, CaseId, EnvelopeId, MessageId, Sha256Digest};
+use crate::keys::{
+    AgencySecretKeys, CRV_X25519, EncryptionSecretKey, KTY_OKP, fill_random,
+};
+use crate::message::{Message, MessageError, MessageType};
+use crate::receipt::ReasonCode;
+
+/// The protocol version this crate writes and reads.
+pub const PROTOCOL_VERSION: u64 = 1;
+
+/// Default largest envelope accepted: 32 MiB. Evidence content travels separately.
+pub const DEFAULT_MAX_ENVELOPE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Default tolerance for clocks that disagree, in seconds.
+pub const DEFAULT_CLOCK_SKEW_SECS: u64 = 300;
+
+/// Limits applied when sealing and opening.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest envelope, in bytes.
+    pub max_envelope_bytes: usize,
+    /// Largest encoded message body, in bytes.
+    pub max_message_bytes: usize,
+    /// How far `sent-at` may fall before a key's validity starts.
+    pub clock_skew_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_envelope_bytes: DEFAULT_MAX_ENVELOPE_BYTES,
+            max_message_bytes: crate::message::DEFAULT_MAX_MESSAGE_BYTES,
+            clock_skew_secs: DEFAULT_CLOCK_SKEW_SECS,
+        }
+    }
+}
+
+/// Who is at fault for an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The bytes or keys a peer supplied are invalid: answer with a rejection receipt.
+    Peer,
+    /// The caller used the API wrongly or supplied bad local input: fix the call.
+    Caller,
+    /// A bug in this crate.
+    Internal,
+}
+
+/// The sending side: its identity and secret keys.
+pub struct Sender<'a> {
+    /// The sender's own card (its id and public keys).
+    pub card: &'a AgencyCard,
+    /// The matching secret keys.
+    pub keys: &'a AgencySecretKeys,
+}
+
+/// The position of an envelope in the sender's chain for one case and addressee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChainLink {
+    /// 1 for the first envelope of the case to this addressee, then 2, 3 …
+    pub sequence: u64,
+    /// The id of the previous envelope in the chain (none for the first).
+    pub previous: Option<EnvelopeId>,
+}
+
+impl ChainLink {
+    /// The first link of a chain.
+    pub const FIRST: ChainLink = ChainLink {
+        sequence: 1,
+        previous: None,
+    };
+}
+
+/// One addressee: its card and the chain position of its envelope.
+pub struct Addressee<'a> {
+    /// The addressee's (trusted) card.
+    pub card: &'a AgencyCard,
+    /// Where this envelope stands in the chain to it.
+    pub chain: ChainLink,
+}
+
+/// What the sender states about the message besides its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealParams {
+    /// The case.
+    pub case_id: CaseId,
+    /// The message id (the same in every addressee's envelope).
+    pub message_id: MessageId,
+    /// Unix seconds at sealing.
+    pub sent_at: u64,
+    /// The sender's latest signed checkpoint of the case log, if it keeps one.
+    pub checkpoint: Option<Vec<u8>>,
+}
+
+/// Per-envelope randomness: the ephemeral X25519 secret and the content nonce.
+///
+/// [`seal`] draws these from the operating system; [`seal_with`] takes them from the caller so
+/// that test vectors are reproducible. Never reuse them.
+#[derive(Clone)]
+pub struct EnvelopeSecrets {
+    /// Ephemeral X25519 secret.
+    pub ephemeral: Zeroizing<[u8; 32]>,
+    /// ChaCha20/Poly1305 nonce.
+    pub nonce: [u8; 12],
+}
+
+impl EnvelopeSecrets {
+    /// Fresh secrets from the operating system's random source.
+    pub fn random() -> Self {
+        let mut ephemeral = Zeroizing::new([0u8; 32]);
+        fill_random(ephemeral.as_mut());
+        let mut nonce = [0u8; 12];
+        fill_random(&mut nonce);
+        Self { ephemeral, nonce }
+    }
+}
+
+/// One sealed envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedEnvelope {
+    /// The addressee.
+    pub to: AgencyId,
+    /// The envelope id (SHA-256 of `bytes`).
+    pub id: EnvelopeId,
+    /// The outer `COSE_Sign1`.
+    pub bytes: Vec<u8>,
+}
+
+/// Why sealing failed. Always the caller's input or a bug: nothing came from a peer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SealError {
+    /// The message is incomplete or invalid.
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    /// No addressee, a duplicate addressee, or the sender addressing itself.
+    #[error("{0}")]
+    Addressees(String),
+    /// The sender's keys do not match its card.
+    #[error("the secret keys do not belong to the sender's card ({0})")]
+    KeyMismatch(AgencyId),
+    /// The sealed envelope would exceed the size limit.
+    #[error("the envelope would be {size} bytes, more than the limit of {limit} bytes")]
+    TooLarge {
+        /// Size it would have.
+        size: usize,
+        /// Limit.
+        limit: usize,
+    },
+    /// An addressee's encryption key is a low-order point.
+    #[error("the encryption key on {0}'s card is unusable (low-order point)")]
+    BadAddresseeKey(AgencyId),
+    /// Encryption failed (a bug).
+    #[error("internal error while sealing: {0}")]
+    Internal(String),
+}
+
+impl SealError {
+    /// Who is at fault.
+    pub fn fault(&self) -> Fault {
+        match self {
+            SealError::Internal(_) => Fault::Internal,
+            _ => Fault::Caller,
+        }
+    }
+}
+
+/// The outer metadata of an envelope, readable without decrypting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvelopeInfo {
+    /// The envelope id.
+    pub id: EnvelopeId,
+    /// Size in bytes.
+    pub size: usize,
+    /// Protocol version.
+    pub version: u64,
+    /// Sending agency.
+    pub from: AgencyId,
+    /// Addressee of this envelope.
+    pub to: AgencyId,
+    /// Message id.
+    pub message_id: MessageId,
+    /// Unix seconds at sealing, as the sender states.
+    pub sent_at: u64,
+    /// Case commitment (see [`case_commitment`]).
+    pub case_commitment: Sha256Digest,
+    /// The sender's checkpoint for the case, if carried.
+    pub checkpoint: Option<Vec<u8>>,
+    /// Chain position.
+    pub chain: ChainLink,
+    /// Key id of the signing key.
+    pub signer_key_id: [u8; 32],
+}
+
+/// A verified, decrypted envelope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Opened {
+    /// Outer metadata.
+    pub info: EnvelopeInfo,
+    /// The case.
+    pub case_id: CaseId,
+    /// Every addressee named by the sender.
+    pub recipients: Vec<AgencyId>,
+    /// The message.
+    pub message: Message,
+    /// The inner `COSE_Sign1`, exactly as signed by the sender: proof of origin of the content.
+    pub inner: Vec<u8>,
+}
+
+/// Why an envelope was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// Larger than the limit.
+    #[error("the envelope is {size} bytes, more than the limit of {limit} bytes")]
+    TooLarge {
+        /// Size.
+        size: usize,
+        /// Limit.
+        limit: usize,
+    },
+    /// Not a well-formed envelope.
+    #[error("malformed envelope: {0}")]
+    Malformed(String),
+    /// A protocol version this software does not speak.
+    #[error("the envelope uses protocol version {0}; this software speaks version {PROTOCOL_VERSION}")]
+    UnsupportedVersion(u64),
+    /// The sender has no trusted card here.
+    #[error("unknown sender {0}: no trusted agency card for it (pin its card first)")]
+    UnknownSender(AgencyId),
+    /// The signing key is not the one on the sender's card.
+    #[error("the envelope from {0} is signed with a key that is not on its trusted card")]
+    KeyMismatch(AgencyId),
+    /// The signing key was not valid at the stated time.
+    #[error("the envelope from {from} was signed at {sent_at}, outside its key's validity")]
+    KeyNotValid {
+        /// Sender.
+        from: AgencyId,
+        /// Stated time.
+        sent_at: u64,
+    },
+    /// The outer (origin) signature does not verify.
+    #[error("the origin signature of the envelope from {0} does not verify: it was altered or not sent by {0}")]
+    BadOriginSignature(AgencyId),
+    /// Addressed to another agency.
+    #[error("not a recipient: this envelope is addressed to {to}, not to {us}")]
+    NotAddressee {
+        /// Addressee.
+        to: AgencyId,
+        /// Us.
+        us: AgencyId,
+    },
+    /// Encrypted for a key other than ours.
+    #[error("not a recipient: the envelope is encrypted for another key than {0}'s current encryption key")]
+    WrongEncryptionKey(AgencyId),
+    /// Decryption failed.
+    #[error("the envelope cannot be decrypted: its ciphertext or key agreement data was altered")]
+    Undecryptable,
+    /// The inner signature does not verify.
+    #[error("the inner signature of the message from {0} does not verify")]
+    BadInnerSignature(AgencyId),
+    /// The inner message was signed by another agency, or does not name us: it was re-wrapped
+    /// by a recipient for a third party (surreptitious forwarding).
+    #[error("forwarded message refused: {0}")]
+    Forwarded(String),
+    /// Inner and outer headers disagree.
+    #[error("the envelope's layers disagree: {0}")]
+    HeaderMismatch(String),
+    /// The message body is invalid.
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    /// The recipient's keys do not match its own card (local set-up error).
+    #[error("the local secret keys do not match the local card: {0}")]
+    LocalKeys(String),
+}
+
+impl From<CoseError> for OpenError {
+    fn from(e: CoseError) -> Self {
+        OpenError::Malformed(e.to_string())
+    }
+}
+
+impl OpenError {
+    /// Who is at fault.
+    pub fn fault(&self) -> Fault {
+        match self {
+            OpenError::LocalKeys(_) => Fault::Caller,
+            OpenError::Message(MessageError::Encode(_)) => Fault::Internal,
+            _ => Fault::Peer,
+        }
+    }
+
+    /// The reason code of the rejection receipt that answers this error.
+    pub fn reason_code(&self) -> ReasonCode {
+        match self {
+            OpenError::TooLarge { .. } => ReasonCode::Oversized,
+            OpenError::Malformed(_) => ReasonCode::Malformed,
+            OpenError::UnsupportedVersion(_) => ReasonCode::UnsupportedVersion,
+            OpenError::UnknownSender(_) => ReasonCode::UnknownSender,
+            OpenError::KeyMismatch(_) | OpenError::WrongEncryptionKey(_) => ReasonCode::KeyMismatch,
+            OpenError::KeyNotValid { .. } => ReasonCode::KeyNotValid,
+            OpenError::BadOriginSignature(_) | OpenError::BadInnerSignature(_) => {
+                ReasonCode::BadSignature
+            }
+            OpenError::NotAddressee { .. } => ReasonCode::NotAddressee,
+            OpenError::Undecryptable => ReasonCode::Undecryptable,
+            OpenError::Forwarded(_) => ReasonCode::Forwarded,
+            OpenError::HeaderMismatch(_) => ReasonCode::HeaderMismatch,
+            OpenError::Message(_) => ReasonCode::InvalidSchema,
+            OpenError::LocalKeys(_) => ReasonCode::InternalError,
+        }
+    }
+}
+
+/// Looks up trusted agency cards by id.
+pub trait TrustedCards {
+    /// The trusted card of `id`, if any.
+    fn card(&self, id: &AgencyId) -> Option<&AgencyCard>;
+}
+
+impl TrustedCards for [AgencyCard] {
+    fn card(&self, id: &AgencyId) -> Option<&AgencyCard> {
+        self.iter().find(|c| c.id() == id)
+    }
+}
+
+impl TrustedCards for Vec<AgencyCard> {
+    fn card(&self, id: &AgencyId) -> Option<&AgencyCard> {
+        self.as_slice().card(id)
+    }
+}
+
+impl TrustedCards for std::collections::BTreeMap<AgencyId, AgencyCard> {
+    fn card(&self, id: &AgencyId) -> Option<&AgencyCard> {
+        self.get(id)
+    }
+}
+
+/// The case commitment carried in the outer header: SHA-256("rogatory/case/v1" ‖ 0x00 ‖ case id
+/// bytes). It lets anyone group envelopes by case, and a recipient check the inner case id,
+/// without showing the case id itself.
+pub fn case_commitment(case_id: &CaseId) -> Sha256Digest {
+    let mut h = Sha256::new();
+    h.update(b"rogatory/case/v1\0");
+    h.update(case_id.as_bytes());
+    Sha256Digest(h.finalize().into())
+}
+
+/// Seals `message` for every addressee: one envelope each, all carrying the same inner signed
+/// message that names every addressee.
+pub fn seal(
+    sender: &Sender<'_>,
+    addressees: &[Addressee<'_>],
+    message: &Message,
+    params: &SealParams,
+    limits: &Limits,
+) -> Result<Vec<SealedEnvelope>, SealError> {
+    let secrets: Vec<_> = addressees.iter().map(|_| EnvelopeSecrets::random()).collect();
+    seal_with(sender, addressees, message, params, limits, &secrets)
+}
+
+/// [`seal`] with caller-supplied per-envelope secrets (one per addressee, in order). For test
+/// vectors; production code calls [`seal`].
+pub fn seal_with(
+    sender: &Sender<'_>,
+    addressees: &[Addressee<'_>],
+    message: &Message,
+    params: &SealParams,
+    limits: &Limits,
+    secrets: &[EnvelopeSecrets],
+) -> Result<Vec<SealedEnvelope>, SealError> {
+    message.validate()?;
+    check_sender(sender)?;
+    if addressees.is_empty() {
+        return Err(SealError::Addressees("at least one addressee is needed".into()));
+    }
+    if secrets.len() != addressees.len() {
+        return Err(SealError::Internal("one set of secrets per addressee".into()));
+    }
+    let mut recipients: Vec<AgencyId> = addressees.iter().map(|a| a.card.id().clone()).collect();
+    recipients.sort();
+    if recipients.windows(2).any(|w| w[0] == w[1]) {
+        return Err(SealError::Addressees("an addressee is listed twice".into()));
+    }
+    if recipients.contains(sender.card.id()) {
+        return Err(SealError::Addressees("an agency cannot address a message to itself".into()));
+    }
+    if addressees.iter().any(|a| a.chain.sequence == 0 || (a.chain.sequence == 1) != a.chain.previous.is_none()) {
+        return Err(SealError::Addressees(
+            "chain position: sequence starts at 1, and every envelope but the first names its previous one".into(),
+        ));
+    }
+
+    let body = message.to_cbor()?;
+    if body.len() > limits.max_message_bytes {
+        return Err(SealError::TooLarge {
+            size: body.len(),
+            limit: limits.max_message_bytes,
+        });
+    }
+    let from = Value::Text(sender.card.id().to_string());
+    let inner_header = HeaderBuilder::new()
+        .value(label::VERSION, Value::from(PROTOCOL_VERSION))
+        .value(label::FROM, from.clone())
+        .value(label::MESSAGE_ID, Value::Bytes(params.message_id.as_bytes().to_vec()))
+        .value(label::CASE_ID, Value::Bytes(params.case_id.as_bytes().to_vec()))
+        .value(label::MESSAGE_TYPE, Value::Text(message.kind().as_str().into()))
+        .value(
+            label::RECIPIENTS,
+            Value::Array(recipients.iter().map(|r| Value::Text(r.to_string())).collect()),
+        )
+        .build();
+    let inner = cose::sign1(inner_header, body, &sender.keys.signing);
+    let commitment = case_commitment(&params.case_id);
+
+    let mut out = Vec::with_capacity(addressees.len());
+    for (a, s) in addressees.iter().zip(secrets) {
+        let encrypted = encrypt_for(a.card, &inner, s)?;
+        let mut h = HeaderBuilder::new()
+            .value(label::VERSION, Value::from(PROTOCOL_VERSION))
+            .value(label::FROM, from.clone())
+            .value(label::TO, Value::Text(a.card.id().to_string()))
+            .value(label::MESSAGE_ID, Value::Bytes(params.message_id.as_bytes().to_vec()))
+            .value(label::SENT_AT, Value::from(params.sent_at))
+            .value(label::CASE_COMMITMENT, Value::Bytes(commitment.0.to_vec()));
+        if let Some(cp) = &params.checkpoint {
+            h = h.value(label::CHECKPOINT, Value::Bytes(cp.clone()));
+        }
+        h = h.value(label::SEQUENCE, Value::from(a.chain.sequence));
+        if let Some(prev) = a.chain.previous {
+            h = h.value(label::PREVIOUS, Value::Bytes(prev.0.to_vec()));
+        }
+        let bytes = cose::sign1(h.build(), encrypted, &sender.keys.signing);
+        if bytes.len() > limits.max_envelope_bytes {
+            return Err(SealError::TooLarge {
+                size: bytes.len(),
+                limit: limits.max_envelope_bytes,
+            });
+        }
+        out.push(SealedEnvelope {
+            to: a.card.id().clone(),
+            id: Sha256Digest::of(&bytes),
+            bytes,
+        });
+    }
+    Ok(out)
+}
+
+fn check_sender(sender: &Sender<'_>) -> Result<(), SealError> {
+    if sender.keys.signing.verifying_key() != sender.card.signing_key()
+        || sender.keys.encryption.public_key() != sender.card.encryption_key()
+    {
+        return Err(SealError::KeyMismatch(sender.card.id().clone()));
+    }
+    Ok(())
+}
+
+/// The protected header of the recipient structure: `{1: -25}`.
+fn recipient_protected() -> Header {
+    HeaderBuilder::new()
+        .algorithm(iana::Algorithm::ECDH_ES_HKDF_256)
+        .build()
+}
+
+/// COSE_KDF_Context (RFC 9053 §5.2) for direct ECDH-ES with ChaCha20/Poly1305: no party
+/// information, key length 256 bits, and the recipient's serialized protected header.
+fn kdf_context(recipient_protected: &[u8]) -> Vec<u8> {
+    let null3 = || Value::Array(vec![Value::Null, Value::Null, Value::Null]);
+    let ctx = Value::Array(vec![
+        Value::from(iana::Algorithm::ChaCha20Poly1305 as i64),
+        null3(),
+        null3(),
+        Value::Array(vec![
+            Value::from(256u64),
+            Value::Bytes(recipient_protected.to_vec()),
+        ]),
+    ]);
+    let mut out = Vec::with_capacity(32);
+    let _ = ciborium::into_writer(&ctx, &mut out);
+    out
+}
+
+/// HKDF-SHA-256 with no salt over the shared secret, `info` = the KDF context.
+fn derive_cek(shared: &[u8; 32], recipient_protected: &[u8]) -> Zeroizing<[u8; 32]> {
+    let hk = Hkdf::<Sha256>::new(None, shared);
+    let mut cek = Zeroizing::new([0u8; 32]);
+    // 32 bytes is always a valid HKDF-SHA-256 output length.
+    let _ = hk.expand(&kdf_context(recipient_protected), cek.as_mut());
+    cek
+}
+
+fn ephemeral_cose_key(public: &[u8; 32]) -> Value {
+    Value::Map(vec![
+        (Value::from(1), Value::from(KTY_OKP)),
+        (Value::from(-1), Value::from(CRV_X25519)),
+        (Value::from(-2), Value::Bytes(public.to_vec())),
+    ])
+}
+
+fn encrypt_for(card: &AgencyCard, inner: &[u8], s: &EnvelopeSecrets) -> Result<Vec<u8>, SealError> {
+    let eph = EncryptionSecretKey::from_bytes(&s.ephemeral);
+    let shared = eph.diffie_hellman(card.encryption_key().dalek());
+    if !shared.was_contributory() {
+        return Err(SealError::BadAddresseeKey(card.id().clone()));
+    }
+    let rp = recipient_protected();
+    let rp_bytes = rp.clone().to_vec().map_err(|e| SealError::Internal(e.to_string()))?;
+    let cek = derive_cek(shared.as_bytes(), &rp_bytes);
+    let recipient = CoseRecipientBuilder::new()
+        .protected(rp)
+        .unprotected(
+            HeaderBuilder::new()
+                .key_id(card.encryption_key().id().to_vec())
+                .value(
+                    iana::HeaderAlgorithmParameter::EphemeralKey as i64,
+                    ephemeral_cose_key(eph.public_key().as_bytes()),
+                )
+                .build(),
+        )
+        .ciphertext(Vec::new())
+        .build();
+    let cipher = ChaCha20Poly1305::new_from_slice(cek.as_ref())
+        .map_err(|_| SealError::Internal("content key length".into()))?;
+    let mut failed = false;
+    let enc = coset::CoseEncryptBuilder::new()
+        .protected(
+            HeaderBuilder::new()
+                .algorithm(iana::Algorithm::ChaCha20Poly1305)
+                .build(),
+        )
+        .unprotected(HeaderBuilder::new().iv(s.nonce.to_vec()).build())
+        .create_ciphertext(inner, &[], |pt, aad| {
+            cipher
+                .encrypt((&s.nonce).into(), Payload { msg: pt, aad })
+                .unwrap_or_else(|_| {
+                    failed = true;
+                    Vec::new()
+                })
+        })
+        .add_recipient(recipient)
+        .build();
+    if failed {
+        return Err(SealError::Internal("ChaCha20/Poly1305 encryption failed".into()));
+    }
+    enc.to_tagged_vec().map_err(|e| SealError::Internal(e.to_string()))
+}
+
+/// Reads the outer metadata without verifying anything. For display only: nothing it returns
+/// is authenticated until [`verify_origin`] or [`open`] succeeds.
+pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<EnvelopeInfo, OpenError> {
+    parse_outer(bytes, limits).map(|(info, _)| info)
+}
+
+fn parse_outer(bytes: &[u8], limits: &Limits) -> Result<(EnvelopeInfo, coset::CoseSign1), OpenError> {
+    if bytes.len() > limits.max_envelope_bytes {
+        return Err(OpenError::TooLarge {
+            size: bytes.len(),
+            limit: limits.max_envelope_bytes,
+        });
+    }
+    const W: &str = "envelope";
+    let s = cose::parse_sign1(bytes, W)?;
+    let h = &s.protected.header;
+    let version = cose::get_uint(h, label::VERSION, W, "version")?;
+    if version != PROTOCOL_VERSION {
+        return Err(OpenError::UnsupportedVersion(version));
+    }
+    cose::only_labels(
+        h,
+        &[
+            label::VERSION,
+            label::FROM,
+            label::TO,
+            label::MESSAGE_ID,
+            label::SENT_AT,
+            label::CASE_COMMITMENT,
+            label::CHECKPOINT,
+            label::SEQUENCE,
+            label::PREVIOUS,
+        ],
+        W,
+    )?;
+    let agency = |l, p| -> Result<AgencyId, OpenError> {
+        AgencyId::new(cose::get_text(h, l, W, p)?).map_err(|e| OpenError::Malformed(e.to_string()))
+    };
+    let from = agency(label::FROM, "from")?;
+    let to = agency(label::TO, "to")?;
+    let message_id = MessageId::from_bytes(cose::get_fixed(h, label::MESSAGE_ID, W, "message id")?);
+    let sent_at = cose::get_uint(h, label::SENT_AT, W, "sent-at")?;
+    let case_commitment = Sha256Digest(cose::get_fixed(h, label::CASE_COMMITMENT, W, "case commitment")?);
+    let checkpoint = cose::get_bytes(h, label::CHECKPOINT, W, "checkpoint")?.map(<[u8]>::to_vec);
+    let sequence = cose::get_uint(h, label::SEQUENCE, W, "sequence")?;
+    let previous = match cose::get_bytes(h, label::PREVIOUS, W, "previous")? {
+        Some(_) => Some(Sha256Digest(cose::get_fixed(h, label::PREVIOUS, W, "previous")?)),
+        None => None,
+    };
+    if sequence == 0 || (sequence == 1) != previous.is_none() {
+        return Err(OpenError::Malformed(
+            "chain position: sequence starts at 1, and only the first envelope has no previous one".into(),
+        ));
+    }
+    let mut signer_key_id = [0u8; 32];
+    signer_key_id.copy_from_slice(&h.key_id);
+    let info = EnvelopeInfo {
+        id: Sha256Digest::of(bytes),
+        size: bytes.len(),
+        version,
+        from,
+        to,
+        message_id,
+        sent_at,
+        case_commitment,
+        checkpoint,
+        chain: ChainLink { sequence, previous },
+        signer_key_id,
+    };
+    Ok((info, s))
+}
+
+fn check_origin(
+    info: &EnvelopeInfo,
+    s: &coset::CoseSign1,
+    card: &AgencyCard,
+    limits: &Limits,
+) -> Result<(), OpenError> {
+    if card.id() != &info.from {
+        return Err(OpenError::UnknownSender(info.from.clone()));
+    }
+    if &info.signer_key_id != card.signing_key().id() {
+        return Err(OpenError::KeyMismatch(info.from.clone()));
+    }
+    check_key_validity(card, &info.signer_key_id, &info.from, info.sent_at, limits)?;
+    if !cose::verify_sign1(s, card.signing_key()) {
+        return Err(OpenError::BadOriginSignature(info.from.clone()));
+    }
+    Ok(())
+}
+
+fn check_key_validity(
+    card: &AgencyCard,
+    kid: &[u8; 32],
+    from: &AgencyId,
+    sent_at: u64,
+    limits: &Limits,
+) -> Result<(), OpenError> {
+    let (valid_from, valid_until) = card
+        .key_validity(kid)
+        .ok_or_else(|| OpenError::KeyMismatch(from.clone()))?;
+    let early = sent_at.saturating_add(limits.clock_skew_secs) < valid_from;
+    let late = valid_until.is_some_and(|u| sent_at >= u);
+    if early || late {
+        return Err(OpenError::KeyNotValid {
+            from: from.clone(),
+            sent_at,
+        });
+    }
+    Ok(())
+}
+
+/// Checks the outer signature against the sender's card, without decrypting: what a relay,
+/// the recipient before decrypting, or an auditor without the content can verify.
+pub fn verify_origin(
+    bytes: &[u8],
+    sender: &AgencyCard,
+    limits: &Limits,
+) -> Result<EnvelopeInfo, OpenError> {
+    let (info, s) = parse_outer(bytes, limits)?;
+    check_origin(&info, &s, sender, limits)?;
+    Ok(info)
+}
+
+/// The receiving side: its card and secret keys.
+pub struct Recipient<'a> {
+    /// Our card.
+    pub card: &'a AgencyCard,
+    /// Our secret keys.
+    pub keys: &'a AgencySecretKeys,
+}
+
+/// Verifies and opens an envelope addressed to `recipient`, from a sender whose card is in
+/// `trusted`. Every check of spec/PROTOCOL.md §3.6 runs, in order; the first failure is
+/// returned.
+pub fn open(
+    bytes: &[u8],
+    recipient: &Recipient<'_>,
+    trusted: &(impl TrustedCards + ?Sized),
+    limits: &Limits,
+) -> Result<Opened, OpenError> {
+    if recipient.keys.encryption.public_key() != recipient.card.encryption_key()
+        || recipient.keys.signing.verifying_key() != recipient.card.signing_key()
+    {
+        return Err(OpenError::LocalKeys(recipient.card.id().to_string()));
+    }
+    let (info, outer) = parse_outer(bytes, limits)?;
+    let card = trusted
+        .card(&info.from)
+        .ok_or_else(|| OpenError::UnknownSender(info.from.clone()))?;
+    check_origin(&info, &outer, card, limits)?;
+    let us = recipient.card.id();
+    if &info.to != us {
+        return Err(OpenError::NotAddressee {
+            to: info.to.clone(),
+            us: us.clone(),
+        });
+    }
+
+    let inner = decrypt(outer.payload.as_deref().unwrap_or_default(), recipient)?;
+
+    const W: &str = "inner message";
+    let s = cose::parse_sign1(&inner, W)?;
+    let h = &s.protected.header;
+    cose::only_labels(
+        h,
+        &[
+            label::VERSION,
+            label::FROM,
+            label::MESSAGE_ID,
+            label::CASE_ID,
+            label::MESSAGE_TYPE,
+            label::RECIPIENTS,
+        ],
+        W,
+    )?;
+    let inner_from = AgencyId::new(cose::get_text(h, label::FROM, W, "from")?)
+        .map_err(|e| OpenError::Malformed(e.to_string()))?;
+    if inner_from != info.from || h.key_id.as_slice() != card.signing_key().id() {
+        return Err(OpenError::Forwarded(format!(
+            "the message inside was signed by {inner_from}, but the envelope comes from {}",
+            info.from
+        )));
+    }
+    if !cose::verify_sign1(&s, card.signing_key()) {
+        return Err(OpenError::BadInnerSignature(info.from.clone()));
+    }
+    let version = cose::get_uint(h, label::VERSION, W, "version")?;
+    if version != PROTOCOL_VERSION {
+        return Err(OpenError::UnsupportedVersion(version));
+    }
+    let recipients = match cose::get(h, label::RECIPIENTS) {
+        Some(Value::Array(items)) if !items.is_empty() => items
+            .iter()
+            .map(|v| match v {
+                Value::Text(t) => AgencyId::new(t).map_err(|e| OpenError::Malformed(e.to_string())),
+                _ => Err(OpenError::Malformed("recipients must be text".into())),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => return Err(OpenError::Malformed("inner header: recipients missing".into())),
+    };
+    if !recipients.windows(2).all(|w| w[0] < w[1]) {
+        return Err(OpenError::Malformed("inner header: recipients must be sorted and unique".into()));
+    }
+    if !recipients.contains(us) {
+        return Err(OpenError::Forwarded(format!(
+            "the sender addressed the message to {}, not to {us}",
+            recipients.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let message_id = MessageId::from_bytes(cose::get_fixed(h, label::MESSAGE_ID, W, "message id")?);
+    if message_id != info.message_id {
+        return Err(OpenError::HeaderMismatch("message ids differ".into()));
+    }
+    let case_id = CaseId::from_bytes(cose::get_fixed(h, label::CASE_ID, W, "case id")?);
+    if case_commitment(&case_id) != info.case_commitment {
+        return Err(OpenError::HeaderMismatch("the case commitment does not match the case id".into()));
+    }
+    let kind: MessageType = cose::get_text(h, label::MESSAGE_TYPE, W, "type")?
+        .parse()
+        .map_err(|e: crate::message::UnknownMessageType| OpenError::Malformed(e.to_string()))?;
+    let message = Message::from_cbor(
+        kind,
+        s.payload.as_deref().unwrap_or_default(),
+        limits.max_message_bytes,
+    )?;
+    Ok(Opened {
+        info,
+        case_id,
+        recipients,
+        message,
+        inner,
+    })
+}
+
+fn decrypt(payload: &[u8], recipient: &Recipient<'_>) -> Result<Vec<u8>, OpenError> {
+    let enc = CoseEncrypt::from_tagged_slice(payload)
+        .map_err(|e| OpenError::Malformed(format!("encrypted layer: {e}")))?;
+    let bad = |m: &str| OpenError::Malformed(format!("encrypted layer: {m}"));
+    if enc.protected.header.alg != Some(coset::Algorithm::Assigned(iana::Algorithm::ChaCha20Poly1305))
+        || enc.protected.header.rest.len() + enc.unprotected.rest.len() != 0
+    {
+        return Err(bad("content algorithm must be ChaCha20/Poly1305 (24), with no other parameters"));
+    }
+    let nonce: [u8; 12] = enc
+        .unprotected
+        .iv
+        .as_slice()
+        .try_into()
+        .map_err(|_| bad("the IV must be 12 bytes"))?;
+    let [r] = enc.recipients.as_slice() else {
+        return Err(bad("exactly one recipient structure is required"));
+    };
+    if r.protected.header.alg != Some(coset::Algorithm::Assigned(iana::Algorithm::ECDH_ES_HKDF_256))
+        || !r.recipients.is_empty()
+        || r.ciphertext.as_deref() != Some(&[])
+    {
+        return Err(bad("the recipient must use ECDH-ES + HKDF-256 (-25) with an empty ciphertext"));
+    }
+    if r.unprotected.key_id.as_slice() != recipient.card.encryption_key().id() {
+        return Err(OpenError::WrongEncryptionKey(recipient.card.id().clone()));
+    }
+    let eph = match r.unprotected.rest.as_slice() {
+        [(coset::Label::Int(-1), Value::Map(m))] => parse_ephemeral(m).ok_or_else(|| bad("the ephemeral key must be an X25519 COSE_Key"))?,
+        _ => return Err(bad("the recipient must carry the ephemeral key (-1) and nothing else")),
+    };
+    let shared = recipient
+        .keys
+        .encryption
+        .diffie_hellman(&x25519_dalek::PublicKey::from(eph));
+    if !shared.was_contributory() {
+        return Err(OpenError::Undecryptable);
+    }
+    let rp_bytes = r.protected.original_data.clone().unwrap_or_default();
+    let cek = derive_cek(shared.as_bytes(), &rp_bytes);
+    let cipher = ChaCha20Poly1305::new_from_slice(cek.as_ref())
+        .map_err(|_| OpenError::Undecryptable)?;
+    enc.decrypt_ciphertext(
+        &[],
+        || OpenError::Malformed("encrypted layer: no ciphertext".into()),
+        |ct, aad| {
+            cipher
+                .decrypt((&nonce).into(), Payload { msg: ct, aad })
+                .map_err(|_| OpenError::Undecryptable)
+        },
+    )
+}
+
+fn parse_ephemeral(m: &[(Value, Value)]) -> Option<[u8; 32]> {
+    let get = |l: i64| {
+        m.iter()
+            .find(|(k, _)| k.as_integer().is_some_and(|i| i128::from(i) == i128::from(l)))
+            .map(|(_, v)| v)
+    };
+    if m.len() != 3
+        || get(1)?.as_integer()? != KTY_OKP.into()
+        || get(-1)?.as_integer()? != CRV_X25519.into()
+    {
+        return None;
+    }
+    get(-2)?.as_bytes()?.as_slice().try_into().ok()
+}
