@@ -12,9 +12,7 @@ use sha2::{Digest, Sha256};
 use crate::cbor;
 use crate::cose::{self, CoseError};
 use crate::ids::AgencyId;
-use crate::keys::{
-    AgencySecretKeys, EncryptionPublicKey, KeyError, KeyId, VerifyingKey,
-};
+use crate::keys::{AgencySecretKeys, EncryptionPublicKey, KeyError, KeyId, VerifyingKey};
 
 /// Largest card this crate decodes.
 pub const MAX_CARD_BYTES: usize = 64 * 1024;
@@ -324,7 +322,11 @@ fn check_body(body: &CardBody) -> Result<(), CardError> {
         return bad("a card lists at least one role");
     }
     let signs = body.keys.iter().filter(|k| k.usage == KeyUse::Sign).count();
-    let encs = body.keys.iter().filter(|k| k.usage == KeyUse::Encrypt).count();
+    let encs = body
+        .keys
+        .iter()
+        .filter(|k| k.usage == KeyUse::Encrypt)
+        .count();
     if signs != 1 || encs != 1 || body.keys.len() != 2 {
         return bad("a card lists exactly one signing and one encryption key");
     }

@@ -296,10 +296,7 @@ mod tests {
         // Keys out of order.
         let unsorted = hex::decode("a2657a656272610161616178").unwrap();
         let err = from_slice::<Sample>(&unsorted, 100, "sample").unwrap_err();
-        assert!(
-            matches!(err, DecodeError::NotDeterministic { .. }),
-            "{err}"
-        );
+        assert!(matches!(err, DecodeError::NotDeterministic { .. }), "{err}");
 
         // A non-shortest integer (0x18 0x01 for 1).
         let long_int = hex::decode("a261616178657a656272611801").unwrap();

@@ -13,8 +13,8 @@
 //!
 //! spec/PROTOCOL.md §3 is the normative description; this module follows it step by step.
 
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::ChaCha20Poly1305;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use ciborium::Value;
 use coset::iana;
 use coset::{
@@ -28,9 +28,7 @@ use zeroize::Zeroizing;
 use crate::card::AgencyCard;
 use crate::cose::{self, CoseError, label};
 use crate::ids::{AgencyId, CaseId, EnvelopeId, MessageId, Sha256Digest};
-use crate::keys::{
-    AgencySecretKeys, CRV_X25519, EncryptionSecretKey, KTY_OKP, fill_random,
-};
+use crate::keys::{AgencySecretKeys, CRV_X25519, EncryptionSecretKey, KTY_OKP, fill_random};
 use crate::message::{Message, MessageError, MessageType};
 use crate::receipt::ReasonCode;
 
@@ -252,7 +250,9 @@ pub enum OpenError {
     #[error("malformed envelope: {0}")]
     Malformed(String),
     /// A protocol version this software does not speak.
-    #[error("the envelope uses protocol version {0}; this software speaks version {PROTOCOL_VERSION}")]
+    #[error(
+        "the envelope uses protocol version {0}; this software speaks version {PROTOCOL_VERSION}"
+    )]
     UnsupportedVersion(u64),
     /// The sender has no trusted card here.
     #[error("unknown sender {0}: no trusted agency card for it (pin its card first)")]
@@ -269,7 +269,9 @@ pub enum OpenError {
         sent_at: u64,
     },
     /// The outer (origin) signature does not verify.
-    #[error("the origin signature of the envelope from {0} does not verify: it was altered or not sent by {0}")]
+    #[error(
+        "the origin signature of the envelope from {0} does not verify: it was altered or not sent by {0}"
+    )]
     BadOriginSignature(AgencyId),
     /// Addressed to another agency.
     #[error("not a recipient: this envelope is addressed to {to}, not to {us}")]
@@ -280,7 +282,9 @@ pub enum OpenError {
         us: AgencyId,
     },
     /// Encrypted for a key other than ours.
-    #[error("not a recipient: the envelope is encrypted for another key than {0}'s current encryption key")]
+    #[error(
+        "not a recipient: the envelope is encrypted for another key than {0}'s current encryption key"
+    )]
     WrongEncryptionKey(AgencyId),
     /// Decryption failed.
     #[error("the envelope cannot be decrypted: its ciphertext or key agreement data was altered")]
@@ -384,7 +388,10 @@ pub fn seal(
     params: &SealParams,
     limits: &Limits,
 ) -> Result<Vec<SealedEnvelope>, SealError> {
-    let secrets: Vec<_> = addressees.iter().map(|_| EnvelopeSecrets::random()).collect();
+    let secrets: Vec<_> = addressees
+        .iter()
+        .map(|_| EnvelopeSecrets::random())
+        .collect();
     seal_with(sender, addressees, message, params, limits, &secrets)
 }
 
@@ -401,10 +408,14 @@ pub fn seal_with(
     message.validate()?;
     check_sender(sender)?;
     if addressees.is_empty() {
-        return Err(SealError::Addressees("at least one addressee is needed".into()));
+        return Err(SealError::Addressees(
+            "at least one addressee is needed".into(),
+        ));
     }
     if secrets.len() != addressees.len() {
-        return Err(SealError::Internal("one set of secrets per addressee".into()));
+        return Err(SealError::Internal(
+            "one set of secrets per addressee".into(),
+        ));
     }
     let mut recipients: Vec<AgencyId> = addressees.iter().map(|a| a.card.id().clone()).collect();
     recipients.sort();
@@ -412,9 +423,14 @@ pub fn seal_with(
         return Err(SealError::Addressees("an addressee is listed twice".into()));
     }
     if recipients.contains(sender.card.id()) {
-        return Err(SealError::Addressees("an agency cannot address a message to itself".into()));
+        return Err(SealError::Addressees(
+            "an agency cannot address a message to itself".into(),
+        ));
     }
-    if addressees.iter().any(|a| a.chain.sequence == 0 || (a.chain.sequence == 1) != a.chain.previous.is_none()) {
+    if addressees
+        .iter()
+        .any(|a| a.chain.sequence == 0 || (a.chain.sequence == 1) != a.chain.previous.is_none())
+    {
         return Err(SealError::Addressees(
             "chain position: sequence starts at 1, and every envelope but the first names its previous one".into(),
         ));
@@ -427,16 +443,29 @@ pub fn seal_with(
             limit: limits.max_message_bytes,
         });
     }
-    let from = Value::Text(sender.card.id().to_string());
     let inner_header = HeaderBuilder::new()
         .value(label::VERSION, Value::from(PROTOCOL_VERSION))
-        .value(label::FROM, from.clone())
-        .value(label::MESSAGE_ID, Value::Bytes(params.message_id.as_bytes().to_vec()))
-        .value(label::CASE_ID, Value::Bytes(params.case_id.as_bytes().to_vec()))
-        .value(label::MESSAGE_TYPE, Value::Text(message.kind().as_str().into()))
+        .value(label::FROM, Value::Text(sender.card.id().to_string()))
+        .value(
+            label::MESSAGE_ID,
+            Value::Bytes(params.message_id.as_bytes().to_vec()),
+        )
+        .value(
+            label::CASE_ID,
+            Value::Bytes(params.case_id.as_bytes().to_vec()),
+        )
+        .value(
+            label::MESSAGE_TYPE,
+            Value::Text(message.kind().as_str().into()),
+        )
         .value(
             label::RECIPIENTS,
-            Value::Array(recipients.iter().map(|r| Value::Text(r.to_string())).collect()),
+            Value::Array(
+                recipients
+                    .iter()
+                    .map(|r| Value::Text(r.to_string()))
+                    .collect(),
+            ),
         )
         .build();
     let inner = cose::sign1(inner_header, body, &sender.keys.signing);
@@ -444,22 +473,7 @@ pub fn seal_with(
 
     let mut out = Vec::with_capacity(addressees.len());
     for (a, s) in addressees.iter().zip(secrets) {
-        let encrypted = encrypt_for(a.card, &inner, s)?;
-        let mut h = HeaderBuilder::new()
-            .value(label::VERSION, Value::from(PROTOCOL_VERSION))
-            .value(label::FROM, from.clone())
-            .value(label::TO, Value::Text(a.card.id().to_string()))
-            .value(label::MESSAGE_ID, Value::Bytes(params.message_id.as_bytes().to_vec()))
-            .value(label::SENT_AT, Value::from(params.sent_at))
-            .value(label::CASE_COMMITMENT, Value::Bytes(commitment.0.to_vec()));
-        if let Some(cp) = &params.checkpoint {
-            h = h.value(label::CHECKPOINT, Value::Bytes(cp.clone()));
-        }
-        h = h.value(label::SEQUENCE, Value::from(a.chain.sequence));
-        if let Some(prev) = a.chain.previous {
-            h = h.value(label::PREVIOUS, Value::Bytes(prev.0.to_vec()));
-        }
-        let bytes = cose::sign1(h.build(), encrypted, &sender.keys.signing);
+        let bytes = wrap(&inner, sender, a, &commitment, params, s)?;
         if bytes.len() > limits.max_envelope_bytes {
             return Err(SealError::TooLarge {
                 size: bytes.len(),
@@ -473,6 +487,66 @@ pub fn seal_with(
         });
     }
     Ok(out)
+}
+
+/// Encrypts a signed inner message for one addressee and signs the outer layer.
+fn wrap(
+    inner: &[u8],
+    sender: &Sender<'_>,
+    a: &Addressee<'_>,
+    commitment: &Sha256Digest,
+    params: &SealParams,
+    s: &EnvelopeSecrets,
+) -> Result<Vec<u8>, SealError> {
+    let encrypted = encrypt_for(a.card, inner, s)?;
+    let mut h = HeaderBuilder::new()
+        .value(label::VERSION, Value::from(PROTOCOL_VERSION))
+        .value(label::FROM, Value::Text(sender.card.id().to_string()))
+        .value(label::TO, Value::Text(a.card.id().to_string()))
+        .value(
+            label::MESSAGE_ID,
+            Value::Bytes(params.message_id.as_bytes().to_vec()),
+        )
+        .value(label::SENT_AT, Value::from(params.sent_at))
+        .value(label::CASE_COMMITMENT, Value::Bytes(commitment.0.to_vec()));
+    if let Some(cp) = &params.checkpoint {
+        h = h.value(label::CHECKPOINT, Value::Bytes(cp.clone()));
+    }
+    h = h.value(label::SEQUENCE, Value::from(a.chain.sequence));
+    if let Some(prev) = a.chain.previous {
+        h = h.value(label::PREVIOUS, Value::Bytes(prev.0.to_vec()));
+    }
+    Ok(cose::sign1(h.build(), encrypted, &sender.keys.signing))
+}
+
+/// Building blocks for tests that must construct envelopes the normal API refuses to build.
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing {
+    use super::*;
+
+    /// Wraps an arbitrary inner `COSE_Sign1` in a correctly encrypted and signed envelope from
+    /// `sender` to `to`: what a dishonest recipient would do to forward a message it received.
+    pub fn rewrap(
+        inner: &[u8],
+        sender: &Sender<'_>,
+        to: &AgencyCard,
+        params: &SealParams,
+    ) -> Vec<u8> {
+        let a = Addressee {
+            card: to,
+            chain: ChainLink::FIRST,
+        };
+        wrap(
+            inner,
+            sender,
+            &a,
+            &case_commitment(&params.case_id),
+            params,
+            &EnvelopeSecrets::random(),
+        )
+        .unwrap_or_default()
+    }
 }
 
 fn check_sender(sender: &Sender<'_>) -> Result<(), SealError> {
@@ -533,7 +607,10 @@ fn encrypt_for(card: &AgencyCard, inner: &[u8], s: &EnvelopeSecrets) -> Result<V
         return Err(SealError::BadAddresseeKey(card.id().clone()));
     }
     let rp = recipient_protected();
-    let rp_bytes = rp.clone().to_vec().map_err(|e| SealError::Internal(e.to_string()))?;
+    let rp_bytes = rp
+        .clone()
+        .to_vec()
+        .map_err(|e| SealError::Internal(e.to_string()))?;
     let cek = derive_cek(shared.as_bytes(), &rp_bytes);
     let recipient = CoseRecipientBuilder::new()
         .protected(rp)
@@ -569,9 +646,12 @@ fn encrypt_for(card: &AgencyCard, inner: &[u8], s: &EnvelopeSecrets) -> Result<V
         .add_recipient(recipient)
         .build();
     if failed {
-        return Err(SealError::Internal("ChaCha20/Poly1305 encryption failed".into()));
+        return Err(SealError::Internal(
+            "ChaCha20/Poly1305 encryption failed".into(),
+        ));
     }
-    enc.to_tagged_vec().map_err(|e| SealError::Internal(e.to_string()))
+    enc.to_tagged_vec()
+        .map_err(|e| SealError::Internal(e.to_string()))
 }
 
 /// Reads the outer metadata without verifying anything. For display only: nothing it returns
@@ -580,7 +660,10 @@ pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<EnvelopeInfo, OpenError>
     parse_outer(bytes, limits).map(|(info, _)| info)
 }
 
-fn parse_outer(bytes: &[u8], limits: &Limits) -> Result<(EnvelopeInfo, coset::CoseSign1), OpenError> {
+fn parse_outer(
+    bytes: &[u8],
+    limits: &Limits,
+) -> Result<(EnvelopeInfo, coset::CoseSign1), OpenError> {
     if bytes.len() > limits.max_envelope_bytes {
         return Err(OpenError::TooLarge {
             size: bytes.len(),
@@ -616,16 +699,27 @@ fn parse_outer(bytes: &[u8], limits: &Limits) -> Result<(EnvelopeInfo, coset::Co
     let to = agency(label::TO, "to")?;
     let message_id = MessageId::from_bytes(cose::get_fixed(h, label::MESSAGE_ID, W, "message id")?);
     let sent_at = cose::get_uint(h, label::SENT_AT, W, "sent-at")?;
-    let case_commitment = Sha256Digest(cose::get_fixed(h, label::CASE_COMMITMENT, W, "case commitment")?);
+    let case_commitment = Sha256Digest(cose::get_fixed(
+        h,
+        label::CASE_COMMITMENT,
+        W,
+        "case commitment",
+    )?);
     let checkpoint = cose::get_bytes(h, label::CHECKPOINT, W, "checkpoint")?.map(<[u8]>::to_vec);
     let sequence = cose::get_uint(h, label::SEQUENCE, W, "sequence")?;
     let previous = match cose::get_bytes(h, label::PREVIOUS, W, "previous")? {
-        Some(_) => Some(Sha256Digest(cose::get_fixed(h, label::PREVIOUS, W, "previous")?)),
+        Some(_) => Some(Sha256Digest(cose::get_fixed(
+            h,
+            label::PREVIOUS,
+            W,
+            "previous",
+        )?)),
         None => None,
     };
     if sequence == 0 || (sequence == 1) != previous.is_none() {
         return Err(OpenError::Malformed(
-            "chain position: sequence starts at 1, and only the first envelope has no previous one".into(),
+            "chain position: sequence starts at 1, and only the first envelope has no previous one"
+                .into(),
         ));
     }
     let mut signer_key_id = [0u8; 32];
@@ -773,15 +867,25 @@ pub fn open(
                 _ => Err(OpenError::Malformed("recipients must be text".into())),
             })
             .collect::<Result<Vec<_>, _>>()?,
-        _ => return Err(OpenError::Malformed("inner header: recipients missing".into())),
+        _ => {
+            return Err(OpenError::Malformed(
+                "inner header: recipients missing".into(),
+            ));
+        }
     };
     if !recipients.windows(2).all(|w| w[0] < w[1]) {
-        return Err(OpenError::Malformed("inner header: recipients must be sorted and unique".into()));
+        return Err(OpenError::Malformed(
+            "inner header: recipients must be sorted and unique".into(),
+        ));
     }
     if !recipients.contains(us) {
         return Err(OpenError::Forwarded(format!(
             "the sender addressed the message to {}, not to {us}",
-            recipients.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ")
+            recipients
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )));
     }
     let message_id = MessageId::from_bytes(cose::get_fixed(h, label::MESSAGE_ID, W, "message id")?);
@@ -790,7 +894,9 @@ pub fn open(
     }
     let case_id = CaseId::from_bytes(cose::get_fixed(h, label::CASE_ID, W, "case id")?);
     if case_commitment(&case_id) != info.case_commitment {
-        return Err(OpenError::HeaderMismatch("the case commitment does not match the case id".into()));
+        return Err(OpenError::HeaderMismatch(
+            "the case commitment does not match the case id".into(),
+        ));
     }
     let kind: MessageType = cose::get_text(h, label::MESSAGE_TYPE, W, "type")?
         .parse()
@@ -813,10 +919,15 @@ fn decrypt(payload: &[u8], recipient: &Recipient<'_>) -> Result<Vec<u8>, OpenErr
     let enc = CoseEncrypt::from_tagged_slice(payload)
         .map_err(|e| OpenError::Malformed(format!("encrypted layer: {e}")))?;
     let bad = |m: &str| OpenError::Malformed(format!("encrypted layer: {m}"));
-    if enc.protected.header.alg != Some(coset::Algorithm::Assigned(iana::Algorithm::ChaCha20Poly1305))
+    if enc.protected.header.alg
+        != Some(coset::Algorithm::Assigned(
+            iana::Algorithm::ChaCha20Poly1305,
+        ))
         || enc.protected.header.rest.len() + enc.unprotected.rest.len() != 0
     {
-        return Err(bad("content algorithm must be ChaCha20/Poly1305 (24), with no other parameters"));
+        return Err(bad(
+            "content algorithm must be ChaCha20/Poly1305 (24), with no other parameters",
+        ));
     }
     let nonce: [u8; 12] = enc
         .unprotected
@@ -827,18 +938,29 @@ fn decrypt(payload: &[u8], recipient: &Recipient<'_>) -> Result<Vec<u8>, OpenErr
     let [r] = enc.recipients.as_slice() else {
         return Err(bad("exactly one recipient structure is required"));
     };
-    if r.protected.header.alg != Some(coset::Algorithm::Assigned(iana::Algorithm::ECDH_ES_HKDF_256))
+    if r.protected.header.alg
+        != Some(coset::Algorithm::Assigned(
+            iana::Algorithm::ECDH_ES_HKDF_256,
+        ))
         || !r.recipients.is_empty()
         || r.ciphertext.as_deref() != Some(&[])
     {
-        return Err(bad("the recipient must use ECDH-ES + HKDF-256 (-25) with an empty ciphertext"));
+        return Err(bad(
+            "the recipient must use ECDH-ES + HKDF-256 (-25) with an empty ciphertext",
+        ));
     }
     if r.unprotected.key_id.as_slice() != recipient.card.encryption_key().id() {
         return Err(OpenError::WrongEncryptionKey(recipient.card.id().clone()));
     }
     let eph = match r.unprotected.rest.as_slice() {
-        [(coset::Label::Int(-1), Value::Map(m))] => parse_ephemeral(m).ok_or_else(|| bad("the ephemeral key must be an X25519 COSE_Key"))?,
-        _ => return Err(bad("the recipient must carry the ephemeral key (-1) and nothing else")),
+        [(coset::Label::Int(-1), Value::Map(m))] => {
+            parse_ephemeral(m).ok_or_else(|| bad("the ephemeral key must be an X25519 COSE_Key"))?
+        }
+        _ => {
+            return Err(bad(
+                "the recipient must carry the ephemeral key (-1) and nothing else",
+            ));
+        }
     };
     let shared = recipient
         .keys
@@ -849,8 +971,8 @@ fn decrypt(payload: &[u8], recipient: &Recipient<'_>) -> Result<Vec<u8>, OpenErr
     }
     let rp_bytes = r.protected.original_data.clone().unwrap_or_default();
     let cek = derive_cek(shared.as_bytes(), &rp_bytes);
-    let cipher = ChaCha20Poly1305::new_from_slice(cek.as_ref())
-        .map_err(|_| OpenError::Undecryptable)?;
+    let cipher =
+        ChaCha20Poly1305::new_from_slice(cek.as_ref()).map_err(|_| OpenError::Undecryptable)?;
     enc.decrypt_ciphertext(
         &[],
         || OpenError::Malformed("encrypted layer: no ciphertext".into()),
@@ -865,7 +987,10 @@ fn decrypt(payload: &[u8], recipient: &Recipient<'_>) -> Result<Vec<u8>, OpenErr
 fn parse_ephemeral(m: &[(Value, Value)]) -> Option<[u8; 32]> {
     let get = |l: i64| {
         m.iter()
-            .find(|(k, _)| k.as_integer().is_some_and(|i| i128::from(i) == i128::from(l)))
+            .find(|(k, _)| {
+                k.as_integer()
+                    .is_some_and(|i| i128::from(i) == i128::from(l))
+            })
             .map(|(_, v)| v)
     };
     if m.len() != 3

@@ -207,10 +207,7 @@ impl<'de> Deserialize<'de> for Sha256Digest {
         } else {
             let b = serde_bytes::ByteBuf::deserialize(d)?;
             let arr: [u8; 32] = b.into_vec().try_into().map_err(|v: Vec<u8>| {
-                serde::de::Error::custom(format!(
-                    "a SHA-256 digest is 32 bytes, not {}",
-                    v.len()
-                ))
+                serde::de::Error::custom(format!("a SHA-256 digest is 32 bytes, not {}", v.len()))
             })?;
             Ok(Self(arr))
         }
@@ -230,8 +227,17 @@ mod tests {
             assert_eq!(AgencyId::new(ok).unwrap().as_str(), ok);
         }
         for bad in [
-            "", "FR", "FR.", "fr.DACG", "FRA.DACG", "FR.dacg", "FR.-X", "FR.X-", "FR.A B",
-            "FR.DACG.X", "F1.DACG",
+            "",
+            "FR",
+            "FR.",
+            "fr.DACG",
+            "FRA.DACG",
+            "FR.dacg",
+            "FR.-X",
+            "FR.X-",
+            "FR.A B",
+            "FR.DACG.X",
+            "F1.DACG",
         ] {
             assert!(AgencyId::new(bad).is_err(), "{bad} accepted");
         }
@@ -250,7 +256,10 @@ mod tests {
         assert_eq!(serde_json::from_str::<Sha256Digest>(&json).unwrap(), d);
         let cbor = crate::cbor::to_vec(&d).unwrap();
         assert_eq!(cbor.len(), 34);
-        assert_eq!(crate::cbor::from_slice::<Sha256Digest>(&cbor, 64, "d").unwrap(), d);
+        assert_eq!(
+            crate::cbor::from_slice::<Sha256Digest>(&cbor, 64, "d").unwrap(),
+            d
+        );
         assert!(crate::cbor::from_slice::<Sha256Digest>(&cbor[..0], 64, "d").is_err());
     }
 

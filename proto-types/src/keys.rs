@@ -89,7 +89,8 @@ impl std::fmt::Debug for VerifyingKey {
 impl VerifyingKey {
     /// From the 32 raw bytes; refuses weak (small-order) points.
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, KeyError> {
-        let key = ed25519_dalek::VerifyingKey::from_bytes(bytes).map_err(|_| KeyError::InvalidPoint)?;
+        let key =
+            ed25519_dalek::VerifyingKey::from_bytes(bytes).map_err(|_| KeyError::InvalidPoint)?;
         if key.is_weak() {
             return Err(KeyError::InvalidPoint);
         }
@@ -185,7 +186,11 @@ pub struct EncryptionPublicKey {
 
 impl std::fmt::Debug for EncryptionPublicKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "EncryptionPublicKey({})", hex::encode(self.key.as_bytes()))
+        write!(
+            f,
+            "EncryptionPublicKey({})",
+            hex::encode(self.key.as_bytes())
+        )
     }
 }
 
@@ -247,7 +252,8 @@ impl EncryptionSecretKey {
     /// From 32 secret bytes (clamped by X25519 when used).
     pub fn from_bytes(raw: &[u8; 32]) -> Self {
         let key = x25519_dalek::StaticSecret::from(*raw);
-        let public = EncryptionPublicKey::from_bytes(x25519_dalek::PublicKey::from(&key).as_bytes());
+        let public =
+            EncryptionPublicKey::from_bytes(x25519_dalek::PublicKey::from(&key).as_bytes());
         Self { key, public }
     }
 
@@ -261,7 +267,10 @@ impl EncryptionSecretKey {
         Zeroizing::new(self.key.to_bytes())
     }
 
-    pub(crate) fn diffie_hellman(&self, peer: &x25519_dalek::PublicKey) -> x25519_dalek::SharedSecret {
+    pub(crate) fn diffie_hellman(
+        &self,
+        peer: &x25519_dalek::PublicKey,
+    ) -> x25519_dalek::SharedSecret {
         self.key.diffie_hellman(peer)
     }
 }
@@ -327,11 +336,14 @@ impl AgencySecretKeys {
         let _ = ciborium::into_writer(&items[1], &mut enc);
         let e = parse_okp(&enc, CRV_X25519, ALG_ECDH_ES_HKDF_256, true)?;
         let (Some(sd), Some(ed)) = (s.d, e.d) else {
-            return Err(KeyError::Format("secret key material (label -4) is missing".into()));
+            return Err(KeyError::Format(
+                "secret key material (label -4) is missing".into(),
+            ));
         };
         let signing = SigningKey::from_seed(&sd);
         let encryption = EncryptionSecretKey::from_bytes(&ed);
-        if signing.verifying_key().as_bytes() != &s.x || encryption.public_key().as_bytes() != &e.x {
+        if signing.verifying_key().as_bytes() != &s.x || encryption.public_key().as_bytes() != &e.x
+        {
             return Err(KeyError::Format(
                 "a public key in the key set does not match its secret key".into(),
             ));
@@ -348,7 +360,13 @@ struct ParsedOkp {
     d: Option<[u8; 32]>,
 }
 
-fn okp_cose_key_value(crv: i64, alg: i64, kid: &KeyId, x: &[u8; 32], d: Option<&[u8; 32]>) -> Value {
+fn okp_cose_key_value(
+    crv: i64,
+    alg: i64,
+    kid: &KeyId,
+    x: &[u8; 32],
+    d: Option<&[u8; 32]>,
+) -> Value {
     let mut entries = vec![
         (Value::from(LABEL_KTY), Value::from(KTY_OKP)),
         (Value::from(LABEL_KID), Value::Bytes(kid.to_vec())),
@@ -379,7 +397,10 @@ fn parse_okp(bytes: &[u8], crv: i64, alg: i64, secret: bool) -> Result<ParsedOkp
     let get = |label: i64| {
         entries
             .iter()
-            .find(|(k, _)| k.as_integer().is_some_and(|i| i128::from(i) == i128::from(label)))
+            .find(|(k, _)| {
+                k.as_integer()
+                    .is_some_and(|i| i128::from(i) == i128::from(label))
+            })
             .map(|(_, v)| v)
     };
     let int = |label: i64, name: &str| -> Result<i64, KeyError> {
@@ -404,7 +425,9 @@ fn parse_okp(bytes: &[u8], crv: i64, alg: i64, secret: bool) -> Result<ParsedOkp
     }
     let got_crv = int(LABEL_CRV, "crv")?;
     if got_crv != crv {
-        return Err(KeyError::Format(format!("crv must be {crv}, not {got_crv}")));
+        return Err(KeyError::Format(format!(
+            "crv must be {crv}, not {got_crv}"
+        )));
     }
     if let Some(a) = get(LABEL_ALG) {
         let a = a.as_integer().and_then(|i| i64::try_from(i).ok());
@@ -421,7 +444,8 @@ fn parse_okp(bytes: &[u8], crv: i64, alg: i64, secret: bool) -> Result<ParsedOkp
             "a public COSE_Key must not carry secret material (d)".into()
         }));
     }
-    let kid = bytes32(LABEL_KID, "kid")?.ok_or_else(|| KeyError::Format("kid is missing".into()))?;
+    let kid =
+        bytes32(LABEL_KID, "kid")?.ok_or_else(|| KeyError::Format("kid is missing".into()))?;
     if kid != okp_thumbprint(crv, &x) {
         return Err(KeyError::Format(
             "kid is not the RFC 9679 thumbprint of the key".into(),
@@ -447,7 +471,10 @@ mod tests {
         let x = [0x11u8; 32];
         let mut enc = hex::decode("a3010120062158 20".replace(' ', "")).unwrap();
         enc.extend_from_slice(&x);
-        assert_eq!(okp_thumbprint(CRV_ED25519, &x), <[u8; 32]>::from(Sha256::digest(&enc)));
+        assert_eq!(
+            okp_thumbprint(CRV_ED25519, &x),
+            <[u8; 32]>::from(Sha256::digest(&enc))
+        );
     }
 
     #[test]

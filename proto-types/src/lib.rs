@@ -59,5 +59,5 @@ pub mod keys;
 pub mod message;
 pub mod receipt;
 
-pub use cose::label as header_label;
 pub use cose::CoseError;
+pub use cose::label as header_label;

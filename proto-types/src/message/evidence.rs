@@ -138,17 +138,31 @@ impl EvidenceManifest {
             if !it.item_id.is_empty() && !ids.insert(it.item_id.as_str()) {
                 p.push(&format!("{f}.item_id"), "two items share this id");
             }
-            p.text(&format!("{f}.description"), &it.description, "describe the item");
-            p.text(&format!("{f}.media_type"), &it.media_type, "the media type is missing");
+            p.text(
+                &format!("{f}.description"),
+                &it.description,
+                "describe the item",
+            );
+            p.text(
+                &format!("{f}.media_type"),
+                &it.media_type,
+                "the media type is missing",
+            );
             if it.sha256.is_none() {
-                p.push(&format!("{f}.sha256"), "the SHA-256 of the content is missing");
+                p.push(
+                    &format!("{f}.sha256"),
+                    "the SHA-256 of the content is missing",
+                );
             }
             p.text(
                 &format!("{f}.acquisition.method"),
                 &it.acquisition.method,
                 "say how the item was acquired",
             );
-            p.opt_datetime(&format!("{f}.acquisition.seized_at"), &it.acquisition.seized_at);
+            p.opt_datetime(
+                &format!("{f}.acquisition.seized_at"),
+                &it.acquisition.seized_at,
+            );
             for (j, c) in it.custody.iter().enumerate() {
                 let g = format!("{f}.custody[{j}]");
                 p.datetime(&format!("{g}.at"), &c.at);
@@ -156,14 +170,25 @@ impl EvidenceManifest {
                 p.text(&format!("{g}.action"), &c.action, "what was done");
             }
             if it.custody.windows(2).any(|w| w[0].at > w[1].at) {
-                p.push(&format!("{f}.custody"), "custody entries must be in time order");
+                p.push(
+                    &format!("{f}.custody"),
+                    "custody entries must be in time order",
+                );
             }
             if let Some(h) = &it.handling {
                 p.handling(&format!("{f}.handling"), h);
             }
             for (j, ph) in it.perceptual_hashes.iter().enumerate() {
-                p.text(&format!("{f}.perceptual_hashes[{j}].algorithm"), &ph.algorithm, "name the algorithm");
-                p.text(&format!("{f}.perceptual_hashes[{j}].value"), &ph.value, "the value is missing");
+                p.text(
+                    &format!("{f}.perceptual_hashes[{j}].algorithm"),
+                    &ph.algorithm,
+                    "name the algorithm",
+                );
+                p.text(
+                    &format!("{f}.perceptual_hashes[{j}].value"),
+                    &ph.value,
+                    "the value is missing",
+                );
             }
             match it.transfer {
                 None => p.push(
@@ -172,16 +197,28 @@ impl EvidenceManifest {
                 ),
                 Some(TransferMode::Send) => {
                     if it.out_of_band.is_some() {
-                        p.push(&format!("{f}.out_of_band"), "only out-of-band items carry delivery details");
+                        p.push(
+                            &format!("{f}.out_of_band"),
+                            "only out-of-band items carry delivery details",
+                        );
                     }
                 }
                 Some(TransferMode::OutOfBand) => {
                     if it.content_key.is_some() {
-                        p.push(&format!("{f}.content_key"), "only items sent through the node carry a content key");
+                        p.push(
+                            &format!("{f}.content_key"),
+                            "only items sent through the node carry a content key",
+                        );
                     }
                     match &it.out_of_band {
-                        None => p.push(&format!("{f}.out_of_band"), "say how the item is delivered"),
-                        Some(d) => p.text(&format!("{f}.out_of_band.carrier"), &d.carrier, "say who carries the item"),
+                        None => {
+                            p.push(&format!("{f}.out_of_band"), "say how the item is delivered")
+                        }
+                        Some(d) => p.text(
+                            &format!("{f}.out_of_band.carrier"),
+                            &d.carrier,
+                            "say who carries the item",
+                        ),
                     }
                 }
                 Some(TransferMode::HashOnly) => {
@@ -189,7 +226,10 @@ impl EvidenceManifest {
                         p.push(&format!("{f}.content_key"), "a hash-only item's content never leaves the node, so it has no content key");
                     }
                     if it.out_of_band.is_some() {
-                        p.push(&format!("{f}.out_of_band"), "a hash-only item is not delivered at all");
+                        p.push(
+                            &format!("{f}.out_of_band"),
+                            "a hash-only item is not delivered at all",
+                        );
                     }
                 }
             }
@@ -208,7 +248,9 @@ mod serde_bytes_opt32 {
         }
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<[u8; 32]>, D::Error> {
         let bytes = if d.is_human_readable() {
             let s = String::deserialize(d)?;
             hex::decode(s).map_err(serde::de::Error::custom)?

@@ -92,7 +92,11 @@ pub struct ExtraditionStatusUpdate {
 
 impl ExtraditionStatusUpdate {
     pub(crate) fn check(&self, p: &mut Problems) {
-        p.text("person_reference", &self.person_reference, "say which person this concerns");
+        p.text(
+            "person_reference",
+            &self.person_reference,
+            "say which person this concerns",
+        );
         p.date("effective_date", &self.effective_date);
         p.opt_date("scheduled_for", &self.scheduled_for);
         let Some(stage) = self.stage else {
@@ -100,7 +104,10 @@ impl ExtraditionStatusUpdate {
             return;
         };
         if stage.needs_decision() && self.decision.is_none() {
-            p.push("decision", "a decision stage needs the outcome: granted or refused");
+            p.push(
+                "decision",
+                "a decision stage needs the outcome: granted or refused",
+            );
         }
         if !stage.needs_decision() && self.decision.is_some() {
             p.push("decision", "only decision stages carry an outcome");

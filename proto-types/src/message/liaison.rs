@@ -36,13 +36,24 @@ impl LiaisonMessage {
         p.text("body", &self.body, "the message text is empty");
         p.handling("handling", &self.handling);
         if self.priority != UrgencyLevel::Routine
-            && self.priority_reason.as_deref().unwrap_or("").trim().is_empty()
+            && self
+                .priority_reason
+                .as_deref()
+                .unwrap_or("")
+                .trim()
+                .is_empty()
         {
-            p.push("priority_reason", "an urgent or emergency message must say why");
+            p.push(
+                "priority_reason",
+                "an urgent or emergency message must say why",
+            );
         }
         for (i, a) in self.attachments.iter().enumerate() {
             if a.sha256.is_none() {
-                p.push(&format!("attachments[{i}].sha256"), "the attachment's SHA-256 is missing");
+                p.push(
+                    &format!("attachments[{i}].sha256"),
+                    "the attachment's SHA-256 is missing",
+                );
             }
         }
     }

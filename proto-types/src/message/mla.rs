@@ -282,9 +282,18 @@ impl MlaRequest {
                 "the legal basis is missing: a treaty (name it) or reciprocity",
             ),
             Some(LegalBasisKind::Treaty)
-                if self.legal_basis.instrument.as_deref().unwrap_or("").trim().is_empty() =>
+                if self
+                    .legal_basis
+                    .instrument
+                    .as_deref()
+                    .unwrap_or("")
+                    .trim()
+                    .is_empty() =>
             {
-                p.push("legal_basis.instrument", "name the treaty the request relies on")
+                p.push(
+                    "legal_basis.instrument",
+                    "name the treaty the request relies on",
+                )
             }
             _ => {}
         }
@@ -339,7 +348,10 @@ impl MlaRequest {
             }
             for (j, t) in m.targets.iter().enumerate() {
                 if t.kind.is_none() {
-                    p.push(&format!("{f}.targets[{j}].kind"), "say what kind of target this is");
+                    p.push(
+                        &format!("{f}.targets[{j}].kind"),
+                        "say what kind of target this is",
+                    );
                 }
                 p.text(
                     &format!("{f}.targets[{j}].identifier"),
@@ -371,9 +383,16 @@ impl MlaRequest {
         for (i, a) in self.attachments.iter().enumerate() {
             let f = format!("attachments[{i}]");
             p.text(&format!("{f}.name"), &a.name, "the attachment has no name");
-            p.text(&format!("{f}.media_type"), &a.media_type, "the attachment's media type is missing");
+            p.text(
+                &format!("{f}.media_type"),
+                &a.media_type,
+                "the attachment's media type is missing",
+            );
             if a.sha256.is_none() {
-                p.push(&format!("{f}.sha256"), "the attachment's SHA-256 is missing");
+                p.push(
+                    &format!("{f}.sha256"),
+                    "the attachment's SHA-256 is missing",
+                );
             }
         }
         p.text(
@@ -386,10 +405,16 @@ impl MlaRequest {
 
 fn check_person(p: &mut Problems, f: &str, person: &Person) {
     match person.role {
-        None => p.push(&format!("{f}.role"), "say whether this is a suspect, witness, victim or other person"),
+        None => p.push(
+            &format!("{f}.role"),
+            "say whether this is a suspect, witness, victim or other person",
+        ),
         Some(PersonRole::Victim) => {
             if person.pseudonym.as_deref().unwrap_or("").trim().is_empty() {
-                p.push(&format!("{f}.pseudonym"), "a victim is referred to by a pseudonym");
+                p.push(
+                    &format!("{f}.pseudonym"),
+                    "a victim is referred to by a pseudonym",
+                );
             }
             if person.name.is_some()
                 || person.date_of_birth.is_some()
@@ -411,7 +436,10 @@ fn check_person(p: &mut Problems, f: &str, person: &Person) {
                 && person.pseudonym.as_deref().unwrap_or("").trim().is_empty()
                 && person.identifiers.is_empty()
             {
-                p.push(f, "identify the person: a name, a pseudonym or an identifier");
+                p.push(
+                    f,
+                    "identify the person: a name, a pseudonym or an identifier",
+                );
             }
             p.opt_date(&format!("{f}.date_of_birth"), &person.date_of_birth);
             for (i, n) in person.nationalities.iter().enumerate() {

@@ -26,8 +26,8 @@ pub use extradition::{ExtraditionDecision, ExtraditionStage, ExtraditionStatusUp
 pub use liaison::LiaisonMessage;
 pub use mla::{
     AssistanceKind, ConfidentialityTerms, LegalBasis, LegalBasisKind, Measure, MlaRequest,
-    MlaStatus, MlaStatusUpdate, Person, PersonRole, Proceedings, ProceedingsKind,
-    RelatedRequest, Target, TargetKind,
+    MlaStatus, MlaStatusUpdate, Person, PersonRole, Proceedings, ProceedingsKind, RelatedRequest,
+    Target, TargetKind,
 };
 pub use preservation::{MIN_PRESERVATION_DAYS, PreservationRequest, PreservedData};
 pub use validate::{Problem, Problems};
@@ -87,7 +87,9 @@ impl fmt::Display for MessageType {
 
 /// An unknown message type name.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
-#[error("`{0}` is not a message type (expected one of: mla-request, mla-status, evidence-manifest, extradition-status, liaison, preservation-request)")]
+#[error(
+    "`{0}` is not a message type (expected one of: mla-request, mla-status, evidence-manifest, extradition-status, liaison, preservation-request)"
+)]
 pub struct UnknownMessageType(pub String);
 
 impl FromStr for MessageType {

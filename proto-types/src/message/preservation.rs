@@ -55,21 +55,45 @@ pub struct PreservationRequest {
 
 impl PreservationRequest {
     pub(crate) fn check(&self, p: &mut Problems) {
-        p.authority("requesting_authority", &self.requesting_authority, "requesting authority");
+        p.authority(
+            "requesting_authority",
+            &self.requesting_authority,
+            "requesting authority",
+        );
         p.offences("offences", &self.offences);
-        p.text("summary_of_facts", &self.summary_of_facts, "the summary of the facts is missing");
+        p.text(
+            "summary_of_facts",
+            &self.summary_of_facts,
+            "the summary of the facts is missing",
+        );
         if self.data.is_empty() {
             p.push("data", "say which stored data is to be preserved");
         }
         for (i, d) in self.data.iter().enumerate() {
             let f = format!("data[{i}]");
-            p.text(&format!("{f}.description"), &d.description, "describe the data");
-            p.text(&format!("{f}.target.identifier"), &d.target.identifier, "say where the data is (account, service, system)");
-            p.text(&format!("{f}.relationship_to_offence"), &d.relationship_to_offence, "explain how the data relates to the offence");
+            p.text(
+                &format!("{f}.description"),
+                &d.description,
+                "describe the data",
+            );
+            p.text(
+                &format!("{f}.target.identifier"),
+                &d.target.identifier,
+                "say where the data is (account, service, system)",
+            );
+            p.text(
+                &format!("{f}.relationship_to_offence"),
+                &d.relationship_to_offence,
+                "explain how the data relates to the offence",
+            );
             p.opt_date(&format!("{f}.from"), &d.from);
             p.opt_date(&format!("{f}.until"), &d.until);
         }
-        p.text("necessity", &self.necessity, "explain why preservation is necessary");
+        p.text(
+            "necessity",
+            &self.necessity,
+            "explain why preservation is necessary",
+        );
         if !self.intends_mla_request {
             p.push(
                 "intends_mla_request",
@@ -77,7 +101,10 @@ impl PreservationRequest {
             );
         }
         if self.period_days < MIN_PRESERVATION_DAYS {
-            p.push("period_days", "the preservation period is at least 60 days (Art. 29(7))");
+            p.push(
+                "period_days",
+                "the preservation period is at least 60 days (Art. 29(7))",
+            );
         }
         p.urgency("urgency", &self.urgency);
     }

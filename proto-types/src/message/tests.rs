@@ -14,6 +14,9 @@ fn empty_mla_request_lists_every_essential_element() {
         "legal_basis.kind",
         "offences",
     ] {
-        assert!(problems.mentions(field), "{field} not reported:\n{problems}");
+        assert!(
+            problems.mentions(field),
+            "{field} not reported:\n{problems}"
+        );
     }
 }

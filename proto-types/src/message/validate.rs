@@ -60,7 +60,10 @@ impl Problems {
         if value.is_empty() {
             self.push(field, "is missing (a date, YYYY-MM-DD)");
         } else if !is_date(value) {
-            self.push(field, &format!("`{value}` is not a date in the form YYYY-MM-DD"));
+            self.push(
+                field,
+                &format!("`{value}` is not a date in the form YYYY-MM-DD"),
+            );
         }
     }
 
@@ -125,7 +128,10 @@ impl Problems {
 
     pub(crate) fn offences(&mut self, field: &str, offences: &[Offence]) {
         if offences.is_empty() {
-            self.push(field, "no offence is described: name at least one, with its legal classification");
+            self.push(
+                field,
+                "no offence is described: name at least one, with its legal classification",
+            );
         }
         for (i, o) in offences.iter().enumerate() {
             self.text(
@@ -233,7 +239,10 @@ pub(crate) fn is_datetime(s: &str) -> bool {
     }
     let two = |i: usize| -> Option<u32> {
         let p = &s[i..i + 2];
-        p.bytes().all(|c| c.is_ascii_digit()).then(|| p.parse().ok()).flatten()
+        p.bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| p.parse().ok())
+            .flatten()
     };
     is_date(&s[..10])
         && two(11).is_some_and(|h| h < 24)
