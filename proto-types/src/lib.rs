@@ -58,6 +58,7 @@ pub mod ids;
 pub mod keys;
 pub mod message;
 pub mod receipt;
+pub mod time;
 
 pub use cose::CoseError;
 pub use cose::label as header_label;

@@ -30,6 +30,7 @@ pub use mla::{
     Target, TargetKind,
 };
 pub use preservation::{MIN_PRESERVATION_DAYS, PreservationRequest, PreservedData};
+pub(crate) use validate::is_datetime;
 pub use validate::{Problem, Problems};
 
 use crate::cbor;

@@ -1,0 +1,303 @@
+//! `rogatory envelope …`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use rogatory_proto::card::AgencyCard;
+use rogatory_proto::envelope::{
+    self, Addressee, ChainLink, EnvelopeInfo, Limits, Recipient, SealParams, Sender,
+};
+use rogatory_proto::ids::{CaseId, EnvelopeId, MessageId};
+use rogatory_proto::message::MessageType;
+use rogatory_proto::time::{format_unix, now_unix};
+
+use crate::files;
+use crate::keydir::{KeyDir, load_card};
+
+/// `rogatory envelope` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum EnvelopeCommand {
+    /// Sign, encrypt for each addressee, and sign again: one envelope file per addressee.
+    Seal {
+        /// The sender's key directory (from `rogatory keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// An addressee's agency card (repeatable). With several, --out is a directory and
+        /// each envelope is named `<AGENCY-ID>.cose`.
+        #[arg(long = "to", required = true)]
+        to: Vec<PathBuf>,
+        /// The case id (a UUID), or `new` for a fresh UUIDv7 (printed).
+        #[arg(long)]
+        case: String,
+        /// The message type.
+        #[arg(long = "type")]
+        kind: MessageType,
+        /// The message body as JSON (see spec/examples/).
+        #[arg(long)]
+        body: PathBuf,
+        /// Output file (one addressee) or directory (several).
+        #[arg(long)]
+        out: PathBuf,
+        /// Message id (a UUID); a fresh UUIDv7 by default.
+        #[arg(long)]
+        message_id: Option<MessageId>,
+        /// Position in the chain of this case's envelopes to the addressee (1 = first).
+        #[arg(long, default_value_t = 1)]
+        sequence: u64,
+        /// Envelope id (hex) of the previous envelope in that chain; required when --sequence > 1.
+        #[arg(long)]
+        previous: Option<EnvelopeId>,
+        /// A file holding the sender's latest signed checkpoint of the case log.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        /// Overwrite existing output files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Verify and decrypt an envelope addressed to you; print the message as JSON.
+    Open {
+        /// Your key directory.
+        #[arg(long)]
+        key: PathBuf,
+        /// Agency cards you trust (repeatable); the sender's must be among them.
+        #[arg(long = "trust", required = true)]
+        trust: Vec<PathBuf>,
+        /// The envelope file.
+        envelope: PathBuf,
+        /// Largest envelope accepted, in bytes.
+        #[arg(long, default_value_t = envelope::DEFAULT_MAX_ENVELOPE_BYTES)]
+        max_bytes: usize,
+    },
+    /// Show an envelope's outer metadata without decrypting it; with --trust, also check the
+    /// origin signature against the sender's card.
+    Inspect {
+        /// The sender's agency card, to verify the origin signature.
+        #[arg(long)]
+        trust: Option<PathBuf>,
+        /// The envelope file.
+        envelope: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) fn run(c: EnvelopeCommand) -> Result<ExitCode> {
+    match c {
+        EnvelopeCommand::Seal {
+            key,
+            to,
+            case,
+            kind,
+            body,
+            out,
+            message_id,
+            sequence,
+            previous,
+            checkpoint,
+            force,
+        } => {
+            let sender = KeyDir::load(&key)?;
+            let cards = to
+                .into_iter()
+                .map(|p| load_card(&super::card_path(p)))
+                .collect::<Result<Vec<_>>>()?;
+            let case_id = if case == "new" {
+                let id = CaseId::generate();
+                eprintln!("new case id: {id}");
+                id
+            } else {
+                case.parse().context("--case must be a UUID or `new`")?
+            };
+            let message = super::request::read_body(&body, kind)?
+                .with_context(|| format!("{} cannot be sent", body.display()))?;
+            let checkpoint = checkpoint
+                .map(|p| files::read_limited(&p, 64 * 1024))
+                .transpose()?;
+            let chain = ChainLink { sequence, previous };
+            let addressees: Vec<Addressee<'_>> =
+                cards.iter().map(|card| Addressee { card, chain }).collect();
+            let params = SealParams {
+                case_id,
+                message_id: message_id.unwrap_or_else(MessageId::generate),
+                sent_at: now_unix(),
+                checkpoint,
+            };
+            let sealed = envelope::seal(
+                &Sender {
+                    card: &sender.card,
+                    keys: &sender.keys,
+                },
+                &addressees,
+                &message,
+                &params,
+                &Limits::default(),
+            )
+            .context("cannot seal the envelope")?;
+            let several = sealed.len() > 1;
+            if several {
+                files::create_private_dir(&out)?;
+            }
+            for s in &sealed {
+                let path = if several {
+                    out.join(format!("{}.cose", s.to))
+                } else {
+                    out.clone()
+                };
+                files::write_atomic(&path, &s.bytes, false, force)?;
+                println!("{}  {}  -> {}", s.id, s.to, path.display());
+            }
+            eprintln!(
+                "sealed {kind} {} of case {} for {} addressee(s)",
+                params.message_id,
+                params.case_id,
+                sealed.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        EnvelopeCommand::Open {
+            key,
+            trust,
+            envelope: path,
+            max_bytes,
+        } => {
+            let me = KeyDir::load(&key)?;
+            let trusted = trust
+                .into_iter()
+                .map(|p| load_card(&super::card_path(p)))
+                .collect::<Result<Vec<AgencyCard>>>()?;
+            let bytes = files::read_limited(&path, max_bytes as u64)?;
+            let limits = Limits {
+                max_envelope_bytes: max_bytes,
+                ..Limits::default()
+            };
+            let opened = envelope::open(
+                &bytes,
+                &Recipient {
+                    card: &me.card,
+                    keys: &me.keys,
+                },
+                &trusted,
+                &limits,
+            )
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: {e} (reason code {}, {})",
+                    path.display(),
+                    u16::from(e.reason_code()),
+                    e.reason_code().name()
+                )
+            })?;
+            let mut out = info_json(&opened.info);
+            out["case_id"] = opened.case_id.to_string().into();
+            out["message_type"] = opened.message.kind().as_str().into();
+            out["recipients"] = opened
+                .recipients
+                .iter()
+                .map(|r| r.to_string())
+                .collect::<Vec<_>>()
+                .into();
+            out["message"] = opened.message.to_json();
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        EnvelopeCommand::Inspect {
+            trust,
+            envelope: path,
+            json,
+        } => {
+            let bytes = files::read_limited(&path, files::MAX_INPUT_BYTES)?;
+            let limits = Limits {
+                max_envelope_bytes: files::MAX_INPUT_BYTES as usize,
+                ..Limits::default()
+            };
+            let info = envelope::inspect(&bytes, &limits)
+                .with_context(|| format!("{} is not a Rogatory envelope", path.display()))?;
+            let origin = match &trust {
+                None => None,
+                Some(card) => {
+                    let card = load_card(&super::card_path(card.clone()))?;
+                    Some(
+                        envelope::verify_origin(&bytes, &card, &limits)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string()),
+                    )
+                }
+            };
+            if json {
+                let mut out = info_json(&info);
+                out["origin_signature"] = match &origin {
+                    None => "not checked".into(),
+                    Some(Ok(())) => "valid".into(),
+                    Some(Err(e)) => format!("INVALID: {e}").into(),
+                };
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                print_info(&info);
+                match &origin {
+                    None => println!(
+                        "  Origin:        not checked (give --trust SENDER-CARD to verify the signature)"
+                    ),
+                    Some(Ok(())) => {
+                        println!("  Origin:        signature VALID: sent by {}", info.from)
+                    }
+                    Some(Err(e)) => println!("  Origin:        signature INVALID: {e}"),
+                }
+            }
+            match origin {
+                Some(Err(_)) => bail!("the origin signature of {} does not verify", path.display()),
+                _ => Ok(ExitCode::SUCCESS),
+            }
+        }
+    }
+}
+
+fn info_json(i: &EnvelopeInfo) -> serde_json::Value {
+    serde_json::json!({
+        "envelope_id": i.id.to_hex(),
+        "size": i.size,
+        "protocol_version": i.version,
+        "from": i.from.as_str(),
+        "to": i.to.as_str(),
+        "message_id": i.message_id.to_string(),
+        "sent_at": format_unix(i.sent_at),
+        "case_commitment": i.case_commitment.to_hex(),
+        "sequence": i.chain.sequence,
+        "previous": i.chain.previous.map(|p| p.to_hex()),
+        "checkpoint": i.checkpoint.as_ref().map(|c| String::from_utf8_lossy(c).into_owned()),
+        "signer_key_id": hex::encode(i.signer_key_id),
+    })
+}
+
+fn print_info(i: &EnvelopeInfo) {
+    println!(
+        "Envelope {} ({} bytes, protocol v{})",
+        i.id, i.size, i.version
+    );
+    println!("  From:          {}", i.from);
+    println!("  To:            {}", i.to);
+    println!("  Message id:    {}", i.message_id);
+    println!(
+        "  Sent at:       {} (as stated by the sender)",
+        format_unix(i.sent_at)
+    );
+    println!("  Case:          commitment {}", i.case_commitment);
+    match i.chain.previous {
+        Some(p) => println!("  Chain:         #{} after {p}", i.chain.sequence),
+        None => println!(
+            "  Chain:         #{} (first to this addressee)",
+            i.chain.sequence
+        ),
+    }
+    println!(
+        "  Checkpoint:    {}",
+        if i.checkpoint.is_some() {
+            "carried"
+        } else {
+            "none"
+        }
+    );
+    println!("  Signing key:   {}", hex::encode(i.signer_key_id));
+}

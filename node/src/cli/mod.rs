@@ -1,0 +1,66 @@
+//! The `rogatory` command line.
+//!
+//! Every command here works offline, without a running node: useful on air-gapped machines,
+//! and for anyone who wants to check Rogatory's claims with the files alone.
+
+mod card;
+mod envelope;
+mod keygen;
+mod request;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// Rogatory: signed, end-to-end encrypted messages between agencies cooperating on criminal
+/// cases (mutual legal assistance, extradition, police liaison, preservation).
+#[derive(Debug, Parser)]
+#[command(
+    name = "rogatory",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate an agency's keys and signed agency card into a new directory.
+    Keygen(keygen::KeygenArgs),
+    /// Show and check agency cards.
+    #[command(subcommand)]
+    Card(card::CardCommand),
+    /// Seal, open and inspect envelopes.
+    #[command(subcommand)]
+    Envelope(envelope::EnvelopeCommand),
+    /// Check requests and other messages before sending them.
+    #[command(subcommand)]
+    Request(request::RequestCommand),
+}
+
+/// Runs a parsed command line. `Ok` carries the exit code (a failed validation is not an error
+/// of the program, but it exits non-zero).
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Keygen(a) => keygen::run(a),
+        Command::Card(c) => card::run(c),
+        Command::Envelope(c) => envelope::run(c),
+        Command::Request(c) => request::run(c),
+    }
+}
+
+/// A path argument that may be a card file or a key directory holding `card.cose`.
+fn card_path(p: PathBuf) -> PathBuf {
+    if p.is_dir() {
+        crate::keydir::KeyDir::card_path(&p)
+    } else {
+        p
+    }
+}
