@@ -1,1 +1,72 @@
-//! Helpers for the integration tests.
+//! Helpers for the workspace integration tests: locating the real `rogatory` binary and running
+//! it as a separate process, as an operator or a script would.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// Path of the `rogatory` binary built from this workspace. `cargo test --workspace` builds it;
+/// when only this crate's tests are run, it is built here first.
+pub fn rogatory_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // The test executable lives in target/<profile>/deps/; the binary in target/<profile>/.
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+        let bin = profile_dir.join(format!("rogatory{}", std::env::consts::EXE_SUFFIX));
+        if !bin.exists() {
+            let status = Command::new(env!("CARGO"))
+                .args(["build", "-p", "rogatory-node", "--bin", "rogatory"])
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "building the rogatory binary failed");
+        }
+        assert!(bin.exists(), "{} not found", bin.display());
+        bin
+    })
+}
+
+/// The result of one run of the binary.
+pub struct Run {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Run {
+    /// Panics with the whole output unless the command succeeded.
+    pub fn ok(self) -> Self {
+        assert_eq!(self.code, 0, "command failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    /// Panics unless the command failed.
+    pub fn failed(self) -> Self {
+        assert_ne!(self.code, 0, "command unexpectedly succeeded:\n{}", self.stdout);
+        self
+    }
+}
+
+/// Runs `rogatory ARGS…` in `dir`.
+pub fn rogatory(dir: &Path, args: &[&str]) -> Run {
+    let Output { status, stdout, stderr } = Command::new(rogatory_bin())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("ROGATORY_DATA_DIR")
+        .output()
+        .expect("run rogatory");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// The repository's spec/ directory.
+pub fn spec_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec")
+}

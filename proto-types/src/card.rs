@@ -272,7 +272,7 @@ impl AgencyCard {
 pub fn fingerprint_of(id: &KeyId) -> String {
     id[..16]
         .chunks(2)
-        .map(|c| hex::encode_upper(c))
+        .map(hex::encode_upper)
         .collect::<Vec<_>>()
         .join("-")
 }

@@ -158,7 +158,7 @@ pub(crate) fn is_sorted_header(bytes: &[u8]) -> bool {
 }
 
 /// Reads one of the private-use labels from a header.
-pub(crate) fn get<'a>(h: &'a Header, label: i64) -> Option<&'a Value> {
+pub(crate) fn get(h: &Header, label: i64) -> Option<&Value> {
     h.rest
         .iter()
         .find(|(l, _)| *l == Label::Int(label))

@@ -1,5 +1,7 @@
 //! Envelope sealing and opening through the public API, and every way an envelope is refused.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use rogatory_proto::card::AgencyCard;

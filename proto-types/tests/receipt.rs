@@ -1,5 +1,7 @@
 //! Receipts: signing, verifying, and refusing forged or mismatched ones.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use rogatory_proto::ids::Sha256Digest;

@@ -4,6 +4,8 @@
 //! from the definitions below (after a deliberate format change only; say so in the spec's
 //! change log). Without it a missing or different file fails the test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use std::path::PathBuf;
@@ -339,5 +341,34 @@ fn receipt_vectors_are_reproduced_and_verify() {
             r["receipt"]
         );
         assert_eq!(verified.hash.to_hex(), r["hash"].as_str().unwrap());
+    }
+}
+
+fn generate_messages() -> Value {
+    let mut m = serde_json::Map::new();
+    for kind in MessageType::ALL {
+        let msg = example(kind);
+        m.insert(
+            kind.as_str().to_string(),
+            json!({
+                "json": msg.to_json(),
+                "cbor": hex::encode(msg.to_cbor().unwrap()),
+            }),
+        );
+    }
+    json!({
+        "description": "The deterministic CBOR encoding of each example in spec/examples/, to check the CDDL schemas against and for decoders to start from.",
+        "messages": Value::Object(m),
+    })
+}
+
+#[test]
+fn message_vectors_are_reproduced_and_decode() {
+    let generated = generate_messages();
+    check_or_write("messages.json", &generated);
+    for kind in MessageType::ALL {
+        let v = &generated["messages"][kind.as_str()];
+        let decoded = Message::from_cbor(kind, &h(v, "cbor"), 1 << 20).unwrap();
+        assert_eq!(decoded.to_json(), v["json"]);
     }
 }

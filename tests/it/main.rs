@@ -1,1 +1,5 @@
-fn main() {}
+//! End-to-end tests of the `rogatory` binary, run as separate processes on real files.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;

@@ -521,15 +521,13 @@ impl MlaStatusUpdate {
             return;
         };
         match status {
-            MlaStatus::Registered => {
-                if self.reference.as_deref().unwrap_or("").trim().is_empty() {
-                    p.push("reference", "registration needs the national reference");
-                }
+            MlaStatus::Registered if self.reference.as_deref().unwrap_or("").trim().is_empty() => {
+                p.push("reference", "registration needs the national reference");
             }
-            MlaStatus::ReturnedDeficient | MlaStatus::MoreInformationRequested => {
-                if self.items.iter().all(|i| i.trim().is_empty()) {
-                    p.push("items", "list the deficiencies or the questions");
-                }
+            MlaStatus::ReturnedDeficient | MlaStatus::MoreInformationRequested
+                if self.items.iter().all(|i| i.trim().is_empty()) =>
+            {
+                p.push("items", "list the deficiencies or the questions");
             }
             MlaStatus::Postponed => {
                 if self.reason.as_deref().unwrap_or("").trim().is_empty() {
@@ -540,10 +538,8 @@ impl MlaStatusUpdate {
                     Some(d) => p.date("until", d),
                 }
             }
-            MlaStatus::Refused => {
-                if self.grounds.iter().all(|g| g.trim().is_empty()) {
-                    p.push("grounds", "a refusal must state its grounds");
-                }
+            MlaStatus::Refused if self.grounds.iter().all(|g| g.trim().is_empty()) => {
+                p.push("grounds", "a refusal must state its grounds");
             }
             _ => {}
         }
