@@ -40,20 +40,32 @@ pub struct Run {
 impl Run {
     /// Panics with the whole output unless the command succeeded.
     pub fn ok(self) -> Self {
-        assert_eq!(self.code, 0, "command failed:\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed:\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 
     /// Panics unless the command failed.
     pub fn failed(self) -> Self {
-        assert_ne!(self.code, 0, "command unexpectedly succeeded:\n{}", self.stdout);
+        assert_ne!(
+            self.code, 0,
+            "command unexpectedly succeeded:\n{}",
+            self.stdout
+        );
         self
     }
 }
 
 /// Runs `rogatory ARGS…` in `dir`.
 pub fn rogatory(dir: &Path, args: &[&str]) -> Run {
-    let Output { status, stdout, stderr } = Command::new(rogatory_bin())
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = Command::new(rogatory_bin())
         .args(args)
         .current_dir(dir)
         .env_remove("ROGATORY_DATA_DIR")

@@ -170,7 +170,7 @@ impl AgencyCard {
         };
         check_body(&body)?;
         let payload = cbor::to_vec(&body).map_err(|e| CardError::Invalid(e.to_string()))?;
-        let bytes = cose::sign1(coset::Header::default(), payload, &keys.signing);
+        let bytes = cose::sign1(coset::Header::default(), &payload, &keys.signing);
         Self::from_bytes(&bytes)
     }
 
@@ -184,9 +184,8 @@ impl AgencyCard {
             }));
         }
         let s = cose::parse_sign1(bytes, "agency card")?;
-        cose::only_labels(&s.protected.header, &[], "agency card")?;
-        let payload = s.payload.as_deref().unwrap_or_default();
-        let body: CardBody = cbor::from_slice(payload, MAX_CARD_BYTES, "agency card body")?;
+        cose::only_labels(&s.header, &[], "agency card")?;
+        let body: CardBody = cbor::from_slice(s.payload, MAX_CARD_BYTES, "agency card body")?;
         check_body(&body)?;
         let mut signing = None;
         let mut encryption = None;
@@ -382,7 +381,7 @@ mod tests {
         let other = AgencySecretKeys::generate();
         let card = AgencyCard::issue(details("FR.DACG"), &keys).unwrap();
         let payload = cbor::to_vec(card.body()).unwrap();
-        let forged = cose::sign1(coset::Header::default(), payload, &other.signing);
+        let forged = cose::sign1(coset::Header::default(), &payload, &other.signing);
         assert!(AgencyCard::from_bytes(&forged).is_err());
     }
 

@@ -156,11 +156,31 @@ pub fn from_slice<T: Serialize + DeserializeOwned>(
     limit: usize,
     what: &'static str,
 ) -> Result<T, DecodeError> {
-    let value = parse_value(bytes, limit, what)?;
-    let decoded: T = value.deserialized().map_err(|e| DecodeError::Schema {
-        what,
-        detail: e.to_string(),
-    })?;
+    if bytes.len() > limit {
+        return Err(DecodeError::TooLarge {
+            what,
+            size: bytes.len(),
+            limit,
+        });
+    }
+    let mut reader = bytes;
+    let decoded: T = ciborium::de::from_reader_with_recursion_limit(&mut reader, MAX_DEPTH)
+        .map_err(|e| match e {
+            ciborium::de::Error::Semantic(..) => DecodeError::Schema {
+                what,
+                detail: describe_de_error(&e),
+            },
+            _ => DecodeError::Malformed {
+                what,
+                detail: describe_de_error(&e),
+            },
+        })?;
+    if !reader.is_empty() {
+        return Err(DecodeError::TrailingBytes {
+            what,
+            extra: reader.len(),
+        });
+    }
     let again = to_vec(&decoded).map_err(|e| DecodeError::Schema {
         what,
         detail: e.to_string(),
@@ -170,7 +190,9 @@ pub fn from_slice<T: Serialize + DeserializeOwned>(
             .ok()
             .and_then(|v| canonicalize(v).ok());
         let at = match expected {
-            Some(expected) => first_difference(&value, &expected, &mut String::new())
+            Some(expected) => parse_value(bytes, limit, what)
+                .ok()
+                .and_then(|value| first_difference(&value, &expected, &mut String::new()))
                 .map(|p| format!(" at `{p}`"))
                 .unwrap_or_default(),
             None => String::new(),

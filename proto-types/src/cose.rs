@@ -6,7 +6,7 @@
 //! parts, so one signed content has exactly one accepted byte string and hence one id.
 
 use ciborium::Value;
-use coset::{CborSerializable, CoseSign1, Header, Label, TaggedCborSerializable};
+use coset::{CborSerializable, Header, Label};
 
 use crate::keys::{SigningKey, VerifyingKey};
 
@@ -78,35 +78,161 @@ pub enum CoseError {
     },
 }
 
-/// Creates a tagged `COSE_Sign1` over `payload` with the given protected header; `alg` (EdDSA)
-/// and `kid` are set here. The header's extra labels must be given in ascending encoded order.
-pub(crate) fn sign1(mut protected: Header, payload: Vec<u8>, key: &SigningKey) -> Vec<u8> {
-    protected.alg = Some(coset::Algorithm::Assigned(coset::iana::Algorithm::EdDSA));
-    protected.key_id = key.verifying_key().id().to_vec();
-    let s = coset::CoseSign1Builder::new()
-        .protected(protected)
-        .payload(payload)
-        .create_signature(&[], |tbs| key.sign(tbs).to_vec())
-        .build();
-    // A header of integers, byte and text strings always serializes.
-    s.to_tagged_vec().unwrap_or_default()
+/// A parsed `COSE_Sign1`, borrowing the bytes it was read from: signatures are checked over
+/// exactly those bytes and the payload is not copied.
+#[derive(Debug, Clone)]
+pub(crate) struct Sign1<'a> {
+    /// The protected header, parsed.
+    pub header: Header,
+    /// The protected header's bytes as received.
+    pub protected: &'a [u8],
+    /// The payload as received.
+    pub payload: &'a [u8],
+    /// The 64-byte Ed25519 signature.
+    pub signature: &'a [u8],
 }
 
-/// Parses a tagged `COSE_Sign1`, requiring the one accepted encoding and alg EdDSA.
-pub(crate) fn parse_sign1(bytes: &[u8], what: &'static str) -> Result<CoseSign1, CoseError> {
-    let s = CoseSign1::from_tagged_slice(bytes).map_err(|e| CoseError::Structure {
+const TAG_SIGN1: u8 = 0xd2; // tag 18
+const SIG_CONTEXT: &[u8] = b"\x6aSignature1";
+
+/// Appends a CBOR head (major type and argument) in its shortest form.
+pub(crate) fn put_head(out: &mut Vec<u8>, major: u8, n: u64) {
+    let m = major << 5;
+    if n < 24 {
+        out.push(m | n as u8);
+    } else if n <= 0xff {
+        out.extend_from_slice(&[m | 24, n as u8]);
+    } else if n <= 0xffff {
+        out.push(m | 25);
+        out.extend_from_slice(&(n as u16).to_be_bytes());
+    } else if n <= 0xffff_ffff {
+        out.push(m | 26);
+        out.extend_from_slice(&(n as u32).to_be_bytes());
+    } else {
+        out.push(m | 27);
+        out.extend_from_slice(&n.to_be_bytes());
+    }
+}
+
+/// Appends a byte string.
+pub(crate) fn put_bstr(out: &mut Vec<u8>, b: &[u8]) {
+    put_head(out, 2, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// Reads a CBOR head at `*pos`, requiring the shortest form and a definite length.
+pub(crate) fn take_head(bytes: &[u8], pos: &mut usize) -> Option<(u8, u64)> {
+    let first = *bytes.get(*pos)?;
+    *pos += 1;
+    let (major, info) = (first >> 5, first & 0x1f);
+    let n = match info {
+        0..=23 => u64::from(info),
+        24..=27 => {
+            let len = 1usize << (info - 24);
+            let raw = bytes.get(*pos..*pos + len)?;
+            *pos += len;
+            let n = raw.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+            let min = match info {
+                24 => 24,
+                25 => 0x100,
+                26 => 0x1_0000,
+                _ => 0x1_0000_0000,
+            };
+            if n < min {
+                return None;
+            }
+            n
+        }
+        _ => return None,
+    };
+    Some((major, n))
+}
+
+/// Reads a byte string at `*pos`, borrowing it.
+pub(crate) fn take_bstr<'a>(bytes: &'a [u8], pos: &mut usize) -> Option<&'a [u8]> {
+    let (major, n) = take_head(bytes, pos)?;
+    if major != 2 {
+        return None;
+    }
+    let n = usize::try_from(n).ok()?;
+    let end = pos.checked_add(n)?;
+    let b = bytes.get(*pos..end)?;
+    *pos = end;
+    Some(b)
+}
+
+/// The `Sig_structure` prefix for `COSE_Sign1` (RFC 9052 §4.4) up to the payload's content:
+/// `["Signature1", protected, h'', payload]` with the payload's head but not its bytes.
+fn sig_structure_prefix(protected: &[u8], payload_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(protected.len() + 24);
+    out.push(0x84);
+    out.extend_from_slice(SIG_CONTEXT);
+    put_bstr(&mut out, protected);
+    out.push(0x40); // external_aad: empty
+    put_head(&mut out, 2, payload_len as u64);
+    out
+}
+
+/// Serializes a protected header map deterministically.
+pub(crate) fn protected_bytes(h: Header) -> Vec<u8> {
+    use coset::AsCborValue;
+    // A header of integers, byte and text strings always serializes.
+    h.to_cbor_value()
+        .ok()
+        .and_then(|v| crate::cbor::value_to_vec(v).ok())
+        .unwrap_or_default()
+}
+
+/// Creates a tagged `COSE_Sign1` over `payload` with the given protected header; `alg` (EdDSA)
+/// and `kid` are set here.
+pub(crate) fn sign1(mut protected: Header, payload: &[u8], key: &SigningKey) -> Vec<u8> {
+    protected.alg = Some(coset::Algorithm::Assigned(coset::iana::Algorithm::EdDSA));
+    protected.key_id = key.verifying_key().id().to_vec();
+    let protected = protected_bytes(protected);
+    let prefix = sig_structure_prefix(&protected, payload.len());
+    let sig = key.sign_parts(&[&prefix, payload]);
+    let mut out = Vec::with_capacity(payload.len() + protected.len() + 96);
+    out.push(TAG_SIGN1);
+    out.push(0x84);
+    put_bstr(&mut out, &protected);
+    out.push(0xa0); // unprotected: empty map
+    put_bstr(&mut out, payload);
+    put_bstr(&mut out, &sig);
+    out
+}
+
+/// Parses a tagged `COSE_Sign1` in the one accepted encoding (tag 18, definite shortest
+/// lengths, deterministic protected header, empty unprotected header, 64-byte signature, nothing
+/// after it), with alg EdDSA and a 32-byte kid.
+pub(crate) fn parse_sign1<'a>(bytes: &'a [u8], what: &'static str) -> Result<Sign1<'a>, CoseError> {
+    let structure = |detail: &str| CoseError::Structure {
         what,
-        detail: e.to_string(),
-    })?;
-    if !s.unprotected.is_empty() || s.payload.is_none() {
+        detail: detail.to_string(),
+    };
+    if bytes.first() != Some(&TAG_SIGN1) || bytes.get(1) != Some(&0x84) {
+        return Err(structure(
+            "expected a tagged COSE_Sign1 (tag 18, array of 4)",
+        ));
+    }
+    let mut pos = 2;
+    let protected = take_bstr(bytes, &mut pos).ok_or_else(|| structure("bad protected header"))?;
+    if bytes.get(pos) != Some(&0xa0) {
         return Err(CoseError::NotDeterministic { what });
     }
-    let protected_bytes = s.protected.original_data.clone().unwrap_or_default();
-    let reencoded_header = s.protected.header.clone().to_vec().unwrap_or_default();
-    if protected_bytes != reencoded_header || !is_sorted_header(&protected_bytes) {
+    pos += 1;
+    let payload = take_bstr(bytes, &mut pos).ok_or_else(|| structure("bad or detached payload"))?;
+    let signature = take_bstr(bytes, &mut pos).ok_or_else(|| structure("bad signature"))?;
+    if signature.len() != 64 {
+        return Err(structure("an Ed25519 signature is 64 bytes"));
+    }
+    if pos != bytes.len() {
+        return Err(structure("unexpected bytes after the signature"));
+    }
+    if protected.is_empty() || !is_sorted_header(protected) {
         return Err(CoseError::NotDeterministic { what });
     }
-    match &s.protected.header.alg {
+    let header = Header::from_slice(protected).map_err(|e| structure(&e.to_string()))?;
+    match &header.alg {
         Some(coset::Algorithm::Assigned(coset::iana::Algorithm::EdDSA)) => {}
         other => {
             return Err(CoseError::Algorithm {
@@ -116,34 +242,31 @@ pub(crate) fn parse_sign1(bytes: &[u8], what: &'static str) -> Result<CoseSign1,
             });
         }
     }
-    if s.protected.header.key_id.len() != 32 {
+    if header.key_id.len() != 32 {
         return Err(CoseError::Header {
             what,
             param: "kid",
             problem: "must be a 32-byte key thumbprint",
         });
     }
-    let again = s.clone().to_tagged_vec().unwrap_or_default();
-    if again != bytes {
-        return Err(CoseError::NotDeterministic { what });
-    }
-    Ok(s)
+    Ok(Sign1 {
+        header,
+        protected,
+        payload,
+        signature,
+    })
 }
 
 /// Checks the signature of a parsed `COSE_Sign1` over the protected header bytes and payload
 /// exactly as received.
-pub(crate) fn verify_sign1(s: &CoseSign1, key: &VerifyingKey) -> bool {
-    if s.protected.header.key_id.as_slice() != key.id() {
+pub(crate) fn verify_sign1(s: &Sign1<'_>, key: &VerifyingKey) -> bool {
+    if s.header.key_id.as_slice() != key.id() {
         return false;
     }
-    s.verify_signature(&[], |sig, tbs| {
-        if key.verify_strict(tbs, sig) {
-            Ok(())
-        } else {
-            Err(())
-        }
-    })
-    .is_ok()
+    let mut tbs = sig_structure_prefix(s.protected, s.payload.len());
+    tbs.reserve_exact(s.payload.len());
+    tbs.extend_from_slice(s.payload);
+    key.verify_strict(&tbs, s.signature)
 }
 
 /// True when a header map's keys are in deterministic (bytewise encoded) order.

@@ -14,13 +14,10 @@
 //! spec/PROTOCOL.md §3 is the normative description; this module follows it step by step.
 
 use chacha20poly1305::ChaCha20Poly1305;
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::aead::{AeadInOut, KeyInit};
 use ciborium::Value;
 use coset::iana;
-use coset::{
-    CborSerializable, CoseEncrypt, CoseRecipientBuilder, Header, HeaderBuilder,
-    TaggedCborSerializable,
-};
+use coset::{AsCborValue, CoseRecipientBuilder, Header, HeaderBuilder};
 use hkdf::Hkdf;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -468,7 +465,7 @@ pub fn seal_with(
             ),
         )
         .build();
-    let inner = cose::sign1(inner_header, body, &sender.keys.signing);
+    let inner = cose::sign1(inner_header, &body, &sender.keys.signing);
     let commitment = case_commitment(&params.case_id);
 
     let mut out = Vec::with_capacity(addressees.len());
@@ -516,7 +513,7 @@ fn wrap(
     if let Some(prev) = a.chain.previous {
         h = h.value(label::PREVIOUS, Value::Bytes(prev.0.to_vec()));
     }
-    Ok(cose::sign1(h.build(), encrypted, &sender.keys.signing))
+    Ok(cose::sign1(h.build(), &encrypted, &sender.keys.signing))
 }
 
 /// Building blocks for tests that must construct envelopes the normal API refuses to build.
@@ -607,10 +604,7 @@ fn encrypt_for(card: &AgencyCard, inner: &[u8], s: &EnvelopeSecrets) -> Result<V
         return Err(SealError::BadAddresseeKey(card.id().clone()));
     }
     let rp = recipient_protected();
-    let rp_bytes = rp
-        .clone()
-        .to_vec()
-        .map_err(|e| SealError::Internal(e.to_string()))?;
+    let rp_bytes = cose::protected_bytes(rp.clone());
     let cek = derive_cek(shared.as_bytes(), &rp_bytes);
     let recipient = CoseRecipientBuilder::new()
         .protected(rp)
@@ -625,33 +619,48 @@ fn encrypt_for(card: &AgencyCard, inner: &[u8], s: &EnvelopeSecrets) -> Result<V
         )
         .ciphertext(Vec::new())
         .build();
+    let recipient = recipient
+        .to_cbor_value()
+        .ok()
+        .and_then(|v| crate::cbor::value_to_vec(v).ok())
+        .ok_or_else(|| SealError::Internal("recipient structure".into()))?;
+    let body_protected = cose::protected_bytes(
+        HeaderBuilder::new()
+            .algorithm(iana::Algorithm::ChaCha20Poly1305)
+            .build(),
+    );
+    let aad = enc_structure(&body_protected);
     let cipher = ChaCha20Poly1305::new_from_slice(cek.as_ref())
         .map_err(|_| SealError::Internal("content key length".into()))?;
-    let mut failed = false;
-    let enc = coset::CoseEncryptBuilder::new()
-        .protected(
-            HeaderBuilder::new()
-                .algorithm(iana::Algorithm::ChaCha20Poly1305)
-                .build(),
-        )
-        .unprotected(HeaderBuilder::new().iv(s.nonce.to_vec()).build())
-        .create_ciphertext(inner, &[], |pt, aad| {
-            cipher
-                .encrypt((&s.nonce).into(), Payload { msg: pt, aad })
-                .unwrap_or_else(|_| {
-                    failed = true;
-                    Vec::new()
-                })
-        })
-        .add_recipient(recipient)
-        .build();
-    if failed {
-        return Err(SealError::Internal(
-            "ChaCha20/Poly1305 encryption failed".into(),
-        ));
-    }
-    enc.to_tagged_vec()
-        .map_err(|e| SealError::Internal(e.to_string()))
+    // COSE_Encrypt_Tagged = 96([protected, {5: IV}, ciphertext, [recipient]]), written directly
+    // and encrypted in place, so that the content is copied once.
+    let mut out = Vec::with_capacity(inner.len() + recipient.len() + 80);
+    out.extend_from_slice(&[0xd8, 0x60, 0x84]);
+    cose::put_bstr(&mut out, &body_protected);
+    out.extend_from_slice(&[0xa1, 0x05]);
+    cose::put_bstr(&mut out, &s.nonce);
+    cose::put_head(&mut out, 2, (inner.len() + TAG_LEN) as u64);
+    let start = out.len();
+    out.extend_from_slice(inner);
+    let tag = cipher
+        .encrypt_inout_detached((&s.nonce).into(), &aad, (&mut out[start..]).into())
+        .map_err(|_| SealError::Internal("ChaCha20/Poly1305 encryption failed".into()))?;
+    out.extend_from_slice(&tag);
+    out.push(0x81);
+    out.extend_from_slice(&recipient);
+    Ok(out)
+}
+
+/// Length of the Poly1305 tag.
+const TAG_LEN: usize = 16;
+
+/// `Enc_structure = ["Encrypt", protected, h'']` (RFC 9052 §5.3).
+fn enc_structure(protected: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(protected.len() + 12);
+    out.extend_from_slice(b"\x83\x67Encrypt");
+    cose::put_bstr(&mut out, protected);
+    out.push(0x40);
+    out
 }
 
 /// Reads the outer metadata without verifying anything. For display only: nothing it returns
@@ -660,10 +669,10 @@ pub fn inspect(bytes: &[u8], limits: &Limits) -> Result<EnvelopeInfo, OpenError>
     parse_outer(bytes, limits).map(|(info, _)| info)
 }
 
-fn parse_outer(
-    bytes: &[u8],
+fn parse_outer<'a>(
+    bytes: &'a [u8],
     limits: &Limits,
-) -> Result<(EnvelopeInfo, coset::CoseSign1), OpenError> {
+) -> Result<(EnvelopeInfo, cose::Sign1<'a>), OpenError> {
     if bytes.len() > limits.max_envelope_bytes {
         return Err(OpenError::TooLarge {
             size: bytes.len(),
@@ -672,7 +681,7 @@ fn parse_outer(
     }
     const W: &str = "envelope";
     let s = cose::parse_sign1(bytes, W)?;
-    let h = &s.protected.header;
+    let h = &s.header;
     let version = cose::get_uint(h, label::VERSION, W, "version")?;
     if version != PROTOCOL_VERSION {
         return Err(OpenError::UnsupportedVersion(version));
@@ -742,7 +751,7 @@ fn parse_outer(
 
 fn check_origin(
     info: &EnvelopeInfo,
-    s: &coset::CoseSign1,
+    s: &cose::Sign1<'_>,
     card: &AgencyCard,
     limits: &Limits,
 ) -> Result<(), OpenError> {
@@ -827,11 +836,11 @@ pub fn open(
         });
     }
 
-    let inner = decrypt(outer.payload.as_deref().unwrap_or_default(), recipient)?;
+    let inner = decrypt(outer.payload, recipient)?;
 
     const W: &str = "inner message";
     let s = cose::parse_sign1(&inner, W)?;
-    let h = &s.protected.header;
+    let h = &s.header;
     cose::only_labels(
         h,
         &[
@@ -901,11 +910,7 @@ pub fn open(
     let kind: MessageType = cose::get_text(h, label::MESSAGE_TYPE, W, "type")?
         .parse()
         .map_err(|e: crate::message::UnknownMessageType| OpenError::Malformed(e.to_string()))?;
-    let message = Message::from_cbor(
-        kind,
-        s.payload.as_deref().unwrap_or_default(),
-        limits.max_message_bytes,
-    )?;
+    let message = Message::from_cbor(kind, s.payload, limits.max_message_bytes)?;
     Ok(Opened {
         info,
         case_id,
@@ -915,89 +920,126 @@ pub fn open(
     })
 }
 
-fn decrypt(payload: &[u8], recipient: &Recipient<'_>) -> Result<Vec<u8>, OpenError> {
-    let enc = CoseEncrypt::from_tagged_slice(payload)
-        .map_err(|e| OpenError::Malformed(format!("encrypted layer: {e}")))?;
+/// The parts of a `COSE_Encrypt` as this protocol profiles it (§3.5), borrowed from the bytes.
+struct EncryptParts<'a> {
+    nonce: [u8; 12],
+    ciphertext: &'a [u8],
+    recipient_protected: &'a [u8],
+    kid: &'a [u8],
+    ephemeral: [u8; 32],
+}
+
+/// Parses the encrypted layer. The profile fixes every header, so each part must be exactly the
+/// deterministic encoding the spec gives; anything else is malformed.
+fn parse_encrypt(b: &[u8]) -> Result<EncryptParts<'_>, OpenError> {
     let bad = |m: &str| OpenError::Malformed(format!("encrypted layer: {m}"));
-    if enc.protected.header.alg
-        != Some(coset::Algorithm::Assigned(
-            iana::Algorithm::ChaCha20Poly1305,
-        ))
-        || enc.protected.header.rest.len() + enc.unprotected.rest.len() != 0
-    {
-        return Err(bad(
-            "content algorithm must be ChaCha20/Poly1305 (24), with no other parameters",
-        ));
-    }
-    let nonce: [u8; 12] = enc
-        .unprotected
-        .iv
-        .as_slice()
-        .try_into()
-        .map_err(|_| bad("the IV must be 12 bytes"))?;
-    let [r] = enc.recipients.as_slice() else {
-        return Err(bad("exactly one recipient structure is required"));
+    let mut pos = 0;
+    let expect = |pos: &mut usize, want: &[u8], m: &str| -> Result<(), OpenError> {
+        if b.get(*pos..*pos + want.len()) == Some(want) {
+            *pos += want.len();
+            Ok(())
+        } else {
+            Err(bad(m))
+        }
     };
-    if r.protected.header.alg
-        != Some(coset::Algorithm::Assigned(
-            iana::Algorithm::ECDH_ES_HKDF_256,
-        ))
-        || !r.recipients.is_empty()
-        || r.ciphertext.as_deref() != Some(&[])
-    {
-        return Err(bad(
-            "the recipient must use ECDH-ES + HKDF-256 (-25) with an empty ciphertext",
-        ));
+    expect(
+        &mut pos,
+        &[0xd8, 0x60, 0x84],
+        "expected a tagged COSE_Encrypt (tag 96, array of 4)",
+    )?;
+    expect(
+        &mut pos,
+        &[0x44, 0xa1, 0x01, 0x18, 0x18],
+        "the content algorithm must be ChaCha20/Poly1305 (24) and nothing else",
+    )?;
+    expect(
+        &mut pos,
+        &[0xa1, 0x05, 0x4c],
+        "the unprotected header must hold exactly a 12-byte IV",
+    )?;
+    let nonce: [u8; 12] = b
+        .get(pos..pos + 12)
+        .and_then(|n| n.try_into().ok())
+        .ok_or_else(|| bad("truncated IV"))?;
+    pos += 12;
+    let ciphertext = cose::take_bstr(b, &mut pos).ok_or_else(|| bad("bad ciphertext"))?;
+    if ciphertext.len() < TAG_LEN {
+        return Err(bad("ciphertext shorter than its tag"));
     }
-    if r.unprotected.key_id.as_slice() != recipient.card.encryption_key().id() {
+    expect(
+        &mut pos,
+        &[0x81, 0x83],
+        "exactly one recipient structure is required",
+    )?;
+    let rp_start = pos + 1;
+    expect(
+        &mut pos,
+        &[0x44, 0xa1, 0x01, 0x38, 0x18],
+        "the recipient must use ECDH-ES + HKDF-256 (-25) and nothing else",
+    )?;
+    let recipient_protected = &b[rp_start..pos];
+    expect(
+        &mut pos,
+        &[0xa2, 0x04, 0x58, 0x20],
+        "the recipient header must hold the key id and the ephemeral key, and nothing else",
+    )?;
+    let kid = b
+        .get(pos..pos + 32)
+        .ok_or_else(|| bad("truncated key id"))?;
+    pos += 32;
+    expect(
+        &mut pos,
+        &[0x20, 0xa3, 0x01, 0x01, 0x20, 0x04, 0x21, 0x58, 0x20],
+        "the ephemeral key must be an X25519 COSE_Key {1: 1, -1: 4, -2: x}",
+    )?;
+    let ephemeral: [u8; 32] = b
+        .get(pos..pos + 32)
+        .and_then(|e| e.try_into().ok())
+        .ok_or_else(|| bad("truncated ephemeral key"))?;
+    pos += 32;
+    expect(
+        &mut pos,
+        &[0x40],
+        "a direct-agreement recipient has an empty ciphertext",
+    )?;
+    if pos != b.len() {
+        return Err(bad("unexpected bytes after the recipient"));
+    }
+    Ok(EncryptParts {
+        nonce,
+        ciphertext,
+        recipient_protected,
+        kid,
+        ephemeral,
+    })
+}
+
+fn decrypt(payload: &[u8], recipient: &Recipient<'_>) -> Result<Vec<u8>, OpenError> {
+    let p = parse_encrypt(payload)?;
+    if p.kid != recipient.card.encryption_key().id() {
         return Err(OpenError::WrongEncryptionKey(recipient.card.id().clone()));
     }
-    let eph = match r.unprotected.rest.as_slice() {
-        [(coset::Label::Int(-1), Value::Map(m))] => {
-            parse_ephemeral(m).ok_or_else(|| bad("the ephemeral key must be an X25519 COSE_Key"))?
-        }
-        _ => {
-            return Err(bad(
-                "the recipient must carry the ephemeral key (-1) and nothing else",
-            ));
-        }
-    };
     let shared = recipient
         .keys
         .encryption
-        .diffie_hellman(&x25519_dalek::PublicKey::from(eph));
+        .diffie_hellman(&x25519_dalek::PublicKey::from(p.ephemeral));
     if !shared.was_contributory() {
         return Err(OpenError::Undecryptable);
     }
-    let rp_bytes = r.protected.original_data.clone().unwrap_or_default();
-    let cek = derive_cek(shared.as_bytes(), &rp_bytes);
+    let cek = derive_cek(shared.as_bytes(), p.recipient_protected);
     let cipher =
         ChaCha20Poly1305::new_from_slice(cek.as_ref()).map_err(|_| OpenError::Undecryptable)?;
-    enc.decrypt_ciphertext(
-        &[],
-        || OpenError::Malformed("encrypted layer: no ciphertext".into()),
-        |ct, aad| {
-            cipher
-                .decrypt((&nonce).into(), Payload { msg: ct, aad })
-                .map_err(|_| OpenError::Undecryptable)
-        },
-    )
-}
-
-fn parse_ephemeral(m: &[(Value, Value)]) -> Option<[u8; 32]> {
-    let get = |l: i64| {
-        m.iter()
-            .find(|(k, _)| {
-                k.as_integer()
-                    .is_some_and(|i| i128::from(i) == i128::from(l))
-            })
-            .map(|(_, v)| v)
-    };
-    if m.len() != 3
-        || get(1)?.as_integer()? != KTY_OKP.into()
-        || get(-1)?.as_integer()? != CRV_X25519.into()
-    {
-        return None;
-    }
-    get(-2)?.as_bytes()?.as_slice().try_into().ok()
+    let (ct, tag) = p.ciphertext.split_at(p.ciphertext.len() - TAG_LEN);
+    let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| OpenError::Undecryptable)?;
+    let mut plain = ct.to_vec();
+    let aad = enc_structure(&[0xa1, 0x01, 0x18, 0x18]);
+    cipher
+        .decrypt_inout_detached(
+            (&p.nonce).into(),
+            &aad,
+            plain.as_mut_slice().into(),
+            (&tag).into(),
+        )
+        .map_err(|_| OpenError::Undecryptable)?;
+    Ok(plain)
 }

@@ -171,6 +171,16 @@ impl SigningKey {
         self.key.sign(msg).to_bytes()
     }
 
+    /// Signs the concatenation of `parts` without building it.
+    pub fn sign_parts(&self, parts: &[&[u8]]) -> [u8; 64] {
+        use ed25519_dalek::ed25519::signature::MultipartSigner as _;
+        match self.key.try_multipart_sign(parts) {
+            Ok(sig) => sig.to_bytes(),
+            // Signing with an in-memory dalek key cannot fail.
+            Err(_) => [0; 64],
+        }
+    }
+
     /// The secret seed, for writing the key file.
     pub fn seed(&self) -> Zeroizing<[u8; 32]> {
         Zeroizing::new(self.key.to_bytes())

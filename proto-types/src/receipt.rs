@@ -243,7 +243,7 @@ impl Receipt {
     pub fn sign(&self, keys: &AgencySecretKeys) -> Result<SignedReceipt, ReceiptError> {
         self.check()?;
         let payload = cbor::to_vec(self)?;
-        let bytes = cose::sign1(coset::Header::default(), payload, &keys.signing);
+        let bytes = cose::sign1(coset::Header::default(), &payload, &keys.signing);
         Ok(SignedReceipt {
             receipt: self.clone(),
             hash: Sha256Digest::of(&bytes),
@@ -267,15 +267,11 @@ pub fn verify_receipt(
         }));
     }
     let s = cose::parse_sign1(bytes, "receipt")?;
-    cose::only_labels(&s.protected.header, &[], "receipt")?;
+    cose::only_labels(&s.header, &[], "receipt")?;
     if !cose::verify_sign1(&s, issuer.signing_key()) {
         return Err(ReceiptError::BadSignature(issuer.id().clone()));
     }
-    let receipt: Receipt = cbor::from_slice(
-        s.payload.as_deref().unwrap_or_default(),
-        MAX_RECEIPT_BYTES,
-        "receipt body",
-    )?;
+    let receipt: Receipt = cbor::from_slice(s.payload, MAX_RECEIPT_BYTES, "receipt body")?;
     receipt.check()?;
     if &receipt.from != issuer.id() {
         return Err(ReceiptError::BadSignature(issuer.id().clone()));

@@ -6,7 +6,19 @@ use rogatory_tests::{rogatory, spec_dir};
 use serde_json::Value;
 
 fn keygen(dir: &Path, id: &str, out: &str) {
-    rogatory(dir, &["keygen", "--agency", id, "--name", &format!("Agency {id}"), "--out", out]).ok();
+    rogatory(
+        dir,
+        &[
+            "keygen",
+            "--agency",
+            id,
+            "--name",
+            &format!("Agency {id}"),
+            "--out",
+            out,
+        ],
+    )
+    .ok();
 }
 
 fn example(name: &str) -> String {
@@ -20,15 +32,45 @@ fn keygen_writes_private_keys_and_refuses_to_overwrite() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(t.path().join("xa/secret-keys.cose")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(t.path().join("xa/secret-keys.cose"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
     let before = std::fs::read(t.path().join("xa/secret-keys.cose")).unwrap();
-    let r = rogatory(t.path(), &["keygen", "--agency", "XA.MOJ-CA", "--name", "x", "--out", "xa"]).failed();
+    let r = rogatory(
+        t.path(),
+        &[
+            "keygen",
+            "--agency",
+            "XA.MOJ-CA",
+            "--name",
+            "x",
+            "--out",
+            "xa",
+        ],
+    )
+    .failed();
     assert!(r.stderr.contains("refusing to overwrite"), "{}", r.stderr);
-    assert_eq!(std::fs::read(t.path().join("xa/secret-keys.cose")).unwrap(), before);
+    assert_eq!(
+        std::fs::read(t.path().join("xa/secret-keys.cose")).unwrap(),
+        before
+    );
 
-    let r = rogatory(t.path(), &["keygen", "--agency", "france.dacg", "--name", "x", "--out", "bad"]).failed();
+    let r = rogatory(
+        t.path(),
+        &[
+            "keygen",
+            "--agency",
+            "france.dacg",
+            "--name",
+            "x",
+            "--out",
+            "bad",
+        ],
+    )
+    .failed();
     assert!(r.stderr.contains("not an agency id"), "{}", r.stderr);
 }
 
@@ -40,8 +82,15 @@ fn card_show_prints_fingerprint_and_verifier_key() {
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["id"], "XA.MOJ-CA");
     assert_eq!(v["fingerprint"].as_str().unwrap().len(), 39);
-    assert!(v["note_verifier_key"].as_str().unwrap().starts_with("rogatory.XA.MOJ-CA+"));
-    let text = rogatory(t.path(), &["card", "show", "xa/card.cose"]).ok().stdout;
+    assert!(
+        v["note_verifier_key"]
+            .as_str()
+            .unwrap()
+            .starts_with("rogatory.XA.MOJ-CA+")
+    );
+    let text = rogatory(t.path(), &["card", "show", "xa/card.cose"])
+        .ok()
+        .stdout;
     assert!(text.contains("signature OK") && text.contains(v["fingerprint"].as_str().unwrap()));
 
     // A tampered card is refused.
@@ -60,24 +109,78 @@ fn seal_open_round_trip_and_a_third_agency_is_not_a_recipient() {
     keygen(d, "XB.DOJ-CA", "xb");
     keygen(d, "XC.POLICE", "xc");
     let body = example("mla-request.json");
-    rogatory(d, &[
-        "envelope", "seal", "--key", "xa", "--to", "xb/card.cose", "--case", "new",
-        "--type", "mla-request", "--body", &body, "--out", "req.cose",
-    ])
+    rogatory(
+        d,
+        &[
+            "envelope",
+            "seal",
+            "--key",
+            "xa",
+            "--to",
+            "xb/card.cose",
+            "--case",
+            "new",
+            "--type",
+            "mla-request",
+            "--body",
+            &body,
+            "--out",
+            "req.cose",
+        ],
+    )
     .ok();
 
-    let r = rogatory(d, &["envelope", "open", "--key", "xb", "--trust", "xa/card.cose", "req.cose"]).ok();
+    let r = rogatory(
+        d,
+        &[
+            "envelope",
+            "open",
+            "--key",
+            "xb",
+            "--trust",
+            "xa/card.cose",
+            "req.cose",
+        ],
+    )
+    .ok();
     let opened: Value = serde_json::from_str(&r.stdout).unwrap();
     let original: Value = serde_json::from_str(&std::fs::read_to_string(&body).unwrap()).unwrap();
-    assert_eq!(opened["message"], original, "the recipient reads the original request");
+    assert_eq!(
+        opened["message"], original,
+        "the recipient reads the original request"
+    );
     assert_eq!(opened["from"], "XA.MOJ-CA");
     assert_eq!(opened["message_type"], "mla-request");
 
-    let r = rogatory(d, &["envelope", "open", "--key", "xc", "--trust", "xa/card.cose", "req.cose"]).failed();
+    let r = rogatory(
+        d,
+        &[
+            "envelope",
+            "open",
+            "--key",
+            "xc",
+            "--trust",
+            "xa/card.cose",
+            "req.cose",
+        ],
+    )
+    .failed();
     assert!(r.stderr.contains("not a recipient"), "{}", r.stderr);
 
     // Unknown sender: the recipient trusts only another agency.
-    let r = rogatory(d, &["envelope", "open", "--key", "xb", "--trust", "xc/card.cose", "req.cose"]).failed();
+    let r = rogatory(
+        d,
+        &[
+            "envelope",
+            "open",
+            "--key",
+            "xb",
+            "--trust",
+            "xc/card.cose",
+            "req.cose",
+        ],
+    )
+    .failed();
     assert!(r.stderr.contains("unknown sender"), "{}", r.stderr);
 
     // Inspect without and with the sender's card.
@@ -85,9 +188,17 @@ fn seal_open_round_trip_and_a_third_agency_is_not_a_recipient() {
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["origin_signature"], "not checked");
     assert_eq!(v["envelope_id"], opened["envelope_id"]);
-    let r = rogatory(d, &["envelope", "inspect", "--trust", "xa/card.cose", "req.cose"]).ok();
+    let r = rogatory(
+        d,
+        &["envelope", "inspect", "--trust", "xa/card.cose", "req.cose"],
+    )
+    .ok();
     assert!(r.stdout.contains("signature VALID"), "{}", r.stdout);
-    let r = rogatory(d, &["envelope", "inspect", "--trust", "xc/card.cose", "req.cose"]).failed();
+    let r = rogatory(
+        d,
+        &["envelope", "inspect", "--trust", "xc/card.cose", "req.cose"],
+    )
+    .failed();
     assert!(r.stdout.contains("INVALID"), "{}", r.stdout);
 }
 
@@ -99,20 +210,56 @@ fn several_addressees_get_one_file_each() {
     keygen(d, "XB.POLICE", "xb");
     keygen(d, "XC.POLICE", "xc");
     let case = "01a22522-d4f2-73cd-be4f-be9050503898";
-    rogatory(d, &[
-        "envelope", "seal", "--key", "xa", "--to", "xb", "--to", "xc/card.cose", "--case", case,
-        "--type", "liaison", "--body", &example("liaison.json"), "--out", "outbox",
-    ])
+    rogatory(
+        d,
+        &[
+            "envelope",
+            "seal",
+            "--key",
+            "xa",
+            "--to",
+            "xb",
+            "--to",
+            "xc/card.cose",
+            "--case",
+            case,
+            "--type",
+            "liaison",
+            "--body",
+            &example("liaison.json"),
+            "--out",
+            "outbox",
+        ],
+    )
     .ok();
     for (who, file) in [("xb", "XB.POLICE.cose"), ("xc", "XC.POLICE.cose")] {
         let path = format!("outbox/{file}");
-        let r = rogatory(d, &["envelope", "open", "--key", who, "--trust", "xa", &path]).ok();
+        let r = rogatory(
+            d,
+            &["envelope", "open", "--key", who, "--trust", "xa", &path],
+        )
+        .ok();
         let v: Value = serde_json::from_str(&r.stdout).unwrap();
         assert_eq!(v["case_id"], case);
-        assert_eq!(v["recipients"], serde_json::json!(["XB.POLICE", "XC.POLICE"]));
+        assert_eq!(
+            v["recipients"],
+            serde_json::json!(["XB.POLICE", "XC.POLICE"])
+        );
     }
     // XB cannot open XC's envelope.
-    rogatory(d, &["envelope", "open", "--key", "xb", "--trust", "xa", "outbox/XC.POLICE.cose"]).failed();
+    rogatory(
+        d,
+        &[
+            "envelope",
+            "open",
+            "--key",
+            "xb",
+            "--trust",
+            "xa",
+            "outbox/XC.POLICE.cose",
+        ],
+    )
+    .failed();
 }
 
 #[test]
@@ -121,30 +268,67 @@ fn damaged_envelopes_are_refused_with_a_clear_error() {
     let d = t.path();
     keygen(d, "XA.POLICE", "xa");
     keygen(d, "XB.POLICE", "xb");
-    rogatory(d, &[
-        "envelope", "seal", "--key", "xa", "--to", "xb", "--case", "new", "--type", "liaison",
-        "--body", &example("liaison.json"), "--out", "m.cose",
-    ])
+    rogatory(
+        d,
+        &[
+            "envelope",
+            "seal",
+            "--key",
+            "xa",
+            "--to",
+            "xb",
+            "--case",
+            "new",
+            "--type",
+            "liaison",
+            "--body",
+            &example("liaison.json"),
+            "--out",
+            "m.cose",
+        ],
+    )
     .ok();
     let good = std::fs::read(d.join("m.cose")).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("truncated", good[..good.len() / 2].to_vec(), "malformed"),
         ("garbage", b"this is not CBOR".to_vec(), "malformed"),
         ("empty", Vec::new(), "malformed"),
-        ("flipped", {
-            let mut b = good.clone();
-            let n = b.len() - 70;
-            b[n] ^= 0x40;
-            b
-        }, "reason code"),
+        (
+            "flipped",
+            {
+                let mut b = good.clone();
+                let n = b.len() - 70;
+                b[n] ^= 0x40;
+                b
+            },
+            "reason code",
+        ),
     ];
     for (name, bytes, expect) in cases {
         std::fs::write(d.join(name), bytes).unwrap();
-        let r = rogatory(d, &["envelope", "open", "--key", "xb", "--trust", "xa", name]).failed();
+        let r = rogatory(
+            d,
+            &["envelope", "open", "--key", "xb", "--trust", "xa", name],
+        )
+        .failed();
         assert!(r.stderr.contains(expect), "{name}: {}", r.stderr);
     }
     // Oversized for the limit given.
-    let r = rogatory(d, &["envelope", "open", "--key", "xb", "--trust", "xa", "m.cose", "--max-bytes", "100"]).failed();
+    let r = rogatory(
+        d,
+        &[
+            "envelope",
+            "open",
+            "--key",
+            "xb",
+            "--trust",
+            "xa",
+            "m.cose",
+            "--max-bytes",
+            "100",
+        ],
+    )
+    .failed();
     assert!(r.stderr.contains("more than the limit"), "{}", r.stderr);
 }
 
@@ -153,8 +337,24 @@ fn request_validate_lists_everything_missing() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     rogatory(d, &["request", "validate", &example("mla-request.json")]).ok();
-    for kind in ["mla-status", "evidence-manifest", "extradition-status", "liaison", "preservation-request"] {
-        rogatory(d, &["request", "validate", "--type", kind, &example(&format!("{kind}.json"))]).ok();
+    for kind in [
+        "mla-status",
+        "evidence-manifest",
+        "extradition-status",
+        "liaison",
+        "preservation-request",
+    ] {
+        rogatory(
+            d,
+            &[
+                "request",
+                "validate",
+                "--type",
+                kind,
+                &example(&format!("{kind}.json")),
+            ],
+        )
+        .ok();
     }
 
     std::fs::write(
@@ -165,7 +365,11 @@ fn request_validate_lists_everything_missing() {
     )
     .unwrap();
     let r = rogatory(d, &["request", "validate", "draft.json"]).failed();
-    assert!(r.stdout.contains("sumary_of_facts"), "the misspelt field is named:\n{}", r.stdout);
+    assert!(
+        r.stdout.contains("sumary_of_facts"),
+        "the misspelt field is named:\n{}",
+        r.stdout
+    );
 
     std::fs::write(
         d.join("draft.json"),
@@ -176,21 +380,56 @@ fn request_validate_lists_everything_missing() {
     let r = rogatory(d, &["request", "validate", "draft.json", "--json"]).failed();
     let v: Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["valid"], false);
-    let fields: Vec<&str> = v["problems"].as_array().unwrap().iter().map(|p| p["field"].as_str().unwrap()).collect();
-    for want in ["proceedings.subject", "summary_of_facts", "purpose", "assistance[0].targets", "offences", "legal_basis.kind"] {
+    let fields: Vec<&str> = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["field"].as_str().unwrap())
+        .collect();
+    for want in [
+        "proceedings.subject",
+        "summary_of_facts",
+        "purpose",
+        "assistance[0].targets",
+        "offences",
+        "legal_basis.kind",
+    ] {
         assert!(fields.contains(&want), "{want} missing from {fields:?}");
     }
-    assert!(!fields.contains(&"requesting_authority.name"), "present fields are not reported");
-    let text = rogatory(d, &["request", "validate", "draft.json"]).failed().stdout;
-    assert!(text.contains("the summary of the relevant facts is missing"), "{text}");
+    assert!(
+        !fields.contains(&"requesting_authority.name"),
+        "present fields are not reported"
+    );
+    let text = rogatory(d, &["request", "validate", "draft.json"])
+        .failed()
+        .stdout;
+    assert!(
+        text.contains("the summary of the relevant facts is missing"),
+        "{text}"
+    );
 
     // Sealing an incomplete request is refused with the same list, and writes nothing.
     keygen(d, "XA.MOJ-CA", "xa");
     keygen(d, "XB.DOJ-CA", "xb");
-    let r = rogatory(d, &[
-        "envelope", "seal", "--key", "xa", "--to", "xb", "--case", "new", "--type", "mla-request",
-        "--body", "draft.json", "--out", "x.cose",
-    ])
+    let r = rogatory(
+        d,
+        &[
+            "envelope",
+            "seal",
+            "--key",
+            "xa",
+            "--to",
+            "xb",
+            "--case",
+            "new",
+            "--type",
+            "mla-request",
+            "--body",
+            "draft.json",
+            "--out",
+            "x.cose",
+        ],
+    )
     .failed();
     assert!(r.stderr.contains("summary_of_facts"), "{}", r.stderr);
     assert!(!d.join("x.cose").exists());
