@@ -1,6 +1,6 @@
 //! Fixtures shared by the benchmarks: two agencies, a message of a given size, and the bare
 //! cryptographic operations an envelope is made of.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use chacha20poly1305::ChaCha20Poly1305;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
