@@ -314,7 +314,7 @@ fn check_body(body: &CardBody) -> Result<(), CardError> {
     if body.country != body.id.country() {
         return bad("the country does not match the agency id");
     }
-    if body.name.trim().is_empty() || body.name.len() > 256 {
+    if body.name.trim().is_empty() || body.name.chars().count() > 256 {
         return bad("the display name must be 1 to 256 characters");
     }
     if body.roles.is_empty() {

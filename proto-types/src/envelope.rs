@@ -810,7 +810,7 @@ pub struct Recipient<'a> {
 }
 
 /// Verifies and opens an envelope addressed to `recipient`, from a sender whose card is in
-/// `trusted`. Every check of spec/PROTOCOL.md §3.6 runs, in order; the first failure is
+/// `trusted`. Every check of spec/PROTOCOL.md §3.8 runs, in order; the first failure is
 /// returned.
 pub fn open(
     bytes: &[u8],

@@ -48,13 +48,6 @@ impl LiaisonMessage {
                 "an urgent or emergency message must say why",
             );
         }
-        for (i, a) in self.attachments.iter().enumerate() {
-            if a.sha256.is_none() {
-                p.push(
-                    &format!("attachments[{i}].sha256"),
-                    "the attachment's SHA-256 is missing",
-                );
-            }
-        }
+        p.attachments("attachments", &self.attachments);
     }
 }

@@ -347,17 +347,7 @@ impl MlaRequest {
                 );
             }
             for (j, t) in m.targets.iter().enumerate() {
-                if t.kind.is_none() {
-                    p.push(
-                        &format!("{f}.targets[{j}].kind"),
-                        "say what kind of target this is",
-                    );
-                }
-                p.text(
-                    &format!("{f}.targets[{j}].identifier"),
-                    &t.identifier,
-                    "the target is not identified",
-                );
+                p.target(&format!("{f}.targets[{j}]"), t);
             }
             p.opt_date(&format!("{f}.from"), &m.from);
             p.opt_date(&format!("{f}.until"), &m.until);
@@ -380,21 +370,7 @@ impl MlaRequest {
                 "give the related request's reference",
             );
         }
-        for (i, a) in self.attachments.iter().enumerate() {
-            let f = format!("attachments[{i}]");
-            p.text(&format!("{f}.name"), &a.name, "the attachment has no name");
-            p.text(
-                &format!("{f}.media_type"),
-                &a.media_type,
-                "the attachment's media type is missing",
-            );
-            if a.sha256.is_none() {
-                p.push(
-                    &format!("{f}.sha256"),
-                    "the attachment's SHA-256 is missing",
-                );
-            }
-        }
+        p.attachments("attachments", &self.attachments);
         p.text(
             "language",
             &self.language,
@@ -516,6 +492,7 @@ pub struct MlaStatusUpdate {
 impl MlaStatusUpdate {
     pub(crate) fn check(&self, p: &mut Problems) {
         p.datetime("effective_at", &self.effective_at);
+        p.opt_date("until", &self.until);
         let Some(status) = self.status else {
             p.push("status", "the new status is missing");
             return;
@@ -533,9 +510,8 @@ impl MlaStatusUpdate {
                 if self.reason.as_deref().unwrap_or("").trim().is_empty() {
                     p.push("reason", "a postponement needs a reason");
                 }
-                match &self.until {
-                    None => p.push("until", "a postponement needs the date it lasts until"),
-                    Some(d) => p.date("until", d),
+                if self.until.is_none() {
+                    p.push("until", "a postponement needs the date it lasts until");
                 }
             }
             MlaStatus::Refused if self.grounds.iter().all(|g| g.trim().is_empty()) => {

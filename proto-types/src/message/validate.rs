@@ -181,6 +181,35 @@ impl Problems {
         }
     }
 
+    pub(crate) fn attachments(&mut self, field: &str, list: &[super::AttachmentRef]) {
+        for (i, a) in list.iter().enumerate() {
+            let f = format!("{field}[{i}]");
+            self.text(&format!("{f}.name"), &a.name, "the attachment has no name");
+            self.text(
+                &format!("{f}.media_type"),
+                &a.media_type,
+                "the attachment's media type is missing",
+            );
+            if a.sha256.is_none() {
+                self.push(
+                    &format!("{f}.sha256"),
+                    "the attachment's SHA-256 is missing",
+                );
+            }
+        }
+    }
+
+    pub(crate) fn target(&mut self, field: &str, t: &super::Target) {
+        if t.kind.is_none() {
+            self.push(&format!("{field}.kind"), "say what kind of target this is");
+        }
+        self.text(
+            &format!("{field}.identifier"),
+            &t.identifier,
+            "the target is not identified",
+        );
+    }
+
     pub(crate) fn urgency(&mut self, field: &str, u: &Urgency) {
         if u.level != UrgencyLevel::Routine && u.reason.as_deref().unwrap_or("").trim().is_empty() {
             self.push(

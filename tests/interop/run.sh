@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Independent-implementation interoperability check (spec/PROTOCOL.md §7).
+#
+# Seals a real MLA request with the `rogatory` binary, then verifies both signatures and decrypts
+# it with Python's pycose and python-cwt, which share no code with Rogatory; checks that a third
+# agency's keys cannot read it; checks the spec/vectors envelopes the same way; and validates the
+# CBOR of the examples, receipts, cards and envelopes against the CDDL schemas in spec/cddl/.
+#
+# Usage: tests/interop/run.sh [PATH-TO-rogatory]   (default: target/debug/rogatory)
+# The Python packages go into a virtualenv at $ROGATORY_VENV (default: .venv in the repository).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+bin=${1:-$root/target/debug/rogatory}
+venv=${ROGATORY_VENV:-$root/.venv}
+[ -x "$bin" ] || { echo "interop: $bin not found; build it with: cargo build -p rogatory-node" >&2; exit 1; }
+
+if [ ! -x "$venv/bin/python" ]; then
+    python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c 'import pycose, cwt, cbor2, cryptography, pycddl' 2>/dev/null; then
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/interop/requirements.txt"
+fi
+py="$venv/bin/python"
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+
+pass=0
+fail=0
+check() {
+    local name=$1
+    shift
+    if "$@" >"$work/out.log" 2>&1; then
+        pass=$((pass + 1))
+        echo "ok: $name"
+    else
+        fail=$((fail + 1))
+        echo "FAIL: $name"
+        sed 's/^/    /' "$work/out.log"
+    fi
+}
+refused() { ! "$@"; }
+
+"$bin" keygen --agency XA.MOJ-CA --name "Central Authority of XA" --out xa >/dev/null
+"$bin" keygen --agency XB.DOJ-CA --name "Central Authority of XB" --out xb >/dev/null
+"$bin" keygen --agency XC.POLICE --name "Police of XC" --out xc >/dev/null
+"$bin" envelope seal --key xa --to xb/card.cose --to xc/card.cose --case new --type mla-request \
+    --body "$root/spec/examples/mla-request.json" --out sealed 2>/dev/null >/dev/null
+"$bin" envelope seal --key xa --to xb/card.cose --case new --type liaison \
+    --body "$root/spec/examples/liaison.json" --out liaison.cose 2>/dev/null >/dev/null
+
+check "pycose + python-cwt verify and decrypt an MLA request sealed by the rogatory CLI (XB's copy)" \
+    "$py" "$root/tests/interop/verify_envelope.py" --envelope sealed/XB.DOJ-CA.cose \
+    --sender-card xa/card.cose --recipient-card xb/card.cose --recipient-keys xb/secret-keys.cose \
+    --expect-json "$root/spec/examples/mla-request.json"
+check "the same for the second addressee's envelope (XC's copy)" \
+    "$py" "$root/tests/interop/verify_envelope.py" --envelope sealed/XC.POLICE.cose \
+    --sender-card xa/card.cose --recipient-card xc/card.cose --recipient-keys xc/secret-keys.cose \
+    --expect-json "$root/spec/examples/mla-request.json"
+check "a liaison message sealed by the CLI" \
+    "$py" "$root/tests/interop/verify_envelope.py" --envelope liaison.cose \
+    --sender-card xa/card.cose --recipient-card xb/card.cose --recipient-keys xb/secret-keys.cose \
+    --expect-json "$root/spec/examples/liaison.json"
+check "XC's keys cannot open XB's envelope in the independent implementation" \
+    refused "$py" "$root/tests/interop/verify_envelope.py" --envelope sealed/XB.DOJ-CA.cose \
+    --sender-card xa/card.cose --recipient-card xc/card.cose --recipient-keys xc/secret-keys.cose
+for v in "$root"/spec/vectors/envelope-*.json; do
+    check "test vector $(basename "$v")" "$py" "$root/tests/interop/verify_envelope.py" --vector "$v"
+done
+check "CDDL schemas (spec/cddl) accept every vector and refuse mutilated messages" \
+    "$py" "$root/tests/interop/check_cddl.py"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
