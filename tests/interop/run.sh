@@ -14,6 +14,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 bin=${1:-$root/target/debug/rogatory}
 venv=${ROGATORY_VENV:-$root/.venv}
 [ -x "$bin" ] || { echo "interop: $bin not found; build it with: cargo build -p rogatory-node" >&2; exit 1; }
+bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
