@@ -41,11 +41,16 @@ impl KeyDir {
                 );
             }
         }
-        files::create_private_dir(dir)?;
+        // Everything that can be refused is checked before anything is written.
         let keys = AgencySecretKeys::generate();
         let card = AgencyCard::issue(details, &keys).context("cannot issue the agency card")?;
-        files::write_atomic(&secret_path, &keys.to_cose_key_set(), true, false)?;
+        files::create_private_dir(dir)?;
         files::write_atomic(&card_path, card.as_bytes(), false, false)?;
+        if let Err(e) = files::write_atomic(&secret_path, &keys.to_cose_key_set(), true, false) {
+            // Without its secret keys the card is useless; leave the directory as it was.
+            let _ = std::fs::remove_file(&card_path);
+            return Err(e);
+        }
         Ok(Self { keys, card })
     }
 
@@ -53,7 +58,7 @@ impl KeyDir {
     pub fn load(dir: &Path) -> Result<Self> {
         let secret_path = dir.join(SECRET_KEYS_FILE);
         check_private(&secret_path)?;
-        let raw = files::read_limited(&secret_path, 64 * 1024)?;
+        let raw = zeroize::Zeroizing::new(files::read_limited(&secret_path, 64 * 1024)?);
         let keys = AgencySecretKeys::from_cose_key_set(&raw)
             .with_context(|| format!("{} is not a Rogatory key file", secret_path.display()))?;
         let card = load_card(&dir.join(CARD_FILE))?;

@@ -93,6 +93,11 @@ pub(crate) struct Sign1<'a> {
 }
 
 const TAG_SIGN1: u8 = 0xd2; // tag 18
+
+/// Largest protected header accepted (it carries at most a checkpoint besides fixed fields).
+/// Checked before the header is parsed, so that unauthenticated input cannot make the parser
+/// allocate in proportion to the envelope.
+pub(crate) const MAX_PROTECTED_BYTES: usize = 16 * 1024;
 const SIG_CONTEXT: &[u8] = b"\x6aSignature1";
 
 /// Appends a CBOR head (major type and argument) in its shortest form.
@@ -216,6 +221,9 @@ pub(crate) fn parse_sign1<'a>(bytes: &'a [u8], what: &'static str) -> Result<Sig
     }
     let mut pos = 2;
     let protected = take_bstr(bytes, &mut pos).ok_or_else(|| structure("bad protected header"))?;
+    if protected.len() > MAX_PROTECTED_BYTES {
+        return Err(structure("the protected header is larger than 16 KiB"));
+    }
     if bytes.get(pos) != Some(&0xa0) {
         return Err(CoseError::NotDeterministic { what });
     }

@@ -118,9 +118,9 @@ pub struct SealParams {
 
 /// Per-envelope randomness: the ephemeral X25519 secret and the content nonce.
 ///
-/// [`seal`] draws these from the operating system; [`seal_with`] takes them from the caller so
-/// that test vectors are reproducible. Never reuse them.
-#[derive(Clone)]
+/// [`seal`] draws these from the operating system; `seal_with` (feature `testing`) takes them
+/// from the caller so that test vectors are reproducible. Never reuse them: the same secrets for
+/// the same addressee key reuse a ChaCha20-Poly1305 key and nonce.
 pub struct EnvelopeSecrets {
     /// Ephemeral X25519 secret.
     pub ephemeral: Zeroizing<[u8; 32]>,
@@ -174,6 +174,9 @@ pub enum SealError {
     /// An addressee's encryption key is a low-order point.
     #[error("the encryption key on {0}'s card is unusable (low-order point)")]
     BadAddresseeKey(AgencyId),
+    /// The case id is not a UUIDv7 (the case commitment relies on its random bits).
+    #[error("case id {0} is not a UUIDv7: create case ids with `--case new` or CaseId::generate")]
+    InvalidCaseId(CaseId),
     /// Encryption failed (a bug).
     #[error("internal error while sealing: {0}")]
     Internal(String),
@@ -336,6 +339,9 @@ impl OpenError {
             OpenError::Undecryptable => ReasonCode::Undecryptable,
             OpenError::Forwarded(_) => ReasonCode::Forwarded,
             OpenError::HeaderMismatch(_) => ReasonCode::HeaderMismatch,
+            OpenError::Message(MessageError::Cbor(crate::cbor::DecodeError::TooLarge {
+                ..
+            })) => ReasonCode::Oversized,
             OpenError::Message(_) => ReasonCode::InvalidSchema,
             OpenError::LocalKeys(_) => ReasonCode::InternalError,
         }
@@ -404,6 +410,9 @@ pub fn seal_with(
 ) -> Result<Vec<SealedEnvelope>, SealError> {
     message.validate()?;
     check_sender(sender)?;
+    if params.case_id.0.get_version_num() != 7 {
+        return Err(SealError::InvalidCaseId(params.case_id));
+    }
     if addressees.is_empty() {
         return Err(SealError::Addressees(
             "at least one addressee is needed".into(),
@@ -853,21 +862,23 @@ pub fn open(
         ],
         W,
     )?;
-    let inner_from = AgencyId::new(cose::get_text(h, label::FROM, W, "from")?)
-        .map_err(|e| OpenError::Malformed(e.to_string()))?;
-    if inner_from != info.from || h.key_id.as_slice() != card.signing_key().id() {
-        return Err(OpenError::Forwarded(format!(
-            "the message inside was signed by {inner_from}, but the envelope comes from {}",
-            info.from
-        )));
-    }
-    if !cose::verify_sign1(&s, card.signing_key()) {
-        return Err(OpenError::BadInnerSignature(info.from.clone()));
-    }
+    // Check 12: every inner header parameter present and well-typed.
     let version = cose::get_uint(h, label::VERSION, W, "version")?;
     if version != PROTOCOL_VERSION {
         return Err(OpenError::UnsupportedVersion(version));
     }
+    let inner_from = AgencyId::new(cose::get_text(h, label::FROM, W, "from")?)
+        .map_err(|e| OpenError::Malformed(e.to_string()))?;
+    let message_id = MessageId::from_bytes(cose::get_fixed(h, label::MESSAGE_ID, W, "message id")?);
+    let case_id = CaseId::from_bytes(cose::get_fixed(h, label::CASE_ID, W, "case id")?);
+    if case_id.0.get_version_num() != 7 {
+        return Err(OpenError::Malformed(
+            "inner header: the case id is not a UUIDv7".into(),
+        ));
+    }
+    let kind: MessageType = cose::get_text(h, label::MESSAGE_TYPE, W, "type")?
+        .parse()
+        .map_err(|e: crate::message::UnknownMessageType| OpenError::Malformed(e.to_string()))?;
     let recipients = match cose::get(h, label::RECIPIENTS) {
         Some(Value::Array(items)) if !items.is_empty() => items
             .iter()
@@ -887,6 +898,18 @@ pub fn open(
             "inner header: recipients must be sorted and unique".into(),
         ));
     }
+    // Check 13: the inner message is the sender's own.
+    if inner_from != info.from || h.key_id.as_slice() != card.signing_key().id() {
+        return Err(OpenError::Forwarded(format!(
+            "the message inside was signed by {inner_from}, but the envelope comes from {}",
+            info.from
+        )));
+    }
+    // Check 14.
+    if !cose::verify_sign1(&s, card.signing_key()) {
+        return Err(OpenError::BadInnerSignature(info.from.clone()));
+    }
+    // Check 15: addressed to us by the sender.
     if !recipients.contains(us) {
         return Err(OpenError::Forwarded(format!(
             "the sender addressed the message to {}, not to {us}",
@@ -897,19 +920,16 @@ pub fn open(
                 .join(", ")
         )));
     }
-    let message_id = MessageId::from_bytes(cose::get_fixed(h, label::MESSAGE_ID, W, "message id")?);
+    // Check 16: the layers agree.
     if message_id != info.message_id {
         return Err(OpenError::HeaderMismatch("message ids differ".into()));
     }
-    let case_id = CaseId::from_bytes(cose::get_fixed(h, label::CASE_ID, W, "case id")?);
     if case_commitment(&case_id) != info.case_commitment {
         return Err(OpenError::HeaderMismatch(
             "the case commitment does not match the case id".into(),
         ));
     }
-    let kind: MessageType = cose::get_text(h, label::MESSAGE_TYPE, W, "type")?
-        .parse()
-        .map_err(|e: crate::message::UnknownMessageType| OpenError::Malformed(e.to_string()))?;
+    // Check 17.
     let message = Message::from_cbor(kind, s.payload, limits.max_message_bytes)?;
     Ok(Opened {
         info,

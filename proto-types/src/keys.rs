@@ -38,8 +38,9 @@ pub enum KeyError {
     /// The bytes are not a COSE_Key of the expected shape.
     #[error("not a usable COSE_Key: {0}")]
     Format(String),
-    /// The key is an Ed25519 point that strict verification refuses (small order or non-canonical).
-    #[error("the Ed25519 public key is not a valid curve point")]
+    /// The key is a point that is refused: an Ed25519 key of small order or not canonical, or an
+    /// X25519 key of low order.
+    #[error("the public key is not a valid curve point (or is of small order)")]
     InvalidPoint,
     /// CBOR underneath was bad.
     #[error(transparent)]
@@ -234,10 +235,17 @@ impl EncryptionPublicKey {
         )
     }
 
-    /// Parses a COSE_Key holding an X25519 public key.
+    /// Parses a COSE_Key holding an X25519 public key; refuses low-order points, with which
+    /// every key agreement would give the same (all-zero) secret.
     pub fn from_cose_key(bytes: &[u8]) -> Result<Self, KeyError> {
         let k = parse_okp(bytes, CRV_X25519, ALG_ECDH_ES_HKDF_256, false)?;
-        Ok(Self::from_bytes(&k.x))
+        let key = Self::from_bytes(&k.x);
+        // Clamped scalars are multiples of 8, so any of them maps a low-order point to zero.
+        let probe = x25519_dalek::StaticSecret::from([0x42; 32]);
+        if !probe.diffie_hellman(&key.key).was_contributory() {
+            return Err(KeyError::InvalidPoint);
+        }
+        Ok(key)
     }
 
     pub(crate) fn dalek(&self) -> &x25519_dalek::PublicKey {
@@ -322,9 +330,9 @@ impl AgencySecretKeys {
             self.encryption.public_key().as_bytes(),
             Some(&raw),
         );
-        let mut out = Vec::new();
-        let _ = ciborium::into_writer(&Value::Array(vec![sk, ek]), &mut out);
-        Zeroizing::new(out)
+        let mut out = Zeroizing::new(Vec::with_capacity(256));
+        let _ = ciborium::into_writer(&Value::Array(vec![sk, ek]), &mut *out);
+        out
     }
 
     /// Decodes a COSE_KeySet written by [`Self::to_cose_key_set`], checking that each public
@@ -339,13 +347,14 @@ impl AgencySecretKeys {
                 "the key set must hold exactly the signing key and the encryption key".into(),
             ));
         }
-        let mut enc = Vec::new();
-        let _ = ciborium::into_writer(&items[0], &mut enc);
+        let mut enc = Zeroizing::new(Vec::new());
+        let _ = ciborium::into_writer(&items[0], &mut *enc);
         let s = parse_okp(&enc, CRV_ED25519, ALG_EDDSA, true)?;
         enc.clear();
-        let _ = ciborium::into_writer(&items[1], &mut enc);
+        let _ = ciborium::into_writer(&items[1], &mut *enc);
         let e = parse_okp(&enc, CRV_X25519, ALG_ECDH_ES_HKDF_256, true)?;
-        let (Some(sd), Some(ed)) = (s.d, e.d) else {
+        drop(items);
+        let (Some(sd), Some(ed)) = (s.d.as_deref(), e.d.as_deref()) else {
             return Err(KeyError::Format(
                 "secret key material (label -4) is missing".into(),
             ));
@@ -367,7 +376,7 @@ impl AgencySecretKeys {
 
 struct ParsedOkp {
     x: [u8; 32],
-    d: Option<[u8; 32]>,
+    d: Option<Zeroizing<[u8; 32]>>,
 }
 
 fn okp_cose_key_value(
@@ -446,7 +455,7 @@ fn parse_okp(bytes: &[u8], crv: i64, alg: i64, secret: bool) -> Result<ParsedOkp
         }
     }
     let x = bytes32(LABEL_X, "x")?.ok_or_else(|| KeyError::Format("x is missing".into()))?;
-    let d = bytes32(LABEL_D, "d")?;
+    let d = bytes32(LABEL_D, "d")?.map(Zeroizing::new);
     if d.is_some() != secret {
         return Err(KeyError::Format(if secret {
             "secret key material (d) is missing".into()
@@ -461,8 +470,8 @@ fn parse_okp(bytes: &[u8], crv: i64, alg: i64, secret: bool) -> Result<ParsedOkp
             "kid is not the RFC 9679 thumbprint of the key".into(),
         ));
     }
-    let expected = okp_cose_key(crv, alg, &kid, &x, d.as_ref());
-    if expected != bytes {
+    let expected = Zeroizing::new(okp_cose_key(crv, alg, &kid, &x, d.as_deref()));
+    if expected.as_slice() != bytes {
         return Err(KeyError::Format(
             "unexpected labels, or not in deterministic encoding".into(),
         ));
@@ -513,6 +522,22 @@ mod tests {
         assert!(AgencySecretKeys::from_cose_key_set(&set[..set.len() - 3]).is_err());
         // A public key offered where a secret one is needed.
         assert!(AgencySecretKeys::from_cose_key_set(&enc).is_err());
+    }
+
+    #[test]
+    fn low_order_x25519_keys_are_refused() {
+        for x in [[0u8; 32], {
+            let mut one = [0u8; 32];
+            one[0] = 1;
+            one
+        }] {
+            let kid = okp_thumbprint(CRV_X25519, &x);
+            let enc = okp_cose_key(CRV_X25519, ALG_ECDH_ES_HKDF_256, &kid, &x, None);
+            assert_eq!(
+                EncryptionPublicKey::from_cose_key(&enc),
+                Err(KeyError::InvalidPoint)
+            );
+        }
     }
 
     #[test]

@@ -207,6 +207,14 @@ pub enum ReceiptError {
     /// Signed by someone other than the expected agency, or the signature fails.
     #[error("receipt: the signature is not {0}'s")]
     BadSignature(AgencyId),
+    /// Signed by one agency but naming another as its issuer.
+    #[error("receipt names {named} as its issuer but is signed by {signer}")]
+    WrongIssuer {
+        /// The issuer named in the receipt.
+        named: AgencyId,
+        /// The agency whose key signed it.
+        signer: AgencyId,
+    },
     /// It answers another envelope.
     #[error("receipt answers envelope {got}, not {want}")]
     WrongEnvelope {
@@ -274,7 +282,10 @@ pub fn verify_receipt(
     let receipt: Receipt = cbor::from_slice(s.payload, MAX_RECEIPT_BYTES, "receipt body")?;
     receipt.check()?;
     if &receipt.from != issuer.id() {
-        return Err(ReceiptError::BadSignature(issuer.id().clone()));
+        return Err(ReceiptError::WrongIssuer {
+            named: receipt.from,
+            signer: issuer.id().clone(),
+        });
     }
     if let Some(want) = envelope
         && &receipt.envelope_id != want

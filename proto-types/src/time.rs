@@ -28,6 +28,10 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
 
 /// Formats Unix seconds as `YYYY-MM-DDTHH:MM:SSZ`.
 pub fn format_unix(secs: u64) -> String {
+    // Beyond the year 9999 the calendar form says nothing useful (and would overflow).
+    if secs > 253_402_300_799 {
+        return format!("unix time {secs}");
+    }
     let secs = secs as i64;
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);

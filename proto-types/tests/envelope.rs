@@ -270,3 +270,44 @@ fn chain_links_are_carried() {
         .is_err()
     );
 }
+
+#[test]
+fn case_ids_must_be_uuidv7() {
+    let a = Agency::random("XA.POLICE");
+    let b = Agency::random("XB.POLICE");
+    let mut p = params(1);
+    p.case_id = rogatory_proto::ids::CaseId(uuid_v4_like());
+    let e = seal(
+        &a.sender(),
+        &[b.first()],
+        &liaison("x".into()),
+        &p,
+        &Limits::default(),
+    )
+    .unwrap_err();
+    assert!(matches!(e, SealError::InvalidCaseId(_)), "{e}");
+}
+
+fn uuid_v4_like() -> uuid::Uuid {
+    uuid::Builder::from_random_bytes([7; 16]).into_uuid()
+}
+
+#[test]
+fn an_oversized_protected_header_is_refused_before_parsing() {
+    let a = Agency::random("XA.POLICE");
+    let b = Agency::random("XB.POLICE");
+    // 96(...) would be the payload; here a header of 20 000 zero bytes (an array would be worse).
+    let mut e = vec![0xd2, 0x84, 0x59, 0x4e, 0x20];
+    e.extend(std::iter::repeat_n(0u8, 20_000));
+    e.extend_from_slice(&[0xa0, 0x40, 0x58, 0x40]);
+    e.extend_from_slice(&[0u8; 64]);
+    let err = open(
+        &e,
+        &b.recipient(),
+        &vec![a.card.clone()],
+        &Limits::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.reason_code(), ReasonCode::Malformed, "{err}");
+    assert!(err.to_string().contains("16 KiB"), "{err}");
+}

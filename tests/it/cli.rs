@@ -451,3 +451,146 @@ fn every_command_has_help() {
         assert!(r.stdout.contains("Usage:"), "{args:?}");
     }
 }
+
+#[test]
+fn seal_refuses_ambiguous_input_and_writes_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    keygen(d, "XA.POLICE", "xa");
+    keygen(d, "XB.POLICE", "xb");
+    keygen(d, "XC.POLICE", "xc");
+    let body = example("liaison.json");
+    let prev = "00".repeat(32);
+    // A chain position names one addressee's chain; several addressees cannot share it.
+    let r = rogatory(
+        d,
+        &[
+            "envelope",
+            "seal",
+            "--key",
+            "xa",
+            "--to",
+            "xb",
+            "--to",
+            "xc",
+            "--case",
+            "new",
+            "--type",
+            "liaison",
+            "--body",
+            &body,
+            "--out",
+            "out",
+            "--sequence",
+            "2",
+            "--previous",
+            &prev,
+        ],
+    )
+    .failed();
+    assert!(
+        r.stderr.contains("seal for each addressee separately"),
+        "{}",
+        r.stderr
+    );
+    assert!(!d.join("out").exists());
+
+    // An existing output for one addressee: nothing is written for the other either.
+    std::fs::create_dir(d.join("out")).unwrap();
+    std::fs::write(d.join("out/XC.POLICE.cose"), b"keep").unwrap();
+    let r = rogatory(
+        d,
+        &[
+            "envelope", "seal", "--key", "xa", "--to", "xb", "--to", "xc", "--case", "new",
+            "--type", "liaison", "--body", &body, "--out", "out",
+        ],
+    )
+    .failed();
+    assert!(r.stderr.contains("already exists"), "{}", r.stderr);
+    assert!(!d.join("out/XB.POLICE.cose").exists());
+    assert_eq!(
+        std::fs::read(d.join("out/XC.POLICE.cose")).unwrap(),
+        b"keep"
+    );
+
+    // Two cards for one agency among the trusted cards.
+    keygen(d, "XA.POLICE", "xa2");
+    rogatory(
+        d,
+        &[
+            "envelope", "seal", "--key", "xa", "--to", "xb", "--case", "new", "--type", "liaison",
+            "--body", &body, "--out", "m.cose",
+        ],
+    )
+    .ok();
+    let r = rogatory(
+        d,
+        &[
+            "envelope", "open", "--key", "xb", "--trust", "xa2", "--trust", "xa", "m.cose",
+        ],
+    )
+    .failed();
+    assert!(
+        r.stderr.contains("second card for XA.POLICE"),
+        "{}",
+        r.stderr
+    );
+
+    // A case id that is not a UUIDv7.
+    let r = rogatory(
+        d,
+        &[
+            "envelope",
+            "seal",
+            "--key",
+            "xa",
+            "--to",
+            "xb",
+            "--case",
+            "6f1d2c3b-4a59-4e8f-9a0b-1c2d3e4f5a6b",
+            "--type",
+            "liaison",
+            "--body",
+            &body,
+            "--out",
+            "v4.cose",
+        ],
+    )
+    .failed();
+    assert!(r.stderr.contains("not a UUIDv7"), "{}", r.stderr);
+}
+
+#[test]
+fn a_world_readable_secret_key_file_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    keygen(d, "XA.POLICE", "xa");
+    keygen(d, "XB.POLICE", "xb");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let p = d.join("xb/secret-keys.cose");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let r = rogatory(
+            d,
+            &[
+                "envelope",
+                "seal",
+                "--key",
+                "xb",
+                "--to",
+                "xa",
+                "--case",
+                "new",
+                "--type",
+                "liaison",
+                "--body",
+                &example("liaison.json"),
+                "--out",
+                "m.cose",
+            ],
+        )
+        .failed();
+        assert!(r.stderr.contains("readable by other users"), "{}", r.stderr);
+    }
+}

@@ -81,6 +81,9 @@ pub enum EnvelopeCommand {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+        /// Largest envelope accepted, in bytes.
+        #[arg(long, default_value_t = envelope::DEFAULT_MAX_ENVELOPE_BYTES)]
+        max_bytes: usize,
     },
 }
 
@@ -99,11 +102,14 @@ pub(crate) fn run(c: EnvelopeCommand) -> Result<ExitCode> {
             checkpoint,
             force,
         } => {
+            if to.len() > 1 && sequence > 1 {
+                bail!(
+                    "--sequence and --previous describe the chain to one addressee; seal for each \
+                     addressee separately when the envelope is not the first of the case"
+                );
+            }
             let sender = KeyDir::load(&key)?;
-            let cards = to
-                .into_iter()
-                .map(|p| load_card(&super::card_path(p)))
-                .collect::<Result<Vec<_>>>()?;
+            let cards = load_cards(to)?;
             let case_id = if case == "new" {
                 let id = CaseId::generate();
                 eprintln!("new case id: {id}");
@@ -137,16 +143,27 @@ pub(crate) fn run(c: EnvelopeCommand) -> Result<ExitCode> {
             )
             .context("cannot seal the envelope")?;
             let several = sealed.len() > 1;
+            let paths: Vec<PathBuf> = sealed
+                .iter()
+                .map(|s| {
+                    if several {
+                        out.join(format!("{}.cose", s.to))
+                    } else {
+                        out.clone()
+                    }
+                })
+                .collect();
+            if !force && let Some(p) = paths.iter().find(|p| p.exists()) {
+                bail!(
+                    "{} already exists (give --force to replace it); nothing was written",
+                    p.display()
+                );
+            }
             if several {
                 files::create_private_dir(&out)?;
             }
-            for s in &sealed {
-                let path = if several {
-                    out.join(format!("{}.cose", s.to))
-                } else {
-                    out.clone()
-                };
-                files::write_atomic(&path, &s.bytes, false, force)?;
+            for (s, path) in sealed.iter().zip(&paths) {
+                files::write_atomic(path, &s.bytes, false, force)?;
                 println!("{}  {}  -> {}", s.id, s.to, path.display());
             }
             eprintln!(
@@ -164,10 +181,7 @@ pub(crate) fn run(c: EnvelopeCommand) -> Result<ExitCode> {
             max_bytes,
         } => {
             let me = KeyDir::load(&key)?;
-            let trusted = trust
-                .into_iter()
-                .map(|p| load_card(&super::card_path(p)))
-                .collect::<Result<Vec<AgencyCard>>>()?;
+            let trusted = load_cards(trust)?;
             let bytes = files::read_limited(&path, max_bytes as u64)?;
             let limits = Limits {
                 max_envelope_bytes: max_bytes,
@@ -207,10 +221,11 @@ pub(crate) fn run(c: EnvelopeCommand) -> Result<ExitCode> {
             trust,
             envelope: path,
             json,
+            max_bytes,
         } => {
-            let bytes = files::read_limited(&path, files::MAX_INPUT_BYTES)?;
+            let bytes = files::read_limited(&path, max_bytes as u64)?;
             let limits = Limits {
-                max_envelope_bytes: files::MAX_INPUT_BYTES as usize,
+                max_envelope_bytes: max_bytes,
                 ..Limits::default()
             };
             let info = envelope::inspect(&bytes, &limits)
@@ -252,6 +267,25 @@ pub(crate) fn run(c: EnvelopeCommand) -> Result<ExitCode> {
             }
         }
     }
+}
+
+/// Loads agency cards, refusing two cards for the same agency (which one to trust would be a
+/// guess).
+fn load_cards(paths: Vec<PathBuf>) -> Result<Vec<AgencyCard>> {
+    let mut cards: Vec<AgencyCard> = Vec::with_capacity(paths.len());
+    for p in paths {
+        let path = super::card_path(p);
+        let card = load_card(&path)?;
+        if cards.iter().any(|c| c.id() == card.id()) {
+            bail!(
+                "{} is a second card for {}; give only the card you trust",
+                path.display(),
+                card.id()
+            );
+        }
+        cards.push(card);
+    }
+    Ok(cards)
 }
 
 fn info_json(i: &EnvelopeInfo) -> serde_json::Value {
