@@ -359,8 +359,8 @@ impl AgencySecretKeys {
                 "secret key material (label -4) is missing".into(),
             ));
         };
-        let signing = SigningKey::from_seed(&sd);
-        let encryption = EncryptionSecretKey::from_bytes(&ed);
+        let signing = SigningKey::from_seed(sd);
+        let encryption = EncryptionSecretKey::from_bytes(ed);
         if signing.verifying_key().as_bytes() != &s.x || encryption.public_key().as_bytes() != &e.x
         {
             return Err(KeyError::Format(
