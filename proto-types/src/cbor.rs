@@ -128,6 +128,15 @@ pub fn canonicalize(value: Value) -> Result<Value, EncodeError> {
 ///
 /// This checks well-formedness, depth and trailing bytes, not determinism.
 pub fn parse_value(bytes: &[u8], limit: usize, what: &'static str) -> Result<Value, DecodeError> {
+    decode_one(bytes, limit, what)
+}
+
+/// Decodes exactly one data item of at most `limit` bytes as a `T` (not checking determinism).
+fn decode_one<T: DeserializeOwned>(
+    bytes: &[u8],
+    limit: usize,
+    what: &'static str,
+) -> Result<T, DecodeError> {
     if bytes.len() > limit {
         return Err(DecodeError::TooLarge {
             what,
@@ -136,11 +145,18 @@ pub fn parse_value(bytes: &[u8], limit: usize, what: &'static str) -> Result<Val
         });
     }
     let mut reader = bytes;
-    let value: Value = ciborium::de::from_reader_with_recursion_limit(&mut reader, MAX_DEPTH)
-        .map_err(|e| DecodeError::Malformed {
-            what,
-            detail: describe_de_error(&e),
-        })?;
+    let value: T = ciborium::de::from_reader_with_recursion_limit(&mut reader, MAX_DEPTH).map_err(
+        |e| match e {
+            ciborium::de::Error::Semantic(..) => DecodeError::Schema {
+                what,
+                detail: describe_de_error(&e),
+            },
+            _ => DecodeError::Malformed {
+                what,
+                detail: describe_de_error(&e),
+            },
+        },
+    )?;
     if !reader.is_empty() {
         return Err(DecodeError::TrailingBytes {
             what,
@@ -156,31 +172,7 @@ pub fn from_slice<T: Serialize + DeserializeOwned>(
     limit: usize,
     what: &'static str,
 ) -> Result<T, DecodeError> {
-    if bytes.len() > limit {
-        return Err(DecodeError::TooLarge {
-            what,
-            size: bytes.len(),
-            limit,
-        });
-    }
-    let mut reader = bytes;
-    let decoded: T = ciborium::de::from_reader_with_recursion_limit(&mut reader, MAX_DEPTH)
-        .map_err(|e| match e {
-            ciborium::de::Error::Semantic(..) => DecodeError::Schema {
-                what,
-                detail: describe_de_error(&e),
-            },
-            _ => DecodeError::Malformed {
-                what,
-                detail: describe_de_error(&e),
-            },
-        })?;
-    if !reader.is_empty() {
-        return Err(DecodeError::TrailingBytes {
-            what,
-            extra: reader.len(),
-        });
-    }
+    let decoded: T = decode_one(bytes, limit, what)?;
     let again = to_vec(&decoded).map_err(|e| DecodeError::Schema {
         what,
         detail: e.to_string(),

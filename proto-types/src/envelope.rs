@@ -945,85 +945,87 @@ struct EncryptParts<'a> {
     nonce: [u8; 12],
     ciphertext: &'a [u8],
     recipient_protected: &'a [u8],
-    kid: &'a [u8],
+    kid: [u8; 32],
     ephemeral: [u8; 32],
 }
 
-/// Parses the encrypted layer. The profile fixes every header, so each part must be exactly the
-/// deterministic encoding the spec gives; anything else is malformed.
-fn parse_encrypt(b: &[u8]) -> Result<EncryptParts<'_>, OpenError> {
-    let bad = |m: &str| OpenError::Malformed(format!("encrypted layer: {m}"));
-    let mut pos = 0;
-    let expect = |pos: &mut usize, want: &[u8], m: &str| -> Result<(), OpenError> {
-        if b.get(*pos..*pos + want.len()) == Some(want) {
-            *pos += want.len();
+/// A cursor over the encrypted layer's bytes, for the fixed-shape parse below.
+struct Cursor<'a> {
+    b: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn bad(m: &str) -> OpenError {
+        OpenError::Malformed(format!("encrypted layer: {m}"))
+    }
+
+    /// Consumes exactly `want`.
+    fn expect(&mut self, want: &[u8], m: &str) -> Result<(), OpenError> {
+        if self.b.get(self.pos..self.pos + want.len()) == Some(want) {
+            self.pos += want.len();
             Ok(())
         } else {
-            Err(bad(m))
+            Err(Self::bad(m))
         }
-    };
-    expect(
-        &mut pos,
+    }
+
+    /// Consumes `N` bytes.
+    fn fixed<const N: usize>(&mut self, m: &str) -> Result<[u8; N], OpenError> {
+        let v: [u8; N] = self
+            .b
+            .get(self.pos..self.pos + N)
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| Self::bad(m))?;
+        self.pos += N;
+        Ok(v)
+    }
+}
+
+/// Parses the encrypted layer. The profile fixes every header, so each part must be exactly the
+/// deterministic encoding the spec gives (§3.5); anything else is malformed.
+fn parse_encrypt(b: &[u8]) -> Result<EncryptParts<'_>, OpenError> {
+    let mut c = Cursor { b, pos: 0 };
+    c.expect(
         &[0xd8, 0x60, 0x84],
         "expected a tagged COSE_Encrypt (tag 96, array of 4)",
     )?;
-    expect(
-        &mut pos,
+    c.expect(
         &[0x44, 0xa1, 0x01, 0x18, 0x18],
         "the content algorithm must be ChaCha20/Poly1305 (24) and nothing else",
     )?;
-    expect(
-        &mut pos,
+    c.expect(
         &[0xa1, 0x05, 0x4c],
         "the unprotected header must hold exactly a 12-byte IV",
     )?;
-    let nonce: [u8; 12] = b
-        .get(pos..pos + 12)
-        .and_then(|n| n.try_into().ok())
-        .ok_or_else(|| bad("truncated IV"))?;
-    pos += 12;
-    let ciphertext = cose::take_bstr(b, &mut pos).ok_or_else(|| bad("bad ciphertext"))?;
+    let nonce = c.fixed::<12>("truncated IV")?;
+    let ciphertext = cose::take_bstr(b, &mut c.pos).ok_or_else(|| Cursor::bad("bad ciphertext"))?;
     if ciphertext.len() < TAG_LEN {
-        return Err(bad("ciphertext shorter than its tag"));
+        return Err(Cursor::bad("ciphertext shorter than its tag"));
     }
-    expect(
-        &mut pos,
-        &[0x81, 0x83],
-        "exactly one recipient structure is required",
-    )?;
-    let rp_start = pos + 1;
-    expect(
-        &mut pos,
+    c.expect(&[0x81, 0x83], "exactly one recipient structure is required")?;
+    let rp_start = c.pos + 1;
+    c.expect(
         &[0x44, 0xa1, 0x01, 0x38, 0x18],
         "the recipient must use ECDH-ES + HKDF-256 (-25) and nothing else",
     )?;
-    let recipient_protected = &b[rp_start..pos];
-    expect(
-        &mut pos,
+    let recipient_protected = &b[rp_start..c.pos];
+    c.expect(
         &[0xa2, 0x04, 0x58, 0x20],
         "the recipient header must hold the key id and the ephemeral key, and nothing else",
     )?;
-    let kid = b
-        .get(pos..pos + 32)
-        .ok_or_else(|| bad("truncated key id"))?;
-    pos += 32;
-    expect(
-        &mut pos,
+    let kid = c.fixed::<32>("truncated key id")?;
+    c.expect(
         &[0x20, 0xa3, 0x01, 0x01, 0x20, 0x04, 0x21, 0x58, 0x20],
         "the ephemeral key must be an X25519 COSE_Key {1: 1, -1: 4, -2: x}",
     )?;
-    let ephemeral: [u8; 32] = b
-        .get(pos..pos + 32)
-        .and_then(|e| e.try_into().ok())
-        .ok_or_else(|| bad("truncated ephemeral key"))?;
-    pos += 32;
-    expect(
-        &mut pos,
+    let ephemeral = c.fixed::<32>("truncated ephemeral key")?;
+    c.expect(
         &[0x40],
         "a direct-agreement recipient has an empty ciphertext",
     )?;
-    if pos != b.len() {
-        return Err(bad("unexpected bytes after the recipient"));
+    if c.pos != b.len() {
+        return Err(Cursor::bad("unexpected bytes after the recipient"));
     }
     Ok(EncryptParts {
         nonce,
@@ -1036,7 +1038,7 @@ fn parse_encrypt(b: &[u8]) -> Result<EncryptParts<'_>, OpenError> {
 
 fn decrypt(payload: &[u8], recipient: &Recipient<'_>) -> Result<Vec<u8>, OpenError> {
     let p = parse_encrypt(payload)?;
-    if p.kid != recipient.card.encryption_key().id() {
+    if &p.kid != recipient.card.encryption_key().id() {
         return Err(OpenError::WrongEncryptionKey(recipient.card.id().clone()));
     }
     let shared = recipient

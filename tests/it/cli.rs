@@ -2,21 +2,22 @@
 
 use std::path::Path;
 
-use rogatory_tests::{rogatory, spec_dir};
+use rogatory_tests::{Run, rogatory, spec_dir};
 use serde_json::Value;
 
+/// Runs `rogatory` with the words of `line` (no word contains a space), then `extra` (paths).
+fn cmd(dir: &Path, line: &str, extra: &[&str]) -> Run {
+    let mut args: Vec<&str> = line.split_whitespace().collect();
+    args.extend_from_slice(extra);
+    rogatory(dir, &args)
+}
+
 fn keygen(dir: &Path, id: &str, out: &str) {
-    rogatory(
+    let name = format!("Agency {id}");
+    cmd(
         dir,
-        &[
-            "keygen",
-            "--agency",
-            id,
-            "--name",
-            &format!("Agency {id}"),
-            "--out",
-            out,
-        ],
+        &format!("keygen --agency {id} --out {out} --name"),
+        &[&name],
     )
     .ok();
 }
@@ -25,80 +26,74 @@ fn example(name: &str) -> String {
     spec_dir().join("examples").join(name).display().to_string()
 }
 
+fn json(r: &Run) -> Value {
+    serde_json::from_str(&r.stdout).unwrap()
+}
+
 #[test]
 fn keygen_writes_private_keys_and_refuses_to_overwrite() {
     let t = tempfile::tempdir().unwrap();
-    keygen(t.path(), "XA.MOJ-CA", "xa");
+    let d = t.path();
+    keygen(d, "XA.MOJ-CA", "xa");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(t.path().join("xa/secret-keys.cose"))
+        let mode = std::fs::metadata(d.join("xa/secret-keys.cose"))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    let before = std::fs::read(t.path().join("xa/secret-keys.cose")).unwrap();
-    let r = rogatory(
-        t.path(),
-        &[
-            "keygen",
-            "--agency",
-            "XA.MOJ-CA",
-            "--name",
-            "x",
-            "--out",
-            "xa",
-        ],
-    )
-    .failed();
+    let before = std::fs::read(d.join("xa/secret-keys.cose")).unwrap();
+    let r = cmd(d, "keygen --agency XA.MOJ-CA --name x --out xa", &[]).failed();
     assert!(r.stderr.contains("refusing to overwrite"), "{}", r.stderr);
     assert_eq!(
-        std::fs::read(t.path().join("xa/secret-keys.cose")).unwrap(),
+        std::fs::read(d.join("xa/secret-keys.cose")).unwrap(),
         before
     );
 
-    let r = rogatory(
-        t.path(),
-        &[
-            "keygen",
-            "--agency",
-            "france.dacg",
-            "--name",
-            "x",
-            "--out",
-            "bad",
-        ],
+    let r = cmd(d, "keygen --agency france.dacg --name x --out bad", &[]).failed();
+    assert!(r.stderr.contains("not an agency id"), "{}", r.stderr);
+    let r = cmd(
+        d,
+        "keygen --agency XA.X --name x --out bad --role judge",
+        &[],
     )
     .failed();
-    assert!(r.stderr.contains("not an agency id"), "{}", r.stderr);
+    assert!(r.stderr.contains("not a role"), "{}", r.stderr);
+    assert!(
+        !d.join("bad").exists(),
+        "nothing is created for a refused command"
+    );
 }
 
 #[test]
 fn card_show_prints_fingerprint_and_verifier_key() {
     let t = tempfile::tempdir().unwrap();
-    keygen(t.path(), "XA.MOJ-CA", "xa");
-    let r = rogatory(t.path(), &["card", "show", "xa/card.cose", "--json"]).ok();
-    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let d = t.path();
+    keygen(d, "XA.MOJ-CA", "xa");
+    let v = json(&cmd(d, "card show xa/card.cose --json", &[]).ok());
     assert_eq!(v["id"], "XA.MOJ-CA");
-    assert_eq!(v["fingerprint"].as_str().unwrap().len(), 39);
+    let fingerprint = v["fingerprint"].as_str().unwrap();
+    assert_eq!(fingerprint.len(), 39);
     assert!(
         v["note_verifier_key"]
             .as_str()
             .unwrap()
             .starts_with("rogatory.XA.MOJ-CA+")
     );
-    let text = rogatory(t.path(), &["card", "show", "xa/card.cose"])
-        .ok()
-        .stdout;
-    assert!(text.contains("signature OK") && text.contains(v["fingerprint"].as_str().unwrap()));
+    let text = cmd(d, "card show xa", &[]).ok().stdout;
+    assert!(
+        text.contains("signature OK") && text.contains(fingerprint),
+        "{text}"
+    );
 
     // A tampered card is refused.
-    let mut card = std::fs::read(t.path().join("xa/card.cose")).unwrap();
+    let mut card = std::fs::read(d.join("xa/card.cose")).unwrap();
     let n = card.len() / 2;
     card[n] ^= 1;
-    std::fs::write(t.path().join("bad.cose"), card).unwrap();
-    rogatory(t.path(), &["card", "show", "bad.cose"]).failed();
+    std::fs::write(d.join("bad.cose"), card).unwrap();
+    cmd(d, "card show bad.cose", &[]).failed();
 }
 
 #[test]
@@ -109,41 +104,17 @@ fn seal_open_round_trip_and_a_third_agency_is_not_a_recipient() {
     keygen(d, "XB.DOJ-CA", "xb");
     keygen(d, "XC.POLICE", "xc");
     let body = example("mla-request.json");
-    rogatory(
-        d,
-        &[
-            "envelope",
-            "seal",
-            "--key",
-            "xa",
-            "--to",
-            "xb/card.cose",
-            "--case",
-            "new",
-            "--type",
-            "mla-request",
-            "--body",
-            &body,
-            "--out",
-            "req.cose",
-        ],
-    )
-    .ok();
+    let seal = "envelope seal --key xa --to xb/card.cose --case new --type mla-request --out req.cose --body";
+    cmd(d, seal, &[&body]).ok();
 
-    let r = rogatory(
-        d,
-        &[
-            "envelope",
-            "open",
-            "--key",
-            "xb",
-            "--trust",
-            "xa/card.cose",
-            "req.cose",
-        ],
-    )
-    .ok();
-    let opened: Value = serde_json::from_str(&r.stdout).unwrap();
+    let opened = json(
+        &cmd(
+            d,
+            "envelope open --key xb --trust xa/card.cose req.cose",
+            &[],
+        )
+        .ok(),
+    );
     let original: Value = serde_json::from_str(&std::fs::read_to_string(&body).unwrap()).unwrap();
     assert_eq!(
         opened["message"], original,
@@ -152,53 +123,30 @@ fn seal_open_round_trip_and_a_third_agency_is_not_a_recipient() {
     assert_eq!(opened["from"], "XA.MOJ-CA");
     assert_eq!(opened["message_type"], "mla-request");
 
-    let r = rogatory(
+    let r = cmd(
         d,
-        &[
-            "envelope",
-            "open",
-            "--key",
-            "xc",
-            "--trust",
-            "xa/card.cose",
-            "req.cose",
-        ],
+        "envelope open --key xc --trust xa/card.cose req.cose",
+        &[],
     )
     .failed();
     assert!(r.stderr.contains("not a recipient"), "{}", r.stderr);
 
     // Unknown sender: the recipient trusts only another agency.
-    let r = rogatory(
+    let r = cmd(
         d,
-        &[
-            "envelope",
-            "open",
-            "--key",
-            "xb",
-            "--trust",
-            "xc/card.cose",
-            "req.cose",
-        ],
+        "envelope open --key xb --trust xc/card.cose req.cose",
+        &[],
     )
     .failed();
     assert!(r.stderr.contains("unknown sender"), "{}", r.stderr);
 
     // Inspect without and with the sender's card.
-    let r = rogatory(d, &["envelope", "inspect", "req.cose", "--json"]).ok();
-    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    let v = json(&cmd(d, "envelope inspect req.cose --json", &[]).ok());
     assert_eq!(v["origin_signature"], "not checked");
     assert_eq!(v["envelope_id"], opened["envelope_id"]);
-    let r = rogatory(
-        d,
-        &["envelope", "inspect", "--trust", "xa/card.cose", "req.cose"],
-    )
-    .ok();
+    let r = cmd(d, "envelope inspect --trust xa/card.cose req.cose", &[]).ok();
     assert!(r.stdout.contains("signature VALID"), "{}", r.stdout);
-    let r = rogatory(
-        d,
-        &["envelope", "inspect", "--trust", "xc/card.cose", "req.cose"],
-    )
-    .failed();
+    let r = cmd(d, "envelope inspect --trust xc/card.cose req.cose", &[]).failed();
     assert!(r.stdout.contains("INVALID"), "{}", r.stdout);
 }
 
@@ -210,36 +158,19 @@ fn several_addressees_get_one_file_each() {
     keygen(d, "XB.POLICE", "xb");
     keygen(d, "XC.POLICE", "xc");
     let case = "01a22522-d4f2-73cd-be4f-be9050503898";
-    rogatory(
-        d,
-        &[
-            "envelope",
-            "seal",
-            "--key",
-            "xa",
-            "--to",
-            "xb",
-            "--to",
-            "xc/card.cose",
-            "--case",
-            case,
-            "--type",
-            "liaison",
-            "--body",
-            &example("liaison.json"),
-            "--out",
-            "outbox",
-        ],
-    )
-    .ok();
+    let seal = format!(
+        "envelope seal --key xa --to xb --to xc/card.cose --case {case} --type liaison --out outbox --body"
+    );
+    cmd(d, &seal, &[&example("liaison.json")]).ok();
     for (who, file) in [("xb", "XB.POLICE.cose"), ("xc", "XC.POLICE.cose")] {
-        let path = format!("outbox/{file}");
-        let r = rogatory(
-            d,
-            &["envelope", "open", "--key", who, "--trust", "xa", &path],
-        )
-        .ok();
-        let v: Value = serde_json::from_str(&r.stdout).unwrap();
+        let v = json(
+            &cmd(
+                d,
+                &format!("envelope open --key {who} --trust xa outbox/{file}"),
+                &[],
+            )
+            .ok(),
+        );
         assert_eq!(v["case_id"], case);
         assert_eq!(
             v["recipients"],
@@ -247,17 +178,10 @@ fn several_addressees_get_one_file_each() {
         );
     }
     // XB cannot open XC's envelope.
-    rogatory(
+    cmd(
         d,
-        &[
-            "envelope",
-            "open",
-            "--key",
-            "xb",
-            "--trust",
-            "xa",
-            "outbox/XC.POLICE.cose",
-        ],
+        "envelope open --key xb --trust xa outbox/XC.POLICE.cose",
+        &[],
     )
     .failed();
 }
@@ -268,65 +192,28 @@ fn damaged_envelopes_are_refused_with_a_clear_error() {
     let d = t.path();
     keygen(d, "XA.POLICE", "xa");
     keygen(d, "XB.POLICE", "xb");
-    rogatory(
-        d,
-        &[
-            "envelope",
-            "seal",
-            "--key",
-            "xa",
-            "--to",
-            "xb",
-            "--case",
-            "new",
-            "--type",
-            "liaison",
-            "--body",
-            &example("liaison.json"),
-            "--out",
-            "m.cose",
-        ],
-    )
-    .ok();
+    let seal = "envelope seal --key xa --to xb --case new --type liaison --out m.cose --body";
+    cmd(d, seal, &[&example("liaison.json")]).ok();
     let good = std::fs::read(d.join("m.cose")).unwrap();
+    let mut flipped = good.clone();
+    let n = flipped.len() - 70;
+    flipped[n] ^= 0x40;
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("truncated", good[..good.len() / 2].to_vec(), "malformed"),
         ("garbage", b"this is not CBOR".to_vec(), "malformed"),
         ("empty", Vec::new(), "malformed"),
-        (
-            "flipped",
-            {
-                let mut b = good.clone();
-                let n = b.len() - 70;
-                b[n] ^= 0x40;
-                b
-            },
-            "reason code",
-        ),
+        ("flipped", flipped, "reason code"),
     ];
     for (name, bytes, expect) in cases {
         std::fs::write(d.join(name), bytes).unwrap();
-        let r = rogatory(
-            d,
-            &["envelope", "open", "--key", "xb", "--trust", "xa", name],
-        )
-        .failed();
+        let r = cmd(d, &format!("envelope open --key xb --trust xa {name}"), &[]).failed();
         assert!(r.stderr.contains(expect), "{name}: {}", r.stderr);
     }
     // Oversized for the limit given.
-    let r = rogatory(
+    let r = cmd(
         d,
-        &[
-            "envelope",
-            "open",
-            "--key",
-            "xb",
-            "--trust",
-            "xa",
-            "m.cose",
-            "--max-bytes",
-            "100",
-        ],
+        "envelope open --key xb --trust xa m.cose --max-bytes 100",
+        &[],
     )
     .failed();
     assert!(r.stderr.contains("more than the limit"), "{}", r.stderr);
@@ -336,7 +223,7 @@ fn damaged_envelopes_are_refused_with_a_clear_error() {
 fn request_validate_lists_everything_missing() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
-    rogatory(d, &["request", "validate", &example("mla-request.json")]).ok();
+    cmd(d, "request validate", &[&example("mla-request.json")]).ok();
     for kind in [
         "mla-status",
         "evidence-manifest",
@@ -344,41 +231,30 @@ fn request_validate_lists_everything_missing() {
         "liaison",
         "preservation-request",
     ] {
-        rogatory(
+        cmd(
             d,
-            &[
-                "request",
-                "validate",
-                "--type",
-                kind,
-                &example(&format!("{kind}.json")),
-            ],
+            &format!("request validate --type {kind}"),
+            &[&example(&format!("{kind}.json"))],
         )
         .ok();
     }
 
+    let draft = r#"{ "requesting_authority": { "name": "Central Authority of XA", "country": "XA" },
+                     "assistance": [ { "kind": "subscriber-data", "description": "Subscriber data" } ] }"#;
     std::fs::write(
-        d.join("draft.json"),
-        r#"{ "requesting_authority": { "name": "Central Authority of XA", "country": "XA" },
-             "assistance": [ { "kind": "subscriber-data", "description": "Subscriber data" } ],
-             "sumary_of_facts": "typo" }"#,
+        d.join("typo.json"),
+        draft.replace("] }", "], \"sumary_of_facts\": \"typo\" }"),
     )
     .unwrap();
-    let r = rogatory(d, &["request", "validate", "draft.json"]).failed();
+    let r = cmd(d, "request validate typo.json", &[]).failed();
     assert!(
         r.stdout.contains("sumary_of_facts"),
         "the misspelt field is named:\n{}",
         r.stdout
     );
 
-    std::fs::write(
-        d.join("draft.json"),
-        r#"{ "requesting_authority": { "name": "Central Authority of XA", "country": "XA" },
-             "assistance": [ { "kind": "subscriber-data", "description": "Subscriber data" } ] }"#,
-    )
-    .unwrap();
-    let r = rogatory(d, &["request", "validate", "draft.json", "--json"]).failed();
-    let v: Value = serde_json::from_str(&r.stdout).unwrap();
+    std::fs::write(d.join("draft.json"), draft).unwrap();
+    let v = json(&cmd(d, "request validate draft.json --json", &[]).failed());
     assert_eq!(v["valid"], false);
     let fields: Vec<&str> = v["problems"]
         .as_array()
@@ -400,9 +276,7 @@ fn request_validate_lists_everything_missing() {
         !fields.contains(&"requesting_authority.name"),
         "present fields are not reported"
     );
-    let text = rogatory(d, &["request", "validate", "draft.json"])
-        .failed()
-        .stdout;
+    let text = cmd(d, "request validate draft.json", &[]).failed().stdout;
     assert!(
         text.contains("the summary of the relevant facts is missing"),
         "{text}"
@@ -411,45 +285,9 @@ fn request_validate_lists_everything_missing() {
     // Sealing an incomplete request is refused with the same list, and writes nothing.
     keygen(d, "XA.MOJ-CA", "xa");
     keygen(d, "XB.DOJ-CA", "xb");
-    let r = rogatory(
-        d,
-        &[
-            "envelope",
-            "seal",
-            "--key",
-            "xa",
-            "--to",
-            "xb",
-            "--case",
-            "new",
-            "--type",
-            "mla-request",
-            "--body",
-            "draft.json",
-            "--out",
-            "x.cose",
-        ],
-    )
-    .failed();
+    let r = cmd(d, "envelope seal --key xa --to xb --case new --type mla-request --body draft.json --out x.cose", &[]).failed();
     assert!(r.stderr.contains("summary_of_facts"), "{}", r.stderr);
     assert!(!d.join("x.cose").exists());
-}
-
-#[test]
-fn every_command_has_help() {
-    let t = tempfile::tempdir().unwrap();
-    for args in [
-        &["--help"][..],
-        &["keygen", "--help"],
-        &["card", "show", "--help"],
-        &["envelope", "seal", "--help"],
-        &["envelope", "open", "--help"],
-        &["envelope", "inspect", "--help"],
-        &["request", "validate", "--help"],
-    ] {
-        let r = rogatory(t.path(), args).ok();
-        assert!(r.stdout.contains("Usage:"), "{args:?}");
-    }
 }
 
 #[test]
@@ -460,34 +298,12 @@ fn seal_refuses_ambiguous_input_and_writes_nothing() {
     keygen(d, "XB.POLICE", "xb");
     keygen(d, "XC.POLICE", "xc");
     let body = example("liaison.json");
-    let prev = "00".repeat(32);
+    let to_both =
+        "envelope seal --key xa --to xb --to xc --case new --type liaison --out out --body";
+
     // A chain position names one addressee's chain; several addressees cannot share it.
-    let r = rogatory(
-        d,
-        &[
-            "envelope",
-            "seal",
-            "--key",
-            "xa",
-            "--to",
-            "xb",
-            "--to",
-            "xc",
-            "--case",
-            "new",
-            "--type",
-            "liaison",
-            "--body",
-            &body,
-            "--out",
-            "out",
-            "--sequence",
-            "2",
-            "--previous",
-            &prev,
-        ],
-    )
-    .failed();
+    let prev = "00".repeat(32);
+    let r = cmd(d, to_both, &[&body, "--sequence", "2", "--previous", &prev]).failed();
     assert!(
         r.stderr.contains("seal for each addressee separately"),
         "{}",
@@ -498,14 +314,7 @@ fn seal_refuses_ambiguous_input_and_writes_nothing() {
     // An existing output for one addressee: nothing is written for the other either.
     std::fs::create_dir(d.join("out")).unwrap();
     std::fs::write(d.join("out/XC.POLICE.cose"), b"keep").unwrap();
-    let r = rogatory(
-        d,
-        &[
-            "envelope", "seal", "--key", "xa", "--to", "xb", "--to", "xc", "--case", "new",
-            "--type", "liaison", "--body", &body, "--out", "out",
-        ],
-    )
-    .failed();
+    let r = cmd(d, to_both, &[&body]).failed();
     assert!(r.stderr.contains("already exists"), "{}", r.stderr);
     assert!(!d.join("out/XB.POLICE.cose").exists());
     assert_eq!(
@@ -515,19 +324,16 @@ fn seal_refuses_ambiguous_input_and_writes_nothing() {
 
     // Two cards for one agency among the trusted cards.
     keygen(d, "XA.POLICE", "xa2");
-    rogatory(
+    cmd(
         d,
-        &[
-            "envelope", "seal", "--key", "xa", "--to", "xb", "--case", "new", "--type", "liaison",
-            "--body", &body, "--out", "m.cose",
-        ],
+        "envelope seal --key xa --to xb --case new --type liaison --out m.cose --body",
+        &[&body],
     )
     .ok();
-    let r = rogatory(
+    let r = cmd(
         d,
-        &[
-            "envelope", "open", "--key", "xb", "--trust", "xa2", "--trust", "xa", "m.cose",
-        ],
+        "envelope open --key xb --trust xa2 --trust xa m.cose",
+        &[],
     )
     .failed();
     assert!(
@@ -537,24 +343,11 @@ fn seal_refuses_ambiguous_input_and_writes_nothing() {
     );
 
     // A case id that is not a UUIDv7.
-    let r = rogatory(
+    let v4 = "6f1d2c3b-4a59-4e8f-9a0b-1c2d3e4f5a6b";
+    let r = cmd(
         d,
-        &[
-            "envelope",
-            "seal",
-            "--key",
-            "xa",
-            "--to",
-            "xb",
-            "--case",
-            "6f1d2c3b-4a59-4e8f-9a0b-1c2d3e4f5a6b",
-            "--type",
-            "liaison",
-            "--body",
-            &body,
-            "--out",
-            "v4.cose",
-        ],
+        &format!("envelope seal --key xa --to xb --case {v4} --type liaison --out v4.cose --body"),
+        &[&body],
     )
     .failed();
     assert!(r.stderr.contains("not a UUIDv7"), "{}", r.stderr);
@@ -571,26 +364,25 @@ fn a_world_readable_secret_key_file_is_refused() {
         use std::os::unix::fs::PermissionsExt;
         let p = d.join("xb/secret-keys.cose");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let r = rogatory(
-            d,
-            &[
-                "envelope",
-                "seal",
-                "--key",
-                "xb",
-                "--to",
-                "xa",
-                "--case",
-                "new",
-                "--type",
-                "liaison",
-                "--body",
-                &example("liaison.json"),
-                "--out",
-                "m.cose",
-            ],
-        )
-        .failed();
+        let seal = "envelope seal --key xb --to xa --case new --type liaison --out m.cose --body";
+        let r = cmd(d, seal, &[&example("liaison.json")]).failed();
         assert!(r.stderr.contains("readable by other users"), "{}", r.stderr);
+    }
+}
+
+#[test]
+fn every_command_has_help() {
+    let t = tempfile::tempdir().unwrap();
+    for line in [
+        "--help",
+        "keygen --help",
+        "card show --help",
+        "envelope seal --help",
+        "envelope open --help",
+        "envelope inspect --help",
+        "request validate --help",
+    ] {
+        let r = cmd(t.path(), line, &[]).ok();
+        assert!(r.stdout.contains("Usage:"), "{line}");
     }
 }

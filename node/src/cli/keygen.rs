@@ -24,8 +24,8 @@ pub struct KeygenArgs {
     pub out: PathBuf,
     /// Roles (repeatable): central-authority, police-liaison, prosecutor, court, extradition,
     /// contact-point247.
-    #[arg(long = "role", value_enum, default_values_t = [RoleArg::CentralAuthority])]
-    pub roles: Vec<RoleArg>,
+    #[arg(long = "role", value_name = "ROLE", value_parser = parse_role, default_value = "central-authority")]
+    pub roles: Vec<Role>,
     /// libp2p multiaddrs the agency's node will listen on (repeatable).
     #[arg(long = "address")]
     pub addresses: Vec<String>,
@@ -37,44 +37,14 @@ pub struct KeygenArgs {
     pub legal_bases: Vec<String>,
 }
 
-/// Roles on the command line.
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum RoleArg {
-    /// Central authority for mutual legal assistance.
-    CentralAuthority,
-    /// Police liaison office.
-    PoliceLiaison,
-    /// Prosecutor's office.
-    Prosecutor,
-    /// Court.
-    Court,
-    /// Extradition unit.
-    Extradition,
-    /// 24/7 contact point.
-    ContactPoint247,
-}
-
-impl From<RoleArg> for Role {
-    fn from(r: RoleArg) -> Role {
-        match r {
-            RoleArg::CentralAuthority => Role::CentralAuthority,
-            RoleArg::PoliceLiaison => Role::PoliceLiaison,
-            RoleArg::Prosecutor => Role::Prosecutor,
-            RoleArg::Court => Role::Court,
-            RoleArg::Extradition => Role::Extradition,
-            RoleArg::ContactPoint247 => Role::ContactPoint247,
-        }
-    }
-}
-
-impl std::fmt::Display for RoleArg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use clap::ValueEnum;
-        match self.to_possible_value() {
-            Some(v) => f.write_str(v.get_name()),
-            None => Ok(()),
-        }
-    }
+/// Parses a role by its wire name (the card format's own names, so the two cannot drift).
+fn parse_role(s: &str) -> Result<Role, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
+        format!(
+            "`{s}` is not a role (central-authority, police-liaison, prosecutor, court, \
+             extradition, contact-point247)"
+        )
+    })
 }
 
 pub(crate) fn parse_agency(s: &str) -> Result<AgencyId, String> {
@@ -82,7 +52,7 @@ pub(crate) fn parse_agency(s: &str) -> Result<AgencyId, String> {
 }
 
 pub(crate) fn run(a: KeygenArgs) -> Result<ExitCode> {
-    let mut roles: Vec<Role> = a.roles.into_iter().map(Role::from).collect();
+    let mut roles = a.roles;
     roles.sort();
     roles.dedup();
     let details = CardDetails {
