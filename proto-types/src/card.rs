@@ -5,9 +5,7 @@
 //! its operator compared the [fingerprint](AgencyCard::fingerprint) with the one the partner read
 //! out over a separate channel (or when a pinned directory lists it).
 
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::cbor;
 use crate::cose::{self, CoseError};
@@ -284,23 +282,16 @@ pub fn normalize_fingerprint(s: &str) -> String {
         .collect()
 }
 
-/// C2SP signed-note verifier key: `<name>+<hex key hash>+<base64(0x01 ‖ public key)>`, where the
-/// key hash is the first 4 bytes of SHA-256(name ‖ "\n" ‖ 0x01 ‖ public key).
+/// C2SP signed-note verifier key (type 0x01) of an agency's checkpoint signing key, under the
+/// key name `rogatory.<agency-id>`.
 pub fn note_verifier_key(id: &AgencyId, key: &VerifyingKey) -> String {
-    let name = format!("rogatory.{id}");
-    let mut h = Sha256::new();
-    h.update(name.as_bytes());
-    h.update(b"\n");
-    h.update([0x01]);
-    h.update(key.as_bytes());
-    let hash = h.finalize();
-    let mut typed = vec![0x01];
-    typed.extend_from_slice(key.as_bytes());
-    format!(
-        "{name}+{}+{}",
-        hex::encode(&hash[..4]),
-        base64::engine::general_purpose::STANDARD.encode(typed)
+    crate::audit::note::NoteVerifier::new(
+        &crate::audit::entry::log_key_name(id),
+        crate::audit::note::SIG_ED25519,
+        key,
     )
+    .map(|v| v.vkey())
+    .unwrap_or_default()
 }
 
 fn check_body(body: &CardBody) -> Result<(), CardError> {
@@ -395,6 +386,7 @@ mod tests {
         assert_eq!(parts.len(), 3);
         assert_eq!(parts[0], "rogatory.FR.DACG");
         assert_eq!(parts[1].len(), 8);
+        use base64::Engine as _;
         let raw = base64::engine::general_purpose::STANDARD
             .decode(parts[2])
             .unwrap();

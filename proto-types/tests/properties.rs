@@ -81,3 +81,58 @@ proptest! {
         prop_assert!(r.is_err(), "a mutated envelope was accepted");
     }
 }
+
+mod merkle {
+    use proptest::prelude::*;
+    use rogatory_proto::audit::merkle::*;
+
+    fn tree(n: u64) -> MemoryTree {
+        let mut t = MemoryTree::new();
+        for i in 0..n {
+            t.push(&i.to_le_bytes());
+        }
+        t
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn inclusion_proofs_verify_against_the_root_of_their_size(n in 1u64..3000, a in any::<u64>(), b in any::<u64>()) {
+            let t = tree(n);
+            let size = 1 + a % n;
+            let index = b % size;
+            let r = root(&t, size).unwrap();
+            let p = inclusion_proof(&t, index, size).unwrap().unwrap();
+            let leaf = leaf_hash(&index.to_le_bytes());
+            prop_assert!(verify_inclusion(index, size, &leaf, &p, &r).is_ok());
+            // Another leaf, another index or another root fails.
+            let other = leaf_hash(&(index + 1).to_le_bytes());
+            prop_assert!(verify_inclusion(index, size, &other, &p, &r).is_err());
+            if size > 1 {
+                prop_assert!(verify_inclusion((index + 1) % size, size, &leaf, &p, &r).is_err());
+            }
+            let wrong_root = root(&t, n).unwrap();
+            if size < n {
+                prop_assert!(verify_inclusion(index, size, &leaf, &p, &wrong_root).is_err());
+            }
+        }
+
+        #[test]
+        fn consistency_proofs_verify_between_any_two_sizes(n in 1u64..3000, a in any::<u64>(), b in any::<u64>()) {
+            let t = tree(n);
+            let (x, y) = (1 + a % n, 1 + b % n);
+            let (s1, s2) = (x.min(y), x.max(y));
+            let (r1, r2) = (root(&t, s1).unwrap(), root(&t, s2).unwrap());
+            let p = consistency_proof(&t, s1, s2).unwrap().unwrap();
+            prop_assert!(verify_consistency(s1, s2, &p, &r1, &r2).is_ok());
+            if s1 < s2 {
+                // A different old root (another log's history) fails.
+                let mut other = tree(s1 - 1);
+                other.push(b"not the same leaf");
+                prop_assert!(verify_consistency(s1, s2, &p, &other.root(), &r2).is_err());
+                prop_assert!(verify_consistency(s1, s2, &p, &r1, &r1).is_err());
+            }
+        }
+    }
+}
