@@ -9,3 +9,4 @@
 pub mod cli;
 pub mod files;
 pub mod keydir;
+pub mod store;

@@ -5,16 +5,18 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
+use rogatory_proto::audit::entry::{Actor, AuditEntry, AuditEvent};
 use rogatory_proto::card::AgencyCard;
 use rogatory_proto::envelope::{
     self, Addressee, ChainLink, EnvelopeInfo, Limits, Recipient, SealParams, Sender,
 };
-use rogatory_proto::ids::{CaseId, EnvelopeId, MessageId};
+use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId, MessageId};
 use rogatory_proto::message::MessageType;
 use rogatory_proto::time::{format_unix, now_unix};
 
 use crate::files;
 use crate::keydir::{KeyDir, load_card};
+use crate::store::{LogSigner, Store};
 
 /// `rogatory envelope` subcommands.
 #[derive(Debug, Subcommand)]
@@ -49,7 +51,8 @@ pub enum EnvelopeCommand {
         /// Envelope id (hex) of the previous envelope in that chain; required when --sequence > 1.
         #[arg(long)]
         previous: Option<EnvelopeId>,
-        /// A file holding the sender's latest signed checkpoint of the case log.
+        /// A file holding the checkpoint to carry instead of the sender's latest checkpoint of
+        /// the case log (which is carried by default when the case has a log here).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
         /// Overwrite existing output files.
@@ -119,9 +122,14 @@ pub(crate) fn run(c: EnvelopeCommand) -> Result<ExitCode> {
             };
             let message = super::request::read_body(&body, kind)?
                 .with_context(|| format!("{} cannot be sent", body.display()))?;
-            let checkpoint = checkpoint
-                .map(|p| files::read_limited(&p, 64 * 1024))
-                .transpose()?;
+            // The envelope carries the sender's latest checkpoint of the case log (if the case
+            // has one here), unless one is given explicitly.
+            let store = Store::open(&key).context("cannot open the audit store")?;
+            let checkpoint = match checkpoint {
+                Some(p) => Some(files::read_limited(&p, 16 * 1024)?),
+                None if store.size(&case_id)? > 0 => Some(store.checkpoint(&case_id, None)?),
+                None => None,
+            };
             let chain = ChainLink { sequence, previous };
             let addressees: Vec<Addressee<'_>> =
                 cards.iter().map(|card| Addressee { card, chain }).collect();
@@ -159,6 +167,26 @@ pub(crate) fn run(c: EnvelopeCommand) -> Result<ExitCode> {
                     p.display()
                 );
             }
+            // Log before writing: an envelope file that exists is always in the sender's log.
+            let now = now_unix();
+            let mut entries: Vec<AuditEntry> = sealed
+                .iter()
+                .map(|s| {
+                    audit_entry(
+                        &sender.card,
+                        &params.case_id,
+                        now,
+                        AuditEvent::EnvelopeSent,
+                        &s.to,
+                        s.id,
+                    )
+                })
+                .collect();
+            store
+                .append(&signer(&sender), &params.case_id, &mut entries)
+                .context(
+                    "cannot record the envelopes in the case's audit log; nothing was written",
+                )?;
             if several {
                 files::create_private_dir(&out)?;
             }
@@ -204,7 +232,20 @@ pub(crate) fn run(c: EnvelopeCommand) -> Result<ExitCode> {
                     e.reason_code().name()
                 )
             })?;
+            let store = Store::open(&key).context("cannot open the audit store")?;
+            let mut entries = vec![audit_entry(
+                &me.card,
+                &opened.case_id,
+                now_unix(),
+                AuditEvent::EnvelopeReceived,
+                &opened.info.from,
+                opened.info.id,
+            )];
+            store
+                .append(&signer(&me), &opened.case_id, &mut entries)
+                .context("cannot record the envelope in the case's audit log")?;
             let mut out = info_json(&opened.info);
+            out["audit_seq"] = entries[0].seq.into();
             out["case_id"] = opened.case_id.to_string().into();
             out["message_type"] = opened.message.kind().as_str().into();
             out["recipients"] = opened
@@ -266,6 +307,39 @@ pub(crate) fn run(c: EnvelopeCommand) -> Result<ExitCode> {
                 _ => Ok(ExitCode::SUCCESS),
             }
         }
+    }
+}
+
+fn signer(kd: &KeyDir) -> LogSigner<'_> {
+    LogSigner {
+        agency: kd.card.id(),
+        key: &kd.keys.signing,
+    }
+}
+
+fn audit_entry(
+    us: &AgencyCard,
+    case: &CaseId,
+    time: u64,
+    event: AuditEvent,
+    peer: &AgencyId,
+    envelope: EnvelopeId,
+) -> AuditEntry {
+    AuditEntry {
+        seq: 0,
+        time,
+        case_id: *case,
+        event,
+        actor: Actor {
+            agency: us.id().clone(),
+            user: None,
+        },
+        peer: Some(peer.clone()),
+        envelope_id: Some(envelope),
+        receipt_hash: None,
+        transition: None,
+        reason: None,
+        commitment: None,
     }
 }
 

@@ -3,6 +3,7 @@
 //! Every command here works offline, without a running node: useful on air-gapped machines,
 //! and for anyone who wants to check Rogatory's claims with the files alone.
 
+mod audit;
 mod card;
 mod envelope;
 mod keygen;
@@ -43,6 +44,9 @@ pub enum Command {
     /// Check requests and other messages before sending them.
     #[command(subcommand)]
     Request(request::RequestCommand),
+    /// Per-case audit logs: entries, signed checkpoints, proofs, and their verification.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// Runs a parsed command line. `Ok` carries the exit code (a failed validation is not an error
@@ -53,6 +57,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Card(c) => card::run(c),
         Command::Envelope(c) => envelope::run(c),
         Command::Request(c) => request::run(c),
+        Command::Audit(c) => audit::run(c),
     }
 }
 

@@ -746,7 +746,8 @@ mod tests {
         assert_eq!(NoteVerifier::parse(&lv.vkey()).unwrap(), lv);
         let wv1 = NoteVerifier::new("w1.example", SIG_COSIGNATURE_V1, w1.verifying_key()).unwrap();
         let wv2 = NoteVerifier::new("w2.example", SIG_COSIGNATURE_V1, w2.verifying_key()).unwrap();
-        let (got, sigs) = verify_checkpoint(text.as_bytes(), &lv, std::slice::from_ref(&wv1)).unwrap();
+        let (got, sigs) =
+            verify_checkpoint(text.as_bytes(), &lv, std::slice::from_ref(&wv1)).unwrap();
         assert_eq!(got, cp);
         assert_eq!(sigs[1].timestamp, Some(1_790_000_000));
 

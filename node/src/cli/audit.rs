@@ -1,0 +1,300 @@
+//! `rogatory audit …`: the per-case audit logs of a data directory, proofs, and offline
+//! verification.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use base64::Engine as _;
+use clap::Subcommand;
+use rogatory_proto::audit::entry::AuditEntry;
+use rogatory_proto::audit::merkle::{leaf_hash, verify_inclusion};
+use rogatory_proto::audit::note::{NoteVerifier, Policy, TlogProof, verify_checkpoint};
+use rogatory_proto::ids::CaseId;
+use rogatory_proto::time::format_unix;
+
+use crate::files;
+use crate::keydir::{CARD_FILE, load_card};
+use crate::store::Store;
+
+/// `rogatory audit` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// List a case's audit entries (commitments only: ids and hashes, never content).
+    Log {
+        /// The case id.
+        case: CaseId,
+        /// The agency's data directory (its key directory).
+        #[arg(long, env = "ROGATORY_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a case's latest signed checkpoint (C2SP signed note), byte for byte.
+    Checkpoint {
+        /// The case id.
+        case: CaseId,
+        /// The agency's data directory.
+        #[arg(long, env = "ROGATORY_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The checkpoint of an earlier tree size.
+        #[arg(long)]
+        size: Option<u64>,
+    },
+    /// Print a c2sp.org/tlog-proof@v1 proof that entry N is in the case's log (the entry itself
+    /// travels as the proof's extra data).
+    Prove {
+        /// The case id.
+        case: CaseId,
+        /// The entry's index (its sequence number).
+        #[arg(long)]
+        index: u64,
+        /// Prove against the checkpoint of this tree size (default: the latest).
+        #[arg(long)]
+        size: Option<u64>,
+        /// The agency's data directory.
+        #[arg(long, env = "ROGATORY_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+    /// Print a consistency proof between two sizes of a case's log, in the C2SP tlog-witness
+    /// form: `old A`, the proof hashes, a blank line, the signed checkpoint of size B.
+    Consistency {
+        /// The case id.
+        case: CaseId,
+        /// The older size.
+        #[arg(long)]
+        from: u64,
+        /// The newer size (default: the latest).
+        #[arg(long)]
+        to: Option<u64>,
+        /// The agency's data directory.
+        #[arg(long, env = "ROGATORY_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+    /// Verify a tlog-proof offline: the checkpoint's signature (with the agency's verifier key,
+    /// or a tlog-policy) and the entry's inclusion. Needs no store and no secret.
+    VerifyProof {
+        /// The proof file.
+        proof: PathBuf,
+        /// The agency's checkpoint verifier key (`rogatory card show` prints it).
+        #[arg(long, required_unless_present = "policy")]
+        vkey: Option<String>,
+        /// A tlog-policy file (logs, witnesses, quorum) instead of --vkey.
+        #[arg(long, conflicts_with = "vkey")]
+        policy: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-derive every case's tree from the stored entries and check it against the stored
+    /// hashes and every signed checkpoint; report each changed, missing or reordered entry and
+    /// any rolled-back checkpoint. Exits 1 if anything is wrong.
+    VerifyStore {
+        /// The agency's data directory.
+        #[arg(long, env = "ROGATORY_DATA_DIR")]
+        data_dir: PathBuf,
+    },
+}
+
+fn open_store(dir: &std::path::Path) -> Result<Store> {
+    if !dir.join(crate::store::STORE_FILE).exists() {
+        bail!(
+            "{} holds no store ({}); nothing has been logged there yet",
+            dir.display(),
+            crate::store::STORE_FILE
+        );
+    }
+    Store::open(dir).with_context(|| format!("cannot open the store in {}", dir.display()))
+}
+
+pub(crate) fn run(c: AuditCommand) -> Result<ExitCode> {
+    match c {
+        AuditCommand::Log {
+            case,
+            data_dir,
+            json,
+        } => {
+            let store = open_store(&data_dir)?;
+            let entries = store.entries(&case)?;
+            if entries.is_empty() {
+                bail!("case {case} has no audit log in {}", data_dir.display());
+            }
+            if json {
+                let list: Vec<serde_json::Value> = entries
+                    .iter()
+                    .map(|(e, bytes)| {
+                        let mut v = serde_json::to_value(e).unwrap_or_default();
+                        v["leaf_hash"] = hex::encode(leaf_hash(bytes)).into();
+                        v
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else {
+                println!("Audit log of case {case}: {} entries", entries.len());
+                println!(
+                    "{:>5}  {:<20}  {:<22}  {:<16}  {:<16}  commitment",
+                    "seq", "time (UTC)", "event", "actor", "peer"
+                );
+                for (e, _) in &entries {
+                    let event = serde_json::to_value(e.event)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    let commitment = e
+                        .envelope_id
+                        .map(|h| format!("envelope {}", &h.to_hex()[..16]))
+                        .or_else(|| {
+                            e.receipt_hash
+                                .map(|h| format!("receipt {}", &h.to_hex()[..16]))
+                        })
+                        .or_else(|| e.commitment.map(|h| format!("hash {}", &h.to_hex()[..16])))
+                        .unwrap_or_default();
+                    println!(
+                        "{:>5}  {:<20}  {:<22}  {:<16}  {:<16}  {commitment}",
+                        e.seq,
+                        format_unix(e.time),
+                        event,
+                        e.actor.agency.to_string(),
+                        e.peer.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Checkpoint {
+            case,
+            data_dir,
+            size,
+        } => {
+            let note = open_store(&data_dir)?.checkpoint(&case, size)?;
+            use std::io::Write as _;
+            std::io::stdout().write_all(&note)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Prove {
+            case,
+            index,
+            size,
+            data_dir,
+        } => {
+            let proof = open_store(&data_dir)?.prove(&case, index, size)?;
+            print!("{}", proof.to_text());
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Consistency {
+            case,
+            from,
+            to,
+            data_dir,
+        } => {
+            let store = open_store(&data_dir)?;
+            let (to, proof) = store.consistency(&case, from, to)?;
+            let checkpoint = store.checkpoint(&case, Some(to))?;
+            let mut out = format!("old {from}\n");
+            for h in &proof {
+                out.push_str(&base64::engine::general_purpose::STANDARD.encode(h));
+                out.push('\n');
+            }
+            out.push('\n');
+            print!("{out}{}", String::from_utf8_lossy(&checkpoint));
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::VerifyProof {
+            proof,
+            vkey,
+            policy,
+            json,
+        } => {
+            let text = String::from_utf8(files::read_limited(&proof, 1 << 20)?)
+                .with_context(|| format!("{} is not text", proof.display()))?;
+            let p = TlogProof::parse(&text)
+                .with_context(|| format!("{} is not a tlog-proof", proof.display()))?;
+            let (checkpoint, witnesses) = match (&vkey, &policy) {
+                (Some(v), _) => {
+                    let v = NoteVerifier::parse(v).context("--vkey is not a verifier key")?;
+                    (
+                        verify_checkpoint(&p.checkpoint, &v, &[])
+                            .context("the checkpoint does not verify")?
+                            .0,
+                        Vec::new(),
+                    )
+                }
+                (None, Some(path)) => {
+                    let text = String::from_utf8(files::read_limited(path, 1 << 20)?)
+                        .with_context(|| format!("{} is not text", path.display()))?;
+                    let pol = Policy::parse(&text)
+                        .with_context(|| format!("{} is not a tlog-policy", path.display()))?;
+                    pol.verify(&p.checkpoint)
+                        .context("the checkpoint does not satisfy the policy")?
+                }
+                (None, None) => bail!("give --vkey or --policy"),
+            };
+            let extra = p.extra.as_deref().context(
+                "the proof carries no entry (extra data), so there is nothing to check it against",
+            )?;
+            verify_inclusion(
+                p.index,
+                checkpoint.size,
+                &leaf_hash(extra),
+                &p.proof,
+                &checkpoint.root,
+            )
+            .context("the inclusion proof does not verify")?;
+            let entry =
+                AuditEntry::from_cbor(extra).context("the proven entry is not an audit entry")?;
+            if entry.seq != p.index {
+                bail!(
+                    "the proven entry says it is number {}, not {}",
+                    entry.seq,
+                    p.index
+                );
+            }
+            if json {
+                let out = serde_json::json!({
+                    "verified": true,
+                    "origin": checkpoint.origin,
+                    "tree_size": checkpoint.size,
+                    "index": p.index,
+                    "witnesses": witnesses,
+                    "entry": entry,
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                println!(
+                    "Proof VERIFIED: entry {} is in {} at tree size {}",
+                    p.index, checkpoint.origin, checkpoint.size
+                );
+                if !witnesses.is_empty() {
+                    println!("  cosigned by: {}", witnesses.join(", "));
+                }
+                println!("  entry: {}", serde_json::to_string(&entry)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::VerifyStore { data_dir } => {
+            let card = load_card(&data_dir.join(CARD_FILE))?;
+            let verifier = NoteVerifier::parse(&card.note_verifier_key())
+                .context("the card's verifier key")?;
+            let report = open_store(&data_dir)?.verify(&verifier)?;
+            if report.findings.is_empty() {
+                println!(
+                    "Store intact: {} case log(s), {} entries and {} signed checkpoints re-derived and verified.",
+                    report.cases, report.entries, report.checkpoints
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "Store DAMAGED or TAMPERED WITH: {} problem(s)",
+                report.findings.len()
+            );
+            for f in &report.findings {
+                match f.entry {
+                    Some(e) => println!("  case {}, entry {e}: {}", f.case, f.problem),
+                    None => println!("  case {}: {}", f.case, f.problem),
+                }
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

@@ -1,0 +1,538 @@
+//! The node's embedded store (redb), and in it one verifiable audit log per case.
+//!
+//! ```text
+//! meta         "format" → u64 (big-endian)              STORE_FORMAT
+//! logs         case id → LogState (CBOR)                 size and right frontier
+//! entries      (case id, seq) → audit entry (CBOR)       the leaves' data
+//! nodes        (case id, level, index) → [u8; 32]        every perfect subtree hash
+//! checkpoints  (case id, size) → signed note             one per committed append
+//! ```
+//!
+//! An append (one entry or a batch) is one write transaction: the entries, the new subtree
+//! hashes, the new frontier and a checkpoint signed with the agency key. It returns only after
+//! redb's commit has reached the disk (`Durability::Immediate`), so what it reports appended is
+//! durable. Appending reads nothing but the frontier: O(log n) work, never a rehash of the log.
+//! The formats are pinned by the known-answer test in `tests/it/store.rs`.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use rogatory_proto::audit::entry::{AuditEntry, case_origin, log_key_name};
+use rogatory_proto::audit::merkle::{self, Frontier, Hash, MemoryTree, NodeSource, leaf_hash};
+use rogatory_proto::audit::note::{Checkpoint, Note, NoteVerifier, SIG_ED25519, TlogProof};
+use rogatory_proto::ids::{AgencyId, CaseId};
+use rogatory_proto::keys::SigningKey;
+use serde::{Deserialize, Serialize};
+
+/// File name of the store in a data directory.
+pub const STORE_FILE: &str = "rogatory.redb";
+/// Version of the stored formats; a store of another version is refused, never rewritten.
+pub const STORE_FORMAT: u64 = 1;
+
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+const LOGS: TableDefinition<&[u8; 16], &[u8]> = TableDefinition::new("logs");
+const ENTRIES: TableDefinition<(&[u8; 16], u64), &[u8]> = TableDefinition::new("entries");
+const NODES: TableDefinition<(&[u8; 16], u32, u64), &[u8; 32]> = TableDefinition::new("nodes");
+const CHECKPOINTS: TableDefinition<(&[u8; 16], u64), &[u8]> = TableDefinition::new("checkpoints");
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database failed (I/O, full disk, corruption detected by redb).
+    #[error("store: {0}")]
+    Db(String),
+    /// The store was written by another format version.
+    #[error("the store is format version {found}; this software reads version {STORE_FORMAT}")]
+    Format {
+        /// The version found.
+        found: u64,
+    },
+    /// Stored data that does not decode (damage, or tampering: run `rogatory audit verify-store`).
+    #[error("store: {0} (run `rogatory audit verify-store`)")]
+    Corrupt(String),
+    /// The caller asked for something that does not exist or is not allowed.
+    #[error("{0}")]
+    Request(String),
+}
+
+macro_rules! db_err {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> Self {
+                StoreError::Db(e.to_string())
+            }
+        }
+    )*};
+}
+db_err!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+/// The stored state of one case log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct LogState {
+    size: u64,
+    frontier: Vec<serde_bytes::ByteBuf>,
+}
+
+impl LogState {
+    fn frontier(&self) -> Result<Frontier, StoreError> {
+        let hashes = self
+            .frontier
+            .iter()
+            .map(|h| {
+                h.as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt("a frontier hash is not 32 bytes".into()))
+            })
+            .collect::<Result<Vec<Hash>, _>>()?;
+        Frontier::from_parts(self.size, hashes)
+            .ok_or_else(|| StoreError::Corrupt("the log frontier does not fit its size".into()))
+    }
+}
+
+/// The agency whose logs these are, and its checkpoint key.
+pub struct LogSigner<'a> {
+    /// The agency.
+    pub agency: &'a AgencyId,
+    /// Its signing key.
+    pub key: &'a SigningKey,
+}
+
+impl LogSigner<'_> {
+    /// The verifier key of the checkpoints.
+    pub fn verifier(&self) -> NoteVerifier {
+        // The agency's key name is always a valid note key name.
+        NoteVerifier::new(
+            &log_key_name(self.agency),
+            SIG_ED25519,
+            self.key.verifying_key(),
+        )
+        .unwrap_or_else(|_| unreachable!("agency key names are valid note key names"))
+    }
+}
+
+/// One finding of [`Store::verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The case.
+    pub case: CaseId,
+    /// The entry concerned, when one can be named.
+    pub entry: Option<u64>,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// The result of [`Store::verify`].
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    /// Cases checked.
+    pub cases: usize,
+    /// Entries checked.
+    pub entries: u64,
+    /// Checkpoints checked.
+    pub checkpoints: u64,
+    /// Everything that is wrong; empty when the store is intact.
+    pub findings: Vec<Finding>,
+}
+
+/// The node's store.
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    /// Opens the store in `dir`, creating it if needed; refuses another format version.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(dir.join(STORE_FILE))?;
+        let tx = db.begin_write()?;
+        {
+            let mut meta = tx.open_table(META)?;
+            let found = meta.get("format")?.map(|v| v.value());
+            match found {
+                None => {
+                    meta.insert("format", STORE_FORMAT)?;
+                }
+                Some(STORE_FORMAT) => {}
+                Some(found) => return Err(StoreError::Format { found }),
+            }
+            tx.open_table(LOGS)?;
+            tx.open_table(ENTRIES)?;
+            tx.open_table(NODES)?;
+            tx.open_table(CHECKPOINTS)?;
+        }
+        tx.commit()?;
+        Ok(Self { db })
+    }
+
+    /// Appends entries to a case's log in one durable transaction and signs the new checkpoint.
+    /// Each entry's `seq` is assigned here; its `case_id` must be `case`. Returns the new
+    /// signed checkpoint.
+    pub fn append(
+        &self,
+        signer: &LogSigner<'_>,
+        case: &CaseId,
+        entries: &mut [AuditEntry],
+    ) -> Result<Vec<u8>, StoreError> {
+        if entries.is_empty() {
+            return Err(StoreError::Request("nothing to append".into()));
+        }
+        let key = case.as_bytes();
+        let tx = self.db.begin_write()?;
+        let note;
+        {
+            let mut logs = tx.open_table(LOGS)?;
+            let state = match logs.get(key)? {
+                Some(v) => decode_state(v.value())?,
+                None => LogState {
+                    size: 0,
+                    frontier: Vec::new(),
+                },
+            };
+            let mut frontier = state.frontier()?;
+            let mut table = tx.open_table(ENTRIES)?;
+            let mut nodes = tx.open_table(NODES)?;
+            for e in entries.iter_mut() {
+                if &e.case_id != case {
+                    return Err(StoreError::Request(format!(
+                        "an entry of case {} cannot go into the log of case {case}",
+                        e.case_id
+                    )));
+                }
+                e.seq = frontier.size();
+                let bytes = e
+                    .to_cbor()
+                    .map_err(|err| StoreError::Request(err.to_string()))?;
+                table.insert((key, e.seq), bytes.as_slice())?;
+                for (level, index, h) in frontier.append(leaf_hash(&bytes)) {
+                    nodes.insert((key, level, index), &h)?;
+                }
+            }
+            let cp = Checkpoint {
+                origin: case_origin(signer.agency, case),
+                size: frontier.size(),
+                root: frontier.root(),
+                extensions: Vec::new(),
+            };
+            let mut n = Note::new(&cp.body()).map_err(|e| StoreError::Request(e.to_string()))?;
+            n.sign(&log_key_name(signer.agency), signer.key)
+                .map_err(|e| StoreError::Request(e.to_string()))?;
+            note = n.to_text().into_bytes();
+            tx.open_table(CHECKPOINTS)?
+                .insert((key, frontier.size()), note.as_slice())?;
+            let new_state = LogState {
+                size: frontier.size(),
+                frontier: frontier
+                    .hashes()
+                    .iter()
+                    .map(|h| serde_bytes::ByteBuf::from(h.to_vec()))
+                    .collect(),
+            };
+            let encoded = rogatory_proto::cbor::to_vec(&new_state)
+                .map_err(|e| StoreError::Request(e.to_string()))?;
+            logs.insert(key, encoded.as_slice())?;
+        }
+        tx.commit()?;
+        Ok(note)
+    }
+
+    /// Every case with a log.
+    pub fn cases(&self) -> Result<Vec<CaseId>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let logs = tx.open_table(LOGS)?;
+        let mut out = Vec::new();
+        for row in logs.iter()? {
+            let (k, _) = row?;
+            out.push(CaseId::from_bytes(*k.value()));
+        }
+        Ok(out)
+    }
+
+    /// The number of entries in a case's log (0 if it has none).
+    pub fn size(&self, case: &CaseId) -> Result<u64, StoreError> {
+        let tx = self.db.begin_read()?;
+        let logs = tx.open_table(LOGS)?;
+        match logs.get(case.as_bytes())? {
+            Some(v) => Ok(decode_state(v.value())?.size),
+            None => Ok(0),
+        }
+    }
+
+    /// The entries of a case's log, in order, with their stored bytes.
+    pub fn entries(&self, case: &CaseId) -> Result<Vec<(AuditEntry, Vec<u8>)>, StoreError> {
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(ENTRIES)?;
+        let key = case.as_bytes();
+        let mut out = Vec::new();
+        for row in table.range((key, 0u64)..=(key, u64::MAX))? {
+            let (k, v) = row?;
+            let bytes = v.value().to_vec();
+            let e = AuditEntry::from_cbor(&bytes)
+                .map_err(|e| StoreError::Corrupt(format!("entry {}: {e}", k.value().1)))?;
+            out.push((e, bytes));
+        }
+        Ok(out)
+    }
+
+    /// The signed checkpoint of a case at `size` (the latest when `None`).
+    pub fn checkpoint(&self, case: &CaseId, size: Option<u64>) -> Result<Vec<u8>, StoreError> {
+        let size = match size {
+            Some(s) => s,
+            None => self.size(case)?,
+        };
+        let tx = self.db.begin_read()?;
+        let table = tx.open_table(CHECKPOINTS)?;
+        match table.get((case.as_bytes(), size))? {
+            Some(v) => Ok(v.value().to_vec()),
+            None => Err(StoreError::Request(format!(
+                "case {case} has no checkpoint at size {size}"
+            ))),
+        }
+    }
+
+    /// A `tlog-proof` that entry `index` is in the log of size `size` (the latest when `None`),
+    /// with the entry itself as the proof's extra data.
+    pub fn prove(
+        &self,
+        case: &CaseId,
+        index: u64,
+        size: Option<u64>,
+    ) -> Result<TlogProof, StoreError> {
+        let size = match size {
+            Some(s) => s,
+            None => self.size(case)?,
+        };
+        let current = self.size(case)?;
+        if size > current {
+            return Err(StoreError::Request(format!(
+                "case {case} has {current} entries, not {size}"
+            )));
+        }
+        let checkpoint = self.checkpoint(case, Some(size))?;
+        let tx = self.db.begin_read()?;
+        let src = NodeTable {
+            table: tx.open_table(NODES)?,
+            case: *case.as_bytes(),
+        };
+        let proof = merkle::inclusion_proof(&src, index, size)?
+            .map_err(|e| StoreError::Request(e.to_string()))?;
+        let entry = tx
+            .open_table(ENTRIES)?
+            .get((case.as_bytes(), index))?
+            .map(|v| v.value().to_vec())
+            .ok_or_else(|| StoreError::Corrupt(format!("entry {index} is missing")))?;
+        Ok(TlogProof {
+            extra: Some(entry),
+            index,
+            proof,
+            checkpoint,
+        })
+    }
+
+    /// A consistency proof from size `from` to size `to` (the latest when `None`).
+    pub fn consistency(
+        &self,
+        case: &CaseId,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<(u64, Vec<Hash>), StoreError> {
+        let current = self.size(case)?;
+        let to = to.unwrap_or(current);
+        if to > current {
+            return Err(StoreError::Request(format!(
+                "case {case} has {current} entries, not {to}"
+            )));
+        }
+        let tx = self.db.begin_read()?;
+        let src = NodeTable {
+            table: tx.open_table(NODES)?,
+            case: *case.as_bytes(),
+        };
+        let p = merkle::consistency_proof(&src, from, to)?
+            .map_err(|e| StoreError::Request(e.to_string()))?;
+        Ok((to, p))
+    }
+
+    /// Re-derives every case's tree from its stored entries and checks it against the stored
+    /// subtree hashes, the frontier and every signed checkpoint.
+    pub fn verify(&self, verifier: &NoteVerifier) -> Result<VerifyReport, StoreError> {
+        let mut report = VerifyReport::default();
+        let tx = self.db.begin_read()?;
+        let logs = tx.open_table(LOGS)?;
+        let entries = tx.open_table(ENTRIES)?;
+        let nodes = tx.open_table(NODES)?;
+        let checkpoints = tx.open_table(CHECKPOINTS)?;
+        let mut cases: Vec<[u8; 16]> = Vec::new();
+        for row in logs.iter()? {
+            cases.push(*row?.0.value());
+        }
+        // Entries or checkpoints of a case with no log state.
+        for row in entries.iter()? {
+            let c = *row?.0.value().0;
+            if !cases.contains(&c) {
+                cases.push(c);
+            }
+        }
+        for key in cases {
+            report.cases += 1;
+            let case = CaseId::from_bytes(key);
+            let mut find = |entry: Option<u64>, problem: String| {
+                report.findings.push(Finding {
+                    case,
+                    entry,
+                    problem,
+                });
+            };
+            let state = match logs.get(&key)? {
+                None => {
+                    find(
+                        None,
+                        "entries are stored but the log state is missing".into(),
+                    );
+                    continue;
+                }
+                Some(v) => {
+                    match decode_state(v.value()).and_then(|s| Ok((s.size, s.frontier()?))) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            find(None, format!("the log state does not decode: {e}"));
+                            continue;
+                        }
+                    }
+                }
+            };
+            let (size, frontier) = state;
+            let mut tree = MemoryTree::new();
+            let mut expected = 0u64;
+            for row in entries.range((&key, 0u64)..=(&key, u64::MAX))? {
+                let (k, v) = row?;
+                let seq = k.value().1;
+                if seq != expected {
+                    for missing in expected..seq.min(size) {
+                        find(Some(missing), "the entry is missing".into());
+                    }
+                }
+                expected = seq + 1;
+                if seq >= size {
+                    find(
+                        Some(seq),
+                        format!("the entry lies beyond the log's size {size}"),
+                    );
+                    continue;
+                }
+                let bytes = v.value();
+                match AuditEntry::from_cbor(bytes) {
+                    Ok(e) if e.seq == seq && e.case_id == case => {}
+                    Ok(_) => find(Some(seq), "the entry names another position or case".into()),
+                    Err(e) => find(Some(seq), format!("the entry does not decode: {e}")),
+                }
+                let leaf = leaf_hash(bytes);
+                match nodes.get((&key, 0u32, seq))? {
+                    Some(h) if h.value() == &leaf => {}
+                    Some(_) => find(
+                        Some(seq),
+                        "the entry was changed after it was logged: its hash differs from the logged leaf hash".into(),
+                    ),
+                    None => find(Some(seq), "the logged leaf hash is missing".into()),
+                }
+                // Pad skipped positions so later leaves keep their index.
+                while tree.size() < seq {
+                    tree.push_hash([0; 32]);
+                }
+                tree.push_hash(leaf);
+                report.entries += 1;
+            }
+            for missing in expected..size {
+                find(Some(missing), "the entry is missing".into());
+            }
+            if size > 0 && tree.size() == size && tree.root() != frontier.root() {
+                find(
+                    None,
+                    "the stored frontier does not match the entries".into(),
+                );
+            }
+            let mut latest = 0u64;
+            for row in checkpoints.range((&key, 0u64)..=(&key, u64::MAX))? {
+                let (k, v) = row?;
+                let at = k.value().1;
+                report.checkpoints += 1;
+                latest = latest.max(at);
+                let origin = case_origin_from(verifier, &case);
+                match rogatory_proto::audit::note::verify_checkpoint(v.value(), verifier, &[]) {
+                    Err(e) => find(
+                        None,
+                        format!("the checkpoint at size {at} does not verify: {e}"),
+                    ),
+                    Ok((cp, _)) if cp.size != at || cp.origin != origin => find(
+                        None,
+                        format!(
+                            "the checkpoint stored at size {at} is for size {} of {}",
+                            cp.size, cp.origin
+                        ),
+                    ),
+                    Ok((cp, _)) => {
+                        if at > tree.size() {
+                            find(
+                                Some(tree.size()),
+                                format!(
+                                    "the checkpoint at size {at} signs entries that are no longer stored (the log was truncated to {})",
+                                    tree.size()
+                                ),
+                            );
+                        } else if merkle::root(&tree, at).ok() != Some(cp.root) {
+                            find(
+                                Some(at - 1),
+                                format!(
+                                    "the entries up to {} no longer hash to the root signed at size {at}",
+                                    at - 1
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+            if latest != size {
+                find(
+                    None,
+                    format!(
+                        "the latest checkpoint is at size {latest} but the log holds {size} entries (a checkpoint was rolled back or removed)"
+                    ),
+                );
+            }
+        }
+        // Name each changed entry once: the first checkpoint mismatch after a change repeats it.
+        report.findings.dedup();
+        Ok(report)
+    }
+}
+
+fn case_origin_from(verifier: &NoteVerifier, case: &CaseId) -> String {
+    format!("{}/case/{case}", verifier.name())
+}
+
+fn decode_state(bytes: &[u8]) -> Result<LogState, StoreError> {
+    rogatory_proto::cbor::from_slice(bytes, 4096, "log state")
+        .map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+struct NodeTable {
+    table: redb::ReadOnlyTable<(&'static [u8; 16], u32, u64), &'static [u8; 32]>,
+    case: [u8; 16],
+}
+
+impl NodeSource for NodeTable {
+    type Error = StoreError;
+    fn node(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
+        self.table
+            .get((&self.case, level, index))?
+            .map(|v| *v.value())
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!("subtree hash ({level}, {index}) is missing"))
+            })
+    }
+}

@@ -1,0 +1,440 @@
+//! The audit store on disk: a known-answer test of the stored formats, and tampering by an
+//! insider with disk access — through redb itself, so the file stays a valid database — that
+//! `rogatory audit verify-store` must detect and name.
+
+use std::path::{Path, PathBuf};
+
+use redb::{Database, ReadableTable, TableDefinition};
+use rogatory_node::store::{LogSigner, Store};
+use rogatory_proto::audit::entry::{Actor, AuditEntry, AuditEvent};
+use rogatory_proto::card::{AgencyCard, CardDetails, Role};
+use rogatory_proto::ids::{AgencyId, CaseId, Sha256Digest};
+use rogatory_proto::keys::{AgencySecretKeys, EncryptionSecretKey, SigningKey};
+use rogatory_tests::rogatory;
+use serde_json::{Value, json};
+
+// The insider's view of the tables: the same definitions as the node's (store.rs).
+const ENTRIES: TableDefinition<(&[u8; 16], u64), &[u8]> = TableDefinition::new("entries");
+const CHECKPOINTS: TableDefinition<(&[u8; 16], u64), &[u8]> = TableDefinition::new("checkpoints");
+
+fn fixture_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/store-v1")
+}
+
+fn fixed_agency() -> (AgencySecretKeys, AgencyCard) {
+    let keys = AgencySecretKeys {
+        signing: SigningKey::from_seed(&[0x51; 32]),
+        encryption: EncryptionSecretKey::from_bytes(&[0x52; 32]),
+    };
+    let card = AgencyCard::issue(
+        CardDetails {
+            id: AgencyId::new("XA.MOJ-CA").unwrap(),
+            name: "Central Authority of XA".into(),
+            roles: vec![Role::CentralAuthority],
+            addresses: vec![],
+            languages: vec!["en".into()],
+            legal_bases: vec![],
+            issued_at: 1_790_000_000,
+        },
+        &keys,
+    )
+    .unwrap();
+    (keys, card)
+}
+
+fn case() -> CaseId {
+    "01a22522-d4f2-73cd-be4f-be9050503898".parse().unwrap()
+}
+
+fn entries(card: &AgencyCard) -> Vec<AuditEntry> {
+    let events = [
+        AuditEvent::CaseCreated,
+        AuditEvent::EnvelopeSent,
+        AuditEvent::ReceiptReceived,
+        AuditEvent::EnvelopeReceived,
+        AuditEvent::StatusChanged,
+    ];
+    events
+        .iter()
+        .enumerate()
+        .map(|(i, ev)| AuditEntry {
+            seq: 0,
+            time: 1_790_000_100 + i as u64 * 60,
+            case_id: case(),
+            event: *ev,
+            actor: Actor {
+                agency: card.id().clone(),
+                user: (i == 0).then(|| "clerk-07".to_string()),
+            },
+            peer: (i > 0).then(|| AgencyId::new("XB.DOJ-CA").unwrap()),
+            envelope_id: (i == 1 || i == 3)
+                .then(|| Sha256Digest::of(format!("envelope {i}").as_bytes())),
+            receipt_hash: (i == 2).then(|| Sha256Digest::of(b"receipt")),
+            transition: (i == 4).then(|| rogatory_proto::audit::entry::Transition {
+                from: "received".into(),
+                to: "registered".into(),
+            }),
+            reason: None,
+            commitment: None,
+        })
+        .collect()
+}
+
+/// Builds the fixture store: three appends (one entry, then a batch of two, then two singles).
+fn build(dir: &Path) -> Vec<Vec<u8>> {
+    let (keys, card) = fixed_agency();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("card.cose"), card.as_bytes()).unwrap();
+    let store = Store::open(dir).unwrap();
+    let signer = LogSigner {
+        agency: card.id(),
+        key: &keys.signing,
+    };
+    let mut all = entries(&card);
+    let mut notes = Vec::new();
+    for range in [0..1, 1..3, 3..4, 4..5] {
+        notes.push(store.append(&signer, &case(), &mut all[range]).unwrap());
+    }
+    notes
+}
+
+fn expected_json(dir: &Path) -> Value {
+    let store = Store::open(dir).unwrap();
+    let list: Vec<String> = store
+        .entries(&case())
+        .unwrap()
+        .iter()
+        .map(|(_, b)| hex::encode(b))
+        .collect();
+    let checkpoints: Vec<String> = [1u64, 3, 4, 5]
+        .iter()
+        .map(|s| String::from_utf8(store.checkpoint(&case(), Some(*s)).unwrap()).unwrap())
+        .collect();
+    json!({
+        "description": "Store format 1: audit entries (CBOR, hex) and signed checkpoints as stored for the fixed agency of tests/it/store.rs. ROGATORY_WRITE_FIXTURES=1 rewrites this fixture (only after a deliberate, versioned format change).",
+        "case": case().to_string(),
+        "entries": list,
+        "checkpoints": checkpoints,
+    })
+}
+
+#[test]
+fn stored_format_known_answer() {
+    let dir = fixture_dir();
+    if std::env::var_os("ROGATORY_WRITE_FIXTURES").is_some() {
+        let _ = std::fs::remove_dir_all(&dir);
+        build(&dir);
+        let v = expected_json(&dir);
+        std::fs::write(
+            dir.join("expected.json"),
+            serde_json::to_string_pretty(&v).unwrap() + "\n",
+        )
+        .unwrap();
+    }
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
+
+    // 1. A store written by format 1 (committed file) still reads, verifies and proves.
+    let old = tempfile::tempdir().unwrap();
+    for f in ["card.cose", "rogatory.redb"] {
+        std::fs::copy(dir.join(f), old.path().join(f)).unwrap();
+    }
+    assert_eq!(
+        expected_json(old.path()),
+        expected,
+        "the committed store reads back as pinned"
+    );
+    let r = rogatory(old.path(), &["audit", "verify-store", "--data-dir", "."]).ok();
+    assert!(
+        r.stdout.contains("5 entries and 4 signed checkpoints"),
+        "{}",
+        r.stdout
+    );
+
+    // 2. Today's code writes exactly the pinned bytes.
+    let fresh = tempfile::tempdir().unwrap();
+    build(fresh.path());
+    assert_eq!(
+        expected_json(fresh.path()),
+        expected,
+        "the encoders still write format 1"
+    );
+}
+
+/// A data directory with a real log, made with the CLI as an operator would.
+fn logged_dir() -> (tempfile::TempDir, String) {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    for (id, dir) in [("XA.POLICE", "xa"), ("XB.POLICE", "xb")] {
+        rogatory(d, &["keygen", "--agency", id, "--name", id, "--out", dir]).ok();
+    }
+    let case = case().to_string();
+    let body = rogatory_tests::spec_dir()
+        .join("examples/liaison.json")
+        .display()
+        .to_string();
+    let mut previous: Option<String> = None;
+    for i in 1..=4u64 {
+        let out = format!("m{i}.cose");
+        let seq = i.to_string();
+        let mut args = vec![
+            "envelope",
+            "seal",
+            "--key",
+            "xa",
+            "--to",
+            "xb",
+            "--case",
+            &case,
+            "--type",
+            "liaison",
+            "--body",
+            &body,
+            "--out",
+            &out,
+            "--sequence",
+            &seq,
+        ];
+        let prev;
+        if let Some(p) = &previous {
+            prev = p.clone();
+            args.extend(["--previous", &prev]);
+        }
+        rogatory(d, &args).ok();
+        previous = Some(hex::encode(
+            Sha256Digest::of(&std::fs::read(d.join(&out)).unwrap()).0,
+        ));
+    }
+    (t, case)
+}
+
+fn verify_store(d: &Path) -> rogatory_tests::Run {
+    rogatory(d, &["audit", "verify-store", "--data-dir", "xa"])
+}
+
+#[test]
+fn tampering_through_redb_is_detected_and_named() {
+    let (t, case) = logged_dir();
+    let d = t.path();
+    let r = verify_store(d).ok();
+    assert!(r.stdout.contains("Store intact"), "{}", r.stdout);
+    let key = *case.parse::<CaseId>().unwrap().as_bytes();
+
+    // Rewrite entry 1 (a valid entry for another envelope), as an insider would.
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&d.join("xa"), copy.path());
+    {
+        let db = Database::open(copy.path().join("rogatory.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx.open_table(ENTRIES).unwrap();
+            let bytes = t.get((&key, 1u64)).unwrap().unwrap().value().to_vec();
+            let mut e = AuditEntry::from_cbor(&bytes).unwrap();
+            e.envelope_id = Some(Sha256Digest::of(b"an envelope that was never sent"));
+            t.insert((&key, 1u64), e.to_cbor().unwrap().as_slice())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let r = rogatory(copy.path(), &["audit", "verify-store", "--data-dir", "."]).failed();
+    assert!(
+        r.stdout.contains(&format!("case {case}, entry 1:")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("changed after it was logged"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !r.stdout.contains("entry 0:"),
+        "untouched entries are not blamed:\n{}",
+        r.stdout
+    );
+
+    // Delete the last entry.
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&d.join("xa"), copy.path());
+    {
+        let db = Database::open(copy.path().join("rogatory.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(ENTRIES)
+            .unwrap()
+            .remove((&key, 3u64))
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    let r = rogatory(copy.path(), &["audit", "verify-store", "--data-dir", "."]).failed();
+    assert!(
+        r.stdout
+            .contains(&format!("case {case}, entry 3: the entry is missing")),
+        "{}",
+        r.stdout
+    );
+
+    // Roll back the latest checkpoint (remove it), leaving the entries.
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&d.join("xa"), copy.path());
+    {
+        let db = Database::open(copy.path().join("rogatory.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        tx.open_table(CHECKPOINTS)
+            .unwrap()
+            .remove((&key, 4u64))
+            .unwrap();
+        tx.commit().unwrap();
+    }
+    let r = rogatory(copy.path(), &["audit", "verify-store", "--data-dir", "."]).failed();
+    assert!(r.stdout.contains("rolled back"), "{}", r.stdout);
+
+    // Swap two entries (reorder).
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&d.join("xa"), copy.path());
+    {
+        let db = Database::open(copy.path().join("rogatory.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx.open_table(ENTRIES).unwrap();
+            let a = t.get((&key, 0u64)).unwrap().unwrap().value().to_vec();
+            let b = t.get((&key, 2u64)).unwrap().unwrap().value().to_vec();
+            t.insert((&key, 0u64), b.as_slice()).unwrap();
+            t.insert((&key, 2u64), a.as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let r = rogatory(copy.path(), &["audit", "verify-store", "--data-dir", "."]).failed();
+    assert!(
+        r.stdout.contains("entry 0:") && r.stdout.contains("entry 2:"),
+        "{}",
+        r.stdout
+    );
+
+    // The original is still intact.
+    verify_store(d).ok();
+}
+
+#[test]
+fn proofs_from_the_cli_verify_offline_and_forgeries_do_not() {
+    let (t, case) = logged_dir();
+    let d = t.path();
+    let card: Value =
+        serde_json::from_str(&rogatory(d, &["card", "show", "xa", "--json"]).ok().stdout).unwrap();
+    let vkey = card["note_verifier_key"].as_str().unwrap().to_string();
+    for (index, size) in [("0", None), ("2", Some("3")), ("3", None)] {
+        let mut args = vec![
+            "audit",
+            "prove",
+            &case,
+            "--data-dir",
+            "xa",
+            "--index",
+            index,
+        ];
+        if let Some(s) = size {
+            args.extend(["--size", s]);
+        }
+        let proof = rogatory(d, &args).ok().stdout;
+        std::fs::write(d.join("p.tlog-proof"), &proof).unwrap();
+        let r = rogatory(
+            d,
+            &["audit", "verify-proof", "p.tlog-proof", "--vkey", &vkey],
+        )
+        .ok();
+        assert!(r.stdout.contains("Proof VERIFIED"), "{}", r.stdout);
+
+        // Another agency's key, a changed entry, a changed checkpoint: all refused.
+        let other: Value =
+            serde_json::from_str(&rogatory(d, &["card", "show", "xb", "--json"]).ok().stdout)
+                .unwrap();
+        rogatory(
+            d,
+            &[
+                "audit",
+                "verify-proof",
+                "p.tlog-proof",
+                "--vkey",
+                other["note_verifier_key"].as_str().unwrap(),
+            ],
+        )
+        .failed();
+        let forged = proof.replacen("\nindex ", "\nindex 1", 1);
+        std::fs::write(d.join("f.tlog-proof"), forged).unwrap();
+        rogatory(
+            d,
+            &["audit", "verify-proof", "f.tlog-proof", "--vkey", &vkey],
+        )
+        .failed();
+        let lines: Vec<&str> = proof.lines().collect();
+        let size_line = lines
+            .iter()
+            .position(|l| l.starts_with("rogatory.XA.POLICE/case/"))
+            .unwrap()
+            + 1;
+        let mut changed: Vec<String> = lines.iter().map(|s| s.to_string()).collect();
+        changed[size_line] = "99".into();
+        std::fs::write(d.join("g.tlog-proof"), changed.join("\n") + "\n").unwrap();
+        rogatory(
+            d,
+            &["audit", "verify-proof", "g.tlog-proof", "--vkey", &vkey],
+        )
+        .failed();
+    }
+    // The checkpoint is printed byte for byte as stored, and envelopes carry it.
+    let cp = rogatory(
+        d,
+        &[
+            "audit",
+            "checkpoint",
+            &case,
+            "--data-dir",
+            "xa",
+            "--size",
+            "3",
+        ],
+    )
+    .ok()
+    .stdout;
+    let inspected: Value = serde_json::from_str(
+        &rogatory(d, &["envelope", "inspect", "m4.cose", "--json"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        inspected["checkpoint"].as_str().unwrap(),
+        cp,
+        "the 4th envelope carries the checkpoint of size 3"
+    );
+    let log: Value = serde_json::from_str(
+        &rogatory(d, &["audit", "log", &case, "--data-dir", "xa", "--json"])
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(log.as_array().unwrap().len(), 4);
+    assert_eq!(log[3]["event"], "envelope-sent");
+    // A consistency proof between sizes.
+    let c = rogatory(
+        d,
+        &[
+            "audit",
+            "consistency",
+            &case,
+            "--data-dir",
+            "xa",
+            "--from",
+            "2",
+        ],
+    )
+    .ok()
+    .stdout;
+    assert!(c.starts_with("old 2\n"), "{c}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
