@@ -1,12 +1,19 @@
 //! The node's embedded store (redb), and in it one verifiable audit log per case.
 //!
 //! ```text
-//! meta         "format" → u64 (big-endian)              STORE_FORMAT
-//! logs         case id → LogState (CBOR)                 size and right frontier
-//! entries      (case id, seq) → audit entry (CBOR)       the leaves' data
-//! nodes        (case id, level, index) → [u8; 32]        every perfect subtree hash
-//! checkpoints  (case id, size) → signed note             one per committed append
+//! meta    "format" → u64                                        STORE_FORMAT
+//! cases   case id → LogState (CBOR)                              size and right frontier
+//! log     (case id, s, 0 = entry, 0) → audit entry (CBOR)        leaf s's data
+//!         (case id, s, 1 = node, level) → [u8; 32]               the perfect subtree hashes
+//!                                                                that leaf s completed
+//!         (case id, n − 1, 2 = checkpoint, 0) → signed note      the checkpoint of size n
 //! ```
+//!
+//! Every record of a log is keyed by the leaf whose append created it: node (level, index) by
+//! leaf `(index + 1)·2^level − 1`, the checkpoint of size n by leaf n − 1. An append therefore
+//! writes only at the end of the case's key range, dirtying one leaf page of the `log` B-tree
+//! and the case's state, and a durable append costs little more than the bare commit it rides
+//! on (README, "Benchmarks").
 //!
 //! An append (one entry or a batch) is one write transaction: the entries, the new subtree
 //! hashes, the new frontier and a checkpoint signed with the agency key. It returns only after
@@ -30,10 +37,18 @@ pub const STORE_FILE: &str = "rogatory.redb";
 pub const STORE_FORMAT: u64 = 1;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const LOGS: TableDefinition<&[u8; 16], &[u8]> = TableDefinition::new("logs");
-const ENTRIES: TableDefinition<(&[u8; 16], u64), &[u8]> = TableDefinition::new("entries");
-const NODES: TableDefinition<(&[u8; 16], u32, u64), &[u8; 32]> = TableDefinition::new("nodes");
-const CHECKPOINTS: TableDefinition<(&[u8; 16], u64), &[u8]> = TableDefinition::new("checkpoints");
+const CASES: TableDefinition<&[u8; 16], &[u8]> = TableDefinition::new("cases");
+const LOG: TableDefinition<(&[u8; 16], u64, u8, u64), &[u8]> = TableDefinition::new("log");
+
+/// Record kinds in the `log` table.
+const ENTRY: u8 = 0;
+const NODE: u8 = 1;
+const CHECKPOINT: u8 = 2;
+
+/// The key of subtree node (level, index): the leaf whose append completed it.
+fn node_key(case: &[u8; 16], level: u32, index: u64) -> (&[u8; 16], u64, u8, u64) {
+    (case, ((index + 1) << level) - 1, NODE, u64::from(level))
+}
 
 /// What went wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -161,10 +176,8 @@ impl Store {
                 Some(STORE_FORMAT) => {}
                 Some(found) => return Err(StoreError::Format { found }),
             }
-            tx.open_table(LOGS)?;
-            tx.open_table(ENTRIES)?;
-            tx.open_table(NODES)?;
-            tx.open_table(CHECKPOINTS)?;
+            tx.open_table(CASES)?;
+            tx.open_table(LOG)?;
         }
         tx.commit()?;
         Ok(Self { db })
@@ -186,8 +199,9 @@ impl Store {
         let tx = self.db.begin_write()?;
         let note;
         {
-            let mut logs = tx.open_table(LOGS)?;
-            let state = match logs.get(key)? {
+            let mut log = tx.open_table(LOG)?;
+            let mut cases = tx.open_table(CASES)?;
+            let state = match cases.get(key)? {
                 Some(v) => decode_state(v.value())?,
                 None => LogState {
                     size: 0,
@@ -195,8 +209,6 @@ impl Store {
                 },
             };
             let mut frontier = state.frontier()?;
-            let mut table = tx.open_table(ENTRIES)?;
-            let mut nodes = tx.open_table(NODES)?;
             for e in entries.iter_mut() {
                 if &e.case_id != case {
                     return Err(StoreError::Request(format!(
@@ -208,9 +220,9 @@ impl Store {
                 let bytes = e
                     .to_cbor()
                     .map_err(|err| StoreError::Request(err.to_string()))?;
-                table.insert((key, e.seq), bytes.as_slice())?;
+                log.insert((key, e.seq, ENTRY, 0), bytes.as_slice())?;
                 for (level, index, h) in frontier.append(leaf_hash(&bytes)) {
-                    nodes.insert((key, level, index), &h)?;
+                    log.insert(node_key(key, level, index), h.as_slice())?;
                 }
             }
             let cp = Checkpoint {
@@ -223,8 +235,7 @@ impl Store {
             n.sign(&log_key_name(signer.agency), signer.key)
                 .map_err(|e| StoreError::Request(e.to_string()))?;
             note = n.to_text().into_bytes();
-            tx.open_table(CHECKPOINTS)?
-                .insert((key, frontier.size()), note.as_slice())?;
+            log.insert((key, frontier.size() - 1, CHECKPOINT, 0), note.as_slice())?;
             let new_state = LogState {
                 size: frontier.size(),
                 frontier: frontier
@@ -235,7 +246,7 @@ impl Store {
             };
             let encoded = rogatory_proto::cbor::to_vec(&new_state)
                 .map_err(|e| StoreError::Request(e.to_string()))?;
-            logs.insert(key, encoded.as_slice())?;
+            cases.insert(key, encoded.as_slice())?;
         }
         tx.commit()?;
         Ok(note)
@@ -244,9 +255,9 @@ impl Store {
     /// Every case with a log.
     pub fn cases(&self) -> Result<Vec<CaseId>, StoreError> {
         let tx = self.db.begin_read()?;
-        let logs = tx.open_table(LOGS)?;
+        let cases = tx.open_table(CASES)?;
         let mut out = Vec::new();
-        for row in logs.iter()? {
+        for row in cases.iter()? {
             let (k, _) = row?;
             out.push(CaseId::from_bytes(*k.value()));
         }
@@ -256,8 +267,8 @@ impl Store {
     /// The number of entries in a case's log (0 if it has none).
     pub fn size(&self, case: &CaseId) -> Result<u64, StoreError> {
         let tx = self.db.begin_read()?;
-        let logs = tx.open_table(LOGS)?;
-        match logs.get(case.as_bytes())? {
+        let cases = tx.open_table(CASES)?;
+        match cases.get(case.as_bytes())? {
             Some(v) => Ok(decode_state(v.value())?.size),
             None => Ok(0),
         }
@@ -266,11 +277,14 @@ impl Store {
     /// The entries of a case's log, in order, with their stored bytes.
     pub fn entries(&self, case: &CaseId) -> Result<Vec<(AuditEntry, Vec<u8>)>, StoreError> {
         let tx = self.db.begin_read()?;
-        let table = tx.open_table(ENTRIES)?;
+        let log = tx.open_table(LOG)?;
         let key = case.as_bytes();
         let mut out = Vec::new();
-        for row in table.range((key, 0u64)..=(key, u64::MAX))? {
+        for row in log.range((key, 0u64, 0u8, 0u64)..=(key, u64::MAX, u8::MAX, u64::MAX))? {
             let (k, v) = row?;
+            if k.value().2 != ENTRY {
+                continue;
+            }
             let bytes = v.value().to_vec();
             let e = AuditEntry::from_cbor(&bytes)
                 .map_err(|e| StoreError::Corrupt(format!("entry {}: {e}", k.value().1)))?;
@@ -286,8 +300,11 @@ impl Store {
             None => self.size(case)?,
         };
         let tx = self.db.begin_read()?;
-        let table = tx.open_table(CHECKPOINTS)?;
-        match table.get((case.as_bytes(), size))? {
+        let log = tx.open_table(LOG)?;
+        if size == 0 {
+            return Err(StoreError::Request(format!("case {case} has no log")));
+        }
+        match log.get((case.as_bytes(), size - 1, CHECKPOINT, 0))? {
             Some(v) => Ok(v.value().to_vec()),
             None => Err(StoreError::Request(format!(
                 "case {case} has no checkpoint at size {size}"
@@ -303,11 +320,8 @@ impl Store {
         index: u64,
         size: Option<u64>,
     ) -> Result<TlogProof, StoreError> {
-        let size = match size {
-            Some(s) => s,
-            None => self.size(case)?,
-        };
         let current = self.size(case)?;
+        let size = size.unwrap_or(current);
         if size > current {
             return Err(StoreError::Request(format!(
                 "case {case} has {current} entries, not {size}"
@@ -316,14 +330,14 @@ impl Store {
         let checkpoint = self.checkpoint(case, Some(size))?;
         let tx = self.db.begin_read()?;
         let src = NodeTable {
-            table: tx.open_table(NODES)?,
+            table: tx.open_table(LOG)?,
             case: *case.as_bytes(),
         };
         let proof = merkle::inclusion_proof(&src, index, size)?
             .map_err(|e| StoreError::Request(e.to_string()))?;
-        let entry = tx
-            .open_table(ENTRIES)?
-            .get((case.as_bytes(), index))?
+        let entry = src
+            .table
+            .get((case.as_bytes(), index, ENTRY, 0))?
             .map(|v| v.value().to_vec())
             .ok_or_else(|| StoreError::Corrupt(format!("entry {index} is missing")))?;
         Ok(TlogProof {
@@ -350,7 +364,7 @@ impl Store {
         }
         let tx = self.db.begin_read()?;
         let src = NodeTable {
-            table: tx.open_table(NODES)?,
+            table: tx.open_table(LOG)?,
             case: *case.as_bytes(),
         };
         let p = merkle::consistency_proof(&src, from, to)?
@@ -363,16 +377,14 @@ impl Store {
     pub fn verify(&self, verifier: &NoteVerifier) -> Result<VerifyReport, StoreError> {
         let mut report = VerifyReport::default();
         let tx = self.db.begin_read()?;
-        let logs = tx.open_table(LOGS)?;
-        let entries = tx.open_table(ENTRIES)?;
-        let nodes = tx.open_table(NODES)?;
-        let checkpoints = tx.open_table(CHECKPOINTS)?;
+        let log = tx.open_table(LOG)?;
+        let states = tx.open_table(CASES)?;
         let mut cases: Vec<[u8; 16]> = Vec::new();
-        for row in logs.iter()? {
+        for row in states.iter()? {
             cases.push(*row?.0.value());
         }
-        // Entries or checkpoints of a case with no log state.
-        for row in entries.iter()? {
+        // Records of a case that has no state.
+        for row in log.iter()? {
             let c = *row?.0.value().0;
             if !cases.contains(&c) {
                 cases.push(c);
@@ -388,11 +400,11 @@ impl Store {
                     problem,
                 });
             };
-            let state = match logs.get(&key)? {
+            let (size, frontier) = match states.get(&key)? {
                 None => {
                     find(
                         None,
-                        "entries are stored but the log state is missing".into(),
+                        "records are stored but the log state is missing".into(),
                     );
                     continue;
                 }
@@ -406,16 +418,21 @@ impl Store {
                     }
                 }
             };
-            let (size, frontier) = state;
             let mut tree = MemoryTree::new();
             let mut expected = 0u64;
-            for row in entries.range((&key, 0u64)..=(&key, u64::MAX))? {
+            let mut checkpoints = Vec::new();
+            for row in log.range((&key, 0u64, 0u8, 0u64)..=(&key, u64::MAX, u8::MAX, u64::MAX))? {
                 let (k, v) = row?;
-                let seq = k.value().1;
-                if seq != expected {
-                    for missing in expected..seq.min(size) {
-                        find(Some(missing), "the entry is missing".into());
-                    }
+                let (_, seq, kind, _) = k.value();
+                if kind == CHECKPOINT {
+                    checkpoints.push((seq + 1, v.value().to_vec()));
+                    continue;
+                }
+                if kind != ENTRY {
+                    continue;
+                }
+                for missing in expected..seq.min(size) {
+                    find(Some(missing), "the entry is missing".into());
                 }
                 expected = seq + 1;
                 if seq >= size {
@@ -432,8 +449,8 @@ impl Store {
                     Err(e) => find(Some(seq), format!("the entry does not decode: {e}")),
                 }
                 let leaf = leaf_hash(bytes);
-                match nodes.get((&key, 0u32, seq))? {
-                    Some(h) if h.value() == &leaf => {}
+                match log.get(node_key(&key, 0, seq))? {
+                    Some(h) if h.value() == leaf.as_slice() => {}
                     Some(_) => find(
                         Some(seq),
                         "the entry was changed after it was logged: its hash differs from the logged leaf hash".into(),
@@ -457,13 +474,11 @@ impl Store {
                 );
             }
             let mut latest = 0u64;
-            for row in checkpoints.range((&key, 0u64)..=(&key, u64::MAX))? {
-                let (k, v) = row?;
-                let at = k.value().1;
+            let origin = case_origin_from(verifier, &case);
+            for (at, note) in checkpoints {
                 report.checkpoints += 1;
                 latest = latest.max(at);
-                let origin = case_origin_from(verifier, &case);
-                match rogatory_proto::audit::note::verify_checkpoint(v.value(), verifier, &[]) {
+                match rogatory_proto::audit::note::verify_checkpoint(&note, verifier, &[]) {
                     Err(e) => find(
                         None,
                         format!("the checkpoint at size {at} does not verify: {e}"),
@@ -521,18 +536,21 @@ fn decode_state(bytes: &[u8]) -> Result<LogState, StoreError> {
 }
 
 struct NodeTable {
-    table: redb::ReadOnlyTable<(&'static [u8; 16], u32, u64), &'static [u8; 32]>,
+    table: redb::ReadOnlyTable<(&'static [u8; 16], u64, u8, u64), &'static [u8]>,
     case: [u8; 16],
 }
 
 impl NodeSource for NodeTable {
     type Error = StoreError;
     fn node(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
-        self.table
-            .get((&self.case, level, index))?
-            .map(|v| *v.value())
+        let v = self
+            .table
+            .get(node_key(&self.case, level, index))?
             .ok_or_else(|| {
                 StoreError::Corrupt(format!("subtree hash ({level}, {index}) is missing"))
-            })
+            })?;
+        v.value().try_into().map_err(|_| {
+            StoreError::Corrupt(format!("subtree hash ({level}, {index}) is not 32 bytes"))
+        })
     }
 }

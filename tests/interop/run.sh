@@ -70,6 +70,22 @@ check "XC's keys cannot open XB's envelope in the independent implementation" \
 for v in "$root"/spec/vectors/envelope-*.json; do
     check "test vector $(basename "$v")" "$py" "$root/tests/interop/verify_envelope.py" --vector "$v"
 done
+# Audit checkpoints and proofs, checked with code written from the C2SP texts and RFC 9162.
+case_id=01a22522-d4f2-73cd-be4f-be9050503898
+"$bin" envelope seal --key xa --to xb/card.cose --case "$case_id" --type liaison \
+    --body "$root/spec/examples/liaison.json" --out c1.cose 2>/dev/null >/dev/null
+"$bin" envelope seal --key xa --to xb/card.cose --case "$case_id" --type liaison --sequence 2 \
+    --previous "$(sha256sum c1.cose | cut -d' ' -f1)" --body "$root/spec/examples/liaison.json" --out c2.cose 2>/dev/null >/dev/null
+vkey=$("$bin" card show xa --json | "$py" -c 'import json,sys; print(json.load(sys.stdin)["note_verifier_key"])')
+"$bin" audit checkpoint "$case_id" --data-dir xa > checkpoint.txt
+"$bin" audit prove "$case_id" --data-dir xa --index 0 > proof.tlog-proof
+check "an audit checkpoint verifies as a C2SP signed note with the agency's verifier key" \
+    "$py" "$root/tests/interop/verify_note.py" --vkey "$vkey" --note checkpoint.txt
+check "an audit tlog-proof verifies (signature and RFC 9162 inclusion) in independent code" \
+    "$py" "$root/tests/interop/verify_note.py" --vkey "$vkey" --proof proof.tlog-proof
+xb_vkey=$("$bin" card show xb --json | "$py" -c 'import json,sys; print(json.load(sys.stdin)["note_verifier_key"])')
+check "the checkpoint does not verify with another agency's key" \
+    refused "$py" "$root/tests/interop/verify_note.py" --vkey "$xb_vkey" --note checkpoint.txt
 check "CDDL schemas (spec/cddl) accept every vector and refuse mutilated messages" \
     "$py" "$root/tests/interop/check_cddl.py"
 

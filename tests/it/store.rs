@@ -14,8 +14,9 @@ use rogatory_tests::rogatory;
 use serde_json::{Value, json};
 
 // The insider's view of the tables: the same definitions as the node's (store.rs).
-const ENTRIES: TableDefinition<(&[u8; 16], u64), &[u8]> = TableDefinition::new("entries");
-const CHECKPOINTS: TableDefinition<(&[u8; 16], u64), &[u8]> = TableDefinition::new("checkpoints");
+const LOG: TableDefinition<(&[u8; 16], u64, u8, u64), &[u8]> = TableDefinition::new("log");
+const ENTRY: u8 = 0;
+const CHECKPOINT: u8 = 2;
 
 fn fixture_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/store-v1")
@@ -227,11 +228,16 @@ fn tampering_through_redb_is_detected_and_named() {
         let db = Database::open(copy.path().join("rogatory.redb")).unwrap();
         let tx = db.begin_write().unwrap();
         {
-            let mut t = tx.open_table(ENTRIES).unwrap();
-            let bytes = t.get((&key, 1u64)).unwrap().unwrap().value().to_vec();
+            let mut t = tx.open_table(LOG).unwrap();
+            let bytes = t
+                .get((&key, 1u64, ENTRY, 0u64))
+                .unwrap()
+                .unwrap()
+                .value()
+                .to_vec();
             let mut e = AuditEntry::from_cbor(&bytes).unwrap();
             e.envelope_id = Some(Sha256Digest::of(b"an envelope that was never sent"));
-            t.insert((&key, 1u64), e.to_cbor().unwrap().as_slice())
+            t.insert((&key, 1u64, ENTRY, 0u64), e.to_cbor().unwrap().as_slice())
                 .unwrap();
         }
         tx.commit().unwrap();
@@ -259,9 +265,9 @@ fn tampering_through_redb_is_detected_and_named() {
     {
         let db = Database::open(copy.path().join("rogatory.redb")).unwrap();
         let tx = db.begin_write().unwrap();
-        tx.open_table(ENTRIES)
+        tx.open_table(LOG)
             .unwrap()
-            .remove((&key, 3u64))
+            .remove((&key, 3u64, ENTRY, 0u64))
             .unwrap();
         tx.commit().unwrap();
     }
@@ -279,9 +285,9 @@ fn tampering_through_redb_is_detected_and_named() {
     {
         let db = Database::open(copy.path().join("rogatory.redb")).unwrap();
         let tx = db.begin_write().unwrap();
-        tx.open_table(CHECKPOINTS)
+        tx.open_table(LOG)
             .unwrap()
-            .remove((&key, 4u64))
+            .remove((&key, 3u64, CHECKPOINT, 0u64))
             .unwrap();
         tx.commit().unwrap();
     }
@@ -295,11 +301,21 @@ fn tampering_through_redb_is_detected_and_named() {
         let db = Database::open(copy.path().join("rogatory.redb")).unwrap();
         let tx = db.begin_write().unwrap();
         {
-            let mut t = tx.open_table(ENTRIES).unwrap();
-            let a = t.get((&key, 0u64)).unwrap().unwrap().value().to_vec();
-            let b = t.get((&key, 2u64)).unwrap().unwrap().value().to_vec();
-            t.insert((&key, 0u64), b.as_slice()).unwrap();
-            t.insert((&key, 2u64), a.as_slice()).unwrap();
+            let mut t = tx.open_table(LOG).unwrap();
+            let a = t
+                .get((&key, 0u64, ENTRY, 0u64))
+                .unwrap()
+                .unwrap()
+                .value()
+                .to_vec();
+            let b = t
+                .get((&key, 2u64, ENTRY, 0u64))
+                .unwrap()
+                .unwrap()
+                .value()
+                .to_vec();
+            t.insert((&key, 0u64, ENTRY, 0u64), b.as_slice()).unwrap();
+            t.insert((&key, 2u64, ENTRY, 0u64), a.as_slice()).unwrap();
         }
         tx.commit().unwrap();
     }
