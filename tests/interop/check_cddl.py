@@ -73,6 +73,7 @@ ROOT_RULE = {
     "receipt": "receipt",
     "agency-card": "card-body",
     "envelope": "rogatory-envelope",
+    "audit-entry": "audit-entry",
 }
 
 # Maps that sit in arrays, per schema: (path, rule). `[]` means every element of the array.
@@ -339,7 +340,7 @@ class Checker:
     # -- 1. schema files --------------------------------------------------------------------
 
     def check_schema_files(self) -> None:
-        names = MESSAGE_TYPES + ["receipt", "agency-card", "envelope"]
+        names = MESSAGE_TYPES + ["receipt", "agency-card", "envelope", "audit-entry"]
         found = sorted(p.stem for p in self.cddl_dir.glob("*.cddl"))
         missing = [n for n in names if n not in found]
         extra = [n for n in found if n not in names]

@@ -83,6 +83,10 @@ check "an audit checkpoint verifies as a C2SP signed note with the agency's veri
     "$py" "$root/tests/interop/verify_note.py" --vkey "$vkey" --note checkpoint.txt
 check "an audit tlog-proof verifies (signature and RFC 9162 inclusion) in independent code" \
     "$py" "$root/tests/interop/verify_note.py" --vkey "$vkey" --proof proof.tlog-proof
+check "the audit entry carried by the proof matches spec/cddl/audit-entry.cddl" \
+    "$py" -c 'import base64, sys, pycddl
+entry = base64.b64decode(open(sys.argv[1]).read().split("\n")[1][len("extra "):])
+pycddl.Schema(open(sys.argv[2]).read()).validate_cbor(entry)' proof.tlog-proof "$root/spec/cddl/audit-entry.cddl"
 xb_vkey=$("$bin" card show xb --json | "$py" -c 'import json,sys; print(json.load(sys.stdin)["note_verifier_key"])')
 check "the checkpoint does not verify with another agency's key" \
     refused "$py" "$root/tests/interop/verify_note.py" --vkey "$xb_vkey" --note checkpoint.txt
