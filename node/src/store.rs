@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! meta    "format" → u64                                        STORE_FORMAT
-//! cases   case id → LogState (CBOR)                              size and right frontier
+//! cases   case id → 0                                            written once, when a log starts
 //! log     (case id, s, 0 = entry, 0) → audit entry (CBOR)        leaf s's data
 //!         (case id, s, 1 = node, level) → [u8; 32]               the perfect subtree hashes
 //!                                                                that leaf s completed
@@ -11,9 +11,11 @@
 //!
 //! Every record of a log is keyed by the leaf whose append created it: node (level, index) by
 //! leaf `(index + 1)·2^level − 1`, the checkpoint of size n by leaf n − 1. An append therefore
-//! writes only at the end of the case's key range, dirtying one leaf page of the `log` B-tree
-//! and the case's state, and a durable append costs little more than the bare commit it rides
-//! on (README, "Benchmarks").
+//! writes only at the end of the case's key range, dirtying the tail of one B-tree, and a durable
+//! append costs little more than the bare commit it rides
+//! on (README, "Benchmarks"). The log's size is the key of its last record plus one, and its
+//! right frontier is the stored nodes of the size's perfect subtrees, so no separate state is
+//! rewritten on each append.
 //!
 //! An append (one entry or a batch) is one write transaction: the entries, the new subtree
 //! hashes, the new frontier and a checkpoint signed with the agency key. It returns only after
@@ -29,7 +31,6 @@ use rogatory_proto::audit::merkle::{self, Frontier, Hash, MemoryTree, NodeSource
 use rogatory_proto::audit::note::{Checkpoint, Note, NoteVerifier, SIG_ED25519, TlogProof};
 use rogatory_proto::ids::{AgencyId, CaseId};
 use rogatory_proto::keys::SigningKey;
-use serde::{Deserialize, Serialize};
 
 /// File name of the store in a data directory.
 pub const STORE_FILE: &str = "rogatory.redb";
@@ -37,7 +38,7 @@ pub const STORE_FILE: &str = "rogatory.redb";
 pub const STORE_FORMAT: u64 = 1;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const CASES: TableDefinition<&[u8; 16], &[u8]> = TableDefinition::new("cases");
+const CASES: TableDefinition<&[u8; 16], u8> = TableDefinition::new("cases");
 const LOG: TableDefinition<(&[u8; 16], u64, u8, u64), &[u8]> = TableDefinition::new("log");
 
 /// Record kinds in the `log` table.
@@ -88,27 +89,43 @@ db_err!(
     redb::CommitError
 );
 
-/// The stored state of one case log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct LogState {
-    size: u64,
-    frontier: Vec<serde_bytes::ByteBuf>,
+type LogKey<'a> = (&'a [u8; 16], u64, u8, u64);
+
+/// The size of a case's log: its last record's leaf plus one.
+fn log_size<T: ReadableTable<LogKey<'static>, &'static [u8]>>(
+    log: &T,
+    case: &[u8; 16],
+) -> Result<u64, StoreError> {
+    let last = log
+        .range((case, 0u64, 0u8, 0u64)..=(case, u64::MAX, u8::MAX, u64::MAX))?
+        .next_back()
+        .transpose()?;
+    Ok(last.map_or(0, |(k, _)| k.value().1 + 1))
 }
 
-impl LogState {
-    fn frontier(&self) -> Result<Frontier, StoreError> {
-        let hashes = self
-            .frontier
-            .iter()
-            .map(|h| {
-                h.as_slice()
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt("a frontier hash is not 32 bytes".into()))
-            })
-            .collect::<Result<Vec<Hash>, _>>()?;
-        Frontier::from_parts(self.size, hashes)
-            .ok_or_else(|| StoreError::Corrupt("the log frontier does not fit its size".into()))
+/// The size and right frontier of a case's log, from its records: the size is the last
+/// record's leaf plus one; the frontier is the node of each perfect subtree of that size.
+fn tip<T: ReadableTable<LogKey<'static>, &'static [u8]>>(
+    log: &T,
+    case: &[u8; 16],
+) -> Result<Frontier, StoreError> {
+    let size = log_size(log, case)?;
+    let mut hashes = Vec::new();
+    let mut start = 0u64;
+    for level in (0..64u32).rev() {
+        if size >> level & 1 == 1 {
+            let index = start >> level;
+            let v = log.get(node_key(case, level, index))?.ok_or_else(|| {
+                StoreError::Corrupt(format!("subtree hash ({level}, {index}) is missing"))
+            })?;
+            hashes.push(v.value().try_into().map_err(|_| {
+                StoreError::Corrupt(format!("subtree hash ({level}, {index}) is not 32 bytes"))
+            })?);
+            start += 1 << level;
+        }
     }
+    Frontier::from_parts(size, hashes)
+        .ok_or_else(|| StoreError::Corrupt("the log frontier does not fit its size".into()))
 }
 
 /// The agency whose logs these are, and its checkpoint key.
@@ -200,15 +217,10 @@ impl Store {
         let note;
         {
             let mut log = tx.open_table(LOG)?;
-            let mut cases = tx.open_table(CASES)?;
-            let state = match cases.get(key)? {
-                Some(v) => decode_state(v.value())?,
-                None => LogState {
-                    size: 0,
-                    frontier: Vec::new(),
-                },
-            };
-            let mut frontier = state.frontier()?;
+            let mut frontier = tip(&log, key)?;
+            if frontier.size() == 0 {
+                tx.open_table(CASES)?.insert(key, 0)?;
+            }
             for e in entries.iter_mut() {
                 if &e.case_id != case {
                     return Err(StoreError::Request(format!(
@@ -236,17 +248,6 @@ impl Store {
                 .map_err(|e| StoreError::Request(e.to_string()))?;
             note = n.to_text().into_bytes();
             log.insert((key, frontier.size() - 1, CHECKPOINT, 0), note.as_slice())?;
-            let new_state = LogState {
-                size: frontier.size(),
-                frontier: frontier
-                    .hashes()
-                    .iter()
-                    .map(|h| serde_bytes::ByteBuf::from(h.to_vec()))
-                    .collect(),
-            };
-            let encoded = rogatory_proto::cbor::to_vec(&new_state)
-                .map_err(|e| StoreError::Request(e.to_string()))?;
-            cases.insert(key, encoded.as_slice())?;
         }
         tx.commit()?;
         Ok(note)
@@ -267,11 +268,7 @@ impl Store {
     /// The number of entries in a case's log (0 if it has none).
     pub fn size(&self, case: &CaseId) -> Result<u64, StoreError> {
         let tx = self.db.begin_read()?;
-        let cases = tx.open_table(CASES)?;
-        match cases.get(case.as_bytes())? {
-            Some(v) => Ok(decode_state(v.value())?.size),
-            None => Ok(0),
-        }
+        log_size(&tx.open_table(LOG)?, case.as_bytes())
     }
 
     /// The entries of a case's log, in order, with their stored bytes.
@@ -320,24 +317,31 @@ impl Store {
         index: u64,
         size: Option<u64>,
     ) -> Result<TlogProof, StoreError> {
-        let current = self.size(case)?;
-        let size = size.unwrap_or(current);
-        if size > current {
-            return Err(StoreError::Request(format!(
-                "case {case} has {current} entries, not {size}"
-            )));
-        }
-        let checkpoint = self.checkpoint(case, Some(size))?;
+        let key = case.as_bytes();
         let tx = self.db.begin_read()?;
         let src = NodeTable {
             table: tx.open_table(LOG)?,
-            case: *case.as_bytes(),
+            case: *key,
         };
+        let current = log_size(&src.table, key)?;
+        let size = size.unwrap_or(current);
+        if size > current || size == 0 {
+            return Err(StoreError::Request(format!(
+                "case {case} has {current} entries; there is no tree of size {size}"
+            )));
+        }
+        let checkpoint = src
+            .table
+            .get((key, size - 1, CHECKPOINT, 0))?
+            .map(|v| v.value().to_vec())
+            .ok_or_else(|| {
+                StoreError::Request(format!("case {case} has no checkpoint at size {size}"))
+            })?;
         let proof = merkle::inclusion_proof(&src, index, size)?
             .map_err(|e| StoreError::Request(e.to_string()))?;
         let entry = src
             .table
-            .get((case.as_bytes(), index, ENTRY, 0))?
+            .get((key, index, ENTRY, 0))?
             .map(|v| v.value().to_vec())
             .ok_or_else(|| StoreError::Corrupt(format!("entry {index} is missing")))?;
         Ok(TlogProof {
@@ -400,24 +404,23 @@ impl Store {
                     problem,
                 });
             };
-            let (size, frontier) = match states.get(&key)? {
-                None => {
+            if states.get(&key)?.is_none() {
+                find(
+                    None,
+                    "records are stored for a case that is not registered".into(),
+                );
+            }
+            let frontier = match tip(&log, &key) {
+                Ok(f) => f,
+                Err(e) => {
                     find(
                         None,
-                        "records are stored but the log state is missing".into(),
+                        format!("the log's right frontier cannot be read: {e}"),
                     );
                     continue;
                 }
-                Some(v) => {
-                    match decode_state(v.value()).and_then(|s| Ok((s.size, s.frontier()?))) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            find(None, format!("the log state does not decode: {e}"));
-                            continue;
-                        }
-                    }
-                }
             };
+            let size = frontier.size();
             let mut tree = MemoryTree::new();
             let mut expected = 0u64;
             let mut checkpoints = Vec::new();
@@ -528,11 +531,6 @@ impl Store {
 
 fn case_origin_from(verifier: &NoteVerifier, case: &CaseId) -> String {
     format!("{}/case/{case}", verifier.name())
-}
-
-fn decode_state(bytes: &[u8]) -> Result<LogState, StoreError> {
-    rogatory_proto::cbor::from_slice(bytes, 4096, "log state")
-        .map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
 struct NodeTable {
