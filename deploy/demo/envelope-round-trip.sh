@@ -42,7 +42,9 @@ run request validate "$root/spec/examples/mla-request.json"
 
 step "4. XA seals the request for XB, with a copy for XC: one envelope per addressee"
 run envelope seal --key xa-moj-ca --to xb-doj-ca/card.cose --to xc-police-cyber/card.cose \
-    --case new --type mla-request --body "$root/spec/examples/mla-request.json" --out outbox
+    --case new --type mla-request --body "$root/spec/examples/mla-request.json" --out outbox 2> seal.err
+cat seal.err >&2
+case_id=$(sed -n 's/^new case id: //p' seal.err)
 
 step "5. Anyone with XA's card can verify origin and routing without reading the content"
 run envelope inspect --trust xa-moj-ca/card.cose outbox/XB.DOJ-CA.cose
@@ -60,5 +62,16 @@ step "9. One altered byte and the envelope is refused"
 cp outbox/XB.DOJ-CA.cose altered.cose
 printf '\x00' | dd of=altered.cose bs=1 seek=200 conv=notrunc status=none
 run envelope open --key xb-doj-ca --trust xa-moj-ca/card.cose altered.cose || true
+
+step "10. Each agency's audit log of the case: commitments only, with a signed checkpoint"
+run audit log "$case_id" --data-dir xa-moj-ca
+run audit log "$case_id" --data-dir xb-doj-ca
+
+step "11. A proof that XB logged the receipt of the request, checked offline with XB's verifier key"
+vkey=$("$bin" card show xb-doj-ca --json | sed -n 's/.*"note_verifier_key": "\(.*\)".*/\1/p')
+run audit prove "$case_id" --data-dir xb-doj-ca --index 0 > proof.tlog-proof
+cat proof.tlog-proof
+run audit verify-proof proof.tlog-proof --vkey "$vkey"
+run audit verify-store --data-dir xb-doj-ca
 
 printf '\nDone. Files are in %s\n' "$work"

@@ -97,6 +97,10 @@ pub enum AuditCommand {
     },
 }
 
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn open_store(dir: &std::path::Path) -> Result<Store> {
     if !dir.join(crate::store::STORE_FILE).exists() {
         bail!(
@@ -131,7 +135,10 @@ pub(crate) fn run(c: AuditCommand) -> Result<ExitCode> {
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                println!("Audit log of case {case}: {} entries", entries.len());
+                println!(
+                    "Audit log of case {case}: {}",
+                    count(entries.len() as u64, "entry", "entries")
+                );
                 println!(
                     "{:>5}  {:<20}  {:<22}  {:<16}  {:<16}  commitment",
                     "seq", "time (UTC)", "event", "actor", "peer"
@@ -279,8 +286,14 @@ pub(crate) fn run(c: AuditCommand) -> Result<ExitCode> {
             let report = open_store(&data_dir)?.verify(&verifier)?;
             if report.findings.is_empty() {
                 println!(
-                    "Store intact: {} case log(s), {} entries and {} signed checkpoints re-derived and verified.",
-                    report.cases, report.entries, report.checkpoints
+                    "Store intact: {}, {} and {} re-derived and verified.",
+                    count(report.cases as u64, "case log", "case logs"),
+                    count(report.entries, "entry", "entries"),
+                    count(
+                        report.checkpoints,
+                        "signed checkpoint",
+                        "signed checkpoints"
+                    )
                 );
                 return Ok(ExitCode::SUCCESS);
             }
