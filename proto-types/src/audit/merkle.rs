@@ -87,7 +87,7 @@ pub fn root<S: NodeSource>(s: &S, size: u64) -> Result<Hash, S::Error> {
     range_hash(s, 0, size)
 }
 
-/// The audit path PATH(index, D[0:size]) of RFC 9162 §2.1.3.1, leaf's sibling first.
+/// The audit path `PATH(index, D[0:size])` of RFC 9162 §2.1.3.1, leaf's sibling first.
 pub fn inclusion_proof<S: NodeSource>(
     s: &S,
     index: u64,
@@ -125,7 +125,7 @@ fn path<S: NodeSource>(
     Ok(())
 }
 
-/// The consistency proof PROOF(size1, D[0:size2]) of RFC 9162 §2.1.4.1.
+/// The consistency proof `PROOF(size1, D[0:size2])` of RFC 9162 §2.1.4.1.
 pub fn consistency_proof<S: NodeSource>(
     s: &S,
     size1: u64,
