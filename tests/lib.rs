@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-/// Path of the `rogatory` binary built from this workspace. `cargo test --workspace` builds it;
-/// when only this crate's tests are run, it is built here first.
+/// Path of the `rogatory` binary built from this workspace, built (or brought up to date) on
+/// first use.
 pub fn rogatory_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -15,13 +15,22 @@ pub fn rogatory_bin() -> &'static Path {
         let exe = std::env::current_exe().expect("test executable path");
         let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
         let bin = profile_dir.join(format!("rogatory{}", std::env::consts::EXE_SUFFIX));
-        if !bin.exists() {
-            let status = Command::new(env!("CARGO"))
-                .args(["build", "-p", "rogatory-node", "--bin", "rogatory"])
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "building the rogatory binary failed");
+        // Always (re)build: `cargo test -p rogatory-tests` alone does not rebuild the binary, and
+        // a stale one would test old code. When it is up to date this takes a fraction of a second.
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "rogatory-node",
+            "--bin",
+            "rogatory",
+        ]);
+        if profile_dir.ends_with("release") {
+            cmd.arg("--release");
         }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "building the rogatory binary failed");
         assert!(bin.exists(), "{} not found", bin.display());
         bin
     })

@@ -13,12 +13,15 @@
 //! leaf `(index + 1)·2^level − 1`, the checkpoint of size n by leaf n − 1. An append therefore
 //! writes only at the end of the case's key range, dirtying the tail of one B-tree, and a durable
 //! append costs little more than the bare commit it rides
-//! on (README, "Benchmarks"). The log's size is the key of its last record plus one, and its
-//! right frontier is the stored nodes of the size's perfect subtrees, so no separate state is
-//! rewritten on each append.
+//! on (README, "Benchmarks"). The last record of a case is always its latest checkpoint, so the
+//! log's size is that record's leaf plus one, and its right frontier is the stored nodes of the
+//! size's perfect subtrees: no separate state is rewritten on each append. Before signing a new
+//! checkpoint, an append checks that the frontier it extends still hashes to the root of the
+//! latest checkpoint, verified with the agency's key: a store altered on disk is never extended
+//! and re-signed, it is refused.
 //!
 //! An append (one entry or a batch) is one write transaction: the entries, the new subtree
-//! hashes, the new frontier and a checkpoint signed with the agency key. It returns only after
+//! hashes and a checkpoint signed with the agency key; it never overwrites a record. It returns only after
 //! redb's commit has reached the disk (`Durability::Immediate`), so what it reports appended is
 //! durable. Appending reads nothing but the frontier: O(log n) work, never a rehash of the log.
 //! The formats are pinned by the known-answer test in `tests/it/store.rs`.
@@ -48,7 +51,11 @@ const CHECKPOINT: u8 = 2;
 
 /// The key of subtree node (level, index): the leaf whose append completed it.
 fn node_key(case: &[u8; 16], level: u32, index: u64) -> (&[u8; 16], u64, u8, u64) {
-    (case, ((index + 1) << level) - 1, NODE, u64::from(level))
+    let leaf = index
+        .checked_add(1)
+        .and_then(|i| i.checked_shl(level))
+        .map_or(u64::MAX, |v| v.wrapping_sub(1));
+    (case, leaf, NODE, u64::from(level))
 }
 
 /// What went wrong in the store.
@@ -100,7 +107,19 @@ fn log_size<T: ReadableTable<LogKey<'static>, &'static [u8]>>(
         .range((case, 0u64, 0u8, 0u64)..=(case, u64::MAX, u8::MAX, u64::MAX))?
         .next_back()
         .transpose()?;
-    Ok(last.map_or(0, |(k, _)| k.value().1 + 1))
+    match last {
+        None => Ok(0),
+        Some((k, _)) => {
+            let (_, leaf, kind, x) = k.value();
+            if kind != CHECKPOINT || x != 0 {
+                return Err(StoreError::Corrupt(format!(
+                    "the last record of the log is not a checkpoint (leaf {leaf}, kind {kind})"
+                )));
+            }
+            leaf.checked_add(1)
+                .ok_or_else(|| StoreError::Corrupt("a record lies beyond any possible log".into()))
+        }
+    }
 }
 
 /// The size and right frontier of a case's log, from its records: the size is the last
@@ -175,7 +194,12 @@ pub struct VerifyReport {
 
 /// The node's store.
 pub struct Store {
-    db: Database,
+    db: Db,
+}
+
+enum Db {
+    ReadWrite(Database),
+    ReadOnly(redb::ReadOnlyDatabase),
 }
 
 impl Store {
@@ -197,7 +221,40 @@ impl Store {
             tx.open_table(LOG)?;
         }
         tx.commit()?;
-        Ok(Self { db })
+        Ok(Self {
+            db: Db::ReadWrite(db),
+        })
+    }
+
+    /// Opens an existing store without writing to it (what audits and proofs need: the
+    /// evidence file is not modified and no write lock is taken).
+    pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
+        let db = redb::ReadOnlyDatabase::open(dir.join(STORE_FILE))?;
+        let tx = db.begin_read()?;
+        let found = tx.open_table(META)?.get("format")?.map(|v| v.value());
+        if found != Some(STORE_FORMAT) {
+            return Err(StoreError::Format {
+                found: found.unwrap_or(0),
+            });
+        }
+        drop(tx);
+        Ok(Self {
+            db: Db::ReadOnly(db),
+        })
+    }
+
+    fn begin_read(&self) -> Result<redb::ReadTransaction, StoreError> {
+        Ok(match &self.db {
+            Db::ReadWrite(d) => d.begin_read()?,
+            Db::ReadOnly(d) => d.begin_read()?,
+        })
+    }
+
+    fn writable(&self) -> Result<&Database, StoreError> {
+        match &self.db {
+            Db::ReadWrite(d) => Ok(d),
+            Db::ReadOnly(_) => Err(StoreError::Request("the store was opened read-only".into())),
+        }
     }
 
     /// Appends entries to a case's log in one durable transaction and signs the new checkpoint.
@@ -213,13 +270,45 @@ impl Store {
             return Err(StoreError::Request("nothing to append".into()));
         }
         let key = case.as_bytes();
-        let tx = self.db.begin_write()?;
+        let tx = self.writable()?.begin_write()?;
         let note;
         {
             let mut log = tx.open_table(LOG)?;
             let mut frontier = tip(&log, key)?;
             if frontier.size() == 0 {
-                tx.open_table(CASES)?.insert(key, 0)?;
+                let mut cases = tx.open_table(CASES)?;
+                if cases.get(key)?.is_some() {
+                    return Err(StoreError::Corrupt(format!(
+                        "case {case} is registered but its log is empty: it was deleted"
+                    )));
+                }
+                cases.insert(key, 0)?;
+            } else {
+                // Extend only what the agency signed: the frontier must hash to the root of
+                // the latest checkpoint, verified with the agency's key.
+                let size = frontier.size();
+                let note = log
+                    .get((key, size - 1, CHECKPOINT, 0))?
+                    .map(|v| v.value().to_vec())
+                    .ok_or_else(|| {
+                        StoreError::Corrupt("the latest checkpoint is missing".into())
+                    })?;
+                let cp =
+                    rogatory_proto::audit::note::verify_checkpoint(&note, &signer.verifier(), &[])
+                        .map_err(|e| {
+                            StoreError::Corrupt(format!(
+                                "the latest checkpoint does not verify: {e}"
+                            ))
+                        })?
+                        .0;
+                if cp.size != size
+                    || cp.root != frontier.root()
+                    || cp.origin != case_origin(signer.agency, case)
+                {
+                    return Err(StoreError::Corrupt(
+                        "the stored log does not match its latest signed checkpoint; it will not be extended".into(),
+                    ));
+                }
             }
             for e in entries.iter_mut() {
                 if &e.case_id != case {
@@ -232,9 +321,15 @@ impl Store {
                 let bytes = e
                     .to_cbor()
                     .map_err(|err| StoreError::Request(err.to_string()))?;
-                log.insert((key, e.seq, ENTRY, 0), bytes.as_slice())?;
+                fresh(
+                    log.insert((key, e.seq, ENTRY, 0), bytes.as_slice())?
+                        .is_none(),
+                )?;
                 for (level, index, h) in frontier.append(leaf_hash(&bytes)) {
-                    log.insert(node_key(key, level, index), h.as_slice())?;
+                    fresh(
+                        log.insert(node_key(key, level, index), h.as_slice())?
+                            .is_none(),
+                    )?;
                 }
             }
             let cp = Checkpoint {
@@ -247,7 +342,10 @@ impl Store {
             n.sign(&log_key_name(signer.agency), signer.key)
                 .map_err(|e| StoreError::Request(e.to_string()))?;
             note = n.to_text().into_bytes();
-            log.insert((key, frontier.size() - 1, CHECKPOINT, 0), note.as_slice())?;
+            fresh(
+                log.insert((key, frontier.size() - 1, CHECKPOINT, 0), note.as_slice())?
+                    .is_none(),
+            )?;
         }
         tx.commit()?;
         Ok(note)
@@ -255,7 +353,7 @@ impl Store {
 
     /// Every case with a log.
     pub fn cases(&self) -> Result<Vec<CaseId>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.begin_read()?;
         let cases = tx.open_table(CASES)?;
         let mut out = Vec::new();
         for row in cases.iter()? {
@@ -267,19 +365,19 @@ impl Store {
 
     /// The number of entries in a case's log (0 if it has none).
     pub fn size(&self, case: &CaseId) -> Result<u64, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.begin_read()?;
         log_size(&tx.open_table(LOG)?, case.as_bytes())
     }
 
     /// The entries of a case's log, in order, with their stored bytes.
     pub fn entries(&self, case: &CaseId) -> Result<Vec<(AuditEntry, Vec<u8>)>, StoreError> {
-        let tx = self.db.begin_read()?;
+        let tx = self.begin_read()?;
         let log = tx.open_table(LOG)?;
         let key = case.as_bytes();
         let mut out = Vec::new();
         for row in log.range((key, 0u64, 0u8, 0u64)..=(key, u64::MAX, u8::MAX, u64::MAX))? {
             let (k, v) = row?;
-            if k.value().2 != ENTRY {
+            if k.value().2 != ENTRY || k.value().3 != 0 {
                 continue;
             }
             let bytes = v.value().to_vec();
@@ -296,7 +394,7 @@ impl Store {
             Some(s) => s,
             None => self.size(case)?,
         };
-        let tx = self.db.begin_read()?;
+        let tx = self.begin_read()?;
         let log = tx.open_table(LOG)?;
         if size == 0 {
             return Err(StoreError::Request(format!("case {case} has no log")));
@@ -318,7 +416,7 @@ impl Store {
         size: Option<u64>,
     ) -> Result<TlogProof, StoreError> {
         let key = case.as_bytes();
-        let tx = self.db.begin_read()?;
+        let tx = self.begin_read()?;
         let src = NodeTable {
             table: tx.open_table(LOG)?,
             case: *key,
@@ -366,7 +464,7 @@ impl Store {
                 "case {case} has {current} entries, not {to}"
             )));
         }
-        let tx = self.db.begin_read()?;
+        let tx = self.begin_read()?;
         let src = NodeTable {
             table: tx.open_table(LOG)?,
             case: *case.as_bytes(),
@@ -376,22 +474,28 @@ impl Store {
         Ok((to, p))
     }
 
-    /// Re-derives every case's tree from its stored entries and checks it against the stored
-    /// subtree hashes, the frontier and every signed checkpoint.
+    /// Re-derives every case's tree from its stored entries and checks it against every stored
+    /// subtree hash and every signed checkpoint. The work is proportional to the records stored,
+    /// whatever keys an attacker wrote.
     pub fn verify(&self, verifier: &NoteVerifier) -> Result<VerifyReport, StoreError> {
         let mut report = VerifyReport::default();
-        let tx = self.db.begin_read()?;
+        let tx = self.begin_read()?;
         let log = tx.open_table(LOG)?;
-        let states = tx.open_table(CASES)?;
-        let mut cases: Vec<[u8; 16]> = Vec::new();
-        for row in states.iter()? {
-            cases.push(*row?.0.value());
+        let mut registered = std::collections::BTreeSet::new();
+        for row in tx.open_table(CASES)?.iter()? {
+            registered.insert(*row?.0.value());
         }
-        // Records of a case that has no state.
-        for row in log.iter()? {
-            let c = *row?.0.value().0;
-            if !cases.contains(&c) {
-                cases.push(c);
+        // Every case that has records, found by seeking past each case's key range.
+        let mut cases = registered.clone();
+        let mut from = [0u8; 16];
+        loop {
+            let next = log.range((&from, 0u64, 0u8, 0u64)..)?.next().transpose()?;
+            let Some((k, _)) = next else { break };
+            let c = *k.value().0;
+            cases.insert(c);
+            match u128::from_be_bytes(c).checked_add(1) {
+                Some(n) => from = n.to_be_bytes(),
+                None => break,
             }
         }
         for key in cases {
@@ -404,79 +508,133 @@ impl Store {
                     problem,
                 });
             };
-            if states.get(&key)?.is_none() {
+            if !registered.contains(&key) {
                 find(
                     None,
-                    "records are stored for a case that is not registered".into(),
+                    "records are stored for a case that was never registered".into(),
                 );
             }
-            let frontier = match tip(&log, &key) {
-                Ok(f) => f,
-                Err(e) => {
-                    find(
-                        None,
-                        format!("the log's right frontier cannot be read: {e}"),
-                    );
-                    continue;
-                }
-            };
-            let size = frontier.size();
             let mut tree = MemoryTree::new();
-            let mut expected = 0u64;
+            let mut contiguous = true;
+            let mut next_entry = 0u64;
             let mut checkpoints = Vec::new();
+            let mut nodes = Vec::new();
+            let mut records = 0u64;
             for row in log.range((&key, 0u64, 0u8, 0u64)..=(&key, u64::MAX, u8::MAX, u64::MAX))? {
                 let (k, v) = row?;
-                let (_, seq, kind, _) = k.value();
-                if kind == CHECKPOINT {
-                    checkpoints.push((seq + 1, v.value().to_vec()));
-                    continue;
+                let (_, leaf, kind, x) = k.value();
+                records += 1;
+                match kind {
+                    ENTRY if x == 0 => {
+                        if leaf != next_entry {
+                            find(
+                                Some(next_entry),
+                                if leaf == next_entry + 1 {
+                                    "the entry is missing".to_string()
+                                } else {
+                                    format!("entries {next_entry} to {} are missing", leaf - 1)
+                                },
+                            );
+                            contiguous = false;
+                        }
+                        next_entry = leaf.saturating_add(1);
+                        let bytes = v.value();
+                        match AuditEntry::from_cbor(bytes) {
+                            Ok(e) if e.seq == leaf && e.case_id == case => {}
+                            Ok(_) => find(
+                                Some(leaf),
+                                "the entry names another position or case".into(),
+                            ),
+                            Err(e) => find(Some(leaf), format!("the entry does not decode: {e}")),
+                        }
+                        match log.get(node_key(&key, 0, leaf))? {
+                            Some(h) if h.value() == leaf_hash(bytes).as_slice() => {}
+                            Some(_) => find(
+                                Some(leaf),
+                                "the entry was changed after it was logged: its hash differs from the logged leaf hash".into(),
+                            ),
+                            None => find(Some(leaf), "the logged leaf hash is missing".into()),
+                        }
+                        if contiguous {
+                            tree.push(bytes);
+                        }
+                        report.entries += 1;
+                    }
+                    NODE => nodes.push((x, leaf, v.value().to_vec())),
+                    CHECKPOINT if x == 0 => {
+                        checkpoints.push((leaf.saturating_add(1), v.value().to_vec()))
+                    }
+                    _ => find(
+                        Some(leaf),
+                        format!(
+                            "a record of unknown kind or key ({kind}, {x}) is stored at this entry"
+                        ),
+                    ),
                 }
-                if kind != ENTRY {
-                    continue;
-                }
-                for missing in expected..seq.min(size) {
-                    find(Some(missing), "the entry is missing".into());
-                }
-                expected = seq + 1;
-                if seq >= size {
+            }
+            if records == 0 {
+                find(
+                    None,
+                    "the case is registered but its log is empty: it was deleted".into(),
+                );
+                continue;
+            }
+            // Every stored subtree hash must be the one the entries give: proofs are built from them.
+            let mut stored_nodes = 0u64;
+            for (level, leaf, hash) in nodes {
+                let level = u32::try_from(level).unwrap_or(u32::MAX);
+                let span = 1u64.checked_shl(level).unwrap_or(0);
+                let aligned = span != 0 && leaf.checked_add(1).is_some_and(|l| l % span == 0);
+                if !aligned {
                     find(
-                        Some(seq),
-                        format!("the entry lies beyond the log's size {size}"),
+                        Some(leaf),
+                        format!(
+                            "a subtree hash of level {level} is stored at a key no append writes"
+                        ),
                     );
                     continue;
                 }
-                let bytes = v.value();
-                match AuditEntry::from_cbor(bytes) {
-                    Ok(e) if e.seq == seq && e.case_id == case => {}
-                    Ok(_) => find(Some(seq), "the entry names another position or case".into()),
-                    Err(e) => find(Some(seq), format!("the entry does not decode: {e}")),
+                let index = ((leaf + 1) >> level) - 1;
+                if leaf >= tree.size() {
+                    find(
+                        Some(leaf),
+                        format!("a subtree hash ({level}, {index}) lies beyond the entries"),
+                    );
+                    continue;
                 }
-                let leaf = leaf_hash(bytes);
-                match log.get(node_key(&key, 0, seq))? {
-                    Some(h) if h.value() == leaf.as_slice() => {}
-                    Some(_) => find(
-                        Some(seq),
-                        "the entry was changed after it was logged: its hash differs from the logged leaf hash".into(),
-                    ),
-                    None => find(Some(seq), "the logged leaf hash is missing".into()),
+                stored_nodes += 1;
+                if tree.node(level, index).ok().as_ref().map(|h| h.as_slice())
+                    != Some(hash.as_slice())
+                {
+                    let (first, last) = (index << level, leaf);
+                    if level == 0 {
+                        find(
+                            Some(leaf),
+                            "the stored leaf hash differs from the entry".into(),
+                        );
+                    } else {
+                        find(
+                            None,
+                            format!(
+                                "the stored subtree hash ({level}, {index}) over entries {first} to {last} differs from those entries"
+                            ),
+                        );
+                    }
                 }
-                // Pad skipped positions so later leaves keep their index.
-                while tree.size() < seq {
-                    tree.push_hash([0; 32]);
-                }
-                tree.push_hash(leaf);
-                report.entries += 1;
             }
-            for missing in expected..size {
-                find(Some(missing), "the entry is missing".into());
-            }
-            if size > 0 && tree.size() == size && tree.root() != frontier.root() {
+            let n = tree.size();
+            let expected_nodes: u64 = (0..64).map(|l| n >> l).sum();
+            if contiguous && stored_nodes < expected_nodes {
                 find(
                     None,
-                    "the stored frontier does not match the entries".into(),
+                    format!(
+                        "{} subtree hashes are missing",
+                        expected_nodes - stored_nodes
+                    ),
                 );
             }
             let mut latest = 0u64;
+            let mut matched = 0u64;
             let origin = case_origin_from(verifier, &case);
             for (at, note) in checkpoints {
                 report.checkpoints += 1;
@@ -494,38 +652,65 @@ impl Store {
                         ),
                     ),
                     Ok((cp, _)) => {
-                        if at > tree.size() {
+                        if at > n {
                             find(
-                                Some(tree.size()),
+                                Some(n),
                                 format!(
-                                    "the checkpoint at size {at} signs entries that are no longer stored (the log was truncated to {})",
-                                    tree.size()
+                                    "the checkpoint at size {at} signs entries that are no longer stored (only {n} are)"
                                 ),
                             );
-                        } else if merkle::root(&tree, at).ok() != Some(cp.root) {
+                        } else if merkle::root(&tree, at).ok() == Some(cp.root) {
+                            matched = at;
+                        } else {
                             find(
-                                Some(at - 1),
-                                format!(
-                                    "the entries up to {} no longer hash to the root signed at size {at}",
-                                    at - 1
-                                ),
+                                Some(matched),
+                                if matched == at - 1 {
+                                    format!(
+                                        "the entry no longer hashes to the root signed at size {at}"
+                                    )
+                                } else {
+                                    format!(
+                                        "entries {matched} to {} no longer hash to the root signed at size {at}",
+                                        at - 1
+                                    )
+                                },
                             );
                         }
                     }
                 }
             }
-            if latest != size {
+            if latest > next_entry {
+                find(
+                    Some(next_entry),
+                    if latest == next_entry + 1 {
+                        "the entry is missing".to_string()
+                    } else {
+                        format!("entries {next_entry} to {} are missing", latest - 1)
+                    },
+                );
+            } else if contiguous && latest < next_entry {
                 find(
                     None,
                     format!(
-                        "the latest checkpoint is at size {latest} but the log holds {size} entries (a checkpoint was rolled back or removed)"
+                        "the latest checkpoint is at size {latest} but {next_entry} entries are stored (a checkpoint was rolled back or removed)"
                     ),
                 );
             }
         }
-        // Name each changed entry once: the first checkpoint mismatch after a change repeats it.
+        // Name each changed entry once.
         report.findings.dedup();
         Ok(report)
+    }
+}
+
+/// An append only adds records; finding one already there means the store was altered.
+fn fresh(was_empty: bool) -> Result<(), StoreError> {
+    if was_empty {
+        Ok(())
+    } else {
+        Err(StoreError::Corrupt(
+            "a record the append would write already exists; the log was altered".into(),
+        ))
     }
 }
 

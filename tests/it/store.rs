@@ -499,3 +499,185 @@ fn appends_survive_sigkill_and_nothing_reported_durable_is_lost() {
     }
     assert!(durable > 100, "the run made progress: {durable}");
 }
+
+type LogTable<'t> = redb::Table<'t, (&'static [u8; 16], u64, u8, u64), &'static [u8]>;
+type Edit = Box<dyn FnOnce(&mut LogTable<'_>, [u8; 16])>;
+
+/// Opens a copy of the CLI-made store for an insider's edit through redb.
+fn tampered(d: &Path, edit: impl FnOnce(&mut LogTable<'_>, [u8; 16])) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    copy_dir(&d.join("xa"), copy.path());
+    let key = *case().as_bytes();
+    {
+        let db = Database::open(copy.path().join("rogatory.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx.open_table(LOG).unwrap();
+            edit(&mut t, key);
+        }
+        tx.commit().unwrap();
+    }
+    copy
+}
+
+const NODE: u8 = 1;
+
+#[test]
+fn forged_records_are_reported_and_never_extended() {
+    let (t, case) = logged_dir();
+    let d = t.path();
+    let body = rogatory_tests::spec_dir()
+        .join("examples/liaison.json")
+        .display()
+        .to_string();
+    // Cases: (what the insider does, what verify-store must say)
+    let cases: Vec<(&str, Edit, &str)> = vec![
+        (
+            "a node at a huge leaf",
+            Box::new(|t, k| {
+                t.insert((&k, (1u64 << 40) - 1, NODE, 40u64), [7u8; 32].as_slice())
+                    .unwrap();
+            }),
+            "lies beyond the entries",
+        ),
+        (
+            "a record at the last possible leaf",
+            Box::new(|t, k| {
+                t.insert((&k, u64::MAX, CHECKPOINT, 0u64), b"x".as_slice())
+                    .unwrap();
+            }),
+            "does not verify",
+        ),
+        (
+            "a copy of an entry under another key",
+            Box::new(|t, k| {
+                let e = t
+                    .get((&k, 3u64, ENTRY, 0u64))
+                    .unwrap()
+                    .unwrap()
+                    .value()
+                    .to_vec();
+                t.insert((&k, 3u64, ENTRY, 1u64), e.as_slice()).unwrap();
+            }),
+            "unknown kind or key",
+        ),
+        (
+            "an interior subtree hash",
+            Box::new(|t, k| {
+                t.insert((&k, 1u64, NODE, 1u64), [9u8; 32].as_slice())
+                    .unwrap();
+            }),
+            "subtree hash (1, 0) over entries 0 to 1 differs",
+        ),
+        (
+            "an entry rewritten with its leaf hash",
+            Box::new(|t, k| {
+                let bytes = t
+                    .get((&k, 1u64, ENTRY, 0u64))
+                    .unwrap()
+                    .unwrap()
+                    .value()
+                    .to_vec();
+                let mut e = AuditEntry::from_cbor(&bytes).unwrap();
+                e.envelope_id = Some(Sha256Digest::of(b"forged"));
+                let forged = e.to_cbor().unwrap();
+                t.insert((&k, 1u64, ENTRY, 0u64), forged.as_slice())
+                    .unwrap();
+                t.insert(
+                    (&k, 1u64, NODE, 0u64),
+                    rogatory_proto::audit::merkle::leaf_hash(&forged).as_slice(),
+                )
+                .unwrap();
+            }),
+            "no longer hash to the root",
+        ),
+        (
+            "the whole log deleted",
+            Box::new(|t, k| {
+                let keys: Vec<(u64, u8, u64)> = t
+                    .range((&k, 0u64, 0u8, 0u64)..=(&k, u64::MAX, u8::MAX, u64::MAX))
+                    .unwrap()
+                    .map(|r| {
+                        let (a, _) = r.unwrap();
+                        let v = a.value();
+                        (v.1, v.2, v.3)
+                    })
+                    .collect();
+                for (l, kind, x) in keys {
+                    t.remove((&k, l, kind, x)).unwrap();
+                }
+            }),
+            "log is empty: it was deleted",
+        ),
+    ];
+    for (what, edit, expect) in cases {
+        let copy = tampered(d, edit);
+        let r = rogatory(copy.path(), &["audit", "verify-store", "--data-dir", "."]).failed();
+        assert!(r.stdout.contains(expect), "{what}: {}", r.stdout);
+        // The node refuses to extend (and re-sign) the altered log.
+        std::fs::copy(d.join("xb/card.cose"), copy.path().join("xb-card.cose")).unwrap();
+        let r = rogatory(
+            copy.path(),
+            &[
+                "envelope",
+                "seal",
+                "--key",
+                ".",
+                "--to",
+                "xb-card.cose",
+                "--case",
+                &case,
+                "--type",
+                "liaison",
+                "--body",
+                &body,
+                "--out",
+                "more.cose",
+                "--sequence",
+                "5",
+                "--previous",
+                &"00".repeat(32),
+            ],
+        );
+        // Records that change the log's tip make the node refuse to extend it; others leave the
+        // signed tree intact (the next root comes from the verified frontier) and stay reported.
+        if what.starts_with("a node at") || what.starts_with("a record at") {
+            assert_ne!(r.code, 0, "{what}: the altered log was extended");
+            assert!(!copy.path().join("more.cose").exists());
+        }
+    }
+    // Laundering: remove the last checkpoint, then append. The append is refused, not re-signed.
+    let copy = tampered(d, |t, k| {
+        t.remove((&k, 3u64, CHECKPOINT, 0u64)).unwrap();
+    });
+    std::fs::copy(d.join("xb/card.cose"), copy.path().join("xb-card.cose")).unwrap();
+    let r = rogatory(
+        copy.path(),
+        &[
+            "envelope",
+            "seal",
+            "--key",
+            ".",
+            "--to",
+            "xb-card.cose",
+            "--case",
+            &case,
+            "--type",
+            "liaison",
+            "--body",
+            &body,
+            "--out",
+            "more.cose",
+            "--sequence",
+            "5",
+            "--previous",
+            &"00".repeat(32),
+        ],
+    )
+    .failed();
+    assert!(
+        r.stderr.contains("not a checkpoint") || r.stderr.contains("does not match"),
+        "{}",
+        r.stderr
+    );
+}

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 use clap::Subcommand;
-use rogatory_proto::audit::entry::AuditEntry;
+use rogatory_proto::audit::entry::{AuditEntry, case_origin};
 use rogatory_proto::audit::merkle::{leaf_hash, verify_inclusion};
 use rogatory_proto::audit::note::{NoteVerifier, Policy, TlogProof, verify_checkpoint};
 use rogatory_proto::ids::CaseId;
@@ -83,6 +83,9 @@ pub enum AuditCommand {
         /// A tlog-policy file (logs, witnesses, quorum) instead of --vkey.
         #[arg(long, conflicts_with = "vkey")]
         policy: Option<PathBuf>,
+        /// Require the proof to be about this case (its log's origin).
+        #[arg(long)]
+        case: Option<CaseId>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -94,6 +97,10 @@ pub enum AuditCommand {
         /// The agency's data directory.
         #[arg(long, env = "ROGATORY_DATA_DIR")]
         data_dir: PathBuf,
+        /// The agency's checkpoint verifier key, obtained independently (an insider who rewrote
+        /// the store could also have replaced the card beside it); default: from that card.
+        #[arg(long)]
+        vkey: Option<String>,
     },
 }
 
@@ -109,7 +116,8 @@ fn open_store(dir: &std::path::Path) -> Result<Store> {
             crate::store::STORE_FILE
         );
     }
-    Store::open(dir).with_context(|| format!("cannot open the store in {}", dir.display()))
+    Store::open_read_only(dir)
+        .with_context(|| format!("cannot open the store in {}", dir.display()))
 }
 
 pub(crate) fn run(c: AuditCommand) -> Result<ExitCode> {
@@ -211,6 +219,7 @@ pub(crate) fn run(c: AuditCommand) -> Result<ExitCode> {
             proof,
             vkey,
             policy,
+            case,
             json,
         } => {
             let text = String::from_utf8(files::read_limited(&proof, 1 << 20)?)
@@ -257,6 +266,19 @@ pub(crate) fn run(c: AuditCommand) -> Result<ExitCode> {
                     p.index
                 );
             }
+            // The entry must belong to the log the checkpoint is for.
+            let own_origin = case_origin(&entry.actor.agency, &entry.case_id);
+            if own_origin != checkpoint.origin {
+                bail!(
+                    "the proven entry belongs to {own_origin}, not to the log {} the checkpoint is for",
+                    checkpoint.origin
+                );
+            }
+            if let Some(c) = case
+                && c != entry.case_id
+            {
+                bail!("the proof is about case {}, not case {c}", entry.case_id);
+            }
             if json {
                 let out = serde_json::json!({
                     "verified": true,
@@ -279,10 +301,16 @@ pub(crate) fn run(c: AuditCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::VerifyStore { data_dir } => {
-            let card = load_card(&data_dir.join(CARD_FILE))?;
-            let verifier = NoteVerifier::parse(&card.note_verifier_key())
-                .context("the card's verifier key")?;
+        AuditCommand::VerifyStore { data_dir, vkey } => {
+            let verifier = match vkey {
+                Some(v) => NoteVerifier::parse(&v).context("--vkey is not a verifier key")?,
+                None => {
+                    let card = load_card(&data_dir.join(CARD_FILE))?;
+                    NoteVerifier::parse(&card.note_verifier_key())
+                        .context("the card's verifier key")?
+                }
+            };
+            println!("Checking against verifier key {}", verifier.vkey());
             let report = open_store(&data_dir)?.verify(&verifier)?;
             if report.findings.is_empty() {
                 println!(

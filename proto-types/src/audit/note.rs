@@ -447,6 +447,9 @@ pub fn verify_checkpoint(
     log: &NoteVerifier,
     others: &[NoteVerifier],
 ) -> Result<(Checkpoint, Vec<Verified>), NoteError> {
+    if log.sig_type() != SIG_ED25519 {
+        return Err(bad("a log's checkpoint key is an Ed25519 (type 0x01) key"));
+    }
     let n = Note::parse(note)?;
     let cp = Checkpoint::parse(n.text())?;
     if !origin_belongs_to(&cp.origin, log.name()) {
@@ -576,7 +579,9 @@ impl Policy {
         let mut witnesses = BTreeMap::new();
         let mut groups: BTreeMap<String, (usize, Vec<String>)> = BTreeMap::new();
         let mut quorum = None;
-        let mut keys = BTreeSet::new();
+        let mut log_keys = BTreeSet::new();
+        let mut witness_keys = BTreeSet::new();
+        let mut members_used: BTreeSet<String> = BTreeSet::new();
         for (n, raw) in text.lines().enumerate() {
             let line = raw.trim_matches([' ', '\t']);
             if line.is_empty() || line.starts_with('#') {
@@ -592,14 +597,16 @@ impl Policy {
             match words[0] {
                 "log" if (2..=3).contains(&words.len()) => {
                     let v = NoteVerifier::parse(words[1]).map_err(|e| err(&e.to_string()))?;
-                    if v.sig_type() != SIG_ED25519 || !keys.insert(*v.key().as_bytes()) {
+                    if v.sig_type() != SIG_ED25519 || !log_keys.insert(*v.key().as_bytes()) {
                         return Err(err("a log key is a distinct Ed25519 (type 0x01) key"));
                     }
                     logs.push(v);
                 }
                 "witness" if (3..=4).contains(&words.len()) => {
                     let v = NoteVerifier::parse(words[2]).map_err(|e| err(&e.to_string()))?;
-                    if v.sig_type() != SIG_COSIGNATURE_V1 || !keys.insert(*v.key().as_bytes()) {
+                    if v.sig_type() != SIG_COSIGNATURE_V1
+                        || !witness_keys.insert(*v.key().as_bytes())
+                    {
                         return Err(err(
                             "a witness key is a distinct cosignature (type 0x04) key",
                         ));
@@ -615,12 +622,13 @@ impl Policy {
                     if name == "none" || defined(name, &witnesses, &groups) {
                         return Err(err("the name is already defined"));
                     }
-                    let unique: BTreeSet<_> = members.iter().collect();
-                    if unique.len() != members.len()
-                        || members.iter().any(|m| !defined(m, &witnesses, &groups))
+                    // Each name may be a member at most once in the whole policy, which also
+                    // keeps evaluation linear.
+                    if members.iter().any(|m| !defined(m, &witnesses, &groups))
+                        || members.iter().any(|m| !members_used.insert(m.clone()))
                     {
                         return Err(err(
-                            "group members are earlier-defined names, each at most once",
+                            "group members are earlier-defined names, each a member at most once in the policy",
                         ));
                     }
                     let k = match words[2] {
@@ -661,11 +669,13 @@ impl Policy {
     pub fn verify(&self, note: &[u8]) -> Result<(Checkpoint, Vec<String>), NoteError> {
         let n = Note::parse(note)?;
         let cp = Checkpoint::parse(n.text())?;
-        let log = self
+        let logs: Vec<&NoteVerifier> = self
             .logs
             .iter()
-            .find(|l| origin_belongs_to(&cp.origin, l.name()))
-            .ok_or_else(|| NoteError::Origin {
+            .filter(|l| origin_belongs_to(&cp.origin, l.name()))
+            .collect();
+        if logs.is_empty() {
+            return Err(NoteError::Origin {
                 origin: cp.origin.clone(),
                 key: self
                     .logs
@@ -673,13 +683,14 @@ impl Policy {
                     .map(|l| l.name())
                     .collect::<Vec<_>>()
                     .join(", "),
-            })?;
-        let mut known = vec![log.clone()];
+            });
+        }
+        let mut known: Vec<NoteVerifier> = logs.iter().map(|l| (*l).clone()).collect();
         known.extend(self.witnesses.values().cloned());
         let verified = n.verify(&known)?;
         if !verified
             .iter()
-            .any(|v| v.name == log.name() && v.id == log.id())
+            .any(|v| logs.iter().any(|l| v.name == l.name() && v.id == l.id()))
         {
             return Err(NoteError::NoKnownSignature);
         }
@@ -752,8 +763,13 @@ mod tests {
         assert_eq!(sigs[1].timestamp, Some(1_790_000_000));
 
         let policy = |q: &str| {
+            let group = match q {
+                "G" => "group G any W1 W2\n",
+                "B" => "group B all W1 W2\n",
+                _ => "",
+            };
             Policy::parse(&format!(
-                "# test\nlog {}\nwitness W1 {}\nwitness W2 {}\ngroup G any W1 W2\ngroup B all W1 W2\nquorum {q}\n",
+                "# test\nlog {}\nwitness W1 {}\nwitness W2 {}\n{group}quorum {q}\n",
                 lv.vkey(),
                 wv1.vkey(),
                 wv2.vkey()
@@ -807,5 +823,70 @@ mod tests {
             checkpoint: text.into_bytes(),
         };
         assert_eq!(TlogProof::parse(&p.to_text()).unwrap(), p);
+    }
+
+    #[test]
+    fn policy_rules_of_c2sp() {
+        let a = SigningKey::from_seed(&[4; 32]);
+        let b = SigningKey::from_seed(&[5; 32]);
+        let a_old = SigningKey::from_seed(&[6; 32]);
+        let log_a = NoteVerifier::new("rogatory.XA.A", SIG_ED25519, a.verifying_key()).unwrap();
+        let log_a_old =
+            NoteVerifier::new("rogatory.XA.A", SIG_ED25519, a_old.verifying_key()).unwrap();
+        let wit_a =
+            NoteVerifier::new("rogatory.XA.A", SIG_COSIGNATURE_V1, a.verifying_key()).unwrap();
+        let wit_b =
+            NoteVerifier::new("rogatory.XB.B", SIG_COSIGNATURE_V1, b.verifying_key()).unwrap();
+        // The same agency key as a log and as a witness: allowed (different roles).
+        let p = Policy::parse(&format!(
+            "log {}\nlog {}\nwitness A {}\nwitness B {}\nquorum B\n",
+            log_a.vkey(),
+            log_a_old.vkey(),
+            wit_a.vkey(),
+            wit_b.vkey()
+        ))
+        .unwrap();
+        // A checkpoint signed by the second log of the same name, cosigned by B, verifies.
+        let cp = Checkpoint {
+            origin: "rogatory.XA.A/case/x".into(),
+            size: 1,
+            root: [1; 32],
+            extensions: vec![],
+        };
+        let mut n = Note::new(&cp.body()).unwrap();
+        n.sign("rogatory.XA.A", &a_old).unwrap();
+        n.cosign("rogatory.XB.B", &b, 1).unwrap();
+        assert_eq!(
+            p.verify(n.to_text().as_bytes()).unwrap().1,
+            vec!["B".to_string()]
+        );
+        // A name may be a group member only once in the whole policy.
+        let reuse = format!(
+            "witness A {}\nwitness B {}\ngroup G1 any A B\ngroup G2 any A\nquorum G2\n",
+            wit_a.vkey(),
+            wit_b.vkey()
+        );
+        assert!(Policy::parse(&reuse).is_err());
+        // Duplicate keys within one role are refused.
+        assert!(
+            Policy::parse(&format!(
+                "log {}\nlog {}\nquorum none\n",
+                log_a.vkey(),
+                log_a.vkey()
+            ))
+            .is_err()
+        );
+        // Threshold bounds, unknown names, a second quorum.
+        assert!(
+            Policy::parse(&format!(
+                "witness A {}\ngroup G 2 A\nquorum G\n",
+                wit_a.vkey()
+            ))
+            .is_err()
+        );
+        assert!(Policy::parse("quorum nobody\n").is_err());
+        assert!(Policy::parse("quorum none\nquorum none\n").is_err());
+        // A cosignature key is not accepted as a log key.
+        assert!(verify_checkpoint(n.to_text().as_bytes(), &wit_a, &[]).is_err());
     }
 }
