@@ -219,111 +219,67 @@ fn tampering_through_redb_is_detected_and_named() {
     let d = t.path();
     let r = verify_store(d).ok();
     assert!(r.stdout.contains("Store intact"), "{}", r.stdout);
-    let key = *case.parse::<CaseId>().unwrap().as_bytes();
+    let check = |copy: &tempfile::TempDir| {
+        rogatory(copy.path(), &["audit", "verify-store", "--data-dir", "."])
+            .failed()
+            .stdout
+    };
 
     // Rewrite entry 1 (a valid entry for another envelope), as an insider would.
-    let copy = tempfile::tempdir().unwrap();
-    copy_dir(&d.join("xa"), copy.path());
-    {
-        let db = Database::open(copy.path().join("rogatory.redb")).unwrap();
-        let tx = db.begin_write().unwrap();
-        {
-            let mut t = tx.open_table(LOG).unwrap();
-            let bytes = t
-                .get((&key, 1u64, ENTRY, 0u64))
-                .unwrap()
-                .unwrap()
-                .value()
-                .to_vec();
-            let mut e = AuditEntry::from_cbor(&bytes).unwrap();
-            e.envelope_id = Some(Sha256Digest::of(b"an envelope that was never sent"));
-            t.insert((&key, 1u64, ENTRY, 0u64), e.to_cbor().unwrap().as_slice())
-                .unwrap();
-        }
-        tx.commit().unwrap();
-    }
-    let r = rogatory(copy.path(), &["audit", "verify-store", "--data-dir", "."]).failed();
+    let out = check(&tampered(d, |t, k| {
+        let bytes = t
+            .get((&k, 1u64, ENTRY, 0u64))
+            .unwrap()
+            .unwrap()
+            .value()
+            .to_vec();
+        let mut e = AuditEntry::from_cbor(&bytes).unwrap();
+        e.envelope_id = Some(Sha256Digest::of(b"an envelope that was never sent"));
+        t.insert((&k, 1u64, ENTRY, 0u64), e.to_cbor().unwrap().as_slice())
+            .unwrap();
+    }));
+    assert!(out.contains(&format!("case {case}, entry 1:")), "{out}");
+    assert!(out.contains("changed after it was logged"), "{out}");
     assert!(
-        r.stdout.contains(&format!("case {case}, entry 1:")),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout.contains("changed after it was logged"),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        !r.stdout.contains("entry 0:"),
-        "untouched entries are not blamed:\n{}",
-        r.stdout
+        !out.contains("entry 0:"),
+        "untouched entries are not blamed:\n{out}"
     );
 
     // Delete the last entry.
-    let copy = tempfile::tempdir().unwrap();
-    copy_dir(&d.join("xa"), copy.path());
-    {
-        let db = Database::open(copy.path().join("rogatory.redb")).unwrap();
-        let tx = db.begin_write().unwrap();
-        tx.open_table(LOG)
-            .unwrap()
-            .remove((&key, 3u64, ENTRY, 0u64))
-            .unwrap();
-        tx.commit().unwrap();
-    }
-    let r = rogatory(copy.path(), &["audit", "verify-store", "--data-dir", "."]).failed();
+    let out = check(&tampered(d, |t, k| {
+        t.remove((&k, 3u64, ENTRY, 0u64)).unwrap();
+    }));
     assert!(
-        r.stdout
-            .contains(&format!("case {case}, entry 3: the entry is missing")),
-        "{}",
-        r.stdout
+        out.contains(&format!("case {case}, entry 3: the entry is missing")),
+        "{out}"
     );
 
-    // Roll back the latest checkpoint (remove it), leaving the entries.
-    let copy = tempfile::tempdir().unwrap();
-    copy_dir(&d.join("xa"), copy.path());
-    {
-        let db = Database::open(copy.path().join("rogatory.redb")).unwrap();
-        let tx = db.begin_write().unwrap();
-        tx.open_table(LOG)
-            .unwrap()
-            .remove((&key, 3u64, CHECKPOINT, 0u64))
-            .unwrap();
-        tx.commit().unwrap();
-    }
-    let r = rogatory(copy.path(), &["audit", "verify-store", "--data-dir", "."]).failed();
-    assert!(r.stdout.contains("rolled back"), "{}", r.stdout);
+    // Remove the latest checkpoint, leaving the entries: a rollback.
+    let out = check(&tampered(d, |t, k| {
+        t.remove((&k, 3u64, CHECKPOINT, 0u64)).unwrap();
+    }));
+    assert!(out.contains("rolled back"), "{out}");
 
     // Swap two entries (reorder).
-    let copy = tempfile::tempdir().unwrap();
-    copy_dir(&d.join("xa"), copy.path());
-    {
-        let db = Database::open(copy.path().join("rogatory.redb")).unwrap();
-        let tx = db.begin_write().unwrap();
-        {
-            let mut t = tx.open_table(LOG).unwrap();
-            let a = t
-                .get((&key, 0u64, ENTRY, 0u64))
-                .unwrap()
-                .unwrap()
-                .value()
-                .to_vec();
-            let b = t
-                .get((&key, 2u64, ENTRY, 0u64))
-                .unwrap()
-                .unwrap()
-                .value()
-                .to_vec();
-            t.insert((&key, 0u64, ENTRY, 0u64), b.as_slice()).unwrap();
-            t.insert((&key, 2u64, ENTRY, 0u64), a.as_slice()).unwrap();
-        }
-        tx.commit().unwrap();
-    }
-    let r = rogatory(copy.path(), &["audit", "verify-store", "--data-dir", "."]).failed();
+    let out = check(&tampered(d, |t, k| {
+        let a = t
+            .get((&k, 0u64, ENTRY, 0u64))
+            .unwrap()
+            .unwrap()
+            .value()
+            .to_vec();
+        let b = t
+            .get((&k, 2u64, ENTRY, 0u64))
+            .unwrap()
+            .unwrap()
+            .value()
+            .to_vec();
+        t.insert((&k, 0u64, ENTRY, 0u64), b.as_slice()).unwrap();
+        t.insert((&k, 2u64, ENTRY, 0u64), a.as_slice()).unwrap();
+    }));
     assert!(
-        r.stdout.contains("entry 0:") && r.stdout.contains("entry 2:"),
-        "{}",
-        r.stdout
+        out.contains("entry 0:") && out.contains("entry 2:"),
+        "{out}"
     );
 
     // The original is still intact.
