@@ -70,6 +70,12 @@ impl Run {
 
 /// Runs `rogatory ARGS…` in `dir`.
 pub fn rogatory(dir: &Path, args: &[&str]) -> Run {
+    rogatory_with(dir, args, &[])
+}
+
+/// Runs `rogatory ARGS…` in `dir` with extra environment variables (and none of the caller's
+/// `ROGATORY_*` ones), with no standard input.
+pub fn rogatory_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let Output {
         status,
         stdout,
@@ -78,6 +84,9 @@ pub fn rogatory(dir: &Path, args: &[&str]) -> Run {
         .args(args)
         .current_dir(dir)
         .env_remove("ROGATORY_DATA_DIR")
+        .env_remove("ROGATORY_PASSPHRASE")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
         .output()
         .expect("run rogatory");
     Run {

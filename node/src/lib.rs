@@ -9,4 +9,5 @@
 pub mod cli;
 pub mod files;
 pub mod keydir;
+pub mod secret;
 pub mod store;

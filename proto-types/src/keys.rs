@@ -301,6 +301,16 @@ pub struct AgencySecretKeys {
     pub encryption: EncryptionSecretKey,
 }
 
+impl std::fmt::Debug for AgencySecretKeys {
+    /// Shows the public keys only: secrets never reach logs or error messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgencySecretKeys")
+            .field("signing", self.signing.verifying_key())
+            .field("encryption", self.encryption.public_key())
+            .finish_non_exhaustive()
+    }
+}
+
 impl AgencySecretKeys {
     /// Generates a fresh pair from the operating system's random source.
     pub fn generate() -> Self {

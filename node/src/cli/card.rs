@@ -22,6 +22,15 @@ pub enum CardCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write this node's card for partners (stdout, or --out), with its fingerprint on stderr.
+    Export {
+        /// The data directory.
+        #[arg(long, env = "ROGATORY_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// The file to write (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 fn role_name(r: &Role) -> String {
@@ -42,6 +51,7 @@ pub(crate) fn run(c: CardCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        CardCommand::Export { data_dir, out } => super::peer::export(data_dir, out),
     }
 }
 

@@ -26,8 +26,8 @@ pub enum EnvelopeCommand {
         /// The sender's key directory (from `rogatory keygen`).
         #[arg(long)]
         key: PathBuf,
-        /// An addressee's agency card (repeatable). With several, --out is a directory and
-        /// each envelope is named `<AGENCY-ID>.cose`.
+        /// An addressee (repeatable): a pinned partner's agency id, or an agency card file. With
+        /// several, --out is a directory and each envelope is named `<AGENCY-ID>.cose`.
         #[arg(long = "to", required = true)]
         to: Vec<PathBuf>,
         /// The case id (a UUID), or `new` for a fresh UUIDv7 (printed).
@@ -64,8 +64,9 @@ pub enum EnvelopeCommand {
         /// Your key directory.
         #[arg(long)]
         key: PathBuf,
-        /// Agency cards you trust (repeatable); the sender's must be among them.
-        #[arg(long = "trust", required = true)]
+        /// Agency cards you trust (repeatable); the sender's must be among them. Default: the
+        /// partners pinned in the key directory (`rogatory peer add`).
+        #[arg(long = "trust")]
         trust: Vec<PathBuf>,
         /// The envelope file.
         envelope: PathBuf,
@@ -112,7 +113,29 @@ pub(crate) fn run(c: EnvelopeCommand) -> Result<ExitCode> {
                 );
             }
             let sender = KeyDir::load(&key)?;
-            let cards = load_cards(to)?;
+            let pinned = KeyDir::pinned(&key)?;
+            let mut cards = Vec::with_capacity(to.len());
+            for t in to {
+                // An agency id names a pinned partner; anything else is a card file.
+                match (
+                    t.exists(),
+                    rogatory_proto::ids::AgencyId::new(&t.to_string_lossy()),
+                ) {
+                    (false, Ok(id)) => cards.push(
+                        pinned
+                            .iter()
+                            .find(|c| c.id() == &id)
+                            .cloned()
+                            .with_context(|| {
+                                format!(
+                                    "{id} is not pinned in {} (rogatory peer add)",
+                                    key.display()
+                                )
+                            })?,
+                    ),
+                    _ => cards.extend(load_cards(vec![t])?),
+                }
+            }
             let case_id = if case == "new" {
                 let id = CaseId::generate();
                 eprintln!("new case id: {id}");
@@ -209,7 +232,17 @@ pub(crate) fn run(c: EnvelopeCommand) -> Result<ExitCode> {
             max_bytes,
         } => {
             let me = KeyDir::load(&key)?;
-            let trusted = load_cards(trust)?;
+            let trusted = if trust.is_empty() {
+                let pinned = KeyDir::pinned(&key)?;
+                if pinned.is_empty() {
+                    bail!(
+                        "no trusted cards: give --trust CARD, or pin partners with `rogatory peer add`"
+                    );
+                }
+                pinned
+            } else {
+                load_cards(trust)?
+            };
             let bytes = files::read_limited(&path, max_bytes as u64)?;
             let limits = Limits {
                 max_envelope_bytes: max_bytes,

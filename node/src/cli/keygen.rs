@@ -38,7 +38,7 @@ pub struct KeygenArgs {
 }
 
 /// Parses a role by its wire name (the card format's own names, so the two cannot drift).
-fn parse_role(s: &str) -> Result<Role, String> {
+pub(crate) fn parse_role(s: &str) -> Result<Role, String> {
     serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
         format!(
             "`{s}` is not a role (central-authority, police-liaison, prosecutor, court, \

@@ -6,7 +6,9 @@
 mod audit;
 mod card;
 mod envelope;
+mod init;
 mod keygen;
+mod peer;
 mod request;
 
 use std::path::PathBuf;
@@ -25,6 +27,10 @@ use clap::{Parser, Subcommand};
     max_term_width = 100
 )]
 pub struct Cli {
+    /// Read the passphrase of encrypted keys from this file (else `ROGATORY_PASSPHRASE`, else
+    /// a prompt on the terminal).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -33,7 +39,14 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Generate an agency's keys and signed agency card into a new directory.
+    /// Set up an agency node's data directory: encrypted keys, the agency card, a commented
+    /// configuration file.
+    Init(init::InitArgs),
+    /// Pin, list and unpin partner agencies.
+    #[command(subcommand)]
+    Peer(peer::PeerCommand),
+    /// Generate an agency's keys (in clear, mode 0600) and signed card into a new directory, for
+    /// offline use and tests; an agency node uses `init`.
     Keygen(keygen::KeygenArgs),
     /// Show and check agency cards.
     #[command(subcommand)]
@@ -52,7 +65,10 @@ pub enum Command {
 /// Runs a parsed command line. `Ok` carries the exit code (a failed validation is not an error
 /// of the program, but it exits non-zero).
 pub fn run(cli: Cli) -> Result<ExitCode> {
+    crate::keydir::set_passphrase_file(cli.passphrase_file.clone());
     match cli.command {
+        Command::Init(a) => init::run(a, cli.passphrase_file.as_deref()),
+        Command::Peer(c) => peer::run(c),
         Command::Keygen(a) => keygen::run(a),
         Command::Card(c) => card::run(c),
         Command::Envelope(c) => envelope::run(c),

@@ -1,0 +1,144 @@
+//! `rogatory init`: an agency node's data directory.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use rogatory_proto::card::{CardDetails, Role};
+use rogatory_proto::ids::AgencyId;
+
+use crate::files;
+use crate::keydir::{KeyDir, PEERS_DIR, Protection};
+
+/// File name of the node's configuration.
+pub(crate) const CONFIG_FILE: &str = "rogatory.toml";
+
+/// Arguments of `rogatory init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Agency id: ISO 3166-1 alpha-2 country code, a dot, the agency (e.g. FR.DACG).
+    #[arg(long, value_parser = super::keygen::parse_agency)]
+    pub agency: AgencyId,
+    /// The agency's display name, as partners will see it.
+    #[arg(long)]
+    pub name: String,
+    /// The data directory (default: `ROGATORY_DATA_DIR`, else `rogatory` under the user's data
+    /// directory). It must not hold keys already.
+    #[arg(long, env = "ROGATORY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// libp2p multiaddrs the node listens on (repeatable); written on the card.
+    #[arg(long = "listen", default_values_t = ["/ip4/0.0.0.0/tcp/4100".to_string()])]
+    pub listen: Vec<String>,
+    /// Roles (repeatable).
+    #[arg(long = "role", value_name = "ROLE", value_parser = super::keygen::parse_role, default_value = "central-authority")]
+    pub roles: Vec<Role>,
+    /// Languages accepted, BCP 47 (repeatable).
+    #[arg(long = "language", default_values_t = ["en".to_string()])]
+    pub languages: Vec<String>,
+    /// Legal bases accepted (repeatable).
+    #[arg(long = "legal-basis")]
+    pub legal_bases: Vec<String>,
+    /// Keep the secret keys unencrypted (mode 0600). For tests only: anyone who copies the file
+    /// can act as the agency.
+    #[arg(long)]
+    pub insecure_plaintext_keys: bool,
+}
+
+/// The data directory: the flag or `ROGATORY_DATA_DIR`, else the user's data directory.
+pub(crate) fn data_dir(given: Option<PathBuf>) -> Result<PathBuf> {
+    match given {
+        Some(d) => Ok(d),
+        None => dirs::data_dir()
+            .map(|d| d.join("rogatory"))
+            .context("no data directory: give --data-dir or set ROGATORY_DATA_DIR"),
+    }
+}
+
+fn config_text(a: &InitArgs) -> String {
+    let listen = a
+        .listen
+        .iter()
+        .map(|l| format!("{l:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "# Rogatory node configuration for {agency}.\n\
+         # Every setting is optional; the value shown is the default.\n\
+         \n\
+         [network]\n\
+         # libp2p addresses the node listens on (also written on the agency card).\n\
+         listen = [{listen}]\n\
+         \n\
+         [api]\n\
+         # The local HTTP API, for the command line on this machine only.\n\
+         bind = \"127.0.0.1:4180\"\n\
+         \n\
+         [limits]\n\
+         # Largest envelope accepted, in bytes.\n\
+         max_envelope_bytes = {max}\n\
+         \n\
+         [delivery]\n\
+         # Retries back off exponentially, with jitter, up to this many seconds apart; a message\n\
+         # is retried for as long as it takes.\n\
+         max_backoff_secs = 3600\n",
+        agency = a.agency,
+        max = rogatory_proto::envelope::DEFAULT_MAX_ENVELOPE_BYTES,
+    )
+}
+
+pub(crate) fn run(a: InitArgs, passphrase_file: Option<&std::path::Path>) -> Result<ExitCode> {
+    let dir = data_dir(a.data_dir.clone())?;
+    if dir.join(CONFIG_FILE).exists() {
+        anyhow::bail!(
+            "{} already holds a node; refusing to overwrite it",
+            dir.display()
+        );
+    }
+    let mut roles = a.roles.clone();
+    roles.sort();
+    roles.dedup();
+    let details = CardDetails {
+        id: a.agency.clone(),
+        name: a.name.clone(),
+        roles,
+        addresses: a.listen.clone(),
+        languages: a.languages.clone(),
+        legal_bases: a.legal_bases.clone(),
+        issued_at: rogatory_proto::time::now_unix(),
+    };
+    let protection = if a.insecure_plaintext_keys {
+        Protection::Plaintext
+    } else {
+        let what = format!("the new keys of {}", a.agency);
+        Protection::Passphrase(crate::secret::passphrase(passphrase_file, &what, true)?)
+    };
+    let kd = KeyDir::create_with(&dir, details, protection).context("init failed")?;
+    files::create_private_dir(&dir.join(PEERS_DIR))?;
+    files::write_atomic(
+        &dir.join(CONFIG_FILE),
+        config_text(&a).as_bytes(),
+        false,
+        false,
+    )?;
+    println!(
+        "Initialised the node of {} in {}",
+        kd.card.id(),
+        dir.display()
+    );
+    println!(
+        "  secret keys:  {}",
+        if a.insecure_plaintext_keys {
+            "in clear (--insecure-plaintext-keys: for tests only)"
+        } else {
+            "encrypted under your passphrase"
+        }
+    );
+    println!(
+        "  agency card:  {} (`rogatory card export` for partners)",
+        dir.join(crate::keydir::CARD_FILE).display()
+    );
+    println!("  config:       {}", dir.join(CONFIG_FILE).display());
+    println!("  fingerprint:  {}", kd.card.fingerprint());
+    Ok(ExitCode::SUCCESS)
+}

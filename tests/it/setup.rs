@@ -1,0 +1,253 @@
+//! Setting up a node: `init` with encrypted keys, pinning partners by fingerprint, and using
+//! the pinned cards.
+
+use std::path::Path;
+
+use rogatory_tests::{Run, rogatory_with, spec_dir};
+use serde_json::Value;
+
+const PASS: (&str, &str) = ("ROGATORY_PASSPHRASE", "correct horse battery staple");
+
+fn run(d: &Path, line: &str) -> Run {
+    let args: Vec<&str> = line.split_whitespace().collect();
+    rogatory_with(d, &args, &[PASS])
+}
+
+fn fingerprint(d: &Path, card: &str) -> String {
+    let v: Value =
+        serde_json::from_str(&run(d, &format!("card show {card} --json")).ok().stdout).unwrap();
+    v["fingerprint"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn init_encrypts_keys_refuses_reuse_and_reports_a_wrong_passphrase() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    run(
+        d,
+        "init --agency XA.MOJ-CA --name CA --data-dir xa --listen /ip4/127.0.0.1/tcp/4101",
+    )
+    .ok();
+    assert!(d.join("xa/secret-keys.enc").exists());
+    assert!(
+        !d.join("xa/secret-keys.cose").exists(),
+        "no key is written in clear"
+    );
+    let config = std::fs::read_to_string(d.join("xa/rogatory.toml")).unwrap();
+    assert!(
+        config.contains("listen = [\"/ip4/127.0.0.1/tcp/4101\"]"),
+        "{config}"
+    );
+    // The card carries the listen address.
+    let v: Value = serde_json::from_str(&run(d, "card show xa --json").ok().stdout).unwrap();
+    assert_eq!(v["addresses"][0], "/ip4/127.0.0.1/tcp/4101");
+
+    // Re-running init refuses and changes nothing.
+    let before = std::fs::read(d.join("xa/secret-keys.enc")).unwrap();
+    let r = run(d, "init --agency XA.MOJ-CA --name CA --data-dir xa").failed();
+    assert!(r.stderr.contains("refusing to overwrite"), "{}", r.stderr);
+    assert_eq!(std::fs::read(d.join("xa/secret-keys.enc")).unwrap(), before);
+
+    // A wrong passphrase: one clear line, exit 1.
+    run(d, "init --agency XB.DOJ-CA --name CB --data-dir xb").ok();
+    let body = spec_dir()
+        .join("examples/liaison.json")
+        .display()
+        .to_string();
+    let r = rogatory_with(
+        d,
+        &[
+            "envelope",
+            "seal",
+            "--key",
+            "xa",
+            "--to",
+            "xb/card.cose",
+            "--case",
+            "new",
+            "--type",
+            "liaison",
+            "--body",
+            &body,
+            "--out",
+            "m.cose",
+        ],
+        &[("ROGATORY_PASSPHRASE", "wrong")],
+    )
+    .failed();
+    assert_eq!(
+        r.stderr.trim(),
+        "error: wrong passphrase for xa/secret-keys.enc"
+    );
+    // No passphrase and no terminal: a clear error, not a hang.
+    let r = rogatory_with(
+        d,
+        &[
+            "envelope",
+            "seal",
+            "--key",
+            "xa",
+            "--to",
+            "xb/card.cose",
+            "--case",
+            "new",
+            "--type",
+            "liaison",
+            "--body",
+            &body,
+            "--out",
+            "m.cose",
+        ],
+        &[],
+    )
+    .failed();
+    assert!(r.stderr.contains("ROGATORY_PASSPHRASE"), "{}", r.stderr);
+    // A passphrase file works too.
+    std::fs::write(d.join("pass.txt"), format!("{}\n", PASS.1)).unwrap();
+    rogatory_with(
+        d,
+        &[
+            "--passphrase-file",
+            "pass.txt",
+            "envelope",
+            "seal",
+            "--key",
+            "xa",
+            "--to",
+            "xb/card.cose",
+            "--case",
+            "new",
+            "--type",
+            "liaison",
+            "--body",
+            &body,
+            "--out",
+            "m.cose",
+        ],
+        &[],
+    )
+    .ok();
+
+    // For tests, keys may be kept in clear, explicitly.
+    rogatory_with(
+        d,
+        &[
+            "init",
+            "--agency",
+            "XC.POLICE",
+            "--name",
+            "P",
+            "--data-dir",
+            "xc",
+            "--insecure-plaintext-keys",
+        ],
+        &[],
+    )
+    .ok();
+    assert!(d.join("xc/secret-keys.cose").exists());
+}
+
+#[test]
+fn partners_are_pinned_by_fingerprint_and_used_by_id() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    for (id, dir) in [
+        ("XA.MOJ-CA", "xa"),
+        ("XB.DOJ-CA", "xb"),
+        ("XC.POLICE", "xc"),
+    ] {
+        run(
+            d,
+            &format!("init --agency {id} --name {dir} --data-dir {dir}"),
+        )
+        .ok();
+        run(d, &format!("card export --data-dir {dir} --out {dir}.card")).ok();
+    }
+    // A wrong fingerprint refuses; the right one (any case and separators) pins.
+    let fb = fingerprint(d, "xb.card");
+    let wrong = fingerprint(d, "xc.card");
+    let r = run(
+        d,
+        &format!("peer add xb.card --fingerprint {wrong} --data-dir xa"),
+    )
+    .failed();
+    assert!(r.stderr.contains("fingerprint mismatch"), "{}", r.stderr);
+    assert!(!d.join("xa/peers/XB.DOJ-CA.cose").exists());
+    run(
+        d,
+        &format!(
+            "peer add xb.card --fingerprint {} --data-dir xa",
+            fb.to_lowercase().replace('-', "")
+        ),
+    )
+    .ok();
+    run(
+        d,
+        &format!(
+            "peer add xa.card --fingerprint {} --data-dir xb",
+            fingerprint(d, "xa.card")
+        ),
+    )
+    .ok();
+    let list: Value =
+        serde_json::from_str(&run(d, "peer list --data-dir xa --json").ok().stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["id"], "XB.DOJ-CA");
+
+    // Seal to a pinned partner by id; open trusting the pinned partners by default.
+    let body = spec_dir()
+        .join("examples/liaison.json")
+        .display()
+        .to_string();
+    rogatory_with(
+        d,
+        &[
+            "envelope",
+            "seal",
+            "--key",
+            "xa",
+            "--to",
+            "XB.DOJ-CA",
+            "--case",
+            "new",
+            "--type",
+            "liaison",
+            "--body",
+            &body,
+            "--out",
+            "m.cose",
+        ],
+        &[PASS],
+    )
+    .ok();
+    let opened: Value =
+        serde_json::from_str(&run(d, "envelope open --key xb m.cose").ok().stdout).unwrap();
+    assert_eq!(opened["from"], "XA.MOJ-CA");
+    // An unpinned agency cannot be addressed by id.
+    let r = rogatory_with(
+        d,
+        &[
+            "envelope",
+            "seal",
+            "--key",
+            "xa",
+            "--to",
+            "XC.POLICE",
+            "--case",
+            "new",
+            "--type",
+            "liaison",
+            "--body",
+            &body,
+            "--out",
+            "n.cose",
+        ],
+        &[PASS],
+    )
+    .failed();
+    assert!(r.stderr.contains("not pinned"), "{}", r.stderr);
+    // Unpinned, the sender is no longer trusted.
+    run(d, "peer remove XA.MOJ-CA --data-dir xb").ok();
+    let r = run(d, "envelope open --key xb m.cose").failed();
+    assert!(r.stderr.contains("no trusted cards"), "{}", r.stderr);
+}
