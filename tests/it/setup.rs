@@ -13,6 +13,22 @@ fn run(d: &Path, line: &str) -> Run {
     rogatory_with(d, &args, &[PASS])
 }
 
+/// Seals the example liaison message from `key` to `to` (a card file or a pinned id), with
+/// `before` as leading global arguments and `env` as the environment.
+fn seal(d: &Path, before: &[&str], key: &str, to: &str, env: &[(&str, &str)]) -> Run {
+    let body = spec_dir()
+        .join("examples/liaison.json")
+        .display()
+        .to_string();
+    let mut args: Vec<&str> = before.to_vec();
+    let line = format!(
+        "envelope seal --key {key} --to {to} --case new --type liaison --out m.cose --body"
+    );
+    args.extend(line.split_whitespace());
+    args.push(&body);
+    rogatory_with(d, &args, env)
+}
+
 fn fingerprint(d: &Path, card: &str) -> String {
     let v: Value =
         serde_json::from_str(&run(d, &format!("card show {card} --json")).ok().stdout).unwrap();
@@ -50,28 +66,11 @@ fn init_encrypts_keys_refuses_reuse_and_reports_a_wrong_passphrase() {
 
     // A wrong passphrase: one clear line, exit 1.
     run(d, "init --agency XB.DOJ-CA --name CB --data-dir xb").ok();
-    let body = spec_dir()
-        .join("examples/liaison.json")
-        .display()
-        .to_string();
-    let r = rogatory_with(
+    let r = seal(
         d,
-        &[
-            "envelope",
-            "seal",
-            "--key",
-            "xa",
-            "--to",
-            "xb/card.cose",
-            "--case",
-            "new",
-            "--type",
-            "liaison",
-            "--body",
-            &body,
-            "--out",
-            "m.cose",
-        ],
+        &[],
+        "xa",
+        "xb/card.cose",
         &[("ROGATORY_PASSPHRASE", "wrong")],
     )
     .failed();
@@ -80,56 +79,21 @@ fn init_encrypts_keys_refuses_reuse_and_reports_a_wrong_passphrase() {
         "error: wrong passphrase for xa/secret-keys.enc"
     );
     // No passphrase and no terminal: a clear error, not a hang.
-    let r = rogatory_with(
-        d,
-        &[
-            "envelope",
-            "seal",
-            "--key",
-            "xa",
-            "--to",
-            "xb/card.cose",
-            "--case",
-            "new",
-            "--type",
-            "liaison",
-            "--body",
-            &body,
-            "--out",
-            "m.cose",
-        ],
-        &[],
-    )
-    .failed();
+    let r = seal(d, &[], "xa", "xb/card.cose", &[]).failed();
     assert!(r.stderr.contains("ROGATORY_PASSPHRASE"), "{}", r.stderr);
     // A passphrase file works too.
     std::fs::write(d.join("pass.txt"), format!("{}\n", PASS.1)).unwrap();
-    rogatory_with(
+    seal(
         d,
-        &[
-            "--passphrase-file",
-            "pass.txt",
-            "envelope",
-            "seal",
-            "--key",
-            "xa",
-            "--to",
-            "xb/card.cose",
-            "--case",
-            "new",
-            "--type",
-            "liaison",
-            "--body",
-            &body,
-            "--out",
-            "m.cose",
-        ],
+        &["--passphrase-file", "pass.txt"],
+        "xa",
+        "xb/card.cose",
         &[],
     )
     .ok();
 
     // For tests, keys may be kept in clear, explicitly.
-    rogatory_with(
+    let r = rogatory_with(
         d,
         &[
             "init",
@@ -142,8 +106,8 @@ fn init_encrypts_keys_refuses_reuse_and_reports_a_wrong_passphrase() {
             "--insecure-plaintext-keys",
         ],
         &[],
-    )
-    .ok();
+    );
+    r.ok();
     assert!(d.join("xc/secret-keys.cose").exists());
 }
 
@@ -195,56 +159,12 @@ fn partners_are_pinned_by_fingerprint_and_used_by_id() {
     assert_eq!(list[0]["id"], "XB.DOJ-CA");
 
     // Seal to a pinned partner by id; open trusting the pinned partners by default.
-    let body = spec_dir()
-        .join("examples/liaison.json")
-        .display()
-        .to_string();
-    rogatory_with(
-        d,
-        &[
-            "envelope",
-            "seal",
-            "--key",
-            "xa",
-            "--to",
-            "XB.DOJ-CA",
-            "--case",
-            "new",
-            "--type",
-            "liaison",
-            "--body",
-            &body,
-            "--out",
-            "m.cose",
-        ],
-        &[PASS],
-    )
-    .ok();
+    seal(d, &[], "xa", "XB.DOJ-CA", &[PASS]).ok();
     let opened: Value =
         serde_json::from_str(&run(d, "envelope open --key xb m.cose").ok().stdout).unwrap();
     assert_eq!(opened["from"], "XA.MOJ-CA");
     // An unpinned agency cannot be addressed by id.
-    let r = rogatory_with(
-        d,
-        &[
-            "envelope",
-            "seal",
-            "--key",
-            "xa",
-            "--to",
-            "XC.POLICE",
-            "--case",
-            "new",
-            "--type",
-            "liaison",
-            "--body",
-            &body,
-            "--out",
-            "n.cose",
-        ],
-        &[PASS],
-    )
-    .failed();
+    let r = seal(d, &[], "xa", "XC.POLICE", &[PASS]).failed();
     assert!(r.stderr.contains("not pinned"), "{}", r.stderr);
     // Unpinned, the sender is no longer trusted.
     run(d, "peer remove XA.MOJ-CA --data-dir xb").ok();

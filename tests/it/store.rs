@@ -456,6 +456,36 @@ fn appends_survive_sigkill_and_nothing_reported_durable_is_lost() {
     assert!(durable > 100, "the run made progress: {durable}");
 }
 
+/// Seals one more envelope of the case from a (possibly altered) copy of XA's data directory:
+/// an append to its log.
+fn extend(d: &Path, copy: &Path, case: &str, body: &str) -> rogatory_tests::Run {
+    std::fs::copy(d.join("xb/card.cose"), copy.join("xb-card.cose")).unwrap();
+    let previous = "00".repeat(32);
+    rogatory(
+        copy,
+        &[
+            "envelope",
+            "seal",
+            "--key",
+            ".",
+            "--to",
+            "xb-card.cose",
+            "--case",
+            case,
+            "--type",
+            "liaison",
+            "--body",
+            body,
+            "--out",
+            "more.cose",
+            "--sequence",
+            "5",
+            "--previous",
+            &previous,
+        ],
+    )
+}
+
 type LogTable<'t> = redb::Table<'t, (&'static [u8; 16], u64, u8, u64), &'static [u8]>;
 type Edit = Box<dyn FnOnce(&mut LogTable<'_>, [u8; 16])>;
 
@@ -571,30 +601,7 @@ fn forged_records_are_reported_and_never_extended() {
         let r = rogatory(copy.path(), &["audit", "verify-store", "--data-dir", "."]).failed();
         assert!(r.stdout.contains(expect), "{what}: {}", r.stdout);
         // The node refuses to extend (and re-sign) the altered log.
-        std::fs::copy(d.join("xb/card.cose"), copy.path().join("xb-card.cose")).unwrap();
-        let r = rogatory(
-            copy.path(),
-            &[
-                "envelope",
-                "seal",
-                "--key",
-                ".",
-                "--to",
-                "xb-card.cose",
-                "--case",
-                &case,
-                "--type",
-                "liaison",
-                "--body",
-                &body,
-                "--out",
-                "more.cose",
-                "--sequence",
-                "5",
-                "--previous",
-                &"00".repeat(32),
-            ],
-        );
+        let r = extend(d, copy.path(), &case, &body);
         // Records that change the log's tip make the node refuse to extend it; others leave the
         // signed tree intact (the next root comes from the verified frontier) and stay reported.
         if what.starts_with("a node at") || what.starts_with("a record at") {
@@ -606,31 +613,7 @@ fn forged_records_are_reported_and_never_extended() {
     let copy = tampered(d, |t, k| {
         t.remove((&k, 3u64, CHECKPOINT, 0u64)).unwrap();
     });
-    std::fs::copy(d.join("xb/card.cose"), copy.path().join("xb-card.cose")).unwrap();
-    let r = rogatory(
-        copy.path(),
-        &[
-            "envelope",
-            "seal",
-            "--key",
-            ".",
-            "--to",
-            "xb-card.cose",
-            "--case",
-            &case,
-            "--type",
-            "liaison",
-            "--body",
-            &body,
-            "--out",
-            "more.cose",
-            "--sequence",
-            "5",
-            "--previous",
-            &"00".repeat(32),
-        ],
-    )
-    .failed();
+    let r = extend(d, copy.path(), &case, &body).failed();
     assert!(
         r.stderr.contains("not a checkpoint") || r.stderr.contains("does not match"),
         "{}",
