@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod files;
+pub mod inbox;
 pub mod keydir;
 pub mod secret;
 pub mod store;

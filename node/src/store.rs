@@ -7,6 +7,8 @@
 //!         (case id, s, 1 = node, level) → [u8; 32]               the perfect subtree hashes
 //!                                                                that leaf s completed
 //!         (case id, n − 1, 2 = checkpoint, 0) → signed note      the checkpoint of size n
+//! inbox   envelope id → envelope bytes                           accepted envelopes
+//! receipts envelope id → receipt bytes                           the receipt returned for each
 //! ```
 //!
 //! Every record of a log is keyed by the leaf whose append created it: node (level, index) by
@@ -43,6 +45,8 @@ pub const STORE_FORMAT: u64 = 1;
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const CASES: TableDefinition<&[u8; 16], u8> = TableDefinition::new("cases");
 const LOG: TableDefinition<(&[u8; 16], u64, u8, u64), &[u8]> = TableDefinition::new("log");
+const INBOX: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("inbox");
+const RECEIPTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("receipts");
 
 /// Record kinds in the `log` table.
 const ENTRY: u8 = 0;
@@ -226,6 +230,8 @@ impl Store {
             }
             tx.open_table(CASES)?;
             tx.open_table(LOG)?;
+            tx.open_table(INBOX)?;
+            tx.open_table(RECEIPTS)?;
         }
         tx.commit()?;
         Ok(Self {
@@ -275,11 +281,81 @@ impl Store {
         case: &CaseId,
         entries: &mut [AuditEntry],
     ) -> Result<Vec<u8>, StoreError> {
+        let tx = self.writable()?.begin_write()?;
+        let note = self.append_in(&tx, signer, case, entries)?;
+        tx.commit()?;
+        self.remember(case, &note);
+        Ok(note)
+    }
+
+    /// Records an accepted envelope and its audit entries in one durable transaction: the
+    /// envelope is in the inbox exactly when its `envelope-received` entry is in the log.
+    /// Refuses an envelope already stored. Returns the case's new signed checkpoint.
+    pub fn accept_envelope(
+        &self,
+        signer: &LogSigner<'_>,
+        case: &CaseId,
+        envelope_id: &[u8; 32],
+        envelope: &[u8],
+        entries: &mut [AuditEntry],
+    ) -> Result<Vec<u8>, StoreError> {
+        let tx = self.writable()?.begin_write()?;
+        if tx
+            .open_table(INBOX)?
+            .insert(envelope_id, envelope)?
+            .is_some()
+        {
+            return Err(StoreError::Request("the envelope is already stored".into()));
+        }
+        let note = self.append_in(&tx, signer, case, entries)?;
+        tx.commit()?;
+        self.remember(case, &note);
+        Ok(note)
+    }
+
+    /// Whether an envelope was accepted and stored.
+    pub fn has_envelope(&self, envelope_id: &[u8; 32]) -> Result<bool, StoreError> {
+        let tx = self.begin_read()?;
+        Ok(tx.open_table(INBOX)?.get(envelope_id)?.is_some())
+    }
+
+    /// Stores the receipt returned for an envelope (durable when this returns).
+    pub fn store_receipt(&self, envelope_id: &[u8; 32], receipt: &[u8]) -> Result<(), StoreError> {
+        let tx = self.writable()?.begin_write()?;
+        tx.open_table(RECEIPTS)?.insert(envelope_id, receipt)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The receipt this node returned for an envelope, if any.
+    pub fn receipt_for(&self, envelope_id: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.begin_read()?;
+        Ok(tx
+            .open_table(RECEIPTS)?
+            .get(envelope_id)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    fn remember(&self, case: &CaseId, note: &[u8]) {
+        if let Ok(mut m) = self.verified.lock() {
+            if m.len() >= VERIFIED_CACHE {
+                m.clear();
+            }
+            m.insert(*case.as_bytes(), note.to_vec());
+        }
+    }
+
+    fn append_in(
+        &self,
+        tx: &redb::WriteTransaction,
+        signer: &LogSigner<'_>,
+        case: &CaseId,
+        entries: &mut [AuditEntry],
+    ) -> Result<Vec<u8>, StoreError> {
         if entries.is_empty() {
             return Err(StoreError::Request("nothing to append".into()));
         }
         let key = case.as_bytes();
-        let tx = self.writable()?.begin_write()?;
         let note;
         {
             let mut log = tx.open_table(LOG)?;
@@ -364,13 +440,6 @@ impl Store {
                 log.insert((key, frontier.size() - 1, CHECKPOINT, 0), note.as_slice())?
                     .is_none(),
             )?;
-        }
-        tx.commit()?;
-        if let Ok(mut m) = self.verified.lock() {
-            if m.len() >= VERIFIED_CACHE {
-                m.clear();
-            }
-            m.insert(*key, note.clone());
         }
         Ok(note)
     }
