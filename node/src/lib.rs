@@ -10,5 +10,6 @@ pub mod cli;
 pub mod files;
 pub mod inbox;
 pub mod keydir;
+pub mod net;
 pub mod secret;
 pub mod store;

@@ -92,8 +92,19 @@ macro_rules! db_err {
         }
     )*};
 }
+impl From<redb::DatabaseError> for StoreError {
+    fn from(e: redb::DatabaseError) -> Self {
+        match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::Request(
+                "the store is in use by a running node (`rogatory run`); stop it, or use its API"
+                    .into(),
+            ),
+            e => StoreError::Db(e.to_string()),
+        }
+    }
+}
+
 db_err!(
-    redb::DatabaseError,
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
@@ -243,7 +254,13 @@ impl Store {
     /// Opens an existing store without writing to it (what audits and proofs need: the
     /// evidence file is not modified and no write lock is taken).
     pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
-        let db = redb::ReadOnlyDatabase::open(dir.join(STORE_FILE))?;
+        let db = match redb::ReadOnlyDatabase::open(dir.join(STORE_FILE)) {
+            Ok(db) => db,
+            // The node stopped without closing the store (a crash, a kill): only a writable
+            // open can run redb's repair, which restores the last committed state.
+            Err(redb::DatabaseError::RepairAborted) => return Self::open(dir),
+            Err(e) => return Err(e.into()),
+        };
         let tx = db.begin_read()?;
         let found = tx.open_table(META)?.get("format")?.map(|v| v.value());
         if found != Some(STORE_FORMAT) {

@@ -4,5 +4,6 @@
 
 mod cli;
 mod inbox;
+mod network;
 mod setup;
 mod store;

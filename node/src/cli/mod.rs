@@ -5,6 +5,7 @@
 
 mod audit;
 mod card;
+mod daemon;
 mod envelope;
 mod init;
 mod keygen;
@@ -42,6 +43,11 @@ pub enum Command {
     /// Set up an agency node's data directory: encrypted keys, the agency card, a commented
     /// configuration file.
     Init(init::InitArgs),
+    /// Run the node: listen, and answer envelopes from pinned partners with signed receipts
+    /// (until SIGINT or SIGTERM).
+    Run(daemon::RunArgs),
+    /// Deliver one sealed envelope to a pinned partner's node and verify the receipt.
+    Deliver(daemon::DeliverArgs),
     /// Pin, list and unpin partner agencies.
     #[command(subcommand)]
     Peer(peer::PeerCommand),
@@ -69,6 +75,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Init(a) => init::run(a, cli.passphrase_file.as_deref()),
         Command::Peer(c) => peer::run(c),
+        Command::Run(a) => daemon::run(a),
+        Command::Deliver(a) => daemon::deliver(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Card(c) => card::run(c),
         Command::Envelope(c) => envelope::run(c),

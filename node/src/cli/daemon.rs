@@ -1,0 +1,122 @@
+//! `rogatory run` and `rogatory deliver`: the node on the network.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use libp2p::Multiaddr;
+use rogatory_proto::ids::AgencyId;
+use rogatory_proto::receipt::{ReceiptEvent, verify_receipt};
+
+use crate::files;
+use crate::keydir::KeyDir;
+
+/// Arguments of `rogatory run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The data directory.
+    #[arg(long, env = "ROGATORY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Addresses to listen on (repeatable; default: the addresses on the agency card).
+    #[arg(long)]
+    pub listen: Vec<Multiaddr>,
+}
+
+/// Arguments of `rogatory deliver`.
+#[derive(Debug, Args)]
+pub struct DeliverArgs {
+    /// The envelope file (from `rogatory envelope seal`).
+    pub envelope: PathBuf,
+    /// The pinned partner it is addressed to.
+    #[arg(long, value_parser = super::keygen::parse_agency)]
+    pub to: AgencyId,
+    /// The partner's address (default: the first address on its card).
+    #[arg(long)]
+    pub addr: Option<Multiaddr>,
+    /// The data directory.
+    #[arg(long, env = "ROGATORY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
+}
+
+pub(crate) fn run(a: RunArgs) -> Result<ExitCode> {
+    let dir = super::init::data_dir(a.data_dir)?;
+    let listen = if a.listen.is_empty() {
+        let card = crate::keydir::load_card(&dir.join(crate::keydir::CARD_FILE))?;
+        card.body()
+            .addresses
+            .iter()
+            .map(|s| {
+                s.parse::<Multiaddr>()
+                    .with_context(|| format!("bad address {s} on the card"))
+            })
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        a.listen
+    };
+    if listen.is_empty() {
+        bail!("nothing to listen on: give --listen or put addresses on the card");
+    }
+    runtime()?.block_on(crate::net::run(&dir, &listen))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn deliver(a: DeliverArgs) -> Result<ExitCode> {
+    let dir = super::init::data_dir(a.data_dir)?;
+    let bytes = files::read_limited(
+        &a.envelope,
+        rogatory_proto::envelope::DEFAULT_MAX_ENVELOPE_BYTES as u64,
+    )?;
+    let card = KeyDir::pinned(&dir)?
+        .into_iter()
+        .find(|c| c.id() == &a.to)
+        .with_context(|| format!("{} is not pinned in {}", a.to, dir.display()))?;
+    let addr = match a.addr {
+        Some(addr) => addr,
+        None => card
+            .body()
+            .addresses
+            .first()
+            .with_context(|| format!("{}'s card lists no address; give --addr", a.to))?
+            .parse()
+            .context("bad address on the card")?,
+    };
+    let id = rogatory_proto::ids::Sha256Digest::of(&bytes);
+    let receipt = runtime()?.block_on(crate::net::deliver(&dir, &a.to, addr, bytes))?;
+    let verified =
+        verify_receipt(&receipt, &card, Some(&id)).context("the receipt does not verify")?;
+    let path = a.envelope.with_extension("receipt");
+    files::write_atomic(&path, &receipt, false, true)?;
+    match verified.receipt.event {
+        ReceiptEvent::Accepted => {
+            println!(
+                "delivered: {} accepted envelope {id}; receipt in {}",
+                a.to,
+                path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        ReceiptEvent::Rejected => {
+            let reason = verified
+                .receipt
+                .reason
+                .map(|r| r.name())
+                .unwrap_or("unknown");
+            println!(
+                "rejected by {}: {reason} ({}); receipt in {}",
+                a.to,
+                verified.receipt.detail.unwrap_or_default(),
+                path.display()
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}

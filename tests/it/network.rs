@@ -1,0 +1,257 @@
+//! Two and three real nodes as separate processes on 127.0.0.1: delivery over libp2p with a
+//! verified receipt, replays, and a partner that is not pinned.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use rogatory_tests::{Run, rogatory_bin, rogatory_with, spec_dir};
+use serde_json::Value;
+
+const PASS: (&str, &str) = ("ROGATORY_PASSPHRASE", "network test passphrase");
+
+fn run(d: &Path, line: &str) -> Run {
+    let args: Vec<&str> = line.split_whitespace().collect();
+    rogatory_with(d, &args, &[PASS])
+}
+
+/// A running `rogatory run`, stopped (SIGKILL) when dropped.
+struct Node {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(d: &Path, dir: &str) -> Node {
+    let mut child = Command::new(rogatory_bin())
+        .args(["run", "--data-dir", dir, "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .current_dir(d)
+        .env(PASS.0, PASS.1)
+        .env_remove("ROGATORY_DATA_DIR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    // Wait for the listening address (the event, not a sleep).
+    let addr = loop {
+        let line = lines.next().expect("node exited").unwrap();
+        if let Some(a) = line.strip_prefix("listening on ") {
+            break a.to_string();
+        }
+    };
+    // Keep draining the output so the node never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    Node { child, addr }
+}
+
+fn fingerprint(d: &Path, card: &str) -> String {
+    let v: Value =
+        serde_json::from_str(&run(d, &format!("card show {card} --json")).ok().stdout).unwrap();
+    v["fingerprint"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn envelopes_travel_over_libp2p_with_receipts_only_between_pinned_partners() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    for (id, dir) in [
+        ("XA.MOJ-CA", "xa"),
+        ("XB.DOJ-CA", "xb"),
+        ("XC.POLICE", "xc"),
+    ] {
+        run(
+            d,
+            &format!(
+                "init --agency {id} --name {dir} --data-dir {dir} --listen /ip4/127.0.0.1/tcp/0"
+            ),
+        )
+        .ok();
+        run(d, &format!("card export --data-dir {dir} --out {dir}.card")).ok();
+    }
+    run(
+        d,
+        &format!(
+            "peer add xb.card --fingerprint {} --data-dir xa",
+            fingerprint(d, "xb.card")
+        ),
+    )
+    .ok();
+    run(
+        d,
+        &format!(
+            "peer add xa.card --fingerprint {} --data-dir xb",
+            fingerprint(d, "xa.card")
+        ),
+    )
+    .ok();
+    // XC pins XB, but XB does not pin XC.
+    run(
+        d,
+        &format!(
+            "peer add xb.card --fingerprint {} --data-dir xc",
+            fingerprint(d, "xb.card")
+        ),
+    )
+    .ok();
+
+    let b = start(d, "xb");
+    let body = spec_dir()
+        .join("examples/mla-request.json")
+        .display()
+        .to_string();
+    let sealed = rogatory_with(
+        d,
+        &[
+            "envelope",
+            "seal",
+            "--key",
+            "xa",
+            "--to",
+            "XB.DOJ-CA",
+            "--case",
+            "new",
+            "--type",
+            "mla-request",
+            "--body",
+            &body,
+            "--out",
+            "req.cose",
+        ],
+        &[PASS],
+    )
+    .ok();
+    let case = sealed
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("new case id: "))
+        .unwrap()
+        .to_string();
+
+    // Delivered, and the receipt verifies (deliver checks it) and is kept beside the envelope.
+    let r = run(
+        d,
+        &format!(
+            "deliver req.cose --to XB.DOJ-CA --data-dir xa --addr {}",
+            b.addr
+        ),
+    )
+    .ok();
+    assert!(r.stdout.contains("accepted"), "{}", r.stdout);
+    let receipt = std::fs::read(d.join("req.receipt")).unwrap();
+
+    // While the node runs it owns its store: other commands say so clearly.
+    let r = run(d, "envelope open --key xb req.cose").failed();
+    assert!(
+        r.stderr.contains("in use by a running node"),
+        "{}",
+        r.stderr
+    );
+
+    // A replay gets the same receipt, byte for byte.
+    run(
+        d,
+        &format!(
+            "deliver req.cose --to XB.DOJ-CA --data-dir xa --addr {}",
+            b.addr
+        ),
+    )
+    .ok();
+    assert_eq!(std::fs::read(d.join("req.receipt")).unwrap(), receipt);
+
+    // An agency B has not pinned cannot deliver: its connection is refused.
+    rogatory_with(
+        d,
+        &[
+            "envelope",
+            "seal",
+            "--key",
+            "xc",
+            "--to",
+            "XB.DOJ-CA",
+            "--case",
+            "new",
+            "--type",
+            "mla-request",
+            "--body",
+            &body,
+            "--out",
+            "c.cose",
+        ],
+        &[PASS],
+    )
+    .ok();
+    let r = run(
+        d,
+        &format!(
+            "deliver c.cose --to XB.DOJ-CA --data-dir xc --addr {}",
+            b.addr
+        ),
+    )
+    .failed();
+    assert!(
+        r.stderr.contains("failed") || r.stderr.contains("cannot connect"),
+        "{}",
+        r.stderr
+    );
+    assert!(!d.join("c.receipt").exists());
+
+    // A wrongly addressed envelope (sealed for XC, delivered to B) gets a signed rejection.
+    rogatory_with(
+        d,
+        &[
+            "envelope",
+            "seal",
+            "--key",
+            "xa",
+            "--to",
+            "xc.card",
+            "--case",
+            "new",
+            "--type",
+            "mla-request",
+            "--body",
+            &body,
+            "--out",
+            "wrong.cose",
+        ],
+        &[PASS],
+    )
+    .ok();
+    let r = run(
+        d,
+        &format!(
+            "deliver wrong.cose --to XB.DOJ-CA --data-dir xa --addr {}",
+            b.addr
+        ),
+    )
+    .failed();
+    assert!(
+        r.stdout.contains("rejected by XB.DOJ-CA: not-addressee"),
+        "{}",
+        r.stdout
+    );
+    drop(b);
+
+    // B logged the accepted envelope (once, despite the replay) in the case's audit log.
+    let inspect: Value =
+        serde_json::from_str(&run(d, "envelope inspect req.cose --json").ok().stdout).unwrap();
+    let log: Value = serde_json::from_str(
+        &run(d, &format!("audit log {case} --data-dir xb --json"))
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    let entries = log.as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{log}");
+    assert_eq!(entries[0]["event"], "envelope-received");
+    assert_eq!(entries[0]["envelope_id"], inspect["envelope_id"]);
+    run(d, "audit verify-store --data-dir xb").ok();
+}
