@@ -100,3 +100,21 @@ pub fn rogatory_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
 pub fn spec_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../spec")
 }
+
+/// The passphrase the tests give nodes set up with encrypted keys.
+pub const TEST_PASSPHRASE: (&str, &str) = ("ROGATORY_PASSPHRASE", "correct horse battery staple");
+
+/// Runs `rogatory` with the words of `line` (no word contains a space) and the test passphrase.
+pub fn run_line(dir: &Path, line: &str) -> Run {
+    let args: Vec<&str> = line.split_whitespace().collect();
+    rogatory_with(dir, &args, &[TEST_PASSPHRASE])
+}
+
+/// The fingerprint of a card file, as `rogatory card show` prints it.
+pub fn fingerprint(dir: &Path, card: &str) -> String {
+    let out = run_line(dir, &format!("card show {card} --json"))
+        .ok()
+        .stdout;
+    let v: serde_json::Value = serde_json::from_str(&out).expect("card show --json");
+    v["fingerprint"].as_str().unwrap_or_default().to_string()
+}

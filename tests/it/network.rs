@@ -5,15 +5,10 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use rogatory_tests::{Run, rogatory_bin, rogatory_with, spec_dir};
+use rogatory_tests::{
+    TEST_PASSPHRASE, fingerprint, rogatory_bin, rogatory_with, run_line, spec_dir,
+};
 use serde_json::Value;
-
-const PASS: (&str, &str) = ("ROGATORY_PASSPHRASE", "network test passphrase");
-
-fn run(d: &Path, line: &str) -> Run {
-    let args: Vec<&str> = line.split_whitespace().collect();
-    rogatory_with(d, &args, &[PASS])
-}
 
 /// A running `rogatory run`, stopped (SIGKILL) when dropped.
 struct Node {
@@ -28,11 +23,25 @@ impl Drop for Node {
     }
 }
 
+/// Seals the example MLA request from `key` to `to` into `out`; returns the run.
+fn seal(d: &Path, key: &str, to: &str, out: &str) -> rogatory_tests::Run {
+    let body = spec_dir()
+        .join("examples/mla-request.json")
+        .display()
+        .to_string();
+    let line = format!(
+        "envelope seal --key {key} --to {to} --case new --type mla-request --out {out} --body"
+    );
+    let mut args: Vec<&str> = line.split_whitespace().collect();
+    args.push(&body);
+    rogatory_with(d, &args, &[TEST_PASSPHRASE])
+}
+
 fn start(d: &Path, dir: &str) -> Node {
     let mut child = Command::new(rogatory_bin())
         .args(["run", "--data-dir", dir, "--listen", "/ip4/127.0.0.1/tcp/0"])
         .current_dir(d)
-        .env(PASS.0, PASS.1)
+        .env(TEST_PASSPHRASE.0, TEST_PASSPHRASE.1)
         .env_remove("ROGATORY_DATA_DIR")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -52,12 +61,6 @@ fn start(d: &Path, dir: &str) -> Node {
     Node { child, addr }
 }
 
-fn fingerprint(d: &Path, card: &str) -> String {
-    let v: Value =
-        serde_json::from_str(&run(d, &format!("card show {card} --json")).ok().stdout).unwrap();
-    v["fingerprint"].as_str().unwrap().to_string()
-}
-
 #[test]
 fn envelopes_travel_over_libp2p_with_receipts_only_between_pinned_partners() {
     let t = tempfile::tempdir().unwrap();
@@ -67,16 +70,16 @@ fn envelopes_travel_over_libp2p_with_receipts_only_between_pinned_partners() {
         ("XB.DOJ-CA", "xb"),
         ("XC.POLICE", "xc"),
     ] {
-        run(
+        run_line(
             d,
             &format!(
                 "init --agency {id} --name {dir} --data-dir {dir} --listen /ip4/127.0.0.1/tcp/0"
             ),
         )
         .ok();
-        run(d, &format!("card export --data-dir {dir} --out {dir}.card")).ok();
+        run_line(d, &format!("card export --data-dir {dir} --out {dir}.card")).ok();
     }
-    run(
+    run_line(
         d,
         &format!(
             "peer add xb.card --fingerprint {} --data-dir xa",
@@ -84,7 +87,7 @@ fn envelopes_travel_over_libp2p_with_receipts_only_between_pinned_partners() {
         ),
     )
     .ok();
-    run(
+    run_line(
         d,
         &format!(
             "peer add xa.card --fingerprint {} --data-dir xb",
@@ -93,7 +96,7 @@ fn envelopes_travel_over_libp2p_with_receipts_only_between_pinned_partners() {
     )
     .ok();
     // XC pins XB, but XB does not pin XC.
-    run(
+    run_line(
         d,
         &format!(
             "peer add xb.card --fingerprint {} --data-dir xc",
@@ -103,31 +106,7 @@ fn envelopes_travel_over_libp2p_with_receipts_only_between_pinned_partners() {
     .ok();
 
     let b = start(d, "xb");
-    let body = spec_dir()
-        .join("examples/mla-request.json")
-        .display()
-        .to_string();
-    let sealed = rogatory_with(
-        d,
-        &[
-            "envelope",
-            "seal",
-            "--key",
-            "xa",
-            "--to",
-            "XB.DOJ-CA",
-            "--case",
-            "new",
-            "--type",
-            "mla-request",
-            "--body",
-            &body,
-            "--out",
-            "req.cose",
-        ],
-        &[PASS],
-    )
-    .ok();
+    let sealed = seal(d, "xa", "XB.DOJ-CA", "req.cose").ok();
     let case = sealed
         .stderr
         .lines()
@@ -136,7 +115,7 @@ fn envelopes_travel_over_libp2p_with_receipts_only_between_pinned_partners() {
         .to_string();
 
     // Delivered, and the receipt verifies (deliver checks it) and is kept beside the envelope.
-    let r = run(
+    let r = run_line(
         d,
         &format!(
             "deliver req.cose --to XB.DOJ-CA --data-dir xa --addr {}",
@@ -148,7 +127,7 @@ fn envelopes_travel_over_libp2p_with_receipts_only_between_pinned_partners() {
     let receipt = std::fs::read(d.join("req.receipt")).unwrap();
 
     // While the node runs it owns its store: other commands say so clearly.
-    let r = run(d, "envelope open --key xb req.cose").failed();
+    let r = run_line(d, "envelope open --key xb req.cose").failed();
     assert!(
         r.stderr.contains("in use by a running node"),
         "{}",
@@ -156,7 +135,7 @@ fn envelopes_travel_over_libp2p_with_receipts_only_between_pinned_partners() {
     );
 
     // A replay gets the same receipt, byte for byte.
-    run(
+    run_line(
         d,
         &format!(
             "deliver req.cose --to XB.DOJ-CA --data-dir xa --addr {}",
@@ -167,28 +146,8 @@ fn envelopes_travel_over_libp2p_with_receipts_only_between_pinned_partners() {
     assert_eq!(std::fs::read(d.join("req.receipt")).unwrap(), receipt);
 
     // An agency B has not pinned cannot deliver: its connection is refused.
-    rogatory_with(
-        d,
-        &[
-            "envelope",
-            "seal",
-            "--key",
-            "xc",
-            "--to",
-            "XB.DOJ-CA",
-            "--case",
-            "new",
-            "--type",
-            "mla-request",
-            "--body",
-            &body,
-            "--out",
-            "c.cose",
-        ],
-        &[PASS],
-    )
-    .ok();
-    let r = run(
+    seal(d, "xc", "XB.DOJ-CA", "c.cose").ok();
+    let r = run_line(
         d,
         &format!(
             "deliver c.cose --to XB.DOJ-CA --data-dir xc --addr {}",
@@ -204,28 +163,8 @@ fn envelopes_travel_over_libp2p_with_receipts_only_between_pinned_partners() {
     assert!(!d.join("c.receipt").exists());
 
     // A wrongly addressed envelope (sealed for XC, delivered to B) gets a signed rejection.
-    rogatory_with(
-        d,
-        &[
-            "envelope",
-            "seal",
-            "--key",
-            "xa",
-            "--to",
-            "xc.card",
-            "--case",
-            "new",
-            "--type",
-            "mla-request",
-            "--body",
-            &body,
-            "--out",
-            "wrong.cose",
-        ],
-        &[PASS],
-    )
-    .ok();
-    let r = run(
+    seal(d, "xa", "xc.card", "wrong.cose").ok();
+    let r = run_line(
         d,
         &format!(
             "deliver wrong.cose --to XB.DOJ-CA --data-dir xa --addr {}",
@@ -242,9 +181,9 @@ fn envelopes_travel_over_libp2p_with_receipts_only_between_pinned_partners() {
 
     // B logged the accepted envelope (once, despite the replay) in the case's audit log.
     let inspect: Value =
-        serde_json::from_str(&run(d, "envelope inspect req.cose --json").ok().stdout).unwrap();
+        serde_json::from_str(&run_line(d, "envelope inspect req.cose --json").ok().stdout).unwrap();
     let log: Value = serde_json::from_str(
-        &run(d, &format!("audit log {case} --data-dir xb --json"))
+        &run_line(d, &format!("audit log {case} --data-dir xb --json"))
             .ok()
             .stdout,
     )
@@ -253,5 +192,5 @@ fn envelopes_travel_over_libp2p_with_receipts_only_between_pinned_partners() {
     assert_eq!(entries.len(), 1, "{log}");
     assert_eq!(entries[0]["event"], "envelope-received");
     assert_eq!(entries[0]["envelope_id"], inspect["envelope_id"]);
-    run(d, "audit verify-store --data-dir xb").ok();
+    run_line(d, "audit verify-store --data-dir xb").ok();
 }

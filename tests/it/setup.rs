@@ -3,15 +3,8 @@
 
 use std::path::Path;
 
-use rogatory_tests::{Run, rogatory_with, spec_dir};
+use rogatory_tests::{Run, TEST_PASSPHRASE, fingerprint, rogatory_with, run_line, spec_dir};
 use serde_json::Value;
-
-const PASS: (&str, &str) = ("ROGATORY_PASSPHRASE", "correct horse battery staple");
-
-fn run(d: &Path, line: &str) -> Run {
-    let args: Vec<&str> = line.split_whitespace().collect();
-    rogatory_with(d, &args, &[PASS])
-}
 
 /// Seals the example liaison message from `key` to `to` (a card file or a pinned id), with
 /// `before` as leading global arguments and `env` as the environment.
@@ -29,17 +22,11 @@ fn seal(d: &Path, before: &[&str], key: &str, to: &str, env: &[(&str, &str)]) ->
     rogatory_with(d, &args, env)
 }
 
-fn fingerprint(d: &Path, card: &str) -> String {
-    let v: Value =
-        serde_json::from_str(&run(d, &format!("card show {card} --json")).ok().stdout).unwrap();
-    v["fingerprint"].as_str().unwrap().to_string()
-}
-
 #[test]
 fn init_encrypts_keys_refuses_reuse_and_reports_a_wrong_passphrase() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
-    run(
+    run_line(
         d,
         "init --agency XA.MOJ-CA --name CA --data-dir xa --listen /ip4/127.0.0.1/tcp/4101",
     )
@@ -55,17 +42,17 @@ fn init_encrypts_keys_refuses_reuse_and_reports_a_wrong_passphrase() {
         "{config}"
     );
     // The card carries the listen address.
-    let v: Value = serde_json::from_str(&run(d, "card show xa --json").ok().stdout).unwrap();
+    let v: Value = serde_json::from_str(&run_line(d, "card show xa --json").ok().stdout).unwrap();
     assert_eq!(v["addresses"][0], "/ip4/127.0.0.1/tcp/4101");
 
     // Re-running init refuses and changes nothing.
     let before = std::fs::read(d.join("xa/secret-keys.enc")).unwrap();
-    let r = run(d, "init --agency XA.MOJ-CA --name CA --data-dir xa").failed();
+    let r = run_line(d, "init --agency XA.MOJ-CA --name CA --data-dir xa").failed();
     assert!(r.stderr.contains("refusing to overwrite"), "{}", r.stderr);
     assert_eq!(std::fs::read(d.join("xa/secret-keys.enc")).unwrap(), before);
 
     // A wrong passphrase: one clear line, exit 1.
-    run(d, "init --agency XB.DOJ-CA --name CB --data-dir xb").ok();
+    run_line(d, "init --agency XB.DOJ-CA --name CB --data-dir xb").ok();
     let r = seal(
         d,
         &[],
@@ -80,9 +67,13 @@ fn init_encrypts_keys_refuses_reuse_and_reports_a_wrong_passphrase() {
     );
     // No passphrase and no terminal: a clear error, not a hang.
     let r = seal(d, &[], "xa", "xb/card.cose", &[]).failed();
-    assert!(r.stderr.contains("ROGATORY_PASSPHRASE"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("ROGATORY_PASSPHRASE"),
+        "{}",
+        r.stderr
+    );
     // A passphrase file works too.
-    std::fs::write(d.join("pass.txt"), format!("{}\n", PASS.1)).unwrap();
+    std::fs::write(d.join("pass.txt"), format!("{}\n", TEST_PASSPHRASE.1)).unwrap();
     seal(
         d,
         &["--passphrase-file", "pass.txt"],
@@ -120,24 +111,24 @@ fn partners_are_pinned_by_fingerprint_and_used_by_id() {
         ("XB.DOJ-CA", "xb"),
         ("XC.POLICE", "xc"),
     ] {
-        run(
+        run_line(
             d,
             &format!("init --agency {id} --name {dir} --data-dir {dir}"),
         )
         .ok();
-        run(d, &format!("card export --data-dir {dir} --out {dir}.card")).ok();
+        run_line(d, &format!("card export --data-dir {dir} --out {dir}.card")).ok();
     }
     // A wrong fingerprint refuses; the right one (any case and separators) pins.
     let fb = fingerprint(d, "xb.card");
     let wrong = fingerprint(d, "xc.card");
-    let r = run(
+    let r = run_line(
         d,
         &format!("peer add xb.card --fingerprint {wrong} --data-dir xa"),
     )
     .failed();
     assert!(r.stderr.contains("fingerprint mismatch"), "{}", r.stderr);
     assert!(!d.join("xa/peers/XB.DOJ-CA.cose").exists());
-    run(
+    run_line(
         d,
         &format!(
             "peer add xb.card --fingerprint {} --data-dir xa",
@@ -145,7 +136,7 @@ fn partners_are_pinned_by_fingerprint_and_used_by_id() {
         ),
     )
     .ok();
-    run(
+    run_line(
         d,
         &format!(
             "peer add xa.card --fingerprint {} --data-dir xb",
@@ -154,20 +145,20 @@ fn partners_are_pinned_by_fingerprint_and_used_by_id() {
     )
     .ok();
     let list: Value =
-        serde_json::from_str(&run(d, "peer list --data-dir xa --json").ok().stdout).unwrap();
+        serde_json::from_str(&run_line(d, "peer list --data-dir xa --json").ok().stdout).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
     assert_eq!(list[0]["id"], "XB.DOJ-CA");
 
     // Seal to a pinned partner by id; open trusting the pinned partners by default.
-    seal(d, &[], "xa", "XB.DOJ-CA", &[PASS]).ok();
+    seal(d, &[], "xa", "XB.DOJ-CA", &[TEST_PASSPHRASE]).ok();
     let opened: Value =
-        serde_json::from_str(&run(d, "envelope open --key xb m.cose").ok().stdout).unwrap();
+        serde_json::from_str(&run_line(d, "envelope open --key xb m.cose").ok().stdout).unwrap();
     assert_eq!(opened["from"], "XA.MOJ-CA");
     // An unpinned agency cannot be addressed by id.
-    let r = seal(d, &[], "xa", "XC.POLICE", &[PASS]).failed();
+    let r = seal(d, &[], "xa", "XC.POLICE", &[TEST_PASSPHRASE]).failed();
     assert!(r.stderr.contains("not pinned"), "{}", r.stderr);
     // Unpinned, the sender is no longer trusted.
-    run(d, "peer remove XA.MOJ-CA --data-dir xb").ok();
-    let r = run(d, "envelope open --key xb m.cose").failed();
+    run_line(d, "peer remove XA.MOJ-CA --data-dir xb").ok();
+    let r = run_line(d, "envelope open --key xb m.cose").failed();
     assert!(r.stderr.contains("no trusted cards"), "{}", r.stderr);
 }
