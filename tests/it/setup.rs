@@ -67,11 +67,7 @@ fn init_encrypts_keys_refuses_reuse_and_reports_a_wrong_passphrase() {
     );
     // No passphrase and no terminal: a clear error, not a hang.
     let r = seal(d, &[], "xa", "xb/card.cose", &[]).failed();
-    assert!(
-        r.stderr.contains("ROGATORY_PASSPHRASE"),
-        "{}",
-        r.stderr
-    );
+    assert!(r.stderr.contains("ROGATORY_PASSPHRASE"), "{}", r.stderr);
     // A passphrase file works too.
     std::fs::write(d.join("pass.txt"), format!("{}\n", TEST_PASSPHRASE.1)).unwrap();
     seal(
