@@ -1,7 +1,8 @@
 //! The network: libp2p (TCP + Noise + Yamux, ping) with the agency's Ed25519 key as the node's
 //! identity, and the request-response protocol `/rogatory/envelope/1` (envelope → receipt).
 //!
-//! One event loop owns the swarm. Only pinned partners are served: a connection from any other
+//! One event loop owns the swarm; one worker thread runs the inbox (verification and durable
+//! commits) in arrival order, connected by bounded queues. Only pinned partners are served: a connection from any other
 //! peer id is closed as soon as Noise has authenticated it, and a request from one is dropped.
 //! Every read is bounded by the envelope limit; receipts by the receipt limit.
 
@@ -93,6 +94,16 @@ pub(crate) struct Behaviour {
     ping: ping::Behaviour,
 }
 
+/// Capacity of the queues between the event loop and the envelope worker.
+const QUEUE: usize = 64;
+
+type Work = (
+    AgencyId,
+    Vec<u8>,
+    request_response::ResponseChannel<Vec<u8>>,
+);
+type Done = (request_response::ResponseChannel<Vec<u8>>, Vec<u8>);
+
 /// The libp2p peer id of an agency: its card's Ed25519 signing key.
 pub fn peer_id(card: &AgencyCard) -> Result<PeerId> {
     let pk = identity::ed25519::PublicKey::try_from_bytes(card.signing_key().as_bytes())
@@ -136,17 +147,63 @@ pub async fn run(dir: &Path, listen: &[Multiaddr]) -> Result<()> {
     let pinned = pinned_peers(dir)?;
     let trusted: Vec<AgencyCard> = pinned.values().cloned().collect();
     let mut swarm = swarm(&kd)?;
+    let me = kd.card.id().clone();
+    // Envelopes are processed by one worker thread, in arrival order, so that the fsyncs of
+    // durable commits never stall the event loop. Both queues are bounded: when the work queue
+    // is full, a request gets no answer and its sender retries.
+    let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<Work>(QUEUE);
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<Done>(QUEUE);
+    let worker = std::thread::spawn(move || {
+        for (from, request, channel) in work_rx {
+            let now = rogatory_proto::time::now_unix();
+            let outcome = crate::inbox::receive(
+                &store,
+                &kd,
+                &trusted,
+                &from,
+                &request,
+                now,
+                &Limits::default(),
+            );
+            let receipt = match outcome {
+                Ok(crate::inbox::Outcome::Accepted {
+                    receipt,
+                    envelope_id,
+                    ..
+                }) => {
+                    println!("accepted envelope {envelope_id} from {from}");
+                    receipt
+                }
+                Ok(crate::inbox::Outcome::Replay { receipt }) => receipt,
+                Ok(crate::inbox::Outcome::Rejected { receipt, reason }) => {
+                    println!("rejected an envelope from {from}: {}", reason.name());
+                    receipt
+                }
+                // Nothing durable: no receipt; the sender retries.
+                Err(e) => {
+                    eprintln!("error: could not process an envelope from {from}: {e:#}");
+                    continue;
+                }
+            };
+            if done_tx.blocking_send((channel, receipt)).is_err() {
+                break;
+            }
+        }
+    });
     for addr in listen {
         swarm
             .listen_on(addr.clone())
             .with_context(|| format!("cannot listen on {addr}"))?;
     }
-    println!("{} running as peer {}", kd.card.id(), swarm.local_peer_id());
+    println!("{me} running as peer {}", swarm.local_peer_id());
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
+            Some((channel, receipt)) = done_rx.recv() => {
+                let _ = swarm.behaviour_mut().envelope.send_response(channel, receipt);
+            }
             event = swarm.select_next_some() => match event {
                 SwarmEvent::NewListenAddr { address, .. } => {
                     println!("listening on {address}");
@@ -166,31 +223,20 @@ pub async fn run(dir: &Path, listen: &[Multiaddr]) -> Result<()> {
                         continue;
                     };
                     let from: AgencyId = card.id().clone();
-                    let now = rogatory_proto::time::now_unix();
-                    match crate::inbox::receive(&store, &kd, &trusted, &from, &request, now, &Limits::default()) {
-                        Ok(outcome) => {
-                            let receipt = match outcome {
-                                crate::inbox::Outcome::Accepted { receipt, envelope_id, .. } => {
-                                    println!("accepted envelope {envelope_id} from {from}");
-                                    receipt
-                                }
-                                crate::inbox::Outcome::Replay { receipt } => receipt,
-                                crate::inbox::Outcome::Rejected { receipt, reason } => {
-                                    println!("rejected an envelope from {from}: {}", reason.name());
-                                    receipt
-                                }
-                            };
-                            let _ = swarm.behaviour_mut().envelope.send_response(channel, receipt);
-                        }
-                        // Nothing durable: no receipt; the sender retries.
-                        Err(e) => eprintln!("error: could not process an envelope from {from}: {e:#}"),
+                    if work_tx.try_send((from.clone(), request, channel)).is_err() {
+                        eprintln!("busy: an envelope from {from} was not taken; it will be resent");
                     }
                 }
                 _ => {}
             }
         }
     }
-    println!("{} stopped", kd.card.id());
+    // Finish the envelope in hand: the worker ends when its queue closes. Receipts not yet sent
+    // are safe: each envelope taken was committed, and a resend gets its stored receipt.
+    drop(work_tx);
+    drop(done_rx);
+    let _ = worker.join();
+    println!("{me} stopped");
     Ok(())
 }
 
