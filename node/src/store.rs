@@ -9,6 +9,8 @@
 //!         (case id, n − 1, 2 = checkpoint, 0) → signed note      the checkpoint of size n
 //! inbox   envelope id → envelope bytes                           accepted envelopes
 //! receipts envelope id → receipt bytes                           the receipt returned for each
+//! outbox  envelope id → OutboxEntry (CBOR)                       every envelope sealed here: its
+//!                                                                case, addressee, bytes, state
 //! ```
 //!
 //! Every record of a log is keyed by the leaf whose append created it: node (level, index) by
@@ -47,6 +49,7 @@ const CASES: TableDefinition<&[u8; 16], u8> = TableDefinition::new("cases");
 const LOG: TableDefinition<(&[u8; 16], u64, u8, u64), &[u8]> = TableDefinition::new("log");
 const INBOX: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("inbox");
 const RECEIPTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("receipts");
+const OUTBOX: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("outbox");
 
 /// Record kinds in the `log` table.
 const ENTRY: u8 = 0;
@@ -183,6 +186,41 @@ impl LogSigner<'_> {
     }
 }
 
+/// Largest stored outbox entry (an envelope plus its metadata and receipt).
+pub const MAX_OUTBOX_ENTRY: usize =
+    rogatory_proto::envelope::DEFAULT_MAX_ENVELOPE_BYTES + 128 * 1024;
+
+/// Where a sent envelope stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutboxState {
+    /// Sealed, logged, not yet acknowledged.
+    Queued,
+    /// The addressee's verified receipt says accepted.
+    Delivered,
+    /// The addressee's verified receipt says rejected.
+    Rejected,
+}
+
+/// An envelope sealed here, kept until (and after) its receipt.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct OutboxEntry {
+    /// The case.
+    pub case_id: CaseId,
+    /// The addressee.
+    pub to: AgencyId,
+    /// Unix seconds at sealing.
+    pub sealed_at: u64,
+    /// The envelope.
+    #[serde(with = "serde_bytes")]
+    pub envelope: Vec<u8>,
+    /// Where it stands.
+    pub state: OutboxState,
+    /// The verified receipt, once received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<serde_bytes::ByteBuf>,
+}
+
 /// One finding of [`Store::verify`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
@@ -243,6 +281,7 @@ impl Store {
             tx.open_table(LOG)?;
             tx.open_table(INBOX)?;
             tx.open_table(RECEIPTS)?;
+            tx.open_table(OUTBOX)?;
         }
         tx.commit()?;
         Ok(Self {
@@ -327,6 +366,86 @@ impl Store {
         let note = self.append_in(&tx, signer, case, entries)?;
         tx.commit()?;
         self.remember(case, &note);
+        Ok(note)
+    }
+
+    /// Records sealed envelopes in the outbox, with their `envelope-sent` entries, in one durable
+    /// transaction: an envelope is queued exactly when its sending is logged.
+    pub fn queue_sent(
+        &self,
+        signer: &LogSigner<'_>,
+        case: &CaseId,
+        sent: &[OutboxEntry],
+        entries: &mut [AuditEntry],
+    ) -> Result<Vec<u8>, StoreError> {
+        let tx = self.writable()?.begin_write()?;
+        {
+            let mut outbox = tx.open_table(OUTBOX)?;
+            for e in sent {
+                let id = rogatory_proto::ids::Sha256Digest::of(&e.envelope);
+                let bytes = rogatory_proto::cbor::to_vec(e)
+                    .map_err(|err| StoreError::Request(err.to_string()))?;
+                if outbox.insert(&id.0, bytes.as_slice())?.is_some() {
+                    return Err(StoreError::Request(
+                        "the envelope is already in the outbox".into(),
+                    ));
+                }
+            }
+        }
+        let note = self.append_in(&tx, signer, case, entries)?;
+        tx.commit()?;
+        self.remember(case, &note);
+        Ok(note)
+    }
+
+    /// An outbox entry by envelope id.
+    pub fn outbox_entry(&self, envelope_id: &[u8; 32]) -> Result<Option<OutboxEntry>, StoreError> {
+        let tx = self.begin_read()?;
+        let table = tx.open_table(OUTBOX)?;
+        let Some(v) = table.get(envelope_id)? else {
+            return Ok(None);
+        };
+        rogatory_proto::cbor::from_slice(v.value(), crate::store::MAX_OUTBOX_ENTRY, "outbox entry")
+            .map(Some)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+
+    /// Every outbox entry, oldest first by sealing time.
+    pub fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        let tx = self.begin_read()?;
+        let mut out = Vec::new();
+        for row in tx.open_table(OUTBOX)?.iter()? {
+            let (_, v) = row?;
+            out.push(
+                rogatory_proto::cbor::from_slice(v.value(), MAX_OUTBOX_ENTRY, "outbox entry")
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            );
+        }
+        out.sort_by_key(|e: &OutboxEntry| e.sealed_at);
+        Ok(out)
+    }
+
+    /// Records the verified receipt of a sent envelope: the new state of its outbox entry, the
+    /// receipt, and a `receipt-received` entry in the case log, in one durable transaction. Only
+    /// after this is the envelope delivered.
+    pub fn record_receipt(
+        &self,
+        signer: &LogSigner<'_>,
+        mut entry: OutboxEntry,
+        receipt: &[u8],
+        state: OutboxState,
+        audit: &mut [AuditEntry],
+    ) -> Result<Vec<u8>, StoreError> {
+        let id = rogatory_proto::ids::Sha256Digest::of(&entry.envelope);
+        entry.state = state;
+        entry.receipt = Some(serde_bytes::ByteBuf::from(receipt.to_vec()));
+        let bytes =
+            rogatory_proto::cbor::to_vec(&entry).map_err(|e| StoreError::Request(e.to_string()))?;
+        let tx = self.writable()?.begin_write()?;
+        tx.open_table(OUTBOX)?.insert(&id.0, bytes.as_slice())?;
+        let note = self.append_in(&tx, signer, &entry.case_id, audit)?;
+        tx.commit()?;
+        self.remember(&entry.case_id, &note);
         Ok(note)
     }
 

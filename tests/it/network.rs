@@ -193,4 +193,47 @@ fn envelopes_travel_over_libp2p_with_receipts_only_between_pinned_partners() {
     assert_eq!(entries[0]["event"], "envelope-received");
     assert_eq!(entries[0]["envelope_id"], inspect["envelope_id"]);
     run_line(d, "audit verify-store --data-dir xb").ok();
+
+    // On A's side: the outbox shows each envelope's state, and the case log holds the sending
+    // and the verified receipt.
+    let outbox: Value =
+        serde_json::from_str(&run_line(d, "outbox --data-dir xa --json").ok().stdout).unwrap();
+    let state = |id: &Value| {
+        outbox
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| &e["envelope_id"] == id)
+            .map(|e| e["state"].clone())
+    };
+    assert_eq!(
+        state(&inspect["envelope_id"]),
+        Some(Value::from("delivered")),
+        "{outbox}"
+    );
+    let wrong: Value = serde_json::from_str(
+        &run_line(d, "envelope inspect wrong.cose --json")
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        state(&wrong["envelope_id"]),
+        Some(Value::from("rejected")),
+        "{outbox}"
+    );
+    let log: Value = serde_json::from_str(
+        &run_line(d, &format!("audit log {case} --data-dir xa --json"))
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    let events: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(events, ["envelope-sent", "receipt-received"], "{log}");
+    run_line(d, "audit verify-store --data-dir xa").ok();
 }

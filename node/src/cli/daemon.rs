@@ -47,6 +47,52 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the runtime")
 }
 
+/// Arguments of `rogatory outbox`.
+#[derive(Debug, Args)]
+pub struct OutboxArgs {
+    /// The data directory.
+    #[arg(long, env = "ROGATORY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(crate) fn outbox(a: OutboxArgs) -> Result<ExitCode> {
+    let dir = super::init::data_dir(a.data_dir)?;
+    let store = crate::store::Store::open_read_only(&dir).context("cannot open the store")?;
+    let list = store.outbox()?;
+    let rows: Vec<serde_json::Value> = list
+        .iter()
+        .map(|e| {
+            serde_json::json!({
+                "envelope_id": rogatory_proto::ids::Sha256Digest::of(&e.envelope).to_hex(),
+                "case_id": e.case_id.to_string(),
+                "to": e.to.as_str(),
+                "sealed_at": rogatory_proto::time::format_unix(e.sealed_at),
+                "state": serde_json::to_value(e.state).unwrap_or_default(),
+            })
+        })
+        .collect();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+    } else if rows.is_empty() {
+        println!("The outbox of {} is empty.", dir.display());
+    } else {
+        for r in &rows {
+            println!(
+                "{}  {:<10} {:<20} {}  case {}",
+                &r["envelope_id"].as_str().unwrap_or_default()[..16],
+                r["state"].as_str().unwrap_or_default(),
+                r["to"].as_str().unwrap_or_default(),
+                r["sealed_at"].as_str().unwrap_or_default(),
+                r["case_id"].as_str().unwrap_or_default()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 pub(crate) fn run(a: RunArgs) -> Result<ExitCode> {
     let dir = super::init::data_dir(a.data_dir)?;
     let listen = if a.listen.is_empty() {
@@ -93,6 +139,36 @@ pub(crate) fn deliver(a: DeliverArgs) -> Result<ExitCode> {
     let receipt = runtime()?.block_on(crate::net::deliver(&dir, &a.to, addr, bytes))?;
     let verified =
         verify_receipt(&receipt, &card, Some(&id)).context("the receipt does not verify")?;
+    // An envelope sealed here is in the outbox: record the verified receipt durably, with its
+    // audit entry; only then is it delivered.
+    let store = crate::store::Store::open(&dir).context("cannot open the store")?;
+    if let Some(entry) = store
+        .outbox_entry(&id.0)?
+        .filter(|e| e.state == crate::store::OutboxState::Queued)
+    {
+        let kd = KeyDir::load(&dir)?;
+        let state = match verified.receipt.event {
+            ReceiptEvent::Accepted => crate::store::OutboxState::Delivered,
+            ReceiptEvent::Rejected => crate::store::OutboxState::Rejected,
+        };
+        let mut audit = vec![super::envelope::audit_entry(
+            &kd.card,
+            &entry.case_id,
+            rogatory_proto::time::now_unix(),
+            rogatory_proto::audit::entry::AuditEvent::ReceiptReceived,
+            &a.to,
+            id,
+        )];
+        audit[0].receipt_hash = Some(verified.hash);
+        audit[0].reason = verified.receipt.reason.map(u16::from);
+        store.record_receipt(
+            &super::envelope::signer(&kd),
+            entry,
+            &receipt,
+            state,
+            &mut audit,
+        )?;
+    }
     let path = a.envelope.with_extension("receipt");
     files::write_atomic(&path, &receipt, false, true)?;
     match verified.receipt.event {

@@ -16,7 +16,7 @@ use rogatory_proto::time::{format_unix, now_unix};
 
 use crate::files;
 use crate::keydir::{KeyDir, load_card};
-use crate::store::{LogSigner, Store};
+use crate::store::{LogSigner, OutboxEntry, OutboxState, Store};
 
 /// `rogatory envelope` subcommands.
 #[derive(Debug, Subcommand)]
@@ -205,10 +205,21 @@ pub(crate) fn run(c: EnvelopeCommand) -> Result<ExitCode> {
                     )
                 })
                 .collect();
+            let queued: Vec<OutboxEntry> = sealed
+                .iter()
+                .map(|s| OutboxEntry {
+                    case_id: params.case_id,
+                    to: s.to.clone(),
+                    sealed_at: now,
+                    envelope: s.bytes.clone(),
+                    state: OutboxState::Queued,
+                    receipt: None,
+                })
+                .collect();
             store
-                .append(&signer(&sender), &params.case_id, &mut entries)
+                .queue_sent(&signer(&sender), &params.case_id, &queued, &mut entries)
                 .context(
-                    "cannot record the envelopes in the case's audit log; nothing was written",
+                    "cannot record the envelopes in the outbox and the case's audit log; nothing was written",
                 )?;
             if several {
                 files::create_private_dir(&out)?;
@@ -343,14 +354,14 @@ pub(crate) fn run(c: EnvelopeCommand) -> Result<ExitCode> {
     }
 }
 
-fn signer(kd: &KeyDir) -> LogSigner<'_> {
+pub(crate) fn signer(kd: &KeyDir) -> LogSigner<'_> {
     LogSigner {
         agency: kd.card.id(),
         key: &kd.keys.signing,
     }
 }
 
-fn audit_entry(
+pub(crate) fn audit_entry(
     us: &AgencyCard,
     case: &CaseId,
     time: u64,

@@ -48,6 +48,8 @@ pub enum Command {
     Run(daemon::RunArgs),
     /// Deliver one sealed envelope to a pinned partner's node and verify the receipt.
     Deliver(daemon::DeliverArgs),
+    /// List the envelopes sealed here and where each stands (queued, delivered, rejected).
+    Outbox(daemon::OutboxArgs),
     /// Pin, list and unpin partner agencies.
     #[command(subcommand)]
     Peer(peer::PeerCommand),
@@ -77,6 +79,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Peer(c) => peer::run(c),
         Command::Run(a) => daemon::run(a),
         Command::Deliver(a) => daemon::deliver(a),
+        Command::Outbox(a) => daemon::outbox(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Card(c) => card::run(c),
         Command::Envelope(c) => envelope::run(c),
