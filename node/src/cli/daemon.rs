@@ -144,7 +144,9 @@ pub(crate) fn deliver(a: DeliverArgs) -> Result<ExitCode> {
     let store = crate::store::Store::open(&dir).context("cannot open the store")?;
     if let Some(entry) = store
         .outbox_entry(&id.0)?
-        .filter(|e| e.state == crate::store::OutboxState::Queued)
+        // Only the addressee's own receipt settles an envelope: a refusal by another agency
+        // it was (wrongly) delivered to leaves it queued.
+        .filter(|e| e.state == crate::store::OutboxState::Queued && e.to == a.to)
     {
         let kd = KeyDir::load(&dir)?;
         let state = match verified.receipt.event {
