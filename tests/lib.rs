@@ -118,3 +118,25 @@ pub fn fingerprint(dir: &Path, card: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(&out).expect("card show --json");
     v["fingerprint"].as_str().unwrap_or_default().to_string()
 }
+
+/// Sets up agencies XA.MOJ-CA, XB.DOJ-CA and XC.POLICE in `xa`, `xb`, `xc` under `dir` with
+/// `init` (encrypted keys, `extra` appended to each command line), and exports their cards as
+/// `xa.card`, `xb.card`, `xc.card`.
+pub fn init_three(dir: &Path, extra: &str) {
+    for (id, sub) in [
+        ("XA.MOJ-CA", "xa"),
+        ("XB.DOJ-CA", "xb"),
+        ("XC.POLICE", "xc"),
+    ] {
+        run_line(
+            dir,
+            &format!("init --agency {id} --name {sub} --data-dir {sub} {extra}"),
+        )
+        .ok();
+        run_line(
+            dir,
+            &format!("card export --data-dir {sub} --out {sub}.card"),
+        )
+        .ok();
+    }
+}

@@ -240,20 +240,16 @@ pub async fn run(dir: &Path, listen: &[Multiaddr]) -> Result<()> {
     Ok(())
 }
 
-/// Delivers one envelope to a pinned partner at `addr` and returns its receipt.
+/// Delivers one envelope to the partner whose card is given, at `addr`, and returns its receipt.
 pub async fn deliver(
-    dir: &Path,
-    to: &AgencyId,
+    kd: &KeyDir,
+    card: &AgencyCard,
     addr: Multiaddr,
     envelope: Vec<u8>,
 ) -> Result<Vec<u8>> {
-    let kd = KeyDir::load(dir)?;
-    let card = KeyDir::pinned(dir)?
-        .into_iter()
-        .find(|c| c.id() == to)
-        .with_context(|| format!("{to} is not pinned in {}", dir.display()))?;
-    let peer = peer_id(&card)?;
-    let mut swarm = swarm(&kd)?;
+    let to = card.id();
+    let peer = peer_id(card)?;
+    let mut swarm = swarm(kd)?;
     swarm.add_peer_address(peer, addr.clone());
     swarm
         .dial(peer)

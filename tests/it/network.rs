@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use rogatory_tests::{
-    TEST_PASSPHRASE, fingerprint, rogatory_bin, rogatory_with, run_line, spec_dir,
+    TEST_PASSPHRASE, fingerprint, init_three, rogatory_bin, rogatory_with, run_line, spec_dir,
 };
 use serde_json::Value;
 
@@ -65,20 +65,7 @@ fn start(d: &Path, dir: &str) -> Node {
 fn envelopes_travel_over_libp2p_with_receipts_only_between_pinned_partners() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
-    for (id, dir) in [
-        ("XA.MOJ-CA", "xa"),
-        ("XB.DOJ-CA", "xb"),
-        ("XC.POLICE", "xc"),
-    ] {
-        run_line(
-            d,
-            &format!(
-                "init --agency {id} --name {dir} --data-dir {dir} --listen /ip4/127.0.0.1/tcp/0"
-            ),
-        )
-        .ok();
-        run_line(d, &format!("card export --data-dir {dir} --out {dir}.card")).ok();
-    }
+    init_three(d, "--listen /ip4/127.0.0.1/tcp/0");
     run_line(
         d,
         &format!(

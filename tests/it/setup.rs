@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use rogatory_tests::{Run, TEST_PASSPHRASE, fingerprint, rogatory_with, run_line, spec_dir};
+use rogatory_tests::{
+    Run, TEST_PASSPHRASE, fingerprint, init_three, rogatory_with, run_line, spec_dir,
+};
 use serde_json::Value;
 
 /// Seals the example liaison message from `key` to `to` (a card file or a pinned id), with
@@ -102,18 +104,7 @@ fn init_encrypts_keys_refuses_reuse_and_reports_a_wrong_passphrase() {
 fn partners_are_pinned_by_fingerprint_and_used_by_id() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
-    for (id, dir) in [
-        ("XA.MOJ-CA", "xa"),
-        ("XB.DOJ-CA", "xb"),
-        ("XC.POLICE", "xc"),
-    ] {
-        run_line(
-            d,
-            &format!("init --agency {id} --name {dir} --data-dir {dir}"),
-        )
-        .ok();
-        run_line(d, &format!("card export --data-dir {dir} --out {dir}.card")).ok();
-    }
+    init_three(d, "");
     // A wrong fingerprint refuses; the right one (any case and separators) pins.
     let fb = fingerprint(d, "xb.card");
     let wrong = fingerprint(d, "xc.card");

@@ -136,7 +136,9 @@ pub(crate) fn deliver(a: DeliverArgs) -> Result<ExitCode> {
             .context("bad address on the card")?,
     };
     let id = rogatory_proto::ids::Sha256Digest::of(&bytes);
-    let receipt = runtime()?.block_on(crate::net::deliver(&dir, &a.to, addr, bytes))?;
+    // The keys are unlocked once (one passphrase), for the connection and for the records.
+    let kd = KeyDir::load(&dir)?;
+    let receipt = runtime()?.block_on(crate::net::deliver(&kd, &card, addr, bytes))?;
     let verified =
         verify_receipt(&receipt, &card, Some(&id)).context("the receipt does not verify")?;
     // An envelope sealed here is in the outbox: record the verified receipt durably, with its
@@ -148,7 +150,6 @@ pub(crate) fn deliver(a: DeliverArgs) -> Result<ExitCode> {
         // it was (wrongly) delivered to leaves it queued.
         .filter(|e| e.state == crate::store::OutboxState::Queued && e.to == a.to)
     {
-        let kd = KeyDir::load(&dir)?;
         let state = match verified.receipt.event {
             ReceiptEvent::Accepted => crate::store::OutboxState::Delivered,
             ReceiptEvent::Rejected => crate::store::OutboxState::Rejected,
