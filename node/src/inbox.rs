@@ -1,23 +1,26 @@
 //! Receiving an envelope: the pipeline the daemon's `/rogatory/envelope/1` handler runs, and that
 //! tests run directly.
 //!
-//! verify and open (`rogatory-proto`'s checks, in order) → de-duplicate by envelope id (a replay
-//! gets the original receipt) → commit the envelope and its audit entry durably → only then sign
-//! the receipt, store it, and return it. Anything refused gets a signed rejection receipt with its
+//! de-duplicate by envelope id (a replay gets the original receipt) → verify the origin → apply
+//! in the sender's chain order → decrypt, verify the inner signature, validate → store the
+//! envelope, its audit entry and the signed receipt in one transaction → return the receipt only
+//! once that transaction is durable. Anything refused gets a signed rejection receipt with its
 //! reason code and an audit entry, and changes nothing else.
 //!
 //! Refusals whose case cannot be known (the envelope could not be opened) are logged in the
 //! node's own log, the reserved case id [`NODE_LOG`].
 
 use anyhow::{Context, Result};
-use rogatory_proto::audit::entry::{Actor, AuditEntry, AuditEvent};
+use rogatory_proto::audit::entry::AuditEvent;
+
+use crate::engine::audit_entry;
 use rogatory_proto::card::AgencyCard;
 use rogatory_proto::envelope::{self, Limits, Recipient};
 use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId, Sha256Digest};
 use rogatory_proto::receipt::{ReasonCode, Receipt, ReceiptEvent};
 
 use crate::keydir::KeyDir;
-use crate::store::{LogSigner, Store};
+use crate::store::{Batch, LogSigner, Received, Store};
 
 /// The case id of the node's own log (UUIDv7 with a zero timestamp and zero random bits): where
 /// refusals are logged when the envelope's case cannot be read.
@@ -28,7 +31,8 @@ pub const NODE_LOG: CaseId = CaseId(uuid::Uuid::from_bytes([
 /// What became of an envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Accepted and stored; the receipt was signed after the commit.
+    /// Accepted and stored; the receipt was signed in the same transaction and may be returned
+    /// once it commits.
     Accepted {
         /// The envelope.
         envelope_id: EnvelopeId,
@@ -37,7 +41,7 @@ pub enum Outcome {
         /// The signed receipt.
         receipt: Vec<u8>,
     },
-    /// Already accepted before: the original receipt, unchanged.
+    /// Already answered before: the original receipt, unchanged.
     Replay {
         /// The original receipt.
         receipt: Vec<u8>,
@@ -49,9 +53,38 @@ pub enum Outcome {
         /// The signed rejection receipt.
         receipt: Vec<u8>,
     },
+    /// Ahead of the sender's chain: an earlier envelope of the case has not arrived yet.
+    /// Nothing was stored and there is no receipt; it is applied when the gap fills.
+    Waiting {
+        /// Where it waits.
+        slot: ChainSlot,
+    },
 }
 
-/// Receives one envelope from `sender` (the agency the transport authenticated).
+/// A position in a sender's chain of envelopes for one case: the sender, the case commitment
+/// (the case id is only inside the encryption), the sequence number.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ChainSlot {
+    /// The sending agency.
+    pub from: AgencyId,
+    /// The case commitment.
+    pub commitment: [u8; 32],
+    /// The sequence number.
+    pub sequence: u64,
+}
+
+impl ChainSlot {
+    /// The slot after this one.
+    pub fn next(&self) -> ChainSlot {
+        ChainSlot {
+            sequence: self.sequence + 1,
+            ..self.clone()
+        }
+    }
+}
+
+/// Receives one envelope from `sender` (the agency the transport authenticated) in its own
+/// durable transaction.
 pub fn receive(
     store: &Store,
     me: &KeyDir,
@@ -61,36 +94,105 @@ pub fn receive(
     now: u64,
     limits: &Limits,
 ) -> Result<Outcome> {
+    let mut batch = store.batch()?;
+    let (out, _) = receive_in(&mut batch, me, trusted, sender, bytes, now, limits)?;
+    batch.commit().context("cannot commit")?;
+    Ok(out)
+}
+
+/// Receives one envelope within `batch`; whatever it returns holds only once the batch commits.
+///
+/// 1. a replay (an envelope already answered) gets its stored receipt;
+/// 2. the outer layer must parse and verify against the sender's pinned card, and name this
+///    agency as addressee; otherwise a rejection, logged in [`NODE_LOG`], and the sender's
+///    chain does not move;
+/// 3. the chain: the next sequence number of the sender's chain for the case, linking the
+///    previous envelope, is applied; one further ahead waits ([`Outcome::Waiting`]); one behind,
+///    or linking another envelope, is refused as `chain-broken`;
+/// 4. the envelope is opened and validated: accepted (inbox, inbox record, audit entry, chain,
+///    receipt) or rejected (node log, chain, receipt). Either way its receipt is stored, so a
+///    replay gets the same answer.
+///
+/// Returns the outcome and, when the sender's chain moved, the slot just filled.
+pub fn receive_in(
+    batch: &mut Batch<'_>,
+    me: &KeyDir,
+    trusted: &[AgencyCard],
+    sender: &AgencyId,
+    bytes: &[u8],
+    now: u64,
+    limits: &Limits,
+) -> Result<(Outcome, Option<ChainSlot>)> {
     let id = Sha256Digest::of(bytes);
-    if let Some(receipt) = store.receipt_for(&id.0)? {
-        return Ok(Outcome::Replay { receipt });
+    if let Some(receipt) = batch.receipt_for(&id.0)? {
+        return Ok((Outcome::Replay { receipt }, None));
     }
     let signer = LogSigner {
         agency: me.card.id(),
         key: &me.keys.signing,
     };
+    let info = match outer(bytes, me, trusted, limits) {
+        Ok(info) => info,
+        Err((reason, detail)) => {
+            let receipt = reject(batch, &signer, me, id, sender, now, reason, detail)?;
+            return Ok((Outcome::Rejected { reason, receipt }, None));
+        }
+    };
+    let last = batch.chain_in(&info.from, &info.case_commitment.0)?;
+    let expected = last.map_or(1, |(seq, _)| seq + 1);
+    let slot = ChainSlot {
+        from: info.from.clone(),
+        commitment: info.case_commitment.0,
+        sequence: info.chain.sequence,
+    };
+    if info.chain.sequence > expected {
+        return Ok((Outcome::Waiting { slot }, None));
+    }
+    if info.chain.sequence < expected || info.chain.previous.map(|p| p.0) != last.map(|(_, p)| p) {
+        let reason = ReasonCode::ChainBroken;
+        let detail = format!(
+            "envelope #{} of {}'s chain for this case does not follow #{} (the last applied)",
+            info.chain.sequence,
+            info.from,
+            expected - 1
+        );
+        let receipt = reject(batch, &signer, me, id, &info.from, now, reason, detail)?;
+        return Ok((Outcome::Rejected { reason, receipt }, None));
+    }
+    batch.set_chain_in(
+        &info.from,
+        &info.case_commitment.0,
+        info.chain.sequence,
+        &id.0,
+    )?;
     let recipient = Recipient {
         card: &me.card,
         keys: &me.keys,
     };
     match envelope::open(bytes, &recipient, trusted, limits) {
         Ok(opened) => {
-            if !store.has_envelope(&id.0)? {
-                let mut entries = vec![entry(
-                    me,
-                    opened.case_id,
-                    now,
-                    AuditEvent::EnvelopeReceived,
-                    &opened.info.from,
-                    id,
-                    None,
-                )];
-                store
-                    .accept_envelope(&signer, &opened.case_id, &id.0, bytes, &mut entries)
-                    .context("cannot store the envelope")?;
-            }
-            // Durable now: sign the acceptance, carrying our latest checkpoint of the case.
-            let checkpoint = store.checkpoint(&opened.case_id, None).ok();
+            let meta = Received {
+                case_id: opened.case_id,
+                from: opened.info.from.clone(),
+                message_type: opened.message.kind().as_str().to_string(),
+                message_id: opened.info.message_id,
+                sent_at: opened.info.sent_at,
+                received_at: now,
+                sequence: opened.info.chain.sequence,
+            };
+            batch
+                .insert_inbox(&id.0, bytes, Some(&meta))
+                .context("cannot store the envelope")?;
+            let mut entries = vec![audit_entry(
+                me.card.id(),
+                &opened.case_id,
+                now,
+                AuditEvent::EnvelopeReceived,
+                &opened.info.from,
+                id,
+            )];
+            // The receipt carries our checkpoint of the case, including this envelope.
+            let checkpoint = batch.append(&signer, &opened.case_id, &mut entries)?;
             let receipt = sign(
                 me,
                 id,
@@ -98,68 +200,102 @@ pub fn receive(
                 ReceiptEvent::Accepted,
                 None,
                 now,
-                checkpoint,
+                Some(checkpoint),
             )?;
-            store.store_receipt(&id.0, &receipt)?;
-            Ok(Outcome::Accepted {
-                envelope_id: id,
-                case_id: opened.case_id,
-                receipt,
-            })
+            batch.store_receipt(&id.0, &receipt)?;
+            Ok((
+                Outcome::Accepted {
+                    envelope_id: id,
+                    case_id: opened.case_id,
+                    receipt,
+                },
+                Some(slot),
+            ))
         }
         Err(e) => {
             let reason = e.reason_code();
-            let mut entries = vec![entry(
-                me,
-                NODE_LOG,
-                now,
-                AuditEvent::EnvelopeRejected,
-                sender,
-                id,
-                Some(u16::from(reason)),
-            )];
-            store
-                .append(&signer, &NODE_LOG, &mut entries)
-                .context("cannot log the refusal")?;
-            let receipt = sign(
+            let receipt = reject(
+                batch,
+                &signer,
                 me,
                 id,
-                sender,
-                ReceiptEvent::Rejected,
-                Some((reason, e.to_string())),
+                &info.from,
                 now,
-                None,
+                reason,
+                e.to_string(),
             )?;
-            Ok(Outcome::Rejected { reason, receipt })
+            batch.store_receipt(&id.0, &receipt)?;
+            Ok((Outcome::Rejected { reason, receipt }, Some(slot)))
         }
     }
 }
 
-fn entry(
+/// The outer layer: parsed, from a pinned sender, signed by it, addressed to us.
+fn outer(
+    bytes: &[u8],
     me: &KeyDir,
-    case: CaseId,
-    time: u64,
-    event: AuditEvent,
-    peer: &AgencyId,
-    envelope: EnvelopeId,
-    reason: Option<u16>,
-) -> AuditEntry {
-    AuditEntry {
-        seq: 0,
-        time,
-        case_id: case,
-        event,
-        actor: Actor {
-            agency: me.card.id().clone(),
-            user: None,
-        },
-        peer: Some(peer.clone()),
-        envelope_id: Some(envelope),
-        receipt_hash: None,
-        transition: None,
-        reason,
-        commitment: None,
+    trusted: &[AgencyCard],
+    limits: &Limits,
+) -> Result<envelope::EnvelopeInfo, (ReasonCode, String)> {
+    let fail = |e: envelope::OpenError| (e.reason_code(), e.to_string());
+    let info = envelope::inspect(bytes, limits).map_err(fail)?;
+    let card = trusted
+        .iter()
+        .find(|c| c.id() == &info.from)
+        .ok_or_else(|| {
+            (
+                ReasonCode::UnknownSender,
+                format!("unknown sender {}: no pinned agency card for it", info.from),
+            )
+        })?;
+    let info = envelope::verify_origin(bytes, card, limits).map_err(fail)?;
+    if &info.to != me.card.id() {
+        return Err((
+            ReasonCode::NotAddressee,
+            format!(
+                "the envelope is addressed to {}, not to {}",
+                info.to,
+                me.card.id()
+            ),
+        ));
     }
+    Ok(info)
+}
+
+/// Logs a refusal in the node log and signs the rejection receipt.
+#[allow(clippy::too_many_arguments)]
+fn reject(
+    batch: &mut Batch<'_>,
+    signer: &LogSigner<'_>,
+    me: &KeyDir,
+    id: EnvelopeId,
+    to: &AgencyId,
+    now: u64,
+    reason: ReasonCode,
+    detail: String,
+) -> Result<Vec<u8>> {
+    let mut e = audit_entry(
+        me.card.id(),
+        &NODE_LOG,
+        now,
+        AuditEvent::EnvelopeRejected,
+        to,
+        id,
+    );
+    e.reason = Some(u16::from(reason));
+    let mut entries = [e];
+    batch
+        .append(signer, &NODE_LOG, &mut entries)
+        .context("cannot log the refusal")?;
+    sign(
+        me,
+        id,
+        to,
+        ReceiptEvent::Rejected,
+        Some((reason, detail)),
+        now,
+        None,
+    )
 }
 
 fn sign(

@@ -101,7 +101,7 @@ impl KeyDir {
     pub fn load(dir: &Path) -> Result<Self> {
         let encrypted = dir.join(SECRET_KEYS_ENCRYPTED);
         let keys = if encrypted.exists() {
-            check_private(&encrypted)?;
+            files::check_private(&encrypted)?;
             let raw = files::read_limited(&encrypted, 64 * 1024)?;
             let what = format!("the keys in {}", dir.display());
             let pass = crate::secret::passphrase(passphrase_file(), &what, false)?;
@@ -114,7 +114,7 @@ impl KeyDir {
                     dir.display()
                 );
             }
-            check_private(&secret_path)?;
+            files::check_private(&secret_path)?;
             let raw = zeroize::Zeroizing::new(files::read_limited(&secret_path, 64 * 1024)?);
             AgencySecretKeys::from_cose_key_set(&raw)
                 .with_context(|| format!("{} is not a Rogatory key file", secret_path.display()))?
@@ -161,23 +161,4 @@ pub fn load_card(path: &Path) -> Result<AgencyCard> {
     let bytes = files::read_limited(path, rogatory_proto::card::MAX_CARD_BYTES as u64)?;
     AgencyCard::from_bytes(&bytes)
         .with_context(|| format!("{} is not a valid agency card", path.display()))
-}
-
-/// Refuses a secret key file that others can read.
-fn check_private(path: &Path) -> Result<()> {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let meta =
-            std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            bail!(
-                "{} is readable by other users (mode {mode:o}); run `chmod 600 {}`",
-                path.display(),
-                path.display()
-            );
-        }
-    }
-    Ok(())
 }

@@ -1,12 +1,16 @@
 //! # rogatory-node
 //!
-//! The agency node and the `rogatory` command. For now it holds the offline commands: key
-//! generation, agency cards, sealing, opening and inspecting envelopes, and validating
-//! requests. All protocol logic lives in `rogatory-proto`; this crate adds files and the CLI.
+//! The agency node and the `rogatory` command: the daemon (libp2p, the store worker, the local
+//! API), the command line (offline commands, and online ones that are clients of the API), and
+//! the embedded store. All protocol logic lives in `rogatory-proto`; this crate adds I/O.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod api;
 pub mod cli;
+pub mod client;
+pub mod config;
+pub mod engine;
 pub mod files;
 pub mod inbox;
 pub mod keydir;

@@ -1,26 +1,38 @@
 //! The network: libp2p (TCP + Noise + Yamux, ping) with the agency's Ed25519 key as the node's
 //! identity, and the request-response protocol `/rogatory/envelope/1` (envelope → receipt).
 //!
-//! One event loop owns the swarm; one worker thread runs the inbox (verification and durable
-//! commits) in arrival order, connected by bounded queues. Only pinned partners are served: a connection from any other
-//! peer id is closed as soon as Noise has authenticated it, and a request from one is dropped.
+//! One event loop owns the swarm (TCP + Noise + Yamux and QUIC; identify; ping). The store
+//! worker ([`crate::engine`]) does every write, in group commits, behind a bounded queue; the
+//! event loop never waits for the disk. Only pinned partners are served: a connection from any
+//! other peer id is closed as soon as it is authenticated, and a request from one is dropped.
 //! Every read is bounded by the envelope limit; receipts by the receipt limit.
+//!
+//! Sending: the outbox's queue, per partner, in order, with up to `delivery.in_flight`
+//! envelopes on the wire; an envelope is settled only when its receipt has verified and been
+//! committed. After a failure the partner is retried with exponential back-off and jitter,
+//! forever; a connection from the partner ends the back-off at once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, StreamProtocol, identity, noise, ping, tcp, yamux};
+use libp2p::{Multiaddr, PeerId, StreamProtocol, identify, identity, noise, ping, tcp, yamux};
 use rogatory_proto::card::AgencyCard;
 use rogatory_proto::envelope::Limits;
 use rogatory_proto::ids::AgencyId;
+use rogatory_proto::receipt::verify_receipt;
 
+use crate::engine::{self, Engine, Job, Notice};
 use crate::keydir::KeyDir;
-use crate::store::Store;
+use crate::store::{OutboxState, Store};
+
+/// Capacity of the store worker's queue.
+const QUEUE: usize = 1024;
 
 /// The envelope protocol.
 pub const ENVELOPE_PROTOCOL: StreamProtocol = StreamProtocol::new("/rogatory/envelope/1");
@@ -91,18 +103,9 @@ impl request_response::Codec for EnvelopeCodec {
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     envelope: request_response::Behaviour<EnvelopeCodec>,
+    identify: identify::Behaviour,
     ping: ping::Behaviour,
 }
-
-/// Capacity of the queues between the event loop and the envelope worker.
-const QUEUE: usize = 64;
-
-type Work = (
-    AgencyId,
-    Vec<u8>,
-    request_response::ResponseChannel<Vec<u8>>,
-);
-type Done = (request_response::ResponseChannel<Vec<u8>>, Vec<u8>);
 
 /// The libp2p peer id of an agency: its card's Ed25519 signing key.
 pub fn peer_id(card: &AgencyCard) -> Result<PeerId> {
@@ -114,22 +117,29 @@ pub fn peer_id(card: &AgencyCard) -> Result<PeerId> {
 fn swarm(kd: &KeyDir) -> Result<libp2p::Swarm<Behaviour>> {
     let keypair = identity::Keypair::ed25519_from_bytes(*kd.keys.signing.seed())
         .context("the agency key as a libp2p identity")?;
-    let cfg = request_response::Config::default().with_request_timeout(Duration::from_secs(60));
+    let cfg = request_response::Config::default()
+        .with_request_timeout(Duration::from_secs(60))
+        .with_max_concurrent_streams(256);
     Ok(libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
-            tcp::Config::default(),
+            tcp::Config::default().nodelay(true),
             noise::Config::new,
             yamux::Config::default,
         )?
-        .with_behaviour(|_| Behaviour {
+        .with_quic()
+        .with_behaviour(|key| Behaviour {
             envelope: request_response::Behaviour::new(
                 [(ENVELOPE_PROTOCOL, ProtocolSupport::Full)],
                 cfg,
             ),
+            identify: identify::Behaviour::new(identify::Config::new(
+                "/rogatory/1".into(),
+                key.public(),
+            )),
             ping: ping::Behaviour::default(),
         })?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
         .build())
 }
 
@@ -140,104 +150,429 @@ fn pinned_peers(dir: &Path) -> Result<HashMap<PeerId, AgencyCard>> {
         .collect()
 }
 
-/// Runs the node until SIGINT or SIGTERM: listens, and answers envelopes from pinned partners.
-pub async fn run(dir: &Path, listen: &[Multiaddr]) -> Result<()> {
-    let kd = KeyDir::load(dir)?;
-    let store = Store::open(dir).context("cannot open the store")?;
+/// The sending side for one partner.
+struct Partner {
+    card: AgencyCard,
+    peer: PeerId,
+    /// The addresses on its card, given with every request: libp2p forgets an address after a
+    /// failed dial, and a partner that was down for a weekend must still be found.
+    addrs: Vec<Multiaddr>,
+    /// Queued envelopes not on the wire, by queue order.
+    pending: BTreeMap<u64, [u8; 32]>,
+    /// On the wire.
+    in_flight: HashMap<request_response::OutboundRequestId, (u64, [u8; 32])>,
+    /// Receipt verified, its record not yet committed.
+    settling: HashMap<[u8; 32], u64>,
+    failures: u32,
+    retry_at: Option<Instant>,
+    last_error: Option<String>,
+    connections: usize,
+    settled: u64,
+}
+
+impl Partner {
+    fn busy(&self) -> usize {
+        self.in_flight.len() + self.settling.len()
+    }
+}
+
+/// Delivery of the outbox: per partner, in queue order, up to a window of envelopes in flight;
+/// after a failure, exponential back-off with jitter, for as long as it takes.
+struct Outgoing {
+    partners: HashMap<AgencyId, Partner>,
+    by_peer: HashMap<PeerId, AgencyId>,
+    window: usize,
+    initial: Duration,
+    max: Duration,
+}
+
+impl Outgoing {
+    /// The delay before retry number `failures` (1 = after the first failure): the initial
+    /// delay doubled per failure, capped, then a uniformly random part of its second half
+    /// ("equal jitter"), so partners coming back are not hit by every sender at once.
+    fn backoff(&self, failures: u32) -> Duration {
+        let base = self
+            .initial
+            .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
+            .min(self.max);
+        let mut r = [0u8; 8];
+        rogatory_proto::keys::fill_random(&mut r);
+        let frac = (u64::from_le_bytes(r) >> 11) as f64 / (1u64 << 53) as f64;
+        base.mul_f64(0.5 + 0.5 * frac)
+    }
+
+    fn failed(&mut self, to: &AgencyId, error: String) {
+        let now = Instant::now();
+        let delay = match self.partners.get(to) {
+            Some(p) if p.retry_at.is_some_and(|t| t > now) => return,
+            Some(p) => self.backoff(p.failures + 1),
+            None => return,
+        };
+        if let Some(p) = self.partners.get_mut(to) {
+            p.failures += 1;
+            p.retry_at = Some(now + delay);
+            tracing::warn!(
+                partner = %to, failures = p.failures, retry_in = ?delay,
+                "delivery failed: {error}"
+            );
+            p.last_error = Some(error);
+        }
+    }
+
+    fn snapshot(&self, snap: &mut crate::api::Snapshot) {
+        let now = Instant::now();
+        snap.sending.clear();
+        snap.peers = self
+            .partners
+            .values()
+            .map(|p| {
+                snap.sending.extend(p.in_flight.values().map(|(_, id)| *id));
+                snap.sending.extend(p.settling.keys().copied());
+                crate::api::PeerStatus {
+                    agency: p.card.id().to_string(),
+                    peer_id: p.peer.to_string(),
+                    connections: p.connections,
+                    queued: p.pending.len(),
+                    in_flight: p.busy(),
+                    failures: p.failures,
+                    retry_in_secs: p
+                        .retry_at
+                        .filter(|t| *t > now)
+                        .map(|t| (t - now).as_secs_f64()),
+                    last_error: p.last_error.clone(),
+                    settled: p.settled,
+                }
+            })
+            .collect();
+        snap.peers.sort_by(|a, b| a.agency.cmp(&b.agency));
+    }
+}
+
+/// What `rogatory run` needs besides the data directory.
+pub struct RunOptions {
+    /// Addresses to listen on.
+    pub listen: Vec<Multiaddr>,
+    /// The configuration.
+    pub config: crate::config::Config,
+}
+
+/// Runs the node until SIGINT or SIGTERM: listens, answers envelopes from pinned partners,
+/// delivers the outbox, and serves the local API.
+pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
+    let kd = Arc::new(KeyDir::load(dir)?);
+    let store = Arc::new(Store::open(dir).context("cannot open the store")?);
     let pinned = pinned_peers(dir)?;
     let trusted: Vec<AgencyCard> = pinned.values().cloned().collect();
+    let limits = Limits {
+        max_envelope_bytes: opts.config.limits.max_envelope_bytes,
+        ..Limits::default()
+    };
     let mut swarm = swarm(&kd)?;
     let me = kd.card.id().clone();
-    // Envelopes are processed by one worker thread, in arrival order, so that the fsyncs of
-    // durable commits never stall the event loop. Both queues are bounded: when the work queue
-    // is full, a request gets no answer and its sender retries.
-    let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<Work>(QUEUE);
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<Done>(QUEUE);
-    let worker = std::thread::spawn(move || {
-        for (from, request, channel) in work_rx {
-            let now = rogatory_proto::time::now_unix();
-            let outcome = crate::inbox::receive(
-                &store,
-                &kd,
-                &trusted,
-                &from,
-                &request,
-                now,
-                &Limits::default(),
-            );
-            let receipt = match outcome {
-                Ok(crate::inbox::Outcome::Accepted {
-                    receipt,
-                    envelope_id,
-                    ..
-                }) => {
-                    println!("accepted envelope {envelope_id} from {from}");
-                    receipt
-                }
-                Ok(crate::inbox::Outcome::Replay { receipt }) => receipt,
-                Ok(crate::inbox::Outcome::Rejected { receipt, reason }) => {
-                    println!("rejected an envelope from {from}: {}", reason.name());
-                    receipt
-                }
-                // Nothing durable: no receipt; the sender retries.
-                Err(e) => {
-                    eprintln!("error: could not process an envelope from {from}: {e:#}");
-                    continue;
-                }
-            };
-            if done_tx.blocking_send((channel, receipt)).is_err() {
-                break;
-            }
-        }
-    });
-    for addr in listen {
-        swarm
-            .listen_on(addr.clone())
-            .with_context(|| format!("cannot listen on {addr}"))?;
+
+    // The store worker, and what it tells the event loop.
+    let (notice_tx, mut notices) = tokio::sync::mpsc::channel::<Notice>(4096);
+    let (jobs, worker) = engine::spawn(
+        Engine::new(
+            Arc::clone(&store),
+            Arc::clone(&kd),
+            trusted.clone(),
+            limits.clone(),
+        ),
+        QUEUE,
+        notice_tx,
+    )?;
+
+    for addr in &opts.listen {
+        swarm.listen_on(addr.clone()).map_err(|e| {
+            anyhow::anyhow!("cannot listen on {addr}: {e} (is the port in use by another node?)")
+        })?;
     }
+
+    // The outbox, in queue order, per partner.
+    let delivery = &opts.config.delivery;
+    let mut out = Outgoing {
+        partners: HashMap::new(),
+        by_peer: HashMap::new(),
+        window: delivery.in_flight,
+        initial: delivery.initial(),
+        max: delivery.max(),
+    };
+    for (peer, card) in &pinned {
+        let addrs: Vec<Multiaddr> = card
+            .body()
+            .addresses
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        out.by_peer.insert(*peer, card.id().clone());
+        out.partners.insert(
+            card.id().clone(),
+            Partner {
+                card: card.clone(),
+                peer: *peer,
+                addrs,
+                pending: BTreeMap::new(),
+                in_flight: HashMap::new(),
+                settling: HashMap::new(),
+                failures: 0,
+                retry_at: None,
+                last_error: None,
+                connections: 0,
+                settled: 0,
+            },
+        );
+    }
+    let mut unroutable = 0usize;
+    for (order, id) in store.queued()? {
+        let Some(entry) = store.outbox_entry(&id)? else {
+            continue;
+        };
+        match out.partners.get_mut(&entry.to) {
+            Some(p) => {
+                p.pending.insert(order, id);
+            }
+            None => unroutable += 1,
+        }
+    }
+    if unroutable > 0 {
+        tracing::warn!(
+            "{unroutable} queued envelope(s) are for agencies no longer pinned; they wait until the partner is pinned again"
+        );
+    }
+
+    // The local API.
+    let token = crate::api::ensure_token(dir)?;
+    let status = Arc::new(std::sync::Mutex::new(crate::api::Snapshot {
+        agency: me.to_string(),
+        peer_id: swarm.local_peer_id().to_string(),
+        ..Default::default()
+    }));
+    let api_state = Arc::new(crate::api::ApiState {
+        store: Arc::clone(&store),
+        me: Arc::clone(&kd),
+        trusted: trusted.clone(),
+        limits: limits.clone(),
+        jobs: jobs.clone(),
+        status: Arc::clone(&status),
+        token_hash: rogatory_proto::ids::Sha256Digest::of(token.as_bytes()),
+    });
+    drop(token);
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (api_addr, api_task) = crate::api::start(dir, opts.config.api.bind, api_state, async {
+        let _ = api_stopped.await;
+    })
+    .await?;
+    println!("api on {api_addr}");
     println!("{me} running as peer {}", swarm.local_peer_id());
+    tracing::info!(agency = %me, peer = %swarm.local_peer_id(), api = %api_addr, "node started");
+
+    let mut open: HashMap<u64, request_response::ResponseChannel<Vec<u8>>> = HashMap::new();
+    let mut next_token = 0u64;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut listening: Vec<String> = Vec::new();
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
-            Some((channel, receipt)) = done_rx.recv() => {
-                let _ = swarm.behaviour_mut().envelope.send_response(channel, receipt);
+            _ = tick.tick() => {
+                pump(&mut swarm, &mut out, &store);
+                if let Ok(mut s) = status.lock() {
+                    out.snapshot(&mut s);
+                    s.inbound_pending = open.len();
+                    s.listening.clone_from(&listening);
+                }
+            }
+            Some(n) = notices.recv() => {
+                match n {
+                    Notice::Answer { token, receipt } => {
+                        if let Some(channel) = open.remove(&token)
+                            && let Some(r) = receipt
+                        {
+                            let _ = swarm.behaviour_mut().envelope.send_response(channel, r);
+                        }
+                    }
+                    Notice::Queued { to, order, id } => {
+                        if let Some(p) = out.partners.get_mut(&to) {
+                            p.pending.insert(order, id);
+                        }
+                    }
+                    Notice::Settled { id, state } => {
+                        for p in out.partners.values_mut() {
+                            if let Some(order) = p.settling.remove(&id) {
+                                match state {
+                                    Some(s) => {
+                                        p.settled += 1;
+                                        if s == OutboxState::Rejected {
+                                            tracing::warn!(partner = %p.card.id(), envelope = %hex::encode(id), "the partner rejected an envelope");
+                                        } else {
+                                            tracing::info!(partner = %p.card.id(), envelope = %hex::encode(id), "delivered");
+                                        }
+                                    }
+                                    None => {
+                                        p.pending.insert(order, id);
+                                    }
+                                }
+                                break;
+                            }
+                        }
+                    }
+                }
+                pump(&mut swarm, &mut out, &store);
             }
             event = swarm.select_next_some() => match event {
                 SwarmEvent::NewListenAddr { address, .. } => {
                     println!("listening on {address}");
+                    tracing::info!(%address, "listening");
+                    listening.push(address.to_string());
                 }
-                SwarmEvent::ConnectionEstablished { peer_id, connection_id, .. }
-                    if !pinned.contains_key(&peer_id) =>
-                {
-                    eprintln!("refused a connection from {peer_id}: not a pinned partner");
-                    swarm.close_connection(connection_id);
+                SwarmEvent::ListenerError { error, .. } => {
+                    tracing::error!("a listener failed: {error}");
+                }
+                SwarmEvent::ConnectionEstablished { peer_id, connection_id, .. } => {
+                    match out.by_peer.get(&peer_id).cloned() {
+                        None => {
+                            tracing::warn!(peer = %peer_id, "refused a connection: not a pinned partner");
+                            swarm.close_connection(connection_id);
+                        }
+                        Some(agency) => {
+                            if let Some(p) = out.partners.get_mut(&agency) {
+                                p.connections += 1;
+                                // The partner is reachable again: no need to wait out the back-off.
+                                p.retry_at = None;
+                            }
+                            tracing::debug!(partner = %agency, "connected");
+                            pump(&mut swarm, &mut out, &store);
+                        }
+                    }
+                }
+                SwarmEvent::ConnectionClosed { peer_id, .. } => {
+                    if let Some(p) = out.by_peer.get(&peer_id).cloned().and_then(|a| out.partners.get_mut(&a)) {
+                        p.connections = p.connections.saturating_sub(1);
+                    }
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Envelope(request_response::Event::Message {
                     peer,
-                    message: request_response::Message::Request { request, channel, .. },
+                    message,
                     ..
-                })) => {
-                    let Some(card) = pinned.get(&peer) else {
-                        continue;
-                    };
-                    let from: AgencyId = card.id().clone();
-                    if work_tx.try_send((from.clone(), request, channel)).is_err() {
-                        eprintln!("busy: an envelope from {from} was not taken; it will be resent");
+                })) => match message {
+                    request_response::Message::Request { request, channel, .. } => {
+                        let Some(from) = out.by_peer.get(&peer).cloned() else {
+                            continue;
+                        };
+                        let token = next_token;
+                        next_token += 1;
+                        match jobs.try_send(Job::Inbound { token, from: from.clone(), bytes: request }) {
+                            Ok(()) => {
+                                open.insert(token, channel);
+                            }
+                            Err(_) => {
+                                tracing::warn!(%from, "busy: an envelope was not taken; its sender will resend it");
+                            }
+                        }
                     }
+                    request_response::Message::Response { request_id, response } => {
+                        let Some(agency) = out.by_peer.get(&peer).cloned() else {
+                            continue;
+                        };
+                        let Some(p) = out.partners.get_mut(&agency) else {
+                            continue;
+                        };
+                        let Some((order, id)) = p.in_flight.remove(&request_id) else {
+                            continue;
+                        };
+                        match verify_receipt(&response, &p.card, Some(&rogatory_proto::ids::Sha256Digest(id))) {
+                            Ok(v) => {
+                                p.failures = 0;
+                                p.last_error = None;
+                                let job = Job::Receipt {
+                                    id,
+                                    by: agency.clone(),
+                                    receipt: response,
+                                    event: v.receipt.event,
+                                    reason: v.receipt.reason.map(u16::from),
+                                };
+                                if jobs.try_send(job).is_ok() {
+                                    p.settling.insert(id, order);
+                                } else {
+                                    p.pending.insert(order, id);
+                                }
+                            }
+                            Err(e) => {
+                                p.pending.insert(order, id);
+                                tracing::error!(partner = %agency, "a receipt does not verify: {e}");
+                                out.failed(&agency, format!("a receipt did not verify: {e}"));
+                            }
+                        }
+                        pump(&mut swarm, &mut out, &store);
+                    }
+                },
+                SwarmEvent::Behaviour(BehaviourEvent::Envelope(request_response::Event::OutboundFailure {
+                    peer, request_id, error, ..
+                })) => {
+                    if let Some(agency) = out.by_peer.get(&peer).cloned() {
+                        if let Some(p) = out.partners.get_mut(&agency)
+                            && let Some((order, id)) = p.in_flight.remove(&request_id)
+                        {
+                            p.pending.insert(order, id);
+                        }
+                        out.failed(&agency, error.to_string());
+                    }
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Envelope(request_response::Event::InboundFailure {
+                    peer, error, ..
+                })) => {
+                    tracing::debug!(%peer, "an inbound request failed: {error}");
                 }
                 _ => {}
             }
         }
     }
-    // Finish the envelope in hand: the worker ends when its queue closes. Receipts not yet sent
-    // are safe: each envelope taken was committed, and a resend gets its stored receipt.
-    drop(work_tx);
-    drop(done_rx);
+    tracing::info!("stopping");
+    // Stop taking API requests, then let the worker finish the batch in hand: it commits, then
+    // finds nobody to answer. Receipts not sent are safe: a resend gets the stored one.
+    let _ = stop_api.send(());
+    let _ = api_task.await;
+    let _ = std::fs::remove_file(dir.join(crate::api::ADDR_FILE));
+    drop(jobs);
+    drop(notices);
     let _ = worker.join();
     println!("{me} stopped");
     Ok(())
+}
+
+/// Puts queued envelopes on the wire, per partner, in order, up to the window, unless the
+/// partner is backing off.
+fn pump(swarm: &mut libp2p::Swarm<Behaviour>, out: &mut Outgoing, store: &Store) {
+    let now = Instant::now();
+    for p in out.partners.values_mut() {
+        if p.retry_at.is_some_and(|t| t > now) {
+            continue;
+        }
+        while p.busy() < out.window {
+            let Some((order, id)) = p.pending.pop_first() else {
+                break;
+            };
+            match store.outbox_entry(&id) {
+                Ok(Some(e)) if e.state == OutboxState::Queued => {
+                    let r = swarm.behaviour_mut().envelope.send_request_with_addresses(
+                        &p.peer,
+                        e.envelope,
+                        p.addrs.clone(),
+                    );
+                    p.in_flight.insert(r, (order, id));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!("cannot read the outbox: {e}");
+                    p.pending.insert(order, id);
+                    break;
+                }
+            }
+        }
+    }
 }
 
 /// Delivers one envelope to the partner whose card is given, at `addr`, and returns its receipt.

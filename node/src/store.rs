@@ -11,7 +11,17 @@
 //! receipts envelope id → receipt bytes                           the receipt returned for each
 //! outbox  envelope id → OutboxEntry (CBOR)                       every envelope sealed here: its
 //!                                                                case, addressee, bytes, state
+//! queue   order → envelope id                                    outbox entries not yet settled,
+//!                                                                in the order they were sealed
+//! received envelope id → Received (CBOR)                         what the inbox lists
+//! chain-in  (sender, case commitment) → seq ‖ envelope id        the last envelope of each
+//!                                                                sender's chain applied here
+//! chain-out (case id, addressee) → seq ‖ envelope id             the last envelope sealed here
+//!                                                                for each case and addressee
 //! ```
+//!
+//! The tables from `queue` on were added within format 1: a store without them gets them empty
+//! when opened, and nothing already stored changes meaning.
 //!
 //! Every record of a log is keyed by the leaf whose append created it: node (level, index) by
 //! leaf `(index + 1)·2^level − 1`, the checkpoint of size n by leaf n − 1. An append therefore
@@ -50,6 +60,10 @@ const LOG: TableDefinition<(&[u8; 16], u64, u8, u64), &[u8]> = TableDefinition::
 const INBOX: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("inbox");
 const RECEIPTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("receipts");
 const OUTBOX: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("outbox");
+const QUEUE: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("queue");
+const RECEIVED: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("received");
+const CHAIN_IN: TableDefinition<(&str, &[u8; 32]), &[u8]> = TableDefinition::new("chain-in");
+const CHAIN_OUT: TableDefinition<(&[u8; 16], &str), &[u8]> = TableDefinition::new("chain-out");
 
 /// Record kinds in the `log` table.
 const ENTRY: u8 = 0;
@@ -219,6 +233,250 @@ pub struct OutboxEntry {
     /// The verified receipt, once received.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<serde_bytes::ByteBuf>,
+    /// Its place in the delivery queue (entries queued by the node; `None` for envelopes
+    /// sealed offline, which `rogatory deliver` hands over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order: Option<u64>,
+}
+
+/// What the inbox lists about an accepted envelope (its content stays encrypted in the
+/// envelope).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Received {
+    /// The case.
+    pub case_id: CaseId,
+    /// The sending agency.
+    pub from: AgencyId,
+    /// The message type.
+    pub message_type: String,
+    /// The message id.
+    pub message_id: rogatory_proto::ids::MessageId,
+    /// Unix seconds at sealing, as the sender states.
+    pub sent_at: u64,
+    /// Unix seconds at acceptance here.
+    pub received_at: u64,
+    /// Position in the sender's chain for this case.
+    pub sequence: u64,
+}
+
+/// A chain position as stored: sequence and envelope id.
+fn chain_value(seq: u64, id: &[u8; 32]) -> [u8; 40] {
+    let mut v = [0u8; 40];
+    v[..8].copy_from_slice(&seq.to_be_bytes());
+    v[8..].copy_from_slice(id);
+    v
+}
+
+fn chain_parse(v: &[u8]) -> Result<(u64, [u8; 32]), StoreError> {
+    let seq: [u8; 8] = v
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| StoreError::Corrupt("a chain record is truncated".into()))?;
+    let id: [u8; 32] = v
+        .get(8..)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| StoreError::Corrupt("a chain record is truncated".into()))?;
+    Ok((u64::from_be_bytes(seq), id))
+}
+
+fn corrupt<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// One write transaction: everything done through it becomes durable together at
+/// [`Batch::commit`], or not at all. The daemon groups the work of many envelopes into one batch
+/// (one fsync), and answers none of them before the commit returns.
+pub struct Batch<'s> {
+    store: &'s Store,
+    tx: redb::WriteTransaction,
+}
+
+impl Batch<'_> {
+    /// Makes everything in the batch durable (`Durability::Immediate`).
+    pub fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit()?;
+        Ok(())
+    }
+
+    /// Appends entries to a case's log and signs its new checkpoint (see [`Store::append`]).
+    pub fn append(
+        &mut self,
+        signer: &LogSigner<'_>,
+        case: &CaseId,
+        entries: &mut [AuditEntry],
+    ) -> Result<Vec<u8>, StoreError> {
+        self.store.append_in(&self.tx, signer, case, entries)
+    }
+
+    /// The latest checkpoint of a case, as this batch sees it (`None` without a log).
+    pub fn checkpoint(&self, case: &CaseId) -> Result<Option<Vec<u8>>, StoreError> {
+        let log = self.tx.open_table(LOG)?;
+        let size = log_size(&log, case.as_bytes())?;
+        if size == 0 {
+            return Ok(None);
+        }
+        Ok(log
+            .get((case.as_bytes(), size - 1, CHECKPOINT, 0))?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// The receipt returned for an envelope, if any.
+    pub fn receipt_for(&self, envelope_id: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .tx
+            .open_table(RECEIPTS)?
+            .get(envelope_id)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Stores the receipt returned for an envelope.
+    pub fn store_receipt(
+        &mut self,
+        envelope_id: &[u8; 32],
+        receipt: &[u8],
+    ) -> Result<(), StoreError> {
+        self.tx.open_table(RECEIPTS)?.insert(envelope_id, receipt)?;
+        Ok(())
+    }
+
+    /// Stores an accepted envelope and what the inbox lists about it; refuses one already stored.
+    pub fn insert_inbox(
+        &mut self,
+        envelope_id: &[u8; 32],
+        envelope: &[u8],
+        meta: Option<&Received>,
+    ) -> Result<(), StoreError> {
+        if self
+            .tx
+            .open_table(INBOX)?
+            .insert(envelope_id, envelope)?
+            .is_some()
+        {
+            return Err(StoreError::Request("the envelope is already stored".into()));
+        }
+        if let Some(meta) = meta {
+            let bytes = rogatory_proto::cbor::to_vec(meta).map_err(corrupt)?;
+            self.tx
+                .open_table(RECEIVED)?
+                .insert(envelope_id, bytes.as_slice())?;
+        }
+        Ok(())
+    }
+
+    /// The last envelope applied from `from`'s chain for the case with this commitment.
+    pub fn chain_in(
+        &self,
+        from: &AgencyId,
+        commitment: &[u8; 32],
+    ) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+        self.tx
+            .open_table(CHAIN_IN)?
+            .get((from.as_str(), commitment))?
+            .map(|v| chain_parse(v.value()))
+            .transpose()
+    }
+
+    /// Records the last envelope applied from a sender's chain.
+    pub fn set_chain_in(
+        &mut self,
+        from: &AgencyId,
+        commitment: &[u8; 32],
+        seq: u64,
+        id: &[u8; 32],
+    ) -> Result<(), StoreError> {
+        self.tx
+            .open_table(CHAIN_IN)?
+            .insert((from.as_str(), commitment), chain_value(seq, id).as_slice())?;
+        Ok(())
+    }
+
+    /// The last envelope sealed here for a case and addressee.
+    pub fn chain_out(
+        &self,
+        case: &CaseId,
+        to: &AgencyId,
+    ) -> Result<Option<(u64, [u8; 32])>, StoreError> {
+        self.tx
+            .open_table(CHAIN_OUT)?
+            .get((case.as_bytes(), to.as_str()))?
+            .map(|v| chain_parse(v.value()))
+            .transpose()
+    }
+
+    /// Records the last envelope sealed for a case and addressee.
+    pub fn set_chain_out(
+        &mut self,
+        case: &CaseId,
+        to: &AgencyId,
+        seq: u64,
+        id: &[u8; 32],
+    ) -> Result<(), StoreError> {
+        self.tx.open_table(CHAIN_OUT)?.insert(
+            (case.as_bytes(), to.as_str()),
+            chain_value(seq, id).as_slice(),
+        )?;
+        Ok(())
+    }
+
+    /// Puts an envelope in the outbox; with `queue`, also at the end of the delivery queue
+    /// (its order is returned). Refuses an envelope already there.
+    pub fn enqueue(
+        &mut self,
+        entry: &mut OutboxEntry,
+        queue: bool,
+    ) -> Result<Option<u64>, StoreError> {
+        let id = rogatory_proto::ids::Sha256Digest::of(&entry.envelope);
+        if queue {
+            let mut meta = self.tx.open_table(META)?;
+            let next = meta.get("queue-next")?.map_or(0, |v| v.value());
+            meta.insert("queue-next", next + 1)?;
+            self.tx.open_table(QUEUE)?.insert(next, &id.0)?;
+            entry.order = Some(next);
+        }
+        let bytes = rogatory_proto::cbor::to_vec(&*entry).map_err(corrupt)?;
+        if self
+            .tx
+            .open_table(OUTBOX)?
+            .insert(&id.0, bytes.as_slice())?
+            .is_some()
+        {
+            return Err(StoreError::Request(
+                "the envelope is already in the outbox".into(),
+            ));
+        }
+        Ok(entry.order)
+    }
+
+    /// An outbox entry, as this batch sees it.
+    pub fn outbox_entry(&self, envelope_id: &[u8; 32]) -> Result<Option<OutboxEntry>, StoreError> {
+        let table = self.tx.open_table(OUTBOX)?;
+        let Some(v) = table.get(envelope_id)? else {
+            return Ok(None);
+        };
+        rogatory_proto::cbor::from_slice(v.value(), MAX_OUTBOX_ENTRY, "outbox entry")
+            .map(Some)
+            .map_err(corrupt)
+    }
+
+    /// Settles an outbox entry with its verified receipt: its new state, and out of the queue.
+    pub fn settle(
+        &mut self,
+        mut entry: OutboxEntry,
+        receipt: &[u8],
+        state: OutboxState,
+    ) -> Result<(), StoreError> {
+        let id = rogatory_proto::ids::Sha256Digest::of(&entry.envelope);
+        entry.state = state;
+        entry.receipt = Some(serde_bytes::ByteBuf::from(receipt.to_vec()));
+        if let Some(order) = entry.order {
+            self.tx.open_table(QUEUE)?.remove(order)?;
+        }
+        let bytes = rogatory_proto::cbor::to_vec(&entry).map_err(corrupt)?;
+        self.tx
+            .open_table(OUTBOX)?
+            .insert(&id.0, bytes.as_slice())?;
+        Ok(())
+    }
 }
 
 /// One finding of [`Store::verify`].
@@ -282,6 +540,10 @@ impl Store {
             tx.open_table(INBOX)?;
             tx.open_table(RECEIPTS)?;
             tx.open_table(OUTBOX)?;
+            tx.open_table(QUEUE)?;
+            tx.open_table(RECEIVED)?;
+            tx.open_table(CHAIN_IN)?;
+            tx.open_table(CHAIN_OUT)?;
         }
         tx.commit()?;
         Ok(Self {
@@ -328,6 +590,14 @@ impl Store {
         }
     }
 
+    /// Starts a write transaction (see [`Batch`]).
+    pub fn batch(&self) -> Result<Batch<'_>, StoreError> {
+        Ok(Batch {
+            store: self,
+            tx: self.writable()?.begin_write()?,
+        })
+    }
+
     /// Appends entries to a case's log in one durable transaction and signs the new checkpoint.
     /// Each entry's `seq` is assigned here; its `case_id` must be `case`. Returns the new
     /// signed checkpoint.
@@ -337,40 +607,15 @@ impl Store {
         case: &CaseId,
         entries: &mut [AuditEntry],
     ) -> Result<Vec<u8>, StoreError> {
-        let tx = self.writable()?.begin_write()?;
-        let note = self.append_in(&tx, signer, case, entries)?;
-        tx.commit()?;
-        self.remember(case, &note);
-        Ok(note)
-    }
-
-    /// Records an accepted envelope and its audit entries in one durable transaction: the
-    /// envelope is in the inbox exactly when its `envelope-received` entry is in the log.
-    /// Refuses an envelope already stored. Returns the case's new signed checkpoint.
-    pub fn accept_envelope(
-        &self,
-        signer: &LogSigner<'_>,
-        case: &CaseId,
-        envelope_id: &[u8; 32],
-        envelope: &[u8],
-        entries: &mut [AuditEntry],
-    ) -> Result<Vec<u8>, StoreError> {
-        let tx = self.writable()?.begin_write()?;
-        if tx
-            .open_table(INBOX)?
-            .insert(envelope_id, envelope)?
-            .is_some()
-        {
-            return Err(StoreError::Request("the envelope is already stored".into()));
-        }
-        let note = self.append_in(&tx, signer, case, entries)?;
-        tx.commit()?;
-        self.remember(case, &note);
+        let mut b = self.batch()?;
+        let note = b.append(signer, case, entries)?;
+        b.commit()?;
         Ok(note)
     }
 
     /// Records sealed envelopes in the outbox, with their `envelope-sent` entries, in one durable
-    /// transaction: an envelope is queued exactly when its sending is logged.
+    /// transaction: an envelope is in the outbox exactly when its sending is logged. (Envelopes
+    /// sealed offline are not queued for the daemon: `rogatory deliver` hands them over.)
     pub fn queue_sent(
         &self,
         signer: &LogSigner<'_>,
@@ -378,23 +623,12 @@ impl Store {
         sent: &[OutboxEntry],
         entries: &mut [AuditEntry],
     ) -> Result<Vec<u8>, StoreError> {
-        let tx = self.writable()?.begin_write()?;
-        {
-            let mut outbox = tx.open_table(OUTBOX)?;
-            for e in sent {
-                let id = rogatory_proto::ids::Sha256Digest::of(&e.envelope);
-                let bytes = rogatory_proto::cbor::to_vec(e)
-                    .map_err(|err| StoreError::Request(err.to_string()))?;
-                if outbox.insert(&id.0, bytes.as_slice())?.is_some() {
-                    return Err(StoreError::Request(
-                        "the envelope is already in the outbox".into(),
-                    ));
-                }
-            }
+        let mut b = self.batch()?;
+        for e in sent {
+            b.enqueue(&mut e.clone(), false)?;
         }
-        let note = self.append_in(&tx, signer, case, entries)?;
-        tx.commit()?;
-        self.remember(case, &note);
+        let note = b.append(signer, case, entries)?;
+        b.commit()?;
         Ok(note)
     }
 
@@ -405,12 +639,12 @@ impl Store {
         let Some(v) = table.get(envelope_id)? else {
             return Ok(None);
         };
-        rogatory_proto::cbor::from_slice(v.value(), crate::store::MAX_OUTBOX_ENTRY, "outbox entry")
+        rogatory_proto::cbor::from_slice(v.value(), MAX_OUTBOX_ENTRY, "outbox entry")
             .map(Some)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))
+            .map_err(corrupt)
     }
 
-    /// Every outbox entry, oldest first by sealing time.
+    /// Every outbox entry, oldest first (by queue order, then sealing time).
     pub fn outbox(&self) -> Result<Vec<OutboxEntry>, StoreError> {
         let tx = self.begin_read()?;
         let mut out = Vec::new();
@@ -418,11 +652,46 @@ impl Store {
             let (_, v) = row?;
             out.push(
                 rogatory_proto::cbor::from_slice(v.value(), MAX_OUTBOX_ENTRY, "outbox entry")
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    .map_err(corrupt)?,
             );
         }
-        out.sort_by_key(|e: &OutboxEntry| e.sealed_at);
+        out.sort_by_key(|e: &OutboxEntry| (e.sealed_at, e.order));
         Ok(out)
+    }
+
+    /// The delivery queue in order: (order, envelope id).
+    pub fn queued(&self) -> Result<Vec<(u64, [u8; 32])>, StoreError> {
+        let tx = self.begin_read()?;
+        let mut out = Vec::new();
+        for row in tx.open_table(QUEUE)?.iter()? {
+            let (k, v) = row?;
+            out.push((k.value(), *v.value()));
+        }
+        Ok(out)
+    }
+
+    /// Every accepted envelope's inbox record, oldest first.
+    pub fn received(&self) -> Result<Vec<([u8; 32], Received)>, StoreError> {
+        let tx = self.begin_read()?;
+        let mut out = Vec::new();
+        for row in tx.open_table(RECEIVED)?.iter()? {
+            let (k, v) = row?;
+            let r: Received =
+                rogatory_proto::cbor::from_slice(v.value(), 64 * 1024, "inbox record")
+                    .map_err(corrupt)?;
+            out.push((*k.value(), r));
+        }
+        out.sort_by_key(|(_, r)| r.received_at);
+        Ok(out)
+    }
+
+    /// An accepted envelope's bytes.
+    pub fn inbox_envelope(&self, envelope_id: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
+        let tx = self.begin_read()?;
+        Ok(tx
+            .open_table(INBOX)?
+            .get(envelope_id)?
+            .map(|v| v.value().to_vec()))
     }
 
     /// Records the verified receipt of a sent envelope: the new state of its outbox entry, the
@@ -431,21 +700,16 @@ impl Store {
     pub fn record_receipt(
         &self,
         signer: &LogSigner<'_>,
-        mut entry: OutboxEntry,
+        entry: OutboxEntry,
         receipt: &[u8],
         state: OutboxState,
         audit: &mut [AuditEntry],
     ) -> Result<Vec<u8>, StoreError> {
-        let id = rogatory_proto::ids::Sha256Digest::of(&entry.envelope);
-        entry.state = state;
-        entry.receipt = Some(serde_bytes::ByteBuf::from(receipt.to_vec()));
-        let bytes =
-            rogatory_proto::cbor::to_vec(&entry).map_err(|e| StoreError::Request(e.to_string()))?;
-        let tx = self.writable()?.begin_write()?;
-        tx.open_table(OUTBOX)?.insert(&id.0, bytes.as_slice())?;
-        let note = self.append_in(&tx, signer, &entry.case_id, audit)?;
-        tx.commit()?;
-        self.remember(&entry.case_id, &note);
+        let case = entry.case_id;
+        let mut b = self.batch()?;
+        b.settle(entry, receipt, state)?;
+        let note = b.append(signer, &case, audit)?;
+        b.commit()?;
         Ok(note)
     }
 
@@ -453,14 +717,6 @@ impl Store {
     pub fn has_envelope(&self, envelope_id: &[u8; 32]) -> Result<bool, StoreError> {
         let tx = self.begin_read()?;
         Ok(tx.open_table(INBOX)?.get(envelope_id)?.is_some())
-    }
-
-    /// Stores the receipt returned for an envelope (durable when this returns).
-    pub fn store_receipt(&self, envelope_id: &[u8; 32], receipt: &[u8]) -> Result<(), StoreError> {
-        let tx = self.writable()?.begin_write()?;
-        tx.open_table(RECEIPTS)?.insert(envelope_id, receipt)?;
-        tx.commit()?;
-        Ok(())
     }
 
     /// The receipt this node returned for an envelope, if any.
@@ -577,6 +833,9 @@ impl Store {
                     .is_none(),
             )?;
         }
+        // The cache holds note bytes this process signed: if the transaction does not commit,
+        // those bytes are never found on disk, so the entry is harmless.
+        self.remember(case, &note);
         Ok(note)
     }
 

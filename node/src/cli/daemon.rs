@@ -18,9 +18,14 @@ pub struct RunArgs {
     /// The data directory.
     #[arg(long, env = "ROGATORY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Addresses to listen on (repeatable; default: the addresses on the agency card).
+    /// Addresses to listen on (repeatable; default: `network.listen` in the configuration,
+    /// else the addresses on the agency card).
     #[arg(long)]
     pub listen: Vec<Multiaddr>,
+    /// Log format on standard error (default: `log.format` in the configuration, else human).
+    /// The level is set with `ROGATORY_LOG` (e.g. `debug`, `info,libp2p=debug`).
+    #[arg(long, value_enum)]
+    pub log_format: Option<crate::config::LogFormat>,
 }
 
 /// Arguments of `rogatory deliver`.
@@ -47,72 +52,48 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the runtime")
 }
 
-/// Arguments of `rogatory outbox`.
-#[derive(Debug, Args)]
-pub struct OutboxArgs {
-    /// The data directory.
-    #[arg(long, env = "ROGATORY_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Print JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-pub(crate) fn outbox(a: OutboxArgs) -> Result<ExitCode> {
-    let dir = super::init::data_dir(a.data_dir)?;
-    let store = crate::store::Store::open_read_only(&dir).context("cannot open the store")?;
-    let list = store.outbox()?;
-    let rows: Vec<serde_json::Value> = list
-        .iter()
-        .map(|e| {
-            serde_json::json!({
-                "envelope_id": rogatory_proto::ids::Sha256Digest::of(&e.envelope).to_hex(),
-                "case_id": e.case_id.to_string(),
-                "to": e.to.as_str(),
-                "sealed_at": rogatory_proto::time::format_unix(e.sealed_at),
-                "state": serde_json::to_value(e.state).unwrap_or_default(),
-            })
-        })
-        .collect();
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-    } else if rows.is_empty() {
-        println!("The outbox of {} is empty.", dir.display());
-    } else {
-        for r in &rows {
-            println!(
-                "{}  {:<10} {:<20} {}  case {}",
-                &r["envelope_id"].as_str().unwrap_or_default()[..16],
-                r["state"].as_str().unwrap_or_default(),
-                r["to"].as_str().unwrap_or_default(),
-                r["sealed_at"].as_str().unwrap_or_default(),
-                r["case_id"].as_str().unwrap_or_default()
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 pub(crate) fn run(a: RunArgs) -> Result<ExitCode> {
     let dir = super::init::data_dir(a.data_dir)?;
-    let listen = if a.listen.is_empty() {
-        let card = crate::keydir::load_card(&dir.join(crate::keydir::CARD_FILE))?;
-        card.body()
-            .addresses
-            .iter()
+    let config = crate::config::Config::load(&dir)?;
+    init_logs(a.log_format.unwrap_or(config.log.format));
+    let parse = |list: &[String], whence: &str| {
+        list.iter()
             .map(|s| {
                 s.parse::<Multiaddr>()
-                    .with_context(|| format!("bad address {s} on the card"))
+                    .with_context(|| format!("bad address {s} in {whence}"))
             })
-            .collect::<Result<Vec<_>>>()?
-    } else {
+            .collect::<Result<Vec<_>>>()
+    };
+    let listen = if !a.listen.is_empty() {
         a.listen
+    } else if !config.network.listen.is_empty() {
+        parse(&config.network.listen, "the configuration")?
+    } else {
+        let card = crate::keydir::load_card(&dir.join(crate::keydir::CARD_FILE))?;
+        parse(&card.body().addresses, "the agency card")?
     };
     if listen.is_empty() {
-        bail!("nothing to listen on: give --listen or put addresses on the card");
+        bail!("nothing to listen on: give --listen, or set network.listen in the configuration");
     }
-    runtime()?.block_on(crate::net::run(&dir, &listen))?;
+    runtime()?.block_on(crate::net::run(
+        &dir,
+        crate::net::RunOptions { listen, config },
+    ))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Logs to standard error, human-readable or JSON; the filter comes from `ROGATORY_LOG`.
+fn init_logs(format: crate::config::LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("ROGATORY_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,libp2p=warn,libp2p_swarm=warn"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        crate::config::LogFormat::Human => b.with_ansi(false).try_init(),
+        crate::config::LogFormat::Json => b.json().try_init(),
+    };
 }
 
 pub(crate) fn deliver(a: DeliverArgs) -> Result<ExitCode> {

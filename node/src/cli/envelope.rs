@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use rogatory_proto::audit::entry::{Actor, AuditEntry, AuditEvent};
+use rogatory_proto::audit::entry::{AuditEntry, AuditEvent};
 use rogatory_proto::card::AgencyCard;
 use rogatory_proto::envelope::{
     self, Addressee, ChainLink, EnvelopeInfo, Limits, Recipient, SealParams, Sender,
@@ -214,6 +214,7 @@ pub(crate) fn run(c: EnvelopeCommand) -> Result<ExitCode> {
                     envelope: s.bytes.clone(),
                     state: OutboxState::Queued,
                     receipt: None,
+                    order: None,
                 })
                 .collect();
             store
@@ -369,22 +370,7 @@ pub(crate) fn audit_entry(
     peer: &AgencyId,
     envelope: EnvelopeId,
 ) -> AuditEntry {
-    AuditEntry {
-        seq: 0,
-        time,
-        case_id: *case,
-        event,
-        actor: Actor {
-            agency: us.id().clone(),
-            user: None,
-        },
-        peer: Some(peer.clone()),
-        envelope_id: Some(envelope),
-        receipt_hash: None,
-        transition: None,
-        reason: None,
-        commitment: None,
-    }
+    crate::engine::audit_entry(us.id(), case, time, event, peer, envelope)
 }
 
 /// Loads agency cards, refusing two cards for the same agency (which one to trust would be a

@@ -12,7 +12,7 @@ use crate::files;
 use crate::keydir::{KeyDir, PEERS_DIR, Protection};
 
 /// File name of the node's configuration.
-pub(crate) const CONFIG_FILE: &str = "rogatory.toml";
+pub(crate) const CONFIG_FILE: &str = crate::config::CONFIG_FILE;
 
 /// Arguments of `rogatory init`.
 #[derive(Debug, Args)]
@@ -71,17 +71,28 @@ fn config_text(a: &InitArgs) -> String {
          listen = [{listen}]\n\
          \n\
          [api]\n\
-         # The local HTTP API, for the command line on this machine only.\n\
-         bind = \"127.0.0.1:4180\"\n\
+         # The local HTTP API, for the command line on this machine only: a loopback address.\n\
+         # Port 0 takes any free port; the address bound is written to api.addr while the node\n\
+         # runs, and the bearer token is in api-token (mode 0600).\n\
+         bind = \"127.0.0.1:0\"\n\
          \n\
          [limits]\n\
          # Largest envelope accepted, in bytes.\n\
          max_envelope_bytes = {max}\n\
          \n\
          [delivery]\n\
-         # Retries back off exponentially, with jitter, up to this many seconds apart; a message\n\
-         # is retried for as long as it takes.\n\
-         max_backoff_secs = 3600\n",
+         # After a failed delivery the partner is retried after this many milliseconds, doubled\n\
+         # at each further failure (with jitter), up to max_backoff_secs apart; a message is\n\
+         # retried for as long as it takes.\n\
+         initial_backoff_ms = 500\n\
+         max_backoff_secs = 3600\n\
+         # Envelopes on the wire to one partner at a time.\n\
+         in_flight = 64\n\
+         \n\
+         [log]\n\
+         # \"human\" or \"json\" (one object per line), on standard error. The level is set\n\
+         # with the ROGATORY_LOG environment variable, e.g. ROGATORY_LOG=debug.\n\
+         format = \"human\"\n",
         agency = a.agency,
         max = rogatory_proto::envelope::DEFAULT_MAX_ENVELOPE_BYTES,
     )

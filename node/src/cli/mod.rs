@@ -1,7 +1,8 @@
 //! The `rogatory` command line.
 //!
-//! Every command here works offline, without a running node: useful on air-gapped machines,
-//! and for anyone who wants to check Rogatory's claims with the files alone.
+//! Most commands work offline, without a running node: useful on air-gapped machines, and for
+//! anyone who wants to check Rogatory's claims with the files alone. The online commands
+//! (`send`, `inbox`, `outbox`, `message`, `status`) are clients of the running node's local API.
 
 mod audit;
 mod card;
@@ -9,6 +10,7 @@ mod daemon;
 mod envelope;
 mod init;
 mod keygen;
+mod online;
 mod peer;
 mod request;
 
@@ -46,10 +48,22 @@ pub enum Command {
     /// Run the node: listen, and answer envelopes from pinned partners with signed receipts
     /// (until SIGINT or SIGTERM).
     Run(daemon::RunArgs),
-    /// Deliver one sealed envelope to a pinned partner's node and verify the receipt.
+    /// Seal a message for pinned partners and queue it; the running node delivers it, retrying
+    /// until each addressee's signed receipt is recorded.
+    Send(online::SendArgs),
+    /// List the messages received (running node).
+    Inbox(online::Common),
+    /// List the envelopes sealed here and where each stands: queued, sending,
+    /// waiting-for-retry, delivered, rejected (with the reason).
+    Outbox(online::Common),
+    /// Show a message: metadata, receipt, audit entries, content (reading it is logged).
+    #[command(subcommand)]
+    Message(online::MessageCommand),
+    /// Is the node running? Partners, connections, queue depths. Exits 1 when it is not running.
+    Status(online::Common),
+    /// Deliver one envelope sealed offline to a pinned partner's node and verify the receipt
+    /// (without a running node of one's own).
     Deliver(daemon::DeliverArgs),
-    /// List the envelopes sealed here and where each stands (queued, delivered, rejected).
-    Outbox(daemon::OutboxArgs),
     /// Pin, list and unpin partner agencies.
     #[command(subcommand)]
     Peer(peer::PeerCommand),
@@ -79,7 +93,11 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Peer(c) => peer::run(c),
         Command::Run(a) => daemon::run(a),
         Command::Deliver(a) => daemon::deliver(a),
-        Command::Outbox(a) => daemon::outbox(a),
+        Command::Send(a) => online::send(a),
+        Command::Inbox(a) => online::inbox(a),
+        Command::Outbox(a) => online::outbox(a),
+        Command::Message(c) => online::message(c),
+        Command::Status(a) => online::status(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Card(c) => card::run(c),
         Command::Envelope(c) => envelope::run(c),

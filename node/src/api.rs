@@ -1,0 +1,589 @@
+//! The local API: HTTP/JSON on a loopback address, for the command line on this machine.
+//!
+//! Every request must carry `Authorization: Bearer <token>`, the token the daemon keeps in
+//! `api-token` (mode 0600) in the data directory: only the node's operating-system user can read
+//! it. The address actually bound is written to `api.addr` while the node runs. `X-Rogatory-User`
+//! names the local user, recorded in the audit entries of what they send and read.
+//!
+//! | method and path           | what                                                     |
+//! |---------------------------|----------------------------------------------------------|
+//! | `GET /v1/status`          | agency, addresses, partners, connections, queue depths    |
+//! | `GET /v1/inbox`           | accepted envelopes, oldest first                          |
+//! | `GET /v1/outbox`          | envelopes sealed here and where each stands               |
+//! | `POST /v1/send`           | seal a message for its addressees and queue it            |
+//! | `GET /v1/messages/{id}`   | one message: metadata, receipt, audit entries, and (for a |
+//! |                           | received one) its content — logged as `content-accessed`  |
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{Context, Result};
+use axum::Json;
+use axum::extract::{FromRequestParts, Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use rogatory_proto::card::AgencyCard;
+use rogatory_proto::envelope::{self, Limits, Recipient};
+use rogatory_proto::ids::{AgencyId, CaseId, Sha256Digest};
+use rogatory_proto::message::{Message, MessageError, MessageType};
+use rogatory_proto::receipt::verify_receipt;
+use rogatory_proto::time::format_unix;
+use serde_json::{Value, json};
+
+use crate::engine::{Job, SendRequest};
+use crate::keydir::KeyDir;
+use crate::store::{OutboxState, Store};
+
+/// File holding the API's bearer token (mode 0600).
+pub const TOKEN_FILE: &str = "api-token";
+/// File holding the address the API is bound to, while the node runs.
+pub const ADDR_FILE: &str = "api.addr";
+/// The header naming the local user.
+pub const USER_HEADER: &str = "x-rogatory-user";
+
+/// What the event loop publishes about the network, refreshed a few times a second.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Snapshot {
+    /// This agency.
+    pub agency: String,
+    /// Its libp2p peer id.
+    pub peer_id: String,
+    /// Addresses it listens on.
+    pub listening: Vec<String>,
+    /// Envelopes received and not yet answered.
+    pub inbound_pending: usize,
+    /// Per partner.
+    pub peers: Vec<PeerStatus>,
+    /// Envelopes on the wire or being recorded (hex ids).
+    #[serde(skip)]
+    pub sending: HashSet<[u8; 32]>,
+}
+
+/// One partner, as the sender sees it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PeerStatus {
+    /// Agency id.
+    pub agency: String,
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Open connections.
+    pub connections: usize,
+    /// Envelopes queued for it, not on the wire.
+    pub queued: usize,
+    /// Envelopes on the wire or awaiting the record of their receipt.
+    pub in_flight: usize,
+    /// Failed attempts since the last success.
+    pub failures: u32,
+    /// Seconds until the next attempt, while backing off.
+    pub retry_in_secs: Option<f64>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// Envelopes settled (delivered or rejected) since the node started.
+    pub settled: u64,
+}
+
+/// Shared state of the API handlers.
+pub struct ApiState {
+    /// The store (reads; writes go through the worker).
+    pub store: Arc<Store>,
+    /// This agency.
+    pub me: Arc<KeyDir>,
+    /// Pinned partners.
+    pub trusted: Vec<AgencyCard>,
+    /// Limits.
+    pub limits: Limits,
+    /// The store worker's queue.
+    pub jobs: std::sync::mpsc::SyncSender<Job>,
+    /// The network's state.
+    pub status: Arc<Mutex<Snapshot>>,
+    /// SHA-256 of the token: compared instead of the token, so the comparison's timing says
+    /// nothing about the token.
+    pub token_hash: Sha256Digest,
+}
+
+/// An API error: a status and a one-line message, as `{"error": "…"}`.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!("API: {e}");
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+/// A request that carried the right token; holds the local user it names.
+pub struct Authorized(Option<String>);
+
+impl FromRequestParts<Arc<ApiState>> for Authorized {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Self, Self::Rejection> {
+        let given = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            Some(t) if Sha256Digest::of(t.trim().as_bytes()) == state.token_hash => {
+                let user = parts
+                    .headers
+                    .get(USER_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .map(|u| u.chars().take(64).collect());
+                Ok(Authorized(user))
+            }
+            _ => {
+                tracing::warn!(path = %parts.uri.path(), "API request refused: no valid bearer token");
+                Err(ApiError(
+                    StatusCode::UNAUTHORIZED,
+                    format!("a bearer token is required (the node's {TOKEN_FILE} file)"),
+                ))
+            }
+        }
+    }
+}
+
+/// Creates the token file if there is none; returns the token.
+pub fn ensure_token(dir: &Path) -> Result<String> {
+    let path = dir.join(TOKEN_FILE);
+    if path.exists() {
+        crate::files::check_private(&path)?;
+        let t = std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        return Ok(t.trim().to_string());
+    }
+    let mut b = [0u8; 32];
+    rogatory_proto::keys::fill_random(&mut b);
+    let t = hex::encode(b);
+    crate::files::write_atomic(&path, t.as_bytes(), true, false)?;
+    Ok(t)
+}
+
+/// The router.
+pub fn router(state: Arc<ApiState>) -> axum::Router {
+    axum::Router::new()
+        .route("/v1/status", get(status))
+        .route("/v1/inbox", get(inbox))
+        .route("/v1/outbox", get(outbox))
+        .route("/v1/send", post(send))
+        .route("/v1/messages/{id}", get(message))
+        .with_state(state)
+}
+
+/// Binds the API and serves it until `shutdown` resolves; writes `api.addr`.
+pub async fn start(
+    dir: &Path,
+    bind: SocketAddr,
+    state: Arc<ApiState>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .with_context(|| format!("cannot bind the local API to {bind} (is the port in use?)"))?;
+    let addr = listener.local_addr()?;
+    crate::files::write_atomic(
+        &dir.join(ADDR_FILE),
+        addr.to_string().as_bytes(),
+        false,
+        true,
+    )?;
+    let app = router(state);
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!("the local API stopped: {e}");
+        }
+    });
+    Ok((addr, task))
+}
+
+async fn status(_: Authorized, State(s): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
+    let snap = s.status.lock().map_err(internal)?.clone();
+    let mut v = serde_json::to_value(&snap).map_err(internal)?;
+    let store = Arc::clone(&s.store);
+    let (inbox, outbox) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let inbox = store.received().map_err(internal)?.len();
+        let mut counts: HashMap<&'static str, usize> = HashMap::new();
+        for e in store.outbox().map_err(internal)? {
+            *counts.entry(state_name(e.state)).or_default() += 1;
+        }
+        Ok((inbox, counts))
+    })
+    .await
+    .map_err(internal)??;
+    v["inbox"] = inbox.into();
+    v["outbox"] = json!(outbox);
+    Ok(Json(v))
+}
+
+fn state_name(s: OutboxState) -> &'static str {
+    match s {
+        OutboxState::Queued => "queued",
+        OutboxState::Delivered => "delivered",
+        OutboxState::Rejected => "rejected",
+    }
+}
+
+async fn inbox(_: Authorized, State(s): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
+    let store = Arc::clone(&s.store);
+    let list = tokio::task::spawn_blocking(move || store.received())
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+    Ok(Json(Value::Array(
+        list.into_iter()
+            .map(|(id, r)| {
+                json!({
+                    "envelope_id": hex::encode(id),
+                    "from": r.from.as_str(),
+                    "case_id": r.case_id.to_string(),
+                    "type": r.message_type,
+                    "message_id": r.message_id.to_string(),
+                    "sequence": r.sequence,
+                    "sent_at": format_unix(r.sent_at),
+                    "received_at": format_unix(r.received_at),
+                })
+            })
+            .collect(),
+    )))
+}
+
+/// The outbox with the live delivery state: `queued`, `sending`, `waiting-for-retry`,
+/// `delivered`, `rejected` (with the reason).
+async fn outbox(_: Authorized, State(s): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
+    let snap = s.status.lock().map_err(internal)?.clone();
+    let store = Arc::clone(&s.store);
+    let list = tokio::task::spawn_blocking(move || store.outbox())
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+    let peers: HashMap<&str, &PeerStatus> =
+        snap.peers.iter().map(|p| (p.agency.as_str(), p)).collect();
+    let rows = list
+        .iter()
+        .map(|e| {
+            let id = Sha256Digest::of(&e.envelope);
+            let mut row = outbox_row(e, &s.trusted);
+            if e.state == OutboxState::Queued {
+                let peer = peers.get(e.to.as_str());
+                let state = if snap.sending.contains(&id.0) {
+                    "sending"
+                } else if let Some(p) = peer.filter(|p| p.retry_in_secs.is_some()) {
+                    row["retry_in_secs"] = json!(p.retry_in_secs);
+                    row["failures"] = p.failures.into();
+                    row["last_error"] = json!(p.last_error);
+                    "waiting-for-retry"
+                } else {
+                    "queued"
+                };
+                row["state"] = state.into();
+            }
+            row
+        })
+        .collect();
+    Ok(Json(Value::Array(rows)))
+}
+
+/// An outbox entry as JSON, with what its receipt says.
+pub fn outbox_row(e: &crate::store::OutboxEntry, trusted: &[AgencyCard]) -> Value {
+    let id = Sha256Digest::of(&e.envelope);
+    let mut row = json!({
+        "envelope_id": id.to_hex(),
+        "case_id": e.case_id.to_string(),
+        "to": e.to.as_str(),
+        "sealed_at": format_unix(e.sealed_at),
+        "state": state_name(e.state),
+    });
+    if let (Some(r), Some(card)) = (&e.receipt, trusted.iter().find(|c| c.id() == &e.to))
+        && let Ok(v) = verify_receipt(r, card, Some(&id))
+    {
+        row["receipt"] = json!({
+            "event": serde_json::to_value(v.receipt.event).unwrap_or_default(),
+            "received_at": format_unix(v.receipt.received_at),
+            "reason": v.receipt.reason.map(|r| r.name()),
+            "detail": v.receipt.detail,
+            "receipt_hash": v.hash.to_hex(),
+        });
+    }
+    row
+}
+
+/// The body of `POST /v1/send`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendBody {
+    /// Addressees.
+    pub to: Vec<String>,
+    /// A case id (UUIDv7), or `new`.
+    pub case: String,
+    /// The message type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The message, as JSON.
+    pub body: Value,
+}
+
+async fn send(
+    Authorized(user): Authorized,
+    State(s): State<Arc<ApiState>>,
+    Json(b): Json<SendBody>,
+) -> Result<Json<Value>, ApiError> {
+    let bad = |m: String| ApiError(StatusCode::UNPROCESSABLE_ENTITY, m);
+    if b.to.is_empty() {
+        return Err(bad("no addressee".into()));
+    }
+    let mut to = Vec::with_capacity(b.to.len());
+    for t in &b.to {
+        let id = AgencyId::new(t).map_err(|e| bad(format!("addressee {t:?}: {e}")))?;
+        if !s.trusted.iter().any(|c| c.id() == &id) {
+            return Err(bad(format!(
+                "{id} is not a pinned partner: pin its card first (rogatory peer add)"
+            )));
+        }
+        to.push(id);
+    }
+    let case = if b.case == "new" {
+        CaseId::generate()
+    } else {
+        let c: CaseId = b
+            .case
+            .parse()
+            .map_err(|_| bad(format!("case {:?} is not a UUID (or `new`)", b.case)))?;
+        if c.0.get_version_num() != 7 {
+            return Err(bad(format!("case {c} is not a UUIDv7")));
+        }
+        c
+    };
+    let kind: MessageType = b.kind.parse().map_err(|e| bad(format!("{e}")))?;
+    let message = Message::from_json(kind, &b.body)
+        .and_then(|m| m.validate().map(|()| m))
+        .map_err(|e| match e {
+            MessageError::Invalid { problems, .. } => bad(format!(
+                "this {kind} cannot be sent: {}",
+                problems
+                    .0
+                    .iter()
+                    .map(|p| format!("{}: {}", p.field, p.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+            other => bad(other.to_string()),
+        })?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job = Job::Send {
+        request: SendRequest {
+            to,
+            case,
+            message,
+            user,
+        },
+        reply: tx,
+    };
+    submit(&s, job).await?;
+    let queued = rx
+        .await
+        .map_err(|_| internal("the store worker stopped"))?
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+    Ok(Json(json!({
+        "case_id": case.to_string(),
+        "type": kind.as_str(),
+        "queued": queued,
+    })))
+}
+
+async fn submit(s: &ApiState, job: Job) -> Result<(), ApiError> {
+    let jobs = s.jobs.clone();
+    tokio::task::spawn_blocking(move || jobs.send(job))
+        .await
+        .map_err(internal)?
+        .map_err(|_| {
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the node is stopping".into(),
+            )
+        })
+}
+
+/// Finds an envelope by id or unique hex prefix (at least 8 characters), among those received
+/// and those sent.
+fn find(store: &Store, id: &str) -> Result<Option<([u8; 32], bool)>, ApiError> {
+    let id = id.to_ascii_lowercase();
+    if id.len() < 8 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "give an envelope id, or at least its first 8 hex digits".into(),
+        ));
+    }
+    let mut hits: Vec<([u8; 32], bool)> = Vec::new();
+    for (k, _) in store.received().map_err(internal)? {
+        if hex::encode(k).starts_with(&id) {
+            hits.push((k, true));
+        }
+    }
+    for e in store.outbox().map_err(internal)? {
+        let k = Sha256Digest::of(&e.envelope).0;
+        if hex::encode(k).starts_with(&id) {
+            hits.push((k, false));
+        }
+    }
+    match hits.len() {
+        0 => Ok(None),
+        1 => Ok(hits.pop()),
+        n => Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("{n} envelopes start with {id}: give more digits"),
+        )),
+    }
+}
+
+async fn message(
+    Authorized(user): Authorized,
+    State(s): State<Arc<ApiState>>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let st = Arc::clone(&s);
+    let found = tokio::task::spawn_blocking(move || find(&st.store, &id))
+        .await
+        .map_err(internal)??;
+    let Some((id, received)) = found else {
+        return Err(ApiError(StatusCode::NOT_FOUND, "no such envelope".into()));
+    };
+    let st = Arc::clone(&s);
+    let mut v = tokio::task::spawn_blocking(move || describe(&st, id, received))
+        .await
+        .map_err(internal)??;
+    if received {
+        // The content is shown only once its reading is logged.
+        let case: CaseId = v["case_id"]
+            .as_str()
+            .and_then(|c| c.parse().ok())
+            .ok_or_else(|| internal("no case"))?;
+        let peer = AgencyId::new(v["from"].as_str().unwrap_or_default()).map_err(internal)?;
+        let user = user.unwrap_or_else(|| "unknown".into());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        submit(
+            &s,
+            Job::Access {
+                case,
+                envelope: Sha256Digest(id),
+                peer,
+                user: user.clone(),
+                reply: tx,
+            },
+        )
+        .await?;
+        rx.await
+            .map_err(|_| internal("the store worker stopped"))?
+            .map_err(internal)?;
+        v["accessed_by"] = user.into();
+    } else {
+        v.as_object_mut().map(|o| o.remove("content"));
+    }
+    Ok(Json(v))
+}
+
+fn describe(s: &ApiState, id: [u8; 32], received: bool) -> Result<Value, ApiError> {
+    let eid = Sha256Digest(id);
+    let (case, mut v) = if received {
+        let bytes = s
+            .store
+            .inbox_envelope(&id)
+            .map_err(internal)?
+            .ok_or_else(|| internal("the envelope is missing from the inbox"))?;
+        let opened = envelope::open(
+            &bytes,
+            &Recipient {
+                card: &s.me.card,
+                keys: &s.me.keys,
+            },
+            &s.trusted,
+            &s.limits,
+        )
+        .map_err(|e| internal(format!("a stored envelope no longer opens: {e}")))?;
+        let receipt = s
+            .store
+            .receipt_for(&id)
+            .map_err(internal)?
+            .and_then(|r| verify_receipt(&r, &s.me.card, Some(&eid)).ok())
+            .map(|r| {
+                json!({
+                    "event": serde_json::to_value(r.receipt.event).unwrap_or_default(),
+                    "received_at": format_unix(r.receipt.received_at),
+                    "receipt_hash": r.hash.to_hex(),
+                })
+            });
+        (
+            opened.case_id,
+            json!({
+                "direction": "received",
+                "envelope_id": eid.to_hex(),
+                "case_id": opened.case_id.to_string(),
+                "from": opened.info.from.as_str(),
+                "to": opened.info.to.as_str(),
+                "recipients": opened.recipients.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+                "type": opened.message.kind().as_str(),
+                "message_id": opened.info.message_id.to_string(),
+                "sequence": opened.info.chain.sequence,
+                "sent_at": format_unix(opened.info.sent_at),
+                "receipt": receipt,
+                "content": opened.message.to_json(),
+            }),
+        )
+    } else {
+        let e = s
+            .store
+            .outbox_entry(&id)
+            .map_err(internal)?
+            .ok_or_else(|| internal("the envelope is missing from the outbox"))?;
+        let info = envelope::inspect(&e.envelope, &s.limits).map_err(internal)?;
+        let mut row = outbox_row(&e, &s.trusted);
+        row["direction"] = "sent".into();
+        row["from"] = info.from.as_str().into();
+        row["message_id"] = info.message_id.to_string().into();
+        row["sequence"] = info.chain.sequence.into();
+        row["note"] =
+            "the content of a sent envelope is encrypted to its addressee; it is not kept here in clear"
+                .into();
+        (e.case_id, row)
+    };
+    let audit: Vec<Value> = s
+        .store
+        .entries(&case)
+        .map_err(internal)?
+        .into_iter()
+        .filter(|(e, _)| e.envelope_id == Some(eid))
+        .map(|(e, _)| serde_json::to_value(e).unwrap_or_default())
+        .collect();
+    v["audit"] = audit.into();
+    Ok(v)
+}
+
+/// Where a node's API is, from its data directory.
+pub fn locate(dir: &Path) -> Result<(String, String)> {
+    let addr_path: PathBuf = dir.join(ADDR_FILE);
+    let addr = match std::fs::read_to_string(&addr_path) {
+        Ok(a) => a.trim().to_string(),
+        Err(_) => anyhow::bail!(
+            "the node in {} is not running (start it with `rogatory run`)",
+            dir.display()
+        ),
+    };
+    let token_path = dir.join(TOKEN_FILE);
+    let token = std::fs::read_to_string(&token_path)
+        .with_context(|| format!("cannot read the API token {}", token_path.display()))?;
+    Ok((addr, token.trim().to_string()))
+}

@@ -1,0 +1,180 @@
+//! The node's configuration file, `rogatory.toml` in the data directory (`rogatory init` writes
+//! it, commented). Every setting is optional; unknown settings are refused, so a typo is never
+//! silently ignored.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+
+/// File name of the configuration in a data directory.
+pub const CONFIG_FILE: &str = "rogatory.toml";
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The libp2p side.
+    pub network: Network,
+    /// The local API.
+    pub api: Api,
+    /// Size limits.
+    pub limits: Limits,
+    /// Delivery of the outbox.
+    pub delivery: Delivery,
+    /// Logs.
+    pub log: Log,
+}
+
+/// `[network]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Network {
+    /// Multiaddrs to listen on; empty: the addresses on the agency card.
+    pub listen: Vec<String>,
+}
+
+/// `[api]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Api {
+    /// Where the local API listens: a loopback address (port 0: any free port). The address
+    /// actually bound is written to `api.addr` in the data directory while the node runs.
+    pub bind: SocketAddr,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
+    }
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest envelope accepted or sent, in bytes.
+    pub max_envelope_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_envelope_bytes: rogatory_proto::envelope::DEFAULT_MAX_ENVELOPE_BYTES,
+        }
+    }
+}
+
+/// `[delivery]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Delivery {
+    /// First retry delay after a failed delivery, in milliseconds; it doubles with each failure.
+    pub initial_backoff_ms: u64,
+    /// Longest delay between retries, in seconds. Retries never stop.
+    pub max_backoff_secs: u64,
+    /// Envelopes in flight to one partner at a time.
+    pub in_flight: usize,
+}
+
+impl Default for Delivery {
+    fn default() -> Self {
+        Self {
+            initial_backoff_ms: 500,
+            max_backoff_secs: 3600,
+            in_flight: 64,
+        }
+    }
+}
+
+impl Delivery {
+    /// The initial back-off.
+    pub fn initial(&self) -> Duration {
+        Duration::from_millis(self.initial_backoff_ms.max(1))
+    }
+    /// The longest back-off.
+    pub fn max(&self) -> Duration {
+        Duration::from_secs(self.max_backoff_secs.max(1))
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Log {
+    /// `human` (default) or `json`.
+    pub format: LogFormat,
+}
+
+/// How logs are written (to standard error).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One readable line per event.
+    #[default]
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Config {
+    /// Reads `rogatory.toml` from a data directory.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let path = dir.join(CONFIG_FILE);
+        if !dir.is_dir() {
+            bail!(
+                "no data directory at {}: create a node there with `rogatory init`",
+                dir.display()
+            );
+        }
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
+                "{} holds no node (no {CONFIG_FILE}): create one with `rogatory init`",
+                dir.display()
+            ),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let c: Config = toml::from_str(&text)
+            .with_context(|| format!("{} is not a valid configuration", path.display()))?;
+        if !c.api.bind.ip().is_loopback() {
+            bail!(
+                "{}: api.bind must be a loopback address (127.0.0.1 or ::1), not {}",
+                path.display(),
+                c.api.bind
+            );
+        }
+        if c.delivery.in_flight == 0 {
+            bail!("{}: delivery.in_flight must be at least 1", path.display());
+        }
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_typos_and_non_loopback_api() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join(CONFIG_FILE), "").unwrap();
+        let c = Config::load(d.path()).unwrap();
+        assert_eq!(c.delivery.in_flight, 64);
+        assert!(c.api.bind.ip().is_loopback());
+        std::fs::write(d.path().join(CONFIG_FILE), "[delivery]\nin_fligt = 3\n").unwrap();
+        let e = format!("{:#}", Config::load(d.path()).unwrap_err());
+        assert!(e.contains("in_fligt"), "{e}");
+        std::fs::write(d.path().join(CONFIG_FILE), "[api]\nbind = \"0.0.0.0:1\"\n").unwrap();
+        let e = format!("{:#}", Config::load(d.path()).unwrap_err());
+        assert!(e.contains("loopback"), "{e}");
+        std::fs::write(d.path().join(CONFIG_FILE), "[log]\nformat = \"json\"\n").unwrap();
+        assert_eq!(Config::load(d.path()).unwrap().log.format, LogFormat::Json);
+        let e = format!("{:#}", Config::load(&d.path().join("nope")).unwrap_err());
+        assert!(e.contains("rogatory init"), "{e}");
+    }
+}

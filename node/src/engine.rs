@@ -1,0 +1,613 @@
+//! The store worker: the one thread that writes, with group commit.
+//!
+//! Everything that changes the store while the daemon runs — envelopes arriving, envelopes
+//! sealed for sending, receipts coming back, content read by a local user — is a [`Job`] on one
+//! bounded queue. The worker takes whatever jobs are waiting (up to [`MAX_BATCH`]), does them in
+//! one write transaction, commits it (one fsync), and only then answers them: a receipt goes
+//! back to a peer, a send is reported queued, a delivery is reported settled. A failed commit
+//! answers every job of the batch with a failure and acknowledges nothing.
+//!
+//! Envelopes that arrive ahead of their sender's chain wait here, in memory, until the gap fills
+//! (bounded by [`MAX_WAITING`], each for at most [`WAIT_LIMIT`]); one that waits too long gets no
+//! answer, and its sender sends it again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use rogatory_proto::audit::entry::{Actor, AuditEntry, AuditEvent};
+use rogatory_proto::card::AgencyCard;
+use rogatory_proto::envelope::{self, Addressee, ChainLink, Limits, SealParams, Sender};
+use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId, MessageId, Sha256Digest};
+use rogatory_proto::message::Message;
+use rogatory_proto::receipt::ReceiptEvent;
+
+use crate::inbox::{ChainSlot, Outcome};
+use crate::keydir::KeyDir;
+use crate::store::{Batch, LogSigner, OutboxEntry, OutboxState, Store};
+
+/// Most jobs done in one transaction.
+pub const MAX_BATCH: usize = 256;
+/// Most envelopes waiting for an earlier one of their chain.
+pub const MAX_WAITING: usize = 4096;
+/// How long an envelope waits for the gap before it is dropped unanswered.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(20);
+
+/// A message to send, as the local API takes it.
+#[derive(Debug, Clone)]
+pub struct SendRequest {
+    /// Addressees (pinned partners).
+    pub to: Vec<AgencyId>,
+    /// The case.
+    pub case: CaseId,
+    /// The message (validated by the caller).
+    pub message: Message,
+    /// The local user who sends it, for the audit log.
+    pub user: Option<String>,
+}
+
+/// One envelope queued by a send.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Queued {
+    /// The envelope id.
+    pub envelope_id: EnvelopeId,
+    /// The addressee.
+    pub to: AgencyId,
+    /// Its place in the delivery queue.
+    pub order: u64,
+    /// Its position in the case's chain to the addressee.
+    pub sequence: u64,
+}
+
+/// Work for the store worker.
+pub enum Job {
+    /// An envelope from a peer; `token` names the open request awaiting its receipt.
+    Inbound {
+        /// The request.
+        token: u64,
+        /// The agency the transport authenticated.
+        from: AgencyId,
+        /// The envelope.
+        bytes: Vec<u8>,
+    },
+    /// A verified receipt for an envelope sent from here.
+    Receipt {
+        /// The envelope.
+        id: [u8; 32],
+        /// Who answered (the addressee, checked by the caller).
+        by: AgencyId,
+        /// The receipt bytes.
+        receipt: Vec<u8>,
+        /// Accepted or rejected.
+        event: ReceiptEvent,
+        /// The reason code of a rejection.
+        reason: Option<u16>,
+    },
+    /// Seal and queue a message.
+    Send {
+        /// What to send.
+        request: SendRequest,
+        /// Where the outcome goes (after the commit).
+        reply: tokio::sync::oneshot::Sender<Result<Vec<Queued>, String>>,
+    },
+    /// A local user read a message's content: log it before the content is shown.
+    Access {
+        /// The case.
+        case: CaseId,
+        /// The envelope.
+        envelope: EnvelopeId,
+        /// The peer it came from or went to.
+        peer: AgencyId,
+        /// The local user.
+        user: String,
+        /// Answered after the commit.
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// What the worker tells the event loop.
+#[derive(Debug)]
+pub enum Notice {
+    /// The answer to an inbound request: a receipt, or none (the sender will resend).
+    Answer {
+        /// The request.
+        token: u64,
+        /// The receipt, durable.
+        receipt: Option<Vec<u8>>,
+    },
+    /// An envelope was queued for delivery.
+    Queued {
+        /// The addressee.
+        to: AgencyId,
+        /// Its place in the queue.
+        order: u64,
+        /// The envelope.
+        id: [u8; 32],
+    },
+    /// A receipt was recorded (`None`: it could not be, the envelope stays queued).
+    Settled {
+        /// The envelope.
+        id: [u8; 32],
+        /// Its new state.
+        state: Option<OutboxState>,
+    },
+}
+
+/// An audit entry by this agency about one envelope.
+pub fn audit_entry(
+    us: &AgencyId,
+    case: &CaseId,
+    time: u64,
+    event: AuditEvent,
+    peer: &AgencyId,
+    envelope: EnvelopeId,
+) -> AuditEntry {
+    AuditEntry {
+        seq: 0,
+        time,
+        case_id: *case,
+        event,
+        actor: Actor {
+            agency: us.clone(),
+            user: None,
+        },
+        peer: Some(peer.clone()),
+        envelope_id: Some(envelope),
+        receipt_hash: None,
+        transition: None,
+        reason: None,
+        commitment: None,
+    }
+}
+
+struct Waiting {
+    token: u64,
+    from: AgencyId,
+    bytes: Vec<u8>,
+    since: Instant,
+}
+
+/// Replies held until the batch commits.
+enum Reply {
+    Notice(Notice),
+    Sent(
+        tokio::sync::oneshot::Sender<Result<Vec<Queued>, String>>,
+        Result<Vec<Queued>, String>,
+    ),
+    Accessed(
+        tokio::sync::oneshot::Sender<Result<(), String>>,
+        Result<(), String>,
+    ),
+}
+
+/// The store worker's state.
+pub struct Engine {
+    store: Arc<Store>,
+    me: Arc<KeyDir>,
+    trusted: Vec<AgencyCard>,
+    limits: Limits,
+    waiting: HashMap<ChainSlot, Waiting>,
+}
+
+impl Engine {
+    /// A worker over this store, for this agency and its pinned partners.
+    pub fn new(
+        store: Arc<Store>,
+        me: Arc<KeyDir>,
+        trusted: Vec<AgencyCard>,
+        limits: Limits,
+    ) -> Self {
+        Self {
+            store,
+            me,
+            trusted,
+            limits,
+            waiting: HashMap::new(),
+        }
+    }
+
+    /// Runs until the job queue closes; then answers what waits with nothing.
+    pub fn run(mut self, jobs: Receiver<Job>, notices: tokio::sync::mpsc::Sender<Notice>) {
+        loop {
+            let first = match jobs.recv_timeout(Duration::from_secs(1)) {
+                Ok(j) => j,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.expire(&notices);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(j) => batch.push(j),
+                    Err(_) => break,
+                }
+            }
+            for reply in self.process(batch) {
+                let sent = match reply {
+                    Reply::Notice(n) => notices.blocking_send(n).is_ok(),
+                    Reply::Sent(tx, r) => {
+                        let _ = tx.send(r);
+                        true
+                    }
+                    Reply::Accessed(tx, r) => {
+                        let _ = tx.send(r);
+                        true
+                    }
+                };
+                if !sent {
+                    return;
+                }
+            }
+            self.expire(&notices);
+        }
+        for (_, w) in self.waiting.drain() {
+            let _ = notices.blocking_send(Notice::Answer {
+                token: w.token,
+                receipt: None,
+            });
+        }
+    }
+
+    fn expire(&mut self, notices: &tokio::sync::mpsc::Sender<Notice>) {
+        let old: Vec<ChainSlot> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| w.since.elapsed() > WAIT_LIMIT)
+            .map(|(s, _)| s.clone())
+            .collect();
+        for slot in old {
+            if let Some(w) = self.waiting.remove(&slot) {
+                tracing::warn!(
+                    from = %w.from, sequence = slot.sequence,
+                    "an envelope waited too long for an earlier one of its chain; its sender will resend it"
+                );
+                let _ = notices.blocking_send(Notice::Answer {
+                    token: w.token,
+                    receipt: None,
+                });
+            }
+        }
+    }
+
+    /// Does a batch of jobs in one transaction and returns the replies to give once it is
+    /// durable (or the failures, if it could not be made durable).
+    fn process(&mut self, jobs: Vec<Job>) -> Vec<Reply> {
+        let n = jobs.len();
+        let mut replies = Vec::with_capacity(n);
+        // Jobs whose work was undone by a failed commit, to answer with a failure.
+        let result = (|| -> Result<()> {
+            let store = Arc::clone(&self.store);
+            let mut batch = store.batch().context("cannot start a transaction")?;
+            for job in jobs {
+                self.job(&mut batch, job, &mut replies)?;
+            }
+            batch.commit().context("cannot commit")?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                if n > 1 {
+                    tracing::trace!(jobs = n, "group commit");
+                }
+                replies
+            }
+            Err(e) => {
+                tracing::error!(
+                    "store failure, nothing in this batch of {n} was acknowledged: {e:#}"
+                );
+                replies.into_iter().filter_map(|r| r.failed(&e)).collect()
+            }
+        }
+    }
+
+    /// One job within the batch. An `Err` is a store failure: the whole batch is abandoned.
+    fn job(&mut self, batch: &mut Batch<'_>, job: Job, replies: &mut Vec<Reply>) -> Result<()> {
+        match job {
+            Job::Inbound { token, from, bytes } => {
+                replies.push(Reply::Notice(Notice::Answer {
+                    token,
+                    receipt: None,
+                }));
+                let at = replies.len() - 1;
+                let mut next = Some((token, from, bytes, at));
+                // Applying one envelope may let the next of its chain through.
+                while let Some((token, from, bytes, at)) = next.take() {
+                    let now = rogatory_proto::time::now_unix();
+                    let (outcome, advanced) = crate::inbox::receive_in(
+                        batch,
+                        &self.me,
+                        &self.trusted,
+                        &from,
+                        &bytes,
+                        now,
+                        &self.limits,
+                    )?;
+                    let receipt = match outcome {
+                        Outcome::Accepted {
+                            envelope_id,
+                            case_id,
+                            receipt,
+                        } => {
+                            tracing::info!(%from, envelope = %envelope_id, case = %case_id, "accepted");
+                            Some(receipt)
+                        }
+                        Outcome::Replay { receipt } => {
+                            tracing::debug!(%from, "replay: the original receipt");
+                            Some(receipt)
+                        }
+                        Outcome::Rejected { reason, receipt } => {
+                            tracing::warn!(%from, reason = reason.name(), "rejected an envelope");
+                            Some(receipt)
+                        }
+                        Outcome::Waiting { slot } => {
+                            tracing::debug!(%from, sequence = slot.sequence, "ahead of its chain: waiting");
+                            if let Some(old) = self.waiting.remove(&slot) {
+                                replies.push(Reply::Notice(Notice::Answer {
+                                    token: old.token,
+                                    receipt: None,
+                                }));
+                            }
+                            if self.waiting.len() < MAX_WAITING {
+                                self.waiting.insert(
+                                    slot,
+                                    Waiting {
+                                        token,
+                                        from,
+                                        bytes,
+                                        since: Instant::now(),
+                                    },
+                                );
+                                // Answered later, not now.
+                                replies[at] = Reply::Notice(Notice::Answer {
+                                    token: u64::MAX,
+                                    receipt: None,
+                                });
+                            }
+                            None
+                        }
+                    };
+                    if receipt.is_some() {
+                        replies[at] = Reply::Notice(Notice::Answer { token, receipt });
+                    }
+                    if let Some(slot) = advanced
+                        && let Some(w) = self.waiting.remove(&slot.next())
+                    {
+                        replies.push(Reply::Notice(Notice::Answer {
+                            token: w.token,
+                            receipt: None,
+                        }));
+                        next = Some((w.token, w.from, w.bytes, replies.len() - 1));
+                    }
+                }
+                Ok(())
+            }
+            Job::Receipt {
+                id,
+                by,
+                receipt,
+                event,
+                reason,
+            } => {
+                let state = self.settle(batch, id, &by, &receipt, event, reason)?;
+                replies.push(Reply::Notice(Notice::Settled { id, state }));
+                Ok(())
+            }
+            Job::Send { request, reply } => match self.seal(batch, &request) {
+                Ok(Ok(queued)) => {
+                    for q in &queued {
+                        replies.push(Reply::Notice(Notice::Queued {
+                            to: q.to.clone(),
+                            order: q.order,
+                            id: q.envelope_id.0,
+                        }));
+                    }
+                    replies.push(Reply::Sent(reply, Ok(queued)));
+                    Ok(())
+                }
+                Ok(Err(refused)) => {
+                    replies.push(Reply::Sent(reply, Err(refused)));
+                    Ok(())
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(format!("the store failed; nothing was queued: {e:#}")));
+                    Err(e)
+                }
+            },
+            Job::Access {
+                case,
+                envelope,
+                peer,
+                user,
+                reply,
+            } => {
+                let mut e = audit_entry(
+                    self.me.card.id(),
+                    &case,
+                    rogatory_proto::time::now_unix(),
+                    AuditEvent::ContentAccessed,
+                    &peer,
+                    envelope,
+                );
+                e.actor.user = Some(user);
+                match batch.append(&self.signer(), &case, &mut [e]) {
+                    Ok(_) => {
+                        replies.push(Reply::Accessed(reply, Ok(())));
+                        Ok(())
+                    }
+                    Err(err) => {
+                        let _ = reply.send(Err(format!("the store failed: {err}")));
+                        Err(err.into())
+                    }
+                }
+            }
+        }
+    }
+
+    fn signer(&self) -> LogSigner<'_> {
+        LogSigner {
+            agency: self.me.card.id(),
+            key: &self.me.keys.signing,
+        }
+    }
+
+    /// Records a verified receipt: settles the outbox entry and logs `receipt-received`.
+    /// Returns the entry's state (unchanged if it was settled already).
+    fn settle(
+        &self,
+        batch: &mut Batch<'_>,
+        id: [u8; 32],
+        by: &AgencyId,
+        receipt: &[u8],
+        event: ReceiptEvent,
+        reason: Option<u16>,
+    ) -> Result<Option<OutboxState>> {
+        let Some(entry) = batch.outbox_entry(&id)? else {
+            tracing::warn!("a receipt for an envelope that is not in the outbox");
+            return Ok(None);
+        };
+        if entry.state != OutboxState::Queued || &entry.to != by {
+            return Ok(Some(entry.state));
+        }
+        let state = match event {
+            ReceiptEvent::Accepted => OutboxState::Delivered,
+            ReceiptEvent::Rejected => OutboxState::Rejected,
+        };
+        let case = entry.case_id;
+        let mut e = audit_entry(
+            self.me.card.id(),
+            &case,
+            rogatory_proto::time::now_unix(),
+            AuditEvent::ReceiptReceived,
+            by,
+            Sha256Digest(id),
+        );
+        e.receipt_hash = Some(Sha256Digest::of(receipt));
+        e.reason = reason;
+        batch.settle(entry, receipt, state)?;
+        batch.append(&self.signer(), &case, &mut [e])?;
+        Ok(Some(state))
+    }
+
+    /// Seals a message for each addressee at the next position of the case's chain to it, and
+    /// queues the envelopes with their `envelope-sent` entries. The inner `Result` is a refusal
+    /// that wrote nothing; the outer one a store failure.
+    fn seal(&self, batch: &mut Batch<'_>, r: &SendRequest) -> Result<Result<Vec<Queued>, String>> {
+        let mut cards = Vec::with_capacity(r.to.len());
+        for to in &r.to {
+            match self.trusted.iter().find(|c| c.id() == to) {
+                Some(c) => cards.push(c),
+                None => {
+                    return Ok(Err(format!(
+                        "{to} is not a pinned partner (rogatory peer add)"
+                    )));
+                }
+            }
+        }
+        let mut addressees = Vec::with_capacity(cards.len());
+        for card in &cards {
+            let chain = match batch.chain_out(&r.case, card.id())? {
+                None => ChainLink::FIRST,
+                Some((seq, id)) => ChainLink {
+                    sequence: seq + 1,
+                    previous: Some(Sha256Digest(id)),
+                },
+            };
+            addressees.push(Addressee { card, chain });
+        }
+        let now = rogatory_proto::time::now_unix();
+        let params = SealParams {
+            case_id: r.case,
+            message_id: MessageId::generate(),
+            sent_at: now,
+            checkpoint: batch.checkpoint(&r.case)?,
+        };
+        let sealed = match envelope::seal(
+            &Sender {
+                card: &self.me.card,
+                keys: &self.me.keys,
+            },
+            &addressees,
+            &r.message,
+            &params,
+            &self.limits,
+        ) {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(format!("cannot seal the message: {e}"))),
+        };
+        let mut out = Vec::with_capacity(sealed.len());
+        let mut entries = Vec::with_capacity(sealed.len());
+        for (s, a) in sealed.into_iter().zip(&addressees) {
+            let mut entry = OutboxEntry {
+                case_id: r.case,
+                to: s.to.clone(),
+                sealed_at: now,
+                envelope: s.bytes,
+                state: OutboxState::Queued,
+                receipt: None,
+                order: None,
+            };
+            let order = batch
+                .enqueue(&mut entry, true)?
+                .ok_or_else(|| anyhow!("the queue gave no order"))?;
+            batch.set_chain_out(&r.case, &s.to, a.chain.sequence, &s.id.0)?;
+            let mut e = audit_entry(
+                self.me.card.id(),
+                &r.case,
+                now,
+                AuditEvent::EnvelopeSent,
+                &s.to,
+                s.id,
+            );
+            e.actor.user = r.user.clone();
+            entries.push(e);
+            out.push(Queued {
+                envelope_id: s.id,
+                to: s.to,
+                order,
+                sequence: a.chain.sequence,
+            });
+        }
+        batch.append(&self.signer(), &r.case, &mut entries)?;
+        Ok(Ok(out))
+    }
+}
+
+impl Reply {
+    /// The same reply, saying the batch failed.
+    fn failed(self, e: &anyhow::Error) -> Option<Reply> {
+        Some(match self {
+            Reply::Notice(Notice::Answer { token, .. }) => Reply::Notice(Notice::Answer {
+                token,
+                receipt: None,
+            }),
+            // Nothing was queued after all: the event loop must not hear of it.
+            Reply::Notice(Notice::Queued { .. }) => return None,
+            Reply::Notice(Notice::Settled { id, .. }) => {
+                Reply::Notice(Notice::Settled { id, state: None })
+            }
+            Reply::Sent(tx, _) => Reply::Sent(
+                tx,
+                Err(format!("the store failed; nothing was queued: {e:#}")),
+            ),
+            Reply::Accessed(tx, _) => Reply::Accessed(tx, Err(format!("the store failed: {e:#}"))),
+        })
+    }
+}
+
+/// Starts the worker thread; returns the job queue.
+pub fn spawn(
+    engine: Engine,
+    capacity: usize,
+    notices: tokio::sync::mpsc::Sender<Notice>,
+) -> Result<(SyncSender<Job>, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
+    let handle = std::thread::Builder::new()
+        .name("store".into())
+        .spawn(move || engine.run(rx, notices))
+        .context("cannot start the store worker")?;
+    Ok((tx, handle))
+}
