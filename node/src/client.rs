@@ -12,6 +12,7 @@ pub struct Client {
     base: String,
     token: String,
     dir: PathBuf,
+    user: String,
     agent: ureq::Agent,
 }
 
@@ -37,8 +38,15 @@ impl Client {
             base: format!("http://{addr}"),
             token,
             dir: dir.to_path_buf(),
+            user: local_user(),
             agent,
         })
+    }
+
+    /// Names the local user differently from the environment's.
+    pub fn as_user(mut self, user: &str) -> Self {
+        self.user = user.to_string();
+        self
     }
 
     fn finish(&self, r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Value> {
@@ -76,7 +84,7 @@ impl Client {
             .agent
             .get(format!("{}{path}", self.base))
             .header("Authorization", format!("Bearer {}", self.token))
-            .header(crate::api::USER_HEADER, local_user())
+            .header(crate::api::USER_HEADER, &self.user)
             .call();
         self.finish(r)
     }
@@ -87,7 +95,7 @@ impl Client {
             .agent
             .post(format!("{}{path}", self.base))
             .header("Authorization", format!("Bearer {}", self.token))
-            .header(crate::api::USER_HEADER, local_user())
+            .header(crate::api::USER_HEADER, &self.user)
             .send_json(body);
         self.finish(r)
     }

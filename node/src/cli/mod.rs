@@ -7,6 +7,7 @@
 mod audit;
 mod card;
 mod daemon;
+mod demo;
 mod envelope;
 mod init;
 mod keygen;
@@ -42,6 +43,9 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a throw-away network of three agencies on this machine (three `rogatory run`
+    /// processes on loopback) and narrate a real exchange between them.
+    Demo(demo::DemoArgs),
     /// Set up an agency node's data directory: encrypted keys, the agency card, a commented
     /// configuration file.
     Init(init::InitArgs),
@@ -89,6 +93,7 @@ pub enum Command {
 pub fn run(cli: Cli) -> Result<ExitCode> {
     crate::keydir::set_passphrase_file(cli.passphrase_file.clone());
     match cli.command {
+        Command::Demo(a) => demo::run(a),
         Command::Init(a) => init::run(a, cli.passphrase_file.as_deref()),
         Command::Peer(c) => peer::run(c),
         Command::Run(a) => daemon::run(a),

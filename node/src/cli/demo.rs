@@ -1,0 +1,485 @@
+//! `rogatory demo`: a throw-away network of three agencies on this machine, each a separate
+//! `rogatory run` process on loopback, and a narrated exchange between them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::client::Client;
+
+/// Arguments of `rogatory demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to put the three data directories (default: a new directory under the system's
+    /// temporary directory). It must not exist yet, or be empty.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// The three fictional agencies: id, name, role, directory name.
+const AGENCIES: [(&str, &str, &str, &str); 3] = [
+    (
+        "FR.DACG",
+        "Central authority for mutual legal assistance (fictional)",
+        "central-authority",
+        "fr",
+    ),
+    (
+        "PH.DOJ-OOC",
+        "Office of Cybercrime, central authority (fictional)",
+        "central-authority",
+        "ph",
+    ),
+    (
+        "BR.MJSP-DRCI",
+        "Asset recovery and international cooperation department (fictional)",
+        "central-authority",
+        "br",
+    ),
+];
+
+const MLA_REQUEST: &str = include_str!("../../../spec/examples/mla-request.json");
+const MLA_STATUS: &str = include_str!("../../../spec/examples/mla-status.json");
+const LIAISON: &str = include_str!("../../../spec/examples/liaison.json");
+
+struct Demo {
+    exe: PathBuf,
+    root: PathBuf,
+    passphrase: PathBuf,
+    nodes: Vec<Option<Child>>,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.stop(i);
+        }
+    }
+}
+
+fn step(n: u32, title: &str) {
+    println!("\n== {n}. {title}");
+}
+
+fn free_port() -> Result<u16> {
+    // A port free for both TCP and UDP (the node listens on TCP and QUIC).
+    for _ in 0..50 {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = tcp.local_addr()?.port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free port found on 127.0.0.1")
+}
+
+impl Demo {
+    fn dir(&self, i: usize) -> PathBuf {
+        self.root.join(AGENCIES[i].3)
+    }
+
+    /// Runs a `rogatory` command to completion, showing it; returns its standard output.
+    fn cli(&self, args: &[&str], show: bool) -> Result<String> {
+        if show {
+            println!("$ rogatory {}", args.join(" "));
+        }
+        let out = Command::new(&self.exe)
+            .args(args)
+            .arg("--passphrase-file")
+            .arg(&self.passphrase)
+            .env_remove("ROGATORY_DATA_DIR")
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("cannot run rogatory {}", args.join(" ")))?;
+        if !out.status.success() {
+            bail!(
+                "`rogatory {}` failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn start(&mut self, i: usize) -> Result<()> {
+        let dir = self.dir(i);
+        let _ = std::fs::remove_file(dir.join(crate::api::ADDR_FILE));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("node.log"))?;
+        println!(
+            "$ rogatory run --data-dir {}   (in the background; log in {})",
+            dir.display(),
+            dir.join("node.log").display()
+        );
+        let child = Command::new(&self.exe)
+            .args(["run", "--data-dir"])
+            .arg(&dir)
+            .arg("--passphrase-file")
+            .arg(&self.passphrase)
+            .env_remove("ROGATORY_DATA_DIR")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .context("cannot start a node")?;
+        self.nodes[i] = Some(child);
+        // Ready when the API answers.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(c) = Client::connect(&dir)
+                && c.get("/v1/status").is_ok()
+            {
+                return Ok(());
+            }
+            if let Some(c) = self.nodes[i].as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                bail!(
+                    "the node of {} exited ({status}); see {}",
+                    AGENCIES[i].0,
+                    dir.join("node.log").display()
+                );
+            }
+            if Instant::now() > deadline {
+                bail!("the node of {} did not start within 60 s", AGENCIES[i].0);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stops a node with SIGTERM (a clean shutdown) and waits for it.
+    fn stop(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn api(&self, i: usize) -> Result<Client> {
+        Ok(Client::connect(&self.dir(i))?.as_user("duty-officer"))
+    }
+
+    /// Sends through agency `i`'s API, showing the equivalent command.
+    fn send(&self, i: usize, to: &str, case: &str, kind: &str, body: &str) -> Result<Value> {
+        let file = self.root.join(format!("{kind}.json"));
+        std::fs::write(&file, body)?;
+        println!(
+            "$ rogatory send --data-dir {} --to {to} --case {case} --type {kind} --body {}",
+            self.dir(i).display(),
+            file.display()
+        );
+        let body: Value = serde_json::from_str(body)?;
+        let r = self.api(i)?.post(
+            "/v1/send",
+            &json!({ "to": [to], "case": case, "type": kind, "body": body }),
+        )?;
+        let q = &r["queued"][0];
+        println!(
+            "  sealed for {to} (envelope {}, #{} of the case's chain to {to}) and queued",
+            &q["envelope_id"].as_str().unwrap_or_default()[..16],
+            q["sequence"]
+        );
+        Ok(r)
+    }
+
+    /// Waits until agency `i`'s outbox shows the envelope settled; returns its row.
+    fn settled(&self, i: usize, envelope: &str, within: Duration) -> Result<Value> {
+        let deadline = Instant::now() + within;
+        loop {
+            let rows = self.api(i)?.get("/v1/outbox")?;
+            if let Some(row) = rows
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["envelope_id"] == envelope)
+                && matches!(row["state"].as_str(), Some("delivered" | "rejected"))
+            {
+                return Ok(row.clone());
+            }
+            if Instant::now() > deadline {
+                bail!("envelope {envelope} was not delivered within {within:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn outbox_state(&self, i: usize, envelope: &str) -> Result<String> {
+        let rows = self.api(i)?.get("/v1/outbox")?;
+        Ok(rows
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["envelope_id"] == envelope)
+            .and_then(|r| r["state"].as_str())
+            .unwrap_or("unknown")
+            .to_string())
+    }
+}
+
+fn fingerprint(card: &Path) -> Result<String> {
+    Ok(crate::keydir::load_card(card)?.fingerprint())
+}
+
+pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
+    let root = match a.dir {
+        Some(d) => d,
+        None => std::env::temp_dir().join(format!(
+            "rogatory-demo-{}",
+            rogatory_proto::time::format_unix(rogatory_proto::time::now_unix())
+                .replace([':', '-'], "")
+        )),
+    };
+    if root.exists() && std::fs::read_dir(&root)?.next().is_some() {
+        bail!(
+            "{} exists and is not empty; give another --dir",
+            root.display()
+        );
+    }
+    crate::files::create_private_dir(&root)?;
+    // A fresh random passphrase protects the three demo nodes' keys, as in a real set-up.
+    let mut pw = [0u8; 16];
+    rogatory_proto::keys::fill_random(&mut pw);
+    let passphrase = root.join("passphrase");
+    crate::files::write_atomic(&passphrase, hex::encode(pw).as_bytes(), true, false)?;
+    let mut demo = Demo {
+        exe: std::env::current_exe().context("cannot find the rogatory binary")?,
+        root: root.clone(),
+        passphrase,
+        nodes: vec![None, None, None],
+    };
+    let t0 = Instant::now();
+    println!("Rogatory demo: three agencies, each its own node process on this machine (loopback).");
+    println!("Everything lives in {}", root.display());
+
+    step(1, "Each agency sets up its node: encrypted keys, a signed agency card, a config");
+    let mut cards = Vec::new();
+    for (i, (id, name, role, _)) in AGENCIES.iter().enumerate() {
+        let port = free_port()?;
+        let dir = demo.dir(i).display().to_string();
+        let tcp = format!("/ip4/127.0.0.1/tcp/{port}");
+        let quic = format!("/ip4/127.0.0.1/udp/{port}/quic-v1");
+        demo.cli(
+            &[
+                "init", "--agency", id, "--name", name, "--role", role, "--data-dir", &dir,
+                "--listen", &tcp, "--listen", &quic,
+            ],
+            true,
+        )?;
+        // Short back-off for the demo, so a restarted partner is reached within seconds.
+        let cfg = demo.dir(i).join(crate::config::CONFIG_FILE);
+        let text = std::fs::read_to_string(&cfg)?
+            .replace("max_backoff_secs = 3600", "max_backoff_secs = 4")
+            .replace("initial_backoff_ms = 500", "initial_backoff_ms = 250");
+        std::fs::write(&cfg, text)?;
+        let card = root.join(format!("{}.card", AGENCIES[i].3));
+        demo.cli(
+            &[
+                "card",
+                "export",
+                "--data-dir",
+                &dir,
+                "--out",
+                &card.display().to_string(),
+            ],
+            false,
+        )?;
+        println!("  {id}: card {} fingerprint {}", card.display(), fingerprint(&card)?);
+        cards.push(card);
+    }
+
+    step(
+        2,
+        "They pin each other's cards, comparing fingerprints read out over another channel",
+    );
+    for i in 0..3 {
+        for j in 0..3 {
+            if i == j {
+                continue;
+            }
+            let fp = fingerprint(&cards[j])?;
+            let dir = demo.dir(i).display().to_string();
+            let card = cards[j].display().to_string();
+            demo.cli(
+                &["peer", "add", &card, "--fingerprint", &fp, "--data-dir", &dir],
+                i == 0 && j == 1,
+            )?;
+        }
+    }
+    println!("  (and likewise for every pair: each node now accepts only the other two)");
+
+    step(3, "The three nodes start");
+    for i in 0..3 {
+        demo.start(i)?;
+    }
+    let st = demo.api(0)?.get("/v1/status")?;
+    println!(
+        "  {} runs as libp2p peer {} (its agency key), listening on {}",
+        st["agency"].as_str().unwrap_or_default(),
+        st["peer_id"].as_str().unwrap_or_default(),
+        st["listening"]
+    );
+
+    step(4, "FR.DACG sends a mutual legal assistance request to PH.DOJ-OOC");
+    let sent_at = Instant::now();
+    let r = demo.send(0, "PH.DOJ-OOC", "new", "mla-request", MLA_REQUEST)?;
+    let case = r["case_id"].as_str().unwrap_or_default().to_string();
+    let env1 = r["queued"][0]["envelope_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    println!("  a new case: {case}");
+    let row = demo.settled(0, &env1, Duration::from_secs(60))?;
+    println!(
+        "  delivered in {:.0} ms: PH.DOJ-OOC's signed receipt says {} at {} (receipt {}…), verified and recorded by FR.DACG",
+        sent_at.elapsed().as_secs_f64() * 1000.0,
+        row["receipt"]["event"].as_str().unwrap_or_default(),
+        row["receipt"]["received_at"].as_str().unwrap_or_default(),
+        &row["receipt"]["receipt_hash"].as_str().unwrap_or_default()[..16]
+    );
+
+    step(5, "PH.DOJ-OOC reads it (the reading is itself an audit entry) and answers");
+    println!("$ rogatory inbox --data-dir {}", demo.dir(1).display());
+    for m in demo.api(1)?.get("/v1/inbox")?.as_array().into_iter().flatten() {
+        println!(
+            "  {}  from {}  {}  case {}",
+            &m["envelope_id"].as_str().unwrap_or_default()[..16],
+            m["from"].as_str().unwrap_or_default(),
+            m["type"].as_str().unwrap_or_default(),
+            m["case_id"].as_str().unwrap_or_default()
+        );
+    }
+    println!(
+        "$ rogatory message show {} --data-dir {}",
+        &env1[..16],
+        demo.dir(1).display()
+    );
+    let m = demo.api(1)?.get(&format!("/v1/messages/{env1}"))?;
+    println!(
+        "  {} from {}: \"{}\" (read by {}, logged)",
+        m["type"].as_str().unwrap_or_default(),
+        m["from"].as_str().unwrap_or_default(),
+        m["content"]["subject"]
+            .as_str()
+            .or(m["content"]["summary_of_facts"].as_str())
+            .unwrap_or_default()
+            .chars()
+            .take(70)
+            .collect::<String>(),
+        m["accessed_by"].as_str().unwrap_or_default()
+    );
+    let r = demo.send(1, "FR.DACG", &case, "mla-status", MLA_STATUS)?;
+    let env2 = r["queued"][0]["envelope_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let row = demo.settled(1, &env2, Duration::from_secs(60))?;
+    println!(
+        "  the status answer reached FR.DACG: {}",
+        row["state"].as_str().unwrap_or_default()
+    );
+
+    step(6, "FR.DACG informs BR.MJSP-DRCI in the same case (a liaison message)");
+    let r = demo.send(0, "BR.MJSP-DRCI", &case, "liaison", LIAISON)?;
+    let env3 = r["queued"][0]["envelope_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    demo.settled(0, &env3, Duration::from_secs(60))?;
+    println!("  delivered, with BR.MJSP-DRCI's signed receipt");
+
+    step(
+        7,
+        "BR.MJSP-DRCI's node goes down; FR.DACG's next message waits for it",
+    );
+    println!("  (stopping the node of BR.MJSP-DRCI with SIGTERM)");
+    demo.stop(2);
+    let r = demo.send(0, "BR.MJSP-DRCI", &case, "liaison", LIAISON)?;
+    let env4 = r["queued"][0]["envelope_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    // The first attempt fails once every address of BR's card has failed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while demo.outbox_state(0, &env4)? != "waiting-for-retry" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    println!("$ rogatory outbox --data-dir {}", demo.dir(0).display());
+    println!(
+        "  {}  {}",
+        &env4[..16],
+        demo.outbox_state(0, &env4)?
+    );
+    let st = demo.api(0)?.get("/v1/status")?;
+    if let Some(p) = st["peers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["agency"] == "BR.MJSP-DRCI")
+    {
+        println!(
+            "  FR.DACG keeps retrying with back-off: {} failure(s) so far, last: {}",
+            p["failures"],
+            p["last_error"].as_str().unwrap_or("-")
+        );
+    }
+    println!("  BR.MJSP-DRCI's node comes back:");
+    demo.start(2)?;
+    let row = demo.settled(0, &env4, Duration::from_secs(120))?;
+    println!(
+        "  delivered after the restart: {} (receipt at {})",
+        row["state"].as_str().unwrap_or_default(),
+        row["receipt"]["received_at"].as_str().unwrap_or_default()
+    );
+
+    step(8, "The nodes stop; every audit log verifies");
+    for i in 0..3 {
+        demo.stop(i);
+    }
+    for i in 0..3 {
+        let dir = demo.dir(i).display().to_string();
+        let out = demo.cli(&["audit", "verify-store", "--data-dir", &dir], i == 0)?;
+        println!(
+            "  {}: {}",
+            AGENCIES[i].0,
+            out.lines().last().unwrap_or_default()
+        );
+    }
+    let dir0 = demo.dir(0).display().to_string();
+    let log = demo.cli(&["audit", "log", &case, "--data-dir", &dir0], true)?;
+    for line in log.lines().take(12) {
+        println!("  {line}");
+    }
+
+    println!(
+        "\nDone in {:.1} s. The three data directories are kept in {}:",
+        t0.elapsed().as_secs_f64(),
+        root.display()
+    );
+    for (i, (id, ..)) in AGENCIES.iter().enumerate() {
+        println!("  {id:<14} {}", demo.dir(i).display());
+    }
+    println!(
+        "Look around with the other commands, e.g.\n  rogatory audit log {case} --data-dir {}\n  rogatory outbox --data-dir {}\n  rogatory run --data-dir {} --passphrase-file {}\nDelete the directory when done.",
+        demo.dir(1).display(),
+        demo.dir(0).display(),
+        demo.dir(0).display(),
+        demo.passphrase.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
