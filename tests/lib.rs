@@ -140,3 +140,206 @@ pub fn init_three(dir: &Path, extra: &str) {
         .ok();
     }
 }
+
+/// A free TCP port on 127.0.0.1 (taken by the OS, then released for a node to bind).
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Agencies as separate `rogatory run` processes on 127.0.0.1, each pinned to all the others,
+/// with encrypted keys. Every node still running is killed when the cluster is dropped.
+pub struct Cluster {
+    /// Agency ids.
+    pub ids: Vec<String>,
+    /// Their data directories.
+    pub dirs: Vec<PathBuf>,
+    nodes: Vec<Option<std::process::Child>>,
+}
+
+impl Cluster {
+    /// Sets up `ids` under `root` (one directory per agency, named by its lowercase id), each
+    /// listening on its own loopback port, with retries capped at `max_backoff_secs`.
+    pub fn new(root: &Path, ids: &[&str], max_backoff_secs: u64) -> Self {
+        let mut dirs = Vec::new();
+        for id in ids {
+            let sub = id.to_ascii_lowercase();
+            let port = free_port();
+            run_line(
+                root,
+                &format!(
+                    "init --agency {id} --name {sub} --data-dir {sub} --listen /ip4/127.0.0.1/tcp/{port}"
+                ),
+            )
+            .ok();
+            run_line(
+                root,
+                &format!("card export --data-dir {sub} --out {sub}.card"),
+            )
+            .ok();
+            let cfg = root.join(&sub).join("rogatory.toml");
+            let text = std::fs::read_to_string(&cfg).unwrap().replace(
+                "max_backoff_secs = 3600",
+                &format!("max_backoff_secs = {max_backoff_secs}"),
+            );
+            std::fs::write(&cfg, text).unwrap();
+            dirs.push(root.join(&sub));
+        }
+        for (i, a) in ids.iter().enumerate() {
+            for (j, b) in ids.iter().enumerate() {
+                if i != j {
+                    let card = format!("{}.card", b.to_ascii_lowercase());
+                    run_line(
+                        root,
+                        &format!(
+                            "peer add {card} --fingerprint {} --data-dir {}",
+                            fingerprint(root, &card),
+                            a.to_ascii_lowercase()
+                        ),
+                    )
+                    .ok();
+                }
+            }
+        }
+        Self {
+            ids: ids.iter().map(|s| s.to_string()).collect(),
+            nodes: ids.iter().map(|_| None).collect(),
+            dirs,
+        }
+    }
+
+    /// Starts node `i` and waits until its API answers.
+    pub fn start(&mut self, i: usize) {
+        let dir = &self.dirs[i];
+        let _ = std::fs::remove_file(dir.join("api.addr"));
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("node.log"))
+            .unwrap();
+        let child = Command::new(rogatory_bin())
+            .args(["run", "--data-dir"])
+            .arg(dir)
+            .env_remove("ROGATORY_DATA_DIR")
+            .env(TEST_PASSPHRASE.0, TEST_PASSPHRASE.1)
+            .env("ROGATORY_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start rogatory run");
+        self.nodes[i] = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            if let Ok(c) = rogatory_node::client::Client::connect(dir)
+                && c.get("/v1/status").is_ok()
+            {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.nodes[i].as_mut().map(|c| c.try_wait()) {
+                panic!(
+                    "node {} exited ({status}):\n{}",
+                    self.ids[i],
+                    std::fs::read_to_string(dir.join("node.log")).unwrap_or_default()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "node {} did not start",
+                self.ids[i]
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// Kills node `i` with SIGKILL: no chance to finish anything.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops node `i` with SIGTERM and waits for its clean exit.
+    pub fn stop(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].take() {
+            let ok = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            assert!(ok, "kill -TERM failed");
+            let status = c.wait().unwrap();
+            assert!(
+                status.success(),
+                "node {} exited with {status}",
+                self.ids[i]
+            );
+        }
+    }
+
+    /// A client of node `i`'s local API.
+    pub fn api(&self, i: usize) -> rogatory_node::client::Client {
+        rogatory_node::client::Client::connect(&self.dirs[i])
+            .expect("the node's API")
+            .as_user("test-clerk")
+    }
+
+    /// Sends a message through node `i`; returns the API's answer.
+    pub fn send(
+        &self,
+        i: usize,
+        to: &str,
+        case: &str,
+        kind: &str,
+        body: &serde_json::Value,
+    ) -> serde_json::Value {
+        self.api(i)
+            .post(
+                "/v1/send",
+                &serde_json::json!({ "to": [to], "case": case, "type": kind, "body": body }),
+            )
+            .expect("send")
+    }
+
+    /// Waits until node `i`'s outbox has at least `n` settled (delivered or rejected) entries;
+    /// returns the outbox.
+    pub fn wait_settled(
+        &self,
+        i: usize,
+        n: usize,
+        within: std::time::Duration,
+    ) -> Vec<serde_json::Value> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let rows = self.api(i).get("/v1/outbox").expect("outbox");
+            let rows = rows.as_array().cloned().unwrap_or_default();
+            let settled = rows
+                .iter()
+                .filter(|r| matches!(r["state"].as_str(), Some("delivered" | "rejected")))
+                .count();
+            if settled >= n {
+                return rows;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {settled} of {n} settled within {within:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+    }
+}
+
+/// An example message body from spec/examples/.
+pub fn example(name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(spec_dir().join("examples").join(name)).expect("example");
+    serde_json::from_str(&text).expect("example JSON")
+}

@@ -385,12 +385,12 @@ async fn send(
         })?;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let job = Job::Send {
-        request: SendRequest {
+        request: Box::new(SendRequest {
             to,
             case,
             message,
             user,
-        },
+        }),
         reply: tx,
     };
     submit(&s, job).await?;
@@ -407,15 +407,17 @@ async fn send(
 
 async fn submit(s: &ApiState, job: Job) -> Result<(), ApiError> {
     let jobs = s.jobs.clone();
-    tokio::task::spawn_blocking(move || jobs.send(job))
+    let taken = tokio::task::spawn_blocking(move || jobs.send(job).is_ok())
         .await
-        .map_err(internal)?
-        .map_err(|_| {
-            ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the node is stopping".into(),
-            )
-        })
+        .map_err(internal)?;
+    if taken {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the node is stopping".into(),
+        ))
+    }
 }
 
 /// Finds an envelope by id or unique hex prefix (at least 8 characters), among those received

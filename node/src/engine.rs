@@ -88,7 +88,7 @@ pub enum Job {
     /// Seal and queue a message.
     Send {
         /// What to send.
-        request: SendRequest,
+        request: Box<SendRequest>,
         /// Where the outcome goes (after the commit).
         reply: tokio::sync::oneshot::Sender<Result<Vec<Queued>, String>>,
     },
@@ -171,6 +171,8 @@ struct Waiting {
 
 /// Replies held until the batch commits.
 enum Reply {
+    /// A slot reserved for an answer that turned out to wait.
+    Nothing,
     Notice(Notice),
     Sent(
         tokio::sync::oneshot::Sender<Result<Vec<Queued>, String>>,
@@ -228,6 +230,7 @@ impl Engine {
             }
             for reply in self.process(batch) {
                 let sent = match reply {
+                    Reply::Nothing => true,
                     Reply::Notice(n) => notices.blocking_send(n).is_ok(),
                     Reply::Sent(tx, r) => {
                         let _ = tx.send(r);
@@ -362,10 +365,7 @@ impl Engine {
                                     },
                                 );
                                 // Answered later, not now.
-                                replies[at] = Reply::Notice(Notice::Answer {
-                                    token: u64::MAX,
-                                    receipt: None,
-                                });
+                                replies[at] = Reply::Nothing;
                             }
                             None
                         }
@@ -580,6 +580,7 @@ impl Reply {
     /// The same reply, saying the batch failed.
     fn failed(self, e: &anyhow::Error) -> Option<Reply> {
         Some(match self {
+            Reply::Nothing => return None,
             Reply::Notice(Notice::Answer { token, .. }) => Reply::Notice(Notice::Answer {
                 token,
                 receipt: None,

@@ -273,12 +273,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
     // The store worker, and what it tells the event loop.
     let (notice_tx, mut notices) = tokio::sync::mpsc::channel::<Notice>(4096);
     let (jobs, worker) = engine::spawn(
-        Engine::new(
-            Arc::clone(&store),
-            Arc::clone(&kd),
-            trusted.clone(),
-            limits.clone(),
-        ),
+        Engine::new(Arc::clone(&store), Arc::clone(&kd), trusted.clone(), limits),
         QUEUE,
         notice_tx,
     )?;
@@ -352,7 +347,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
         store: Arc::clone(&store),
         me: Arc::clone(&kd),
         trusted: trusted.clone(),
-        limits: limits.clone(),
+        limits,
         jobs: jobs.clone(),
         status: Arc::clone(&status),
         token_hash: rogatory_proto::ids::Sha256Digest::of(token.as_bytes()),

@@ -27,6 +27,10 @@ fn agency(root: &std::path::Path, id: &str) -> KeyDir {
 }
 
 fn envelope(from: &KeyDir, to: &KeyDir, case: CaseId) -> Vec<u8> {
+    envelope_at(from, to, case, ChainLink::FIRST)
+}
+
+fn envelope_at(from: &KeyDir, to: &KeyDir, case: CaseId, chain: ChainLink) -> Vec<u8> {
     let m = Message::Liaison(LiaisonMessage {
         subject: "s".into(),
         body: "b".into(),
@@ -50,7 +54,7 @@ fn envelope(from: &KeyDir, to: &KeyDir, case: CaseId) -> Vec<u8> {
         &sender,
         &[Addressee {
             card: &to.card,
-            chain: ChainLink::FIRST,
+            chain,
         }],
         &m,
         &params,
@@ -156,4 +160,140 @@ fn accepted_once_replayed_with_the_same_receipt_refusals_signed() {
     let vkey =
         rogatory_proto::audit::note::NoteVerifier::parse(&b.card.note_verifier_key()).unwrap();
     assert!(store.verify(&vkey).unwrap().findings.is_empty());
+}
+
+#[test]
+fn a_chain_is_applied_in_order_and_a_fork_is_refused() {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (agency(t.path(), "XA.POLICE"), agency(t.path(), "XB.POLICE"));
+    let store = Store::open(&t.path().join("XB.POLICE")).unwrap();
+    let trusted = vec![a.card.clone()];
+    let case = CaseId::generate();
+    let id = |bytes: &[u8]| rogatory_proto::ids::Sha256Digest::of(bytes);
+    let first = envelope_at(&a, &b, case, ChainLink::FIRST);
+    let second = envelope_at(
+        &a,
+        &b,
+        case,
+        ChainLink {
+            sequence: 2,
+            previous: Some(id(&first)),
+        },
+    );
+    let rx = |bytes: &[u8]| {
+        receive(
+            &store,
+            &b,
+            &trusted,
+            a.card.id(),
+            bytes,
+            1_790_000_100,
+            &Limits::default(),
+        )
+        .unwrap()
+    };
+    // #2 before #1: it waits, and nothing is stored.
+    assert!(matches!(rx(&second), Outcome::Waiting { .. }));
+    assert_eq!(store.size(&case).unwrap(), 0);
+    assert!(matches!(rx(&first), Outcome::Accepted { .. }));
+    assert!(matches!(rx(&second), Outcome::Accepted { .. }));
+    assert_eq!(store.size(&case).unwrap(), 2);
+
+    // Another #2 (a fork of the chain), and a #3 that links the wrong envelope: refused.
+    let fork = envelope_at(
+        &a,
+        &b,
+        case,
+        ChainLink {
+            sequence: 2,
+            previous: Some(id(&first)),
+        },
+    );
+    let wrong_link = envelope_at(
+        &a,
+        &b,
+        case,
+        ChainLink {
+            sequence: 3,
+            previous: Some(id(&first)),
+        },
+    );
+    for bytes in [&fork, &wrong_link] {
+        match rx(bytes) {
+            Outcome::Rejected { reason, receipt } => {
+                assert_eq!(reason, ReasonCode::ChainBroken);
+                let r = verify_receipt(&receipt, &b.card, Some(&id(bytes))).unwrap();
+                assert_eq!(r.receipt.reason, Some(ReasonCode::ChainBroken));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(store.size(&case).unwrap(), 2);
+    // A sender's chain is its own: another case starts at #1.
+    assert!(matches!(
+        rx(&envelope(&a, &b, CaseId::generate())),
+        Outcome::Accepted { .. }
+    ));
+}
+
+#[test]
+fn the_store_worker_holds_an_early_envelope_until_its_gap_fills() {
+    use rogatory_node::engine::{Engine, Job, Notice, spawn};
+    use std::sync::Arc;
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (agency(t.path(), "XA.POLICE"), agency(t.path(), "XB.POLICE"));
+    let store = Arc::new(Store::open(&t.path().join("XB.POLICE")).unwrap());
+    let case = CaseId::generate();
+    let first = envelope(&a, &b, case);
+    let second = envelope_at(
+        &a,
+        &b,
+        case,
+        ChainLink {
+            sequence: 2,
+            previous: Some(rogatory_proto::ids::Sha256Digest::of(&first)),
+        },
+    );
+    let b_card = b.card.clone();
+    let engine = Engine::new(
+        Arc::clone(&store),
+        Arc::new(b),
+        vec![a.card.clone()],
+        Limits::default(),
+    );
+    let (tx, mut notices) = tokio::sync::mpsc::channel(16);
+    let (jobs, worker) = spawn(engine, 16, tx).unwrap();
+    let from = a.card.id().clone();
+    jobs.send(Job::Inbound {
+        token: 2,
+        from: from.clone(),
+        bytes: second.clone(),
+    })
+    .unwrap();
+    jobs.send(Job::Inbound {
+        token: 1,
+        from,
+        bytes: first,
+    })
+    .unwrap();
+    // #1 is answered first, then #2, each with an acceptance; nothing is answered before.
+    let mut answered = Vec::new();
+    while answered.len() < 2 {
+        match notices.blocking_recv().unwrap() {
+            Notice::Answer {
+                token,
+                receipt: Some(r),
+            } => {
+                let v = verify_receipt(&r, &b_card, None).unwrap();
+                assert_eq!(v.receipt.event, ReceiptEvent::Accepted);
+                answered.push(token);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(answered, [1, 2]);
+    drop(jobs);
+    drop(notices);
+    worker.join().unwrap();
+    assert_eq!(store.size(&case).unwrap(), 2);
 }

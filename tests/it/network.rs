@@ -92,6 +92,15 @@ fn envelopes_travel_over_libp2p_with_receipts_only_between_pinned_partners() {
     )
     .ok();
 
+    // XB takes envelopes up to 16 KiB.
+    let cfg = d.join("xb/rogatory.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let limit = format!(
+        "max_envelope_bytes = {}",
+        rogatory_proto::envelope::DEFAULT_MAX_ENVELOPE_BYTES
+    );
+    assert!(text.contains(&limit));
+    std::fs::write(&cfg, text.replace(&limit, "max_envelope_bytes = 16384")).unwrap();
     let b = start(d, "xb");
     let sealed = seal(d, "xa", "XB.DOJ-CA", "req.cose").ok();
     let case = sealed
@@ -164,7 +173,87 @@ fn envelopes_travel_over_libp2p_with_receipts_only_between_pinned_partners() {
         "{}",
         r.stdout
     );
+
+    // Tampered on the way (a bit of the outer signature flipped): a signed bad-signature refusal.
+    let mut bytes = std::fs::read(d.join("req.cose")).unwrap();
+    let n = bytes.len() - 10;
+    bytes[n] ^= 0x01;
+    std::fs::write(d.join("tampered.cose"), &bytes).unwrap();
+    let r = run_line(
+        d,
+        &format!(
+            "deliver tampered.cose --to XB.DOJ-CA --data-dir xa --addr {}",
+            b.addr
+        ),
+    )
+    .failed();
+    assert!(
+        r.stdout.contains("rejected by XB.DOJ-CA: bad-signature"),
+        "{}",
+        r.stdout
+    );
+
+    // Larger than XB's limit: a signed oversized refusal.
+    let big = serde_json::json!({
+        "subject": "large",
+        "body": "x".repeat(20_000),
+        "handling": { "codes": ["H0"], "purpose": "test" },
+        "priority": "routine",
+        "attachments": [],
+        "language": "en"
+    });
+    std::fs::write(d.join("big.json"), big.to_string()).unwrap();
+    run_line(
+        d,
+        "envelope seal --key xa --to XB.DOJ-CA --case new --type liaison --out big.cose --body big.json",
+    )
+    .ok();
+    let r = run_line(
+        d,
+        &format!(
+            "deliver big.cose --to XB.DOJ-CA --data-dir xa --addr {}",
+            b.addr
+        ),
+    )
+    .failed();
+    assert!(
+        r.stdout.contains("rejected by XB.DOJ-CA: oversized"),
+        "{}",
+        r.stdout
+    );
     drop(b);
+
+    // Every refusal is in XB's node log, with its reason code; no case log grew.
+    let node_log: Value = serde_json::from_str(
+        &run_line(
+            d,
+            "audit log 00000000-0000-7000-8000-000000000000 --data-dir xb --json",
+        )
+        .ok()
+        .stdout,
+    )
+    .unwrap();
+    let reasons: Vec<u64> = node_log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["reason"].as_u64().unwrap())
+        .collect();
+    let code = |name: &str| {
+        (0u16..1000)
+            .find(|c| rogatory_proto::receipt::ReasonCode::from(*c).name() == name)
+            .map(u64::from)
+            .unwrap()
+    };
+    assert_eq!(
+        reasons,
+        [
+            code("not-addressee"),
+            code("bad-signature"),
+            code("oversized")
+        ],
+        "{node_log}"
+    );
 
     // B logged the accepted envelope (once, despite the replay) in the case's audit log.
     let inspect: Value =

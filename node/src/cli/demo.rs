@@ -264,10 +264,15 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
         nodes: vec![None, None, None],
     };
     let t0 = Instant::now();
-    println!("Rogatory demo: three agencies, each its own node process on this machine (loopback).");
+    println!(
+        "Rogatory demo: three agencies, each its own node process on this machine (loopback)."
+    );
     println!("Everything lives in {}", root.display());
 
-    step(1, "Each agency sets up its node: encrypted keys, a signed agency card, a config");
+    step(
+        1,
+        "Each agency sets up its node: encrypted keys, a signed agency card, a config",
+    );
     let mut cards = Vec::new();
     for (i, (id, name, role, _)) in AGENCIES.iter().enumerate() {
         let port = free_port()?;
@@ -276,8 +281,19 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
         let quic = format!("/ip4/127.0.0.1/udp/{port}/quic-v1");
         demo.cli(
             &[
-                "init", "--agency", id, "--name", name, "--role", role, "--data-dir", &dir,
-                "--listen", &tcp, "--listen", &quic,
+                "init",
+                "--agency",
+                id,
+                "--name",
+                name,
+                "--role",
+                role,
+                "--data-dir",
+                &dir,
+                "--listen",
+                &tcp,
+                "--listen",
+                &quic,
             ],
             true,
         )?;
@@ -299,7 +315,11 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
             ],
             false,
         )?;
-        println!("  {id}: card {} fingerprint {}", card.display(), fingerprint(&card)?);
+        println!(
+            "  {id}: card {} fingerprint {}",
+            card.display(),
+            fingerprint(&card)?
+        );
         cards.push(card);
     }
 
@@ -308,15 +328,23 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
         "They pin each other's cards, comparing fingerprints read out over another channel",
     );
     for i in 0..3 {
-        for j in 0..3 {
+        for (j, card) in cards.iter().enumerate() {
             if i == j {
                 continue;
             }
-            let fp = fingerprint(&cards[j])?;
+            let fp = fingerprint(card)?;
             let dir = demo.dir(i).display().to_string();
-            let card = cards[j].display().to_string();
+            let card = card.display().to_string();
             demo.cli(
-                &["peer", "add", &card, "--fingerprint", &fp, "--data-dir", &dir],
+                &[
+                    "peer",
+                    "add",
+                    &card,
+                    "--fingerprint",
+                    &fp,
+                    "--data-dir",
+                    &dir,
+                ],
                 i == 0 && j == 1,
             )?;
         }
@@ -335,7 +363,10 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
         st["listening"]
     );
 
-    step(4, "FR.DACG sends a mutual legal assistance request to PH.DOJ-OOC");
+    step(
+        4,
+        "FR.DACG sends a mutual legal assistance request to PH.DOJ-OOC",
+    );
     let sent_at = Instant::now();
     let r = demo.send(0, "PH.DOJ-OOC", "new", "mla-request", MLA_REQUEST)?;
     let case = r["case_id"].as_str().unwrap_or_default().to_string();
@@ -353,9 +384,18 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
         &row["receipt"]["receipt_hash"].as_str().unwrap_or_default()[..16]
     );
 
-    step(5, "PH.DOJ-OOC reads it (the reading is itself an audit entry) and answers");
+    step(
+        5,
+        "PH.DOJ-OOC reads it (the reading is itself an audit entry) and answers",
+    );
     println!("$ rogatory inbox --data-dir {}", demo.dir(1).display());
-    for m in demo.api(1)?.get("/v1/inbox")?.as_array().into_iter().flatten() {
+    for m in demo
+        .api(1)?
+        .get("/v1/inbox")?
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         println!(
             "  {}  from {}  {}  case {}",
             &m["envelope_id"].as_str().unwrap_or_default()[..16],
@@ -394,7 +434,10 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
         row["state"].as_str().unwrap_or_default()
     );
 
-    step(6, "FR.DACG informs BR.MJSP-DRCI in the same case (a liaison message)");
+    step(
+        6,
+        "FR.DACG informs BR.MJSP-DRCI in the same case (a liaison message)",
+    );
     let r = demo.send(0, "BR.MJSP-DRCI", &case, "liaison", LIAISON)?;
     let env3 = r["queued"][0]["envelope_id"]
         .as_str()
@@ -420,11 +463,7 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
         std::thread::sleep(Duration::from_millis(100));
     }
     println!("$ rogatory outbox --data-dir {}", demo.dir(0).display());
-    println!(
-        "  {}  {}",
-        &env4[..16],
-        demo.outbox_state(0, &env4)?
-    );
+    println!("  {}  {}", &env4[..16], demo.outbox_state(0, &env4)?);
     let st = demo.api(0)?.get("/v1/status")?;
     if let Some(p) = st["peers"]
         .as_array()
@@ -451,14 +490,10 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
     for i in 0..3 {
         demo.stop(i);
     }
-    for i in 0..3 {
+    for (i, (id, ..)) in AGENCIES.iter().enumerate() {
         let dir = demo.dir(i).display().to_string();
         let out = demo.cli(&["audit", "verify-store", "--data-dir", &dir], i == 0)?;
-        println!(
-            "  {}: {}",
-            AGENCIES[i].0,
-            out.lines().last().unwrap_or_default()
-        );
+        println!("  {id}: {}", out.lines().last().unwrap_or_default());
     }
     let dir0 = demo.dir(0).display().to_string();
     let log = demo.cli(&["audit", "log", &case, "--data-dir", &dir0], true)?;
