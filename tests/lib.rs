@@ -11,14 +11,18 @@ use std::sync::OnceLock;
 pub fn rogatory_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        // The test executable lives in target/<profile>/deps/; the binary in target/<profile>/.
+        // A test executable lives in target/<profile>/deps/, a binary of this crate in
+        // target/<profile>/; `rogatory` is built into target/<profile>/.
         let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target dir");
+        let mut profile_dir = exe.parent().expect("target dir");
+        if profile_dir.ends_with("deps") {
+            profile_dir = profile_dir.parent().expect("target dir");
+        }
         let bin = profile_dir.join(format!("rogatory{}", std::env::consts::EXE_SUFFIX));
         // Always (re)build: `cargo test -p rogatory-tests` alone does not rebuild the binary, and
         // a stale one would test old code. When it is up to date this takes a fraction of a second.
         let mut cmd = Command::new(env!("CARGO"));
-        cmd.args([
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
             "build",
             "--quiet",
             "-p",
@@ -222,7 +226,10 @@ impl Cluster {
             .arg(dir)
             .env_remove("ROGATORY_DATA_DIR")
             .env(TEST_PASSPHRASE.0, TEST_PASSPHRASE.1)
-            .env("ROGATORY_LOG", "info")
+            .env(
+                "ROGATORY_LOG",
+                std::env::var("ROGATORY_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -276,6 +283,11 @@ impl Cluster {
                 self.ids[i]
             );
         }
+    }
+
+    /// The process id of node `i`, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.nodes[i].as_ref().map(|c| c.id())
     }
 
     /// A client of node `i`'s local API.

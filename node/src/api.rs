@@ -10,6 +10,8 @@
 //! | `GET /v1/status`          | agency, addresses, partners, connections, queue depths    |
 //! | `GET /v1/inbox`           | accepted envelopes, oldest first                          |
 //! | `GET /v1/outbox`          | envelopes sealed here and where each stands               |
+//! | `GET /v1/outbox/{id}`     | one of them by full id; `?wait=SECS` (at most 300) waits  |
+//! |                           | until it is settled (delivered or rejected)               |
 //! | `POST /v1/send`           | seal a message for its addressees and queue it            |
 //! | `GET /v1/messages/{id}`   | one message: metadata, receipt, audit entries, and (for a |
 //! |                           | received one) its content — logged as `content-accessed`  |
@@ -18,6 +20,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::Json;
@@ -100,6 +103,8 @@ pub struct ApiState {
     pub jobs: std::sync::mpsc::SyncSender<Job>,
     /// The network's state.
     pub status: Arc<Mutex<Snapshot>>,
+    /// Envelopes settled, as the event loop hears of them (for `?wait=`).
+    pub settled: tokio::sync::broadcast::Sender<[u8; 32]>,
     /// SHA-256 of the token: compared instead of the token, so the comparison's timing says
     /// nothing about the token.
     pub token_hash: Sha256Digest,
@@ -177,6 +182,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/status", get(status))
         .route("/v1/inbox", get(inbox))
         .route("/v1/outbox", get(outbox))
+        .route("/v1/outbox/{id}", get(outbox_one))
         .route("/v1/send", post(send))
         .route("/v1/messages/{id}", get(message))
         .with_state(state)
@@ -296,6 +302,56 @@ async fn outbox(_: Authorized, State(s): State<Arc<ApiState>>) -> Result<Json<Va
         })
         .collect();
     Ok(Json(Value::Array(rows)))
+}
+
+/// `?wait=SECS`.
+#[derive(Debug, serde::Deserialize)]
+pub struct Wait {
+    /// Seconds to wait for the envelope to be settled.
+    #[serde(default)]
+    pub wait: u64,
+}
+
+/// One outbox entry by full id; with `?wait=`, answered when it is settled or the time is up.
+async fn outbox_one(
+    _: Authorized,
+    State(s): State<Arc<ApiState>>,
+    UrlPath(id): UrlPath<String>,
+    axum::extract::Query(w): axum::extract::Query<Wait>,
+) -> Result<Json<Value>, ApiError> {
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(&id, &mut key).map_err(|_| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            "give the full envelope id (64 hex digits)".into(),
+        )
+    })?;
+    // Subscribe before reading, so a settlement in between is not missed.
+    let mut settled = s.settled.subscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(w.wait.min(300));
+    loop {
+        let store = Arc::clone(&s.store);
+        let entry = tokio::task::spawn_blocking(move || store.outbox_entry(&key))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?
+            .ok_or_else(|| {
+                ApiError(
+                    StatusCode::NOT_FOUND,
+                    "no such envelope in the outbox".into(),
+                )
+            })?;
+        if entry.state != OutboxState::Queued || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(outbox_row(&entry, &s.trusted)));
+        }
+        // Wait for this envelope (or a lag, or the deadline), then read again.
+        loop {
+            match tokio::time::timeout_at(deadline, settled.recv()).await {
+                Ok(Ok(k)) if k != key => continue,
+                _ => break,
+            }
+        }
+    }
 }
 
 /// An outbox entry as JSON, with what its receipt says.

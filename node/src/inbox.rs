@@ -103,15 +103,16 @@ pub fn receive(
 /// Receives one envelope within `batch`; whatever it returns holds only once the batch commits.
 ///
 /// 1. a replay (an envelope already answered) gets its stored receipt;
-/// 2. the outer layer must parse and verify against the sender's pinned card, and name this
-///    agency as addressee; otherwise a rejection, logged in [`NODE_LOG`], and the sender's
-///    chain does not move;
+/// 2. the envelope is opened (outer signature, decryption, inner signature, validation); if
+///    that fails, the outer layer alone must parse, verify against the sender's pinned card and
+///    name this agency as addressee; otherwise a rejection, logged in [`NODE_LOG`], and the
+///    sender's chain does not move;
 /// 3. the chain: the next sequence number of the sender's chain for the case, linking the
 ///    previous envelope, is applied; one further ahead waits ([`Outcome::Waiting`]); one behind,
 ///    or linking another envelope, is refused as `chain-broken`;
-/// 4. the envelope is opened and validated: accepted (inbox, inbox record, audit entry, chain,
-///    receipt) or rejected (node log, chain, receipt). Either way its receipt is stored, so a
-///    replay gets the same answer.
+/// 4. accepted (inbox, inbox record, audit entry, chain, receipt) or, if it did not open,
+///    rejected (node log, chain, receipt). Either way its receipt is stored, so a replay gets
+///    the same answer.
 ///
 /// Returns the outcome and, when the sender's chain moved, the slot just filled.
 pub fn receive_in(
@@ -131,12 +132,23 @@ pub fn receive_in(
         agency: me.card.id(),
         key: &me.keys.signing,
     };
-    let info = match outer(bytes, me, trusted, limits) {
-        Ok(info) => info,
-        Err((reason, detail)) => {
-            let receipt = reject(batch, &signer, me, id, sender, now, reason, detail)?;
-            return Ok((Outcome::Rejected { reason, receipt }, None));
-        }
+    let recipient = Recipient {
+        card: &me.card,
+        keys: &me.keys,
+    };
+    // Opening checks the origin too; only when it fails is the outer layer checked on its own,
+    // to tell a refusal of the content (which takes its place in the chain) from an envelope
+    // whose origin is not established (which does not).
+    let opened = envelope::open(bytes, &recipient, trusted, limits);
+    let info = match &opened {
+        Ok(o) => o.info.clone(),
+        Err(_) => match outer(bytes, me, trusted, limits) {
+            Ok(info) => info,
+            Err((reason, detail)) => {
+                let receipt = reject(batch, &signer, me, id, sender, now, reason, detail)?;
+                return Ok((Outcome::Rejected { reason, receipt }, None));
+            }
+        },
     };
     let last = batch.chain_in(&info.from, &info.case_commitment.0)?;
     let expected = last.map_or(1, |(seq, _)| seq + 1);
@@ -165,11 +177,7 @@ pub fn receive_in(
         info.chain.sequence,
         &id.0,
     )?;
-    let recipient = Recipient {
-        card: &me.card,
-        keys: &me.keys,
-    };
-    match envelope::open(bytes, &recipient, trusted, limits) {
+    match opened {
         Ok(opened) => {
             let meta = Received {
                 case_id: opened.case_id,

@@ -343,7 +343,9 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
         peer_id: swarm.local_peer_id().to_string(),
         ..Default::default()
     }));
+    let (settled, _) = tokio::sync::broadcast::channel::<[u8; 32]>(4096);
     let api_state = Arc::new(crate::api::ApiState {
+        settled: settled.clone(),
         store: Arc::clone(&store),
         me: Arc::clone(&kd),
         trusted: trusted.clone(),
@@ -400,6 +402,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
                                 match state {
                                     Some(s) => {
                                         p.settled += 1;
+                                        let _ = settled.send(id);
                                         if s == OutboxState::Rejected {
                                             tracing::warn!(partner = %p.card.id(), envelope = %hex::encode(id), "the partner rejected an envelope");
                                         } else {

@@ -51,6 +51,9 @@ use rogatory_proto::keys::SigningKey;
 
 /// File name of the store in a data directory.
 pub const STORE_FILE: &str = "rogatory.redb";
+/// redb's page cache: bounded, so a node's memory does not grow with its store (redb's default
+/// is 1 GiB).
+pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// Version of the stored formats; a store of another version is refused, never rewritten.
 pub const STORE_FORMAT: u64 = 1;
 
@@ -523,7 +526,9 @@ enum Db {
 impl Store {
     /// Opens the store in `dir`, creating it if needed; refuses another format version.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = Database::create(dir.join(STORE_FILE))?;
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(dir.join(STORE_FILE))?;
         let tx = db.begin_write()?;
         {
             let mut meta = tx.open_table(META)?;

@@ -1,0 +1,361 @@
+//! The node benchmark: two real nodes (`rogatory run`) on 127.0.0.1, durable end to end, and in
+//! the same run the two baselines it is compared with.
+//!
+//! 1. Bare cryptography of one message's round, in this process: seal (A), open (B), sign the
+//!    receipt (B), verify it (A). Two nodes sharing two cores can do at most 2 / that cost
+//!    messages per second: the crypto bound.
+//! 2. Raw libp2p request-response, in this process: the same transport (TCP + Noise + Yamux),
+//!    the same request and response sizes, no cryptography of ours and no storage.
+//! 3. The nodes: messages sent through A's local API, each counted when A has verified and
+//!    committed B's receipt (B committed the envelope before signing it), with 1 and with 64
+//!    messages in flight; p50 and p99 latency from the API call to the settled receipt; idle
+//!    and peak RSS of each node.
+//!
+//! Usage: `cargo run --release -p rogatory-tests --bin rogatory-loadgen -- [MESSAGES]`
+//! (default 3000 messages for the 64-in-flight run; the 1-in-flight run sends a tenth).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, noise, tcp, yamux};
+use rogatory_node::keydir::KeyDir;
+use rogatory_node::net::{ENVELOPE_PROTOCOL, EnvelopeCodec};
+use rogatory_proto::card::{CardDetails, Role};
+use rogatory_proto::envelope::{self, Addressee, ChainLink, Limits, Recipient, SealParams, Sender};
+use rogatory_proto::ids::{AgencyId, CaseId, MessageId};
+use rogatory_proto::message::{Message, MessageType};
+use rogatory_proto::receipt::{Receipt, ReceiptEvent, verify_receipt};
+use rogatory_tests::{Cluster, example};
+
+fn agency(root: &std::path::Path, id: &str) -> KeyDir {
+    KeyDir::create(
+        &root.join(id),
+        CardDetails {
+            id: AgencyId::new(id).unwrap(),
+            name: id.into(),
+            roles: vec![Role::CentralAuthority],
+            addresses: vec![],
+            languages: vec!["en".into()],
+            legal_bases: vec![],
+            issued_at: 1_700_000_000,
+        },
+    )
+    .unwrap()
+}
+
+/// One message's round of cryptography; returns the envelope and receipt (for their sizes).
+fn crypto_round(a: &KeyDir, b: &KeyDir, m: &Message, case: CaseId) -> (Vec<u8>, Vec<u8>) {
+    let sealed = envelope::seal(
+        &Sender {
+            card: &a.card,
+            keys: &a.keys,
+        },
+        &[Addressee {
+            card: &b.card,
+            chain: ChainLink::FIRST,
+        }],
+        m,
+        &SealParams {
+            case_id: case,
+            message_id: MessageId::generate(),
+            sent_at: 1_790_000_000,
+            checkpoint: None,
+        },
+        &Limits::default(),
+    )
+    .unwrap()
+    .remove(0);
+    let opened = envelope::open(
+        &sealed.bytes,
+        &Recipient {
+            card: &b.card,
+            keys: &b.keys,
+        },
+        std::slice::from_ref(&a.card),
+        &Limits::default(),
+    )
+    .unwrap();
+    let receipt = Receipt {
+        version: envelope::PROTOCOL_VERSION,
+        envelope_id: sealed.id,
+        from: b.card.id().clone(),
+        to: opened.info.from.clone(),
+        event: ReceiptEvent::Accepted,
+        reason: None,
+        detail: None,
+        received_at: 1_790_000_001,
+        checkpoint: None,
+        cosignature: None,
+    }
+    .sign(&b.keys)
+    .unwrap()
+    .bytes;
+    verify_receipt(&receipt, &b.card, Some(&sealed.id)).unwrap();
+    (sealed.bytes, receipt)
+}
+
+fn swarm() -> libp2p::Swarm<request_response::Behaviour<EnvelopeCodec>> {
+    libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| {
+            request_response::Behaviour::new(
+                [(ENVELOPE_PROTOCOL, ProtocolSupport::Full)],
+                request_response::Config::default().with_max_concurrent_streams(256),
+            )
+        })
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
+/// Raw libp2p request-response: `total` requests of `request` bytes, each answered with
+/// `response`, `window` in flight. Returns requests per second.
+async fn raw_libp2p(request: Vec<u8>, response: Vec<u8>, total: usize, window: usize) -> f64 {
+    let mut server = swarm();
+    server
+        .listen_on("/ip4/127.0.0.1/tcp/0".parse().unwrap())
+        .unwrap();
+    let addr: Multiaddr = loop {
+        if let SwarmEvent::NewListenAddr { address, .. } = server.select_next_some().await {
+            break address;
+        }
+    };
+    let server_id = *server.local_peer_id();
+    let server_task = tokio::spawn(async move {
+        loop {
+            if let SwarmEvent::Behaviour(request_response::Event::Message {
+                message: request_response::Message::Request { channel, .. },
+                ..
+            }) = server.select_next_some().await
+            {
+                let _ = server
+                    .behaviour_mut()
+                    .send_response(channel, response.clone());
+            }
+        }
+    });
+    let mut client = swarm();
+    client.add_peer_address(server_id, addr);
+    // Warm up: one round trip opens the connection.
+    client
+        .behaviour_mut()
+        .send_request(&server_id, request.clone());
+    loop {
+        if let SwarmEvent::Behaviour(request_response::Event::Message {
+            message: request_response::Message::Response { .. },
+            ..
+        }) = client.select_next_some().await
+        {
+            break;
+        }
+    }
+    let start = Instant::now();
+    let (mut sent, mut done) = (0, 0);
+    while sent < window.min(total) {
+        client
+            .behaviour_mut()
+            .send_request(&server_id, request.clone());
+        sent += 1;
+    }
+    while done < total {
+        match client.select_next_some().await {
+            SwarmEvent::Behaviour(request_response::Event::Message {
+                message: request_response::Message::Response { .. },
+                ..
+            }) => {
+                done += 1;
+                if sent < total {
+                    client
+                        .behaviour_mut()
+                        .send_request(&server_id, request.clone());
+                    sent += 1;
+                }
+            }
+            SwarmEvent::Behaviour(request_response::Event::OutboundFailure { error, .. }) => {
+                panic!("raw libp2p: {error}")
+            }
+            _ => {}
+        }
+    }
+    let rate = total as f64 / start.elapsed().as_secs_f64();
+    server_task.abort();
+    rate
+}
+
+fn proc_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+struct NodeRun {
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// `total` messages through A's API, `window` at a time, each waited for until settled.
+fn node_run(c: &Cluster, total: usize, window: usize, case: &str) -> NodeRun {
+    let body = example("mla-request.json");
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let workers: Vec<_> = (0..window)
+        .map(|_| {
+            let api = c.api(0);
+            let next = Arc::clone(&next);
+            let body = body.clone();
+            let case = case.to_string();
+            std::thread::spawn(move || {
+                let mut lat = Vec::new();
+                while next.fetch_add(1, Ordering::Relaxed) < total {
+                    let t = Instant::now();
+                    let r = api
+                        .post(
+                            "/v1/send",
+                            &serde_json::json!({
+                                "to": ["XB.DOJ-CA"], "case": case, "type": "mla-request", "body": body
+                            }),
+                        )
+                        .unwrap();
+                    let id = r["queued"][0]["envelope_id"].as_str().unwrap().to_string();
+                    let row = api.get(&format!("/v1/outbox/{id}?wait=120")).unwrap();
+                    assert_eq!(row["state"], "delivered", "{row}");
+                    lat.push(t.elapsed());
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut lat: Vec<Duration> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    let rate = total as f64 / start.elapsed().as_secs_f64();
+    lat.sort();
+    NodeRun {
+        rate,
+        p50: lat[lat.len() / 2],
+        p99: lat[(lat.len() * 99 / 100).min(lat.len() - 1)],
+    }
+}
+
+fn main() {
+    let total: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(3000);
+    let t = tempfile::tempdir().unwrap();
+
+    // 1. Bare cryptography.
+    let (a, b) = (agency(t.path(), "XA.MOJ-CA"), agency(t.path(), "XB.DOJ-CA"));
+    let m = Message::from_json(MessageType::MlaRequest, &example("mla-request.json")).unwrap();
+    let case = CaseId::generate();
+    let (env, receipt) = crypto_round(&a, &b, &m, case);
+    for _ in 0..100 {
+        crypto_round(&a, &b, &m, case);
+    }
+    let rounds = 2000;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        crypto_round(&a, &b, &m, case);
+    }
+    let crypto = start.elapsed() / rounds;
+    let bound = 2.0 / crypto.as_secs_f64();
+    println!(
+        "bare crypto: {:.0} µs per message round (seal, open, receipt sign, receipt verify); \
+         two cores: at most {bound:.0} msg/s",
+        crypto.as_secs_f64() * 1e6
+    );
+    println!(
+        "sizes: envelope {} bytes, receipt {} bytes",
+        env.len(),
+        receipt.len()
+    );
+
+    // 2. Raw libp2p.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let raw1 = rt.block_on(raw_libp2p(env.clone(), receipt.clone(), 3000, 1));
+    let raw64 = rt.block_on(raw_libp2p(env.clone(), receipt.clone(), 30_000, 64));
+    drop(rt);
+    println!(
+        "raw libp2p request-response: {raw1:.0} req/s with 1 in flight, {raw64:.0} req/s with 64"
+    );
+
+    // 3. Two nodes.
+    let mut c = Cluster::new(t.path(), &["XA.MOJ-CA", "XB.DOJ-CA"], 2);
+    c.start(0);
+    c.start(1);
+    std::thread::sleep(Duration::from_secs(2));
+    let pids = [c.pid(0).unwrap(), c.pid(1).unwrap()];
+    let idle = pids.map(|p| proc_kib(p, "VmRSS:"));
+    let warm = c
+        .api(0)
+        .post(
+            "/v1/send",
+            &serde_json::json!({
+                "to": ["XB.DOJ-CA"], "case": "new", "type": "mla-request",
+                "body": example("mla-request.json")
+            }),
+        )
+        .unwrap();
+    let case = warm["case_id"].as_str().unwrap().to_string();
+    node_run(&c, 50, 8, &case);
+    let one = node_run(&c, (total / 10).max(100), 1, &case);
+    let many = node_run(&c, total, 64, &case);
+    let peak = pids.map(|p| proc_kib(p, "VmHWM:"));
+    c.stop(0);
+    c.stop(1);
+    if std::env::var("ROGATORY_LOADGEN_KEEP").is_ok() {
+        let keep = std::env::temp_dir().join("rogatory-loadgen-last");
+        let _ = std::fs::remove_dir_all(&keep);
+        std::fs::rename(t.path(), &keep).unwrap_or_else(|_| {
+            eprintln!("could not keep the data directories");
+        });
+        eprintln!("data directories kept in {}", keep.display());
+    }
+    println!(
+        "nodes, 1 in flight:  {:.0} msg/s, p50 {:.1} ms, p99 {:.1} ms",
+        one.rate,
+        one.p50.as_secs_f64() * 1e3,
+        one.p99.as_secs_f64() * 1e3
+    );
+    println!(
+        "nodes, 64 in flight: {:.0} msg/s, p50 {:.1} ms, p99 {:.1} ms",
+        many.rate,
+        many.p50.as_secs_f64() * 1e3,
+        many.p99.as_secs_f64() * 1e3
+    );
+    println!(
+        "RSS: idle A {:.1} MiB, B {:.1} MiB; peak A {:.1} MiB, B {:.1} MiB",
+        idle[0] as f64 / 1024.0,
+        idle[1] as f64 / 1024.0,
+        peak[0] as f64 / 1024.0,
+        peak[1] as f64 / 1024.0
+    );
+    println!(
+        "ratios: 64 in flight = {:.0}% of the crypto bound, {:.1}% of raw libp2p; \
+         1 in flight = {:.1}% of raw libp2p",
+        100.0 * many.rate / bound,
+        100.0 * many.rate / raw64,
+        100.0 * one.rate / raw1
+    );
+}
