@@ -165,15 +165,27 @@ impl Cluster {
     /// Sets up `ids` under `root` (one directory per agency, named by its lowercase id), each
     /// listening on its own loopback port, with retries capped at `max_backoff_secs`.
     pub fn new(root: &Path, ids: &[&str], max_backoff_secs: u64) -> Self {
+        Self::with_transport(root, ids, max_backoff_secs, "tcp")
+    }
+
+    /// Like [`Cluster::new`], the nodes listening on `transport` only: `tcp` or `quic`.
+    pub fn with_transport(
+        root: &Path,
+        ids: &[&str],
+        max_backoff_secs: u64,
+        transport: &str,
+    ) -> Self {
         let mut dirs = Vec::new();
         for id in ids {
             let sub = id.to_ascii_lowercase();
             let port = free_port();
+            let listen = match transport {
+                "quic" => format!("/ip4/127.0.0.1/udp/{port}/quic-v1"),
+                _ => format!("/ip4/127.0.0.1/tcp/{port}"),
+            };
             run_line(
                 root,
-                &format!(
-                    "init --agency {id} --name {sub} --data-dir {sub} --listen /ip4/127.0.0.1/tcp/{port}"
-                ),
+                &format!("init --agency {id} --name {sub} --data-dir {sub} --listen {listen}"),
             )
             .ok();
             run_line(

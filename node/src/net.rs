@@ -21,7 +21,10 @@ use anyhow::{Context, Result, bail};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
-use libp2p::{Multiaddr, PeerId, StreamProtocol, identify, identity, noise, ping, tcp, yamux};
+use libp2p::{
+    Multiaddr, PeerId, StreamProtocol, allow_block_list, identify, identity, noise, ping, tcp,
+    yamux,
+};
 use rogatory_proto::card::AgencyCard;
 use rogatory_proto::envelope::Limits;
 use rogatory_proto::ids::AgencyId;
@@ -102,6 +105,9 @@ impl request_response::Codec for EnvelopeCodec {
 /// The node's behaviours.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// Only pinned partners: any other peer's connection is denied as soon as the handshake
+    /// has authenticated it, before any protocol runs.
+    allow: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
     envelope: request_response::Behaviour<EnvelopeCodec>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
@@ -114,7 +120,7 @@ pub fn peer_id(card: &AgencyCard) -> Result<PeerId> {
     Ok(identity::PublicKey::from(pk).to_peer_id())
 }
 
-fn swarm(kd: &KeyDir) -> Result<libp2p::Swarm<Behaviour>> {
+fn swarm(kd: &KeyDir, allowed: &[PeerId]) -> Result<libp2p::Swarm<Behaviour>> {
     let keypair = identity::Keypair::ed25519_from_bytes(*kd.keys.signing.seed())
         .context("the agency key as a libp2p identity")?;
     let cfg = request_response::Config::default()
@@ -129,6 +135,13 @@ fn swarm(kd: &KeyDir) -> Result<libp2p::Swarm<Behaviour>> {
         )?
         .with_quic()
         .with_behaviour(|key| Behaviour {
+            allow: {
+                let mut a = allow_block_list::Behaviour::default();
+                for p in allowed {
+                    a.allow_peer(*p);
+                }
+                a
+            },
             envelope: request_response::Behaviour::new(
                 [(ENVELOPE_PROTOCOL, ProtocolSupport::Full)],
                 cfg,
@@ -267,7 +280,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
         max_envelope_bytes: opts.config.limits.max_envelope_bytes,
         ..Limits::default()
     };
-    let mut swarm = swarm(&kd)?;
+    let mut swarm = swarm(&kd, &pinned.keys().copied().collect::<Vec<_>>())?;
     let me = kd.card.id().clone();
 
     // The store worker, and what it tells the event loop.
@@ -426,6 +439,9 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
                     tracing::info!(%address, "listening");
                     listening.push(address.to_string());
                 }
+                SwarmEvent::IncomingConnectionError { send_back_addr, error, .. } => {
+                    tracing::warn!(from = %send_back_addr, "refused a connection: {error}");
+                }
                 SwarmEvent::ListenerError { error, .. } => {
                     tracing::error!("a listener failed: {error}");
                 }
@@ -582,7 +598,7 @@ pub async fn deliver(
 ) -> Result<Vec<u8>> {
     let to = card.id();
     let peer = peer_id(card)?;
-    let mut swarm = swarm(kd)?;
+    let mut swarm = swarm(kd, &[peer])?;
     swarm.add_peer_address(peer, addr.clone());
     swarm
         .dial(peer)

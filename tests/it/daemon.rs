@@ -413,3 +413,20 @@ fn message_show_logs_who_read_the_content() {
     assert_eq!(accessed[0]["actor"]["user"], "clerk-7");
     assert_eq!(accessed[0]["envelope_id"].as_str().unwrap(), id);
 }
+
+#[test]
+fn nodes_reach_each_other_over_quic() {
+    let t = tempfile::tempdir().unwrap();
+    let mut c = Cluster::with_transport(t.path(), &["XA.MOJ-CA", "XB.DOJ-CA"], 1, "quic");
+    c.start(0);
+    c.start(1);
+    let r = c.send(0, "XB.DOJ-CA", "new", "liaison", &example("liaison.json"));
+    let rows = c.wait_settled(0, 1, Duration::from_secs(60));
+    assert_eq!(rows[0]["state"], "delivered");
+    assert_eq!(rows[0]["envelope_id"], r["queued"][0]["envelope_id"]);
+    let s = c.api(0).get("/v1/status").unwrap();
+    assert!(
+        s["listening"][0].as_str().unwrap().ends_with("/quic-v1"),
+        "{s}"
+    );
+}

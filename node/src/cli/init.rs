@@ -27,8 +27,12 @@ pub struct InitArgs {
     /// directory). It must not hold keys already.
     #[arg(long, env = "ROGATORY_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// libp2p multiaddrs the node listens on (repeatable); written on the card.
-    #[arg(long = "listen", default_values_t = ["/ip4/0.0.0.0/tcp/4100".to_string()])]
+    /// libp2p multiaddrs the node listens on (repeatable; TCP and QUIC); written on the card,
+    /// where partners find them.
+    #[arg(long = "listen", default_values_t = [
+        "/ip4/0.0.0.0/tcp/4100".to_string(),
+        "/ip4/0.0.0.0/udp/4100/quic-v1".to_string(),
+    ])]
     pub listen: Vec<String>,
     /// Roles (repeatable).
     #[arg(long = "role", value_name = "ROLE", value_parser = super::keygen::parse_role, default_value = "central-authority")]
