@@ -82,3 +82,18 @@ fn rejections_carry_reason_codes() {
     assert_eq!(ReasonCode::from(4242), ReasonCode::Unknown(4242));
     assert_eq!(u16::from(ReasonCode::Unknown(4242)), 4242);
 }
+
+#[test]
+fn stored_receipts_decode_without_a_card_but_malformed_ones_do_not() {
+    let a = Agency::random("XA.POLICE");
+    let b = Agency::random("XB.POLICE");
+    let r = receipt(&b, &a, ReceiptEvent::Accepted, None);
+    let signed = r.sign(&b.keys).unwrap();
+    let back = decode_verified_earlier(&signed.bytes).unwrap();
+    assert_eq!(back.receipt, r);
+    assert_eq!(back.hash, signed.hash);
+    let mut cut = signed.bytes.clone();
+    cut.truncate(cut.len() - 70);
+    assert!(decode_verified_earlier(&cut).is_err());
+    assert!(decode_verified_earlier(&[0xa0]).is_err());
+}

@@ -89,7 +89,7 @@ fn a_partner_offline_gets_200_messages_exactly_once_in_order() {
     let rows = c.wait_settled(0, 201, Duration::from_secs(180));
     for r in rows.iter().filter(|r| r["to"] == "XB.DOJ-CA") {
         assert_eq!(r["state"], "delivered", "{r}");
-        // outbox rows carry the receipt only when it verifies against XB's card.
+        // The receipt verified against XB's card before it settled the envelope.
         assert_eq!(r["receipt"]["event"], "accepted", "{r}");
     }
     let inbox = c.api(1).get("/v1/inbox").unwrap();
