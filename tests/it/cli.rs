@@ -373,16 +373,52 @@ fn a_world_readable_secret_key_file_is_refused() {
 #[test]
 fn every_command_has_help() {
     let t = tempfile::tempdir().unwrap();
-    for line in [
-        "--help",
-        "keygen --help",
-        "card show --help",
-        "envelope seal --help",
-        "envelope open --help",
-        "envelope inspect --help",
-        "request validate --help",
-    ] {
-        let r = cmd(t.path(), line, &[]).ok();
-        assert!(r.stdout.contains("Usage:"), "{line}");
+    /// The subcommands a help text lists under "Commands:", with their descriptions.
+    fn listed(help: &str) -> Vec<(String, String)> {
+        help.lines()
+            .skip_while(|l| !l.starts_with("Commands:"))
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                let name = w.next()?.to_string();
+                Some((name, w.collect::<Vec<_>>().join(" ")))
+            })
+            .filter(|(n, _)| n != "help")
+            .collect()
     }
+    let top = cmd(t.path(), "--help", &[]).ok().stdout;
+    let commands = listed(&top);
+    for want in [
+        "demo", "init", "run", "send", "inbox", "outbox", "message", "status", "deliver", "peer",
+        "keygen", "card", "envelope", "request", "audit",
+    ] {
+        assert!(
+            commands.iter().any(|(n, _)| n == want),
+            "{want} missing:\n{top}"
+        );
+    }
+    let mut todo: Vec<String> = commands.into_iter().map(|(n, _)| n).collect();
+    let mut seen = 0;
+    while let Some(line) = todo.pop() {
+        let r = cmd(t.path(), &format!("{line} --help"), &[]).ok();
+        assert!(r.stdout.contains("Usage:"), "{line}");
+        // A description before the usage line.
+        assert!(
+            !r.stdout
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .is_empty(),
+            "{line} has no description"
+        );
+        for (sub, about) in listed(&r.stdout) {
+            assert!(!about.is_empty(), "{line} {sub} has no description");
+            todo.push(format!("{line} {sub}"));
+        }
+        seen += 1;
+    }
+    assert!(seen >= 30, "only {seen} commands checked");
 }

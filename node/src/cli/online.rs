@@ -134,13 +134,7 @@ pub(crate) fn outbox(a: Common) -> Result<ExitCode> {
             let _ = e;
             let store =
                 crate::store::Store::open_read_only(&dir).context("cannot open the store")?;
-            Value::Array(
-                store
-                    .outbox()?
-                    .iter()
-                    .map(crate::api::outbox_row)
-                    .collect(),
-            )
+            Value::Array(store.outbox()?.iter().map(crate::api::outbox_row).collect())
         }
         Err(e) => return Err(e),
     };
