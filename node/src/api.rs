@@ -160,19 +160,16 @@ impl FromRequestParts<Arc<ApiState>> for Authorized {
     }
 }
 
-/// Creates the token file if there is none; returns the token.
-pub fn ensure_token(dir: &Path) -> Result<String> {
+/// Writes a fresh token (mode 0600) for this run of the node; returns it. A new token at every
+/// start means a token read from a stale `api.addr` after a crash (by whoever took the old port)
+/// is worthless against the restarted node.
+pub fn new_token(dir: &Path) -> Result<String> {
     let path = dir.join(TOKEN_FILE);
-    if path.exists() {
-        crate::files::check_private(&path)?;
-        let t = std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        return Ok(t.trim().to_string());
-    }
     let mut b = [0u8; 32];
     rogatory_proto::keys::fill_random(&mut b);
     let t = hex::encode(b);
-    crate::files::write_atomic(&path, t.as_bytes(), true, false)?;
+    crate::files::write_atomic(&path, t.as_bytes(), true, true)?;
+    crate::files::check_private(&path)?;
     Ok(t)
 }
 
@@ -185,6 +182,8 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/outbox/{id}", get(outbox_one))
         .route("/v1/send", post(send))
         .route("/v1/messages/{id}", get(message))
+        // A message body may be up to 16 MiB, as JSON a little more.
+        .layer(axum::extract::DefaultBodyLimit::max(24 * 1024 * 1024))
         .with_state(state)
 }
 
@@ -424,6 +423,9 @@ async fn send(
             .map_err(|_| bad(format!("case {:?} is not a UUID (or `new`)", b.case)))?;
         if c.0.get_version_num() != 7 {
             return Err(bad(format!("case {c} is not a UUIDv7")));
+        }
+        if c == crate::inbox::NODE_LOG {
+            return Err(bad(format!("case {c} is reserved for the node's own log")));
         }
         c
     };

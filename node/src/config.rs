@@ -148,6 +148,13 @@ impl Config {
                 c.api.bind
             );
         }
+        let most = rogatory_proto::envelope::DEFAULT_MAX_ENVELOPE_BYTES;
+        if c.limits.max_envelope_bytes > most {
+            bail!(
+                "{}: limits.max_envelope_bytes is at most {most} (what the transport reads)",
+                path.display()
+            );
+        }
         if c.delivery.in_flight == 0 {
             bail!("{}: delivery.in_flight must be at least 1", path.display());
         }
@@ -174,6 +181,13 @@ mod tests {
         assert!(e.contains("loopback"), "{e}");
         std::fs::write(d.path().join(CONFIG_FILE), "[log]\nformat = \"json\"\n").unwrap();
         assert_eq!(Config::load(d.path()).unwrap().log.format, LogFormat::Json);
+        std::fs::write(
+            d.path().join(CONFIG_FILE),
+            "[limits]\nmax_envelope_bytes = 999999999\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", Config::load(d.path()).unwrap_err());
+        assert!(e.contains("at most"), "{e}");
         let e = format!("{:#}", Config::load(&d.path().join("nope")).unwrap_err());
         assert!(e.contains("rogatory init"), "{e}");
     }

@@ -8,8 +8,13 @@
 //! answers every job of the batch with a failure and acknowledges nothing.
 //!
 //! Envelopes that arrive ahead of their sender's chain wait here, in memory, until the gap fills
-//! (bounded by [`MAX_WAITING`], each for at most [`WAIT_LIMIT`]); one that waits too long gets no
-//! answer, and its sender sends it again.
+//! (bounded by [`MAX_WAITING`] envelopes, [`MAX_WAITING_BYTES`] and [`MAX_WAITING_PER_SENDER`],
+//! each for at most [`WAIT_LIMIT`]); one that waits too long, or finds no room, gets no answer,
+//! and its sender sends it again.
+//!
+//! When a transaction fails, every job of the batch is answered with a failure, and for
+//! [`SOLO_AFTER_FAILURE`] jobs are done one per transaction, so that a job that keeps failing
+//! fails alone.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +39,12 @@ pub const MAX_BATCH: usize = 256;
 pub const MAX_WAITING: usize = 4096;
 /// How long an envelope waits for the gap before it is dropped unanswered.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(20);
+/// Most bytes of envelopes waiting for an earlier one of their chain, all senders together.
+pub const MAX_WAITING_BYTES: usize = 64 * 1024 * 1024;
+/// Most envelopes waiting from one sender.
+pub const MAX_WAITING_PER_SENDER: usize = 1024;
+/// After a failed transaction, how long jobs are done one per transaction.
+pub const SOLO_AFTER_FAILURE: Duration = Duration::from_secs(30);
 
 /// A message to send, as the local API takes it.
 #[derive(Debug, Clone)]
@@ -191,6 +202,8 @@ pub struct Engine {
     trusted: Vec<AgencyCard>,
     limits: Limits,
     waiting: HashMap<ChainSlot, Waiting>,
+    waiting_bytes: usize,
+    solo_until: Option<Instant>,
 }
 
 impl Engine {
@@ -207,6 +220,8 @@ impl Engine {
             trusted,
             limits,
             waiting: HashMap::new(),
+            waiting_bytes: 0,
+            solo_until: None,
         }
     }
 
@@ -222,7 +237,8 @@ impl Engine {
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
+            let solo = self.solo_until.is_some_and(|t| t > Instant::now());
+            while !solo && batch.len() < MAX_BATCH {
                 match jobs.try_recv() {
                     Ok(j) => batch.push(j),
                     Err(_) => break,
@@ -263,7 +279,7 @@ impl Engine {
             .map(|(s, _)| s.clone())
             .collect();
         for slot in old {
-            if let Some(w) = self.waiting.remove(&slot) {
+            if let Some(w) = self.take_waiting(&slot) {
                 tracing::warn!(
                     from = %w.from, sequence = slot.sequence,
                     "an envelope waited too long for an earlier one of its chain; its sender will resend it"
@@ -282,15 +298,19 @@ impl Engine {
         let n = jobs.len();
         let mut replies = Vec::with_capacity(n);
         // Jobs whose work was undone by a failed commit, to answer with a failure.
+        let mut jobs = jobs.into_iter();
         let result = (|| -> Result<()> {
             let store = Arc::clone(&self.store);
             let mut batch = store.batch().context("cannot start a transaction")?;
-            for job in jobs {
+            // Each job puts its reply (a failure by default) in `replies` before it can fail.
+            for job in jobs.by_ref() {
                 self.job(&mut batch, job, &mut replies)?;
             }
             batch.commit().context("cannot commit")?;
             Ok(())
         })();
+        // Jobs not reached because an earlier one failed: answered with a failure too.
+        replies.extend(jobs.map(Reply::unreached));
         match result {
             Ok(()) => {
                 if n > 1 {
@@ -302,6 +322,9 @@ impl Engine {
                 tracing::error!(
                     "store failure, nothing in this batch of {n} was acknowledged: {e:#}"
                 );
+                // For a while, one job per transaction: a job that fails every time (a damaged
+                // log, say) then fails alone instead of taking others with it.
+                self.solo_until = Some(Instant::now() + SOLO_AFTER_FAILURE);
                 replies.into_iter().filter_map(|r| r.failed(&e)).collect()
             }
         }
@@ -348,13 +371,19 @@ impl Engine {
                         }
                         Outcome::Waiting { slot } => {
                             tracing::debug!(%from, sequence = slot.sequence, "ahead of its chain: waiting");
-                            if let Some(old) = self.waiting.remove(&slot) {
+                            if let Some(old) = self.take_waiting(&slot) {
                                 replies.push(Reply::Notice(Notice::Answer {
                                     token: old.token,
                                     receipt: None,
                                 }));
                             }
-                            if self.waiting.len() < MAX_WAITING {
+                            let from_sender =
+                                self.waiting.keys().filter(|s| s.from == slot.from).count();
+                            if self.waiting.len() < MAX_WAITING
+                                && self.waiting_bytes + bytes.len() <= MAX_WAITING_BYTES
+                                && from_sender < MAX_WAITING_PER_SENDER
+                            {
+                                self.waiting_bytes += bytes.len();
                                 self.waiting.insert(
                                     slot,
                                     Waiting {
@@ -374,7 +403,7 @@ impl Engine {
                         replies[at] = Reply::Notice(Notice::Answer { token, receipt });
                     }
                     if let Some(slot) = advanced
-                        && let Some(w) = self.waiting.remove(&slot.next())
+                        && let Some(w) = self.take_waiting(&slot.next())
                     {
                         replies.push(Reply::Notice(Notice::Answer {
                             token: w.token,
@@ -392,8 +421,10 @@ impl Engine {
                 event,
                 reason,
             } => {
+                replies.push(Reply::Notice(Notice::Settled { id, state: None }));
+                let at = replies.len() - 1;
                 let state = self.settle(batch, id, &by, &receipt, event, reason)?;
-                replies.push(Reply::Notice(Notice::Settled { id, state }));
+                replies[at] = Reply::Notice(Notice::Settled { id, state });
                 Ok(())
             }
             Job::Send { request, reply } => match self.seal(batch, &request) {
@@ -433,18 +464,18 @@ impl Engine {
                     envelope,
                 );
                 e.actor.user = Some(user);
-                match batch.append(&self.signer(), &case, &mut [e]) {
-                    Ok(_) => {
-                        replies.push(Reply::Accessed(reply, Ok(())));
-                        Ok(())
-                    }
-                    Err(err) => {
-                        let _ = reply.send(Err(format!("the store failed: {err}")));
-                        Err(err.into())
-                    }
-                }
+                replies.push(Reply::Accessed(reply, Ok(())));
+                // On failure, the reply above becomes a failure with the whole batch.
+                batch.append(&self.signer(), &case, &mut [e])?;
+                Ok(())
             }
         }
+    }
+
+    fn take_waiting(&mut self, slot: &ChainSlot) -> Option<Waiting> {
+        let w = self.waiting.remove(slot)?;
+        self.waiting_bytes -= w.bytes.len();
+        Some(w)
     }
 
     fn signer(&self) -> LogSigner<'_> {
@@ -577,6 +608,19 @@ impl Engine {
 }
 
 impl Reply {
+    /// The failure reply of a job the batch never reached.
+    fn unreached(job: Job) -> Reply {
+        match job {
+            Job::Inbound { token, .. } => Reply::Notice(Notice::Answer {
+                token,
+                receipt: None,
+            }),
+            Job::Receipt { id, .. } => Reply::Notice(Notice::Settled { id, state: None }),
+            Job::Send { reply, .. } => Reply::Sent(reply, Err("not done".into())),
+            Job::Access { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
+        }
+    }
+
     /// The same reply, saying the batch failed.
     fn failed(self, e: &anyhow::Error) -> Option<Reply> {
         Some(match self {

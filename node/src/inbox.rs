@@ -142,7 +142,7 @@ pub fn receive_in(
     let opened = envelope::open(bytes, &recipient, trusted, limits);
     let info = match &opened {
         Ok(o) => o.info.clone(),
-        Err(_) => match outer(bytes, me, trusted, limits) {
+        Err(_) => match outer(bytes, me, trusted, &origin_limits(limits)) {
             Ok(info) => info,
             Err((reason, detail)) => {
                 let receipt = reject(batch, &signer, me, id, sender, now, reason, detail)?;
@@ -169,6 +169,8 @@ pub fn receive_in(
             expected - 1
         );
         let receipt = reject(batch, &signer, me, id, &info.from, now, reason, detail)?;
+        // Its origin is established: a replay gets this same refusal.
+        batch.store_receipt(&id.0, &receipt)?;
         return Ok((Outcome::Rejected { reason, receipt }, None));
     }
     batch.set_chain_in(
@@ -178,6 +180,13 @@ pub fn receive_in(
         &id.0,
     )?;
     match opened {
+        Ok(opened) if opened.case_id == NODE_LOG => {
+            let reason = ReasonCode::InvalidSchema;
+            let detail = "the case id is reserved for the node's own log".to_string();
+            let receipt = reject(batch, &signer, me, id, &info.from, now, reason, detail)?;
+            batch.store_receipt(&id.0, &receipt)?;
+            Ok((Outcome::Rejected { reason, receipt }, Some(slot)))
+        }
         Ok(opened) => {
             let meta = Received {
                 case_id: opened.case_id,
@@ -235,6 +244,17 @@ pub fn receive_in(
             batch.store_receipt(&id.0, &receipt)?;
             Ok((Outcome::Rejected { reason, receipt }, Some(slot)))
         }
+    }
+}
+
+/// The limits under which a refused envelope's origin is checked: at least what the transport
+/// reads, so that an envelope refused only for its size still takes its place in the chain.
+fn origin_limits(limits: &Limits) -> Limits {
+    Limits {
+        max_envelope_bytes: limits
+            .max_envelope_bytes
+            .max(envelope::DEFAULT_MAX_ENVELOPE_BYTES),
+        ..*limits
     }
 }
 

@@ -36,6 +36,8 @@ use crate::store::{OutboxState, Store};
 
 /// Capacity of the store worker's queue.
 const QUEUE: usize = 1024;
+/// Most bytes of received envelopes handed to the store worker and not yet answered.
+const MAX_OPEN_BYTES: usize = 256 * 1024 * 1024;
 
 /// The envelope protocol.
 pub const ENVELOPE_PROTOCOL: StreamProtocol = StreamProtocol::new("/rogatory/envelope/1");
@@ -350,7 +352,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
     }
 
     // The local API.
-    let token = crate::api::ensure_token(dir)?;
+    let token = crate::api::new_token(dir)?;
     let status = Arc::new(std::sync::Mutex::new(crate::api::Snapshot {
         agency: me.to_string(),
         peer_id: swarm.local_peer_id().to_string(),
@@ -377,7 +379,10 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
     println!("{me} running as peer {}", swarm.local_peer_id());
     tracing::info!(agency = %me, peer = %swarm.local_peer_id(), api = %api_addr, "node started");
 
-    let mut open: HashMap<u64, request_response::ResponseChannel<Vec<u8>>> = HashMap::new();
+    // Requests handed to the worker and not yet answered, with their sizes.
+    let mut open: HashMap<u64, (request_response::ResponseChannel<Vec<u8>>, usize)> =
+        HashMap::new();
+    let mut open_bytes = 0usize;
     let mut next_token = 0u64;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -398,10 +403,11 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
             Some(n) = notices.recv() => {
                 match n {
                     Notice::Answer { token, receipt } => {
-                        if let Some(channel) = open.remove(&token)
-                            && let Some(r) = receipt
-                        {
-                            let _ = swarm.behaviour_mut().envelope.send_response(channel, r);
+                        if let Some((channel, size)) = open.remove(&token) {
+                            open_bytes -= size;
+                            if let Some(r) = receipt {
+                                let _ = swarm.behaviour_mut().envelope.send_response(channel, r);
+                            }
                         }
                     }
                     Notice::Queued { to, order, id } => {
@@ -476,11 +482,17 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
                         let Some(from) = out.by_peer.get(&peer).cloned() else {
                             continue;
                         };
+                        let size = request.len();
+                        if open_bytes + size > MAX_OPEN_BYTES {
+                            tracing::warn!(%from, "busy: too many bytes awaiting the store; its sender will resend");
+                            continue;
+                        }
                         let token = next_token;
                         next_token += 1;
                         match jobs.try_send(Job::Inbound { token, from: from.clone(), bytes: request }) {
                             Ok(()) => {
-                                open.insert(token, channel);
+                                open.insert(token, (channel, size));
+                                open_bytes += size;
                             }
                             Err(_) => {
                                 tracing::warn!(%from, "busy: an envelope was not taken; its sender will resend it");
@@ -547,11 +559,12 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
     tracing::info!("stopping");
     // Stop taking API requests, then let the worker finish the batch in hand: it commits, then
     // finds nobody to answer. Receipts not sent are safe: a resend gets the stored one.
+    // Nobody reads notices any more: the worker must not wait for room to post them.
+    drop(notices);
+    let _ = std::fs::remove_file(dir.join(crate::api::ADDR_FILE));
     let _ = stop_api.send(());
     let _ = api_task.await;
-    let _ = std::fs::remove_file(dir.join(crate::api::ADDR_FILE));
     drop(jobs);
-    drop(notices);
     let _ = worker.join();
     println!("{me} stopped");
     Ok(())

@@ -136,7 +136,8 @@ fn accepted_once_replayed_with_the_same_receipt_refusals_signed() {
         max_envelope_bytes: 64,
         ..Limits::default()
     };
-    let fresh = envelope(&a, &b, case);
+    // (In another case: a second #1 in the same case would be a fork of the chain.)
+    let fresh = envelope(&a, &b, CaseId::generate());
     for (bytes, limits, want) in [
         (&tampered, Limits::default(), ReasonCode::BadSignature),
         (&to_c, Limits::default(), ReasonCode::NotAddressee),
@@ -224,6 +225,10 @@ fn a_chain_is_applied_in_order_and_a_fork_is_refused() {
                 assert_eq!(reason, ReasonCode::ChainBroken);
                 let r = verify_receipt(&receipt, &b.card, Some(&id(bytes))).unwrap();
                 assert_eq!(r.receipt.reason, Some(ReasonCode::ChainBroken));
+                // Sent again: the same refusal, byte for byte, and nothing logged twice.
+                let before = store.size(&NODE_LOG).unwrap();
+                assert_eq!(rx(bytes), Outcome::Replay { receipt });
+                assert_eq!(store.size(&NODE_LOG).unwrap(), before);
             }
             other => panic!("{other:?}"),
         }
