@@ -52,6 +52,7 @@
 
 pub mod audit;
 pub mod card;
+pub mod case;
 pub mod cbor;
 mod cose;
 pub mod envelope;

@@ -41,6 +41,27 @@ pub enum ExtraditionStage {
 }
 
 impl ExtraditionStage {
+    /// The stage's name, as in JSON (`formal-request-received`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ProvisionalArrestRequested => "provisional-arrest-requested",
+            Self::Arrested => "arrested",
+            Self::ConsentGiven => "consent-given",
+            Self::FormalRequestReceived => "formal-request-received",
+            Self::HearingScheduled => "hearing-scheduled",
+            Self::HearingHeld => "hearing-held",
+            Self::JudicialDecision => "judicial-decision",
+            Self::ExecutiveDecision => "executive-decision",
+            Self::AppealLodged => "appeal-lodged",
+            Self::AppealDecided => "appeal-decided",
+            Self::SurrenderScheduled => "surrender-scheduled",
+            Self::Surrendered => "surrendered",
+            Self::Released => "released",
+            Self::Discharged => "discharged",
+            Self::Withdrawn => "withdrawn",
+        }
+    }
+
     /// Stages that carry a decision.
     pub fn needs_decision(self) -> bool {
         matches!(

@@ -459,6 +459,28 @@ pub enum MlaStatus {
     Closed,
 }
 
+impl MlaStatus {
+    /// The status's name, as in JSON (`more-information-requested`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Registered => "registered",
+            Self::ReturnedDeficient => "returned-deficient",
+            Self::UnderReview => "under-review",
+            Self::MoreInformationRequested => "more-information-requested",
+            Self::InformationProvided => "information-provided",
+            Self::Accepted => "accepted",
+            Self::Executing => "executing",
+            Self::PartiallyExecuted => "partially-executed",
+            Self::Executed => "executed",
+            Self::Postponed => "postponed",
+            Self::Refused => "refused",
+            Self::Withdrawn => "withdrawn",
+            Self::Closed => "closed",
+        }
+    }
+}
+
 /// A status update on an MLA request.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
