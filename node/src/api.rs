@@ -103,11 +103,46 @@ pub struct ApiState {
     pub jobs: std::sync::mpsc::SyncSender<Job>,
     /// The network's state.
     pub status: Arc<Mutex<Snapshot>>,
-    /// Envelopes settled, as the event loop hears of them (for `?wait=`).
-    pub settled: tokio::sync::broadcast::Sender<[u8; 32]>,
+    /// Requests waiting for an envelope to be settled (`?wait=`); the event loop notifies them.
+    pub waiters: Arc<Waiters>,
     /// SHA-256 of the token: compared instead of the token, so the comparison's timing says
     /// nothing about the token.
     pub token_hash: Sha256Digest,
+}
+
+/// Who waits for which envelope to be settled: only those are woken when it is.
+#[derive(Default)]
+pub struct Waiters(Mutex<HashMap<[u8; 32], Vec<tokio::sync::oneshot::Sender<()>>>>);
+
+impl Waiters {
+    /// Registers interest in an envelope; the receiver completes when it is settled.
+    pub fn register(&self, id: [u8; 32]) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if let Ok(mut m) = self.0.lock() {
+            m.entry(id).or_default().push(tx);
+        }
+        rx
+    }
+
+    /// Wakes everyone waiting for `id`.
+    pub fn notify(&self, id: &[u8; 32]) {
+        let woken = self.0.lock().ok().and_then(|mut m| m.remove(id));
+        for tx in woken.into_iter().flatten() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Forgets waiters that gave up on `id`.
+    fn prune(&self, id: &[u8; 32]) {
+        if let Ok(mut m) = self.0.lock()
+            && let Some(v) = m.get_mut(id)
+        {
+            v.retain(|tx| !tx.is_closed());
+            if v.is_empty() {
+                m.remove(id);
+            }
+        }
+    }
 }
 
 /// An API error: a status and a one-line message, as `{"error": "…"}`.
@@ -325,10 +360,10 @@ async fn outbox_one(
             "give the full envelope id (64 hex digits)".into(),
         )
     })?;
-    // Subscribe before reading, so a settlement in between is not missed.
-    let mut settled = s.settled.subscribe();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(w.wait.min(300));
     loop {
+        // Registered before reading, so a settlement in between is not missed.
+        let woken = s.waiters.register(key);
         let store = Arc::clone(&s.store);
         let entry = tokio::task::spawn_blocking(move || store.outbox_entry(&key))
             .await
@@ -343,12 +378,9 @@ async fn outbox_one(
         if entry.state != OutboxState::Queued || tokio::time::Instant::now() >= deadline {
             return Ok(Json(outbox_row(&entry)));
         }
-        // Wait for this envelope (or a lag, or the deadline), then read again.
-        loop {
-            match tokio::time::timeout_at(deadline, settled.recv()).await {
-                Ok(Ok(k)) if k != key => continue,
-                _ => break,
-            }
+        // Wait for this envelope (or the deadline), then read again.
+        if tokio::time::timeout_at(deadline, woken).await.is_err() {
+            s.waiters.prune(&key);
         }
     }
 }

@@ -358,9 +358,9 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
         peer_id: swarm.local_peer_id().to_string(),
         ..Default::default()
     }));
-    let (settled, _) = tokio::sync::broadcast::channel::<[u8; 32]>(4096);
+    let waiters = Arc::new(crate::api::Waiters::default());
     let api_state = Arc::new(crate::api::ApiState {
-        settled: settled.clone(),
+        waiters: Arc::clone(&waiters),
         store: Arc::clone(&store),
         me: Arc::clone(&kd),
         trusted: trusted.clone(),
@@ -421,7 +421,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
                                 match state {
                                     Some(s) => {
                                         p.settled += 1;
-                                        let _ = settled.send(id);
+                                        waiters.notify(&id);
                                         if s == OutboxState::Rejected {
                                             tracing::warn!(partner = %p.card.id(), envelope = %hex::encode(id), "the partner rejected an envelope");
                                         } else {
