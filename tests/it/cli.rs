@@ -422,3 +422,59 @@ fn every_command_has_help() {
     }
     assert!(seen >= 30, "only {seen} commands checked");
 }
+
+#[test]
+fn request_template_is_valid_and_every_field_is_explained() {
+    let t = tempfile::tempdir().unwrap();
+    let r = cmd(t.path(), "request template --out r.json", &[]).ok();
+    let guide = r.stdout;
+    cmd(t.path(), "request validate r.json", &[]).ok();
+    // Not overwritten.
+    cmd(t.path(), "request template --out r.json", &[]).failed();
+    // Every field name in the example is in the guide.
+    fn names(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    out.push(k.clone());
+                    names(v, out);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| names(v, out)),
+            _ => {}
+        }
+    }
+    let example: Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path().join("r.json")).unwrap()).unwrap();
+    let mut all = Vec::new();
+    names(&example, &mut all);
+    for n in all {
+        assert!(
+            guide.contains(&format!("`{n}")) || guide.contains(&format!(".{n}`")),
+            "{n} is not explained"
+        );
+    }
+    // Every type has a template that validates.
+    for kind in [
+        "mla-request",
+        "mla-status",
+        "evidence-manifest",
+        "extradition-status",
+        "liaison",
+        "preservation-request",
+    ] {
+        let out = format!("{kind}.json");
+        cmd(
+            t.path(),
+            &format!("request template --type {kind} --out {out}"),
+            &[],
+        )
+        .ok();
+        cmd(
+            t.path(),
+            &format!("request validate {out} --type {kind}"),
+            &[],
+        )
+        .ok();
+    }
+}

@@ -12,6 +12,20 @@ use crate::files;
 /// `rogatory request` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum RequestCommand {
+    /// Write a complete example request (or other message) to start from, and explain every
+    /// field: the example as JSON (to --out, else standard output), the field guide on standard
+    /// output (with --out) or with --guide.
+    Template {
+        /// The message type.
+        #[arg(long = "type", default_value = "mla-request")]
+        kind: MessageType,
+        /// Write the example here (refuses to overwrite a file).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Print only the field guide.
+        #[arg(long)]
+        guide: bool,
+    },
     /// Check a request (or any message) written as JSON, and list everything that is missing
     /// or wrong. Exits 0 when it may be sent, 1 otherwise.
     Validate {
@@ -27,6 +41,34 @@ pub enum RequestCommand {
     },
 }
 
+/// The example message of each type (spec/examples/), the start of a new one.
+fn example(kind: MessageType) -> &'static str {
+    match kind {
+        MessageType::MlaRequest => include_str!("../../../spec/examples/mla-request.json"),
+        MessageType::MlaStatus => include_str!("../../../spec/examples/mla-status.json"),
+        MessageType::EvidenceManifest => {
+            include_str!("../../../spec/examples/evidence-manifest.json")
+        }
+        MessageType::ExtraditionStatus => {
+            include_str!("../../../spec/examples/extradition-status.json")
+        }
+        MessageType::Liaison => include_str!("../../../spec/examples/liaison.json"),
+        MessageType::PreservationRequest => {
+            include_str!("../../../spec/examples/preservation-request.json")
+        }
+    }
+}
+
+/// The field guide of a type, where there is one.
+fn guide(kind: MessageType) -> Option<&'static str> {
+    match kind {
+        MessageType::MlaRequest => {
+            Some(include_str!("../../../spec/examples/mla-request.guide.md"))
+        }
+        _ => None,
+    }
+}
+
 /// Reads a JSON message body of the given type. Validation is left to the caller.
 pub(crate) fn read_body(path: &Path, kind: MessageType) -> Result<Result<Message, MessageError>> {
     let raw = files::read_limited(path, files::MAX_INPUT_BYTES)?;
@@ -37,6 +79,35 @@ pub(crate) fn read_body(path: &Path, kind: MessageType) -> Result<Result<Message
 
 pub(crate) fn run(c: RequestCommand) -> Result<ExitCode> {
     match c {
+        RequestCommand::Template {
+            kind,
+            out,
+            guide: only_guide,
+        } => {
+            let text = guide(kind).unwrap_or(
+                "No field guide for this type yet: spec/PROTOCOL.md §5 and `rogatory request validate` say what each field needs.\n",
+            );
+            if only_guide {
+                print!("{text}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            match out {
+                Some(path) => {
+                    files::write_atomic(&path, example(kind).as_bytes(), false, false)?;
+                    eprintln!(
+                        "Wrote an example {kind} to {}: replace every value with your case's, then `rogatory request validate {} --type {kind}`.",
+                        path.display(),
+                        path.display()
+                    );
+                    print!("{text}");
+                }
+                None => {
+                    print!("{}", example(kind));
+                    eprintln!("(the field guide: rogatory request template --type {kind} --guide)");
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         RequestCommand::Validate { file, kind, json } => {
             let result = read_body(&file, kind)?.and_then(|m| m.validate().map(|()| m));
             let problems = match &result {
