@@ -13,6 +13,9 @@
 //! | `GET /v1/outbox/{id}`     | one of them by full id; `?wait=SECS` (at most 300) waits  |
 //! |                           | until it is settled (delivered or rejected)               |
 //! | `POST /v1/send`           | seal a message for its addressees and queue it            |
+//! | `GET /v1/cases`           | every case: kind, side, partner, status, overdue deadlines |
+//! | `GET /v1/cases/{id}`      | one case: its timeline, messages, receipts and deadlines  |
+//! | `GET /v1/deadlines`       | open deadlines; `?within=DAYS` (default 7) and overdue     |
 //! | `GET /v1/messages/{id}`   | one message: metadata, receipt, audit entries, and (for a |
 //! |                           | received one) its content — logged as `content-accessed`  |
 
@@ -39,7 +42,7 @@ use serde_json::{Value, json};
 
 use crate::engine::{Job, SendRequest};
 use crate::keydir::KeyDir;
-use crate::store::{OutboxState, Store};
+use crate::store::{OutboxState, Store, StoreError};
 
 /// File holding the API's bearer token (mode 0600).
 pub const TOKEN_FILE: &str = "api-token";
@@ -217,6 +220,9 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/outbox/{id}", get(outbox_one))
         .route("/v1/send", post(send))
         .route("/v1/messages/{id}", get(message))
+        .route("/v1/cases", get(cases))
+        .route("/v1/cases/{id}", get(case_one))
+        .route("/v1/deadlines", get(deadlines))
         // A message body may be up to 16 MiB, as JSON a little more.
         .layer(axum::extract::DefaultBodyLimit::max(24 * 1024 * 1024))
         .with_state(state)
@@ -681,4 +687,176 @@ pub fn locate(dir: &Path) -> Result<(String, String)> {
     let token = std::fs::read_to_string(&token_path)
         .with_context(|| format!("cannot read the API token {}", token_path.display()))?;
     Ok((addr, token.trim().to_string()))
+}
+
+fn today() -> rogatory_proto::case::Day {
+    rogatory_proto::case::Day::of_unix(rogatory_proto::time::now_unix())
+}
+
+fn deadline_json(
+    r: &crate::cases::CaseRecord,
+    d: &rogatory_proto::case::extradition::Deadline,
+) -> Value {
+    let today = today();
+    json!({
+        "case_id": r.case_id.to_string(),
+        "peer": r.peer.as_str(),
+        "rule": d.rule.name,
+        "what": d.rule.what,
+        "source": d.rule.source,
+        "started": d.started.to_string(),
+        "due": d.due.to_string(),
+        "met": d.met.map(|m| m.to_string()),
+        "overdue": d.overdue(today),
+        "days_left": d.met.is_none().then_some(d.due.0 - today.0),
+    })
+}
+
+fn case_summary(r: &crate::cases::CaseRecord) -> Value {
+    let today = today();
+    let next_due = r
+        .deadlines()
+        .iter()
+        .filter(|d| d.met.is_none())
+        .map(|d| d.due)
+        .min()
+        .map(|d| d.to_string());
+    json!({
+        "case_id": r.case_id.to_string(),
+        "kind": serde_json::to_value(r.kind).unwrap_or_default(),
+        "our_side": serde_json::to_value(r.our_side).unwrap_or_default(),
+        "peer": r.peer.as_str(),
+        "status": r.status(),
+        "opened_at": format_unix(r.opened_at),
+        "updated_at": format_unix(r.updates.last().map_or(r.opened_at, |u| u.at)),
+        "emergency": r.emergency,
+        "overdue": r.overdue(today),
+        "next_due": next_due,
+    })
+}
+
+async fn records(s: &ApiState) -> Result<Vec<crate::cases::CaseRecord>, ApiError> {
+    let store = Arc::clone(&s.store);
+    tokio::task::spawn_blocking(move || store.case_records())
+        .await
+        .map_err(internal)?
+        .map_err(internal)
+}
+
+async fn cases(_: Authorized, State(s): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
+    let mut list = records(&s).await?;
+    list.sort_by_key(|r| std::cmp::Reverse(r.updates.last().map_or(r.opened_at, |u| u.at)));
+    Ok(Json(Value::Array(list.iter().map(case_summary).collect())))
+}
+
+async fn case_one(
+    _: Authorized,
+    State(s): State<Arc<ApiState>>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let case: CaseId = id
+        .parse()
+        .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "give a case id (a UUID)".into()))?;
+    let r = records(&s)
+        .await?
+        .into_iter()
+        .find(|r| r.case_id == case)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "no such case here".into()))?;
+    let store = Arc::clone(&s.store);
+    let (received, sent) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+        Ok((store.received()?, store.outbox()?))
+    })
+    .await
+    .map_err(internal)?
+    .map_err(internal)?;
+    let me = s.me.card.id().clone();
+    let mut timeline: Vec<(u64, Value)> = Vec::new();
+    for (id, m) in received.iter().filter(|(_, m)| m.case_id == case) {
+        timeline.push((
+            m.received_at,
+            json!({
+                "at": format_unix(m.received_at),
+                "direction": "received",
+                "from": m.from.as_str(),
+                "to": me.as_str(),
+                "type": m.message_type,
+                "envelope_id": hex::encode(id),
+                "receipt": "accepted (sent by this node)",
+            }),
+        ));
+    }
+    for e in sent.iter().filter(|e| e.case_id == case) {
+        let row = outbox_row(e);
+        timeline.push((
+            e.sealed_at,
+            json!({
+                "at": format_unix(e.sealed_at),
+                "direction": "sent",
+                "from": me.as_str(),
+                "to": e.to.as_str(),
+                "envelope_id": row["envelope_id"],
+                "state": row["state"],
+                "receipt": row["receipt"],
+            }),
+        ));
+    }
+    timeline.sort_by_key(|(t, _)| *t);
+    let updates: Vec<Value> = r
+        .updates
+        .iter()
+        .map(|u| {
+            let who = if u.side == r.our_side {
+                me.as_str().to_string()
+            } else {
+                r.peer.to_string()
+            };
+            json!({
+                "at": format_unix(u.at),
+                "by": who,
+                "side": serde_json::to_value(u.side).unwrap_or_default(),
+                "envelope_id": u.envelope_id.to_hex(),
+                "status": u.mla.as_ref().and_then(|m| m.status).map(|s| s.as_str()),
+                "stage": u.extradition.as_ref().and_then(|x| x.stage).map(|s| s.as_str()),
+                "update": u.mla.as_ref().map(|m| serde_json::to_value(m).unwrap_or_default())
+                    .or_else(|| u.extradition.as_ref().map(|x| serde_json::to_value(x).unwrap_or_default())),
+            })
+        })
+        .collect();
+    let mut v = case_summary(&r);
+    v["updates"] = updates.into();
+    v["messages"] = Value::Array(timeline.into_iter().map(|(_, v)| v).collect());
+    v["deadlines"] = Value::Array(r.deadlines().iter().map(|d| deadline_json(&r, d)).collect());
+    Ok(Json(v))
+}
+
+/// `?within=DAYS`.
+#[derive(Debug, serde::Deserialize)]
+pub struct Within {
+    /// Days ahead (default 7).
+    #[serde(default = "seven")]
+    pub within: i64,
+}
+
+fn seven() -> i64 {
+    7
+}
+
+async fn deadlines(
+    _: Authorized,
+    State(s): State<Arc<ApiState>>,
+    axum::extract::Query(w): axum::extract::Query<Within>,
+) -> Result<Json<Value>, ApiError> {
+    let today = today();
+    let mut out: Vec<(rogatory_proto::case::Day, Value)> = Vec::new();
+    for r in records(&s).await? {
+        for d in r.deadlines() {
+            if d.due_within(today, w.within) {
+                out.push((d.due, deadline_json(&r, &d)));
+            }
+        }
+    }
+    out.sort_by_key(|(d, _)| *d);
+    Ok(Json(Value::Array(
+        out.into_iter().map(|(_, v)| v).collect(),
+    )))
 }

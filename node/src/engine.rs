@@ -538,6 +538,7 @@ impl Engine {
                 }
             }
         }
+        let now = rogatory_proto::time::now_unix();
         let mut addressees = Vec::with_capacity(cards.len());
         for card in &cards {
             let chain = match batch.chain_out(&r.case, card.id())? {
@@ -549,7 +550,6 @@ impl Engine {
             };
             addressees.push(Addressee { card, chain });
         }
-        let now = rogatory_proto::time::now_unix();
         let params = SealParams {
             case_id: r.case,
             message_id: MessageId::generate(),
@@ -569,6 +569,14 @@ impl Engine {
             Ok(s) => s,
             Err(e) => return Ok(Err(format!("cannot seal the message: {e}"))),
         };
+        // The case's machine must allow what the message says (once, whatever the addressees);
+        // sealing wrote nothing, so a refusal leaves no trace.
+        if let Some(first) = sealed.first()
+            && let Err(e) =
+                crate::cases::apply(batch, &r.case, &first.to, true, &r.message, first.id, now)?
+        {
+            return Ok(Err(format!("refused: {e}")));
+        }
         let mut out = Vec::with_capacity(sealed.len());
         let mut entries = Vec::with_capacity(sealed.len());
         for (s, a) in sealed.into_iter().zip(&addressees) {

@@ -188,6 +188,30 @@ pub fn receive_in(
             Ok((Outcome::Rejected { reason, receipt }, Some(slot)))
         }
         Ok(opened) => {
+            // What the message says about its case must be allowed for the sender's side.
+            if let Err(e) = crate::cases::apply(
+                batch,
+                &opened.case_id,
+                &opened.info.from,
+                false,
+                &opened.message,
+                id,
+                now,
+            )? {
+                let reason = ReasonCode::IllegalTransition;
+                let receipt = reject(
+                    batch,
+                    &signer,
+                    me,
+                    id,
+                    &info.from,
+                    now,
+                    reason,
+                    e.to_string(),
+                )?;
+                batch.store_receipt(&id.0, &receipt)?;
+                return Ok((Outcome::Rejected { reason, receipt }, Some(slot)));
+            }
             let meta = Received {
                 case_id: opened.case_id,
                 from: opened.info.from.clone(),

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod api;
+pub mod cases;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -18,6 +18,8 @@
 //!                                                                sender's chain applied here
 //! chain-out (case id, addressee) → seq ‖ envelope id             the last envelope sealed here
 //!                                                                for each case and addressee
+//! case-records case id → CaseRecord (CBOR)                        kind, side, partner, and the
+//!                                                                status updates applied
 //! ```
 //!
 //! The tables from `queue` on were added within format 1: a store without them gets them empty
@@ -67,6 +69,7 @@ const QUEUE: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("queue");
 const RECEIVED: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("received");
 const CHAIN_IN: TableDefinition<(&str, &[u8; 32]), &[u8]> = TableDefinition::new("chain-in");
 const CHAIN_OUT: TableDefinition<(&[u8; 16], &str), &[u8]> = TableDefinition::new("chain-out");
+const CASE_RECORDS: TableDefinition<&[u8; 16], &[u8]> = TableDefinition::new("case-records");
 
 /// Record kinds in the `log` table.
 const ENTRY: u8 = 0;
@@ -450,6 +453,29 @@ impl Batch<'_> {
         Ok(entry.order)
     }
 
+    /// A case's record, as this batch sees it.
+    pub fn case_record(
+        &self,
+        case: &CaseId,
+    ) -> Result<Option<crate::cases::CaseRecord>, StoreError> {
+        let table = self.tx.open_table(CASE_RECORDS)?;
+        let Some(v) = table.get(case.as_bytes())? else {
+            return Ok(None);
+        };
+        rogatory_proto::cbor::from_slice(v.value(), MAX_OUTBOX_ENTRY, "case record")
+            .map(Some)
+            .map_err(corrupt)
+    }
+
+    /// Stores a case's record.
+    pub fn put_case_record(&mut self, r: &crate::cases::CaseRecord) -> Result<(), StoreError> {
+        let bytes = rogatory_proto::cbor::to_vec(r).map_err(corrupt)?;
+        self.tx
+            .open_table(CASE_RECORDS)?
+            .insert(r.case_id.as_bytes(), bytes.as_slice())?;
+        Ok(())
+    }
+
     /// An outbox entry, as this batch sees it.
     pub fn outbox_entry(&self, envelope_id: &[u8; 32]) -> Result<Option<OutboxEntry>, StoreError> {
         let table = self.tx.open_table(OUTBOX)?;
@@ -549,6 +575,7 @@ impl Store {
             tx.open_table(RECEIVED)?;
             tx.open_table(CHAIN_IN)?;
             tx.open_table(CHAIN_OUT)?;
+            tx.open_table(CASE_RECORDS)?;
         }
         tx.commit()?;
         Ok(Self {
@@ -687,6 +714,20 @@ impl Store {
             out.push((*k.value(), r));
         }
         out.sort_by_key(|(_, r)| r.received_at);
+        Ok(out)
+    }
+
+    /// Every case record.
+    pub fn case_records(&self) -> Result<Vec<crate::cases::CaseRecord>, StoreError> {
+        let tx = self.begin_read()?;
+        let mut out = Vec::new();
+        for row in tx.open_table(CASE_RECORDS)?.iter()? {
+            let (_, v) = row?;
+            out.push(
+                rogatory_proto::cbor::from_slice(v.value(), MAX_OUTBOX_ENTRY, "case record")
+                    .map_err(corrupt)?,
+            );
+        }
         Ok(out)
     }
 

@@ -40,6 +40,16 @@ fn envelope_at(from: &KeyDir, to: &KeyDir, case: CaseId, chain: ChainLink) -> Ve
         },
         ..Default::default()
     });
+    envelope_with(from, to, case, chain, &m)
+}
+
+fn envelope_with(
+    from: &KeyDir,
+    to: &KeyDir,
+    case: CaseId,
+    chain: ChainLink,
+    m: &Message,
+) -> Vec<u8> {
     let params = SealParams {
         case_id: case,
         message_id: MessageId::generate(),
@@ -56,7 +66,7 @@ fn envelope_at(from: &KeyDir, to: &KeyDir, case: CaseId, chain: ChainLink) -> Ve
             card: &to.card,
             chain,
         }],
-        &m,
+        m,
         &params,
         &Limits::default(),
     )
@@ -301,4 +311,106 @@ fn the_store_worker_holds_an_early_envelope_until_its_gap_fills() {
     drop(notices);
     worker.join().unwrap();
     assert_eq!(store.size(&case).unwrap(), 2);
+}
+
+#[test]
+fn a_status_the_case_does_not_allow_gets_an_illegal_transition_receipt() {
+    use rogatory_proto::message::{MlaStatus, MlaStatusUpdate};
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (agency(t.path(), "XA.POLICE"), agency(t.path(), "XB.POLICE"));
+    let store = Store::open(&t.path().join("XB.POLICE")).unwrap();
+    let trusted = vec![a.card.clone()];
+    let case = CaseId::generate();
+    let status = |s: MlaStatus| {
+        Message::MlaStatus(MlaStatusUpdate {
+            status: Some(s),
+            effective_at: "2026-11-30T09:15:00Z".into(),
+            ..Default::default()
+        })
+    };
+    let id = |bytes: &[u8]| rogatory_proto::ids::Sha256Digest::of(bytes);
+    let rx = |bytes: &[u8]| {
+        receive(
+            &store,
+            &b,
+            &trusted,
+            a.card.id(),
+            bytes,
+            1_790_000_100,
+            &Limits::default(),
+        )
+        .unwrap()
+    };
+    // A status report in a case with no request: refused, and it takes its chain position.
+    let first = envelope_with(
+        &a,
+        &b,
+        case,
+        ChainLink::FIRST,
+        &status(MlaStatus::Executing),
+    );
+    match rx(&first) {
+        Outcome::Rejected { reason, receipt } => {
+            assert_eq!(reason, ReasonCode::IllegalTransition);
+            let r = verify_receipt(&receipt, &b.card, Some(&id(&first))).unwrap();
+            assert!(r.receipt.detail.unwrap().contains("no MLA request"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.size(&case).unwrap(), 0, "nothing logged in the case");
+    // XA sends the request (#2); XB is then the requested side, and XA (requesting) may not
+    // report execution (#3), but may withdraw (#4).
+    let req = Message::from_json(
+        rogatory_proto::message::MessageType::MlaRequest,
+        &serde_json::from_str(
+            &std::fs::read_to_string(rogatory_tests::spec_dir().join("examples/mla-request.json"))
+                .unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let second = envelope_with(
+        &a,
+        &b,
+        case,
+        ChainLink {
+            sequence: 2,
+            previous: Some(id(&first)),
+        },
+        &req,
+    );
+    assert!(matches!(rx(&second), Outcome::Accepted { .. }));
+    let third = envelope_with(
+        &a,
+        &b,
+        case,
+        ChainLink {
+            sequence: 3,
+            previous: Some(id(&second)),
+        },
+        &status(MlaStatus::Executing),
+    );
+    assert!(matches!(
+        rx(&third),
+        Outcome::Rejected {
+            reason: ReasonCode::IllegalTransition,
+            ..
+        }
+    ));
+    let fourth = envelope_with(
+        &a,
+        &b,
+        case,
+        ChainLink {
+            sequence: 4,
+            previous: Some(id(&third)),
+        },
+        &status(MlaStatus::Withdrawn),
+    );
+    assert!(matches!(rx(&fourth), Outcome::Accepted { .. }));
+    assert_eq!(
+        store.size(&case).unwrap(),
+        2,
+        "the request and the withdrawal"
+    );
 }

@@ -6,6 +6,7 @@
 
 mod audit;
 mod card;
+mod cases;
 mod daemon;
 mod demo;
 mod envelope;
@@ -63,6 +64,14 @@ pub enum Command {
     /// Show a message: metadata, receipt, audit entries, content (reading it is logged).
     #[command(subcommand)]
     Message(online::MessageCommand),
+    /// Cases: list, show as a timeline, update an MLA request's status (running node).
+    #[command(subcommand)]
+    Case(cases::CaseCommand),
+    /// Extradition cases: report a stage (running node).
+    #[command(subcommand)]
+    Extradition(cases::ExtraditionCommand),
+    /// Deadlines due soon, and overdue ones (running node).
+    Deadlines(cases::DeadlinesArgs),
     /// Is the node running? Partners, connections, queue depths. Exits 1 when it is not running.
     Status(online::Common),
     /// Deliver one envelope sealed offline to a pinned partner's node and verify the receipt
@@ -103,6 +112,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Outbox(a) => online::outbox(a),
         Command::Message(c) => online::message(c),
         Command::Status(a) => online::status(a),
+        Command::Case(c) => cases::case(c),
+        Command::Extradition(c) => cases::extradition(c),
+        Command::Deadlines(a) => cases::deadlines(a),
         Command::Keygen(a) => keygen::run(a),
         Command::Card(c) => card::run(c),
         Command::Envelope(c) => envelope::run(c),

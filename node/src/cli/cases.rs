@@ -1,0 +1,397 @@
+//! `rogatory case …`, `rogatory extradition update`, `rogatory deadlines`: case tracking, through
+//! the running node's local API.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use rogatory_proto::message::{
+    ExtraditionDecision, ExtraditionStage, ExtraditionStatusUpdate, MlaStatus, MlaStatusUpdate,
+};
+use serde_json::{Value, json};
+
+use super::online::Common;
+use crate::client::Client;
+
+/// `rogatory case` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum CaseCommand {
+    /// The cases this node knows: kind, this agency's side, partner, status, overdue deadlines.
+    List {
+        /// Only cases in this status (MLA) or stage (extradition).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only cases with an overdue deadline.
+        #[arg(long)]
+        overdue: bool,
+        /// Only emergency cases.
+        #[arg(long)]
+        emergency: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// One case as a timeline: who said what, when, with receipts; and its deadlines.
+    Show {
+        /// The case id.
+        case: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Report a new status of an MLA request to the partner (refused here if the case's
+    /// lifecycle does not allow it from this side).
+    Update(UpdateArgs),
+}
+
+/// Arguments of `rogatory case update`.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// The case id.
+    pub case: String,
+    /// The new status: registered, returned-deficient, under-review, more-information-requested,
+    /// information-provided, accepted, executing, partially-executed, executed, postponed,
+    /// refused, withdrawn, closed.
+    pub status: String,
+    /// The national reference (with `registered`).
+    #[arg(long)]
+    pub reference: Option<String>,
+    /// Grounds for refusal (repeatable; required with `refused`).
+    #[arg(long)]
+    pub grounds: Vec<String>,
+    /// Postponed until (YYYY-MM-DD; required with `postponed`).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// The reason (required with `postponed`).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// A deficiency or a question (repeatable; with `returned-deficient` and
+    /// `more-information-requested`).
+    #[arg(long = "item")]
+    pub items: Vec<String>,
+    /// A note for the partner.
+    #[arg(long)]
+    pub note: Option<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `rogatory extradition` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ExtraditionCommand {
+    /// Report the stage an extradition reached (refused here if it cannot follow the current
+    /// stage, or is not this side's to report). The case is created by its first stage.
+    Update(StageArgs),
+}
+
+/// Arguments of `rogatory extradition update`.
+#[derive(Debug, Args)]
+pub struct StageArgs {
+    /// The case id, or `new` (with --to) for a new extradition case.
+    pub case: String,
+    /// The stage: provisional-arrest-requested, arrested, consent-given,
+    /// formal-request-received, hearing-scheduled, hearing-held, judicial-decision,
+    /// executive-decision, appeal-lodged, appeal-decided, surrender-scheduled, surrendered,
+    /// released, discharged, withdrawn.
+    pub stage: String,
+    /// The date the stage was reached (YYYY-MM-DD); deadlines run from it.
+    #[arg(long)]
+    pub date: String,
+    /// The partner (for a new case).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// The person sought, by the reference both sides use (default: the case's last one).
+    #[arg(long)]
+    pub person: Option<String>,
+    /// The outcome, for decision stages: granted or refused.
+    #[arg(long)]
+    pub decision: Option<String>,
+    /// The scheduled date, for hearing-scheduled and surrender-scheduled (YYYY-MM-DD).
+    #[arg(long)]
+    pub scheduled_for: Option<String>,
+    /// A note for the partner.
+    #[arg(long)]
+    pub note: Option<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// Arguments of `rogatory deadlines`.
+#[derive(Debug, Args)]
+pub struct DeadlinesArgs {
+    /// How far ahead: days, as `7d` or `7` (overdue ones are always listed).
+    #[arg(long, default_value = "7d")]
+    pub within: String,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+fn client(c: &Common) -> Result<Client> {
+    Client::connect(&super::init::data_dir(c.data_dir.clone())?)
+}
+
+fn print_json(v: &Value) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_default()
+}
+
+fn parse_enum<T: serde::de::DeserializeOwned>(value: &str, what: &str) -> Result<T> {
+    serde_json::from_value(Value::from(value))
+        .with_context(|| format!("`{value}` is not a {what} (see --help)"))
+}
+
+fn send_update(
+    c: &Client,
+    case: &str,
+    to: &str,
+    kind: &str,
+    body: Value,
+    json_out: bool,
+) -> Result<ExitCode> {
+    let r = c.post(
+        "/v1/send",
+        &json!({ "to": [to], "case": case, "type": kind, "body": body }),
+    )?;
+    if json_out {
+        print_json(&r)?;
+    } else {
+        println!(
+            "case {}: {kind} sealed for {to} and queued (envelope {})",
+            s(&r["case_id"]),
+            s(&r["queued"][0]["envelope_id"])
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn case(c: CaseCommand) -> Result<ExitCode> {
+    match c {
+        CaseCommand::List {
+            status,
+            overdue,
+            emergency,
+            common,
+        } => {
+            let list = client(&common)?.get("/v1/cases")?;
+            let rows: Vec<&Value> = list
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|r| status.as_deref().is_none_or(|st| r["status"] == st))
+                .filter(|r| !overdue || r["overdue"].as_u64().unwrap_or(0) > 0)
+                .filter(|r| !emergency || r["emergency"] == true)
+                .collect();
+            if common.json {
+                return print_json(&Value::Array(rows.into_iter().cloned().collect()))
+                    .map(|()| ExitCode::SUCCESS);
+            }
+            if rows.is_empty() {
+                println!("No case matches.");
+            }
+            for r in rows {
+                println!(
+                    "{}  {:<12} {:<11} {:<20} {:<28}{}{}",
+                    s(&r["case_id"]),
+                    s(&r["kind"]),
+                    s(&r["our_side"]),
+                    s(&r["peer"]),
+                    s(&r["status"]),
+                    if r["emergency"] == true {
+                        " EMERGENCY"
+                    } else {
+                        ""
+                    },
+                    match r["overdue"].as_u64() {
+                        Some(n) if n > 0 => format!(" {n} OVERDUE"),
+                        _ => r["next_due"]
+                            .as_str()
+                            .map(|d| format!(" next due {d}"))
+                            .unwrap_or_default(),
+                    }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CaseCommand::Show { case, common } => {
+            let r = client(&common)?.get(&format!("/v1/cases/{case}"))?;
+            if common.json {
+                return print_json(&r).map(|()| ExitCode::SUCCESS);
+            }
+            println!(
+                "Case {} — {} case, this agency is the {} side, partner {}",
+                s(&r["case_id"]),
+                s(&r["kind"]),
+                s(&r["our_side"]),
+                s(&r["peer"])
+            );
+            println!(
+                "  status: {}{}",
+                s(&r["status"]),
+                if r["emergency"] == true {
+                    "  (EMERGENCY)"
+                } else {
+                    ""
+                }
+            );
+            println!("  timeline:");
+            for m in r["messages"].as_array().into_iter().flatten() {
+                let receipt = match &m["receipt"] {
+                    Value::String(t) => t.clone(),
+                    Value::Object(o) => format!(
+                        "receipt: {} at {}",
+                        o.get("event").and_then(Value::as_str).unwrap_or_default(),
+                        o.get("received_at")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                    ),
+                    _ => format!("{} (no receipt yet)", s(&m["state"])),
+                };
+                println!(
+                    "    {}  {} → {}  {}  {}…  {receipt}",
+                    s(&m["at"]),
+                    s(&m["from"]),
+                    s(&m["to"]),
+                    m["type"].as_str().unwrap_or("(sent)"),
+                    &s(&m["envelope_id"])[..16.min(s(&m["envelope_id"]).len())],
+                );
+            }
+            println!("  status updates:");
+            for u in r["updates"].as_array().into_iter().flatten() {
+                println!(
+                    "    {}  {:<20} {}",
+                    s(&u["at"]),
+                    s(&u["by"]),
+                    u["status"]
+                        .as_str()
+                        .or(u["stage"].as_str())
+                        .unwrap_or_default()
+                );
+            }
+            let dl = r["deadlines"].as_array().cloned().unwrap_or_default();
+            if !dl.is_empty() {
+                println!("  deadlines:");
+                for d in &dl {
+                    let state = if let Some(m) = d["met"].as_str() {
+                        format!("met {m}")
+                    } else if d["overdue"] == true {
+                        "OVERDUE".into()
+                    } else {
+                        format!("{} day(s) left", d["days_left"])
+                    };
+                    println!(
+                        "    due {}  {:<20} {state}: {} ({})",
+                        s(&d["due"]),
+                        s(&d["rule"]),
+                        s(&d["what"]),
+                        s(&d["source"])
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        CaseCommand::Update(a) => {
+            let status: MlaStatus = parse_enum(&a.status, "status")?;
+            let c = client(&a.common)?;
+            let case = c.get(&format!("/v1/cases/{}", a.case))?;
+            let update = MlaStatusUpdate {
+                status: Some(status),
+                request: None,
+                effective_at: rogatory_proto::time::format_unix(rogatory_proto::time::now_unix()),
+                reference: a.reference,
+                reason: a.reason,
+                until: a.until,
+                grounds: a.grounds,
+                items: a.items,
+                note: a.note,
+            };
+            send_update(
+                &c,
+                &a.case,
+                s(&case["peer"]),
+                "mla-status",
+                serde_json::to_value(&update)?,
+                a.common.json,
+            )
+        }
+    }
+}
+
+pub(crate) fn extradition(c: ExtraditionCommand) -> Result<ExitCode> {
+    let ExtraditionCommand::Update(a) = c;
+    let stage: ExtraditionStage = parse_enum(&a.stage, "stage")?;
+    let decision: Option<ExtraditionDecision> = a
+        .decision
+        .as_deref()
+        .map(|d| parse_enum(d, "decision (granted or refused)"))
+        .transpose()?;
+    let c = client(&a.common)?;
+    let (to, last_person) = if a.case == "new" {
+        let to =
+            a.to.clone()
+                .context("a new extradition case needs --to PARTNER")?;
+        (to, None)
+    } else {
+        let case = c.get(&format!("/v1/cases/{}", a.case))?;
+        let person = case["updates"]
+            .as_array()
+            .and_then(|u| u.last())
+            .and_then(|u| u["update"]["person_reference"].as_str())
+            .map(str::to_string);
+        (s(&case["peer"]).to_string(), person)
+    };
+    let Some(person) = a.person.or(last_person) else {
+        bail!("say which person this concerns: --person REFERENCE");
+    };
+    let update = ExtraditionStatusUpdate {
+        stage: Some(stage),
+        person_reference: person,
+        effective_date: a.date,
+        decision,
+        scheduled_for: a.scheduled_for,
+        note: a.note,
+        ..Default::default()
+    };
+    send_update(
+        &c,
+        &a.case,
+        &to,
+        "extradition-status",
+        serde_json::to_value(&update)?,
+        a.common.json,
+    )
+}
+
+pub(crate) fn deadlines(a: DeadlinesArgs) -> Result<ExitCode> {
+    let days: i64 = a
+        .within
+        .trim_end_matches('d')
+        .parse()
+        .with_context(|| format!("--within {}: give days, e.g. 7d", a.within))?;
+    let list = client(&a.common)?.get(&format!("/v1/deadlines?within={days}"))?;
+    if a.common.json {
+        return print_json(&list).map(|()| ExitCode::SUCCESS);
+    }
+    let rows = list.as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        println!("No deadline is due within {days} day(s), and none is overdue.");
+    }
+    for d in &rows {
+        println!(
+            "{}  {}  case {}  {:<20} {}: {} ({})",
+            s(&d["due"]),
+            if d["overdue"] == true {
+                "OVERDUE ".to_string()
+            } else {
+                format!("{:>2} day(s)", d["days_left"])
+            },
+            s(&d["case_id"]),
+            s(&d["peer"]),
+            s(&d["rule"]),
+            s(&d["what"]),
+            s(&d["source"])
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

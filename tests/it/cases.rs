@@ -1,0 +1,213 @@
+//! Case tracking across two real nodes: an MLA lifecycle driven from both sides, refusals of
+//! what a side may not do, and an extradition whose statutory deadline passes.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rogatory_proto::case::Day;
+use rogatory_tests::{Cluster, run_line};
+use serde_json::Value;
+
+fn json(root: &Path, line: &str) -> Value {
+    serde_json::from_str(&run_line(root, line).ok().stdout).unwrap()
+}
+
+fn day_offset(days: i64) -> String {
+    Day::of_unix(rogatory_proto::time::now_unix())
+        .plus(days)
+        .to_string()
+}
+
+#[test]
+fn an_mla_lifecycle_across_two_nodes_ends_the_same_on_both() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    c.start(0);
+    c.start(1);
+    let body = rogatory_tests::spec_dir().join("examples/mla-request.json");
+    let sent = json(
+        root,
+        &format!(
+            "send --to XB.DOJ-CA --case new --type mla-request --body {} --data-dir xa.moj-ca --json",
+            body.display()
+        ),
+    );
+    let case = sent["case_id"].as_str().unwrap().to_string();
+    let mut settled = 1;
+    c.wait_settled(0, settled, Duration::from_secs(60));
+    let b = json(root, "case list --data-dir xb.doj-ca --json");
+    assert_eq!(b[0]["case_id"], case.as_str());
+    assert_eq!(b[0]["our_side"], "requested");
+    assert_eq!(b[0]["status"], "received");
+
+    let step = |dir: &str, args: &str| {
+        run_line(root, &format!("case update {case} {args} --data-dir {dir}")).ok();
+    };
+    // Registering is the requested side's to do.
+    let r = run_line(
+        root,
+        &format!("case update {case} registered --reference X --data-dir xa.moj-ca"),
+    )
+    .failed();
+    assert!(r.stderr.contains("only the requested side"), "{}", r.stderr);
+    let mut b_settled = 0;
+    step("xb.doj-ca", "registered --reference XB-MLA-2026-4410");
+    step(
+        "xb.doj-ca",
+        "more-information-requested --item the-date-range",
+    );
+    b_settled += 2;
+    c.wait_settled(1, b_settled, Duration::from_secs(60));
+    // Not a status that can follow, for either side; registering is the requested side's.
+    let r = run_line(
+        root,
+        &format!("case update {case} executing --data-dir xa.moj-ca"),
+    )
+    .failed();
+    assert!(r.stderr.contains("cannot go from"), "{}", r.stderr);
+    let r = run_line(
+        root,
+        &format!("case update {case} refused --grounds none --data-dir xa.moj-ca"),
+    )
+    .failed();
+    assert!(r.stderr.contains("only the requested side"), "{}", r.stderr);
+    let r = run_line(
+        root,
+        &format!("case update {case} executed --data-dir xb.doj-ca"),
+    )
+    .failed();
+    assert!(r.stderr.contains("cannot go from"), "{}", r.stderr);
+    step("xa.moj-ca", "information-provided");
+    settled += 1;
+    c.wait_settled(0, settled, Duration::from_secs(60));
+    step("xb.doj-ca", "executing");
+    step("xb.doj-ca", "executed");
+    step("xb.doj-ca", "closed");
+    b_settled += 3;
+    c.wait_settled(1, b_settled, Duration::from_secs(60));
+    let r = run_line(
+        root,
+        &format!("case update {case} withdrawn --data-dir xa.moj-ca"),
+    )
+    .failed();
+    assert!(r.stderr.contains("closed"), "{}", r.stderr);
+
+    let a = json(
+        root,
+        &format!("case show {case} --data-dir xa.moj-ca --json"),
+    );
+    let b = json(
+        root,
+        &format!("case show {case} --data-dir xb.doj-ca --json"),
+    );
+    assert_eq!(a["status"], "closed");
+    assert_eq!(b["status"], "closed");
+    let history = |v: &Value| -> Vec<(String, String)> {
+        v["updates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| {
+                (
+                    u["status"].as_str().unwrap().to_string(),
+                    u["envelope_id"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(history(&a), history(&b), "both sides hold the same history");
+    assert_eq!(history(&a).len(), 6);
+    // The timeline names every message with its receipt.
+    assert_eq!(a["messages"].as_array().unwrap().len(), 7, "{a}");
+    let text = run_line(root, &format!("case show {case} --data-dir xa.moj-ca"))
+        .ok()
+        .stdout;
+    assert!(text.contains("receipt: accepted"), "{text}");
+}
+
+#[test]
+fn an_extradition_deadline_that_passes_is_reported() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    c.start(0);
+    c.start(1);
+    let sent = json(
+        root,
+        &format!(
+            "extradition update new provisional-arrest-requested --date {} --to XB.DOJ-CA --person XA-WANTED-0042 --data-dir xa.moj-ca --json",
+            day_offset(-30)
+        ),
+    );
+    let case = sent["case_id"].as_str().unwrap().to_string();
+    c.wait_settled(0, 1, Duration::from_secs(60));
+    // Only the requested side reports an arrest.
+    let r = run_line(
+        root,
+        &format!(
+            "extradition update {case} arrested --date {} --data-dir xa.moj-ca",
+            day_offset(-29)
+        ),
+    )
+    .failed();
+    assert!(
+        r.stderr.contains("reported by the requested side"),
+        "{}",
+        r.stderr
+    );
+    run_line(
+        root,
+        &format!(
+            "extradition update {case} arrested --date {} --data-dir xb.doj-ca",
+            day_offset(-29)
+        ),
+    )
+    .ok();
+    c.wait_settled(1, 1, Duration::from_secs(60));
+    for dir in ["xa.moj-ca", "xb.doj-ca"] {
+        let d = json(
+            root,
+            &format!("deadlines --within 30d --data-dir {dir} --json"),
+        );
+        let rules: Vec<(&str, bool)> = d
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| (d["rule"].as_str().unwrap(), d["overdue"].as_bool().unwrap()))
+            .collect();
+        assert_eq!(
+            rules,
+            [("formal-request-18", true), ("formal-request-40", false)],
+            "{dir}: {d}"
+        );
+        let overdue = json(
+            root,
+            &format!("case list --overdue --data-dir {dir} --json"),
+        );
+        assert_eq!(overdue.as_array().unwrap().len(), 1, "{dir}");
+        assert_eq!(overdue[0]["status"], "arrested");
+    }
+    // The formal request arrives: both deadlines are met, nothing is overdue any more.
+    run_line(
+        root,
+        &format!(
+            "extradition update {case} formal-request-received --date {} --data-dir xa.moj-ca",
+            day_offset(0)
+        ),
+    )
+    .ok();
+    c.wait_settled(0, 2, Duration::from_secs(60));
+    for dir in ["xa.moj-ca", "xb.doj-ca"] {
+        let d = json(
+            root,
+            &format!("deadlines --within 60d --data-dir {dir} --json"),
+        );
+        assert!(d.as_array().unwrap().is_empty(), "{dir}: {d}");
+        let overdue = json(
+            root,
+            &format!("case list --overdue --data-dir {dir} --json"),
+        );
+        assert!(overdue.as_array().unwrap().is_empty(), "{dir}");
+    }
+}
