@@ -198,6 +198,73 @@ impl Demo {
         Ok(r)
     }
 
+    /// Sends a status or stage update through agency `i` (showing the equivalent command) and
+    /// waits until the partner's receipt is recorded.
+    fn update(
+        &self,
+        i: usize,
+        to: &str,
+        case: &str,
+        kind: &str,
+        shown: &str,
+        body: Value,
+    ) -> Result<()> {
+        println!("$ rogatory {shown} --data-dir {}", self.dir(i).display());
+        let r = self.api(i)?.post(
+            "/v1/send",
+            &json!({ "to": [to], "case": case, "type": kind, "body": body }),
+        )?;
+        let id = r["queued"][0]["envelope_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let row = self.settled(i, &id, Duration::from_secs(60))?;
+        println!(
+            "  → {to}: {}",
+            row["receipt"]["event"].as_str().unwrap_or("no receipt")
+        );
+        Ok(())
+    }
+
+    /// Agency `i`'s view of a case: its status and the updates (who, what), one line each.
+    fn view(&self, i: usize, case: &str) -> Result<Vec<String>> {
+        let c = self.api(i)?.get(&format!("/v1/cases/{case}"))?;
+        let mut lines = vec![format!(
+            "status {}",
+            c["status"].as_str().unwrap_or_default()
+        )];
+        for u in c["updates"].as_array().into_iter().flatten() {
+            lines.push(format!(
+                "{} {}",
+                u["by"].as_str().unwrap_or_default(),
+                u["status"]
+                    .as_str()
+                    .or(u["stage"].as_str())
+                    .unwrap_or_default()
+            ));
+        }
+        Ok(lines)
+    }
+
+    /// Prints both agencies' views of a case and says whether they are identical.
+    fn compare(&self, a: usize, b: usize, case: &str) -> Result<()> {
+        let (va, vb) = (self.view(a, case)?, self.view(b, case)?);
+        println!("  {:<40} {}", AGENCIES[a].0, AGENCIES[b].0);
+        for k in 0..va.len().max(vb.len()) {
+            println!(
+                "  {:<40} {}",
+                va.get(k).map(String::as_str).unwrap_or(""),
+                vb.get(k).map(String::as_str).unwrap_or("")
+            );
+        }
+        if va == vb {
+            println!("  both views are identical");
+            Ok(())
+        } else {
+            bail!("the two views of case {case} differ")
+        }
+    }
+
     /// Waits until agency `i`'s outbox shows the envelope settled; returns its row.
     fn settled(&self, i: usize, envelope: &str, within: Duration) -> Result<Value> {
         let deadline = Instant::now() + within;
@@ -486,7 +553,200 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
         row["receipt"]["received_at"].as_str().unwrap_or_default()
     );
 
-    step(8, "The nodes stop; every audit log verifies");
+    step(
+        8,
+        "PH.DOJ-OOC works the MLA request through its lifecycle; FR.DACG answers its question",
+    );
+    let mla = |status: &str, extra: Value| {
+        let mut v = json!({
+            "status": status,
+            "effective_at": rogatory_proto::time::format_unix(rogatory_proto::time::now_unix()),
+        });
+        if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        v
+    };
+    demo.update(
+        1,
+        "FR.DACG",
+        &case,
+        "mla-status",
+        &format!("case update {case} more-information-requested --item \"the exact login times\""),
+        mla(
+            "more-information-requested",
+            json!({ "items": ["the exact login times"] }),
+        ),
+    )?;
+    demo.update(
+        0,
+        "PH.DOJ-OOC",
+        &case,
+        "mla-status",
+        &format!("case update {case} information-provided --note \"…\""),
+        mla(
+            "information-provided",
+            json!({ "note": "Login times are in the attached log extract" }),
+        ),
+    )?;
+    for status in ["executing", "executed", "closed"] {
+        demo.update(
+            1,
+            "FR.DACG",
+            &case,
+            "mla-status",
+            &format!("case update {case} {status}"),
+            mla(status, json!({})),
+        )?;
+    }
+    println!("Each side's view of the case (rogatory case show {case}):");
+    demo.compare(0, 1, &case)?;
+
+    step(
+        9,
+        "An extradition between FR.DACG and BR.MJSP-DRCI, with its statutory deadlines",
+    );
+    let today = rogatory_proto::case::Day::of_unix(rogatory_proto::time::now_unix());
+    let date = |d: i64| today.plus(d).to_string();
+    let stage = |stage: &str, d: i64, extra: Value| {
+        let mut v = json!({
+            "stage": stage,
+            "person_reference": "FR-WANTED-2026-0042",
+            "effective_date": date(d),
+        });
+        if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        v
+    };
+    println!(
+        "$ rogatory extradition update new provisional-arrest-requested --date {} --to BR.MJSP-DRCI --person FR-WANTED-2026-0042 --data-dir {}",
+        date(-25),
+        demo.dir(0).display()
+    );
+    let r = demo.api(0)?.post(
+        "/v1/send",
+        &json!({ "to": ["BR.MJSP-DRCI"], "case": "new", "type": "extradition-status",
+                 "body": stage("provisional-arrest-requested", -25, json!({})) }),
+    )?;
+    let ext = r["case_id"].as_str().unwrap_or_default().to_string();
+    let first = r["queued"][0]["envelope_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    demo.settled(0, &first, Duration::from_secs(60))?;
+    println!("  a new extradition case: {ext}");
+    let show = |d: i64, stage_name: &str| {
+        format!("extradition update {ext} {stage_name} --date {}", date(d))
+    };
+    demo.update(
+        2,
+        "FR.DACG",
+        &ext,
+        "extradition-status",
+        &show(-24, "arrested"),
+        stage("arrested", -24, json!({})),
+    )?;
+    println!("$ rogatory deadlines --data-dir {}", demo.dir(2).display());
+    for d in demo
+        .api(2)?
+        .get("/v1/deadlines?within=30")?
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        println!(
+            "  due {}  {}  {}: {}",
+            d["due"].as_str().unwrap_or_default(),
+            if d["overdue"] == true {
+                "OVERDUE"
+            } else {
+                "open   "
+            },
+            d["rule"].as_str().unwrap_or_default(),
+            d["source"].as_str().unwrap_or_default()
+        );
+    }
+    demo.update(
+        0,
+        "BR.MJSP-DRCI",
+        &ext,
+        "extradition-status",
+        &show(-10, "formal-request-received"),
+        stage("formal-request-received", -10, json!({})),
+    )?;
+    demo.update(
+        2,
+        "FR.DACG",
+        &ext,
+        "extradition-status",
+        &show(-8, "hearing-scheduled"),
+        stage(
+            "hearing-scheduled",
+            -8,
+            json!({ "scheduled_for": date(-4) }),
+        ),
+    )?;
+    demo.update(
+        2,
+        "FR.DACG",
+        &ext,
+        "extradition-status",
+        &show(-4, "hearing-held"),
+        stage("hearing-held", -4, json!({})),
+    )?;
+    demo.update(
+        2,
+        "FR.DACG",
+        &ext,
+        "extradition-status",
+        &show(-3, "judicial-decision"),
+        stage("judicial-decision", -3, json!({ "decision": "granted" })),
+    )?;
+    demo.update(
+        2,
+        "FR.DACG",
+        &ext,
+        "extradition-status",
+        &show(-1, "executive-decision"),
+        stage("executive-decision", -1, json!({ "decision": "granted" })),
+    )?;
+    demo.update(
+        2,
+        "FR.DACG",
+        &ext,
+        "extradition-status",
+        &show(0, "surrender-scheduled"),
+        stage(
+            "surrender-scheduled",
+            0,
+            json!({ "scheduled_for": date(2) }),
+        ),
+    )?;
+    demo.update(
+        2,
+        "FR.DACG",
+        &ext,
+        "extradition-status",
+        &show(0, "surrendered"),
+        stage("surrendered", 0, json!({})),
+    )?;
+    println!("Each side's view of the extradition (rogatory case show {ext}):");
+    demo.compare(0, 2, &ext)?;
+    let c = demo.api(0)?.get(&format!("/v1/cases/{ext}"))?;
+    for d in c["deadlines"].as_array().into_iter().flatten() {
+        println!(
+            "  deadline {:<20} due {}  {}",
+            d["rule"].as_str().unwrap_or_default(),
+            d["due"].as_str().unwrap_or_default(),
+            d["met"]
+                .as_str()
+                .map(|m| format!("met {m}"))
+                .unwrap_or_else(|| "open".into())
+        );
+    }
+
+    step(10, "The nodes stop; every audit log verifies");
     for i in 0..3 {
         demo.stop(i);
     }
