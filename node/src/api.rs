@@ -14,6 +14,7 @@
 //! |                           | until it is settled (delivered or rejected)               |
 //! | `POST /v1/send`           | seal a message for its addressees and queue it            |
 //! | `GET /v1/cases`           | every case: kind, side, partner, status, overdue deadlines |
+//! | `POST /v1/cases`          | open a case before its first message: kind, partner, ref.  |
 //! | `GET /v1/cases/{id}`      | one case: its timeline, messages, receipts and deadlines  |
 //! | `GET /v1/deadlines`       | open deadlines; `?within=DAYS` (default 7) and overdue     |
 //! | `GET /v1/messages/{id}`   | one message: metadata, receipt, audit entries, and (for a |
@@ -220,7 +221,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/outbox/{id}", get(outbox_one))
         .route("/v1/send", post(send))
         .route("/v1/messages/{id}", get(message))
-        .route("/v1/cases", get(cases))
+        .route("/v1/cases", get(cases).post(new_case))
         .route("/v1/cases/{id}", get(case_one))
         .route("/v1/deadlines", get(deadlines))
         // A message body may be up to 16 MiB, as JSON a little more.
@@ -730,6 +731,7 @@ fn case_summary(r: &crate::cases::CaseRecord) -> Value {
         "opened_at": format_unix(r.opened_at),
         "updated_at": format_unix(r.updates.last().map_or(r.opened_at, |u| u.at)),
         "emergency": r.emergency,
+        "reference": r.reference,
         "overdue": r.overdue(today),
         "next_due": next_due,
     })
@@ -859,4 +861,62 @@ async fn deadlines(
     Ok(Json(Value::Array(
         out.into_iter().map(|(_, v)| v).collect(),
     )))
+}
+
+/// The body of `POST /v1/cases`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewCase {
+    /// `mla`, `extradition`, `liaison` or `preservation`.
+    pub kind: String,
+    /// The partner agency.
+    pub to: String,
+    /// This agency's own reference.
+    #[serde(default)]
+    pub reference: Option<String>,
+}
+
+async fn new_case(
+    Authorized(user): Authorized,
+    State(s): State<Arc<ApiState>>,
+    Json(b): Json<NewCase>,
+) -> Result<Json<Value>, ApiError> {
+    let bad = |m: String| ApiError(StatusCode::UNPROCESSABLE_ENTITY, m);
+    let kind: crate::cases::CaseKind = serde_json::from_value(Value::from(b.kind.as_str()))
+        .map_err(|_| {
+            bad(format!(
+                "kind {:?}: mla, extradition, liaison or preservation",
+                b.kind
+            ))
+        })?;
+    let peer = AgencyId::new(&b.to).map_err(|e| bad(format!("{:?}: {e}", b.to)))?;
+    if !s.trusted.iter().any(|c| c.id() == &peer) {
+        return Err(bad(format!(
+            "{peer} is not a pinned partner: pin its card first (rogatory peer add)"
+        )));
+    }
+    let record = crate::cases::CaseRecord {
+        case_id: CaseId::generate(),
+        kind,
+        our_side: rogatory_proto::case::Side::Requesting,
+        peer,
+        opened_at: rogatory_proto::time::now_unix(),
+        emergency: false,
+        reference: b.reference.filter(|r| !r.trim().is_empty()),
+        updates: Vec::new(),
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    submit(
+        &s,
+        Job::NewCase {
+            record: Box::new(record.clone()),
+            user,
+            reply: tx,
+        },
+    )
+    .await?;
+    rx.await
+        .map_err(|_| internal("the store worker stopped"))?
+        .map_err(bad)?;
+    Ok(Json(case_summary(&record)))
 }

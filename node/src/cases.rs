@@ -63,6 +63,9 @@ pub struct CaseRecord {
     pub opened_at: u64,
     /// An emergency (risk to life or safety).
     pub emergency: bool,
+    /// This agency's own reference for the case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
     /// Status and stage updates, in the order applied.
     pub updates: Vec<CaseUpdate>,
 }
@@ -179,6 +182,7 @@ pub fn apply(
                 peer: peer.clone(),
                 opened_at: now,
                 emergency: false,
+                reference: None,
                 updates: Vec::new(),
             }
         }
@@ -226,5 +230,15 @@ pub fn apply(
         _ => {}
     }
     batch.put_case_record(&record)?;
+    Ok(Ok(()))
+}
+
+/// Opens a case before its first message (`rogatory case new`): this agency is the requesting
+/// side. Refuses a case id already known.
+pub fn open(batch: &mut Batch<'_>, record: &CaseRecord) -> Result<Result<(), String>, StoreError> {
+    if batch.case_record(&record.case_id)?.is_some() {
+        return Ok(Err(format!("case {} exists already", record.case_id)));
+    }
+    batch.put_case_record(record)?;
     Ok(Ok(()))
 }

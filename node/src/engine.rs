@@ -103,6 +103,15 @@ pub enum Job {
         /// Where the outcome goes (after the commit).
         reply: tokio::sync::oneshot::Sender<Result<Vec<Queued>, String>>,
     },
+    /// Open a case before its first message.
+    NewCase {
+        /// The case.
+        record: Box<crate::cases::CaseRecord>,
+        /// The local user.
+        user: Option<String>,
+        /// Answered after the commit.
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
     /// A local user read a message's content: log it before the content is shown.
     Access {
         /// The case.
@@ -448,6 +457,40 @@ impl Engine {
                     Err(e)
                 }
             },
+            Job::NewCase {
+                record,
+                user,
+                reply,
+            } => {
+                replies.push(Reply::Accessed(reply, Err("not done".into())));
+                let at = replies.len() - 1;
+                let outcome = crate::cases::open(batch, &record)?;
+                if outcome.is_ok() {
+                    let mut e = AuditEntry {
+                        seq: 0,
+                        time: rogatory_proto::time::now_unix(),
+                        case_id: record.case_id,
+                        event: AuditEvent::CaseCreated,
+                        actor: Actor {
+                            agency: self.me.card.id().clone(),
+                            user: None,
+                        },
+                        peer: Some(record.peer.clone()),
+                        envelope_id: None,
+                        receipt_hash: None,
+                        transition: None,
+                        reason: None,
+                        commitment: None,
+                    };
+                    e.actor.user = user;
+                    batch.append(&self.signer(), &record.case_id, &mut [e])?;
+                }
+                if let Reply::Accessed(tx, _) = std::mem::replace(&mut replies[at], Reply::Nothing)
+                {
+                    replies[at] = Reply::Accessed(tx, outcome);
+                }
+                Ok(())
+            }
             Job::Access {
                 case,
                 envelope,
@@ -626,6 +669,7 @@ impl Reply {
             Job::Receipt { id, .. } => Reply::Notice(Notice::Settled { id, state: None }),
             Job::Send { reply, .. } => Reply::Sent(reply, Err("not done".into())),
             Job::Access { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
+            Job::NewCase { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
         }
     }
 

@@ -26,14 +26,32 @@ fn an_mla_lifecycle_across_two_nodes_ends_the_same_on_both() {
     c.start(0);
     c.start(1);
     let body = rogatory_tests::spec_dir().join("examples/mla-request.json");
-    let sent = json(
+    // The clerk opens the case, then sends its request.
+    let case = run_line(
+        root,
+        "case new --kind mla --to XB.DOJ-CA --reference XA-2026-CY-0173 --data-dir xa.moj-ca",
+    )
+    .ok()
+    .stdout
+    .trim()
+    .to_string();
+    let a = json(root, "case list --data-dir xa.moj-ca --json");
+    assert_eq!(a[0]["case_id"], case.as_str());
+    assert_eq!(a[0]["reference"], "XA-2026-CY-0173");
+    assert_eq!(a[0]["our_side"], "requesting");
+    run_line(
+        root,
+        &format!("case new --kind mla --to XZ.NOBODY --data-dir xa.moj-ca"),
+    )
+    .failed();
+    run_line(
         root,
         &format!(
-            "send --to XB.DOJ-CA --case new --type mla-request --body {} --data-dir xa.moj-ca --json",
+            "request send {case} {} --data-dir xa.moj-ca",
             body.display()
         ),
-    );
-    let case = sent["case_id"].as_str().unwrap().to_string();
+    )
+    .ok();
     let mut settled = 1;
     c.wait_settled(0, settled, Duration::from_secs(60));
     let b = json(root, "case list --data-dir xb.doj-ca --json");

@@ -30,6 +30,20 @@ pub enum CaseCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Open a case before its first message (this agency is the requesting side); prints its id.
+    New {
+        /// mla, extradition, liaison or preservation.
+        #[arg(long)]
+        kind: String,
+        /// The partner agency.
+        #[arg(long)]
+        to: String,
+        /// This agency's own reference for the case.
+        #[arg(long)]
+        reference: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// One case as a timeline: who said what, when, with receipts; and its deadlines.
     Show {
         /// The case id.
@@ -214,6 +228,29 @@ pub(crate) fn case(c: CaseCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        CaseCommand::New {
+            kind,
+            to,
+            reference,
+            common,
+        } => {
+            let r = client(&common)?.post(
+                "/v1/cases",
+                &json!({ "kind": kind, "to": to, "reference": reference }),
+            )?;
+            if common.json {
+                return print_json(&r).map(|()| ExitCode::SUCCESS);
+            }
+            println!("{}", s(&r["case_id"]));
+            eprintln!(
+                "opened {} case {} with {}; send its request with `rogatory request send {} FILE`",
+                s(&r["kind"]),
+                s(&r["case_id"]),
+                s(&r["peer"]),
+                s(&r["case_id"])
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         CaseCommand::Show { case, common } => {
             let r = client(&common)?.get(&format!("/v1/cases/{case}"))?;
             if common.json {
@@ -394,4 +431,28 @@ pub(crate) fn deadlines(a: DeadlinesArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Arguments of `rogatory request send`.
+#[derive(Debug, Args)]
+pub struct RequestSendArgs {
+    /// The case (from `rogatory case new`).
+    pub case: String,
+    /// The request as JSON (start from `rogatory request template`).
+    pub file: std::path::PathBuf,
+    /// The message type, if not an MLA request (e.g. preservation-request).
+    #[arg(long = "type", default_value = "mla-request")]
+    pub kind: String,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+/// `rogatory request send CASE FILE`: the request goes to the case's partner.
+pub(crate) fn request_send(a: RequestSendArgs) -> Result<ExitCode> {
+    let raw = crate::files::read_limited(&a.file, crate::files::MAX_INPUT_BYTES)?;
+    let body: Value = serde_json::from_slice(&raw)
+        .with_context(|| format!("{} is not valid JSON", a.file.display()))?;
+    let c = client(&a.common)?;
+    let case = c.get(&format!("/v1/cases/{}", a.case))?;
+    send_update(&c, &a.case, s(&case["peer"]), &a.kind, body, a.common.json)
 }

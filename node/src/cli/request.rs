@@ -26,6 +26,9 @@ pub enum RequestCommand {
         #[arg(long)]
         guide: bool,
     },
+    /// Send a request in a case opened with `rogatory case new`, to the case's partner
+    /// (running node).
+    Send(super::cases::RequestSendArgs),
     /// Check a request (or any message) written as JSON, and list everything that is missing
     /// or wrong. Exits 0 when it may be sent, 1 otherwise.
     Validate {
@@ -79,6 +82,7 @@ pub(crate) fn read_body(path: &Path, kind: MessageType) -> Result<Result<Message
 
 pub(crate) fn run(c: RequestCommand) -> Result<ExitCode> {
     match c {
+        RequestCommand::Send(a) => super::cases::request_send(a),
         RequestCommand::Template {
             kind,
             out,
