@@ -13,6 +13,8 @@
 //! | `GET /v1/outbox/{id}`     | one of them by full id; `?wait=SECS` (at most 300) waits  |
 //! |                           | until it is settled (delivered or rejected)               |
 //! | `POST /v1/send`           | seal a message for its addressees and queue it            |
+//! | `POST /v1/messages/{id}/forward` | pass a received message on to other partners in its |
+//! |                           | case; refused (and logged) if its handling code is H2       |
 //! | `GET /v1/cases`           | every case: kind, side, partner, status, overdue deadlines |
 //! | `POST /v1/cases`          | open a case before its first message: kind, partner, ref.  |
 //! | `GET /v1/cases/{id}`      | one case: its timeline, messages, receipts and deadlines  |
@@ -221,6 +223,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/outbox/{id}", get(outbox_one))
         .route("/v1/send", post(send))
         .route("/v1/messages/{id}", get(message))
+        .route("/v1/messages/{id}/forward", post(forward))
         .route("/v1/cases", get(cases).post(new_case))
         .route("/v1/cases/{id}", get(case_one))
         .route("/v1/deadlines", get(deadlines))
@@ -919,4 +922,131 @@ async fn new_case(
         .map_err(|_| internal("the store worker stopped"))?
         .map_err(bad)?;
     Ok(Json(case_summary(&record)))
+}
+
+/// The body of `POST /v1/messages/{id}/forward`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Forward {
+    /// The partners to pass it on to.
+    pub to: Vec<String>,
+}
+
+/// Whether a message's handling codes forbid onward sharing (H2: not without the originator's
+/// permission).
+fn no_onward_sharing(m: &Message) -> bool {
+    use rogatory_proto::message::HandlingCode;
+    match m {
+        Message::Liaison(l) => l.handling.codes.contains(&HandlingCode::H2),
+        Message::EvidenceManifest(e) => e.items.iter().any(|i| {
+            i.handling
+                .as_ref()
+                .is_some_and(|h| h.codes.contains(&HandlingCode::H2))
+        }),
+        _ => false,
+    }
+}
+
+async fn forward(
+    Authorized(user): Authorized,
+    State(s): State<Arc<ApiState>>,
+    UrlPath(id): UrlPath<String>,
+    Json(b): Json<Forward>,
+) -> Result<Json<Value>, ApiError> {
+    let bad = |m: String| ApiError(StatusCode::UNPROCESSABLE_ENTITY, m);
+    let st = Arc::clone(&s);
+    let found = tokio::task::spawn_blocking(move || find(&st.store, &id))
+        .await
+        .map_err(internal)??;
+    let Some((id, true)) = found else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "no such received message (only messages received here can be passed on)".into(),
+        ));
+    };
+    let mut to = Vec::new();
+    for t in &b.to {
+        let a = AgencyId::new(t).map_err(|e| bad(format!("{t:?}: {e}")))?;
+        if !s.trusted.iter().any(|c| c.id() == &a) {
+            return Err(bad(format!("{a} is not a pinned partner")));
+        }
+        to.push(a);
+    }
+    if to.is_empty() {
+        return Err(bad("no addressee".into()));
+    }
+    let st = Arc::clone(&s);
+    let opened = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
+        let bytes = st
+            .store
+            .inbox_envelope(&id)
+            .map_err(internal)?
+            .ok_or_else(|| internal("the envelope is missing from the inbox"))?;
+        envelope::open(
+            &bytes,
+            &Recipient {
+                card: &st.me.card,
+                keys: &st.me.keys,
+            },
+            &st.trusted,
+            &st.limits,
+        )
+        .map_err(|e| internal(format!("a stored envelope no longer opens: {e}")))
+    })
+    .await
+    .map_err(internal)??;
+    if no_onward_sharing(&opened.message) {
+        for a in &to {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            submit(
+                &s,
+                Job::Refused {
+                    case: opened.case_id,
+                    envelope: Sha256Digest(id),
+                    to: a.clone(),
+                    user: user.clone(),
+                    reason: rogatory_proto::receipt::ReasonCode::HandlingViolation,
+                    reply: tx,
+                },
+            )
+            .await?;
+            rx.await
+                .map_err(|_| internal("the store worker stopped"))?
+                .map_err(internal)?;
+        }
+        tracing::warn!(
+            envelope = %hex::encode(id), user = user.as_deref().unwrap_or("unknown"),
+            "refused to pass on a message marked H2"
+        );
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!(
+                "this message is marked H2 by {}: it may not be shared onward without its permission; the attempt is logged",
+                opened.info.from
+            ),
+        ));
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    submit(
+        &s,
+        Job::Send {
+            request: Box::new(SendRequest {
+                to,
+                case: opened.case_id,
+                message: opened.message,
+                user,
+            }),
+            reply: tx,
+        },
+    )
+    .await?;
+    let queued = rx
+        .await
+        .map_err(|_| internal("the store worker stopped"))?
+        .map_err(bad)?;
+    Ok(Json(json!({
+        "case_id": opened.case_id.to_string(),
+        "forwarded": hex::encode(id),
+        "queued": queued,
+    })))
 }

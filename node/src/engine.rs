@@ -112,6 +112,22 @@ pub enum Job {
         /// Answered after the commit.
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,
     },
+    /// A local user tried to pass on a message its handling codes forbid passing on: log the
+    /// refusal.
+    Refused {
+        /// The case.
+        case: CaseId,
+        /// The message's envelope.
+        envelope: EnvelopeId,
+        /// The agency it was to go to.
+        to: AgencyId,
+        /// The local user.
+        user: Option<String>,
+        /// Why.
+        reason: rogatory_proto::receipt::ReasonCode,
+        /// Answered after the commit.
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
     /// A local user read a message's content: log it before the content is shown.
     Access {
         /// The case.
@@ -491,6 +507,28 @@ impl Engine {
                 }
                 Ok(())
             }
+            Job::Refused {
+                case,
+                envelope,
+                to,
+                user,
+                reason,
+                reply,
+            } => {
+                let mut e = audit_entry(
+                    self.me.card.id(),
+                    &case,
+                    rogatory_proto::time::now_unix(),
+                    AuditEvent::EnvelopeRejected,
+                    &to,
+                    envelope,
+                );
+                e.actor.user = user;
+                e.reason = Some(u16::from(reason));
+                replies.push(Reply::Accessed(reply, Ok(())));
+                batch.append(&self.signer(), &case, &mut [e])?;
+                Ok(())
+            }
             Job::Access {
                 case,
                 envelope,
@@ -670,6 +708,7 @@ impl Reply {
             Job::Send { reply, .. } => Reply::Sent(reply, Err("not done".into())),
             Job::Access { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
             Job::NewCase { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
+            Job::Refused { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
         }
     }
 

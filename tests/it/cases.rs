@@ -229,3 +229,77 @@ fn an_extradition_deadline_that_passes_is_reported() {
         assert!(overdue.as_array().unwrap().is_empty(), "{dir}");
     }
 }
+
+#[test]
+fn a_message_marked_h2_cannot_be_passed_on_and_the_attempt_is_logged() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.POLICE", "XB.POLICE", "XC.POLICE"], 1);
+    for i in 0..3 {
+        c.start(i);
+    }
+    // The example liaison message is marked H0 and H2.
+    let h2 = rogatory_tests::example("liaison.json");
+    assert!(h2["handling"]["codes"].to_string().contains("H2"));
+    let sent = c.send(0, "XB.POLICE", "new", "liaison", &h2);
+    let case = sent["case_id"].as_str().unwrap().to_string();
+    let id = sent["queued"][0]["envelope_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.wait_settled(0, 1, Duration::from_secs(60));
+    let r = run_line(
+        root,
+        &format!("message forward {id} --to XC.POLICE --data-dir xb.police"),
+    )
+    .failed();
+    assert!(r.stderr.contains("H2"), "{}", r.stderr);
+    // Without H2 it may be passed on, in the same case.
+    let mut h0 = h2.clone();
+    h0["handling"]["codes"] = serde_json::json!(["H0"]);
+    let sent = c.send(0, "XB.POLICE", &case, "liaison", &h0);
+    let id0 = sent["queued"][0]["envelope_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.wait_settled(0, 2, Duration::from_secs(60));
+    run_line(
+        root,
+        &format!(
+            "message forward {} --to XC.POLICE --data-dir xb.police",
+            &id0[..12]
+        ),
+    )
+    .ok();
+    c.wait_settled(1, 1, Duration::from_secs(60));
+    let inbox = c.api(2).get("/v1/inbox").unwrap();
+    let inbox = inbox.as_array().unwrap();
+    assert_eq!(inbox.len(), 1, "only the H0 message reached XC");
+    assert_eq!(inbox[0]["case_id"], case.as_str());
+    for i in 0..3 {
+        c.stop(i);
+    }
+    // XB's log of the case holds the refusal, with its reason and the user.
+    let log: Value = serde_json::from_str(
+        &run_line(
+            root,
+            &format!("audit log {case} --data-dir xb.police --json"),
+        )
+        .ok()
+        .stdout,
+    )
+    .unwrap();
+    let refused: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "envelope-rejected")
+        .collect();
+    assert_eq!(refused.len(), 1, "{log}");
+    assert_eq!(refused[0]["envelope_id"].as_str().unwrap(), id);
+    assert_eq!(refused[0]["peer"], "XC.POLICE");
+    let code = (0u16..1000)
+        .find(|c| rogatory_proto::receipt::ReasonCode::from(*c).name() == "handling-violation")
+        .unwrap();
+    assert_eq!(refused[0]["reason"], u64::from(code));
+}

@@ -54,6 +54,18 @@ pub enum MessageCommand {
         #[command(flatten)]
         common: Common,
     },
+    /// Pass a received message on to other pinned partners, in the same case. Refused, and the
+    /// attempt logged, when its handling code is H2 (no onward sharing without the originator's
+    /// permission).
+    Forward {
+        /// The envelope id, or at least its first 8 hex digits.
+        id: String,
+        /// A partner to pass it on to (repeatable).
+        #[arg(long = "to", required = true)]
+        to: Vec<String>,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 fn client(c: &Common) -> Result<Client> {
@@ -167,7 +179,26 @@ pub(crate) fn outbox(a: Common) -> Result<ExitCode> {
 }
 
 pub(crate) fn message(c: MessageCommand) -> Result<ExitCode> {
-    let MessageCommand::Show { id, common } = c;
+    let (id, common) = match c {
+        MessageCommand::Show { id, common } => (id, common),
+        MessageCommand::Forward { id, to, common } => {
+            let r = client(&common)?
+                .post(&format!("/v1/messages/{id}/forward"), &json!({ "to": to }))?;
+            if common.json {
+                print_json(&r)?;
+            } else {
+                for q in r["queued"].as_array().into_iter().flatten() {
+                    println!(
+                        "passed on to {} in case {} (envelope {}), queued",
+                        q["to"].as_str().unwrap_or_default(),
+                        r["case_id"].as_str().unwrap_or_default(),
+                        q["envelope_id"].as_str().unwrap_or_default()
+                    );
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     let r = client(&common)?.get(&format!("/v1/messages/{id}"))?;
     if common.json {
         print_json(&r)?;
