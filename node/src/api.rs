@@ -304,6 +304,8 @@ async fn inbox(_: Authorized, State(s): State<Arc<ApiState>>) -> Result<Json<Val
                     "type": r.message_type,
                     "message_id": r.message_id.to_string(),
                     "sequence": r.sequence,
+                    "emergency": r.emergency,
+                    "arrival": r.arrival,
                     "sent_at": format_unix(r.sent_at),
                     "received_at": format_unix(r.received_at),
                 })
@@ -404,6 +406,7 @@ pub fn outbox_row(e: &crate::store::OutboxEntry) -> Value {
         "to": e.to.as_str(),
         "sealed_at": format_unix(e.sealed_at),
         "state": state_name(e.state),
+        "emergency": e.emergency,
     });
     // Receipts are verified before they are stored (they settle nothing otherwise): listing
     // them decodes without verifying each signature again.
@@ -417,6 +420,8 @@ pub fn outbox_row(e: &crate::store::OutboxEntry) -> Value {
             "reason": v.receipt.reason.map(|r| r.name()),
             "detail": v.receipt.detail,
             "receipt_hash": v.hash.to_hex(),
+            // The time to acknowledgement, as the two clocks say (seconds).
+            "ack_secs": v.receipt.received_at.saturating_sub(e.sealed_at),
         });
     }
     row

@@ -200,7 +200,9 @@ pub fn apply(
         other(record.our_side)
     };
     match message {
-        Message::MlaRequest(r) if r.urgency.level == UrgencyLevel::Emergency => {
+        Message::MlaRequest(_) | Message::Liaison(_) | Message::PreservationRequest(_)
+            if is_emergency(message) =>
+        {
             record.emergency = true;
         }
         Message::MlaStatus(u) => {
@@ -241,4 +243,15 @@ pub fn open(batch: &mut Batch<'_>, record: &CaseRecord) -> Result<Result<(), Str
     }
     batch.put_case_record(record)?;
     Ok(Ok(()))
+}
+
+/// Whether a message is an emergency (risk to life or safety): it jumps every queue and is
+/// flagged in every listing.
+pub fn is_emergency(m: &Message) -> bool {
+    match m {
+        Message::MlaRequest(r) => r.urgency.level == UrgencyLevel::Emergency,
+        Message::Liaison(l) => l.priority == UrgencyLevel::Emergency,
+        Message::PreservationRequest(p) => p.urgency.level == UrgencyLevel::Emergency,
+        _ => false,
+    }
 }

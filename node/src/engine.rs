@@ -669,6 +669,7 @@ impl Engine {
                 state: OutboxState::Queued,
                 receipt: None,
                 order: None,
+                emergency: crate::cases::is_emergency(&r.message),
             };
             let order = batch
                 .enqueue(&mut entry, true)?

@@ -220,6 +220,8 @@ pub fn receive_in(
                 sent_at: opened.info.sent_at,
                 received_at: now,
                 sequence: opened.info.chain.sequence,
+                emergency: crate::cases::is_emergency(&opened.message),
+                arrival: 0,
             };
             batch
                 .insert_inbox(&id.0, bytes, Some(&meta))

@@ -240,10 +240,17 @@ pub struct OutboxEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<serde_bytes::ByteBuf>,
     /// Its place in the delivery queue (entries queued by the node; `None` for envelopes
-    /// sealed offline, which `rogatory deliver` hands over).
+    /// sealed offline, which `rogatory deliver` hands over). Emergencies have orders below
+    /// [`ROUTINE`], so they are sent before everything else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order: Option<u64>,
+    /// An emergency (risk to life or safety): it jumps the queue.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub emergency: bool,
 }
+
+/// The bit that places a routine envelope after every emergency in the delivery queue.
+pub const ROUTINE: u64 = 1 << 62;
 
 /// What the inbox lists about an accepted envelope (its content stays encrypted in the
 /// envelope).
@@ -263,6 +270,12 @@ pub struct Received {
     pub received_at: u64,
     /// Position in the sender's chain for this case.
     pub sequence: u64,
+    /// An emergency (risk to life or safety).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub emergency: bool,
+    /// The order of arrival among all envelopes accepted here (0, 1, 2 …), assigned when stored.
+    #[serde(default)]
+    pub arrival: u64,
 }
 
 /// A chain position as stored: sequence and envelope id.
@@ -361,7 +374,13 @@ impl Batch<'_> {
             return Err(StoreError::Request("the envelope is already stored".into()));
         }
         if let Some(meta) = meta {
-            let bytes = rogatory_proto::cbor::to_vec(meta).map_err(corrupt)?;
+            let mut meta = meta.clone();
+            let mut m = self.tx.open_table(META)?;
+            let next = m.get("arrival-next")?.map_or(0, |v| v.value());
+            m.insert("arrival-next", next + 1)?;
+            drop(m);
+            meta.arrival = next;
+            let bytes = rogatory_proto::cbor::to_vec(&meta).map_err(corrupt)?;
             self.tx
                 .open_table(RECEIVED)?
                 .insert(envelope_id, bytes.as_slice())?;
@@ -436,8 +455,14 @@ impl Batch<'_> {
             let mut meta = self.tx.open_table(META)?;
             let next = meta.get("queue-next")?.map_or(0, |v| v.value());
             meta.insert("queue-next", next + 1)?;
-            self.tx.open_table(QUEUE)?.insert(next, &id.0)?;
-            entry.order = Some(next);
+            // Emergencies sort before every routine envelope: the queue is read in key order.
+            let order = if entry.emergency {
+                next
+            } else {
+                ROUTINE | next
+            };
+            self.tx.open_table(QUEUE)?.insert(order, &id.0)?;
+            entry.order = Some(order);
         }
         let bytes = rogatory_proto::cbor::to_vec(&*entry).map_err(corrupt)?;
         if self
@@ -713,7 +738,7 @@ impl Store {
                     .map_err(corrupt)?;
             out.push((*k.value(), r));
         }
-        out.sort_by_key(|(_, r)| r.received_at);
+        out.sort_by_key(|(_, r)| (r.received_at, r.arrival));
         Ok(out)
     }
 

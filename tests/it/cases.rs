@@ -303,3 +303,57 @@ fn a_message_marked_h2_cannot_be_passed_on_and_the_attempt_is_logged() {
         .unwrap();
     assert_eq!(refused[0]["reason"], u64::from(code));
 }
+
+#[test]
+fn an_emergency_overtakes_500_queued_routine_messages() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.POLICE", "XB.POLICE"], 1);
+    c.start(0);
+    c.start(1);
+    c.stop(1);
+    let mut routine = rogatory_tests::example("liaison.json");
+    routine["priority"] = serde_json::json!("routine");
+    routine["priority_reason"] = Value::Null;
+    let first = c.send(0, "XB.POLICE", "new", "liaison", &routine);
+    let case = first["case_id"].as_str().unwrap().to_string();
+    for _ in 1..500 {
+        c.send(0, "XB.POLICE", &case, "liaison", &routine);
+    }
+    let mut emergency = rogatory_tests::example("liaison.json");
+    emergency["priority"] = serde_json::json!("emergency");
+    emergency["priority_reason"] = serde_json::json!("A child is in immediate danger");
+    let e = c.send(0, "XB.POLICE", "new", "liaison", &emergency);
+    let e_id = e["queued"][0]["envelope_id"].as_str().unwrap().to_string();
+    // Flagged in the outbox while it waits.
+    let out = c.api(0).get("/v1/outbox").unwrap();
+    let row = out
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["envelope_id"] == e_id.as_str())
+        .unwrap();
+    assert_eq!(row["emergency"], true);
+    c.start(1);
+    c.wait_settled(0, 501, Duration::from_secs(180));
+    let inbox = c.api(1).get("/v1/inbox").unwrap();
+    let inbox = inbox.as_array().unwrap();
+    assert_eq!(inbox.len(), 501);
+    let mine = inbox
+        .iter()
+        .find(|m| m["envelope_id"] == e_id.as_str())
+        .unwrap();
+    assert_eq!(mine["emergency"], true);
+    // It was queued last, and arrived among the first: before at least 400 of the 500.
+    let rank = mine["arrival"].as_u64().unwrap();
+    eprintln!("the emergency arrived at position {rank} of 501");
+    assert!(rank < 100, "the emergency arrived {rank}th of 501");
+    let later = inbox
+        .iter()
+        .filter(|m| m["arrival"].as_u64().unwrap() > rank)
+        .count();
+    assert!(
+        later >= 400,
+        "only {later} routine messages arrived after it"
+    );
+}

@@ -215,6 +215,7 @@ pub(crate) fn run(c: EnvelopeCommand) -> Result<ExitCode> {
                     state: OutboxState::Queued,
                     receipt: None,
                     order: None,
+                    emergency: false,
                 })
                 .collect();
             store

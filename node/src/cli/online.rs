@@ -124,13 +124,18 @@ pub(crate) fn inbox(a: Common) -> Result<ExitCode> {
     }
     for m in &list {
         println!(
-            "{}  {}  from {:<20} {:<20} case {} #{}",
+            "{}  {}  from {:<20} {:<20} case {} #{}{}",
             short(&m["envelope_id"]),
             m["received_at"].as_str().unwrap_or_default(),
             m["from"].as_str().unwrap_or_default(),
             m["type"].as_str().unwrap_or_default(),
             m["case_id"].as_str().unwrap_or_default(),
-            m["sequence"]
+            m["sequence"],
+            if m["emergency"] == true {
+                "  EMERGENCY"
+            } else {
+                ""
+            }
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -165,6 +170,9 @@ pub(crate) fn outbox(a: Common) -> Result<ExitCode> {
         }
         if let Some(t) = r["retry_in_secs"].as_f64() {
             state = format!("{state} in {t:.0}s");
+        }
+        if r["emergency"] == true {
+            state = format!("EMERGENCY {state}");
         }
         println!(
             "{}  {:<24} {:<20} {}  case {}",
