@@ -41,7 +41,7 @@ fn an_mla_lifecycle_across_two_nodes_ends_the_same_on_both() {
     assert_eq!(a[0]["our_side"], "requesting");
     run_line(
         root,
-        &format!("case new --kind mla --to XZ.NOBODY --data-dir xa.moj-ca"),
+        "case new --kind mla --to XZ.NOBODY --data-dir xa.moj-ca",
     )
     .failed();
     run_line(
