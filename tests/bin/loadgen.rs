@@ -12,7 +12,8 @@
 //!    and peak RSS of each node.
 //!
 //! Usage: `cargo run --release -p rogatory-tests --bin rogatory-loadgen -- [MESSAGES]`
-//! (default 3000 messages for the 64-in-flight run; the 1-in-flight run sends a tenth).
+//! (default 3000 messages for the 64-in-flight run; the 1-in-flight run sends a tenth), and
+//! `… -- cases [N]`: the time a case update takes to show on the other node, with N open cases.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -254,7 +255,93 @@ fn node_run(c: &Cluster, total: usize, window: usize, case: &str) -> NodeRun {
     }
 }
 
+/// `rogatory-loadgen cases N`: N open MLA cases on each node (requests from A to B), then the
+/// time from B's status update (`case update`) until A has applied it and B has A's receipt for
+/// it (A applies and commits the new state before it signs that receipt), one at a time.
+fn cases_bench(open: usize) {
+    let t = tempfile::tempdir().unwrap();
+    let mut c = Cluster::new(t.path(), &["XA.MOJ-CA", "XB.DOJ-CA"], 2);
+    c.start(0);
+    c.start(1);
+    let body = example("mla-request.json");
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let workers: Vec<_> = (0..32)
+        .map(|_| {
+            let api = c.api(0);
+            let next = Arc::clone(&next);
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let mut cases = Vec::new();
+                while next.fetch_add(1, Ordering::Relaxed) < open {
+                    let r = api
+                        .post(
+                            "/v1/send",
+                            &serde_json::json!({
+                                "to": ["XB.DOJ-CA"], "case": "new", "type": "mla-request", "body": body
+                            }),
+                        )
+                        .unwrap();
+                    let id = r["queued"][0]["envelope_id"].as_str().unwrap().to_string();
+                    api.get(&format!("/v1/outbox/{id}?wait=120")).unwrap();
+                    cases.push(r["case_id"].as_str().unwrap().to_string());
+                }
+                cases
+            })
+        })
+        .collect();
+    let cases: Vec<String> = workers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    println!(
+        "{} MLA cases opened on both nodes in {:.1} s",
+        cases.len(),
+        start.elapsed().as_secs_f64()
+    );
+    let b = c.api(1);
+    let mut lat = Vec::new();
+    for (n, case) in cases.iter().enumerate().take(500) {
+        let t0 = Instant::now();
+        let r = b
+            .post(
+                "/v1/send",
+                &serde_json::json!({
+                    "to": ["XA.MOJ-CA"], "case": case, "type": "mla-status",
+                    "body": { "status": "registered", "reference": format!("XB-{n}"),
+                              "effective_at": "2026-11-29T10:00:00Z" }
+                }),
+            )
+            .unwrap();
+        let id = r["queued"][0]["envelope_id"].as_str().unwrap().to_string();
+        let row = b.get(&format!("/v1/outbox/{id}?wait=60")).unwrap();
+        assert_eq!(row["state"], "delivered", "{row}");
+        lat.push(t0.elapsed());
+    }
+    // A shows the new state.
+    let a_view = c.api(0).get(&format!("/v1/cases/{}", cases[0])).unwrap();
+    assert_eq!(a_view["status"], "registered");
+    lat.sort();
+    println!(
+        "case update on B until A shows it ({} updates, {} open cases on each node): p50 {:.1} ms, p99 {:.1} ms",
+        lat.len(),
+        cases.len(),
+        lat[lat.len() / 2].as_secs_f64() * 1e3,
+        lat[(lat.len() * 99 / 100).min(lat.len() - 1)].as_secs_f64() * 1e3
+    );
+    c.stop(0);
+    c.stop(1);
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("cases") {
+        let n = std::env::args()
+            .nth(2)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(1000);
+        cases_bench(n);
+        return;
+    }
     let total: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
