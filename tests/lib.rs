@@ -233,7 +233,7 @@ impl Cluster {
             .append(true)
             .open(dir.join("node.log"))
             .unwrap();
-        let child = Command::new(rogatory_bin())
+        let mut child = Command::new(rogatory_bin())
             .args(["run", "--data-dir"])
             .arg(dir)
             .env_remove("ROGATORY_DATA_DIR")
@@ -243,31 +243,35 @@ impl Cluster {
                 std::env::var("ROGATORY_LOG").unwrap_or_else(|_| "info".into()),
             )
             .stdin(std::process::Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
+            .stdout(std::process::Stdio::piped())
+            .stderr(log.try_clone().unwrap())
             .spawn()
             .expect("start rogatory run");
-        self.nodes[i] = Some(child);
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            if let Ok(c) = rogatory_node::client::Client::connect(dir)
-                && c.get("/v1/status").is_ok()
+        // The node prints `api on ADDR` once its API listens: wait for that line (the event),
+        // copying its output to the log meanwhile.
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::{BufRead, Write};
+            let mut log = log;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
             {
-                return;
+                let _ = writeln!(log, "{line}");
+                if line.starts_with("api on ") {
+                    let _ = tx.send(());
+                }
             }
-            if let Some(Ok(Some(status))) = self.nodes[i].as_mut().map(|c| c.try_wait()) {
-                panic!(
-                    "node {} exited ({status}):\n{}",
-                    self.ids[i],
-                    std::fs::read_to_string(dir.join("node.log")).unwrap_or_default()
-                );
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "node {} did not start",
-                self.ids[i]
+        });
+        self.nodes[i] = Some(child);
+        if rx.recv_timeout(std::time::Duration::from_secs(60)).is_err() {
+            let status = self.nodes[i].as_mut().map(|c| c.try_wait());
+            panic!(
+                "node {} did not start ({status:?}):\n{}",
+                self.ids[i],
+                std::fs::read_to_string(dir.join("node.log")).unwrap_or_default()
             );
-            std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
 
@@ -334,23 +338,24 @@ impl Cluster {
         n: usize,
         within: std::time::Duration,
     ) -> Vec<serde_json::Value> {
-        let deadline = std::time::Instant::now() + within;
-        loop {
-            let rows = self.api(i).get("/v1/outbox").expect("outbox");
-            let rows = rows.as_array().cloned().unwrap_or_default();
-            let settled = rows
-                .iter()
-                .filter(|r| matches!(r["state"].as_str(), Some("delivered" | "rejected")))
-                .count();
-            if settled >= n {
-                return rows;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "only {settled} of {n} settled within {within:?}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
+        // The node answers once `n` are settled, or when `within` is over.
+        let rows = self
+            .api(i)
+            .get(&format!(
+                "/v1/outbox?settled={n}&wait={}",
+                within.as_secs().max(1)
+            ))
+            .expect("outbox");
+        let rows = rows.as_array().cloned().unwrap_or_default();
+        let settled = rows
+            .iter()
+            .filter(|r| matches!(r["state"].as_str(), Some("delivered" | "rejected")))
+            .count();
+        assert!(
+            settled >= n,
+            "only {settled} of {n} settled within {within:?}"
+        );
+        rows
     }
 }
 
@@ -366,4 +371,23 @@ impl Drop for Cluster {
 pub fn example(name: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(spec_dir().join("examples").join(name)).expect("example");
     serde_json::from_str(&text).expect("example JSON")
+}
+
+/// A fresh agency (keys in clear, a signed card) in `root/ID`, for in-process tests and the
+/// load generator.
+pub fn agency(root: &Path, id: &str) -> rogatory_node::keydir::KeyDir {
+    use rogatory_proto::card::{CardDetails, Role};
+    rogatory_node::keydir::KeyDir::create(
+        &root.join(id),
+        CardDetails {
+            id: rogatory_proto::ids::AgencyId::new(id).expect("agency id"),
+            name: id.into(),
+            roles: vec![Role::CentralAuthority],
+            addresses: vec![],
+            languages: vec!["en".into()],
+            legal_bases: vec![],
+            issued_at: 1_700_000_000,
+        },
+    )
+    .expect("agency keys")
 }

@@ -9,7 +9,8 @@
 //! |---------------------------|----------------------------------------------------------|
 //! | `GET /v1/status`          | agency, addresses, partners, connections, queue depths    |
 //! | `GET /v1/inbox`           | accepted envelopes, oldest first                          |
-//! | `GET /v1/outbox`          | envelopes sealed here and where each stands               |
+//! | `GET /v1/outbox`          | envelopes sealed here and where each stands; with         |
+//! |                           | `?settled=N&wait=SECS`, answered once N are settled        |
 //! | `GET /v1/outbox/{id}`     | one of them by full id; `?wait=SECS` (at most 300) waits  |
 //! |                           | until it is settled (delivered or rejected)               |
 //! | `POST /v1/send`           | seal a message for its addressees and queue it            |
@@ -118,7 +119,11 @@ pub struct ApiState {
 
 /// Who waits for which envelope to be settled: only those are woken when it is.
 #[derive(Default)]
-pub struct Waiters(Mutex<HashMap<[u8; 32], Vec<tokio::sync::oneshot::Sender<()>>>>);
+pub struct Waiters(
+    Mutex<HashMap<[u8; 32], Vec<tokio::sync::oneshot::Sender<()>>>>,
+    /// Woken at every settlement (for `GET /v1/outbox?settled=N&wait=`).
+    tokio::sync::Notify,
+);
 
 impl Waiters {
     /// Registers interest in an envelope; the receiver completes when it is settled.
@@ -136,6 +141,7 @@ impl Waiters {
         for tx in woken.into_iter().flatten() {
             let _ = tx.send(());
         }
+        self.1.notify_waiters();
     }
 
     /// Forgets waiters that gave up on `id`.
@@ -316,13 +322,42 @@ async fn inbox(_: Authorized, State(s): State<Arc<ApiState>>) -> Result<Json<Val
 
 /// The outbox with the live delivery state: `queued`, `sending`, `waiting-for-retry`,
 /// `delivered`, `rejected` (with the reason).
-async fn outbox(_: Authorized, State(s): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
+/// `GET /v1/outbox?settled=N&wait=SECS`.
+#[derive(Debug, serde::Deserialize)]
+pub struct OutboxQuery {
+    /// Answer once at least this many envelopes are settled (or the wait is over).
+    #[serde(default)]
+    pub settled: usize,
+    /// Seconds to wait for that (at most 300).
+    #[serde(default)]
+    pub wait: u64,
+}
+
+async fn outbox(
+    _: Authorized,
+    State(s): State<Arc<ApiState>>,
+    axum::extract::Query(q): axum::extract::Query<OutboxQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait.min(300));
+    let list = loop {
+        // Listening before reading, so a settlement in between is not missed.
+        let woken = s.waiters.1.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let store = Arc::clone(&s.store);
+        let list = tokio::task::spawn_blocking(move || store.outbox())
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        let settled = list
+            .iter()
+            .filter(|e| e.state != OutboxState::Queued)
+            .count();
+        if settled >= q.settled || tokio::time::timeout_at(deadline, woken).await.is_err() {
+            break list;
+        }
+    };
     let snap = s.status.lock().map_err(internal)?.clone();
-    let store = Arc::clone(&s.store);
-    let list = tokio::task::spawn_blocking(move || store.outbox())
-        .await
-        .map_err(internal)?
-        .map_err(internal)?;
     let peers: HashMap<&str, &PeerStatus> =
         snap.peers.iter().map(|p| (p.agency.as_str(), p)).collect();
     let rows = list

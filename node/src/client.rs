@@ -31,7 +31,8 @@ impl Client {
         let (addr, token) = crate::api::locate(dir)?;
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
+            // Long enough for the API's longest wait (`?wait=` is at most 300 s).
+            .timeout_global(Some(Duration::from_secs(330)))
             .build()
             .into();
         Ok(Self {

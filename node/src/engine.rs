@@ -515,19 +515,10 @@ impl Engine {
                 reason,
                 reply,
             } => {
-                let mut e = audit_entry(
-                    self.me.card.id(),
-                    &case,
-                    rogatory_proto::time::now_unix(),
-                    AuditEvent::EnvelopeRejected,
-                    &to,
-                    envelope,
-                );
-                e.actor.user = user;
-                e.reason = Some(u16::from(reason));
                 replies.push(Reply::Accessed(reply, Ok(())));
-                batch.append(&self.signer(), &case, &mut [e])?;
-                Ok(())
+                let event = AuditEvent::EnvelopeRejected;
+                let reason = Some(u16::from(reason));
+                self.log_user_act(batch, &case, event, &to, envelope, user, reason)
             }
             Job::Access {
                 case,
@@ -536,21 +527,32 @@ impl Engine {
                 user,
                 reply,
             } => {
-                let mut e = audit_entry(
-                    self.me.card.id(),
-                    &case,
-                    rogatory_proto::time::now_unix(),
-                    AuditEvent::ContentAccessed,
-                    &peer,
-                    envelope,
-                );
-                e.actor.user = Some(user);
+                // On failure, this reply becomes a failure with the whole batch.
                 replies.push(Reply::Accessed(reply, Ok(())));
-                // On failure, the reply above becomes a failure with the whole batch.
-                batch.append(&self.signer(), &case, &mut [e])?;
-                Ok(())
+                let event = AuditEvent::ContentAccessed;
+                self.log_user_act(batch, &case, event, &peer, envelope, Some(user), None)
             }
         }
+    }
+
+    /// Logs what a local user did (or tried) with a message.
+    #[allow(clippy::too_many_arguments)]
+    fn log_user_act(
+        &self,
+        batch: &mut Batch<'_>,
+        case: &CaseId,
+        event: AuditEvent,
+        peer: &AgencyId,
+        envelope: EnvelopeId,
+        user: Option<String>,
+        reason: Option<u16>,
+    ) -> Result<()> {
+        let now = rogatory_proto::time::now_unix();
+        let mut e = audit_entry(self.me.card.id(), case, now, event, peer, envelope);
+        e.actor.user = user;
+        e.reason = reason;
+        batch.append(&self.signer(), case, &mut [e])?;
+        Ok(())
     }
 
     fn take_waiting(&mut self, slot: &ChainSlot) -> Option<Waiting> {

@@ -26,28 +26,11 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, noise, tcp, yamux};
 use rogatory_node::keydir::KeyDir;
 use rogatory_node::net::{ENVELOPE_PROTOCOL, EnvelopeCodec};
-use rogatory_proto::card::{CardDetails, Role};
 use rogatory_proto::envelope::{self, Addressee, ChainLink, Limits, Recipient, SealParams, Sender};
-use rogatory_proto::ids::{AgencyId, CaseId, MessageId};
+use rogatory_proto::ids::{CaseId, MessageId};
 use rogatory_proto::message::{Message, MessageType};
 use rogatory_proto::receipt::{Receipt, ReceiptEvent, verify_receipt};
-use rogatory_tests::{Cluster, example};
-
-fn agency(root: &std::path::Path, id: &str) -> KeyDir {
-    KeyDir::create(
-        &root.join(id),
-        CardDetails {
-            id: AgencyId::new(id).unwrap(),
-            name: id.into(),
-            roles: vec![Role::CentralAuthority],
-            addresses: vec![],
-            languages: vec!["en".into()],
-            legal_bases: vec![],
-            issued_at: 1_700_000_000,
-        },
-    )
-    .unwrap()
-}
+use rogatory_tests::{Cluster, agency, example};
 
 /// One message's round of cryptography; returns the envelope and receipt (for their sizes).
 fn crypto_round(a: &KeyDir, b: &KeyDir, m: &Message, case: CaseId) -> (Vec<u8>, Vec<u8>) {

@@ -4,27 +4,11 @@
 use rogatory_node::inbox::{NODE_LOG, Outcome, receive};
 use rogatory_node::keydir::KeyDir;
 use rogatory_node::store::Store;
-use rogatory_proto::card::{CardDetails, Role};
 use rogatory_proto::envelope::{Addressee, ChainLink, Limits, SealParams, Sender, seal};
-use rogatory_proto::ids::{AgencyId, CaseId, MessageId};
+use rogatory_proto::ids::{CaseId, MessageId};
 use rogatory_proto::message::{Handling, HandlingCode, LiaisonMessage, Message};
 use rogatory_proto::receipt::{ReasonCode, ReceiptEvent, verify_receipt};
-
-fn agency(root: &std::path::Path, id: &str) -> KeyDir {
-    KeyDir::create(
-        &root.join(id),
-        CardDetails {
-            id: AgencyId::new(id).unwrap(),
-            name: id.into(),
-            roles: vec![Role::PoliceLiaison],
-            addresses: vec![],
-            languages: vec!["en".into()],
-            legal_bases: vec![],
-            issued_at: 1_700_000_000,
-        },
-    )
-    .unwrap()
-}
+use rogatory_tests::agency;
 
 fn envelope(from: &KeyDir, to: &KeyDir, case: CaseId) -> Vec<u8> {
     envelope_at(from, to, case, ChainLink::FIRST)

@@ -117,57 +117,62 @@ impl Demo {
             dir.display(),
             dir.join("node.log").display()
         );
-        let child = Command::new(&self.exe)
+        let mut child = Command::new(&self.exe)
             .args(["run", "--data-dir"])
             .arg(&dir)
             .arg("--passphrase-file")
             .arg(&self.passphrase)
             .env_remove("ROGATORY_DATA_DIR")
             .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
+            .stdout(Stdio::piped())
+            .stderr(log.try_clone()?)
             .spawn()
             .context("cannot start a node")?;
+        // Ready when the node prints `api on ADDR` (its API listens); its output goes to the log.
+        let stdout = child.stdout.take().context("no output from the node")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::{BufRead, Write};
+            let mut log = log;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = writeln!(log, "{line}");
+                if line.starts_with("api on ") {
+                    let _ = tx.send(());
+                }
+            }
+        });
         self.nodes[i] = Some(child);
-        // Ready when the API answers.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(c) = Client::connect(&dir)
-                && c.get("/v1/status").is_ok()
-            {
-                return Ok(());
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(()) => Ok(()),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => bail!(
+                "the node of {} exited; see {}",
+                AGENCIES[i].0,
+                dir.join("node.log").display()
+            ),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                bail!("the node of {} did not start within 60 s", AGENCIES[i].0)
             }
-            if let Some(c) = self.nodes[i].as_mut()
-                && let Ok(Some(status)) = c.try_wait()
-            {
-                bail!(
-                    "the node of {} exited ({status}); see {}",
-                    AGENCIES[i].0,
-                    dir.join("node.log").display()
-                );
-            }
-            if Instant::now() > deadline {
-                bail!("the node of {} did not start within 60 s", AGENCIES[i].0);
-            }
-            std::thread::sleep(Duration::from_millis(100));
         }
     }
 
-    /// Stops a node with SIGTERM (a clean shutdown) and waits for it.
+    /// Stops a node with SIGTERM (a clean shutdown) and waits for it to exit (20 s at most,
+    /// then SIGKILL).
     fn stop(&mut self, i: usize) {
         if let Some(mut c) = self.nodes[i].take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            let pid = c.id().to_string();
+            let _ = Command::new("kill").args(["-TERM", &pid]).status();
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = c.wait();
+                let _ = tx.send(());
+            });
+            if rx.recv_timeout(Duration::from_secs(20)).is_err() {
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
+                let _ = rx.recv_timeout(Duration::from_secs(5));
             }
-            let _ = c.kill();
-            let _ = c.wait();
         }
     }
 
@@ -267,22 +272,15 @@ impl Demo {
 
     /// Waits until agency `i`'s outbox shows the envelope settled; returns its row.
     fn settled(&self, i: usize, envelope: &str, within: Duration) -> Result<Value> {
-        let deadline = Instant::now() + within;
-        loop {
-            let rows = self.api(i)?.get("/v1/outbox")?;
-            if let Some(row) = rows
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|r| r["envelope_id"] == envelope)
-                && matches!(row["state"].as_str(), Some("delivered" | "rejected"))
-            {
-                return Ok(row.clone());
-            }
-            if Instant::now() > deadline {
-                bail!("envelope {envelope} was not delivered within {within:?}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        // The node answers when the envelope is settled, or when `within` is over.
+        let row = self.api(i)?.get(&format!(
+            "/v1/outbox/{envelope}?wait={}",
+            within.as_secs().max(1)
+        ))?;
+        if matches!(row["state"].as_str(), Some("delivered" | "rejected")) {
+            Ok(row)
+        } else {
+            bail!("envelope {envelope} was not delivered within {within:?}")
         }
     }
 
