@@ -391,3 +391,33 @@ pub fn agency(root: &Path, id: &str) -> rogatory_node::keydir::KeyDir {
     )
     .expect("agency keys")
 }
+
+/// A small deterministic generator (xorshift64*), seeded from `ROGATORY_TEST_SEED` or the clock
+/// and printed, so a failing run can be replayed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// Seeded from `ROGATORY_TEST_SEED`, or the clock; the seed is printed.
+    pub fn seeded() -> Self {
+        let seed = std::env::var("ROGATORY_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(7)
+                    | 1
+            });
+        eprintln!("ROGATORY_TEST_SEED={seed}");
+        Rng(seed)
+    }
+
+    /// A number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}

@@ -18,7 +18,8 @@
 //! |                           | case; refused (and logged) if its handling code is H2       |
 //! | `GET /v1/cases`           | every case: kind, side, partner, status, overdue deadlines |
 //! | `POST /v1/cases`          | open a case before its first message: kind, partner, ref.  |
-//! | `GET /v1/cases/{id}`      | one case: its timeline, messages, receipts and deadlines  |
+//! | `GET /v1/cases/{id}`      | one case: its timeline, messages, receipts and deadlines; |
+//! |                           | `?wait=SECS`: once no proposal of this side is pending    |
 //! | `GET /v1/deadlines`       | open deadlines; `?within=DAYS` (default 7) and overdue     |
 //! | `GET /v1/messages/{id}`   | one message: metadata, receipt, audit entries, and (for a |
 //! |                           | received one) its content — logged as `content-accessed`  |
@@ -37,9 +38,12 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rogatory_proto::card::AgencyCard;
+use rogatory_proto::case::order::Entry;
 use rogatory_proto::envelope::{self, Limits, Recipient};
 use rogatory_proto::ids::{AgencyId, CaseId, Sha256Digest};
-use rogatory_proto::message::{Message, MessageError, MessageType};
+use rogatory_proto::message::{
+    ExtraditionStatusUpdate, Message, MessageError, MessageType, MlaStatusUpdate,
+};
 use rogatory_proto::receipt::verify_receipt;
 use rogatory_proto::time::format_unix;
 use serde_json::{Value, json};
@@ -121,8 +125,9 @@ pub struct ApiState {
 #[derive(Default)]
 pub struct Waiters(
     Mutex<HashMap<[u8; 32], Vec<tokio::sync::oneshot::Sender<()>>>>,
-    /// Woken at every settlement (for `GET /v1/outbox?settled=N&wait=`).
-    tokio::sync::Notify,
+    /// Woken at every settlement and every envelope accepted (for `GET /v1/outbox?settled=N&wait=`
+    /// and `GET /v1/cases/{id}?wait=`).
+    pub tokio::sync::Notify,
 );
 
 impl Waiters {
@@ -533,6 +538,7 @@ async fn send(
             case,
             message,
             user,
+            confirmation: false,
         }),
         reply: tx,
     };
@@ -737,17 +743,14 @@ fn today() -> rogatory_proto::case::Day {
     rogatory_proto::case::Day::of_unix(rogatory_proto::time::now_unix())
 }
 
-fn deadline_json(
-    r: &crate::cases::CaseRecord,
-    d: &rogatory_proto::case::extradition::Deadline,
-) -> Value {
+fn deadline_json(r: &crate::cases::CaseRecord, d: &rogatory_proto::case::Deadline) -> Value {
     let today = today();
     json!({
         "case_id": r.case_id.to_string(),
         "peer": r.peer.as_str(),
-        "rule": d.rule.name,
-        "what": d.rule.what,
-        "source": d.rule.source,
+        "rule": d.name,
+        "what": d.what,
+        "source": d.source,
         "started": d.started.to_string(),
         "due": d.due.to_string(),
         "met": d.met.map(|m| m.to_string()),
@@ -772,7 +775,8 @@ fn case_summary(r: &crate::cases::CaseRecord) -> Value {
         "peer": r.peer.as_str(),
         "status": r.status(),
         "opened_at": format_unix(r.opened_at),
-        "updated_at": format_unix(r.updates.last().map_or(r.opened_at, |u| u.at)),
+        "updated_at": format_unix(r.updated_at.max(r.opened_at)),
+        "pending": r.pending(),
         "emergency": r.emergency,
         "reference": r.reference,
         "overdue": r.overdue(today),
@@ -790,23 +794,37 @@ async fn records(s: &ApiState) -> Result<Vec<crate::cases::CaseRecord>, ApiError
 
 async fn cases(_: Authorized, State(s): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
     let mut list = records(&s).await?;
-    list.sort_by_key(|r| std::cmp::Reverse(r.updates.last().map_or(r.opened_at, |u| u.at)));
+    list.sort_by_key(|r| std::cmp::Reverse(r.updated_at.max(r.opened_at)));
     Ok(Json(Value::Array(list.iter().map(case_summary).collect())))
 }
 
+/// One case; with `?wait=SECS`, answered once none of this side's proposals awaits the
+/// requested side's confirmation (or the time is up).
 async fn case_one(
     _: Authorized,
     State(s): State<Arc<ApiState>>,
     UrlPath(id): UrlPath<String>,
+    axum::extract::Query(w): axum::extract::Query<Wait>,
 ) -> Result<Json<Value>, ApiError> {
     let case: CaseId = id
         .parse()
         .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "give a case id (a UUID)".into()))?;
-    let r = records(&s)
-        .await?
-        .into_iter()
-        .find(|r| r.case_id == case)
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "no such case here".into()))?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(w.wait.min(300));
+    let r = loop {
+        // Listening before reading, so a confirmation in between is not missed.
+        let woken = s.waiters.1.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let store = Arc::clone(&s.store);
+        let r = tokio::task::spawn_blocking(move || store.case_record(&case))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?
+            .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, "no such case here".into()))?;
+        if r.pending() == 0 || tokio::time::timeout_at(deadline, woken).await.is_err() {
+            break r;
+        }
+    };
     let store = Arc::clone(&s.store);
     let (received, sent) = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
         Ok((store.received()?, store.outbox()?))
@@ -846,32 +864,74 @@ async fn case_one(
         ));
     }
     timeline.sort_by_key(|(t, _)| *t);
-    let updates: Vec<Value> = r
-        .updates
-        .iter()
-        .map(|u| {
-            let who = if u.side == r.our_side {
-                me.as_str().to_string()
-            } else {
-                r.peer.to_string()
-            };
-            json!({
-                "at": format_unix(u.at),
-                "by": who,
-                "side": serde_json::to_value(u.side).unwrap_or_default(),
-                "envelope_id": u.envelope_id.to_hex(),
-                "status": u.mla.as_ref().and_then(|m| m.status).map(|s| s.as_str()),
-                "stage": u.extradition.as_ref().and_then(|x| x.stage).map(|s| s.as_str()),
-                "update": u.mla.as_ref().map(|m| serde_json::to_value(m).unwrap_or_default())
-                    .or_else(|| u.extradition.as_ref().map(|x| serde_json::to_value(x).unwrap_or_default())),
-            })
-        })
-        .collect();
+    let [updates, pending, refused] = update_rows(&r, &me);
     let mut v = case_summary(&r);
     v["updates"] = updates.into();
+    v["pending"] = pending.into();
+    v["refused"] = refused.into();
     v["messages"] = Value::Array(timeline.into_iter().map(|(_, v)| v).collect());
     v["deadlines"] = Value::Array(r.deadlines().iter().map(|d| deadline_json(&r, d)).collect());
     Ok(Json(v))
+}
+
+/// One update of a case, for `case show`: `key` is `status` or `stage`, `name` its value.
+fn update_row<U: serde::Serialize>(
+    r: &crate::cases::CaseRecord,
+    me: &AgencyId,
+    e: &Entry<U, crate::cases::UpdateMeta>,
+    (key, name): (&str, Option<&'static str>),
+) -> Value {
+    let who = if e.side == r.our_side {
+        me.as_str().to_string()
+    } else {
+        r.peer.to_string()
+    };
+    let mut v = json!({
+        "at": format_unix(e.meta.at),
+        "by": who,
+        "side": serde_json::to_value(e.side).unwrap_or_default(),
+        "message_id": e.message.to_string(),
+        "envelope_id": e.meta.envelope_id.to_hex(),
+        "update": serde_json::to_value(&e.update).unwrap_or_default(),
+    });
+    v[key] = name.into();
+    v
+}
+
+/// Rows for one replica: its history, pending proposals and refused proposals.
+fn replica_rows<M: rogatory_proto::case::order::Machine>(
+    r: &crate::cases::CaseRecord,
+    me: &AgencyId,
+    replica: &rogatory_proto::case::order::Replica<M, crate::cases::UpdateMeta>,
+    what: impl Fn(&M::Update) -> (&'static str, Option<&'static str>),
+    rows: &mut [Vec<Value>; 3],
+) where
+    M::Update: serde::Serialize,
+{
+    let row =
+        |e: &Entry<M::Update, crate::cases::UpdateMeta>| update_row(r, me, e, what(&e.update));
+    rows[0].extend(replica.history.iter().map(row));
+    rows[1].extend(replica.pending.iter().map(row));
+    rows[2].extend(replica.refused.iter().map(|f| {
+        let mut v = row(&f.entry);
+        v["reason"] = f.reason.clone().into();
+        v
+    }));
+}
+
+/// A case's updates (in the order both sides agree on), this side's proposals awaiting the
+/// requested side, and the proposals the requested side refused.
+fn update_rows(r: &crate::cases::CaseRecord, me: &AgencyId) -> [Vec<Value>; 3] {
+    let mut rows = [Vec::new(), Vec::new(), Vec::new()];
+    if let Some(m) = &r.mla {
+        let what = |u: &MlaStatusUpdate| ("status", u.status.map(|s| s.as_str()));
+        replica_rows(r, me, m, what, &mut rows);
+    }
+    if let Some(x) = &r.extradition {
+        let what = |u: &ExtraditionStatusUpdate| ("stage", u.stage.map(|s| s.as_str()));
+        replica_rows(r, me, x, what, &mut rows);
+    }
+    rows
 }
 
 /// `?within=DAYS`.
@@ -938,16 +998,14 @@ async fn new_case(
             "{peer} is not a pinned partner: pin its card first (rogatory peer add)"
         )));
     }
-    let record = crate::cases::CaseRecord {
-        case_id: CaseId::generate(),
+    let mut record = crate::cases::CaseRecord::new(
+        CaseId::generate(),
         kind,
-        our_side: rogatory_proto::case::Side::Requesting,
+        rogatory_proto::case::Side::Requesting,
         peer,
-        opened_at: rogatory_proto::time::now_unix(),
-        emergency: false,
-        reference: b.reference.filter(|r| !r.trim().is_empty()),
-        updates: Vec::new(),
-    };
+        rogatory_proto::time::now_unix(),
+    );
+    record.reference = b.reference.filter(|r| !r.trim().is_empty());
     let (tx, rx) = tokio::sync::oneshot::channel();
     submit(
         &s,
@@ -1075,6 +1133,7 @@ async fn forward(
                 case: opened.case_id,
                 message: opened.message,
                 user,
+                confirmation: false,
             }),
             reply: tx,
         },

@@ -4,18 +4,19 @@
 //!
 //! Updates are checked in the same write transaction that seals an outgoing message or stores an
 //! incoming one (`engine`, `inbox`): an illegal one is refused locally, or answered with an
-//! `illegal-transition` rejection receipt, and changes nothing.
+//! `illegal-transition` rejection receipt, and changes nothing. The requested side orders each
+//! case (`rogatory_proto::case::order`): the requesting side's updates are proposals, which the
+//! requested side's node confirms by sending them back, so both sides end with one history.
 
-use rogatory_proto::case::extradition::{self, Deadline, ExtraditionCase};
+use rogatory_proto::case::extradition::{self, ExtraditionCase};
 use rogatory_proto::case::mla::MlaCase;
-use rogatory_proto::case::{Day, IllegalTransition, Side};
-use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId};
-use rogatory_proto::message::{
-    ExtraditionStage, ExtraditionStatusUpdate, Message, MlaStatusUpdate, UrgencyLevel,
-};
+use rogatory_proto::case::order::{Applied, Replica};
+use rogatory_proto::case::{Day, Deadline, IllegalTransition, Side, preservation};
+use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId, MessageId};
+use rogatory_proto::message::{ExtraditionStage, Message, UrgencyLevel};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Batch, StoreError};
+use crate::store::{Batch, Store, StoreError};
 
 /// What a case is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,21 +32,30 @@ pub enum CaseKind {
     Preservation,
 }
 
-/// One update applied to a case.
+/// What the node keeps beside each update.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CaseUpdate {
-    /// Who made it.
-    pub side: Side,
-    /// Unix seconds when this node applied it.
+pub struct UpdateMeta {
+    /// Unix seconds when this node applied it (or, for a proposal, made it).
     pub at: u64,
-    /// The envelope that carried it.
+    /// The envelope that carried it (for a confirmed proposal, the proposal's).
     pub envelope_id: EnvelopeId,
-    /// An MLA status update.
+}
+
+/// An MLA request's updates, as this node orders them (`rogatory_proto::case::order`).
+pub type MlaReplica = Replica<MlaCase, UpdateMeta>;
+/// An extradition's updates.
+pub type ExtraditionReplica = Replica<ExtraditionCase, UpdateMeta>;
+
+/// A preservation request's period (Budapest Convention Art. 29).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preservation {
+    /// The day it was sent (days since 1970-01-01), from the envelope's `sent_at`.
+    pub requested_day: i64,
+    /// The period asked for, in days.
+    pub period_days: u32,
+    /// The day an MLA request followed in the same case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mla: Option<MlaStatusUpdate>,
-    /// An extradition stage update.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub extradition: Option<ExtraditionStatusUpdate>,
+    pub mla_request_day: Option<i64>,
 }
 
 /// A case as this node knows it.
@@ -53,7 +63,7 @@ pub struct CaseUpdate {
 pub struct CaseRecord {
     /// The case.
     pub case_id: CaseId,
-    /// Its kind.
+    /// Its kind; a preservation case becomes an MLA case when the MLA request follows.
     pub kind: CaseKind,
     /// This agency's side.
     pub our_side: Side,
@@ -61,44 +71,54 @@ pub struct CaseRecord {
     pub peer: AgencyId,
     /// Unix seconds when this node first saw it.
     pub opened_at: u64,
+    /// Unix seconds of the last change this node recorded.
+    #[serde(default)]
+    pub updated_at: u64,
     /// An emergency (risk to life or safety).
     pub emergency: bool,
     /// This agency's own reference for the case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
-    /// Status and stage updates, in the order applied.
-    pub updates: Vec<CaseUpdate>,
-}
-
-fn other(side: Side) -> Side {
-    match side {
-        Side::Requesting => Side::Requested,
-        Side::Requested => Side::Requesting,
-    }
+    /// The MLA request's status updates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mla: Option<MlaReplica>,
+    /// The extradition's stage updates.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extradition: Option<ExtraditionReplica>,
+    /// The preservation period, for a case that began with a preservation request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preservation: Option<Preservation>,
 }
 
 impl CaseRecord {
-    /// The MLA state, replayed.
-    pub fn mla(&self) -> MlaCase {
-        let mut c = MlaCase::default();
-        for u in &self.updates {
-            if let Some(m) = &u.mla {
-                // Every stored update was applied once; replaying it cannot fail.
-                let _ = c.apply(u.side, m);
-            }
+    /// A new case with no updates.
+    pub fn new(case_id: CaseId, kind: CaseKind, our_side: Side, peer: AgencyId, now: u64) -> Self {
+        Self {
+            case_id,
+            kind,
+            our_side,
+            peer,
+            opened_at: now,
+            updated_at: now,
+            emergency: false,
+            reference: None,
+            mla: None,
+            extradition: None,
+            preservation: None,
         }
-        c
     }
 
-    /// The extradition state, replayed.
+    /// The MLA state both sides agree on.
+    pub fn mla(&self) -> MlaCase {
+        self.mla.as_ref().map(|r| r.state()).unwrap_or_default()
+    }
+
+    /// The extradition state both sides agree on.
     pub fn extradition(&self) -> ExtraditionCase {
-        let mut c = ExtraditionCase::default();
-        for u in &self.updates {
-            if let Some(x) = &u.extradition {
-                let _ = c.apply(u.side, x);
-            }
-        }
-        c
+        self.extradition
+            .as_ref()
+            .map(|r| r.state())
+            .unwrap_or_default()
     }
 
     /// The current status (MLA) or stage (extradition), by name; `open` for the other kinds.
@@ -114,13 +134,27 @@ impl CaseRecord {
         }
     }
 
-    /// The extradition deadlines under the default (ECE) rules.
+    /// This side's proposals the requested side has not confirmed yet.
+    pub fn pending(&self) -> usize {
+        self.mla.as_ref().map_or(0, |r| r.pending.len())
+            + self.extradition.as_ref().map_or(0, |r| r.pending.len())
+    }
+
+    /// The case's deadlines: an extradition's under the default (ECE) rules, and a preservation
+    /// period.
     pub fn deadlines(&self) -> Vec<Deadline> {
-        if self.kind == CaseKind::Extradition {
-            self.extradition().deadlines(extradition::ECE)
-        } else {
-            Vec::new()
+        let mut out = Vec::new();
+        if let Some(p) = &self.preservation {
+            out.push(preservation::deadline(
+                Day(p.requested_day),
+                p.period_days,
+                p.mla_request_day.map(Day),
+            ));
         }
+        if self.extradition.is_some() {
+            out.extend(self.extradition().deadlines(extradition::ECE));
+        }
+        out
     }
 
     /// Open deadlines past due on `today`.
@@ -129,20 +163,43 @@ impl CaseRecord {
     }
 }
 
+/// The message a case update travels in, as `apply` needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Carried<'a> {
+    /// The message.
+    pub message: &'a Message,
+    /// Its message id (the same in every addressee's envelope).
+    pub message_id: MessageId,
+    /// The envelope (to this partner).
+    pub envelope_id: EnvelopeId,
+    /// The sender's `sent_at`, Unix seconds.
+    pub sent_at: u64,
+}
+
+/// What the caller must do after `apply`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Nothing more.
+    Nothing,
+    /// Send this confirmation of the partner's proposal to the partner, in the same
+    /// transaction (this node is the requested side).
+    Confirm(Box<Message>),
+}
+
 /// Applies what a message says about its case, within `batch`: creates the case on its first
-/// message, and applies a status or stage update if the case's machine allows it for the sender's
-/// side. `we_send` says whether this agency is the sender. The inner `Err` is a refusal that
-/// changed nothing; the outer one a store failure.
-#[allow(clippy::too_many_arguments)]
+/// message, and applies a status or stage update as `rogatory_proto::case::order` says (this
+/// side's proposal, the other side's update, a confirmation). `we_send` says whether this agency
+/// is the sender. The inner `Err` is a refusal that changed nothing but, for a proposal this
+/// node (the requested side) refused, the record of that refusal; the outer one a store failure.
 pub fn apply(
     batch: &mut Batch<'_>,
     case_id: &CaseId,
     peer: &AgencyId,
     we_send: bool,
-    message: &Message,
-    envelope_id: EnvelopeId,
+    carried: Carried<'_>,
     now: u64,
-) -> Result<Result<(), IllegalTransition>, StoreError> {
+) -> Result<Result<Effect, IllegalTransition>, StoreError> {
+    let message = carried.message;
     let existing = batch.case_record(case_id)?;
     let (kind, sender_if_new) = match message {
         Message::MlaRequest(_) | Message::MlaStatus(_) => (CaseKind::Mla, Side::Requesting),
@@ -160,7 +217,7 @@ pub fn apply(
         Message::Liaison(_) => (CaseKind::Liaison, Side::Requesting),
         Message::PreservationRequest(_) => (CaseKind::Preservation, Side::Requesting),
         // Evidence belongs to whatever case it is sent in.
-        Message::EvidenceManifest(_) => return Ok(Ok(())),
+        Message::EvidenceManifest(_) => return Ok(Ok(Effect::Nothing)),
     };
     let mut record = match existing {
         Some(r) => r,
@@ -173,66 +230,182 @@ pub fn apply(
             let our_side = if we_send {
                 sender_if_new
             } else {
-                other(sender_if_new)
+                sender_if_new.other()
             };
-            CaseRecord {
-                case_id: *case_id,
-                kind,
-                our_side,
-                peer: peer.clone(),
-                opened_at: now,
-                emergency: false,
-                reference: None,
-                updates: Vec::new(),
-            }
+            CaseRecord::new(*case_id, kind, our_side, peer.clone(), now)
         }
     };
-    if record.kind != kind && !matches!(message, Message::Liaison(_)) {
+    // An MLA request may follow a preservation request in its case (Art. 29(7)).
+    let follows_preservation =
+        record.kind == CaseKind::Preservation && matches!(message, Message::MlaRequest(_));
+    if record.kind == CaseKind::Preservation && matches!(message, Message::MlaStatus(_)) {
+        return Ok(Err(IllegalTransition(
+            "there is no MLA request in this case yet: send the MLA request first (rogatory request send)"
+                .into(),
+        )));
+    }
+    if record.kind != kind && !matches!(message, Message::Liaison(_)) && !follows_preservation {
         return Ok(Err(IllegalTransition(format!(
-            "this case is a {:?} case; a {} does not belong in it",
-            record.kind,
+            "this is {} case; a {} message does not belong in it",
+            match record.kind {
+                CaseKind::Mla => "an MLA",
+                CaseKind::Extradition => "an extradition",
+                CaseKind::Liaison => "a liaison",
+                CaseKind::Preservation => "a preservation",
+            },
             message.kind().as_str()
         ))));
     }
-    let side = if we_send {
-        record.our_side
-    } else {
-        other(record.our_side)
+    let meta = UpdateMeta {
+        at: now,
+        envelope_id: carried.envelope_id,
     };
+    let mut effect = Effect::Nothing;
     match message {
-        Message::MlaRequest(_) | Message::Liaison(_) | Message::PreservationRequest(_)
-            if is_emergency(message) =>
-        {
-            record.emergency = true;
+        Message::MlaRequest(_) | Message::Liaison(_) | Message::PreservationRequest(_) => {
+            if is_emergency(message) {
+                record.emergency = true;
+            }
+            if let Message::PreservationRequest(p) = message
+                && record.preservation.is_none()
+            {
+                record.preservation = Some(Preservation {
+                    requested_day: Day::of_unix(carried.sent_at).0,
+                    period_days: p.period_days,
+                    mla_request_day: None,
+                });
+            }
+            if follows_preservation {
+                record.kind = CaseKind::Mla;
+                if let Some(p) = record.preservation.as_mut() {
+                    p.mla_request_day = Some(Day::of_unix(carried.sent_at).0);
+                }
+            }
         }
         Message::MlaStatus(u) => {
-            if let Err(e) = record.mla().apply(side, u) {
-                return Ok(Err(e));
+            let our_side = record.our_side;
+            let replica = record.mla.get_or_insert_with(|| Replica::new(our_side));
+            let mut bare = u.clone();
+            let confirms = bare.confirms.take();
+            match update(replica, we_send, carried.message_id, bare, confirms, meta) {
+                Ok(Some(mut c)) => {
+                    c.confirms = Some(carried.message_id);
+                    effect = Effect::Confirm(Box::new(Message::MlaStatus(c)));
+                }
+                Ok(None) => {}
+                Err((e, keep)) => {
+                    if keep {
+                        record.updated_at = now;
+                        batch.put_case_record(&record)?;
+                    }
+                    return Ok(Err(e));
+                }
             }
-            record.updates.push(CaseUpdate {
-                side,
-                at: now,
-                envelope_id,
-                mla: Some(u.clone()),
-                extradition: None,
-            });
         }
         Message::ExtraditionStatus(u) => {
-            if let Err(e) = record.extradition().apply(side, u) {
-                return Ok(Err(e));
+            let our_side = record.our_side;
+            let replica = record
+                .extradition
+                .get_or_insert_with(|| Replica::new(our_side));
+            let mut bare = u.clone();
+            let confirms = bare.confirms.take();
+            match update(replica, we_send, carried.message_id, bare, confirms, meta) {
+                Ok(Some(mut c)) => {
+                    c.confirms = Some(carried.message_id);
+                    effect = Effect::Confirm(Box::new(Message::ExtraditionStatus(c)));
+                }
+                Ok(None) => {}
+                Err((e, keep)) => {
+                    if keep {
+                        record.updated_at = now;
+                        batch.put_case_record(&record)?;
+                    }
+                    return Ok(Err(e));
+                }
             }
-            record.updates.push(CaseUpdate {
-                side,
-                at: now,
-                envelope_id,
-                mla: None,
-                extradition: Some(u.clone()),
-            });
         }
-        _ => {}
+        Message::EvidenceManifest(_) => {}
     }
+    record.updated_at = now;
     batch.put_case_record(&record)?;
-    Ok(Ok(()))
+    Ok(Ok(effect))
+}
+
+/// One status or stage update through the case's replica. `Ok(Some(u))`: send `u` back as the
+/// confirmation. `Err((e, keep))`: refused; `keep` says the replica recorded the refusal (a
+/// proposal this node, the requested side, refused) and must be stored.
+fn update<M: rogatory_proto::case::order::Machine>(
+    replica: &mut Replica<M, UpdateMeta>,
+    we_send: bool,
+    message_id: MessageId,
+    update: M::Update,
+    confirms: Option<MessageId>,
+    meta: UpdateMeta,
+) -> Result<Option<M::Update>, (IllegalTransition, bool)> {
+    if we_send {
+        if confirms.is_some() {
+            // Confirmations are sealed by the node itself, right after the proposal is applied
+            // (see `Effect::Confirm`), never through here.
+            return Err((
+                IllegalTransition("a confirmation is sent by the node, not by a user".into()),
+                false,
+            ));
+        }
+        return replica
+            .local(message_id, update, meta)
+            .map(|_| None)
+            .map_err(|e| (e, false));
+    }
+    match replica.remote(message_id, update.clone(), confirms, meta.clone()) {
+        Ok(Applied::Confirm) => Ok(Some(update)),
+        Ok(_) => Ok(None),
+        Err(e) => {
+            // The requested side keeps a refused proposal, so both sides show it refused.
+            if replica.orders() && confirms.is_none() {
+                replica.refuse_remote(message_id, update, meta, e.0.clone());
+                return Err((e, true));
+            }
+            Err((e, false))
+        }
+    }
+}
+
+/// The requested side refused this node's proposal carried by `envelope`: record it as refused
+/// (within the batch that records the rejection receipt). Returns whether it was a proposal.
+pub fn proposal_refused(
+    batch: &mut Batch<'_>,
+    case_id: &CaseId,
+    envelope: &EnvelopeId,
+    reason: String,
+    now: u64,
+) -> Result<bool, StoreError> {
+    let Some(mut record) = batch.case_record(case_id)? else {
+        return Ok(false);
+    };
+    let mut found = false;
+    if let Some(r) = record.mla.as_mut()
+        && let Some(m) = r
+            .pending
+            .iter()
+            .find(|e| &e.meta.envelope_id == envelope)
+            .map(|e| e.message)
+    {
+        found = r.refused_by_peer(m, reason.clone());
+    }
+    if let Some(r) = record.extradition.as_mut()
+        && let Some(m) = r
+            .pending
+            .iter()
+            .find(|e| &e.meta.envelope_id == envelope)
+            .map(|e| e.message)
+    {
+        found |= r.refused_by_peer(m, reason);
+    }
+    if found {
+        record.updated_at = now;
+        batch.put_case_record(&record)?;
+    }
+    Ok(found)
 }
 
 /// Opens a case before its first message (`rogatory case new`): this agency is the requesting
@@ -253,5 +426,49 @@ pub fn is_emergency(m: &Message) -> bool {
         Message::Liaison(l) => l.priority == UrgencyLevel::Emergency,
         Message::PreservationRequest(p) => p.urgency.level == UrgencyLevel::Emergency,
         _ => false,
+    }
+}
+
+/// Days ahead the node's log warns of an open deadline.
+pub const WARN_DAYS: i64 = 7;
+
+/// Logs each open deadline that has passed (at error level) or is due within [`WARN_DAYS`]
+/// (warning), so that an operator watching the log is told before a preservation lapses or an
+/// extradition period runs out. Called at start and then every hour (`watch_deadlines`).
+pub fn log_deadlines(store: &Store) {
+    let records = match store.case_records() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("cannot read the cases to check their deadlines: {e}");
+            return;
+        }
+    };
+    let today = Day::of_unix(rogatory_proto::time::now_unix());
+    for r in records {
+        for d in r.deadlines() {
+            if d.overdue(today) {
+                tracing::error!(
+                    case = %r.case_id, partner = %r.peer, rule = d.name, due = %d.due,
+                    "deadline passed: {}", d.what
+                );
+            } else if d.due_within(today, WARN_DAYS) {
+                tracing::warn!(
+                    case = %r.case_id, partner = %r.peer, rule = d.name, due = %d.due,
+                    days_left = d.due.0 - today.0,
+                    "deadline approaching: {}", d.what
+                );
+            }
+        }
+    }
+}
+
+/// Checks the deadlines every hour (after the check at start).
+pub async fn watch_deadlines(store: std::sync::Arc<Store>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let s = std::sync::Arc::clone(&store);
+        let _ = tokio::task::spawn_blocking(move || log_deadlines(&s)).await;
     }
 }

@@ -57,6 +57,9 @@ pub struct SendRequest {
     pub message: Message,
     /// The local user who sends it, for the audit log.
     pub user: Option<String>,
+    /// The node's own confirmation of a partner's proposal, already applied to the case
+    /// (`cases::Effect::Confirm`); never set for a user's message.
+    pub confirmation: bool,
 }
 
 /// One envelope queued by a send.
@@ -382,8 +385,12 @@ impl Engine {
                             envelope_id,
                             case_id,
                             receipt,
+                            confirm,
                         } => {
                             tracing::info!(%from, envelope = %envelope_id, case = %case_id, "accepted");
+                            if let Some(message) = confirm {
+                                self.confirm(batch, &from, case_id, *message, replies)?;
+                            }
                             Some(receipt)
                         }
                         Outcome::Replay { receipt } => {
@@ -568,6 +575,41 @@ impl Engine {
         }
     }
 
+    /// Seals and queues this node's confirmation of a partner's proposal, in the batch that
+    /// applied the proposal (spec/CASES.md §4).
+    fn confirm(
+        &self,
+        batch: &mut Batch<'_>,
+        to: &AgencyId,
+        case: CaseId,
+        message: Message,
+        replies: &mut Vec<Reply>,
+    ) -> Result<()> {
+        let request = SendRequest {
+            to: vec![to.clone()],
+            case,
+            message,
+            user: None,
+            confirmation: true,
+        };
+        match self.seal(batch, &request)? {
+            Ok(queued) => {
+                for q in queued {
+                    tracing::info!(%to, case = %case, envelope = %q.envelope_id, "confirmed the partner's update");
+                    replies.push(Reply::Notice(Notice::Queued {
+                        to: q.to,
+                        order: q.order,
+                        id: q.envelope_id.0,
+                    }));
+                }
+                Ok(())
+            }
+            // The proposal was applied; without its confirmation the sides would differ, so
+            // nothing of this batch may stand.
+            Err(e) => Err(anyhow!("cannot confirm the partner's update: {e}")),
+        }
+    }
+
     /// Records a verified receipt: settles the outbox entry and logs `receipt-received`.
     /// Returns the entry's state (unchanged if it was settled already).
     fn settle(
@@ -591,6 +633,15 @@ impl Engine {
             ReceiptEvent::Rejected => OutboxState::Rejected,
         };
         let case = entry.case_id;
+        if state == OutboxState::Rejected {
+            // A proposal the requested side refused is shown refused on both sides.
+            let detail = rogatory_proto::receipt::decode_verified_earlier(receipt)
+                .ok()
+                .and_then(|r| r.receipt.detail)
+                .unwrap_or_else(|| "refused by the partner".into());
+            let now = rogatory_proto::time::now_unix();
+            crate::cases::proposal_refused(batch, &case, &Sha256Digest(id), detail, now)?;
+        }
         let mut e = audit_entry(
             self.me.card.id(),
             &case,
@@ -655,10 +706,17 @@ impl Engine {
         // The case's machine must allow what the message says (once, whatever the addressees);
         // sealing wrote nothing, so a refusal leaves no trace.
         if let Some(first) = sealed.first()
-            && let Err(e) =
-                crate::cases::apply(batch, &r.case, &first.to, true, &r.message, first.id, now)?
+            && !r.confirmation
         {
-            return Ok(Err(format!("refused: {e}")));
+            let carried = crate::cases::Carried {
+                message: &r.message,
+                message_id: params.message_id,
+                envelope_id: first.id,
+                sent_at: now,
+            };
+            if let Err(e) = crate::cases::apply(batch, &r.case, &first.to, true, carried, now)? {
+                return Ok(Err(format!("refused: {e}")));
+            }
         }
         let mut out = Vec::with_capacity(sealed.len());
         let mut entries = Vec::with_capacity(sealed.len());

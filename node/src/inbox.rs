@@ -40,6 +40,9 @@ pub enum Outcome {
         case_id: CaseId,
         /// The signed receipt.
         receipt: Vec<u8>,
+        /// A proposal of the partner this node (the requested side) applied: the confirmation
+        /// to send back in the same transaction (`cases::Effect::Confirm`).
+        confirm: Option<Box<rogatory_proto::message::Message>>,
     },
     /// Already answered before: the original receipt, unchanged.
     Replay {
@@ -189,29 +192,39 @@ pub fn receive_in(
         }
         Ok(opened) => {
             // What the message says about its case must be allowed for the sender's side.
-            if let Err(e) = crate::cases::apply(
+            let carried = crate::cases::Carried {
+                message: &opened.message,
+                message_id: opened.info.message_id,
+                envelope_id: id,
+                sent_at: opened.info.sent_at,
+            };
+            let effect = crate::cases::apply(
                 batch,
                 &opened.case_id,
                 &opened.info.from,
                 false,
-                &opened.message,
-                id,
+                carried,
                 now,
-            )? {
-                let reason = ReasonCode::IllegalTransition;
-                let receipt = reject(
-                    batch,
-                    &signer,
-                    me,
-                    id,
-                    &info.from,
-                    now,
-                    reason,
-                    e.to_string(),
-                )?;
-                batch.store_receipt(&id.0, &receipt)?;
-                return Ok((Outcome::Rejected { reason, receipt }, Some(slot)));
-            }
+            )?;
+            let confirm = match effect {
+                Ok(crate::cases::Effect::Confirm(m)) => Some(m),
+                Ok(crate::cases::Effect::Nothing) => None,
+                Err(e) => {
+                    let reason = ReasonCode::IllegalTransition;
+                    let receipt = reject(
+                        batch,
+                        &signer,
+                        me,
+                        id,
+                        &info.from,
+                        now,
+                        reason,
+                        e.to_string(),
+                    )?;
+                    batch.store_receipt(&id.0, &receipt)?;
+                    return Ok((Outcome::Rejected { reason, receipt }, Some(slot)));
+                }
+            };
             let meta = Received {
                 case_id: opened.case_id,
                 from: opened.info.from.clone(),
@@ -251,6 +264,7 @@ pub fn receive_in(
                     envelope_id: id,
                     case_id: opened.case_id,
                     receipt,
+                    confirm,
                 },
                 Some(slot),
             ))

@@ -375,6 +375,9 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
         let _ = api_stopped.await;
     })
     .await?;
+    // Deadlines passed or near, in the log before anything else happens.
+    crate::cases::log_deadlines(&store);
+    let deadline_watch = tokio::spawn(crate::cases::watch_deadlines(Arc::clone(&store)));
     println!("api on {api_addr}");
     println!("{me} running as peer {}", swarm.local_peer_id());
     tracing::info!(agency = %me, peer = %swarm.local_peer_id(), api = %api_addr, "node started");
@@ -407,6 +410,8 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
                             open_bytes -= size;
                             if let Some(r) = receipt {
                                 let _ = swarm.behaviour_mut().envelope.send_response(channel, r);
+                                // A case may have changed (a confirmation, an update).
+                                waiters.1.notify_waiters();
                             }
                         }
                     }
@@ -562,6 +567,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
     // Nobody reads notices any more: the worker must not wait for room to post them.
     drop(notices);
     let _ = std::fs::remove_file(dir.join(crate::api::ADDR_FILE));
+    deadline_watch.abort();
     let _ = stop_api.send(());
     let _ = api_task.await;
     drop(jobs);

@@ -756,6 +756,21 @@ impl Store {
         Ok(out)
     }
 
+    /// One case record.
+    pub fn case_record(
+        &self,
+        case: &rogatory_proto::ids::CaseId,
+    ) -> Result<Option<crate::cases::CaseRecord>, StoreError> {
+        let tx = self.begin_read()?;
+        let table = tx.open_table(CASE_RECORDS)?;
+        let Some(v) = table.get(case.as_bytes())? else {
+            return Ok(None);
+        };
+        rogatory_proto::cbor::from_slice(v.value(), MAX_OUTBOX_ENTRY, "case record")
+            .map(Some)
+            .map_err(corrupt)
+    }
+
     /// An accepted envelope's bytes.
     pub fn inbox_envelope(&self, envelope_id: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
         let tx = self.begin_read()?;

@@ -7,7 +7,9 @@
 use proptest::prelude::*;
 use rogatory_proto::case::extradition::{self, ECE, ExtraditionCase};
 use rogatory_proto::case::mla::{self, MlaCase};
+use rogatory_proto::case::order::{Applied, Machine, Replica};
 use rogatory_proto::case::{Day, Side};
+use rogatory_proto::ids::MessageId;
 use rogatory_proto::message::{
     ExtraditionDecision, ExtraditionStage, ExtraditionStatusUpdate, MlaStatus, MlaStatusUpdate,
 };
@@ -236,7 +238,7 @@ fn a_full_extradition_with_its_deadlines_met() {
             .unwrap_or_else(|e| panic!("{stage:?}: {e}"));
     }
     let d = c.deadlines(ECE);
-    let names: Vec<&str> = d.iter().map(|d| d.rule.name).collect();
+    let names: Vec<&str> = d.iter().map(|d| d.name).collect();
     assert_eq!(
         names,
         [
@@ -287,7 +289,7 @@ fn a_formal_request_that_does_not_come_is_flagged_at_18_and_40_days() {
         .unwrap();
     let d = c.deadlines(ECE);
     assert!(d[0].met.is_some() && d[1].met.is_some());
-    assert_eq!(d[2].rule.name, "consent-decision-20");
+    assert_eq!(d[2].name, "consent-decision-20");
     assert_eq!(d[2].due, day("2026-11-30"));
     // Without a provisional arrest, an arrest after the formal request starts no 18/40 clock.
     let mut c = ExtraditionCase::default();
@@ -407,5 +409,149 @@ fn the_diagrams_in_the_spec_are_the_code_s() {
             spec.contains(&format!("```mermaid\n{diagram}```")),
             "spec/CASES.md does not hold the {what} diagram the code gives:\n{diagram}"
         );
+    }
+}
+
+/// What travels between the two sides of one case in the model below.
+struct Wire<U> {
+    /// The requesting side's proposals, in its chain's order.
+    to_requested: std::collections::VecDeque<(MessageId, U)>,
+    /// The requested side's updates and confirmations, in its chain's order.
+    to_requesting: std::collections::VecDeque<(MessageId, U, Option<MessageId>)>,
+    /// Rejection receipts for proposals (no order relative to the chains).
+    rejections: Vec<(MessageId, String)>,
+}
+
+/// Runs one random interleaving of both sides' updates and deliveries through two replicas
+/// and checks that each update is applied or refused whole, that the requesting side never has
+/// to refuse what the requested side sent, and that both sides end with the same history and
+/// the same refusals, every proposal settled.
+fn converge<M>(
+    ops: &[(u8, usize)],
+    update: impl Fn(usize) -> M::Update,
+) -> Result<(), TestCaseError>
+where
+    M: Machine + Clone + PartialEq + std::fmt::Debug,
+{
+    let mut a: Replica<M, ()> = Replica::new(Side::Requesting);
+    let mut b: Replica<M, ()> = Replica::new(Side::Requested);
+    let mut wire = Wire {
+        to_requested: Default::default(),
+        to_requesting: Default::default(),
+        rejections: Vec::new(),
+    };
+    let mut next_id = 0u64;
+    let mut fresh = || {
+        next_id += 1;
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&next_id.to_be_bytes());
+        MessageId::from_bytes(b)
+    };
+    let mut proposed = Vec::new();
+    // The ops, then enough deliveries to drain every queue.
+    let drain = (0..3 * ops.len() + 3).map(|k| ((2 + k % 3) as u8, 0));
+    for (op, pick) in ops.iter().copied().chain(drain) {
+        match op % 5 {
+            0 => {
+                let before = a.clone();
+                let id = fresh();
+                match a.local(id, update(pick), ()) {
+                    Ok(Applied::Proposed) => {
+                        proposed.push(id);
+                        wire.to_requested.push_back((id, update(pick)));
+                    }
+                    Ok(other) => prop_assert!(false, "a proposal was {:?}", other),
+                    Err(_) => prop_assert_eq!(&a, &before),
+                }
+            }
+            1 => {
+                let before = b.clone();
+                let id = fresh();
+                match b.local(id, update(pick), ()) {
+                    Ok(Applied::Now) => wire.to_requesting.push_back((id, update(pick), None)),
+                    Ok(other) => prop_assert!(false, "an update was {:?}", other),
+                    Err(_) => prop_assert_eq!(&b, &before),
+                }
+            }
+            2 => {
+                let Some((id, u)) = wire.to_requested.pop_front() else {
+                    continue;
+                };
+                let before = b.clone();
+                match b.remote(id, u.clone(), None, ()) {
+                    Ok(Applied::Confirm) => {
+                        prop_assert_eq!(b.history.len(), before.history.len() + 1);
+                        wire.to_requesting.push_back((fresh(), u, Some(id)));
+                    }
+                    Ok(other) => prop_assert!(false, "a proposal was {:?}", other),
+                    Err(e) => {
+                        prop_assert_eq!(&b, &before);
+                        b.refuse_remote(id, u, (), e.0.clone());
+                        wire.rejections.push((id, e.0));
+                    }
+                }
+            }
+            3 => {
+                let Some((id, u, confirms)) = wire.to_requesting.pop_front() else {
+                    continue;
+                };
+                let r = a.remote(id, u, confirms, ());
+                prop_assert!(
+                    r.is_ok(),
+                    "the requesting side refused what the requested side sent: {:?}",
+                    r
+                );
+            }
+            _ => {
+                if wire.rejections.is_empty() {
+                    continue;
+                }
+                let (id, reason) = wire.rejections.remove(pick % wire.rejections.len());
+                prop_assert!(a.refused_by_peer(id, reason), "not a pending proposal");
+            }
+        }
+    }
+    prop_assert!(wire.to_requested.is_empty() && wire.to_requesting.is_empty());
+    prop_assert!(wire.rejections.is_empty());
+    prop_assert!(
+        a.pending.is_empty(),
+        "proposals left pending: {:?}",
+        a.pending
+    );
+    prop_assert_eq!(&a.history, &b.history);
+    prop_assert_eq!(a.state(), b.state());
+    let ids = |r: &Replica<M, ()>| {
+        let mut v: Vec<MessageId> = r.refused.iter().map(|f| f.entry.message).collect();
+        v.sort();
+        v
+    };
+    prop_assert_eq!(ids(&a), ids(&b));
+    // Every proposal ended applied or refused, once.
+    for p in proposed {
+        let applied = a.history.iter().filter(|e| e.message == p).count();
+        let refused = a.refused.iter().filter(|f| f.entry.message == p).count();
+        prop_assert_eq!(applied + refused, 1);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Both sides update an MLA request at random, concurrently, with deliveries interleaved at
+    /// random: they end with one history (spec/CASES.md §4).
+    #[test]
+    fn both_sides_of_an_mla_request_converge(
+        ops in proptest::collection::vec((0u8..5, 0usize..14), 0..80)
+    ) {
+        converge::<MlaCase>(&ops, |i| mla_update(mla::ALL[i]))?;
+    }
+
+    /// The same for an extradition's stages (dates in order, decisions granted).
+    #[test]
+    fn both_sides_of_an_extradition_converge(
+        ops in proptest::collection::vec((0u8..5, 0usize..15), 0..60)
+    ) {
+        converge::<ExtraditionCase>(&ops, |i| ext(extradition::ALL[i], "2026-11-02"))?;
     }
 }

@@ -936,6 +936,8 @@ MESSAGE_CASES = {
         ("a 16-byte request id", setv("request", b"\x01" * 16), True),
         ("a request id as a UUID string", setv("request", "01a0c451-2f50-7717-9717-171717171717"),
          False),
+        ("a confirmation (`confirms`: a 16-byte message id)", setv("confirms", b"\x02" * 16), True),
+        ("a `confirms` of 8 bytes", setv("confirms", b"\x02" * 8), False),
     ],
     "evidence-manifest": [
         ("no item", setv("items", []), False),
@@ -973,6 +975,9 @@ MESSAGE_CASES = {
          delete("items[1].perceptual_hashes[0].algorithm"), False),
     ],
     "extradition-status": [
+        ("a confirmation (`confirms`: a 16-byte message id)", setv("confirms", b"\x02" * 16), True),
+        ("a `confirms` as a UUID string",
+         setv("confirms", "01a0c451-2f50-7717-9717-171717171717"), False),
         ("a null stage", setv("stage", None), False),
         ("an unknown stage", setv("stage", "escaped"), False),
         ("a decision stage without the decision", setv("stage", "judicial-decision"), False),

@@ -4,8 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rogatory_proto::case::Day;
-use rogatory_tests::{Cluster, run_line};
+use rogatory_proto::case::{Day, Side, mla};
+use rogatory_proto::message::MlaStatus;
+use rogatory_tests::{Cluster, Rng, example, run_line};
 use serde_json::Value;
 
 fn json(root: &Path, line: &str) -> Value {
@@ -99,10 +100,11 @@ fn an_mla_lifecycle_across_two_nodes_ends_the_same_on_both() {
     step("xa.moj-ca", "information-provided");
     settled += 1;
     c.wait_settled(0, settled, Duration::from_secs(60));
+    // XB's node confirmed the requesting side's update (one more envelope from XB).
     step("xb.doj-ca", "executing");
     step("xb.doj-ca", "executed");
     step("xb.doj-ca", "closed");
-    b_settled += 3;
+    b_settled += 4;
     c.wait_settled(1, b_settled, Duration::from_secs(60));
     let r = run_line(
         root,
@@ -113,7 +115,7 @@ fn an_mla_lifecycle_across_two_nodes_ends_the_same_on_both() {
 
     let a = json(
         root,
-        &format!("case show {case} --data-dir xa.moj-ca --json"),
+        &format!("case show {case} --wait 60 --data-dir xa.moj-ca --json"),
     );
     let b = json(
         root,
@@ -137,7 +139,8 @@ fn an_mla_lifecycle_across_two_nodes_ends_the_same_on_both() {
     assert_eq!(history(&a), history(&b), "both sides hold the same history");
     assert_eq!(history(&a).len(), 6);
     // The timeline names every message with its receipt.
-    assert_eq!(a["messages"].as_array().unwrap().len(), 7, "{a}");
+    // 2 sent by XA, 5 updates and 1 confirmation from XB.
+    assert_eq!(a["messages"].as_array().unwrap().len(), 8, "{a}");
     let text = run_line(root, &format!("case show {case} --data-dir xa.moj-ca"))
         .ok()
         .stdout;
@@ -182,7 +185,8 @@ fn an_extradition_deadline_that_passes_is_reported() {
         ),
     )
     .ok();
-    c.wait_settled(1, 1, Duration::from_secs(60));
+    // XB's confirmation of the provisional-arrest request, then the arrest.
+    c.wait_settled(1, 2, Duration::from_secs(60));
     for dir in ["xa.moj-ca", "xb.doj-ca"] {
         let d = json(
             root,
@@ -206,6 +210,14 @@ fn an_extradition_deadline_that_passes_is_reported() {
         assert_eq!(overdue.as_array().unwrap().len(), 1, "{dir}");
         assert_eq!(overdue[0]["status"], "arrested");
     }
+    // A node that starts logs the passed deadline and the one coming, before it serves.
+    c.stop(1);
+    c.start(1);
+    let log = std::fs::read_to_string(root.join("xb.doj-ca/node.log")).unwrap();
+    assert!(
+        log.contains("deadline passed") && log.contains("formal-request-18"),
+        "{log}"
+    );
     // The formal request arrives: both deadlines are met, nothing is overdue any more.
     run_line(
         root,
@@ -216,6 +228,7 @@ fn an_extradition_deadline_that_passes_is_reported() {
     )
     .ok();
     c.wait_settled(0, 2, Duration::from_secs(60));
+    c.wait_settled(1, 3, Duration::from_secs(60));
     for dir in ["xa.moj-ca", "xb.doj-ca"] {
         let d = json(
             root,
@@ -356,4 +369,262 @@ fn an_emergency_overtakes_500_queued_routine_messages() {
         later >= 400,
         "only {later} routine messages arrived after it"
     );
+}
+
+/// A valid body for an MLA status update to `status`.
+fn mla_status(status: &str, n: u64) -> Value {
+    let mut v = serde_json::json!({
+        "status": status,
+        "effective_at": rogatory_proto::time::format_unix(rogatory_proto::time::now_unix()),
+    });
+    match status {
+        "registered" => v["reference"] = format!("XB-MLA-{n}").into(),
+        "returned-deficient" | "more-information-requested" => {
+            v["items"] = serde_json::json!(["the date range"])
+        }
+        "postponed" => {
+            v["reason"] = "a domestic investigation".into();
+            v["until"] = day_offset(30).into();
+        }
+        "refused" => v["grounds"] = serde_json::json!(["dual criminality not met"]),
+        _ => {}
+    }
+    v
+}
+
+/// The updates of a case both sides must agree on: (status, side, envelope).
+fn history(v: &Value) -> Vec<(String, String, String)> {
+    v["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["status"].as_str().unwrap().to_string(),
+                u["side"].as_str().unwrap().to_string(),
+                u["envelope_id"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn refused(v: &Value) -> std::collections::BTreeSet<String> {
+    v["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["envelope_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn concurrent_updates_from_both_sides_and_an_offline_node_end_the_same_on_both() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    c.start(0);
+    c.start(1);
+    let mut rng = Rng::seeded();
+    let body = example("mla-request.json");
+    let mut cases: Vec<String> = (0..4)
+        .map(|_| {
+            c.send(0, "XB.DOJ-CA", "new", "mla-request", &body)["case_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    c.wait_settled(0, 4, Duration::from_secs(60));
+    let peers = ["XB.DOJ-CA", "XA.MOJ-CA"];
+    // Both clerks update at random without waiting for each other; XB is offline for a while,
+    // so XA's proposals queue up and cross XB's updates when it is back.
+    let mut made: Vec<String> = Vec::new();
+    let mut local_refusals = 0;
+    for round in 0..160u64 {
+        // A partition: XB is down while XA updates, then XA is down while XB updates, so each
+        // side acts on a view that misses the other's latest updates; then both are up.
+        match round {
+            50 => c.stop(1),
+            80 => {
+                c.stop(0);
+                c.start(1);
+            }
+            110 => c.start(0),
+            _ => {}
+        }
+        let side = match round {
+            50..80 => 0,
+            80..110 => 1,
+            _ => rng.below(2) as usize,
+        };
+        let at = rng.below(cases.len() as u64) as usize;
+        let case = cases[at].clone();
+        // Mostly a move this side may make from the status it sees (which may be stale: the
+        // other side may be moving the case at the same time), sometimes any status at all; the
+        // endings less often, so that cases live long enough to cross.
+        // A new case may not have reached XB yet.
+        let Ok(view) = c.api(side).get(&format!("/v1/cases/{case}")) else {
+            continue;
+        };
+        let seen: MlaStatus = serde_json::from_value(view["status"].clone()).unwrap();
+        if seen == MlaStatus::Closed && side == 1 {
+            continue;
+        }
+        if seen == MlaStatus::Closed {
+            // A closed request cannot change: XA sends a new one in its place.
+            let r = c.send(0, "XB.DOJ-CA", "new", "mla-request", &body);
+            cases.push(r["case_id"].as_str().unwrap().to_string());
+            continue;
+        }
+        let our_side = [Side::Requesting, Side::Requested][side];
+        let pick = |rng: &mut Rng| {
+            let moves = mla::moves(seen, our_side);
+            if moves.is_empty() || rng.below(5) == 0 {
+                mla::ALL[rng.below(mla::ALL.len() as u64) as usize]
+            } else {
+                moves[rng.below(moves.len() as u64) as usize]
+            }
+        };
+        let mut status = pick(&mut rng);
+        for _ in 0..3 {
+            if matches!(
+                status,
+                MlaStatus::Closed | MlaStatus::Withdrawn | MlaStatus::Refused
+            ) && rng.below(4) != 0
+            {
+                status = pick(&mut rng);
+            }
+        }
+        let status = status.as_str();
+        let r = c.api(side).post(
+            "/v1/send",
+            &serde_json::json!({
+                "to": [peers[side]], "case": case, "type": "mla-status",
+                "body": mla_status(status, round),
+            }),
+        );
+        match r {
+            Ok(v) => made.push(v["queued"][0]["envelope_id"].as_str().unwrap().to_string()),
+            Err(e) => {
+                // Refused whole, with the reason, before anything was sealed.
+                assert!(format!("{e:#}").contains("refused"), "{e:#}");
+                local_refusals += 1;
+            }
+        }
+    }
+    assert!(made.len() > 25, "too few updates were made: {}", made.len());
+    // Every proposal of XA is answered; by then XB has queued every confirmation.
+    let a_out = c.api(0).get("/v1/outbox").unwrap();
+    c.wait_settled(0, a_out.as_array().unwrap().len(), Duration::from_secs(120));
+    let b_out = c.api(1).get("/v1/outbox").unwrap();
+    let b_rows = c.wait_settled(1, b_out.as_array().unwrap().len(), Duration::from_secs(120));
+    assert!(
+        b_rows.iter().all(|r| r["state"] == "delivered"),
+        "XA refused something XB sent: {b_rows:?}"
+    );
+    let mut seen = std::collections::BTreeMap::<String, usize>::new();
+    let mut proposals_refused = 0;
+    for case in &cases {
+        let a = c.api(0).get(&format!("/v1/cases/{case}?wait=60")).unwrap();
+        let b = c.api(1).get(&format!("/v1/cases/{case}")).unwrap();
+        assert!(a["pending"].as_array().unwrap().is_empty(), "{a}");
+        assert_eq!(a["status"], b["status"], "case {case}");
+        assert_eq!(history(&a), history(&b), "case {case}");
+        assert_eq!(refused(&a), refused(&b), "case {case}");
+        proposals_refused += refused(&a).len();
+        for (_, _, e) in history(&a) {
+            *seen.entry(e).or_default() += 1;
+        }
+        for e in refused(&a) {
+            *seen.entry(e).or_default() += 1;
+        }
+    }
+    // Each update made is in the history or refused, once; nothing else is.
+    let made_set: std::collections::BTreeMap<String, usize> =
+        made.iter().map(|e| (e.clone(), 1)).collect();
+    assert_eq!(seen, made_set);
+    eprintln!(
+        "{} cases, {} updates made, {local_refusals} refused locally, {proposals_refused} proposals refused by XB",
+        cases.len(),
+        made.len()
+    );
+    c.stop(0);
+    c.stop(1);
+    for dir in ["xa.moj-ca", "xb.doj-ca"] {
+        run_line(root, &format!("audit verify-store --data-dir {dir}")).ok();
+    }
+}
+
+#[test]
+fn a_preservation_period_is_tracked_until_the_mla_request_follows() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    c.start(0);
+    c.start(1);
+    let case = run_line(
+        root,
+        "case new --kind preservation --to XB.DOJ-CA --data-dir xa.moj-ca",
+    )
+    .ok()
+    .stdout
+    .trim()
+    .to_string();
+    let file = rogatory_tests::spec_dir().join("examples/preservation-request.json");
+    run_line(
+        root,
+        &format!(
+            "request send {case} {} --type preservation-request --data-dir xa.moj-ca",
+            file.display()
+        ),
+    )
+    .ok();
+    c.wait_settled(0, 1, Duration::from_secs(60));
+    let due = day_offset(90);
+    for dir in ["xa.moj-ca", "xb.doj-ca"] {
+        // Not due within a week; listed within the period, with the days left.
+        let d = json(root, &format!("deadlines --data-dir {dir} --json"));
+        assert!(d.as_array().unwrap().is_empty(), "{dir}: {d}");
+        let d = json(
+            root,
+            &format!("deadlines --within 90d --data-dir {dir} --json"),
+        );
+        assert_eq!(d[0]["rule"], "preservation-period", "{dir}: {d}");
+        assert_eq!(d[0]["due"], due.as_str(), "{dir}: {d}");
+        assert_eq!(d[0]["days_left"], 90, "{dir}: {d}");
+        assert_eq!(d[0]["overdue"], false);
+        let l = json(
+            root,
+            &format!("case list --emergency --data-dir {dir} --json"),
+        );
+        assert_eq!(l[0]["kind"], "preservation", "{dir}: {l}");
+        assert_eq!(l[0]["next_due"], due.as_str());
+    }
+    // A liaison message fits any case; an MLA status does not fit before the request.
+    let r = run_line(
+        root,
+        &format!("case update {case} withdrawn --data-dir xa.moj-ca"),
+    )
+    .failed();
+    assert!(r.stderr.contains("no MLA request"), "{}", r.stderr);
+    // The MLA request follows in the same case: the preservation holds until it is decided.
+    let mla = rogatory_tests::spec_dir().join("examples/mla-request.json");
+    run_line(
+        root,
+        &format!("request send {case} {} --data-dir xa.moj-ca", mla.display()),
+    )
+    .ok();
+    c.wait_settled(0, 2, Duration::from_secs(60));
+    for dir in ["xa.moj-ca", "xb.doj-ca"] {
+        let d = json(
+            root,
+            &format!("deadlines --within 365d --data-dir {dir} --json"),
+        );
+        assert!(d.as_array().unwrap().is_empty(), "{dir}: {d}");
+        let v = json(root, &format!("case show {case} --data-dir {dir} --json"));
+        assert_eq!(v["kind"], "mla", "{dir}: {v}");
+        assert_eq!(v["status"], "received");
+        assert_eq!(v["deadlines"][0]["rule"], "preservation-period");
+        assert_eq!(v["deadlines"][0]["met"], day_offset(0).as_str());
+    }
 }

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
-use rogatory_tests::{Cluster, example, run_line};
+use rogatory_tests::{Cluster, Rng, example, run_line};
 use serde_json::Value;
 
 /// The `envelope-received` (or other) entries of a case's log on a stopped node, in log order:
@@ -126,19 +126,6 @@ fn a_partner_offline_gets_200_messages_exactly_once_in_order() {
     }
 }
 
-/// A small deterministic generator (xorshift64*), seeded from the clock and printed, so a
-/// failing run can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
-    }
-}
-
 #[test]
 fn a_partner_killed_at_random_during_1000_messages_loses_and_repeats_nothing() {
     let t = tempfile::tempdir().unwrap();
@@ -146,18 +133,7 @@ fn a_partner_killed_at_random_during_1000_messages_loses_and_repeats_nothing() {
     let mut c = Cluster::new(&root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
     c.start(0);
     c.start(1);
-    let seed = std::env::var("ROGATORY_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
-    eprintln!("ROGATORY_TEST_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::seeded();
 
     // The sender: 1,000 messages in four cases through XA's API, while XB is killed.
     let dir_a = c.dirs[0].clone();

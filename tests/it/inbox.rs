@@ -87,6 +87,7 @@ fn accepted_once_replayed_with_the_same_receipt_refusals_signed() {
         receipt,
         case_id,
         envelope_id,
+        ..
     } = first
     else {
         panic!("{first:?}")

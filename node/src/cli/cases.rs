@@ -48,6 +48,10 @@ pub enum CaseCommand {
     Show {
         /// The case id.
         case: String,
+        /// Wait up to this many seconds until the requested side has confirmed (or refused)
+        /// every update this agency proposed (spec/CASES.md §4).
+        #[arg(long, value_name = "SECS", default_value_t = 0)]
+        wait: u64,
         #[command(flatten)]
         common: Common,
     },
@@ -251,8 +255,8 @@ pub(crate) fn case(c: CaseCommand) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        CaseCommand::Show { case, common } => {
-            let r = client(&common)?.get(&format!("/v1/cases/{case}"))?;
+        CaseCommand::Show { case, wait, common } => {
+            let r = client(&common)?.get(&format!("/v1/cases/{case}?wait={wait}"))?;
             if common.json {
                 return print_json(&r).map(|()| ExitCode::SUCCESS);
             }
@@ -294,16 +298,32 @@ pub(crate) fn case(c: CaseCommand) -> Result<ExitCode> {
                     &s(&m["envelope_id"])[..16.min(s(&m["envelope_id"]).len())],
                 );
             }
-            println!("  status updates:");
+            let name = |u: &Value| {
+                u["status"]
+                    .as_str()
+                    .or(u["stage"].as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            println!("  status updates (the order both sides agree on):");
             for u in r["updates"].as_array().into_iter().flatten() {
+                println!("    {}  {:<20} {}", s(&u["at"]), s(&u["by"]), name(u));
+            }
+            for u in r["pending"].as_array().into_iter().flatten() {
                 println!(
-                    "    {}  {:<20} {}",
+                    "    {}  {:<20} {}  (proposed; awaiting the requested side's confirmation)",
                     s(&u["at"]),
                     s(&u["by"]),
-                    u["status"]
-                        .as_str()
-                        .or(u["stage"].as_str())
-                        .unwrap_or_default()
+                    name(u)
+                );
+            }
+            for u in r["refused"].as_array().into_iter().flatten() {
+                println!(
+                    "    {}  {:<20} {}  REFUSED by the requested side: {}",
+                    s(&u["at"]),
+                    s(&u["by"]),
+                    name(u),
+                    s(&u["reason"])
                 );
             }
             let dl = r["deadlines"].as_array().cloned().unwrap_or_default();
@@ -342,6 +362,7 @@ pub(crate) fn case(c: CaseCommand) -> Result<ExitCode> {
                 grounds: a.grounds,
                 items: a.items,
                 note: a.note,
+                confirms: None,
             };
             send_update(
                 &c,
@@ -371,10 +392,10 @@ pub(crate) fn extradition(c: ExtraditionCommand) -> Result<ExitCode> {
         (to, None)
     } else {
         let case = c.get(&format!("/v1/cases/{}", a.case))?;
-        let person = case["updates"]
-            .as_array()
-            .and_then(|u| u.last())
-            .and_then(|u| u["update"]["person_reference"].as_str())
+        let person = ["pending", "updates"]
+            .iter()
+            .filter_map(|k| case[*k].as_array().and_then(|u| u.last()))
+            .find_map(|u| u["update"]["person_reference"].as_str())
             .map(str::to_string);
         (s(&case["peer"]).to_string(), person)
     };

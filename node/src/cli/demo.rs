@@ -228,6 +228,16 @@ impl Demo {
             "  → {to}: {}",
             row["receipt"]["event"].as_str().unwrap_or("no receipt")
         );
+        // The requesting side's update is a proposal until the requested side's node confirms
+        // it (spec/CASES.md §4): wait for that too.
+        let case_id = r["case_id"].as_str().unwrap_or(case);
+        let c = self.api(i)?.get(&format!("/v1/cases/{case_id}?wait=60"))?;
+        if c["pending"].as_array().is_some_and(|p| !p.is_empty()) {
+            bail!("{to} did not confirm the update within a minute");
+        }
+        if c["our_side"] == "requesting" {
+            println!("  ← {to} confirmed it: it stands in both histories");
+        }
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 //! of stages; the defaults ([`ECE`]) are the European Convention on Extradition's and its Third
 //! Additional Protocol's.
 
+pub use super::Deadline;
 use super::{Day, IllegalTransition, Side};
 use crate::message::{ExtraditionDecision, ExtraditionStage, ExtraditionStatusUpdate};
 
@@ -168,31 +169,6 @@ pub const ECE: &[DeadlineRule] = &[
     },
 ];
 
-/// A deadline of one case, computed from its history.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Deadline {
-    /// The rule.
-    pub rule: DeadlineRule,
-    /// The day it started.
-    pub started: Day,
-    /// The last day allowed.
-    pub due: Day,
-    /// The day it was met, if it was.
-    pub met: Option<Day>,
-}
-
-impl Deadline {
-    /// Open and past its due day on `today`.
-    pub fn overdue(&self, today: Day) -> bool {
-        self.met.is_none() && today > self.due
-    }
-
-    /// Open and due within `days` of `today` (or overdue).
-    pub fn due_within(&self, today: Day, days: i64) -> bool {
-        self.met.is_none() && self.due <= today.plus(days)
-    }
-}
-
 /// An extradition's state on one node.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExtraditionCase {
@@ -299,13 +275,15 @@ impl ExtraditionCase {
                     *day
                 };
                 // A rule running again (a new arrest, a new surrender date) replaces the old one.
-                out.retain(|d| d.rule.name != rule.name || d.met.is_some());
+                out.retain(|d| d.name != rule.name || d.met.is_some());
                 let met = self.history[i + 1..]
                     .iter()
                     .find(|(_, later, _)| later.stage.is_some_and(|s| rule.met_by.contains(&s)))
                     .map(|(_, _, d)| *d);
                 out.push(Deadline {
-                    rule: *rule,
+                    name: rule.name,
+                    what: rule.what,
+                    source: rule.source,
                     started,
                     due: started.plus(rule.days),
                     met,

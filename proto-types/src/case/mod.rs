@@ -4,6 +4,8 @@
 
 pub mod extradition;
 pub mod mla;
+pub mod order;
+pub mod preservation;
 
 use std::fmt;
 
@@ -30,6 +32,46 @@ impl fmt::Display for Side {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct IllegalTransition(pub String);
+
+impl Side {
+    /// The other side.
+    pub fn other(self) -> Side {
+        match self {
+            Side::Requesting => Side::Requested,
+            Side::Requested => Side::Requesting,
+        }
+    }
+}
+
+/// A deadline of one case, computed from its history: an extradition's statutory periods
+/// ([`extradition::ECE`]) or a preservation period ([`preservation`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deadline {
+    /// Short name of the rule, e.g. `formal-request-18`.
+    pub name: &'static str,
+    /// What must happen, in a clerk's words.
+    pub what: &'static str,
+    /// The legal source.
+    pub source: &'static str,
+    /// The day it started.
+    pub started: Day,
+    /// The last day allowed.
+    pub due: Day,
+    /// The day it was met, if it was.
+    pub met: Option<Day>,
+}
+
+impl Deadline {
+    /// Open and past its due day on `today`.
+    pub fn overdue(&self, today: Day) -> bool {
+        self.met.is_none() && today > self.due
+    }
+
+    /// Open and due within `days` of `today` (or overdue).
+    pub fn due_within(&self, today: Day, days: i64) -> bool {
+        self.met.is_none() && self.due <= today.plus(days)
+    }
+}
 
 /// A calendar date as days since 1970-01-01 (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

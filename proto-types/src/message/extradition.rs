@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Problems;
+use crate::ids::MessageId;
 
 /// The stage an extradition has reached (spec/PROTOCOL.md §5.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +110,10 @@ pub struct ExtraditionStatusUpdate {
     /// Remarks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Set by the requested side's node only: the message id of the requesting side's update
+    /// that this one confirms (spec/CASES.md §4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirms: Option<MessageId>,
 }
 
 impl ExtraditionStatusUpdate {

@@ -509,6 +509,10 @@ pub struct MlaStatusUpdate {
     /// Free-text note.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Set by the requested side's node only: the message id of the requesting side's update
+    /// that this one confirms (spec/CASES.md §4).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirms: Option<MessageId>,
 }
 
 impl MlaStatusUpdate {
