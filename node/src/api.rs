@@ -21,6 +21,10 @@
 //! | `GET /v1/cases/{id}`      | one case: its timeline, messages, receipts and deadlines; |
 //! |                           | `?wait=SECS`: once no proposal of this side is pending    |
 //! | `GET /v1/deadlines`       | open deadlines; `?within=DAYS` (default 7) and overdue     |
+//! | `GET /v1/evidence/{case}` | the case's evidence items: mode, size, hash, state        |
+//! | `POST /v1/evidence/{case}`| add items (manifest entries; `send` items' sealed content |
+//! |                           | staged in `evidence/staging/` with its key)               |
+//! | `POST /v1/evidence/{case}/send` | send the manifest of the staged items to a partner  |
 //! | `GET /v1/messages/{id}`   | one message: metadata, receipt, audit entries, and (for a |
 //! |                           | received one) its content — logged as `content-accessed`  |
 
@@ -104,6 +108,8 @@ pub struct PeerStatus {
 pub struct ApiState {
     /// The store (reads; writes go through the worker).
     pub store: Arc<Store>,
+    /// The data directory (evidence content lives in `evidence/` there).
+    pub data: PathBuf,
     /// This agency.
     pub me: Arc<KeyDir>,
     /// Pinned partners.
@@ -238,6 +244,8 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/cases", get(cases).post(new_case))
         .route("/v1/cases/{id}", get(case_one))
         .route("/v1/deadlines", get(deadlines))
+        .route("/v1/evidence/{case}", get(evidence_list).post(evidence_add))
+        .route("/v1/evidence/{case}/send", post(evidence_send))
         // A message body may be up to 16 MiB, as JSON a little more.
         .layer(axum::extract::DefaultBodyLimit::max(24 * 1024 * 1024))
         .with_state(state)
@@ -517,6 +525,11 @@ async fn send(
         c
     };
     let kind: MessageType = b.kind.parse().map_err(|e| bad(format!("{e}")))?;
+    if kind == MessageType::EvidenceManifest {
+        return Err(bad(
+            "an evidence manifest is sent with `rogatory evidence send` (POST /v1/evidence/{case}/send), which keeps the items it lists and their content keys".into(),
+        ));
+    }
     let message = Message::from_json(kind, &b.body)
         .and_then(|m| m.validate().map(|()| m))
         .map_err(|e| match e {
@@ -872,6 +885,209 @@ async fn case_one(
     v["messages"] = Value::Array(timeline.into_iter().map(|(_, v)| v).collect());
     v["deadlines"] = Value::Array(r.deadlines().iter().map(|d| deadline_json(&r, d)).collect());
     Ok(Json(v))
+}
+
+/// One item of `POST /v1/evidence/{case}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddItem {
+    /// The manifest entry, as JSON (its `item_id` is given by the node).
+    pub item: Value,
+    /// For a `send` item: the file in `evidence/staging/` holding its sealed content.
+    #[serde(default)]
+    pub staged: Option<String>,
+    /// For a `send` item: the content key it is sealed under (hex).
+    #[serde(default)]
+    pub content_key: Option<String>,
+}
+
+/// The body of `POST /v1/evidence/{case}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddEvidence {
+    /// The items.
+    pub items: Vec<AddItem>,
+}
+
+fn case_id(id: &str) -> Result<CaseId, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError(StatusCode::BAD_REQUEST, "give a case id (a UUID)".into()))
+}
+
+/// Adds evidence items to a case: validated as manifest entries; a `send` item's sealed content
+/// is moved from staging into the evidence directory under its content name.
+async fn evidence_add(
+    Authorized(user): Authorized,
+    State(s): State<Arc<ApiState>>,
+    UrlPath(id): UrlPath<String>,
+    Json(b): Json<AddEvidence>,
+) -> Result<Json<Value>, ApiError> {
+    let case = case_id(&id)?;
+    let bad = |m: String| ApiError(StatusCode::UNPROCESSABLE_ENTITY, m);
+    if b.items.is_empty() {
+        return Err(bad("no item to add".into()));
+    }
+    let mut items = Vec::with_capacity(b.items.len());
+    for (i, a) in b.items.iter().enumerate() {
+        let mut item: rogatory_proto::message::EvidenceItem =
+            serde_json::from_value(a.item.clone()).map_err(|e| bad(format!("item {i}: {e}")))?;
+        // A stand-in id, unique, for validation; the worker gives the real one.
+        item.item_id = format!("new-{i}");
+        items.push(item);
+    }
+    let manifest = rogatory_proto::message::EvidenceManifest {
+        request: None,
+        items,
+        note: None,
+    };
+    Message::EvidenceManifest(manifest.clone())
+        .validate()
+        .map_err(|e| match e {
+            MessageError::Invalid { problems, .. } => bad(format!(
+                "these items cannot be added: {}",
+                problems
+                    .0
+                    .iter()
+                    .map(|p| format!("{}: {}", p.field, p.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+            other => bad(other.to_string()),
+        })?;
+    let mut new = Vec::with_capacity(b.items.len());
+    for (item, a) in manifest.items.into_iter().zip(b.items) {
+        let send = item.transfer == Some(rogatory_proto::message::TransferMode::Send);
+        let content = match (send, a.staged, a.content_key) {
+            (true, Some(staged), Some(key)) => {
+                let mut k = [0u8; 32];
+                hex::decode_to_slice(&key, &mut k)
+                    .map_err(|_| bad("content_key: 64 hex digits".into()))?;
+                let key = rogatory_proto::evidence::ContentKey::from_bytes(k);
+                let sha = item
+                    .sha256
+                    .ok_or_else(|| bad("the item's SHA-256 is missing".into()))?;
+                let name = crate::evidence::blob_name(&sha, &key);
+                let (data, size, n) = (s.data.clone(), item.size, name.clone());
+                tokio::task::spawn_blocking(move || {
+                    crate::evidence::commit_staged(&data, &staged, &n, size)
+                })
+                .await
+                .map_err(internal)?
+                .map_err(|e| bad(format!("{e:#}")))?;
+                Some((name, key))
+            }
+            (true, _, _) => {
+                return Err(bad(
+                    "a `send` item needs its sealed content (staged) and its content key".into(),
+                ));
+            }
+            (false, None, None) => None,
+            (false, _, _) => {
+                return Err(bad(
+                    "only a `send` item's content is kept: hash-only and out-of-band items carry no content".into(),
+                ));
+            }
+        };
+        new.push(crate::engine::NewEvidence { item, content });
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    submit(
+        &s,
+        Job::EvidenceAdd {
+            case,
+            items: new,
+            user,
+            reply: tx,
+        },
+    )
+    .await?;
+    let ids = rx
+        .await
+        .map_err(|_| internal("the store worker stopped"))?
+        .map_err(bad)?;
+    Ok(Json(json!({ "case_id": case.to_string(), "items": ids })))
+}
+
+/// An evidence record as JSON: never its key.
+pub fn evidence_row(r: &crate::evidence::EvidenceRecord) -> Value {
+    json!({
+        "item_id": r.key(),
+        "description": r.item.description,
+        "media_type": r.item.media_type,
+        "size": r.item.size,
+        "sha256": r.item.sha256.map(|d| d.to_hex()),
+        "transfer": serde_json::to_value(r.item.transfer).unwrap_or_default(),
+        "direction": if r.outgoing { "outgoing" } else { "incoming" },
+        "state": r.state.as_str(),
+        "peer": r.peer.as_ref().map(|p| p.as_str()),
+        "manifest": r.manifest.map(|m| m.to_hex()),
+        "held_here": r.blob.is_some(),
+        "added_at": format_unix(r.added_at),
+        "added_by": r.added_by,
+        "acquisition": serde_json::to_value(&r.item.acquisition).unwrap_or_default(),
+        "custody": serde_json::to_value(&r.item.custody).unwrap_or_default(),
+        "perceptual_hashes": serde_json::to_value(&r.item.perceptual_hashes).unwrap_or_default(),
+    })
+}
+
+/// A case's evidence items.
+async fn evidence_list(
+    _: Authorized,
+    State(s): State<Arc<ApiState>>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<Value>, ApiError> {
+    let case = case_id(&id)?;
+    let store = Arc::clone(&s.store);
+    let list = tokio::task::spawn_blocking(move || store.evidence(&case))
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+    Ok(Json(Value::Array(list.iter().map(evidence_row).collect())))
+}
+
+/// The body of `POST /v1/evidence/{case}/send`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendEvidence {
+    /// The partner.
+    pub to: String,
+}
+
+/// Sends the manifest of a case's staged items to a partner.
+async fn evidence_send(
+    Authorized(user): Authorized,
+    State(s): State<Arc<ApiState>>,
+    UrlPath(id): UrlPath<String>,
+    Json(b): Json<SendEvidence>,
+) -> Result<Json<Value>, ApiError> {
+    let case = case_id(&id)?;
+    let bad = |m: String| ApiError(StatusCode::UNPROCESSABLE_ENTITY, m);
+    let to = AgencyId::new(&b.to).map_err(|e| bad(format!("{:?}: {e}", b.to)))?;
+    if !s.trusted.iter().any(|c| c.id() == &to) {
+        return Err(bad(format!(
+            "{to} is not a pinned partner: pin its card first (rogatory peer add)"
+        )));
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    submit(
+        &s,
+        Job::EvidenceSend {
+            case,
+            to,
+            user,
+            reply: tx,
+        },
+    )
+    .await?;
+    let (queued, items) = rx
+        .await
+        .map_err(|_| internal("the store worker stopped"))?
+        .map_err(bad)?;
+    Ok(Json(json!({
+        "case_id": case.to_string(),
+        "queued": queued,
+        "items": items,
+    })))
 }
 
 /// One update of a case, for `case show`: `key` is `status` or `stage`, `name` its value.

@@ -75,6 +75,9 @@ pub struct Queued {
     pub sequence: u64,
 }
 
+/// The outcome of sending a manifest: the queued envelope and the items it lists, or why not.
+pub type ManifestSent = Result<(Vec<Queued>, Vec<String>), String>;
+
 /// Work for the store worker.
 pub enum Job {
     /// An envelope from a peer; `token` names the open request awaiting its receipt.
@@ -131,6 +134,28 @@ pub enum Job {
         /// Answered after the commit.
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,
     },
+    /// Add evidence items to a case (their sealed content already moved into place).
+    EvidenceAdd {
+        /// The case.
+        case: CaseId,
+        /// The items, without ids (given here: E1, E2 … in the case).
+        items: Vec<NewEvidence>,
+        /// The local user.
+        user: Option<String>,
+        /// The item ids given, after the commit.
+        reply: tokio::sync::oneshot::Sender<Result<Vec<String>, String>>,
+    },
+    /// Send the manifest of a case's staged items to a partner.
+    EvidenceSend {
+        /// The case.
+        case: CaseId,
+        /// The partner.
+        to: AgencyId,
+        /// The local user.
+        user: Option<String>,
+        /// The queued envelope and the items it lists, after the commit.
+        reply: tokio::sync::oneshot::Sender<ManifestSent>,
+    },
     /// A local user read a message's content: log it before the content is shown.
     Access {
         /// The case.
@@ -144,6 +169,16 @@ pub enum Job {
         /// Answered after the commit.
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,
     },
+}
+
+/// An evidence item to add: its manifest entry and, for a `send` item, the name of its sealed
+/// content in the evidence directory and its key.
+#[derive(Debug)]
+pub struct NewEvidence {
+    /// The manifest entry (its `item_id` is given by the worker).
+    pub item: rogatory_proto::message::EvidenceItem,
+    /// The sealed content's file name and key.
+    pub content: Option<(String, rogatory_proto::evidence::ContentKey)>,
 }
 
 /// What the worker tells the event loop.
@@ -221,6 +256,11 @@ enum Reply {
         tokio::sync::oneshot::Sender<Result<(), String>>,
         Result<(), String>,
     ),
+    Items(
+        tokio::sync::oneshot::Sender<Result<Vec<String>, String>>,
+        Result<Vec<String>, String>,
+    ),
+    Manifest(tokio::sync::oneshot::Sender<ManifestSent>, ManifestSent),
 }
 
 /// The store worker's state.
@@ -281,6 +321,14 @@ impl Engine {
                         true
                     }
                     Reply::Accessed(tx, r) => {
+                        let _ = tx.send(r);
+                        true
+                    }
+                    Reply::Items(tx, r) => {
+                        let _ = tx.send(r);
+                        true
+                    }
+                    Reply::Manifest(tx, r) => {
                         let _ = tx.send(r);
                         true
                     }
@@ -527,6 +575,44 @@ impl Engine {
                 let reason = Some(u16::from(reason));
                 self.log_user_act(batch, &case, event, &to, envelope, user, reason)
             }
+            Job::EvidenceAdd {
+                case,
+                items,
+                user,
+                reply,
+            } => {
+                replies.push(Reply::Items(reply, Err("not done".into())));
+                let at = replies.len() - 1;
+                let outcome = self.add_evidence(batch, &case, items, user)?;
+                if let Reply::Items(tx, _) = std::mem::replace(&mut replies[at], Reply::Nothing) {
+                    replies[at] = Reply::Items(tx, outcome);
+                }
+                Ok(())
+            }
+            Job::EvidenceSend {
+                case,
+                to,
+                user,
+                reply,
+            } => {
+                replies.push(Reply::Manifest(reply, Err("not done".into())));
+                let at = replies.len() - 1;
+                let outcome = self.send_manifest(batch, &case, &to, user)?;
+                if let Ok((queued, _)) = &outcome {
+                    for q in queued {
+                        replies.push(Reply::Notice(Notice::Queued {
+                            to: q.to.clone(),
+                            order: q.order,
+                            id: q.envelope_id.0,
+                        }));
+                    }
+                }
+                if let Reply::Manifest(tx, _) = std::mem::replace(&mut replies[at], Reply::Nothing)
+                {
+                    replies[at] = Reply::Manifest(tx, outcome);
+                }
+                Ok(())
+            }
             Job::Access {
                 case,
                 envelope,
@@ -540,6 +626,142 @@ impl Engine {
                 self.log_user_act(batch, &case, event, &peer, envelope, Some(user), None)
             }
         }
+    }
+
+    /// Records new evidence items of a case, with their `evidence-added` entries. The inner
+    /// `Err` is a refusal that wrote nothing.
+    fn add_evidence(
+        &self,
+        batch: &mut Batch<'_>,
+        case: &CaseId,
+        items: Vec<NewEvidence>,
+        user: Option<String>,
+    ) -> Result<Result<Vec<String>, String>> {
+        if batch.case_record(case)?.is_none() {
+            return Ok(Err(format!(
+                "there is no case {case} on this node (rogatory case new)"
+            )));
+        }
+        let existing = batch.evidence(case)?;
+        let mut next = existing
+            .iter()
+            .filter(|r| r.outgoing)
+            .filter_map(|r| r.item.item_id.strip_prefix('E')?.parse::<u64>().ok())
+            .max()
+            .unwrap_or(0);
+        let storage = self.me.keys.storage_key();
+        let now = rogatory_proto::time::now_unix();
+        let mut ids = Vec::with_capacity(items.len());
+        let mut entries = Vec::with_capacity(items.len());
+        for NewEvidence { mut item, content } in items {
+            next += 1;
+            item.item_id = format!("E{next}");
+            item.content_key = None;
+            let (blob, wrapped_key) = match content {
+                Some((name, key)) => {
+                    let context = crate::evidence::key_context(case, &item.item_id);
+                    let wrapped = rogatory_proto::evidence::wrap_key(&storage, &context, &key);
+                    (Some(name), Some(wrapped))
+                }
+                None => (None, None),
+            };
+            let e = AuditEntry {
+                seq: 0,
+                time: now,
+                case_id: *case,
+                event: AuditEvent::EvidenceAdded,
+                actor: Actor {
+                    agency: self.me.card.id().clone(),
+                    user: user.clone(),
+                },
+                peer: None,
+                envelope_id: None,
+                receipt_hash: None,
+                transition: None,
+                reason: None,
+                commitment: item.sha256,
+            };
+            entries.push(e);
+            ids.push(item.item_id.clone());
+            batch.put_evidence(&crate::evidence::EvidenceRecord {
+                case_id: *case,
+                item,
+                outgoing: true,
+                state: crate::evidence::EvidenceState::Staged,
+                peer: None,
+                manifest: None,
+                blob,
+                wrapped_key,
+                added_at: now,
+                added_by: user.clone(),
+            })?;
+        }
+        batch.append(&self.signer(), case, &mut entries)?;
+        Ok(Ok(ids))
+    }
+
+    /// Seals the manifest of a case's staged items for a partner (content keys inside the
+    /// encrypted envelope) and marks them announced, in one transaction.
+    fn send_manifest(
+        &self,
+        batch: &mut Batch<'_>,
+        case: &CaseId,
+        to: &AgencyId,
+        user: Option<String>,
+    ) -> Result<ManifestSent> {
+        let staged: Vec<_> = batch
+            .evidence(case)?
+            .into_iter()
+            .filter(|r| r.outgoing && r.state == crate::evidence::EvidenceState::Staged)
+            .collect();
+        if staged.is_empty() {
+            return Ok(Err(format!(
+                "case {case} has no evidence staged to send (rogatory evidence add)"
+            )));
+        }
+        let storage = self.me.keys.storage_key();
+        let mut items = Vec::with_capacity(staged.len());
+        for r in &staged {
+            let mut item = r.item.clone();
+            if let Some(w) = &r.wrapped_key {
+                let context = crate::evidence::key_context(case, &item.item_id);
+                let key = rogatory_proto::evidence::unwrap_key(&storage, &context, w).ok_or_else(
+                    || {
+                        anyhow!(
+                            "the content key of {} does not unwrap with this node's storage key",
+                            item.item_id
+                        )
+                    },
+                )?;
+                item.content_key = Some(*key.as_bytes());
+            }
+            items.push(item);
+        }
+        let request = SendRequest {
+            to: vec![to.clone()],
+            case: *case,
+            message: Message::EvidenceManifest(rogatory_proto::message::EvidenceManifest {
+                request: None,
+                items,
+                note: None,
+            }),
+            user,
+            confirmation: false,
+        };
+        let queued = match self.seal(batch, &request)? {
+            Ok(q) => q,
+            Err(e) => return Ok(Err(e)),
+        };
+        let envelope = queued.first().map(|q| q.envelope_id);
+        let mut ids = Vec::with_capacity(staged.len());
+        for mut r in staged {
+            r.state = crate::evidence::EvidenceState::Announced;
+            r.peer = Some(to.clone());
+            r.manifest = envelope;
+            ids.push(r.item.item_id.clone());
+            batch.put_evidence(&r)?;
+        }
+        Ok(Ok((queued, ids)))
     }
 
     /// Logs what a local user did (or tried) with a message.
@@ -769,6 +991,8 @@ impl Reply {
             Job::Send { reply, .. } => Reply::Sent(reply, Err("not done".into())),
             Job::Access { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
             Job::NewCase { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
+            Job::EvidenceAdd { reply, .. } => Reply::Items(reply, Err("not done".into())),
+            Job::EvidenceSend { reply, .. } => Reply::Manifest(reply, Err("not done".into())),
             Job::Refused { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
         }
     }
@@ -791,6 +1015,11 @@ impl Reply {
                 Err(format!("the store failed; nothing was queued: {e:#}")),
             ),
             Reply::Accessed(tx, _) => Reply::Accessed(tx, Err(format!("the store failed: {e:#}"))),
+            Reply::Items(tx, _) => Reply::Items(tx, Err(format!("the store failed: {e:#}"))),
+            Reply::Manifest(tx, _) => Reply::Manifest(
+                tx,
+                Err(format!("the store failed; nothing was queued: {e:#}")),
+            ),
         })
     }
 }

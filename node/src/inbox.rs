@@ -206,6 +206,22 @@ pub fn receive_in(
                 carried,
                 now,
             )?;
+            let effect = match (effect, &opened.message) {
+                (Ok(e), rogatory_proto::message::Message::EvidenceManifest(m)) => {
+                    crate::evidence::record_manifest(
+                        batch,
+                        &opened.case_id,
+                        &opened.info.from,
+                        id,
+                        m,
+                        &me.keys.storage_key(),
+                        now,
+                    )?
+                    .map(|()| e)
+                    .map_err(rogatory_proto::case::IllegalTransition)
+                }
+                (other, _) => other,
+            };
             let confirm = match effect {
                 Ok(crate::cases::Effect::Confirm(m)) => Some(m),
                 Ok(crate::cases::Effect::Nothing) => None,

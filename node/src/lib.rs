@@ -12,6 +12,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod engine;
+pub mod evidence;
 pub mod files;
 pub mod inbox;
 pub mod keydir;

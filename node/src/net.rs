@@ -360,6 +360,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
     }));
     let waiters = Arc::new(crate::api::Waiters::default());
     let api_state = Arc::new(crate::api::ApiState {
+        data: dir.to_path_buf(),
         waiters: Arc::clone(&waiters),
         store: Arc::clone(&store),
         me: Arc::clone(&kd),

@@ -20,6 +20,9 @@
 //!                                                                for each case and addressee
 //! case-records case id → CaseRecord (CBOR)                        kind, side, partner, and the
 //!                                                                status updates applied
+//! evidence (case id, item id) → EvidenceRecord (CBOR)            each evidence item added here
+//!                                                                or listed by a partner; its
+//!                                                                content lives in `evidence/`
 //! ```
 //!
 //! The tables from `queue` on were added within format 1: a store without them gets them empty
@@ -70,6 +73,7 @@ const RECEIVED: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("receiv
 const CHAIN_IN: TableDefinition<(&str, &[u8; 32]), &[u8]> = TableDefinition::new("chain-in");
 const CHAIN_OUT: TableDefinition<(&[u8; 16], &str), &[u8]> = TableDefinition::new("chain-out");
 const CASE_RECORDS: TableDefinition<&[u8; 16], &[u8]> = TableDefinition::new("case-records");
+const EVIDENCE: TableDefinition<(&[u8; 16], &str), &[u8]> = TableDefinition::new("evidence");
 
 /// Record kinds in the `log` table.
 const ENTRY: u8 = 0;
@@ -501,6 +505,23 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// A case's evidence items, as this batch sees them, in item-id order.
+    pub fn evidence(
+        &self,
+        case: &CaseId,
+    ) -> Result<Vec<crate::evidence::EvidenceRecord>, StoreError> {
+        evidence_of(&self.tx.open_table(EVIDENCE)?, case)
+    }
+
+    /// Writes an evidence item's record.
+    pub fn put_evidence(&mut self, r: &crate::evidence::EvidenceRecord) -> Result<(), StoreError> {
+        let bytes = rogatory_proto::cbor::to_vec(r).map_err(corrupt)?;
+        self.tx
+            .open_table(EVIDENCE)?
+            .insert((r.case_id.as_bytes(), r.key().as_str()), bytes.as_slice())?;
+        Ok(())
+    }
+
     /// An outbox entry, as this batch sees it.
     pub fn outbox_entry(&self, envelope_id: &[u8; 32]) -> Result<Option<OutboxEntry>, StoreError> {
         let table = self.tx.open_table(OUTBOX)?;
@@ -601,6 +622,7 @@ impl Store {
             tx.open_table(CHAIN_IN)?;
             tx.open_table(CHAIN_OUT)?;
             tx.open_table(CASE_RECORDS)?;
+            tx.open_table(EVIDENCE)?;
         }
         tx.commit()?;
         Ok(Self {
@@ -754,6 +776,15 @@ impl Store {
             );
         }
         Ok(out)
+    }
+
+    /// A case's evidence items, in item-id order.
+    pub fn evidence(
+        &self,
+        case: &CaseId,
+    ) -> Result<Vec<crate::evidence::EvidenceRecord>, StoreError> {
+        let tx = self.begin_read()?;
+        evidence_of(&tx.open_table(EVIDENCE)?, case)
     }
 
     /// One case record.
@@ -1310,4 +1341,23 @@ impl NodeSource for NodeTable {
             StoreError::Corrupt(format!("subtree hash ({level}, {index}) is not 32 bytes"))
         })
     }
+}
+
+/// The evidence records of one case in a table.
+fn evidence_of(
+    table: &impl ReadableTable<(&'static [u8; 16], &'static str), &'static [u8]>,
+    case: &CaseId,
+) -> Result<Vec<crate::evidence::EvidenceRecord>, StoreError> {
+    let mut out = Vec::new();
+    for row in table.range((case.as_bytes(), "")..)? {
+        let (k, v) = row?;
+        if k.value().0 != case.as_bytes() {
+            break;
+        }
+        out.push(
+            rogatory_proto::cbor::from_slice(v.value(), MAX_OUTBOX_ENTRY, "evidence record")
+                .map_err(corrupt)?,
+        );
+    }
+    Ok(out)
 }

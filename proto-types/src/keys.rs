@@ -312,6 +312,18 @@ impl std::fmt::Debug for AgencySecretKeys {
 }
 
 impl AgencySecretKeys {
+    /// The node's storage key, under which it wraps what it keeps secret at rest (evidence
+    /// content keys): HKDF-SHA256 of the X25519 secret, info `rogatory storage key v1`. It is
+    /// as safe as the key file, and changes with the encryption key.
+    pub fn storage_key(&self) -> Zeroizing<[u8; 32]> {
+        let ikm = self.encryption.to_bytes();
+        let hk = hkdf::Hkdf::<sha2::Sha256>::new(None, ikm.as_ref());
+        let mut out = Zeroizing::new([0u8; 32]);
+        // 32 bytes is a valid HKDF-SHA256 output length.
+        let _ = hk.expand(b"rogatory storage key v1", out.as_mut());
+        out
+    }
+
     /// Generates a fresh pair from the operating system's random source.
     pub fn generate() -> Self {
         Self {

@@ -56,6 +56,7 @@ pub mod case;
 pub mod cbor;
 mod cose;
 pub mod envelope;
+pub mod evidence;
 pub mod ids;
 pub mod keys;
 pub mod message;

@@ -5,6 +5,7 @@
 mod cases;
 mod cli;
 mod daemon;
+mod evidence;
 mod inbox;
 mod network;
 mod setup;

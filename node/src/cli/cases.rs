@@ -142,20 +142,20 @@ pub struct DeadlinesArgs {
     pub common: Common,
 }
 
-fn client(c: &Common) -> Result<Client> {
+pub(crate) fn client(c: &Common) -> Result<Client> {
     Client::connect(&super::init::data_dir(c.data_dir.clone())?)
 }
 
-fn print_json(v: &Value) -> Result<()> {
+pub(crate) fn print_json(v: &Value) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
-fn s(v: &Value) -> &str {
+pub(crate) fn s(v: &Value) -> &str {
     v.as_str().unwrap_or_default()
 }
 
-fn parse_enum<T: serde::de::DeserializeOwned>(value: &str, what: &str) -> Result<T> {
+pub(crate) fn parse_enum<T: serde::de::DeserializeOwned>(value: &str, what: &str) -> Result<T> {
     serde_json::from_value(Value::from(value))
         .with_context(|| format!("`{value}` is not a {what} (see --help)"))
 }

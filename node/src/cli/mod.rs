@@ -10,6 +10,7 @@ mod cases;
 mod daemon;
 mod demo;
 mod envelope;
+mod evidence;
 mod init;
 mod keygen;
 mod online;
@@ -72,6 +73,10 @@ pub enum Command {
     Extradition(cases::ExtraditionCommand),
     /// Deadlines due soon, and overdue ones (running node).
     Deadlines(cases::DeadlinesArgs),
+    /// Evidence: add items to a case (hashed, and sealed if they are to be sent), send their
+    /// manifest, list them (running node).
+    #[command(subcommand)]
+    Evidence(evidence::EvidenceCommand),
     /// Is the node running? Partners, connections, queue depths. Exits 1 when it is not running.
     Status(online::Common),
     /// Deliver one envelope sealed offline to a pinned partner's node and verify the receipt
@@ -115,6 +120,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Case(c) => cases::case(c),
         Command::Extradition(c) => cases::extradition(c),
         Command::Deadlines(a) => cases::deadlines(a),
+        Command::Evidence(c) => evidence::run(c),
         Command::Keygen(a) => keygen::run(a),
         Command::Card(c) => card::run(c),
         Command::Envelope(c) => envelope::run(c),

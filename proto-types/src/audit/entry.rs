@@ -35,6 +35,9 @@ pub enum AuditEvent {
     BundleExported,
     /// A peer's checkpoint of the case was verified and cosigned (see `commitment`: its hash).
     PeerCheckpointWitnessed,
+    /// A local user added an evidence item to the case on this node (see `commitment`: the
+    /// SHA-256 of its content).
+    EvidenceAdded,
 }
 
 /// Who did it.

@@ -1,0 +1,291 @@
+//! `rogatory evidence`: add evidence items to a case, send their manifest, list them.
+//!
+//! `add` reads each file once, here, in parallel (as many files at a time as there are cores):
+//! it hashes it (SHA-256) and, for a `send` item, seals it under a fresh content key into the
+//! node's `evidence/staging/` directory; then the running node records the items, moves the
+//! sealed content into place and logs `evidence-added`. Hash-only and out-of-band items leave
+//! nothing on disk but their record.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use rogatory_proto::message::{Acquisition, CustodyEntry, EvidenceItem, PerceptualHash};
+use serde_json::{Value, json};
+
+use super::cases::{client, parse_enum, print_json, s};
+use super::online::Common;
+
+/// `rogatory evidence …`
+#[derive(Debug, Subcommand)]
+pub enum EvidenceCommand {
+    /// Hash files (SHA-256, streaming, in parallel) and add them to a case as evidence items,
+    /// ready to be listed in a manifest; `send` items are sealed into the node's store.
+    Add(Box<AddArgs>),
+    /// Send the manifest of the case's items added since the last one to a partner.
+    Send {
+        /// The case.
+        case: String,
+        /// The partner (a pinned agency id).
+        #[arg(long)]
+        to: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The case's evidence items: mode, size, SHA-256, where each stands.
+    List {
+        /// The case.
+        case: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// Arguments of `rogatory evidence add`.
+#[derive(Debug, Args)]
+pub struct AddArgs {
+    /// The case (from `rogatory case new`, or a case this node received).
+    pub case: String,
+    /// The files (one item each).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// What the items are (default: the file name).
+    #[arg(long)]
+    pub description: Option<String>,
+    /// From whom or where they were seized or obtained.
+    #[arg(long)]
+    pub seized_from: Option<String>,
+    /// When they were seized (UTC, YYYY-MM-DDTHH:MM:SSZ).
+    #[arg(long)]
+    pub seized_at: Option<String>,
+    /// How they were acquired (e.g. "production order to provider", "forensic image").
+    #[arg(long, default_value = "copy held by this agency")]
+    pub method: String,
+    /// How the content reaches the partner: `send` (encrypted through the nodes),
+    /// `out-of-band` (courier; only the hash travels) or `hash-only` (never leaves this
+    /// agency, e.g. child sexual abuse material: only hashes travel, for matching).
+    #[arg(long, default_value = "send")]
+    pub mode: String,
+    /// The media type (default: from the file name's extension).
+    #[arg(long)]
+    pub media_type: Option<String>,
+    /// A perceptual hash supplied by the holder, as ALGORITHM:VALUE (e.g. PDQ:f8f8…);
+    /// repeatable; applies to every file given.
+    #[arg(long = "perceptual-hash", value_name = "ALGORITHM:VALUE")]
+    pub perceptual_hashes: Vec<String>,
+    /// For `out-of-band` items: how the content travels (e.g. "courier", "diplomatic bag").
+    #[arg(long)]
+    pub carrier: Option<String>,
+    /// For `out-of-band` items: the tracking or seal reference.
+    #[arg(long)]
+    pub tracking: Option<String>,
+    #[command(flatten)]
+    pub common: Common,
+}
+
+pub(crate) fn run(c: EvidenceCommand) -> Result<ExitCode> {
+    match c {
+        EvidenceCommand::Add(a) => add(*a),
+        EvidenceCommand::Send { case, to, common } => {
+            let r = client(&common)?
+                .post(&format!("/v1/evidence/{case}/send"), &json!({ "to": to }))?;
+            if common.json {
+                print_json(&r)?;
+            } else {
+                let items: Vec<&str> = r["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                println!(
+                    "case {}: manifest of {} sealed for {to} and queued (envelope {})",
+                    s(&r["case_id"]),
+                    items.join(", "),
+                    s(&r["queued"][0]["envelope_id"])
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        EvidenceCommand::List { case, common } => {
+            let list = client(&common)?.get(&format!("/v1/evidence/{case}"))?;
+            if common.json {
+                return print_json(&list).map(|()| ExitCode::SUCCESS);
+            }
+            let rows = list.as_array().cloned().unwrap_or_default();
+            if rows.is_empty() {
+                println!("No evidence in case {case} yet.");
+            }
+            for r in &rows {
+                println!(
+                    "{:<16} {:<10} {:<11} {:>14} B  {:<9} {}  {}",
+                    s(&r["item_id"]),
+                    s(&r["direction"]),
+                    s(&r["transfer"]),
+                    r["size"],
+                    s(&r["state"]),
+                    &s(&r["sha256"])[..16.min(s(&r["sha256"]).len())],
+                    s(&r["description"]),
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A progress bar on the terminal (none when stdout is not one).
+fn bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let b = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg:24!} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+    ) {
+        b.set_style(style.progress_chars("=> "));
+    }
+    b.set_message(what.to_string());
+    b
+}
+
+fn add(a: AddArgs) -> Result<ExitCode> {
+    let mode: rogatory_proto::message::TransferMode =
+        parse_enum(&a.mode, "mode (send, out-of-band or hash-only)")?;
+    let send = mode == rogatory_proto::message::TransferMode::Send;
+    let out_of_band = match (mode, &a.carrier) {
+        (rogatory_proto::message::TransferMode::OutOfBand, Some(carrier)) => {
+            Some(rogatory_proto::message::OutOfBandDelivery {
+                carrier: carrier.clone(),
+                reference: a.tracking.clone(),
+            })
+        }
+        (rogatory_proto::message::TransferMode::OutOfBand, None) => {
+            bail!("an out-of-band item needs --carrier (e.g. courier, diplomatic bag)")
+        }
+        (_, Some(_)) => bail!("--carrier is for out-of-band items only"),
+        _ => None,
+    };
+    let mut perceptual = Vec::new();
+    for p in &a.perceptual_hashes {
+        let Some((algorithm, value)) = p.split_once(':') else {
+            bail!("--perceptual-hash {p}: give ALGORITHM:VALUE");
+        };
+        perceptual.push(PerceptualHash {
+            algorithm: algorithm.to_string(),
+            value: value.to_string(),
+        });
+    }
+    let data = super::init::data_dir(a.common.data_dir.clone())?;
+    let c = client(&a.common)?;
+    // The case must exist before anything is hashed.
+    c.get(&format!("/v1/cases/{}", a.case))
+        .with_context(|| format!("case {}", a.case))?;
+    let bars = indicatif::MultiProgress::new();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<crate::evidence::Hashed>>>> = a
+        .paths
+        .iter()
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
+    std::thread::scope(|scope| {
+        for _ in 0..cores.min(a.paths.len()) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(path) = a.paths.get(i) else { break };
+                    let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                    let name = path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default();
+                    let b = bars.add(bar(len, &name));
+                    let r = crate::evidence::hash_and_seal(
+                        path,
+                        send.then_some(data.as_path()),
+                        &|done| b.set_position(done),
+                    );
+                    b.finish();
+                    if let Ok(mut slot) = results[i].lock() {
+                        *slot = Some(r);
+                    }
+                }
+            });
+        }
+    });
+    let now = rogatory_proto::time::format_unix(rogatory_proto::time::now_unix());
+    let user = crate::client::local_user();
+    let mut items = Vec::with_capacity(a.paths.len());
+    for (path, slot) in a.paths.iter().zip(results) {
+        let h = slot
+            .into_inner()
+            .ok()
+            .flatten()
+            .with_context(|| format!("{} was not read", path.display()))?
+            .with_context(|| format!("cannot add {}", path.display()))?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let item = EvidenceItem {
+            item_id: String::new(),
+            description: a.description.clone().unwrap_or_else(|| name.clone()),
+            media_type: a
+                .media_type
+                .clone()
+                .unwrap_or_else(|| crate::evidence::media_type(path).to_string()),
+            size: h.size,
+            sha256: Some(h.sha256),
+            transfer: Some(mode),
+            acquisition: Acquisition {
+                method: a.method.clone(),
+                seized_from: a.seized_from.clone(),
+                seized_at: a.seized_at.clone(),
+                acquired_by: None,
+                tool: None,
+            },
+            custody: vec![CustodyEntry {
+                at: now.clone(),
+                actor: user.clone(),
+                action: if send {
+                    "hashed (SHA-256) and sealed into the node's evidence store".into()
+                } else {
+                    "hashed (SHA-256); the content stays with this agency".into()
+                },
+                note: None,
+            }],
+            handling: None,
+            perceptual_hashes: perceptual.clone(),
+            content_key: None,
+            out_of_band: out_of_band.clone(),
+        };
+        let mut body = json!({ "item": item });
+        if let Some((staged, key)) = &h.sealed {
+            body["staged"] = staged.clone().into();
+            body["content_key"] = hex::encode(key.as_bytes()).into();
+        }
+        items.push((path.clone(), h.sha256, h.size, body));
+    }
+    let r = c.post(
+        &format!("/v1/evidence/{}", a.case),
+        &json!({ "items": items.iter().map(|(_, _, _, b)| b.clone()).collect::<Vec<_>>() }),
+    )?;
+    if a.common.json {
+        return print_json(&r).map(|()| ExitCode::SUCCESS);
+    }
+    for ((path, sha, size, _), id) in items
+        .iter()
+        .zip(r["items"].as_array().into_iter().flatten())
+    {
+        println!(
+            "{}  {}  {size} B  sha256 {}  ({})",
+            s(id),
+            path.display(),
+            sha.to_hex(),
+            a.mode
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,415 @@
+//! Evidence content on disk (spec/EVIDENCE.md §3): content-addressed files beside the database,
+//! sealed in the STREAM form of `rogatory_proto::evidence`, and the records that describe them.
+//!
+//! ```text
+//! DATA/evidence/<sha256>-<key id>      an item's sealed content (the chunks one after another):
+//!                                      named by the SHA-256 of its plaintext and the id of the
+//!                                      key it is sealed under; complete and checked
+//! DATA/evidence/staging/…              being written; never counts as anything, removed freely
+//! ```
+//!
+//! A file enters `evidence/` only by a rename once complete and synced, so a half-written file
+//! never counts as held. Content is never kept in clear: the content key is wrapped under the
+//! node's storage key in the item's record (`evidence` table).
+//!
+//! Reading and hashing stream through one chunk at a time: memory stays constant whatever the
+//! file size.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use rogatory_proto::evidence::{self as stream, CHUNK, ContentKey};
+use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId, Sha256Digest};
+use rogatory_proto::message::EvidenceItem;
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+/// Directory of evidence content, in the data directory.
+pub const DIR: &str = "evidence";
+/// Directory of content being written, inside [`DIR`].
+pub const STAGING: &str = "staging";
+
+/// Where an item stands on this node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvidenceState {
+    /// Added here; its manifest has not been sent yet.
+    Staged,
+    /// Its manifest was sent (`manifest` names the envelope).
+    Announced,
+    /// Listed in a manifest received here; its content is to come over the network.
+    Expected,
+    /// Listed in a manifest received here; its content does not travel (hash-only, out of band).
+    Listed,
+}
+
+impl EvidenceState {
+    /// The text form.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Staged => "staged",
+            Self::Announced => "announced",
+            Self::Expected => "expected",
+            Self::Listed => "listed",
+        }
+    }
+}
+
+/// One evidence item as this node keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvidenceRecord {
+    /// The case.
+    pub case_id: CaseId,
+    /// The item as the manifest lists it (never with its content key).
+    pub item: EvidenceItem,
+    /// Added on this node to be handed over (`true`), or listed by a partner's manifest.
+    pub outgoing: bool,
+    /// Where it stands.
+    pub state: EvidenceState,
+    /// The partner it went to or came from, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<AgencyId>,
+    /// The envelope that carried its manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<EnvelopeId>,
+    /// The file of its sealed content in [`DIR`], once held here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<String>,
+    /// The content key, wrapped under the node's storage key (context: [`key_context`]).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    pub wrapped_key: Option<Vec<u8>>,
+    /// Unix seconds when it was added or listed here.
+    pub added_at: u64,
+    /// The local user who added it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_by: Option<String>,
+}
+
+impl EvidenceRecord {
+    /// Its key in the `evidence` table: the item id for an item added here, the partner's id
+    /// and the item id for one a partner listed (item ids are unique per sender and case).
+    pub fn key(&self) -> String {
+        match (&self.peer, self.outgoing) {
+            (Some(p), false) => format!("{p}/{}", self.item.item_id),
+            _ => self.item.item_id.clone(),
+        }
+    }
+}
+
+/// Records the items of a manifest received from `from` in `case`, within the batch that accepts
+/// its envelope: `send` items are expected (their content key wrapped under the storage key),
+/// the others listed. The inner `Err` is a refusal (an item id the partner listed before).
+pub fn record_manifest(
+    batch: &mut crate::store::Batch<'_>,
+    case: &CaseId,
+    from: &AgencyId,
+    envelope: EnvelopeId,
+    manifest: &rogatory_proto::message::EvidenceManifest,
+    storage: &[u8; 32],
+    now: u64,
+) -> Result<Result<(), String>, crate::store::StoreError> {
+    let known: std::collections::HashSet<String> = batch
+        .evidence(case)?
+        .iter()
+        .map(EvidenceRecord::key)
+        .collect();
+    let mut records = Vec::with_capacity(manifest.items.len());
+    for item in &manifest.items {
+        let mut item = item.clone();
+        let key = item.content_key.take().map(ContentKey::from_bytes);
+        let send = item.transfer == Some(rogatory_proto::message::TransferMode::Send);
+        let record = EvidenceRecord {
+            case_id: *case,
+            wrapped_key: match (&key, send) {
+                (Some(k), true) => Some(rogatory_proto::evidence::wrap_key(
+                    storage,
+                    &key_context(case, &format!("{from}/{}", item.item_id)),
+                    k,
+                )),
+                _ => None,
+            },
+            item,
+            outgoing: false,
+            state: if send {
+                EvidenceState::Expected
+            } else {
+                EvidenceState::Listed
+            },
+            peer: Some(from.clone()),
+            manifest: Some(envelope),
+            blob: None,
+            added_at: now,
+            added_by: None,
+        };
+        if send && record.wrapped_key.is_none() {
+            return Ok(Err(format!(
+                "item {} is to be sent but the manifest carries no content key for it",
+                record.item.item_id
+            )));
+        }
+        if known.contains(&record.key()) {
+            return Ok(Err(format!(
+                "item {} was listed by an earlier manifest of this case; item ids are unique",
+                record.item.item_id
+            )));
+        }
+        records.push(record);
+    }
+    for r in &records {
+        batch.put_evidence(r)?;
+    }
+    Ok(Ok(()))
+}
+
+/// What a wrapped content key is bound to: the case and the item.
+pub fn key_context(case: &CaseId, item_id: &str) -> Vec<u8> {
+    let mut c = b"rogatory evidence key\0".to_vec();
+    c.extend_from_slice(case.as_bytes());
+    c.extend_from_slice(item_id.as_bytes());
+    c
+}
+
+/// The file name of an item's sealed content.
+pub fn blob_name(sha256: &Sha256Digest, key: &ContentKey) -> String {
+    format!("{}-{}", sha256.to_hex(), hex::encode(key.id()))
+}
+
+/// Whether `name` is a blob name this module writes (no path separators, no dots).
+pub fn is_blob_name(name: &str) -> bool {
+    let lower_hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    name.len() == 64 + 1 + 16
+        && name.as_bytes()[64] == b'-'
+        && lower_hex(&name[..64])
+        && lower_hex(&name[65..])
+}
+
+/// The evidence directory of a data directory (created if needed, mode 0700).
+pub fn dir(data: &Path) -> Result<PathBuf> {
+    let d = data.join(DIR);
+    crate::files::create_private_dir(&d.join(STAGING))?;
+    Ok(d)
+}
+
+/// A file hashed, and sealed if asked.
+#[derive(Debug)]
+pub struct Hashed {
+    /// SHA-256 of the plaintext.
+    pub sha256: Sha256Digest,
+    /// Its size.
+    pub size: u64,
+    /// The sealed copy in the staging directory, and its key (for `send` items).
+    pub sealed: Option<(String, ContentKey)>,
+}
+
+/// Reads `src` once, in chunks: hashes it and, with `seal`, writes its sealed form under a
+/// fresh key into `data`'s staging directory (synced). `progress` is told the bytes read.
+pub fn hash_and_seal(
+    src: &Path,
+    data: Option<&Path>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Hashed> {
+    let file = File::open(src).with_context(|| format!("cannot open {}", src.display()))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read {}", src.display()))?;
+    if !meta.is_file() {
+        bail!("{} is not a regular file", src.display());
+    }
+    let size = meta.len();
+    let mut reader = BufReader::with_capacity(CHUNK, file);
+    let mut hasher = sha2::Sha256::new();
+    let mut out = match data {
+        Some(d) => {
+            let staging = dir(d)?.join(STAGING);
+            let key = ContentKey::generate();
+            let mut rnd = [0u8; 8];
+            rogatory_proto::keys::fill_random(&mut rnd);
+            let name = format!("add-{}", hex::encode(rnd));
+            let path = staging.join(&name);
+            let f = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            Some((f, name, key))
+        }
+        None => None,
+    };
+    let mut buf = Vec::with_capacity(CHUNK + stream::TAG);
+    let mut done = 0u64;
+    for index in 0..stream::chunks(size) {
+        let want = stream::plain_len(size, index)?;
+        buf.clear();
+        buf.resize(want, 0);
+        reader
+            .read_exact(&mut buf)
+            .with_context(|| format!("{} changed while it was read", src.display()))?;
+        hasher.update(&buf);
+        if let Some((f, _, key)) = out.as_mut() {
+            stream::seal_chunk(key, size, index, &mut buf)?;
+            f.write_all(&buf).context("cannot write the sealed copy")?;
+        }
+        done += want as u64;
+        progress(done);
+    }
+    let mut extra = [0u8; 1];
+    if reader.read(&mut extra)? != 0 {
+        bail!("{} grew while it was read", src.display());
+    }
+    let sha256 = Sha256Digest(hasher.finalize().into());
+    let sealed = match out {
+        Some((f, name, key)) => {
+            f.sync_all().context("cannot sync the sealed copy")?;
+            Some((name, key))
+        }
+        None => None,
+    };
+    Ok(Hashed {
+        sha256,
+        size,
+        sealed,
+    })
+}
+
+/// Moves a staged sealed copy into the evidence directory under its content name, after
+/// checking its length; the rename is synced. An identical blob already there is kept.
+pub fn commit_staged(data: &Path, staged: &str, name: &str, size: u64) -> Result<()> {
+    if !staged.starts_with("add-") || staged.contains(['/', '\\', '.']) || !is_blob_name(name) {
+        bail!("not a staged evidence file: {staged}");
+    }
+    let d = dir(data)?;
+    let from = d.join(STAGING).join(staged);
+    let len = fs::metadata(&from)
+        .with_context(|| format!("the staged file {staged} is missing"))?
+        .len();
+    if len != stream::sealed_len(size) {
+        bail!(
+            "the staged file {staged} is {len} bytes; {} were expected",
+            stream::sealed_len(size)
+        );
+    }
+    fs::rename(&from, d.join(name)).with_context(|| format!("cannot move {staged} into place"))?;
+    File::open(&d)
+        .and_then(|f| f.sync_all())
+        .context("cannot sync the evidence directory")?;
+    Ok(())
+}
+
+/// Reads a stored item's sealed content, opening every chunk, and returns the SHA-256 of the
+/// plaintext; with `out`, also writes the plaintext there. Fails on the first chunk that does
+/// not open.
+pub fn read_blob(
+    data: &Path,
+    name: &str,
+    key: &ContentKey,
+    size: u64,
+    mut out: Option<&mut dyn Write>,
+    progress: &dyn Fn(u64),
+) -> Result<Sha256Digest> {
+    if !is_blob_name(name) {
+        bail!("not an evidence file name: {name}");
+    }
+    let path = data.join(DIR).join(name);
+    let file = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    let len = file.metadata()?.len();
+    if len != stream::sealed_len(size) {
+        bail!(
+            "{} is {len} bytes; {} were expected",
+            path.display(),
+            stream::sealed_len(size)
+        );
+    }
+    let mut reader = BufReader::with_capacity(stream::SEALED_CHUNK, file);
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = Vec::with_capacity(stream::SEALED_CHUNK);
+    let mut done = 0u64;
+    for index in 0..stream::chunks(size) {
+        let n = stream::plain_len(size, index)? + stream::TAG;
+        buf.clear();
+        buf.resize(n, 0);
+        reader.read_exact(&mut buf)?;
+        stream::open_chunk(key, size, index, &mut buf)?;
+        hasher.update(&buf);
+        if let Some(w) = out.as_mut() {
+            w.write_all(&buf)?;
+        }
+        done += buf.len() as u64;
+        progress(done);
+    }
+    Ok(Sha256Digest(hasher.finalize().into()))
+}
+
+/// A media type from a file name's extension (the user may give one instead).
+pub fn media_type(path: &Path) -> &'static str {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .unwrap_or_default();
+    match ext.as_str() {
+        "txt" | "log" => "text/plain",
+        "csv" => "text/csv",
+        "json" => "application/json",
+        "xml" => "application/xml",
+        "pdf" => "application/pdf",
+        "zip" => "application/zip",
+        "jpg" | "jpeg" => "image/jpeg",
+        "png" => "image/png",
+        "gif" => "image/gif",
+        "mp4" => "video/mp4",
+        "mov" => "video/quicktime",
+        "eml" => "message/rfc822",
+        "html" | "htm" => "text/html",
+        _ => "application/octet-stream",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_hashed_sealed_and_read_back_and_a_changed_byte_is_found() {
+        let t = tempfile::tempdir().unwrap();
+        let src = t.path().join("records.csv");
+        let content: Vec<u8> = (0..(2 * CHUNK + 100)).map(|i| (i % 251) as u8).collect();
+        fs::write(&src, &content).unwrap();
+        let data = t.path().join("data");
+        let h = hash_and_seal(&src, Some(&data), &|_| {}).unwrap();
+        assert_eq!(h.size, content.len() as u64);
+        assert_eq!(h.sha256, Sha256Digest::of(&content));
+        let (staged, key) = h.sealed.unwrap();
+        let name = blob_name(&h.sha256, &key);
+        assert!(is_blob_name(&name));
+        commit_staged(&data, &staged, &name, h.size).unwrap();
+        let stored = fs::read(data.join(DIR).join(&name)).unwrap();
+        assert_eq!(stored.len() as u64, stream::sealed_len(h.size));
+        assert!(
+            !stored.windows(64).any(|w| w == &content[1000..1064]),
+            "the content is not kept in clear"
+        );
+        let mut out = Vec::new();
+        let d = read_blob(&data, &name, &key, h.size, Some(&mut out), &|_| {}).unwrap();
+        assert_eq!(d, h.sha256);
+        assert_eq!(out, content);
+        // One bit changed on disk: the chunk that holds it does not open.
+        let mut bad = stored.clone();
+        bad[CHUNK + 40] ^= 1;
+        fs::write(data.join(DIR).join(&name), &bad).unwrap();
+        let e = read_blob(&data, &name, &key, h.size, None, &|_| {}).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("chunk 1 does not verify"),
+            "{e:#}"
+        );
+        // Truncated: refused by its length.
+        fs::write(data.join(DIR).join(&name), &stored[..stored.len() - 1]).unwrap();
+        assert!(read_blob(&data, &name, &key, h.size, None, &|_| {}).is_err());
+        // Hash only: nothing is written.
+        let h = hash_and_seal(&src, None, &|_| {}).unwrap();
+        assert!(h.sealed.is_none());
+        assert_eq!(h.sha256, Sha256Digest::of(&content));
+        assert!(commit_staged(&data, "../x", &name, 1).is_err());
+    }
+}

@@ -1,0 +1,245 @@
+//! Evidence across two real nodes: items added (hashed, and sealed if they are to be sent),
+//! their manifest sent and listed on the other side, and content that must not travel found on
+//! no disk but its holder's original.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rogatory_proto::ids::Sha256Digest;
+use rogatory_tests::{Cluster, Rng, example, run_line};
+use serde_json::Value;
+
+fn json(root: &Path, line: &str) -> Value {
+    serde_json::from_str(&run_line(root, line).ok().stdout).unwrap()
+}
+
+/// Bytes no other file holds by chance.
+fn unique(rng: &mut Rng, n: usize) -> Vec<u8> {
+    (0..n).map(|_| rng.below(256) as u8).collect()
+}
+
+/// Every file under `dir` that holds any 64-byte window of `needle`'s first, middle or last
+/// kilobyte.
+fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
+    let probes: Vec<&[u8]> = [0, needle.len() / 2, needle.len() - 1024]
+        .iter()
+        .map(|&at| &needle[at..at + 64])
+        .collect();
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                if probes.iter().any(|w| bytes.windows(64).any(|x| x == *w)) {
+                    found.push(p.display().to_string());
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn evidence_is_added_and_listed_on_both_nodes_and_hash_only_content_stays_home() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    c.start(0);
+    c.start(1);
+    let mut rng = Rng::seeded();
+    // XB holds the evidence; the request came from XA.
+    let case = c.send(
+        0,
+        "XB.DOJ-CA",
+        "new",
+        "mla-request",
+        &example("mla-request.json"),
+    )["case_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.wait_settled(0, 1, Duration::from_secs(60));
+    let files = root.join("seized");
+    std::fs::create_dir(&files).unwrap();
+    let records = unique(&mut rng, 3 * (1 << 20) + 123);
+    let material = unique(&mut rng, 200 * 1024);
+    let image = unique(&mut rng, 100 * 1024);
+    std::fs::write(files.join("records.csv"), &records).unwrap();
+    std::fs::write(files.join("material.mp4"), &material).unwrap();
+    std::fs::write(files.join("phone.img"), &image).unwrap();
+    let add = |args: &str| {
+        json(
+            root,
+            &format!("evidence add {case} {args} --data-dir xb.doj-ca --json"),
+        )
+    };
+    let r = add(&format!(
+        "{} --description subscriber-records --seized-from provider --seized-at 2026-11-20T10:00:00Z",
+        files.join("records.csv").display()
+    ));
+    assert_eq!(r["items"], serde_json::json!(["E1"]));
+    let r = add(&format!(
+        "{} --mode hash-only --perceptual-hash PDQ:f8f8f0cee0f4a84f",
+        files.join("material.mp4").display()
+    ));
+    assert_eq!(r["items"], serde_json::json!(["E2"]));
+    run_line(
+        root,
+        &format!(
+            "evidence add {case} {} --mode out-of-band --data-dir xb.doj-ca",
+            files.join("phone.img").display()
+        ),
+    )
+    .failed();
+    let r = add(&format!(
+        "{} --mode out-of-band --carrier courier --tracking XB-SEAL-0042",
+        files.join("phone.img").display()
+    ));
+    assert_eq!(r["items"], serde_json::json!(["E3"]));
+    // Refusals: an unknown case, a bad mode, a missing file.
+    run_line(
+        root,
+        &format!(
+            "evidence add 01a0c451-2f50-7717-9717-171717171717 {} --data-dir xb.doj-ca",
+            files.join("phone.img").display()
+        ),
+    )
+    .failed();
+    let e = run_line(
+        root,
+        &format!(
+            "evidence add {case} {} --mode carrier-pigeon --data-dir xb.doj-ca",
+            files.join("phone.img").display()
+        ),
+    )
+    .failed();
+    assert!(e.stderr.contains("mode"), "{}", e.stderr);
+    run_line(
+        root,
+        &format!(
+            "evidence add {case} {}/none --data-dir xb.doj-ca",
+            files.display()
+        ),
+    )
+    .failed();
+
+    let list = json(
+        root,
+        &format!("evidence list {case} --data-dir xb.doj-ca --json"),
+    );
+    let rows = list.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{list}");
+    for (row, (content, mode, held)) in rows.iter().zip([
+        (&records, "send", true),
+        (&material, "hash-only", false),
+        (&image, "out-of-band", false),
+    ]) {
+        assert_eq!(row["sha256"], Sha256Digest::of(content).to_hex().as_str());
+        assert_eq!(row["size"], content.len());
+        assert_eq!(row["transfer"], mode);
+        assert_eq!(row["held_here"], held);
+        assert_eq!(row["state"], "staged");
+    }
+    assert_eq!(rows[0]["media_type"], "text/csv");
+    assert_eq!(rows[1]["perceptual_hashes"][0]["algorithm"], "PDQ");
+    // The sealed copy is the only evidence file, and it does not hold the records in clear.
+    let blobs: Vec<_> = std::fs::read_dir(root.join("xb.doj-ca/evidence"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    assert_eq!(blobs.len(), 1, "{blobs:?}");
+    assert!(files_holding(&root.join("xb.doj-ca"), &records).is_empty());
+
+    // A manifest cannot be sent as a plain message: its items must be on record.
+    let r = c.api(1).post(
+        "/v1/send",
+        &serde_json::json!({"to": ["XA.MOJ-CA"], "case": case, "type": "evidence-manifest",
+            "body": example("evidence-manifest.json")}),
+    );
+    assert!(format!("{:#}", r.unwrap_err()).contains("evidence send"));
+    let sent = json(
+        root,
+        &format!("evidence send {case} --to XA.MOJ-CA --data-dir xb.doj-ca --json"),
+    );
+    assert_eq!(sent["items"], serde_json::json!(["E1", "E2", "E3"]));
+    c.wait_settled(1, 1, Duration::from_secs(60));
+    let e = run_line(
+        root,
+        &format!("evidence send {case} --to XA.MOJ-CA --data-dir xb.doj-ca"),
+    )
+    .failed();
+    assert!(e.stderr.contains("no evidence staged"), "{}", e.stderr);
+
+    let theirs = json(
+        root,
+        &format!("evidence list {case} --data-dir xa.moj-ca --json"),
+    );
+    let rows = theirs.as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{theirs}");
+    let states: Vec<(&str, &str, &str)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["item_id"].as_str().unwrap(),
+                r["state"].as_str().unwrap(),
+                r["direction"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("XB.DOJ-CA/E1", "expected", "incoming"),
+            ("XB.DOJ-CA/E2", "listed", "incoming"),
+            ("XB.DOJ-CA/E3", "listed", "incoming"),
+        ]
+    );
+    assert_eq!(
+        rows[1]["sha256"],
+        Sha256Digest::of(&material).to_hex().as_str()
+    );
+    assert_eq!(rows[1]["perceptual_hashes"][0]["value"], "f8f8f0cee0f4a84f");
+    let mine = json(
+        root,
+        &format!("evidence list {case} --data-dir xb.doj-ca --json"),
+    );
+    assert!(
+        mine.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["state"] == "announced")
+    );
+
+    // The hash-only material is on no disk of either node (only in the holder's own folder).
+    c.stop(0);
+    c.stop(1);
+    for dir in ["xa.moj-ca", "xb.doj-ca"] {
+        assert!(
+            files_holding(&root.join(dir), &material).is_empty(),
+            "{dir}"
+        );
+        assert!(files_holding(&root.join(dir), &records).is_empty(), "{dir}");
+    }
+    // Each addition is in the holder's audit log, with the content's hash.
+    let log = json(
+        root,
+        &format!("audit log {case} --data-dir xb.doj-ca --json"),
+    );
+    let added: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "evidence-added")
+        .collect();
+    assert_eq!(added.len(), 3, "{log}");
+    assert_eq!(
+        added[1]["commitment"],
+        Sha256Digest::of(&material).to_hex().as_str()
+    );
+    run_line(root, "audit verify-store --data-dir xb.doj-ca").ok();
+}
