@@ -25,6 +25,9 @@
 //! | `POST /v1/evidence/{case}`| add items (manifest entries; `send` items' sealed content |
 //! |                           | staged in `evidence/staging/` with its key)               |
 //! | `POST /v1/evidence/{case}/send` | send the manifest of the staged items to a partner  |
+//! | `POST /v1/evidence/{case}/export` | write a verified item's content to a new file     |
+//! |                           | (logged first as `evidence-exported`)                     |
+//! | `POST /v1/evidence/{case}/verify` | re-read held content and check it                 |
 //! | `GET /v1/messages/{id}`   | one message: metadata, receipt, audit entries, and (for a |
 //! |                           | received one) its content — logged as `content-accessed`  |
 
@@ -246,6 +249,8 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/deadlines", get(deadlines))
         .route("/v1/evidence/{case}", get(evidence_list).post(evidence_add))
         .route("/v1/evidence/{case}/send", post(evidence_send))
+        .route("/v1/evidence/{case}/export", post(evidence_export))
+        .route("/v1/evidence/{case}/verify", post(evidence_verify))
         // A message body may be up to 16 MiB, as JSON a little more.
         .layer(axum::extract::DefaultBodyLimit::max(24 * 1024 * 1024))
         .with_state(state)
@@ -1022,6 +1027,9 @@ pub fn evidence_row(r: &crate::evidence::EvidenceRecord) -> Value {
         "peer": r.peer.as_ref().map(|p| p.as_str()),
         "manifest": r.manifest.map(|m| m.to_hex()),
         "held_here": r.blob.is_some(),
+        "chunks": rogatory_proto::evidence::chunks(r.item.size),
+        "chunks_done": r.chunks_done,
+        "problem": r.problem,
         "added_at": format_unix(r.added_at),
         "added_by": r.added_by,
         "acquisition": serde_json::to_value(&r.item.acquisition).unwrap_or_default(),
@@ -1030,19 +1038,248 @@ pub fn evidence_row(r: &crate::evidence::EvidenceRecord) -> Value {
     })
 }
 
-/// A case's evidence items.
+/// `GET /v1/evidence/{case}?wait=SECS&done=N`.
+#[derive(Debug, serde::Deserialize)]
+pub struct EvidenceWait {
+    /// Seconds to wait (at most 300) until no item is still expected, or until `done` chunks of
+    /// the case's incoming items are durable.
+    #[serde(default)]
+    pub wait: u64,
+    /// Answer once at least this many chunks have arrived (all items together).
+    #[serde(default)]
+    pub done: Option<u64>,
+}
+
+/// A case's evidence items; with `?wait=`, once the transfers are over (or `done` chunks in).
 async fn evidence_list(
     _: Authorized,
     State(s): State<Arc<ApiState>>,
     UrlPath(id): UrlPath<String>,
+    axum::extract::Query(w): axum::extract::Query<EvidenceWait>,
 ) -> Result<Json<Value>, ApiError> {
     let case = case_id(&id)?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(w.wait.min(300));
+    let list = loop {
+        // Listening before reading, so an arrival in between is not missed.
+        let woken = s.waiters.1.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let store = Arc::clone(&s.store);
+        let list = tokio::task::spawn_blocking(move || store.evidence(&case))
+            .await
+            .map_err(internal)?
+            .map_err(internal)?;
+        let incoming = list.iter().filter(|r| !r.outgoing);
+        let reached = match w.done {
+            Some(n) => incoming.map(|r| r.chunks_done).sum::<u64>() >= n,
+            None => !incoming
+                .clone()
+                .any(|r| r.state == crate::evidence::EvidenceState::Expected),
+        };
+        if reached || tokio::time::timeout_at(deadline, woken).await.is_err() {
+            break list;
+        }
+    };
+    Ok(Json(Value::Array(list.iter().map(evidence_row).collect())))
+}
+
+/// Finds a case's evidence item by its record key (`E1`, `XB.DOJ-CA/E1`), or by an item id
+/// that names one item only.
+async fn evidence_item(
+    s: &ApiState,
+    case: CaseId,
+    item: &str,
+) -> Result<crate::evidence::EvidenceRecord, ApiError> {
     let store = Arc::clone(&s.store);
     let list = tokio::task::spawn_blocking(move || store.evidence(&case))
         .await
         .map_err(internal)?
         .map_err(internal)?;
-    Ok(Json(Value::Array(list.iter().map(evidence_row).collect())))
+    let mut by_id = list.iter().filter(|r| r.item.item_id == item);
+    if let Some(r) = list.iter().find(|r| r.key() == item) {
+        return Ok(r.clone());
+    }
+    match (by_id.next(), by_id.next()) {
+        (Some(r), None) => Ok(r.clone()),
+        (Some(_), Some(_)) => Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("several items are called {item}: give PARTNER/{item}"),
+        )),
+        _ => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no evidence item {item} in case {case}"),
+        )),
+    }
+}
+
+/// Reads a held item's content through its key: checks every chunk and the SHA-256, and writes
+/// the plaintext to `out` if given.
+async fn read_item(
+    s: &ApiState,
+    r: &crate::evidence::EvidenceRecord,
+    out: Option<PathBuf>,
+) -> Result<(), String> {
+    let blob = r
+        .blob
+        .clone()
+        .ok_or("its content is not held on this node")?;
+    let wrapped = r.wrapped_key.clone().ok_or("no content key on record")?;
+    let context = crate::evidence::key_context(&r.case_id, &r.key());
+    let key = rogatory_proto::evidence::unwrap_key(&s.me.keys.storage_key(), &context, &wrapped)
+        .ok_or("the content key does not unwrap with this node's storage key")?;
+    let (data, size, want) = (s.data.clone(), r.item.size, r.item.sha256);
+    tokio::task::spawn_blocking(move || -> Result<(), String> {
+        let mut file = match &out {
+            Some(p) => Some(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(p)
+                    .map_err(|e| format!("cannot create {}: {e}", p.display()))?,
+            ),
+            None => None,
+        };
+        let result = crate::evidence::read_blob(
+            &data,
+            &blob,
+            &key,
+            size,
+            file.as_mut().map(|f| f as &mut dyn std::io::Write),
+            &|_| {},
+        )
+        .map_err(|e| format!("{e:#}"))
+        .and_then(|sha| {
+            if Some(sha) == want {
+                Ok(())
+            } else {
+                Err(format!(
+                    "the stored content's SHA-256 is {}, not the manifest's",
+                    sha.to_hex()
+                ))
+            }
+        })
+        .and_then(|()| match &file {
+            Some(f) => f
+                .sync_all()
+                .map_err(|e| format!("cannot sync the export: {e}")),
+            None => Ok(()),
+        });
+        if result.is_err()
+            && let Some(p) = &out
+        {
+            let _ = std::fs::remove_file(p);
+        }
+        result
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// The body of `POST /v1/evidence/{case}/export`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportEvidence {
+    /// The item.
+    pub item: String,
+    /// Where to write the content (a new file).
+    pub out: PathBuf,
+}
+
+/// Writes a verified item's content, decrypted, to a new file; logged first as
+/// `evidence-exported` with the local user.
+async fn evidence_export(
+    Authorized(user): Authorized,
+    State(s): State<Arc<ApiState>>,
+    UrlPath(id): UrlPath<String>,
+    Json(b): Json<ExportEvidence>,
+) -> Result<Json<Value>, ApiError> {
+    let case = case_id(&id)?;
+    let bad = |m: String| ApiError(StatusCode::UNPROCESSABLE_ENTITY, m);
+    let r = evidence_item(&s, case, &b.item).await?;
+    let exportable =
+        r.blob.is_some() && (r.outgoing || r.state == crate::evidence::EvidenceState::Verified);
+    if !exportable {
+        return Err(bad(format!(
+            "item {} is {}: only content that arrived and matched its manifest's SHA-256 (verified) can be exported",
+            r.key(),
+            r.state.as_str()
+        )));
+    }
+    if !b.out.is_absolute() {
+        return Err(bad("give the output file as an absolute path".into()));
+    }
+    if b.out.exists() {
+        return Err(bad(format!("{} exists already", b.out.display())));
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    submit(
+        &s,
+        Job::EvidenceExported {
+            case,
+            key: r.key(),
+            user,
+            reply: tx,
+        },
+    )
+    .await?;
+    rx.await
+        .map_err(|_| internal("the store worker stopped"))?
+        .map_err(bad)?;
+    read_item(&s, &r, Some(b.out.clone())).await.map_err(bad)?;
+    Ok(Json(json!({
+        "case_id": case.to_string(),
+        "item_id": r.key(),
+        "out": b.out,
+        "size": r.item.size,
+        "sha256": r.item.sha256.map(|d| d.to_hex()),
+    })))
+}
+
+/// The body of `POST /v1/evidence/{case}/verify`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEvidence {
+    /// One item (default: every item whose content is held here).
+    #[serde(default)]
+    pub item: Option<String>,
+}
+
+/// Re-reads the held content of a case's items and checks it against the manifest.
+async fn evidence_verify(
+    _: Authorized,
+    State(s): State<Arc<ApiState>>,
+    UrlPath(id): UrlPath<String>,
+    Json(b): Json<VerifyEvidence>,
+) -> Result<Json<Value>, ApiError> {
+    let case = case_id(&id)?;
+    let items = match &b.item {
+        Some(i) => vec![evidence_item(&s, case, i).await?],
+        None => {
+            let store = Arc::clone(&s.store);
+            tokio::task::spawn_blocking(move || store.evidence(&case))
+                .await
+                .map_err(internal)?
+                .map_err(internal)?
+                .into_iter()
+                .filter(|r| r.blob.is_some())
+                .collect()
+        }
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for r in &items {
+        let result = read_item(&s, r, None).await;
+        if let Err(e) = &result {
+            tracing::error!(case = %case, item = %r.key(), "evidence does not verify: {e}");
+        }
+        out.push(json!({
+            "item_id": r.key(),
+            "size": r.item.size,
+            "sha256": r.item.sha256.map(|d| d.to_hex()),
+            "ok": result.is_ok(),
+            "problem": result.err(),
+        }));
+    }
+    Ok(Json(Value::Array(out)))
 }
 
 /// The body of `POST /v1/evidence/{case}/send`.

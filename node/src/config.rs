@@ -24,6 +24,8 @@ pub struct Config {
     pub limits: Limits,
     /// Delivery of the outbox.
     pub delivery: Delivery,
+    /// Evidence transfers.
+    pub evidence: Evidence,
     /// Logs.
     pub log: Log,
 }
@@ -99,6 +101,21 @@ impl Delivery {
     /// The longest back-off.
     pub fn max(&self) -> Duration {
         Duration::from_secs(self.max_backoff_secs.max(1))
+    }
+}
+
+/// `[evidence]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Evidence {
+    /// While evidence arrives, its file is synced, and the progress recorded, every this many
+    /// MiB: after a restart of either node the transfer resumes from the last such point.
+    pub sync_every_mib: u64,
+}
+
+impl Default for Evidence {
+    fn default() -> Self {
+        Self { sync_every_mib: 64 }
     }
 }
 

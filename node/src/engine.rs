@@ -156,6 +156,39 @@ pub enum Job {
         /// The queued envelope and the items it lists, after the commit.
         reply: tokio::sync::oneshot::Sender<ManifestSent>,
     },
+    /// A transfer's durable progress: `done` chunks of the item are synced in its partial file.
+    EvidenceProgress {
+        /// The case.
+        case: CaseId,
+        /// The item's record key.
+        key: String,
+        /// Chunks durable.
+        done: u64,
+        /// Answered after the commit.
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
+    /// An item's content arrived whole: verified (in place) or quarantined.
+    EvidenceArrived {
+        /// The case.
+        case: CaseId,
+        /// The item's record key.
+        key: String,
+        /// What became of it.
+        outcome: Arrival,
+        /// Answered after the commit.
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
+    /// A local user exports an item's content: log it (before the file is written).
+    EvidenceExported {
+        /// The case.
+        case: CaseId,
+        /// The item's record key.
+        key: String,
+        /// The local user.
+        user: Option<String>,
+        /// Answered after the commit.
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
     /// A local user read a message's content: log it before the content is shown.
     Access {
         /// The case.
@@ -181,6 +214,21 @@ pub struct NewEvidence {
     pub content: Option<(String, rogatory_proto::evidence::ContentKey)>,
 }
 
+/// What became of an item's content when it had all arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arrival {
+    /// Its SHA-256 matched the manifest's; it is in `evidence/` under this name.
+    Verified {
+        /// The file name.
+        blob: String,
+    },
+    /// It did not match; it is in `evidence/quarantine/`.
+    Quarantined {
+        /// Why.
+        problem: String,
+    },
+}
+
 /// What the worker tells the event loop.
 #[derive(Debug)]
 pub enum Notice {
@@ -199,6 +247,11 @@ pub enum Notice {
         order: u64,
         /// The envelope.
         id: [u8; 32],
+    },
+    /// A partner's evidence manifest was accepted in this case: its items are to be fetched.
+    EvidenceListed {
+        /// The case.
+        case: CaseId,
     },
     /// A receipt was recorded (`None`: it could not be, the envelope stays queued).
     Settled {
@@ -434,8 +487,13 @@ impl Engine {
                             case_id,
                             receipt,
                             confirm,
+                            evidence,
                         } => {
                             tracing::info!(%from, envelope = %envelope_id, case = %case_id, "accepted");
+                            if evidence {
+                                replies
+                                    .push(Reply::Notice(Notice::EvidenceListed { case: case_id }));
+                            }
                             if let Some(message) = confirm {
                                 self.confirm(batch, &from, case_id, *message, replies)?;
                             }
@@ -613,6 +671,59 @@ impl Engine {
                 }
                 Ok(())
             }
+            Job::EvidenceProgress {
+                case,
+                key,
+                done,
+                reply,
+            } => {
+                replies.push(Reply::Accessed(reply, Ok(())));
+                if let Some(mut r) = batch.evidence(&case)?.into_iter().find(|r| r.key() == key)
+                    && r.state == crate::evidence::EvidenceState::Expected
+                {
+                    r.chunks_done = done;
+                    batch.put_evidence(&r)?;
+                }
+                Ok(())
+            }
+            Job::EvidenceArrived {
+                case,
+                key,
+                outcome,
+                reply,
+            } => {
+                replies.push(Reply::Accessed(reply, Ok(())));
+                self.evidence_arrived(batch, &case, &key, outcome)
+            }
+            Job::EvidenceExported {
+                case,
+                key,
+                user,
+                reply,
+            } => {
+                replies.push(Reply::Accessed(reply, Ok(())));
+                let Some(r) = batch.evidence(&case)?.into_iter().find(|r| r.key() == key) else {
+                    return Err(anyhow!("no evidence item {key} in case {case}"));
+                };
+                let e = AuditEntry {
+                    seq: 0,
+                    time: rogatory_proto::time::now_unix(),
+                    case_id: case,
+                    event: AuditEvent::EvidenceExported,
+                    actor: Actor {
+                        agency: self.me.card.id().clone(),
+                        user,
+                    },
+                    peer: None,
+                    envelope_id: r.manifest,
+                    receipt_hash: None,
+                    transition: None,
+                    reason: None,
+                    commitment: r.item.sha256,
+                };
+                batch.append(&self.signer(), &case, &mut [e])?;
+                Ok(())
+            }
             Job::Access {
                 case,
                 envelope,
@@ -692,6 +803,8 @@ impl Engine {
                 manifest: None,
                 blob,
                 wrapped_key,
+                chunks_done: 0,
+                problem: None,
                 added_at: now,
                 added_by: user.clone(),
             })?;
@@ -762,6 +875,61 @@ impl Engine {
             batch.put_evidence(&r)?;
         }
         Ok(Ok((queued, ids)))
+    }
+
+    /// Records an item's content arrival: its state, file and the audit entries
+    /// (`evidence-transferred`, then `evidence-verified` or `evidence-quarantined`, with the
+    /// manifest's hash and the partner).
+    fn evidence_arrived(
+        &self,
+        batch: &mut Batch<'_>,
+        case: &CaseId,
+        key: &str,
+        outcome: Arrival,
+    ) -> Result<()> {
+        let Some(mut r) = batch.evidence(case)?.into_iter().find(|r| r.key() == key) else {
+            return Err(anyhow!("no evidence item {key} in case {case}"));
+        };
+        let now = rogatory_proto::time::now_unix();
+        let verified = matches!(outcome, Arrival::Verified { .. });
+        match outcome {
+            Arrival::Verified { blob } => {
+                r.state = crate::evidence::EvidenceState::Verified;
+                r.blob = Some(blob);
+                r.chunks_done = rogatory_proto::evidence::chunks(r.item.size);
+            }
+            Arrival::Quarantined { problem } => {
+                r.state = crate::evidence::EvidenceState::Quarantined;
+                r.problem = Some(problem);
+            }
+        }
+        batch.put_evidence(&r)?;
+        let entry = |event| AuditEntry {
+            seq: 0,
+            time: now,
+            case_id: *case,
+            event,
+            actor: Actor {
+                agency: self.me.card.id().clone(),
+                user: None,
+            },
+            peer: r.peer.clone(),
+            envelope_id: r.manifest,
+            receipt_hash: None,
+            transition: None,
+            reason: None,
+            commitment: r.item.sha256,
+        };
+        let mut entries = vec![
+            entry(AuditEvent::EvidenceTransferred),
+            entry(if verified {
+                AuditEvent::EvidenceVerified
+            } else {
+                AuditEvent::EvidenceQuarantined
+            }),
+        ];
+        batch.append(&self.signer(), case, &mut entries)?;
+        Ok(())
     }
 
     /// Logs what a local user did (or tried) with a message.
@@ -993,6 +1161,9 @@ impl Reply {
             Job::NewCase { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
             Job::EvidenceAdd { reply, .. } => Reply::Items(reply, Err("not done".into())),
             Job::EvidenceSend { reply, .. } => Reply::Manifest(reply, Err("not done".into())),
+            Job::EvidenceProgress { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
+            Job::EvidenceArrived { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
+            Job::EvidenceExported { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
             Job::Refused { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
         }
     }
@@ -1005,8 +1176,8 @@ impl Reply {
                 token,
                 receipt: None,
             }),
-            // Nothing was queued after all: the event loop must not hear of it.
-            Reply::Notice(Notice::Queued { .. }) => return None,
+            // Nothing was queued or stored after all: the event loop must not hear of it.
+            Reply::Notice(Notice::Queued { .. } | Notice::EvidenceListed { .. }) => return None,
             Reply::Notice(Notice::Settled { id, .. }) => {
                 Reply::Notice(Notice::Settled { id, state: None })
             }

@@ -30,6 +30,10 @@ use sha2::Digest;
 pub const DIR: &str = "evidence";
 /// Directory of content being written, inside [`DIR`].
 pub const STAGING: &str = "staging";
+/// Directory of content being received, inside [`DIR`]: `<case>-<record key>` per item.
+pub const PARTIAL: &str = "partial";
+/// Directory of content that arrived and did not match its manifest, inside [`DIR`].
+pub const QUARANTINE: &str = "quarantine";
 
 /// Where an item stands on this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +47,11 @@ pub enum EvidenceState {
     Expected,
     /// Listed in a manifest received here; its content does not travel (hash-only, out of band).
     Listed,
+    /// Its content arrived and matched the manifest's SHA-256.
+    Verified,
+    /// Its content arrived but did not match the manifest (see `problem`); kept apart in
+    /// `evidence/quarantine/`, never counted as received.
+    Quarantined,
 }
 
 impl EvidenceState {
@@ -53,6 +62,8 @@ impl EvidenceState {
             Self::Announced => "announced",
             Self::Expected => "expected",
             Self::Listed => "listed",
+            Self::Verified => "verified",
+            Self::Quarantined => "quarantined",
         }
     }
 }
@@ -80,6 +91,12 @@ pub struct EvidenceRecord {
     /// The content key, wrapped under the node's storage key (context: [`key_context`]).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
     pub wrapped_key: Option<Vec<u8>>,
+    /// Chunks of an expected item received, synced and recorded: the transfer resumes there.
+    #[serde(default)]
+    pub chunks_done: u64,
+    /// Why it was quarantined.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
     /// Unix seconds when it was added or listed here.
     pub added_at: u64,
     /// The local user who added it.
@@ -140,6 +157,8 @@ pub fn record_manifest(
             peer: Some(from.clone()),
             manifest: Some(envelope),
             blob: None,
+            chunks_done: 0,
+            problem: None,
             added_at: now,
             added_by: None,
         };

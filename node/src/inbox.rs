@@ -43,6 +43,8 @@ pub enum Outcome {
         /// A proposal of the partner this node (the requested side) applied: the confirmation
         /// to send back in the same transaction (`cases::Effect::Confirm`).
         confirm: Option<Box<rogatory_proto::message::Message>>,
+        /// It was an evidence manifest: its `send` items are to be fetched.
+        evidence: bool,
     },
     /// Already answered before: the original receipt, unchanged.
     Replay {
@@ -281,6 +283,10 @@ pub fn receive_in(
                     case_id: opened.case_id,
                     receipt,
                     confirm,
+                    evidence: matches!(
+                        opened.message,
+                        rogatory_proto::message::Message::EvidenceManifest(_)
+                    ),
                 },
                 Some(slot),
             ))

@@ -19,3 +19,4 @@ pub mod keydir;
 pub mod net;
 pub mod secret;
 pub mod store;
+pub mod transfer;

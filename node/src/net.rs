@@ -111,6 +111,7 @@ pub(crate) struct Behaviour {
     /// has authenticated it, before any protocol runs.
     allow: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
     envelope: request_response::Behaviour<EnvelopeCodec>,
+    evidence: request_response::Behaviour<crate::transfer::EvidenceCodec>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
 }
@@ -146,6 +147,10 @@ fn swarm(kd: &KeyDir, allowed: &[PeerId]) -> Result<libp2p::Swarm<Behaviour>> {
             },
             envelope: request_response::Behaviour::new(
                 [(ENVELOPE_PROTOCOL, ProtocolSupport::Full)],
+                cfg.clone(),
+            ),
+            evidence: request_response::Behaviour::new(
+                [(crate::transfer::EVIDENCE_PROTOCOL, ProtocolSupport::Full)],
                 cfg,
             ),
             identify: identify::Behaviour::new(identify::Config::new(
@@ -376,6 +381,22 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
         let _ = api_stopped.await;
     })
     .await?;
+    // Evidence: chunks served to partners from sealed files (read off the event loop, a few at
+    // a time), and items listed by partners fetched, resuming where the last run stopped.
+    let (served_tx, mut served) =
+        tokio::sync::mpsc::channel::<(request_response::ResponseChannel<Vec<u8>>, Vec<u8>)>(16);
+    let serving = Arc::new(tokio::sync::Semaphore::new(4));
+    let (writer_tx, mut writer_events) = tokio::sync::mpsc::channel(256);
+    let mut fetcher = crate::transfer::Fetcher::new(
+        dir.to_path_buf(),
+        Arc::clone(&store),
+        jobs.clone(),
+        kd.keys.storage_key(),
+        writer_tx,
+        opts.config.evidence.sync_every_mib << 20,
+    );
+    fetcher.load(None);
+
     // Deadlines passed or near, in the log before anything else happens.
     crate::cases::log_deadlines(&store);
     let deadline_watch = tokio::spawn(crate::cases::watch_deadlines(Arc::clone(&store)));
@@ -396,8 +417,20 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
             _ = term.recv() => break,
+            Some(e) = writer_events.recv() => {
+                if matches!(e, crate::transfer::WriterEvent::Progress(_) | crate::transfer::WriterEvent::Ended(_)) {
+                    // Those waiting on the evidence list (`?wait=`) read it again.
+                    waiters.1.notify_waiters();
+                }
+                fetcher.event(e);
+                fetch(&mut swarm, &out, &mut fetcher);
+            }
+            Some((channel, bytes)) = served.recv() => {
+                let _ = swarm.behaviour_mut().evidence.send_response(channel, bytes);
+            }
             _ = tick.tick() => {
                 pump(&mut swarm, &mut out, &store);
+                fetch(&mut swarm, &out, &mut fetcher);
                 if let Ok(mut s) = status.lock() {
                     out.snapshot(&mut s);
                     s.inbound_pending = open.len();
@@ -415,6 +448,10 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
                                 waiters.1.notify_waiters();
                             }
                         }
+                    }
+                    Notice::EvidenceListed { case } => {
+                        fetcher.load(Some(case));
+                        fetch(&mut swarm, &out, &mut fetcher);
                     }
                     Notice::Queued { to, order, id } => {
                         if let Some(p) = out.partners.get_mut(&to) {
@@ -553,6 +590,40 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
                         out.failed(&agency, error.to_string());
                     }
                 }
+                SwarmEvent::Behaviour(BehaviourEvent::Evidence(request_response::Event::Message {
+                    peer,
+                    message,
+                    ..
+                })) => match message {
+                    request_response::Message::Request { request, channel, .. } => {
+                        let Some(from) = out.by_peer.get(&peer).cloned() else {
+                            continue;
+                        };
+                        let (store, data, tx) = (Arc::clone(&store), dir.to_path_buf(), served_tx.clone());
+                        let permits = Arc::clone(&serving);
+                        tokio::spawn(async move {
+                            // A few reads at a time: each holds a response in memory.
+                            let Ok(_permit) = permits.acquire_owned().await else {
+                                return;
+                            };
+                            let bytes = tokio::task::spawn_blocking(move || {
+                                crate::transfer::serve(&store, &data, &from, &request)
+                            })
+                            .await
+                            .unwrap_or_else(|_| vec![rogatory_proto::evidence::ChunkStatus::Unavailable as u8]);
+                            let _ = tx.send((channel, bytes)).await;
+                        });
+                    }
+                    request_response::Message::Response { request_id, response } => {
+                        fetcher.response(request_id, response);
+                        fetch(&mut swarm, &out, &mut fetcher);
+                    }
+                },
+                SwarmEvent::Behaviour(BehaviourEvent::Evidence(request_response::Event::OutboundFailure {
+                    request_id, error, ..
+                })) => {
+                    fetcher.failure(request_id, error.to_string());
+                }
                 SwarmEvent::Behaviour(BehaviourEvent::Envelope(request_response::Event::InboundFailure {
                     peer, error, ..
                 })) => {
@@ -571,6 +642,10 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
     deadline_watch.abort();
     let _ = stop_api.send(());
     let _ = api_task.await;
+    // Evidence writers end when their fetcher goes (what they synced is recorded; the rest is
+    // fetched again at the next start); then nothing but this function holds the job queue.
+    drop(fetcher);
+    drop(writer_events);
     drop(jobs);
     let _ = worker.join();
     println!("{me} stopped");
@@ -607,6 +682,22 @@ fn pump(swarm: &mut libp2p::Swarm<Behaviour>, out: &mut Outgoing, store: &Store)
             }
         }
     }
+}
+
+/// Puts evidence chunk requests on the wire, to each partner at the addresses on its card.
+fn fetch(
+    swarm: &mut libp2p::Swarm<Behaviour>,
+    out: &Outgoing,
+    fetcher: &mut crate::transfer::Fetcher,
+) {
+    fetcher.pump(|to, request| {
+        let p = out.partners.get(to)?;
+        Some(swarm.behaviour_mut().evidence.send_request_with_addresses(
+            &p.peer,
+            request,
+            p.addrs.clone(),
+        ))
+    });
 }
 
 /// Delivers one envelope to the partner whose card is given, at `addr`, and returns its receipt.

@@ -787,6 +787,20 @@ impl Store {
         evidence_of(&tx.open_table(EVIDENCE)?, case)
     }
 
+    /// The cases that have evidence records.
+    pub fn case_ids_with_evidence(&self) -> Result<Vec<CaseId>, StoreError> {
+        let tx = self.begin_read()?;
+        let mut out: Vec<CaseId> = Vec::new();
+        for row in tx.open_table(EVIDENCE)?.iter()? {
+            let (k, _) = row?;
+            let c = CaseId::from_bytes(*k.value().0);
+            if out.last() != Some(&c) {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
     /// One case record.
     pub fn case_record(
         &self,

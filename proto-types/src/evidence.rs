@@ -231,6 +231,82 @@ pub fn unwrap_key(storage: &[u8; 32], context: &[u8], wrapped: &[u8]) -> Option<
     Some(ContentKey(body))
 }
 
+/// Most chunks one request of `/rogatory/evidence/1` may ask for.
+pub const MAX_CHUNKS_PER_REQUEST: u64 = 4;
+/// Largest encoded chunk request.
+pub const MAX_REQUEST_BYTES: usize = 256;
+/// Largest response: a status byte and the chunks asked for.
+pub const MAX_RESPONSE_BYTES: usize = 1 + MAX_CHUNKS_PER_REQUEST as usize * SEALED_CHUNK;
+
+/// A request of `/rogatory/evidence/1` (spec/EVIDENCE.md §4): sealed chunks `first ..
+/// first + count` of item `item` of case `case`, which the requester's manifest listed from the
+/// addressee. Deterministic CBOR, a map with these four keys.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkRequest {
+    /// The case.
+    pub case: crate::ids::CaseId,
+    /// The item id, as the holder's manifest gives it.
+    pub item: String,
+    /// The first chunk.
+    pub first: u64,
+    /// How many (1 to [`MAX_CHUNKS_PER_REQUEST`]).
+    pub count: u64,
+}
+
+impl ChunkRequest {
+    /// Encodes it.
+    pub fn encode(&self) -> Vec<u8> {
+        crate::cbor::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decodes and checks a request.
+    pub fn decode(bytes: &[u8]) -> Result<Self, String> {
+        let r: Self = crate::cbor::from_slice(bytes, MAX_REQUEST_BYTES, "chunk request")
+            .map_err(|e| e.to_string())?;
+        if r.count == 0 || r.count > MAX_CHUNKS_PER_REQUEST {
+            return Err(format!(
+                "a request asks for 1 to {MAX_CHUNKS_PER_REQUEST} chunks, not {}",
+                r.count
+            ));
+        }
+        if r.item.is_empty() || r.item.len() > 64 {
+            return Err("the item id is empty or longer than 64 bytes".into());
+        }
+        Ok(r)
+    }
+}
+
+/// The status byte that starts a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum ChunkStatus {
+    /// The chunks follow, one after another.
+    Ok = 0,
+    /// No such item for this requester (never listed to it, or not held here).
+    Unknown = 1,
+    /// The chunks asked for are not all within the item.
+    OutOfRange = 2,
+    /// Held, but cannot be read now (a disk error); ask again later.
+    Unavailable = 3,
+    /// The request did not parse.
+    BadRequest = 4,
+}
+
+impl ChunkStatus {
+    /// From its byte.
+    pub fn from_byte(b: u8) -> Option<Self> {
+        Some(match b {
+            0 => Self::Ok,
+            1 => Self::Unknown,
+            2 => Self::OutOfRange,
+            3 => Self::Unavailable,
+            4 => Self::BadRequest,
+            _ => return None,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,6 +363,27 @@ mod tests {
         assert_eq!(e.len(), TAG);
         open_chunk(&key, 0, 0, &mut e).unwrap();
         assert!(e.is_empty());
+    }
+
+    #[test]
+    fn chunk_requests_round_trip_and_bounds_are_enforced() {
+        let r = ChunkRequest {
+            case: crate::ids::CaseId::from_bytes([1; 16]),
+            item: "E1".into(),
+            first: 7,
+            count: 4,
+        };
+        assert_eq!(ChunkRequest::decode(&r.encode()), Ok(r.clone()));
+        for bad in [0, MAX_CHUNKS_PER_REQUEST + 1] {
+            let x = ChunkRequest {
+                count: bad,
+                ..r.clone()
+            };
+            assert!(ChunkRequest::decode(&x.encode()).is_err());
+        }
+        assert!(ChunkRequest::decode(&[0xff; 10]).is_err());
+        assert_eq!(ChunkStatus::from_byte(2), Some(ChunkStatus::OutOfRange));
+        assert_eq!(ChunkStatus::from_byte(9), None);
     }
 
     #[test]

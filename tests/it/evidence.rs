@@ -175,9 +175,10 @@ fn evidence_is_added_and_listed_on_both_nodes_and_hash_only_content_stays_home()
     .failed();
     assert!(e.stderr.contains("no evidence staged"), "{}", e.stderr);
 
+    // XA fetches the one item to be sent, checks it, and keeps it sealed.
     let theirs = json(
         root,
-        &format!("evidence list {case} --data-dir xa.moj-ca --json"),
+        &format!("evidence list {case} --wait 60 --data-dir xa.moj-ca --json"),
     );
     let rows = theirs.as_array().unwrap();
     assert_eq!(rows.len(), 3, "{theirs}");
@@ -194,7 +195,7 @@ fn evidence_is_added_and_listed_on_both_nodes_and_hash_only_content_stays_home()
     assert_eq!(
         states,
         [
-            ("XB.DOJ-CA/E1", "expected", "incoming"),
+            ("XB.DOJ-CA/E1", "verified", "incoming"),
             ("XB.DOJ-CA/E2", "listed", "incoming"),
             ("XB.DOJ-CA/E3", "listed", "incoming"),
         ]
@@ -215,6 +216,71 @@ fn evidence_is_added_and_listed_on_both_nodes_and_hash_only_content_stays_home()
             .all(|r| r["state"] == "announced")
     );
 
+    assert_eq!(rows[0]["held_here"], true);
+    // Exported, it is the records, byte for byte; not twice to the same file; the hash-only
+    // item has no content to export.
+    let out = root.join("exported.csv");
+    run_line(
+        root,
+        &format!(
+            "evidence export {case} E1 --out {} --data-dir xa.moj-ca",
+            out.display()
+        ),
+    )
+    .ok();
+    assert_eq!(std::fs::read(&out).unwrap(), records);
+    let e = run_line(
+        root,
+        &format!(
+            "evidence export {case} E1 --out {} --data-dir xa.moj-ca",
+            out.display()
+        ),
+    )
+    .failed();
+    assert!(e.stderr.contains("exists"), "{}", e.stderr);
+    let e = run_line(
+        root,
+        &format!(
+            "evidence export {case} XB.DOJ-CA/E2 --out {} --data-dir xa.moj-ca",
+            root.join("x").display()
+        ),
+    )
+    .failed();
+    assert!(e.stderr.contains("verified"), "{}", e.stderr);
+    run_line(
+        root,
+        &format!("evidence verify {case} --data-dir xa.moj-ca"),
+    )
+    .ok();
+    // One bit changed in the stored content: found, and nothing exported from it.
+    let blob = std::fs::read_dir(root.join("xa.moj-ca/evidence"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_file())
+        .unwrap();
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[(1 << 20) + 16 + 100] ^= 0x20;
+    std::fs::write(&blob, &bytes).unwrap();
+    let v = run_line(
+        root,
+        &format!("evidence verify {case} E1 --data-dir xa.moj-ca"),
+    )
+    .failed();
+    assert!(v.stdout.contains("chunk 1 does not verify"), "{}", v.stdout);
+    let e = run_line(
+        root,
+        &format!(
+            "evidence export {case} E1 --out {} --data-dir xa.moj-ca",
+            root.join("again.csv").display()
+        ),
+    )
+    .failed();
+    assert!(e.stderr.contains("chunk 1"), "{}", e.stderr);
+    assert!(
+        !root.join("again.csv").exists(),
+        "a failed export leaves no file"
+    );
+
     // The hash-only material is on no disk of either node (only in the holder's own folder).
     c.stop(0);
     c.stop(1);
@@ -225,6 +291,27 @@ fn evidence_is_added_and_listed_on_both_nodes_and_hash_only_content_stays_home()
         );
         assert!(files_holding(&root.join(dir), &records).is_empty(), "{dir}");
     }
+    // XA's log: the transfer, the verification, and each export attempt with the user.
+    let log = json(
+        root,
+        &format!("audit log {case} --data-dir xa.moj-ca --json"),
+    );
+    let events: Vec<&str> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .filter(|e| e.starts_with("evidence"))
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "evidence-transferred",
+            "evidence-verified",
+            "evidence-exported",
+            "evidence-exported"
+        ]
+    );
     // Each addition is in the holder's audit log, with the content's hash.
     let log = json(
         root,

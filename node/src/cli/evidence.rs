@@ -33,10 +33,37 @@ pub enum EvidenceCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// The case's evidence items: mode, size, SHA-256, where each stands.
+    /// Decrypt a verified item's content to a new file; the export is logged with the local
+    /// user (`evidence-exported`) before the file is written, and the content is checked
+    /// against the manifest's SHA-256 as it is written.
+    Export {
+        /// The case.
+        case: String,
+        /// The item (`E1`, or `PARTNER/E1` where several partners listed an `E1`).
+        item: String,
+        /// The file to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Re-read the content held on this node for a case's items (or one item) and check every
+    /// chunk and the SHA-256; exits 1 if any does not verify.
+    Verify {
+        /// The case.
+        case: String,
+        /// One item (default: all held here).
+        item: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The case's evidence items: mode, size, SHA-256, where each stands (receiving: how far).
     List {
         /// The case.
         case: String,
+        /// Wait up to this many seconds until no item is still being received.
+        #[arg(long, value_name = "SECS", default_value_t = 0)]
+        wait: u64,
         #[command(flatten)]
         common: Common,
     },
@@ -108,8 +135,68 @@ pub(crate) fn run(c: EvidenceCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        EvidenceCommand::List { case, common } => {
-            let list = client(&common)?.get(&format!("/v1/evidence/{case}"))?;
+        EvidenceCommand::Export {
+            case,
+            item,
+            out,
+            common,
+        } => {
+            let out = std::path::absolute(&out)
+                .with_context(|| format!("{}: not a usable path", out.display()))?;
+            let r = client(&common)?.post(
+                &format!("/v1/evidence/{case}/export"),
+                &json!({ "item": item, "out": out }),
+            )?;
+            if common.json {
+                print_json(&r)?;
+            } else {
+                println!(
+                    "{} exported to {} ({} B, SHA-256 {} checked)",
+                    s(&r["item_id"]),
+                    out.display(),
+                    r["size"],
+                    s(&r["sha256"])
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        EvidenceCommand::Verify { case, item, common } => {
+            let r = client(&common)?.post(
+                &format!("/v1/evidence/{case}/verify"),
+                &json!({ "item": item }),
+            )?;
+            let rows = r.as_array().cloned().unwrap_or_default();
+            let ok = rows.iter().all(|r| r["ok"] == true);
+            if common.json {
+                print_json(&r)?;
+            } else {
+                if rows.is_empty() {
+                    println!("No evidence content is held on this node for case {case}.");
+                }
+                for r in &rows {
+                    if r["ok"] == true {
+                        println!(
+                            "{:<16} ok: every chunk opens, SHA-256 {}",
+                            s(&r["item_id"]),
+                            s(&r["sha256"])
+                        );
+                    } else {
+                        println!(
+                            "{:<16} DOES NOT VERIFY: {}",
+                            s(&r["item_id"]),
+                            s(&r["problem"])
+                        );
+                    }
+                }
+            }
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        EvidenceCommand::List { case, wait, common } => {
+            let list = client(&common)?.get(&format!("/v1/evidence/{case}?wait={wait}"))?;
             if common.json {
                 return print_json(&list).map(|()| ExitCode::SUCCESS);
             }
@@ -118,16 +205,27 @@ pub(crate) fn run(c: EvidenceCommand) -> Result<ExitCode> {
                 println!("No evidence in case {case} yet.");
             }
             for r in &rows {
+                let mut state = s(&r["state"]).to_string();
+                if state == "expected" {
+                    let (done, all) = (
+                        r["chunks_done"].as_u64().unwrap_or(0),
+                        r["chunks"].as_u64().unwrap_or(1).max(1),
+                    );
+                    state = format!("receiving {}%", done * 100 / all);
+                }
                 println!(
-                    "{:<16} {:<10} {:<11} {:>14} B  {:<9} {}  {}",
+                    "{:<16} {:<10} {:<11} {:>14} B  {:<14} {}  {}",
                     s(&r["item_id"]),
                     s(&r["direction"]),
                     s(&r["transfer"]),
                     r["size"],
-                    s(&r["state"]),
+                    state,
                     &s(&r["sha256"])[..16.min(s(&r["sha256"]).len())],
                     s(&r["description"]),
                 );
+                if let Some(p) = r["problem"].as_str() {
+                    println!("{:<16} quarantined: {p}", "");
+                }
             }
             Ok(ExitCode::SUCCESS)
         }

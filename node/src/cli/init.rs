@@ -93,6 +93,11 @@ fn config_text(a: &InitArgs) -> String {
          # Envelopes on the wire to one partner at a time.\n\
          in_flight = 64\n\
          \n\
+         [evidence]\n\
+         # While evidence arrives its file is synced, and the progress recorded, every this\n\
+         # many MiB; a transfer interrupted by a restart of either node resumes from there.\n\
+         sync_every_mib = 64\n\
+         \n\
          [log]\n\
          # \"human\" or \"json\" (one object per line), on standard error. The level is set\n\
          # with the ROGATORY_LOG environment variable, e.g. ROGATORY_LOG=debug.\n\

@@ -38,6 +38,14 @@ pub enum AuditEvent {
     /// A local user added an evidence item to the case on this node (see `commitment`: the
     /// SHA-256 of its content).
     EvidenceAdded,
+    /// An evidence item's content arrived and its SHA-256 matched the manifest's (see
+    /// `commitment`).
+    EvidenceVerified,
+    /// An evidence item's content arrived but did not match the manifest: it was quarantined
+    /// (see `commitment`: the manifest's hash).
+    EvidenceQuarantined,
+    /// A local user exported an evidence item's content (decrypted) from the node.
+    EvidenceExported,
 }
 
 /// Who did it.
