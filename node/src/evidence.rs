@@ -260,8 +260,11 @@ pub fn hash_and_seal(
     let mut done = 0u64;
     for index in 0..stream::chunks(size) {
         let want = stream::plain_len(size, index)?;
-        buf.clear();
-        buf.resize(want, 0);
+        // Reused: only the first chunk (or a shorter last one) changes its length.
+        buf.truncate(want);
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
         reader
             .read_exact(&mut buf)
             .with_context(|| format!("{} changed while it was read", src.display()))?;
@@ -346,8 +349,10 @@ pub fn read_blob(
     let mut done = 0u64;
     for index in 0..stream::chunks(size) {
         let n = stream::plain_len(size, index)? + stream::TAG;
-        buf.clear();
-        buf.resize(n, 0);
+        buf.truncate(n);
+        if buf.len() < n {
+            buf.resize(n, 0);
+        }
         reader.read_exact(&mut buf)?;
         stream::open_chunk(key, size, index, &mut buf)?;
         hasher.update(&buf);

@@ -507,7 +507,9 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
                                 p.retry_at = None;
                             }
                             tracing::debug!(partner = %agency, "connected");
+                            fetcher.reachable(&agency);
                             pump(&mut swarm, &mut out, &store);
+                            fetch(&mut swarm, &out, &mut fetcher);
                         }
                     }
                 }

@@ -145,9 +145,8 @@ pub fn serve(store: &Store, data: &Path, from: &AgencyId, request: &[u8]) -> Vec
     for i in r.first..r.first + r.count {
         len += stream::plain_len(size, i).unwrap_or(0) + stream::TAG;
     }
-    let mut out = Vec::with_capacity(1 + len);
-    out.push(ChunkStatus::Ok as u8);
-    out.resize(1 + len, 0);
+    let mut out = vec![0u8; 1 + len];
+    out[0] = ChunkStatus::Ok as u8;
     let read = (|| -> std::io::Result<()> {
         let mut f = File::open(data.join(crate::evidence::DIR).join(&blob))?;
         f.seek(SeekFrom::Start(stream::sealed_offset(r.first)))?;
@@ -437,9 +436,14 @@ impl Fetcher {
     }
 
     fn back_off(inc: &mut Incoming, key: &ItemKey, why: &str) {
+        let now = Instant::now();
+        // The requests of one round fail together: count the round once.
+        if inc.retry_at.is_some_and(|t| t > now) {
+            return;
+        }
         inc.failures += 1;
-        let secs = 1u64 << inc.failures.min(6);
-        inc.retry_at = Some(Instant::now() + Duration::from_secs(secs));
+        let secs = 1u64 << inc.failures.min(5);
+        inc.retry_at = Some(now + Duration::from_secs(secs));
         tracing::warn!(case = %key.0, item = %key.1, failures = inc.failures, retry_in_secs = secs, "evidence transfer paused: {why}");
     }
 
@@ -460,6 +464,13 @@ impl Fetcher {
             WriterEvent::Ended(k) => {
                 self.items.remove(&k);
             }
+        }
+    }
+
+    /// A partner is reachable again: its items need not wait out their back-off.
+    pub fn reachable(&mut self, peer: &AgencyId) {
+        for inc in self.items.values_mut().filter(|i| &i.peer == peer) {
+            inc.retry_at = None;
         }
     }
 
@@ -525,8 +536,11 @@ impl Writer {
         let mut buf = Vec::with_capacity(stream::SEALED_CHUNK);
         f.seek(SeekFrom::Start(0))?;
         for i in 0..done {
-            buf.clear();
-            buf.resize(stream::plain_len(size, i)? + stream::TAG, 0);
+            let n = stream::plain_len(size, i)? + stream::TAG;
+            buf.truncate(n);
+            if buf.len() < n {
+                buf.resize(n, 0);
+            }
             f.read_exact(&mut buf)?;
             if stream::open_chunk(&self.key, size, i, &mut buf).is_err() {
                 tracing::warn!(case = %self.record.case_id, chunk = i, "a stored chunk of a partial transfer does not open: fetching it again");

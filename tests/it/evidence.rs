@@ -330,3 +330,206 @@ fn evidence_is_added_and_listed_on_both_nodes_and_hash_only_content_stays_home()
     );
     run_line(root, "audit verify-store --data-dir xb.doj-ca").ok();
 }
+
+/// `n` MiB of content no chunk of which repeats.
+fn content(rng: &mut Rng, mib: usize) -> Vec<u8> {
+    let block = unique(rng, 1 << 20);
+    let mut out = Vec::with_capacity(mib << 20);
+    for i in 0..mib {
+        // Each MiB starts with its own number (and chunks are 1 MiB), so no chunk repeats.
+        let at = out.len();
+        out.extend_from_slice(&block);
+        out[at..at + 8].copy_from_slice(&(i as u64).to_le_bytes());
+    }
+    out
+}
+
+/// Sets `evidence.sync_every_mib` in a node's configuration.
+fn sync_every(dir: &Path, mib: u64) {
+    let cfg = dir.join("rogatory.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("sync_every_mib = 64", &format!("sync_every_mib = {mib}"));
+    std::fs::write(&cfg, text).unwrap();
+}
+
+/// Opens a case from XA to XB, adds `file` on XB as a `send` item, and sends the manifest to
+/// XA; returns the case.
+fn hand_over(root: &Path, c: &Cluster, file: &Path) -> String {
+    let case = c.send(
+        0,
+        "XB.DOJ-CA",
+        "new",
+        "mla-request",
+        &example("mla-request.json"),
+    )["case_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.wait_settled(0, 1, Duration::from_secs(60));
+    json(
+        root,
+        &format!(
+            "evidence add {case} {} --data-dir xb.doj-ca --json",
+            file.display()
+        ),
+    );
+    case
+}
+
+/// The size of the large transfer test, in MiB: `ROGATORY_EVIDENCE_TEST_MIB` (the 2 GiB run is
+/// `ROGATORY_EVIDENCE_TEST_MIB=2048 cargo test --release -p rogatory-tests --test it
+/// evidence::a_large`), 256 by default.
+fn large_mib() -> usize {
+    std::env::var("ROGATORY_EVIDENCE_TEST_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256)
+}
+
+#[test]
+fn a_large_transfer_survives_both_nodes_killed_and_resumes_where_it_was_durable() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    sync_every(&c.dirs[0], 8);
+    c.start(0);
+    c.start(1);
+    let mut rng = Rng::seeded();
+    let mib = large_mib();
+    let file = root.join("image.dd");
+    let sha = {
+        let data = content(&mut rng, mib);
+        std::fs::write(&file, &data).unwrap();
+        Sha256Digest::of(&data)
+    };
+    let t0 = std::time::Instant::now();
+    let case = hand_over(root, &c, &file);
+    eprintln!("added in {:?}", t0.elapsed());
+    run_line(
+        root,
+        &format!("evidence send {case} --to XA.MOJ-CA --data-dir xb.doj-ca"),
+    )
+    .ok();
+    // The manifest is delivered; then XA fetches.
+    c.wait_settled(1, 1, Duration::from_secs(60));
+    let chunks = (mib as u64).max(1);
+    let list = |c: &Cluster, extra: &str| -> Value {
+        c.api(0)
+            .get(&format!("/v1/evidence/{case}?wait=300{extra}"))
+            .unwrap()
+    };
+    // The receiver is killed once a first part is durable, at a point chosen at random.
+    let first_stop = 8 + rng.below(chunks / 3);
+    let v = list(&c, &format!("&done={first_stop}"));
+    let done = v[0]["chunks_done"].as_u64().unwrap();
+    eprintln!("{done} durable at {:?}", t0.elapsed());
+    assert!(done >= first_stop.min(chunks), "{v}");
+    c.kill(0);
+    c.start(0);
+    let v = c.api(0).get(&format!("/v1/evidence/{case}")).unwrap();
+    let resumed = v[0]["chunks_done"].as_u64().unwrap();
+    assert!(
+        resumed >= done,
+        "resumed at {resumed}, {done} were durable: {v}"
+    );
+    // Then the holder is killed too, and comes back.
+    if resumed < chunks {
+        let next = (resumed + 8).min(chunks);
+        list(&c, &format!("&done={next}"));
+        c.kill(1);
+        c.start(1);
+    }
+    let v = list(&c, "");
+    eprintln!("verified at {:?}", t0.elapsed());
+    assert_eq!(v[0]["state"], "verified", "{v}");
+    assert_eq!(v[0]["sha256"], sha.to_hex().as_str());
+    // The stored content verifies again, and exports to the same bytes.
+    run_line(
+        root,
+        &format!("evidence verify {case} --data-dir xa.moj-ca"),
+    )
+    .ok();
+    let out = root.join("out.dd");
+    run_line(
+        root,
+        &format!(
+            "evidence export {case} E1 --out {} --data-dir xa.moj-ca",
+            out.display()
+        ),
+    )
+    .ok();
+    assert_eq!(Sha256Digest::of(&std::fs::read(&out).unwrap()), sha);
+    // Nothing half-written is left.
+    let partial = root.join("xa.moj-ca/evidence/partial");
+    assert_eq!(std::fs::read_dir(&partial).unwrap().count(), 0);
+}
+
+#[test]
+fn content_that_does_not_verify_is_quarantined_and_never_counts_as_received() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    c.start(0);
+    c.start(1);
+    let mut rng = Rng::seeded();
+    let file = root.join("chat.log");
+    std::fs::write(&file, content(&mut rng, 5)).unwrap();
+    let case = hand_over(root, &c, &file);
+    // The holder's stored copy is damaged in its third chunk before it is sent.
+    let blob = std::fs::read_dir(root.join("xb.doj-ca/evidence"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_file())
+        .unwrap();
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[2 * ((1 << 20) + 16) + 7] ^= 1;
+    std::fs::write(&blob, &bytes).unwrap();
+    run_line(
+        root,
+        &format!("evidence send {case} --to XA.MOJ-CA --data-dir xb.doj-ca"),
+    )
+    .ok();
+    // The manifest is delivered; then XA fetches.
+    c.wait_settled(1, 1, Duration::from_secs(60));
+    let v = c
+        .api(0)
+        .get(&format!("/v1/evidence/{case}?wait=120"))
+        .unwrap();
+    assert_eq!(v[0]["state"], "quarantined", "{v}");
+    assert!(v[0]["problem"].as_str().unwrap().contains("chunk 2"), "{v}");
+    assert_eq!(v[0]["held_here"], false);
+    let e = run_line(
+        root,
+        &format!(
+            "evidence export {case} E1 --out {} --data-dir xa.moj-ca",
+            root.join("x").display()
+        ),
+    )
+    .failed();
+    assert!(e.stderr.contains("quarantined"), "{}", e.stderr);
+    // Kept apart, not in the evidence directory.
+    assert_eq!(
+        std::fs::read_dir(root.join("xa.moj-ca/evidence/quarantine"))
+            .unwrap()
+            .count(),
+        1
+    );
+    assert!(
+        std::fs::read_dir(root.join("xa.moj-ca/evidence"))
+            .unwrap()
+            .all(|e| e.unwrap().path().is_dir())
+    );
+    c.stop(0);
+    let log = json(
+        root,
+        &format!("audit log {case} --data-dir xa.moj-ca --json"),
+    );
+    assert!(
+        log.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "evidence-quarantined"),
+        "{log}"
+    );
+}
