@@ -56,7 +56,9 @@ async fn read_limited<T: AsyncRead + Unpin + Send>(
     io: &mut T,
     limit: usize,
 ) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
+    // Room for the largest message up front: growing by doubling would reserve up to twice the
+    // response for every one in flight (pages never written cost no memory).
+    let mut buf = Vec::with_capacity(limit + 1);
     io.take(limit as u64 + 1).read_to_end(&mut buf).await?;
     if buf.len() > limit {
         return Err(std::io::Error::new(
