@@ -85,7 +85,17 @@ impl Demo {
     /// Runs a `rogatory` command to completion, showing it; returns its standard output.
     fn cli(&self, args: &[&str], show: bool) -> Result<String> {
         if show {
-            println!("$ rogatory {}", args.join(" "));
+            let shown: Vec<String> = args
+                .iter()
+                .map(|a| {
+                    if a.contains(' ') {
+                        format!("\"{a}\"")
+                    } else {
+                        a.to_string()
+                    }
+                })
+                .collect();
+            println!("$ rogatory {}", shown.join(" "));
         }
         let out = Command::new(&self.exe)
             .args(args)
@@ -305,6 +315,155 @@ impl Demo {
             .unwrap_or("unknown")
             .to_string())
     }
+}
+
+/// PH.DOJ-OOC hands over evidence in the MLA case: subscriber records, sent through the nodes,
+/// and seized material listed by its hashes only; FR.DACG's node fetches, verifies and exports
+/// the records, and holds nothing of the material.
+fn evidence(demo: &Demo, case: &str) -> Result<()> {
+    println!("PH.DOJ-OOC hands over the evidence it gathered (spec/EVIDENCE.md):");
+    let files = demo.root.join("seized");
+    crate::files::create_private_dir(&files)?;
+    // Fictional records: example.org accounts, documentation addresses (RFC 5737).
+    let mut records = String::from("account,login_ip,login_at\n");
+    for n in 0..40_000u32 {
+        records.push_str(&format!(
+            "user{}@mail.example.org,198.51.100.{},2026-11-{:02}T{:02}:{:02}:00Z\n",
+            n % 97,
+            n % 250,
+            1 + n % 28,
+            n % 24,
+            n % 60
+        ));
+    }
+    let records_path = files.join("subscriber-records.csv");
+    std::fs::write(&records_path, &records)?;
+    let mut material = vec![0u8; 256 * 1024];
+    rogatory_proto::keys::fill_random(&mut material);
+    let material_path = files.join("seized-material.bin");
+    std::fs::write(&material_path, &material)?;
+    let ph = demo.dir(1).display().to_string();
+    let fr = demo.dir(0).display().to_string();
+    print!(
+        "{}",
+        demo.cli(
+            &[
+                "evidence",
+                "add",
+                case,
+                &records_path.display().to_string(),
+                "--description",
+                "Subscriber records produced by the provider",
+                "--seized-from",
+                "mail service provider",
+                "--method",
+                "production order",
+                "--data-dir",
+                &ph,
+            ],
+            true,
+        )?
+    );
+    print!(
+        "{}",
+        demo.cli(
+            &[
+                "evidence",
+                "add",
+                case,
+                &material_path.display().to_string(),
+                "--mode",
+                "hash-only",
+                "--description",
+                "Seized video files: hashes only, the content never leaves PH.DOJ-OOC",
+                "--perceptual-hash",
+                "PDQ:f8f8f0cee0f4a84f06370a22038f63f0",
+                "--data-dir",
+                &ph,
+            ],
+            true,
+        )?
+    );
+    let sent: Value = serde_json::from_str(&demo.cli(
+        &[
+            "evidence",
+            "send",
+            case,
+            "--to",
+            "FR.DACG",
+            "--data-dir",
+            &ph,
+            "--json",
+        ],
+        true,
+    )?)?;
+    let id = sent["queued"][0]["envelope_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    demo.settled(1, &id, Duration::from_secs(60))?;
+    println!(
+        "  the manifest is delivered; FR.DACG's node fetches E1's sealed chunks and checks them"
+    );
+    let got = demo.api(0)?.get(&format!("/v1/evidence/{case}?wait=120"))?;
+    if got[0]["state"] != "verified" {
+        bail!("FR.DACG did not receive E1: {got}");
+    }
+    for (who, dir) in [("PH.DOJ-OOC", &ph), ("FR.DACG", &fr)] {
+        println!("{who}'s view:");
+        print!(
+            "{}",
+            demo.cli(&["evidence", "list", case, "--data-dir", dir], true)?
+        );
+    }
+    let out = demo.root.join("exported-subscriber-records.csv");
+    print!(
+        "{}",
+        demo.cli(
+            &[
+                "evidence",
+                "export",
+                case,
+                "E1",
+                "--out",
+                &out.display().to_string(),
+                "--data-dir",
+                &fr,
+            ],
+            true,
+        )?
+    );
+    if std::fs::read(&out)? != records.as_bytes() {
+        bail!("the exported records differ from those added");
+    }
+    println!("  exported byte for byte as PH.DOJ-OOC added them");
+    // The hash-only material: in no file under FR.DACG's node, nor under PH.DOJ-OOC's.
+    let probe = &material[1000..1064];
+    for (who, dir) in [("FR.DACG", demo.dir(0)), ("PH.DOJ-OOC", demo.dir(1))] {
+        if holds(&dir, probe)? {
+            bail!("{who}'s node holds the hash-only material");
+        }
+    }
+    println!("  the hash-only material is in no file of either node: only its hashes travelled");
+    Ok(())
+}
+
+/// Whether any file under `dir` contains `needle`.
+fn holds(dir: &Path, needle: &[u8]) -> Result<bool> {
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if p.is_dir() {
+            if holds(&p, needle)? {
+                return Ok(true);
+            }
+        } else if std::fs::read(&p)?
+            .windows(needle.len())
+            .any(|w| w == needle)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn fingerprint(card: &Path) -> Result<String> {
@@ -598,6 +757,10 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
         ),
     )?;
     for status in ["executing", "executed", "closed"] {
+        if status == "executed" {
+            // What the execution produced is handed over before it is reported executed.
+            evidence(&demo, &case)?;
+        }
         demo.update(
             1,
             "FR.DACG",
