@@ -1064,11 +1064,7 @@ async fn evidence_list(
         let woken = s.waiters.1.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        let store = Arc::clone(&s.store);
-        let list = tokio::task::spawn_blocking(move || store.evidence(&case))
-            .await
-            .map_err(internal)?
-            .map_err(internal)?;
+        let list = case_evidence(&s, case).await?;
         let incoming = list.iter().filter(|r| !r.outgoing);
         let reached = match w.done {
             Some(n) => incoming.map(|r| r.chunks_done).sum::<u64>() >= n,
@@ -1083,6 +1079,18 @@ async fn evidence_list(
     Ok(Json(Value::Array(list.iter().map(evidence_row).collect())))
 }
 
+/// A case's evidence records, read off the async threads.
+async fn case_evidence(
+    s: &ApiState,
+    case: CaseId,
+) -> Result<Vec<crate::evidence::EvidenceRecord>, ApiError> {
+    let store = Arc::clone(&s.store);
+    tokio::task::spawn_blocking(move || store.evidence(&case))
+        .await
+        .map_err(internal)?
+        .map_err(internal)
+}
+
 /// Finds a case's evidence item by its record key (`E1`, `XB.DOJ-CA/E1`), or by an item id
 /// that names one item only.
 async fn evidence_item(
@@ -1090,11 +1098,7 @@ async fn evidence_item(
     case: CaseId,
     item: &str,
 ) -> Result<crate::evidence::EvidenceRecord, ApiError> {
-    let store = Arc::clone(&s.store);
-    let list = tokio::task::spawn_blocking(move || store.evidence(&case))
-        .await
-        .map_err(internal)?
-        .map_err(internal)?;
+    let list = case_evidence(s, case).await?;
     let mut by_id = list.iter().filter(|r| r.item.item_id == item);
     if let Some(r) = list.iter().find(|r| r.key() == item) {
         return Ok(r.clone());
@@ -1254,16 +1258,11 @@ async fn evidence_verify(
     let case = case_id(&id)?;
     let items = match &b.item {
         Some(i) => vec![evidence_item(&s, case, i).await?],
-        None => {
-            let store = Arc::clone(&s.store);
-            tokio::task::spawn_blocking(move || store.evidence(&case))
-                .await
-                .map_err(internal)?
-                .map_err(internal)?
-                .into_iter()
-                .filter(|r| r.blob.is_some())
-                .collect()
-        }
+        None => case_evidence(&s, case)
+            .await?
+            .into_iter()
+            .filter(|r| r.blob.is_some())
+            .collect(),
     };
     let mut out = Vec::with_capacity(items.len());
     for r in &items {

@@ -678,7 +678,7 @@ impl Engine {
                 reply,
             } => {
                 replies.push(Reply::Accessed(reply, Ok(())));
-                if let Some(mut r) = batch.evidence(&case)?.into_iter().find(|r| r.key() == key)
+                if let Some(mut r) = batch.evidence_item(&case, &key)?
                     && r.state == crate::evidence::EvidenceState::Expected
                 {
                     r.chunks_done = done;
@@ -702,7 +702,7 @@ impl Engine {
                 reply,
             } => {
                 replies.push(Reply::Accessed(reply, Ok(())));
-                let Some(r) = batch.evidence(&case)?.into_iter().find(|r| r.key() == key) else {
+                let Some(r) = batch.evidence_item(&case, &key)? else {
                     return Err(anyhow!("no evidence item {key} in case {case}"));
                 };
                 let e = AuditEntry {
@@ -887,7 +887,7 @@ impl Engine {
         key: &str,
         outcome: Arrival,
     ) -> Result<()> {
-        let Some(mut r) = batch.evidence(case)?.into_iter().find(|r| r.key() == key) else {
+        let Some(mut r) = batch.evidence_item(case, key)? else {
             return Err(anyhow!("no evidence item {key} in case {case}"));
         };
         let now = rogatory_proto::time::now_unix();

@@ -47,11 +47,19 @@ pub const ENVELOPE_PROTOCOL: StreamProtocol = StreamProtocol::new("/rogatory/env
 #[derive(Debug, Clone, Default)]
 pub struct EnvelopeCodec;
 
-async fn read_bounded<T: AsyncRead + Unpin + Send>(
+/// Reads a stream to its end, refusing more than `limit` bytes. With `reserve`, room for the
+/// largest message is taken up front: for large messages many of which are in flight, growing by
+/// doubling would reserve up to twice each one (pages never written cost no memory).
+pub(crate) async fn read_bounded<T: AsyncRead + Unpin + Send>(
     io: &mut T,
     limit: usize,
+    reserve: bool,
 ) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
+    let mut buf = if reserve {
+        Vec::with_capacity(limit + 1)
+    } else {
+        Vec::new()
+    };
     io.take(limit as u64 + 1).read_to_end(&mut buf).await?;
     if buf.len() > limit {
         return Err(std::io::Error::new(
@@ -60,6 +68,15 @@ async fn read_bounded<T: AsyncRead + Unpin + Send>(
         ));
     }
     Ok(buf)
+}
+
+/// Writes a whole message and closes the stream (the end of the stream ends the message).
+pub(crate) async fn write_closed<T: AsyncWrite + Unpin + Send>(
+    io: &mut T,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    io.write_all(bytes).await?;
+    io.close().await
 }
 
 impl request_response::Codec for EnvelopeCodec {
@@ -72,7 +89,12 @@ impl request_response::Codec for EnvelopeCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> std::io::Result<Vec<u8>> {
-        read_bounded(io, rogatory_proto::envelope::DEFAULT_MAX_ENVELOPE_BYTES).await
+        read_bounded(
+            io,
+            rogatory_proto::envelope::DEFAULT_MAX_ENVELOPE_BYTES,
+            false,
+        )
+        .await
     }
 
     async fn read_response<T: AsyncRead + Unpin + Send>(
@@ -80,7 +102,7 @@ impl request_response::Codec for EnvelopeCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> std::io::Result<Vec<u8>> {
-        read_bounded(io, rogatory_proto::receipt::MAX_RECEIPT_BYTES).await
+        read_bounded(io, rogatory_proto::receipt::MAX_RECEIPT_BYTES, false).await
     }
 
     async fn write_request<T: AsyncWrite + Unpin + Send>(
@@ -89,8 +111,7 @@ impl request_response::Codec for EnvelopeCodec {
         io: &mut T,
         req: Vec<u8>,
     ) -> std::io::Result<()> {
-        io.write_all(&req).await?;
-        io.close().await
+        write_closed(io, &req).await
     }
 
     async fn write_response<T: AsyncWrite + Unpin + Send>(
@@ -99,8 +120,7 @@ impl request_response::Codec for EnvelopeCodec {
         io: &mut T,
         res: Vec<u8>,
     ) -> std::io::Result<()> {
-        io.write_all(&res).await?;
-        io.close().await
+        write_closed(io, &res).await
     }
 }
 

@@ -513,6 +513,15 @@ impl Batch<'_> {
         evidence_of(&self.tx.open_table(EVIDENCE)?, case)
     }
 
+    /// One evidence item of a case, by its record key, as this batch sees it.
+    pub fn evidence_item(
+        &self,
+        case: &CaseId,
+        key: &str,
+    ) -> Result<Option<crate::evidence::EvidenceRecord>, StoreError> {
+        evidence_get(&self.tx.open_table(EVIDENCE)?, case, key)
+    }
+
     /// Writes an evidence item's record.
     pub fn put_evidence(&mut self, r: &crate::evidence::EvidenceRecord) -> Result<(), StoreError> {
         let bytes = rogatory_proto::cbor::to_vec(r).map_err(corrupt)?;
@@ -785,6 +794,16 @@ impl Store {
     ) -> Result<Vec<crate::evidence::EvidenceRecord>, StoreError> {
         let tx = self.begin_read()?;
         evidence_of(&tx.open_table(EVIDENCE)?, case)
+    }
+
+    /// One evidence item of a case, by its record key.
+    pub fn evidence_item(
+        &self,
+        case: &CaseId,
+        key: &str,
+    ) -> Result<Option<crate::evidence::EvidenceRecord>, StoreError> {
+        let tx = self.begin_read()?;
+        evidence_get(&tx.open_table(EVIDENCE)?, case, key)
     }
 
     /// The cases that have evidence records.
@@ -1374,4 +1393,18 @@ fn evidence_of(
         );
     }
     Ok(out)
+}
+
+/// One evidence record in a table, by (case, record key).
+fn evidence_get(
+    table: &impl ReadableTable<(&'static [u8; 16], &'static str), &'static [u8]>,
+    case: &CaseId,
+    key: &str,
+) -> Result<Option<crate::evidence::EvidenceRecord>, StoreError> {
+    match table.get((case.as_bytes(), key))? {
+        Some(v) => rogatory_proto::cbor::from_slice(v.value(), MAX_OUTBOX_ENTRY, "evidence record")
+            .map(Some)
+            .map_err(corrupt),
+        None => Ok(None),
+    }
 }

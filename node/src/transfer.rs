@@ -24,7 +24,7 @@ use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::{AsyncRead, AsyncWrite};
 use libp2p::StreamProtocol;
 use libp2p::request_response::{self, OutboundRequestId};
 use rogatory_proto::evidence::{
@@ -52,23 +52,6 @@ const REFETCHES: u32 = 2;
 #[derive(Debug, Clone, Default)]
 pub struct EvidenceCodec;
 
-async fn read_limited<T: AsyncRead + Unpin + Send>(
-    io: &mut T,
-    limit: usize,
-) -> std::io::Result<Vec<u8>> {
-    // Room for the largest message up front: growing by doubling would reserve up to twice the
-    // response for every one in flight (pages never written cost no memory).
-    let mut buf = Vec::with_capacity(limit + 1);
-    io.take(limit as u64 + 1).read_to_end(&mut buf).await?;
-    if buf.len() > limit {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("message larger than {limit} bytes"),
-        ));
-    }
-    Ok(buf)
-}
-
 impl request_response::Codec for EvidenceCodec {
     type Protocol = StreamProtocol;
     type Request = Vec<u8>;
@@ -79,7 +62,7 @@ impl request_response::Codec for EvidenceCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> std::io::Result<Vec<u8>> {
-        read_limited(io, MAX_REQUEST_BYTES).await
+        crate::net::read_bounded(io, MAX_REQUEST_BYTES, false).await
     }
 
     async fn read_response<T: AsyncRead + Unpin + Send>(
@@ -87,7 +70,7 @@ impl request_response::Codec for EvidenceCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> std::io::Result<Vec<u8>> {
-        read_limited(io, MAX_RESPONSE_BYTES).await
+        crate::net::read_bounded(io, MAX_RESPONSE_BYTES, true).await
     }
 
     async fn write_request<T: AsyncWrite + Unpin + Send>(
@@ -96,8 +79,7 @@ impl request_response::Codec for EvidenceCodec {
         io: &mut T,
         req: Vec<u8>,
     ) -> std::io::Result<()> {
-        io.write_all(&req).await?;
-        io.close().await
+        crate::net::write_closed(io, &req).await
     }
 
     async fn write_response<T: AsyncWrite + Unpin + Send>(
@@ -106,8 +88,7 @@ impl request_response::Codec for EvidenceCodec {
         io: &mut T,
         res: Vec<u8>,
     ) -> std::io::Result<()> {
-        io.write_all(&res).await?;
-        io.close().await
+        crate::net::write_closed(io, &res).await
     }
 }
 
@@ -122,12 +103,10 @@ pub fn serve(store: &Store, data: &Path, from: &AgencyId, request: &[u8]) -> Vec
             return status(ChunkStatus::BadRequest);
         }
     };
-    let record = match store.evidence(&r.case) {
-        Ok(list) => list.into_iter().find(|e| {
-            e.outgoing
-                && e.key() == r.item
-                && e.peer.as_ref() == Some(from)
-                && e.state == EvidenceState::Announced
+    // One lookup by key: this runs for every request of a transfer.
+    let record = match store.evidence_item(&r.case, &r.item) {
+        Ok(found) => found.filter(|e| {
+            e.outgoing && e.peer.as_ref() == Some(from) && e.state == EvidenceState::Announced
         }),
         Err(e) => {
             tracing::error!("cannot read the evidence records: {e}");
@@ -688,38 +667,170 @@ impl Writer {
     }
 
     fn progress(&self, done: u64) -> Result<()> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send(Job::EvidenceProgress {
-                case: self.record.case_id,
-                key: self.record.key(),
-                done,
-                reply: tx,
-            })
-            .ok()
-            .context("the store worker stopped")?;
-        match rx.blocking_recv() {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => bail!("cannot record the progress: {e}"),
-            Err(_) => bail!("the store worker stopped"),
-        }
+        self.ask("the progress", |reply| Job::EvidenceProgress {
+            case: self.record.case_id,
+            key: self.record.key(),
+            done,
+            reply,
+        })
     }
 
     fn arrived(&self, outcome: crate::engine::Arrival) -> Result<()> {
+        self.ask("the arrival", |reply| Job::EvidenceArrived {
+            case: self.record.case_id,
+            key: self.record.key(),
+            outcome,
+            reply,
+        })
+    }
+
+    /// Hands the store worker a job and waits until it is committed.
+    fn ask(
+        &self,
+        what: &str,
+        job: impl FnOnce(tokio::sync::oneshot::Sender<Result<(), String>>) -> Job,
+    ) -> Result<()> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.jobs
-            .send(Job::EvidenceArrived {
-                case: self.record.case_id,
-                key: self.record.key(),
-                outcome,
-                reply: tx,
-            })
+            .send(job(tx))
             .ok()
             .context("the store worker stopped")?;
         match rx.blocking_recv() {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => bail!("cannot record the arrival: {e}"),
+            Ok(Err(e)) => bail!("cannot record {what}: {e}"),
             Err(_) => bail!("the store worker stopped"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rogatory_proto::message::{EvidenceItem, EvidenceManifest, TransferMode};
+
+    fn item(id: &str, size: u64, mode: TransferMode) -> EvidenceItem {
+        EvidenceItem {
+            item_id: id.into(),
+            description: "records".into(),
+            media_type: "text/csv".into(),
+            size,
+            sha256: Some(Sha256Digest([1; 32])),
+            transfer: Some(mode),
+            ..Default::default()
+        }
+    }
+
+    /// Only the partner an item was listed to gets its chunks, only within the item, and a
+    /// request that does not parse gets a status, never a panic.
+    #[test]
+    fn chunks_are_served_only_to_the_partner_the_item_was_listed_to() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let case = CaseId::from_bytes([3; 16]);
+        let partner = AgencyId::new("XA.MOJ-CA").unwrap();
+        let other = AgencyId::new("XC.POLICE").unwrap();
+        let size = stream::CHUNK as u64 + 10;
+        let blob = format!("{}-{}", "a".repeat(64), "b".repeat(16));
+        let dir = crate::evidence::dir(t.path()).unwrap();
+        let sealed = vec![0x42u8; stream::sealed_len(size) as usize];
+        std::fs::write(dir.join(&blob), &sealed).unwrap();
+        let record = |state| EvidenceRecord {
+            case_id: case,
+            item: item("E1", size, TransferMode::Send),
+            outgoing: true,
+            state,
+            peer: Some(partner.clone()),
+            manifest: None,
+            blob: Some(blob.clone()),
+            wrapped_key: None,
+            chunks_done: 0,
+            problem: None,
+            added_at: 0,
+            added_by: None,
+        };
+        let put = |r: &EvidenceRecord| {
+            let mut b = store.batch().unwrap();
+            b.put_evidence(r).unwrap();
+            b.commit().unwrap();
+        };
+        let ask = |from: &AgencyId, item: &str, first, count| {
+            serve(
+                &store,
+                t.path(),
+                from,
+                &ChunkRequest {
+                    case,
+                    item: item.into(),
+                    first,
+                    count,
+                }
+                .encode(),
+            )
+        };
+        // Staged: its manifest has not gone out, so nobody may fetch it.
+        put(&record(EvidenceState::Staged));
+        assert_eq!(ask(&partner, "E1", 0, 1), [ChunkStatus::Unknown as u8]);
+        put(&record(EvidenceState::Announced));
+        let ok = ask(&partner, "E1", 0, 2);
+        assert_eq!(ok[0], ChunkStatus::Ok as u8);
+        assert_eq!(&ok[1..], &sealed[..]);
+        assert_eq!(ask(&other, "E1", 0, 1), [ChunkStatus::Unknown as u8]);
+        assert_eq!(ask(&partner, "E9", 0, 1), [ChunkStatus::Unknown as u8]);
+        assert_eq!(ask(&partner, "E1", 1, 2), [ChunkStatus::OutOfRange as u8]);
+        assert_eq!(ask(&partner, "E1", 2, 1), [ChunkStatus::OutOfRange as u8]);
+        assert_eq!(
+            serve(&store, t.path(), &partner, b"\xa1\x00"),
+            [ChunkStatus::BadRequest as u8]
+        );
+        // The file gone (a disk problem): unavailable, not a crash.
+        std::fs::remove_file(dir.join(&blob)).unwrap();
+        assert_eq!(ask(&partner, "E1", 0, 1), [ChunkStatus::Unavailable as u8]);
+    }
+
+    /// A partner's manifest that repeats an item id, or lists a `send` item without its key,
+    /// is refused and records nothing.
+    #[test]
+    fn a_manifest_that_repeats_an_item_or_lacks_a_key_is_refused_whole() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let case = CaseId::from_bytes([4; 16]);
+        let from = AgencyId::new("XB.DOJ-CA").unwrap();
+        let storage = [9u8; 32];
+        let env = Sha256Digest([5; 32]);
+        let mut send = item("E1", 10, TransferMode::Send);
+        send.content_key = Some([7; 32]);
+        let manifest = |items| EvidenceManifest {
+            request: None,
+            items,
+            note: None,
+        };
+        let record = |m: &EvidenceManifest| {
+            let mut b = store.batch().unwrap();
+            let r = crate::evidence::record_manifest(&mut b, &case, &from, env, m, &storage, 0)
+                .unwrap();
+            b.commit().unwrap();
+            r
+        };
+        let keyless = item("E2", 10, TransferMode::Send);
+        assert!(
+            record(&manifest(vec![keyless]))
+                .unwrap_err()
+                .contains("no content key")
+        );
+        assert!(store.evidence(&case).unwrap().is_empty());
+        record(&manifest(vec![send.clone()])).unwrap();
+        let again = record(&manifest(vec![item("E3", 1, TransferMode::HashOnly), send]));
+        assert!(again.unwrap_err().contains("earlier manifest"));
+        let held = store.evidence(&case).unwrap();
+        assert_eq!(held.len(), 1, "nothing of the refused manifest was kept");
+        assert_eq!(held[0].key(), "XB.DOJ-CA/E1");
+        assert_eq!(held[0].state, EvidenceState::Expected);
+        // Its key is kept wrapped, and unwraps under the storage key only.
+        let w = held[0].wrapped_key.clone().unwrap();
+        let ctx = crate::evidence::key_context(&case, &held[0].key());
+        assert_eq!(
+            stream::unwrap_key(&storage, &ctx, &w).unwrap().as_bytes(),
+            &[7; 32]
+        );
     }
 }

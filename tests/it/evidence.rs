@@ -126,6 +126,42 @@ fn evidence_is_added_and_listed_on_both_nodes_and_hash_only_content_stays_home()
         ),
     )
     .failed();
+    // The API refuses what the command line would never send: a `send` item without its
+    // sealed copy, a staged name outside the staging directory, a malformed key, content for a
+    // hash-only item; nothing is added.
+    let item = serde_json::json!({
+        "description": "x", "media_type": "text/plain", "size": 3,
+        "sha256": Sha256Digest::of(b"abc").to_hex(), "transfer": "send",
+        "acquisition": {"method": "copy"}, "custody": [], "perceptual_hashes": []
+    });
+    let key = "07".repeat(32);
+    for (body, says) in [
+        (
+            serde_json::json!({"items": [{"item": item}]}),
+            "sealed content",
+        ),
+        (
+            serde_json::json!({"items": [{"item": item, "staged": "../../rogatory.toml", "content_key": key}]}),
+            "not a staged evidence file",
+        ),
+        (
+            serde_json::json!({"items": [{"item": item, "staged": "add-00", "content_key": "zz"}]}),
+            "content_key",
+        ),
+        (
+            serde_json::json!({"items": [{"item": {"transfer": "hash-only", "description": "x", "media_type": "x", "size": 1,
+                "sha256": Sha256Digest::of(b"a").to_hex(), "acquisition": {"method": "copy"}},
+                "staged": "add-00", "content_key": key}]}),
+            "carry no content",
+        ),
+        (serde_json::json!({"items": []}), "no item"),
+    ] {
+        let e = c
+            .api(1)
+            .post(&format!("/v1/evidence/{case}"), &body)
+            .unwrap_err();
+        assert!(format!("{e:#}").contains(says), "{says}: {e:#}");
+    }
 
     let list = json(
         root,
