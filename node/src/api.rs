@@ -535,6 +535,11 @@ async fn send(
             "an evidence manifest is sent with `rogatory evidence send` (POST /v1/evidence/{case}/send), which keeps the items it lists and their content keys".into(),
         ));
     }
+    if kind == MessageType::EvidenceStatus {
+        return Err(bad(
+            "an evidence status is written by the node itself when an item arrives, is verified or quarantined, or is exported".into(),
+        ));
+    }
     let message = Message::from_json(kind, &b.body)
         .and_then(|m| m.validate().map(|()| m))
         .map_err(|e| match e {
@@ -1215,21 +1220,28 @@ async fn evidence_export(
     if b.out.exists() {
         return Err(bad(format!("{} exists already", b.out.display())));
     }
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    submit(
-        &s,
-        Job::EvidenceExported {
+    let logged = |written| {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job = Job::EvidenceExported {
             case,
             key: r.key(),
-            user,
+            user: user.clone(),
+            written,
             reply: tx,
-        },
-    )
-    .await?;
+        };
+        (job, rx)
+    };
+    let (job, rx) = logged(false);
+    submit(&s, job).await?;
     rx.await
         .map_err(|_| internal("the store worker stopped"))?
         .map_err(bad)?;
     read_item(&s, &r, Some(b.out.clone())).await.map_err(bad)?;
+    let (job, rx) = logged(true);
+    submit(&s, job).await?;
+    rx.await
+        .map_err(|_| internal("the store worker stopped"))?
+        .map_err(bad)?;
     Ok(Json(json!({
         "case_id": case.to_string(),
         "item_id": r.key(),

@@ -217,7 +217,9 @@ pub fn apply(
         Message::Liaison(_) => (CaseKind::Liaison, Side::Requesting),
         Message::PreservationRequest(_) => (CaseKind::Preservation, Side::Requesting),
         // Evidence belongs to whatever case it is sent in.
-        Message::EvidenceManifest(_) => return Ok(Ok(Effect::Nothing)),
+        Message::EvidenceManifest(_) | Message::EvidenceStatus(_) => {
+            return Ok(Ok(Effect::Nothing));
+        }
     };
     let mut record = match existing {
         Some(r) => r,
@@ -324,7 +326,7 @@ pub fn apply(
                 }
             }
         }
-        Message::EvidenceManifest(_) => {}
+        Message::EvidenceManifest(_) | Message::EvidenceStatus(_) => {}
     }
     record.updated_at = now;
     batch.put_case_record(&record)?;

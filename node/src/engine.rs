@@ -26,7 +26,7 @@ use rogatory_proto::audit::entry::{Actor, AuditEntry, AuditEvent};
 use rogatory_proto::card::AgencyCard;
 use rogatory_proto::envelope::{self, Addressee, ChainLink, Limits, SealParams, Sender};
 use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId, MessageId, Sha256Digest};
-use rogatory_proto::message::Message;
+use rogatory_proto::message::{CustodyEntry, EvidenceStatus, ItemState, ItemStatus, Message};
 use rogatory_proto::receipt::ReceiptEvent;
 
 use crate::inbox::{ChainSlot, Outcome};
@@ -178,7 +178,9 @@ pub enum Job {
         /// Answered after the commit.
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,
     },
-    /// A local user exports an item's content: log it (before the file is written).
+    /// A local user exports an item's content: log it before the file is written
+    /// (`written: false`), then, once it is written whole and checked, extend a received item's
+    /// chain of custody and tell the holder (`written: true`).
     EvidenceExported {
         /// The case.
         case: CaseId,
@@ -186,6 +188,8 @@ pub enum Job {
         key: String,
         /// The local user.
         user: Option<String>,
+        /// The file is written, synced and matched the manifest's SHA-256.
+        written: bool,
         /// Answered after the commit.
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,
     },
@@ -693,21 +697,39 @@ impl Engine {
                 reply,
             } => {
                 replies.push(Reply::Accessed(reply, Ok(())));
-                self.evidence_arrived(batch, &case, &key, outcome)
+                self.evidence_arrived(batch, &case, &key, outcome, replies)
             }
             Job::EvidenceExported {
                 case,
                 key,
                 user,
+                written,
                 reply,
             } => {
                 replies.push(Reply::Accessed(reply, Ok(())));
-                let Some(r) = batch.evidence_item(&case, &key)? else {
+                let Some(mut r) = batch.evidence_item(&case, &key)? else {
                     return Err(anyhow!("no evidence item {key} in case {case}"));
                 };
+                let now = rogatory_proto::time::now_unix();
+                if written {
+                    // A received item's chain of custody goes on here, and at the holder's.
+                    if !r.outgoing {
+                        let action =
+                            "exported: decrypted to a file that matches the manifest's SHA-256";
+                        let custody = vec![self.custody(now, user.as_deref(), action.into(), None)];
+                        self.report_to_holder(
+                            batch,
+                            &mut r,
+                            ItemState::Exported,
+                            custody,
+                            replies,
+                        )?;
+                    }
+                    return Ok(());
+                }
                 let e = AuditEntry {
                     seq: 0,
-                    time: rogatory_proto::time::now_unix(),
+                    time: now,
                     case_id: case,
                     event: AuditEvent::EvidenceExported,
                     actor: Actor {
@@ -768,6 +790,12 @@ impl Engine {
             next += 1;
             item.item_id = format!("E{next}");
             item.content_key = None;
+            let action = match &content {
+                Some(_) => "added: hashed (SHA-256) and sealed into the node's evidence store",
+                None => "added: hashed (SHA-256); the content stays with this agency",
+            };
+            item.custody
+                .push(self.custody(now, user.as_deref(), action.into(), None));
             let (blob, wrapped_key) = match content {
                 Some((name, key)) => {
                     let context = crate::evidence::key_context(case, &item.item_id);
@@ -833,8 +861,15 @@ impl Engine {
             )));
         }
         let storage = self.me.keys.storage_key();
+        let now = rogatory_proto::time::now_unix();
+        let mut staged = staged;
         let mut items = Vec::with_capacity(staged.len());
-        for r in &staged {
+        for r in &mut staged {
+            // The hand-over is the chain's next link, in the manifest and here.
+            let action = format!("handed over to {to} through Rogatory");
+            r.item
+                .custody
+                .push(self.custody(now, user.as_deref(), action, None));
             let mut item = r.item.clone();
             if let Some(w) = &r.wrapped_key {
                 let context = crate::evidence::key_context(case, &item.item_id);
@@ -886,24 +921,41 @@ impl Engine {
         case: &CaseId,
         key: &str,
         outcome: Arrival,
+        replies: &mut Vec<Reply>,
     ) -> Result<()> {
         let Some(mut r) = batch.evidence_item(case, key)? else {
             return Err(anyhow!("no evidence item {key} in case {case}"));
         };
         let now = rogatory_proto::time::now_unix();
         let verified = matches!(outcome, Arrival::Verified { .. });
-        match outcome {
+        let from = r
+            .peer
+            .as_ref()
+            .map_or_else(|| "the holder".into(), |p| p.to_string());
+        let mut custody = vec![self.custody(
+            now,
+            None,
+            format!("received from {from} through Rogatory"),
+            None,
+        )];
+        let state = match outcome {
             Arrival::Verified { blob } => {
                 r.state = crate::evidence::EvidenceState::Verified;
                 r.blob = Some(blob);
                 r.chunks_done = rogatory_proto::evidence::chunks(r.item.size);
+                let action = "verified: the SHA-256 matches the manifest".into();
+                custody.push(self.custody(now, None, action, None));
+                ItemState::Verified
             }
             Arrival::Quarantined { problem } => {
                 r.state = crate::evidence::EvidenceState::Quarantined;
+                let action = "quarantined: the content does not match the manifest".into();
+                custody.push(self.custody(now, None, action, Some(problem.clone())));
                 r.problem = Some(problem);
+                ItemState::Quarantined
             }
-        }
-        batch.put_evidence(&r)?;
+        };
+        self.report_to_holder(batch, &mut r, state, custody, replies)?;
         let entry = |event| AuditEntry {
             seq: 0,
             time: now,
@@ -929,6 +981,80 @@ impl Engine {
             }),
         ];
         batch.append(&self.signer(), case, &mut entries)?;
+        Ok(())
+    }
+
+    /// A custody entry by this agency (and local user) now.
+    fn custody(
+        &self,
+        now: u64,
+        user: Option<&str>,
+        action: String,
+        note: Option<String>,
+    ) -> CustodyEntry {
+        let agency = self.me.card.id();
+        CustodyEntry {
+            at: rogatory_proto::time::format_unix(now),
+            actor: match user {
+                Some(u) => format!("{agency}: {u}"),
+                None => agency.to_string(),
+            },
+            action,
+            note,
+        }
+    }
+
+    /// Extends a received item's chain of custody with `custody`, stores the record, and seals
+    /// an `evidence-status` telling the holder (spec/EVIDENCE.md §6), so that both sides keep
+    /// the same chain. The holder no longer being a partner does not undo what happened here:
+    /// it is logged and the report is not sent.
+    fn report_to_holder(
+        &self,
+        batch: &mut Batch<'_>,
+        r: &mut crate::evidence::EvidenceRecord,
+        state: ItemState,
+        custody: Vec<CustodyEntry>,
+        replies: &mut Vec<Reply>,
+    ) -> Result<()> {
+        r.item.custody.extend(custody.iter().cloned());
+        batch.put_evidence(r)?;
+        let Some(holder) = r.peer.clone() else {
+            return Ok(());
+        };
+        let problem = match state {
+            ItemState::Quarantined => r.problem.clone(),
+            _ => None,
+        };
+        let request = SendRequest {
+            to: vec![holder.clone()],
+            case: r.case_id,
+            message: Message::EvidenceStatus(EvidenceStatus {
+                items: vec![ItemStatus {
+                    item_id: r.item.item_id.clone(),
+                    sha256: r.item.sha256,
+                    state: Some(state),
+                    custody,
+                    problem,
+                }],
+            }),
+            user: None,
+            confirmation: false,
+        };
+        match self.seal(batch, &request)? {
+            Ok(queued) => {
+                for q in queued {
+                    tracing::info!(to = %holder, case = %r.case_id, item = %r.item.item_id, state = state.as_str(), "told the holder");
+                    replies.push(Reply::Notice(Notice::Queued {
+                        to: q.to,
+                        order: q.order,
+                        id: q.envelope_id.0,
+                    }));
+                }
+            }
+            Err(e) => {
+                tracing::error!(to = %holder, case = %r.case_id, item = %r.item.item_id, "cannot tell the holder that the item was {}: {e}", state.as_str());
+            }
+        }
         Ok(())
     }
 

@@ -20,6 +20,7 @@ use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use rogatory_proto::audit::entry::AuditEvent;
 use rogatory_proto::evidence::{self as stream, CHUNK, ContentKey};
 use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId, Sha256Digest};
 use rogatory_proto::message::EvidenceItem;
@@ -47,10 +48,12 @@ pub enum EvidenceState {
     Expected,
     /// Listed in a manifest received here; its content does not travel (hash-only, out of band).
     Listed,
-    /// Its content arrived and matched the manifest's SHA-256.
+    /// Its content arrived and matched the manifest's SHA-256 (for an item handed over from
+    /// here: the partner reported so).
     Verified,
     /// Its content arrived but did not match the manifest (see `problem`); kept apart in
-    /// `evidence/quarantine/`, never counted as received.
+    /// `evidence/quarantine/`, never counted as received (for an item handed over from here: the
+    /// partner reported so).
     Quarantined,
 }
 
@@ -180,6 +183,72 @@ pub fn record_manifest(
         batch.put_evidence(r)?;
     }
     Ok(Ok(()))
+}
+
+/// Applies a partner's `evidence-status` to the items this node handed over to it, within the
+/// batch that accepts its envelope (spec/EVIDENCE.md §6): each item's state follows the report
+/// and its chain of custody is extended with the partner's entries. Returns the audit event of
+/// each item, in order. The inner `Err` is a refusal that changed nothing: an item that is not
+/// this node's, was not handed to `from`, has another SHA-256, or a report that does not follow
+/// the item's state (verified or quarantined once, after the hand-over; exported after verified).
+pub fn record_status(
+    batch: &mut crate::store::Batch<'_>,
+    case: &CaseId,
+    from: &AgencyId,
+    status: &rogatory_proto::message::EvidenceStatus,
+) -> Result<Result<Vec<(Sha256Digest, AuditEvent)>, String>, crate::store::StoreError> {
+    use rogatory_proto::message::{ItemState, TransferMode};
+    let mut records = Vec::with_capacity(status.items.len());
+    let mut events = Vec::with_capacity(status.items.len());
+    for it in &status.items {
+        let id = &it.item_id;
+        let Some(mut r) = batch
+            .evidence_item(case, id)?
+            .filter(|r| r.outgoing && r.peer.as_ref() == Some(from))
+        else {
+            return Ok(Err(format!(
+                "item {id} was not handed over to {from} in this case"
+            )));
+        };
+        if r.item.sha256 != it.sha256 {
+            return Ok(Err(format!(
+                "the report on item {id} names another SHA-256 than its manifest"
+            )));
+        }
+        let (Some(state), Some(sha256)) = (it.state, it.sha256) else {
+            return Ok(Err(format!("the report on item {id} is incomplete")));
+        };
+        let sent = r.item.transfer == Some(TransferMode::Send);
+        let (next, event) = match (r.state, state) {
+            (EvidenceState::Announced, ItemState::Verified) if sent => {
+                (EvidenceState::Verified, AuditEvent::EvidenceVerified)
+            }
+            (EvidenceState::Announced, ItemState::Quarantined) if sent => {
+                (EvidenceState::Quarantined, AuditEvent::EvidenceQuarantined)
+            }
+            (EvidenceState::Verified, ItemState::Exported) => {
+                (EvidenceState::Verified, AuditEvent::EvidenceExported)
+            }
+            (now, _) => {
+                return Ok(Err(format!(
+                    "item {id} is {} here; a report that it was {} does not follow",
+                    now.as_str(),
+                    state.as_str()
+                )));
+            }
+        };
+        r.state = next;
+        if state == ItemState::Quarantined {
+            r.problem.clone_from(&it.problem);
+        }
+        r.item.custody.extend(it.custody.iter().cloned());
+        events.push((sha256, event));
+        records.push(r);
+    }
+    for r in &records {
+        batch.put_evidence(r)?;
+    }
+    Ok(Ok(events))
 }
 
 /// What a wrapped content key is bound to: the case and the item.

@@ -208,6 +208,8 @@ pub fn receive_in(
                 carried,
                 now,
             )?;
+            // The partner's report on evidence handed over from here: one audit entry per item.
+            let mut reported = Vec::new();
             let effect = match (effect, &opened.message) {
                 (Ok(e), rogatory_proto::message::Message::EvidenceManifest(m)) => {
                     crate::evidence::record_manifest(
@@ -221,6 +223,20 @@ pub fn receive_in(
                     )?
                     .map(|()| e)
                     .map_err(rogatory_proto::case::IllegalTransition)
+                }
+                (Ok(e), rogatory_proto::message::Message::EvidenceStatus(m)) => {
+                    match crate::evidence::record_status(
+                        batch,
+                        &opened.case_id,
+                        &opened.info.from,
+                        m,
+                    )? {
+                        Ok(events) => {
+                            reported = events;
+                            Ok(e)
+                        }
+                        Err(e) => Err(rogatory_proto::case::IllegalTransition(e)),
+                    }
                 }
                 (other, _) => other,
             };
@@ -265,6 +281,18 @@ pub fn receive_in(
                 &opened.info.from,
                 id,
             )];
+            for (sha256, event) in reported {
+                let mut e = audit_entry(
+                    me.card.id(),
+                    &opened.case_id,
+                    now,
+                    event,
+                    &opened.info.from,
+                    id,
+                );
+                e.commitment = Some(sha256);
+                entries.push(e);
+            }
             // The receipt carries our checkpoint of the case, including this envelope.
             let checkpoint = batch.append(&signer, &opened.case_id, &mut entries)?;
             let receipt = sign(

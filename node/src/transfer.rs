@@ -833,4 +833,123 @@ mod tests {
             &[7; 32]
         );
     }
+
+    /// A partner's report on evidence is applied only to items handed over to that partner, with
+    /// their SHA-256, in order (verified or quarantined once, exported after verified); a refused
+    /// report changes nothing, not even its other items.
+    #[test]
+    fn an_evidence_report_must_name_an_item_handed_to_its_sender_in_order() {
+        use rogatory_proto::audit::entry::AuditEvent;
+        use rogatory_proto::message::{CustodyEntry, EvidenceStatus, ItemState, ItemStatus};
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path()).unwrap();
+        let case = CaseId::from_bytes([6; 16]);
+        let partner = AgencyId::new("XA.MOJ-CA").unwrap();
+        let other = AgencyId::new("XC.POLICE").unwrap();
+        let mut b = store.batch().unwrap();
+        for (id, mode, state) in [
+            ("E1", TransferMode::Send, EvidenceState::Announced),
+            ("E2", TransferMode::HashOnly, EvidenceState::Announced),
+            ("E3", TransferMode::Send, EvidenceState::Staged),
+        ] {
+            b.put_evidence(&EvidenceRecord {
+                case_id: case,
+                item: item(id, 10, mode),
+                outgoing: true,
+                state,
+                peer: (state != EvidenceState::Staged).then(|| partner.clone()),
+                manifest: None,
+                blob: None,
+                wrapped_key: None,
+                chunks_done: 0,
+                problem: None,
+                added_at: 0,
+                added_by: None,
+            })
+            .unwrap();
+        }
+        b.commit().unwrap();
+        let news = |id: &str, state, sha| ItemStatus {
+            item_id: id.into(),
+            sha256: Some(Sha256Digest([sha; 32])),
+            state: Some(state),
+            custody: vec![CustodyEntry {
+                at: "2026-12-04T10:00:00Z".into(),
+                actor: "XA.MOJ-CA".into(),
+                action: format!("{state:?}"),
+                note: None,
+            }],
+            problem: None,
+        };
+        let report = |from: &AgencyId, items: Vec<ItemStatus>| {
+            let mut b = store.batch().unwrap();
+            let r = crate::evidence::record_status(&mut b, &case, from, &EvidenceStatus { items })
+                .unwrap();
+            b.commit().unwrap();
+            r
+        };
+        for (from, items, says) in [
+            (
+                &other,
+                vec![news("E1", ItemState::Verified, 1)],
+                "not handed over to XC.POLICE",
+            ),
+            (
+                &partner,
+                vec![news("E9", ItemState::Verified, 1)],
+                "not handed over",
+            ),
+            (
+                &partner,
+                vec![news("E3", ItemState::Verified, 1)],
+                "not handed over",
+            ),
+            (
+                &partner,
+                vec![news("E1", ItemState::Verified, 2)],
+                "another SHA-256",
+            ),
+            (
+                &partner,
+                vec![news("E1", ItemState::Exported, 1)],
+                "announced here",
+            ),
+            (
+                &partner,
+                vec![news("E2", ItemState::Verified, 1)],
+                "announced here",
+            ),
+            (
+                &partner,
+                vec![
+                    news("E1", ItemState::Verified, 1),
+                    news("E2", ItemState::Verified, 1),
+                ],
+                "item E2",
+            ),
+        ] {
+            let e = report(from, items).unwrap_err();
+            assert!(e.contains(says), "{says}: {e}");
+        }
+        let untouched = store.evidence(&case).unwrap();
+        assert!(untouched.iter().all(|r| r.item.custody.is_empty()));
+        assert_eq!(untouched[0].state, EvidenceState::Announced);
+
+        let events = report(&partner, vec![news("E1", ItemState::Verified, 1)]).unwrap();
+        assert_eq!(
+            events,
+            [(Sha256Digest([1; 32]), AuditEvent::EvidenceVerified)]
+        );
+        let e = report(&partner, vec![news("E1", ItemState::Quarantined, 1)]).unwrap_err();
+        assert!(e.contains("verified here"), "{e}");
+        let events = report(&partner, vec![news("E1", ItemState::Exported, 1)]).unwrap();
+        assert_eq!(
+            events,
+            [(Sha256Digest([1; 32]), AuditEvent::EvidenceExported)]
+        );
+        let r = store.evidence_item(&case, "E1").unwrap().unwrap();
+        assert_eq!(r.state, EvidenceState::Verified);
+        let actions: Vec<_> = r.item.custody.iter().map(|c| c.action.as_str()).collect();
+        assert_eq!(actions, ["Verified", "Exported"]);
+    }
 }

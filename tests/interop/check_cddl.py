@@ -60,6 +60,7 @@ MESSAGE_TYPES = [
     "extradition-status",
     "liaison",
     "preservation-request",
+    "evidence-status",
 ]
 
 # Root rule of each message schema (the first rule of the file).
@@ -70,6 +71,7 @@ ROOT_RULE = {
     "extradition-status": "extradition-status-update",
     "liaison": "liaison-message",
     "preservation-request": "preservation-request",
+    "evidence-status": "evidence-status",
     "receipt": "receipt",
     "agency-card": "card-body",
     "envelope": "rogatory-envelope",
@@ -102,6 +104,10 @@ ELEMENTS = {
         ("offences[]", "offence"),
         ("data[]", "preserved-data"),
     ],
+    "evidence-status": [
+        ("items[]", "item-status"),
+        ("items[].custody[]", "custody-entry"),
+    ],
     "receipt": [],
     "agency-card": [],  # keys[] are checked by use, see check_cards()
 }
@@ -121,6 +127,7 @@ REQUIRED_KEYS = {
         "requesting_authority", "offences", "summary_of_facts", "data", "necessity",
         "intends_mla_request", "period_days", "urgency", "do_not_inform_subject",
     ],
+    "evidence-status": ["items"],
 }
 RECEIPT_REQUIRED = ["version", "envelope_id", "from", "to", "event", "received_at"]
 CARD_REQUIRED = [
@@ -1017,6 +1024,20 @@ MESSAGE_CASES = {
          setv("attachments", [{"name": "a.pdf", "media_type": "application/pdf", "size": 1,
                                "sha256": b"\x00" * 32}]), True),
         ("a reply to a 16-byte message id", setv("in_reply_to", b"\x02" * 16), True),
+    ],
+    "evidence-status": [
+        ("no item", setv("items", []), False),
+        ("an item without custody entries", setv("items[0].custody", []), False),
+        ("an item without sha256", delete("items[0].sha256"), False),
+        ("an unknown state", setv("items[0].state", "lost"), False),
+        ("a null state", setv("items[0].state", None), False),
+        ("a verified item with a problem", setv("items[0].problem", "x"), False),
+        ("a quarantined item without the problem", setv("items[0].state", "quarantined"), False),
+        ("a quarantined item with the problem",
+         chain(setv("items[0].state", "quarantined"), setv("items[0].problem", "chunk 2")), True),
+        ("an exported item", setv("items[0].state", "exported"), True),
+        ("a custody entry with a malformed time", setv("items[0].custody[0].at", "now"), False),
+        ("an item with an unknown key", setv("items[0].manifest", b"\x01" * 16), False),
     ],
     "preservation-request": [
         ("intends_mla_request false (Art. 29(2)(f))", setv("intends_mla_request", False), False),

@@ -230,6 +230,7 @@ fn request_validate_lists_everything_missing() {
         "extradition-status",
         "liaison",
         "preservation-request",
+        "evidence-status",
     ] {
         cmd(
             d,
@@ -462,6 +463,7 @@ fn request_template_is_valid_and_every_field_is_explained() {
         "extradition-status",
         "liaison",
         "preservation-request",
+        "evidence-status",
     ] {
         let out = format!("{kind}.json");
         cmd(

@@ -241,16 +241,47 @@ fn evidence_is_added_and_listed_on_both_nodes_and_hash_only_content_stays_home()
         Sha256Digest::of(&material).to_hex().as_str()
     );
     assert_eq!(rows[1]["perceptual_hashes"][0]["value"], "f8f8f0cee0f4a84f");
+    // XA told XB (its request and the evidence-status were delivered): XB shows E1 verified,
+    // and both sides hold the same chain of custody, hand-over, arrival and check included.
+    c.wait_settled(0, 2, Duration::from_secs(60));
     let mine = json(
         root,
         &format!("evidence list {case} --data-dir xb.doj-ca --json"),
     );
-    assert!(
-        mine.as_array()
+    let states: Vec<&str> = mine
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["verified", "announced", "announced"]);
+    let actions = |row: &Value| -> Vec<String> {
+        row["custody"]
+            .as_array()
             .unwrap()
             .iter()
-            .all(|r| r["state"] == "announced")
+            .map(|c| {
+                format!(
+                    "{} {}",
+                    c["actor"].as_str().unwrap(),
+                    c["action"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let chain = actions(&mine[0]);
+    assert_eq!(chain.len(), 4, "{chain:?}");
+    assert!(
+        chain[1].starts_with("XB.DOJ-CA") && chain[1].contains("handed over to XA.MOJ-CA"),
+        "{chain:?}"
     );
+    assert!(
+        chain[2].starts_with("XA.MOJ-CA received from XB.DOJ-CA"),
+        "{chain:?}"
+    );
+    assert!(chain[3].starts_with("XA.MOJ-CA verified"), "{chain:?}");
+    assert_eq!(mine[0]["custody"], rows[0]["custody"]);
+    assert_eq!(mine[1]["custody"], rows[1]["custody"]);
 
     assert_eq!(rows[0]["held_here"], true);
     // Exported, it is the records, byte for byte; not twice to the same file; the hash-only
@@ -288,6 +319,35 @@ fn evidence_is_added_and_listed_on_both_nodes_and_hash_only_content_stays_home()
         &format!("evidence verify {case} --data-dir xa.moj-ca"),
     )
     .ok();
+    // The export is the chain's next link on both sides (a third envelope from XA).
+    c.wait_settled(0, 3, Duration::from_secs(60));
+    let theirs = json(
+        root,
+        &format!("evidence list {case} --data-dir xa.moj-ca --json"),
+    );
+    let mine = json(
+        root,
+        &format!("evidence list {case} --data-dir xb.doj-ca --json"),
+    );
+    let chain = actions(&mine[0]);
+    assert_eq!(chain.len(), 5, "{chain:?}");
+    assert!(
+        chain[4].starts_with("XA.MOJ-CA") && chain[4].contains("exported"),
+        "{chain:?}"
+    );
+    assert_eq!(mine[0]["custody"], theirs[0]["custody"]);
+    let shown = run_line(
+        root,
+        &format!("evidence list {case} --custody --data-dir xb.doj-ca"),
+    )
+    .ok();
+    assert!(
+        shown
+            .stdout
+            .contains("received from XB.DOJ-CA through Rogatory"),
+        "{}",
+        shown.stdout
+    );
     // One bit changed in the stored content: found, and nothing exported from it.
     let blob = std::fs::read_dir(root.join("xa.moj-ca/evidence"))
         .unwrap()
@@ -360,6 +420,23 @@ fn evidence_is_added_and_listed_on_both_nodes_and_hash_only_content_stays_home()
         .filter(|e| e["event"] == "evidence-added")
         .collect();
     assert_eq!(added.len(), 3, "{log}");
+    // XA's reports are in XB's log too, naming XA and the records' hash; the failed export
+    // (the damaged copy) was not reported.
+    let reported: Vec<(&str, &str)> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["peer"] == "XA.MOJ-CA")
+        .filter_map(|e| Some((e["event"].as_str()?, e["commitment"].as_str()?)))
+        .collect();
+    let hash = Sha256Digest::of(&records).to_hex();
+    assert_eq!(
+        reported,
+        [
+            ("evidence-verified", hash.as_str()),
+            ("evidence-exported", hash.as_str())
+        ]
+    );
     assert_eq!(
         added[1]["commitment"],
         Sha256Digest::of(&material).to_hex().as_str()
@@ -544,6 +621,22 @@ fn content_that_does_not_verify_is_quarantined_and_never_counts_as_received() {
     )
     .failed();
     assert!(e.stderr.contains("quarantined"), "{}", e.stderr);
+    // XB is told, with the reason, and logs it.
+    c.wait_settled(0, 2, Duration::from_secs(60));
+    let mine = c.api(1).get(&format!("/v1/evidence/{case}")).unwrap();
+    assert_eq!(mine[0]["state"], "quarantined", "{mine}");
+    assert_eq!(mine[0]["problem"], v[0]["problem"]);
+    assert_eq!(mine[0]["custody"], v[0]["custody"]);
+    let last = mine[0]["custody"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert!(
+        last["action"].as_str().unwrap().starts_with("quarantined"),
+        "{last}"
+    );
     // Kept apart, not in the evidence directory.
     assert_eq!(
         std::fs::read_dir(root.join("xa.moj-ca/evidence/quarantine"))

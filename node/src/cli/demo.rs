@@ -97,7 +97,13 @@ impl Demo {
                 .collect();
             println!("$ rogatory {}", shown.join(" "));
         }
-        let out = Command::new(&self.exe)
+        let mut command = Command::new(&self.exe);
+        // The audit log and chains of custody name the local user; on a machine that has no
+        // login name in the environment, the demo's commands are a duty clerk's.
+        if crate::client::local_user() == "unknown" {
+            command.env("ROGATORY_USER", "duty-clerk");
+        }
+        let out = command
             .args(args)
             .arg("--passphrase-file")
             .arg(&self.passphrase)
@@ -409,13 +415,6 @@ fn evidence(demo: &Demo, case: &str) -> Result<()> {
     if got[0]["state"] != "verified" {
         bail!("FR.DACG did not receive E1: {got}");
     }
-    for (who, dir) in [("PH.DOJ-OOC", &ph), ("FR.DACG", &fr)] {
-        println!("{who}'s view:");
-        print!(
-            "{}",
-            demo.cli(&["evidence", "list", case, "--data-dir", dir], true)?
-        );
-    }
     let out = demo.root.join("exported-subscriber-records.csv");
     print!(
         "{}",
@@ -437,6 +436,58 @@ fn evidence(demo: &Demo, case: &str) -> Result<()> {
         bail!("the exported records differ from those added");
     }
     println!("  exported byte for byte as PH.DOJ-OOC added them");
+    // FR.DACG's node told PH.DOJ-OOC's of the arrival, the check and the export
+    // (evidence-status envelopes): both sides now hold the same chain of custody.
+    let queued = demo.api(0)?.get("/v1/outbox")?;
+    let n = queued.as_array().map_or(0, Vec::len);
+    let rows = demo
+        .api(0)?
+        .get(&format!("/v1/outbox?settled={n}&wait=60"))?;
+    let settled = rows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| matches!(r["state"].as_str(), Some("delivered" | "rejected")))
+        .count();
+    if settled < n {
+        bail!("FR.DACG's reports on E1 were not delivered to PH.DOJ-OOC");
+    }
+    let mut chains = Vec::new();
+    for (who, dir) in [("PH.DOJ-OOC", &ph), ("FR.DACG", &fr)] {
+        println!("{who}'s view, with each item's chain of custody:");
+        print!(
+            "{}",
+            demo.cli(
+                &["evidence", "list", case, "--custody", "--data-dir", dir],
+                true
+            )?
+        );
+        let list = demo.api(if who == "FR.DACG" { 0 } else { 1 })?;
+        let items = list.get(&format!("/v1/evidence/{case}"))?;
+        let custody: Vec<Value> = items
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| r["custody"].clone())
+            .collect();
+        chains.push(custody);
+    }
+    let verified_there = chains[0]
+        .first()
+        .and_then(Value::as_array)
+        .is_some_and(|c| {
+            c.iter().any(|e| {
+                e["action"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("verified"))
+            })
+        });
+    if chains[0] != chains[1] || !verified_there {
+        bail!("the two sides' chains of custody differ");
+    }
+    println!(
+        "  both custody chains are identical: added, handed over, received, verified and exported"
+    );
     // The hash-only material: in no file under FR.DACG's node, nor under PH.DOJ-OOC's.
     let probe = &material[1000..1064];
     for (who, dir) in [("FR.DACG", demo.dir(0)), ("PH.DOJ-OOC", demo.dir(1))] {

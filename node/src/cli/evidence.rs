@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use rogatory_proto::message::{Acquisition, CustodyEntry, EvidenceItem, PerceptualHash};
+use rogatory_proto::message::{Acquisition, EvidenceItem, PerceptualHash};
 use serde_json::{Value, json};
 
 use super::cases::{client, parse_enum, print_json, s};
@@ -64,6 +64,10 @@ pub enum EvidenceCommand {
         /// Wait up to this many seconds until no item is still being received.
         #[arg(long, value_name = "SECS", default_value_t = 0)]
         wait: u64,
+        /// Also print each item's chain of custody (both sides keep the same chain: the
+        /// receiving node reports arrival, verification and exports to the holder).
+        #[arg(long)]
+        custody: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -195,7 +199,12 @@ pub(crate) fn run(c: EvidenceCommand) -> Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        EvidenceCommand::List { case, wait, common } => {
+        EvidenceCommand::List {
+            case,
+            wait,
+            custody,
+            common,
+        } => {
             let list = client(&common)?.get(&format!("/v1/evidence/{case}?wait={wait}"))?;
             if common.json {
                 return print_json(&list).map(|()| ExitCode::SUCCESS);
@@ -225,6 +234,21 @@ pub(crate) fn run(c: EvidenceCommand) -> Result<ExitCode> {
                 );
                 if let Some(p) = r["problem"].as_str() {
                     println!("{:<16} quarantined: {p}", "");
+                }
+                if custody {
+                    for c in r["custody"].as_array().into_iter().flatten() {
+                        let note = c["note"]
+                            .as_str()
+                            .map(|n| format!(" ({n})"))
+                            .unwrap_or_default();
+                        println!(
+                            "{:<16} {}  {}  {}{note}",
+                            "",
+                            s(&c["at"]),
+                            s(&c["actor"]),
+                            s(&c["action"])
+                        );
+                    }
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -313,8 +337,6 @@ fn add(a: AddArgs) -> Result<ExitCode> {
             });
         }
     });
-    let now = rogatory_proto::time::format_unix(rogatory_proto::time::now_unix());
-    let user = crate::client::local_user();
     let mut items = Vec::with_capacity(a.paths.len());
     for (path, slot) in a.paths.iter().zip(results) {
         let h = slot
@@ -344,16 +366,8 @@ fn add(a: AddArgs) -> Result<ExitCode> {
                 acquired_by: None,
                 tool: None,
             },
-            custody: vec![CustodyEntry {
-                at: now.clone(),
-                actor: user.clone(),
-                action: if send {
-                    "hashed (SHA-256) and sealed into the node's evidence store".into()
-                } else {
-                    "hashed (SHA-256); the content stays with this agency".into()
-                },
-                note: None,
-            }],
+            // The node adds the entry for this addition, with the agency and the user.
+            custody: Vec::new(),
             handling: None,
             perceptual_hashes: perceptual.clone(),
             content_key: None,

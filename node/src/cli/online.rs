@@ -31,8 +31,9 @@ pub struct SendArgs {
     /// The case id (a UUIDv7), or `new` to open a case (its id is printed).
     #[arg(long)]
     pub case: String,
-    /// The message type: mla-request, mla-status, evidence-manifest, extradition-status,
-    /// liaison, preservation-request.
+    /// The message type: mla-request, mla-status, extradition-status, liaison,
+    /// preservation-request (evidence-manifest and evidence-status are written by the node:
+    /// rogatory evidence send).
     #[arg(long = "type")]
     pub kind: String,
     /// The message as JSON (see spec/examples/ and `rogatory request validate`).

@@ -35,7 +35,7 @@ pub enum RequestCommand {
         /// The JSON file.
         file: PathBuf,
         /// The message type: mla-request, mla-status, evidence-manifest, extradition-status,
-        /// liaison, preservation-request.
+        /// liaison, preservation-request, evidence-status.
         #[arg(long = "type", default_value = "mla-request")]
         kind: MessageType,
         /// Print the result as JSON.
@@ -58,6 +58,9 @@ fn example(kind: MessageType) -> &'static str {
         MessageType::Liaison => include_str!("../../../spec/examples/liaison.json"),
         MessageType::PreservationRequest => {
             include_str!("../../../spec/examples/preservation-request.json")
+        }
+        MessageType::EvidenceStatus => {
+            include_str!("../../../spec/examples/evidence-status.json")
         }
     }
 }

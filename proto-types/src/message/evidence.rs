@@ -163,18 +163,7 @@ impl EvidenceManifest {
                 &format!("{f}.acquisition.seized_at"),
                 &it.acquisition.seized_at,
             );
-            for (j, c) in it.custody.iter().enumerate() {
-                let g = format!("{f}.custody[{j}]");
-                p.datetime(&format!("{g}.at"), &c.at);
-                p.text(&format!("{g}.actor"), &c.actor, "who handled the item");
-                p.text(&format!("{g}.action"), &c.action, "what was done");
-            }
-            if it.custody.windows(2).any(|w| w[0].at > w[1].at) {
-                p.push(
-                    &format!("{f}.custody"),
-                    "custody entries must be in time order",
-                );
-            }
+            check_custody(p, &f, &it.custody);
             if let Some(h) = &it.handling {
                 p.handling(&format!("{f}.handling"), h);
             }
@@ -234,6 +223,117 @@ impl EvidenceManifest {
                 }
             }
         }
+    }
+}
+
+/// What became of an item on the receiving side, as reported to the holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ItemState {
+    /// Its content arrived whole and matched the manifest's SHA-256.
+    Verified,
+    /// Its content arrived but did not match the manifest; kept apart, never counted as received.
+    Quarantined,
+    /// A local user of the receiving side decrypted it to a file.
+    Exported,
+}
+
+impl ItemState {
+    /// The wire name.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Verified => "verified",
+            Self::Quarantined => "quarantined",
+            Self::Exported => "exported",
+        }
+    }
+}
+
+/// One item's news in an [`EvidenceStatus`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ItemStatus {
+    /// The item id, as the holder's manifest gave it.
+    pub item_id: String,
+    /// The manifest's SHA-256 of the item: the report is about that content.
+    pub sha256: Option<Sha256Digest>,
+    /// What became of it.
+    pub state: Option<ItemState>,
+    /// The custody entries the receiving side added, oldest first (at least one): the holder
+    /// appends them to the item's chain of custody.
+    pub custody: Vec<CustodyEntry>,
+    /// Why it was quarantined (with `quarantined` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+/// The receiving node's report to the holder on items of its manifests: arrived and verified,
+/// quarantined, exported. Written by the node, never by a user (spec/EVIDENCE.md §6).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EvidenceStatus {
+    /// The items reported on (at least one).
+    pub items: Vec<ItemStatus>,
+}
+
+impl EvidenceStatus {
+    pub(crate) fn check(&self, p: &mut Problems) {
+        if self.items.is_empty() {
+            p.push("items", "the report names no item");
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for (i, it) in self.items.iter().enumerate() {
+            let f = format!("items[{i}]");
+            p.text(&format!("{f}.item_id"), &it.item_id, "the item has no id");
+            if !it.item_id.is_empty() && !ids.insert(it.item_id.as_str()) {
+                p.push(&format!("{f}.item_id"), "the report names this item twice");
+            }
+            if it.sha256.is_none() {
+                p.push(&format!("{f}.sha256"), "the SHA-256 of the item is missing");
+            }
+            if it.custody.is_empty() {
+                p.push(&format!("{f}.custody"), "the report adds no custody entry");
+            }
+            check_custody(p, &f, &it.custody);
+            match it.state {
+                None => p.push(
+                    &format!("{f}.state"),
+                    "say what became of the item: verified, quarantined or exported",
+                ),
+                Some(ItemState::Quarantined) => match &it.problem {
+                    None => p.push(&format!("{f}.problem"), "say why the item was quarantined"),
+                    Some(t) => p.text(
+                        &format!("{f}.problem"),
+                        t,
+                        "say why the item was quarantined",
+                    ),
+                },
+                Some(_) => {
+                    if it.problem.is_some() {
+                        p.push(
+                            &format!("{f}.problem"),
+                            "only a quarantined item has a problem",
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The rules of a chain of custody (or a part of one): complete entries, in time order.
+fn check_custody(p: &mut Problems, f: &str, custody: &[CustodyEntry]) {
+    for (j, c) in custody.iter().enumerate() {
+        let g = format!("{f}.custody[{j}]");
+        p.datetime(&format!("{g}.at"), &c.at);
+        p.text(&format!("{g}.actor"), &c.actor, "who handled the item");
+        p.text(&format!("{g}.action"), &c.action, "what was done");
+    }
+    if custody.windows(2).any(|w| w[0].at > w[1].at) {
+        p.push(
+            &format!("{f}.custody"),
+            "custody entries must be in time order",
+        );
     }
 }
 

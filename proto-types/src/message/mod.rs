@@ -19,8 +19,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 pub use evidence::{
-    Acquisition, CustodyEntry, EvidenceItem, EvidenceManifest, OutOfBandDelivery, PerceptualHash,
-    TransferMode,
+    Acquisition, CustodyEntry, EvidenceItem, EvidenceManifest, EvidenceStatus, ItemState,
+    ItemStatus, OutOfBandDelivery, PerceptualHash, TransferMode,
 };
 pub use extradition::{ExtraditionDecision, ExtraditionStage, ExtraditionStatusUpdate};
 pub use liaison::LiaisonMessage;
@@ -54,17 +54,20 @@ pub enum MessageType {
     Liaison,
     /// [`PreservationRequest`].
     PreservationRequest,
+    /// [`EvidenceStatus`].
+    EvidenceStatus,
 }
 
 impl MessageType {
     /// Every type, in spec order.
-    pub const ALL: [MessageType; 6] = [
+    pub const ALL: [MessageType; 7] = [
         Self::MlaRequest,
         Self::MlaStatus,
         Self::EvidenceManifest,
         Self::ExtraditionStatus,
         Self::Liaison,
         Self::PreservationRequest,
+        Self::EvidenceStatus,
     ];
 
     /// The wire name.
@@ -76,6 +79,7 @@ impl MessageType {
             Self::ExtraditionStatus => "extradition-status",
             Self::Liaison => "liaison",
             Self::PreservationRequest => "preservation-request",
+            Self::EvidenceStatus => "evidence-status",
         }
     }
 }
@@ -89,7 +93,7 @@ impl fmt::Display for MessageType {
 /// An unknown message type name.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 #[error(
-    "`{0}` is not a message type (expected one of: mla-request, mla-status, evidence-manifest, extradition-status, liaison, preservation-request)"
+    "`{0}` is not a message type (expected one of: mla-request, mla-status, evidence-manifest, extradition-status, liaison, preservation-request, evidence-status)"
 )]
 pub struct UnknownMessageType(pub String);
 
@@ -118,6 +122,8 @@ pub enum Message {
     Liaison(LiaisonMessage),
     /// A preservation request.
     PreservationRequest(PreservationRequest),
+    /// The receiving node's report on evidence items.
+    EvidenceStatus(EvidenceStatus),
 }
 
 /// Why a message body could not be read.
@@ -157,6 +163,7 @@ macro_rules! per_type {
             Message::ExtraditionStatus($m) => $e,
             Message::Liaison($m) => $e,
             Message::PreservationRequest($m) => $e,
+            Message::EvidenceStatus($m) => $e,
         }
     };
 }
@@ -188,6 +195,10 @@ macro_rules! per_kind {
                 type $t = PreservationRequest;
                 Message::PreservationRequest($build)
             }
+            MessageType::EvidenceStatus => {
+                type $t = EvidenceStatus;
+                Message::EvidenceStatus($build)
+            }
         }
     };
 }
@@ -202,6 +213,7 @@ impl Message {
             Message::ExtraditionStatus(_) => MessageType::ExtraditionStatus,
             Message::Liaison(_) => MessageType::Liaison,
             Message::PreservationRequest(_) => MessageType::PreservationRequest,
+            Message::EvidenceStatus(_) => MessageType::EvidenceStatus,
         }
     }
 
