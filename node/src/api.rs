@@ -247,6 +247,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/cases", get(cases).post(new_case))
         .route("/v1/cases/{id}", get(case_one))
         .route("/v1/deadlines", get(deadlines))
+        .route("/v1/alerts", get(alerts))
         .route("/v1/evidence/{case}", get(evidence_list).post(evidence_add))
         .route("/v1/evidence/{case}/send", post(evidence_send))
         .route("/v1/evidence/{case}/export", post(evidence_export))
@@ -475,6 +476,9 @@ pub fn outbox_row(e: &crate::store::OutboxEntry) -> Value {
             "receipt_hash": v.hash.to_hex(),
             // The time to acknowledgement, as the two clocks say (seconds).
             "ack_secs": v.receipt.received_at.saturating_sub(e.sealed_at),
+            // The addressee's cosignature of the checkpoint the envelope carried (checked when
+            // the receipt was recorded; a bad one raised an alert).
+            "cosignature": v.receipt.cosignature.as_deref().map(String::from_utf8_lossy),
         });
     }
     row
@@ -1408,6 +1412,31 @@ pub struct Within {
 
 fn seven() -> i64 {
     7
+}
+
+/// An alert as JSON.
+pub fn alert_json(n: u64, a: &crate::store::Alert) -> Value {
+    json!({
+        "number": n,
+        "at": format_unix(a.at),
+        "peer": a.peer.as_str(),
+        "case_id": a.case_id.to_string(),
+        "kind": a.kind,
+        "detail": a.detail,
+        "envelope_id": a.envelope_id.map(|e| e.to_hex()),
+    })
+}
+
+/// Every alert raised on this node (spec/PROTOCOL.md §6.6), oldest first.
+async fn alerts(_: Authorized, State(s): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
+    let store = Arc::clone(&s.store);
+    let list = tokio::task::spawn_blocking(move || store.alerts())
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+    Ok(Json(Value::Array(
+        list.iter().map(|(n, a)| alert_json(*n, a)).collect(),
+    )))
 }
 
 async fn deadlines(

@@ -22,7 +22,9 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow};
-use rogatory_proto::audit::entry::{Actor, AuditEntry, AuditEvent};
+use rogatory_proto::audit::entry::{Actor, AuditEntry, AuditEvent, log_key_name};
+use rogatory_proto::audit::note::{Checkpoint, Note};
+use rogatory_proto::audit::witness::{self, CarriedProof};
 use rogatory_proto::card::AgencyCard;
 use rogatory_proto::envelope::{self, Addressee, ChainLink, Limits, SealParams, Sender};
 use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId, MessageId, Sha256Digest};
@@ -1158,6 +1160,9 @@ impl Engine {
             let now = rogatory_proto::time::now_unix();
             crate::cases::proposal_refused(batch, &case, &Sha256Digest(id), detail, now)?;
         }
+        if state == OutboxState::Delivered {
+            self.check_cosignature(batch, &entry, by, receipt)?;
+        }
         let mut e = audit_entry(
             self.me.card.id(),
             &case,
@@ -1171,6 +1176,63 @@ impl Engine {
         batch.settle(entry, receipt, state)?;
         batch.append(&self.signer(), &case, &mut [e])?;
         Ok(Some(state))
+    }
+
+    /// Checks the addressee's cosignature in an accepted receipt against the checkpoint the
+    /// envelope carried (spec/PROTOCOL.md §6.6). The receipt is verified and kept either way
+    /// (it proves delivery); a cosignature that is missing where a checkpoint was carried, or
+    /// that does not verify, raises an alert.
+    fn check_cosignature(
+        &self,
+        batch: &mut Batch<'_>,
+        entry: &crate::store::OutboxEntry,
+        by: &AgencyId,
+        receipt: &[u8],
+    ) -> Result<()> {
+        let Ok(info) = envelope::inspect(&entry.envelope, &self.limits) else {
+            return Err(anyhow!("an envelope in the outbox does not parse"));
+        };
+        let Some(note) = info.checkpoint else {
+            return Ok(());
+        };
+        let Some(card) = self.trusted.iter().find(|c| c.id() == by) else {
+            return Ok(());
+        };
+        let cosignature = rogatory_proto::receipt::decode_verified_earlier(receipt)
+            .ok()
+            .and_then(|r| r.receipt.cosignature);
+        let body = Note::parse(&note)
+            .map(|n| n.text().to_string())
+            .map_err(|e| anyhow!("this node's checkpoint in the outbox does not parse: {e}"))?;
+        let problem = match cosignature {
+            None => Some("the receipt carries no cosignature of our checkpoint".to_string()),
+            Some(line) => {
+                let witness = witness::witness_verifier(&log_key_name(by), card.signing_key())
+                    .map_err(|e| anyhow!("{by}'s witness key: {e}"))?;
+                match std::str::from_utf8(&line)
+                    .map_err(|_| "the cosignature is not text".to_string())
+                    .and_then(|l| {
+                        witness::verify_cosignature(&body, l, &witness).map_err(|e| e.to_string())
+                    }) {
+                    Ok(_) => None,
+                    Err(e) => Some(format!(
+                        "the cosignature of our checkpoint does not verify: {e}"
+                    )),
+                }
+            }
+        };
+        if let Some(detail) = problem {
+            tracing::error!(peer = %by, case = %entry.case_id, "ALERT: {detail}");
+            batch.raise_alert(&crate::store::Alert {
+                at: rogatory_proto::time::now_unix(),
+                peer: by.clone(),
+                case_id: entry.case_id,
+                kind: "bad-cosignature".into(),
+                detail,
+                envelope_id: Some(Sha256Digest::of(&entry.envelope)),
+            })?;
+        }
+        Ok(())
     }
 
     /// Seals a message for each addressee at the next position of the case's chain to it, and
@@ -1189,6 +1251,17 @@ impl Engine {
             }
         }
         let now = rogatory_proto::time::now_unix();
+        let checkpoint = batch.checkpoint(&r.case)?;
+        // The size of the checkpoint carried, for the witnesses' consistency proofs.
+        let size = match &checkpoint {
+            Some(n) => Some(
+                Note::parse(n)
+                    .and_then(|n| Checkpoint::parse(n.text()))
+                    .map_err(|e| anyhow!("this node's latest checkpoint does not parse: {e}"))?
+                    .size,
+            ),
+            None => None,
+        };
         let mut addressees = Vec::with_capacity(cards.len());
         for card in &cards {
             let chain = match batch.chain_out(&r.case, card.id())? {
@@ -1198,13 +1271,31 @@ impl Engine {
                     previous: Some(Sha256Digest(id)),
                 },
             };
-            addressees.push(Addressee { card, chain });
+            // From the checkpoint the previous envelope of this chain carried (what the
+            // addressee witnessed last) to this one.
+            let consistency = match (batch.witness_out(&r.case, card.id())?, size) {
+                (Some(old), Some(new)) if old > 0 && old < new => {
+                    let hashes = batch
+                        .consistency(&r.case, old, new)?
+                        .map_err(|e| anyhow!("cannot prove size {new} extends size {old}: {e}"))?;
+                    Some(CarriedProof {
+                        old_size: old,
+                        hashes,
+                    })
+                }
+                _ => None,
+            };
+            addressees.push(Addressee {
+                card,
+                chain,
+                consistency,
+            });
         }
         let params = SealParams {
             case_id: r.case,
             message_id: MessageId::generate(),
             sent_at: now,
-            checkpoint: batch.checkpoint(&r.case)?,
+            checkpoint,
         };
         let sealed = match envelope::seal(
             &Sender {
@@ -1251,6 +1342,9 @@ impl Engine {
                 .enqueue(&mut entry, true)?
                 .ok_or_else(|| anyhow!("the queue gave no order"))?;
             batch.set_chain_out(&r.case, &s.to, a.chain.sequence, &s.id.0)?;
+            if let Some(size) = size {
+                batch.set_witness_out(&r.case, &s.to, size)?;
+            }
             let mut e = audit_entry(
                 self.me.card.id(),
                 &r.case,

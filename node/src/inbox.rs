@@ -11,7 +11,7 @@
 //! node's own log, the reserved case id [`NODE_LOG`].
 
 use anyhow::{Context, Result};
-use rogatory_proto::audit::entry::AuditEvent;
+use rogatory_proto::audit::entry::{AuditEvent, case_origin, log_key_name};
 
 use crate::engine::audit_entry;
 use rogatory_proto::card::AgencyCard;
@@ -165,7 +165,38 @@ pub fn receive_in(
     if info.chain.sequence > expected {
         return Ok((Outcome::Waiting { slot }, None));
     }
-    if info.chain.sequence < expected || info.chain.previous.map(|p| p.0) != last.map(|(_, p)| p) {
+    let in_order =
+        info.chain.sequence == expected && info.chain.previous.map(|p| p.0) == last.map(|(_, p)| p);
+    // The sender's log must extend what was witnessed of it (spec/PROTOCOL.md §6.6); checked
+    // before the chain, so that a sender restored from an old copy (which reuses chain
+    // positions) is named for what it is. Kept only for the envelope next in the chain.
+    let cosignature = match &opened {
+        Ok(o) if o.case_id != NODE_LOG => {
+            match witness(batch, me, trusted, o, id, now, in_order)? {
+                Ok(c) => c,
+                Err(inconsistency) => {
+                    let reason = ReasonCode::LogInconsistent;
+                    let detail = format!(
+                        "your log of this case is not consistent with what we witnessed: {inconsistency}"
+                    );
+                    let receipt = reject(batch, &signer, me, id, &info.from, now, reason, detail)?;
+                    batch.store_receipt(&id.0, &receipt)?;
+                    if !in_order {
+                        return Ok((Outcome::Rejected { reason, receipt }, None));
+                    }
+                    batch.set_chain_in(
+                        &info.from,
+                        &info.case_commitment.0,
+                        info.chain.sequence,
+                        &id.0,
+                    )?;
+                    return Ok((Outcome::Rejected { reason, receipt }, Some(slot)));
+                }
+            }
+        }
+        _ => None,
+    };
+    if !in_order {
         let reason = ReasonCode::ChainBroken;
         let detail = format!(
             "envelope #{} of {}'s chain for this case does not follow #{} (the last applied)",
@@ -299,10 +330,10 @@ pub fn receive_in(
                 me,
                 id,
                 &opened.info.from,
-                ReceiptEvent::Accepted,
                 None,
                 now,
                 Some(checkpoint),
+                cosignature,
             )?;
             batch.store_receipt(&id.0, &receipt)?;
             Ok((
@@ -380,6 +411,98 @@ fn outer(
     Ok(info)
 }
 
+/// Witnesses the checkpoint an opened envelope carries: checks it against the last one
+/// witnessed from the sender for the case (with the carried consistency proof) and returns the
+/// cosignature line for the receipt. An envelope without a checkpoint gets no cosignature. The
+/// checkpoint becomes the last witnessed only with `keep` (the envelope is the next of its
+/// chain). The inner `Err` is an inconsistency: an alert and an audit entry are recorded (the
+/// caller refuses the envelope), and the witnessed checkpoint stays as it was.
+fn witness(
+    batch: &mut Batch<'_>,
+    me: &KeyDir,
+    trusted: &[AgencyCard],
+    opened: &envelope::Opened,
+    id: EnvelopeId,
+    now: u64,
+    keep: bool,
+) -> Result<Result<Option<Vec<u8>>, rogatory_proto::audit::witness::Inconsistency>> {
+    use rogatory_proto::audit::note::{Checkpoint, Note, NoteVerifier, SIG_ED25519};
+    use rogatory_proto::audit::witness;
+    let Some(note) = &opened.info.checkpoint else {
+        return Ok(Ok(None));
+    };
+    let from = &opened.info.from;
+    let case = &opened.case_id;
+    let Some(card) = trusted.iter().find(|c| c.id() == from) else {
+        return Err(anyhow::anyhow!("{from} opened but has no pinned card"));
+    };
+    let name = log_key_name(from);
+    let log = NoteVerifier::new(&name, SIG_ED25519, card.signing_key())
+        .context("the sender's log key")?;
+    let last = batch
+        .witnessed(from, case)?
+        .map(|n| {
+            Note::parse(&n)
+                .and_then(|n| Checkpoint::parse(n.text()))
+                .context("a witnessed checkpoint in the store does not parse")
+        })
+        .transpose()?;
+    let origin = case_origin(from, case);
+    match witness::witness(
+        note,
+        &log,
+        &origin,
+        last.as_ref(),
+        opened.info.consistency.as_ref(),
+    ) {
+        Ok(cp) => {
+            if keep {
+                batch.set_witnessed(from, case, note)?;
+            }
+            let line = witness::cosign(
+                &cp.body(),
+                &log_key_name(me.card.id()),
+                &me.keys.signing,
+                now,
+            )
+            .context("cannot cosign")?;
+            Ok(Ok(Some(line.into_bytes())))
+        }
+        Err(inconsistency) => {
+            tracing::error!(peer = %from, case = %case, envelope = %id, kind = inconsistency.kind(), "ALERT: {from}'s log of case {case} is not consistent with what this node witnessed: {inconsistency}");
+            batch.raise_alert(&crate::store::Alert {
+                at: now,
+                peer: from.clone(),
+                case_id: *case,
+                kind: inconsistency.kind().into(),
+                detail: inconsistency.to_string(),
+                envelope_id: Some(id),
+            })?;
+            let mut e = audit_entry(
+                me.card.id(),
+                case,
+                now,
+                AuditEvent::PeerLogInconsistent,
+                from,
+                id,
+            );
+            e.commitment = Some(Sha256Digest::of(note));
+            let signer = LogSigner {
+                agency: me.card.id(),
+                key: &me.keys.signing,
+            };
+            // In the case's log when this node has one; a case never opened here has none.
+            let log_of = if batch.checkpoint(case)?.is_some() {
+                *case
+            } else {
+                NODE_LOG
+            };
+            batch.append(&signer, &log_of, &mut [e])?;
+            Ok(Err(inconsistency))
+        }
+    }
+}
+
 /// Logs a refusal in the node log and signs the rejection receipt.
 #[allow(clippy::too_many_arguments)]
 fn reject(
@@ -405,29 +528,23 @@ fn reject(
     batch
         .append(signer, &NODE_LOG, &mut entries)
         .context("cannot log the refusal")?;
-    sign(
-        me,
-        id,
-        to,
-        ReceiptEvent::Rejected,
-        Some((reason, detail)),
-        now,
-        None,
-    )
+    sign(me, id, to, Some((reason, detail)), now, None, None)
 }
 
+/// Signs a receipt: a rejection with its reason, or an acceptance (with this node's checkpoint
+/// and its cosignature of the sender's).
 fn sign(
     me: &KeyDir,
     envelope_id: EnvelopeId,
     to: &AgencyId,
-    event: ReceiptEvent,
     rejection: Option<(ReasonCode, String)>,
     now: u64,
     checkpoint: Option<Vec<u8>>,
+    cosignature: Option<Vec<u8>>,
 ) -> Result<Vec<u8>> {
-    let (reason, detail) = match rejection {
-        Some((r, d)) => (Some(r), Some(d)),
-        None => (None, None),
+    let (event, reason, detail) = match rejection {
+        Some((r, d)) => (ReceiptEvent::Rejected, Some(r), Some(d)),
+        None => (ReceiptEvent::Accepted, None, None),
     };
     let r = Receipt {
         version: envelope::PROTOCOL_VERSION,
@@ -439,7 +556,7 @@ fn sign(
         detail,
         received_at: now,
         checkpoint,
-        cosignature: None,
+        cosignature,
     };
     Ok(r.sign(&me.keys)?.bytes)
 }

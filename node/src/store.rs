@@ -74,6 +74,12 @@ const CHAIN_IN: TableDefinition<(&str, &[u8; 32]), &[u8]> = TableDefinition::new
 const CHAIN_OUT: TableDefinition<(&[u8; 16], &str), &[u8]> = TableDefinition::new("chain-out");
 const CASE_RECORDS: TableDefinition<&[u8; 16], &[u8]> = TableDefinition::new("case-records");
 const EVIDENCE: TableDefinition<(&[u8; 16], &str), &[u8]> = TableDefinition::new("evidence");
+/// (peer, case) → the peer's last signed checkpoint of the case witnessed here (a signed note).
+const WITNESSED: TableDefinition<(&str, &[u8; 16]), &[u8]> = TableDefinition::new("witnessed");
+/// (case, addressee) → the size of the checkpoint carried by the last envelope sealed for it.
+const WITNESS_OUT: TableDefinition<(&[u8; 16], &str), u64> = TableDefinition::new("witness-out");
+/// Alert number (0, 1, 2 …) → the alert (CBOR): what a witness or receipt check found wrong.
+const ALERTS: TableDefinition<u64, &[u8]> = TableDefinition::new("alerts");
 
 /// Record kinds in the `log` table.
 const ENTRY: u8 = 0;
@@ -280,6 +286,25 @@ pub struct Received {
     /// The order of arrival among all envelopes accepted here (0, 1, 2 …), assigned when stored.
     #[serde(default)]
     pub arrival: u64,
+}
+
+/// Something a check found wrong with a partner, kept until an operator looks at it
+/// (`rogatory audit alerts`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Alert {
+    /// Unix seconds when it was raised.
+    pub at: u64,
+    /// The partner concerned.
+    pub peer: AgencyId,
+    /// The case.
+    pub case_id: CaseId,
+    /// A short name: `forked`, `rolled-back`, `no-proof`, `unverified`, `bad-cosignature`.
+    pub kind: String,
+    /// What was found, for people.
+    pub detail: String,
+    /// The envelope that carried it (or the receipt's envelope), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope_id: Option<rogatory_proto::ids::EnvelopeId>,
 }
 
 /// A chain position as stored: sequence and envelope id.
@@ -531,6 +556,73 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// The last checkpoint of `peer`'s log of `case` witnessed here (a signed note).
+    pub fn witnessed(&self, peer: &AgencyId, case: &CaseId) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .tx
+            .open_table(WITNESSED)?
+            .get((peer.as_str(), case.as_bytes()))?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Records the last checkpoint of `peer`'s log of `case` witnessed here.
+    pub fn set_witnessed(
+        &mut self,
+        peer: &AgencyId,
+        case: &CaseId,
+        note: &[u8],
+    ) -> Result<(), StoreError> {
+        self.tx
+            .open_table(WITNESSED)?
+            .insert((peer.as_str(), case.as_bytes()), note)?;
+        Ok(())
+    }
+
+    /// The size of the checkpoint carried by the last envelope sealed for (case, addressee).
+    pub fn witness_out(&self, case: &CaseId, to: &AgencyId) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .tx
+            .open_table(WITNESS_OUT)?
+            .get((case.as_bytes(), to.as_str()))?
+            .map(|v| v.value()))
+    }
+
+    /// Records the size of the checkpoint an envelope for (case, addressee) carries.
+    pub fn set_witness_out(
+        &mut self,
+        case: &CaseId,
+        to: &AgencyId,
+        size: u64,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .open_table(WITNESS_OUT)?
+            .insert((case.as_bytes(), to.as_str()), size)?;
+        Ok(())
+    }
+
+    /// A consistency proof of a case's log from size `from` to size `to`, as this batch sees it.
+    pub fn consistency(
+        &self,
+        case: &CaseId,
+        from: u64,
+        to: u64,
+    ) -> Result<Result<Vec<Hash>, merkle::ProofError>, StoreError> {
+        let src = NodeTable {
+            table: self.tx.open_table(LOG)?,
+            case: *case.as_bytes(),
+        };
+        merkle::consistency_proof(&src, from, to)
+    }
+
+    /// Records an alert; returns its number.
+    pub fn raise_alert(&mut self, alert: &Alert) -> Result<u64, StoreError> {
+        let mut t = self.tx.open_table(ALERTS)?;
+        let n = t.last()?.map_or(0, |(k, _)| k.value() + 1);
+        let bytes = rogatory_proto::cbor::to_vec(alert).map_err(corrupt)?;
+        t.insert(n, bytes.as_slice())?;
+        Ok(n)
+    }
+
     /// An outbox entry, as this batch sees it.
     pub fn outbox_entry(&self, envelope_id: &[u8; 32]) -> Result<Option<OutboxEntry>, StoreError> {
         let table = self.tx.open_table(OUTBOX)?;
@@ -632,6 +724,9 @@ impl Store {
             tx.open_table(CHAIN_OUT)?;
             tx.open_table(CASE_RECORDS)?;
             tx.open_table(EVIDENCE)?;
+            tx.open_table(WITNESSED)?;
+            tx.open_table(WITNESS_OUT)?;
+            tx.open_table(ALERTS)?;
         }
         tx.commit()?;
         Ok(Self {
@@ -1112,6 +1207,24 @@ impl Store {
         Ok((to, p))
     }
 
+    /// Every alert raised on this node, oldest first (none in a store written before alerts).
+    pub fn alerts(&self) -> Result<Vec<(u64, Alert)>, StoreError> {
+        let tx = self.begin_read()?;
+        let t = match tx.open_table(ALERTS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let mut out = Vec::new();
+        for row in t.iter()? {
+            let (k, v) = row?;
+            let a = rogatory_proto::cbor::from_slice(v.value(), 1 << 20, "an alert")
+                .map_err(corrupt)?;
+            out.push((k.value(), a));
+        }
+        Ok(out)
+    }
+
     /// Re-derives every case's tree from its stored entries and checks it against every stored
     /// subtree hash and every signed checkpoint. The work is proportional to the records stored,
     /// whatever keys an attacker wrote.
@@ -1356,12 +1469,14 @@ fn case_origin_from(verifier: &NoteVerifier, case: &CaseId) -> String {
     format!("{}/case/{case}", verifier.name())
 }
 
-struct NodeTable {
-    table: redb::ReadOnlyTable<(&'static [u8; 16], u64, u8, u64), &'static [u8]>,
+struct NodeTable<T> {
+    table: T,
     case: [u8; 16],
 }
 
-impl NodeSource for NodeTable {
+impl<T: ReadableTable<(&'static [u8; 16], u64, u8, u64), &'static [u8]>> NodeSource
+    for NodeTable<T>
+{
     type Error = StoreError;
     fn node(&self, level: u32, index: u64) -> Result<Hash, StoreError> {
         let v = self

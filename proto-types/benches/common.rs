@@ -95,6 +95,7 @@ impl Fixture {
         let to = Addressee {
             card: &self.b_card,
             chain: ChainLink::FIRST,
+            consistency: None,
         };
         let sealed = seal(&sender, &[to], m, &self.params, &Limits::default()).unwrap();
         let recipient = Recipient {

@@ -36,6 +36,10 @@ pub mod label {
     pub const MESSAGE_TYPE: i64 = -65547;
     /// Every addressee of the message (array of tstr): inner layer only.
     pub const RECIPIENTS: i64 = -65548;
+    /// Consistency proof from the checkpoint the previous envelope of the chain carried to the
+    /// one this envelope carries (bstr: 8-byte big-endian old size, then 32-byte hashes),
+    /// optional: outer layer only (`audit::witness::CarriedProof`).
+    pub const CONSISTENCY: i64 = -65549;
 }
 
 /// A parse or check failure of a COSE structure. Always the producer's fault.

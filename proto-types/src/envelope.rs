@@ -101,6 +101,9 @@ pub struct Addressee<'a> {
     pub card: &'a AgencyCard,
     /// Where this envelope stands in the chain to it.
     pub chain: ChainLink,
+    /// The consistency proof from the checkpoint the previous envelope of this chain carried
+    /// to [`SealParams::checkpoint`] (mutual witnessing, spec/PROTOCOL.md §6.6), if it grew.
+    pub consistency: Option<crate::audit::witness::CarriedProof>,
 }
 
 /// What the sender states about the message besides its body.
@@ -213,6 +216,8 @@ pub struct EnvelopeInfo {
     pub case_commitment: Sha256Digest,
     /// The sender's checkpoint for the case, if carried.
     pub checkpoint: Option<Vec<u8>>,
+    /// The consistency proof from the checkpoint of the previous envelope of the chain, if carried.
+    pub consistency: Option<crate::audit::witness::CarriedProof>,
     /// Chain position.
     pub chain: ChainLink,
     /// Key id of the signing key.
@@ -522,6 +527,9 @@ fn wrap(
     if let Some(prev) = a.chain.previous {
         h = h.value(label::PREVIOUS, Value::Bytes(prev.0.to_vec()));
     }
+    if let Some(p) = &a.consistency {
+        h = h.value(label::CONSISTENCY, Value::Bytes(p.to_bytes()));
+    }
     Ok(cose::sign1(h.build(), &encrypted, &sender.keys.signing))
 }
 
@@ -542,6 +550,7 @@ pub mod testing {
         let a = Addressee {
             card: to,
             chain: ChainLink::FIRST,
+            consistency: None,
         };
         wrap(
             inner,
@@ -707,6 +716,7 @@ fn parse_outer<'a>(
             label::CHECKPOINT,
             label::SEQUENCE,
             label::PREVIOUS,
+            label::CONSISTENCY,
         ],
         W,
     )?;
@@ -734,6 +744,15 @@ fn parse_outer<'a>(
         )?)),
         None => None,
     };
+    let consistency = cose::get_bytes(h, label::CONSISTENCY, W, "consistency proof")?
+        .map(crate::audit::witness::CarriedProof::from_bytes)
+        .transpose()
+        .map_err(|e| OpenError::Malformed(e.to_string()))?;
+    if consistency.is_some() && checkpoint.is_none() {
+        return Err(OpenError::Malformed(
+            "a consistency proof comes only with the checkpoint it leads to".into(),
+        ));
+    }
     if sequence == 0 || (sequence == 1) != previous.is_none() {
         return Err(OpenError::Malformed(
             "chain position: sequence starts at 1, and only the first envelope has no previous one"
@@ -752,6 +771,7 @@ fn parse_outer<'a>(
         sent_at,
         case_commitment,
         checkpoint,
+        consistency,
         chain: ChainLink { sequence, previous },
         signer_key_id,
     };

@@ -39,7 +39,7 @@
 //! };
 //! let sealed = seal(
 //!     &Sender { card: &fr, keys: &fr_keys },
-//!     &[Addressee { card: &de, chain: ChainLink::FIRST }],
+//!     &[Addressee { card: &de, chain: ChainLink::FIRST, consistency: None }],
 //!     &message, &params, &Limits::default(),
 //! ).unwrap();
 //!

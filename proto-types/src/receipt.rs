@@ -53,6 +53,9 @@ pub enum ReasonCode {
     HandlingViolation,
     /// 17: the chain link does not fit the recipient's record (wrong previous envelope).
     ChainBroken,
+    /// 18: the sender's checkpoint does not extend the last one the recipient witnessed for the
+    /// case (a forked or rolled-back log, or a missing or bad consistency proof).
+    LogInconsistent,
     /// 99: the recipient failed internally; the sender may retry.
     InternalError,
     /// A code this software does not know (from a newer version).
@@ -80,6 +83,7 @@ impl From<u16> for ReasonCode {
             15 => RevokedSender,
             16 => HandlingViolation,
             17 => ChainBroken,
+            18 => LogInconsistent,
             99 => InternalError,
             other => Unknown(other),
         }
@@ -107,6 +111,7 @@ impl From<ReasonCode> for u16 {
             RevokedSender => 15,
             HandlingViolation => 16,
             ChainBroken => 17,
+            LogInconsistent => 18,
             InternalError => 99,
             Unknown(n) => n,
         }
@@ -135,6 +140,7 @@ impl ReasonCode {
             RevokedSender => "revoked-sender",
             HandlingViolation => "handling-violation",
             ChainBroken => "chain-broken",
+            LogInconsistent => "log-inconsistent",
             InternalError => "internal-error",
             Unknown(_) => "unknown",
         }

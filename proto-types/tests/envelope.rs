@@ -243,6 +243,7 @@ fn chain_links_are_carried() {
         &[Addressee {
             card: &b.card,
             chain: link,
+            consistency: None,
         }],
         &liaison("2".into()),
         &params(1),
@@ -261,7 +262,8 @@ fn chain_links_are_carried() {
             &a.sender(),
             &[Addressee {
                 card: &b.card,
-                chain: bad
+                chain: bad,
+                consistency: None,
             }],
             &liaison("3".into()),
             &params(1),

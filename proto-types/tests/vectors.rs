@@ -10,6 +10,7 @@ mod support;
 
 use std::path::PathBuf;
 
+use rogatory_proto::audit::witness::CarriedProof;
 use rogatory_proto::card::AgencyCard;
 use rogatory_proto::envelope::*;
 use rogatory_proto::ids::{AgencyId, CaseId, MessageId, Sha256Digest};
@@ -53,7 +54,7 @@ fn defs() -> Vec<EnvelopeDef> {
         },
         EnvelopeDef {
             file: "envelope-liaison-two-addressees.json",
-            description: "A liaison message from XA.POLICE to XB.POLICE and XC.POLICE: one envelope per addressee, each carrying the same inner signed message naming both; the third message of the case to each, with a checkpoint.",
+            description: "A liaison message from XA.POLICE to XB.POLICE and XC.POLICE: one envelope per addressee, each carrying the same inner signed message naming both; the third message of the case to each, with a checkpoint and, to XB.POLICE, a consistency proof from size 2 (spec/PROTOCOL.md §6.6; checkpoint and proof hashes are placeholders).",
             sender: ("XA.POLICE", 3),
             addressees: vec![("XB.POLICE", 4, 3, true), ("XC.POLICE", 5, 3, true)],
             kind: MessageType::Liaison,
@@ -105,12 +106,24 @@ fn generate(d: &EnvelopeDef) -> Value {
             nonce: [0x0A + i as u8; 12],
         })
         .collect();
+    // With a checkpoint, the first addressee's envelope also carries a consistency proof (its
+    // previous envelope carried size 2); the hashes are placeholders, as the checkpoint is.
+    let proofs: Vec<Option<CarriedProof>> = (0..addressees.len())
+        .map(|i| {
+            (d.checkpoint.is_some() && i == 0).then(|| CarriedProof {
+                old_size: 2,
+                hashes: vec![[0x33; 32]],
+            })
+        })
+        .collect();
     let adds: Vec<Addressee<'_>> = addressees
         .iter()
         .zip(&links)
-        .map(|(a, l)| Addressee {
+        .zip(&proofs)
+        .map(|((a, l), p)| Addressee {
             card: &a.card,
             chain: *l,
+            consistency: p.clone(),
         })
         .collect();
     let sealed = seal_with(
@@ -129,6 +142,7 @@ fn generate(d: &EnvelopeDef) -> Value {
         &Limits::default(),
     )
     .unwrap();
+    assert_eq!(opened.info.consistency, proofs[0]);
     let mut agencies = vec![agency_json(&sender, d.sender.1)];
     agencies.extend(
         addressees
@@ -150,10 +164,11 @@ fn generate(d: &EnvelopeDef) -> Value {
         "message": message.to_json(),
         "message_cbor": hex::encode(message.to_cbor().unwrap()),
         "inner": hex::encode(&opened.inner),
-        "envelopes": sealed.iter().zip(&links).zip(&secrets).map(|((s, l), sec)| json!({
+        "envelopes": sealed.iter().zip(&links).zip(&secrets).zip(&proofs).map(|(((s, l), sec), p)| json!({
             "to": s.to.as_str(),
             "sequence": l.sequence,
             "previous": l.previous.map(|p| p.to_hex()),
+            "consistency": p.as_ref().map(|p| hex::encode(p.to_bytes())),
             "ephemeral_secret": hex::encode(*sec.ephemeral),
             "nonce": hex::encode(sec.nonce),
             "envelope": hex::encode(&s.bytes),
@@ -271,6 +286,9 @@ fn replay_envelope_vector(v: &Value) {
                 sequence: e["sequence"].as_u64().unwrap(),
                 previous: e["previous"].as_str().map(|p| p.parse().unwrap()),
             },
+            consistency: e["consistency"]
+                .as_str()
+                .map(|c| CarriedProof::from_bytes(&hex::decode(c).unwrap()).unwrap()),
         })
         .collect();
     let secrets: Vec<EnvelopeSecrets> = envs

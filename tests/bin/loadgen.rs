@@ -42,6 +42,7 @@ fn crypto_round(a: &KeyDir, b: &KeyDir, m: &Message, case: CaseId) -> (Vec<u8>, 
         &[Addressee {
             card: &b.card,
             chain: ChainLink::FIRST,
+            consistency: None,
         }],
         m,
         &SealParams {

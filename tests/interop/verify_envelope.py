@@ -101,6 +101,7 @@ L_PREVIOUS = -65545
 L_CASE_ID = -65546
 L_MESSAGE_TYPE = -65547
 L_RECIPIENTS = -65548
+L_CONSISTENCY = -65549
 
 LABEL_NAMES = {
     H_ALG: "alg",
@@ -117,10 +118,11 @@ LABEL_NAMES = {
     L_CASE_ID: "case_id",
     L_MESSAGE_TYPE: "message_type",
     L_RECIPIENTS: "recipients",
+    L_CONSISTENCY: "consistency",
 }
 
 OUTER_LABELS = {H_ALG, H_KID, L_VERSION, L_FROM, L_TO, L_MESSAGE_ID, L_SENT_AT,
-                L_CASE_COMMITMENT, L_CHECKPOINT, L_SEQUENCE, L_PREVIOUS}
+                L_CASE_COMMITMENT, L_CHECKPOINT, L_SEQUENCE, L_PREVIOUS, L_CONSISTENCY}
 INNER_LABELS = {H_ALG, H_KID, L_VERSION, L_FROM, L_MESSAGE_ID, L_CASE_ID, L_MESSAGE_TYPE,
                 L_RECIPIENTS}
 CARD_LABELS = {H_ALG, H_KID}
@@ -592,7 +594,13 @@ def open_envelope(raw: bytes, sender: Card, recipient: Card, keys: SecretKeys,
     message_id = get_field(h, L_MESSAGE_ID, "bstr", "envelope", length=16)
     get_field(h, L_SENT_AT, "uint", "envelope")
     commitment = get_field(h, L_CASE_COMMITMENT, "bstr", "envelope", length=32)
-    get_field(h, L_CHECKPOINT, "bstr", "envelope", optional=True)
+    checkpoint = get_field(h, L_CHECKPOINT, "bstr", "envelope", optional=True)
+    consistency = get_field(h, L_CONSISTENCY, "bstr", "envelope", optional=True)
+    if consistency is not None:
+        require(checkpoint is not None,
+                "envelope: a consistency proof comes only with the checkpoint it leads to")
+        require(len(consistency) >= 8 and (len(consistency) - 8) % 32 == 0,
+                "envelope: the consistency proof is an 8-byte size followed by 32-byte hashes")
     sequence = get_field(h, L_SEQUENCE, "uint", "envelope")
     previous = get_field(h, L_PREVIOUS, "bstr", "envelope", length=32, optional=True)
     require(sequence >= 1 and (sequence == 1) == (previous is None),
@@ -830,6 +838,8 @@ def run_vector(path: str, report: Report) -> None:
         check_equal(oh.get(L_CHECKPOINT), vector_hex(v, "checkpoint", what), f"{ewhat}: checkpoint")
         check_equal(oh[L_SEQUENCE], e["sequence"], f"{ewhat}: sequence")
         check_equal(oh.get(L_PREVIOUS), vector_hex(e, "previous", ewhat), f"{ewhat}: previous")
+        check_equal(oh.get(L_CONSISTENCY), vector_hex(e, "consistency", ewhat),
+                    f"{ewhat}: consistency proof")
         check_equal(ih[L_CASE_ID], case_id, f"{ewhat}: case id")
         check_equal(ih[L_MESSAGE_TYPE], v["message_type"], f"{ewhat}: message type")
         check_equal(ih[L_RECIPIENTS], addressees, f"{ewhat}: recipients (every envelope's addressee)")

@@ -49,6 +49,7 @@ fn envelope_with(
         &[Addressee {
             card: &to.card,
             chain,
+            consistency: None,
         }],
         m,
         &params,

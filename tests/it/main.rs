@@ -10,3 +10,4 @@ mod inbox;
 mod network;
 mod setup;
 mod store;
+mod witness;

@@ -102,6 +102,18 @@ pub enum AuditCommand {
         #[arg(long)]
         vkey: Option<String>,
     },
+    /// List the alerts this node raised: a partner whose log of a shared case forked or rolled
+    /// back (its envelope was refused), or a receipt whose cosignature of this node's
+    /// checkpoint is missing or does not verify. Exits 1 if there is any.
+    Alerts {
+        /// The agency's data directory (the running node is asked; a stopped node's store is
+        /// read).
+        #[arg(long, env = "ROGATORY_DATA_DIR")]
+        data_dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn count(n: u64, one: &str, many: &str) -> String {
@@ -300,6 +312,43 @@ pub(crate) fn run(c: AuditCommand) -> Result<ExitCode> {
                 println!("  entry: {}", serde_json::to_string(&entry)?);
             }
             Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Alerts { data_dir, json } => {
+            let list = match crate::client::Client::connect(&data_dir) {
+                Ok(c) => c.get("/v1/alerts")?,
+                Err(_) => serde_json::Value::Array(
+                    open_store(&data_dir)?
+                        .alerts()?
+                        .iter()
+                        .map(|(n, a)| crate::api::alert_json(*n, a))
+                        .collect(),
+                ),
+            };
+            let rows = list.as_array().cloned().unwrap_or_default();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if rows.is_empty() {
+                println!("No alerts: every partner checkpoint witnessed here was consistent.");
+            } else {
+                println!("{}:", count(rows.len() as u64, "ALERT", "ALERTS"));
+                for a in &rows {
+                    let s = |k: &str| a[k].as_str().unwrap_or_default().to_string();
+                    println!(
+                        "  #{} {}  {}  case {}  {}: {}",
+                        a["number"],
+                        s("at"),
+                        s("peer"),
+                        s("case_id"),
+                        s("kind"),
+                        s("detail")
+                    );
+                }
+            }
+            Ok(if rows.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         AuditCommand::VerifyStore { data_dir, vkey } => {
             let verifier = match vkey {

@@ -154,8 +154,14 @@ pub(crate) fn run(c: EnvelopeCommand) -> Result<ExitCode> {
                 None => None,
             };
             let chain = ChainLink { sequence, previous };
-            let addressees: Vec<Addressee<'_>> =
-                cards.iter().map(|card| Addressee { card, chain }).collect();
+            let addressees: Vec<Addressee<'_>> = cards
+                .iter()
+                .map(|card| Addressee {
+                    card,
+                    chain,
+                    consistency: None,
+                })
+                .collect();
             let params = SealParams {
                 case_id,
                 message_id: message_id.unwrap_or_else(MessageId::generate),

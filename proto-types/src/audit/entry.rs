@@ -46,6 +46,10 @@ pub enum AuditEvent {
     EvidenceQuarantined,
     /// A local user exported an evidence item's content (decrypted) from the node.
     EvidenceExported,
+    /// A peer's checkpoint of the case did not extend the last one witnessed (a forked or
+    /// rolled-back log): the envelope was refused and an alert raised (see `commitment`: the
+    /// hash of the offending checkpoint; `peer`: the agency).
+    PeerLogInconsistent,
 }
 
 /// Who did it.

@@ -65,6 +65,7 @@ impl Agency {
         Addressee {
             card: &self.card,
             chain: ChainLink::FIRST,
+            consistency: None,
         }
     }
 }
