@@ -6,6 +6,34 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+/// Path of the stand-alone verifier `rogatory-verify` (package `rogatory-proto`, feature
+/// `cli`), built (or brought up to date) on first use, like [`rogatory_bin`].
+pub fn verify_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = rogatory_bin()
+            .with_file_name(format!("rogatory-verify{}", std::env::consts::EXE_SUFFIX));
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+            "build",
+            "--quiet",
+            "-p",
+            "rogatory-proto",
+            "--features",
+            "cli",
+            "--bin",
+            "rogatory-verify",
+        ]);
+        if bin.parent().is_some_and(|p| p.ends_with("release")) {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().expect("run cargo build");
+        assert!(status.success(), "building rogatory-verify failed");
+        assert!(bin.exists(), "{} not found", bin.display());
+        bin
+    })
+}
+
 /// Path of the `rogatory` binary built from this workspace, built (or brought up to date) on
 /// first use.
 pub fn rogatory_bin() -> &'static Path {

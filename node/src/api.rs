@@ -246,6 +246,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/messages/{id}/forward", post(forward))
         .route("/v1/cases", get(cases).post(new_case))
         .route("/v1/cases/{id}", get(case_one))
+        .route("/v1/cases/{id}/export", post(case_export))
         .route("/v1/deadlines", get(deadlines))
         .route("/v1/alerts", get(alerts))
         .route("/v1/evidence/{case}", get(evidence_list).post(evidence_add))
@@ -823,6 +824,79 @@ async fn cases(_: Authorized, State(s): State<Arc<ApiState>>) -> Result<Json<Val
     let mut list = records(&s).await?;
     list.sort_by_key(|r| std::cmp::Reverse(r.updated_at.max(r.opened_at)));
     Ok(Json(Value::Array(list.iter().map(case_summary).collect())))
+}
+
+/// The body of `POST /v1/cases/{id}/export`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportCase {
+    /// The bundle file to write (absolute; a new file).
+    pub out: PathBuf,
+}
+
+/// Writes the case's export bundle to a new file, then logs `bundle-exported` with its hash.
+async fn case_export(
+    Authorized(user): Authorized,
+    State(s): State<Arc<ApiState>>,
+    UrlPath(id): UrlPath<String>,
+    Json(b): Json<ExportCase>,
+) -> Result<Json<Value>, ApiError> {
+    let case = case_id(&id)?;
+    let bad = |m: String| ApiError(StatusCode::UNPROCESSABLE_ENTITY, m);
+    if !b.out.is_absolute() {
+        return Err(bad("give the bundle file as an absolute path".into()));
+    }
+    if b.out.exists() {
+        return Err(bad(format!("{} exists already", b.out.display())));
+    }
+    let store = Arc::clone(&s.store);
+    let me = Arc::clone(&s.me);
+    let trusted = s.trusted.clone();
+    let out = b.out.clone();
+    let written = tokio::task::spawn_blocking(move || -> Result<_, String> {
+        let now = rogatory_proto::time::now_unix();
+        let bundle = crate::export::bundle(&store, &me, &trusted, &case, now)
+            .map_err(|e| format!("{e:#}"))?;
+        let mut bytes = Vec::new();
+        bundle.write_to(&mut bytes).map_err(|e| e.to_string())?;
+        crate::files::write_atomic(&out, &bytes, false, false).map_err(|e| format!("{e:#}"))?;
+        Ok((
+            Sha256Digest::of(&bytes),
+            bytes.len(),
+            bundle.entries.len(),
+            bundle.envelopes.len(),
+            bundle.checkpoints.len(),
+            bundle.proofs.len(),
+        ))
+    })
+    .await
+    .map_err(internal)?
+    .map_err(bad)?;
+    let (sha256, size, entries, envelopes, checkpoints, proofs) = written;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    submit(
+        &s,
+        Job::BundleExported {
+            case,
+            sha256,
+            user,
+            reply: tx,
+        },
+    )
+    .await?;
+    rx.await
+        .map_err(|_| internal("the store worker stopped"))?
+        .map_err(bad)?;
+    Ok(Json(json!({
+        "case_id": case.to_string(),
+        "out": b.out,
+        "bytes": size,
+        "sha256": sha256.to_hex(),
+        "entries": entries,
+        "envelopes": envelopes,
+        "checkpoints": checkpoints,
+        "proofs": proofs,
+    })))
 }
 
 /// One case; with `?wait=SECS`, answered once none of this side's proposals awaits the

@@ -195,6 +195,17 @@ pub enum Job {
         /// Answered after the commit.
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,
     },
+    /// A local user exported the case's bundle: log it with the bundle's hash.
+    BundleExported {
+        /// The case.
+        case: CaseId,
+        /// SHA-256 of the bundle file.
+        sha256: Sha256Digest,
+        /// The local user.
+        user: Option<String>,
+        /// Answered after the commit.
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
     /// A local user read a message's content: log it before the content is shown.
     Access {
         /// The case.
@@ -744,6 +755,32 @@ impl Engine {
                     transition: None,
                     reason: None,
                     commitment: r.item.sha256,
+                };
+                batch.append(&self.signer(), &case, &mut [e])?;
+                Ok(())
+            }
+            Job::BundleExported {
+                case,
+                sha256,
+                user,
+                reply,
+            } => {
+                replies.push(Reply::Accessed(reply, Ok(())));
+                let e = AuditEntry {
+                    seq: 0,
+                    time: rogatory_proto::time::now_unix(),
+                    case_id: case,
+                    event: AuditEvent::BundleExported,
+                    actor: Actor {
+                        agency: self.me.card.id().clone(),
+                        user,
+                    },
+                    peer: None,
+                    envelope_id: None,
+                    receipt_hash: None,
+                    transition: None,
+                    reason: None,
+                    commitment: Some(sha256),
                 };
                 batch.append(&self.signer(), &case, &mut [e])?;
                 Ok(())
@@ -1385,6 +1422,7 @@ impl Reply {
             Job::EvidenceArrived { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
             Job::EvidenceExported { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
             Job::Refused { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
+            Job::BundleExported { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
         }
     }
 

@@ -13,6 +13,7 @@ pub mod client;
 pub mod config;
 pub mod engine;
 pub mod evidence;
+pub mod export;
 pub mod files;
 pub mod inbox;
 pub mod keydir;

@@ -51,6 +51,7 @@
 #![deny(missing_docs)]
 
 pub mod audit;
+pub mod bundle;
 pub mod card;
 pub mod case;
 pub mod cbor;

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod bundle;
 mod cases;
 mod cli;
 mod daemon;

@@ -1,6 +1,7 @@
 //! `rogatory case …`, `rogatory extradition update`, `rogatory deadlines`: case tracking, through
 //! the running node's local API.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
@@ -58,6 +59,21 @@ pub enum CaseCommand {
     /// Report a new status of an MLA request to the partner (refused here if the case's
     /// lifecycle does not allow it from this side).
     Update(UpdateArgs),
+    /// Write the case's export bundle (spec/BUNDLE.md): this agency's audit log of the case,
+    /// its signed checkpoints with the partners' cosignatures, the envelopes (still
+    /// encrypted) and receipts, the partners' checkpoints witnessed here, inclusion proofs,
+    /// the agency cards and a tlog-policy. An auditor checks it with `rogatory audit verify`
+    /// or `rogatory-verify`, offline. The export is logged (`bundle-exported`, with the
+    /// bundle's SHA-256).
+    Export {
+        /// The case id.
+        case: String,
+        /// The bundle file to write (a new file).
+        #[arg(long)]
+        out: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
 }
 
 /// Arguments of `rogatory case update`.
@@ -252,6 +268,29 @@ pub(crate) fn case(c: CaseCommand) -> Result<ExitCode> {
                 s(&r["case_id"]),
                 s(&r["peer"]),
                 s(&r["case_id"])
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        CaseCommand::Export { case, out, common } => {
+            let out = std::path::absolute(&out)
+                .with_context(|| format!("cannot resolve {}", out.display()))?;
+            let r = client(&common)?.post(
+                &format!("/v1/cases/{case}/export"),
+                &serde_json::json!({ "out": out }),
+            )?;
+            if common.json {
+                return print_json(&r).map(|()| ExitCode::SUCCESS);
+            }
+            println!(
+                "case {} exported to {} ({} bytes, SHA-256 {}): {} log entries, {} envelopes, {} checkpoints, {} inclusion proofs",
+                s(&r["case_id"]),
+                s(&r["out"]),
+                r["bytes"],
+                s(&r["sha256"]),
+                r["entries"],
+                r["envelopes"],
+                r["checkpoints"],
+                r["proofs"]
             );
             Ok(ExitCode::SUCCESS)
         }

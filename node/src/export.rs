@@ -1,0 +1,157 @@
+//! Case export bundles (spec/BUNDLE.md): everything this node holds about one case that an
+//! auditor can verify offline, gathered from the store in one read.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use anyhow::{Context, Result};
+use rogatory_proto::audit::entry::{AuditEvent, log_key_name};
+use rogatory_proto::audit::note::Note;
+use rogatory_proto::audit::witness;
+use rogatory_proto::bundle::{Bundle, Direction, EnvelopeRecord, FORMAT};
+use rogatory_proto::card::AgencyCard;
+use rogatory_proto::envelope::{self, Limits};
+use rogatory_proto::ids::{AgencyId, CaseId};
+use serde_bytes::ByteBuf;
+
+use crate::keydir::KeyDir;
+use crate::store::Store;
+
+/// Builds the bundle of `case` from the store.
+pub fn bundle(
+    store: &Store,
+    me: &KeyDir,
+    trusted: &[AgencyCard],
+    case: &CaseId,
+    now: u64,
+) -> Result<Bundle> {
+    let limits = Limits::default();
+    let entries = store.entries(case)?;
+    if entries.is_empty() {
+        anyhow::bail!("case {case} has no audit log on this node");
+    }
+    let mut envelopes = Vec::new();
+    let mut partners: BTreeSet<AgencyId> = BTreeSet::new();
+    // This node's checkpoints, with the cosignature lines partners returned for each.
+    let mut cosigned: BTreeMap<Vec<u8>, Vec<String>> = BTreeMap::new();
+    let mut witnessed: BTreeSet<Vec<u8>> = BTreeSet::new();
+    for e in store.outbox()? {
+        if &e.case_id != case {
+            continue;
+        }
+        partners.insert(e.to.clone());
+        let info = envelope::inspect(&e.envelope, &limits).context("an envelope in the outbox")?;
+        let receipt = e
+            .receipt
+            .as_ref()
+            .and_then(|r| rogatory_proto::receipt::decode_verified_earlier(r).ok());
+        if let Some(cp) = info.checkpoint {
+            let lines = cosigned.entry(cp).or_default();
+            if let Some(line) = receipt
+                .as_ref()
+                .and_then(|r| r.receipt.cosignature.as_ref())
+                .and_then(|l| String::from_utf8(l.clone()).ok())
+                && !lines.contains(&line)
+            {
+                lines.push(line);
+            }
+        }
+        if let Some(cp) = receipt.as_ref().and_then(|r| r.receipt.checkpoint.clone()) {
+            witnessed.insert(cp);
+        }
+        envelopes.push(EnvelopeRecord {
+            direction: Direction::Sent,
+            envelope: ByteBuf::from(e.envelope),
+            receipt: e.receipt.map(|r| ByteBuf::from(r.into_vec())),
+        });
+    }
+    for (id, r) in store.received()? {
+        if &r.case_id != case {
+            continue;
+        }
+        partners.insert(r.from.clone());
+        let bytes = store
+            .inbox_envelope(&id)?
+            .context("an envelope on record is missing from the inbox")?;
+        if let Ok(info) = envelope::inspect(&bytes, &limits)
+            && let Some(cp) = info.checkpoint
+        {
+            witnessed.insert(cp);
+        }
+        let receipt = store.receipt_for(&id)?;
+        if let Some(cp) = receipt
+            .as_deref()
+            .and_then(|r| rogatory_proto::receipt::decode_verified_earlier(r).ok())
+            .and_then(|r| r.receipt.checkpoint)
+        {
+            cosigned.entry(cp).or_default();
+        }
+        envelopes.push(EnvelopeRecord {
+            direction: Direction::Received,
+            envelope: ByteBuf::from(bytes),
+            receipt: receipt.map(ByteBuf::from),
+        });
+    }
+    let latest = store.checkpoint(case, None)?;
+    cosigned.entry(latest).or_default();
+    let checkpoints = cosigned
+        .into_iter()
+        .map(|(note, lines)| {
+            let mut text = note;
+            for l in lines {
+                text.extend_from_slice(l.as_bytes());
+            }
+            ByteBuf::from(text)
+        })
+        .collect();
+    let mut cards = vec![ByteBuf::from(me.card.as_bytes().to_vec())];
+    let mut policy = format!(
+        "# tlog-policy of {}'s log of case {case}: cosigned by any one partner.\nlog {}\n",
+        me.card.id(),
+        me.card.note_verifier_key()
+    );
+    let mut names = Vec::new();
+    for p in &partners {
+        let Some(card) = trusted.iter().find(|c| c.id() == p) else {
+            continue;
+        };
+        cards.push(ByteBuf::from(card.as_bytes().to_vec()));
+        let w = witness::witness_verifier(&log_key_name(p), card.signing_key())
+            .context("a partner's witness key")?;
+        policy.push_str(&format!("witness {p} {}\n", w.vkey()));
+        names.push(p.to_string());
+    }
+    if names.is_empty() {
+        policy.push_str("quorum none\n");
+    } else {
+        policy.push_str(&format!(
+            "group partners any {}\nquorum partners\n",
+            names.join(" ")
+        ));
+    }
+    let mut proofs = Vec::new();
+    for (e, _) in &entries {
+        if matches!(
+            e.event,
+            AuditEvent::EnvelopeSent | AuditEvent::EnvelopeReceived
+        ) {
+            proofs.push(store.prove(case, e.seq, None)?.to_text());
+        }
+    }
+    // Every note the bundle carries must parse (a stored one that does not is a store fault).
+    for n in &witnessed {
+        Note::parse(n).context("a witnessed checkpoint does not parse")?;
+    }
+    Ok(Bundle {
+        format: FORMAT.into(),
+        case_id: *case,
+        exporter: me.card.id().clone(),
+        exported_at: now,
+        cards,
+        policy,
+        entries: entries.into_iter().map(|(_, b)| ByteBuf::from(b)).collect(),
+        checkpoints,
+        envelopes,
+        witnessed: witnessed.into_iter().map(ByteBuf::from).collect(),
+        proofs,
+    })
+}

@@ -1,0 +1,1127 @@
+//! Case export bundles and their offline verification (spec/BUNDLE.md).
+//!
+//! A bundle is what one agency's node holds about one case, in a form an auditor can check
+//! with no node, no network and no agency secret: the agency's audit log of the case (every
+//! entry), its signed checkpoints (those it gave its partners, with their cosignatures, and the
+//! latest), the envelopes it sent and received (still encrypted) with their receipts, the
+//! partners' checkpoints it witnessed, inclusion proofs (`c2sp.org/tlog-proof@v1`) of the
+//! entries that record envelopes, the agency cards involved and a `tlog-policy`.
+//!
+//! [`verify`] checks one bundle or several bundles of the same case (typically both sides)
+//! and returns a [`Verdict`]: what was proved, every finding (which check failed, on which
+//! entry or envelope), and the merged timeline.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use crate::audit::entry::{AuditEntry, AuditEvent, case_origin, log_key_name};
+use crate::audit::merkle::{self, Hash, MemoryTree, leaf_hash, verify_inclusion};
+use crate::audit::note::{Checkpoint, Note, NoteVerifier, Policy, SIG_ED25519, TlogProof};
+use crate::audit::witness;
+use crate::card::AgencyCard;
+use crate::envelope::{self, EnvelopeInfo, Limits};
+use crate::ids::{AgencyId, CaseId, EnvelopeId, Sha256Digest};
+use crate::receipt::{ReceiptEvent, verify_receipt};
+
+/// The format name and version a bundle states.
+pub const FORMAT: &str = "rogatory-bundle/1";
+/// Largest bundle read: 4 GiB.
+pub const MAX_BUNDLE_BYTES: u64 = 4 << 30;
+
+/// Which way an envelope went, seen from the exporting agency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// Sealed by the exporter; the receipt is the addressee's.
+    Sent,
+    /// Received by the exporter; the receipt is the one it issued.
+    Received,
+}
+
+/// One envelope, exactly as sent or received, with its receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvelopeRecord {
+    /// Which way it went.
+    pub direction: Direction,
+    /// The envelope bytes (still encrypted).
+    pub envelope: ByteBuf,
+    /// The signed receipt (for a sent envelope, once one came back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<ByteBuf>,
+}
+
+/// A case export bundle (spec/BUNDLE.md §2). The fields are in the order they are written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bundle {
+    /// [`FORMAT`].
+    pub format: String,
+    /// The case.
+    pub case_id: CaseId,
+    /// The agency whose node exported it.
+    pub exporter: AgencyId,
+    /// Unix seconds at export.
+    pub exported_at: u64,
+    /// The agency cards involved: the exporter's and its partners' in the case.
+    pub cards: Vec<ByteBuf>,
+    /// A `tlog-policy`: the exporter's log key, its partners as witnesses, quorum any one.
+    pub policy: String,
+    /// Every entry of the exporter's audit log of the case, in order (CBOR).
+    pub entries: Vec<ByteBuf>,
+    /// Signed checkpoints of that log: each one given to a partner in an envelope, with the
+    /// partners' cosignature lines added, and the latest.
+    pub checkpoints: Vec<ByteBuf>,
+    /// The envelopes of the case sent and received by the exporter, with their receipts.
+    pub envelopes: Vec<EnvelopeRecord>,
+    /// Partners' signed checkpoints of their logs of the case, as the exporter witnessed them
+    /// (in envelopes and receipts).
+    pub witnessed: Vec<ByteBuf>,
+    /// `c2sp.org/tlog-proof@v1` proofs that each entry recording an envelope is in the log at
+    /// its latest checkpoint (the entry itself as the extra data).
+    pub proofs: Vec<String>,
+}
+
+/// Why a bundle could not be read at all.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BundleError {
+    /// Reading failed.
+    #[error("cannot read the bundle: {0}")]
+    Io(#[from] std::io::Error),
+    /// Not a bundle of this format.
+    #[error("not a Rogatory case bundle: {0}")]
+    Format(String),
+}
+
+impl Bundle {
+    /// Writes the bundle (CBOR).
+    pub fn write_to(&self, w: impl Write) -> Result<(), BundleError> {
+        ciborium::into_writer(self, w).map_err(|e| BundleError::Format(e.to_string()))
+    }
+
+    /// Reads a bundle (at most [`MAX_BUNDLE_BYTES`]); refuses another format.
+    pub fn read_from(r: impl Read) -> Result<Self, BundleError> {
+        let r = std::io::BufReader::new(r.take(MAX_BUNDLE_BYTES));
+        let b: Bundle = ciborium::de::from_reader_with_recursion_limit(r, 32)
+            .map_err(|e| BundleError::Format(e.to_string()))?;
+        if b.format != FORMAT {
+            return Err(BundleError::Format(format!(
+                "format `{}`, this verifier reads `{FORMAT}`",
+                b.format
+            )));
+        }
+        Ok(b)
+    }
+}
+
+/// One failed check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The check, by name (spec/BUNDLE.md §4).
+    pub check: &'static str,
+    /// Where: which bundle and which entry, envelope, checkpoint or proof.
+    pub at: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// What one bundle holds, once read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BundleSummary {
+    /// The exporter.
+    pub exporter: String,
+    /// When it was exported (Unix seconds).
+    pub exported_at: u64,
+    /// Log entries.
+    pub entries: usize,
+    /// Envelopes sent and received.
+    pub sent: usize,
+    /// Envelopes received.
+    pub received: usize,
+    /// Checkpoints of the exporter's log, and how many of them partners cosigned.
+    pub checkpoints: usize,
+    /// Of which cosigned by partners under the policy.
+    pub cosigned: usize,
+    /// Partners' checkpoints witnessed.
+    pub witnessed: usize,
+    /// Inclusion proofs.
+    pub proofs: usize,
+    /// Each card's agency and fingerprint (to compare with fingerprints obtained independently).
+    pub cards: Vec<(String, String)>,
+}
+
+/// One line of the timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// Unix seconds.
+    pub time: u64,
+    /// The agency whose log records it.
+    pub agency: String,
+    /// Its index in that log.
+    pub seq: u64,
+    /// The event (audit entry event name).
+    pub event: String,
+    /// The other agency, if any.
+    pub peer: Option<String>,
+    /// The envelope concerned, hex.
+    pub envelope: Option<String>,
+    /// A local user, when one acted.
+    pub user: Option<String>,
+    /// A state transition, `from → to`.
+    pub transition: Option<String>,
+}
+
+/// The outcome of verifying one or more bundles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    /// The case.
+    pub case_id: String,
+    /// Each bundle.
+    pub bundles: Vec<BundleSummary>,
+    /// What the checks that held establish, in words.
+    pub proved: Vec<String>,
+    /// Every failed check; empty when everything holds.
+    pub findings: Vec<Finding>,
+    /// Both logs' entries merged in time order.
+    pub timeline: Vec<Event>,
+}
+
+impl Verdict {
+    /// Whether every check held.
+    pub fn ok(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// The outer view of an envelope in a bundle, verified against its sender's card.
+struct SeenEnvelope {
+    info: EnvelopeInfo,
+    direction: Direction,
+    receipt: Option<crate::receipt::Receipt>,
+    receipt_bytes: Option<Vec<u8>>,
+}
+
+/// What a verified bundle contributes to cross-checks.
+struct Checked {
+    exporter: AgencyId,
+    /// The exporter's log, rebuilt from its entries.
+    tree: MemoryTree,
+    /// Envelopes by id.
+    envelopes: BTreeMap<EnvelopeId, SeenEnvelope>,
+    /// Partners' checkpoints seen, by partner: (size, root, where).
+    witnessed: Vec<(AgencyId, Checkpoint, String)>,
+}
+
+impl Checked {
+    /// The root of the exporter's log at `size`, if it holds that many entries.
+    fn root_at(&self, size: u64) -> Option<Hash> {
+        (size <= self.tree.size())
+            .then(|| merkle::root(&self.tree, size).ok())
+            .flatten()
+    }
+}
+
+/// A chain position: sequence, the previous envelope named, the envelope.
+type Link = (u64, Option<EnvelopeId>, EnvelopeId);
+
+struct Ctx {
+    findings: Vec<Finding>,
+    proved: Vec<String>,
+}
+
+impl Ctx {
+    fn fail(&mut self, check: &'static str, at: impl Into<String>, problem: impl Into<String>) {
+        self.findings.push(Finding {
+            check,
+            at: at.into(),
+            problem: problem.into(),
+        });
+    }
+}
+
+fn short(id: &EnvelopeId) -> String {
+    id.to_hex()[..16].to_string()
+}
+
+fn event_name(e: AuditEvent) -> String {
+    serde_json::to_value(e)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Parses a signed note's checkpoint without verifying it.
+fn checkpoint_of(note: &[u8]) -> Option<Checkpoint> {
+    Note::parse(note)
+        .ok()
+        .and_then(|n| Checkpoint::parse(n.text()).ok())
+}
+
+/// Verifies bundles of one case: each on its own, then, for every pair of bundles from partner
+/// agencies, that what one sent the other holds, with the same receipt, and that each witnessed
+/// only checkpoints of the other's log that its entries give. `policy` replaces the bundles' own
+/// policies (an auditor's, obtained independently); `cards` are cards the auditor trusts, which
+/// replace those the bundles carry for the same agencies.
+pub fn verify(bundles: &[Bundle], policy: Option<&Policy>, cards: &[AgencyCard]) -> Verdict {
+    let mut ctx = Ctx {
+        findings: Vec::new(),
+        proved: Vec::new(),
+    };
+    let case_id = bundles.first().map(|b| b.case_id);
+    let mut summaries = Vec::new();
+    let mut checked = Vec::new();
+    let mut timeline = Vec::new();
+    for b in bundles {
+        if Some(b.case_id) != case_id {
+            ctx.fail(
+                "same-case",
+                format!("{}'s bundle", b.exporter),
+                format!(
+                    "it is about case {}, the first bundle about case {}",
+                    b.case_id,
+                    case_id.map(|c| c.to_string()).unwrap_or_default()
+                ),
+            );
+            continue;
+        }
+        let (summary, c) = verify_one(b, policy, cards, &mut ctx, &mut timeline);
+        summaries.push(summary);
+        checked.push(c);
+    }
+    let mut seen = BTreeSet::new();
+    for c in &checked {
+        if !seen.insert(c.exporter.clone()) {
+            ctx.fail(
+                "same-case",
+                format!("{}'s bundles", c.exporter),
+                "two bundles of the same agency: give each side's bundle once",
+            );
+        }
+    }
+    for (i, a) in checked.iter().enumerate() {
+        for b in checked.iter().skip(i + 1) {
+            cross_check(a, b, &mut ctx);
+            cross_check(b, a, &mut ctx);
+        }
+    }
+    timeline.sort_by(|a: &Event, b: &Event| {
+        (a.time, &a.agency, a.seq).cmp(&(b.time, &b.agency, b.seq))
+    });
+    Verdict {
+        case_id: case_id.map(|c| c.to_string()).unwrap_or_default(),
+        bundles: summaries,
+        proved: ctx.proved,
+        findings: ctx.findings,
+        timeline,
+    }
+}
+
+fn verify_one(
+    b: &Bundle,
+    policy: Option<&Policy>,
+    trusted: &[AgencyCard],
+    ctx: &mut Ctx,
+    timeline: &mut Vec<Event>,
+) -> (BundleSummary, Checked) {
+    let x = &b.exporter;
+    let whose = format!("{x}'s bundle");
+    let before = ctx.findings.len();
+    let limits = Limits::default();
+
+    // Cards: each self-signed; the auditor's own replace the bundle's.
+    let mut cards: BTreeMap<AgencyId, AgencyCard> = BTreeMap::new();
+    for (i, raw) in b.cards.iter().enumerate() {
+        match AgencyCard::from_bytes(raw) {
+            Ok(c) => {
+                cards.insert(c.id().clone(), c);
+            }
+            Err(e) => ctx.fail("cards", format!("{whose}, card {i}"), e.to_string()),
+        }
+    }
+    for c in trusted {
+        cards.insert(c.id().clone(), c.clone());
+    }
+    let summary_cards = cards
+        .values()
+        .map(|c| (c.id().to_string(), c.fingerprint()))
+        .collect();
+    let mut checked = Checked {
+        exporter: x.clone(),
+        tree: MemoryTree::new(),
+        envelopes: BTreeMap::new(),
+        witnessed: Vec::new(),
+    };
+    let mut summary = BundleSummary {
+        exporter: x.to_string(),
+        exported_at: b.exported_at,
+        entries: b.entries.len(),
+        sent: 0,
+        received: 0,
+        checkpoints: b.checkpoints.len(),
+        cosigned: 0,
+        witnessed: b.witnessed.len(),
+        proofs: b.proofs.len(),
+        cards: summary_cards,
+    };
+    let Some(own_card) = cards.get(x).cloned() else {
+        ctx.fail("cards", &whose, format!("the bundle holds no card of {x}"));
+        return (summary, checked);
+    };
+    let log_key = match NoteVerifier::new(&log_key_name(x), SIG_ED25519, own_card.signing_key()) {
+        Ok(v) => v,
+        Err(e) => {
+            ctx.fail("cards", &whose, e.to_string());
+            return (summary, checked);
+        }
+    };
+    let origin = case_origin(x, &b.case_id);
+    let own_policy;
+    let policy = match policy {
+        Some(p) => Some(p),
+        None => match Policy::parse(&b.policy) {
+            Ok(p) => {
+                own_policy = p;
+                Some(&own_policy)
+            }
+            Err(e) => {
+                ctx.fail("policy", &whose, format!("the bundle's tlog-policy: {e}"));
+                None
+            }
+        },
+    };
+
+    // Entries: in order, of this case and this log.
+    let mut entries = Vec::with_capacity(b.entries.len());
+    let mut sequence_ok = true;
+    for (i, raw) in b.entries.iter().enumerate() {
+        let at = format!("{whose}, entry {i}");
+        match AuditEntry::from_cbor(raw) {
+            Ok(e) => {
+                if e.seq != i as u64 {
+                    sequence_ok = false;
+                    let what = if e.seq > i as u64 {
+                        "an entry before it is missing (deleted) or the entries were reordered"
+                    } else {
+                        "an entry was inserted before it or the entries were reordered"
+                    };
+                    ctx.fail(
+                        "entries",
+                        at.clone(),
+                        format!("it says it is entry {}: {what}", e.seq),
+                    );
+                }
+                if e.case_id != b.case_id {
+                    ctx.fail(
+                        "entries",
+                        at.clone(),
+                        format!("it is about case {}", e.case_id),
+                    );
+                }
+                if &e.actor.agency != x {
+                    ctx.fail(
+                        "entries",
+                        at.clone(),
+                        format!("it was written by {}, not {x}", e.actor.agency),
+                    );
+                }
+                timeline.push(Event {
+                    time: e.time,
+                    agency: x.to_string(),
+                    seq: i as u64,
+                    event: event_name(e.event),
+                    peer: e.peer.as_ref().map(|p| p.to_string()),
+                    envelope: e.envelope_id.map(|h| h.to_hex()),
+                    user: e.actor.user.clone(),
+                    transition: e
+                        .transition
+                        .as_ref()
+                        .map(|t| format!("{} → {}", t.from, t.to)),
+                });
+                entries.push(Some(e));
+            }
+            Err(e) => {
+                sequence_ok = false;
+                ctx.fail("entries", at, format!("not an audit entry: {e}"));
+                entries.push(None);
+            }
+        }
+    }
+
+    // Envelopes: outer signature, which way, receipt; the checkpoints they carry.
+    let mut own_checkpoints: Vec<(Vec<u8>, String)> = b
+        .checkpoints
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.to_vec(), format!("{whose}, checkpoint {i}")))
+        .collect();
+    for (i, r) in b.envelopes.iter().enumerate() {
+        let at = format!("{whose}, envelope {i}");
+        let id = Sha256Digest::of(&r.envelope);
+        let info = match envelope::inspect(&r.envelope, &limits) {
+            Ok(info) => info,
+            Err(e) => {
+                ctx.fail("envelopes", at, format!("not an envelope: {e}"));
+                continue;
+            }
+        };
+        let at = format!(
+            "{whose}, envelope {} ({} → {})",
+            short(&id),
+            info.from,
+            info.to
+        );
+        let (sender, issuer) = match r.direction {
+            Direction::Sent => (x.clone(), info.to.clone()),
+            Direction::Received => (info.from.clone(), x.clone()),
+        };
+        let wrong_side = match r.direction {
+            Direction::Sent => &info.from != x,
+            Direction::Received => &info.to != x,
+        };
+        if wrong_side {
+            ctx.fail(
+                "envelopes",
+                at.clone(),
+                format!(
+                    "listed as {:?} by {x}, but it went from {} to {}",
+                    r.direction, info.from, info.to
+                ),
+            );
+            continue;
+        }
+        match cards.get(&sender) {
+            None => ctx.fail(
+                "envelopes",
+                at.clone(),
+                format!("no card of its sender {sender}"),
+            ),
+            Some(card) => {
+                if let Err(e) = envelope::verify_origin(&r.envelope, card, &limits) {
+                    ctx.fail(
+                        "envelopes",
+                        at.clone(),
+                        format!("the sender's signature: {e}"),
+                    );
+                    continue;
+                }
+            }
+        }
+        if info.case_commitment != envelope::case_commitment(&b.case_id) {
+            ctx.fail(
+                "envelopes",
+                at.clone(),
+                "it belongs to another case (case commitment)",
+            );
+        }
+        let mut receipt = None;
+        if let Some(bytes) = &r.receipt {
+            match cards.get(&issuer) {
+                None => ctx.fail(
+                    "receipts",
+                    at.clone(),
+                    format!("no card of the issuer {issuer}"),
+                ),
+                Some(card) => match verify_receipt(bytes, card, None) {
+                    Err(e) => ctx.fail(
+                        "receipts",
+                        at.clone(),
+                        format!("the receipt does not verify with {issuer}'s key: {e}"),
+                    ),
+                    Ok(s) if s.receipt.envelope_id != id => ctx.fail(
+                        "receipts",
+                        at.clone(),
+                        format!(
+                            "the receipt answers envelope {}, not this one (envelope swapped?)",
+                            short(&s.receipt.envelope_id)
+                        ),
+                    ),
+                    Ok(s) => receipt = Some(s.receipt),
+                },
+            }
+        }
+        // Checkpoints: the sender's in the envelope; the issuer's in the receipt.
+        if let Some(cp) = &info.checkpoint {
+            if r.direction == Direction::Sent {
+                own_checkpoints.push((cp.clone(), format!("{at}, the checkpoint it carries")));
+            } else if let Some(c) = checkpoint_of(cp) {
+                checked.witnessed.push((
+                    sender.clone(),
+                    c,
+                    format!("{at}, the checkpoint it carries"),
+                ));
+            }
+        }
+        if let Some(rc) = receipt.as_ref().and_then(|r| r.checkpoint.as_ref()) {
+            if r.direction == Direction::Received {
+                own_checkpoints
+                    .push((rc.clone(), format!("{at}, the checkpoint in {x}'s receipt")));
+            } else if let Some(c) = checkpoint_of(rc) {
+                checked.witnessed.push((
+                    issuer.clone(),
+                    c,
+                    format!("{at}, the checkpoint in {issuer}'s receipt"),
+                ));
+            }
+        }
+        // The addressee's cosignature of the checkpoint the envelope carried.
+        if r.direction == Direction::Sent
+            && let (Some(rc), Some(cp)) = (&receipt, &info.checkpoint)
+            && rc.event == ReceiptEvent::Accepted
+            && let Some(line) = &rc.cosignature
+        {
+            let body = Note::parse(cp)
+                .map(|n| n.text().to_string())
+                .unwrap_or_default();
+            let ok = cards.get(&issuer).is_some_and(|card| {
+                witness::witness_verifier(&log_key_name(&issuer), card.signing_key())
+                    .ok()
+                    .zip(std::str::from_utf8(line).ok())
+                    .is_some_and(|(w, l)| witness::verify_cosignature(&body, l, &w).is_ok())
+            });
+            if !ok {
+                ctx.fail(
+                    "cosignatures",
+                    at.clone(),
+                    format!("{issuer}'s cosignature in the receipt does not verify over the checkpoint the envelope carried"),
+                );
+            }
+        }
+        match r.direction {
+            Direction::Sent => summary.sent += 1,
+            Direction::Received => summary.received += 1,
+        }
+        if checked
+            .envelopes
+            .insert(
+                id,
+                SeenEnvelope {
+                    info,
+                    direction: r.direction,
+                    receipt,
+                    receipt_bytes: r.receipt.as_ref().map(|b| b.to_vec()),
+                },
+            )
+            .is_some()
+        {
+            ctx.fail("envelopes", at, "listed twice");
+        }
+    }
+
+    // Every entry that records an envelope has it, and its receipt where one is recorded.
+    for (i, e) in entries.iter().enumerate() {
+        let Some(e) = e else { continue };
+        let at = format!("{whose}, entry {i} ({})", event_name(e.event));
+        let want = match e.event {
+            AuditEvent::EnvelopeSent => Some(Direction::Sent),
+            AuditEvent::EnvelopeReceived => Some(Direction::Received),
+            AuditEvent::ReceiptReceived => Some(Direction::Sent),
+            _ => None,
+        };
+        let (Some(want), Some(id)) = (want, e.envelope_id) else {
+            continue;
+        };
+        match checked.envelopes.get(&id) {
+            None => ctx.fail(
+                "envelopes",
+                at,
+                format!(
+                    "it records envelope {}, which the bundle does not hold (removed or swapped)",
+                    short(&id)
+                ),
+            ),
+            Some(s) if s.direction != want => ctx.fail(
+                "envelopes",
+                at,
+                format!("envelope {} is listed as {:?}", short(&id), s.direction),
+            ),
+            Some(s) => {
+                if e.event == AuditEvent::ReceiptReceived {
+                    let hash = s.receipt_bytes.as_deref().map(Sha256Digest::of);
+                    if hash != e.receipt_hash {
+                        ctx.fail(
+                            "receipts",
+                            at,
+                            format!("the receipt it records for envelope {} is not the one in the bundle", short(&id)),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // And every envelope is recorded in the log.
+    let recorded: BTreeSet<EnvelopeId> = entries
+        .iter()
+        .flatten()
+        .filter(|e| {
+            matches!(
+                e.event,
+                AuditEvent::EnvelopeSent | AuditEvent::EnvelopeReceived
+            )
+        })
+        .filter_map(|e| e.envelope_id)
+        .collect();
+    for (id, s) in &checked.envelopes {
+        if !recorded.contains(id) {
+            ctx.fail(
+                "envelopes",
+                format!(
+                    "{whose}, envelope {} ({} → {})",
+                    short(id),
+                    s.info.from,
+                    s.info.to
+                ),
+                format!("{x}'s log does not record it"),
+            );
+        }
+    }
+
+    // Chains: per (sender, addressee), sequence 1, 2, 3 … each linking the previous envelope.
+    let mut chains: BTreeMap<(AgencyId, AgencyId), Vec<Link>> = BTreeMap::new();
+    for (id, s) in &checked.envelopes {
+        chains
+            .entry((s.info.from.clone(), s.info.to.clone()))
+            .or_default()
+            .push((s.info.chain.sequence, s.info.chain.previous, *id));
+    }
+    for ((from, to), mut links) in chains {
+        links.sort();
+        let mut prev: Option<EnvelopeId> = None;
+        for (n, (seq, previous, id)) in links.iter().enumerate() {
+            let at = format!(
+                "{whose}, {from}'s chain to {to}, envelope #{seq} ({})",
+                short(id)
+            );
+            if *seq != n as u64 + 1 {
+                ctx.fail(
+                    "chains",
+                    at,
+                    format!(
+                        "envelope #{} is missing (the chain jumps from #{n} to #{seq})",
+                        n + 1
+                    ),
+                );
+                break;
+            }
+            if *previous != prev {
+                ctx.fail(
+                    "chains",
+                    at,
+                    "it does not link the envelope before it in the chain",
+                );
+                break;
+            }
+            prev = Some(*id);
+        }
+    }
+
+    // The log rebuilt from the entries; its root at every size a checkpoint names.
+    for raw in &b.entries {
+        checked.tree.push(raw);
+    }
+    let mut parsed_own = Vec::new();
+    for (note, at) in &own_checkpoints {
+        match crate::audit::note::verify_checkpoint(note, &log_key, &[]) {
+            Err(e) => ctx.fail(
+                "checkpoints",
+                at.clone(),
+                format!("not signed by {x}'s log key: {e}"),
+            ),
+            Ok((cp, _)) if cp.origin != origin => ctx.fail(
+                "checkpoints",
+                at.clone(),
+                format!("it is a checkpoint of {}, not of {origin}", cp.origin),
+            ),
+            Ok((cp, _)) => parsed_own.push((cp, note, at)),
+        }
+    }
+    let latest = parsed_own.iter().map(|(c, ..)| c.size).max().unwrap_or(0);
+    let mut roots_ok = true;
+    for (cp, note, at) in &parsed_own {
+        match checked.root_at(cp.size) {
+            None => {
+                roots_ok = false;
+                ctx.fail(
+                    "checkpoints",
+                    at.to_string(),
+                    format!(
+                        "{x} signed its log at size {}, but the bundle holds only {} entries: the log was truncated",
+                        cp.size,
+                        b.entries.len()
+                    ),
+                );
+            }
+            Some(root) if root != cp.root => {
+                roots_ok = false;
+                ctx.fail(
+                    "checkpoints",
+                    at.to_string(),
+                    format!(
+                        "{x}'s signed root at size {} does not match the entries: an entry up to {} was changed, or the checkpoint comes from a forked log",
+                        cp.size,
+                        cp.size - 1
+                    ),
+                );
+            }
+            Some(_) => {}
+        }
+        // Partners' cosignatures, under the policy.
+        if Note::parse(note).is_ok_and(|n| n.signatures().len() > 1) {
+            match policy.map(|p| p.verify(note)) {
+                Some(Ok(_)) => summary.cosigned += 1,
+                Some(Err(e)) => ctx.fail(
+                    "cosignatures",
+                    at.to_string(),
+                    format!(
+                        "checkpoint of size {} against the policy: {e}{}",
+                        cp.size,
+                        outside_policy(note, policy)
+                    ),
+                ),
+                None => {}
+            }
+        }
+    }
+    if latest < b.entries.len() as u64 && !b.entries.is_empty() {
+        roots_ok = false;
+        ctx.fail(
+            "checkpoints",
+            &whose,
+            format!(
+                "the bundle holds {} entries, but {x}'s latest signed checkpoint covers {latest}: entries were inserted",
+                b.entries.len()
+            ),
+        );
+    }
+
+    // Inclusion proofs: each against a checkpoint of this log, for the entry the bundle holds.
+    for (i, text) in b.proofs.iter().enumerate() {
+        let at = format!("{whose}, proof {i}");
+        let p = match TlogProof::parse(text) {
+            Ok(p) => p,
+            Err(e) => {
+                ctx.fail("proofs", at, format!("not a tlog-proof: {e}"));
+                continue;
+            }
+        };
+        let cp = match crate::audit::note::verify_checkpoint(&p.checkpoint, &log_key, &[]) {
+            Ok((cp, _)) if cp.origin == origin => cp,
+            Ok((cp, _)) => {
+                ctx.fail("proofs", at, format!("its checkpoint is of {}", cp.origin));
+                continue;
+            }
+            Err(e) => {
+                ctx.fail(
+                    "proofs",
+                    at,
+                    format!("its checkpoint is not signed by {x}: {e}"),
+                );
+                continue;
+            }
+        };
+        let Some(extra) = p.extra.as_deref() else {
+            ctx.fail("proofs", at, "it carries no entry");
+            continue;
+        };
+        if let Err(e) = verify_inclusion(p.index, cp.size, &leaf_hash(extra), &p.proof, &cp.root) {
+            ctx.fail(
+                "proofs",
+                at,
+                format!(
+                    "entry {}: the inclusion proof does not verify: {e}",
+                    p.index
+                ),
+            );
+            continue;
+        }
+        match b.entries.get(p.index as usize) {
+            Some(held) if held.as_slice() == extra => {}
+            Some(_) => ctx.fail(
+                "entries",
+                format!("{whose}, entry {}", p.index),
+                format!("it differs from the entry {x} signed (its inclusion proof proves another): it was modified"),
+            ),
+            None => ctx.fail(
+                "entries",
+                format!("{whose}, entry {}", p.index),
+                "its inclusion proof proves it, but the bundle does not hold it: the log was truncated",
+            ),
+        }
+    }
+
+    // Partners' checkpoints: signed by them, for their logs of this case; one root per size.
+    for (i, raw) in b.witnessed.iter().enumerate() {
+        let at = format!("{whose}, witnessed checkpoint {i}");
+        let Some(cp) = checkpoint_of(raw) else {
+            ctx.fail("witnessed", at, "not a signed checkpoint");
+            continue;
+        };
+        let owner = cards
+            .keys()
+            .find(|a| cp.origin == case_origin(a, &b.case_id))
+            .cloned();
+        let Some(owner) = owner else {
+            ctx.fail(
+                "witnessed",
+                at,
+                format!("{} is not a partner's log of this case", cp.origin),
+            );
+            continue;
+        };
+        let ok = cards.get(&owner).is_some_and(|card| {
+            NoteVerifier::new(&log_key_name(&owner), SIG_ED25519, card.signing_key())
+                .is_ok_and(|v| crate::audit::note::verify_checkpoint(raw, &v, &[]).is_ok())
+        });
+        if !ok {
+            ctx.fail("witnessed", at, format!("not signed by {owner}'s log key"));
+            continue;
+        }
+        checked.witnessed.push((owner, cp, at));
+    }
+    let mut by_size: BTreeMap<(AgencyId, u64), Hash> = BTreeMap::new();
+    for (who, cp, at) in &checked.witnessed {
+        if let Some(r) = by_size.insert((who.clone(), cp.size), cp.root)
+            && r != cp.root
+        {
+            ctx.fail(
+                "witnessed",
+                at.clone(),
+                format!(
+                    "{who} signed two different roots for size {} of its log: a split view",
+                    cp.size
+                ),
+            );
+        }
+    }
+
+    if ctx.findings.len() == before {
+        ctx.proved.push(format!(
+            "{x}'s log of the case: {} entries, in order, each of this case and written by {x}; every signed checkpoint ({} checked) matches them{}",
+            b.entries.len(),
+            parsed_own.len(),
+            if summary.cosigned > 0 {
+                format!(", {} of them cosigned by partners under the policy", summary.cosigned)
+            } else {
+                String::new()
+            }
+        ));
+        ctx.proved.push(format!(
+            "{x}'s envelopes: {} sent and {} received, each signed by its sender, recorded in the log, in unbroken chains; every receipt signed by the addressee and answering its envelope",
+            summary.sent, summary.received
+        ));
+        if !b.proofs.is_empty() {
+            ctx.proved.push(format!(
+                "{} inclusion proofs (c2sp.org/tlog-proof@v1) verify against {x}'s signed checkpoints",
+                b.proofs.len()
+            ));
+        }
+    } else if sequence_ok && roots_ok {
+        ctx.proved
+            .push(format!("{x}'s log entries match its signed checkpoints"));
+    }
+    (summary, checked)
+}
+
+/// Names cosignatures on a note by keys the policy does not list.
+fn outside_policy(note: &[u8], policy: Option<&Policy>) -> String {
+    let (Ok(n), Some(p)) = (Note::parse(note), policy) else {
+        return String::new();
+    };
+    let outside: Vec<String> = n
+        .signatures()
+        .iter()
+        .skip(1)
+        .filter(|s| {
+            !p.witnesses
+                .values()
+                .any(|w| w.name() == s.name && w.id() == s.id)
+        })
+        .map(|s| format!("{} (key id {:08x})", s.name, s.id))
+        .collect();
+    if outside.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; cosigned with a key outside the policy: {}",
+            outside.join(", ")
+        )
+    }
+}
+
+/// What `b` says about `a`: the envelopes between them and `a`'s checkpoints that `b` witnessed.
+fn cross_check(a: &Checked, b: &Checked, ctx: &mut Ctx) {
+    let before = ctx.findings.len();
+    let mut exchanged = 0;
+    for (id, s) in &a.envelopes {
+        if s.direction != Direction::Sent || s.info.to != b.exporter {
+            continue;
+        }
+        let delivered = s
+            .receipt
+            .as_ref()
+            .is_some_and(|r| r.event == ReceiptEvent::Accepted);
+        let at = format!(
+            "envelope {} ({} → {}, #{})",
+            short(id),
+            a.exporter,
+            b.exporter,
+            s.info.chain.sequence
+        );
+        match b.envelopes.get(id) {
+            None if delivered => ctx.fail(
+                "both-sides",
+                at,
+                format!(
+                    "{} sent it and holds {}'s receipt, but {}'s bundle does not hold it",
+                    a.exporter, b.exporter, b.exporter
+                ),
+            ),
+            None => {}
+            Some(t) if t.direction != Direction::Received => ctx.fail(
+                "both-sides",
+                at,
+                format!("{}'s bundle lists it as sent", b.exporter),
+            ),
+            Some(t) => {
+                exchanged += 1;
+                if t.receipt_bytes != s.receipt_bytes {
+                    ctx.fail(
+                        "both-sides",
+                        at,
+                        format!(
+                            "the receipt {} issued is not the one {} holds",
+                            b.exporter, a.exporter
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    for (id, t) in &b.envelopes {
+        if t.direction == Direction::Received
+            && t.info.from == a.exporter
+            && !a.envelopes.contains_key(id)
+        {
+            ctx.fail(
+                "both-sides",
+                format!("envelope {} ({} → {})", short(id), a.exporter, b.exporter),
+                format!(
+                    "{} holds it as received from {}, but {}'s bundle does not hold it as sent",
+                    b.exporter, a.exporter, a.exporter
+                ),
+            );
+        }
+    }
+    // Every checkpoint of a's log that b saw must be one a's entries give.
+    let mut witnessed = 0;
+    for (who, cp, at) in &b.witnessed {
+        if who != &a.exporter {
+            continue;
+        }
+        if cp.size > a.tree.size() {
+            ctx.fail(
+                "split-view",
+                at.clone(),
+                format!(
+                    "{} witnessed {}'s log at size {}, but {}'s bundle holds only {} entries: its log was truncated or rolled back",
+                    b.exporter,
+                    a.exporter,
+                    cp.size,
+                    a.exporter,
+                    a.tree.size()
+                ),
+            );
+            continue;
+        }
+        match a.root_at(cp.size) {
+            Some(r) if r != cp.root => ctx.fail(
+                "split-view",
+                at.clone(),
+                format!(
+                    "{} witnessed a root of {}'s log at size {} that {}'s entries do not give: two histories (a split view or a rewritten log)",
+                    b.exporter, a.exporter, cp.size, a.exporter
+                ),
+            ),
+            Some(_) => witnessed += 1,
+            None => {}
+        }
+    }
+    if ctx.findings.len() == before {
+        ctx.proved.push(format!(
+            "{} → {}: {exchanged} envelopes sent by one are held by the other with the same receipts; {witnessed} checkpoints of {}'s log witnessed by {} match {}'s entries",
+            a.exporter, b.exporter, a.exporter, b.exporter, a.exporter
+        ));
+    }
+}
+
+/// The verdict as text for people: what was verified, every finding, the timeline.
+pub fn report_text(v: &Verdict) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let _ = writeln!(out, "Case {}", v.case_id);
+    for b in &v.bundles {
+        let _ = writeln!(
+            out,
+            "  bundle of {} exported {}: {} entries, {} envelopes sent and {} received, {} checkpoints ({} cosigned), {} partner checkpoints witnessed, {} inclusion proofs",
+            b.exporter,
+            crate::time::format_unix(b.exported_at),
+            b.entries,
+            b.sent,
+            b.received,
+            b.checkpoints,
+            b.cosigned,
+            b.witnessed,
+            b.proofs
+        );
+        for (id, fp) in &b.cards {
+            let _ = writeln!(
+                out,
+                "    card {id}: fingerprint {fp} (compare with the one obtained from the agency)"
+            );
+        }
+    }
+    let _ = writeln!(out, "\nTimeline ({} entries):", v.timeline.len());
+    for e in &v.timeline {
+        let mut line = format!(
+            "  {}  {:<18} #{:<4} {}",
+            crate::time::format_unix(e.time),
+            e.agency,
+            e.seq,
+            e.event
+        );
+        if let Some(p) = &e.peer {
+            let _ = write!(line, " ({p})");
+        }
+        if let Some(t) = &e.transition {
+            let _ = write!(line, " {t}");
+        }
+        if let Some(env) = &e.envelope {
+            let _ = write!(line, "  envelope {}", &env[..16.min(env.len())]);
+        }
+        if let Some(u) = &e.user {
+            let _ = write!(line, "  by {u}");
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    if v.ok() {
+        let _ = writeln!(out, "\nVERIFIED. What this proves:");
+        for p in &v.proved {
+            let _ = writeln!(out, "  - {p}");
+        }
+    } else {
+        let _ = writeln!(out, "\nNOT VERIFIED: {} check(s) failed:", v.findings.len());
+        for f in &v.findings {
+            let _ = writeln!(out, "  [{}] {}: {}", f.check, f.at, f.problem);
+        }
+        if !v.proved.is_empty() {
+            let _ = writeln!(out, "What still holds:");
+            for p in &v.proved {
+                let _ = writeln!(out, "  - {p}");
+            }
+        }
+    }
+    out
+}

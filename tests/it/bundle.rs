@@ -1,0 +1,331 @@
+//! Case export bundles from two real nodes, verified offline by `rogatory audit verify` and by
+//! the stand-alone `rogatory-verify`: the untouched pair verifies; each tampering of the table
+//! fails with its own message, and both verifiers give the same verdict.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use rogatory_proto::audit::entry::{AuditEntry, AuditEvent, case_origin, log_key_name};
+use rogatory_proto::audit::note::{Checkpoint, Note};
+use rogatory_proto::audit::witness;
+use rogatory_proto::bundle::{Bundle, Direction};
+use rogatory_proto::keys::AgencySecretKeys;
+use rogatory_proto::receipt::decode_verified_earlier;
+use rogatory_tests::{Cluster, TEST_PASSPHRASE, example, run_line};
+use serde_bytes::ByteBuf;
+use serde_json::Value;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn verifier_bin() -> PathBuf {
+    rogatory_tests::verify_bin().to_path_buf()
+}
+
+/// Runs both verifiers on `files`; checks they agree; returns (exit code, text, JSON verdict).
+fn verify(root: &Path, files: &[PathBuf]) -> (i32, String, Value) {
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let text = run_line(root, &format!("audit verify {}", names.join(" ")));
+    let json = run_line(root, &format!("audit verify --json {}", names.join(" ")));
+    assert_eq!(text.code, json.code);
+    let alone = Command::new(verifier_bin())
+        .arg("--json")
+        .args(files)
+        .output()
+        .unwrap();
+    assert_eq!(
+        alone.status.code(),
+        Some(json.code),
+        "rogatory-verify's exit code"
+    );
+    let verdict: Value = serde_json::from_str(&json.stdout).unwrap();
+    let same: Value = serde_json::from_slice(&alone.stdout).unwrap();
+    assert_eq!(verdict, same, "rogatory-verify gives the same verdict");
+    (text.code, text.stdout, verdict)
+}
+
+fn write(dir: &Path, name: &str, b: &Bundle) -> PathBuf {
+    let p = dir.join(name);
+    let mut bytes = Vec::new();
+    b.write_to(&mut bytes).unwrap();
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+fn read(p: &Path) -> Bundle {
+    Bundle::read_from(std::fs::File::open(p).unwrap()).unwrap()
+}
+
+fn keys_of(dir: &Path) -> AgencySecretKeys {
+    let path = dir.join(rogatory_node::keydir::SECRET_KEYS_ENCRYPTED);
+    let raw = std::fs::read(&path).unwrap();
+    rogatory_node::secret::open(&raw, TEST_PASSPHRASE.1, &path).unwrap()
+}
+
+fn entry(b: &Bundle, i: usize) -> AuditEntry {
+    AuditEntry::from_cbor(&b.entries[i]).unwrap()
+}
+
+/// The index of the first entry of `event`.
+fn first(b: &Bundle, event: AuditEvent) -> usize {
+    (0..b.entries.len())
+        .find(|i| entry(b, *i).event == event)
+        .unwrap()
+}
+
+#[test]
+fn exported_bundles_verify_offline_and_every_tampering_is_named() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    c.start(0);
+    c.start(1);
+    let case = c.send(
+        0,
+        "XB.DOJ-CA",
+        "new",
+        "mla-request",
+        &example("mla-request.json"),
+    )["case_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.wait_settled(0, 1, WAIT);
+    run_line(
+        root,
+        &format!("case update {case} registered --reference XB-MLA-1 --data-dir xb.doj-ca"),
+    )
+    .ok();
+    c.wait_settled(1, 1, WAIT);
+    for n in 2..=3 {
+        c.send(0, "XB.DOJ-CA", &case, "liaison", &example("liaison.json"));
+        c.wait_settled(0, n, WAIT);
+    }
+    c.send(1, "XA.MOJ-CA", &case, "liaison", &example("liaison.json"));
+    c.wait_settled(1, 2, WAIT);
+    let out = root.join("bundles");
+    std::fs::create_dir(&out).unwrap();
+    let (a_path, b_path) = (out.join("xa.bundle"), out.join("xb.bundle"));
+    for (dir, p) in [("xa.moj-ca", &a_path), ("xb.doj-ca", &b_path)] {
+        let r = run_line(
+            root,
+            &format!(
+                "case export {case} --out {} --json --data-dir {dir}",
+                p.display()
+            ),
+        )
+        .ok();
+        let r: Value = serde_json::from_str(&r.stdout).unwrap();
+        assert!(r["envelopes"].as_u64().unwrap() >= 4, "{r}");
+    }
+    // Not twice to the same file; the export is logged with the bundle's hash.
+    run_line(
+        root,
+        &format!(
+            "case export {case} --out {} --data-dir xa.moj-ca",
+            a_path.display()
+        ),
+    )
+    .failed();
+    c.stop(0);
+    c.stop(1);
+    let log: Value = serde_json::from_str(
+        &run_line(
+            root,
+            &format!("audit log {case} --json --data-dir xa.moj-ca"),
+        )
+        .ok()
+        .stdout,
+    )
+    .unwrap();
+    let exported = log.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(exported["event"], "bundle-exported");
+    let a_bytes = std::fs::read(&a_path).unwrap();
+    assert_eq!(
+        exported["commitment"],
+        rogatory_proto::ids::Sha256Digest::of(&a_bytes)
+            .to_hex()
+            .as_str()
+    );
+
+    // Untouched: each alone, and the pair, verify; the same verdict from both verifiers.
+    for files in [
+        vec![a_path.clone()],
+        vec![b_path.clone()],
+        vec![a_path.clone(), b_path.clone()],
+    ] {
+        let (code, text, v) = verify(root, &files);
+        assert_eq!(code, 0, "{text}");
+        assert!(text.contains("VERIFIED"), "{text}");
+        assert!(v["findings"].as_array().unwrap().is_empty(), "{v}");
+    }
+    let (_, text, v) = verify(root, &[a_path.clone(), b_path.clone()]);
+    assert!(
+        text.contains("XA.MOJ-CA → XB.DOJ-CA: 3 envelopes sent by one are held by the other"),
+        "{text}"
+    );
+    assert!(text.contains("envelope-sent"), "{text}");
+    assert!(v["bundles"][0]["cosigned"].as_u64().unwrap() >= 2, "{v}");
+
+    let a = read(&a_path);
+    let b = read(&b_path);
+    let xa_keys = keys_of(&c.dirs[0]);
+    let stranger = AgencySecretKeys::generate();
+    let sent = |x: &Bundle| -> Vec<usize> {
+        (0..x.envelopes.len())
+            .filter(|i| x.envelopes[*i].direction == Direction::Sent)
+            .collect()
+    };
+    type Tamper = Box<dyn Fn(&mut Bundle, &mut Bundle)>;
+    let table: Vec<(&str, Tamper, &str)> = vec![
+        (
+            "an entry modified",
+            Box::new(|a, _| {
+                let i = first(a, AuditEvent::EnvelopeSent);
+                let mut e = entry(a, i);
+                e.time += 1;
+                a.entries[i] = ByteBuf::from(e.to_cbor().unwrap());
+            }),
+            "was modified",
+        ),
+        (
+            "an entry deleted",
+            Box::new(|a, _| {
+                a.entries.remove(2);
+            }),
+            "entry 2: it says it is entry 3: an entry before it is missing (deleted)",
+        ),
+        (
+            "an entry inserted",
+            Box::new(|a, _| {
+                let copy = a.entries[1].clone();
+                a.entries.insert(2, copy);
+            }),
+            "entry 2: it says it is entry 1: an entry was inserted",
+        ),
+        (
+            "entries reordered",
+            Box::new(|a, _| a.entries.swap(3, 4)),
+            "reordered",
+        ),
+        (
+            "the log truncated",
+            Box::new(|a, _| {
+                let n = a.entries.len();
+                a.entries.truncate(n - 3);
+            }),
+            "the log was truncated",
+        ),
+        (
+            "a receipt forged with another key",
+            Box::new(move |a, _| {
+                let i = sent(a)[0];
+                let r = decode_verified_earlier(a.envelopes[i].receipt.as_ref().unwrap())
+                    .unwrap()
+                    .receipt;
+                let forged = r.sign(&stranger).unwrap().bytes;
+                a.envelopes[i].receipt = Some(ByteBuf::from(forged));
+            }),
+            "the receipt does not verify with XB.DOJ-CA's key",
+        ),
+        (
+            "an envelope swapped",
+            Box::new(move |a, _| {
+                let s = sent(a);
+                let (x, y) = (s[0], s[1]);
+                let ex = a.envelopes[x].envelope.clone();
+                a.envelopes[x].envelope = a.envelopes[y].envelope.clone();
+                a.envelopes[y].envelope = ex;
+            }),
+            "not this one (envelope swapped?)",
+        ),
+        (
+            "a checkpoint replaced by one from a forked log (split view)",
+            Box::new(move |_, b| {
+                // XA signs a second root for a size XB witnessed: two histories.
+                let seen = Checkpoint::parse(Note::parse(&b.witnessed[0]).unwrap().text()).unwrap();
+                let xa = rogatory_proto::ids::AgencyId::new("XA.MOJ-CA").unwrap();
+                let forked = Checkpoint {
+                    origin: case_origin(&xa, &b.case_id),
+                    size: seen.size,
+                    root: [7; 32],
+                    extensions: vec![],
+                };
+                let mut n = Note::new(&forked.body()).unwrap();
+                n.sign(&log_key_name(&xa), &xa_keys.signing).unwrap();
+                b.witnessed.push(ByteBuf::from(n.to_text().into_bytes()));
+            }),
+            "two histories",
+        ),
+        (
+            "a message on one side and missing on the other",
+            Box::new(|_, b| {
+                let i = (0..b.envelopes.len())
+                    .find(|i| b.envelopes[*i].direction == Direction::Received)
+                    .unwrap();
+                b.envelopes.remove(i);
+            }),
+            "but XB.DOJ-CA's bundle does not hold it",
+        ),
+        (
+            "a cosignature from a key outside the policy",
+            Box::new(|a, _| {
+                let stranger = AgencySecretKeys::generate();
+                let i = (0..a.checkpoints.len())
+                    .find(|i| Note::parse(&a.checkpoints[*i]).unwrap().signatures().len() == 2)
+                    .unwrap();
+                let note = Note::parse(&a.checkpoints[i]).unwrap();
+                let text = note.to_text();
+                let own = text
+                    .lines()
+                    .take_while(|l| !l.starts_with("— rogatory.XB"))
+                    .count();
+                let mut kept: String = text.lines().take(own).map(|l| format!("{l}\n")).collect();
+                kept.push_str(
+                    &witness::cosign(note.text(), "rogatory.XB.DOJ-CA", &stranger.signing, 1)
+                        .unwrap(),
+                );
+                a.checkpoints[i] = ByteBuf::from(kept.into_bytes());
+            }),
+            "cosigned with a key outside the policy: rogatory.XB.DOJ-CA",
+        ),
+    ];
+    for (name, tamper, says) in &table {
+        let (mut ta, mut tb) = (a.clone(), b.clone());
+        tamper(&mut ta, &mut tb);
+        let dir = out.join(name.replace(' ', "-"));
+        std::fs::create_dir(&dir).unwrap();
+        let files = [write(&dir, "xa.bundle", &ta), write(&dir, "xb.bundle", &tb)];
+        let (code, text, v) = verify(root, &files);
+        assert_eq!(code, 1, "{name}: must fail\n{text}");
+        assert!(text.contains("NOT VERIFIED"), "{name}\n{text}");
+        let findings: Vec<String> = v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                format!(
+                    "{}: {}",
+                    f["at"].as_str().unwrap(),
+                    f["problem"].as_str().unwrap()
+                )
+            })
+            .collect();
+        assert!(
+            findings.iter().any(|f| f.contains(says)),
+            "{name}: no finding says `{says}`:\n{}",
+            findings.join("\n")
+        );
+    }
+    // A file that is not a bundle: a clear error, exit 2 from rogatory-verify.
+    let junk = out.join("junk.bundle");
+    std::fs::write(&junk, b"not a bundle").unwrap();
+    let r = run_line(root, &format!("audit verify {}", junk.display())).failed();
+    assert!(
+        r.stderr.contains("not a Rogatory case bundle"),
+        "{}",
+        r.stderr
+    );
+    let alone = Command::new(verifier_bin()).arg(&junk).output().unwrap();
+    assert_eq!(alone.status.code(), Some(2));
+}
