@@ -63,6 +63,8 @@ pub mod keys;
 pub mod message;
 pub mod receipt;
 pub mod time;
+#[cfg(feature = "cli")]
+pub mod verify_cli;
 
 pub use cose::CoseError;
 pub use cose::label as header_label;

@@ -44,6 +44,69 @@ fn verify(root: &Path, files: &[PathBuf]) -> (i32, String, Value) {
     (text.code, text.stdout, verdict)
 }
 
+/// Renders `html` in headless Chromium: returns the DOM it built, and leaves a screenshot
+/// beside it. Without Chromium the check is skipped, unless `ROGATORY_REQUIRE_CHROMIUM` is set
+/// (as `.ci/run` sets it, after installing Chromium), when its absence fails the test.
+fn render(html: &Path, out: &Path) -> Option<String> {
+    let bin = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    let Some(bin) = bin else {
+        assert!(
+            std::env::var_os("ROGATORY_REQUIRE_CHROMIUM").is_none(),
+            "ROGATORY_REQUIRE_CHROMIUM is set but no Chromium is installed"
+        );
+        eprintln!("note: Chromium is not installed; the HTML report was not rendered");
+        return None;
+    };
+    let profile = tempfile::tempdir().unwrap();
+    let common = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+    ];
+    let url = format!("file://{}", html.display());
+    let run = |extra: &[String]| {
+        let o = Command::new(bin)
+            .args(common)
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(extra)
+            .arg(&url)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "chromium failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o
+    };
+    let dom = String::from_utf8(run(&["--dump-dom".to_string()]).stdout).unwrap();
+    let png = out.join("report.png");
+    run(&[
+        format!("--screenshot={}", png.display()),
+        "--window-size=1200,1600".to_string(),
+    ]);
+    let shot = std::fs::read(&png).unwrap();
+    assert!(
+        shot.starts_with(b"\x89PNG") && shot.len() > 20_000,
+        "a screenshot of the rendered report ({} bytes)",
+        shot.len()
+    );
+    Some(dom)
+}
+
 fn write(dir: &Path, name: &str, b: &Bundle) -> PathBuf {
     let p = dir.join(name);
     let mut bytes = Vec::new();
@@ -159,6 +222,50 @@ fn exported_bundles_verify_offline_and_every_tampering_is_named() {
         assert!(text.contains("VERIFIED"), "{text}");
         assert!(v["findings"].as_array().unwrap().is_empty(), "{v}");
     }
+    // The HTML report of the pair, from both verifiers, rendered by a real browser.
+    let html = out.join("report.html");
+    let names = format!("{} {}", a_path.display(), b_path.display());
+    run_line(
+        root,
+        &format!("audit verify {names} --html {}", html.display()),
+    )
+    .ok();
+    let again = out.join("report-alone.html");
+    let alone = Command::new(verifier_bin())
+        .args([&a_path, &b_path])
+        .arg("--html")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(alone.status.success());
+    assert_eq!(
+        std::fs::read(&html).unwrap(),
+        std::fs::read(&again).unwrap(),
+        "both verifiers write the same report"
+    );
+    let page = std::fs::read_to_string(&html).unwrap();
+    let envelopes = verify(root, &[a_path.clone(), b_path.clone()]).2["envelopes"]
+        .as_array()
+        .unwrap()
+        .len();
+    if let Some(dom) = render(&html, &out) {
+        assert!(dom.contains("VERIFIED: every check held."), "{dom}");
+        for party in ["XA.MOJ-CA", "XB.DOJ-CA"] {
+            assert!(dom.contains(party), "the report names {party}");
+        }
+        assert!(dom.contains("id=\"timeline-chart\""), "the chart is there");
+        assert_eq!(
+            dom.matches("class=\"msg\"").count(),
+            envelopes,
+            "one line per envelope in the chart"
+        );
+        assert!(dom.contains("accepted"), "receipts are listed");
+    }
+    assert!(page.contains("<svg"), "the chart is inline SVG");
+    assert!(
+        !page.contains("<script") && !page.contains(" src=") && !page.contains("<link"),
+        "the report is self-contained: no script, no outside resource"
+    );
     let (_, text, v) = verify(root, &[a_path.clone(), b_path.clone()]);
     assert!(
         text.contains("XA.MOJ-CA → XB.DOJ-CA: 3 envelopes sent by one are held by the other"),

@@ -108,21 +108,10 @@ pub enum AuditCommand {
     /// envelopes, and — given both sides' bundles — that what one side sent the other holds
     /// with the same receipt and that both saw one history. Needs no node, no network and no
     /// secret. Prints what it proved, or exactly which check failed where, and the timeline.
-    /// Exits 0 only if everything holds. `rogatory-verify` is the same check on its own.
-    Verify {
-        /// The bundles, one per agency.
-        #[arg(required = true)]
-        bundles: Vec<PathBuf>,
-        /// A tlog-policy obtained independently, instead of each bundle's own.
-        #[arg(long)]
-        policy: Option<PathBuf>,
-        /// An agency card obtained independently (repeatable): it replaces the bundles' copy.
-        #[arg(long = "card")]
-        cards: Vec<PathBuf>,
-        /// Print the verdict as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Exits 0 only if everything holds, 1 if a check fails, 2 if a file cannot be read.
+    /// `--html FILE` also writes a self-contained report for a court clerk. `rogatory-verify`
+    /// is the same check on its own.
+    Verify(rogatory_proto::verify_cli::VerifyArgs),
     /// List the alerts this node raised: a partner whose log of a shared case forked or rolled
     /// back (its envelope was refused), or a receipt whose cosignature of this node's
     /// checkpoint is missing or does not verify. Exits 1 if there is any.
@@ -334,48 +323,14 @@ pub(crate) fn run(c: AuditCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Verify {
-            bundles,
-            policy,
-            cards,
-            json,
-        } => {
-            let policy = match &policy {
-                Some(p) => {
-                    let text = String::from_utf8(files::read_limited(p, 1 << 20)?)
-                        .with_context(|| format!("{} is not text", p.display()))?;
-                    Some(
-                        Policy::parse(&text)
-                            .with_context(|| format!("{} is not a tlog-policy", p.display()))?,
-                    )
-                }
-                None => None,
-            };
-            let mut trusted = Vec::new();
-            for c in &cards {
-                trusted.push(load_card(c)?);
+        AuditCommand::Verify(args) => match rogatory_proto::verify_cli::run(&args) {
+            Ok(true) => Ok(ExitCode::SUCCESS),
+            Ok(false) => Ok(ExitCode::FAILURE),
+            Err(e) => {
+                eprintln!("error: {e}");
+                Ok(ExitCode::from(2))
             }
-            let mut read = Vec::new();
-            for p in &bundles {
-                let f = std::fs::File::open(p)
-                    .with_context(|| format!("cannot open {}", p.display()))?;
-                read.push(
-                    rogatory_proto::bundle::Bundle::read_from(f)
-                        .with_context(|| format!("{}", p.display()))?,
-                );
-            }
-            let v = rogatory_proto::bundle::verify(&read, policy.as_ref(), &trusted);
-            if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                print!("{}", rogatory_proto::bundle::report_text(&v));
-            }
-            Ok(if v.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
+        },
         AuditCommand::Alerts { data_dir, json } => {
             let list = match crate::client::Client::connect(&data_dir) {
                 Ok(c) => c.get("/v1/alerts")?,

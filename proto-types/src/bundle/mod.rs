@@ -11,8 +11,11 @@
 //! and returns a [`Verdict`]: what was proved, every finding (which check failed, on which
 //! entry or envelope), and the merged timeline.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read, Write};
+
+mod report;
+pub use report::{report_html, report_text};
 
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
@@ -175,6 +178,36 @@ pub struct Event {
     pub transition: Option<String>,
 }
 
+/// What a receipt said about an envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReceiptLine {
+    /// `accepted` or `rejected`.
+    pub event: String,
+    /// The reason code's name, when rejected.
+    pub reason: Option<String>,
+    /// Unix seconds when the addressee committed (or refused) the envelope, as it signed.
+    pub received_at: u64,
+}
+
+/// One envelope of the case, as the bundles show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvelopeLine {
+    /// The envelope id, hex.
+    pub id: String,
+    /// The sender.
+    pub from: String,
+    /// The addressee.
+    pub to: String,
+    /// Its place in the sender's chain to the addressee.
+    pub sequence: u64,
+    /// Unix seconds at sealing, as the sender signed.
+    pub sent_at: u64,
+    /// The addressee's signed receipt, when a bundle holds one.
+    pub receipt: Option<ReceiptLine>,
+    /// The agencies whose bundles hold it.
+    pub held_by: Vec<String>,
+}
+
 /// The outcome of verifying one or more bundles.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verdict {
@@ -186,6 +219,8 @@ pub struct Verdict {
     pub proved: Vec<String>,
     /// Every failed check; empty when everything holds.
     pub findings: Vec<Finding>,
+    /// Every envelope of the case that a bundle holds, in the order they were sealed.
+    pub envelopes: Vec<EnvelopeLine>,
     /// Both logs' entries merged in time order.
     pub timeline: Vec<Event>,
 }
@@ -316,8 +351,43 @@ pub fn verify(bundles: &[Bundle], policy: Option<&Policy>, cards: &[AgencyCard])
         bundles: summaries,
         proved: ctx.proved,
         findings: ctx.findings,
+        envelopes: envelope_lines(&checked),
         timeline,
     }
+}
+
+/// Every envelope the bundles hold, once, with the receipt any of them holds.
+fn envelope_lines(checked: &[Checked]) -> Vec<EnvelopeLine> {
+    let mut lines: BTreeMap<EnvelopeId, EnvelopeLine> = BTreeMap::new();
+    for c in checked {
+        for (id, s) in &c.envelopes {
+            let line = lines.entry(*id).or_insert_with(|| EnvelopeLine {
+                id: id.to_hex(),
+                from: s.info.from.to_string(),
+                to: s.info.to.to_string(),
+                sequence: s.info.chain.sequence,
+                sent_at: s.info.sent_at,
+                receipt: None,
+                held_by: Vec::new(),
+            });
+            line.held_by.push(c.exporter.to_string());
+            if line.receipt.is_none()
+                && let Some(r) = &s.receipt
+            {
+                line.receipt = Some(ReceiptLine {
+                    event: match r.event {
+                        ReceiptEvent::Accepted => "accepted".into(),
+                        ReceiptEvent::Rejected => "rejected".into(),
+                    },
+                    reason: r.reason.map(|c| c.name().to_string()),
+                    received_at: r.received_at,
+                });
+            }
+        }
+    }
+    let mut out: Vec<EnvelopeLine> = lines.into_values().collect();
+    out.sort_by(|a, b| (a.sent_at, &a.from, a.sequence).cmp(&(b.sent_at, &b.from, b.sequence)));
+    out
 }
 
 fn verify_one(
@@ -458,10 +528,22 @@ fn verify_one(
         .enumerate()
         .map(|(i, c)| (c.to_vec(), format!("{whose}, checkpoint {i}")))
         .collect();
-    for (i, r) in b.envelopes.iter().enumerate() {
+    // The signatures first, on every core: they are most of the work.
+    let witnesses: BTreeMap<AgencyId, NoteVerifier> = cards
+        .iter()
+        .filter_map(|(a, c)| {
+            witness::witness_verifier(&log_key_name(a), c.signing_key())
+                .ok()
+                .map(|v| (a.clone(), v))
+        })
+        .collect();
+    let pre = par_map(&b.envelopes, |r| {
+        precheck(r, x, &cards, &witnesses, &limits)
+    });
+    for (i, (r, pre)) in b.envelopes.iter().zip(pre).enumerate() {
         let at = format!("{whose}, envelope {i}");
-        let id = Sha256Digest::of(&r.envelope);
-        let info = match envelope::inspect(&r.envelope, &limits) {
+        let id = pre.id;
+        let info = match pre.info {
             Ok(info) => info,
             Err(e) => {
                 ctx.fail("envelopes", at, format!("not an envelope: {e}"));
@@ -493,22 +575,21 @@ fn verify_one(
             );
             continue;
         }
-        match cards.get(&sender) {
+        match pre.origin {
             None => ctx.fail(
                 "envelopes",
                 at.clone(),
                 format!("no card of its sender {sender}"),
             ),
-            Some(card) => {
-                if let Err(e) = envelope::verify_origin(&r.envelope, card, &limits) {
-                    ctx.fail(
-                        "envelopes",
-                        at.clone(),
-                        format!("the sender's signature: {e}"),
-                    );
-                    continue;
-                }
+            Some(Err(e)) => {
+                ctx.fail(
+                    "envelopes",
+                    at.clone(),
+                    format!("the sender's signature: {e}"),
+                );
+                continue;
             }
+            Some(Ok(())) => {}
         }
         if info.case_commitment != envelope::case_commitment(&b.case_id) {
             ctx.fail(
@@ -518,14 +599,14 @@ fn verify_one(
             );
         }
         let mut receipt = None;
-        if let Some(bytes) = &r.receipt {
-            match cards.get(&issuer) {
+        if r.receipt.is_some() {
+            match pre.receipt {
                 None => ctx.fail(
                     "receipts",
                     at.clone(),
                     format!("no card of the issuer {issuer}"),
                 ),
-                Some(card) => match verify_receipt(bytes, card, None) {
+                Some(verified) => match verified {
                     Err(e) => ctx.fail(
                         "receipts",
                         at.clone(),
@@ -568,27 +649,12 @@ fn verify_one(
             }
         }
         // The addressee's cosignature of the checkpoint the envelope carried.
-        if r.direction == Direction::Sent
-            && let (Some(rc), Some(cp)) = (&receipt, &info.checkpoint)
-            && rc.event == ReceiptEvent::Accepted
-            && let Some(line) = &rc.cosignature
-        {
-            let body = Note::parse(cp)
-                .map(|n| n.text().to_string())
-                .unwrap_or_default();
-            let ok = cards.get(&issuer).is_some_and(|card| {
-                witness::witness_verifier(&log_key_name(&issuer), card.signing_key())
-                    .ok()
-                    .zip(std::str::from_utf8(line).ok())
-                    .is_some_and(|(w, l)| witness::verify_cosignature(&body, l, &w).is_ok())
-            });
-            if !ok {
-                ctx.fail(
-                    "cosignatures",
-                    at.clone(),
-                    format!("{issuer}'s cosignature in the receipt does not verify over the checkpoint the envelope carried"),
-                );
-            }
+        if receipt.is_some() && pre.cosignature == Some(false) {
+            ctx.fail(
+                "cosignatures",
+                at.clone(),
+                format!("{issuer}'s cosignature in the receipt does not verify over the checkpoint the envelope carried"),
+            );
         }
         match r.direction {
             Direction::Sent => summary.sent += 1,
@@ -722,20 +788,86 @@ fn verify_one(
     for raw in &b.entries {
         checked.tree.push(raw);
     }
+    // Each distinct note is verified once (the same checkpoint is in the envelope that carried
+    // it, in the list and in every proof), on every core.
+    let proofs: Vec<Result<TlogProof, String>> = b
+        .proofs
+        .iter()
+        .map(|t| TlogProof::parse(t).map_err(|e| e.to_string()))
+        .collect();
+    let mut notes: Vec<&[u8]> = own_checkpoints
+        .iter()
+        .map(|(n, _)| n.as_slice())
+        .chain(proofs.iter().flatten().map(|p| p.checkpoint.as_slice()))
+        .collect();
+    notes.sort_unstable();
+    notes.dedup();
+    // A checkpoint listed with its partners' cosignatures is the checkpoint its envelope
+    // carried with lines added: the log's signature is checked once for both.
+    let signed_part = |n: &[u8]| -> Vec<u8> {
+        match Note::parse(n) {
+            Ok(p) => {
+                let mut k = p.text().as_bytes().to_vec();
+                for sig in p.signatures() {
+                    if sig.name == log_key.name() && sig.id == log_key.id() {
+                        k.extend_from_slice(&sig.signature);
+                    }
+                }
+                k
+            }
+            Err(_) => n.to_vec(),
+        }
+    };
+    let keys: Vec<Vec<u8>> = notes.iter().map(|n| signed_part(n)).collect();
+    let mut distinct: BTreeMap<&[u8], &[u8]> = BTreeMap::new();
+    for (k, n) in keys.iter().zip(&notes) {
+        distinct.entry(k.as_slice()).or_insert(n);
+    }
+    let distinct: Vec<(&[u8], &[u8])> = distinct.into_iter().collect();
+    let results = par_map(&distinct, |(_, n)| {
+        crate::audit::note::verify_checkpoint(n, &log_key, &[])
+            .map(|(cp, _)| cp)
+            .map_err(|e| e.to_string())
+    });
+    let by_signed: HashMap<&[u8], &Result<Checkpoint, String>> = distinct
+        .iter()
+        .map(|(k, _)| *k)
+        .zip(results.iter())
+        .collect();
+    let verified: HashMap<&[u8], Result<Checkpoint, String>> = notes
+        .iter()
+        .zip(&keys)
+        .map(|(n, k)| (*n, by_signed[k.as_slice()].clone()))
+        .collect();
+    let cosigned_notes: Vec<&[u8]> = notes
+        .iter()
+        .copied()
+        .filter(|n| Note::parse(n).is_ok_and(|n| n.signatures().len() > 1))
+        .collect();
+    let under_policy: HashMap<&[u8], Result<(), String>> = match policy {
+        Some(p) => cosigned_notes
+            .iter()
+            .copied()
+            .zip(par_map(&cosigned_notes, |n| {
+                p.verify(n).map(|_| ()).map_err(|e| e.to_string())
+            }))
+            .collect(),
+        None => HashMap::new(),
+    };
     let mut parsed_own = Vec::new();
     for (note, at) in &own_checkpoints {
-        match crate::audit::note::verify_checkpoint(note, &log_key, &[]) {
+        match &verified[note.as_slice()] {
             Err(e) => ctx.fail(
                 "checkpoints",
                 at.clone(),
                 format!("not signed by {x}'s log key: {e}"),
             ),
-            Ok((cp, _)) if cp.origin != origin => ctx.fail(
+            Ok(cp) if cp.origin != origin => ctx.fail(
                 "checkpoints",
                 at.clone(),
                 format!("it is a checkpoint of {}, not of {origin}", cp.origin),
             ),
-            Ok((cp, _)) => parsed_own.push((cp, note, at)),
+            Ok(cp) => parsed_own.push((cp.clone(), note, at)),
         }
     }
     let latest = parsed_own.iter().map(|(c, ..)| c.size).max().unwrap_or(0);
@@ -769,10 +901,10 @@ fn verify_one(
             Some(_) => {}
         }
         // Partners' cosignatures, under the policy.
-        if Note::parse(note).is_ok_and(|n| n.signatures().len() > 1) {
-            match policy.map(|p| p.verify(note)) {
-                Some(Ok(_)) => summary.cosigned += 1,
-                Some(Err(e)) => ctx.fail(
+        if let Some(result) = under_policy.get(note.as_slice()) {
+            match result {
+                Ok(()) => summary.cosigned += 1,
+                Err(e) => ctx.fail(
                     "cosignatures",
                     at.to_string(),
                     format!(
@@ -781,7 +913,6 @@ fn verify_one(
                         outside_policy(note, policy)
                     ),
                 ),
-                None => {}
             }
         }
     }
@@ -798,18 +929,18 @@ fn verify_one(
     }
 
     // Inclusion proofs: each against a checkpoint of this log, for the entry the bundle holds.
-    for (i, text) in b.proofs.iter().enumerate() {
+    for (i, p) in proofs.iter().enumerate() {
         let at = format!("{whose}, proof {i}");
-        let p = match TlogProof::parse(text) {
+        let p = match p {
             Ok(p) => p,
             Err(e) => {
                 ctx.fail("proofs", at, format!("not a tlog-proof: {e}"));
                 continue;
             }
         };
-        let cp = match crate::audit::note::verify_checkpoint(&p.checkpoint, &log_key, &[]) {
-            Ok((cp, _)) if cp.origin == origin => cp,
-            Ok((cp, _)) => {
+        let cp = match &verified[p.checkpoint.as_slice()] {
+            Ok(cp) if cp.origin == origin => cp,
+            Ok(cp) => {
                 ctx.fail("proofs", at, format!("its checkpoint is of {}", cp.origin));
                 continue;
             }
@@ -853,16 +984,33 @@ fn verify_one(
     }
 
     // Partners' checkpoints: signed by them, for their logs of this case; one root per size.
-    for (i, raw) in b.witnessed.iter().enumerate() {
+    let origins: BTreeMap<String, AgencyId> = cards
+        .keys()
+        .map(|a| (case_origin(a, &b.case_id), a.clone()))
+        .collect();
+    let log_keys: BTreeMap<&AgencyId, NoteVerifier> = cards
+        .iter()
+        .filter_map(|(a, c)| {
+            NoteVerifier::new(&log_key_name(a), SIG_ED25519, c.signing_key())
+                .ok()
+                .map(|v| (a, v))
+        })
+        .collect();
+    let signed = par_map(&b.witnessed, |raw| {
+        let cp = checkpoint_of(raw)?;
+        let owner = origins.get(&cp.origin).cloned();
+        let ok = owner
+            .as_ref()
+            .and_then(|o| log_keys.get(o))
+            .is_some_and(|v| crate::audit::note::verify_checkpoint(raw, v, &[]).is_ok());
+        Some((cp, owner, ok))
+    });
+    for (i, signed) in signed.into_iter().enumerate() {
         let at = format!("{whose}, witnessed checkpoint {i}");
-        let Some(cp) = checkpoint_of(raw) else {
+        let Some((cp, owner, ok)) = signed else {
             ctx.fail("witnessed", at, "not a signed checkpoint");
             continue;
         };
-        let owner = cards
-            .keys()
-            .find(|a| cp.origin == case_origin(a, &b.case_id))
-            .cloned();
         let Some(owner) = owner else {
             ctx.fail(
                 "witnessed",
@@ -871,10 +1019,6 @@ fn verify_one(
             );
             continue;
         };
-        let ok = cards.get(&owner).is_some_and(|card| {
-            NoteVerifier::new(&log_key_name(&owner), SIG_ED25519, card.signing_key())
-                .is_ok_and(|v| crate::audit::note::verify_checkpoint(raw, &v, &[]).is_ok())
-        });
         if !ok {
             ctx.fail("witnessed", at, format!("not signed by {owner}'s log key"));
             continue;
@@ -923,6 +1067,98 @@ fn verify_one(
             .push(format!("{x}'s log entries match its signed checkpoints"));
     }
     (summary, checked)
+}
+
+/// What can be checked of an envelope record on its own, before the sequential checks use it:
+/// its signatures.
+struct Precheck {
+    id: EnvelopeId,
+    info: Result<EnvelopeInfo, String>,
+    /// The sender's outer signature (`None`: no card of the sender).
+    origin: Option<Result<(), String>>,
+    /// The receipt (`None`: none, or no card of its issuer).
+    receipt: Option<Result<crate::receipt::SignedReceipt, String>>,
+    /// For a sent envelope with an acceptance carrying a cosignature: whether it verifies over
+    /// the checkpoint the envelope carried.
+    cosignature: Option<bool>,
+}
+
+fn precheck(
+    r: &EnvelopeRecord,
+    x: &AgencyId,
+    cards: &BTreeMap<AgencyId, AgencyCard>,
+    witnesses: &BTreeMap<AgencyId, NoteVerifier>,
+    limits: &Limits,
+) -> Precheck {
+    let id = Sha256Digest::of(&r.envelope);
+    let info = match envelope::inspect(&r.envelope, limits) {
+        Ok(i) => i,
+        Err(e) => {
+            return Precheck {
+                id,
+                info: Err(e.to_string()),
+                origin: None,
+                receipt: None,
+                cosignature: None,
+            };
+        }
+    };
+    let (sender, issuer) = match r.direction {
+        Direction::Sent => (x, &info.to),
+        Direction::Received => (&info.from, x),
+    };
+    let origin = cards.get(sender).map(|card| {
+        envelope::verify_origin(&r.envelope, card, limits)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    });
+    let issuer_card = cards.get(issuer);
+    let receipt = r.receipt.as_ref().and_then(|bytes| {
+        issuer_card.map(|card| verify_receipt(bytes, card, None).map_err(|e| e.to_string()))
+    });
+    let cosignature = match (&receipt, &info.checkpoint) {
+        (Some(Ok(rc)), Some(cp))
+            if r.direction == Direction::Sent && rc.receipt.event == ReceiptEvent::Accepted =>
+        {
+            rc.receipt.cosignature.as_ref().map(|line| {
+                let body = Note::parse(cp)
+                    .map(|n| n.text().to_string())
+                    .unwrap_or_default();
+                witnesses
+                    .get(issuer)
+                    .zip(std::str::from_utf8(line).ok())
+                    .is_some_and(|(w, l)| witness::verify_cosignature(&body, l, w).is_ok())
+            })
+        }
+        _ => None,
+    };
+    Precheck {
+        id,
+        info: Ok(info),
+        origin,
+        receipt,
+        cosignature,
+    }
+}
+
+/// Applies `f` to every item on every core, keeping their order: the signature checks are the
+/// verifier's main cost, and independent of each other.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(16));
+    if threads == 1 || items.len() < 64 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|c| s.spawn(|| c.iter().map(&f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
 }
 
 /// Names cosignatures on a note by keys the policy does not list.
@@ -1062,73 +1298,4 @@ fn cross_check(a: &Checked, b: &Checked, ctx: &mut Ctx) {
             a.exporter
         ));
     }
-}
-
-/// The verdict as text for people: what was verified, every finding, the timeline.
-pub fn report_text(v: &Verdict) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::new();
-    let _ = writeln!(out, "Case {}", v.case_id);
-    for b in &v.bundles {
-        let _ = writeln!(
-            out,
-            "  bundle of {} exported {}: {} entries, {} envelopes sent and {} received, {} checkpoints ({} cosigned), {} partner checkpoints witnessed, {} inclusion proofs",
-            b.exporter,
-            crate::time::format_unix(b.exported_at),
-            b.entries,
-            b.sent,
-            b.received,
-            b.checkpoints,
-            b.cosigned,
-            b.witnessed,
-            b.proofs
-        );
-        for (id, fp) in &b.cards {
-            let _ = writeln!(
-                out,
-                "    card {id}: fingerprint {fp} (compare with the one obtained from the agency)"
-            );
-        }
-    }
-    let _ = writeln!(out, "\nTimeline ({} entries):", v.timeline.len());
-    for e in &v.timeline {
-        let mut line = format!(
-            "  {}  {:<18} #{:<4} {}",
-            crate::time::format_unix(e.time),
-            e.agency,
-            e.seq,
-            e.event
-        );
-        if let Some(p) = &e.peer {
-            let _ = write!(line, " ({p})");
-        }
-        if let Some(t) = &e.transition {
-            let _ = write!(line, " {t}");
-        }
-        if let Some(env) = &e.envelope {
-            let _ = write!(line, "  envelope {}", &env[..16.min(env.len())]);
-        }
-        if let Some(u) = &e.user {
-            let _ = write!(line, "  by {u}");
-        }
-        let _ = writeln!(out, "{line}");
-    }
-    if v.ok() {
-        let _ = writeln!(out, "\nVERIFIED. What this proves:");
-        for p in &v.proved {
-            let _ = writeln!(out, "  - {p}");
-        }
-    } else {
-        let _ = writeln!(out, "\nNOT VERIFIED: {} check(s) failed:", v.findings.len());
-        for f in &v.findings {
-            let _ = writeln!(out, "  [{}] {}: {}", f.check, f.at, f.problem);
-        }
-        if !v.proved.is_empty() {
-            let _ = writeln!(out, "What still holds:");
-            for p in &v.proved {
-                let _ = writeln!(out, "  - {p}");
-            }
-        }
-    }
-    out
 }

@@ -1,0 +1,95 @@
+//! The offline verifier's front end, shared by `rogatory-verify` and `rogatory audit verify`
+//! so that both give the same verdicts from the same code (feature `cli`). It is the one part
+//! of this crate that reads and writes files; the checks themselves are [`crate::bundle`].
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::audit::note::Policy;
+use crate::bundle::{self, Bundle};
+use crate::card::AgencyCard;
+
+/// What to verify, and how to report it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerifyArgs {
+    /// The bundles (from `rogatory case export`), one per agency.
+    #[arg(required = true)]
+    pub bundles: Vec<PathBuf>,
+    /// A tlog-policy obtained independently, instead of each bundle's own.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// An agency card obtained independently (repeatable): it replaces the bundles' copy.
+    #[arg(long = "card")]
+    pub cards: Vec<PathBuf>,
+    /// Print the verdict as JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write a self-contained HTML report (timeline chart, parties, receipts, results)
+    /// to this file, for a court clerk to open in any browser.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+}
+
+/// Why verification could not run (exit code 2): a file that cannot be read or is not what it
+/// should be. A bundle that fails a check is a verdict, not an error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct InputError(String);
+
+fn read(path: &Path, limit: u64) -> Result<Vec<u8>, InputError> {
+    let f =
+        std::fs::File::open(path).map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+    let mut out = Vec::new();
+    f.take(limit)
+        .read_to_end(&mut out)
+        .map_err(|e| InputError(format!("{}: {e}", path.display())))?;
+    Ok(out)
+}
+
+/// Reads the inputs, verifies, prints the report on standard output (and writes the HTML
+/// report if asked). Returns whether every check held.
+pub fn run(a: &VerifyArgs) -> Result<bool, InputError> {
+    let policy = match &a.policy {
+        Some(p) => {
+            let text = String::from_utf8(read(p, 1 << 20)?)
+                .map_err(|_| InputError(format!("{}: not text", p.display())))?;
+            Some(Policy::parse(&text).map_err(|e| InputError(format!("{}: {e}", p.display())))?)
+        }
+        None => None,
+    };
+    let mut cards = Vec::new();
+    for c in &a.cards {
+        cards.push(
+            AgencyCard::from_bytes(&read(c, 1 << 20)?)
+                .map_err(|e| InputError(format!("{}: {e}", c.display())))?,
+        );
+    }
+    let mut bundles = Vec::new();
+    for p in &a.bundles {
+        let f = std::fs::File::open(p).map_err(|e| InputError(format!("{}: {e}", p.display())))?;
+        bundles
+            .push(Bundle::read_from(f).map_err(|e| InputError(format!("{}: {e}", p.display())))?);
+    }
+    let v = bundle::verify(&bundles, policy.as_ref(), &cards);
+    if let Some(path) = &a.html {
+        // Written whole next to its place, then renamed: a reader never sees half a report.
+        let tmp = path.with_extension("html.partial");
+        std::fs::write(&tmp, bundle::report_html(&v))
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| InputError(format!("cannot write {}: {e}", path.display())))?;
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&v).map_err(|e| InputError(e.to_string()))?
+        );
+    } else {
+        print!("{}", bundle::report_text(&v));
+    }
+    if let Some(path) = &a.html
+        && !a.json
+    {
+        println!("HTML report: {}", path.display());
+    }
+    Ok(v.ok())
+}
