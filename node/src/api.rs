@@ -832,9 +832,14 @@ async fn cases(_: Authorized, State(s): State<Arc<ApiState>>) -> Result<Json<Val
 pub struct ExportCase {
     /// The bundle file to write (absolute; a new file).
     pub out: PathBuf,
+    /// An auditor's card file (absolute): the content is disclosed to that auditor.
+    #[serde(default)]
+    pub for_auditor: Option<PathBuf>,
 }
 
-/// Writes the case's export bundle to a new file, then logs `bundle-exported` with its hash.
+/// Builds the case's export bundle, logs `bundle-exported` with its hash (and the auditor the
+/// content is disclosed to, if any), then writes it to a new file: a disclosure is on record
+/// before it exists.
 async fn case_export(
     Authorized(user): Authorized,
     State(s): State<Arc<ApiState>>,
@@ -849,30 +854,37 @@ async fn case_export(
     if b.out.exists() {
         return Err(bad(format!("{} exists already", b.out.display())));
     }
+    let auditor = match &b.for_auditor {
+        None => None,
+        Some(p) if !p.is_absolute() => {
+            return Err(bad("give the auditor's card as an absolute path".into()));
+        }
+        Some(p) => Some(crate::keydir::load_card(p).map_err(|e| bad(format!("{e:#}")))?),
+    };
     let store = Arc::clone(&s.store);
     let me = Arc::clone(&s.me);
     let trusted = s.trusted.clone();
-    let out = b.out.clone();
-    let written = tokio::task::spawn_blocking(move || -> Result<_, String> {
+    let for_auditor = auditor.clone();
+    let built = tokio::task::spawn_blocking(move || -> Result<_, String> {
         let now = rogatory_proto::time::now_unix();
-        let bundle = crate::export::bundle(&store, &me, &trusted, &case, now)
+        let bundle = crate::export::bundle(&store, &me, &trusted, &case, now, for_auditor.as_ref())
             .map_err(|e| format!("{e:#}"))?;
         let mut bytes = Vec::new();
         bundle.write_to(&mut bytes).map_err(|e| e.to_string())?;
-        crate::files::write_atomic(&out, &bytes, false, false).map_err(|e| format!("{e:#}"))?;
-        Ok((
-            Sha256Digest::of(&bytes),
-            bytes.len(),
-            bundle.entries.len(),
-            bundle.envelopes.len(),
-            bundle.checkpoints.len(),
-            bundle.proofs.len(),
-        ))
+        let counts = json!({
+            "entries": bundle.entries.len(),
+            "envelopes": bundle.envelopes.len(),
+            "checkpoints": bundle.checkpoints.len(),
+            "proofs": bundle.proofs.len(),
+            "disclosed": bundle.disclosures.len(),
+        });
+        Ok((bytes, counts))
     })
     .await
     .map_err(internal)?
     .map_err(bad)?;
-    let (sha256, size, entries, envelopes, checkpoints, proofs) = written;
+    let (bytes, counts) = built;
+    let sha256 = Sha256Digest::of(&bytes);
     let (tx, rx) = tokio::sync::oneshot::channel();
     submit(
         &s,
@@ -880,6 +892,7 @@ async fn case_export(
             case,
             sha256,
             user,
+            auditor: auditor.as_ref().map(|a| a.id().clone()),
             reply: tx,
         },
     )
@@ -887,16 +900,23 @@ async fn case_export(
     rx.await
         .map_err(|_| internal("the store worker stopped"))?
         .map_err(bad)?;
-    Ok(Json(json!({
+    let out = b.out.clone();
+    let size = bytes.len();
+    tokio::task::spawn_blocking(move || crate::files::write_atomic(&out, &bytes, false, false))
+        .await
+        .map_err(internal)?
+        .map_err(|e| bad(format!("{e:#}")))?;
+    let mut r = json!({
         "case_id": case.to_string(),
         "out": b.out,
         "bytes": size,
         "sha256": sha256.to_hex(),
-        "entries": entries,
-        "envelopes": envelopes,
-        "checkpoints": checkpoints,
-        "proofs": proofs,
-    })))
+        "auditor": auditor.as_ref().map(|a| a.id().to_string()),
+    });
+    if let (Some(r), Some(c)) = (r.as_object_mut(), counts.as_object()) {
+        r.extend(c.clone());
+    }
+    Ok(Json(r))
 }
 
 /// One case; with `?wait=SECS`, answered once none of this side's proposals awaits the

@@ -203,6 +203,8 @@ pub enum Job {
         sha256: Sha256Digest,
         /// The local user.
         user: Option<String>,
+        /// The auditor the content is disclosed to (`--for-auditor`).
+        auditor: Option<AgencyId>,
         /// Answered after the commit.
         reply: tokio::sync::oneshot::Sender<Result<(), String>>,
     },
@@ -763,6 +765,7 @@ impl Engine {
                 case,
                 sha256,
                 user,
+                auditor,
                 reply,
             } => {
                 replies.push(Reply::Accessed(reply, Ok(())));
@@ -775,7 +778,7 @@ impl Engine {
                         agency: self.me.card.id().clone(),
                         user,
                     },
-                    peer: None,
+                    peer: auditor,
                     envelope_id: None,
                     receipt_hash: None,
                     transition: None,
@@ -1364,8 +1367,10 @@ impl Engine {
         }
         let mut out = Vec::with_capacity(sealed.len());
         let mut entries = Vec::with_capacity(sealed.len());
+        let storage = self.me.keys.storage_key();
         for (s, a) in sealed.into_iter().zip(&addressees) {
             let mut entry = OutboxEntry {
+                content_key: Some(crate::store::wrap_envelope_key(&storage, &s.id, &s.key)),
                 case_id: r.case,
                 to: s.to.clone(),
                 sealed_at: now,

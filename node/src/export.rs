@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use rogatory_proto::audit::entry::{AuditEvent, log_key_name};
 use rogatory_proto::audit::note::Note;
 use rogatory_proto::audit::witness;
-use rogatory_proto::bundle::{Bundle, Direction, EnvelopeRecord, FORMAT};
+use rogatory_proto::bundle::{Bundle, Direction, Disclosure, EnvelopeRecord, FORMAT};
 use rogatory_proto::card::AgencyCard;
 use rogatory_proto::envelope::{self, Limits};
 use rogatory_proto::ids::{AgencyId, CaseId};
@@ -16,13 +16,16 @@ use serde_bytes::ByteBuf;
 use crate::keydir::KeyDir;
 use crate::store::Store;
 
-/// Builds the bundle of `case` from the store.
+/// Builds the bundle of `case` from the store. With `auditor`, the content of every envelope
+/// whose key this node holds (every one it received, every one it sealed since it keeps sent
+/// envelopes' keys) is disclosed to that auditor's card (spec/BUNDLE.md §5).
 pub fn bundle(
     store: &Store,
     me: &KeyDir,
     trusted: &[AgencyCard],
     case: &CaseId,
     now: u64,
+    auditor: Option<&AgencyCard>,
 ) -> Result<Bundle> {
     let limits = Limits::default();
     let entries = store.entries(case)?;
@@ -34,6 +37,12 @@ pub fn bundle(
     // This node's checkpoints, with the cosignature lines partners returned for each.
     let mut cosigned: BTreeMap<Vec<u8>, Vec<String>> = BTreeMap::new();
     let mut witnessed: BTreeSet<Vec<u8>> = BTreeSet::new();
+    let mut disclosures = Vec::new();
+    let storage = me.keys.storage_key();
+    let recipient = envelope::Recipient {
+        card: &me.card,
+        keys: &me.keys,
+    };
     for e in store.outbox()? {
         if &e.case_id != case {
             continue;
@@ -58,6 +67,19 @@ pub fn bundle(
         if let Some(cp) = receipt.as_ref().and_then(|r| r.receipt.checkpoint.clone()) {
             witnessed.insert(cp);
         }
+        if let Some(a) = auditor {
+            let id = info.id;
+            let key = e
+                .content_key
+                .as_deref()
+                .and_then(|w| crate::store::unwrap_envelope_key(&storage, &id, w));
+            if let Some(key) = key {
+                disclosures.push(Disclosure {
+                    envelope: id,
+                    key: ByteBuf::from(envelope::disclose(&key, a).context("disclosing a key")?),
+                });
+            }
+        }
         envelopes.push(EnvelopeRecord {
             direction: Direction::Sent,
             envelope: ByteBuf::from(e.envelope),
@@ -76,6 +98,14 @@ pub fn bundle(
             && let Some(cp) = info.checkpoint
         {
             witnessed.insert(cp);
+        }
+        if let Some(a) = auditor {
+            let key = envelope::envelope_key(&bytes, &recipient, &limits)
+                .context("an envelope in the inbox does not open with this node's key")?;
+            disclosures.push(Disclosure {
+                envelope: rogatory_proto::ids::Sha256Digest::of(&bytes),
+                key: ByteBuf::from(envelope::disclose(&key, a).context("disclosing a key")?),
+            });
         }
         let receipt = store.receipt_for(&id)?;
         if let Some(cp) = receipt
@@ -153,5 +183,7 @@ pub fn bundle(
         envelopes,
         witnessed: witnessed.into_iter().map(ByteBuf::from).collect(),
         proofs,
+        auditor: auditor.map(|a| ByteBuf::from(a.as_bytes().to_vec())),
+        disclosures,
     })
 }

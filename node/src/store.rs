@@ -257,6 +257,43 @@ pub struct OutboxEntry {
     /// An emergency (risk to life or safety): it jumps the queue.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub emergency: bool,
+    /// The envelope's content key, wrapped under the node's storage key ([`wrap_envelope_key`]):
+    /// kept so that the content can be disclosed to an auditor later (`case export
+    /// --for-auditor`). Absent for envelopes sealed before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_key: Option<serde_bytes::ByteBuf>,
+}
+
+/// The context an envelope's content key is wrapped under at rest: bound to the envelope.
+fn envelope_key_context(id: &rogatory_proto::ids::EnvelopeId) -> Vec<u8> {
+    let mut c = b"rogatory/envelope-key/v1\0".to_vec();
+    c.extend_from_slice(&id.0);
+    c
+}
+
+/// Wraps a sent envelope's content key under the node's storage key, for its outbox record.
+pub fn wrap_envelope_key(
+    storage: &[u8; 32],
+    id: &rogatory_proto::ids::EnvelopeId,
+    key: &rogatory_proto::envelope::EnvelopeKey,
+) -> serde_bytes::ByteBuf {
+    let k = rogatory_proto::evidence::ContentKey::from_bytes(*key.as_bytes());
+    serde_bytes::ByteBuf::from(rogatory_proto::evidence::wrap_key(
+        storage,
+        &envelope_key_context(id),
+        &k,
+    ))
+}
+
+/// Unwraps what [`wrap_envelope_key`] wrapped; `None` if it does not open (another node's
+/// storage key, or a damaged record).
+pub fn unwrap_envelope_key(
+    storage: &[u8; 32],
+    id: &rogatory_proto::ids::EnvelopeId,
+    wrapped: &[u8],
+) -> Option<rogatory_proto::envelope::EnvelopeKey> {
+    rogatory_proto::evidence::unwrap_key(storage, &envelope_key_context(id), wrapped)
+        .map(|k| rogatory_proto::envelope::EnvelopeKey::from_bytes(*k.as_bytes()))
 }
 
 /// The bit that places a routine envelope after every emergency in the delivery queue.

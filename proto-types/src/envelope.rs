@@ -151,6 +151,33 @@ pub struct SealedEnvelope {
     pub id: EnvelopeId,
     /// The outer `COSE_Sign1`.
     pub bytes: Vec<u8>,
+    /// The envelope's content key, for the sender to keep (wrapped at rest) so that it can
+    /// later disclose the content to an auditor ([`disclose`]); never sent to anyone else.
+    pub key: EnvelopeKey,
+}
+
+/// The ChaCha20/Poly1305 key of one envelope's content: what its addressee derives from the
+/// key agreement. With it the envelope's own ciphertext opens ([`open_with_key`]), so the
+/// content an auditor reads is exactly the bytes the sender signed and sealed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EnvelopeKey(Zeroizing<[u8; 32]>);
+
+impl std::fmt::Debug for EnvelopeKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EnvelopeKey(…)")
+    }
+}
+
+impl EnvelopeKey {
+    /// From its bytes.
+    pub fn from_bytes(b: [u8; 32]) -> Self {
+        Self(Zeroizing::new(b))
+    }
+
+    /// Its bytes (to wrap at rest or disclose).
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
 }
 
 /// Why sealing failed. Always the caller's input or a bug: nothing came from a peer.
@@ -484,7 +511,7 @@ pub fn seal_with(
 
     let mut out = Vec::with_capacity(addressees.len());
     for (a, s) in addressees.iter().zip(secrets) {
-        let bytes = wrap(&inner, sender, a, &commitment, params, s)?;
+        let (bytes, key) = wrap(&inner, sender, a, &commitment, params, s)?;
         if bytes.len() > limits.max_envelope_bytes {
             return Err(SealError::TooLarge {
                 size: bytes.len(),
@@ -495,6 +522,7 @@ pub fn seal_with(
             to: a.card.id().clone(),
             id: Sha256Digest::of(&bytes),
             bytes,
+            key,
         });
     }
     Ok(out)
@@ -508,8 +536,8 @@ fn wrap(
     commitment: &Sha256Digest,
     params: &SealParams,
     s: &EnvelopeSecrets,
-) -> Result<Vec<u8>, SealError> {
-    let encrypted = encrypt_for(a.card, inner, s)?;
+) -> Result<(Vec<u8>, EnvelopeKey), SealError> {
+    let (encrypted, key) = encrypt_for(a.card, inner, s)?;
     let mut h = HeaderBuilder::new()
         .value(label::VERSION, Value::from(PROTOCOL_VERSION))
         .value(label::FROM, Value::Text(sender.card.id().to_string()))
@@ -530,7 +558,10 @@ fn wrap(
     if let Some(p) = &a.consistency {
         h = h.value(label::CONSISTENCY, Value::Bytes(p.to_bytes()));
     }
-    Ok(cose::sign1(h.build(), &encrypted, &sender.keys.signing))
+    Ok((
+        cose::sign1(h.build(), &encrypted, &sender.keys.signing),
+        key,
+    ))
 }
 
 /// Building blocks for tests that must construct envelopes the normal API refuses to build.
@@ -560,6 +591,7 @@ pub mod testing {
             params,
             &EnvelopeSecrets::random(),
         )
+        .map(|(bytes, _)| bytes)
         .unwrap_or_default()
     }
 }
@@ -615,7 +647,11 @@ fn ephemeral_cose_key(public: &[u8; 32]) -> Value {
     ])
 }
 
-fn encrypt_for(card: &AgencyCard, inner: &[u8], s: &EnvelopeSecrets) -> Result<Vec<u8>, SealError> {
+fn encrypt_for(
+    card: &AgencyCard,
+    inner: &[u8],
+    s: &EnvelopeSecrets,
+) -> Result<(Vec<u8>, EnvelopeKey), SealError> {
     let eph = EncryptionSecretKey::from_bytes(&s.ephemeral);
     let shared = eph.diffie_hellman(card.encryption_key().dalek());
     if !shared.was_contributory() {
@@ -666,7 +702,7 @@ fn encrypt_for(card: &AgencyCard, inner: &[u8], s: &EnvelopeSecrets) -> Result<V
     out.extend_from_slice(&tag);
     out.push(0x81);
     out.extend_from_slice(&recipient);
-    Ok(out)
+    Ok((out, EnvelopeKey::from_bytes(*cek)))
 }
 
 /// Length of the Poly1305 tag.
@@ -866,7 +902,69 @@ pub fn open(
     }
 
     let inner = decrypt(outer.payload, recipient)?;
+    open_inner(info, inner, card, limits)
+}
 
+/// Opens an envelope with its content key instead of the addressee's secret key: what an
+/// auditor does with a key disclosed to it ([`undisclose`]). Every check of [`open`] runs
+/// that does not depend on who reads it: the sender's outer signature (with `sender`, its
+/// card), the content's authentication under the key, the inner signature, and that the two
+/// layers agree and the message names the envelope's addressee.
+pub fn open_with_key(
+    bytes: &[u8],
+    key: &EnvelopeKey,
+    sender: &AgencyCard,
+    limits: &Limits,
+) -> Result<Opened, OpenError> {
+    let (info, outer) = parse_outer(bytes, limits)?;
+    check_origin(&info, &outer, sender, limits)?;
+    let p = parse_encrypt(outer.payload)?;
+    let inner = decrypt_parts(&p, key)?;
+    open_inner(info, inner, sender, limits)
+}
+
+/// The content key of an envelope addressed to `recipient`, derived as [`open`] derives it
+/// and checked by decrypting: what the addressee discloses to an auditor. The outer signature
+/// is not checked again (the envelope was verified when it was received).
+pub fn envelope_key(
+    bytes: &[u8],
+    recipient: &Recipient<'_>,
+    limits: &Limits,
+) -> Result<EnvelopeKey, OpenError> {
+    let (_, outer) = parse_outer(bytes, limits)?;
+    let p = parse_encrypt(outer.payload)?;
+    let key = derive_key(&p, recipient)?;
+    decrypt_parts(&p, &key)?;
+    Ok(key)
+}
+
+/// An envelope's content key encrypted for an auditor's card: a `COSE_Encrypt` exactly as an
+/// envelope's encrypted layer is (ECDH-ES + HKDF-256 over X25519 to the card's encryption
+/// key, ChaCha20/Poly1305), whose plaintext is the 32-byte key.
+pub fn disclose(key: &EnvelopeKey, auditor: &AgencyCard) -> Result<Vec<u8>, SealError> {
+    encrypt_for(auditor, key.as_bytes(), &EnvelopeSecrets::random()).map(|(b, _)| b)
+}
+
+/// The content key in a disclosure made by [`disclose`] for `auditor`.
+pub fn undisclose(bytes: &[u8], auditor: &Recipient<'_>) -> Result<EnvelopeKey, OpenError> {
+    let plain = Zeroizing::new(decrypt(bytes, auditor)?);
+    let b: [u8; 32] = plain
+        .as_slice()
+        .try_into()
+        .map_err(|_| OpenError::Malformed("a disclosed key is 32 bytes".into()))?;
+    Ok(EnvelopeKey::from_bytes(b))
+}
+
+/// The checks of the inner signed message, once decrypted (spec/PROTOCOL.md §3.8, 12–17):
+/// signed by the envelope's sender, addressed (among others) to the envelope's addressee,
+/// agreeing with the outer layer.
+fn open_inner(
+    info: EnvelopeInfo,
+    inner: Vec<u8>,
+    card: &AgencyCard,
+    limits: &Limits,
+) -> Result<Opened, OpenError> {
+    let us = &info.to;
     const W: &str = "inner message";
     let s = cose::parse_sign1(&inner, W)?;
     let h = &s.header;
@@ -1058,6 +1156,12 @@ fn parse_encrypt(b: &[u8]) -> Result<EncryptParts<'_>, OpenError> {
 
 fn decrypt(payload: &[u8], recipient: &Recipient<'_>) -> Result<Vec<u8>, OpenError> {
     let p = parse_encrypt(payload)?;
+    let key = derive_key(&p, recipient)?;
+    decrypt_parts(&p, &key)
+}
+
+/// The content key the recipient derives from the key agreement.
+fn derive_key(p: &EncryptParts<'_>, recipient: &Recipient<'_>) -> Result<EnvelopeKey, OpenError> {
     if &p.kid != recipient.card.encryption_key().id() {
         return Err(OpenError::WrongEncryptionKey(recipient.card.id().clone()));
     }
@@ -1068,9 +1172,15 @@ fn decrypt(payload: &[u8], recipient: &Recipient<'_>) -> Result<Vec<u8>, OpenErr
     if !shared.was_contributory() {
         return Err(OpenError::Undecryptable);
     }
-    let cek = derive_cek(shared.as_bytes(), p.recipient_protected);
+    Ok(EnvelopeKey::from_bytes(*derive_cek(
+        shared.as_bytes(),
+        p.recipient_protected,
+    )))
+}
+
+fn decrypt_parts(p: &EncryptParts<'_>, key: &EnvelopeKey) -> Result<Vec<u8>, OpenError> {
     let cipher =
-        ChaCha20Poly1305::new_from_slice(cek.as_ref()).map_err(|_| OpenError::Undecryptable)?;
+        ChaCha20Poly1305::new_from_slice(key.as_bytes()).map_err(|_| OpenError::Undecryptable)?;
     let (ct, tag) = p.ciphertext.split_at(p.ciphertext.len() - TAG_LEN);
     let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| OpenError::Undecryptable)?;
     let mut plain = ct.to_vec();

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use crate::audit::note::Policy;
 use crate::bundle::{self, Bundle};
 use crate::card::AgencyCard;
+use crate::envelope::Recipient;
+use crate::keys::AgencySecretKeys;
 
 /// What to verify, and how to report it.
 #[derive(Debug, Clone, clap::Args)]
@@ -28,6 +30,55 @@ pub struct VerifyArgs {
     /// to this file, for a court clerk to open in any browser.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    /// The auditor's key directory (`rogatory keygen --out DIR`: `secret-keys.cose` and
+    /// `card.cose`): reads the content a bundle exported `--for-auditor` discloses to that
+    /// auditor, checking each message against its sender's signature and its envelope.
+    #[arg(long, value_name = "AUDITOR-KEY")]
+    pub key: Option<PathBuf>,
+}
+
+/// An auditor's keys and card.
+pub struct AuditorKeys {
+    /// The secret keys.
+    pub keys: AgencySecretKeys,
+    /// The auditor's card.
+    pub card: AgencyCard,
+}
+
+/// Reads an auditor's key directory (or its `secret-keys.cose`, with `card.cose` beside it):
+/// keys in clear, as `rogatory keygen` writes them.
+pub fn load_auditor_keys(path: &Path) -> Result<AuditorKeys, InputError> {
+    let dir = if path.is_dir() {
+        path.to_path_buf()
+    } else {
+        path.parent().map(Path::to_path_buf).unwrap_or_default()
+    };
+    let secret = if path.is_dir() {
+        dir.join("secret-keys.cose")
+    } else {
+        path.to_path_buf()
+    };
+    if !secret.exists() && dir.join("secret-keys.enc").exists() {
+        return Err(InputError(format!(
+            "{}: the keys there are encrypted under a passphrase; give `rogatory audit verify --key` that directory, or keys made by `rogatory keygen`",
+            dir.display()
+        )));
+    }
+    let raw = zeroize::Zeroizing::new(read(&secret, 1 << 16)?);
+    let keys = AgencySecretKeys::from_cose_key_set(&raw)
+        .map_err(|e| InputError(format!("{}: {e}", secret.display())))?;
+    let card_path = dir.join("card.cose");
+    let card = AgencyCard::from_bytes(&read(&card_path, 1 << 20)?)
+        .map_err(|e| InputError(format!("{}: {e}", card_path.display())))?;
+    if card.signing_key() != keys.signing.verifying_key()
+        || card.encryption_key() != keys.encryption.public_key()
+    {
+        return Err(InputError(format!(
+            "{}: the card is not the card of these keys",
+            card_path.display()
+        )));
+    }
+    Ok(AuditorKeys { keys, card })
 }
 
 /// Why verification could not run (exit code 2): a file that cannot be read or is not what it
@@ -49,6 +100,15 @@ fn read(path: &Path, limit: u64) -> Result<Vec<u8>, InputError> {
 /// Reads the inputs, verifies, prints the report on standard output (and writes the HTML
 /// report if asked). Returns whether every check held.
 pub fn run(a: &VerifyArgs) -> Result<bool, InputError> {
+    let auditor = match &a.key {
+        Some(k) => Some(load_auditor_keys(k)?),
+        None => None,
+    };
+    run_as(a, auditor.as_ref())
+}
+
+/// [`run`] with the auditor's keys already loaded (the node reads encrypted ones too).
+pub fn run_as(a: &VerifyArgs, auditor: Option<&AuditorKeys>) -> Result<bool, InputError> {
     let policy = match &a.policy {
         Some(p) => {
             let text = String::from_utf8(read(p, 1 << 20)?)
@@ -70,7 +130,11 @@ pub fn run(a: &VerifyArgs) -> Result<bool, InputError> {
         bundles
             .push(Bundle::read_from(f).map_err(|e| InputError(format!("{}: {e}", p.display())))?);
     }
-    let v = bundle::verify(&bundles, policy.as_ref(), &cards);
+    let reader = auditor.map(|k| Recipient {
+        card: &k.card,
+        keys: &k.keys,
+    });
+    let v = bundle::verify_as(&bundles, policy.as_ref(), &cards, reader.as_ref());
     if let Some(path) = &a.html {
         // Written whole next to its place, then renamed: a reader never sees half a report.
         let tmp = path.with_extension("html.partial");

@@ -313,3 +313,50 @@ fn an_oversized_protected_header_is_refused_before_parsing() {
     assert_eq!(err.reason_code(), ReasonCode::Malformed, "{err}");
     assert!(err.to_string().contains("16 KiB"), "{err}");
 }
+
+#[test]
+fn a_disclosed_content_key_opens_the_envelope_for_the_auditor_only() {
+    let a = Agency::random("XA.POLICE");
+    let b = Agency::random("XB.POLICE");
+    let auditor = Agency::random("XO.OVERSIGHT");
+    let m = liaison("what the auditor reads".into());
+    let sealed = seal(
+        &a.sender(),
+        &[b.first()],
+        &m,
+        &params(1),
+        &Limits::default(),
+    )
+    .unwrap()
+    .remove(0);
+    // The sender's key and the addressee's derived key are the same.
+    let derived = envelope_key(&sealed.bytes, &b.recipient(), &Limits::default()).unwrap();
+    assert_eq!(derived, sealed.key);
+    // Only the addressee derives it.
+    assert!(envelope_key(&sealed.bytes, &auditor.recipient(), &Limits::default()).is_err());
+
+    let disclosure = disclose(&derived, &auditor.card).unwrap();
+    let key = undisclose(&disclosure, &auditor.recipient()).unwrap();
+    assert!(
+        undisclose(&disclosure, &b.recipient()).is_err(),
+        "a disclosure is for its auditor alone"
+    );
+    let opened = open_with_key(&sealed.bytes, &key, &a.card, &Limits::default()).unwrap();
+    assert_eq!(opened.message, m);
+    assert_eq!(opened.info.to, *b.card.id());
+    // Checked against the wrong sender, or with another envelope's key, it fails.
+    assert!(open_with_key(&sealed.bytes, &key, &b.card, &Limits::default()).is_err());
+    let other = seal(
+        &a.sender(),
+        &[b.first()],
+        &m,
+        &params(2),
+        &Limits::default(),
+    )
+    .unwrap()
+    .remove(0);
+    assert!(matches!(
+        open_with_key(&other.bytes, &key, &a.card, &Limits::default()),
+        Err(OpenError::Undecryptable)
+    ));
+}

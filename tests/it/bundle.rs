@@ -24,13 +24,20 @@ fn verifier_bin() -> PathBuf {
 
 /// Runs both verifiers on `files`; checks they agree; returns (exit code, text, JSON verdict).
 fn verify(root: &Path, files: &[PathBuf]) -> (i32, String, Value) {
-    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    verify_with(root, files, &[])
+}
+
+/// [`verify`] with more options (no spaces in them).
+fn verify_with(root: &Path, files: &[PathBuf], options: &[&str]) -> (i32, String, Value) {
+    let mut names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    names.extend(options.iter().map(|o| o.to_string()));
     let text = run_line(root, &format!("audit verify {}", names.join(" ")));
     let json = run_line(root, &format!("audit verify --json {}", names.join(" ")));
     assert_eq!(text.code, json.code);
     let alone = Command::new(verifier_bin())
         .arg("--json")
         .args(files)
+        .args(options)
         .output()
         .unwrap();
     assert_eq!(
@@ -42,6 +49,54 @@ fn verify(root: &Path, files: &[PathBuf]) -> (i32, String, Value) {
     let same: Value = serde_json::from_slice(&alone.stdout).unwrap();
     assert_eq!(verdict, same, "rogatory-verify gives the same verdict");
     (text.code, text.stdout, verdict)
+}
+
+/// Bundles exported for an auditor: without its key they verify and say to whom the content is
+/// disclosed; with it, every message is read and checked; with another auditor's key, or with
+/// keys swapped between envelopes, they fail with what is wrong.
+fn auditor_reads_what_was_disclosed(root: &Path, out: &Path, a_aud: &Path, b_aud: &Path) {
+    let pair = [a_aud.to_path_buf(), b_aud.to_path_buf()];
+    let (code, text, v) = verify(root, &pair);
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("discloses the content of") && text.contains("XO.OVERSIGHT"),
+        "{text}"
+    );
+    assert!(v["content"].as_array().unwrap().is_empty());
+
+    let key = root.join("auditor");
+    let (code, text, v) = verify_with(root, &pair, &["--key", key.to_str().unwrap()]);
+    assert_eq!(code, 0, "{text}");
+    let content = v["content"].as_array().unwrap();
+    assert_eq!(content.len(), v["envelopes"].as_array().unwrap().len());
+    let request = content
+        .iter()
+        .find(|m| m["message_type"] == "mla-request")
+        .expect("the MLA request is read");
+    let sent = example("mla-request.json");
+    assert_eq!(
+        request["content"]["summary_of_facts"], sent["summary_of_facts"],
+        "the auditor reads what was sent"
+    );
+    assert!(text.contains("Content disclosed to the auditor"), "{text}");
+
+    let other = root.join("other-auditor");
+    let (code, text, _) = verify_with(root, &pair, &["--key", other.to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("not to the key given"), "{text}");
+
+    let mut b = read(a_aud);
+    assert!(b.disclosures.len() >= 2);
+    let k0 = b.disclosures[0].key.clone();
+    b.disclosures[0].key = b.disclosures[1].key.clone();
+    b.disclosures[1].key = k0;
+    let swapped = write(out, "keys-swapped.bundle", &b);
+    let (code, text, _) = verify_with(root, &[swapped], &["--key", key.to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("the disclosed key does not open it"),
+        "{text}"
+    );
 }
 
 /// Renders `html` in headless Chromium: returns the DOM it built, and leaves a screenshot
@@ -190,6 +245,34 @@ fn exported_bundles_verify_offline_and_every_tampering_is_named() {
         ),
     )
     .failed();
+    // For an auditor: the content disclosed to its card alone.
+    run_line(
+        root,
+        "keygen --agency XO.OVERSIGHT --name Oversight --role court --out auditor",
+    )
+    .ok();
+    run_line(
+        root,
+        "keygen --agency XO.OTHER --name Other --role court --out other-auditor",
+    )
+    .ok();
+    let (a_aud, b_aud) = (out.join("xa-auditor.bundle"), out.join("xb-auditor.bundle"));
+    for (dir, p) in [("xa.moj-ca", &a_aud), ("xb.doj-ca", &b_aud)] {
+        let r = run_line(
+            root,
+            &format!(
+                "case export {case} --out {} --for-auditor auditor/card.cose --json --data-dir {dir}",
+                p.display()
+            ),
+        )
+        .ok();
+        let r: Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(r["auditor"], "XO.OVERSIGHT", "{r}");
+        assert_eq!(
+            r["disclosed"], r["envelopes"],
+            "every envelope is disclosed: {r}"
+        );
+    }
     c.stop(0);
     c.stop(1);
     let log: Value = serde_json::from_str(
@@ -201,15 +284,26 @@ fn exported_bundles_verify_offline_and_every_tampering_is_named() {
         .stdout,
     )
     .unwrap();
-    let exported = log.as_array().unwrap().last().unwrap().clone();
-    assert_eq!(exported["event"], "bundle-exported");
-    let a_bytes = std::fs::read(&a_path).unwrap();
-    assert_eq!(
-        exported["commitment"],
-        rogatory_proto::ids::Sha256Digest::of(&a_bytes)
-            .to_hex()
-            .as_str()
-    );
+    let exports: Vec<&Value> = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "bundle-exported")
+        .collect();
+    assert_eq!(exports.len(), 2, "two exports logged: {log}");
+    for (e, p, auditor) in [
+        (exports[0], &a_path, Value::Null),
+        (exports[1], &a_aud, Value::from("XO.OVERSIGHT")),
+    ] {
+        let bytes = std::fs::read(p).unwrap();
+        assert_eq!(
+            e["commitment"],
+            rogatory_proto::ids::Sha256Digest::of(&bytes)
+                .to_hex()
+                .as_str()
+        );
+        assert_eq!(e["peer"], auditor, "the auditor is on record: {e}");
+    }
 
     // Untouched: each alone, and the pair, verify; the same verdict from both verifiers.
     for files in [
@@ -266,6 +360,7 @@ fn exported_bundles_verify_offline_and_every_tampering_is_named() {
         !page.contains("<script") && !page.contains(" src=") && !page.contains("<link"),
         "the report is self-contained: no script, no outside resource"
     );
+    auditor_reads_what_was_disclosed(root, &out, &a_aud, &b_aud);
     let (_, text, v) = verify(root, &[a_path.clone(), b_path.clone()]);
     assert!(
         text.contains("XA.MOJ-CA → XB.DOJ-CA: 3 envelopes sent by one are held by the other"),

@@ -126,6 +126,24 @@ pub enum AuditCommand {
     },
 }
 
+/// The auditor's keys for `audit verify --key`: a key directory in clear (as for
+/// `rogatory-verify`), or one whose keys are encrypted under a passphrase.
+fn auditor_keys(
+    args: &rogatory_proto::verify_cli::VerifyArgs,
+) -> Result<Option<rogatory_proto::verify_cli::AuditorKeys>> {
+    let Some(path) = &args.key else {
+        return Ok(None);
+    };
+    if path.is_dir() && path.join(crate::keydir::SECRET_KEYS_ENCRYPTED).exists() {
+        let kd = crate::keydir::KeyDir::load(path)?;
+        return Ok(Some(rogatory_proto::verify_cli::AuditorKeys {
+            keys: kd.keys,
+            card: kd.card,
+        }));
+    }
+    Ok(Some(rogatory_proto::verify_cli::load_auditor_keys(path)?))
+}
+
 fn count(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
@@ -323,7 +341,9 @@ pub(crate) fn run(c: AuditCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Verify(args) => match rogatory_proto::verify_cli::run(&args) {
+        AuditCommand::Verify(args) => match auditor_keys(&args)
+            .and_then(|k| rogatory_proto::verify_cli::run_as(&args, k.as_ref()).map_err(Into::into))
+        {
             Ok(true) => Ok(ExitCode::SUCCESS),
             Ok(false) => Ok(ExitCode::FAILURE),
             Err(e) => {

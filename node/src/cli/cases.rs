@@ -63,14 +63,21 @@ pub enum CaseCommand {
     /// its signed checkpoints with the partners' cosignatures, the envelopes (still
     /// encrypted) and receipts, the partners' checkpoints witnessed here, inclusion proofs,
     /// the agency cards and a tlog-policy. An auditor checks it with `rogatory audit verify`
-    /// or `rogatory-verify`, offline. The export is logged (`bundle-exported`, with the
-    /// bundle's SHA-256).
+    /// or `rogatory-verify`, offline. With `--for-auditor CARD`, the content of the messages
+    /// is disclosed to that auditor alone (each envelope's content key encrypted for its card),
+    /// so that it can read them and an auditor without that key still verifies the rest. The
+    /// export is logged before the file is written (`bundle-exported`, with the bundle's
+    /// SHA-256, and the auditor as the other agency).
     Export {
         /// The case id.
         case: String,
         /// The bundle file to write (a new file).
         #[arg(long)]
         out: PathBuf,
+        /// The auditor's card (from `rogatory keygen` or `card export`): disclose the content
+        /// to it.
+        #[arg(long, value_name = "CARD")]
+        for_auditor: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
     },
@@ -271,12 +278,23 @@ pub(crate) fn case(c: CaseCommand) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        CaseCommand::Export { case, out, common } => {
+        CaseCommand::Export {
+            case,
+            out,
+            for_auditor,
+            common,
+        } => {
             let out = std::path::absolute(&out)
                 .with_context(|| format!("cannot resolve {}", out.display()))?;
+            let for_auditor = for_auditor
+                .map(|c| {
+                    std::path::absolute(&c)
+                        .with_context(|| format!("cannot resolve {}", c.display()))
+                })
+                .transpose()?;
             let r = client(&common)?.post(
                 &format!("/v1/cases/{case}/export"),
-                &serde_json::json!({ "out": out }),
+                &serde_json::json!({ "out": out, "for_auditor": for_auditor }),
             )?;
             if common.json {
                 return print_json(&r).map(|()| ExitCode::SUCCESS);
@@ -292,6 +310,12 @@ pub(crate) fn case(c: CaseCommand) -> Result<ExitCode> {
                 r["checkpoints"],
                 r["proofs"]
             );
+            if let Some(a) = r["auditor"].as_str() {
+                println!(
+                    "the content of {} envelopes is disclosed to {a}: only that auditor's key reads it",
+                    r["disclosed"]
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         CaseCommand::Show { case, wait, common } => {

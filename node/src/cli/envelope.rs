@@ -214,6 +214,11 @@ pub(crate) fn run(c: EnvelopeCommand) -> Result<ExitCode> {
             let queued: Vec<OutboxEntry> = sealed
                 .iter()
                 .map(|s| OutboxEntry {
+                    content_key: Some(crate::store::wrap_envelope_key(
+                        &sender.keys.storage_key(),
+                        &s.id,
+                        &s.key,
+                    )),
                     case_id: params.case_id,
                     to: s.to.clone(),
                     sealed_at: now,

@@ -86,6 +86,22 @@ pub struct Bundle {
     /// `c2sp.org/tlog-proof@v1` proofs that each entry recording an envelope is in the log at
     /// its latest checkpoint (the entry itself as the extra data).
     pub proofs: Vec<String>,
+    /// The card of the auditor the content is disclosed to (`case export --for-auditor`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auditor: Option<ByteBuf>,
+    /// The content keys of the envelopes, each encrypted for the auditor.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disclosures: Vec<Disclosure>,
+}
+
+/// One envelope's content key, encrypted for the auditor ([`envelope::disclose`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disclosure {
+    /// The envelope (its id).
+    pub envelope: EnvelopeId,
+    /// Its content key in a `COSE_Encrypt` for the auditor's encryption key.
+    pub key: ByteBuf,
 }
 
 /// Why a bundle could not be read at all.
@@ -155,6 +171,27 @@ pub struct BundleSummary {
     pub proofs: usize,
     /// Each card's agency and fingerprint (to compare with fingerprints obtained independently).
     pub cards: Vec<(String, String)>,
+    /// The auditor the content is disclosed to, and its card's fingerprint.
+    pub auditor: Option<(String, String)>,
+    /// Envelopes whose content is disclosed to that auditor.
+    pub disclosed: usize,
+}
+
+/// A message disclosed to the auditor and read with its key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DisclosedMessage {
+    /// The envelope id, hex.
+    pub envelope: String,
+    /// The sender (whose signature over the content verified).
+    pub from: String,
+    /// The addressee.
+    pub to: String,
+    /// Unix seconds at sealing.
+    pub sent_at: u64,
+    /// The message type.
+    pub message_type: String,
+    /// The message, as JSON (the form of spec/examples).
+    pub content: serde_json::Value,
 }
 
 /// One line of the timeline.
@@ -221,6 +258,9 @@ pub struct Verdict {
     pub findings: Vec<Finding>,
     /// Every envelope of the case that a bundle holds, in the order they were sealed.
     pub envelopes: Vec<EnvelopeLine>,
+    /// The messages disclosed to the auditor and read with its key (`--key`), in the order
+    /// they were sealed; empty without a key.
+    pub content: Vec<DisclosedMessage>,
     /// Both logs' entries merged in time order.
     pub timeline: Vec<Event>,
 }
@@ -249,6 +289,10 @@ struct Checked {
     envelopes: BTreeMap<EnvelopeId, SeenEnvelope>,
     /// Partners' checkpoints seen, by partner: (size, root, where).
     witnessed: Vec<(AgencyId, Checkpoint, String)>,
+    /// The content keys disclosed to the auditor and opened with its key.
+    disclosed: BTreeMap<EnvelopeId, [u8; 32]>,
+    /// The messages they opened.
+    content: Vec<DisclosedMessage>,
 }
 
 impl Checked {
@@ -302,6 +346,18 @@ fn checkpoint_of(note: &[u8]) -> Option<Checkpoint> {
 /// policies (an auditor's, obtained independently); `cards` are cards the auditor trusts, which
 /// replace those the bundles carry for the same agencies.
 pub fn verify(bundles: &[Bundle], policy: Option<&Policy>, cards: &[AgencyCard]) -> Verdict {
+    verify_as(bundles, policy, cards, None)
+}
+
+/// [`verify`] by an auditor holding its keys: the content disclosed to it (`case export
+/// --for-auditor`) is also opened, each message checked against its sender's signature and its
+/// envelope, and returned in [`Verdict::content`].
+pub fn verify_as(
+    bundles: &[Bundle],
+    policy: Option<&Policy>,
+    cards: &[AgencyCard],
+    auditor: Option<&envelope::Recipient<'_>>,
+) -> Verdict {
     let mut ctx = Ctx {
         findings: Vec::new(),
         proved: Vec::new(),
@@ -323,7 +379,7 @@ pub fn verify(bundles: &[Bundle], policy: Option<&Policy>, cards: &[AgencyCard])
             );
             continue;
         }
-        let (summary, c) = verify_one(b, policy, cards, &mut ctx, &mut timeline);
+        let (summary, c) = verify_one(b, policy, cards, auditor, &mut ctx, &mut timeline);
         summaries.push(summary);
         checked.push(c);
     }
@@ -352,6 +408,16 @@ pub fn verify(bundles: &[Bundle], policy: Option<&Policy>, cards: &[AgencyCard])
         proved: ctx.proved,
         findings: ctx.findings,
         envelopes: envelope_lines(&checked),
+        content: {
+            let mut seen = BTreeSet::new();
+            let mut all: Vec<DisclosedMessage> = checked
+                .iter_mut()
+                .flat_map(|c| std::mem::take(&mut c.content))
+                .filter(|m| seen.insert(m.envelope.clone()))
+                .collect();
+            all.sort_by(|a, b| (a.sent_at, &a.envelope).cmp(&(b.sent_at, &b.envelope)));
+            all
+        },
         timeline,
     }
 }
@@ -394,6 +460,7 @@ fn verify_one(
     b: &Bundle,
     policy: Option<&Policy>,
     trusted: &[AgencyCard],
+    auditor: Option<&envelope::Recipient<'_>>,
     ctx: &mut Ctx,
     timeline: &mut Vec<Event>,
 ) -> (BundleSummary, Checked) {
@@ -424,6 +491,8 @@ fn verify_one(
         tree: MemoryTree::new(),
         envelopes: BTreeMap::new(),
         witnessed: Vec::new(),
+        disclosed: BTreeMap::new(),
+        content: Vec::new(),
     };
     let mut summary = BundleSummary {
         exporter: x.to_string(),
@@ -436,6 +505,8 @@ fn verify_one(
         witnessed: b.witnessed.len(),
         proofs: b.proofs.len(),
         cards: summary_cards,
+        auditor: None,
+        disclosed: b.disclosures.len(),
     };
     let Some(own_card) = cards.get(x).cloned() else {
         ctx.fail("cards", &whose, format!("the bundle holds no card of {x}"));
@@ -784,6 +855,8 @@ fn verify_one(
         }
     }
 
+    disclosures(b, &whose, &cards, auditor, &mut summary, &mut checked, ctx);
+
     // The log rebuilt from the entries; its root at every size a checkpoint names.
     for raw in &b.entries {
         checked.tree.push(raw);
@@ -1069,6 +1142,131 @@ fn verify_one(
     (summary, checked)
 }
 
+/// The content disclosed to an auditor: each disclosure names an envelope of the bundle and is
+/// encrypted for the auditor's card; with the auditor's keys, each opens its envelope — the
+/// sender's signature over the content, the content's authentication under the key, and the
+/// agreement of both layers all hold (the checks of `envelope::open_with_key`).
+fn disclosures(
+    b: &Bundle,
+    whose: &str,
+    cards: &BTreeMap<AgencyId, AgencyCard>,
+    auditor: Option<&envelope::Recipient<'_>>,
+    summary: &mut BundleSummary,
+    checked: &mut Checked,
+    ctx: &mut Ctx,
+) {
+    let card = match &b.auditor {
+        None if b.disclosures.is_empty() => return,
+        None => {
+            ctx.fail(
+                "disclosures",
+                whose,
+                "content keys are disclosed but the bundle names no auditor",
+            );
+            return;
+        }
+        Some(raw) => match AgencyCard::from_bytes(raw) {
+            Ok(c) => c,
+            Err(e) => {
+                ctx.fail("disclosures", whose, format!("the auditor's card: {e}"));
+                return;
+            }
+        },
+    };
+    summary.auditor = Some((card.id().to_string(), card.fingerprint()));
+    let limits = Limits::default();
+    let reader = match auditor {
+        Some(r) if r.card.encryption_key() != card.encryption_key() => {
+            ctx.fail(
+                "disclosures",
+                whose,
+                format!(
+                    "the content is disclosed to {} (card fingerprint {}), not to the key given ({})",
+                    card.id(),
+                    card.fingerprint(),
+                    r.card.id()
+                ),
+            );
+            None
+        }
+        other => other,
+    };
+    let raw: HashMap<EnvelopeId, &[u8]> = match reader {
+        Some(_) => b
+            .envelopes
+            .iter()
+            .map(|e| (Sha256Digest::of(&e.envelope), e.envelope.as_slice()))
+            .collect(),
+        None => HashMap::new(),
+    };
+    let opened = par_map(&b.disclosures, |d| {
+        let s = checked.envelopes.get(&d.envelope)?;
+        let r = reader?;
+        let sender = cards.get(&s.info.from)?;
+        let raw = raw.get(&d.envelope)?;
+        Some(
+            envelope::undisclose(&d.key, r)
+                .map_err(|e| {
+                    format!("the disclosed key cannot be read with the auditor's key: {e}")
+                })
+                .and_then(|k| {
+                    envelope::open_with_key(raw, &k, sender, &limits)
+                        .map(|o| (*k.as_bytes(), o))
+                        .map_err(|e| format!("the disclosed key does not open it: {e}"))
+                }),
+        )
+    });
+    let mut seen = BTreeSet::new();
+    for (d, opened) in b.disclosures.iter().zip(opened) {
+        let at = format!("{whose}, disclosure of envelope {}", short(&d.envelope));
+        if !seen.insert(d.envelope) {
+            ctx.fail("disclosures", at, "disclosed twice");
+            continue;
+        }
+        let Some(s) = checked.envelopes.get(&d.envelope) else {
+            ctx.fail("disclosures", at, "the bundle holds no such envelope");
+            continue;
+        };
+        match opened {
+            None if reader.is_some() => ctx.fail(
+                "disclosures",
+                at,
+                format!("no card of its sender {}", s.info.from),
+            ),
+            None => {}
+            Some(Err(e)) => ctx.fail("disclosures", at, e),
+            Some(Ok((key, o))) => {
+                checked.disclosed.insert(d.envelope, key);
+                checked.content.push(DisclosedMessage {
+                    envelope: d.envelope.to_hex(),
+                    from: o.info.from.to_string(),
+                    to: o.info.to.to_string(),
+                    sent_at: o.info.sent_at,
+                    message_type: o.message.kind().as_str().to_string(),
+                    content: o.message.to_json(),
+                });
+            }
+        }
+    }
+    let n = b.disclosures.len();
+    if reader.is_some() {
+        ctx.proved.push(format!(
+            "{}'s bundle discloses the content of {n} of its {} envelopes to {}: read with that auditor's key, each is the content its envelope carries, signed by its sender",
+            b.exporter,
+            b.envelopes.len(),
+            card.id()
+        ));
+    } else if auditor.is_none() {
+        ctx.proved.push(format!(
+            "{}'s bundle discloses the content of {n} of its {} envelopes to {} (card fingerprint {}); only that auditor's key reads it (--key)",
+            b.exporter,
+            b.envelopes.len(),
+            card.id(),
+            card.fingerprint()
+        ));
+    }
+}
+
 /// What can be checked of an envelope record on its own, before the sequential checks use it:
 /// its signatures.
 struct Precheck {
@@ -1247,6 +1445,21 @@ fn cross_check(a: &Checked, b: &Checked, ctx: &mut Ctx) {
                 format!(
                     "{} holds it as received from {}, but {}'s bundle does not hold it as sent",
                     b.exporter, a.exporter, a.exporter
+                ),
+            );
+        }
+    }
+    // Both sides disclosed the same key for an envelope. ChaCha20/Poly1305 does not commit to
+    // its key, so a sender could craft one ciphertext that opens to two messages under two
+    // keys; the addressee's key is the one it derived.
+    for (id, key) in &a.disclosed {
+        if a.exporter < b.exporter && b.disclosed.get(id).is_some_and(|k| k != key) {
+            ctx.fail(
+                "disclosures",
+                format!("envelope {}", short(id)),
+                format!(
+                    "{} and {} disclosed different content keys for it: the auditor may not be reading what its addressee read",
+                    a.exporter, b.exporter
                 ),
             );
         }

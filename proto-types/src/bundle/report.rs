@@ -33,6 +33,37 @@ pub fn report_text(v: &Verdict) -> String {
             );
         }
     }
+    for b in &v.bundles {
+        if let Some((id, fp)) = &b.auditor {
+            let _ = writeln!(
+                out,
+                "  {}'s bundle discloses the content of {} envelopes to the auditor {id} (card fingerprint {fp})",
+                b.exporter, b.disclosed
+            );
+        }
+    }
+    if !v.content.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nContent disclosed to the auditor ({} messages, each checked against its sender's signature and its envelope):",
+            v.content.len()
+        );
+        for m in &v.content {
+            let text = m.content.to_string();
+            let cut: String = text.chars().take(160).collect();
+            let _ = writeln!(
+                out,
+                "  {}  {} → {}  {}  envelope {}\n    {}{}",
+                format_unix(m.sent_at),
+                m.from,
+                m.to,
+                m.message_type,
+                &m.envelope[..16.min(m.envelope.len())],
+                cut,
+                if cut.len() < text.len() { " …" } else { "" }
+            );
+        }
+    }
     let _ = writeln!(out, "\nTimeline ({} entries):", v.timeline.len());
     for e in &v.timeline {
         let mut line = format!(
@@ -123,6 +154,7 @@ th{background:#f3f3f3}tr:nth-child(even) td{background:#fafafa}
 .verdict{font-size:1.3em;font-weight:700;padding:.6em 1em;border-radius:4px}
 .ok{background:#e3f4e6;color:#0b5d1e;border:1px solid #7cc68a}.fail{background:#fbe4e4;color:#8a1010;border:1px solid #e08a8a}
 .note{color:#555;font-size:.9em}
+pre.message{background:#f6f6f6;border:1px solid #ddd;padding:.6em;white-space:pre-wrap;font-size:.85em}
 svg text{font-family:system-ui,sans-serif;font-size:11px;fill:#333}
 .sent{fill:#1f5fbf}.received{fill:#1e8a3c}.receipt{fill:#0f8b8d}.status{fill:#d97a00}.evidence{fill:#7b3fb5}.access{fill:#8c8c8c}.alert{fill:#c21b1b}.other{fill:#444}
 line.msg{stroke:#1f5fbf;stroke-opacity:.45;stroke-width:1}
@@ -258,6 +290,31 @@ pub fn report_html(v: &Verdict) -> String {
     }
     o.push_str("</ul>\n</section>\n");
 
+    // Content, for the auditor it was disclosed to.
+    if !v.content.is_empty() {
+        let _ = writeln!(
+            o,
+            "<section id=\"content\">\n<h2>Messages disclosed to the auditor ({})</h2>\n\
+             <p class=\"note\">Read with the auditor's key; each is the content its envelope \
+             carries, signed by its sender.</p>",
+            v.content.len()
+        );
+        for m in v.content.iter().take(MAX_ROWS) {
+            let body = serde_json::to_string_pretty(&m.content).unwrap_or_default();
+            let _ = writeln!(
+                o,
+                "<h3>{} · {} → {} · {}</h3>\n<pre class=\"message\">{}</pre>",
+                format_unix(m.sent_at),
+                esc(&m.from),
+                esc(&m.to),
+                esc(&m.message_type),
+                esc(&body)
+            );
+        }
+        more(&mut o, v.content.len());
+        o.push_str("</section>\n");
+    }
+
     // Envelopes and receipts.
     let _ = writeln!(
         o,
@@ -329,11 +386,22 @@ pub fn report_html(v: &Verdict) -> String {
     }
     o.push_str("</tbody>\n</table>\n");
     more(&mut o, v.timeline.len());
+    o.push_str("</section>\n<footer>\n<p class=\"note\">");
+    if v.content.is_empty() {
+        o.push_str(
+            "Envelopes stay encrypted to their addressees: this report proves who sent what to \
+             whom and when, that it was received, and that no log was rewritten, but not what \
+             the messages say. ",
+        );
+    } else {
+        o.push_str(
+            "The messages above were disclosed to the auditor whose key read them; every other \
+             check needs no key. ",
+        );
+    }
     o.push_str(
-        "</section>\n<footer>\n<p class=\"note\">Envelopes stay encrypted to their addressees: \
-         this report proves who sent what to whom and when, that it was received, and that no \
-         log was rewritten, but not what the messages say. Made by the Rogatory offline \
-         verifier, which needs no node, no network and no agency secret.</p>\n</footer>\n</body>\n</html>\n",
+        "Made by the Rogatory offline verifier, which needs no node, no network and no \
+         agency secret.</p>\n</footer>\n</body>\n</html>\n",
     );
     o
 }
