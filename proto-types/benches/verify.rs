@@ -9,6 +9,8 @@
 //! 2. Verifies one bundle, then the pair, each in a child process of its own (this binary
 //!    re-executed) that reads the files, runs the verifier and prints its time and peak RSS
 //!    (`VmHWM`), so the generation's memory is not counted.
+//!    The same for XA's bundle exported for an auditor and read with the auditor's key (every
+//!    message opened with its disclosed key and checked).
 //! 3. Runs the stand-alone `rogatory-verify` on the pair for its wall time, output included.
 //! 4. In the same run, the bare cryptography the verifier cannot avoid: one strict Ed25519
 //!    verification per signature the bundles hold, and SHA-256 over every byte of them.
@@ -29,9 +31,11 @@ use rogatory_proto::audit::entry::{Actor, AuditEntry, AuditEvent, case_origin, l
 use rogatory_proto::audit::merkle::{self, MemoryTree};
 use rogatory_proto::audit::note::{Checkpoint, Note, TlogProof};
 use rogatory_proto::audit::witness::{self, CarriedProof};
-use rogatory_proto::bundle::{self, Bundle, Direction, EnvelopeRecord, FORMAT};
+use rogatory_proto::bundle::{self, Bundle, Direction, Disclosure, EnvelopeRecord, FORMAT};
 use rogatory_proto::card::{AgencyCard, CardDetails, Role};
-use rogatory_proto::envelope::{self, Addressee, ChainLink, Limits, SealParams, Sender};
+use rogatory_proto::envelope::{
+    self, Addressee, ChainLink, EnvelopeKey, Limits, Recipient, SealParams, Sender,
+};
 use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId, MessageId};
 use rogatory_proto::keys::AgencySecretKeys;
 use rogatory_proto::message::{Handling, HandlingCode, LiaisonMessage, Message};
@@ -55,6 +59,8 @@ struct Side {
     records: Vec<EnvelopeRecord>,
     /// Own chain to the partner: last sequence and envelope; size of the checkpoint it carried.
     chain: (u64, Option<EnvelopeId>, u64),
+    /// Every envelope's content key, as a node keeps or derives it.
+    content_keys: Vec<(EnvelopeId, EnvelopeKey)>,
 }
 
 impl Side {
@@ -84,6 +90,7 @@ impl Side {
             witnessed: BTreeSet::new(),
             records: Vec::new(),
             chain: (0, None, 0),
+            content_keys: Vec::new(),
         }
     }
 
@@ -133,7 +140,7 @@ impl Side {
         n.to_text().into_bytes()
     }
 
-    fn bundle(&self, partner: &AgencyCard, now: u64) -> Bundle {
+    fn bundle(&self, partner: &AgencyCard, now: u64, auditor: Option<&AgencyCard>) -> Bundle {
         let latest = self.checkpoint();
         let mut given = self.given.clone();
         given.entry(latest.clone()).or_default();
@@ -192,6 +199,18 @@ impl Side {
             envelopes: self.records.clone(),
             witnessed: self.witnessed.iter().cloned().map(ByteBuf::from).collect(),
             proofs,
+            auditor: auditor.map(|a| ByteBuf::from(a.as_bytes().to_vec())),
+            disclosures: auditor
+                .map(|a| {
+                    self.content_keys
+                        .iter()
+                        .map(|(id, k)| Disclosure {
+                            envelope: *id,
+                            key: ByteBuf::from(envelope::disclose(k, a).unwrap()),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -242,6 +261,8 @@ fn exchange(s: &mut Side, r: &mut Side, n: u64, time: u64) {
     .unwrap()
     .remove(0);
     s.chain = (seq + 1, Some(sealed.id), s.tree.size());
+    s.content_keys.push((sealed.id, sealed.key.clone()));
+    r.content_keys.push((sealed.id, sealed.key.clone()));
     s.given.entry(cp.clone()).or_default();
     s.append(time, AuditEvent::EnvelopeSent, Some(&r.id), Some(sealed.id));
 
@@ -331,14 +352,38 @@ impl Drop for TempDir {
 }
 
 /// The child: read the bundles, verify, report.
-fn child(paths: &[String]) {
+fn child(args: &[String]) {
     let start = Instant::now();
+    let (auditor, paths) = match args.first().map(String::as_str) {
+        Some("--key") => {
+            let dir = Path::new(&args[1]);
+            let keys = AgencySecretKeys::from_cose_key_set(
+                &std::fs::read(dir.join("secret-keys.cose")).unwrap(),
+            )
+            .unwrap();
+            let card =
+                AgencyCard::from_bytes(&std::fs::read(dir.join("card.cose")).unwrap()).unwrap();
+            (Some((keys, card)), &args[2..])
+        }
+        _ => (None, args),
+    };
     let mut bundles = Vec::new();
     for p in paths {
         bundles.push(Bundle::read_from(std::fs::File::open(p).unwrap()).unwrap());
     }
     let read = start.elapsed();
-    let v = bundle::verify(&bundles, None, &[]);
+    let reader = auditor
+        .as_ref()
+        .map(|(keys, card)| Recipient { card, keys });
+    let v = bundle::verify_as(&bundles, None, &[], reader.as_ref());
+    assert_eq!(
+        v.content.len(),
+        if reader.is_some() {
+            bundles[0].envelopes.len()
+        } else {
+            0
+        }
+    );
     let report = bundle::report_text(&v);
     let total = start.elapsed();
     assert!(v.ok(), "the generated bundles must verify:\n{report}");
@@ -351,12 +396,13 @@ fn child(paths: &[String]) {
     );
 }
 
-fn measure(paths: &[&Path]) -> (f64, f64, f64) {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .arg("--child")
-        .args(paths)
-        .output()
-        .unwrap();
+fn measure(paths: &[&Path], key: Option<&Path>) -> (f64, f64, f64) {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.arg("--child");
+    if let Some(k) = key {
+        cmd.arg("--key").arg(k);
+    }
+    let out = cmd.args(paths).output().unwrap();
     assert!(
         out.status.success(),
         "{}",
@@ -424,10 +470,22 @@ fn main() {
     while b.entries.len() < entries {
         b.append(end, AuditEvent::ContentAccessed, None, None);
     }
-    let ba = a.bundle(&b.card, end);
-    let bb = b.bundle(&a.card, end);
+    let ba = a.bundle(&b.card, end, None);
+    let bb = b.bundle(&a.card, end, None);
     let (pa, pb) = (dir.0.join("XA.bundle"), dir.0.join("XB.bundle"));
     let (sa, sb) = (write(&ba, &pa), write(&bb, &pb));
+    // The same bundle of XA exported for an auditor, and the auditor's key directory.
+    let auditor = Side::new("XO.OVERSIGHT", case);
+    let key_dir = dir.0.join("auditor");
+    std::fs::create_dir_all(&key_dir).unwrap();
+    std::fs::write(
+        key_dir.join("secret-keys.cose"),
+        auditor.keys.to_cose_key_set().as_slice(),
+    )
+    .unwrap();
+    std::fs::write(key_dir.join("card.cose"), auditor.card.as_bytes()).unwrap();
+    let pd = dir.0.join("XA-for-auditor.bundle");
+    write(&a.bundle(&b.card, end, Some(&auditor.card)), &pd);
     println!(
         "generated in {:.1} s: each bundle {} entries, {} envelopes, {} checkpoints, {} proofs; {:.1} MB and {:.1} MB",
         t.elapsed().as_secs_f64(),
@@ -455,8 +513,9 @@ fn main() {
     let bare_hash = t.elapsed().as_secs_f64();
     std::hint::black_box(digest);
 
-    let (read1, total1, rss1) = measure(&[&pa]);
-    let (read2, total2, rss2) = measure(&[&pa, &pb]);
+    let (read1, total1, rss1) = measure(&[&pa], None);
+    let (read2, total2, rss2) = measure(&[&pa, &pb], None);
+    let (_, total3, rss3) = measure(&[&pd], Some(&key_dir));
 
     // The stand-alone verifier, as an auditor runs it.
     // A bench runs from target/release/deps; the binary is one level up.
@@ -491,6 +550,10 @@ fn main() {
     println!(
         "both sides' bundles ({} entries, {} envelopes each side, cross-checked): read {read2:.2} s, read + verify + report {total2:.2} s; peak RSS {rss2:.0} MiB",
         ba.entries.len() + bb.entries.len(),
+        ba.envelopes.len()
+    );
+    println!(
+        "one bundle read by its auditor ({} messages opened with the disclosed keys and checked): read + verify + report {total3:.2} s; peak RSS {rss3:.0} MiB",
         ba.envelopes.len()
     );
     match wall {

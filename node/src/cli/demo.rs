@@ -998,7 +998,7 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
 
     step(
         11,
-        "The nodes stop; every audit log verifies; the auditor verifies both bundles offline",
+        "The nodes stop; every audit log verifies; the auditor verifies both bundles offline and writes an HTML report",
     );
     for i in 0..3 {
         demo.stop(i);
@@ -1009,7 +1009,18 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
         println!("  {id}: {}", out.lines().last().unwrap_or_default());
     }
     // No node, no network, no secret: the two files and the verifier.
-    let verdict = demo.cli(&["audit", "verify", &bundles[0], &bundles[1]], true)?;
+    let report = root.join("case-report.html").display().to_string();
+    let verdict = demo.cli(
+        &[
+            "audit",
+            "verify",
+            &bundles[0],
+            &bundles[1],
+            "--html",
+            &report,
+        ],
+        true,
+    )?;
     // The summary, with the head of the merged timeline.
     let mut in_timeline = 0;
     for line in verdict.lines() {

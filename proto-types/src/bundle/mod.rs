@@ -13,6 +13,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read, Write};
+use std::sync::Mutex;
+
+use sha2::{Digest, Sha256};
 
 mod report;
 pub use report::{report_html, report_text};
@@ -363,6 +366,12 @@ pub fn verify_as(
         proved: Vec::new(),
     };
     let case_id = bundles.first().map(|b| b.case_id);
+    // Both sides' bundles hold the same envelopes, receipts and checkpoints: each signature is
+    // checked once. One bundle alone repeats nothing, and keeps nothing.
+    let memo = Memo {
+        enabled: bundles.len() > 1,
+        ..Memo::default()
+    };
     let mut summaries = Vec::new();
     let mut checked = Vec::new();
     let mut timeline = Vec::new();
@@ -379,7 +388,7 @@ pub fn verify_as(
             );
             continue;
         }
-        let (summary, c) = verify_one(b, policy, cards, auditor, &mut ctx, &mut timeline);
+        let (summary, c) = verify_one(b, policy, cards, auditor, &memo, &mut ctx, &mut timeline);
         summaries.push(summary);
         checked.push(c);
     }
@@ -456,11 +465,13 @@ fn envelope_lines(checked: &[Checked]) -> Vec<EnvelopeLine> {
     out
 }
 
+#[allow(clippy::too_many_arguments)]
 fn verify_one(
     b: &Bundle,
     policy: Option<&Policy>,
     trusted: &[AgencyCard],
     auditor: Option<&envelope::Recipient<'_>>,
+    memo: &Memo,
     ctx: &mut Ctx,
     timeline: &mut Vec<Event>,
 ) -> (BundleSummary, Checked) {
@@ -538,9 +549,15 @@ fn verify_one(
     // Entries: in order, of this case and this log.
     let mut entries = Vec::with_capacity(b.entries.len());
     let mut sequence_ok = true;
-    for (i, raw) in b.entries.iter().enumerate() {
-        let at = format!("{whose}, entry {i}");
-        match AuditEntry::from_cbor(raw) {
+    // Decoding and leaf hashing, on every core.
+    let decoded = par_map(&b.entries, |raw| {
+        (AuditEntry::from_cbor(raw), leaf_hash(raw))
+    });
+    let mut leaves = Vec::with_capacity(decoded.len());
+    for (i, (parsed, leaf)) in decoded.into_iter().enumerate() {
+        leaves.push(leaf);
+        let at = || format!("{whose}, entry {i}");
+        match parsed {
             Ok(e) => {
                 if e.seq != i as u64 {
                     sequence_ok = false;
@@ -551,21 +568,17 @@ fn verify_one(
                     };
                     ctx.fail(
                         "entries",
-                        at.clone(),
+                        at(),
                         format!("it says it is entry {}: {what}", e.seq),
                     );
                 }
                 if e.case_id != b.case_id {
-                    ctx.fail(
-                        "entries",
-                        at.clone(),
-                        format!("it is about case {}", e.case_id),
-                    );
+                    ctx.fail("entries", at(), format!("it is about case {}", e.case_id));
                 }
                 if &e.actor.agency != x {
                     ctx.fail(
                         "entries",
-                        at.clone(),
+                        at(),
                         format!("it was written by {}, not {x}", e.actor.agency),
                     );
                 }
@@ -586,7 +599,7 @@ fn verify_one(
             }
             Err(e) => {
                 sequence_ok = false;
-                ctx.fail("entries", at, format!("not an audit entry: {e}"));
+                ctx.fail("entries", at(), format!("not an audit entry: {e}"));
                 entries.push(None);
             }
         }
@@ -609,7 +622,7 @@ fn verify_one(
         })
         .collect();
     let pre = par_map(&b.envelopes, |r| {
-        precheck(r, x, &cards, &witnesses, &limits)
+        precheck(r, x, &cards, &witnesses, &limits, memo)
     });
     for (i, (r, pre)) in b.envelopes.iter().zip(pre).enumerate() {
         let at = format!("{whose}, envelope {i}");
@@ -683,15 +696,15 @@ fn verify_one(
                         at.clone(),
                         format!("the receipt does not verify with {issuer}'s key: {e}"),
                     ),
-                    Ok(s) if s.receipt.envelope_id != id => ctx.fail(
+                    Ok(s) if s.envelope_id != id => ctx.fail(
                         "receipts",
                         at.clone(),
                         format!(
                             "the receipt answers envelope {}, not this one (envelope swapped?)",
-                            short(&s.receipt.envelope_id)
+                            short(&s.envelope_id)
                         ),
                     ),
-                    Ok(s) => receipt = Some(s.receipt),
+                    Ok(s) => receipt = Some(s),
                 },
             }
         }
@@ -858,8 +871,8 @@ fn verify_one(
     disclosures(b, &whose, &cards, auditor, &mut summary, &mut checked, ctx);
 
     // The log rebuilt from the entries; its root at every size a checkpoint names.
-    for raw in &b.entries {
-        checked.tree.push(raw);
+    for leaf in leaves {
+        checked.tree.push_hash(leaf);
     }
     // Each distinct note is verified once (the same checkpoint is in the envelope that carried
     // it, in the list and in every proof), on every core.
@@ -897,11 +910,7 @@ fn verify_one(
         distinct.entry(k.as_slice()).or_insert(n);
     }
     let distinct: Vec<(&[u8], &[u8])> = distinct.into_iter().collect();
-    let results = par_map(&distinct, |(_, n)| {
-        crate::audit::note::verify_checkpoint(n, &log_key, &[])
-            .map(|(cp, _)| cp)
-            .map_err(|e| e.to_string())
-    });
+    let results = par_map(&distinct, |(_, n)| memo.checkpoint(n, &log_key));
     let by_signed: HashMap<&[u8], &Result<Checkpoint, String>> = distinct
         .iter()
         .map(|(k, _)| *k)
@@ -1075,7 +1084,7 @@ fn verify_one(
         let ok = owner
             .as_ref()
             .and_then(|o| log_keys.get(o))
-            .is_some_and(|v| crate::audit::note::verify_checkpoint(raw, v, &[]).is_ok());
+            .is_some_and(|v| memo.checkpoint(raw, v).is_ok());
         Some((cp, owner, ok))
     });
     for (i, signed) in signed.into_iter().enumerate() {
@@ -1275,7 +1284,7 @@ struct Precheck {
     /// The sender's outer signature (`None`: no card of the sender).
     origin: Option<Result<(), String>>,
     /// The receipt (`None`: none, or no card of its issuer).
-    receipt: Option<Result<crate::receipt::SignedReceipt, String>>,
+    receipt: Option<Result<crate::receipt::Receipt, String>>,
     /// For a sent envelope with an acceptance carrying a cosignature: whether it verifies over
     /// the checkpoint the envelope carried.
     cosignature: Option<bool>,
@@ -1287,6 +1296,7 @@ fn precheck(
     cards: &BTreeMap<AgencyId, AgencyCard>,
     witnesses: &BTreeMap<AgencyId, NoteVerifier>,
     limits: &Limits,
+    memo: &Memo,
 ) -> Precheck {
     let id = Sha256Digest::of(&r.envelope);
     let info = match envelope::inspect(&r.envelope, limits) {
@@ -1306,19 +1316,35 @@ fn precheck(
         Direction::Received => (&info.from, x),
     };
     let origin = cards.get(sender).map(|card| {
-        envelope::verify_origin(&r.envelope, card, limits)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        memo.get(
+            &memo.origins,
+            &[b"origin", &id.0, card.signing_key().as_bytes()],
+            || {
+                envelope::verify_origin(&r.envelope, card, limits)
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            },
+        )
     });
     let issuer_card = cards.get(issuer);
     let receipt = r.receipt.as_ref().and_then(|bytes| {
-        issuer_card.map(|card| verify_receipt(bytes, card, None).map_err(|e| e.to_string()))
+        issuer_card.map(|card| {
+            memo.get(
+                &memo.receipts,
+                &[b"receipt", bytes, card.signing_key().as_bytes()],
+                || {
+                    verify_receipt(bytes, card, None)
+                        .map(|s| s.receipt)
+                        .map_err(|e| e.to_string())
+                },
+            )
+        })
     });
     let cosignature = match (&receipt, &info.checkpoint) {
         (Some(Ok(rc)), Some(cp))
-            if r.direction == Direction::Sent && rc.receipt.event == ReceiptEvent::Accepted =>
+            if r.direction == Direction::Sent && rc.event == ReceiptEvent::Accepted =>
         {
-            rc.receipt.cosignature.as_ref().map(|line| {
+            rc.cosignature.as_ref().map(|line| {
                 let body = Note::parse(cp)
                     .map(|n| n.text().to_string())
                     .unwrap_or_default();
@@ -1336,6 +1362,61 @@ fn precheck(
         origin,
         receipt,
         cosignature,
+    }
+}
+
+/// Signature checks already made, by what was checked and with which key.
+#[derive(Default)]
+struct Memo {
+    enabled: bool,
+    origins: Mutex<HashMap<[u8; 32], Result<(), String>>>,
+    receipts: Mutex<HashMap<[u8; 32], Result<crate::receipt::Receipt, String>>>,
+    checkpoints: Mutex<HashMap<[u8; 32], Result<Checkpoint, String>>>,
+}
+
+impl Memo {
+    /// `check()`'s result for what `parts` name, computed once.
+    fn get<T: Clone>(
+        &self,
+        map: &Mutex<HashMap<[u8; 32], T>>,
+        parts: &[&[u8]],
+        check: impl FnOnce() -> T,
+    ) -> T {
+        if !self.enabled {
+            return check();
+        }
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update((p.len() as u64).to_be_bytes());
+            h.update(p);
+        }
+        let key: [u8; 32] = h.finalize().into();
+        if let Some(v) = map.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return v;
+        }
+        let v = check();
+        if let Ok(mut m) = map.lock() {
+            m.insert(key, v.clone());
+        }
+        v
+    }
+
+    /// A signed checkpoint verified with a log's key.
+    fn checkpoint(&self, note: &[u8], log: &NoteVerifier) -> Result<Checkpoint, String> {
+        self.get(
+            &self.checkpoints,
+            &[
+                b"checkpoint",
+                note,
+                log.name().as_bytes(),
+                log.key().as_bytes(),
+            ],
+            || {
+                crate::audit::note::verify_checkpoint(note, log, &[])
+                    .map(|(cp, _)| cp)
+                    .map_err(|e| e.to_string())
+            },
+        )
     }
 }
 
