@@ -91,12 +91,27 @@ fn auditor_reads_what_was_disclosed(root: &Path, out: &Path, a_aud: &Path, b_aud
     b.disclosures[0].key = b.disclosures[1].key.clone();
     b.disclosures[1].key = k0;
     let swapped = write(out, "keys-swapped.bundle", &b);
-    let (code, text, _) = verify_with(root, &[swapped], &["--key", key.to_str().unwrap()]);
+    let html = out.join("keys-swapped.html");
+    let (code, text, _) = verify_with(
+        root,
+        &[swapped],
+        &[
+            "--key",
+            key.to_str().unwrap(),
+            "--html",
+            html.to_str().unwrap(),
+        ],
+    );
     assert_eq!(code, 1, "{text}");
     assert!(
         text.contains("the disclosed key does not open it"),
         "{text}"
     );
+    // The HTML report says so too, with the failed check in its table.
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("NOT VERIFIED"), "{page}");
+    assert!(page.contains("id=\"findings\""));
+    assert!(page.contains("the disclosed key does not open it"));
 }
 
 /// Renders `html` in headless Chromium: returns the DOM it built, and leaves a screenshot

@@ -211,7 +211,7 @@ pub struct Event {
     /// The other agency, if any.
     pub peer: Option<String>,
     /// The envelope concerned, hex.
-    pub envelope: Option<String>,
+    pub envelope: Option<EnvelopeId>,
     /// A local user, when one acted.
     pub user: Option<String>,
     /// A state transition, `from → to`.
@@ -280,7 +280,8 @@ struct SeenEnvelope {
     info: EnvelopeInfo,
     direction: Direction,
     receipt: Option<crate::receipt::Receipt>,
-    receipt_bytes: Option<Vec<u8>>,
+    /// SHA-256 of the receipt's bytes (what logs record and the other side must hold).
+    receipt_hash: Option<Sha256Digest>,
 }
 
 /// What a verified bundle contributes to cross-checks.
@@ -305,6 +306,27 @@ impl Checked {
             .then(|| merkle::root(&self.tree, size).ok())
             .flatten()
     }
+}
+
+/// An entry, decoded: what the checks after decoding need of it.
+struct Parsed {
+    seq: u64,
+    /// The case it names, if not the bundle's.
+    other_case: Option<CaseId>,
+    /// Its writer, if not the exporter.
+    other_actor: Option<AgencyId>,
+    /// For an entry recording an envelope or its receipt: which.
+    envelope: Option<Recorded>,
+    /// Its line of the timeline.
+    event: Event,
+}
+
+/// An entry that records an envelope (`envelope-sent`, `envelope-received`) or its receipt
+/// (`receipt-received`).
+struct Recorded {
+    event: AuditEvent,
+    envelope: EnvelopeId,
+    receipt_hash: Option<Sha256Digest>,
 }
 
 /// A chain position: sequence, the previous envelope named, the envelope.
@@ -547,18 +569,48 @@ fn verify_one(
     };
 
     // Entries: in order, of this case and this log.
-    let mut entries = Vec::with_capacity(b.entries.len());
+    let mut entries: Vec<(usize, Recorded)> = Vec::new();
     let mut sequence_ok = true;
-    // Decoding and leaf hashing, on every core.
+    // Decoding and leaf hashing, on every core; of each entry only what later checks need is
+    // kept (both sides' logs are held at once).
     let decoded = par_map(&b.entries, |raw| {
-        (AuditEntry::from_cbor(raw), leaf_hash(raw))
+        let parsed = AuditEntry::from_cbor(raw).map(|e| Parsed {
+            seq: e.seq,
+            other_case: (e.case_id != b.case_id).then_some(e.case_id),
+            other_actor: (&e.actor.agency != x).then(|| e.actor.agency.clone()),
+            envelope: e.envelope_id.and_then(|id| {
+                matches!(
+                    e.event,
+                    AuditEvent::EnvelopeSent
+                        | AuditEvent::EnvelopeReceived
+                        | AuditEvent::ReceiptReceived
+                )
+                .then_some(Recorded {
+                    event: e.event,
+                    envelope: id,
+                    receipt_hash: e.receipt_hash,
+                })
+            }),
+            event: Event {
+                time: e.time,
+                agency: x.to_string(),
+                seq: e.seq,
+                event: event_name(e.event),
+                peer: e.peer.as_ref().map(|p| p.to_string()),
+                envelope: e.envelope_id,
+                user: e.actor.user,
+                transition: e.transition.map(|t| format!("{} → {}", t.from, t.to)),
+            },
+        });
+        (parsed, leaf_hash(raw))
     });
     let mut leaves = Vec::with_capacity(decoded.len());
+    timeline.reserve(decoded.len());
     for (i, (parsed, leaf)) in decoded.into_iter().enumerate() {
         leaves.push(leaf);
         let at = || format!("{whose}, entry {i}");
         match parsed {
-            Ok(e) => {
+            Ok(mut e) => {
                 if e.seq != i as u64 {
                     sequence_ok = false;
                     let what = if e.seq > i as u64 {
@@ -572,35 +624,21 @@ fn verify_one(
                         format!("it says it is entry {}: {what}", e.seq),
                     );
                 }
-                if e.case_id != b.case_id {
-                    ctx.fail("entries", at(), format!("it is about case {}", e.case_id));
+                if let Some(c) = e.other_case {
+                    ctx.fail("entries", at(), format!("it is about case {c}"));
                 }
-                if &e.actor.agency != x {
-                    ctx.fail(
-                        "entries",
-                        at(),
-                        format!("it was written by {}, not {x}", e.actor.agency),
-                    );
+                if let Some(a) = &e.other_actor {
+                    ctx.fail("entries", at(), format!("it was written by {a}, not {x}"));
                 }
-                timeline.push(Event {
-                    time: e.time,
-                    agency: x.to_string(),
-                    seq: i as u64,
-                    event: event_name(e.event),
-                    peer: e.peer.as_ref().map(|p| p.to_string()),
-                    envelope: e.envelope_id.map(|h| h.to_hex()),
-                    user: e.actor.user.clone(),
-                    transition: e
-                        .transition
-                        .as_ref()
-                        .map(|t| format!("{} → {}", t.from, t.to)),
-                });
-                entries.push(Some(e));
+                e.event.seq = i as u64;
+                timeline.push(e.event);
+                if let Some(r) = e.envelope {
+                    entries.push((i, r));
+                }
             }
             Err(e) => {
                 sequence_ok = false;
                 ctx.fail("entries", at(), format!("not an audit entry: {e}"));
-                entries.push(None);
             }
         }
     }
@@ -744,6 +782,15 @@ fn verify_one(
             Direction::Sent => summary.sent += 1,
             Direction::Received => summary.received += 1,
         }
+        // What the cross-checks need, and no more: both sides' bundles are held at once.
+        let mut info = info;
+        info.checkpoint = None;
+        info.consistency = None;
+        let receipt = receipt.map(|mut r| {
+            r.checkpoint = None;
+            r.cosignature = None;
+            r
+        });
         if checked
             .envelopes
             .insert(
@@ -752,7 +799,7 @@ fn verify_one(
                     info,
                     direction: r.direction,
                     receipt,
-                    receipt_bytes: r.receipt.as_ref().map(|b| b.to_vec()),
+                    receipt_hash: r.receipt.as_ref().map(|b| Sha256Digest::of(b)),
                 },
             )
             .is_some()
@@ -762,8 +809,7 @@ fn verify_one(
     }
 
     // Every entry that records an envelope has it, and its receipt where one is recorded.
-    for (i, e) in entries.iter().enumerate() {
-        let Some(e) = e else { continue };
+    for (i, e) in &entries {
         let at = format!("{whose}, entry {i} ({})", event_name(e.event));
         let want = match e.event {
             AuditEvent::EnvelopeSent => Some(Direction::Sent),
@@ -771,7 +817,7 @@ fn verify_one(
             AuditEvent::ReceiptReceived => Some(Direction::Sent),
             _ => None,
         };
-        let (Some(want), Some(id)) = (want, e.envelope_id) else {
+        let (Some(want), id) = (want, e.envelope) else {
             continue;
         };
         match checked.envelopes.get(&id) {
@@ -790,7 +836,7 @@ fn verify_one(
             ),
             Some(s) => {
                 if e.event == AuditEvent::ReceiptReceived {
-                    let hash = s.receipt_bytes.as_deref().map(Sha256Digest::of);
+                    let hash = s.receipt_hash;
                     if hash != e.receipt_hash {
                         ctx.fail(
                             "receipts",
@@ -805,14 +851,13 @@ fn verify_one(
     // And every envelope is recorded in the log.
     let recorded: BTreeSet<EnvelopeId> = entries
         .iter()
-        .flatten()
-        .filter(|e| {
+        .filter(|(_, e)| {
             matches!(
                 e.event,
                 AuditEvent::EnvelopeSent | AuditEvent::EnvelopeReceived
             )
         })
-        .filter_map(|e| e.envelope_id)
+        .map(|(_, e)| e.envelope)
         .collect();
     for (id, s) in &checked.envelopes {
         if !recorded.contains(id) {
@@ -1502,7 +1547,7 @@ fn cross_check(a: &Checked, b: &Checked, ctx: &mut Ctx) {
             ),
             Some(t) => {
                 exchanged += 1;
-                if t.receipt_bytes != s.receipt_bytes {
+                if t.receipt_hash != s.receipt_hash {
                     ctx.fail(
                         "both-sides",
                         at,

@@ -80,7 +80,7 @@ pub fn report_text(v: &Verdict) -> String {
             let _ = write!(line, " {t}");
         }
         if let Some(env) = &e.envelope {
-            let _ = write!(line, "  envelope {}", &env[..16.min(env.len())]);
+            let _ = write!(line, "  envelope {}", &env.to_hex()[..16]);
         }
         if let Some(u) = &e.user {
             let _ = write!(line, "  by {u}");
@@ -364,10 +364,7 @@ pub fn report_html(v: &Verdict) -> String {
             detail.push(esc(t));
         }
         if let Some(env) = &e.envelope {
-            detail.push(format!(
-                "envelope <code>{}</code>",
-                esc(&env[..16.min(env.len())])
-            ));
+            detail.push(format!("envelope <code>{}</code>", &env.to_hex()[..16]));
         }
         if let Some(u) = &e.user {
             detail.push(format!("by {}", esc(u)));
