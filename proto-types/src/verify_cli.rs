@@ -124,17 +124,19 @@ pub fn run_as(a: &VerifyArgs, auditor: Option<&AuditorKeys>) -> Result<bool, Inp
                 .map_err(|e| InputError(format!("{}: {e}", c.display())))?,
         );
     }
-    let mut bundles = Vec::new();
-    for p in &a.bundles {
-        let f = std::fs::File::open(p).map_err(|e| InputError(format!("{}: {e}", p.display())))?;
-        bundles
-            .push(Bundle::read_from(f).map_err(|e| InputError(format!("{}: {e}", p.display())))?);
-    }
     let reader = auditor.map(|k| Recipient {
         card: &k.card,
         keys: &k.keys,
     });
-    let v = bundle::verify_as(&bundles, policy.as_ref(), &cards, reader.as_ref());
+    // One bundle in memory at a time: each is read, checked and dropped before the next.
+    let mut verifier =
+        bundle::Verifier::new(policy.as_ref(), &cards, reader.as_ref(), a.bundles.len());
+    for p in &a.bundles {
+        let f = std::fs::File::open(p).map_err(|e| InputError(format!("{}: {e}", p.display())))?;
+        let b = Bundle::read_from(f).map_err(|e| InputError(format!("{}: {e}", p.display())))?;
+        verifier.add(&b);
+    }
+    let v = verifier.finish();
     if let Some(path) = &a.html {
         // Written whole next to its place, then renamed: a reader never sees half a report.
         let tmp = path.with_extension("html.partial");

@@ -158,6 +158,24 @@ impl NoteVerifier {
     pub fn key(&self) -> &VerifyingKey {
         &self.key
     }
+
+    /// Whether `s`, a signature line of a note whose text is `text`, is a valid signature by
+    /// this key (of its type: Ed25519 over the text, or cosignature/v1 over the text and the
+    /// line's timestamp). The line's name and key id are the caller's to match.
+    pub fn verifies(&self, text: &str, s: &NoteSignature) -> bool {
+        match self.sig_type {
+            SIG_ED25519 => self.key.verify_strict(text.as_bytes(), &s.signature),
+            _ => {
+                s.signature.len() == 72 && {
+                    let ts = u64::from_be_bytes(s.signature[..8].try_into().unwrap_or_default());
+                    ts <= i64::MAX as u64
+                        && self
+                            .key
+                            .verify_strict(cosigned_message(text, ts).as_bytes(), &s.signature[8..])
+                }
+            }
+        }
+    }
 }
 
 /// One signature line.
@@ -311,21 +329,7 @@ impl Note {
             let Some(v) = known.iter().find(|v| v.name == s.name && v.id == s.id) else {
                 continue;
             };
-            let ok = match v.sig_type {
-                SIG_ED25519 => v.key.verify_strict(self.text.as_bytes(), &s.signature),
-                _ => {
-                    s.signature.len() == 72 && {
-                        let ts =
-                            u64::from_be_bytes(s.signature[..8].try_into().unwrap_or_default());
-                        ts <= i64::MAX as u64
-                            && v.key.verify_strict(
-                                cosigned_message(&self.text, ts).as_bytes(),
-                                &s.signature[8..],
-                            )
-                    }
-                }
-            };
-            if !ok {
+            if !v.verifies(&self.text, s) {
                 return Err(NoteError::BadSignature(s.name.clone()));
             }
             out.push(Verified {
@@ -710,6 +714,11 @@ impl Policy {
             ));
         }
         Ok((cp, cosigned.into_iter().collect()))
+    }
+
+    /// Whether the witnesses named in `cosigned` (policy names) make the quorum.
+    pub fn quorum_met(&self, cosigned: &BTreeSet<String>) -> bool {
+        self.satisfied(&self.quorum, cosigned)
     }
 
     fn satisfied(&self, name: &str, cosigned: &BTreeSet<String>) -> bool {

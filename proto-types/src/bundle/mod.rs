@@ -25,7 +25,9 @@ use serde_bytes::ByteBuf;
 
 use crate::audit::entry::{AuditEntry, AuditEvent, case_origin, log_key_name};
 use crate::audit::merkle::{self, Hash, MemoryTree, leaf_hash, verify_inclusion};
-use crate::audit::note::{Checkpoint, Note, NoteVerifier, Policy, SIG_ED25519, TlogProof};
+use crate::audit::note::{
+    Checkpoint, Note, NoteError, NoteSignature, NoteVerifier, Policy, SIG_ED25519, TlogProof,
+};
 use crate::audit::witness;
 use crate::card::AgencyCard;
 use crate::envelope::{self, EnvelopeInfo, Limits};
@@ -383,73 +385,132 @@ pub fn verify_as(
     cards: &[AgencyCard],
     auditor: Option<&envelope::Recipient<'_>>,
 ) -> Verdict {
-    let mut ctx = Ctx {
-        findings: Vec::new(),
-        proved: Vec::new(),
-    };
-    let case_id = bundles.first().map(|b| b.case_id);
-    // Both sides' bundles hold the same envelopes, receipts and checkpoints: each signature is
-    // checked once. One bundle alone repeats nothing, and keeps nothing.
-    let memo = Memo {
-        enabled: bundles.len() > 1,
-        ..Memo::default()
-    };
-    let mut summaries = Vec::new();
-    let mut checked = Vec::new();
-    let mut timeline = Vec::new();
+    let mut v = Verifier::new(policy, cards, auditor, bundles.len());
     for b in bundles {
-        if Some(b.case_id) != case_id {
-            ctx.fail(
+        v.add(b);
+    }
+    v.finish()
+}
+
+/// Verification one bundle at a time, so that a caller can read a bundle, add it and drop it
+/// before reading the next: of each bundle only what the cross-checks need is kept. [`verify`]
+/// and [`verify_as`] are this with bundles already in memory.
+pub struct Verifier<'a> {
+    policy: Option<&'a Policy>,
+    cards: &'a [AgencyCard],
+    auditor: Option<&'a envelope::Recipient<'a>>,
+    memo: Memo,
+    ctx: Ctx,
+    case_id: Option<CaseId>,
+    summaries: Vec<BundleSummary>,
+    checked: Vec<Checked>,
+    timeline: Vec<Event>,
+}
+
+impl<'a> Verifier<'a> {
+    /// A verifier for `expected` bundles of one case (with an auditor's keys, if given, to
+    /// read what is disclosed to it).
+    pub fn new(
+        policy: Option<&'a Policy>,
+        cards: &'a [AgencyCard],
+        auditor: Option<&'a envelope::Recipient<'a>>,
+        expected: usize,
+    ) -> Self {
+        Self {
+            policy,
+            cards,
+            auditor,
+            // Both sides' bundles hold the same envelopes, receipts and checkpoints: each
+            // signature is checked once. One bundle alone repeats nothing, and keeps nothing.
+            memo: Memo {
+                enabled: expected > 1,
+                ..Memo::default()
+            },
+            ctx: Ctx {
+                findings: Vec::new(),
+                proved: Vec::new(),
+            },
+            case_id: None,
+            summaries: Vec::new(),
+            checked: Vec::new(),
+            timeline: Vec::new(),
+        }
+    }
+
+    /// Checks one bundle on its own; what the cross-checks need of it is kept.
+    pub fn add(&mut self, b: &Bundle) {
+        let case_id = *self.case_id.get_or_insert(b.case_id);
+        if b.case_id != case_id {
+            self.ctx.fail(
                 "same-case",
                 format!("{}'s bundle", b.exporter),
                 format!(
-                    "it is about case {}, the first bundle about case {}",
-                    b.case_id,
-                    case_id.map(|c| c.to_string()).unwrap_or_default()
+                    "it is about case {}, the first bundle about case {case_id}",
+                    b.case_id
                 ),
             );
-            continue;
+            return;
         }
-        let (summary, c) = verify_one(b, policy, cards, auditor, &memo, &mut ctx, &mut timeline);
-        summaries.push(summary);
-        checked.push(c);
+        let (summary, c) = verify_one(
+            b,
+            self.policy,
+            self.cards,
+            self.auditor,
+            &self.memo,
+            &mut self.ctx,
+            &mut self.timeline,
+        );
+        self.summaries.push(summary);
+        self.checked.push(c);
     }
-    let mut seen = BTreeSet::new();
-    for c in &checked {
-        if !seen.insert(c.exporter.clone()) {
-            ctx.fail(
-                "same-case",
-                format!("{}'s bundles", c.exporter),
-                "two bundles of the same agency: give each side's bundle once",
-            );
+
+    /// The bundles against each other, and the verdict.
+    pub fn finish(self) -> Verdict {
+        let Self {
+            mut ctx,
+            case_id,
+            summaries,
+            mut checked,
+            mut timeline,
+            ..
+        } = self;
+        let mut seen = BTreeSet::new();
+        for c in &checked {
+            if !seen.insert(c.exporter.clone()) {
+                ctx.fail(
+                    "same-case",
+                    format!("{}'s bundles", c.exporter),
+                    "two bundles of the same agency: give each side's bundle once",
+                );
+            }
         }
-    }
-    for (i, a) in checked.iter().enumerate() {
-        for b in checked.iter().skip(i + 1) {
-            cross_check(a, b, &mut ctx);
-            cross_check(b, a, &mut ctx);
+        for (i, a) in checked.iter().enumerate() {
+            for b in checked.iter().skip(i + 1) {
+                cross_check(a, b, &mut ctx);
+                cross_check(b, a, &mut ctx);
+            }
         }
-    }
-    timeline.sort_by(|a: &Event, b: &Event| {
-        (a.time, &a.agency, a.seq).cmp(&(b.time, &b.agency, b.seq))
-    });
-    Verdict {
-        case_id: case_id.map(|c| c.to_string()).unwrap_or_default(),
-        bundles: summaries,
-        proved: ctx.proved,
-        findings: ctx.findings,
-        envelopes: envelope_lines(&checked),
-        content: {
-            let mut seen = BTreeSet::new();
-            let mut all: Vec<DisclosedMessage> = checked
-                .iter_mut()
-                .flat_map(|c| std::mem::take(&mut c.content))
-                .filter(|m| seen.insert(m.envelope.clone()))
-                .collect();
-            all.sort_by(|a, b| (a.sent_at, &a.envelope).cmp(&(b.sent_at, &b.envelope)));
-            all
-        },
-        timeline,
+        timeline.sort_by(|a: &Event, b: &Event| {
+            (a.time, &a.agency, a.seq).cmp(&(b.time, &b.agency, b.seq))
+        });
+        Verdict {
+            case_id: case_id.map(|c| c.to_string()).unwrap_or_default(),
+            bundles: summaries,
+            proved: ctx.proved,
+            findings: ctx.findings,
+            envelopes: envelope_lines(&checked),
+            content: {
+                let mut seen = BTreeSet::new();
+                let mut all: Vec<DisclosedMessage> = checked
+                    .iter_mut()
+                    .flat_map(|c| std::mem::take(&mut c.content))
+                    .filter(|m| seen.insert(m.envelope.clone()))
+                    .collect();
+                all.sort_by(|a, b| (a.sent_at, &a.envelope).cmp(&(b.sent_at, &b.envelope)));
+                all
+            },
+            timeline,
+        }
     }
 }
 
@@ -976,7 +1037,7 @@ fn verify_one(
             .iter()
             .copied()
             .zip(par_map(&cosigned_notes, |n| {
-                p.verify(n).map(|_| ()).map_err(|e| e.to_string())
+                under(p, n, &log_key, &verified, memo)
             }))
             .collect(),
         None => HashMap::new(),
@@ -1393,10 +1454,21 @@ fn precheck(
                 let body = Note::parse(cp)
                     .map(|n| n.text().to_string())
                     .unwrap_or_default();
-                witnesses
-                    .get(issuer)
-                    .zip(std::str::from_utf8(line).ok())
-                    .is_some_and(|(w, l)| witness::verify_cosignature(&body, l, w).is_ok())
+                // One signature line, by the issuer's witness key, that verifies (what
+                // `witness::verify_cosignature` checks), remembered for the checkpoint that
+                // lists the same line.
+                let line = std::str::from_utf8(line).ok();
+                let note = line
+                    .filter(|l| l.matches('\n').count() == 1 && l.ends_with('\n'))
+                    .and_then(|l| Note::parse(format!("{body}\n{l}").as_bytes()).ok());
+                match (witnesses.get(issuer), note) {
+                    (Some(w), Some(n)) => n
+                        .signatures()
+                        .first()
+                        .filter(|s| s.name == w.name() && s.id == w.id())
+                        .is_some_and(|s| memo.cosignature(&body, s, w)),
+                    _ => false,
+                }
             })
         }
         _ => None,
@@ -1417,6 +1489,7 @@ struct Memo {
     origins: Mutex<HashMap<[u8; 32], Result<(), String>>>,
     receipts: Mutex<HashMap<[u8; 32], Result<crate::receipt::Receipt, String>>>,
     checkpoints: Mutex<HashMap<[u8; 32], Result<Checkpoint, String>>>,
+    cosignatures: Mutex<HashMap<[u8; 32], bool>>,
 }
 
 impl Memo {
@@ -1442,6 +1515,31 @@ impl Memo {
         let v = check();
         if let Ok(mut m) = map.lock() {
             m.insert(key, v.clone());
+        }
+        v
+    }
+
+    /// A witness's cosignature line of a checkpoint body: always remembered, since one bundle
+    /// holds each line twice (in the receipt that returned it and on the checkpoint listed
+    /// with it), and the map is small.
+    fn cosignature(&self, text: &str, s: &NoteSignature, w: &NoteVerifier) -> bool {
+        let mut h = Sha256::new();
+        for p in [text.as_bytes(), &s.signature, w.key().as_bytes()] {
+            h.update((p.len() as u64).to_be_bytes());
+            h.update(p);
+        }
+        let key: [u8; 32] = h.finalize().into();
+        if let Some(v) = self
+            .cosignatures
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).copied())
+        {
+            return v;
+        }
+        let v = w.verifies(text, s);
+        if let Ok(mut m) = self.cosignatures.lock() {
+            m.insert(key, v);
         }
         v
     }
@@ -1483,6 +1581,43 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> 
             .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     })
+}
+
+/// A cosigned checkpoint of the exporter's log under the policy: what `Policy::verify` decides,
+/// without checking again the signatures already checked. When the policy's log key is the
+/// one the bundle's card gives, the log's signature is the one checked with the others
+/// (`verified`); each witness's cosignature line is checked once (the receipts returned the
+/// same lines). Any other policy decides on its own.
+fn under(
+    p: &Policy,
+    note: &[u8],
+    log_key: &NoteVerifier,
+    verified: &HashMap<&[u8], Result<Checkpoint, String>>,
+    memo: &Memo,
+) -> Result<(), String> {
+    let same_log = p
+        .logs
+        .iter()
+        .any(|l| l.name() == log_key.name() && l.id() == log_key.id() && l.key() == log_key.key());
+    let (true, Some(Ok(_)), Ok(n)) = (same_log, verified.get(note), Note::parse(note)) else {
+        return p.verify(note).map(|_| ()).map_err(|e| e.to_string());
+    };
+    let mut cosigned = BTreeSet::new();
+    for s in n.signatures() {
+        for (name, w) in &p.witnesses {
+            if w.name() == s.name && w.id() == s.id {
+                if !memo.cosignature(n.text(), s, w) {
+                    return Err(NoteError::BadSignature(s.name.clone()).to_string());
+                }
+                cosigned.insert(name.clone());
+            }
+        }
+    }
+    if p.quorum_met(&cosigned) {
+        Ok(())
+    } else {
+        Err(NoteError::Quorum(cosigned.into_iter().collect::<Vec<_>>().join(", ")).to_string())
+    }
 }
 
 /// Names cosignatures on a note by keys the policy does not list.
