@@ -475,6 +475,16 @@ fn exported_bundles_verify_offline_and_every_tampering_is_named() {
             "two histories",
         ),
         (
+            "a checkpoint's text and signature run together (no longer a signed note)",
+            Box::new(|a, _| {
+                let note = Note::parse(&a.checkpoints[0]).unwrap();
+                let mut raw = note.text().as_bytes().to_vec();
+                raw.extend_from_slice(&note.signatures()[0].signature);
+                a.checkpoints[0] = ByteBuf::from(raw);
+            }),
+            "checkpoint 0: not signed by XA.MOJ-CA's log key",
+        ),
+        (
             "a message on one side and missing on the other",
             Box::new(|_, b| {
                 let i = (0..b.envelopes.len())

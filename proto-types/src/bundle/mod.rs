@@ -36,6 +36,8 @@ use crate::receipt::{ReceiptEvent, verify_receipt};
 
 /// The format name and version a bundle states.
 pub const FORMAT: &str = "rogatory-bundle/1";
+/// Largest disclosure read: a 32-byte key in a `COSE_Encrypt` is under 200 bytes.
+const MAX_DISCLOSURE_BYTES: usize = 512;
 /// Largest bundle read: 4 GiB.
 pub const MAX_BUNDLE_BYTES: u64 = 4 << 30;
 
@@ -996,18 +998,28 @@ fn verify_one(
     notes.dedup();
     // A checkpoint listed with its partners' cosignatures is the checkpoint its envelope
     // carried with lines added: the log's signature is checked once for both.
+    // Only a note that parses and carries exactly one line by the log's key is grouped, by
+    // its text and that line's signature (length-prefixed): checking the log's key on any note
+    // of the group reads the same text and the same signature. Any other note stands alone.
     let signed_part = |n: &[u8]| -> Vec<u8> {
-        match Note::parse(n) {
-            Ok(p) => {
-                let mut k = p.text().as_bytes().to_vec();
-                for sig in p.signatures() {
-                    if sig.name == log_key.name() && sig.id == log_key.id() {
-                        k.extend_from_slice(&sig.signature);
-                    }
-                }
+        let alone = || [b"0".as_slice(), n].concat();
+        let Ok(p) = Note::parse(n) else {
+            return alone();
+        };
+        let mut by_log = p
+            .signatures()
+            .iter()
+            .filter(|sig| sig.name == log_key.name() && sig.id == log_key.id());
+        match (by_log.next(), by_log.next()) {
+            (Some(sig), None) => {
+                let text = p.text().as_bytes();
+                let mut k = b"1".to_vec();
+                k.extend_from_slice(&(text.len() as u64).to_be_bytes());
+                k.extend_from_slice(text);
+                k.extend_from_slice(&sig.signature);
                 k
             }
-            Err(_) => n.to_vec(),
+            _ => alone(),
         }
     };
     let keys: Vec<Vec<u8>> = notes.iter().map(|n| signed_part(n)).collect();
@@ -1315,6 +1327,12 @@ fn disclosures(
         None => HashMap::new(),
     };
     let opened = par_map(&b.disclosures, |d| {
+        if d.key.len() > MAX_DISCLOSURE_BYTES {
+            return Some(Err(format!(
+                "the disclosure is {} bytes; a disclosed key is at most {MAX_DISCLOSURE_BYTES}",
+                d.key.len()
+            )));
+        }
         let s = checked.envelopes.get(&d.envelope)?;
         let r = reader?;
         let sender = cards.get(&s.info.from)?;
@@ -1331,6 +1349,8 @@ fn disclosures(
                 }),
         )
     });
+    let before = ctx.findings.len();
+    let opened_before = checked.content.len();
     let mut seen = BTreeSet::new();
     for (d, opened) in b.disclosures.iter().zip(opened) {
         let at = format!("{whose}, disclosure of envelope {}", short(&d.envelope));
@@ -1364,7 +1384,8 @@ fn disclosures(
         }
     }
     let n = b.disclosures.len();
-    if reader.is_some() {
+    if reader.is_some() && ctx.findings.len() == before {
+        let n = checked.content.len() - opened_before;
         ctx.proved.push(format!(
             "{}'s bundle discloses the content of {n} of its {} envelopes to {}: read with that auditor's key, each is the content its envelope carries, signed by its sender",
             b.exporter,
@@ -1422,22 +1443,18 @@ fn precheck(
         Direction::Received => (&info.from, x),
     };
     let origin = cards.get(sender).map(|card| {
-        memo.get(
-            &memo.origins,
-            &[b"origin", &id.0, card.signing_key().as_bytes()],
-            || {
-                envelope::verify_origin(&r.envelope, card, limits)
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
-            },
-        )
+        memo.get(&memo.origins, &[b"origin", &id.0, card.as_bytes()], || {
+            envelope::verify_origin(&r.envelope, card, limits)
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        })
     });
     let issuer_card = cards.get(issuer);
     let receipt = r.receipt.as_ref().and_then(|bytes| {
         issuer_card.map(|card| {
             memo.get(
                 &memo.receipts,
-                &[b"receipt", bytes, card.signing_key().as_bytes()],
+                &[b"receipt", bytes, card.as_bytes()],
                 || {
                     verify_receipt(bytes, card, None)
                         .map(|s| s.receipt)
@@ -1602,6 +1619,17 @@ fn under(
     let (true, Some(Ok(_)), Ok(n)) = (same_log, verified.get(note), Note::parse(note)) else {
         return p.verify(note).map(|_| ()).map_err(|e| e.to_string());
     };
+    // A line by another of the policy's log keys: the policy checks it too.
+    let other_log = n.signatures().iter().any(|s| {
+        p.logs.iter().any(|l| {
+            l.name() == s.name
+                && l.id() == s.id
+                && !(l.key() == log_key.key() && l.id() == log_key.id())
+        })
+    });
+    if other_log {
+        return p.verify(note).map(|_| ()).map_err(|e| e.to_string());
+    }
     let mut cosigned = BTreeSet::new();
     for s in n.signatures() {
         for (name, w) in &p.witnesses {

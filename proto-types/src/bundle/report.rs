@@ -469,7 +469,8 @@ fn chart(o: &mut String, v: &Verdict) {
         "<line x1=\"{left}\" y1=\"{axis}\" x2=\"{right}\" y2=\"{axis}\" stroke=\"#666\"/>"
     );
     for k in 0..5u64 {
-        let t = lo + (hi - lo) * k / 4;
+        // In u128: a hostile bundle may state times near u64::MAX.
+        let t = lo + (u128::from(hi - lo) * u128::from(k) / 4) as u64;
         let tx = x(t);
         let anchor = match k {
             0 => "start",
