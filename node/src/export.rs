@@ -67,18 +67,17 @@ pub fn bundle(
         if let Some(cp) = receipt.as_ref().and_then(|r| r.receipt.checkpoint.clone()) {
             witnessed.insert(cp);
         }
-        if let Some(a) = auditor {
+        // An envelope sealed before content keys were kept has none, and is not disclosed; a
+        // kept key that does not open under this node's storage key is a damaged record.
+        if let (Some(a), Some(wrapped)) = (auditor, e.content_key.as_deref()) {
             let id = info.id;
-            let key = e
-                .content_key
-                .as_deref()
-                .and_then(|w| crate::store::unwrap_envelope_key(&storage, &id, w));
-            if let Some(key) = key {
-                disclosures.push(Disclosure {
-                    envelope: id,
-                    key: ByteBuf::from(envelope::disclose(&key, a).context("disclosing a key")?),
-                });
-            }
+            let key = crate::store::unwrap_envelope_key(&storage, &id, wrapped).with_context(|| {
+                format!("the content key kept for envelope {id} does not open with this node's storage key: its outbox record is damaged")
+            })?;
+            disclosures.push(Disclosure {
+                envelope: id,
+                key: ByteBuf::from(envelope::disclose(&key, a).context("disclosing a key")?),
+            });
         }
         envelopes.push(EnvelopeRecord {
             direction: Direction::Sent,

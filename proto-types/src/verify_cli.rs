@@ -97,6 +97,18 @@ fn read(path: &Path, limit: u64) -> Result<Vec<u8>, InputError> {
     Ok(out)
 }
 
+/// Writes `bytes` next to `path`, syncs them and renames the file into place: a reader never
+/// sees half a report, and a report said written is on disk.
+fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("html.partial");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
 /// Reads the inputs, verifies, prints the report on standard output (and writes the HTML
 /// report if asked). Returns whether every check held.
 pub fn run(a: &VerifyArgs) -> Result<bool, InputError> {
@@ -138,10 +150,7 @@ pub fn run_as(a: &VerifyArgs, auditor: Option<&AuditorKeys>) -> Result<bool, Inp
     }
     let v = verifier.finish();
     if let Some(path) = &a.html {
-        // Written whole next to its place, then renamed: a reader never sees half a report.
-        let tmp = path.with_extension("html.partial");
-        std::fs::write(&tmp, bundle::report_html(&v))
-            .and_then(|()| std::fs::rename(&tmp, path))
+        write_whole(path, bundle::report_html(&v).as_bytes())
             .map_err(|e| InputError(format!("cannot write {}: {e}", path.display())))?;
     }
     if a.json {

@@ -85,6 +85,20 @@ fn auditor_reads_what_was_disclosed(root: &Path, out: &Path, a_aud: &Path, b_aud
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("not to the key given"), "{text}");
 
+    // Disclosures without the auditor they are for, and one far larger than a key: refused.
+    let mut b = read(a_aud);
+    b.auditor = None;
+    let unnamed = write(out, "no-auditor.bundle", &b);
+    let (code, text, _) = verify(root, &[unnamed]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("the bundle names no auditor"), "{text}");
+    let mut b = read(a_aud);
+    b.disclosures[0].key = ByteBuf::from(vec![0u8; 4096]);
+    let huge = write(out, "huge-disclosure.bundle", &b);
+    let (code, text, _) = verify_with(root, &[huge], &["--key", key.to_str().unwrap()]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("a disclosed key is at most"), "{text}");
+
     let mut b = read(a_aud);
     assert!(b.disclosures.len() >= 2);
     let k0 = b.disclosures[0].key.clone();
@@ -288,6 +302,18 @@ fn exported_bundles_verify_offline_and_every_tampering_is_named() {
             "every envelope is disclosed: {r}"
         );
     }
+    // An auditor's card that is not there: a clear error, and no bundle written.
+    let nowhere = out.join("nowhere.bundle");
+    let r = run_line(
+        root,
+        &format!(
+            "case export {case} --out {} --for-auditor auditor/missing.cose --data-dir xa.moj-ca",
+            nowhere.display()
+        ),
+    )
+    .failed();
+    assert!(r.stderr.contains("missing.cose"), "{}", r.stderr);
+    assert!(!nowhere.exists());
     c.stop(0);
     c.stop(1);
     let log: Value = serde_json::from_str(

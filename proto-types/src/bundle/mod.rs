@@ -725,9 +725,12 @@ fn verify_one(
     let pre = par_map(&b.envelopes, |r| {
         precheck(r, x, &cards, &witnesses, &limits, memo)
     });
+    // Each envelope's id, in order (the disclosures are matched to them).
+    let mut ids = Vec::with_capacity(b.envelopes.len());
     for (i, (r, pre)) in b.envelopes.iter().zip(pre).enumerate() {
         let at = format!("{whose}, envelope {i}");
         let id = pre.id;
+        ids.push(id);
         let info = match pre.info {
             Ok(info) => info,
             Err(e) => {
@@ -976,7 +979,16 @@ fn verify_one(
         }
     }
 
-    disclosures(b, &whose, &cards, auditor, &mut summary, &mut checked, ctx);
+    disclosures(
+        b,
+        &ids,
+        &whose,
+        &cards,
+        auditor,
+        &mut summary,
+        &mut checked,
+        ctx,
+    );
 
     // The log rebuilt from the entries; its root at every size a checkpoint names.
     for leaf in leaves {
@@ -1273,8 +1285,10 @@ fn verify_one(
 /// encrypted for the auditor's card; with the auditor's keys, each opens its envelope — the
 /// sender's signature over the content, the content's authentication under the key, and the
 /// agreement of both layers all hold (the checks of `envelope::open_with_key`).
+#[allow(clippy::too_many_arguments)]
 fn disclosures(
     b: &Bundle,
+    ids: &[EnvelopeId],
     whose: &str,
     cards: &BTreeMap<AgencyId, AgencyCard>,
     auditor: Option<&envelope::Recipient<'_>>,
@@ -1319,10 +1333,10 @@ fn disclosures(
         other => other,
     };
     let raw: HashMap<EnvelopeId, &[u8]> = match reader {
-        Some(_) => b
-            .envelopes
+        Some(_) => ids
             .iter()
-            .map(|e| (Sha256Digest::of(&e.envelope), e.envelope.as_slice()))
+            .zip(&b.envelopes)
+            .map(|(id, e)| (*id, e.envelope.as_slice()))
             .collect(),
         None => HashMap::new(),
     };
@@ -1510,7 +1524,8 @@ struct Memo {
 }
 
 impl Memo {
-    /// `check()`'s result for what `parts` name, computed once.
+    /// `check()`'s result for what `parts` name, computed once when several bundles share
+    /// this memo.
     fn get<T: Clone>(
         &self,
         map: &Mutex<HashMap<[u8; 32], T>>,
@@ -1520,45 +1535,18 @@ impl Memo {
         if !self.enabled {
             return check();
         }
-        let mut h = Sha256::new();
-        for p in parts {
-            h.update((p.len() as u64).to_be_bytes());
-            h.update(p);
-        }
-        let key: [u8; 32] = h.finalize().into();
-        if let Some(v) = map.lock().ok().and_then(|m| m.get(&key).cloned()) {
-            return v;
-        }
-        let v = check();
-        if let Ok(mut m) = map.lock() {
-            m.insert(key, v.clone());
-        }
-        v
+        remember(map, parts, check)
     }
 
     /// A witness's cosignature line of a checkpoint body: always remembered, since one bundle
     /// holds each line twice (in the receipt that returned it and on the checkpoint listed
     /// with it), and the map is small.
     fn cosignature(&self, text: &str, s: &NoteSignature, w: &NoteVerifier) -> bool {
-        let mut h = Sha256::new();
-        for p in [text.as_bytes(), &s.signature, w.key().as_bytes()] {
-            h.update((p.len() as u64).to_be_bytes());
-            h.update(p);
-        }
-        let key: [u8; 32] = h.finalize().into();
-        if let Some(v) = self
-            .cosignatures
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&key).copied())
-        {
-            return v;
-        }
-        let v = w.verifies(text, s);
-        if let Ok(mut m) = self.cosignatures.lock() {
-            m.insert(key, v);
-        }
-        v
+        remember(
+            &self.cosignatures,
+            &[text.as_bytes(), &s.signature, w.key().as_bytes()],
+            || w.verifies(text, s),
+        )
     }
 
     /// A signed checkpoint verified with a log's key.
@@ -1578,6 +1566,28 @@ impl Memo {
             },
         )
     }
+}
+
+/// `check()`'s result, kept in `map` under the hash of `parts` (each length-prefixed).
+fn remember<T: Clone>(
+    map: &Mutex<HashMap<[u8; 32], T>>,
+    parts: &[&[u8]],
+    check: impl FnOnce() -> T,
+) -> T {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    let key: [u8; 32] = h.finalize().into();
+    if let Some(v) = map.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return v;
+    }
+    let v = check();
+    if let Ok(mut m) = map.lock() {
+        m.insert(key, v.clone());
+    }
+    v
 }
 
 /// Applies `f` to every item on every core, keeping their order: the signature checks are the
