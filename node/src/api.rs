@@ -1137,6 +1137,14 @@ pub fn evidence_row(r: &crate::evidence::EvidenceRecord) -> Value {
         "added_by": r.added_by,
         "acquisition": serde_json::to_value(&r.item.acquisition).unwrap_or_default(),
         "custody": serde_json::to_value(&r.item.custody).unwrap_or_default(),
+        // The partner's reports that extended the chain, with this node's time of receipt.
+        "custody_reports": r.reports.iter().map(|p| json!({
+            "first": p.first,
+            "count": p.count,
+            "by": p.by.as_str(),
+            "recorded_at": format_unix(p.recorded_at),
+            "envelope_id": p.envelope.to_hex(),
+        })).collect::<Vec<_>>(),
         "perceptual_hashes": serde_json::to_value(&r.item.perceptual_hashes).unwrap_or_default(),
     })
 }

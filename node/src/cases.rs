@@ -8,12 +8,14 @@
 //! case (`rogatory_proto::case::order`): the requesting side's updates are proposals, which the
 //! requested side's node confirms by sending them back, so both sides end with one history.
 
+use rogatory_proto::case::authz::{self, Rule, Standing, Unauthorized};
 use rogatory_proto::case::extradition::{self, ExtraditionCase};
 use rogatory_proto::case::mla::MlaCase;
 use rogatory_proto::case::order::{Applied, Replica};
 use rogatory_proto::case::{Day, Deadline, IllegalTransition, Side, preservation};
 use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId, MessageId};
-use rogatory_proto::message::{ExtraditionStage, Message, UrgencyLevel};
+use rogatory_proto::message::{ExtraditionStage, Message, MessageType, UrgencyLevel};
+use rogatory_proto::receipt::ReasonCode;
 use serde::{Deserialize, Serialize};
 
 use crate::store::{Batch, Store, StoreError};
@@ -67,8 +69,13 @@ pub struct CaseRecord {
     pub kind: CaseKind,
     /// This agency's side.
     pub our_side: Side,
-    /// The partner agency.
+    /// The partner agency: the case's other party.
     pub peer: AgencyId,
+    /// Agencies copied in the case: those this node addressed besides the partner, and those
+    /// the partner named as co-addressees. They may answer with liaison messages and do nothing
+    /// else (spec/PROTOCOL.md §5.4).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub copied: Vec<AgencyId>,
     /// Unix seconds when this node first saw it.
     pub opened_at: u64,
     /// Unix seconds of the last change this node recorded.
@@ -98,6 +105,7 @@ impl CaseRecord {
             kind,
             our_side,
             peer,
+            copied: Vec::new(),
             opened_at: now,
             updated_at: now,
             emergency: false,
@@ -186,21 +194,197 @@ pub enum Effect {
     Confirm(Box<Message>),
 }
 
-/// Applies what a message says about its case, within `batch`: creates the case on its first
-/// message, and applies a status or stage update as `rogatory_proto::case::order` says (this
-/// side's proposal, the other side's update, a confirmation). `we_send` says whether this agency
-/// is the sender. The inner `Err` is a refusal that changed nothing but, for a proposal this
-/// node (the requested side) refused, the record of that refusal; the outer one a store failure.
+/// Why `apply` refused a message; nothing was applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The sender may not send this message in this case (spec/PROTOCOL.md §5.4): answered
+    /// `unauthorized`.
+    #[error("{0}")]
+    Unauthorized(#[from] Unauthorized),
+    /// The case's state machine does not allow it: answered `illegal-transition`.
+    #[error("{0}")]
+    Illegal(#[from] IllegalTransition),
+    /// It would exceed a limit this node sets (items in a manifest or a case): answered
+    /// `over-quota`.
+    #[error("{0}")]
+    OverQuota(String),
+}
+
+impl Refusal {
+    /// The receipt's reason code for this refusal.
+    pub fn reason(&self) -> ReasonCode {
+        match self {
+            Refusal::Unauthorized(_) => ReasonCode::Unauthorized,
+            Refusal::Illegal(_) => ReasonCode::IllegalTransition,
+            Refusal::OverQuota(_) => ReasonCode::OverQuota,
+        }
+    }
+}
+
+/// Which way a message goes, as `apply` needs it.
+#[derive(Debug, Clone, Copy)]
+pub enum Direction<'a> {
+    /// This node seals it for these addressees.
+    Sent {
+        /// This agency.
+        me: &'a AgencyId,
+        /// The addressees.
+        to: &'a [AgencyId],
+    },
+    /// It arrived here.
+    Received {
+        /// This agency.
+        me: &'a AgencyId,
+        /// The sender.
+        from: &'a AgencyId,
+        /// Every addressee the sender named (the inner `recipients`).
+        recipients: &'a [AgencyId],
+    },
+}
+
+/// Where `from` stands towards a case as this node knows it (`None`: the case is not known).
+pub fn standing(record: Option<&CaseRecord>, from: &AgencyId) -> Standing {
+    match record {
+        None => Standing::Unknown,
+        Some(r) if &r.peer == from => Standing::Partner,
+        Some(r) if r.copied.contains(from) => Standing::Copied,
+        Some(_) => Standing::Outsider,
+    }
+}
+
+/// Checks a message against the authorization rules of spec/PROTOCOL.md §5.4 for the case as
+/// this node knows it (`record`), in either direction. `Ok` carries the sender's standing (for
+/// a message received) or the partner's (sent). Pure: it reads and writes nothing.
+pub fn authorize(
+    record: Option<&CaseRecord>,
+    message: &Message,
+    direction: Direction<'_>,
+) -> Result<Standing, Refusal> {
+    let kind = message.kind();
+    match direction {
+        Direction::Received {
+            me,
+            from,
+            recipients,
+        } => {
+            let standing = standing(record, from);
+            let rule = authz::rule(kind, standing);
+            let case = record.map_or("this case".to_string(), |r| format!("case {}", r.case_id));
+            match rule {
+                Rule::Refused if standing == Standing::Unknown => {
+                    return Err(Unauthorized(format!(
+                        "{case} is not known here: a {kind} belongs in a case opened with {from} first"
+                    ))
+                    .into());
+                }
+                Rule::Refused => {
+                    let partner = record.map_or_else(String::new, |r| {
+                        format!(" (its parties are {me} and {})", r.peer)
+                    });
+                    return Err(Unauthorized(format!(
+                        "{from} is {standing} {case}{partner}: it may not send a {kind} in it"
+                    ))
+                    .into());
+                }
+                Rule::NoRequest => {
+                    return Err(IllegalTransition(
+                        "there is no MLA request in this case to report on".into(),
+                    )
+                    .into());
+                }
+                Rule::RequestingSide => {
+                    if record.is_some_and(|r| r.our_side != Side::Requested) {
+                        return Err(Unauthorized(format!(
+                            "{from} is the requested side of {case}: a request the other way opens a case of its own"
+                        ))
+                        .into());
+                    }
+                }
+                Rule::Opens | Rule::Allowed | Rule::HandedOver => {}
+            }
+            if authz::partner_only(kind) && recipients.iter().any(|r| r != me) {
+                return Err(Unauthorized(format!(
+                    "a {kind} goes to one agency, the case's partner; this one names {}",
+                    join(recipients)
+                ))
+                .into());
+            }
+            authz::check_fields(message, from, me)?;
+            Ok(standing)
+        }
+        Direction::Sent { me, to } => {
+            if authz::partner_only(kind) {
+                let [addressee] = to else {
+                    return Err(Unauthorized(format!(
+                        "a {kind} goes to one agency, the case's partner, not to {}",
+                        join(to)
+                    ))
+                    .into());
+                };
+                if let Some(r) = record
+                    && &r.peer != addressee
+                {
+                    return Err(Unauthorized(format!(
+                        "{addressee} is {} case {}, whose partner is {}: a {kind} goes to the partner (to work with {addressee}, open a case with it)",
+                        standing(record, addressee),
+                        r.case_id,
+                        r.peer
+                    ))
+                    .into());
+                }
+                if matches!(
+                    kind,
+                    MessageType::MlaRequest | MessageType::PreservationRequest
+                ) && record.is_some_and(|r| r.our_side != Side::Requesting)
+                {
+                    return Err(Unauthorized(format!(
+                        "this agency is the requested side of this case: a request to {addressee} opens a case of its own"
+                    ))
+                    .into());
+                }
+                authz::check_fields(message, me, addressee)?;
+            }
+            Ok(Standing::Partner)
+        }
+    }
+}
+
+fn join(ids: &[AgencyId]) -> String {
+    ids.iter()
+        .map(AgencyId::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Applies what a message says about its case, within `batch`, after checking it against the
+/// authorization rules ([`authorize`]): creates the case on its first message, keeps the
+/// agencies copied in it, and applies a status or stage update as `rogatory_proto::case::order`
+/// says (this side's proposal, the other side's update, a confirmation). The inner `Err` is a
+/// refusal that changed nothing but, for a proposal this node (the requested side) refused, the
+/// record of that refusal; the outer one a store failure.
 pub fn apply(
     batch: &mut Batch<'_>,
     case_id: &CaseId,
-    peer: &AgencyId,
-    we_send: bool,
+    direction: Direction<'_>,
     carried: Carried<'_>,
     now: u64,
-) -> Result<Result<Effect, IllegalTransition>, StoreError> {
+) -> Result<Result<Effect, Refusal>, StoreError> {
     let message = carried.message;
     let existing = batch.case_record(case_id)?;
+    if let Err(refusal) = authorize(existing.as_ref(), message, direction) {
+        return Ok(Err(refusal));
+    }
+    let (we_send, peer) = match direction {
+        Direction::Sent { to, .. } => match to.first() {
+            Some(first) => (true, first),
+            None => {
+                return Ok(Err(
+                    Unauthorized("a message needs an addressee".into()).into()
+                ));
+            }
+        },
+        Direction::Received { from, .. } => (false, from),
+    };
     let (kind, sender_if_new) = match message {
         Message::MlaRequest(_) | Message::MlaStatus(_) => (CaseKind::Mla, Side::Requesting),
         Message::ExtraditionStatus(u) => (
@@ -216,7 +400,7 @@ pub fn apply(
         ),
         Message::Liaison(_) => (CaseKind::Liaison, Side::Requesting),
         Message::PreservationRequest(_) => (CaseKind::Preservation, Side::Requesting),
-        // Evidence belongs to whatever case it is sent in.
+        // Evidence belongs to the case it is sent in, which exists (`authorize`).
         Message::EvidenceManifest(_) | Message::EvidenceStatus(_) => {
             return Ok(Ok(Effect::Nothing));
         }
@@ -227,7 +411,8 @@ pub fn apply(
             if matches!(message, Message::MlaStatus(_)) {
                 return Ok(Err(IllegalTransition(
                     "there is no MLA request in this case to report on".into(),
-                )));
+                )
+                .into()));
             }
             let our_side = if we_send {
                 sender_if_new
@@ -237,6 +422,25 @@ pub fn apply(
             CaseRecord::new(*case_id, kind, our_side, peer.clone(), now)
         }
     };
+    // Those copied: the other addressees of what this node sends, and the co-addressees the
+    // partner names.
+    let copied: Vec<&AgencyId> = match direction {
+        Direction::Sent { to, .. } => to.iter().filter(|a| **a != record.peer).collect(),
+        Direction::Received {
+            me,
+            from,
+            recipients,
+        } if *from == record.peer => recipients
+            .iter()
+            .filter(|a| *a != me && **a != record.peer)
+            .collect(),
+        Direction::Received { .. } => Vec::new(),
+    };
+    for a in copied {
+        if !record.copied.contains(a) {
+            record.copied.push(a.clone());
+        }
+    }
     // An MLA request may follow a preservation request in its case (Art. 29(7)).
     let follows_preservation =
         record.kind == CaseKind::Preservation && matches!(message, Message::MlaRequest(_));
@@ -244,7 +448,8 @@ pub fn apply(
         return Ok(Err(IllegalTransition(
             "there is no MLA request in this case yet: send the MLA request first (rogatory request send)"
                 .into(),
-        )));
+        )
+        .into()));
     }
     if record.kind != kind && !matches!(message, Message::Liaison(_)) && !follows_preservation {
         return Ok(Err(IllegalTransition(format!(
@@ -256,7 +461,8 @@ pub fn apply(
                 CaseKind::Preservation => "a preservation",
             },
             message.kind().as_str()
-        ))));
+        ))
+        .into()));
     }
     let meta = UpdateMeta {
         at: now,
@@ -268,11 +474,14 @@ pub fn apply(
             if is_emergency(message) {
                 record.emergency = true;
             }
+            // A legal period runs from the day the request was sent, as the receiving node's
+            // clock allows: never from a day after its arrival (spec/CASES.md §4.2).
+            let sent_day = Day::of_unix(carried.sent_at.min(now)).0;
             if let Message::PreservationRequest(p) = message
                 && record.preservation.is_none()
             {
                 record.preservation = Some(Preservation {
-                    requested_day: Day::of_unix(carried.sent_at).0,
+                    requested_day: sent_day,
                     period_days: p.period_days,
                     mla_request_day: None,
                 });
@@ -280,7 +489,7 @@ pub fn apply(
             if follows_preservation {
                 record.kind = CaseKind::Mla;
                 if let Some(p) = record.preservation.as_mut() {
-                    p.mla_request_day = Some(Day::of_unix(carried.sent_at).0);
+                    p.mla_request_day = Some(sent_day);
                 }
             }
         }
@@ -300,7 +509,7 @@ pub fn apply(
                         record.updated_at = now;
                         batch.put_case_record(&record)?;
                     }
-                    return Ok(Err(e));
+                    return Ok(Err(e.into()));
                 }
             }
         }
@@ -322,7 +531,7 @@ pub fn apply(
                         record.updated_at = now;
                         batch.put_case_record(&record)?;
                     }
-                    return Ok(Err(e));
+                    return Ok(Err(e.into()));
                 }
             }
         }

@@ -111,11 +111,50 @@ pub struct Evidence {
     /// While evidence arrives, its file is synced, and the progress recorded, every this many
     /// MiB: after a restart of either node the transfer resumes from the last such point.
     pub sync_every_mib: u64,
+    /// Items received at once (each has a writer thread and an open file); the others wait
+    /// their turn, emergencies first.
+    pub max_active_items: usize,
+    /// Most items one partner's manifest may list; a larger manifest is refused whole
+    /// (`over-quota`).
+    pub max_items_per_manifest: usize,
+    /// Most items a case may hold on this node, from every partner; a manifest that would
+    /// exceed it is refused whole (`over-quota`).
+    pub max_items_per_case: usize,
+    /// Content of one case fetched here (or to be), in GiB; items beyond it are refused and the
+    /// holder is told why.
+    pub quota_per_case_gib: u64,
+    /// Content from one partner fetched here (or to be), every case together, in GiB.
+    pub quota_per_partner_gib: u64,
+    /// Disk space, in MiB, that evidence never takes: an item is refused when the free space
+    /// less what is still to arrive would fall below it, and a transfer waits while it would.
+    pub keep_free_mib: u64,
 }
 
 impl Default for Evidence {
     fn default() -> Self {
-        Self { sync_every_mib: 64 }
+        Self {
+            sync_every_mib: 64,
+            max_active_items: 4,
+            max_items_per_manifest: 1000,
+            max_items_per_case: 10_000,
+            quota_per_case_gib: 512,
+            quota_per_partner_gib: 2048,
+            keep_free_mib: 1024,
+        }
+    }
+}
+
+impl Evidence {
+    /// The quotas, for a node whose data directory is `data`.
+    pub fn quotas(&self, data: &Path) -> crate::evidence::Quotas {
+        crate::evidence::Quotas {
+            max_items_per_manifest: self.max_items_per_manifest,
+            max_items_per_case: self.max_items_per_case,
+            per_case: self.quota_per_case_gib.saturating_mul(1 << 30),
+            per_partner: self.quota_per_partner_gib.saturating_mul(1 << 30),
+            keep_free: self.keep_free_mib.saturating_mul(1 << 20),
+            data: Some(data.to_path_buf()),
+        }
     }
 }
 
@@ -174,6 +213,12 @@ impl Config {
         }
         if c.delivery.in_flight == 0 {
             bail!("{}: delivery.in_flight must be at least 1", path.display());
+        }
+        if c.evidence.max_active_items == 0 || c.evidence.max_active_items > 64 {
+            bail!(
+                "{}: evidence.max_active_items must be between 1 and 64",
+                path.display()
+            );
         }
         Ok(c)
     }

@@ -341,6 +341,7 @@ pub struct Engine {
     me: Arc<KeyDir>,
     trusted: Vec<AgencyCard>,
     limits: Limits,
+    quotas: crate::evidence::Quotas,
     waiting: HashMap<ChainSlot, Waiting>,
     waiting_bytes: usize,
     solo_until: Option<Instant>,
@@ -353,12 +354,14 @@ impl Engine {
         me: Arc<KeyDir>,
         trusted: Vec<AgencyCard>,
         limits: Limits,
+        quotas: crate::evidence::Quotas,
     ) -> Self {
         Self {
             store,
             me,
             trusted,
             limits,
+            quotas,
             waiting: HashMap::new(),
             waiting_bytes: 0,
             solo_until: None,
@@ -499,6 +502,7 @@ impl Engine {
                         &bytes,
                         now,
                         &self.limits,
+                        &self.quotas,
                     )?;
                     let receipt = match outcome {
                         Outcome::Accepted {
@@ -507,8 +511,12 @@ impl Engine {
                             receipt,
                             confirm,
                             evidence,
+                            refused_items,
                         } => {
                             tracing::info!(%from, envelope = %envelope_id, case = %case_id, "accepted");
+                            if !refused_items.is_empty() {
+                                self.report_refused(batch, &case_id, &refused_items, replies)?;
+                            }
                             if evidence {
                                 replies
                                     .push(Reply::Notice(Notice::EvidenceListed { case: case_id }));
@@ -877,6 +885,8 @@ impl Engine {
                 problem: None,
                 added_at: now,
                 added_by: user.clone(),
+                announced_at: None,
+                reports: Vec::new(),
             })?;
         }
         batch.append(&self.signer(), case, &mut entries)?;
@@ -948,6 +958,7 @@ impl Engine {
             r.state = crate::evidence::EvidenceState::Announced;
             r.peer = Some(to.clone());
             r.manifest = envelope;
+            r.announced_at = Some(now);
             ids.push(r.item.item_id.clone());
             batch.put_evidence(&r)?;
         }
@@ -1023,6 +1034,82 @@ impl Engine {
             }),
         ];
         batch.append(&self.signer(), case, &mut entries)?;
+        Ok(())
+    }
+
+    /// Tells the holder, in one `evidence-status` sealed in the batch that accepted its
+    /// manifest, which items this node refused to fetch and why (spec/EVIDENCE.md §6), and
+    /// writes the custody entry and the `evidence-refused` audit entry of each.
+    fn report_refused(
+        &self,
+        batch: &mut Batch<'_>,
+        case: &CaseId,
+        keys: &[String],
+        replies: &mut Vec<Reply>,
+    ) -> Result<()> {
+        let now = rogatory_proto::time::now_unix();
+        let mut items = Vec::with_capacity(keys.len());
+        let mut entries = Vec::with_capacity(keys.len());
+        let mut holder = None;
+        for key in keys {
+            let Some(mut r) = batch.evidence_item(case, key)? else {
+                return Err(anyhow!("no evidence item {key} in case {case}"));
+            };
+            let problem = r.problem.clone().unwrap_or_default();
+            let custody = vec![self.custody(now, None, format!("refused: {problem}"), None)];
+            r.item.custody.extend(custody.iter().cloned());
+            batch.put_evidence(&r)?;
+            holder.clone_from(&r.peer);
+            entries.push(AuditEntry {
+                seq: 0,
+                time: now,
+                case_id: *case,
+                event: AuditEvent::EvidenceRefused,
+                actor: Actor {
+                    agency: self.me.card.id().clone(),
+                    user: None,
+                },
+                peer: r.peer.clone(),
+                envelope_id: r.manifest,
+                receipt_hash: None,
+                transition: None,
+                reason: None,
+                commitment: r.item.sha256,
+            });
+            items.push(ItemStatus {
+                item_id: r.item.item_id.clone(),
+                sha256: r.item.sha256,
+                state: Some(ItemState::Refused),
+                custody,
+                problem: Some(problem),
+            });
+        }
+        batch.append(&self.signer(), case, &mut entries)?;
+        let Some(holder) = holder else {
+            return Ok(());
+        };
+        let request = SendRequest {
+            to: vec![holder.clone()],
+            case: *case,
+            message: Message::EvidenceStatus(EvidenceStatus { items }),
+            user: None,
+            confirmation: false,
+        };
+        match self.seal(batch, &request)? {
+            Ok(queued) => {
+                for q in queued {
+                    tracing::info!(to = %holder, case = %case, items = keys.len(), "told the holder which items were refused");
+                    replies.push(Reply::Notice(Notice::Queued {
+                        to: q.to,
+                        order: q.order,
+                        id: q.envelope_id.0,
+                    }));
+                }
+            }
+            Err(e) => {
+                tracing::error!(to = %holder, case = %case, "cannot tell the holder that items were refused: {e}");
+            }
+        }
         Ok(())
     }
 
@@ -1361,7 +1448,11 @@ impl Engine {
                 envelope_id: first.id,
                 sent_at: now,
             };
-            if let Err(e) = crate::cases::apply(batch, &r.case, &first.to, true, carried, now)? {
+            let direction = crate::cases::Direction::Sent {
+                me: self.me.card.id(),
+                to: &r.to,
+            };
+            if let Err(e) = crate::cases::apply(batch, &r.case, direction, carried, now)? {
                 return Ok(Err(format!("refused: {e}")));
             }
         }

@@ -55,6 +55,10 @@ pub enum EvidenceState {
     /// `evidence/quarantine/`, never counted as received (for an item handed over from here: the
     /// partner reported so).
     Quarantined,
+    /// Listed to be fetched, and refused by the receiving node (a quota, the free disk space;
+    /// see `problem`): its content did not travel (for an item handed over from here: the
+    /// partner reported so).
+    Refused,
 }
 
 impl EvidenceState {
@@ -67,6 +71,7 @@ impl EvidenceState {
             Self::Listed => "listed",
             Self::Verified => "verified",
             Self::Quarantined => "quarantined",
+            Self::Refused => "refused",
         }
     }
 }
@@ -105,6 +110,28 @@ pub struct EvidenceRecord {
     /// The local user who added it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub added_by: Option<String>,
+    /// Unix seconds when its manifest was sealed here (an item handed over).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announced_at: Option<u64>,
+    /// The partner's reports that extended its chain of custody, each with the time this node
+    /// received it (an item handed over).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reports: Vec<Reported>,
+}
+
+/// Custody entries a partner reported (spec/EVIDENCE.md §6), as the holder recorded them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reported {
+    /// The index of the first of them in the item's chain of custody.
+    pub first: usize,
+    /// How many.
+    pub count: usize,
+    /// The partner that reported them.
+    pub by: AgencyId,
+    /// Unix seconds when this node received the report (its own clock, beside the partner's).
+    pub recorded_at: u64,
+    /// The `evidence-status` envelope that carried them.
+    pub envelope: EnvelopeId,
 }
 
 impl EvidenceRecord {
@@ -118,9 +145,73 @@ impl EvidenceRecord {
     }
 }
 
+/// What one node accepts to fetch (configuration `[evidence]`).
+#[derive(Debug, Clone)]
+pub struct Quotas {
+    /// Most items in one manifest.
+    pub max_items_per_manifest: usize,
+    /// Most items in one case.
+    pub max_items_per_case: usize,
+    /// Bytes of content (sealed) per case.
+    pub per_case: u64,
+    /// Bytes of content (sealed) per partner, every case together.
+    pub per_partner: u64,
+    /// Bytes of disk space evidence never takes.
+    pub keep_free: u64,
+    /// The data directory, whose file system's free space is checked (`None`: not checked).
+    pub data: Option<PathBuf>,
+}
+
+impl Default for Quotas {
+    /// The default quotas, without the free-space check.
+    fn default() -> Self {
+        Self {
+            data: None,
+            ..crate::config::Evidence::default().quotas(Path::new("."))
+        }
+    }
+}
+
+/// Bytes free for this node's user on the file system holding `dir`.
+pub fn free_space(dir: &Path) -> std::io::Result<u64> {
+    let s = rustix::fs::statvfs(dir)?;
+    Ok(s.f_bavail.saturating_mul(s.f_frsize))
+}
+
+/// A binary size for people.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Whether an incoming record's content counts against the quotas: it is, or will be, on disk.
+fn takes_space(r: &EvidenceRecord) -> bool {
+    !r.outgoing
+        && matches!(
+            r.state,
+            EvidenceState::Expected | EvidenceState::Verified | EvidenceState::Quarantined
+        )
+        && r.item.transfer == Some(rogatory_proto::message::TransferMode::Send)
+}
+
 /// Records the items of a manifest received from `from` in `case`, within the batch that accepts
 /// its envelope: `send` items are expected (their content key wrapped under the storage key),
-/// the others listed. The inner `Err` is a refusal (an item id the partner listed before).
+/// the others listed. A `send` item beyond a quota (per case, per partner, the free disk space
+/// less what is still to arrive) is recorded `refused` with the reason, and returned, so that
+/// the holder is told in the same transaction; its content is never fetched. The inner `Err` is
+/// a refusal of the whole manifest: too many items (`over-quota`), or an item id the partner
+/// listed before (`illegal-transition`).
+#[allow(clippy::too_many_arguments)]
 pub fn record_manifest(
     batch: &mut crate::store::Batch<'_>,
     case: &CaseId,
@@ -128,19 +219,59 @@ pub fn record_manifest(
     envelope: EnvelopeId,
     manifest: &rogatory_proto::message::EvidenceManifest,
     storage: &[u8; 32],
+    quotas: &Quotas,
     now: u64,
-) -> Result<Result<(), String>, crate::store::StoreError> {
-    let known: std::collections::HashSet<String> = batch
-        .evidence(case)?
+) -> Result<Result<Vec<String>, crate::cases::Refusal>, crate::store::StoreError> {
+    use crate::cases::Refusal;
+    use rogatory_proto::case::IllegalTransition;
+    let n = manifest.items.len();
+    if n > quotas.max_items_per_manifest {
+        return Ok(Err(Refusal::OverQuota(format!(
+            "the manifest lists {n} items; this node takes at most {} in one manifest",
+            quotas.max_items_per_manifest
+        ))));
+    }
+    let in_case = batch.evidence(case)?;
+    if in_case.len() + n > quotas.max_items_per_case {
+        return Ok(Err(Refusal::OverQuota(format!(
+            "the case would hold {} items; this node keeps at most {} in one case",
+            in_case.len() + n,
+            quotas.max_items_per_case
+        ))));
+    }
+    let known: std::collections::HashSet<String> =
+        in_case.iter().map(EvidenceRecord::key).collect();
+    // What is already taken: this case, this partner, and what is still to arrive.
+    let mut case_bytes: u64 = in_case
         .iter()
-        .map(EvidenceRecord::key)
-        .collect();
-    let mut records = Vec::with_capacity(manifest.items.len());
+        .filter(|r| takes_space(r))
+        .map(|r| stream::sealed_len(r.item.size))
+        .sum();
+    let mut partner_bytes = 0u64;
+    let mut to_arrive = 0u64;
+    for r in batch.evidence_all()? {
+        if takes_space(&r) && r.peer.as_ref() == Some(from) {
+            partner_bytes = partner_bytes.saturating_add(stream::sealed_len(r.item.size));
+        }
+        if !r.outgoing && r.state == EvidenceState::Expected {
+            let done = stream::sealed_offset(r.chunks_done);
+            to_arrive =
+                to_arrive.saturating_add(stream::sealed_len(r.item.size).saturating_sub(done));
+        }
+    }
+    let free = match &quotas.data {
+        Some(d) => Some(free_space(d).map_err(|e| {
+            crate::store::StoreError::Db(format!("cannot read the free disk space: {e}"))
+        })?),
+        None => None,
+    };
+    let mut records = Vec::with_capacity(n);
+    let mut refused = Vec::new();
     for item in &manifest.items {
         let mut item = item.clone();
         let key = item.content_key.take().map(ContentKey::from_bytes);
         let send = item.transfer == Some(rogatory_proto::message::TransferMode::Send);
-        let record = EvidenceRecord {
+        let mut record = EvidenceRecord {
             case_id: *case,
             wrapped_key: match (&key, send) {
                 (Some(k), true) => Some(rogatory_proto::evidence::wrap_key(
@@ -164,40 +295,96 @@ pub fn record_manifest(
             problem: None,
             added_at: now,
             added_by: None,
+            announced_at: None,
+            reports: Vec::new(),
         };
         if send && record.wrapped_key.is_none() {
-            return Ok(Err(format!(
+            return Ok(Err(IllegalTransition(format!(
                 "item {} is to be sent but the manifest carries no content key for it",
                 record.item.item_id
-            )));
+            ))
+            .into()));
         }
         if known.contains(&record.key()) {
-            return Ok(Err(format!(
+            return Ok(Err(IllegalTransition(format!(
                 "item {} was listed by an earlier manifest of this case; item ids are unique",
                 record.item.item_id
-            )));
+            ))
+            .into()));
+        }
+        if send {
+            let size = stream::sealed_len(record.item.size);
+            let problem = if case_bytes.saturating_add(size) > quotas.per_case {
+                Some(format!(
+                    "its {} would take this case's evidence beyond this node's quota of {} per case",
+                    human_size(size),
+                    human_size(quotas.per_case)
+                ))
+            } else if partner_bytes.saturating_add(size) > quotas.per_partner {
+                Some(format!(
+                    "its {} would take the evidence from {from} beyond this node's quota of {} per partner",
+                    human_size(size),
+                    human_size(quotas.per_partner)
+                ))
+            } else {
+                free.and_then(|f| {
+                    let needed = size.saturating_add(to_arrive).saturating_add(quotas.keep_free);
+                    (needed > f).then(|| {
+                        format!(
+                            "its {} do not fit in this node's free disk space ({} free, {} still to arrive, {} kept free)",
+                            human_size(size),
+                            human_size(f),
+                            human_size(to_arrive),
+                            human_size(quotas.keep_free)
+                        )
+                    })
+                })
+            };
+            match problem {
+                Some(p) => {
+                    tracing::warn!(%case, partner = %from, item = %record.item.item_id, "evidence refused: {p}");
+                    record.state = EvidenceState::Refused;
+                    record.problem = Some(p);
+                    record.wrapped_key = None;
+                    refused.push(record.key());
+                }
+                None => {
+                    case_bytes = case_bytes.saturating_add(size);
+                    partner_bytes = partner_bytes.saturating_add(size);
+                    to_arrive = to_arrive.saturating_add(size);
+                }
+            }
         }
         records.push(record);
     }
     for r in &records {
         batch.put_evidence(r)?;
     }
-    Ok(Ok(()))
+    Ok(Ok(refused))
 }
 
 /// Applies a partner's `evidence-status` to the items this node handed over to it, within the
 /// batch that accepts its envelope (spec/EVIDENCE.md §6): each item's state follows the report
-/// and its chain of custody is extended with the partner's entries. Returns the audit event of
-/// each item, in order. The inner `Err` is a refusal that changed nothing: an item that is not
-/// this node's, was not handed to `from`, has another SHA-256, or a report that does not follow
-/// the item's state (verified or quarantined once, after the hand-over; exported after verified).
+/// and its chain of custody is extended with the partner's entries, each recorded with the time
+/// this node received it. Returns the audit event of each item, in order. The inner `Err` is a
+/// refusal that changed nothing: `unauthorized` for an item that is not this node's or was not
+/// handed to `from`, or custody entries that are not `from`'s own acts in the time since the
+/// hand-over (spec/PROTOCOL.md §5.4); `illegal-transition` for another SHA-256, or a report that
+/// does not follow the item's state (verified, quarantined or refused once, after the
+/// hand-over; exported after verified).
 pub fn record_status(
     batch: &mut crate::store::Batch<'_>,
     case: &CaseId,
     from: &AgencyId,
     status: &rogatory_proto::message::EvidenceStatus,
-) -> Result<Result<Vec<(Sha256Digest, AuditEvent)>, String>, crate::store::StoreError> {
+    envelope: EnvelopeId,
+    now: u64,
+) -> Result<Result<Vec<(Sha256Digest, AuditEvent)>, crate::cases::Refusal>, crate::store::StoreError>
+{
+    use rogatory_proto::case::IllegalTransition;
+    use rogatory_proto::case::authz::{Unauthorized, check_custody_report};
     use rogatory_proto::message::{ItemState, TransferMode};
+    let illegal = |m: String| Ok(Err(IllegalTransition(m).into()));
     let mut records = Vec::with_capacity(status.items.len());
     let mut events = Vec::with_capacity(status.items.len());
     for it in &status.items {
@@ -206,18 +393,23 @@ pub fn record_status(
             .evidence_item(case, id)?
             .filter(|r| r.outgoing && r.peer.as_ref() == Some(from))
         else {
-            return Ok(Err(format!(
+            return Ok(Err(Unauthorized(format!(
                 "item {id} was not handed over to {from} in this case"
-            )));
+            ))
+            .into()));
         };
         if r.item.sha256 != it.sha256 {
-            return Ok(Err(format!(
+            return illegal(format!(
                 "the report on item {id} names another SHA-256 than its manifest"
-            )));
+            ));
         }
         let (Some(state), Some(sha256)) = (it.state, it.sha256) else {
-            return Ok(Err(format!("the report on item {id} is incomplete")));
+            return illegal(format!("the report on item {id} is incomplete"));
         };
+        let handed_over_at = r.announced_at.unwrap_or(r.added_at);
+        if let Err(e) = check_custody_report(it, from, handed_over_at, now) {
+            return Ok(Err(e.into()));
+        }
         let sent = r.item.transfer == Some(TransferMode::Send);
         let (next, event) = match (r.state, state) {
             (EvidenceState::Announced, ItemState::Verified) if sent => {
@@ -226,21 +418,31 @@ pub fn record_status(
             (EvidenceState::Announced, ItemState::Quarantined) if sent => {
                 (EvidenceState::Quarantined, AuditEvent::EvidenceQuarantined)
             }
+            (EvidenceState::Announced, ItemState::Refused) if sent => {
+                (EvidenceState::Refused, AuditEvent::EvidenceRefused)
+            }
             (EvidenceState::Verified, ItemState::Exported) => {
                 (EvidenceState::Verified, AuditEvent::EvidenceExported)
             }
             (now, _) => {
-                return Ok(Err(format!(
+                return illegal(format!(
                     "item {id} is {} here; a report that it was {} does not follow",
                     now.as_str(),
                     state.as_str()
-                )));
+                ));
             }
         };
         r.state = next;
-        if state == ItemState::Quarantined {
+        if matches!(state, ItemState::Quarantined | ItemState::Refused) {
             r.problem.clone_from(&it.problem);
         }
+        r.reports.push(Reported {
+            first: r.item.custody.len(),
+            count: it.custody.len(),
+            by: from.clone(),
+            recorded_at: now,
+            envelope,
+        });
         r.item.custody.extend(it.custody.iter().cloned());
         events.push((sha256, event));
         records.push(r);

@@ -19,6 +19,7 @@ use rogatory_proto::envelope::{self, Limits, Recipient};
 use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId, Sha256Digest};
 use rogatory_proto::receipt::{ReasonCode, Receipt, ReceiptEvent};
 
+use crate::evidence::Quotas;
 use crate::keydir::KeyDir;
 use crate::store::{Batch, LogSigner, Received, Store};
 
@@ -45,6 +46,9 @@ pub enum Outcome {
         confirm: Option<Box<rogatory_proto::message::Message>>,
         /// It was an evidence manifest: its `send` items are to be fetched.
         evidence: bool,
+        /// Items of that manifest refused (beyond a quota): the holder is to be told, in the
+        /// same transaction (record keys).
+        refused_items: Vec<String>,
     },
     /// Already answered before: the original receipt, unchanged.
     Replay {
@@ -90,6 +94,7 @@ impl ChainSlot {
 
 /// Receives one envelope from `sender` (the agency the transport authenticated) in its own
 /// durable transaction.
+#[allow(clippy::too_many_arguments)]
 pub fn receive(
     store: &Store,
     me: &KeyDir,
@@ -98,9 +103,10 @@ pub fn receive(
     bytes: &[u8],
     now: u64,
     limits: &Limits,
+    quotas: &Quotas,
 ) -> Result<Outcome> {
     let mut batch = store.batch()?;
-    let (out, _) = receive_in(&mut batch, me, trusted, sender, bytes, now, limits)?;
+    let (out, _) = receive_in(&mut batch, me, trusted, sender, bytes, now, limits, quotas)?;
     batch.commit().context("cannot commit")?;
     Ok(out)
 }
@@ -120,6 +126,7 @@ pub fn receive(
 ///    the same answer.
 ///
 /// Returns the outcome and, when the sender's chain moved, the slot just filled.
+#[allow(clippy::too_many_arguments)]
 pub fn receive_in(
     batch: &mut Batch<'_>,
     me: &KeyDir,
@@ -128,6 +135,7 @@ pub fn receive_in(
     bytes: &[u8],
     now: u64,
     limits: &Limits,
+    quotas: &Quotas,
 ) -> Result<(Outcome, Option<ChainSlot>)> {
     let id = Sha256Digest::of(bytes);
     if let Some(receipt) = batch.receipt_for(&id.0)? {
@@ -167,6 +175,32 @@ pub fn receive_in(
     }
     let in_order =
         info.chain.sequence == expected && info.chain.previous.map(|p| p.0) == last.map(|(_, p)| p);
+    // Clock (spec/PROTOCOL.md §3.8): an envelope dated further ahead than this node's clock
+    // allows is refused before anything of it is looked at; it takes its place in the chain,
+    // like any other refusal of an envelope whose origin is established.
+    if info.sent_at > now.saturating_add(rogatory_proto::case::authz::CLOCK_TOLERANCE_SECS) {
+        let reason = ReasonCode::FutureDated;
+        let detail = format!(
+            "the envelope says it was sealed at {}, {} s ahead of this node's clock ({}); at most {} s are allowed",
+            rogatory_proto::time::format_unix(info.sent_at),
+            info.sent_at - now,
+            rogatory_proto::time::format_unix(now),
+            rogatory_proto::case::authz::CLOCK_TOLERANCE_SECS
+        );
+        tracing::warn!(peer = %info.from, "refused an envelope dated in the future: {detail}");
+        let receipt = reject(batch, &signer, me, id, &info.from, now, reason, detail)?;
+        batch.store_receipt(&id.0, &receipt)?;
+        if !in_order {
+            return Ok((Outcome::Rejected { reason, receipt }, None));
+        }
+        batch.set_chain_in(
+            &info.from,
+            &info.case_commitment.0,
+            info.chain.sequence,
+            &id.0,
+        )?;
+        return Ok((Outcome::Rejected { reason, receipt }, Some(slot)));
+    }
     // The sender's log must extend what was witnessed of it (spec/PROTOCOL.md §6.6); checked
     // before the chain, so that a sender restored from an old copy (which reuses chain
     // positions) is named for what it is. Kept only for the envelope next in the chain.
@@ -224,36 +258,41 @@ pub fn receive_in(
             Ok((Outcome::Rejected { reason, receipt }, Some(slot)))
         }
         Ok(opened) => {
-            // What the message says about its case must be allowed for the sender's side.
+            // Who may send what in a case (spec/PROTOCOL.md §5.4), then what the message says
+            // about its case must be allowed for the sender's side.
             let carried = crate::cases::Carried {
                 message: &opened.message,
                 message_id: opened.info.message_id,
                 envelope_id: id,
                 sent_at: opened.info.sent_at,
             };
-            let effect = crate::cases::apply(
-                batch,
-                &opened.case_id,
-                &opened.info.from,
-                false,
-                carried,
-                now,
-            )?;
+            let direction = crate::cases::Direction::Received {
+                me: me.card.id(),
+                from: &opened.info.from,
+                recipients: &opened.recipients,
+            };
+            let effect = crate::cases::apply(batch, &opened.case_id, direction, carried, now)?;
             // The partner's report on evidence handed over from here: one audit entry per item.
             let mut reported = Vec::new();
+            let mut refused_items = Vec::new();
             let effect = match (effect, &opened.message) {
                 (Ok(e), rogatory_proto::message::Message::EvidenceManifest(m)) => {
-                    crate::evidence::record_manifest(
+                    match crate::evidence::record_manifest(
                         batch,
                         &opened.case_id,
                         &opened.info.from,
                         id,
                         m,
                         &me.keys.storage_key(),
+                        quotas,
                         now,
-                    )?
-                    .map(|()| e)
-                    .map_err(rogatory_proto::case::IllegalTransition)
+                    )? {
+                        Ok(refused) => {
+                            refused_items = refused;
+                            Ok(e)
+                        }
+                        Err(refusal) => Err(refusal),
+                    }
                 }
                 (Ok(e), rogatory_proto::message::Message::EvidenceStatus(m)) => {
                     match crate::evidence::record_status(
@@ -261,12 +300,14 @@ pub fn receive_in(
                         &opened.case_id,
                         &opened.info.from,
                         m,
+                        id,
+                        now,
                     )? {
                         Ok(events) => {
                             reported = events;
                             Ok(e)
                         }
-                        Err(e) => Err(rogatory_proto::case::IllegalTransition(e)),
+                        Err(refusal) => Err(refusal),
                     }
                 }
                 (other, _) => other,
@@ -274,18 +315,14 @@ pub fn receive_in(
             let confirm = match effect {
                 Ok(crate::cases::Effect::Confirm(m)) => Some(m),
                 Ok(crate::cases::Effect::Nothing) => None,
-                Err(e) => {
-                    let reason = ReasonCode::IllegalTransition;
-                    let receipt = reject(
-                        batch,
-                        &signer,
-                        me,
-                        id,
-                        &info.from,
-                        now,
-                        reason,
-                        e.to_string(),
-                    )?;
+                Err(refusal) => {
+                    let reason = refusal.reason();
+                    let detail = refusal.to_string();
+                    let receipt = if reason == ReasonCode::Unauthorized {
+                        unauthorized(batch, me, &opened, id, now, &detail)?
+                    } else {
+                        reject(batch, &signer, me, id, &info.from, now, reason, detail)?
+                    };
                     batch.store_receipt(&id.0, &receipt)?;
                     return Ok((Outcome::Rejected { reason, receipt }, Some(slot)));
                 }
@@ -346,6 +383,7 @@ pub fn receive_in(
                         opened.message,
                         rogatory_proto::message::Message::EvidenceManifest(_)
                     ),
+                    refused_items,
                 },
                 Some(slot),
             ))
@@ -501,6 +539,78 @@ fn witness(
             Ok(Err(inconsistency))
         }
     }
+}
+
+/// Most `unauthorized` alerts raised for one partner in [`ALERT_WINDOW_SECS`]: beyond them the
+/// refusals are still logged and answered, but not raised again.
+pub const MAX_UNAUTHORIZED_ALERTS: usize = 10;
+/// The window of [`MAX_UNAUTHORIZED_ALERTS`].
+pub const ALERT_WINDOW_SECS: u64 = 3600;
+
+/// Refuses a message its sender may not send in its case (spec/PROTOCOL.md §5.4): logs the
+/// refusal (`envelope-rejected`, reason `unauthorized`, with the sender as `peer`) in the case's
+/// own log when this node has one, so that an audit of the case shows who tried what, else in
+/// the node log; raises an alert (a correct node refuses such a message before sealing it, so
+/// one that arrives was sealed past its node's checks), at most [`MAX_UNAUTHORIZED_ALERTS`] per
+/// partner an hour; returns the signed rejection receipt.
+fn unauthorized(
+    batch: &mut Batch<'_>,
+    me: &KeyDir,
+    opened: &envelope::Opened,
+    id: EnvelopeId,
+    now: u64,
+    detail: &str,
+) -> Result<Vec<u8>> {
+    let from = &opened.info.from;
+    let case = &opened.case_id;
+    let reason = ReasonCode::Unauthorized;
+    let kind = opened.message.kind();
+    tracing::error!(peer = %from, case = %case, envelope = %id, r#type = %kind, "ALERT: refused a {kind} from {from}: {detail}");
+    let recent = batch
+        .alerts_since(now.saturating_sub(ALERT_WINDOW_SECS))?
+        .iter()
+        .filter(|a| &a.peer == from && a.kind == reason.name())
+        .count();
+    if recent < MAX_UNAUTHORIZED_ALERTS {
+        batch.raise_alert(&crate::store::Alert {
+            at: now,
+            peer: from.clone(),
+            case_id: *case,
+            kind: reason.name().into(),
+            detail: format!("a {kind} from {from} was refused: {detail}"),
+            envelope_id: Some(id),
+        })?;
+    }
+    let mut e = audit_entry(
+        me.card.id(),
+        case,
+        now,
+        AuditEvent::EnvelopeRejected,
+        from,
+        id,
+    );
+    e.reason = Some(u16::from(reason));
+    let log_of = if batch.checkpoint(case)?.is_some() {
+        *case
+    } else {
+        NODE_LOG
+    };
+    let signer = LogSigner {
+        agency: me.card.id(),
+        key: &me.keys.signing,
+    };
+    batch
+        .append(&signer, &log_of, &mut [e])
+        .context("cannot log the refusal")?;
+    sign(
+        me,
+        id,
+        from,
+        Some((reason, detail.to_string())),
+        now,
+        None,
+        None,
+    )
 }
 
 /// Logs a refusal in the node log and signs the rejection receipt.

@@ -313,7 +313,13 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
     // The store worker, and what it tells the event loop.
     let (notice_tx, mut notices) = tokio::sync::mpsc::channel::<Notice>(4096);
     let (jobs, worker) = engine::spawn(
-        Engine::new(Arc::clone(&store), Arc::clone(&kd), trusted.clone(), limits),
+        Engine::new(
+            Arc::clone(&store),
+            Arc::clone(&kd),
+            trusted.clone(),
+            limits,
+            opts.config.evidence.quotas(dir),
+        ),
         QUEUE,
         notice_tx,
     )?;
@@ -414,6 +420,8 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
         kd.keys.storage_key(),
         writer_tx,
         opts.config.evidence.sync_every_mib << 20,
+        opts.config.evidence.max_active_items,
+        opts.config.evidence.keep_free_mib << 20,
     );
     fetcher.load(None);
 

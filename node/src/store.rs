@@ -575,6 +575,20 @@ impl Batch<'_> {
         evidence_of(&self.tx.open_table(EVIDENCE)?, case)
     }
 
+    /// Every evidence record of every case, as this batch sees it.
+    pub fn evidence_all(&self) -> Result<Vec<crate::evidence::EvidenceRecord>, StoreError> {
+        let table = self.tx.open_table(EVIDENCE)?;
+        let mut out = Vec::new();
+        for row in table.iter()? {
+            let (_, v) = row?;
+            out.push(
+                rogatory_proto::cbor::from_slice(v.value(), MAX_OUTBOX_ENTRY, "evidence record")
+                    .map_err(corrupt)?,
+            );
+        }
+        Ok(out)
+    }
+
     /// One evidence item of a case, by its record key, as this batch sees it.
     pub fn evidence_item(
         &self,
@@ -658,6 +672,23 @@ impl Batch<'_> {
         let bytes = rogatory_proto::cbor::to_vec(alert).map_err(corrupt)?;
         t.insert(n, bytes.as_slice())?;
         Ok(n)
+    }
+
+    /// The alerts raised at or after `since` (Unix seconds), newest first: alerts are numbered
+    /// in the order they are raised, so this reads only the recent ones.
+    pub fn alerts_since(&self, since: u64) -> Result<Vec<Alert>, StoreError> {
+        let t = self.tx.open_table(ALERTS)?;
+        let mut out = Vec::new();
+        for row in t.iter()?.rev() {
+            let (_, v) = row?;
+            let a: Alert = rogatory_proto::cbor::from_slice(v.value(), 1 << 20, "an alert")
+                .map_err(corrupt)?;
+            if a.at < since {
+                break;
+            }
+            out.push(a);
+        }
+        Ok(out)
     }
 
     /// An outbox entry, as this batch sees it.

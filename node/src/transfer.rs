@@ -191,7 +191,13 @@ struct Incoming {
     emergency: bool,
 }
 
-/// The receiving side of every evidence transfer.
+/// How long an item that does not fit in the free disk space waits before it is looked at
+/// again.
+const SPACE_RETRY: Duration = Duration::from_secs(60);
+
+/// The receiving side of every evidence transfer. At most `max_active` items are received at
+/// once, each with a writer thread and an open file; the others wait their turn (emergency
+/// cases first), however many items the partners' manifests list.
 pub struct Fetcher {
     data: PathBuf,
     store: Arc<Store>,
@@ -199,13 +205,24 @@ pub struct Fetcher {
     storage: zeroize::Zeroizing<[u8; 32]>,
     events: tokio::sync::mpsc::Sender<WriterEvent>,
     sync_every: u64,
+    max_active: usize,
+    keep_free: u64,
     items: BTreeMap<ItemKey, Incoming>,
+    /// Items expected and not started, in turn: emergencies at the front.
+    waiting: std::collections::VecDeque<ItemKey>,
+    /// The same, to tell at once whether an item waits.
+    queued: BTreeSet<ItemKey>,
+    /// While the next item does not fit in the free disk space: when to look again.
+    space_retry_at: Option<Instant>,
     in_flight: HashMap<OutboundRequestId, (ItemKey, u64, u64)>,
     turn: usize,
 }
 
 impl Fetcher {
-    /// A fetcher for this node; writer threads report on `events`.
+    /// A fetcher for this node; writer threads report on `events`. At most `max_active` items
+    /// are received at once, and an item starts only when its remaining content fits in the
+    /// free disk space with `keep_free` bytes to spare.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         data: PathBuf,
         store: Arc<Store>,
@@ -213,6 +230,8 @@ impl Fetcher {
         storage: zeroize::Zeroizing<[u8; 32]>,
         events: tokio::sync::mpsc::Sender<WriterEvent>,
         sync_every: u64,
+        max_active: usize,
+        keep_free: u64,
     ) -> Self {
         Self {
             data,
@@ -221,14 +240,19 @@ impl Fetcher {
             storage,
             events,
             sync_every: sync_every.max(1),
+            max_active: max_active.max(1),
+            keep_free,
             items: BTreeMap::new(),
+            waiting: std::collections::VecDeque::new(),
+            queued: BTreeSet::new(),
+            space_retry_at: None,
             in_flight: HashMap::new(),
             turn: 0,
         }
     }
 
-    /// Starts receiving every item of `case` (or of every case) that is expected and not
-    /// already being received.
+    /// Queues every item of `case` (or of every case) that is expected and neither being
+    /// received nor waiting, then starts as many as the pool allows.
     pub fn load(&mut self, case: Option<CaseId>) {
         let cases = match case {
             Some(c) => vec![c],
@@ -259,17 +283,72 @@ impl Fetcher {
                     continue;
                 }
                 let key = (case, r.key());
-                if self.items.contains_key(&key) {
+                if self.items.contains_key(&key) || !self.queued.insert(key.clone()) {
                     continue;
                 }
-                match self.start(&r, emergency) {
-                    Ok(inc) => {
-                        tracing::info!(%case, item = %key.1, size = r.item.size, from_chunk = r.chunks_done, "receiving evidence");
-                        self.items.insert(key, inc);
-                    }
-                    Err(e) => {
-                        tracing::error!(%case, item = %key.1, "cannot receive evidence: {e:#}")
-                    }
+                if emergency {
+                    self.waiting.push_front(key);
+                } else {
+                    self.waiting.push_back(key);
+                }
+            }
+        }
+        self.fill();
+    }
+
+    /// Starts waiting items while the pool has room and the next one fits on the disk.
+    fn fill(&mut self) {
+        if self.space_retry_at.is_some_and(|t| t > Instant::now()) {
+            return;
+        }
+        self.space_retry_at = None;
+        while self.items.len() < self.max_active {
+            let Some(key) = self.waiting.pop_front() else {
+                return;
+            };
+            let record = match self.store.evidence_item(&key.0, &key.1) {
+                Ok(Some(r)) if r.state == EvidenceState::Expected => r,
+                Ok(_) => {
+                    self.queued.remove(&key);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(case = %key.0, item = %key.1, "cannot read the evidence record: {e}");
+                    self.queued.remove(&key);
+                    continue;
+                }
+            };
+            let remaining = stream::sealed_len(record.item.size)
+                .saturating_sub(stream::sealed_offset(record.chunks_done));
+            match crate::evidence::free_space(&self.data) {
+                Ok(free) if free >= remaining.saturating_add(self.keep_free) => {}
+                Ok(free) => {
+                    tracing::warn!(case = %key.0, item = %key.1, free = %crate::evidence::human_size(free), needed = %crate::evidence::human_size(remaining), "evidence waits for free disk space");
+                    self.waiting.push_front(key);
+                    self.space_retry_at = Some(Instant::now() + SPACE_RETRY);
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!("cannot read the free disk space: {e}");
+                    self.waiting.push_front(key);
+                    self.space_retry_at = Some(Instant::now() + SPACE_RETRY);
+                    return;
+                }
+            }
+            self.queued.remove(&key);
+            let emergency = self
+                .store
+                .case_record(&key.0)
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.emergency);
+            match self.start(&record, emergency) {
+                Ok(inc) => {
+                    tracing::info!(case = %key.0, item = %key.1, size = record.item.size, from_chunk = record.chunks_done, "receiving evidence");
+                    self.items.insert(key, inc);
+                }
+                Err(e) => {
+                    tracing::error!(case = %key.0, item = %key.1, "cannot receive evidence: {e:#}")
                 }
             }
         }
@@ -316,6 +395,9 @@ impl Fetcher {
     /// Sends chunk requests, emergency cases first, the items in turn, within the windows.
     /// `send` puts a request on the wire to a partner and returns its id (`None`: no route).
     pub fn pump(&mut self, mut send: impl FnMut(&AgencyId, Vec<u8>) -> Option<OutboundRequestId>) {
+        if !self.waiting.is_empty() && self.items.len() < self.max_active {
+            self.fill();
+        }
         let now = Instant::now();
         let mut keys: Vec<ItemKey> = self.items.keys().cloned().collect();
         if keys.is_empty() {
@@ -444,6 +526,7 @@ impl Fetcher {
             WriterEvent::Progress(_) => {}
             WriterEvent::Ended(k) => {
                 self.items.remove(&k);
+                self.fill();
             }
         }
     }
@@ -455,9 +538,14 @@ impl Fetcher {
         }
     }
 
-    /// Items being received, with chunks asked for so far (for the status snapshot).
+    /// Items being received (for the status snapshot).
     pub fn active(&self) -> usize {
         self.items.len()
+    }
+
+    /// Items waiting for their turn (for the status snapshot).
+    pub fn waiting(&self) -> usize {
+        self.waiting.len()
     }
 }
 
@@ -479,13 +567,9 @@ impl Writer {
     fn partial_path(&self) -> Result<PathBuf> {
         let d = crate::evidence::dir(&self.data)?.join(crate::evidence::PARTIAL);
         crate::files::create_private_dir(&d)?;
-        let name: String = self
-            .record
-            .key()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        Ok(d.join(format!("{}-{name}", self.record.case_id)))
+        // Named by a hash of the record key: `a.b` and `a-b` are two items, two files.
+        let name = Sha256Digest::of(self.record.key().as_bytes()).to_hex();
+        Ok(d.join(format!("{}-{}", self.record.case_id, &name[..32])))
     }
 
     fn run(self, rx: std::sync::mpsc::Receiver<(u64, Vec<u8>)>) {
@@ -747,6 +831,8 @@ mod tests {
             problem: None,
             added_at: 0,
             added_by: None,
+            announced_at: None,
+            reports: Vec::new(),
         };
         let put = |r: &EvidenceRecord| {
             let mut b = store.batch().unwrap();
@@ -804,12 +890,20 @@ mod tests {
             items,
             note: None,
         };
+        let quotas = crate::evidence::Quotas {
+            max_items_per_manifest: 3,
+            max_items_per_case: 5,
+            per_case: stream::sealed_len(100) + stream::sealed_len(10),
+            ..Default::default()
+        };
         let record = |m: &EvidenceManifest| {
             let mut b = store.batch().unwrap();
-            let r = crate::evidence::record_manifest(&mut b, &case, &from, env, m, &storage, 0)
-                .unwrap();
+            let r = crate::evidence::record_manifest(
+                &mut b, &case, &from, env, m, &storage, &quotas, 0,
+            )
+            .unwrap();
             b.commit().unwrap();
-            r
+            r.map_err(|e| e.to_string())
         };
         let keyless = item("E2", 10, TransferMode::Send);
         assert!(
@@ -818,12 +912,48 @@ mod tests {
                 .contains("no content key")
         );
         assert!(store.evidence(&case).unwrap().is_empty());
-        record(&manifest(vec![send.clone()])).unwrap();
+        // Too many items: refused whole.
+        let many = (0..4)
+            .map(|i| item(&format!("H{i}"), 1, TransferMode::HashOnly))
+            .collect();
+        assert!(record(&manifest(many)).unwrap_err().contains("at most 3"));
+        assert!(record(&manifest(vec![send.clone()])).unwrap().is_empty());
         let again = record(&manifest(vec![item("E3", 1, TransferMode::HashOnly), send]));
         assert!(again.unwrap_err().contains("earlier manifest"));
+        // Beyond the case's quota: listed, refused, keyless, and returned to tell the holder.
+        let mut big = item("E4", 101, TransferMode::Send);
+        big.content_key = Some([8; 32]);
+        let mut fits = item("E5", 100, TransferMode::Send);
+        fits.content_key = Some([8; 32]);
+        assert_eq!(
+            record(&manifest(vec![big, fits])).unwrap(),
+            ["XB.DOJ-CA/E4"]
+        );
+        let e4 = store.evidence_item(&case, "XB.DOJ-CA/E4").unwrap().unwrap();
+        assert_eq!(e4.state, EvidenceState::Refused);
+        assert!(e4.problem.unwrap().contains("quota"));
+        assert!(e4.wrapped_key.is_none());
+        let e5 = store.evidence_item(&case, "XB.DOJ-CA/E5").unwrap().unwrap();
+        assert_eq!(e5.state, EvidenceState::Expected);
+        // The case holds 3 items; 3 more would be 6, beyond 5.
+        let three = (0..3)
+            .map(|i| item(&format!("H{i}"), 1, TransferMode::HashOnly))
+            .collect();
+        assert!(record(&manifest(three)).unwrap_err().contains("at most 5"));
+        for k in ["XB.DOJ-CA/E4", "XB.DOJ-CA/E5"] {
+            let mut b = store.batch().unwrap();
+            let mut r = b.evidence_item(&case, k).unwrap().unwrap();
+            r.state = EvidenceState::Listed;
+            b.put_evidence(&r).unwrap();
+            b.commit().unwrap();
+        }
         let held = store.evidence(&case).unwrap();
-        assert_eq!(held.len(), 1, "nothing of the refused manifest was kept");
-        assert_eq!(held[0].key(), "XB.DOJ-CA/E1");
+        let keys: Vec<String> = held.iter().map(EvidenceRecord::key).collect();
+        assert_eq!(
+            keys,
+            ["XB.DOJ-CA/E1", "XB.DOJ-CA/E4", "XB.DOJ-CA/E5"],
+            "nothing of the refused manifests was kept"
+        );
         assert_eq!(held[0].state, EvidenceState::Expected);
         // Its key is kept wrapped, and unwraps under the storage key only.
         let w = held[0].wrapped_key.clone().unwrap();
@@ -865,6 +995,8 @@ mod tests {
                 problem: None,
                 added_at: 0,
                 added_by: None,
+                announced_at: None,
+                reports: Vec::new(),
             })
             .unwrap();
         }
@@ -876,15 +1008,22 @@ mod tests {
             custody: vec![CustodyEntry {
                 at: "2026-12-04T10:00:00Z".into(),
                 actor: "XA.MOJ-CA".into(),
-                action: format!("{state:?}"),
+                action: state.as_str().into(),
                 note: None,
             }],
             problem: None,
         };
         let report = |from: &AgencyId, items: Vec<ItemStatus>| {
             let mut b = store.batch().unwrap();
-            let r = crate::evidence::record_status(&mut b, &case, from, &EvidenceStatus { items })
-                .unwrap();
+            let r = crate::evidence::record_status(
+                &mut b,
+                &case,
+                from,
+                &EvidenceStatus { items },
+                Sha256Digest([9; 32]),
+                rogatory_proto::time::parse_utc("2026-12-04T12:00:00Z").unwrap(),
+            )
+            .unwrap();
             b.commit().unwrap();
             r
         };
@@ -929,7 +1068,7 @@ mod tests {
             ),
         ] {
             let e = report(from, items).unwrap_err();
-            assert!(e.contains(says), "{says}: {e}");
+            assert!(e.to_string().contains(says), "{says}: {e}");
         }
         let untouched = store.evidence(&case).unwrap();
         assert!(untouched.iter().all(|r| r.item.custody.is_empty()));
@@ -941,7 +1080,7 @@ mod tests {
             [(Sha256Digest([1; 32]), AuditEvent::EvidenceVerified)]
         );
         let e = report(&partner, vec![news("E1", ItemState::Quarantined, 1)]).unwrap_err();
-        assert!(e.contains("verified here"), "{e}");
+        assert!(e.to_string().contains("verified here"), "{e}");
         let events = report(&partner, vec![news("E1", ItemState::Exported, 1)]).unwrap();
         assert_eq!(
             events,
@@ -950,6 +1089,6 @@ mod tests {
         let r = store.evidence_item(&case, "E1").unwrap().unwrap();
         assert_eq!(r.state, EvidenceState::Verified);
         let actions: Vec<_> = r.item.custody.iter().map(|c| c.action.as_str()).collect();
-        assert_eq!(actions, ["Verified", "Exported"]);
+        assert_eq!(actions, ["verified", "exported"]);
     }
 }

@@ -56,6 +56,15 @@ pub enum ReasonCode {
     /// 18: the sender's checkpoint does not extend the last one the recipient witnessed for the
     /// case (a forked or rolled-back log, or a missing or bad consistency proof).
     LogInconsistent,
+    /// 19: the sender may not send this message in this case (spec/PROTOCOL.md §5.4: not a
+    /// party to the case, a party acting beyond its part, or a report on another's acts).
+    Unauthorized,
+    /// 20: accepting it would exceed a limit the recipient sets (items in a manifest, evidence
+    /// quotas, free disk space).
+    OverQuota,
+    /// 21: dated further in the future than the recipient's clock allows (spec/PROTOCOL.md
+    /// §3.8, "Clock").
+    FutureDated,
     /// 99: the recipient failed internally; the sender may retry.
     InternalError,
     /// A code this software does not know (from a newer version).
@@ -84,6 +93,9 @@ impl From<u16> for ReasonCode {
             16 => HandlingViolation,
             17 => ChainBroken,
             18 => LogInconsistent,
+            19 => Unauthorized,
+            20 => OverQuota,
+            21 => FutureDated,
             99 => InternalError,
             other => Unknown(other),
         }
@@ -112,6 +124,9 @@ impl From<ReasonCode> for u16 {
             HandlingViolation => 16,
             ChainBroken => 17,
             LogInconsistent => 18,
+            Unauthorized => 19,
+            OverQuota => 20,
+            FutureDated => 21,
             InternalError => 99,
             Unknown(n) => n,
         }
@@ -141,6 +156,9 @@ impl ReasonCode {
             HandlingViolation => "handling-violation",
             ChainBroken => "chain-broken",
             LogInconsistent => "log-inconsistent",
+            Unauthorized => "unauthorized",
+            OverQuota => "over-quota",
+            FutureDated => "future-dated",
             InternalError => "internal-error",
             Unknown(_) => "unknown",
         }

@@ -412,6 +412,19 @@ fn the_diagrams_in_the_spec_are_the_code_s() {
     }
 }
 
+#[test]
+fn the_authorization_table_in_the_spec_is_the_code_s() {
+    let spec = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../spec/PROTOCOL.md"),
+    )
+    .unwrap();
+    let table = rogatory_proto::case::authz::markdown_table();
+    assert!(
+        spec.contains(&table),
+        "spec/PROTOCOL.md §5.4 does not hold the table the code gives:\n{table}"
+    );
+}
+
 /// What travels between the two sides of one case in the model below.
 struct Wire<U> {
     /// The requesting side's proposals, in its chain's order.

@@ -1,6 +1,7 @@
 //! Receiving envelopes: acceptance after a durable commit, replays answered with the original
 //! receipt, refusals answered with signed rejection receipts — and nothing else changed.
 
+use rogatory_node::evidence::Quotas;
 use rogatory_node::inbox::{NODE_LOG, Outcome, receive};
 use rogatory_node::keydir::KeyDir;
 use rogatory_node::store::Store;
@@ -82,6 +83,7 @@ fn accepted_once_replayed_with_the_same_receipt_refusals_signed() {
         &env,
         now,
         &Limits::default(),
+        &Quotas::default(),
     )
     .unwrap();
     let Outcome::Accepted {
@@ -111,6 +113,7 @@ fn accepted_once_replayed_with_the_same_receipt_refusals_signed() {
         &env,
         now + 50,
         &Limits::default(),
+        &Quotas::default(),
     )
     .unwrap();
     assert_eq!(
@@ -140,7 +143,17 @@ fn accepted_once_replayed_with_the_same_receipt_refusals_signed() {
         (&from_stranger, Limits::default(), ReasonCode::UnknownSender),
         (&fresh, small, ReasonCode::Oversized),
     ] {
-        let out = receive(&store, &b, &trusted, a.card.id(), bytes, now, &limits).unwrap();
+        let out = receive(
+            &store,
+            &b,
+            &trusted,
+            a.card.id(),
+            bytes,
+            now,
+            &limits,
+            &Quotas::default(),
+        )
+        .unwrap();
         match out {
             Outcome::Rejected { reason, receipt } => {
                 assert_eq!(reason, want);
@@ -186,6 +199,7 @@ fn a_chain_is_applied_in_order_and_a_fork_is_refused() {
             bytes,
             1_790_000_100,
             &Limits::default(),
+            &Quotas::default(),
         )
         .unwrap()
     };
@@ -261,6 +275,7 @@ fn the_store_worker_holds_an_early_envelope_until_its_gap_fills() {
         Arc::new(b),
         vec![a.card.clone()],
         Limits::default(),
+        Quotas::default(),
     );
     let (tx, mut notices) = tokio::sync::mpsc::channel(16);
     let (jobs, worker) = spawn(engine, 16, tx).unwrap();
@@ -324,6 +339,7 @@ fn a_status_the_case_does_not_allow_gets_an_illegal_transition_receipt() {
             bytes,
             1_790_000_100,
             &Limits::default(),
+            &Quotas::default(),
         )
         .unwrap()
     };

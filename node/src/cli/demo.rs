@@ -43,6 +43,21 @@ const AGENCIES: [(&str, &str, &str, &str); 3] = [
 ];
 
 const MLA_REQUEST: &str = include_str!("../../../spec/examples/mla-request.json");
+
+/// The example MLA request, from FR.DACG's authority to PH.DOJ-OOC's: a request names its
+/// requesting authority in the sender's country and its requested authority in the
+/// addressee's (spec/PROTOCOL.md §5.4).
+fn mla_request() -> Result<String> {
+    let mut body: Value = serde_json::from_str(MLA_REQUEST)?;
+    for (side, agency) in [
+        ("requesting_authority", "FR.DACG"),
+        ("requested_authority", "PH.DOJ-OOC"),
+    ] {
+        body[side]["agency"] = agency.into();
+        body[side]["country"] = agency[..2].into();
+    }
+    Ok(serde_json::to_string_pretty(&body)?)
+}
 const MLA_STATUS: &str = include_str!("../../../spec/examples/mla-status.json");
 const LIAISON: &str = include_str!("../../../spec/examples/liaison.json");
 
@@ -653,7 +668,7 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
         "FR.DACG sends a mutual legal assistance request to PH.DOJ-OOC",
     );
     let sent_at = Instant::now();
-    let r = demo.send(0, "PH.DOJ-OOC", "new", "mla-request", MLA_REQUEST)?;
+    let r = demo.send(0, "PH.DOJ-OOC", "new", "mla-request", &mla_request()?)?;
     let case = r["case_id"].as_str().unwrap_or_default().to_string();
     let env1 = r["queued"][0]["envelope_id"]
         .as_str()

@@ -233,16 +233,37 @@ pub(crate) fn run(c: EvidenceCommand) -> Result<ExitCode> {
                     s(&r["description"]),
                 );
                 if let Some(p) = r["problem"].as_str() {
-                    println!("{:<16} quarantined: {p}", "");
+                    println!("{:<16} {state}: {p}", "");
                 }
                 if custody {
-                    for c in r["custody"].as_array().into_iter().flatten() {
+                    // Entries a partner reported carry this node's time of receipt too.
+                    let reports: Vec<&Value> = r["custody_reports"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    for (i, c) in r["custody"].as_array().into_iter().flatten().enumerate() {
                         let note = c["note"]
                             .as_str()
                             .map(|n| format!(" ({n})"))
                             .unwrap_or_default();
+                        let recorded = reports
+                            .iter()
+                            .find(|p| {
+                                let first = p["first"].as_u64().unwrap_or(u64::MAX) as usize;
+                                let count = p["count"].as_u64().unwrap_or(0) as usize;
+                                (first..first.saturating_add(count)).contains(&i)
+                            })
+                            .map(|p| {
+                                format!(
+                                    "  [reported by {}, recorded here {}]",
+                                    s(&p["by"]),
+                                    s(&p["recorded_at"])
+                                )
+                            })
+                            .unwrap_or_default();
                         println!(
-                            "{:<16} {}  {}  {}{note}",
+                            "{:<16} {}  {}  {}{note}{recorded}",
                             "",
                             s(&c["at"]),
                             s(&c["actor"]),

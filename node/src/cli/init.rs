@@ -97,6 +97,18 @@ fn config_text(a: &InitArgs) -> String {
          # While evidence arrives its file is synced, and the progress recorded, every this\n\
          # many MiB; a transfer interrupted by a restart of either node resumes from there.\n\
          sync_every_mib = 64\n\
+         # Items received at once (a writer thread and an open file each); the others wait.\n\
+         max_active_items = 4\n\
+         # A partner's manifest may list at most this many items, and a case hold this many\n\
+         # (larger manifests are refused whole, as over-quota).\n\
+         max_items_per_manifest = 1000\n\
+         max_items_per_case = 10000\n\
+         # Content fetched here per case and per partner (every case together), in GiB, and\n\
+         # disk space evidence never takes, in MiB: items beyond them are refused and the\n\
+         # holder is told why.\n\
+         quota_per_case_gib = 512\n\
+         quota_per_partner_gib = 2048\n\
+         keep_free_mib = 1024\n\
          \n\
          [log]\n\
          # \"human\" or \"json\" (one object per line), on standard error. The level is set\n\

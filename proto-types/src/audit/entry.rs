@@ -50,6 +50,9 @@ pub enum AuditEvent {
     /// rolled-back log): the envelope was refused and an alert raised (see `commitment`: the
     /// hash of the offending checkpoint; `peer`: the agency).
     PeerLogInconsistent,
+    /// An evidence item listed to be fetched was refused by the receiving node (a quota, the
+    /// free disk space): its content did not travel (see `commitment`: the manifest's hash).
+    EvidenceRefused,
 }
 
 /// Who did it.

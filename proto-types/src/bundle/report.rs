@@ -138,7 +138,10 @@ fn category(event: &str) -> &'static str {
         "envelope-received" => "received",
         "receipt-sent" | "receipt-received" => "receipt",
         "status-changed" | "case-created" => "status",
-        "envelope-rejected" | "peer-log-inconsistent" | "evidence-quarantined" => "alert",
+        "envelope-rejected"
+        | "peer-log-inconsistent"
+        | "evidence-quarantined"
+        | "evidence-refused" => "alert",
         e if e.starts_with("evidence-") => "evidence",
         "content-accessed" | "bundle-exported" => "access",
         _ => "other",

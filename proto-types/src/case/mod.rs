@@ -2,6 +2,7 @@
 //! and the deadlines the dates of an extradition's stages start. Pure functions: a transition is
 //! applied whole or refused with the reason, never half-applied.
 
+pub mod authz;
 pub mod extradition;
 pub mod mla;
 pub mod order;

@@ -236,6 +236,9 @@ pub enum ItemState {
     Quarantined,
     /// A local user of the receiving side decrypted it to a file.
     Exported,
+    /// The receiving node refused to fetch it (a quota, the free disk space); `problem` says
+    /// why. Its content never travelled.
+    Refused,
 }
 
 impl ItemState {
@@ -245,6 +248,7 @@ impl ItemState {
             Self::Verified => "verified",
             Self::Quarantined => "quarantined",
             Self::Exported => "exported",
+            Self::Refused => "refused",
         }
     }
 }
@@ -298,21 +302,20 @@ impl EvidenceStatus {
             match it.state {
                 None => p.push(
                     &format!("{f}.state"),
-                    "say what became of the item: verified, quarantined or exported",
+                    "say what became of the item: verified, quarantined, exported or refused",
                 ),
-                Some(ItemState::Quarantined) => match &it.problem {
-                    None => p.push(&format!("{f}.problem"), "say why the item was quarantined"),
-                    Some(t) => p.text(
-                        &format!("{f}.problem"),
-                        t,
-                        "say why the item was quarantined",
-                    ),
-                },
+                Some(s @ (ItemState::Quarantined | ItemState::Refused)) => {
+                    let why = format!("say why the item was {}", s.as_str());
+                    match &it.problem {
+                        None => p.push(&format!("{f}.problem"), &why),
+                        Some(t) => p.text(&format!("{f}.problem"), t, &why),
+                    }
+                }
                 Some(_) => {
                     if it.problem.is_some() {
                         p.push(
                             &format!("{f}.problem"),
-                            "only a quarantined item has a problem",
+                            "only a quarantined or refused item has a problem",
                         );
                     }
                 }
