@@ -428,6 +428,10 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
     // Deadlines passed or near, in the log before anything else happens.
     crate::cases::log_deadlines(&store);
     let deadline_watch = tokio::spawn(crate::cases::watch_deadlines(Arc::clone(&store)));
+    // Signals are taken over before the node says it is up: a SIGTERM right after `api on`
+    // stops it cleanly instead of killing it.
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     println!("api on {api_addr}");
     println!("{me} running as peer {}", swarm.local_peer_id());
     tracing::info!(agency = %me, peer = %swarm.local_peer_id(), api = %api_addr, "node started");
@@ -437,13 +441,12 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
         HashMap::new();
     let mut open_bytes = 0usize;
     let mut next_token = 0u64;
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut listening: Vec<String> = Vec::new();
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
             _ = term.recv() => break,
             Some(e) = writer_events.recv() => {
                 if matches!(e, crate::transfer::WriterEvent::Progress(_) | crate::transfer::WriterEvent::Ended(_)) {
