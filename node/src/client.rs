@@ -1,19 +1,39 @@
 //! The local API's client: what the command line's online commands use to talk to the running
 //! node of a data directory (see [`crate::api`]).
+//!
+//! It talks over the node's Unix socket (`api.sock` in the data directory), and only after
+//! checking that the directory is its own user's and closed to others, that the socket is its
+//! user's, and that the process at the other end runs as its user: a server left by someone else
+//! on a stale address never receives the token or a message. [`Client::connect_tcp`] talks over
+//! the loopback address in `api.addr` instead, and first has the node prove that it holds the
+//! token (`GET /v1/proof`), before it sends the token.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
 use serde_json::Value;
+
+/// The longest a request may take: the API's longest wait (`?wait=` is at most 300 s), and some.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(330);
+/// Largest answer read from the node.
+const MAX_ANSWER: usize = 256 * 1024 * 1024;
 
 /// A connection to a running node's local API.
 pub struct Client {
-    base: String,
+    transport: Transport,
     token: String,
     dir: PathBuf,
     user: String,
-    agent: ureq::Agent,
+    runtime: tokio::runtime::Runtime,
+}
+
+enum Transport {
+    Unix(PathBuf),
+    Tcp(String),
 }
 
 /// The local user's name, recorded in the audit entries of what they send and read:
@@ -25,23 +45,115 @@ pub fn local_user() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Refuses a data directory this user does not own, or that others may enter: the socket and
+/// the token in it are trusted only there.
+fn check_private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(dir)
+        .with_context(|| format!("no data directory at {}", dir.display()))?;
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        bail!(
+            "{} belongs to another user (uid {}); the node's API is trusted only in a data directory of your own",
+            dir.display(),
+            meta.uid()
+        );
+    }
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        bail!(
+            "{} is open to other users (mode {mode:o}); run `chmod 700 {}`",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the client's runtime")
+}
+
+fn read_token(dir: &Path) -> Result<String> {
+    let path = dir.join(crate::api::TOKEN_FILE);
+    crate::files::check_private(&path)?;
+    let token = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the API token {}", path.display()))?;
+    Ok(token.trim().to_string())
+}
+
 impl Client {
-    /// The API of the node running from `dir`; an error if it is not running.
+    /// The API of the node running from `dir`, over its Unix socket; an error if it is not
+    /// running, or if the directory or the socket is not this user's own.
     pub fn connect(dir: &Path) -> Result<Self> {
-        let (addr, token) = crate::api::locate(dir)?;
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            // Long enough for the API's longest wait (`?wait=` is at most 300 s).
-            .timeout_global(Some(Duration::from_secs(330)))
-            .build()
-            .into();
+        check_private_dir(dir)?;
+        let socket = dir.join(crate::api::listen::SOCKET_FILE);
+        let not_running = || {
+            anyhow::anyhow!(
+                "the node in {} is not running (start it with `rogatory run`)",
+                dir.display()
+            )
+        };
+        let meta = std::fs::symlink_metadata(&socket).map_err(|_| not_running())?;
+        {
+            use std::os::unix::fs::{FileTypeExt, MetadataExt};
+            if !meta.file_type().is_socket() {
+                bail!("{} is not a socket", socket.display());
+            }
+            if meta.uid() != rustix::process::geteuid().as_raw() {
+                bail!(
+                    "{} belongs to another user (uid {}); refusing to talk to it",
+                    socket.display(),
+                    meta.uid()
+                );
+            }
+        }
         Ok(Self {
-            base: format!("http://{addr}"),
+            transport: Transport::Unix(socket),
+            token: read_token(dir)?,
+            dir: dir.to_path_buf(),
+            user: local_user(),
+            runtime: runtime()?,
+        })
+    }
+
+    /// The API of the node running from `dir`, over the loopback address in `api.addr`, once
+    /// the node has proved it holds the token (a fresh nonce, `GET /v1/proof`): a server on a
+    /// stale address gets a nonce, never the token.
+    pub fn connect_tcp(dir: &Path) -> Result<Self> {
+        check_private_dir(dir)?;
+        let (addr, token) = crate::api::locate(dir)?;
+        let client = Self {
+            transport: Transport::Tcp(addr),
             token,
             dir: dir.to_path_buf(),
             user: local_user(),
-            agent,
-        })
+            runtime: runtime()?,
+        };
+        let mut nonce = [0u8; 32];
+        rogatory_proto::keys::fill_random(&mut nonce);
+        let (status, v) = client.request(
+            "GET",
+            &format!("/v1/proof?nonce={}", hex::encode(nonce)),
+            None,
+            false,
+        )?;
+        let want = crate::api::listen::proof(
+            &rogatory_proto::ids::Sha256Digest::of(client.token.as_bytes()).0,
+            &nonce,
+        );
+        let given = v["proof"].as_str().and_then(|p| hex::decode(p).ok());
+        if !status.is_success() || given.as_deref() != Some(&want[..]) {
+            bail!(
+                "the server at {} is not the node of {} (it cannot prove it holds the node's token); nothing was sent to it",
+                client.base(),
+                dir.display()
+            );
+        }
+        Ok(client)
     }
 
     /// Names the local user differently from the environment's.
@@ -50,23 +162,97 @@ impl Client {
         self
     }
 
-    fn finish(&self, r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Result<Value> {
-        let mut resp = match r {
-            Ok(r) => r,
-            Err(ureq::Error::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => bail!(
-                "the node in {} is not running (nothing answers at {}; start it with `rogatory run`)",
-                self.dir.display(),
-                self.base
-            ),
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot reach the node at {}", self.base));
-            }
+    fn base(&self) -> String {
+        match &self.transport {
+            Transport::Unix(p) => p.display().to_string(),
+            Transport::Tcp(a) => format!("http://{a}"),
+        }
+    }
+
+    /// One request; `authorized` adds the token and the user.
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        authorized: bool,
+    ) -> Result<(hyper::StatusCode, Value)> {
+        let bytes = match body {
+            Some(b) => serde_json::to_vec(b)?,
+            None => Vec::new(),
         };
-        let status = resp.status();
-        let v: Value = resp
-            .body_mut()
-            .read_json()
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header(hyper::header::HOST, "localhost")
+            .header(hyper::header::CONTENT_TYPE, "application/json");
+        if authorized {
+            req = req
+                .header(
+                    hyper::header::AUTHORIZATION,
+                    format!("Bearer {}", self.token),
+                )
+                .header(crate::api::USER_HEADER, &self.user);
+        }
+        let req = req
+            .body(Full::new(Bytes::from(bytes)))
+            .context("cannot build the request")?;
+        let not_running = |e: &std::io::Error| {
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+            )
+        };
+        let exchange = async {
+            let (status, body) = match &self.transport {
+                Transport::Unix(p) => {
+                    let s = tokio::net::UnixStream::connect(p).await?;
+                    let cred = s.peer_cred()?;
+                    if cred.uid() != rustix::process::geteuid().as_raw() {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::PermissionDenied,
+                            format!(
+                                "the process at {} runs as another user (uid {})",
+                                p.display(),
+                                cred.uid()
+                            ),
+                        )
+                        .into());
+                    }
+                    send(s, req).await?
+                }
+                Transport::Tcp(a) => send(tokio::net::TcpStream::connect(a).await?, req).await?,
+            };
+            Ok::<_, anyhow::Error>((status, body))
+        };
+        let (status, body) = match self
+            .runtime
+            .block_on(async { tokio::time::timeout(REQUEST_TIMEOUT, exchange).await })
+        {
+            Err(_) => bail!(
+                "the node at {} did not answer within {REQUEST_TIMEOUT:?}",
+                self.base()
+            ),
+            Ok(Err(e)) => {
+                if let Some(io) = e.downcast_ref::<std::io::Error>()
+                    && not_running(io)
+                {
+                    bail!(
+                        "the node in {} is not running (nothing answers at {}; start it with `rogatory run`)",
+                        self.dir.display(),
+                        self.base()
+                    );
+                }
+                return Err(e).with_context(|| format!("cannot reach the node at {}", self.base()));
+            }
+            Ok(Ok(r)) => r,
+        };
+        let v: Value = serde_json::from_slice(&body)
             .with_context(|| format!("the node answered {status} with an unreadable body"))?;
+        Ok((status, v))
+    }
+
+    fn finish(&self, (status, v): (hyper::StatusCode, Value)) -> Result<Value> {
         if !status.is_success() {
             bail!(
                 "{}",
@@ -81,23 +267,30 @@ impl Client {
 
     /// `GET path`.
     pub fn get(&self, path: &str) -> Result<Value> {
-        let r = self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .header("Authorization", format!("Bearer {}", self.token))
-            .header(crate::api::USER_HEADER, &self.user)
-            .call();
-        self.finish(r)
+        self.finish(self.request("GET", path, None, true)?)
     }
 
     /// `POST path` with a JSON body.
     pub fn post(&self, path: &str, body: &Value) -> Result<Value> {
-        let r = self
-            .agent
-            .post(format!("{}{path}", self.base))
-            .header("Authorization", format!("Bearer {}", self.token))
-            .header(crate::api::USER_HEADER, &self.user)
-            .send_json(body);
-        self.finish(r)
+        self.finish(self.request("POST", path, Some(body), true)?)
     }
+}
+
+/// Sends one request on a fresh connection and reads the whole answer (bounded).
+async fn send<S>(stream: S, req: hyper::Request<Full<Bytes>>) -> Result<(hyper::StatusCode, Bytes)>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    let conn = tokio::spawn(conn);
+    let resp = sender.send_request(req).await?;
+    let status = resp.status();
+    let body = http_body_util::Limited::new(resp.into_body(), MAX_ANSWER)
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot read the answer: {e}"))?
+        .to_bytes();
+    drop(sender);
+    let _ = conn.await;
+    Ok((status, body))
 }

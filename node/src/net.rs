@@ -402,11 +402,9 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
         token_hash: rogatory_proto::ids::Sha256Digest::of(token.as_bytes()),
     });
     drop(token);
-    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
-    let (api_addr, api_task) = crate::api::start(dir, opts.config.api.bind, api_state, async {
-        let _ = api_stopped.await;
-    })
-    .await?;
+    let (stop_api, api_stopped) = tokio::sync::watch::channel(false);
+    let (api_addr, api_task) =
+        crate::api::start(dir, opts.config.api.bind, api_state, api_stopped).await?;
     // Evidence: chunks served to partners from sealed files (read off the event loop, a few at
     // a time), and items listed by partners fetched, resuming where the last run stopped.
     let (served_tx, mut served) =
@@ -673,7 +671,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
     drop(notices);
     let _ = std::fs::remove_file(dir.join(crate::api::ADDR_FILE));
     deadline_watch.abort();
-    let _ = stop_api.send(());
+    let _ = stop_api.send(true);
     let _ = api_task.await;
     // Evidence writers end when their fetcher goes (what they synced is recorded; the rest is
     // fetched again at the next start); then nothing but this function holds the job queue.

@@ -32,7 +32,7 @@ fn files_holding(dir: &Path, needle: &[u8]) -> Vec<String> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 stack.push(p);
-            } else {
+            } else if p.is_file() {
                 let bytes = std::fs::read(&p).unwrap();
                 if probes.iter().any(|w| bytes.windows(64).any(|x| x == *w)) {
                     found.push(p.display().to_string());

@@ -55,6 +55,8 @@ use rogatory_proto::receipt::verify_receipt;
 use rogatory_proto::time::format_unix;
 use serde_json::{Value, json};
 
+pub mod listen;
+
 use crate::engine::{Job, SendRequest};
 use crate::keydir::KeyDir;
 use crate::store::{OutboxState, Store, StoreError};
@@ -236,6 +238,7 @@ pub fn new_token(dir: &Path) -> Result<String> {
 
 /// The router.
 pub fn router(state: Arc<ApiState>) -> axum::Router {
+    let heavy = Arc::new(tokio::sync::Semaphore::new(listen::HEAVY_AT_ONCE));
     axum::Router::new()
         .route("/v1/status", get(status))
         .route("/v1/inbox", get(inbox))
@@ -253,22 +256,25 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/evidence/{case}/send", post(evidence_send))
         .route("/v1/evidence/{case}/export", post(evidence_export))
         .route("/v1/evidence/{case}/verify", post(evidence_verify))
-        // A message body may be up to 16 MiB, as JSON a little more.
-        .layer(axum::extract::DefaultBodyLimit::max(24 * 1024 * 1024))
+        .route("/v1/proof", get(proof))
+        // Bodies are read whole, bounded in size and time, before any handler runs.
+        .layer(axum::middleware::from_fn(move |req, next| {
+            listen::bounded_body(Arc::clone(&heavy), req, next)
+        }))
+        .layer(axum::extract::DefaultBodyLimit::max(listen::LARGE_BODY))
         .with_state(state)
 }
 
-/// Binds the API and serves it until `shutdown` resolves; writes `api.addr`.
+/// Binds the API (TCP on loopback, and the Unix socket in the data directory) and serves it
+/// until `stop` turns true; writes `api.addr`.
 pub async fn start(
     dir: &Path,
     bind: SocketAddr,
     state: Arc<ApiState>,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .with_context(|| format!("cannot bind the local API to {bind} (is the port in use?)"))?;
-    let addr = listener.local_addr()?;
+    let listeners = listen::bind(dir, bind).await?;
+    let addr = listeners.tcp.local_addr()?;
     crate::files::write_atomic(
         &dir.join(ADDR_FILE),
         addr.to_string().as_bytes(),
@@ -276,15 +282,34 @@ pub async fn start(
         true,
     )?;
     let app = router(state);
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!("the local API stopped: {e}");
-        }
-    });
+    let task = tokio::spawn(listen::serve(listeners, app, stop));
     Ok((addr, task))
+}
+
+/// `GET /v1/proof?nonce=HEX`: the node proves it holds the API token, without the client
+/// sending it (a server left on a stale `api.addr` cannot answer).
+#[derive(Debug, serde::Deserialize)]
+pub struct ProofQuery {
+    /// 16 to 64 random bytes, hex.
+    pub nonce: String,
+}
+
+async fn proof(
+    State(s): State<Arc<ApiState>>,
+    axum::extract::Query(q): axum::extract::Query<ProofQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let nonce = hex::decode(&q.nonce)
+        .ok()
+        .filter(|n| (16..=64).contains(&n.len()))
+        .ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                "nonce: 16 to 64 random bytes, hex".into(),
+            )
+        })?;
+    Ok(Json(json!({
+        "proof": hex::encode(listen::proof(&s.token_hash.0, &nonce)),
+    })))
 }
 
 async fn status(_: Authorized, State(s): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
