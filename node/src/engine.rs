@@ -47,6 +47,14 @@ pub const MAX_WAITING_BYTES: usize = 64 * 1024 * 1024;
 pub const MAX_WAITING_PER_SENDER: usize = 1024;
 /// After a failed transaction, how long jobs are done one per transaction.
 pub const SOLO_AFTER_FAILURE: Duration = Duration::from_secs(30);
+/// Most bytes of envelopes waiting from one sender.
+pub const MAX_WAITING_BYTES_PER_SENDER: usize = 16 * 1024 * 1024;
+/// Envelopes one partner may have refused within [`REFUSAL_WINDOW`]: beyond them, its envelopes
+/// are set aside unanswered (its node retries later) until the window has room again, so that
+/// a partner sending garbage cannot grow this node's logs without bound.
+pub const MAX_REFUSALS: usize = 100;
+/// The window of [`MAX_REFUSALS`].
+pub const REFUSAL_WINDOW: Duration = Duration::from_secs(600);
 
 /// A message to send, as the local API takes it.
 #[derive(Debug, Clone)]
@@ -345,6 +353,10 @@ pub struct Engine {
     waiting: HashMap<ChainSlot, Waiting>,
     waiting_bytes: usize,
     solo_until: Option<Instant>,
+    /// When each partner's recent envelopes were refused (within [`REFUSAL_WINDOW`]).
+    refusals: HashMap<AgencyId, std::collections::VecDeque<Instant>>,
+    /// Partners over [`MAX_REFUSALS`] whose alert was raised.
+    flooding: std::collections::HashSet<AgencyId>,
 }
 
 impl Engine {
@@ -365,6 +377,8 @@ impl Engine {
             waiting: HashMap::new(),
             waiting_bytes: 0,
             solo_until: None,
+            refusals: HashMap::new(),
+            flooding: std::collections::HashSet::new(),
         }
     }
 
@@ -490,6 +504,10 @@ impl Engine {
                     receipt: None,
                 }));
                 let at = replies.len() - 1;
+                if self.over_refusals(batch, &from)? {
+                    // Set aside unanswered: its sender retries later.
+                    return Ok(());
+                }
                 let mut next = Some((token, from, bytes, at));
                 // Applying one envelope may let the next of its chain through.
                 while let Some((token, from, bytes, at)) = next.take() {
@@ -532,6 +550,10 @@ impl Engine {
                         }
                         Outcome::Rejected { reason, receipt } => {
                             tracing::warn!(%from, reason = reason.name(), "rejected an envelope");
+                            self.refusals
+                                .entry(from.clone())
+                                .or_default()
+                                .push_back(Instant::now());
                             Some(receipt)
                         }
                         Outcome::Waiting { slot } => {
@@ -542,11 +564,15 @@ impl Engine {
                                     receipt: None,
                                 }));
                             }
-                            let from_sender =
-                                self.waiting.keys().filter(|s| s.from == slot.from).count();
+                            let (from_sender, sender_bytes) = self
+                                .waiting
+                                .iter()
+                                .filter(|(s, _)| s.from == slot.from)
+                                .fold((0, 0), |(n, b), (_, w)| (n + 1, b + w.bytes.len()));
                             if self.waiting.len() < MAX_WAITING
                                 && self.waiting_bytes + bytes.len() <= MAX_WAITING_BYTES
                                 && from_sender < MAX_WAITING_PER_SENDER
+                                && sender_bytes + bytes.len() <= MAX_WAITING_BYTES_PER_SENDER
                             {
                                 self.waiting_bytes += bytes.len();
                                 self.waiting.insert(
@@ -1205,6 +1231,40 @@ impl Engine {
         e.reason = reason;
         batch.append(&self.signer(), case, &mut [e])?;
         Ok(())
+    }
+
+    /// Whether `from` had more than [`MAX_REFUSALS`] envelopes refused within
+    /// [`REFUSAL_WINDOW`]; the first time it has, an alert is raised (in `batch`).
+    fn over_refusals(&mut self, batch: &mut Batch<'_>, from: &AgencyId) -> Result<bool> {
+        let Some(times) = self.refusals.get_mut(from) else {
+            return Ok(false);
+        };
+        while times.front().is_some_and(|t| t.elapsed() > REFUSAL_WINDOW) {
+            times.pop_front();
+        }
+        if times.len() < MAX_REFUSALS {
+            if times.is_empty() {
+                self.refusals.remove(from);
+            }
+            self.flooding.remove(from);
+            return Ok(false);
+        }
+        if self.flooding.insert(from.clone()) {
+            let detail = format!(
+                "{from} had {MAX_REFUSALS} envelopes refused within {} minutes; its envelopes are set aside unanswered (its node retries them) until fewer were refused in that time",
+                REFUSAL_WINDOW.as_secs() / 60
+            );
+            tracing::error!(peer = %from, "ALERT: {detail}");
+            batch.raise_alert(&crate::store::Alert {
+                at: rogatory_proto::time::now_unix(),
+                peer: from.clone(),
+                case_id: crate::inbox::NODE_LOG,
+                kind: "refusal-flood".into(),
+                detail,
+                envelope_id: None,
+            })?;
+        }
+        Ok(true)
     }
 
     fn take_waiting(&mut self, slot: &ChainSlot) -> Option<Waiting> {

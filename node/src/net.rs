@@ -22,8 +22,8 @@ use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, allow_block_list, identify, identity, noise, ping, tcp,
-    yamux,
+    Multiaddr, PeerId, StreamProtocol, allow_block_list, connection_limits, identify, identity,
+    noise, ping, tcp, yamux,
 };
 use rogatory_proto::card::AgencyCard;
 use rogatory_proto::envelope::Limits;
@@ -42,10 +42,169 @@ const MAX_OPEN_BYTES: usize = 256 * 1024 * 1024;
 /// The envelope protocol.
 pub const ENVELOPE_PROTOCOL: StreamProtocol = StreamProtocol::new("/rogatory/envelope/1");
 
+/// Bytes of envelopes being read from one connection at once (every stream of it together).
+pub const READ_BUDGET_PER_CONNECTION: usize = 48 * 1024 * 1024;
+/// Bytes of envelopes being read from every connection together.
+pub const READ_BUDGET_TOTAL: usize = 384 * 1024 * 1024;
+/// Connections one partner may hold to this node (both directions together).
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 3;
+/// Incoming connections whose handshake is under way (beyond them, new ones are closed at once:
+/// a flood of raw connections holds at most this many descriptors).
+pub const MAX_PENDING_INCOMING: u32 = 32;
+/// Established connections, every peer together.
+pub const MAX_CONNECTIONS: u32 = 128;
+/// Bytes of received envelopes one partner may have waiting for the store worker.
+pub const MAX_OPEN_BYTES_PER_PEER: usize = 64 * 1024 * 1024;
+
+/// A byte budget shared by readers: a reservation that does not fit fails at once (the stream
+/// is reset and its sender retries), so waiting readers never pile up.
+#[derive(Debug, Default)]
+pub struct Budget {
+    used: std::sync::atomic::AtomicUsize,
+    limit: usize,
+}
+
+impl Budget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            used: std::sync::atomic::AtomicUsize::new(0),
+            limit,
+        }
+    }
+
+    fn take(&self, n: usize) -> bool {
+        use std::sync::atomic::Ordering;
+        let mut cur = self.used.load(Ordering::Relaxed);
+        loop {
+            let Some(next) = cur.checked_add(n).filter(|v| *v <= self.limit) else {
+                return false;
+            };
+            match self
+                .used
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    fn give(&self, n: usize) {
+        self.used.fetch_sub(n, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Bytes reserved now.
+    pub fn used(&self) -> usize {
+        self.used.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// What one read holds of its budgets, given back when it ends (however it ends).
+struct Held<'a> {
+    budgets: [&'a Budget; 2],
+    bytes: usize,
+}
+
+impl Held<'_> {
+    fn grow(&mut self, n: usize) -> bool {
+        if !self.budgets[0].take(n) {
+            return false;
+        }
+        if !self.budgets[1].take(n) {
+            self.budgets[0].give(n);
+            return false;
+        }
+        self.bytes += n;
+        true
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        for b in self.budgets {
+            b.give(self.bytes);
+        }
+    }
+}
+
+/// Reads a stream to its end like [`read_bounded`], each 64 KiB reserved first from the
+/// connection's and the node's budgets: when either is spent the read fails (the stream is
+/// reset; the sender retries later), so what a peer makes the node hold while it sends is
+/// bounded per connection, hence per peer, and in total.
+async fn read_budgeted<T: AsyncRead + Unpin + Send>(
+    io: &mut T,
+    limit: usize,
+    connection: &Budget,
+    total: &Budget,
+) -> std::io::Result<Vec<u8>> {
+    let mut held = Held {
+        budgets: [connection, total],
+        bytes: 0,
+    };
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        if buf.len() > limit {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("message larger than {limit} bytes"),
+            ));
+        }
+        // Reserved in steps that double from 8 KiB to 1 MiB: little for small envelopes, few
+        // steps for large ones.
+        let step = held.bytes.clamp(8 * 1024, 1024 * 1024);
+        if buf.len() == held.bytes && !held.grow(step) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::OutOfMemory,
+                "too many bytes being received from this connection or in all: try again later",
+            ));
+        }
+        let room = held.bytes - buf.len();
+        let start = buf.len();
+        buf.resize(start + room, 0);
+        let n = io.read(&mut buf[start..]).await?;
+        buf.truncate(start + n);
+        if n == 0 {
+            return Ok(buf);
+        }
+    }
+}
+
 /// Length-bounded codec: a request is an envelope, a response a receipt, each read to the end of
-/// its stream with a hard limit.
-#[derive(Debug, Clone, Default)]
-pub struct EnvelopeCodec;
+/// its stream with a hard limit; requests are read within the connection's and the node's
+/// budgets ([`read_budgeted`]).
+///
+/// libp2p's request-response behaviour clones its codec once per connection (for the
+/// connection's handler), and the handler clones that once per stream. The behaviour's own
+/// codec has no connection budget; a clone of it gets a fresh one, which the clones of that
+/// clone (its streams) share.
+#[derive(Debug, Default)]
+pub struct EnvelopeCodec {
+    total: Arc<Budget>,
+    connection: Option<Arc<Budget>>,
+}
+
+impl EnvelopeCodec {
+    /// The codec of a node, with its total read budget.
+    pub fn new(total: usize) -> Self {
+        Self {
+            total: Arc::new(Budget::new(total)),
+            connection: None,
+        }
+    }
+}
+
+impl Clone for EnvelopeCodec {
+    fn clone(&self) -> Self {
+        Self {
+            total: Arc::clone(&self.total),
+            connection: Some(match &self.connection {
+                Some(c) => Arc::clone(c),
+                None => Arc::new(Budget::new(READ_BUDGET_PER_CONNECTION)),
+            }),
+        }
+    }
+}
 
 /// Reads a stream to its end, refusing more than `limit` bytes. With `reserve`, room for the
 /// largest message is taken up front: for large messages many of which are in flight, growing by
@@ -89,10 +248,15 @@ impl request_response::Codec for EnvelopeCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> std::io::Result<Vec<u8>> {
-        read_bounded(
+        let connection = match &self.connection {
+            Some(c) => Arc::clone(c),
+            None => Arc::new(Budget::new(READ_BUDGET_PER_CONNECTION)),
+        };
+        read_budgeted(
             io,
             rogatory_proto::envelope::DEFAULT_MAX_ENVELOPE_BYTES,
-            false,
+            &connection,
+            &self.total,
         )
         .await
     }
@@ -127,6 +291,9 @@ impl request_response::Codec for EnvelopeCodec {
 /// The node's behaviours.
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// Connections bounded: handshakes under way, per peer, in total (descriptors and memory
+    /// under a flood of connections).
+    limits: connection_limits::Behaviour,
     /// Only pinned partners: any other peer's connection is denied as soon as the handshake
     /// has authenticated it, before any protocol runs.
     allow: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
@@ -158,6 +325,13 @@ fn swarm(kd: &KeyDir, allowed: &[PeerId]) -> Result<libp2p::Swarm<Behaviour>> {
         )?
         .with_quic()
         .with_behaviour(|key| Behaviour {
+            limits: connection_limits::Behaviour::new(
+                connection_limits::ConnectionLimits::default()
+                    .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
+                    .with_max_pending_outgoing(Some(MAX_CONNECTIONS))
+                    .with_max_established(Some(MAX_CONNECTIONS))
+                    .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER)),
+            ),
             allow: {
                 let mut a = allow_block_list::Behaviour::default();
                 for p in allowed {
@@ -165,7 +339,8 @@ fn swarm(kd: &KeyDir, allowed: &[PeerId]) -> Result<libp2p::Swarm<Behaviour>> {
                 }
                 a
             },
-            envelope: request_response::Behaviour::new(
+            envelope: request_response::Behaviour::with_codec(
+                EnvelopeCodec::new(READ_BUDGET_TOTAL),
                 [(ENVELOPE_PROTOCOL, ProtocolSupport::Full)],
                 cfg.clone(),
             ),
@@ -435,9 +610,10 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
     tracing::info!(agency = %me, peer = %swarm.local_peer_id(), api = %api_addr, "node started");
 
     // Requests handed to the worker and not yet answered, with their sizes.
-    let mut open: HashMap<u64, (request_response::ResponseChannel<Vec<u8>>, usize)> =
+    let mut open: HashMap<u64, (request_response::ResponseChannel<Vec<u8>>, usize, AgencyId)> =
         HashMap::new();
     let mut open_bytes = 0usize;
+    let mut open_by_peer: HashMap<AgencyId, usize> = HashMap::new();
     let mut next_token = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -469,8 +645,11 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
             Some(n) = notices.recv() => {
                 match n {
                     Notice::Answer { token, receipt } => {
-                        if let Some((channel, size)) = open.remove(&token) {
+                        if let Some((channel, size, from)) = open.remove(&token) {
                             open_bytes -= size;
+                            if let Some(n) = open_by_peer.get_mut(&from) {
+                                *n = n.saturating_sub(size);
+                            }
                             if let Some(r) = receipt {
                                 let _ = swarm.behaviour_mut().envelope.send_response(channel, r);
                                 // A case may have changed (a confirmation, an update).
@@ -557,7 +736,8 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
                             continue;
                         };
                         let size = request.len();
-                        if open_bytes + size > MAX_OPEN_BYTES {
+                        let peer_open = open_by_peer.get(&from).copied().unwrap_or(0);
+                        if open_bytes + size > MAX_OPEN_BYTES || peer_open + size > MAX_OPEN_BYTES_PER_PEER {
                             tracing::warn!(%from, "busy: too many bytes awaiting the store; its sender will resend");
                             continue;
                         }
@@ -565,7 +745,8 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
                         next_token += 1;
                         match jobs.try_send(Job::Inbound { token, from: from.clone(), bytes: request }) {
                             Ok(()) => {
-                                open.insert(token, (channel, size));
+                                *open_by_peer.entry(from.clone()).or_default() += size;
+                                open.insert(token, (channel, size, from));
                                 open_bytes += size;
                             }
                             Err(_) => {

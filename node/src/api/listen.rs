@@ -105,7 +105,8 @@ pub async fn bounded_body(heavy: Arc<Semaphore>, req: Request, next: Next) -> Re
         match heavy.acquire_owned().await {
             Ok(p) => Some(p),
             Err(_) => {
-                return ApiError(StatusCode::SERVICE_UNAVAILABLE, "stopping".into()).into_response();
+                return ApiError(StatusCode::SERVICE_UNAVAILABLE, "stopping".into())
+                    .into_response();
             }
         }
     } else {
