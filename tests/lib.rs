@@ -254,6 +254,16 @@ impl Cluster {
 
     /// Starts node `i` and waits until its API answers.
     pub fn start(&mut self, i: usize) {
+        self.start_with(i, None);
+    }
+
+    /// Starts node `i` with at most `nofile` open descriptors (`ulimit -n`, soft and hard, as
+    /// a service manager's default of 1,024 would leave it), and waits until its API answers.
+    pub fn start_limited(&mut self, i: usize, nofile: u32) {
+        self.start_with(i, Some(nofile));
+    }
+
+    fn start_with(&mut self, i: usize, nofile: Option<u32>) {
         let dir = &self.dirs[i];
         let _ = std::fs::remove_file(dir.join("api.addr"));
         let log = std::fs::OpenOptions::new()
@@ -261,7 +271,17 @@ impl Cluster {
             .append(true)
             .open(dir.join("node.log"))
             .unwrap();
-        let mut child = Command::new(rogatory_bin())
+        let mut cmd = match nofile {
+            None => Command::new(rogatory_bin()),
+            Some(n) => {
+                // The shell sets the limit, then becomes the node (same process id).
+                let mut c = Command::new("sh");
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\"")])
+                    .arg(rogatory_bin());
+                c
+            }
+        };
+        let mut child = cmd
             .args(["run", "--data-dir"])
             .arg(dir)
             .env_remove("ROGATORY_DATA_DIR")
@@ -393,6 +413,60 @@ impl Drop for Cluster {
             self.kill(i);
         }
     }
+}
+
+/// Threads of a process (`/proc/PID/status`).
+pub fn threads_of(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Open descriptors of a process (`/proc/PID/fd`).
+pub fn descriptors_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Raises this process's soft limit of open descriptors to its hard limit (a test that opens
+/// many connections itself).
+pub fn raise_descriptor_limit() -> u64 {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut l = getrlimit(Resource::Nofile);
+    l.current = l.maximum;
+    let _ = setrlimit(Resource::Nofile, l);
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+/// An agency's key directory as its node has it (keys encrypted under the test passphrase), for
+/// a test that seals envelopes with an agency's real keys.
+pub fn load_keys(dir: &Path) -> rogatory_node::keydir::KeyDir {
+    let path = dir.join(rogatory_node::keydir::SECRET_KEYS_ENCRYPTED);
+    let raw = std::fs::read(&path).expect("encrypted keys");
+    let keys = rogatory_node::secret::open(&raw, TEST_PASSPHRASE.1, &path).expect("open keys");
+    let card = rogatory_node::keydir::load_card(&dir.join(rogatory_node::keydir::CARD_FILE))
+        .expect("card");
+    rogatory_node::keydir::KeyDir { keys, card }
+}
+
+/// Delivers one envelope over libp2p with `from`'s identity to the node of `to` (its card and
+/// the first address on it) and returns the receipt, as `rogatory deliver` does.
+pub fn deliver(
+    from: &rogatory_node::keydir::KeyDir,
+    to: &rogatory_proto::card::AgencyCard,
+    envelope: Vec<u8>,
+) -> Result<Vec<u8>, String> {
+    let addr: libp2p::Multiaddr = to.body().addresses[0].parse().expect("address on the card");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(rogatory_node::net::deliver(from, to, addr, envelope))
+        .map_err(|e| format!("{e:#}"))
 }
 
 /// An example message body from spec/examples/.

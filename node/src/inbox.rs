@@ -581,20 +581,20 @@ fn unauthorized(
             envelope_id: Some(id),
         })?;
     }
+    let log_of = if batch.checkpoint(case)?.is_some() {
+        *case
+    } else {
+        NODE_LOG
+    };
     let mut e = audit_entry(
         me.card.id(),
-        case,
+        &log_of,
         now,
         AuditEvent::EnvelopeRejected,
         from,
         id,
     );
     e.reason = Some(u16::from(reason));
-    let log_of = if batch.checkpoint(case)?.is_some() {
-        *case
-    } else {
-        NODE_LOG
-    };
     let signer = LogSigner {
         agency: me.card.id(),
         key: &me.keys.signing,

@@ -2,11 +2,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod authorization;
 mod bundle;
 mod cases;
 mod cli;
 mod daemon;
 mod evidence;
+mod hostile;
 mod inbox;
 mod network;
 mod setup;

@@ -312,6 +312,27 @@ mod tests {
     }
 
     #[test]
+    fn a_request_names_authorities_of_the_sender_s_and_the_addressee_s_countries() {
+        let example = include_str!("../../../spec/examples/mla-request.json");
+        let m = Message::from_json(
+            MessageType::MlaRequest,
+            &serde_json::from_str(example).unwrap(),
+        )
+        .unwrap();
+        let (xa, xb, yc) = (
+            AgencyId::new("XA.MOJ-CA").unwrap(),
+            AgencyId::new("XB.DOJ-CA").unwrap(),
+            AgencyId::new("YC.POLICE").unwrap(),
+        );
+        check_fields(&m, &xa, &xb).unwrap();
+        let e = check_fields(&m, &yc, &xb).unwrap_err();
+        assert!(e.0.contains("requesting authority is in XA"), "{e}");
+        let e = check_fields(&m, &xa, &yc).unwrap_err();
+        assert!(e.0.contains("requested authority is in XB"), "{e}");
+        assert!(partner_only(MessageType::MlaStatus) && !partner_only(MessageType::Liaison));
+    }
+
+    #[test]
     fn a_report_records_only_the_senders_own_acts_in_time() {
         let xa = AgencyId::new("XA.MOJ-CA").unwrap();
         let handed = crate::time::parse_utc("2026-12-04T10:00:00Z").unwrap();

@@ -1,0 +1,519 @@
+//! A partner acting in bad faith (issue "Authorization and bounds"): three real nodes on
+//! loopback — XA requesting, XB requested, XC a third pinned partner — and envelopes XC (or a
+//! partner) seals with its real key past its own node's checks and delivers over libp2p. Each
+//! attempt must be refused or bounded, with its reason code and its audit entry, and change
+//! nothing else.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use rogatory_node::keydir::KeyDir;
+use rogatory_proto::card::AgencyCard;
+use rogatory_proto::envelope::{Addressee, ChainLink, Limits, SealParams, Sender, seal};
+use rogatory_proto::ids::{CaseId, EnvelopeId, MessageId, Sha256Digest};
+use rogatory_proto::message::{Message, MessageType};
+use rogatory_proto::receipt::{ReasonCode, ReceiptEvent, verify_receipt};
+use rogatory_tests::{Cluster, example, load_keys, run_line};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+const XA: usize = 0;
+const XB: usize = 1;
+const XC: usize = 2;
+
+/// Seals envelopes with an agency's real keys, keeping its own count of its chains.
+struct Forger {
+    keys: KeyDir,
+    chains: HashMap<(CaseId, String), (u64, EnvelopeId)>,
+}
+
+impl Forger {
+    fn new(dir: &Path) -> Self {
+        Self {
+            keys: load_keys(dir),
+            chains: HashMap::new(),
+        }
+    }
+
+    /// Continues a chain its node already started: the last envelope it sealed there.
+    fn after(&mut self, case: CaseId, to: &AgencyCard, sequence: u64, id: &str) {
+        let mut b = [0u8; 32];
+        hex::decode_to_slice(id, &mut b).unwrap();
+        self.chains
+            .insert((case, to.id().to_string()), (sequence, Sha256Digest(b)));
+    }
+
+    /// The next envelope of its chain to `to` in `case`, dated `sent_at`.
+    fn seal_at(&mut self, to: &AgencyCard, case: CaseId, m: &Message, sent_at: u64) -> Vec<u8> {
+        let key = (case, to.id().to_string());
+        let link = match self.chains.get(&key) {
+            None => ChainLink::FIRST,
+            Some((seq, id)) => ChainLink {
+                sequence: seq + 1,
+                previous: Some(*id),
+            },
+        };
+        let sealed = seal(
+            &Sender {
+                card: &self.keys.card,
+                keys: &self.keys.keys,
+            },
+            &[Addressee {
+                card: to,
+                chain: link,
+                consistency: None,
+            }],
+            m,
+            &SealParams {
+                case_id: case,
+                message_id: MessageId::generate(),
+                sent_at,
+                checkpoint: None,
+            },
+            &Limits::default(),
+        )
+        .unwrap();
+        let env = sealed.into_iter().next().unwrap();
+        self.chains.insert(key, (link.sequence, env.id));
+        env.bytes
+    }
+
+    fn seal(&mut self, to: &AgencyCard, case: CaseId, m: &Message) -> Vec<u8> {
+        self.seal_at(to, case, m, rogatory_proto::time::now_unix())
+    }
+
+    /// Delivers to `to`'s node and returns the verified receipt's event and reason.
+    fn deliver(&self, to: &AgencyCard, envelope: Vec<u8>) -> (ReceiptEvent, Option<ReasonCode>) {
+        let id = Sha256Digest::of(&envelope);
+        let receipt = rogatory_tests::deliver(&self.keys, to, envelope).unwrap();
+        let r = verify_receipt(&receipt, to, Some(&id)).unwrap();
+        (r.receipt.event, r.receipt.reason)
+    }
+}
+
+fn card(dir: &Path) -> AgencyCard {
+    rogatory_node::keydir::load_card(&dir.join("card.cose")).unwrap()
+}
+
+fn message(kind: MessageType, body: Value) -> Message {
+    let m = Message::from_json(kind, &body).unwrap();
+    m.validate().unwrap();
+    m
+}
+
+fn status(s: &str, extra: Value) -> Message {
+    let mut body = json!({ "status": s, "effective_at": "2026-12-01T10:00:00Z" });
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    message(MessageType::MlaStatus, body)
+}
+
+fn audit_log(root: &Path, dir: &Path, case: &str) -> Vec<Value> {
+    let r = run_line(
+        root,
+        &format!("audit log {case} --json --data-dir {}", dir.display()),
+    )
+    .ok();
+    serde_json::from_str::<Value>(&r.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn unauthorized_entries(log: &[Value], from: &str) -> usize {
+    log.iter()
+        .filter(|e| {
+            e["event"] == "envelope-rejected"
+                && e["peer"] == from
+                && e["reason"] == u64::from(u16::from(ReasonCode::Unauthorized))
+        })
+        .count()
+}
+
+/// The case as a node shows it, without the times that move.
+fn case_view(c: &Cluster, i: usize, case: &str) -> Value {
+    let mut v = c.api(i).get(&format!("/v1/cases/{case}")).unwrap();
+    v.as_object_mut().map(|o| o.remove("updated_at"));
+    v
+}
+
+fn three(root: &Path) -> Cluster {
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA", "XC.POLICE"], 1);
+    for i in 0..3 {
+        c.start(i);
+    }
+    c
+}
+
+#[test]
+fn a_third_partner_cannot_change_the_status_of_a_case_between_two_others() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let c = three(root);
+    let (a_card, b_card) = (card(&c.dirs[XA]), card(&c.dirs[XB]));
+    // XA asks XB for assistance and copies XC on a liaison message in the case.
+    let r = c.send(
+        XA,
+        "XB.DOJ-CA",
+        "new",
+        "mla-request",
+        &example("mla-request.json"),
+    );
+    let case_s = r["case_id"].as_str().unwrap().to_string();
+    let case: CaseId = case_s.parse().unwrap();
+    c.wait_settled(XA, 1, WAIT);
+    let liaison = example("liaison.json");
+    c.api(XA)
+        .post(
+            "/v1/send",
+            &json!({ "to": ["XB.DOJ-CA", "XC.POLICE"], "case": case_s, "type": "liaison", "body": liaison }),
+        )
+        .unwrap();
+    c.wait_settled(XA, 3, WAIT);
+    let before_a = case_view(&c, XA, &case_s);
+    let before_b = case_view(&c, XB, &case_s);
+    assert_eq!(before_a["status"], "received");
+
+    // XC, copied, seals "refused" for XA past its own node's checks: refused as unauthorized.
+    let mut xc = Forger::new(&c.dirs[XC]);
+    let refused = status("refused", json!({ "grounds": ["a pretext"] }));
+    let env = xc.seal(&a_card, case, &refused);
+    assert_eq!(
+        xc.deliver(&a_card, env),
+        (ReceiptEvent::Rejected, Some(ReasonCode::Unauthorized))
+    );
+    // And "withdrawn" for XB, which would have XB confirm it to XC: refused the same way.
+    let withdrawn = status("withdrawn", json!({}));
+    let env = xc.seal(&b_card, case, &withdrawn);
+    assert_eq!(
+        xc.deliver(&b_card, env),
+        (ReceiptEvent::Rejected, Some(ReasonCode::Unauthorized))
+    );
+    // Nothing of either changed the case on either side.
+    assert_eq!(case_view(&c, XA, &case_s), before_a);
+    assert_eq!(case_view(&c, XB, &case_s), before_b);
+    let b_out = c.api(XB).get("/v1/outbox").unwrap();
+    assert!(
+        b_out
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["to"] != "XC.POLICE"),
+        "XB confirmed nothing to XC: {b_out}"
+    );
+    // XC may answer in the case with a liaison message, as a copied agency.
+    let env = xc.seal(
+        &a_card,
+        case,
+        &message(MessageType::Liaison, example("liaison.json")),
+    );
+    assert_eq!(xc.deliver(&a_card, env), (ReceiptEvent::Accepted, None));
+
+    // XB's real registration is then accepted, and both sides agree.
+    run_line(
+        root,
+        &format!(
+            "case update {case_s} registered --reference XB-1 --data-dir {}",
+            c.dirs[XB].display()
+        ),
+    )
+    .ok();
+    c.wait_settled(XB, 1, WAIT);
+    for i in [XA, XB] {
+        let v = c
+            .api(i)
+            .get(&format!("/v1/cases/{case_s}?wait=30"))
+            .unwrap();
+        assert_eq!(v["status"], "registered", "{v}");
+    }
+    let a_updates = c.api(XA).get(&format!("/v1/cases/{case_s}")).unwrap()["updates"].clone();
+    let b_updates = c.api(XB).get(&format!("/v1/cases/{case_s}")).unwrap()["updates"].clone();
+    assert_eq!(a_updates, b_updates);
+
+    // Each refusal is in the case's log, with its reason and XC named, and raised as an alert.
+    let mut c = c;
+    for i in 0..3 {
+        c.stop(i);
+    }
+    for (i, n) in [(XA, 1), (XB, 1)] {
+        let log = audit_log(root, &c.dirs[i], &case_s);
+        assert_eq!(unauthorized_entries(&log, "XC.POLICE"), n, "{log:?}");
+        let r = run_line(
+            root,
+            &format!("audit alerts --json --data-dir {}", c.dirs[i].display()),
+        );
+        let alerts: Value = serde_json::from_str(&r.stdout).unwrap();
+        assert!(
+            alerts
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|a| a["kind"] == "unauthorized" && a["peer"] == "XC.POLICE"),
+            "{alerts}"
+        );
+    }
+}
+
+#[test]
+fn a_partner_cannot_write_into_the_holders_chain_of_custody() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let c = three(root);
+    let b_card = card(&c.dirs[XB]);
+    // XC asks XB; XB hands one item over to XC, whose node fetches and verifies it.
+    let r = c.send(XC, "XB.DOJ-CA", "new", "mla-request", &{
+        let mut b = example("mla-request.json");
+        b["requesting_authority"]["country"] = json!("XC");
+        b["requesting_authority"]["agency"] = json!("XC.POLICE");
+        b
+    });
+    let case_s = r["case_id"].as_str().unwrap().to_string();
+    let case: CaseId = case_s.parse().unwrap();
+    c.wait_settled(XC, 1, WAIT);
+    let file = root.join("records.csv");
+    std::fs::write(&file, b"account,ip\nuser_4471,198.51.100.7\n").unwrap();
+    let xb = c.dirs[XB].display().to_string();
+    run_line(
+        root,
+        &format!("evidence add {case_s} {} --data-dir {xb}", file.display()),
+    )
+    .ok();
+    run_line(
+        root,
+        &format!("evidence send {case_s} --to XC.POLICE --data-dir {xb}"),
+    )
+    .ok();
+    // The manifest delivered, XC's node fetches the item.
+    c.wait_settled(XB, 1, WAIT);
+    let list = c
+        .api(XC)
+        .get(&format!("/v1/evidence/{case_s}?wait=60"))
+        .unwrap();
+    assert_eq!(list[0]["state"], "verified", "{list}");
+    // XB is told (the evidence-status): wait until its item shows it.
+    let mut held = Value::Null;
+    for _ in 0..60 {
+        held = c.api(XB).get(&format!("/v1/evidence/{case_s}")).unwrap();
+        if held[0]["state"] == "verified" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(held[0]["state"], "verified", "{held}");
+    let custody_before = held[0]["custody"].clone();
+    let sha = held[0]["sha256"].as_str().unwrap().to_string();
+
+    // XC's node sealed its request and its report to XB; XC goes on from there, past its node.
+    let out = c.api(XC).get("/v1/outbox").unwrap();
+    let last = out
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["to"] == "XB.DOJ-CA" && r["case_id"] == case_s.as_str())
+        .count() as u64;
+    let last_id = out
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|r| r["to"] == "XB.DOJ-CA" && r["case_id"] == case_s.as_str())
+        .unwrap()["envelope_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut c = c;
+    c.stop(XC);
+    let mut xc = Forger::new(&c.dirs[XC]);
+    xc.after(case, &b_card, last, &last_id);
+    let now = rogatory_proto::time::format_unix(rogatory_proto::time::now_unix());
+    let report = |entries: Value| {
+        message(
+            MessageType::EvidenceStatus,
+            json!({ "items": [{ "item_id": "E1", "sha256": sha, "state": "exported", "custody": entries }] }),
+        )
+    };
+    for forged in [
+        // The holder's own act, back-dated.
+        json!([{ "at": "2020-01-01T00:00:00Z", "actor": "XB.DOJ-CA", "action": "exported: original destroyed" }]),
+        // A third agency's act.
+        json!([{ "at": now, "actor": "XA.MOJ-CA", "action": "exported: received a copy" }]),
+        // Its own name, another act than the state reported.
+        json!([{ "at": now, "actor": "XC.POLICE", "action": "original destroyed" }]),
+        // Its own act, dated in 2076.
+        json!([{ "at": "2076-01-01T00:00:00Z", "actor": "XC.POLICE", "action": "exported" }]),
+    ] {
+        let env = xc.seal(&b_card, case, &report(forged.clone()));
+        assert_eq!(
+            xc.deliver(&b_card, env),
+            (ReceiptEvent::Rejected, Some(ReasonCode::Unauthorized)),
+            "{forged}"
+        );
+    }
+    // XA, a stranger to the case, reports on XB's item: refused too.
+    let mut xa = Forger::new(&c.dirs[XA]);
+    let honest = json!([{ "at": now, "actor": "XA.MOJ-CA", "action": "exported" }]);
+    let env = xa.seal(&b_card, case, &report(honest));
+    assert_eq!(
+        xa.deliver(&b_card, env),
+        (ReceiptEvent::Rejected, Some(ReasonCode::Unauthorized))
+    );
+    let held = c.api(XB).get(&format!("/v1/evidence/{case_s}")).unwrap();
+    assert_eq!(held[0]["custody"], custody_before, "the chain is unchanged");
+    // XC's honest report of its own export is taken, recorded with XB's time of receipt.
+    let honest = json!([{ "at": now, "actor": "XC.POLICE: clerk-3", "action": "exported: decrypted to a file" }]);
+    let env = xc.seal(&b_card, case, &report(honest));
+    assert_eq!(xc.deliver(&b_card, env), (ReceiptEvent::Accepted, None));
+    let held = c.api(XB).get(&format!("/v1/evidence/{case_s}")).unwrap();
+    let custody = held[0]["custody"].as_array().unwrap();
+    assert_eq!(custody.len(), custody_before.as_array().unwrap().len() + 1);
+    let reports = held[0]["custody_reports"].as_array().unwrap();
+    assert_eq!(reports.last().unwrap()["by"], "XC.POLICE", "{held}");
+    c.stop(XB);
+    let log = audit_log(root, &c.dirs[XB], &case_s);
+    assert_eq!(unauthorized_entries(&log, "XC.POLICE"), 4, "{log:?}");
+    assert_eq!(unauthorized_entries(&log, "XA.MOJ-CA"), 1, "{log:?}");
+}
+
+/// A manifest item of `size` bytes to be sent, with a content key.
+fn item(i: usize, size: u64) -> Value {
+    json!({
+        "item_id": format!("E{i}"),
+        "description": "disk image",
+        "media_type": "application/octet-stream",
+        "size": size,
+        "sha256": hex::encode(Sha256Digest::of(&i.to_be_bytes()).0),
+        "transfer": "send",
+        "acquisition": { "method": "forensic image" },
+        "custody": [],
+        "perceptual_hashes": [],
+        "content_key": hex::encode([7u8; 32]),
+    })
+}
+
+fn manifest(items: Vec<Value>) -> Message {
+    message(MessageType::EvidenceManifest, json!({ "items": items }))
+}
+
+#[test]
+fn a_manifest_of_3000_items_of_1_tib_leaves_the_node_bounded_and_answering() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA", "XC.POLICE"], 1);
+    // XA runs with the descriptor limit a service manager leaves by default.
+    c.start_limited(XA, 1024);
+    c.start(XC);
+    let a_card = card(&c.dirs[XA]);
+    let r = c.send(XA, "XC.POLICE", "new", "mla-request", &{
+        let mut b = example("mla-request.json");
+        b["requested_authority"]["country"] = json!("XC");
+        b["requested_authority"]["agency"] = json!("XC.POLICE");
+        b
+    });
+    let case_s = r["case_id"].as_str().unwrap().to_string();
+    let case: CaseId = case_s.parse().unwrap();
+    c.wait_settled(XA, 1, WAIT);
+    let pid = c.pid(XA).unwrap();
+    let (threads, fds) = (
+        rogatory_tests::threads_of(pid),
+        rogatory_tests::descriptors_of(pid),
+    );
+    let mut xc = Forger::new(&c.dirs[XC]);
+    // 3,000 items of 1 TiB: refused whole, nothing recorded.
+    let tib = 1u64 << 40;
+    let env = xc.seal(
+        &a_card,
+        case,
+        &manifest((1..=3000).map(|i| item(i, tib)).collect()),
+    );
+    assert_eq!(
+        xc.deliver(&a_card, env),
+        (ReceiptEvent::Rejected, Some(ReasonCode::OverQuota))
+    );
+    let list = c.api(XA).get(&format!("/v1/evidence/{case_s}")).unwrap();
+    assert!(list.as_array().unwrap().is_empty(), "{list}");
+    // 1,000 of them: listed, and every one refused by the quotas, never fetched.
+    let env = xc.seal(
+        &a_card,
+        case,
+        &manifest((1..=1000).map(|i| item(i, tib)).collect()),
+    );
+    assert_eq!(xc.deliver(&a_card, env), (ReceiptEvent::Accepted, None));
+    let list = c.api(XA).get(&format!("/v1/evidence/{case_s}")).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1000);
+    assert!(
+        list.iter().all(|r| r["state"] == "refused"),
+        "{:?}",
+        list[0]
+    );
+    assert!(list[0]["problem"].as_str().unwrap().contains("quota"));
+    // 1,000 small items: accepted, but received a few at a time.
+    let env = xc.seal(
+        &a_card,
+        case,
+        &manifest((1001..=2000).map(|i| item(i, 1024)).collect()),
+    );
+    assert_eq!(xc.deliver(&a_card, env), (ReceiptEvent::Accepted, None));
+    let check = |c: &Cluster, when: &str| {
+        let pid = c.pid(XA).unwrap();
+        let st = c.api(XA).get("/v1/status").unwrap();
+        assert_eq!(st["agency"], "XA.MOJ-CA", "{when}");
+        let (t, f) = (
+            rogatory_tests::threads_of(pid),
+            rogatory_tests::descriptors_of(pid),
+        );
+        eprintln!("{when}: {t} threads, {f} descriptors");
+        assert!(t <= threads + 16, "{when}: {t} threads (from {threads})");
+        assert!(f <= fds + 40, "{when}: {f} descriptors (from {fds})");
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    check(&c, "with 1,000 items expected");
+    c.stop(XA);
+    c.start_limited(XA, 1024);
+    std::thread::sleep(Duration::from_secs(2));
+    check(&c, "after a restart");
+    // The holder was told which items were refused, and XA logged each.
+    let log = {
+        c.stop(XA);
+        audit_log(root, &c.dirs[XA], &case_s)
+    };
+    assert_eq!(
+        log.iter()
+            .filter(|e| e["event"] == "evidence-refused")
+            .count(),
+        1000
+    );
+}
+
+#[test]
+fn an_envelope_dated_in_2076_is_refused_and_starts_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA", "XC.POLICE"], 1);
+    c.start(XA);
+    let a_card = card(&c.dirs[XA]);
+    let mut xc = Forger::new(&c.dirs[XC]);
+    let mut body = example("preservation-request.json");
+    body["requesting_authority"]["country"] = json!("XC");
+    body["requesting_authority"]["agency"] = json!("XC.POLICE");
+    let m = message(MessageType::PreservationRequest, body);
+    let case = CaseId::generate();
+    let in_2076 = rogatory_proto::time::parse_utc("2076-03-01T09:00:00Z").unwrap();
+    let env = xc.seal_at(&a_card, case, &m, in_2076);
+    assert_eq!(
+        xc.deliver(&a_card, env),
+        (ReceiptEvent::Rejected, Some(ReasonCode::FutureDated))
+    );
+    let cases = c.api(XA).get("/v1/cases").unwrap();
+    assert!(cases.as_array().unwrap().is_empty(), "{cases}");
+    let deadlines = c.api(XA).get("/v1/deadlines?within=100000").unwrap();
+    assert!(deadlines.as_array().unwrap().is_empty(), "{deadlines}");
+    // Within the tolerance, the same request opens the case, its period from today.
+    let env = xc.seal_at(&a_card, case, &m, rogatory_proto::time::now_unix() + 120);
+    assert_eq!(xc.deliver(&a_card, env), (ReceiptEvent::Accepted, None));
+    let d = c.api(XA).get("/v1/deadlines?within=100000").unwrap();
+    let today = rogatory_proto::case::Day::of_unix(rogatory_proto::time::now_unix());
+    assert_eq!(d[0]["started"], today.to_string(), "{d}");
+}
