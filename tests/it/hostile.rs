@@ -517,3 +517,220 @@ fn an_envelope_dated_in_2076_is_refused_and_starts_nothing() {
     let today = rogatory_proto::case::Day::of_unix(rogatory_proto::time::now_unix());
     assert_eq!(d[0]["started"], today.to_string(), "{d}");
 }
+
+/// Tries `n` idle TCP connections to `addr` at once, from 10 threads; returns those the kernel
+/// completed (the others find the listen queue full and are given up after a moment).
+fn idle_connections(addr: std::net::SocketAddr, n: usize) -> Vec<std::net::TcpStream> {
+    let threads: Vec<_> = (0..10)
+        .map(|_| {
+            std::thread::spawn(move || {
+                (0..n / 10)
+                    .filter_map(|_| {
+                        std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)).ok()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_flood_of_idle_api_connections_neither_exhausts_descriptors_nor_stops_the_clerk() {
+    rogatory_tests::raise_descriptor_limit();
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    c.start_limited(XA, 1024);
+    c.start(XB);
+    let pid = c.pid(XA).unwrap();
+    let fds = rogatory_tests::descriptors_of(pid);
+    let addr: std::net::SocketAddr = std::fs::read_to_string(c.dirs[XA].join("api.addr"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let flood = idle_connections(addr, 1100);
+    let during = rogatory_tests::descriptors_of(pid);
+    // Beyond the node's 64, the rest wait in the kernel's listen queue, or find it full.
+    eprintln!(
+        "1,100 idle connections tried, {} completed by the kernel; the node's descriptors: {fds} before, {during} during the flood",
+        flood.len()
+    );
+    assert!(flood.len() > 64, "{}", flood.len());
+    assert!(during <= fds + 64 + 16, "{during} descriptors (from {fds})");
+    // The clerk's command line (the Unix socket) is not in the flood's way: a message goes out.
+    let body = root.join("liaison.json");
+    std::fs::write(&body, example("liaison.json").to_string()).unwrap();
+    run_line(
+        root,
+        &format!(
+            "send --to XB.DOJ-CA --case new --type liaison --body {} --data-dir {}",
+            body.display(),
+            c.dirs[XA].display()
+        ),
+    )
+    .ok();
+    c.wait_settled(XA, 1, WAIT);
+    // The node closes idle connections after the header timeout (10 s) and takes the next.
+    std::thread::sleep(Duration::from_secs(12));
+    let closed = flood
+        .iter()
+        .filter(|s| {
+            use std::io::Read;
+            s.set_nonblocking(true).unwrap();
+            matches!((&**s).read(&mut [0u8; 1]), Ok(0))
+        })
+        .count();
+    eprintln!("after 12 s, {closed} idle connections were closed by the node");
+    assert!(closed >= 64, "{closed}");
+    drop(flood);
+    // The TCP API answers again.
+    let api = rogatory_node::client::Client::connect_tcp(&c.dirs[XA]).unwrap();
+    assert_eq!(api.get("/v1/status").unwrap()["agency"], "XA.MOJ-CA");
+}
+
+#[test]
+fn a_flood_of_raw_connections_on_the_libp2p_port_holds_few_descriptors_and_delivery_goes_on() {
+    rogatory_tests::raise_descriptor_limit();
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA", "XC.POLICE"], 1);
+    c.start_limited(XA, 1024);
+    c.start(XB);
+    // XB is connected to XA before the flood.
+    let body = example("liaison.json");
+    let case = c.send(XB, "XA.MOJ-CA", "new", "liaison", &body)["case_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.wait_settled(XB, 1, WAIT);
+    let pid = c.pid(XA).unwrap();
+    let fds = rogatory_tests::descriptors_of(pid);
+    let a_card = card(&c.dirs[XA]);
+    let port: u16 = a_card.body().addresses[0]
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    // A sustained flood: 1,100 raw connections, reopened as the node closes them, for 20 s.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooder = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            let mut opened = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                held.retain(|s: &std::net::TcpStream| {
+                    use std::io::Read;
+                    s.set_nonblocking(true).unwrap();
+                    !matches!((&*s).read(&mut [0u8; 64]), Ok(0))
+                });
+                while held.len() < 1100 {
+                    match std::net::TcpStream::connect_timeout(&target, Duration::from_millis(100))
+                    {
+                        Ok(s) => {
+                            opened += 1;
+                            held.push(s);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            opened
+        })
+    };
+    std::thread::sleep(Duration::from_secs(3));
+    let mut most = 0;
+    for n in 0..10 {
+        // Delivery goes on over the partner's connection, both ways.
+        c.send(XB, "XA.MOJ-CA", &case, "liaison", &body);
+        c.wait_settled(XB, 2 + n, WAIT);
+        most = most.max(rogatory_tests::descriptors_of(pid));
+    }
+    c.send(XA, "XB.DOJ-CA", &case, "liaison", &body);
+    c.wait_settled(XA, 1, WAIT);
+    most = most.max(rogatory_tests::descriptors_of(pid));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let opened = flooder.join().unwrap();
+    eprintln!("{opened} raw connections opened; descriptors {fds} before, at most {most} during");
+    assert!(opened >= 1100, "{opened}");
+    assert!(most <= fds + 32 + 24, "{most} descriptors (from {fds})");
+    // The listener survived: a partner that was not connected gets through.
+    c.start(XC);
+    c.send(XC, "XA.MOJ-CA", "new", "liaison", &body);
+    c.wait_settled(XC, 1, WAIT);
+}
+
+#[test]
+fn a_server_left_on_a_stale_api_address_receives_no_token_and_no_message() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    c.start(XA);
+    let dir = c.dirs[XA].clone();
+    let addr = std::fs::read_to_string(dir.join("api.addr")).unwrap();
+    let token = std::fs::read_to_string(dir.join("api-token")).unwrap();
+    // The node crashes, leaving api.addr and api.sock; someone takes its port.
+    c.kill(XA);
+    let fake = std::net::TcpListener::bind(addr.trim()).unwrap();
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    {
+        let heard = std::sync::Arc::clone(&heard);
+        std::thread::spawn(move || {
+            for s in fake.incoming() {
+                let Ok(mut s) = s else { continue };
+                use std::io::{Read, Write};
+                s.set_read_timeout(Some(Duration::from_millis(300)))
+                    .unwrap();
+                let mut buf = [0u8; 65536];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    heard.lock().unwrap().extend_from_slice(&buf[..n]);
+                    let answer = br#"{"proof":"00","queued":[{"envelope_id":"00"}]}"#;
+                    let _ = write!(
+                        s,
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                        answer.len()
+                    );
+                    let _ = s.write_all(answer);
+                }
+            }
+        });
+    }
+    // The clerk sends a request: the command line finds no node, and says so.
+    let body = root.join("request.json");
+    std::fs::write(&body, example("mla-request.json").to_string()).unwrap();
+    let r = run_line(
+        root,
+        &format!(
+            "send --to XB.DOJ-CA --case new --type mla-request --body {} --data-dir {}",
+            body.display(),
+            dir.display()
+        ),
+    )
+    .failed();
+    assert!(r.stderr.contains("not running"), "{}", r.stderr);
+    // A client of the TCP address asks the node to prove itself first: the fake cannot.
+    let e = rogatory_node::client::Client::connect_tcp(&dir)
+        .err()
+        .unwrap();
+    assert!(format!("{e:#}").contains("cannot prove"), "{e:#}");
+    std::thread::sleep(Duration::from_millis(500));
+    let heard = String::from_utf8_lossy(&heard.lock().unwrap()).to_string();
+    assert!(!heard.contains(token.trim()), "the token leaked: {heard}");
+    assert!(!heard.contains("Bearer"), "{heard}");
+    assert!(!heard.contains("Suspect"), "the request leaked: {heard}");
+    assert!(
+        heard.is_empty() || heard.starts_with("GET /v1/proof?nonce="),
+        "{heard}"
+    );
+}
