@@ -98,6 +98,37 @@ pub fn create_private_dir(path: &Path) -> Result<()> {
         .with_context(|| format!("cannot create directory {}", path.display()))
 }
 
+/// Makes a file readable and writable by its owner only (mode 0600), if it is not already.
+pub fn restrict(path: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("cannot open {}", path.display()))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("cannot restrict {} to its owner", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Closes a directory to other users (mode 0700) if it is open to them; returns whether it was.
+pub fn make_private(dir: &Path) -> Result<bool> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta =
+            std::fs::metadata(dir).with_context(|| format!("cannot open {}", dir.display()))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot close {} to other users", dir.display()))?;
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// Refuses a secret file (keys, the API token) that others can read.
 pub fn check_private(path: &Path) -> Result<()> {
     #[cfg(unix)]

@@ -475,7 +475,11 @@ pub struct RunOptions {
 /// delivers the outbox, and serves the local API.
 pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
     let kd = Arc::new(KeyDir::load(dir)?);
-    let store = Arc::new(Store::open(dir).context("cannot open the store")?);
+    let store = Arc::new(
+        Store::open(dir)
+            .context("cannot open the store")?
+            .with_record_keys(crate::store::RecordKeys::new(&kd.keys)),
+    );
     let pinned = pinned_peers(dir)?;
     let trusted: Vec<AgencyCard> = pinned.values().cloned().collect();
     let limits = Limits {

@@ -809,7 +809,11 @@ mod tests {
     #[test]
     fn chunks_are_served_only_to_the_partner_the_item_was_listed_to() {
         let t = tempfile::tempdir().unwrap();
-        let store = Store::open(t.path()).unwrap();
+        let store = Store::open(t.path())
+            .unwrap()
+            .with_record_keys(crate::store::RecordKeys::new(
+                &rogatory_proto::keys::AgencySecretKeys::generate(),
+            ));
         let case = CaseId::from_bytes([3; 16]);
         let partner = AgencyId::new("XA.MOJ-CA").unwrap();
         let other = AgencyId::new("XC.POLICE").unwrap();
@@ -878,7 +882,11 @@ mod tests {
     #[test]
     fn a_manifest_that_repeats_an_item_or_lacks_a_key_is_refused_whole() {
         let t = tempfile::tempdir().unwrap();
-        let store = Store::open(t.path()).unwrap();
+        let store = Store::open(t.path())
+            .unwrap()
+            .with_record_keys(crate::store::RecordKeys::new(
+                &rogatory_proto::keys::AgencySecretKeys::generate(),
+            ));
         let case = CaseId::from_bytes([4; 16]);
         let from = AgencyId::new("XB.DOJ-CA").unwrap();
         let storage = [9u8; 32];
@@ -972,7 +980,11 @@ mod tests {
         use rogatory_proto::audit::entry::AuditEvent;
         use rogatory_proto::message::{CustodyEntry, EvidenceStatus, ItemState, ItemStatus};
         let t = tempfile::tempdir().unwrap();
-        let store = Store::open(t.path()).unwrap();
+        let store = Store::open(t.path())
+            .unwrap()
+            .with_record_keys(crate::store::RecordKeys::new(
+                &rogatory_proto::keys::AgencySecretKeys::generate(),
+            ));
         let case = CaseId::from_bytes([6; 16]);
         let partner = AgencyId::new("XA.MOJ-CA").unwrap();
         let other = AgencyId::new("XC.POLICE").unwrap();

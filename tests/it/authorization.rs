@@ -10,7 +10,7 @@ use rogatory_node::cases::CaseRecord;
 use rogatory_node::evidence::{EvidenceRecord, EvidenceState, Quotas};
 use rogatory_node::inbox::{Outcome, receive};
 use rogatory_node::keydir::KeyDir;
-use rogatory_node::store::Store;
+use rogatory_node::store::{RecordKeys, Store};
 use rogatory_proto::case::Side;
 use rogatory_proto::envelope::{Addressee, ChainLink, Limits, SealParams, Sender, seal};
 use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId, MessageId, Sha256Digest};
@@ -88,7 +88,9 @@ fn world() -> World {
         .iter()
         .map(|id| agency(dir.path(), id))
         .collect();
-    let store = Store::open(&dir.path().join("XA.MOJ-CA")).unwrap();
+    let store = Store::open(&dir.path().join("XA.MOJ-CA"))
+        .unwrap()
+        .with_record_keys(RecordKeys::new(&me.keys));
     let known = CaseId::generate();
     let mut record = CaseRecord::new(
         known,

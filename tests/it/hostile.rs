@@ -216,7 +216,7 @@ fn a_third_partner_cannot_change_the_status_of_a_case_between_two_others() {
     run_line(
         root,
         &format!(
-            "case update {case_s} registered --reference XB-1 --data-dir {}",
+            "case update {case_s} registered --reference XB-MLA-2026-4410 --data-dir {}",
             c.dirs[XB].display()
         ),
     )
@@ -239,6 +239,12 @@ fn a_third_partner_cannot_change_the_status_of_a_case_between_two_others() {
         c.stop(i);
     }
     for (i, n) in [(XA, 1), (XB, 1)] {
+        // The case's state is sealed at rest: its reference is in no file of either node.
+        let store = std::fs::read(c.dirs[i].join("rogatory.redb")).unwrap();
+        assert!(
+            !store.windows(16).any(|w| w == b"XB-MLA-2026-4410"),
+            "the reference is in clear"
+        );
         let log = audit_log(root, &c.dirs[i], &case_s);
         assert_eq!(unauthorized_entries(&log, "XC.POLICE"), n, "{log:?}");
         let r = run_line(

@@ -4,7 +4,7 @@
 use rogatory_node::evidence::Quotas;
 use rogatory_node::inbox::{NODE_LOG, Outcome, receive};
 use rogatory_node::keydir::KeyDir;
-use rogatory_node::store::Store;
+use rogatory_node::store::{RecordKeys, Store};
 use rogatory_proto::envelope::{Addressee, ChainLink, Limits, SealParams, Sender, seal};
 use rogatory_proto::ids::{CaseId, MessageId};
 use rogatory_proto::message::{Handling, HandlingCode, LiaisonMessage, Message};
@@ -69,7 +69,9 @@ fn accepted_once_replayed_with_the_same_receipt_refusals_signed() {
         agency(t.path(), "XB.POLICE"),
         agency(t.path(), "XC.POLICE"),
     );
-    let store = Store::open(&t.path().join("XB.POLICE")).unwrap();
+    let store = Store::open(&t.path().join("XB.POLICE"))
+        .unwrap()
+        .with_record_keys(RecordKeys::new(&b.keys));
     let trusted = vec![a.card.clone(), c.card.clone()];
     let case = CaseId::generate();
     let env = envelope(&a, &b, case);
@@ -176,7 +178,9 @@ fn accepted_once_replayed_with_the_same_receipt_refusals_signed() {
 fn a_chain_is_applied_in_order_and_a_fork_is_refused() {
     let t = tempfile::tempdir().unwrap();
     let (a, b) = (agency(t.path(), "XA.POLICE"), agency(t.path(), "XB.POLICE"));
-    let store = Store::open(&t.path().join("XB.POLICE")).unwrap();
+    let store = Store::open(&t.path().join("XB.POLICE"))
+        .unwrap()
+        .with_record_keys(RecordKeys::new(&b.keys));
     let trusted = vec![a.card.clone()];
     let case = CaseId::generate();
     let id = |bytes: &[u8]| rogatory_proto::ids::Sha256Digest::of(bytes);
@@ -257,7 +261,11 @@ fn the_store_worker_holds_an_early_envelope_until_its_gap_fills() {
     use std::sync::Arc;
     let t = tempfile::tempdir().unwrap();
     let (a, b) = (agency(t.path(), "XA.POLICE"), agency(t.path(), "XB.POLICE"));
-    let store = Arc::new(Store::open(&t.path().join("XB.POLICE")).unwrap());
+    let store = Arc::new(
+        Store::open(&t.path().join("XB.POLICE"))
+            .unwrap()
+            .with_record_keys(RecordKeys::new(&b.keys)),
+    );
     let case = CaseId::generate();
     let first = envelope(&a, &b, case);
     let second = envelope_at(
@@ -319,7 +327,9 @@ fn a_status_the_case_does_not_allow_gets_an_illegal_transition_receipt() {
     use rogatory_proto::message::{MlaStatus, MlaStatusUpdate};
     let t = tempfile::tempdir().unwrap();
     let (a, b) = (agency(t.path(), "XA.POLICE"), agency(t.path(), "XB.POLICE"));
-    let store = Store::open(&t.path().join("XB.POLICE")).unwrap();
+    let store = Store::open(&t.path().join("XB.POLICE"))
+        .unwrap()
+        .with_record_keys(RecordKeys::new(&b.keys));
     let trusted = vec![a.card.clone()];
     let case = CaseId::generate();
     let status = |s: MlaStatus| {

@@ -149,3 +149,20 @@ fn partners_are_pinned_by_fingerprint_and_used_by_id() {
     let r = run_line(d, "envelope open --key xb m.cose").failed();
     assert!(r.stderr.contains("no trusted cards"), "{}", r.stderr);
 }
+
+#[test]
+fn init_closes_an_open_directory_and_the_store_is_its_owner_s_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    let dir = d.join("node");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let r = run_line(d, "init --agency XA.POLICE --name xa --data-dir node").ok();
+    assert!(r.stdout.contains("now mode 700"), "{}", r.stdout);
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700);
+    // The store, made by the first run (here: opened as the node opens it), is 0600.
+    drop(rogatory_node::store::Store::open(&dir).unwrap());
+    assert_eq!(mode(&dir.join("rogatory.redb")), 0o600);
+}

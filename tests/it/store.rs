@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use redb::{Database, ReadableTable, TableDefinition};
-use rogatory_node::store::{LogSigner, Store};
+use rogatory_node::cases::{CaseKind, CaseRecord};
+use rogatory_node::evidence::{EvidenceRecord, EvidenceState};
+use rogatory_node::store::{LogSigner, RecordKeys, Store};
 use rogatory_proto::audit::entry::{Actor, AuditEntry, AuditEvent};
 use rogatory_proto::card::{AgencyCard, CardDetails, Role};
 use rogatory_proto::ids::{AgencyId, CaseId, Sha256Digest};
@@ -19,7 +21,7 @@ const ENTRY: u8 = 0;
 const CHECKPOINT: u8 = 2;
 
 fn fixture_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/store-v1")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/store-v2")
 }
 
 fn fixed_agency() -> (AgencySecretKeys, AgencyCard) {
@@ -96,11 +98,75 @@ fn build(dir: &Path) -> Vec<Vec<u8>> {
     for range in [0..1, 1..3, 3..4, 4..5] {
         notes.push(store.append(&signer, &case(), &mut all[range]).unwrap());
     }
+    // The sealed records: a case record with a status note, an evidence item, an inbox record.
+    let store = store.with_record_keys(RecordKeys::new(&keys));
+    let mut b = store.batch().unwrap();
+    b.put_case_record(&case_record()).unwrap();
+    b.put_evidence(&evidence_record()).unwrap();
+    b.insert_inbox(&[0x44; 32], b"envelope", Some(&received()))
+        .unwrap();
+    b.commit().unwrap();
     notes
 }
 
+fn case_record() -> CaseRecord {
+    let mut r = CaseRecord::new(
+        case(),
+        CaseKind::Mla,
+        rogatory_proto::case::Side::Requesting,
+        AgencyId::new("XB.DOJ-CA").unwrap(),
+        1_790_000_100,
+    );
+    r.reference = Some("XA-2026-CY-0173: the suspect's account".into());
+    r
+}
+
+fn evidence_record() -> EvidenceRecord {
+    EvidenceRecord {
+        case_id: case(),
+        item: rogatory_proto::message::EvidenceItem {
+            item_id: "E1".into(),
+            description: "subscriber records of the account".into(),
+            media_type: "text/csv".into(),
+            size: 123,
+            sha256: Some(Sha256Digest([5; 32])),
+            transfer: Some(rogatory_proto::message::TransferMode::Send),
+            ..Default::default()
+        },
+        outgoing: true,
+        state: EvidenceState::Staged,
+        peer: None,
+        manifest: None,
+        blob: None,
+        wrapped_key: None,
+        chunks_done: 0,
+        problem: None,
+        added_at: 1_790_000_200,
+        added_by: Some("evidence-officer-9".into()),
+        announced_at: None,
+        reports: Vec::new(),
+    }
+}
+
+fn received() -> rogatory_node::store::Received {
+    rogatory_node::store::Received {
+        case_id: case(),
+        from: AgencyId::new("XB.DOJ-CA").unwrap(),
+        message_type: "mla-status".into(),
+        message_id: "01a22522-d4f2-73cd-be4f-be9050503899".parse().unwrap(),
+        sent_at: 1_790_000_300,
+        received_at: 1_790_000_301,
+        sequence: 1,
+        emergency: false,
+        arrival: 0,
+    }
+}
+
 fn expected_json(dir: &Path) -> Value {
-    let store = Store::open(dir).unwrap();
+    let (keys, _) = fixed_agency();
+    let store = Store::open(dir)
+        .unwrap()
+        .with_record_keys(RecordKeys::new(&keys));
     let list: Vec<String> = store
         .entries(&case())
         .unwrap()
@@ -111,8 +177,14 @@ fn expected_json(dir: &Path) -> Value {
         .iter()
         .map(|s| String::from_utf8(store.checkpoint(&case(), Some(*s)).unwrap()).unwrap())
         .collect();
+    let record = store.case_record(&case()).unwrap().unwrap();
+    let evidence = store.evidence(&case()).unwrap();
+    let inbox = store.received().unwrap();
+    assert_eq!(record, case_record());
+    assert_eq!(evidence, [evidence_record()]);
+    assert_eq!(inbox, [([0x44; 32], received())]);
     json!({
-        "description": "Store format 1: audit entries (CBOR, hex) and signed checkpoints as stored for the fixed agency of tests/it/store.rs. ROGATORY_WRITE_FIXTURES=1 rewrites this fixture (only after a deliberate, versioned format change).",
+        "description": "Store format 2: audit entries (CBOR, hex) and signed checkpoints as stored for the fixed agency of tests/it/store.rs, beside one sealed case record, evidence record and inbox record (random nonces: checked by opening them with the fixed keys). ROGATORY_WRITE_FIXTURES=1 rewrites this fixture (only after a deliberate, versioned format change).",
         "case": case().to_string(),
         "entries": list,
         "checkpoints": checkpoints,
@@ -135,7 +207,7 @@ fn stored_format_known_answer() {
     let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap();
 
-    // 1. A store written by format 1 (committed file) still reads, verifies and proves.
+    // 1. A store written by format 2 (committed file) still reads, verifies and proves.
     let old = tempfile::tempdir().unwrap();
     for f in ["card.cose", "rogatory.redb"] {
         std::fs::copy(dir.join(f), old.path().join(f)).unwrap();
@@ -147,9 +219,37 @@ fn stored_format_known_answer() {
     );
     let r = rogatory(old.path(), &["audit", "verify-store", "--data-dir", "."]).ok();
     assert!(
-        r.stdout.contains("5 entries and 4 signed checkpoints"),
+        r.stdout.contains(
+            "5 entries and 4 signed checkpoints re-derived and verified; 3 sealed records checked"
+        ),
         "{}",
         r.stdout
+    );
+    // Nothing of the records is in clear in the file.
+    let file = std::fs::read(old.path().join("rogatory.redb")).unwrap();
+    for clear in [
+        "the suspect's account",
+        "subscriber records",
+        "evidence-officer-9",
+        "mla-status",
+    ] {
+        assert!(
+            !file.windows(clear.len()).any(|w| w == clear.as_bytes()),
+            "{clear} is in clear in the store"
+        );
+    }
+    // A store of format 1 (committed: records in clear) is refused, and left as it was.
+    let v1 = tempfile::tempdir().unwrap();
+    let v1_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/store-v1");
+    for f in ["card.cose", "rogatory.redb"] {
+        std::fs::copy(v1_dir.join(f), v1.path().join(f)).unwrap();
+    }
+    let before = std::fs::read(v1.path().join("rogatory.redb")).unwrap();
+    let r = rogatory(v1.path(), &["audit", "verify-store", "--data-dir", "."]).failed();
+    assert!(r.stderr.contains("format version 1"), "{}", r.stderr);
+    assert_eq!(
+        std::fs::read(v1.path().join("rogatory.redb")).unwrap(),
+        before
     );
 
     // 2. Today's code writes exactly the pinned bytes.
@@ -158,7 +258,7 @@ fn stored_format_known_answer() {
     assert_eq!(
         expected_json(fresh.path()),
         expected,
-        "the encoders still write format 1"
+        "the encoders still write format 2"
     );
 }
 
@@ -618,5 +718,82 @@ fn forged_records_are_reported_and_never_extended() {
         r.stderr.contains("not a checkpoint") || r.stderr.contains("does not match"),
         "{}",
         r.stderr
+    );
+}
+
+#[test]
+fn an_edited_or_moved_sealed_record_is_found_by_verify_store_with_the_public_key_alone() {
+    const CASE_RECORDS: TableDefinition<&[u8; 16], &[u8]> = TableDefinition::new("case-records");
+    const EVIDENCE: TableDefinition<(&[u8; 16], &str), &[u8]> = TableDefinition::new("evidence");
+    let (keys, card) = fixed_agency();
+    let vkey = card.note_verifier_key();
+    let copy = || {
+        let d = tempfile::tempdir().unwrap();
+        for f in ["card.cose", "rogatory.redb"] {
+            std::fs::copy(fixture_dir().join(f), d.path().join(f)).unwrap();
+        }
+        d
+    };
+    let verify = |d: &Path| {
+        rogatory(
+            d,
+            &["audit", "verify-store", "--data-dir", ".", "--vkey", &vkey],
+        )
+    };
+    // One byte of the case record's ciphertext changed, as an insider with the file would.
+    let edited = copy();
+    {
+        let db = Database::open(edited.path().join("rogatory.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx.open_table(CASE_RECORDS).unwrap();
+            let mut v = t.get(case().as_bytes()).unwrap().unwrap().value().to_vec();
+            v[20] ^= 0x01;
+            t.insert(case().as_bytes(), v.as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let out = verify(edited.path()).failed().stdout;
+    assert!(
+        out.contains(&format!(
+            "case {}: the case-records record (case {}) was altered",
+            case(),
+            case()
+        )),
+        "{out}"
+    );
+    // The node itself no longer opens it.
+    let store = Store::open(edited.path())
+        .unwrap()
+        .with_record_keys(RecordKeys::new(&keys));
+    let e = store.case_record(&case()).unwrap_err().to_string();
+    assert!(e.contains("does not open"), "{e}");
+    // An evidence record moved to another item's key.
+    let moved = copy();
+    {
+        let db = Database::open(moved.path().join("rogatory.redb")).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut t = tx.open_table(EVIDENCE).unwrap();
+            let v = t
+                .get((case().as_bytes(), "E1"))
+                .unwrap()
+                .unwrap()
+                .value()
+                .to_vec();
+            t.insert((case().as_bytes(), "E2"), v.as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+    let out = verify(moved.path()).failed().stdout;
+    assert!(out.contains("item E2) was altered"), "{out}");
+    assert!(!out.contains("item E1) was altered"), "{out}");
+    // The untouched fixture verifies.
+    let fine = copy();
+    assert!(
+        verify(fine.path())
+            .ok()
+            .stdout
+            .contains("3 sealed records checked")
     );
 }

@@ -401,14 +401,15 @@ pub(crate) fn run(c: AuditCommand) -> Result<ExitCode> {
             let report = open_store(&data_dir)?.verify(&verifier)?;
             if report.findings.is_empty() {
                 println!(
-                    "Store intact: {}, {} and {} re-derived and verified.",
+                    "Store intact: {}, {} and {} re-derived and verified; {} checked.",
                     count(report.cases as u64, "case log", "case logs"),
                     count(report.entries, "entry", "entries"),
                     count(
                         report.checkpoints,
                         "signed checkpoint",
                         "signed checkpoints"
-                    )
+                    ),
+                    count(report.records, "sealed record", "sealed records")
                 );
                 return Ok(ExitCode::SUCCESS);
             }

@@ -146,6 +146,11 @@ pub(crate) fn run(a: InitArgs, passphrase_file: Option<&std::path::Path>) -> Res
         Protection::Passphrase(crate::secret::passphrase(passphrase_file, &what, true)?)
     };
     let kd = KeyDir::create_with(&dir, details, protection).context("init failed")?;
+    // A directory that existed before (made with the usual 0755, say) is closed to others too:
+    // the store, the API socket and token live in it.
+    if files::make_private(&dir)? {
+        println!("  {} was open to other users: now mode 700", dir.display());
+    }
     files::create_private_dir(&dir.join(PEERS_DIR))?;
     files::write_atomic(
         &dir.join(CONFIG_FILE),

@@ -45,6 +45,8 @@
 //! durable. Appending reads nothing but the frontier: O(log n) work, never a rehash of the log.
 //! The formats are pinned by the known-answer test in `tests/it/store.rs`.
 
+pub mod sealed;
+
 use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
@@ -53,6 +55,7 @@ use rogatory_proto::audit::merkle::{self, Frontier, Hash, MemoryTree, NodeSource
 use rogatory_proto::audit::note::{Checkpoint, Note, NoteVerifier, SIG_ED25519, TlogProof};
 use rogatory_proto::ids::{AgencyId, CaseId};
 use rogatory_proto::keys::SigningKey;
+pub use sealed::RecordKeys;
 
 /// File name of the store in a data directory.
 pub const STORE_FILE: &str = "rogatory.redb";
@@ -60,7 +63,8 @@ pub const STORE_FILE: &str = "rogatory.redb";
 /// is 1 GiB).
 pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// Version of the stored formats; a store of another version is refused, never rewritten.
-pub const STORE_FORMAT: u64 = 1;
+/// Format 2 seals case, evidence and inbox records ([`sealed`]); format 1 kept them in clear.
+pub const STORE_FORMAT: u64 = 2;
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const CASES: TableDefinition<&[u8; 16], u8> = TableDefinition::new("cases");
@@ -69,11 +73,15 @@ const INBOX: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("inbox");
 const RECEIPTS: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("receipts");
 const OUTBOX: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("outbox");
 const QUEUE: TableDefinition<u64, &[u8; 32]> = TableDefinition::new("queue");
-const RECEIVED: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new("received");
+const RECEIVED: TableDefinition<&[u8; 32], &[u8]> = TableDefinition::new(RECEIVED_NAME);
 const CHAIN_IN: TableDefinition<(&str, &[u8; 32]), &[u8]> = TableDefinition::new("chain-in");
 const CHAIN_OUT: TableDefinition<(&[u8; 16], &str), &[u8]> = TableDefinition::new("chain-out");
-const CASE_RECORDS: TableDefinition<&[u8; 16], &[u8]> = TableDefinition::new("case-records");
-const EVIDENCE: TableDefinition<(&[u8; 16], &str), &[u8]> = TableDefinition::new("evidence");
+const CASE_RECORDS: TableDefinition<&[u8; 16], &[u8]> = TableDefinition::new(CASE_RECORDS_NAME);
+const EVIDENCE: TableDefinition<(&[u8; 16], &str), &[u8]> = TableDefinition::new(EVIDENCE_NAME);
+/// The tables whose values are sealed ([`sealed`]).
+const CASE_RECORDS_NAME: &str = "case-records";
+const EVIDENCE_NAME: &str = "evidence";
+const RECEIVED_NAME: &str = "received";
 /// (peer, case) → the peer's last signed checkpoint of the case witnessed here (a signed note).
 const WITNESSED: TableDefinition<(&str, &[u8; 16]), &[u8]> = TableDefinition::new("witnessed");
 /// (case, addressee) → the size of the checkpoint carried by the last envelope sealed for it.
@@ -446,7 +454,7 @@ impl Batch<'_> {
             m.insert("arrival-next", next + 1)?;
             drop(m);
             meta.arrival = next;
-            let bytes = rogatory_proto::cbor::to_vec(&meta).map_err(corrupt)?;
+            let bytes = self.store.seal_record(RECEIVED_NAME, envelope_id, &meta)?;
             self.tx
                 .open_table(RECEIVED)?
                 .insert(envelope_id, bytes.as_slice())?;
@@ -553,14 +561,16 @@ impl Batch<'_> {
         let Some(v) = table.get(case.as_bytes())? else {
             return Ok(None);
         };
-        rogatory_proto::cbor::from_slice(v.value(), MAX_OUTBOX_ENTRY, "case record")
+        self.store
+            .open_record(CASE_RECORDS_NAME, case.as_bytes(), v.value(), "case record")
             .map(Some)
-            .map_err(corrupt)
     }
 
     /// Stores a case's record.
     pub fn put_case_record(&mut self, r: &crate::cases::CaseRecord) -> Result<(), StoreError> {
-        let bytes = rogatory_proto::cbor::to_vec(r).map_err(corrupt)?;
+        let bytes = self
+            .store
+            .seal_record(CASE_RECORDS_NAME, r.case_id.as_bytes(), r)?;
         self.tx
             .open_table(CASE_RECORDS)?
             .insert(r.case_id.as_bytes(), bytes.as_slice())?;
@@ -572,7 +582,7 @@ impl Batch<'_> {
         &self,
         case: &CaseId,
     ) -> Result<Vec<crate::evidence::EvidenceRecord>, StoreError> {
-        evidence_of(&self.tx.open_table(EVIDENCE)?, case)
+        self.store.evidence_of(&self.tx.open_table(EVIDENCE)?, case)
     }
 
     /// Every evidence record of every case, as this batch sees it.
@@ -580,11 +590,14 @@ impl Batch<'_> {
         let table = self.tx.open_table(EVIDENCE)?;
         let mut out = Vec::new();
         for row in table.iter()? {
-            let (_, v) = row?;
-            out.push(
-                rogatory_proto::cbor::from_slice(v.value(), MAX_OUTBOX_ENTRY, "evidence record")
-                    .map_err(corrupt)?,
-            );
+            let (k, v) = row?;
+            let (case, key) = k.value();
+            out.push(self.store.open_record(
+                EVIDENCE_NAME,
+                &evidence_key(case, key),
+                v.value(),
+                "evidence record",
+            )?);
         }
         Ok(out)
     }
@@ -595,15 +608,19 @@ impl Batch<'_> {
         case: &CaseId,
         key: &str,
     ) -> Result<Option<crate::evidence::EvidenceRecord>, StoreError> {
-        evidence_get(&self.tx.open_table(EVIDENCE)?, case, key)
+        self.store
+            .evidence_get(&self.tx.open_table(EVIDENCE)?, case, key)
     }
 
     /// Writes an evidence item's record.
     pub fn put_evidence(&mut self, r: &crate::evidence::EvidenceRecord) -> Result<(), StoreError> {
-        let bytes = rogatory_proto::cbor::to_vec(r).map_err(corrupt)?;
+        let key = r.key();
+        let bytes =
+            self.store
+                .seal_record(EVIDENCE_NAME, &evidence_key(r.case_id.as_bytes(), &key), r)?;
         self.tx
             .open_table(EVIDENCE)?
-            .insert((r.case_id.as_bytes(), r.key().as_str()), bytes.as_slice())?;
+            .insert((r.case_id.as_bytes(), key.as_str()), bytes.as_slice())?;
         Ok(())
     }
 
@@ -737,6 +754,8 @@ pub struct Finding {
 /// The result of [`Store::verify`].
 #[derive(Debug, Clone, Default)]
 pub struct VerifyReport {
+    /// Sealed records (case, evidence, inbox) whose signature was checked.
+    pub records: u64,
     /// Cases checked.
     pub cases: usize,
     /// Entries checked.
@@ -750,6 +769,8 @@ pub struct VerifyReport {
 /// The node's store.
 pub struct Store {
     db: Db,
+    /// The keys case, evidence and inbox records are sealed with ([`Store::with_record_keys`]).
+    records: Option<RecordKeys>,
     /// Checkpoints whose signature this process already verified or made, by case: the exact
     /// note bytes, so an append re-verifies only a checkpoint it has not seen (the bytes decide
     /// the signature's validity, so a note changed on disk is verified again).
@@ -797,8 +818,12 @@ impl Store {
             tx.open_table(ALERTS)?;
         }
         tx.commit()?;
+        // The store holds what the case records hold: only its owner reads it.
+        crate::files::restrict(&dir.join(STORE_FILE))
+            .map_err(|e| StoreError::Db(format!("{e:#}")))?;
         Ok(Self {
             db: Db::ReadWrite(db),
+            records: None,
             verified: Default::default(),
         })
     }
@@ -823,6 +848,7 @@ impl Store {
         drop(tx);
         Ok(Self {
             db: Db::ReadOnly(db),
+            records: None,
             verified: Default::default(),
         })
     }
@@ -838,6 +864,86 @@ impl Store {
         match &self.db {
             Db::ReadWrite(d) => Ok(d),
             Db::ReadOnly(_) => Err(StoreError::Request("the store was opened read-only".into())),
+        }
+    }
+
+    /// The same store, able to read and write sealed records with `keys` (the node's).
+    pub fn with_record_keys(mut self, keys: RecordKeys) -> Self {
+        self.records = Some(keys);
+        self
+    }
+
+    fn record_keys(&self) -> Result<&RecordKeys, StoreError> {
+        self.records.as_ref().ok_or_else(|| {
+            StoreError::Request(
+                "case, evidence and inbox records are sealed at rest: reading them needs the node's keys".into(),
+            )
+        })
+    }
+
+    /// Seals a record for `table` at `key`.
+    fn seal_record<T: serde::Serialize>(
+        &self,
+        table: &str,
+        key: &[u8],
+        value: &T,
+    ) -> Result<Vec<u8>, StoreError> {
+        let plain = zeroize::Zeroizing::new(rogatory_proto::cbor::to_vec(value).map_err(corrupt)?);
+        Ok(sealed::seal(self.record_keys()?, table, key, &plain))
+    }
+
+    /// Opens a sealed record of `table` at `key`.
+    fn open_record<T: serde::de::DeserializeOwned + serde::Serialize>(
+        &self,
+        table: &str,
+        key: &[u8],
+        bytes: &[u8],
+        what: &'static str,
+    ) -> Result<T, StoreError> {
+        let plain = zeroize::Zeroizing::new(sealed::open(self.record_keys()?, table, key, bytes)?);
+        rogatory_proto::cbor::from_slice(&plain, MAX_OUTBOX_ENTRY, what).map_err(corrupt)
+    }
+
+    /// The evidence records of one case in a table.
+    fn evidence_of(
+        &self,
+        table: &impl ReadableTable<(&'static [u8; 16], &'static str), &'static [u8]>,
+        case: &CaseId,
+    ) -> Result<Vec<crate::evidence::EvidenceRecord>, StoreError> {
+        let mut out = Vec::new();
+        for row in table.range((case.as_bytes(), "")..)? {
+            let (k, v) = row?;
+            let (c, key) = k.value();
+            if c != case.as_bytes() {
+                break;
+            }
+            out.push(self.open_record(
+                EVIDENCE_NAME,
+                &evidence_key(c, key),
+                v.value(),
+                "evidence record",
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// One evidence record in a table, by (case, record key).
+    fn evidence_get(
+        &self,
+        table: &impl ReadableTable<(&'static [u8; 16], &'static str), &'static [u8]>,
+        case: &CaseId,
+        key: &str,
+    ) -> Result<Option<crate::evidence::EvidenceRecord>, StoreError> {
+        match table.get((case.as_bytes(), key))? {
+            Some(v) => self
+                .open_record(
+                    EVIDENCE_NAME,
+                    &evidence_key(case.as_bytes(), key),
+                    v.value(),
+                    "evidence record",
+                )
+                .map(Some),
+            None => Ok(None),
         }
     }
 
@@ -928,8 +1034,7 @@ impl Store {
         for row in tx.open_table(RECEIVED)?.iter()? {
             let (k, v) = row?;
             let r: Received =
-                rogatory_proto::cbor::from_slice(v.value(), 64 * 1024, "inbox record")
-                    .map_err(corrupt)?;
+                self.open_record(RECEIVED_NAME, k.value(), v.value(), "inbox record")?;
             out.push((*k.value(), r));
         }
         out.sort_by_key(|(_, r)| (r.received_at, r.arrival));
@@ -941,11 +1046,8 @@ impl Store {
         let tx = self.begin_read()?;
         let mut out = Vec::new();
         for row in tx.open_table(CASE_RECORDS)?.iter()? {
-            let (_, v) = row?;
-            out.push(
-                rogatory_proto::cbor::from_slice(v.value(), MAX_OUTBOX_ENTRY, "case record")
-                    .map_err(corrupt)?,
-            );
+            let (k, v) = row?;
+            out.push(self.open_record(CASE_RECORDS_NAME, k.value(), v.value(), "case record")?);
         }
         Ok(out)
     }
@@ -956,7 +1058,7 @@ impl Store {
         case: &CaseId,
     ) -> Result<Vec<crate::evidence::EvidenceRecord>, StoreError> {
         let tx = self.begin_read()?;
-        evidence_of(&tx.open_table(EVIDENCE)?, case)
+        self.evidence_of(&tx.open_table(EVIDENCE)?, case)
     }
 
     /// One evidence item of a case, by its record key.
@@ -966,7 +1068,7 @@ impl Store {
         key: &str,
     ) -> Result<Option<crate::evidence::EvidenceRecord>, StoreError> {
         let tx = self.begin_read()?;
-        evidence_get(&tx.open_table(EVIDENCE)?, case, key)
+        self.evidence_get(&tx.open_table(EVIDENCE)?, case, key)
     }
 
     /// The cases that have evidence records.
@@ -993,9 +1095,8 @@ impl Store {
         let Some(v) = table.get(case.as_bytes())? else {
             return Ok(None);
         };
-        rogatory_proto::cbor::from_slice(v.value(), MAX_OUTBOX_ENTRY, "case record")
+        self.open_record(CASE_RECORDS_NAME, case.as_bytes(), v.value(), "case record")
             .map(Some)
-            .map_err(corrupt)
     }
 
     /// An accepted envelope's bytes.
@@ -1518,7 +1619,66 @@ impl Store {
         }
         // Name each changed entry once.
         report.findings.dedup();
+        self.verify_records(verifier, &mut report)?;
         Ok(report)
+    }
+
+    /// Checks every sealed record's signature with the agency's key (the verifier key's): a
+    /// record changed, moved to another key or table, or written by another key is named.
+    fn verify_records(
+        &self,
+        verifier: &NoteVerifier,
+        report: &mut VerifyReport,
+    ) -> Result<(), StoreError> {
+        let tx = self.begin_read()?;
+        let key = verifier.key();
+        let found = |case: CaseId, table: &str, k: &[u8], v: &[u8], report: &mut VerifyReport| {
+            report.records += 1;
+            if let Err(why) = sealed::check(key, table, k, v) {
+                report.findings.push(Finding {
+                    case,
+                    entry: None,
+                    problem: format!(
+                        "the {} record ({}) was altered: {why}",
+                        table,
+                        sealed::describe(table, k)
+                    ),
+                });
+            }
+        };
+        for row in tx.open_table(CASE_RECORDS)?.iter()? {
+            let (k, v) = row?;
+            found(
+                CaseId::from_bytes(*k.value()),
+                CASE_RECORDS_NAME,
+                k.value(),
+                v.value(),
+                report,
+            );
+        }
+        for row in tx.open_table(EVIDENCE)?.iter()? {
+            let (k, v) = row?;
+            let (case, item) = k.value();
+            found(
+                CaseId::from_bytes(*case),
+                EVIDENCE_NAME,
+                &evidence_key(case, item),
+                v.value(),
+                report,
+            );
+        }
+        for row in tx.open_table(RECEIVED)?.iter()? {
+            let (k, v) = row?;
+            // The inbox record's case is inside its sealing: the node log stands for it.
+            found(
+                crate::inbox::NODE_LOG,
+                RECEIVED_NAME,
+                k.value(),
+                v.value(),
+                report,
+            );
+        }
+        Ok(())
     }
 }
 
@@ -1559,35 +1719,9 @@ impl<T: ReadableTable<(&'static [u8; 16], u64, u8, u64), &'static [u8]>> NodeSou
     }
 }
 
-/// The evidence records of one case in a table.
-fn evidence_of(
-    table: &impl ReadableTable<(&'static [u8; 16], &'static str), &'static [u8]>,
-    case: &CaseId,
-) -> Result<Vec<crate::evidence::EvidenceRecord>, StoreError> {
-    let mut out = Vec::new();
-    for row in table.range((case.as_bytes(), "")..)? {
-        let (k, v) = row?;
-        if k.value().0 != case.as_bytes() {
-            break;
-        }
-        out.push(
-            rogatory_proto::cbor::from_slice(v.value(), MAX_OUTBOX_ENTRY, "evidence record")
-                .map_err(corrupt)?,
-        );
-    }
-    Ok(out)
-}
-
-/// One evidence record in a table, by (case, record key).
-fn evidence_get(
-    table: &impl ReadableTable<(&'static [u8; 16], &'static str), &'static [u8]>,
-    case: &CaseId,
-    key: &str,
-) -> Result<Option<crate::evidence::EvidenceRecord>, StoreError> {
-    match table.get((case.as_bytes(), key))? {
-        Some(v) => rogatory_proto::cbor::from_slice(v.value(), MAX_OUTBOX_ENTRY, "evidence record")
-            .map(Some)
-            .map_err(corrupt),
-        None => Ok(None),
-    }
+/// The key of an evidence record in the sealing's associated data: case ‖ record key.
+fn evidence_key(case: &[u8; 16], key: &str) -> Vec<u8> {
+    let mut k = case.to_vec();
+    k.extend_from_slice(key.as_bytes());
+    k
 }
