@@ -36,7 +36,9 @@ pub fn read_limited(path: &Path, limit: u64) -> Result<Vec<u8>> {
 /// then renamed over the target. With `secret`, the file is created readable by its owner
 /// only (0600). With `overwrite` false, an existing target is refused.
 pub fn write_atomic(path: &Path, data: &[u8], secret: bool, overwrite: bool) -> Result<()> {
-    if !overwrite && path.exists() {
+    // A symbolic link counts as existing, wherever it points.
+    let exists = |p: &Path| std::fs::symlink_metadata(p).is_ok();
+    if !overwrite && exists(path) {
         bail!(
             "{} already exists; refusing to overwrite it",
             path.display()
@@ -49,10 +51,15 @@ pub fn write_atomic(path: &Path, data: &[u8], secret: bool, overwrite: bool) -> 
     let name = path
         .file_name()
         .with_context(|| format!("{} is not a file name", path.display()))?;
+    // A new file under a random name, created exclusively: a link planted there is never
+    // followed (O_CREAT|O_EXCL), and the rename replaces a link at `path` rather than writing
+    // through it.
+    let mut rnd = [0u8; 8];
+    rogatory_proto::keys::fill_random(&mut rnd);
     let tmp = dir.join(format!(
         ".{}.tmp-{}",
         name.to_string_lossy(),
-        std::process::id()
+        hex::encode(rnd)
     ));
     let result = (|| -> io::Result<()> {
         let mut opts = OpenOptions::new();
@@ -66,7 +73,7 @@ pub fn write_atomic(path: &Path, data: &[u8], secret: bool, overwrite: bool) -> 
         f.write_all(data)?;
         f.sync_all()?;
         drop(f);
-        if !overwrite && path.exists() {
+        if !overwrite && exists(path) {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 "target appeared",
@@ -83,6 +90,33 @@ pub fn write_atomic(path: &Path, data: &[u8], secret: bool, overwrite: bool) -> 
         return Err(e).with_context(|| format!("cannot write {}", path.display()));
     }
     Ok(())
+}
+
+/// Opens an existing file, or creates it, for reading and writing, refusing a symbolic link at
+/// `path` (O_NOFOLLOW): for files a node keeps writing, such as a partial evidence transfer.
+pub fn open_no_follow(path: &Path) -> io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    }
+    opts.open(path)
+}
+
+/// Creates a new file for writing, refusing any existing file or link at `path`
+/// (O_CREAT|O_EXCL), readable by its owner only when `secret`.
+pub fn create_new(path: &Path, secret: bool) -> io::Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(if secret { 0o600 } else { 0o644 });
+    }
+    opts.open(path)
 }
 
 /// Creates a directory (and parents) readable by its owner only.
@@ -171,5 +205,27 @@ mod tests {
         assert!(read_limited(&p, 2).is_err());
         assert_eq!(read_limited(&p, 3).unwrap(), b"one");
         fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_planted_link_is_replaced_never_written_through() {
+        let t = tempfile::tempdir().unwrap();
+        let victim = t.path().join("victim");
+        fs::write(&victim, b"not yours").unwrap();
+        let target = t.path().join("out");
+        std::os::unix::fs::symlink(&victim, &target).unwrap();
+        // A link counts as an existing file.
+        assert!(write_atomic(&target, b"x", false, false).is_err());
+        write_atomic(&target, b"report", false, true).unwrap();
+        assert_eq!(fs::read(&victim).unwrap(), b"not yours");
+        assert!(!fs::symlink_metadata(&target).unwrap().is_symlink());
+        assert_eq!(fs::read(&target).unwrap(), b"report");
+        // A file kept open for writing refuses a link; a new file refuses anything there.
+        let link = t.path().join("partial");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        assert!(open_no_follow(&link).is_err());
+        assert!(create_new(&link, true).is_err());
+        assert_eq!(fs::read(&victim).unwrap(), b"not yours");
     }
 }

@@ -16,7 +16,7 @@
 //! [`MAX_RESPONSE_BYTES`].
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -584,12 +584,7 @@ impl Writer {
     /// positioned at its end, and the chunks it holds.
     fn resume(&self, size: u64) -> Result<(sha2::Sha256, File, u64)> {
         let path = self.partial_path()?;
-        let mut f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
+        let mut f = crate::files::open_no_follow(&path)
             .with_context(|| format!("cannot open {}", path.display()))?;
         let len = f.metadata()?.len();
         let mut done = self

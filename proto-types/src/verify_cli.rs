@@ -97,16 +97,40 @@ fn read(path: &Path, limit: u64) -> Result<Vec<u8>, InputError> {
     Ok(out)
 }
 
-/// Writes `bytes` next to `path`, syncs them and renames the file into place: a reader never
-/// sees half a report, and a report said written is on disk.
+/// Writes `bytes` to a new temporary file beside `path` (created exclusively, under a random
+/// name: a symbolic link planted there is never followed), syncs it and renames it into place
+/// (a link at `path` itself is replaced, not written through): a reader never sees half a
+/// report, and a report said written is on disk.
 fn write_whole(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let tmp = path.with_extension("html.partial");
-    let mut f = std::fs::File::create(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"))?;
+    let mut rnd = [0u8; 8];
+    crate::keys::fill_random(&mut rnd);
+    let tmp = dir.join(format!(
+        ".{}.{}.partial",
+        name.to_string_lossy(),
+        hex::encode(rnd)
+    ));
+    let written = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 /// Reads the inputs, verifies, prints the report on standard output (and writes the HTML

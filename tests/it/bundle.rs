@@ -366,6 +366,14 @@ fn exported_bundles_verify_offline_and_every_tampering_is_named() {
     )
     .ok();
     let again = out.join("report-alone.html");
+    // Links planted where the report goes, and where it used to be written first: neither is
+    // written through.
+    let victims = [out.join("victim-1"), out.join("victim-2")];
+    for v in &victims {
+        std::fs::write(v, b"not yours").unwrap();
+    }
+    std::os::unix::fs::symlink(&victims[0], out.join("report-alone.html.partial")).unwrap();
+    std::os::unix::fs::symlink(&victims[1], &again).unwrap();
     let alone = Command::new(verifier_bin())
         .args([&a_path, &b_path])
         .arg("--html")
@@ -373,6 +381,10 @@ fn exported_bundles_verify_offline_and_every_tampering_is_named() {
         .output()
         .unwrap();
     assert!(alone.status.success());
+    for v in &victims {
+        assert_eq!(std::fs::read(v).unwrap(), b"not yours", "{}", v.display());
+    }
+    assert!(!std::fs::symlink_metadata(&again).unwrap().is_symlink());
     assert_eq!(
         std::fs::read(&html).unwrap(),
         std::fs::read(&again).unwrap(),

@@ -1271,10 +1271,7 @@ async fn read_item(
     tokio::task::spawn_blocking(move || -> Result<(), String> {
         let mut file = match &out {
             Some(p) => Some(
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(p)
+                crate::files::create_new(p, true)
                     .map_err(|e| format!("cannot create {}: {e}", p.display()))?,
             ),
             None => None,

@@ -139,10 +139,15 @@ impl Demo {
     fn start(&mut self, i: usize) -> Result<()> {
         let dir = self.dir(i);
         let _ = std::fs::remove_file(dir.join(crate::api::ADDR_FILE));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("node.log"))?;
+        let log = {
+            let mut o = std::fs::OpenOptions::new();
+            o.create(true).append(true);
+            std::os::unix::fs::OpenOptionsExt::custom_flags(
+                &mut o,
+                rustix::fs::OFlags::NOFOLLOW.bits() as i32,
+            );
+            o.open(dir.join("node.log"))?
+        };
         println!(
             "$ rogatory run --data-dir {}   (in the background; log in {})",
             dir.display(),
@@ -214,7 +219,7 @@ impl Demo {
     /// Sends through agency `i`'s API, showing the equivalent command.
     fn send(&self, i: usize, to: &str, case: &str, kind: &str, body: &str) -> Result<Value> {
         let file = self.root.join(format!("{kind}.json"));
-        std::fs::write(&file, body)?;
+        crate::files::write_atomic(&file, body.as_bytes(), false, true)?;
         println!(
             "$ rogatory send --data-dir {} --to {to} --case {case} --type {kind} --body {}",
             self.dir(i).display(),
@@ -358,11 +363,11 @@ fn evidence(demo: &Demo, case: &str) -> Result<()> {
         ));
     }
     let records_path = files.join("subscriber-records.csv");
-    std::fs::write(&records_path, &records)?;
+    crate::files::write_atomic(&records_path, records.as_bytes(), false, false)?;
     let mut material = vec![0u8; 256 * 1024];
     rogatory_proto::keys::fill_random(&mut material);
     let material_path = files.join("seized-material.bin");
-    std::fs::write(&material_path, &material)?;
+    crate::files::write_atomic(&material_path, &material, false, false)?;
     let ph = demo.dir(1).display().to_string();
     let fr = demo.dir(0).display().to_string();
     print!(
@@ -602,7 +607,7 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
         let text = std::fs::read_to_string(&cfg)?
             .replace("max_backoff_secs = 3600", "max_backoff_secs = 4")
             .replace("initial_backoff_ms = 500", "initial_backoff_ms = 250");
-        std::fs::write(&cfg, text)?;
+        crate::files::write_atomic(&cfg, text.as_bytes(), false, true)?;
         let card = root.join(format!("{}.card", AGENCIES[i].3));
         demo.cli(
             &[
