@@ -680,6 +680,14 @@ fn a_server_left_on_a_stale_api_address_receives_no_token_and_no_message() {
     let root = t.path();
     let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
     c.start(XA);
+    // Started with ROGATORY_PASSPHRASE, the node keeps no passphrase in its environment.
+    let environ = std::fs::read(format!("/proc/{}/environ", c.pid(XA).unwrap())).unwrap();
+    assert!(
+        !environ
+            .windows(b"ROGATORY_PASSPHRASE".len())
+            .any(|w| w == b"ROGATORY_PASSPHRASE"),
+        "the passphrase stayed in the node's environment"
+    );
     let dir = c.dirs[XA].clone();
     let addr = std::fs::read_to_string(dir.join("api.addr")).unwrap();
     let token = std::fs::read_to_string(dir.join("api-token")).unwrap();

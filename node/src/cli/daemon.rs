@@ -52,6 +52,42 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the runtime")
 }
 
+/// A node started with `ROGATORY_PASSPHRASE` would keep the passphrase in its environment
+/// (readable in `/proc/PID/environ`, inherited by anything it starts) for as long as it runs.
+/// So the command starts itself again in its place (exec: the same process id), without the
+/// variable, handing it the passphrase through a pipe on standard input
+/// (`--passphrase-file /dev/stdin`). Returns only if there was nothing to do.
+pub(crate) fn shed_passphrase_env(passphrase_file: Option<&std::path::Path>) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::process::CommandExt;
+    const VAR: &str = "ROGATORY_PASSPHRASE";
+    if passphrase_file.is_some() {
+        return Ok(());
+    }
+    let Some(pass) = std::env::var_os(VAR) else {
+        return Ok(());
+    };
+    let pass = zeroize::Zeroizing::new(pass.into_encoded_bytes());
+    if pass.len() > 4096 {
+        bail!("{VAR} is longer than a passphrase may be (4096 bytes)");
+    }
+    // The pipe holds the passphrase until the new program reads it (well within its buffer).
+    let (reader, mut writer) = std::io::pipe().context("cannot make a pipe for the passphrase")?;
+    writer
+        .write_all(&pass)
+        .context("cannot hand the passphrase over")?;
+    drop(writer);
+    let exe = std::env::current_exe().context("cannot find this program to start it again")?;
+    let err = std::process::Command::new(exe)
+        .arg("--passphrase-file")
+        .arg("/dev/stdin")
+        .args(std::env::args_os().skip(1))
+        .env_remove(VAR)
+        .stdin(reader)
+        .exec();
+    Err(err).context("cannot start the node again without the passphrase in its environment")
+}
+
 pub(crate) fn run(a: RunArgs) -> Result<ExitCode> {
     let dir = super::init::data_dir(a.data_dir)?;
     let config = crate::config::Config::load(&dir)?;

@@ -110,7 +110,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo(a) => demo::run(a),
         Command::Init(a) => init::run(a, cli.passphrase_file.as_deref()),
         Command::Peer(c) => peer::run(c),
-        Command::Run(a) => daemon::run(a),
+        Command::Run(a) => {
+            daemon::shed_passphrase_env(cli.passphrase_file.as_deref())?;
+            daemon::run(a)
+        }
         Command::Deliver(a) => daemon::deliver(a),
         Command::Send(a) => online::send(a),
         Command::Inbox(a) => online::inbox(a),
