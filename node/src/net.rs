@@ -172,7 +172,7 @@ async fn read_budgeted<T: AsyncRead + Unpin + Send>(
 
 /// Length-bounded codec: a request is an envelope, a response a receipt, each read to the end of
 /// its stream with a hard limit; requests are read within the connection's and the node's
-/// budgets ([`read_budgeted`]).
+/// budgets (`read_budgeted`).
 ///
 /// libp2p's request-response behaviour clones its codec once per connection (for the
 /// connection's handler), and the handler clones that once per stream. The behaviour's own

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::audit::note::Policy;
-use crate::bundle::{self, Bundle};
+use crate::bundle;
 use crate::card::AgencyCard;
 use crate::envelope::Recipient;
 use crate::keys::AgencySecretKeys;
@@ -164,15 +164,17 @@ pub fn run_as(a: &VerifyArgs, auditor: Option<&AuditorKeys>) -> Result<bool, Inp
         card: &k.card,
         keys: &k.keys,
     });
-    // One bundle in memory at a time: each is read, checked and dropped before the next.
+    // Each bundle is read as a stream, twice (spec/BUNDLE.md §3): never held whole.
     let mut verifier =
         bundle::Verifier::new(policy.as_ref(), &cards, reader.as_ref(), a.bundles.len());
     for p in &a.bundles {
-        let f = std::fs::File::open(p).map_err(|e| InputError(format!("{}: {e}", p.display())))?;
-        let b = Bundle::read_from(f).map_err(|e| InputError(format!("{}: {e}", p.display())))?;
-        verifier.add(&b);
+        verifier
+            .add_file(p)
+            .map_err(|e| InputError(format!("{}: {e}", p.display())))?;
     }
-    let v = verifier.finish();
+    let v = verifier
+        .finish()
+        .map_err(|e| InputError(format!("a bundle cannot be read again: {e}")))?;
     if let Some(path) = &a.html {
         write_whole(path, bundle::report_html(&v).as_bytes())
             .map_err(|e| InputError(format!("cannot write {}: {e}", path.display())))?;

@@ -45,7 +45,8 @@ fn verify_with(root: &Path, files: &[PathBuf], options: &[&str]) -> (i32, String
         Some(json.code),
         "rogatory-verify's exit code"
     );
-    let verdict: Value = serde_json::from_str(&json.stdout).unwrap();
+    let verdict: Value = serde_json::from_str(&json.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {names:?}\n{}", json.stderr));
     let same: Value = serde_json::from_slice(&alone.stdout).unwrap();
     assert_eq!(verdict, same, "rogatory-verify gives the same verdict");
     (text.code, text.stdout, verdict)

@@ -13,4 +13,5 @@ mod inbox;
 mod network;
 mod setup;
 mod store;
+mod verifier_memory;
 mod witness;

@@ -207,7 +207,7 @@ impl Accept for tokio::net::UnixListener {
 }
 
 /// Serves `app` on both listeners until `stop` turns true; then takes no more connections and
-/// gives those in progress [`DRAIN`] to finish.
+/// gives those in progress a few seconds to finish.
 pub async fn serve(listeners: Listeners, app: axum::Router, stop: watch::Receiver<bool>) {
     let Listeners { tcp, unix, socket } = listeners;
     let a = tokio::spawn(serve_one(tcp, app.clone(), stop.clone()));

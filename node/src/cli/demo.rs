@@ -527,9 +527,10 @@ fn holds(dir: &Path, needle: &[u8]) -> Result<bool> {
             if holds(&p, needle)? {
                 return Ok(true);
             }
-        } else if std::fs::read(&p)?
-            .windows(needle.len())
-            .any(|w| w == needle)
+        } else if p.is_file()
+            && std::fs::read(&p)?
+                .windows(needle.len())
+                .any(|w| w == needle)
         {
             return Ok(true);
         }

@@ -329,6 +329,20 @@ impl Frontier {
         }
     }
 
+    /// Appends a leaf hash (what [`Frontier::append`] does, keeping nothing of the nodes).
+    pub fn push(&mut self, leaf: Hash) {
+        let index = self.size;
+        let mut h = leaf;
+        let mut level = 0u32;
+        while (index >> level) & 1 == 1 {
+            let left = self.hashes.pop().unwrap_or_default();
+            h = node_hash(&left, &h);
+            level += 1;
+        }
+        self.hashes.push(h);
+        self.size += 1;
+    }
+
     /// Appends a leaf hash; returns the nodes to store: (level, index, hash), the leaf first.
     pub fn append(&mut self, leaf: Hash) -> Vec<(u32, u64, Hash)> {
         let index = self.size;

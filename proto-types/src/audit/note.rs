@@ -504,8 +504,15 @@ impl TlogProof {
         s
     }
 
-    /// Parses the text form.
+    /// Parses the text form (at most [`MAX_PROOF_BYTES`]; at most 64 hashes, counted as they
+    /// are read).
     pub fn parse(text: &str) -> Result<Self, NoteError> {
+        if text.len() > MAX_PROOF_BYTES {
+            return Err(bad(format!(
+                "a proof is at most {MAX_PROOF_BYTES} bytes, not {}",
+                text.len()
+            )));
+        }
         let rest = text
             .strip_prefix(TLOG_PROOF_HEADER)
             .and_then(|r| r.strip_prefix('\n'))
@@ -535,16 +542,17 @@ impl TlogProof {
             return Err(bad("the index is a decimal number without leading zeros"));
         }
         let index = index_s.parse().map_err(|_| bad("the index is too large"))?;
-        let proof = lines
-            .map(|l| {
+        let mut proof = Vec::new();
+        for l in lines {
+            if proof.len() == 64 {
+                return Err(bad("an inclusion proof has at most 64 hashes"));
+            }
+            proof.push(
                 B64.decode(l)
                     .ok()
                     .and_then(|h| h.try_into().ok())
-                    .ok_or_else(|| bad("each proof line is the base64 of a 32-byte hash"))
-            })
-            .collect::<Result<Vec<Hash>, _>>()?;
-        if proof.len() > 64 {
-            return Err(bad("an inclusion proof has at most 64 hashes"));
+                    .ok_or_else(|| bad("each proof line is the base64 of a 32-byte hash"))?,
+            );
         }
         Ok(Self {
             extra,
@@ -554,6 +562,9 @@ impl TlogProof {
         })
     }
 }
+
+/// Largest proof text: a signed note (64 KiB), 64 hashes and the base64 of an audit entry.
+pub const MAX_PROOF_BYTES: usize = 80 * 1024;
 
 /// A `tlog-policy`: known logs, known witnesses, groups, and the quorum.
 #[derive(Debug, Clone, PartialEq, Eq)]

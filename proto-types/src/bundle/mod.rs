@@ -17,6 +17,7 @@ use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
+mod read;
 mod report;
 pub use report::{report_html, report_text};
 
@@ -24,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
 use crate::audit::entry::{AuditEntry, AuditEvent, case_origin, log_key_name};
-use crate::audit::merkle::{self, Hash, MemoryTree, leaf_hash, verify_inclusion};
+use crate::audit::merkle::{self, Hash, leaf_hash, verify_inclusion};
 use crate::audit::note::{
     Checkpoint, Note, NoteError, NoteSignature, NoteVerifier, Policy, SIG_ED25519, TlogProof,
 };
@@ -268,8 +269,12 @@ pub struct Verdict {
     /// The messages disclosed to the auditor and read with its key (`--key`), in the order
     /// they were sealed; empty without a key.
     pub content: Vec<DisclosedMessage>,
-    /// Both logs' entries merged in time order.
+    /// Both logs' entries merged in time order (the first [`MAX_TIMELINE_PER_BUNDLE`] of each
+    /// log).
     pub timeline: Vec<Event>,
+    /// The entries of all the logs, of which `timeline` shows at most
+    /// [`MAX_TIMELINE_PER_BUNDLE`] per log.
+    pub timeline_entries: u64,
 }
 
 impl Verdict {
@@ -279,40 +284,92 @@ impl Verdict {
     }
 }
 
-/// The outer view of an envelope in a bundle, verified against its sender's card.
+/// Failures of one check kept in the verdict; beyond them they are counted (the verdict says
+/// how many more), so that a bundle of a million bad items costs no more than a few.
+pub const MAX_FINDINGS_PER_CHECK: usize = 1000;
+/// Lines of the timeline kept per bundle (the verdict says how many entries there are).
+pub const MAX_TIMELINE_PER_BUNDLE: usize = 100_000;
+/// Entries decoded at once (on every core).
+const ENTRY_BATCH: usize = 4096;
+/// Envelopes checked at once (on every core), and the most bytes of them held for it.
+const ENVELOPE_BATCH: usize = 64;
+const ENVELOPE_BATCH_BYTES: usize = 64 << 20;
+/// Signed notes verified at once.
+const NOTE_BATCH: usize = 256;
+/// Proofs checked at once.
+const PROOF_BATCH: usize = 256;
+
+/// The outer view of an envelope in a bundle, verified against its sender's card: what the
+/// checks after reading it need, and no more (no checkpoint, proof or receipt text).
 struct SeenEnvelope {
     info: EnvelopeInfo,
     direction: Direction,
     receipt: Option<crate::receipt::Receipt>,
     /// SHA-256 of the receipt's bytes (what logs record and the other side must hold).
     receipt_hash: Option<Sha256Digest>,
+    /// An `envelope-sent` or `envelope-received` entry records it (known after the entries).
+    recorded: bool,
 }
 
-/// What a verified bundle contributes to cross-checks.
-struct Checked {
+/// A checkpoint of the exporter's log, signed by it for this case: its root is checked against
+/// the entries once they are read.
+struct OwnCheckpoint {
+    size: u64,
+    root: Hash,
+    at: String,
+}
+
+/// What the first reading of a bundle keeps for the second, and for the cross-checks.
+struct Scanned {
+    source: read::Source,
+    /// SHA-256 of the file as first read: the second reading must see the same bytes.
+    file: [u8; 32],
     exporter: AgencyId,
-    /// The exporter's log, rebuilt from its entries.
-    tree: MemoryTree,
-    /// Envelopes by id.
+    case_id: CaseId,
+    whose: String,
+    entries: u64,
+    cards: BTreeMap<AgencyId, AgencyCard>,
+    /// False when the bundle holds no usable card of its exporter: nothing more is checked.
+    usable: bool,
+    summary: BundleSummary,
+    /// Failed checks of this bundle.
+    failures: usize,
+    own: Vec<OwnCheckpoint>,
+    /// The latest size the exporter signed.
+    latest: u64,
+    parsed_own: usize,
     envelopes: BTreeMap<EnvelopeId, SeenEnvelope>,
-    /// Partners' checkpoints seen, by partner: (size, root, where).
-    witnessed: Vec<(AgencyId, Checkpoint, String)>,
+    /// Partners' checkpoints seen: (partner, size, root, where).
+    witnessed: Vec<(AgencyId, u64, Hash, String)>,
+    /// Proofs that verified, by the index of the entry they prove: that entry's leaf hash, and
+    /// the proof's place.
+    proofs: BTreeMap<u64, Vec<Hash>>,
+    /// Disclosed keys to open with the auditor's key (in the second reading, which meets the
+    /// envelopes again).
+    to_open: HashMap<EnvelopeId, Vec<u8>>,
+    auditor_card: Option<AgencyCard>,
     /// The content keys disclosed to the auditor and opened with its key.
     disclosed: BTreeMap<EnvelopeId, [u8; 32]>,
     /// The messages they opened.
     content: Vec<DisclosedMessage>,
+    /// Roots of the exporter's log at the sizes some check needs (the second reading).
+    roots: BTreeMap<u64, Hash>,
+    sequence_ok: bool,
+    roots_ok: bool,
+    /// Disclosures that failed a check (the auditor's claim is made only when none did).
+    disclosure_failures: usize,
+    /// The auditor's key given is the one the content is disclosed to.
+    reader_ok: bool,
 }
 
-impl Checked {
+impl Scanned {
     /// The root of the exporter's log at `size`, if it holds that many entries.
     fn root_at(&self, size: u64) -> Option<Hash> {
-        (size <= self.tree.size())
-            .then(|| merkle::root(&self.tree, size).ok())
-            .flatten()
+        self.roots.get(&size).copied()
     }
 }
 
-/// An entry, decoded: what the checks after decoding need of it.
+/// An entry, decoded: what the checks need of it.
 struct Parsed {
     seq: u64,
     /// The case it names, if not the bundle's.
@@ -336,18 +393,47 @@ struct Recorded {
 /// A chain position: sequence, the previous envelope named, the envelope.
 type Link = (u64, Option<EnvelopeId>, EnvelopeId);
 
+/// A proof as read: its place, the proof (or why not), its checkpoint's note key.
+type ProofRead = (u64, Result<TlogProof, String>, Option<[u8; 32]>);
+
+/// The optional fields as read: the auditor's card, and the disclosures (envelope, key).
+type Optional = (Option<Vec<u8>>, Vec<(EnvelopeId, read::Blob)>);
+
 struct Ctx {
     findings: Vec<Finding>,
     proved: Vec<String>,
+    /// Failures so far (kept or not).
+    failures: usize,
+    /// Findings kept per check, and those counted only.
+    kept: HashMap<&'static str, usize>,
+    dropped: BTreeMap<&'static str, usize>,
 }
 
 impl Ctx {
+    /// A failure whose words are built only if it is kept (the hot path of a long log).
+    fn fail_with(&mut self, check: &'static str, words: impl FnOnce() -> (String, String)) {
+        if self.kept.get(check).copied().unwrap_or(0) < MAX_FINDINGS_PER_CHECK {
+            let (at, problem) = words();
+            self.fail(check, at, problem);
+        } else {
+            self.failures += 1;
+            *self.dropped.entry(check).or_default() += 1;
+        }
+    }
+
     fn fail(&mut self, check: &'static str, at: impl Into<String>, problem: impl Into<String>) {
-        self.findings.push(Finding {
-            check,
-            at: at.into(),
-            problem: problem.into(),
-        });
+        self.failures += 1;
+        let kept = self.kept.entry(check).or_default();
+        if *kept < MAX_FINDINGS_PER_CHECK {
+            *kept += 1;
+            self.findings.push(Finding {
+                check,
+                at: at.into(),
+                problem: problem.into(),
+            });
+        } else {
+            *self.dropped.entry(check).or_default() += 1;
+        }
     }
 }
 
@@ -388,15 +474,42 @@ pub fn verify_as(
     auditor: Option<&envelope::Recipient<'_>>,
 ) -> Verdict {
     let mut v = Verifier::new(policy, cards, auditor, bundles.len());
+    let mut trouble = Vec::new();
     for b in bundles {
-        v.add(b);
+        if let Err(e) = v.add(b) {
+            trouble.push(e.to_string());
+        }
     }
-    v.finish()
+    let mut verdict = v.finish().unwrap_or_else(|e| Verdict {
+        case_id: String::new(),
+        bundles: Vec::new(),
+        proved: Vec::new(),
+        findings: vec![Finding {
+            check: "bundles",
+            at: String::new(),
+            problem: e.to_string(),
+        }],
+        envelopes: Vec::new(),
+        content: Vec::new(),
+        timeline: Vec::new(),
+        timeline_entries: 0,
+    });
+    for t in trouble {
+        verdict.findings.push(Finding {
+            check: "bundles",
+            at: String::new(),
+            problem: t,
+        });
+    }
+    verdict
 }
 
-/// Verification one bundle at a time, so that a caller can read a bundle, add it and drop it
-/// before reading the next: of each bundle only what the cross-checks need is kept. [`verify`]
-/// and [`verify_as`] are this with bundles already in memory.
+/// Verification of bundles read as streams (spec/BUNDLE.md §3): each bundle is read once as it
+/// is added (everything but its log entries, of which only the number is kept), and once more
+/// by [`Verifier::finish`], which reads the entries, one batch at a time, knowing every size at
+/// which a root of the log must be checked, then the bundles against each other. Nothing is
+/// kept per entry: what the verifier holds grows with the envelopes, checkpoints and proofs of
+/// the bundles, never with their entries or with the number of things wrong in them.
 pub struct Verifier<'a> {
     policy: Option<&'a Policy>,
     cards: &'a [AgencyCard],
@@ -404,9 +517,9 @@ pub struct Verifier<'a> {
     memo: Memo,
     ctx: Ctx,
     case_id: Option<CaseId>,
-    summaries: Vec<BundleSummary>,
-    checked: Vec<Checked>,
+    scanned: Vec<Scanned>,
     timeline: Vec<Event>,
+    timeline_entries: u64,
 }
 
 impl<'a> Verifier<'a> {
@@ -431,95 +544,146 @@ impl<'a> Verifier<'a> {
             ctx: Ctx {
                 findings: Vec::new(),
                 proved: Vec::new(),
+                failures: 0,
+                kept: HashMap::new(),
+                dropped: BTreeMap::new(),
             },
             case_id: None,
-            summaries: Vec::new(),
-            checked: Vec::new(),
+            scanned: Vec::new(),
             timeline: Vec::new(),
+            timeline_entries: 0,
         }
     }
 
-    /// Checks one bundle on its own; what the cross-checks need of it is kept.
-    pub fn add(&mut self, b: &Bundle) {
-        let case_id = *self.case_id.get_or_insert(b.case_id);
-        if b.case_id != case_id {
-            self.ctx.fail(
-                "same-case",
-                format!("{}'s bundle", b.exporter),
-                format!(
-                    "it is about case {}, the first bundle about case {case_id}",
-                    b.case_id
-                ),
-            );
-            return;
-        }
-        let (summary, c) = verify_one(
-            b,
+    /// Reads a bundle file a first time and checks what can be checked before its entries
+    /// are read. The file is read again by [`Verifier::finish`].
+    pub fn add_file(&mut self, path: &std::path::Path) -> Result<(), BundleError> {
+        self.add_source(read::Source::File(path.to_path_buf()))
+    }
+
+    /// Adds a bundle held in memory (it is encoded once, and read from those bytes).
+    pub fn add(&mut self, b: &Bundle) -> Result<(), BundleError> {
+        let mut bytes = Vec::new();
+        b.write_to(&mut bytes)?;
+        self.add_source(read::Source::Bytes(std::sync::Arc::new(bytes)))
+    }
+
+    fn add_source(&mut self, source: read::Source) -> Result<(), BundleError> {
+        let before = self.ctx.failures;
+        let scanned = scan(
+            source,
+            &mut self.case_id,
             self.policy,
             self.cards,
             self.auditor,
             &self.memo,
             &mut self.ctx,
-            &mut self.timeline,
-        );
-        self.summaries.push(summary);
-        self.checked.push(c);
+        )?;
+        if let Some(mut s) = scanned {
+            s.failures += self.ctx.failures - before;
+            self.scanned.push(s);
+        }
+        Ok(())
     }
 
-    /// The bundles against each other, and the verdict.
-    pub fn finish(self) -> Verdict {
+    /// Reads every bundle's entries, finishes each bundle's checks, checks the bundles against
+    /// each other, and gives the verdict.
+    pub fn finish(self) -> Result<Verdict, BundleError> {
         let Self {
             mut ctx,
             case_id,
-            summaries,
-            mut checked,
+            mut scanned,
             mut timeline,
+            mut timeline_entries,
+            auditor,
             ..
         } = self;
+        // The sizes of each log at which a root is needed: its own checkpoints, and those of
+        // it that the other bundles witnessed.
+        let mut needed: Vec<BTreeSet<u64>> = scanned
+            .iter()
+            .map(|s| s.own.iter().map(|c| c.size).collect())
+            .collect();
+        for (i, a) in scanned.iter().enumerate() {
+            for b in &scanned {
+                needed[i].extend(
+                    b.witnessed
+                        .iter()
+                        .filter(|(who, ..)| who == &a.exporter)
+                        .map(|(_, size, ..)| *size),
+                );
+            }
+        }
+        for (s, needed) in scanned.iter_mut().zip(&needed) {
+            let before = ctx.failures;
+            if s.usable {
+                read_log(
+                    s,
+                    needed,
+                    auditor,
+                    &mut ctx,
+                    &mut timeline,
+                    &mut timeline_entries,
+                )?;
+                close(s, &mut ctx);
+                s.failures += ctx.failures - before;
+                conclude(s, s.failures, &mut ctx);
+            } else {
+                s.failures += ctx.failures - before;
+            }
+        }
         let mut seen = BTreeSet::new();
-        for c in &checked {
-            if !seen.insert(c.exporter.clone()) {
+        for s in &scanned {
+            if !seen.insert(s.exporter.clone()) {
                 ctx.fail(
                     "same-case",
-                    format!("{}'s bundles", c.exporter),
+                    format!("{}'s bundles", s.exporter),
                     "two bundles of the same agency: give each side's bundle once",
                 );
             }
         }
-        for (i, a) in checked.iter().enumerate() {
-            for b in checked.iter().skip(i + 1) {
+        for (i, a) in scanned.iter().enumerate() {
+            for b in scanned.iter().skip(i + 1) {
                 cross_check(a, b, &mut ctx);
                 cross_check(b, a, &mut ctx);
             }
         }
+        for (check, n) in std::mem::take(&mut ctx.dropped) {
+            ctx.findings.push(Finding {
+                check,
+                at: "…".into(),
+                problem: format!("and {n} more failures of this check, not listed"),
+            });
+        }
         timeline.sort_by(|a: &Event, b: &Event| {
             (a.time, &a.agency, a.seq).cmp(&(b.time, &b.agency, b.seq))
         });
-        Verdict {
+        Ok(Verdict {
             case_id: case_id.map(|c| c.to_string()).unwrap_or_default(),
-            bundles: summaries,
+            bundles: scanned.iter().map(|s| s.summary.clone()).collect(),
             proved: ctx.proved,
             findings: ctx.findings,
-            envelopes: envelope_lines(&checked),
+            envelopes: envelope_lines(&scanned),
             content: {
                 let mut seen = BTreeSet::new();
-                let mut all: Vec<DisclosedMessage> = checked
+                let mut all: Vec<DisclosedMessage> = scanned
                     .iter_mut()
-                    .flat_map(|c| std::mem::take(&mut c.content))
+                    .flat_map(|s| std::mem::take(&mut s.content))
                     .filter(|m| seen.insert(m.envelope.clone()))
                     .collect();
                 all.sort_by(|a, b| (a.sent_at, &a.envelope).cmp(&(b.sent_at, &b.envelope)));
                 all
             },
             timeline,
-        }
+            timeline_entries,
+        })
     }
 }
 
 /// Every envelope the bundles hold, once, with the receipt any of them holds.
-fn envelope_lines(checked: &[Checked]) -> Vec<EnvelopeLine> {
+fn envelope_lines(scanned: &[Scanned]) -> Vec<EnvelopeLine> {
     let mut lines: BTreeMap<EnvelopeId, EnvelopeLine> = BTreeMap::new();
-    for c in checked {
+    for c in scanned {
         for (id, s) in &c.envelopes {
             let line = lines.entry(*id).or_insert_with(|| EnvelopeLine {
                 id: id.to_hex(),
@@ -550,25 +714,165 @@ fn envelope_lines(checked: &[Checked]) -> Vec<EnvelopeLine> {
     out
 }
 
+/// The checkpoints of one bundle's log verified so far, and those waiting: each distinct note
+/// is verified once (the same checkpoint is in the list, in the envelope that carried it and in
+/// every proof), in batches on every core; only the results are kept.
+struct Notes<'m> {
+    log_key: NoteVerifier,
+    policy: Option<&'m Policy>,
+    memo: &'m Memo,
+    /// By the SHA-256 of the note: its checkpoint (or why not), and, for a cosigned one, the
+    /// policy's decision and the cosignatures outside it.
+    results: HashMap<[u8; 32], NoteResult>,
+    /// The log's signature checks, by the signed part they read (a checkpoint listed with its
+    /// partners' cosignatures is the one its envelope carried, with lines added).
+    by_signed: HashMap<[u8; 32], Result<Checkpoint, String>>,
+    pending: Vec<([u8; 32], Vec<u8>)>,
+}
+
+#[derive(Clone)]
+struct NoteResult {
+    checkpoint: Result<Checkpoint, String>,
+    under: Option<Result<(), String>>,
+    outside: String,
+}
+
+impl Notes<'_> {
+    /// A note to verify; returns its key.
+    fn add(&mut self, note: Vec<u8>) -> [u8; 32] {
+        let key: [u8; 32] = Sha256::digest(&note).into();
+        if !self.results.contains_key(&key) && !self.pending.iter().any(|(k, _)| *k == key) {
+            self.pending.push((key, note));
+            if self.pending.len() >= NOTE_BATCH {
+                self.flush();
+            }
+        }
+        key
+    }
+
+    /// Verifies what waits.
+    fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let log_key = &self.log_key;
+        // Only a note that parses and carries exactly one line by the log's key is grouped,
+        // by its text and that line's signature (length-prefixed): checking the log's key on
+        // any note of the group reads the same text and the same signature. Any other note
+        // stands alone.
+        let signed_part = |n: &[u8]| -> [u8; 32] {
+            let mut h = Sha256::new();
+            let alone = |mut h: Sha256| {
+                h.update(b"0");
+                h.update(n);
+                h.finalize().into()
+            };
+            let Ok(p) = Note::parse(n) else {
+                return alone(h);
+            };
+            let mut by_log = p
+                .signatures()
+                .iter()
+                .filter(|sig| sig.name == log_key.name() && sig.id == log_key.id());
+            match (by_log.next(), by_log.next()) {
+                (Some(sig), None) => {
+                    let text = p.text().as_bytes();
+                    h.update(b"1");
+                    h.update((text.len() as u64).to_be_bytes());
+                    h.update(text);
+                    h.update(&sig.signature);
+                    h.finalize().into()
+                }
+                _ => alone(h),
+            }
+        };
+        let keys: Vec<[u8; 32]> = pending.iter().map(|(_, n)| signed_part(n)).collect();
+        let mut distinct: BTreeMap<[u8; 32], &[u8]> = BTreeMap::new();
+        for (k, (_, n)) in keys.iter().zip(&pending) {
+            if !self.by_signed.contains_key(k) {
+                distinct.entry(*k).or_insert(n.as_slice());
+            }
+        }
+        let distinct: Vec<([u8; 32], &[u8])> = distinct.into_iter().collect();
+        let memo = self.memo;
+        let results = par_map(&distinct, |(_, n)| memo.checkpoint(n, log_key));
+        for ((k, _), r) in distinct.iter().zip(results) {
+            self.by_signed.insert(*k, r);
+        }
+        let policy = self.policy;
+        let by_signed = &self.by_signed;
+        let decided = par_map(&pending, |(_, n)| {
+            let k = signed_part(n);
+            let checkpoint = by_signed
+                .get(&k)
+                .cloned()
+                .unwrap_or_else(|| Err("not verified".into()));
+            let cosigned = Note::parse(n).is_ok_and(|p| p.signatures().len() > 1);
+            let under = match (policy, cosigned) {
+                (Some(p), true) => Some(under(p, n, log_key, checkpoint.is_ok(), memo)),
+                _ => None,
+            };
+            let outside = match &under {
+                Some(Err(_)) => outside_policy(n, policy),
+                _ => String::new(),
+            };
+            NoteResult {
+                checkpoint,
+                under,
+                outside,
+            }
+        });
+        for ((key, _), r) in pending.iter().zip(decided) {
+            self.results.insert(*key, r);
+        }
+    }
+
+    fn get(&self, key: &[u8; 32]) -> NoteResult {
+        self.results
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| NoteResult {
+                checkpoint: Err("not verified".into()),
+                under: None,
+                outside: String::new(),
+            })
+    }
+}
+
+/// The first reading of a bundle: its header, cards and policy, the number of its entries,
+/// its checkpoints, envelopes (signatures, receipts, chains), partners' checkpoints, proofs
+/// and disclosures. `None`: a bundle of another case (a finding), not checked further.
 #[allow(clippy::too_many_arguments)]
-fn verify_one(
-    b: &Bundle,
+fn scan(
+    source: read::Source,
+    case: &mut Option<CaseId>,
     policy: Option<&Policy>,
     trusted: &[AgencyCard],
     auditor: Option<&envelope::Recipient<'_>>,
     memo: &Memo,
     ctx: &mut Ctx,
-    timeline: &mut Vec<Event>,
-) -> (BundleSummary, Checked) {
-    let x = &b.exporter;
+) -> Result<Option<Scanned>, BundleError> {
+    let mut r = read::Reader::open(&source)?;
+    let (case_id, x, exported_at) = header(&mut r)?;
+    let expected = *case.get_or_insert(case_id);
+    if case_id != expected {
+        ctx.fail(
+            "same-case",
+            format!("{x}'s bundle"),
+            format!("it is about case {case_id}, the first bundle about case {expected}"),
+        );
+        return Ok(None);
+    }
     let whose = format!("{x}'s bundle");
-    let before = ctx.findings.len();
     let limits = Limits::default();
 
     // Cards: each self-signed; the auditor's own replace the bundle's.
     let mut cards: BTreeMap<AgencyId, AgencyCard> = BTreeMap::new();
-    for (i, raw) in b.cards.iter().enumerate() {
-        match AgencyCard::from_bytes(raw) {
+    r.key("cards")?;
+    for i in 0..r.array(read::MAX_CARDS as u64, "cards")? {
+        let raw = r.bytes(read::MAX_CARD, "a card")?;
+        match AgencyCard::from_bytes(&raw) {
             Ok(c) => {
                 cards.insert(c.id().clone(), c);
             }
@@ -578,48 +882,74 @@ fn verify_one(
     for c in trusted {
         cards.insert(c.id().clone(), c.clone());
     }
-    let summary_cards = cards
-        .values()
-        .map(|c| (c.id().to_string(), c.fingerprint()))
-        .collect();
-    let mut checked = Checked {
+    r.key("policy")?;
+    let policy_text = r.text(read::MAX_POLICY)?;
+    r.key("entries")?;
+    let entries = r.array(u64::MAX, "entries")?;
+    for _ in 0..entries {
+        r.skip_bytes()?;
+    }
+    let mut s = Scanned {
+        source: source.clone(),
+        file: [0; 32],
         exporter: x.clone(),
-        tree: MemoryTree::new(),
+        case_id,
+        whose: whose.clone(),
+        entries,
+        summary: BundleSummary {
+            exporter: x.to_string(),
+            exported_at,
+            entries: entries as usize,
+            sent: 0,
+            received: 0,
+            checkpoints: 0,
+            cosigned: 0,
+            witnessed: 0,
+            proofs: 0,
+            cards: cards
+                .values()
+                .map(|c| (c.id().to_string(), c.fingerprint()))
+                .collect(),
+            auditor: None,
+            disclosed: 0,
+        },
+        cards,
+        usable: false,
+        failures: 0,
+        own: Vec::new(),
+        latest: 0,
+        parsed_own: 0,
         envelopes: BTreeMap::new(),
         witnessed: Vec::new(),
+        proofs: BTreeMap::new(),
+        to_open: HashMap::new(),
+        auditor_card: None,
         disclosed: BTreeMap::new(),
         content: Vec::new(),
+        roots: BTreeMap::new(),
+        sequence_ok: true,
+        roots_ok: true,
+        disclosure_failures: 0,
+        reader_ok: false,
     };
-    let mut summary = BundleSummary {
-        exporter: x.to_string(),
-        exported_at: b.exported_at,
-        entries: b.entries.len(),
-        sent: 0,
-        received: 0,
-        checkpoints: b.checkpoints.len(),
-        cosigned: 0,
-        witnessed: b.witnessed.len(),
-        proofs: b.proofs.len(),
-        cards: summary_cards,
-        auditor: None,
-        disclosed: b.disclosures.len(),
-    };
-    let Some(own_card) = cards.get(x).cloned() else {
+    let Some(own_card) = s.cards.get(&x).cloned() else {
         ctx.fail("cards", &whose, format!("the bundle holds no card of {x}"));
-        return (summary, checked);
+        s.file = skip_rest(r)?;
+        return Ok(Some(s));
     };
-    let log_key = match NoteVerifier::new(&log_key_name(x), SIG_ED25519, own_card.signing_key()) {
+    let log_key = match NoteVerifier::new(&log_key_name(&x), SIG_ED25519, own_card.signing_key()) {
         Ok(v) => v,
         Err(e) => {
             ctx.fail("cards", &whose, e.to_string());
-            return (summary, checked);
+            s.file = skip_rest(r)?;
+            return Ok(Some(s));
         }
     };
-    let origin = case_origin(x, &b.case_id);
+    s.usable = true;
     let own_policy;
     let policy = match policy {
         Some(p) => Some(p),
-        None => match Policy::parse(&b.policy) {
+        None => match Policy::parse(&policy_text) {
             Ok(p) => {
                 own_policy = p;
                 Some(&own_policy)
@@ -630,91 +960,42 @@ fn verify_one(
             }
         },
     };
+    let mut notes = Notes {
+        log_key: log_key.clone(),
+        policy,
+        memo,
+        results: HashMap::new(),
+        by_signed: HashMap::new(),
+        pending: Vec::new(),
+    };
+    // Each checkpoint of the exporter's log met and not yet settled: its note's key, and where.
+    let mut own: Vec<([u8; 32], String)> = Vec::new();
+    let origin = case_origin(&x, &case_id);
 
-    // Entries: in order, of this case and this log.
-    let mut entries: Vec<(usize, Recorded)> = Vec::new();
-    let mut sequence_ok = true;
-    // Decoding and leaf hashing, on every core; of each entry only what later checks need is
-    // kept (both sides' logs are held at once).
-    let decoded = par_map(&b.entries, |raw| {
-        let parsed = AuditEntry::from_cbor(raw).map(|e| Parsed {
-            seq: e.seq,
-            other_case: (e.case_id != b.case_id).then_some(e.case_id),
-            other_actor: (&e.actor.agency != x).then(|| e.actor.agency.clone()),
-            envelope: e.envelope_id.and_then(|id| {
-                matches!(
-                    e.event,
-                    AuditEvent::EnvelopeSent
-                        | AuditEvent::EnvelopeReceived
-                        | AuditEvent::ReceiptReceived
-                )
-                .then_some(Recorded {
-                    event: e.event,
-                    envelope: id,
-                    receipt_hash: e.receipt_hash,
-                })
-            }),
-            event: Event {
-                time: e.time,
-                agency: x.to_string(),
-                seq: e.seq,
-                event: event_name(e.event),
-                peer: e.peer.as_ref().map(|p| p.to_string()),
-                envelope: e.envelope_id,
-                user: e.actor.user,
-                transition: e.transition.map(|t| format!("{} → {}", t.from, t.to)),
-            },
-        });
-        (parsed, leaf_hash(raw))
-    });
-    let mut leaves = Vec::with_capacity(decoded.len());
-    timeline.reserve(decoded.len());
-    for (i, (parsed, leaf)) in decoded.into_iter().enumerate() {
-        leaves.push(leaf);
-        let at = || format!("{whose}, entry {i}");
-        match parsed {
-            Ok(mut e) => {
-                if e.seq != i as u64 {
-                    sequence_ok = false;
-                    let what = if e.seq > i as u64 {
-                        "an entry before it is missing (deleted) or the entries were reordered"
-                    } else {
-                        "an entry was inserted before it or the entries were reordered"
-                    };
-                    ctx.fail(
-                        "entries",
-                        at(),
-                        format!("it says it is entry {}: {what}", e.seq),
-                    );
-                }
-                if let Some(c) = e.other_case {
-                    ctx.fail("entries", at(), format!("it is about case {c}"));
-                }
-                if let Some(a) = &e.other_actor {
-                    ctx.fail("entries", at(), format!("it was written by {a}, not {x}"));
-                }
-                e.event.seq = i as u64;
-                timeline.push(e.event);
-                if let Some(r) = e.envelope {
-                    entries.push((i, r));
-                }
-            }
-            Err(e) => {
-                sequence_ok = false;
-                ctx.fail("entries", at(), format!("not an audit entry: {e}"));
-            }
+    r.key("checkpoints")?;
+    let n = r.array(read::MAX_ITEMS, "checkpoints")?;
+    s.summary.checkpoints = n as usize;
+    for i in 0..n {
+        let at = format!("{whose}, checkpoint {i}");
+        if own.len() >= NOTE_BATCH {
+            settle(&mut own, &mut notes, &mut s, &origin, ctx);
+        }
+        match r.blob(read::MAX_NOTE)? {
+            read::Blob::Held(note) => own.push((notes.add(note), at)),
+            read::Blob::Over { len, .. } => ctx.fail(
+                "checkpoints",
+                at,
+                format!(
+                    "not signed by {x}'s log key: a signed note of {len} bytes (at most {})",
+                    read::MAX_NOTE
+                ),
+            ),
         }
     }
 
     // Envelopes: outer signature, which way, receipt; the checkpoints they carry.
-    let mut own_checkpoints: Vec<(Vec<u8>, String)> = b
-        .checkpoints
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.to_vec(), format!("{whose}, checkpoint {i}")))
-        .collect();
-    // The signatures first, on every core: they are most of the work.
-    let witnesses: BTreeMap<AgencyId, NoteVerifier> = cards
+    let witnesses: BTreeMap<AgencyId, NoteVerifier> = s
+        .cards
         .iter()
         .filter_map(|(a, c)| {
             witness::witness_verifier(&log_key_name(a), c.signing_key())
@@ -722,15 +1003,290 @@ fn verify_one(
                 .map(|v| (a.clone(), v))
         })
         .collect();
-    let pre = par_map(&b.envelopes, |r| {
-        precheck(r, x, &cards, &witnesses, &limits, memo)
+    r.key("envelopes")?;
+    let n = r.array(read::MAX_ITEMS, "envelopes")?;
+    let mut batch: Vec<(usize, Result<EnvelopeRecord, String>)> = Vec::new();
+    let mut batch_bytes = 0usize;
+    for i in 0..n as usize {
+        let raw = r.item(read::MAX_RECORD)?;
+        batch_bytes += raw.len();
+        let record: Result<EnvelopeRecord, String> =
+            ciborium::de::from_reader_with_recursion_limit(raw.as_slice(), 16)
+                .map_err(|e| e.to_string());
+        batch.push((i, record));
+        if batch.len() >= ENVELOPE_BATCH || batch_bytes >= ENVELOPE_BATCH_BYTES {
+            envelopes(
+                &mut s, &x, &batch, &witnesses, &limits, memo, &mut notes, &mut own, ctx,
+            );
+            batch.clear();
+            batch_bytes = 0;
+            if own.len() >= NOTE_BATCH {
+                settle(&mut own, &mut notes, &mut s, &origin, ctx);
+            }
+        }
+    }
+    envelopes(
+        &mut s, &x, &batch, &witnesses, &limits, memo, &mut notes, &mut own, ctx,
+    );
+    drop(batch);
+    chains(&s, ctx);
+
+    // Partners' checkpoints: signed by them, for their logs of this case.
+    r.key("witnessed")?;
+    let n = r.array(read::MAX_ITEMS, "witnessed checkpoints")?;
+    s.summary.witnessed = n as usize;
+    let origins: BTreeMap<String, AgencyId> = s
+        .cards
+        .keys()
+        .map(|a| (case_origin(a, &case_id), a.clone()))
+        .collect();
+    let log_keys: BTreeMap<AgencyId, NoteVerifier> = s
+        .cards
+        .iter()
+        .filter_map(|(a, c)| {
+            NoteVerifier::new(&log_key_name(a), SIG_ED25519, c.signing_key())
+                .ok()
+                .map(|v| (a.clone(), v))
+        })
+        .collect();
+    let mut pending: Vec<(u64, Vec<u8>)> = Vec::new();
+    let mut witnessed_list: Vec<(AgencyId, u64, Hash, String)> = Vec::new();
+    for i in 0..n {
+        match r.blob(read::MAX_NOTE)? {
+            read::Blob::Held(raw) => pending.push((i, raw)),
+            read::Blob::Over { .. } => ctx.fail(
+                "witnessed",
+                format!("{whose}, witnessed checkpoint {i}"),
+                "not a signed checkpoint",
+            ),
+        }
+        if pending.len() >= NOTE_BATCH || i + 1 == n {
+            let signed = par_map(&pending, |(_, raw)| {
+                let cp = checkpoint_of(raw)?;
+                let owner = origins.get(&cp.origin).cloned();
+                let ok = owner
+                    .as_ref()
+                    .and_then(|o| log_keys.get(o))
+                    .is_some_and(|v| memo.checkpoint(raw, v).is_ok());
+                Some((cp, owner, ok))
+            });
+            for ((i, _), signed) in pending.iter().zip(signed) {
+                let at = format!("{whose}, witnessed checkpoint {i}");
+                let Some((cp, owner, ok)) = signed else {
+                    ctx.fail("witnessed", at, "not a signed checkpoint");
+                    continue;
+                };
+                let Some(owner) = owner else {
+                    ctx.fail(
+                        "witnessed",
+                        at,
+                        format!("{} is not a partner's log of this case", cp.origin),
+                    );
+                    continue;
+                };
+                if !ok {
+                    ctx.fail("witnessed", at, format!("not signed by {owner}'s log key"));
+                    continue;
+                }
+                witnessed_list.push((owner, cp.size, cp.root, at));
+            }
+            pending.clear();
+        }
+    }
+    s.witnessed.extend(witnessed_list);
+    let mut by_size: BTreeMap<(AgencyId, u64), Hash> = BTreeMap::new();
+    for (who, size, root, at) in &s.witnessed {
+        if let Some(r) = by_size.insert((who.clone(), *size), *root)
+            && r != *root
+        {
+            ctx.fail(
+                "witnessed",
+                at.clone(),
+                format!(
+                    "{who} signed two different roots for size {size} of its log: a split view"
+                ),
+            );
+        }
+    }
+    drop(by_size);
+
+    // Inclusion proofs: each against a checkpoint of this log; the entry it proves is compared
+    // with the one the bundle holds when the entries are read.
+    r.key("proofs")?;
+    let n = r.array(read::MAX_ITEMS, "proofs")?;
+    s.summary.proofs = n as usize;
+    let mut parsed: Vec<ProofRead> = Vec::new();
+    for i in 0..n {
+        let p = r
+            .text_or_over(read::MAX_PROOF)?
+            .and_then(|t| TlogProof::parse(&t).map_err(|e| e.to_string()));
+        let key = p.as_ref().ok().map(|p| notes.add(p.checkpoint.clone()));
+        parsed.push((i, p, key));
+        if parsed.len() >= PROOF_BATCH || i + 1 == n {
+            notes.flush();
+            for (i, p, key) in parsed.drain(..) {
+                proof(&mut s, &x, &origin, i, p, key, &notes, ctx);
+            }
+        }
+    }
+
+    // The checkpoints of the exporter's log still waiting.
+    settle(&mut own, &mut notes, &mut s, &origin, ctx);
+
+    // The content disclosed to an auditor.
+    let (auditor_raw, disclosures) = optional_fields(&mut r)?;
+    s.file = r.finish()?;
+    disclosure_checks(&mut s, auditor_raw, disclosures, auditor, ctx);
+    Ok(Some(s))
+}
+
+/// The checkpoints of the exporter's log met so far, once their notes are verified: each
+/// signed by its key, for this case (else a finding), cosigned as the policy asks; its root is
+/// checked against the entries in the second reading. Called every few hundred, so that what
+/// waits stays small.
+fn settle(
+    own: &mut Vec<([u8; 32], String)>,
+    notes: &mut Notes<'_>,
+    s: &mut Scanned,
+    origin: &str,
+    ctx: &mut Ctx,
+) {
+    notes.flush();
+    let x = s.exporter.clone();
+    for (key, at) in own.drain(..) {
+        let res = notes.get(&key);
+        match res.checkpoint {
+            Err(e) => ctx.fail_with("checkpoints", || {
+                (at, format!("not signed by {x}'s log key: {e}"))
+            }),
+            Ok(cp) if cp.origin != origin => ctx.fail_with("checkpoints", || {
+                (
+                    at,
+                    format!("it is a checkpoint of {}, not of {origin}", cp.origin),
+                )
+            }),
+            Ok(cp) => {
+                s.parsed_own += 1;
+                s.latest = s.latest.max(cp.size);
+                // Partners' cosignatures, under the policy.
+                match res.under {
+                    Some(Ok(())) => s.summary.cosigned += 1,
+                    Some(Err(e)) => ctx.fail(
+                        "cosignatures",
+                        at.clone(),
+                        format!(
+                            "checkpoint of size {} against the policy: {e}{}",
+                            cp.size, res.outside
+                        ),
+                    ),
+                    None => {}
+                }
+                s.own.push(OwnCheckpoint {
+                    size: cp.size,
+                    root: cp.root,
+                    at,
+                });
+            }
+        }
+    }
+}
+
+/// The header fields: case, exporter, export time (the format checked).
+fn header(r: &mut read::Reader<'_>) -> Result<(CaseId, AgencyId, u64), BundleError> {
+    r.key("format")?;
+    let format = r.text(64)?;
+    if format != FORMAT {
+        return Err(BundleError::Format(format!(
+            "format `{format}`, this verifier reads `{FORMAT}`"
+        )));
+    }
+    r.key("case_id")?;
+    let case: [u8; 16] = r
+        .bytes(16, "a case id")?
+        .try_into()
+        .map_err(|_| BundleError::Format("a case id is 16 bytes".into()))?;
+    r.key("exporter")?;
+    let x = AgencyId::new(&r.text(64)?)
+        .map_err(|e| BundleError::Format(format!("the exporter: {e}")))?;
+    r.key("exported_at")?;
+    let at = r.uint()?;
+    Ok((CaseId::from_bytes(case), x, at))
+}
+
+/// The optional fields: the auditor's card and the disclosures.
+fn optional_fields(r: &mut read::Reader<'_>) -> Result<Optional, BundleError> {
+    let mut auditor = None;
+    let mut disclosures = Vec::new();
+    let mut left = r.fields() - 11;
+    while left > 0 {
+        left -= 1;
+        match r.any_key()?.as_str() {
+            "auditor" if auditor.is_none() && disclosures.is_empty() => {
+                auditor = Some(r.bytes(read::MAX_CARD, "the auditor's card")?);
+            }
+            "disclosures" if left == 0 => {
+                for _ in 0..r.array(read::MAX_ITEMS, "disclosures")? {
+                    disclosures.push(r.disclosure(MAX_DISCLOSURE_BYTES)?);
+                }
+            }
+            other => {
+                return Err(BundleError::Format(format!(
+                    "unexpected field `{other}` (the fields are in the order of spec/BUNDLE.md §2)"
+                )));
+            }
+        }
+    }
+    Ok((auditor, disclosures))
+}
+
+/// Reads a bundle to its end (it is not checked further); returns the file's hash.
+fn skip_rest(mut r: read::Reader<'_>) -> Result<[u8; 32], BundleError> {
+    for name in ["checkpoints", "envelopes", "witnessed", "proofs"] {
+        r.key(name)?;
+        for _ in 0..r.array(read::MAX_ITEMS, name)? {
+            r.skip_item()?;
+        }
+    }
+    optional_fields(&mut r)?;
+    r.finish()
+}
+
+/// One batch of envelope records.
+#[allow(clippy::too_many_arguments)]
+fn envelopes(
+    s: &mut Scanned,
+    x: &AgencyId,
+    batch: &[(usize, Result<EnvelopeRecord, String>)],
+    witnesses: &BTreeMap<AgencyId, NoteVerifier>,
+    limits: &Limits,
+    memo: &Memo,
+    notes: &mut Notes<'_>,
+    own: &mut Vec<([u8; 32], String)>,
+    ctx: &mut Ctx,
+) {
+    let whose = s.whose.clone();
+    let cards = &s.cards;
+    // The signatures first, on every core: they are most of the work.
+    let pre = par_map(batch, |(_, r)| {
+        r.as_ref()
+            .ok()
+            .map(|r| precheck(r, x, cards, witnesses, limits, memo))
     });
-    // Each envelope's id, in order (the disclosures are matched to them).
-    let mut ids = Vec::with_capacity(b.envelopes.len());
-    for (i, (r, pre)) in b.envelopes.iter().zip(pre).enumerate() {
+    for ((i, r), pre) in batch.iter().zip(pre) {
+        let (r, pre) = match (r, pre) {
+            (Ok(r), Some(pre)) => (r, pre),
+            (Err(e), _) => {
+                ctx.fail(
+                    "envelopes",
+                    format!("{whose}, envelope {i}"),
+                    format!("not an envelope record: {e}"),
+                );
+                continue;
+            }
+            (Ok(_), None) => continue,
+        };
         let at = format!("{whose}, envelope {i}");
         let id = pre.id;
-        ids.push(id);
         let info = match pre.info {
             Ok(info) => info,
             Err(e) => {
@@ -779,7 +1335,7 @@ fn verify_one(
             }
             Some(Ok(())) => {}
         }
-        if info.case_commitment != envelope::case_commitment(&b.case_id) {
+        if info.case_commitment != envelope::case_commitment(&s.case_id) {
             ctx.fail(
                 "envelopes",
                 at.clone(),
@@ -800,38 +1356,45 @@ fn verify_one(
                         at.clone(),
                         format!("the receipt does not verify with {issuer}'s key: {e}"),
                     ),
-                    Ok(s) if s.envelope_id != id => ctx.fail(
+                    Ok(rc) if rc.envelope_id != id => ctx.fail(
                         "receipts",
                         at.clone(),
                         format!(
                             "the receipt answers envelope {}, not this one (envelope swapped?)",
-                            short(&s.envelope_id)
+                            short(&rc.envelope_id)
                         ),
                     ),
-                    Ok(s) => receipt = Some(s),
+                    Ok(rc) => receipt = Some(rc),
                 },
             }
         }
         // Checkpoints: the sender's in the envelope; the issuer's in the receipt.
         if let Some(cp) = &info.checkpoint {
             if r.direction == Direction::Sent {
-                own_checkpoints.push((cp.clone(), format!("{at}, the checkpoint it carries")));
+                own.push((
+                    notes.add(cp.clone()),
+                    format!("{at}, the checkpoint it carries"),
+                ));
             } else if let Some(c) = checkpoint_of(cp) {
-                checked.witnessed.push((
+                s.witnessed.push((
                     sender.clone(),
-                    c,
+                    c.size,
+                    c.root,
                     format!("{at}, the checkpoint it carries"),
                 ));
             }
         }
         if let Some(rc) = receipt.as_ref().and_then(|r| r.checkpoint.as_ref()) {
             if r.direction == Direction::Received {
-                own_checkpoints
-                    .push((rc.clone(), format!("{at}, the checkpoint in {x}'s receipt")));
+                own.push((
+                    notes.add(rc.clone()),
+                    format!("{at}, the checkpoint in {x}'s receipt"),
+                ));
             } else if let Some(c) = checkpoint_of(rc) {
-                checked.witnessed.push((
+                s.witnessed.push((
                     issuer.clone(),
-                    c,
+                    c.size,
+                    c.root,
                     format!("{at}, the checkpoint in {issuer}'s receipt"),
                 ));
             }
@@ -845,20 +1408,20 @@ fn verify_one(
             );
         }
         match r.direction {
-            Direction::Sent => summary.sent += 1,
-            Direction::Received => summary.received += 1,
+            Direction::Sent => s.summary.sent += 1,
+            Direction::Received => s.summary.received += 1,
         }
-        // What the cross-checks need, and no more: both sides' bundles are held at once.
+        // What the later checks need, and no more.
         let mut info = info;
         info.checkpoint = None;
         info.consistency = None;
         let receipt = receipt.map(|mut r| {
             r.checkpoint = None;
             r.cosignature = None;
+            r.detail = None;
             r
         });
-        if checked
-            .envelopes
+        if s.envelopes
             .insert(
                 id,
                 SeenEnvelope {
@@ -866,6 +1429,7 @@ fn verify_one(
                     direction: r.direction,
                     receipt,
                     receipt_hash: r.receipt.as_ref().map(|b| Sha256Digest::of(b)),
+                    recorded: false,
                 },
             )
             .is_some()
@@ -873,80 +1437,17 @@ fn verify_one(
             ctx.fail("envelopes", at, "listed twice");
         }
     }
+}
 
-    // Every entry that records an envelope has it, and its receipt where one is recorded.
-    for (i, e) in &entries {
-        let at = format!("{whose}, entry {i} ({})", event_name(e.event));
-        let want = match e.event {
-            AuditEvent::EnvelopeSent => Some(Direction::Sent),
-            AuditEvent::EnvelopeReceived => Some(Direction::Received),
-            AuditEvent::ReceiptReceived => Some(Direction::Sent),
-            _ => None,
-        };
-        let (Some(want), id) = (want, e.envelope) else {
-            continue;
-        };
-        match checked.envelopes.get(&id) {
-            None => ctx.fail(
-                "envelopes",
-                at,
-                format!(
-                    "it records envelope {}, which the bundle does not hold (removed or swapped)",
-                    short(&id)
-                ),
-            ),
-            Some(s) if s.direction != want => ctx.fail(
-                "envelopes",
-                at,
-                format!("envelope {} is listed as {:?}", short(&id), s.direction),
-            ),
-            Some(s) => {
-                if e.event == AuditEvent::ReceiptReceived {
-                    let hash = s.receipt_hash;
-                    if hash != e.receipt_hash {
-                        ctx.fail(
-                            "receipts",
-                            at,
-                            format!("the receipt it records for envelope {} is not the one in the bundle", short(&id)),
-                        );
-                    }
-                }
-            }
-        }
-    }
-    // And every envelope is recorded in the log.
-    let recorded: BTreeSet<EnvelopeId> = entries
-        .iter()
-        .filter(|(_, e)| {
-            matches!(
-                e.event,
-                AuditEvent::EnvelopeSent | AuditEvent::EnvelopeReceived
-            )
-        })
-        .map(|(_, e)| e.envelope)
-        .collect();
-    for (id, s) in &checked.envelopes {
-        if !recorded.contains(id) {
-            ctx.fail(
-                "envelopes",
-                format!(
-                    "{whose}, envelope {} ({} → {})",
-                    short(id),
-                    s.info.from,
-                    s.info.to
-                ),
-                format!("{x}'s log does not record it"),
-            );
-        }
-    }
-
-    // Chains: per (sender, addressee), sequence 1, 2, 3 … each linking the previous envelope.
+/// Chains: per (sender, addressee), sequence 1, 2, 3 … each linking the previous envelope.
+fn chains(s: &Scanned, ctx: &mut Ctx) {
+    let whose = &s.whose;
     let mut chains: BTreeMap<(AgencyId, AgencyId), Vec<Link>> = BTreeMap::new();
-    for (id, s) in &checked.envelopes {
+    for (id, e) in &s.envelopes {
         chains
-            .entry((s.info.from.clone(), s.info.to.clone()))
+            .entry((e.info.from.clone(), e.info.to.clone()))
             .or_default()
-            .push((s.info.chain.sequence, s.info.chain.previous, *id));
+            .push((e.info.chain.sequence, e.info.chain.previous, *id));
     }
     for ((from, to), mut links) in chains {
         links.sort();
@@ -978,131 +1479,374 @@ fn verify_one(
             prev = Some(*id);
         }
     }
+}
 
-    disclosures(
-        b,
-        &ids,
-        &whose,
-        &cards,
-        auditor,
-        &mut summary,
-        &mut checked,
-        ctx,
-    );
-
-    // The log rebuilt from the entries; its root at every size a checkpoint names.
-    for leaf in leaves {
-        checked.tree.push_hash(leaf);
+/// One inclusion proof: its checkpoint is the exporter's, and it verifies; the entry it proves
+/// is kept (as its leaf hash) to compare with the one the bundle holds.
+#[allow(clippy::too_many_arguments)]
+fn proof(
+    s: &mut Scanned,
+    x: &AgencyId,
+    origin: &str,
+    i: u64,
+    p: Result<TlogProof, String>,
+    key: Option<[u8; 32]>,
+    notes: &Notes<'_>,
+    ctx: &mut Ctx,
+) {
+    let at = format!("{}, proof {i}", s.whose);
+    let p = match p {
+        Ok(p) => p,
+        Err(e) => {
+            ctx.fail("proofs", at, format!("not a tlog-proof: {e}"));
+            return;
+        }
+    };
+    let checked = match key {
+        Some(k) => notes.get(&k).checkpoint,
+        None => Err("it has no checkpoint".into()),
+    };
+    let cp = match checked {
+        Ok(cp) if cp.origin == origin => cp,
+        Ok(cp) => {
+            ctx.fail("proofs", at, format!("its checkpoint is of {}", cp.origin));
+            return;
+        }
+        Err(e) => {
+            ctx.fail(
+                "proofs",
+                at,
+                format!("its checkpoint is not signed by {x}: {e}"),
+            );
+            return;
+        }
+    };
+    let Some(extra) = p.extra.as_deref() else {
+        ctx.fail("proofs", at, "it carries no entry");
+        return;
+    };
+    let leaf = leaf_hash(extra);
+    if let Err(e) = verify_inclusion(p.index, cp.size, &leaf, &p.proof, &cp.root) {
+        ctx.fail(
+            "proofs",
+            at,
+            format!(
+                "entry {}: the inclusion proof does not verify: {e}",
+                p.index
+            ),
+        );
+        return;
     }
-    // Each distinct note is verified once (the same checkpoint is in the envelope that carried
-    // it, in the list and in every proof), on every core.
-    let proofs: Vec<Result<TlogProof, String>> = b
-        .proofs
-        .iter()
-        .map(|t| TlogProof::parse(t).map_err(|e| e.to_string()))
-        .collect();
-    let mut notes: Vec<&[u8]> = own_checkpoints
-        .iter()
-        .map(|(n, _)| n.as_slice())
-        .chain(proofs.iter().flatten().map(|p| p.checkpoint.as_slice()))
-        .collect();
-    notes.sort_unstable();
-    notes.dedup();
-    // A checkpoint listed with its partners' cosignatures is the checkpoint its envelope
-    // carried with lines added: the log's signature is checked once for both.
-    // Only a note that parses and carries exactly one line by the log's key is grouped, by
-    // its text and that line's signature (length-prefixed): checking the log's key on any note
-    // of the group reads the same text and the same signature. Any other note stands alone.
-    let signed_part = |n: &[u8]| -> Vec<u8> {
-        let alone = || [b"0".as_slice(), n].concat();
-        let Ok(p) = Note::parse(n) else {
-            return alone();
-        };
-        let mut by_log = p
-            .signatures()
-            .iter()
-            .filter(|sig| sig.name == log_key.name() && sig.id == log_key.id());
-        match (by_log.next(), by_log.next()) {
-            (Some(sig), None) => {
-                let text = p.text().as_bytes();
-                let mut k = b"1".to_vec();
-                k.extend_from_slice(&(text.len() as u64).to_be_bytes());
-                k.extend_from_slice(text);
-                k.extend_from_slice(&sig.signature);
-                k
+    s.proofs.entry(p.index).or_default().push(leaf);
+}
+
+/// The second reading of a bundle: its entries, in batches (decoded and hashed on every core):
+/// each in order, of this case and this log; each that records an envelope or its receipt
+/// against the envelopes held; each that a proof proves against the proof; the log's root at
+/// every `needed` size; its lines of the timeline. Then, with the auditor's key, the disclosed
+/// envelopes opened. The file must be the one first read.
+fn read_log(
+    s: &mut Scanned,
+    needed: &BTreeSet<u64>,
+    auditor: Option<&envelope::Recipient<'_>>,
+    ctx: &mut Ctx,
+    timeline: &mut Vec<Event>,
+    timeline_entries: &mut u64,
+) -> Result<(), BundleError> {
+    let changed = || BundleError::Format("the bundle file changed while it was read".into());
+    let source = s.source.clone();
+    let mut r = read::Reader::open(&source)?;
+    let (case_id, x, _) = header(&mut r)?;
+    if case_id != s.case_id || x != s.exporter {
+        return Err(changed());
+    }
+    r.key("cards")?;
+    for _ in 0..r.array(read::MAX_CARDS as u64, "cards")? {
+        r.skip_bytes()?;
+    }
+    r.key("policy")?;
+    r.text(read::MAX_POLICY)?;
+    r.key("entries")?;
+    if r.array(u64::MAX, "entries")? != s.entries {
+        return Err(changed());
+    }
+    let mut frontier = merkle::Frontier::default();
+    let mut kept = 0usize;
+    let mut i = 0u64;
+    while i < s.entries {
+        let mut batch = Vec::with_capacity(ENTRY_BATCH);
+        let mut bytes = 0usize;
+        while i + (batch.len() as u64) < s.entries && batch.len() < ENTRY_BATCH && bytes < 8 << 20 {
+            let b = r.blob(crate::audit::entry::MAX_ENTRY_BYTES)?;
+            if let read::Blob::Held(raw) = &b {
+                bytes += raw.len();
             }
-            _ => alone(),
+            batch.push(b);
         }
-    };
-    let keys: Vec<Vec<u8>> = notes.iter().map(|n| signed_part(n)).collect();
-    let mut distinct: BTreeMap<&[u8], &[u8]> = BTreeMap::new();
-    for (k, n) in keys.iter().zip(&notes) {
-        distinct.entry(k.as_slice()).or_insert(n);
-    }
-    let distinct: Vec<(&[u8], &[u8])> = distinct.into_iter().collect();
-    let results = par_map(&distinct, |(_, n)| memo.checkpoint(n, &log_key));
-    let by_signed: HashMap<&[u8], &Result<Checkpoint, String>> = distinct
-        .iter()
-        .map(|(k, _)| *k)
-        .zip(results.iter())
-        .collect();
-    let verified: HashMap<&[u8], Result<Checkpoint, String>> = notes
-        .iter()
-        .zip(&keys)
-        .map(|(n, k)| (*n, by_signed[k.as_slice()].clone()))
-        .collect();
-    let cosigned_notes: Vec<&[u8]> = notes
-        .iter()
-        .copied()
-        .filter(|n| Note::parse(n).is_ok_and(|n| n.signatures().len() > 1))
-        .collect();
-    let under_policy: HashMap<&[u8], Result<(), String>> = match policy {
-        Some(p) => cosigned_notes
-            .iter()
-            .copied()
-            .zip(par_map(&cosigned_notes, |n| {
-                under(p, n, &log_key, &verified, memo)
-            }))
-            .collect(),
-        None => HashMap::new(),
-    };
-    let mut parsed_own = Vec::new();
-    for (note, at) in &own_checkpoints {
-        match &verified[note.as_slice()] {
-            Err(e) => ctx.fail(
-                "checkpoints",
-                at.clone(),
-                format!("not signed by {x}'s log key: {e}"),
+        let decoded = par_map(&batch, |b| match b {
+            read::Blob::Held(raw) => (parse_entry(raw, s), leaf_hash(raw)),
+            read::Blob::Over { len, leaf } => (
+                Err(format!(
+                    "an entry of {len} bytes; an audit entry is at most {} bytes",
+                    crate::audit::entry::MAX_ENTRY_BYTES
+                )),
+                *leaf,
             ),
-            Ok(cp) if cp.origin != origin => ctx.fail(
-                "checkpoints",
-                at.clone(),
-                format!("it is a checkpoint of {}, not of {origin}", cp.origin),
-            ),
-            Ok(cp) => parsed_own.push((cp.clone(), note, at)),
+        });
+        drop(batch);
+        for (parsed, leaf) in decoded {
+            entry(s, i, parsed, leaf, ctx, timeline, &mut kept);
+            frontier.push(leaf);
+            if needed.contains(&(i + 1)) {
+                s.roots.insert(i + 1, frontier.root());
+            }
+            i += 1;
         }
     }
-    let latest = parsed_own.iter().map(|(c, ..)| c.size).max().unwrap_or(0);
-    let mut roots_ok = true;
-    for (cp, note, at) in &parsed_own {
-        match checked.root_at(cp.size) {
-            None => {
-                roots_ok = false;
+    *timeline_entries += s.entries;
+    // Proofs of entries the bundle does not hold.
+    let whose = &s.whose;
+    for (index, _) in s.proofs.range(s.entries..) {
+        ctx.fail(
+            "entries",
+            format!("{whose}, entry {index}"),
+            "its inclusion proof proves it, but the bundle does not hold it: the log was truncated",
+        );
+    }
+    // The disclosed envelopes, opened with the auditor's key.
+    r.key("checkpoints")?;
+    for _ in 0..r.array(read::MAX_ITEMS, "checkpoints")? {
+        r.skip_bytes()?;
+    }
+    r.key("envelopes")?;
+    let n = r.array(read::MAX_ITEMS, "envelopes")?;
+    let opening = s.reader_ok && !s.to_open.is_empty();
+    for _ in 0..n {
+        if opening {
+            let raw = r.item(read::MAX_RECORD)?;
+            if let Ok(rec) = ciborium::de::from_reader_with_recursion_limit::<EnvelopeRecord, _>(
+                raw.as_slice(),
+                16,
+            ) {
+                open_disclosed(s, &rec, auditor, ctx);
+            }
+        } else {
+            r.skip_item()?;
+        }
+    }
+    if s.reader_ok {
+        for id in std::mem::take(&mut s.to_open).into_keys() {
+            s.disclosure_failures += 1;
+            ctx.fail(
+                "disclosures",
+                format!("{}, disclosure of envelope {}", s.whose, short(&id)),
+                "the bundle holds no such envelope",
+            );
+        }
+        if s.disclosure_failures == 0
+            && let Some(card) = &s.auditor_card
+        {
+            ctx.proved.push(format!(
+                "{}'s bundle discloses the content of {} of its {} envelopes to {}: read with that auditor's key, each is the content its envelope carries, signed by its sender",
+                s.exporter,
+                s.content.len(),
+                s.envelopes.len(),
+                card.id()
+            ));
+        }
+    }
+    for name in ["witnessed", "proofs"] {
+        r.key(name)?;
+        for _ in 0..r.array(read::MAX_ITEMS, name)? {
+            r.skip_item()?;
+        }
+    }
+    optional_fields(&mut r)?;
+    if r.finish()? != s.file {
+        return Err(changed());
+    }
+    Ok(())
+}
+
+/// Decodes one entry: what the checks need of it.
+fn parse_entry(raw: &[u8], s: &Scanned) -> Result<Parsed, String> {
+    if raw.is_empty() {
+        return Err("an empty entry".into());
+    }
+    let e = AuditEntry::from_cbor(raw).map_err(|e| e.to_string())?;
+    let x = &s.exporter;
+    Ok(Parsed {
+        seq: e.seq,
+        other_case: (e.case_id != s.case_id).then_some(e.case_id),
+        other_actor: (&e.actor.agency != x).then(|| e.actor.agency.clone()),
+        envelope: e.envelope_id.and_then(|id| {
+            matches!(
+                e.event,
+                AuditEvent::EnvelopeSent
+                    | AuditEvent::EnvelopeReceived
+                    | AuditEvent::ReceiptReceived
+            )
+            .then_some(Recorded {
+                event: e.event,
+                envelope: id,
+                receipt_hash: e.receipt_hash,
+            })
+        }),
+        event: Event {
+            time: e.time,
+            agency: x.to_string(),
+            seq: e.seq,
+            event: event_name(e.event),
+            peer: e.peer.as_ref().map(|p| p.to_string()),
+            envelope: e.envelope_id,
+            user: e.actor.user,
+            transition: e.transition.map(|t| format!("{} → {}", t.from, t.to)),
+        },
+    })
+}
+
+/// The checks of entry `i` (in order, of this case and log; the envelope it records is held,
+/// which way, with the receipt it records; the entry a proof proves is this one), and its line
+/// of the timeline.
+fn entry(
+    s: &mut Scanned,
+    i: u64,
+    parsed: Result<Parsed, String>,
+    leaf: Hash,
+    ctx: &mut Ctx,
+    timeline: &mut Vec<Event>,
+    kept: &mut usize,
+) {
+    let at = |s: &Scanned| format!("{}, entry {i}", s.whose);
+    if let Some(proved) = s.proofs.get(&i)
+        && proved.iter().any(|l| *l != leaf)
+    {
+        ctx.fail_with("entries", || {
+            (
+                at(s),
+                format!("it differs from the entry {} signed (its inclusion proof proves another): it was modified", s.exporter),
+            )
+        });
+    }
+    let mut e = match parsed {
+        Ok(e) => e,
+        Err(e) => {
+            s.sequence_ok = false;
+            ctx.fail_with("entries", || (at(s), format!("not an audit entry: {e}")));
+            return;
+        }
+    };
+    if e.seq != i {
+        s.sequence_ok = false;
+        let what = if e.seq > i {
+            "an entry before it is missing (deleted) or the entries were reordered"
+        } else {
+            "an entry was inserted before it or the entries were reordered"
+        };
+        ctx.fail_with("entries", || {
+            (at(s), format!("it says it is entry {}: {what}", e.seq))
+        });
+    }
+    if let Some(c) = e.other_case {
+        ctx.fail_with("entries", || (at(s), format!("it is about case {c}")));
+    }
+    if let Some(a) = &e.other_actor {
+        ctx.fail_with("entries", || {
+            (at(s), format!("it was written by {a}, not {}", s.exporter))
+        });
+    }
+    if let Some(rec) = e.envelope.take() {
+        recorded(s, i, &rec, ctx);
+    }
+    if *kept < MAX_TIMELINE_PER_BUNDLE {
+        *kept += 1;
+        e.event.seq = i;
+        timeline.push(e.event);
+    }
+}
+
+/// An entry that records an envelope: the bundle holds it, the way the entry says, with the
+/// receipt it records.
+fn recorded(s: &mut Scanned, i: u64, e: &Recorded, ctx: &mut Ctx) {
+    let at = format!("{}, entry {i} ({})", s.whose, event_name(e.event));
+    let want = match e.event {
+        AuditEvent::EnvelopeSent => Direction::Sent,
+        AuditEvent::EnvelopeReceived => Direction::Received,
+        AuditEvent::ReceiptReceived => Direction::Sent,
+        _ => return,
+    };
+    let id = e.envelope;
+    match s.envelopes.get_mut(&id) {
+        None => ctx.fail(
+            "envelopes",
+            at,
+            format!(
+                "it records envelope {}, which the bundle does not hold (removed or swapped)",
+                short(&id)
+            ),
+        ),
+        Some(seen) if seen.direction != want => ctx.fail(
+            "envelopes",
+            at,
+            format!("envelope {} is listed as {:?}", short(&id), seen.direction),
+        ),
+        Some(seen) => {
+            if e.event == AuditEvent::ReceiptReceived {
+                if seen.receipt_hash != e.receipt_hash {
+                    ctx.fail(
+                        "receipts",
+                        at,
+                        format!(
+                            "the receipt it records for envelope {} is not the one in the bundle",
+                            short(&id)
+                        ),
+                    );
+                }
+            } else {
+                seen.recorded = true;
+            }
+        }
+    }
+}
+
+/// What a bundle's checks conclude once its entries are read: every envelope recorded; the
+/// root of the entries at every size the exporter signed; no entry beyond its latest
+/// checkpoint; and, if nothing failed, what was proved.
+fn close(s: &mut Scanned, ctx: &mut Ctx) {
+    let x = s.exporter.clone();
+    let whose = s.whose.clone();
+    for (id, e) in &s.envelopes {
+        if !e.recorded {
+            ctx.fail(
+                "envelopes",
+                format!(
+                    "{whose}, envelope {} ({} → {})",
+                    short(id),
+                    e.info.from,
+                    e.info.to
+                ),
+                format!("{x}'s log does not record it"),
+            );
+        }
+    }
+    for cp in &s.own {
+        match s.root_at(cp.size) {
+            None if cp.size > s.entries => {
+                s.roots_ok = false;
                 ctx.fail(
                     "checkpoints",
-                    at.to_string(),
+                    cp.at.clone(),
                     format!(
                         "{x} signed its log at size {}, but the bundle holds only {} entries: the log was truncated",
-                        cp.size,
-                        b.entries.len()
+                        cp.size, s.entries
                     ),
                 );
             }
             Some(root) if root != cp.root => {
-                roots_ok = false;
+                s.roots_ok = false;
                 ctx.fail(
                     "checkpoints",
-                    at.to_string(),
+                    cp.at.clone(),
                     format!(
                         "{x}'s signed root at size {} does not match the entries: an entry up to {} was changed, or the checkpoint comes from a forked log",
                         cp.size,
@@ -1110,217 +1854,91 @@ fn verify_one(
                     ),
                 );
             }
-            Some(_) => {}
-        }
-        // Partners' cosignatures, under the policy.
-        if let Some(result) = under_policy.get(note.as_slice()) {
-            match result {
-                Ok(()) => summary.cosigned += 1,
-                Err(e) => ctx.fail(
-                    "cosignatures",
-                    at.to_string(),
-                    format!(
-                        "checkpoint of size {} against the policy: {e}{}",
-                        cp.size,
-                        outside_policy(note, policy)
-                    ),
-                ),
-            }
+            _ => {}
         }
     }
-    if latest < b.entries.len() as u64 && !b.entries.is_empty() {
-        roots_ok = false;
+    if s.latest < s.entries && s.entries > 0 {
+        s.roots_ok = false;
         ctx.fail(
             "checkpoints",
             &whose,
             format!(
-                "the bundle holds {} entries, but {x}'s latest signed checkpoint covers {latest}: entries were inserted",
-                b.entries.len()
+                "the bundle holds {} entries, but {x}'s latest signed checkpoint covers {}: entries were inserted",
+                s.entries, s.latest
             ),
         );
     }
+}
 
-    // Inclusion proofs: each against a checkpoint of this log, for the entry the bundle holds.
-    for (i, p) in proofs.iter().enumerate() {
-        let at = format!("{whose}, proof {i}");
-        let p = match p {
-            Ok(p) => p,
-            Err(e) => {
-                ctx.fail("proofs", at, format!("not a tlog-proof: {e}"));
-                continue;
-            }
-        };
-        let cp = match &verified[p.checkpoint.as_slice()] {
-            Ok(cp) if cp.origin == origin => cp,
-            Ok(cp) => {
-                ctx.fail("proofs", at, format!("its checkpoint is of {}", cp.origin));
-                continue;
-            }
-            Err(e) => {
-                ctx.fail(
-                    "proofs",
-                    at,
-                    format!("its checkpoint is not signed by {x}: {e}"),
-                );
-                continue;
-            }
-        };
-        let Some(extra) = p.extra.as_deref() else {
-            ctx.fail("proofs", at, "it carries no entry");
-            continue;
-        };
-        if let Err(e) = verify_inclusion(p.index, cp.size, &leaf_hash(extra), &p.proof, &cp.root) {
-            ctx.fail(
-                "proofs",
-                at,
-                format!(
-                    "entry {}: the inclusion proof does not verify: {e}",
-                    p.index
-                ),
-            );
-            continue;
-        }
-        match b.entries.get(p.index as usize) {
-            Some(held) if held.as_slice() == extra => {}
-            Some(_) => ctx.fail(
-                "entries",
-                format!("{whose}, entry {}", p.index),
-                format!("it differs from the entry {x} signed (its inclusion proof proves another): it was modified"),
-            ),
-            None => ctx.fail(
-                "entries",
-                format!("{whose}, entry {}", p.index),
-                "its inclusion proof proves it, but the bundle does not hold it: the log was truncated",
-            ),
-        }
-    }
-
-    // Partners' checkpoints: signed by them, for their logs of this case; one root per size.
-    let origins: BTreeMap<String, AgencyId> = cards
-        .keys()
-        .map(|a| (case_origin(a, &b.case_id), a.clone()))
-        .collect();
-    let log_keys: BTreeMap<&AgencyId, NoteVerifier> = cards
-        .iter()
-        .filter_map(|(a, c)| {
-            NoteVerifier::new(&log_key_name(a), SIG_ED25519, c.signing_key())
-                .ok()
-                .map(|v| (a, v))
-        })
-        .collect();
-    let signed = par_map(&b.witnessed, |raw| {
-        let cp = checkpoint_of(raw)?;
-        let owner = origins.get(&cp.origin).cloned();
-        let ok = owner
-            .as_ref()
-            .and_then(|o| log_keys.get(o))
-            .is_some_and(|v| memo.checkpoint(raw, v).is_ok());
-        Some((cp, owner, ok))
-    });
-    for (i, signed) in signed.into_iter().enumerate() {
-        let at = format!("{whose}, witnessed checkpoint {i}");
-        let Some((cp, owner, ok)) = signed else {
-            ctx.fail("witnessed", at, "not a signed checkpoint");
-            continue;
-        };
-        let Some(owner) = owner else {
-            ctx.fail(
-                "witnessed",
-                at,
-                format!("{} is not a partner's log of this case", cp.origin),
-            );
-            continue;
-        };
-        if !ok {
-            ctx.fail("witnessed", at, format!("not signed by {owner}'s log key"));
-            continue;
-        }
-        checked.witnessed.push((owner, cp, at));
-    }
-    let mut by_size: BTreeMap<(AgencyId, u64), Hash> = BTreeMap::new();
-    for (who, cp, at) in &checked.witnessed {
-        if let Some(r) = by_size.insert((who.clone(), cp.size), cp.root)
-            && r != cp.root
-        {
-            ctx.fail(
-                "witnessed",
-                at.clone(),
-                format!(
-                    "{who} signed two different roots for size {} of its log: a split view",
-                    cp.size
-                ),
-            );
-        }
-    }
-
-    if ctx.findings.len() == before {
+/// What one bundle's checks proved, if none failed (`failures`: all of this bundle's).
+fn conclude(s: &Scanned, failures: usize, ctx: &mut Ctx) {
+    let x = &s.exporter;
+    if failures == 0 {
         ctx.proved.push(format!(
             "{x}'s log of the case: {} entries, in order, each of this case and written by {x}; every signed checkpoint ({} checked) matches them{}",
-            b.entries.len(),
-            parsed_own.len(),
-            if summary.cosigned > 0 {
-                format!(", {} of them cosigned by partners under the policy", summary.cosigned)
+            s.entries,
+            s.parsed_own,
+            if s.summary.cosigned > 0 {
+                format!(", {} of them cosigned by partners under the policy", s.summary.cosigned)
             } else {
                 String::new()
             }
         ));
         ctx.proved.push(format!(
             "{x}'s envelopes: {} sent and {} received, each signed by its sender, recorded in the log, in unbroken chains; every receipt signed by the addressee and answering its envelope",
-            summary.sent, summary.received
+            s.summary.sent, s.summary.received
         ));
-        if !b.proofs.is_empty() {
+        if s.summary.proofs > 0 {
             ctx.proved.push(format!(
                 "{} inclusion proofs (c2sp.org/tlog-proof@v1) verify against {x}'s signed checkpoints",
-                b.proofs.len()
+                s.summary.proofs
             ));
         }
-    } else if sequence_ok && roots_ok {
+    } else if s.sequence_ok && s.roots_ok {
         ctx.proved
             .push(format!("{x}'s log entries match its signed checkpoints"));
     }
-    (summary, checked)
 }
 
-/// The content disclosed to an auditor: each disclosure names an envelope of the bundle and is
-/// encrypted for the auditor's card; with the auditor's keys, each opens its envelope — the
-/// sender's signature over the content, the content's authentication under the key, and the
-/// agreement of both layers all hold (the checks of `envelope::open_with_key`).
-#[allow(clippy::too_many_arguments)]
-fn disclosures(
-    b: &Bundle,
-    ids: &[EnvelopeId],
-    whose: &str,
-    cards: &BTreeMap<AgencyId, AgencyCard>,
+/// The auditor's card and the disclosures of a bundle, checked as far as they can be before
+/// the envelopes are met again: each names an envelope of the bundle, once, and is small; the
+/// auditor's key is the one the content is disclosed to. The keys to open are kept.
+fn disclosure_checks(
+    s: &mut Scanned,
+    auditor_raw: Option<Vec<u8>>,
+    disclosures: Vec<(EnvelopeId, read::Blob)>,
     auditor: Option<&envelope::Recipient<'_>>,
-    summary: &mut BundleSummary,
-    checked: &mut Checked,
     ctx: &mut Ctx,
 ) {
-    let card = match &b.auditor {
-        None if b.disclosures.is_empty() => return,
+    let whose = s.whose.clone();
+    let before = ctx.failures;
+    s.summary.disclosed = disclosures.len();
+    let card = match auditor_raw {
+        None if disclosures.is_empty() => return,
         None => {
             ctx.fail(
                 "disclosures",
                 whose,
                 "content keys are disclosed but the bundle names no auditor",
             );
+            s.disclosure_failures += 1;
             return;
         }
-        Some(raw) => match AgencyCard::from_bytes(raw) {
+        Some(raw) => match AgencyCard::from_bytes(&raw) {
             Ok(c) => c,
             Err(e) => {
                 ctx.fail("disclosures", whose, format!("the auditor's card: {e}"));
+                s.disclosure_failures += 1;
                 return;
             }
         },
     };
-    summary.auditor = Some((card.id().to_string(), card.fingerprint()));
-    let limits = Limits::default();
+    s.summary.auditor = Some((card.id().to_string(), card.fingerprint()));
     let reader = match auditor {
         Some(r) if r.card.encryption_key() != card.encryption_key() => {
             ctx.fail(
                 "disclosures",
-                whose,
+                &whose,
                 format!(
                     "the content is disclosed to {} (card fingerprint {}), not to the key given ({})",
                     card.id(),
@@ -1332,88 +1950,100 @@ fn disclosures(
         }
         other => other,
     };
-    let raw: HashMap<EnvelopeId, &[u8]> = match reader {
-        Some(_) => ids
-            .iter()
-            .zip(&b.envelopes)
-            .map(|(id, e)| (*id, e.envelope.as_slice()))
-            .collect(),
-        None => HashMap::new(),
-    };
-    let opened = par_map(&b.disclosures, |d| {
-        if d.key.len() > MAX_DISCLOSURE_BYTES {
-            return Some(Err(format!(
-                "the disclosure is {} bytes; a disclosed key is at most {MAX_DISCLOSURE_BYTES}",
-                d.key.len()
-            )));
-        }
-        let s = checked.envelopes.get(&d.envelope)?;
-        let r = reader?;
-        let sender = cards.get(&s.info.from)?;
-        let raw = raw.get(&d.envelope)?;
-        Some(
-            envelope::undisclose(&d.key, r)
-                .map_err(|e| {
-                    format!("the disclosed key cannot be read with the auditor's key: {e}")
-                })
-                .and_then(|k| {
-                    envelope::open_with_key(raw, &k, sender, &limits)
-                        .map(|o| (*k.as_bytes(), o))
-                        .map_err(|e| format!("the disclosed key does not open it: {e}"))
-                }),
-        )
-    });
-    let before = ctx.findings.len();
-    let opened_before = checked.content.len();
+    let n = disclosures.len();
     let mut seen = BTreeSet::new();
-    for (d, opened) in b.disclosures.iter().zip(opened) {
-        let at = format!("{whose}, disclosure of envelope {}", short(&d.envelope));
-        if !seen.insert(d.envelope) {
+    for (envelope, key) in disclosures {
+        let at = format!("{whose}, disclosure of envelope {}", short(&envelope));
+        let key = match key {
+            read::Blob::Held(k) => k,
+            read::Blob::Over { len, .. } => {
+                ctx.fail(
+                    "disclosures",
+                    at,
+                    format!(
+                        "the disclosure is {len} bytes; a disclosed key is at most {MAX_DISCLOSURE_BYTES}"
+                    ),
+                );
+                continue;
+            }
+        };
+        if !seen.insert(envelope) {
             ctx.fail("disclosures", at, "disclosed twice");
             continue;
         }
-        let Some(s) = checked.envelopes.get(&d.envelope) else {
+        let Some(e) = s.envelopes.get(&envelope) else {
             ctx.fail("disclosures", at, "the bundle holds no such envelope");
             continue;
         };
-        match opened {
-            None if reader.is_some() => ctx.fail(
-                "disclosures",
-                at,
-                format!("no card of its sender {}", s.info.from),
-            ),
-            None => {}
-            Some(Err(e)) => ctx.fail("disclosures", at, e),
-            Some(Ok((key, o))) => {
-                checked.disclosed.insert(d.envelope, key);
-                checked.content.push(DisclosedMessage {
-                    envelope: d.envelope.to_hex(),
-                    from: o.info.from.to_string(),
-                    to: o.info.to.to_string(),
-                    sent_at: o.info.sent_at,
-                    message_type: o.message.kind().as_str().to_string(),
-                    content: o.message.to_json(),
-                });
+        if reader.is_some() {
+            if s.cards.contains_key(&e.info.from) {
+                s.to_open.insert(envelope, key);
+            } else {
+                ctx.fail(
+                    "disclosures",
+                    at,
+                    format!("no card of its sender {}", e.info.from),
+                );
             }
         }
     }
-    let n = b.disclosures.len();
-    if reader.is_some() && ctx.findings.len() == before {
-        let n = checked.content.len() - opened_before;
-        ctx.proved.push(format!(
-            "{}'s bundle discloses the content of {n} of its {} envelopes to {}: read with that auditor's key, each is the content its envelope carries, signed by its sender",
-            b.exporter,
-            b.envelopes.len(),
-            card.id()
-        ));
-    } else if auditor.is_none() {
+    s.disclosure_failures += ctx.failures - before;
+    s.reader_ok = reader.is_some();
+    if auditor.is_none() {
         ctx.proved.push(format!(
             "{}'s bundle discloses the content of {n} of its {} envelopes to {} (card fingerprint {}); only that auditor's key reads it (--key)",
-            b.exporter,
-            b.envelopes.len(),
+            s.exporter,
+            s.envelopes.len(),
             card.id(),
             card.fingerprint()
         ));
+    }
+    s.auditor_card = Some(card);
+}
+
+/// An envelope met again in the second reading, whose content key is disclosed: opened with
+/// the auditor's key (the sender's signature over the content, the content's authentication
+/// under the key, and the agreement of both layers: the checks of `envelope::open_with_key`).
+fn open_disclosed(
+    s: &mut Scanned,
+    rec: &EnvelopeRecord,
+    auditor: Option<&envelope::Recipient<'_>>,
+    ctx: &mut Ctx,
+) {
+    let id = Sha256Digest::of(&rec.envelope);
+    let Some(key) = s.to_open.remove(&id) else {
+        return;
+    };
+    let (Some(reader), Some(e)) = (auditor, s.envelopes.get(&id)) else {
+        return;
+    };
+    let Some(sender) = s.cards.get(&e.info.from) else {
+        return;
+    };
+    let at = format!("{}, disclosure of envelope {}", s.whose, short(&id));
+    let opened = envelope::undisclose(&key, reader)
+        .map_err(|e| format!("the disclosed key cannot be read with the auditor's key: {e}"))
+        .and_then(|k| {
+            envelope::open_with_key(&rec.envelope, &k, sender, &Limits::default())
+                .map(|o| (*k.as_bytes(), o))
+                .map_err(|e| format!("the disclosed key does not open it: {e}"))
+        });
+    match opened {
+        Err(e) => {
+            s.disclosure_failures += 1;
+            ctx.fail("disclosures", at, e);
+        }
+        Ok((key, o)) => {
+            s.disclosed.insert(id, key);
+            s.content.push(DisclosedMessage {
+                envelope: id.to_hex(),
+                from: o.info.from.to_string(),
+                to: o.info.to.to_string(),
+                sent_at: o.info.sent_at,
+                message_type: o.message.kind().as_str().to_string(),
+                content: o.message.to_json(),
+            });
+        }
     }
 }
 
@@ -1619,14 +2249,14 @@ fn under(
     p: &Policy,
     note: &[u8],
     log_key: &NoteVerifier,
-    verified: &HashMap<&[u8], Result<Checkpoint, String>>,
+    log_verified: bool,
     memo: &Memo,
 ) -> Result<(), String> {
     let same_log = p
         .logs
         .iter()
         .any(|l| l.name() == log_key.name() && l.id() == log_key.id() && l.key() == log_key.key());
-    let (true, Some(Ok(_)), Ok(n)) = (same_log, verified.get(note), Note::parse(note)) else {
+    let (true, true, Ok(n)) = (same_log, log_verified, Note::parse(note)) else {
         return p.verify(note).map(|_| ()).map_err(|e| e.to_string());
     };
     // A line by another of the policy's log keys: the policy checks it too.
@@ -1685,7 +2315,7 @@ fn outside_policy(note: &[u8], policy: Option<&Policy>) -> String {
 }
 
 /// What `b` says about `a`: the envelopes between them and `a`'s checkpoints that `b` witnessed.
-fn cross_check(a: &Checked, b: &Checked, ctx: &mut Ctx) {
+fn cross_check(a: &Scanned, b: &Scanned, ctx: &mut Ctx) {
     let before = ctx.findings.len();
     let mut exchanged = 0;
     for (id, s) in &a.envelopes {
@@ -1765,11 +2395,11 @@ fn cross_check(a: &Checked, b: &Checked, ctx: &mut Ctx) {
     }
     // Every checkpoint of a's log that b saw must be one a's entries give.
     let mut witnessed = BTreeSet::new();
-    for (who, cp, at) in &b.witnessed {
+    for (who, size, root, at) in &b.witnessed {
         if who != &a.exporter {
             continue;
         }
-        if cp.size > a.tree.size() {
+        if *size > a.entries {
             ctx.fail(
                 "split-view",
                 at.clone(),
@@ -1777,24 +2407,24 @@ fn cross_check(a: &Checked, b: &Checked, ctx: &mut Ctx) {
                     "{} witnessed {}'s log at size {}, but {}'s bundle holds only {} entries: its log was truncated or rolled back",
                     b.exporter,
                     a.exporter,
-                    cp.size,
+                    size,
                     a.exporter,
-                    a.tree.size()
+                    a.entries
                 ),
             );
             continue;
         }
-        match a.root_at(cp.size) {
-            Some(r) if r != cp.root => ctx.fail(
+        match a.root_at(*size) {
+            Some(r) if r != *root => ctx.fail(
                 "split-view",
                 at.clone(),
                 format!(
                     "{} witnessed a root of {}'s log at size {} that {}'s entries do not give: two histories (a split view or a rewritten log)",
-                    b.exporter, a.exporter, cp.size, a.exporter
+                    b.exporter, a.exporter, size, a.exporter
                 ),
             ),
             Some(_) => {
-                witnessed.insert(cp.size);
+                witnessed.insert(*size);
             }
             None => {}
         }

@@ -64,7 +64,7 @@ pub fn report_text(v: &Verdict) -> String {
             );
         }
     }
-    let _ = writeln!(out, "\nTimeline ({} entries):", v.timeline.len());
+    let _ = writeln!(out, "\nTimeline ({} entries):", v.timeline_entries);
     for e in &v.timeline {
         let mut line = format!(
             "  {}  {:<18} #{:<4} {}",
@@ -359,7 +359,7 @@ pub fn report_html(v: &Verdict) -> String {
         o,
         "<section id=\"timeline\">\n<h2>Timeline ({} log entries)</h2>\n<table>\n<thead><tr>\
          <th>Time (UTC)</th><th>Log of</th><th>Entry</th><th>Event</th><th>Other agency</th><th>Detail</th></tr></thead>\n<tbody>",
-        v.timeline.len()
+        v.timeline_entries
     );
     for e in v.timeline.iter().take(MAX_ROWS) {
         let mut detail = Vec::new();
