@@ -144,20 +144,6 @@ impl Default for Evidence {
     }
 }
 
-impl Evidence {
-    /// The quotas, for a node whose data directory is `data`.
-    pub fn quotas(&self, data: &Path) -> crate::evidence::Quotas {
-        crate::evidence::Quotas {
-            max_items_per_manifest: self.max_items_per_manifest,
-            max_items_per_case: self.max_items_per_case,
-            per_case: self.quota_per_case_gib.saturating_mul(1 << 30),
-            per_partner: self.quota_per_partner_gib.saturating_mul(1 << 30),
-            keep_free: self.keep_free_mib.saturating_mul(1 << 20),
-            data: Some(data.to_path_buf()),
-        }
-    }
-}
-
 /// `[log]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -162,12 +162,26 @@ pub struct Quotas {
     pub data: Option<PathBuf>,
 }
 
+impl Quotas {
+    /// The quotas a configuration sets, for a node whose data directory is `data`.
+    pub fn from_config(c: &crate::config::Evidence, data: &Path) -> Self {
+        Self {
+            max_items_per_manifest: c.max_items_per_manifest,
+            max_items_per_case: c.max_items_per_case,
+            per_case: c.quota_per_case_gib.saturating_mul(1 << 30),
+            per_partner: c.quota_per_partner_gib.saturating_mul(1 << 30),
+            keep_free: c.keep_free_mib.saturating_mul(1 << 20),
+            data: Some(data.to_path_buf()),
+        }
+    }
+}
+
 impl Default for Quotas {
     /// The default quotas, without the free-space check.
     fn default() -> Self {
         Self {
             data: None,
-            ..crate::config::Evidence::default().quotas(Path::new("."))
+            ..Self::from_config(&crate::config::Evidence::default(), Path::new("."))
         }
     }
 }

@@ -23,11 +23,7 @@ use crate::evidence::Quotas;
 use crate::keydir::KeyDir;
 use crate::store::{Batch, LogSigner, Received, Store};
 
-/// The case id of the node's own log (UUIDv7 with a zero timestamp and zero random bits): where
-/// refusals are logged when the envelope's case cannot be read.
-pub const NODE_LOG: CaseId = CaseId(uuid::Uuid::from_bytes([
-    0, 0, 0, 0, 0, 0, 0x70, 0, 0x80, 0, 0, 0, 0, 0, 0, 0,
-]));
+pub use crate::store::NODE_LOG;
 
 /// What became of an envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -58,7 +58,7 @@ pub const MAX_OPEN_BYTES_PER_PEER: usize = 64 * 1024 * 1024;
 
 /// A byte budget shared by readers: a reservation that does not fit fails at once (the stream
 /// is reset and its sender retries), so waiting readers never pile up.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Budget {
     used: std::sync::atomic::AtomicUsize,
     limit: usize,
@@ -178,10 +178,17 @@ async fn read_budgeted<T: AsyncRead + Unpin + Send>(
 /// connection's handler), and the handler clones that once per stream. The behaviour's own
 /// codec has no connection budget; a clone of it gets a fresh one, which the clones of that
 /// clone (its streams) share.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct EnvelopeCodec {
     total: Arc<Budget>,
     connection: Option<Arc<Budget>>,
+}
+
+impl Default for EnvelopeCodec {
+    /// The codec with the node's total budget ([`READ_BUDGET_TOTAL`]).
+    fn default() -> Self {
+        Self::new(READ_BUDGET_TOTAL)
+    }
 }
 
 impl EnvelopeCodec {
@@ -497,7 +504,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
             Arc::clone(&kd),
             trusted.clone(),
             limits,
-            opts.config.evidence.quotas(dir),
+            crate::evidence::Quotas::from_config(&opts.config.evidence, dir),
         ),
         QUEUE,
         notice_tx,
@@ -947,5 +954,52 @@ pub async fn deliver(
                 _ => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(bytes: &[u8], connection: &Budget, total: &Budget) -> std::io::Result<Vec<u8>> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut io = futures::io::Cursor::new(bytes.to_vec());
+        rt.block_on(read_budgeted(&mut io, 1 << 20, connection, total))
+    }
+
+    /// A read takes what it reads from both budgets and gives it back when it ends; one that
+    /// does not fit fails at once, and a message beyond the limit is refused.
+    #[test]
+    fn reads_stay_within_the_connection_s_and_the_node_s_budgets() {
+        let (connection, total) = (Budget::new(256 * 1024), Budget::new(1 << 20));
+        let msg = vec![7u8; 100_000];
+        assert_eq!(read(&msg, &connection, &total).unwrap(), msg);
+        assert_eq!((connection.used(), total.used()), (0, 0), "given back");
+        // More than the connection may hold at once.
+        let big = vec![7u8; 300_000];
+        let e = read(&big, &connection, &total).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::OutOfMemory);
+        assert_eq!((connection.used(), total.used()), (0, 0));
+        // The node's budget spent by others: nothing fits.
+        assert!(total.take(1 << 20));
+        assert!(read(b"x", &connection, &total).is_err());
+        total.give(1 << 20);
+        // Beyond the message limit.
+        let (c, t) = (Budget::new(4 << 20), Budget::new(4 << 20));
+        let e = read(&vec![0u8; (1 << 20) + 1], &c, &t).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
+        // A clone of the behaviour's codec has a budget of its own; its clones share it.
+        let codec = EnvelopeCodec::default();
+        let a = codec.clone();
+        let (a1, b) = (a.clone(), codec.clone());
+        let (ac, a1c, bc) = (
+            a.connection.unwrap(),
+            a1.connection.unwrap(),
+            b.connection.unwrap(),
+        );
+        assert!(Arc::ptr_eq(&ac, &a1c) && !Arc::ptr_eq(&ac, &bc));
+        assert!(Arc::ptr_eq(&a.total, &b.total));
     }
 }

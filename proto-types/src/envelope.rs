@@ -27,7 +27,7 @@ use crate::cose::{self, CoseError, label};
 use crate::ids::{AgencyId, CaseId, EnvelopeId, MessageId, Sha256Digest};
 use crate::keys::{AgencySecretKeys, CRV_X25519, EncryptionSecretKey, KTY_OKP, fill_random};
 use crate::message::{Message, MessageError, MessageType};
-use crate::receipt::ReasonCode;
+use crate::reason::ReasonCode;
 
 /// The protocol version this crate writes and reads.
 pub const PROTOCOL_VERSION: u64 = 1;

@@ -61,6 +61,7 @@ pub mod evidence;
 pub mod ids;
 pub mod keys;
 pub mod message;
+pub mod reason;
 pub mod receipt;
 pub mod time;
 #[cfg(feature = "cli")]

@@ -82,6 +82,71 @@ proptest! {
     }
 }
 
+/// A small bundle: XA's card, a few entries (one a real entry, the others junk), a checkpoint
+/// that is not one, the world's envelope as sent, a partner checkpoint and a proof that are not
+/// either. Not a valid bundle: one the reader must walk whole.
+fn small_bundle() -> Vec<u8> {
+    use rogatory_proto::bundle::{Bundle, Direction, EnvelopeRecord, FORMAT};
+    let w = world();
+    let b = Bundle {
+        format: FORMAT.into(),
+        case_id: "01a22522-d4f2-73cd-be4f-be9050503898".parse().unwrap(),
+        exporter: w.a.card.id().clone(),
+        exported_at: 1_790_000_000,
+        cards: vec![serde_bytes::ByteBuf::from(w.a.card.as_bytes().to_vec())],
+        policy: String::new(),
+        entries: vec![
+            serde_bytes::ByteBuf::from(vec![0xa0]),
+            serde_bytes::ByteBuf::from(b"entry".to_vec()),
+            serde_bytes::ByteBuf::new(),
+        ],
+        checkpoints: vec![serde_bytes::ByteBuf::from(b"origin\n1\nroot\n\n".to_vec())],
+        envelopes: vec![EnvelopeRecord {
+            direction: Direction::Sent,
+            envelope: serde_bytes::ByteBuf::from(w.envelope.clone()),
+            receipt: None,
+        }],
+        witnessed: vec![serde_bytes::ByteBuf::from(b"x".to_vec())],
+        proofs: vec!["c2sp.org/tlog-proof@v1\nindex 0\n\n".into()],
+        auditor: None,
+        disclosures: Vec::new(),
+    };
+    let mut out = Vec::new();
+    b.write_to(&mut out).unwrap();
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The bundle reader (spec/BUNDLE.md §3) on a mutated bundle, or on arbitrary bytes: an error
+    /// or a verdict, never a panic.
+    #[test]
+    fn a_mutated_bundle_is_refused_or_judged_never_a_panic(
+        muts in proptest::collection::vec(mutation(), 0..4),
+        junk in proptest::collection::vec(any::<u8>(), 0..256),
+    ) {
+        use rogatory_proto::bundle::Verifier;
+        static BUNDLE: OnceLock<Vec<u8>> = OnceLock::new();
+        let mut e = BUNDLE.get_or_init(small_bundle).clone();
+        for m in muts {
+            let n = e.len().max(1);
+            match m {
+                Mutation::Flip(i, b) => { let i = i % n; if i < e.len() { e[i] ^= b; } }
+                Mutation::Insert(i, b) => e.insert(i % (e.len() + 1), b),
+                Mutation::Delete(i) => { if !e.is_empty() { e.remove(i % e.len()); } }
+                Mutation::Truncate(i) => e.truncate(i % n),
+            }
+        }
+        for bytes in [e, junk] {
+            let mut v = Verifier::new(None, &[], None, 1);
+            if v.add_bytes(bytes).is_ok() {
+                let _ = v.finish();
+            }
+        }
+    }
+}
+
 mod merkle {
     use proptest::prelude::*;
     use rogatory_proto::audit::merkle::*;

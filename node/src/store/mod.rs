@@ -13,20 +13,22 @@
 //!                                                                case, addressee, bytes, state
 //! queue   order → envelope id                                    outbox entries not yet settled,
 //!                                                                in the order they were sealed
-//! received envelope id → Received (CBOR)                         what the inbox lists
+//! received envelope id → Received (sealed CBOR)                  what the inbox lists
 //! chain-in  (sender, case commitment) → seq ‖ envelope id        the last envelope of each
 //!                                                                sender's chain applied here
 //! chain-out (case id, addressee) → seq ‖ envelope id             the last envelope sealed here
 //!                                                                for each case and addressee
-//! case-records case id → CaseRecord (CBOR)                        kind, side, partner, and the
+//! case-records case id → CaseRecord (sealed CBOR)                 kind, side, partner, and the
 //!                                                                status updates applied
-//! evidence (case id, item id) → EvidenceRecord (CBOR)            each evidence item added here
+//! evidence (case id, item id) → EvidenceRecord (sealed CBOR)     each evidence item added here
 //!                                                                or listed by a partner; its
 //!                                                                content lives in `evidence/`
 //! ```
 //!
 //! The tables from `queue` on were added within format 1: a store without them gets them empty
-//! when opened, and nothing already stored changes meaning.
+//! when opened, and nothing already stored changes meaning. Format 2 seals the values of
+//! `received`, `case-records` and `evidence` ([`sealed`]: encrypted under a key derived from the
+//! storage key, bound to table and key, signed with the agency key); the rest is as in format 1.
 //!
 //! Every record of a log is keyed by the leaf whose append created it: node (level, index) by
 //! leaf `(index + 1)·2^level − 1`, the checkpoint of size n by leaf n − 1. An append therefore
@@ -56,6 +58,12 @@ use rogatory_proto::audit::note::{Checkpoint, Note, NoteVerifier, SIG_ED25519, T
 use rogatory_proto::ids::{AgencyId, CaseId};
 use rogatory_proto::keys::SigningKey;
 pub use sealed::RecordKeys;
+
+/// The case id of the node's own log (UUIDv7 with a zero timestamp and zero random bits): where
+/// refusals are logged when the envelope's case cannot be read.
+pub const NODE_LOG: CaseId = CaseId(uuid::Uuid::from_bytes([
+    0, 0, 0, 0, 0, 0, 0x70, 0, 0x80, 0, 0, 0, 0, 0, 0, 0,
+]));
 
 /// File name of the store in a data directory.
 pub const STORE_FILE: &str = "rogatory.redb";
@@ -1670,13 +1678,7 @@ impl Store {
         for row in tx.open_table(RECEIVED)?.iter()? {
             let (k, v) = row?;
             // The inbox record's case is inside its sealing: the node log stands for it.
-            found(
-                crate::inbox::NODE_LOG,
-                RECEIVED_NAME,
-                k.value(),
-                v.value(),
-                report,
-            );
+            found(NODE_LOG, RECEIVED_NAME, k.value(), v.value(), report);
         }
         Ok(())
     }

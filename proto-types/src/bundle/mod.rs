@@ -568,6 +568,11 @@ impl<'a> Verifier<'a> {
         self.add_source(read::Source::Bytes(std::sync::Arc::new(bytes)))
     }
 
+    /// Adds a bundle given as its bytes (read from them, twice, like a file).
+    pub fn add_bytes(&mut self, bytes: Vec<u8>) -> Result<(), BundleError> {
+        self.add_source(read::Source::Bytes(std::sync::Arc::new(bytes)))
+    }
+
     fn add_source(&mut self, source: read::Source) -> Result<(), BundleError> {
         let before = self.ctx.failures;
         let scanned = scan(
