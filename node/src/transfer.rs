@@ -549,6 +549,13 @@ impl Fetcher {
     }
 }
 
+/// The name of an item's partial file: its case and a hash of its record key, so that two item
+/// ids (`a.b`, `a-b`) never share a file, and no id reaches the file system as it was given.
+pub fn partial_name(case: &CaseId, key: &str) -> String {
+    let name = Sha256Digest::of(key.as_bytes()).to_hex();
+    format!("{case}-{}", &name[..32])
+}
+
 /// Receives one item: in chunk order, checked, hashed, appended, synced now and then.
 struct Writer {
     data: PathBuf,
@@ -567,9 +574,7 @@ impl Writer {
     fn partial_path(&self) -> Result<PathBuf> {
         let d = crate::evidence::dir(&self.data)?.join(crate::evidence::PARTIAL);
         crate::files::create_private_dir(&d)?;
-        // Named by a hash of the record key: `a.b` and `a-b` are two items, two files.
-        let name = Sha256Digest::of(self.record.key().as_bytes()).to_hex();
-        Ok(d.join(format!("{}-{}", self.record.case_id, &name[..32])))
+        Ok(d.join(partial_name(&self.record.case_id, &self.record.key())))
     }
 
     fn run(self, rx: std::sync::mpsc::Receiver<(u64, Vec<u8>)>) {
@@ -870,6 +875,22 @@ mod tests {
         // The file gone (a disk problem): unavailable, not a crash.
         std::fs::remove_file(dir.join(&blob)).unwrap();
         assert_eq!(ask(&partner, "E1", 0, 1), [ChunkStatus::Unavailable as u8]);
+    }
+
+    #[test]
+    fn two_item_ids_never_share_a_partial_file() {
+        let case = CaseId::from_bytes([2; 16]);
+        let names: BTreeSet<String> = [
+            "XB.DOJ-CA/a.b",
+            "XB.DOJ-CA/a-b",
+            "XB.DOJ-CA/a_b",
+            "XC.POLICE/a.b",
+        ]
+        .iter()
+        .map(|k| partial_name(&case, k))
+        .collect();
+        assert_eq!(names.len(), 4);
+        assert!(names.iter().all(|n| !n.contains(['/', '.'])));
     }
 
     /// A partner's manifest that repeats an item id, or lists a `send` item without its key,

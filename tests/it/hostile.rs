@@ -597,6 +597,25 @@ fn a_flood_of_idle_api_connections_neither_exhausts_descriptors_nor_stops_the_cl
     // The TCP API answers again.
     let api = rogatory_node::client::Client::connect_tcp(&c.dirs[XA]).unwrap();
     assert_eq!(api.get("/v1/status").unwrap()["agency"], "XA.MOJ-CA");
+    // A body of 20 MB is refused before it is parsed, and costs the node nothing to speak of.
+    let huge = json!({ "to": ["XB.DOJ-CA"], "case": "new", "type": "liaison",
+        "body": { "subject": "x".repeat(20 << 20) } });
+    let e = c.api(XA).post("/v1/send", &huge).unwrap_err();
+    assert!(
+        format!("{e:#}").contains("larger than this route takes"),
+        "{e:#}"
+    );
+    let peak: u64 = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        .unwrap();
+    eprintln!(
+        "the node's peak RSS after a 20 MB body: {} MiB",
+        peak / 1024
+    );
+    assert!(peak < 160 * 1024, "peak RSS {} MiB", peak / 1024);
 }
 
 #[test]

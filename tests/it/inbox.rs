@@ -323,6 +323,57 @@ fn the_store_worker_holds_an_early_envelope_until_its_gap_fills() {
 }
 
 #[test]
+fn a_partner_sending_garbage_is_set_aside_after_100_refusals_with_one_alert() {
+    use rogatory_node::engine::{Engine, Job, MAX_REFUSALS, Notice, spawn};
+    use std::sync::Arc;
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (agency(t.path(), "XA.POLICE"), agency(t.path(), "XB.POLICE"));
+    let store = Arc::new(
+        Store::open(&t.path().join("XB.POLICE"))
+            .unwrap()
+            .with_record_keys(RecordKeys::new(&b.keys)),
+    );
+    let engine = Engine::new(
+        Arc::clone(&store),
+        Arc::new(b),
+        vec![a.card.clone()],
+        Limits::default(),
+        Quotas::default(),
+    );
+    let (tx, mut notices) = tokio::sync::mpsc::channel(16);
+    let (jobs, worker) = spawn(engine, 16, tx).unwrap();
+    let from = a.card.id().clone();
+    let mut answers = Vec::new();
+    for token in 0..(MAX_REFUSALS as u64 + 5) {
+        jobs.send(Job::Inbound {
+            token,
+            from: from.clone(),
+            bytes: format!("garbage {token}").into_bytes(),
+        })
+        .unwrap();
+        match notices.blocking_recv().unwrap() {
+            Notice::Answer { token: t, receipt } => {
+                assert_eq!(t, token);
+                answers.push(receipt.is_some());
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    drop(jobs);
+    drop(notices);
+    worker.join().unwrap();
+    // The first 100 are refused with signed receipts (and logged); the rest get no answer and
+    // add nothing to the node's log.
+    assert!(answers[..MAX_REFUSALS].iter().all(|a| *a));
+    assert!(answers[MAX_REFUSALS..].iter().all(|a| !*a));
+    assert_eq!(store.size(&NODE_LOG).unwrap(), MAX_REFUSALS as u64);
+    let alerts = store.alerts().unwrap();
+    assert_eq!(alerts.len(), 1, "one alert for the episode");
+    assert_eq!(alerts[0].1.kind, "refusal-flood");
+    assert_eq!(alerts[0].1.peer.as_str(), "XA.POLICE");
+}
+
+#[test]
 fn a_status_the_case_does_not_allow_gets_an_illegal_transition_receipt() {
     use rogatory_proto::message::{MlaStatus, MlaStatusUpdate};
     let t = tempfile::tempdir().unwrap();
