@@ -9,167 +9,17 @@
 //! requested side's node confirms by sending them back, so both sides end with one history.
 
 use rogatory_proto::case::authz::{self, Rule, Standing, Unauthorized};
-use rogatory_proto::case::extradition::{self, ExtraditionCase};
-use rogatory_proto::case::mla::MlaCase;
 use rogatory_proto::case::order::{Applied, Replica};
-use rogatory_proto::case::{Day, Deadline, IllegalTransition, Side, preservation};
+use rogatory_proto::case::{Day, IllegalTransition, Side};
 use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId, MessageId};
 use rogatory_proto::message::{ExtraditionStage, Message, MessageType, UrgencyLevel};
 use rogatory_proto::receipt::ReasonCode;
-use serde::{Deserialize, Serialize};
 
 use crate::store::{Batch, Store, StoreError};
 
-/// What a case is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CaseKind {
-    /// Mutual legal assistance.
-    Mla,
-    /// Extradition.
-    Extradition,
-    /// Police-to-police liaison.
-    Liaison,
-    /// Preservation of data.
-    Preservation,
-}
-
-/// What the node keeps beside each update.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UpdateMeta {
-    /// Unix seconds when this node applied it (or, for a proposal, made it).
-    pub at: u64,
-    /// The envelope that carried it (for a confirmed proposal, the proposal's).
-    pub envelope_id: EnvelopeId,
-}
-
-/// An MLA request's updates, as this node orders them (`rogatory_proto::case::order`).
-pub type MlaReplica = Replica<MlaCase, UpdateMeta>;
-/// An extradition's updates.
-pub type ExtraditionReplica = Replica<ExtraditionCase, UpdateMeta>;
-
-/// A preservation request's period (Budapest Convention Art. 29).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Preservation {
-    /// The day it was sent (days since 1970-01-01), from the envelope's `sent_at`.
-    pub requested_day: i64,
-    /// The period asked for, in days.
-    pub period_days: u32,
-    /// The day an MLA request followed in the same case.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mla_request_day: Option<i64>,
-}
-
-/// A case as this node knows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CaseRecord {
-    /// The case.
-    pub case_id: CaseId,
-    /// Its kind; a preservation case becomes an MLA case when the MLA request follows.
-    pub kind: CaseKind,
-    /// This agency's side.
-    pub our_side: Side,
-    /// The partner agency: the case's other party.
-    pub peer: AgencyId,
-    /// Agencies copied in the case: those this node addressed besides the partner, and those
-    /// the partner named as co-addressees. They may answer with liaison messages and do nothing
-    /// else (spec/PROTOCOL.md §5.4).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub copied: Vec<AgencyId>,
-    /// Unix seconds when this node first saw it.
-    pub opened_at: u64,
-    /// Unix seconds of the last change this node recorded.
-    #[serde(default)]
-    pub updated_at: u64,
-    /// An emergency (risk to life or safety).
-    pub emergency: bool,
-    /// This agency's own reference for the case.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reference: Option<String>,
-    /// The MLA request's status updates.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mla: Option<MlaReplica>,
-    /// The extradition's stage updates.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub extradition: Option<ExtraditionReplica>,
-    /// The preservation period, for a case that began with a preservation request.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preservation: Option<Preservation>,
-}
-
-impl CaseRecord {
-    /// A new case with no updates.
-    pub fn new(case_id: CaseId, kind: CaseKind, our_side: Side, peer: AgencyId, now: u64) -> Self {
-        Self {
-            case_id,
-            kind,
-            our_side,
-            peer,
-            copied: Vec::new(),
-            opened_at: now,
-            updated_at: now,
-            emergency: false,
-            reference: None,
-            mla: None,
-            extradition: None,
-            preservation: None,
-        }
-    }
-
-    /// The MLA state both sides agree on.
-    pub fn mla(&self) -> MlaCase {
-        self.mla.as_ref().map(|r| r.state()).unwrap_or_default()
-    }
-
-    /// The extradition state both sides agree on.
-    pub fn extradition(&self) -> ExtraditionCase {
-        self.extradition
-            .as_ref()
-            .map(|r| r.state())
-            .unwrap_or_default()
-    }
-
-    /// The current status (MLA) or stage (extradition), by name; `open` for the other kinds.
-    pub fn status(&self) -> String {
-        match self.kind {
-            CaseKind::Mla => self.mla().status.as_str().to_string(),
-            CaseKind::Extradition => self
-                .extradition()
-                .stage()
-                .map(|(s, _)| s.as_str().to_string())
-                .unwrap_or_else(|| "opened".into()),
-            CaseKind::Liaison | CaseKind::Preservation => "open".into(),
-        }
-    }
-
-    /// This side's proposals the requested side has not confirmed yet.
-    pub fn pending(&self) -> usize {
-        self.mla.as_ref().map_or(0, |r| r.pending.len())
-            + self.extradition.as_ref().map_or(0, |r| r.pending.len())
-    }
-
-    /// The case's deadlines: an extradition's under the default (ECE) rules, and a preservation
-    /// period.
-    pub fn deadlines(&self) -> Vec<Deadline> {
-        let mut out = Vec::new();
-        if let Some(p) = &self.preservation {
-            out.push(preservation::deadline(
-                Day(p.requested_day),
-                p.period_days,
-                p.mla_request_day.map(Day),
-            ));
-        }
-        if self.extradition.is_some() {
-            out.extend(self.extradition().deadlines(extradition::ECE));
-        }
-        out
-    }
-
-    /// Open deadlines past due on `today`.
-    pub fn overdue(&self, today: Day) -> usize {
-        self.deadlines().iter().filter(|d| d.overdue(today)).count()
-    }
-}
+pub use crate::store::records::{
+    CaseKind, CaseRecord, ExtraditionReplica, MlaReplica, Preservation, UpdateMeta,
+};
 
 /// The message a case update travels in, as `apply` needs it.
 #[derive(Debug, Clone, Copy)]

@@ -23,8 +23,6 @@ use anyhow::{Context, Result, bail};
 use rogatory_proto::audit::entry::AuditEvent;
 use rogatory_proto::evidence::{self as stream, CHUNK, ContentKey};
 use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId, Sha256Digest};
-use rogatory_proto::message::EvidenceItem;
-use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 /// Directory of evidence content, in the data directory.
@@ -36,114 +34,7 @@ pub const PARTIAL: &str = "partial";
 /// Directory of content that arrived and did not match its manifest, inside [`DIR`].
 pub const QUARANTINE: &str = "quarantine";
 
-/// Where an item stands on this node.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EvidenceState {
-    /// Added here; its manifest has not been sent yet.
-    Staged,
-    /// Its manifest was sent (`manifest` names the envelope).
-    Announced,
-    /// Listed in a manifest received here; its content is to come over the network.
-    Expected,
-    /// Listed in a manifest received here; its content does not travel (hash-only, out of band).
-    Listed,
-    /// Its content arrived and matched the manifest's SHA-256 (for an item handed over from
-    /// here: the partner reported so).
-    Verified,
-    /// Its content arrived but did not match the manifest (see `problem`); kept apart in
-    /// `evidence/quarantine/`, never counted as received (for an item handed over from here: the
-    /// partner reported so).
-    Quarantined,
-    /// Listed to be fetched, and refused by the receiving node (a quota, the free disk space;
-    /// see `problem`): its content did not travel (for an item handed over from here: the
-    /// partner reported so).
-    Refused,
-}
-
-impl EvidenceState {
-    /// The text form.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Self::Staged => "staged",
-            Self::Announced => "announced",
-            Self::Expected => "expected",
-            Self::Listed => "listed",
-            Self::Verified => "verified",
-            Self::Quarantined => "quarantined",
-            Self::Refused => "refused",
-        }
-    }
-}
-
-/// One evidence item as this node keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EvidenceRecord {
-    /// The case.
-    pub case_id: CaseId,
-    /// The item as the manifest lists it (never with its content key).
-    pub item: EvidenceItem,
-    /// Added on this node to be handed over (`true`), or listed by a partner's manifest.
-    pub outgoing: bool,
-    /// Where it stands.
-    pub state: EvidenceState,
-    /// The partner it went to or came from, once known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub peer: Option<AgencyId>,
-    /// The envelope that carried its manifest.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub manifest: Option<EnvelopeId>,
-    /// The file of its sealed content in [`DIR`], once held here.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blob: Option<String>,
-    /// The content key, wrapped under the node's storage key (context: [`key_context`]).
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
-    pub wrapped_key: Option<Vec<u8>>,
-    /// Chunks of an expected item received, synced and recorded: the transfer resumes there.
-    #[serde(default)]
-    pub chunks_done: u64,
-    /// Why it was quarantined.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub problem: Option<String>,
-    /// Unix seconds when it was added or listed here.
-    pub added_at: u64,
-    /// The local user who added it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub added_by: Option<String>,
-    /// Unix seconds when its manifest was sealed here (an item handed over).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub announced_at: Option<u64>,
-    /// The partner's reports that extended its chain of custody, each with the time this node
-    /// received it (an item handed over).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub reports: Vec<Reported>,
-}
-
-/// Custody entries a partner reported (spec/EVIDENCE.md §6), as the holder recorded them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reported {
-    /// The index of the first of them in the item's chain of custody.
-    pub first: usize,
-    /// How many.
-    pub count: usize,
-    /// The partner that reported them.
-    pub by: AgencyId,
-    /// Unix seconds when this node received the report (its own clock, beside the partner's).
-    pub recorded_at: u64,
-    /// The `evidence-status` envelope that carried them.
-    pub envelope: EnvelopeId,
-}
-
-impl EvidenceRecord {
-    /// Its key in the `evidence` table: the item id for an item added here, the partner's id
-    /// and the item id for one a partner listed (item ids are unique per sender and case).
-    pub fn key(&self) -> String {
-        match (&self.peer, self.outgoing) {
-            (Some(p), false) => format!("{p}/{}", self.item.item_id),
-            _ => self.item.item_id.clone(),
-        }
-    }
-}
+pub use crate::store::records::{EvidenceRecord, EvidenceState, Reported};
 
 /// What one node accepts to fetch (configuration `[evidence]`).
 #[derive(Debug, Clone)]

@@ -47,10 +47,15 @@
 //! durable. Appending reads nothing but the frontier: O(log n) work, never a rehash of the log.
 //! The formats are pinned by the known-answer test in `tests/it/store.rs`.
 
+pub mod records;
 pub mod sealed;
 
 use std::path::Path;
 
+pub use records::{
+    Alert, MAX_OUTBOX_ENTRY, NODE_LOG, OutboxEntry, OutboxState, ROUTINE, Received,
+    unwrap_envelope_key, wrap_envelope_key,
+};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use rogatory_proto::audit::entry::{AuditEntry, case_origin, log_key_name};
 use rogatory_proto::audit::merkle::{self, Frontier, Hash, MemoryTree, NodeSource, leaf_hash};
@@ -58,12 +63,6 @@ use rogatory_proto::audit::note::{Checkpoint, Note, NoteVerifier, SIG_ED25519, T
 use rogatory_proto::ids::{AgencyId, CaseId};
 use rogatory_proto::keys::SigningKey;
 pub use sealed::RecordKeys;
-
-/// The case id of the node's own log (UUIDv7 with a zero timestamp and zero random bits): where
-/// refusals are logged when the envelope's case cannot be read.
-pub const NODE_LOG: CaseId = CaseId(uuid::Uuid::from_bytes([
-    0, 0, 0, 0, 0, 0, 0x70, 0, 0x80, 0, 0, 0, 0, 0, 0, 0,
-]));
 
 /// File name of the store in a data directory.
 pub const STORE_FILE: &str = "rogatory.redb";
@@ -230,134 +229,6 @@ impl LogSigner<'_> {
         )
         .unwrap_or_else(|_| unreachable!("agency key names are valid note key names"))
     }
-}
-
-/// Largest stored outbox entry (an envelope plus its metadata and receipt).
-pub const MAX_OUTBOX_ENTRY: usize =
-    rogatory_proto::envelope::DEFAULT_MAX_ENVELOPE_BYTES + 128 * 1024;
-
-/// Where a sent envelope stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OutboxState {
-    /// Sealed, logged, not yet acknowledged.
-    Queued,
-    /// The addressee's verified receipt says accepted.
-    Delivered,
-    /// The addressee's verified receipt says rejected.
-    Rejected,
-}
-
-/// An envelope sealed here, kept until (and after) its receipt.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct OutboxEntry {
-    /// The case.
-    pub case_id: CaseId,
-    /// The addressee.
-    pub to: AgencyId,
-    /// Unix seconds at sealing.
-    pub sealed_at: u64,
-    /// The envelope.
-    #[serde(with = "serde_bytes")]
-    pub envelope: Vec<u8>,
-    /// Where it stands.
-    pub state: OutboxState,
-    /// The verified receipt, once received.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub receipt: Option<serde_bytes::ByteBuf>,
-    /// Its place in the delivery queue (entries queued by the node; `None` for envelopes
-    /// sealed offline, which `rogatory deliver` hands over). Emergencies have orders below
-    /// [`ROUTINE`], so they are sent before everything else.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub order: Option<u64>,
-    /// An emergency (risk to life or safety): it jumps the queue.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub emergency: bool,
-    /// The envelope's content key, wrapped under the node's storage key ([`wrap_envelope_key`]):
-    /// kept so that the content can be disclosed to an auditor later (`case export
-    /// --for-auditor`). Absent for envelopes sealed before it was kept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub content_key: Option<serde_bytes::ByteBuf>,
-}
-
-/// The context an envelope's content key is wrapped under at rest: bound to the envelope.
-fn envelope_key_context(id: &rogatory_proto::ids::EnvelopeId) -> Vec<u8> {
-    let mut c = b"rogatory/envelope-key/v1\0".to_vec();
-    c.extend_from_slice(&id.0);
-    c
-}
-
-/// Wraps a sent envelope's content key under the node's storage key, for its outbox record.
-pub fn wrap_envelope_key(
-    storage: &[u8; 32],
-    id: &rogatory_proto::ids::EnvelopeId,
-    key: &rogatory_proto::envelope::EnvelopeKey,
-) -> serde_bytes::ByteBuf {
-    let k = rogatory_proto::evidence::ContentKey::from_bytes(*key.as_bytes());
-    serde_bytes::ByteBuf::from(rogatory_proto::evidence::wrap_key(
-        storage,
-        &envelope_key_context(id),
-        &k,
-    ))
-}
-
-/// Unwraps what [`wrap_envelope_key`] wrapped; `None` if it does not open (another node's
-/// storage key, or a damaged record).
-pub fn unwrap_envelope_key(
-    storage: &[u8; 32],
-    id: &rogatory_proto::ids::EnvelopeId,
-    wrapped: &[u8],
-) -> Option<rogatory_proto::envelope::EnvelopeKey> {
-    rogatory_proto::evidence::unwrap_key(storage, &envelope_key_context(id), wrapped)
-        .map(|k| rogatory_proto::envelope::EnvelopeKey::from_bytes(*k.as_bytes()))
-}
-
-/// The bit that places a routine envelope after every emergency in the delivery queue.
-pub const ROUTINE: u64 = 1 << 62;
-
-/// What the inbox lists about an accepted envelope (its content stays encrypted in the
-/// envelope).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Received {
-    /// The case.
-    pub case_id: CaseId,
-    /// The sending agency.
-    pub from: AgencyId,
-    /// The message type.
-    pub message_type: String,
-    /// The message id.
-    pub message_id: rogatory_proto::ids::MessageId,
-    /// Unix seconds at sealing, as the sender states.
-    pub sent_at: u64,
-    /// Unix seconds at acceptance here.
-    pub received_at: u64,
-    /// Position in the sender's chain for this case.
-    pub sequence: u64,
-    /// An emergency (risk to life or safety).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub emergency: bool,
-    /// The order of arrival among all envelopes accepted here (0, 1, 2 …), assigned when stored.
-    #[serde(default)]
-    pub arrival: u64,
-}
-
-/// Something a check found wrong with a partner, kept until an operator looks at it
-/// (`rogatory audit alerts`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Alert {
-    /// Unix seconds when it was raised.
-    pub at: u64,
-    /// The partner concerned.
-    pub peer: AgencyId,
-    /// The case.
-    pub case_id: CaseId,
-    /// A short name: `forked`, `rolled-back`, `no-proof`, `unverified`, `bad-cosignature`.
-    pub kind: String,
-    /// What was found, for people.
-    pub detail: String,
-    /// The envelope that carried it (or the receipt's envelope), if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub envelope_id: Option<rogatory_proto::ids::EnvelopeId>,
 }
 
 /// A chain position as stored: sequence and envelope id.
@@ -561,10 +432,7 @@ impl Batch<'_> {
     }
 
     /// A case's record, as this batch sees it.
-    pub fn case_record(
-        &self,
-        case: &CaseId,
-    ) -> Result<Option<crate::cases::CaseRecord>, StoreError> {
+    pub fn case_record(&self, case: &CaseId) -> Result<Option<records::CaseRecord>, StoreError> {
         let table = self.tx.open_table(CASE_RECORDS)?;
         let Some(v) = table.get(case.as_bytes())? else {
             return Ok(None);
@@ -575,7 +443,7 @@ impl Batch<'_> {
     }
 
     /// Stores a case's record.
-    pub fn put_case_record(&mut self, r: &crate::cases::CaseRecord) -> Result<(), StoreError> {
+    pub fn put_case_record(&mut self, r: &records::CaseRecord) -> Result<(), StoreError> {
         let bytes = self
             .store
             .seal_record(CASE_RECORDS_NAME, r.case_id.as_bytes(), r)?;
@@ -586,15 +454,12 @@ impl Batch<'_> {
     }
 
     /// A case's evidence items, as this batch sees them, in item-id order.
-    pub fn evidence(
-        &self,
-        case: &CaseId,
-    ) -> Result<Vec<crate::evidence::EvidenceRecord>, StoreError> {
+    pub fn evidence(&self, case: &CaseId) -> Result<Vec<records::EvidenceRecord>, StoreError> {
         self.store.evidence_of(&self.tx.open_table(EVIDENCE)?, case)
     }
 
     /// Every evidence record of every case, as this batch sees it.
-    pub fn evidence_all(&self) -> Result<Vec<crate::evidence::EvidenceRecord>, StoreError> {
+    pub fn evidence_all(&self) -> Result<Vec<records::EvidenceRecord>, StoreError> {
         let table = self.tx.open_table(EVIDENCE)?;
         let mut out = Vec::new();
         for row in table.iter()? {
@@ -615,13 +480,13 @@ impl Batch<'_> {
         &self,
         case: &CaseId,
         key: &str,
-    ) -> Result<Option<crate::evidence::EvidenceRecord>, StoreError> {
+    ) -> Result<Option<records::EvidenceRecord>, StoreError> {
         self.store
             .evidence_get(&self.tx.open_table(EVIDENCE)?, case, key)
     }
 
     /// Writes an evidence item's record.
-    pub fn put_evidence(&mut self, r: &crate::evidence::EvidenceRecord) -> Result<(), StoreError> {
+    pub fn put_evidence(&mut self, r: &records::EvidenceRecord) -> Result<(), StoreError> {
         let key = r.key();
         let bytes =
             self.store
@@ -917,7 +782,7 @@ impl Store {
         &self,
         table: &impl ReadableTable<(&'static [u8; 16], &'static str), &'static [u8]>,
         case: &CaseId,
-    ) -> Result<Vec<crate::evidence::EvidenceRecord>, StoreError> {
+    ) -> Result<Vec<records::EvidenceRecord>, StoreError> {
         let mut out = Vec::new();
         for row in table.range((case.as_bytes(), "")..)? {
             let (k, v) = row?;
@@ -941,7 +806,7 @@ impl Store {
         table: &impl ReadableTable<(&'static [u8; 16], &'static str), &'static [u8]>,
         case: &CaseId,
         key: &str,
-    ) -> Result<Option<crate::evidence::EvidenceRecord>, StoreError> {
+    ) -> Result<Option<records::EvidenceRecord>, StoreError> {
         match table.get((case.as_bytes(), key))? {
             Some(v) => self
                 .open_record(
@@ -1050,7 +915,7 @@ impl Store {
     }
 
     /// Every case record.
-    pub fn case_records(&self) -> Result<Vec<crate::cases::CaseRecord>, StoreError> {
+    pub fn case_records(&self) -> Result<Vec<records::CaseRecord>, StoreError> {
         let tx = self.begin_read()?;
         let mut out = Vec::new();
         for row in tx.open_table(CASE_RECORDS)?.iter()? {
@@ -1061,10 +926,7 @@ impl Store {
     }
 
     /// A case's evidence items, in item-id order.
-    pub fn evidence(
-        &self,
-        case: &CaseId,
-    ) -> Result<Vec<crate::evidence::EvidenceRecord>, StoreError> {
+    pub fn evidence(&self, case: &CaseId) -> Result<Vec<records::EvidenceRecord>, StoreError> {
         let tx = self.begin_read()?;
         self.evidence_of(&tx.open_table(EVIDENCE)?, case)
     }
@@ -1074,7 +936,7 @@ impl Store {
         &self,
         case: &CaseId,
         key: &str,
-    ) -> Result<Option<crate::evidence::EvidenceRecord>, StoreError> {
+    ) -> Result<Option<records::EvidenceRecord>, StoreError> {
         let tx = self.begin_read()?;
         self.evidence_get(&tx.open_table(EVIDENCE)?, case, key)
     }
@@ -1097,7 +959,7 @@ impl Store {
     pub fn case_record(
         &self,
         case: &rogatory_proto::ids::CaseId,
-    ) -> Result<Option<crate::cases::CaseRecord>, StoreError> {
+    ) -> Result<Option<records::CaseRecord>, StoreError> {
         let tx = self.begin_read()?;
         let table = tx.open_table(CASE_RECORDS)?;
         let Some(v) = table.get(case.as_bytes())? else {
