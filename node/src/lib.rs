@@ -15,7 +15,6 @@ pub mod engine;
 pub mod evidence;
 pub mod export;
 pub mod files;
-pub mod inbox;
 pub mod keydir;
 pub mod net;
 pub mod secret;

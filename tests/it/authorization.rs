@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use proptest::prelude::*;
 use rogatory_node::cases::CaseRecord;
+use rogatory_node::engine::receive::{Outcome, receive};
 use rogatory_node::evidence::{EvidenceRecord, EvidenceState, Quotas};
-use rogatory_node::inbox::{Outcome, receive};
 use rogatory_node::keydir::KeyDir;
 use rogatory_node::store::{RecordKeys, Store};
 use rogatory_proto::case::Side;

@@ -1,8 +1,8 @@
 //! Receiving envelopes: acceptance after a durable commit, replays answered with the original
 //! receipt, refusals answered with signed rejection receipts — and nothing else changed.
 
+use rogatory_node::engine::receive::{NODE_LOG, Outcome, receive};
 use rogatory_node::evidence::Quotas;
-use rogatory_node::inbox::{NODE_LOG, Outcome, receive};
 use rogatory_node::keydir::KeyDir;
 use rogatory_node::store::{RecordKeys, Store};
 use rogatory_proto::envelope::{Addressee, ChainLink, Limits, SealParams, Sender, seal};

@@ -42,6 +42,9 @@ pub const SMALL_BODY: usize = 64 * 1024;
 pub const LARGE_BODY: usize = 2 * 1024 * 1024;
 /// Bodies larger than [`SMALL_BODY`] handled at once (parsed JSON takes many times its size).
 pub const HEAVY_AT_ONCE: usize = 4;
+/// Bytes of a refused body read and thrown away so that the client, still sending, reads the
+/// refusal instead of a reset connection (beyond them the connection is simply closed).
+pub const DISCARD_AT_MOST: u64 = 64 * 1024 * 1024;
 /// How long a stopping node waits for requests in progress.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -86,6 +89,9 @@ pub async fn bounded_body(heavy: Arc<Semaphore>, req: Request, next: Next) -> Re
         .into_response()
     };
     if declared.is_some_and(|n| n > limit as u64) {
+        if declared.is_some_and(|n| n <= DISCARD_AT_MOST) {
+            discard(req.into_body()).await;
+        }
         return too_large();
     }
     let (parts, body) = req.into_parts();
@@ -114,6 +120,25 @@ pub async fn bounded_body(heavy: Arc<Semaphore>, req: Request, next: Next) -> Re
     };
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+/// Reads and throws away what is left of a refused body, within [`DISCARD_AT_MOST`] bytes and
+/// [`BODY_TIMEOUT`]; nothing of it is kept.
+async fn discard(body: Body) {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut seen = 0u64;
+    let _ = tokio::time::timeout(BODY_TIMEOUT, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(data) = frame.data_ref() {
+                seen += data.len() as u64;
+                if seen > DISCARD_AT_MOST {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
 }
 
 /// The listeners of one node's API.

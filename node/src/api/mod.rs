@@ -554,7 +554,7 @@ async fn send(
         if c.0.get_version_num() != 7 {
             return Err(bad(format!("case {c} is not a UUIDv7")));
         }
-        if c == crate::inbox::NODE_LOG {
+        if c == crate::store::NODE_LOG {
             return Err(bad(format!("case {c} is reserved for the node's own log")));
         }
         c

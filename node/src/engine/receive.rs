@@ -13,7 +13,7 @@
 use anyhow::{Context, Result};
 use rogatory_proto::audit::entry::{AuditEvent, case_origin, log_key_name};
 
-use crate::engine::audit_entry;
+use super::audit_entry;
 use rogatory_proto::card::AgencyCard;
 use rogatory_proto::envelope::{self, Limits, Recipient};
 use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId, Sha256Digest};

@@ -1,0 +1,241 @@
+//! What the store worker is asked to do ([`Job`]), and what it tells the event loop
+//! ([`Notice`]).
+
+use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId, Sha256Digest};
+use rogatory_proto::message::Message;
+use rogatory_proto::receipt::ReceiptEvent;
+
+use crate::store::OutboxState;
+
+/// A message to send, as the local API takes it.
+#[derive(Debug, Clone)]
+pub struct SendRequest {
+    /// Addressees (pinned partners).
+    pub to: Vec<AgencyId>,
+    /// The case.
+    pub case: CaseId,
+    /// The message (validated by the caller).
+    pub message: Message,
+    /// The local user who sends it, for the audit log.
+    pub user: Option<String>,
+    /// The node's own confirmation of a partner's proposal, already applied to the case
+    /// (`cases::Effect::Confirm`); never set for a user's message.
+    pub confirmation: bool,
+}
+
+/// One envelope queued by a send.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Queued {
+    /// The envelope id.
+    pub envelope_id: EnvelopeId,
+    /// The addressee.
+    pub to: AgencyId,
+    /// Its place in the delivery queue.
+    pub order: u64,
+    /// Its position in the case's chain to the addressee.
+    pub sequence: u64,
+}
+
+/// The outcome of sending a manifest: the queued envelope and the items it lists, or why not.
+pub type ManifestSent = Result<(Vec<Queued>, Vec<String>), String>;
+
+/// Work for the store worker.
+pub enum Job {
+    /// An envelope from a peer; `token` names the open request awaiting its receipt.
+    Inbound {
+        /// The request.
+        token: u64,
+        /// The agency the transport authenticated.
+        from: AgencyId,
+        /// The envelope.
+        bytes: Vec<u8>,
+    },
+    /// A verified receipt for an envelope sent from here.
+    Receipt {
+        /// The envelope.
+        id: [u8; 32],
+        /// Who answered (the addressee, checked by the caller).
+        by: AgencyId,
+        /// The receipt bytes.
+        receipt: Vec<u8>,
+        /// Accepted or rejected.
+        event: ReceiptEvent,
+        /// The reason code of a rejection.
+        reason: Option<u16>,
+    },
+    /// Seal and queue a message.
+    Send {
+        /// What to send.
+        request: Box<SendRequest>,
+        /// Where the outcome goes (after the commit).
+        reply: tokio::sync::oneshot::Sender<Result<Vec<Queued>, String>>,
+    },
+    /// Open a case before its first message.
+    NewCase {
+        /// The case.
+        record: Box<crate::cases::CaseRecord>,
+        /// The local user.
+        user: Option<String>,
+        /// Answered after the commit.
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
+    /// A local user tried to pass on a message its handling codes forbid passing on: log the
+    /// refusal.
+    Refused {
+        /// The case.
+        case: CaseId,
+        /// The message's envelope.
+        envelope: EnvelopeId,
+        /// The agency it was to go to.
+        to: AgencyId,
+        /// The local user.
+        user: Option<String>,
+        /// Why.
+        reason: rogatory_proto::receipt::ReasonCode,
+        /// Answered after the commit.
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
+    /// Add evidence items to a case (their sealed content already moved into place).
+    EvidenceAdd {
+        /// The case.
+        case: CaseId,
+        /// The items, without ids (given here: E1, E2 … in the case).
+        items: Vec<NewEvidence>,
+        /// The local user.
+        user: Option<String>,
+        /// The item ids given, after the commit.
+        reply: tokio::sync::oneshot::Sender<Result<Vec<String>, String>>,
+    },
+    /// Send the manifest of a case's staged items to a partner.
+    EvidenceSend {
+        /// The case.
+        case: CaseId,
+        /// The partner.
+        to: AgencyId,
+        /// The local user.
+        user: Option<String>,
+        /// The queued envelope and the items it lists, after the commit.
+        reply: tokio::sync::oneshot::Sender<ManifestSent>,
+    },
+    /// A transfer's durable progress: `done` chunks of the item are synced in its partial file.
+    EvidenceProgress {
+        /// The case.
+        case: CaseId,
+        /// The item's record key.
+        key: String,
+        /// Chunks durable.
+        done: u64,
+        /// Answered after the commit.
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
+    /// An item's content arrived whole: verified (in place) or quarantined.
+    EvidenceArrived {
+        /// The case.
+        case: CaseId,
+        /// The item's record key.
+        key: String,
+        /// What became of it.
+        outcome: Arrival,
+        /// Answered after the commit.
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
+    /// A local user exports an item's content: log it before the file is written
+    /// (`written: false`), then, once it is written whole and checked, extend a received item's
+    /// chain of custody and tell the holder (`written: true`).
+    EvidenceExported {
+        /// The case.
+        case: CaseId,
+        /// The item's record key.
+        key: String,
+        /// The local user.
+        user: Option<String>,
+        /// The file is written, synced and matched the manifest's SHA-256.
+        written: bool,
+        /// Answered after the commit.
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
+    /// A local user exported the case's bundle: log it with the bundle's hash.
+    BundleExported {
+        /// The case.
+        case: CaseId,
+        /// SHA-256 of the bundle file.
+        sha256: Sha256Digest,
+        /// The local user.
+        user: Option<String>,
+        /// The auditor the content is disclosed to (`--for-auditor`).
+        auditor: Option<AgencyId>,
+        /// Answered after the commit.
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
+    /// A local user read a message's content: log it before the content is shown.
+    Access {
+        /// The case.
+        case: CaseId,
+        /// The envelope.
+        envelope: EnvelopeId,
+        /// The peer it came from or went to.
+        peer: AgencyId,
+        /// The local user.
+        user: String,
+        /// Answered after the commit.
+        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// An evidence item to add: its manifest entry and, for a `send` item, the name of its sealed
+/// content in the evidence directory and its key.
+#[derive(Debug)]
+pub struct NewEvidence {
+    /// The manifest entry (its `item_id` is given by the worker).
+    pub item: rogatory_proto::message::EvidenceItem,
+    /// The sealed content's file name and key.
+    pub content: Option<(String, rogatory_proto::evidence::ContentKey)>,
+}
+
+/// What became of an item's content when it had all arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Arrival {
+    /// Its SHA-256 matched the manifest's; it is in `evidence/` under this name.
+    Verified {
+        /// The file name.
+        blob: String,
+    },
+    /// It did not match; it is in `evidence/quarantine/`.
+    Quarantined {
+        /// Why.
+        problem: String,
+    },
+}
+
+/// What the worker tells the event loop.
+#[derive(Debug)]
+pub enum Notice {
+    /// The answer to an inbound request: a receipt, or none (the sender will resend).
+    Answer {
+        /// The request.
+        token: u64,
+        /// The receipt, durable.
+        receipt: Option<Vec<u8>>,
+    },
+    /// An envelope was queued for delivery.
+    Queued {
+        /// The addressee.
+        to: AgencyId,
+        /// Its place in the queue.
+        order: u64,
+        /// The envelope.
+        id: [u8; 32],
+    },
+    /// A partner's evidence manifest was accepted in this case: its items are to be fetched.
+    EvidenceListed {
+        /// The case.
+        case: CaseId,
+    },
+    /// A receipt was recorded (`None`: it could not be, the envelope stays queued).
+    Settled {
+        /// The envelope.
+        id: [u8; 32],
+        /// Its new state.
+        state: Option<OutboxState>,
+    },
+}

@@ -1,0 +1,740 @@
+//! The store worker: the one thread that writes, with group commit.
+//!
+//! Everything that changes the store while the daemon runs — envelopes arriving, envelopes
+//! sealed for sending, receipts coming back, content read by a local user — is a [`Job`] on one
+//! bounded queue. The worker takes whatever jobs are waiting (up to [`MAX_BATCH`]), does them in
+//! one write transaction, commits it (one fsync), and only then answers them: a receipt goes
+//! back to a peer, a send is reported queued, a delivery is reported settled. A failed commit
+//! answers every job of the batch with a failure and acknowledges nothing.
+//!
+//! Envelopes that arrive ahead of their sender's chain wait here, in memory, until the gap fills
+//! (bounded by [`MAX_WAITING`] envelopes, [`MAX_WAITING_BYTES`] and [`MAX_WAITING_PER_SENDER`],
+//! each for at most [`WAIT_LIMIT`]); one that waits too long, or finds no room, gets no answer,
+//! and its sender sends it again.
+//!
+//! When a transaction fails, every job of the batch is answered with a failure, and for
+//! [`SOLO_AFTER_FAILURE`] jobs are done one per transaction, so that a job that keeps failing
+//! fails alone.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use rogatory_proto::audit::entry::{Actor, AuditEntry, AuditEvent};
+use rogatory_proto::card::AgencyCard;
+use rogatory_proto::envelope::Limits;
+use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId};
+use rogatory_proto::message::ItemState;
+
+mod custody;
+mod jobs;
+pub mod receive;
+mod seal;
+mod settle;
+
+use crate::keydir::KeyDir;
+use crate::store::{Batch, LogSigner, Store};
+pub use jobs::{Arrival, Job, ManifestSent, NewEvidence, Notice, Queued, SendRequest};
+use receive::{ChainSlot, Outcome};
+
+/// Most jobs done in one transaction.
+pub const MAX_BATCH: usize = 256;
+/// Most envelopes waiting for an earlier one of their chain.
+pub const MAX_WAITING: usize = 4096;
+/// How long an envelope waits for the gap before it is dropped unanswered.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(20);
+/// Most bytes of envelopes waiting for an earlier one of their chain, all senders together.
+pub const MAX_WAITING_BYTES: usize = 64 * 1024 * 1024;
+/// Most envelopes waiting from one sender.
+pub const MAX_WAITING_PER_SENDER: usize = 1024;
+/// After a failed transaction, how long jobs are done one per transaction.
+pub const SOLO_AFTER_FAILURE: Duration = Duration::from_secs(30);
+/// Most bytes of envelopes waiting from one sender.
+pub const MAX_WAITING_BYTES_PER_SENDER: usize = 16 * 1024 * 1024;
+/// Envelopes one partner may have refused within [`REFUSAL_WINDOW`]: beyond them, its envelopes
+/// are set aside unanswered (its node retries later) until the window has room again, so that
+/// a partner sending garbage cannot grow this node's logs without bound.
+pub const MAX_REFUSALS: usize = 100;
+/// The window of [`MAX_REFUSALS`].
+pub const REFUSAL_WINDOW: Duration = Duration::from_secs(600);
+
+/// An audit entry by this agency about one envelope.
+pub fn audit_entry(
+    us: &AgencyId,
+    case: &CaseId,
+    time: u64,
+    event: AuditEvent,
+    peer: &AgencyId,
+    envelope: EnvelopeId,
+) -> AuditEntry {
+    AuditEntry {
+        seq: 0,
+        time,
+        case_id: *case,
+        event,
+        actor: Actor {
+            agency: us.clone(),
+            user: None,
+        },
+        peer: Some(peer.clone()),
+        envelope_id: Some(envelope),
+        receipt_hash: None,
+        transition: None,
+        reason: None,
+        commitment: None,
+    }
+}
+
+struct Waiting {
+    token: u64,
+    from: AgencyId,
+    bytes: Vec<u8>,
+    since: Instant,
+}
+
+/// Replies held until the batch commits.
+enum Reply {
+    /// A slot reserved for an answer that turned out to wait.
+    Nothing,
+    Notice(Notice),
+    Sent(
+        tokio::sync::oneshot::Sender<Result<Vec<Queued>, String>>,
+        Result<Vec<Queued>, String>,
+    ),
+    Accessed(
+        tokio::sync::oneshot::Sender<Result<(), String>>,
+        Result<(), String>,
+    ),
+    Items(
+        tokio::sync::oneshot::Sender<Result<Vec<String>, String>>,
+        Result<Vec<String>, String>,
+    ),
+    Manifest(tokio::sync::oneshot::Sender<ManifestSent>, ManifestSent),
+}
+
+/// The store worker's state.
+pub struct Engine {
+    store: Arc<Store>,
+    me: Arc<KeyDir>,
+    trusted: Vec<AgencyCard>,
+    limits: Limits,
+    quotas: crate::evidence::Quotas,
+    waiting: HashMap<ChainSlot, Waiting>,
+    waiting_bytes: usize,
+    solo_until: Option<Instant>,
+    /// When each partner's recent envelopes were refused (within [`REFUSAL_WINDOW`]).
+    refusals: HashMap<AgencyId, std::collections::VecDeque<Instant>>,
+    /// Partners over [`MAX_REFUSALS`] whose alert was raised.
+    flooding: std::collections::HashSet<AgencyId>,
+}
+
+impl Engine {
+    /// A worker over this store, for this agency and its pinned partners.
+    pub fn new(
+        store: Arc<Store>,
+        me: Arc<KeyDir>,
+        trusted: Vec<AgencyCard>,
+        limits: Limits,
+        quotas: crate::evidence::Quotas,
+    ) -> Self {
+        Self {
+            store,
+            me,
+            trusted,
+            limits,
+            quotas,
+            waiting: HashMap::new(),
+            waiting_bytes: 0,
+            solo_until: None,
+            refusals: HashMap::new(),
+            flooding: std::collections::HashSet::new(),
+        }
+    }
+
+    /// Runs until the job queue closes; then answers what waits with nothing.
+    pub fn run(mut self, jobs: Receiver<Job>, notices: tokio::sync::mpsc::Sender<Notice>) {
+        loop {
+            let first = match jobs.recv_timeout(Duration::from_secs(1)) {
+                Ok(j) => j,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.expire(&notices);
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut batch = vec![first];
+            let solo = self.solo_until.is_some_and(|t| t > Instant::now());
+            while !solo && batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(j) => batch.push(j),
+                    Err(_) => break,
+                }
+            }
+            for reply in self.process(batch) {
+                let sent = match reply {
+                    Reply::Nothing => true,
+                    Reply::Notice(n) => notices.blocking_send(n).is_ok(),
+                    Reply::Sent(tx, r) => {
+                        let _ = tx.send(r);
+                        true
+                    }
+                    Reply::Accessed(tx, r) => {
+                        let _ = tx.send(r);
+                        true
+                    }
+                    Reply::Items(tx, r) => {
+                        let _ = tx.send(r);
+                        true
+                    }
+                    Reply::Manifest(tx, r) => {
+                        let _ = tx.send(r);
+                        true
+                    }
+                };
+                if !sent {
+                    return;
+                }
+            }
+            self.expire(&notices);
+        }
+        for (_, w) in self.waiting.drain() {
+            let _ = notices.blocking_send(Notice::Answer {
+                token: w.token,
+                receipt: None,
+            });
+        }
+    }
+
+    fn expire(&mut self, notices: &tokio::sync::mpsc::Sender<Notice>) {
+        let old: Vec<ChainSlot> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| w.since.elapsed() > WAIT_LIMIT)
+            .map(|(s, _)| s.clone())
+            .collect();
+        for slot in old {
+            if let Some(w) = self.take_waiting(&slot) {
+                tracing::warn!(
+                    from = %w.from, sequence = slot.sequence,
+                    "an envelope waited too long for an earlier one of its chain; its sender will resend it"
+                );
+                let _ = notices.blocking_send(Notice::Answer {
+                    token: w.token,
+                    receipt: None,
+                });
+            }
+        }
+    }
+
+    /// Does a batch of jobs in one transaction and returns the replies to give once it is
+    /// durable (or the failures, if it could not be made durable).
+    fn process(&mut self, jobs: Vec<Job>) -> Vec<Reply> {
+        let n = jobs.len();
+        let mut replies = Vec::with_capacity(n);
+        // Jobs whose work was undone by a failed commit, to answer with a failure.
+        let mut jobs = jobs.into_iter();
+        let result = (|| -> Result<()> {
+            let store = Arc::clone(&self.store);
+            let mut batch = store.batch().context("cannot start a transaction")?;
+            // Each job puts its reply (a failure by default) in `replies` before it can fail.
+            for job in jobs.by_ref() {
+                self.job(&mut batch, job, &mut replies)?;
+            }
+            batch.commit().context("cannot commit")?;
+            Ok(())
+        })();
+        // Jobs not reached because an earlier one failed: answered with a failure too.
+        replies.extend(jobs.map(Reply::unreached));
+        match result {
+            Ok(()) => {
+                if n > 1 {
+                    tracing::trace!(jobs = n, "group commit");
+                }
+                replies
+            }
+            Err(e) => {
+                tracing::error!(
+                    "store failure, nothing in this batch of {n} was acknowledged: {e:#}"
+                );
+                // For a while, one job per transaction: a job that fails every time (a damaged
+                // log, say) then fails alone instead of taking others with it.
+                self.solo_until = Some(Instant::now() + SOLO_AFTER_FAILURE);
+                replies.into_iter().filter_map(|r| r.failed(&e)).collect()
+            }
+        }
+    }
+
+    /// One job within the batch. An `Err` is a store failure: the whole batch is abandoned.
+    fn job(&mut self, batch: &mut Batch<'_>, job: Job, replies: &mut Vec<Reply>) -> Result<()> {
+        match job {
+            Job::Inbound { token, from, bytes } => {
+                replies.push(Reply::Notice(Notice::Answer {
+                    token,
+                    receipt: None,
+                }));
+                let at = replies.len() - 1;
+                if self.over_refusals(batch, &from)? {
+                    // Set aside unanswered: its sender retries later.
+                    return Ok(());
+                }
+                let mut next = Some((token, from, bytes, at));
+                // Applying one envelope may let the next of its chain through.
+                while let Some((token, from, bytes, at)) = next.take() {
+                    let now = rogatory_proto::time::now_unix();
+                    let (outcome, advanced) = crate::engine::receive::receive_in(
+                        batch,
+                        &self.me,
+                        &self.trusted,
+                        &from,
+                        &bytes,
+                        now,
+                        &self.limits,
+                        &self.quotas,
+                    )?;
+                    let receipt = match outcome {
+                        Outcome::Accepted {
+                            envelope_id,
+                            case_id,
+                            receipt,
+                            confirm,
+                            evidence,
+                            refused_items,
+                        } => {
+                            tracing::info!(%from, envelope = %envelope_id, case = %case_id, "accepted");
+                            if !refused_items.is_empty() {
+                                self.report_refused(batch, &case_id, &refused_items, replies)?;
+                            }
+                            if evidence {
+                                replies
+                                    .push(Reply::Notice(Notice::EvidenceListed { case: case_id }));
+                            }
+                            if let Some(message) = confirm {
+                                self.confirm(batch, &from, case_id, *message, replies)?;
+                            }
+                            Some(receipt)
+                        }
+                        Outcome::Replay { receipt } => {
+                            tracing::debug!(%from, "replay: the original receipt");
+                            Some(receipt)
+                        }
+                        Outcome::Rejected { reason, receipt } => {
+                            tracing::warn!(%from, reason = reason.name(), "rejected an envelope");
+                            self.refusals
+                                .entry(from.clone())
+                                .or_default()
+                                .push_back(Instant::now());
+                            Some(receipt)
+                        }
+                        Outcome::Waiting { slot } => {
+                            tracing::debug!(%from, sequence = slot.sequence, "ahead of its chain: waiting");
+                            if let Some(old) = self.take_waiting(&slot) {
+                                replies.push(Reply::Notice(Notice::Answer {
+                                    token: old.token,
+                                    receipt: None,
+                                }));
+                            }
+                            let (from_sender, sender_bytes) = self
+                                .waiting
+                                .iter()
+                                .filter(|(s, _)| s.from == slot.from)
+                                .fold((0, 0), |(n, b), (_, w)| (n + 1, b + w.bytes.len()));
+                            if self.waiting.len() < MAX_WAITING
+                                && self.waiting_bytes + bytes.len() <= MAX_WAITING_BYTES
+                                && from_sender < MAX_WAITING_PER_SENDER
+                                && sender_bytes + bytes.len() <= MAX_WAITING_BYTES_PER_SENDER
+                            {
+                                self.waiting_bytes += bytes.len();
+                                self.waiting.insert(
+                                    slot,
+                                    Waiting {
+                                        token,
+                                        from,
+                                        bytes,
+                                        since: Instant::now(),
+                                    },
+                                );
+                                // Answered later, not now.
+                                replies[at] = Reply::Nothing;
+                            }
+                            None
+                        }
+                    };
+                    if receipt.is_some() {
+                        replies[at] = Reply::Notice(Notice::Answer { token, receipt });
+                    }
+                    if let Some(slot) = advanced
+                        && let Some(w) = self.take_waiting(&slot.next())
+                    {
+                        replies.push(Reply::Notice(Notice::Answer {
+                            token: w.token,
+                            receipt: None,
+                        }));
+                        next = Some((w.token, w.from, w.bytes, replies.len() - 1));
+                    }
+                }
+                Ok(())
+            }
+            Job::Receipt {
+                id,
+                by,
+                receipt,
+                event,
+                reason,
+            } => {
+                replies.push(Reply::Notice(Notice::Settled { id, state: None }));
+                let at = replies.len() - 1;
+                let state = self.settle(batch, id, &by, &receipt, event, reason)?;
+                replies[at] = Reply::Notice(Notice::Settled { id, state });
+                Ok(())
+            }
+            Job::Send { request, reply } => match self.seal(batch, &request) {
+                Ok(Ok(queued)) => {
+                    for q in &queued {
+                        replies.push(Reply::Notice(Notice::Queued {
+                            to: q.to.clone(),
+                            order: q.order,
+                            id: q.envelope_id.0,
+                        }));
+                    }
+                    replies.push(Reply::Sent(reply, Ok(queued)));
+                    Ok(())
+                }
+                Ok(Err(refused)) => {
+                    replies.push(Reply::Sent(reply, Err(refused)));
+                    Ok(())
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(format!("the store failed; nothing was queued: {e:#}")));
+                    Err(e)
+                }
+            },
+            Job::NewCase {
+                record,
+                user,
+                reply,
+            } => {
+                replies.push(Reply::Accessed(reply, Err("not done".into())));
+                let at = replies.len() - 1;
+                let outcome = crate::cases::open(batch, &record)?;
+                if outcome.is_ok() {
+                    let mut e = AuditEntry {
+                        seq: 0,
+                        time: rogatory_proto::time::now_unix(),
+                        case_id: record.case_id,
+                        event: AuditEvent::CaseCreated,
+                        actor: Actor {
+                            agency: self.me.card.id().clone(),
+                            user: None,
+                        },
+                        peer: Some(record.peer.clone()),
+                        envelope_id: None,
+                        receipt_hash: None,
+                        transition: None,
+                        reason: None,
+                        commitment: None,
+                    };
+                    e.actor.user = user;
+                    batch.append(&self.signer(), &record.case_id, &mut [e])?;
+                }
+                if let Reply::Accessed(tx, _) = std::mem::replace(&mut replies[at], Reply::Nothing)
+                {
+                    replies[at] = Reply::Accessed(tx, outcome);
+                }
+                Ok(())
+            }
+            Job::Refused {
+                case,
+                envelope,
+                to,
+                user,
+                reason,
+                reply,
+            } => {
+                replies.push(Reply::Accessed(reply, Ok(())));
+                let event = AuditEvent::EnvelopeRejected;
+                let reason = Some(u16::from(reason));
+                self.log_user_act(batch, &case, event, &to, envelope, user, reason)
+            }
+            Job::EvidenceAdd {
+                case,
+                items,
+                user,
+                reply,
+            } => {
+                replies.push(Reply::Items(reply, Err("not done".into())));
+                let at = replies.len() - 1;
+                let outcome = self.add_evidence(batch, &case, items, user)?;
+                if let Reply::Items(tx, _) = std::mem::replace(&mut replies[at], Reply::Nothing) {
+                    replies[at] = Reply::Items(tx, outcome);
+                }
+                Ok(())
+            }
+            Job::EvidenceSend {
+                case,
+                to,
+                user,
+                reply,
+            } => {
+                replies.push(Reply::Manifest(reply, Err("not done".into())));
+                let at = replies.len() - 1;
+                let outcome = self.send_manifest(batch, &case, &to, user)?;
+                if let Ok((queued, _)) = &outcome {
+                    for q in queued {
+                        replies.push(Reply::Notice(Notice::Queued {
+                            to: q.to.clone(),
+                            order: q.order,
+                            id: q.envelope_id.0,
+                        }));
+                    }
+                }
+                if let Reply::Manifest(tx, _) = std::mem::replace(&mut replies[at], Reply::Nothing)
+                {
+                    replies[at] = Reply::Manifest(tx, outcome);
+                }
+                Ok(())
+            }
+            Job::EvidenceProgress {
+                case,
+                key,
+                done,
+                reply,
+            } => {
+                replies.push(Reply::Accessed(reply, Ok(())));
+                if let Some(mut r) = batch.evidence_item(&case, &key)?
+                    && r.state == crate::evidence::EvidenceState::Expected
+                {
+                    r.chunks_done = done;
+                    batch.put_evidence(&r)?;
+                }
+                Ok(())
+            }
+            Job::EvidenceArrived {
+                case,
+                key,
+                outcome,
+                reply,
+            } => {
+                replies.push(Reply::Accessed(reply, Ok(())));
+                self.evidence_arrived(batch, &case, &key, outcome, replies)
+            }
+            Job::EvidenceExported {
+                case,
+                key,
+                user,
+                written,
+                reply,
+            } => {
+                replies.push(Reply::Accessed(reply, Ok(())));
+                let Some(mut r) = batch.evidence_item(&case, &key)? else {
+                    return Err(anyhow!("no evidence item {key} in case {case}"));
+                };
+                let now = rogatory_proto::time::now_unix();
+                if written {
+                    // A received item's chain of custody goes on here, and at the holder's.
+                    if !r.outgoing {
+                        let action =
+                            "exported: decrypted to a file that matches the manifest's SHA-256";
+                        let custody = vec![self.custody(now, user.as_deref(), action.into(), None)];
+                        self.report_to_holder(
+                            batch,
+                            &mut r,
+                            ItemState::Exported,
+                            custody,
+                            replies,
+                        )?;
+                    }
+                    return Ok(());
+                }
+                let e = AuditEntry {
+                    seq: 0,
+                    time: now,
+                    case_id: case,
+                    event: AuditEvent::EvidenceExported,
+                    actor: Actor {
+                        agency: self.me.card.id().clone(),
+                        user,
+                    },
+                    peer: None,
+                    envelope_id: r.manifest,
+                    receipt_hash: None,
+                    transition: None,
+                    reason: None,
+                    commitment: r.item.sha256,
+                };
+                batch.append(&self.signer(), &case, &mut [e])?;
+                Ok(())
+            }
+            Job::BundleExported {
+                case,
+                sha256,
+                user,
+                auditor,
+                reply,
+            } => {
+                replies.push(Reply::Accessed(reply, Ok(())));
+                let e = AuditEntry {
+                    seq: 0,
+                    time: rogatory_proto::time::now_unix(),
+                    case_id: case,
+                    event: AuditEvent::BundleExported,
+                    actor: Actor {
+                        agency: self.me.card.id().clone(),
+                        user,
+                    },
+                    peer: auditor,
+                    envelope_id: None,
+                    receipt_hash: None,
+                    transition: None,
+                    reason: None,
+                    commitment: Some(sha256),
+                };
+                batch.append(&self.signer(), &case, &mut [e])?;
+                Ok(())
+            }
+            Job::Access {
+                case,
+                envelope,
+                peer,
+                user,
+                reply,
+            } => {
+                // On failure, this reply becomes a failure with the whole batch.
+                replies.push(Reply::Accessed(reply, Ok(())));
+                let event = AuditEvent::ContentAccessed;
+                self.log_user_act(batch, &case, event, &peer, envelope, Some(user), None)
+            }
+        }
+    }
+
+    /// Logs what a local user did (or tried) with a message.
+    #[allow(clippy::too_many_arguments)]
+    fn log_user_act(
+        &self,
+        batch: &mut Batch<'_>,
+        case: &CaseId,
+        event: AuditEvent,
+        peer: &AgencyId,
+        envelope: EnvelopeId,
+        user: Option<String>,
+        reason: Option<u16>,
+    ) -> Result<()> {
+        let now = rogatory_proto::time::now_unix();
+        let mut e = audit_entry(self.me.card.id(), case, now, event, peer, envelope);
+        e.actor.user = user;
+        e.reason = reason;
+        batch.append(&self.signer(), case, &mut [e])?;
+        Ok(())
+    }
+
+    /// Whether `from` had more than [`MAX_REFUSALS`] envelopes refused within
+    /// [`REFUSAL_WINDOW`]; the first time it has, an alert is raised (in `batch`).
+    fn over_refusals(&mut self, batch: &mut Batch<'_>, from: &AgencyId) -> Result<bool> {
+        let Some(times) = self.refusals.get_mut(from) else {
+            return Ok(false);
+        };
+        while times.front().is_some_and(|t| t.elapsed() > REFUSAL_WINDOW) {
+            times.pop_front();
+        }
+        if times.len() < MAX_REFUSALS {
+            if times.is_empty() {
+                self.refusals.remove(from);
+            }
+            self.flooding.remove(from);
+            return Ok(false);
+        }
+        if self.flooding.insert(from.clone()) {
+            let detail = format!(
+                "{from} had {MAX_REFUSALS} envelopes refused within {} minutes; its envelopes are set aside unanswered (its node retries them) until fewer were refused in that time",
+                REFUSAL_WINDOW.as_secs() / 60
+            );
+            tracing::error!(peer = %from, "ALERT: {detail}");
+            batch.raise_alert(&crate::store::Alert {
+                at: rogatory_proto::time::now_unix(),
+                peer: from.clone(),
+                case_id: crate::store::NODE_LOG,
+                kind: "refusal-flood".into(),
+                detail,
+                envelope_id: None,
+            })?;
+        }
+        Ok(true)
+    }
+
+    fn take_waiting(&mut self, slot: &ChainSlot) -> Option<Waiting> {
+        let w = self.waiting.remove(slot)?;
+        self.waiting_bytes -= w.bytes.len();
+        Some(w)
+    }
+
+    fn signer(&self) -> LogSigner<'_> {
+        LogSigner {
+            agency: self.me.card.id(),
+            key: &self.me.keys.signing,
+        }
+    }
+}
+
+impl Reply {
+    /// The failure reply of a job the batch never reached.
+    fn unreached(job: Job) -> Reply {
+        match job {
+            Job::Inbound { token, .. } => Reply::Notice(Notice::Answer {
+                token,
+                receipt: None,
+            }),
+            Job::Receipt { id, .. } => Reply::Notice(Notice::Settled { id, state: None }),
+            Job::Send { reply, .. } => Reply::Sent(reply, Err("not done".into())),
+            Job::Access { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
+            Job::NewCase { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
+            Job::EvidenceAdd { reply, .. } => Reply::Items(reply, Err("not done".into())),
+            Job::EvidenceSend { reply, .. } => Reply::Manifest(reply, Err("not done".into())),
+            Job::EvidenceProgress { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
+            Job::EvidenceArrived { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
+            Job::EvidenceExported { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
+            Job::Refused { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
+            Job::BundleExported { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
+        }
+    }
+
+    /// The same reply, saying the batch failed.
+    fn failed(self, e: &anyhow::Error) -> Option<Reply> {
+        Some(match self {
+            Reply::Nothing => return None,
+            Reply::Notice(Notice::Answer { token, .. }) => Reply::Notice(Notice::Answer {
+                token,
+                receipt: None,
+            }),
+            // Nothing was queued or stored after all: the event loop must not hear of it.
+            Reply::Notice(Notice::Queued { .. } | Notice::EvidenceListed { .. }) => return None,
+            Reply::Notice(Notice::Settled { id, .. }) => {
+                Reply::Notice(Notice::Settled { id, state: None })
+            }
+            Reply::Sent(tx, _) => Reply::Sent(
+                tx,
+                Err(format!("the store failed; nothing was queued: {e:#}")),
+            ),
+            Reply::Accessed(tx, _) => Reply::Accessed(tx, Err(format!("the store failed: {e:#}"))),
+            Reply::Items(tx, _) => Reply::Items(tx, Err(format!("the store failed: {e:#}"))),
+            Reply::Manifest(tx, _) => Reply::Manifest(
+                tx,
+                Err(format!("the store failed; nothing was queued: {e:#}")),
+            ),
+        })
+    }
+}
+
+/// Starts the worker thread; returns the job queue.
+pub fn spawn(
+    engine: Engine,
+    capacity: usize,
+    notices: tokio::sync::mpsc::Sender<Notice>,
+) -> Result<(SyncSender<Job>, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
+    let handle = std::thread::Builder::new()
+        .name("store".into())
+        .spawn(move || engine.run(rx, notices))
+        .context("cannot start the store worker")?;
+    Ok((tx, handle))
+}
