@@ -19,4 +19,3 @@ pub mod keydir;
 pub mod net;
 pub mod secret;
 pub mod store;
-pub mod transfer;

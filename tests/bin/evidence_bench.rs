@@ -23,7 +23,7 @@ use futures::StreamExt;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, noise, tcp, yamux};
-use rogatory_node::transfer::{EVIDENCE_PROTOCOL, EvidenceCodec};
+use rogatory_node::net::{EVIDENCE_PROTOCOL, EvidenceCodec};
 use rogatory_proto::evidence::{CHUNK, ContentKey, MAX_CHUNKS_PER_REQUEST, SEALED_CHUNK};
 use rogatory_tests::{Cluster, Rng, example, run_line};
 

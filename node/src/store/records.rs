@@ -353,10 +353,10 @@ pub struct EvidenceRecord {
     /// The envelope that carried its manifest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manifest: Option<EnvelopeId>,
-    /// The file of its sealed content in [`DIR`], once held here.
+    /// The file of its sealed content in the evidence directory, once held here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blob: Option<String>,
-    /// The content key, wrapped under the node's storage key (context: [`key_context`]).
+    /// The content key, wrapped under the node's storage key (context: the case and the item id).
     #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
     pub wrapped_key: Option<Vec<u8>>,
     /// Chunks of an expected item received, synced and recorded: the transfer resumes there.

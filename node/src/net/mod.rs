@@ -12,18 +12,27 @@
 //! committed. After a failure the partner is retried with exponential back-off and jitter,
 //! forever; a connection from the partner ends the back-off at once.
 
+mod codec;
+mod outgoing;
+
+pub use codec::{
+    Budget, ENVELOPE_PROTOCOL, EVIDENCE_PROTOCOL, EnvelopeCodec, EvidenceCodec,
+    READ_BUDGET_PER_CONNECTION, READ_BUDGET_TOTAL,
+};
+use outgoing::{Outgoing, Partner};
+
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, StreamExt};
+use futures::StreamExt;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::{NetworkBehaviour, SwarmEvent};
 use libp2p::{
-    Multiaddr, PeerId, StreamProtocol, allow_block_list, connection_limits, identify, identity,
-    noise, ping, tcp, yamux,
+    Multiaddr, PeerId, allow_block_list, connection_limits, identify, identity, noise, ping, tcp,
+    yamux,
 };
 use rogatory_proto::card::AgencyCard;
 use rogatory_proto::envelope::Limits;
@@ -38,14 +47,6 @@ use crate::store::{OutboxState, Store};
 const QUEUE: usize = 1024;
 /// Most bytes of received envelopes handed to the store worker and not yet answered.
 const MAX_OPEN_BYTES: usize = 256 * 1024 * 1024;
-
-/// The envelope protocol.
-pub const ENVELOPE_PROTOCOL: StreamProtocol = StreamProtocol::new("/rogatory/envelope/1");
-
-/// Bytes of envelopes being read from one connection at once (every stream of it together).
-pub const READ_BUDGET_PER_CONNECTION: usize = 48 * 1024 * 1024;
-/// Bytes of envelopes being read from every connection together.
-pub const READ_BUDGET_TOTAL: usize = 384 * 1024 * 1024;
 /// Connections one partner may hold to this node (both directions together).
 pub const MAX_CONNECTIONS_PER_PEER: u32 = 3;
 /// Incoming connections whose handshake is under way (beyond them, new ones are closed at once:
@@ -55,245 +56,6 @@ pub const MAX_PENDING_INCOMING: u32 = 32;
 pub const MAX_CONNECTIONS: u32 = 128;
 /// Bytes of received envelopes one partner may have waiting for the store worker.
 pub const MAX_OPEN_BYTES_PER_PEER: usize = 64 * 1024 * 1024;
-
-/// A byte budget shared by readers: a reservation that does not fit fails at once (the stream
-/// is reset and its sender retries), so waiting readers never pile up.
-#[derive(Debug)]
-pub struct Budget {
-    used: std::sync::atomic::AtomicUsize,
-    limit: usize,
-}
-
-impl Budget {
-    /// A budget of `limit` bytes.
-    pub fn new(limit: usize) -> Self {
-        Self {
-            used: std::sync::atomic::AtomicUsize::new(0),
-            limit,
-        }
-    }
-
-    fn take(&self, n: usize) -> bool {
-        use std::sync::atomic::Ordering;
-        let mut cur = self.used.load(Ordering::Relaxed);
-        loop {
-            let Some(next) = cur.checked_add(n).filter(|v| *v <= self.limit) else {
-                return false;
-            };
-            match self
-                .used
-                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Relaxed)
-            {
-                Ok(_) => return true,
-                Err(seen) => cur = seen,
-            }
-        }
-    }
-
-    fn give(&self, n: usize) {
-        self.used.fetch_sub(n, std::sync::atomic::Ordering::AcqRel);
-    }
-
-    /// Bytes reserved now.
-    pub fn used(&self) -> usize {
-        self.used.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
-/// What one read holds of its budgets, given back when it ends (however it ends).
-struct Held<'a> {
-    budgets: [&'a Budget; 2],
-    bytes: usize,
-}
-
-impl Held<'_> {
-    fn grow(&mut self, n: usize) -> bool {
-        if !self.budgets[0].take(n) {
-            return false;
-        }
-        if !self.budgets[1].take(n) {
-            self.budgets[0].give(n);
-            return false;
-        }
-        self.bytes += n;
-        true
-    }
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        for b in self.budgets {
-            b.give(self.bytes);
-        }
-    }
-}
-
-/// Reads a stream to its end like [`read_bounded`], each 64 KiB reserved first from the
-/// connection's and the node's budgets: when either is spent the read fails (the stream is
-/// reset; the sender retries later), so what a peer makes the node hold while it sends is
-/// bounded per connection, hence per peer, and in total.
-async fn read_budgeted<T: AsyncRead + Unpin + Send>(
-    io: &mut T,
-    limit: usize,
-    connection: &Budget,
-    total: &Budget,
-) -> std::io::Result<Vec<u8>> {
-    let mut held = Held {
-        budgets: [connection, total],
-        bytes: 0,
-    };
-    let mut buf: Vec<u8> = Vec::new();
-    loop {
-        if buf.len() > limit {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("message larger than {limit} bytes"),
-            ));
-        }
-        // Reserved in steps that double from 8 KiB to 1 MiB: little for small envelopes, few
-        // steps for large ones.
-        let step = held.bytes.clamp(8 * 1024, 1024 * 1024);
-        if buf.len() == held.bytes && !held.grow(step) {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::OutOfMemory,
-                "too many bytes being received from this connection or in all: try again later",
-            ));
-        }
-        let room = held.bytes - buf.len();
-        let start = buf.len();
-        buf.resize(start + room, 0);
-        let n = io.read(&mut buf[start..]).await?;
-        buf.truncate(start + n);
-        if n == 0 {
-            return Ok(buf);
-        }
-    }
-}
-
-/// Length-bounded codec: a request is an envelope, a response a receipt, each read to the end of
-/// its stream with a hard limit; requests are read within the connection's and the node's
-/// budgets (`read_budgeted`).
-///
-/// libp2p's request-response behaviour clones its codec once per connection (for the
-/// connection's handler), and the handler clones that once per stream. The behaviour's own
-/// codec has no connection budget; a clone of it gets a fresh one, which the clones of that
-/// clone (its streams) share.
-#[derive(Debug)]
-pub struct EnvelopeCodec {
-    total: Arc<Budget>,
-    connection: Option<Arc<Budget>>,
-}
-
-impl Default for EnvelopeCodec {
-    /// The codec with the node's total budget ([`READ_BUDGET_TOTAL`]).
-    fn default() -> Self {
-        Self::new(READ_BUDGET_TOTAL)
-    }
-}
-
-impl EnvelopeCodec {
-    /// The codec of a node, with its total read budget.
-    pub fn new(total: usize) -> Self {
-        Self {
-            total: Arc::new(Budget::new(total)),
-            connection: None,
-        }
-    }
-}
-
-impl Clone for EnvelopeCodec {
-    fn clone(&self) -> Self {
-        Self {
-            total: Arc::clone(&self.total),
-            connection: Some(match &self.connection {
-                Some(c) => Arc::clone(c),
-                None => Arc::new(Budget::new(READ_BUDGET_PER_CONNECTION)),
-            }),
-        }
-    }
-}
-
-/// Reads a stream to its end, refusing more than `limit` bytes. With `reserve`, room for the
-/// largest message is taken up front: for large messages many of which are in flight, growing by
-/// doubling would reserve up to twice each one (pages never written cost no memory).
-pub(crate) async fn read_bounded<T: AsyncRead + Unpin + Send>(
-    io: &mut T,
-    limit: usize,
-    reserve: bool,
-) -> std::io::Result<Vec<u8>> {
-    let mut buf = if reserve {
-        Vec::with_capacity(limit + 1)
-    } else {
-        Vec::new()
-    };
-    io.take(limit as u64 + 1).read_to_end(&mut buf).await?;
-    if buf.len() > limit {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("message larger than {limit} bytes"),
-        ));
-    }
-    Ok(buf)
-}
-
-/// Writes a whole message and closes the stream (the end of the stream ends the message).
-pub(crate) async fn write_closed<T: AsyncWrite + Unpin + Send>(
-    io: &mut T,
-    bytes: &[u8],
-) -> std::io::Result<()> {
-    io.write_all(bytes).await?;
-    io.close().await
-}
-
-impl request_response::Codec for EnvelopeCodec {
-    type Protocol = StreamProtocol;
-    type Request = Vec<u8>;
-    type Response = Vec<u8>;
-
-    async fn read_request<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> std::io::Result<Vec<u8>> {
-        let connection = match &self.connection {
-            Some(c) => Arc::clone(c),
-            None => Arc::new(Budget::new(READ_BUDGET_PER_CONNECTION)),
-        };
-        read_budgeted(
-            io,
-            rogatory_proto::envelope::DEFAULT_MAX_ENVELOPE_BYTES,
-            &connection,
-            &self.total,
-        )
-        .await
-    }
-
-    async fn read_response<T: AsyncRead + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> std::io::Result<Vec<u8>> {
-        read_bounded(io, rogatory_proto::receipt::MAX_RECEIPT_BYTES, false).await
-    }
-
-    async fn write_request<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: Vec<u8>,
-    ) -> std::io::Result<()> {
-        write_closed(io, &req).await
-    }
-
-    async fn write_response<T: AsyncWrite + Unpin + Send>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: Vec<u8>,
-    ) -> std::io::Result<()> {
-        write_closed(io, &res).await
-    }
-}
 
 /// The node's behaviours.
 #[derive(NetworkBehaviour)]
@@ -305,7 +67,7 @@ pub(crate) struct Behaviour {
     /// has authenticated it, before any protocol runs.
     allow: allow_block_list::Behaviour<allow_block_list::AllowedPeers>,
     envelope: request_response::Behaviour<EnvelopeCodec>,
-    evidence: request_response::Behaviour<crate::transfer::EvidenceCodec>,
+    evidence: request_response::Behaviour<EvidenceCodec>,
     identify: identify::Behaviour,
     ping: ping::Behaviour,
 }
@@ -352,7 +114,7 @@ fn swarm(kd: &KeyDir, allowed: &[PeerId]) -> Result<libp2p::Swarm<Behaviour>> {
                 cfg.clone(),
             ),
             evidence: request_response::Behaviour::new(
-                [(crate::transfer::EVIDENCE_PROTOCOL, ProtocolSupport::Full)],
+                [(EVIDENCE_PROTOCOL, ProtocolSupport::Full)],
                 cfg,
             ),
             identify: identify::Behaviour::new(identify::Config::new(
@@ -370,104 +132,6 @@ fn pinned_peers(dir: &Path) -> Result<HashMap<PeerId, AgencyCard>> {
         .into_iter()
         .map(|c| Ok((peer_id(&c)?, c)))
         .collect()
-}
-
-/// The sending side for one partner.
-struct Partner {
-    card: AgencyCard,
-    peer: PeerId,
-    /// The addresses on its card, given with every request: libp2p forgets an address after a
-    /// failed dial, and a partner that was down for a weekend must still be found.
-    addrs: Vec<Multiaddr>,
-    /// Queued envelopes not on the wire, by queue order.
-    pending: BTreeMap<u64, [u8; 32]>,
-    /// On the wire.
-    in_flight: HashMap<request_response::OutboundRequestId, (u64, [u8; 32])>,
-    /// Receipt verified, its record not yet committed.
-    settling: HashMap<[u8; 32], u64>,
-    failures: u32,
-    retry_at: Option<Instant>,
-    last_error: Option<String>,
-    connections: usize,
-    settled: u64,
-}
-
-impl Partner {
-    fn busy(&self) -> usize {
-        self.in_flight.len() + self.settling.len()
-    }
-}
-
-/// Delivery of the outbox: per partner, in queue order, up to a window of envelopes in flight;
-/// after a failure, exponential back-off with jitter, for as long as it takes.
-struct Outgoing {
-    partners: HashMap<AgencyId, Partner>,
-    by_peer: HashMap<PeerId, AgencyId>,
-    window: usize,
-    initial: Duration,
-    max: Duration,
-}
-
-impl Outgoing {
-    /// The delay before retry number `failures` (1 = after the first failure): the initial
-    /// delay doubled per failure, capped, then a uniformly random part of its second half
-    /// ("equal jitter"), so partners coming back are not hit by every sender at once.
-    fn backoff(&self, failures: u32) -> Duration {
-        let base = self
-            .initial
-            .saturating_mul(1u32 << failures.saturating_sub(1).min(20))
-            .min(self.max);
-        let mut r = [0u8; 8];
-        rogatory_proto::keys::fill_random(&mut r);
-        let frac = (u64::from_le_bytes(r) >> 11) as f64 / (1u64 << 53) as f64;
-        base.mul_f64(0.5 + 0.5 * frac)
-    }
-
-    fn failed(&mut self, to: &AgencyId, error: String) {
-        let now = Instant::now();
-        let delay = match self.partners.get(to) {
-            Some(p) if p.retry_at.is_some_and(|t| t > now) => return,
-            Some(p) => self.backoff(p.failures + 1),
-            None => return,
-        };
-        if let Some(p) = self.partners.get_mut(to) {
-            p.failures += 1;
-            p.retry_at = Some(now + delay);
-            tracing::warn!(
-                partner = %to, failures = p.failures, retry_in = ?delay,
-                "delivery failed: {error}"
-            );
-            p.last_error = Some(error);
-        }
-    }
-
-    fn snapshot(&self, snap: &mut crate::api::Snapshot) {
-        let now = Instant::now();
-        snap.sending.clear();
-        snap.peers = self
-            .partners
-            .values()
-            .map(|p| {
-                snap.sending.extend(p.in_flight.values().map(|(_, id)| *id));
-                snap.sending.extend(p.settling.keys().copied());
-                crate::api::PeerStatus {
-                    agency: p.card.id().to_string(),
-                    peer_id: p.peer.to_string(),
-                    connections: p.connections,
-                    queued: p.pending.len(),
-                    in_flight: p.busy(),
-                    failures: p.failures,
-                    retry_in_secs: p
-                        .retry_at
-                        .filter(|t| *t > now)
-                        .map(|t| (t - now).as_secs_f64()),
-                    last_error: p.last_error.clone(),
-                    settled: p.settled,
-                }
-            })
-            .collect();
-        snap.peers.sort_by(|a, b| a.agency.cmp(&b.agency));
-    }
 }
 
 /// What `rogatory run` needs besides the data directory.
@@ -597,7 +261,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
         tokio::sync::mpsc::channel::<(request_response::ResponseChannel<Vec<u8>>, Vec<u8>)>(16);
     let serving = Arc::new(tokio::sync::Semaphore::new(4));
     let (writer_tx, mut writer_events) = tokio::sync::mpsc::channel(256);
-    let mut fetcher = crate::transfer::Fetcher::new(
+    let mut fetcher = crate::evidence::fetch::Fetcher::new(
         dir.to_path_buf(),
         Arc::clone(&store),
         jobs.clone(),
@@ -634,7 +298,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
             _ = interrupt.recv() => break,
             _ = term.recv() => break,
             Some(e) = writer_events.recv() => {
-                if matches!(e, crate::transfer::WriterEvent::Progress(_) | crate::transfer::WriterEvent::Ended(_)) {
+                if matches!(e, crate::evidence::fetch::WriterEvent::Progress(_) | crate::evidence::fetch::WriterEvent::Ended(_)) {
                     // Those waiting on the evidence list (`?wait=`) read it again.
                     waiters.1.notify_waiters();
                 }
@@ -830,7 +494,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
                                 return;
                             };
                             let bytes = tokio::task::spawn_blocking(move || {
-                                crate::transfer::serve(&store, &data, &from, &request)
+                                crate::evidence::serve::serve(&store, &data, &from, &request)
                             })
                             .await
                             .unwrap_or_else(|_| vec![rogatory_proto::evidence::ChunkStatus::Unavailable as u8]);
@@ -911,7 +575,7 @@ fn pump(swarm: &mut libp2p::Swarm<Behaviour>, out: &mut Outgoing, store: &Store)
 fn fetch(
     swarm: &mut libp2p::Swarm<Behaviour>,
     out: &Outgoing,
-    fetcher: &mut crate::transfer::Fetcher,
+    fetcher: &mut crate::evidence::fetch::Fetcher,
 ) {
     fetcher.pump(|to, request| {
         let p = out.partners.get(to)?;
@@ -954,52 +618,5 @@ pub async fn deliver(
                 _ => {}
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn read(bytes: &[u8], connection: &Budget, total: &Budget) -> std::io::Result<Vec<u8>> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let mut io = futures::io::Cursor::new(bytes.to_vec());
-        rt.block_on(read_budgeted(&mut io, 1 << 20, connection, total))
-    }
-
-    /// A read takes what it reads from both budgets and gives it back when it ends; one that
-    /// does not fit fails at once, and a message beyond the limit is refused.
-    #[test]
-    fn reads_stay_within_the_connection_s_and_the_node_s_budgets() {
-        let (connection, total) = (Budget::new(256 * 1024), Budget::new(1 << 20));
-        let msg = vec![7u8; 100_000];
-        assert_eq!(read(&msg, &connection, &total).unwrap(), msg);
-        assert_eq!((connection.used(), total.used()), (0, 0), "given back");
-        // More than the connection may hold at once.
-        let big = vec![7u8; 300_000];
-        let e = read(&big, &connection, &total).unwrap_err();
-        assert_eq!(e.kind(), std::io::ErrorKind::OutOfMemory);
-        assert_eq!((connection.used(), total.used()), (0, 0));
-        // The node's budget spent by others: nothing fits.
-        assert!(total.take(1 << 20));
-        assert!(read(b"x", &connection, &total).is_err());
-        total.give(1 << 20);
-        // Beyond the message limit.
-        let (c, t) = (Budget::new(4 << 20), Budget::new(4 << 20));
-        let e = read(&vec![0u8; (1 << 20) + 1], &c, &t).unwrap_err();
-        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
-        // A clone of the behaviour's codec has a budget of its own; its clones share it.
-        let codec = EnvelopeCodec::default();
-        let a = codec.clone();
-        let (a1, b) = (a.clone(), codec.clone());
-        let (ac, a1c, bc) = (
-            a.connection.unwrap(),
-            a1.connection.unwrap(),
-            b.connection.unwrap(),
-        );
-        assert!(Arc::ptr_eq(&ac, &a1c) && !Arc::ptr_eq(&ac, &bc));
-        assert!(Arc::ptr_eq(&a.total, &b.total));
     }
 }

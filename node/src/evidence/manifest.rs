@@ -1,40 +1,14 @@
-//! Evidence content on disk (spec/EVIDENCE.md §3): content-addressed files beside the database,
-//! sealed in the STREAM form of `rogatory_proto::evidence`, and the records that describe them.
-//!
-//! ```text
-//! DATA/evidence/<sha256>-<key id>      an item's sealed content (the chunks one after another):
-//!                                      named by the SHA-256 of its plaintext and the id of the
-//!                                      key it is sealed under; complete and checked
-//! DATA/evidence/staging/…              being written; never counts as anything, removed freely
-//! ```
-//!
-//! A file enters `evidence/` only by a rename once complete and synced, so a half-written file
-//! never counts as held. Content is never kept in clear: the content key is wrapped under the
-//! node's storage key in the item's record (`evidence` table).
-//!
-//! Reading and hashing stream through one chunk at a time: memory stays constant whatever the
-//! file size.
+//! What a partner's evidence manifest and status reports may record (spec/EVIDENCE.md §4.1):
+//! the items, within the quotas per manifest, case and partner and the free disk space.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 use rogatory_proto::audit::entry::AuditEvent;
-use rogatory_proto::evidence::{self as stream, CHUNK, ContentKey};
+use rogatory_proto::evidence::{self as stream, ContentKey};
 use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId, Sha256Digest};
-use sha2::Digest;
 
-/// Directory of evidence content, in the data directory.
-pub const DIR: &str = "evidence";
-/// Directory of content being written, inside [`DIR`].
-pub const STAGING: &str = "staging";
-/// Directory of content being received, inside [`DIR`]: `<case>-<record key>` per item.
-pub const PARTIAL: &str = "partial";
-/// Directory of content that arrived and did not match its manifest, inside [`DIR`].
-pub const QUARANTINE: &str = "quarantine";
-
-pub use crate::store::records::{EvidenceRecord, EvidenceState, Reported};
+use super::{EvidenceRecord, EvidenceState, Reported, free_space, human_size, key_context};
 
 /// What one node accepts to fetch (configuration `[evidence]`).
 #[derive(Debug, Clone)]
@@ -74,28 +48,6 @@ impl Default for Quotas {
             data: None,
             ..Self::from_config(&crate::config::Evidence::default(), Path::new("."))
         }
-    }
-}
-
-/// Bytes free for this node's user on the file system holding `dir`.
-pub fn free_space(dir: &Path) -> std::io::Result<u64> {
-    let s = rustix::fs::statvfs(dir)?;
-    Ok(s.f_bavail.saturating_mul(s.f_frsize))
-}
-
-/// A binary size for people.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{bytes} bytes")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
     }
 }
 
@@ -358,258 +310,248 @@ pub fn record_status(
     Ok(Ok(events))
 }
 
-/// What a wrapped content key is bound to: the case and the item.
-pub fn key_context(case: &CaseId, item_id: &str) -> Vec<u8> {
-    let mut c = b"rogatory evidence key\0".to_vec();
-    c.extend_from_slice(case.as_bytes());
-    c.extend_from_slice(item_id.as_bytes());
-    c
-}
-
-/// The file name of an item's sealed content.
-pub fn blob_name(sha256: &Sha256Digest, key: &ContentKey) -> String {
-    format!("{}-{}", sha256.to_hex(), hex::encode(key.id()))
-}
-
-/// Whether `name` is a blob name this module writes (no path separators, no dots).
-pub fn is_blob_name(name: &str) -> bool {
-    let lower_hex = |s: &str| s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    name.len() == 64 + 1 + 16
-        && name.as_bytes()[64] == b'-'
-        && lower_hex(&name[..64])
-        && lower_hex(&name[65..])
-}
-
-/// The evidence directory of a data directory (created if needed, mode 0700).
-pub fn dir(data: &Path) -> Result<PathBuf> {
-    let d = data.join(DIR);
-    crate::files::create_private_dir(&d.join(STAGING))?;
-    Ok(d)
-}
-
-/// A file hashed, and sealed if asked.
-#[derive(Debug)]
-pub struct Hashed {
-    /// SHA-256 of the plaintext.
-    pub sha256: Sha256Digest,
-    /// Its size.
-    pub size: u64,
-    /// The sealed copy in the staging directory, and its key (for `send` items).
-    pub sealed: Option<(String, ContentKey)>,
-}
-
-/// Reads `src` once, in chunks: hashes it and, with `seal`, writes its sealed form under a
-/// fresh key into `data`'s staging directory (synced). `progress` is told the bytes read.
-pub fn hash_and_seal(
-    src: &Path,
-    data: Option<&Path>,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Result<Hashed> {
-    let file = File::open(src).with_context(|| format!("cannot open {}", src.display()))?;
-    let meta = file
-        .metadata()
-        .with_context(|| format!("cannot read {}", src.display()))?;
-    if !meta.is_file() {
-        bail!("{} is not a regular file", src.display());
-    }
-    let size = meta.len();
-    let mut reader = BufReader::with_capacity(CHUNK, file);
-    let mut hasher = sha2::Sha256::new();
-    let mut out = match data {
-        Some(d) => {
-            let staging = dir(d)?.join(STAGING);
-            let key = ContentKey::generate();
-            let mut rnd = [0u8; 8];
-            rogatory_proto::keys::fill_random(&mut rnd);
-            let name = format!("add-{}", hex::encode(rnd));
-            let path = staging.join(&name);
-            let f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .with_context(|| format!("cannot create {}", path.display()))?;
-            Some((f, name, key))
-        }
-        None => None,
-    };
-    let mut buf = Vec::with_capacity(CHUNK + stream::TAG);
-    let mut done = 0u64;
-    for index in 0..stream::chunks(size) {
-        let want = stream::plain_len(size, index)?;
-        // Reused: only the first chunk (or a shorter last one) changes its length.
-        buf.truncate(want);
-        if buf.len() < want {
-            buf.resize(want, 0);
-        }
-        reader
-            .read_exact(&mut buf)
-            .with_context(|| format!("{} changed while it was read", src.display()))?;
-        hasher.update(&buf);
-        if let Some((f, _, key)) = out.as_mut() {
-            stream::seal_chunk(key, size, index, &mut buf)?;
-            f.write_all(&buf).context("cannot write the sealed copy")?;
-        }
-        done += want as u64;
-        progress(done);
-    }
-    let mut extra = [0u8; 1];
-    if reader.read(&mut extra)? != 0 {
-        bail!("{} grew while it was read", src.display());
-    }
-    let sha256 = Sha256Digest(hasher.finalize().into());
-    let sealed = match out {
-        Some((f, name, key)) => {
-            f.sync_all().context("cannot sync the sealed copy")?;
-            Some((name, key))
-        }
-        None => None,
-    };
-    Ok(Hashed {
-        sha256,
-        size,
-        sealed,
-    })
-}
-
-/// Moves a staged sealed copy into the evidence directory under its content name, after
-/// checking its length; the rename is synced. An identical blob already there is kept.
-pub fn commit_staged(data: &Path, staged: &str, name: &str, size: u64) -> Result<()> {
-    if !staged.starts_with("add-") || staged.contains(['/', '\\', '.']) || !is_blob_name(name) {
-        bail!("not a staged evidence file: {staged}");
-    }
-    let d = dir(data)?;
-    let from = d.join(STAGING).join(staged);
-    let len = fs::metadata(&from)
-        .with_context(|| format!("the staged file {staged} is missing"))?
-        .len();
-    if len != stream::sealed_len(size) {
-        bail!(
-            "the staged file {staged} is {len} bytes; {} were expected",
-            stream::sealed_len(size)
-        );
-    }
-    fs::rename(&from, d.join(name)).with_context(|| format!("cannot move {staged} into place"))?;
-    File::open(&d)
-        .and_then(|f| f.sync_all())
-        .context("cannot sync the evidence directory")?;
-    Ok(())
-}
-
-/// Reads a stored item's sealed content, opening every chunk, and returns the SHA-256 of the
-/// plaintext; with `out`, also writes the plaintext there. Fails on the first chunk that does
-/// not open.
-pub fn read_blob(
-    data: &Path,
-    name: &str,
-    key: &ContentKey,
-    size: u64,
-    mut out: Option<&mut dyn Write>,
-    progress: &dyn Fn(u64),
-) -> Result<Sha256Digest> {
-    if !is_blob_name(name) {
-        bail!("not an evidence file name: {name}");
-    }
-    let path = data.join(DIR).join(name);
-    let file = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-    let len = file.metadata()?.len();
-    if len != stream::sealed_len(size) {
-        bail!(
-            "{} is {len} bytes; {} were expected",
-            path.display(),
-            stream::sealed_len(size)
-        );
-    }
-    let mut reader = BufReader::with_capacity(stream::SEALED_CHUNK, file);
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = Vec::with_capacity(stream::SEALED_CHUNK);
-    let mut done = 0u64;
-    for index in 0..stream::chunks(size) {
-        let n = stream::plain_len(size, index)? + stream::TAG;
-        buf.truncate(n);
-        if buf.len() < n {
-            buf.resize(n, 0);
-        }
-        reader.read_exact(&mut buf)?;
-        stream::open_chunk(key, size, index, &mut buf)?;
-        hasher.update(&buf);
-        if let Some(w) = out.as_mut() {
-            w.write_all(&buf)?;
-        }
-        done += buf.len() as u64;
-        progress(done);
-    }
-    Ok(Sha256Digest(hasher.finalize().into()))
-}
-
-/// A media type from a file name's extension (the user may give one instead).
-pub fn media_type(path: &Path) -> &'static str {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .map(str::to_ascii_lowercase)
-        .unwrap_or_default();
-    match ext.as_str() {
-        "txt" | "log" => "text/plain",
-        "csv" => "text/csv",
-        "json" => "application/json",
-        "xml" => "application/xml",
-        "pdf" => "application/pdf",
-        "zip" => "application/zip",
-        "jpg" | "jpeg" => "image/jpeg",
-        "png" => "image/png",
-        "gif" => "image/gif",
-        "mp4" => "video/mp4",
-        "mov" => "video/quicktime",
-        "eml" => "message/rfc822",
-        "html" | "htm" => "text/html",
-        _ => "application/octet-stream",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Store;
+    use rogatory_proto::message::{EvidenceItem, EvidenceManifest, TransferMode};
 
+    fn item(id: &str, size: u64, mode: TransferMode) -> EvidenceItem {
+        EvidenceItem {
+            item_id: id.into(),
+            description: "records".into(),
+            media_type: "text/csv".into(),
+            size,
+            sha256: Some(Sha256Digest([1; 32])),
+            transfer: Some(mode),
+            ..Default::default()
+        }
+    }
+
+    /// A partner's manifest that repeats an item id, or lists a `send` item without its key,
+    /// is refused and records nothing.
     #[test]
-    fn a_file_is_hashed_sealed_and_read_back_and_a_changed_byte_is_found() {
+    fn a_manifest_that_repeats_an_item_or_lacks_a_key_is_refused_whole() {
         let t = tempfile::tempdir().unwrap();
-        let src = t.path().join("records.csv");
-        let content: Vec<u8> = (0..(2 * CHUNK + 100)).map(|i| (i % 251) as u8).collect();
-        fs::write(&src, &content).unwrap();
-        let data = t.path().join("data");
-        let h = hash_and_seal(&src, Some(&data), &|_| {}).unwrap();
-        assert_eq!(h.size, content.len() as u64);
-        assert_eq!(h.sha256, Sha256Digest::of(&content));
-        let (staged, key) = h.sealed.unwrap();
-        let name = blob_name(&h.sha256, &key);
-        assert!(is_blob_name(&name));
-        commit_staged(&data, &staged, &name, h.size).unwrap();
-        let stored = fs::read(data.join(DIR).join(&name)).unwrap();
-        assert_eq!(stored.len() as u64, stream::sealed_len(h.size));
+        let store = Store::open(t.path())
+            .unwrap()
+            .with_record_keys(crate::store::RecordKeys::new(
+                &rogatory_proto::keys::AgencySecretKeys::generate(),
+            ));
+        let case = CaseId::from_bytes([4; 16]);
+        let from = AgencyId::new("XB.DOJ-CA").unwrap();
+        let storage = [9u8; 32];
+        let env = Sha256Digest([5; 32]);
+        let mut send = item("E1", 10, TransferMode::Send);
+        send.content_key = Some([7; 32]);
+        let manifest = |items| EvidenceManifest {
+            request: None,
+            items,
+            note: None,
+        };
+        let quotas = crate::evidence::Quotas {
+            max_items_per_manifest: 3,
+            max_items_per_case: 5,
+            per_case: stream::sealed_len(100) + stream::sealed_len(10),
+            ..Default::default()
+        };
+        let record = |m: &EvidenceManifest| {
+            let mut b = store.batch().unwrap();
+            let r = crate::evidence::record_manifest(
+                &mut b, &case, &from, env, m, &storage, &quotas, 0,
+            )
+            .unwrap();
+            b.commit().unwrap();
+            r.map_err(|e| e.to_string())
+        };
+        let keyless = item("E2", 10, TransferMode::Send);
         assert!(
-            !stored.windows(64).any(|w| w == &content[1000..1064]),
-            "the content is not kept in clear"
+            record(&manifest(vec![keyless]))
+                .unwrap_err()
+                .contains("no content key")
         );
-        let mut out = Vec::new();
-        let d = read_blob(&data, &name, &key, h.size, Some(&mut out), &|_| {}).unwrap();
-        assert_eq!(d, h.sha256);
-        assert_eq!(out, content);
-        // One bit changed on disk: the chunk that holds it does not open.
-        let mut bad = stored.clone();
-        bad[CHUNK + 40] ^= 1;
-        fs::write(data.join(DIR).join(&name), &bad).unwrap();
-        let e = read_blob(&data, &name, &key, h.size, None, &|_| {}).unwrap_err();
-        assert!(
-            format!("{e:#}").contains("chunk 1 does not verify"),
-            "{e:#}"
+        assert!(store.evidence(&case).unwrap().is_empty());
+        // Too many items: refused whole.
+        let many = (0..4)
+            .map(|i| item(&format!("H{i}"), 1, TransferMode::HashOnly))
+            .collect();
+        assert!(record(&manifest(many)).unwrap_err().contains("at most 3"));
+        assert!(record(&manifest(vec![send.clone()])).unwrap().is_empty());
+        let again = record(&manifest(vec![item("E3", 1, TransferMode::HashOnly), send]));
+        assert!(again.unwrap_err().contains("earlier manifest"));
+        // Beyond the case's quota: listed, refused, keyless, and returned to tell the holder.
+        let mut big = item("E4", 101, TransferMode::Send);
+        big.content_key = Some([8; 32]);
+        let mut fits = item("E5", 100, TransferMode::Send);
+        fits.content_key = Some([8; 32]);
+        assert_eq!(
+            record(&manifest(vec![big, fits])).unwrap(),
+            ["XB.DOJ-CA/E4"]
         );
-        // Truncated: refused by its length.
-        fs::write(data.join(DIR).join(&name), &stored[..stored.len() - 1]).unwrap();
-        assert!(read_blob(&data, &name, &key, h.size, None, &|_| {}).is_err());
-        // Hash only: nothing is written.
-        let h = hash_and_seal(&src, None, &|_| {}).unwrap();
-        assert!(h.sealed.is_none());
-        assert_eq!(h.sha256, Sha256Digest::of(&content));
-        assert!(commit_staged(&data, "../x", &name, 1).is_err());
+        let e4 = store.evidence_item(&case, "XB.DOJ-CA/E4").unwrap().unwrap();
+        assert_eq!(e4.state, EvidenceState::Refused);
+        assert!(e4.problem.unwrap().contains("quota"));
+        assert!(e4.wrapped_key.is_none());
+        let e5 = store.evidence_item(&case, "XB.DOJ-CA/E5").unwrap().unwrap();
+        assert_eq!(e5.state, EvidenceState::Expected);
+        // The case holds 3 items; 3 more would be 6, beyond 5.
+        let three = (0..3)
+            .map(|i| item(&format!("H{i}"), 1, TransferMode::HashOnly))
+            .collect();
+        assert!(record(&manifest(three)).unwrap_err().contains("at most 5"));
+        for k in ["XB.DOJ-CA/E4", "XB.DOJ-CA/E5"] {
+            let mut b = store.batch().unwrap();
+            let mut r = b.evidence_item(&case, k).unwrap().unwrap();
+            r.state = EvidenceState::Listed;
+            b.put_evidence(&r).unwrap();
+            b.commit().unwrap();
+        }
+        let held = store.evidence(&case).unwrap();
+        let keys: Vec<String> = held.iter().map(EvidenceRecord::key).collect();
+        assert_eq!(
+            keys,
+            ["XB.DOJ-CA/E1", "XB.DOJ-CA/E4", "XB.DOJ-CA/E5"],
+            "nothing of the refused manifests was kept"
+        );
+        assert_eq!(held[0].state, EvidenceState::Expected);
+        // Its key is kept wrapped, and unwraps under the storage key only.
+        let w = held[0].wrapped_key.clone().unwrap();
+        let ctx = crate::evidence::key_context(&case, &held[0].key());
+        assert_eq!(
+            stream::unwrap_key(&storage, &ctx, &w).unwrap().as_bytes(),
+            &[7; 32]
+        );
+    }
+
+    /// A partner's report on evidence is applied only to items handed over to that partner, with
+    /// their SHA-256, in order (verified or quarantined once, exported after verified); a refused
+    /// report changes nothing, not even its other items.
+    #[test]
+    fn an_evidence_report_must_name_an_item_handed_to_its_sender_in_order() {
+        use rogatory_proto::audit::entry::AuditEvent;
+        use rogatory_proto::message::{CustodyEntry, EvidenceStatus, ItemState, ItemStatus};
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(t.path())
+            .unwrap()
+            .with_record_keys(crate::store::RecordKeys::new(
+                &rogatory_proto::keys::AgencySecretKeys::generate(),
+            ));
+        let case = CaseId::from_bytes([6; 16]);
+        let partner = AgencyId::new("XA.MOJ-CA").unwrap();
+        let other = AgencyId::new("XC.POLICE").unwrap();
+        let mut b = store.batch().unwrap();
+        for (id, mode, state) in [
+            ("E1", TransferMode::Send, EvidenceState::Announced),
+            ("E2", TransferMode::HashOnly, EvidenceState::Announced),
+            ("E3", TransferMode::Send, EvidenceState::Staged),
+        ] {
+            b.put_evidence(&EvidenceRecord {
+                case_id: case,
+                item: item(id, 10, mode),
+                outgoing: true,
+                state,
+                peer: (state != EvidenceState::Staged).then(|| partner.clone()),
+                manifest: None,
+                blob: None,
+                wrapped_key: None,
+                chunks_done: 0,
+                problem: None,
+                added_at: 0,
+                added_by: None,
+                announced_at: None,
+                reports: Vec::new(),
+            })
+            .unwrap();
+        }
+        b.commit().unwrap();
+        let news = |id: &str, state, sha| ItemStatus {
+            item_id: id.into(),
+            sha256: Some(Sha256Digest([sha; 32])),
+            state: Some(state),
+            custody: vec![CustodyEntry {
+                at: "2026-12-04T10:00:00Z".into(),
+                actor: "XA.MOJ-CA".into(),
+                action: state.as_str().into(),
+                note: None,
+            }],
+            problem: None,
+        };
+        let report = |from: &AgencyId, items: Vec<ItemStatus>| {
+            let mut b = store.batch().unwrap();
+            let r = crate::evidence::record_status(
+                &mut b,
+                &case,
+                from,
+                &EvidenceStatus { items },
+                Sha256Digest([9; 32]),
+                rogatory_proto::time::parse_utc("2026-12-04T12:00:00Z").unwrap(),
+            )
+            .unwrap();
+            b.commit().unwrap();
+            r
+        };
+        for (from, items, says) in [
+            (
+                &other,
+                vec![news("E1", ItemState::Verified, 1)],
+                "not handed over to XC.POLICE",
+            ),
+            (
+                &partner,
+                vec![news("E9", ItemState::Verified, 1)],
+                "not handed over",
+            ),
+            (
+                &partner,
+                vec![news("E3", ItemState::Verified, 1)],
+                "not handed over",
+            ),
+            (
+                &partner,
+                vec![news("E1", ItemState::Verified, 2)],
+                "another SHA-256",
+            ),
+            (
+                &partner,
+                vec![news("E1", ItemState::Exported, 1)],
+                "announced here",
+            ),
+            (
+                &partner,
+                vec![news("E2", ItemState::Verified, 1)],
+                "announced here",
+            ),
+            (
+                &partner,
+                vec![
+                    news("E1", ItemState::Verified, 1),
+                    news("E2", ItemState::Verified, 1),
+                ],
+                "item E2",
+            ),
+        ] {
+            let e = report(from, items).unwrap_err();
+            assert!(e.to_string().contains(says), "{says}: {e}");
+        }
+        let untouched = store.evidence(&case).unwrap();
+        assert!(untouched.iter().all(|r| r.item.custody.is_empty()));
+        assert_eq!(untouched[0].state, EvidenceState::Announced);
+
+        let events = report(&partner, vec![news("E1", ItemState::Verified, 1)]).unwrap();
+        assert_eq!(
+            events,
+            [(Sha256Digest([1; 32]), AuditEvent::EvidenceVerified)]
+        );
+        let e = report(&partner, vec![news("E1", ItemState::Quarantined, 1)]).unwrap_err();
+        assert!(e.to_string().contains("verified here"), "{e}");
+        let events = report(&partner, vec![news("E1", ItemState::Exported, 1)]).unwrap();
+        assert_eq!(
+            events,
+            [(Sha256Digest([1; 32]), AuditEvent::EvidenceExported)]
+        );
+        let r = store.evidence_item(&case, "E1").unwrap().unwrap();
+        assert_eq!(r.state, EvidenceState::Verified);
+        let actions: Vec<_> = r.item.custody.iter().map(|c| c.action.as_str()).collect();
+        assert_eq!(actions, ["verified", "exported"]);
     }
 }
