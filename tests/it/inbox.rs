@@ -286,15 +286,15 @@ fn the_store_worker_holds_an_early_envelope_until_its_gap_fills() {
         Quotas::default(),
     );
     let (tx, mut notices) = tokio::sync::mpsc::channel(16);
-    let (jobs, worker) = spawn(engine, 16, tx).unwrap();
+    let (jobs, worker) = spawn(engine, 16, tx, Default::default()).unwrap();
     let from = a.card.id().clone();
-    jobs.send(Job::Inbound {
+    jobs.give_blocking(Job::Inbound {
         token: 2,
         from: from.clone(),
         bytes: second.clone(),
     })
     .unwrap();
-    jobs.send(Job::Inbound {
+    jobs.give_blocking(Job::Inbound {
         token: 1,
         from,
         bytes: first,
@@ -341,11 +341,11 @@ fn a_partner_sending_garbage_is_set_aside_after_100_refusals_with_one_alert() {
         Quotas::default(),
     );
     let (tx, mut notices) = tokio::sync::mpsc::channel(16);
-    let (jobs, worker) = spawn(engine, 16, tx).unwrap();
+    let (jobs, worker) = spawn(engine, 16, tx, Default::default()).unwrap();
     let from = a.card.id().clone();
     let mut answers = Vec::new();
     for token in 0..(MAX_REFUSALS as u64 + 5) {
-        jobs.send(Job::Inbound {
+        jobs.give_blocking(Job::Inbound {
             token,
             from: from.clone(),
             bytes: format!("garbage {token}").into_bytes(),

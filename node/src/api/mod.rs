@@ -34,7 +34,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -68,47 +68,6 @@ pub const ADDR_FILE: &str = "api.addr";
 /// The header naming the local user.
 pub const USER_HEADER: &str = "x-rogatory-user";
 
-/// What the event loop publishes about the network, refreshed a few times a second.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct Snapshot {
-    /// This agency.
-    pub agency: String,
-    /// Its libp2p peer id.
-    pub peer_id: String,
-    /// Addresses it listens on.
-    pub listening: Vec<String>,
-    /// Envelopes received and not yet answered.
-    pub inbound_pending: usize,
-    /// Per partner.
-    pub peers: Vec<PeerStatus>,
-    /// Envelopes on the wire or being recorded (hex ids).
-    #[serde(skip)]
-    pub sending: HashSet<[u8; 32]>,
-}
-
-/// One partner, as the sender sees it.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct PeerStatus {
-    /// Agency id.
-    pub agency: String,
-    /// libp2p peer id.
-    pub peer_id: String,
-    /// Open connections.
-    pub connections: usize,
-    /// Envelopes queued for it, not on the wire.
-    pub queued: usize,
-    /// Envelopes on the wire or awaiting the record of their receipt.
-    pub in_flight: usize,
-    /// Failed attempts since the last success.
-    pub failures: u32,
-    /// Seconds until the next attempt, while backing off.
-    pub retry_in_secs: Option<f64>,
-    /// The last failure.
-    pub last_error: Option<String>,
-    /// Envelopes settled (delivered or rejected) since the node started.
-    pub settled: u64,
-}
-
 /// Shared state of the API handlers.
 pub struct ApiState {
     /// The store (reads; writes go through the worker).
@@ -121,56 +80,17 @@ pub struct ApiState {
     pub trusted: Vec<AgencyCard>,
     /// Limits.
     pub limits: Limits,
-    /// The store worker's queue.
-    pub jobs: std::sync::mpsc::SyncSender<Job>,
-    /// The network's state.
-    pub status: Arc<Mutex<Snapshot>>,
-    /// Requests waiting for an envelope to be settled (`?wait=`); the event loop notifies them.
-    pub waiters: Arc<Waiters>,
+    /// The store worker.
+    pub worker: crate::engine::Worker,
+    /// The event loop.
+    pub net: crate::net::NetHandle,
+    /// This node's libp2p peer id.
+    pub peer_id: String,
+    /// Rung by the worker once a change is durable (`?wait=`).
+    pub watch: Arc<crate::engine::Watch>,
     /// SHA-256 of the token: compared instead of the token, so the comparison's timing says
     /// nothing about the token.
     pub token_hash: Sha256Digest,
-}
-
-/// Who waits for which envelope to be settled: only those are woken when it is.
-#[derive(Default)]
-pub struct Waiters(
-    Mutex<HashMap<[u8; 32], Vec<tokio::sync::oneshot::Sender<()>>>>,
-    /// Woken at every settlement and every envelope accepted (for `GET /v1/outbox?settled=N&wait=`
-    /// and `GET /v1/cases/{id}?wait=`).
-    pub tokio::sync::Notify,
-);
-
-impl Waiters {
-    /// Registers interest in an envelope; the receiver completes when it is settled.
-    pub fn register(&self, id: [u8; 32]) -> tokio::sync::oneshot::Receiver<()> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        if let Ok(mut m) = self.0.lock() {
-            m.entry(id).or_default().push(tx);
-        }
-        rx
-    }
-
-    /// Wakes everyone waiting for `id`.
-    pub fn notify(&self, id: &[u8; 32]) {
-        let woken = self.0.lock().ok().and_then(|mut m| m.remove(id));
-        for tx in woken.into_iter().flatten() {
-            let _ = tx.send(());
-        }
-        self.1.notify_waiters();
-    }
-
-    /// Forgets waiters that gave up on `id`.
-    fn prune(&self, id: &[u8; 32]) {
-        if let Ok(mut m) = self.0.lock()
-            && let Some(v) = m.get_mut(id)
-        {
-            v.retain(|tx| !tx.is_closed());
-            if v.is_empty() {
-                m.remove(id);
-            }
-        }
-    }
 }
 
 /// An API error: a status and a one-line message, as `{"error": "…"}`.
@@ -180,6 +100,25 @@ pub struct ApiError(StatusCode, String);
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<crate::engine::Error> for ApiError {
+    /// Whose fault it is, as a status: the request's (422, 404, 409), the store's (500), a stop
+    /// in progress (503).
+    fn from(e: crate::engine::Error) -> Self {
+        use crate::engine::Error as E;
+        let status = match &e {
+            E::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            E::NotFound(_) => StatusCode::NOT_FOUND,
+            E::Conflict(_) => StatusCode::CONFLICT,
+            E::Store(_) => {
+                tracing::error!("API: {e}");
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+            E::Stopping => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError(status, e.to_string())
     }
 }
 
@@ -313,8 +252,10 @@ async fn proof(
 }
 
 async fn status(_: Authorized, State(s): State<Arc<ApiState>>) -> Result<Json<Value>, ApiError> {
-    let snap = s.status.lock().map_err(internal)?.clone();
-    let mut v = serde_json::to_value(&snap).map_err(internal)?;
+    let net = s.net.status().await.unwrap_or_default();
+    let mut v = serde_json::to_value(&net).map_err(internal)?;
+    v["agency"] = s.me.card.id().as_str().into();
+    v["peer_id"] = s.peer_id.clone().into();
     let store = Arc::clone(&s.store);
     let (inbox, outbox) = tokio::task::spawn_blocking(move || -> Result<_, ApiError> {
         let inbox = store.received().map_err(internal)?.len();
@@ -386,7 +327,7 @@ async fn outbox(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(q.wait.min(300));
     let list = loop {
         // Listening before reading, so a settlement in between is not missed.
-        let woken = s.waiters.1.notified();
+        let woken = s.watch.anything();
         tokio::pin!(woken);
         woken.as_mut().enable();
         let store = Arc::clone(&s.store);
@@ -402,8 +343,9 @@ async fn outbox(
             break list;
         }
     };
-    let snap = s.status.lock().map_err(internal)?.clone();
-    let peers: HashMap<&str, &PeerStatus> =
+    let snap = s.net.status().await.unwrap_or_default();
+    let sending: HashSet<[u8; 32]> = snap.sending.iter().copied().collect();
+    let peers: HashMap<&str, &crate::net::PeerStatus> =
         snap.peers.iter().map(|p| (p.agency.as_str(), p)).collect();
     let rows = list
         .iter()
@@ -412,7 +354,7 @@ async fn outbox(
             let mut row = outbox_row(e);
             if e.state == OutboxState::Queued {
                 let peer = peers.get(e.to.as_str());
-                let state = if snap.sending.contains(&id.0) {
+                let state = if sending.contains(&id.0) {
                     "sending"
                 } else if let Some(p) = peer.filter(|p| p.retry_in_secs.is_some()) {
                     row["retry_in_secs"] = json!(p.retry_in_secs);
@@ -455,7 +397,7 @@ async fn outbox_one(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(w.wait.min(300));
     loop {
         // Registered before reading, so a settlement in between is not missed.
-        let woken = s.waiters.register(key);
+        let mut woken = s.watch.envelope(key);
         let store = Arc::clone(&s.store);
         let entry = tokio::task::spawn_blocking(move || store.outbox_entry(&key))
             .await
@@ -470,10 +412,9 @@ async fn outbox_one(
         if entry.state != OutboxState::Queued || tokio::time::Instant::now() >= deadline {
             return Ok(Json(outbox_row(&entry)));
         }
-        // Wait for this envelope (or the deadline), then read again.
-        if tokio::time::timeout_at(deadline, woken).await.is_err() {
-            s.waiters.prune(&key);
-        }
+        // Wait for this envelope (or the deadline), then read again; the interest is
+        // forgotten when it goes out of scope, whatever happened.
+        let _ = tokio::time::timeout_at(deadline, woken.settled()).await;
     }
 }
 
@@ -598,8 +539,8 @@ async fn send(
     submit(&s, job).await?;
     let queued = rx
         .await
-        .map_err(|_| internal("the store worker stopped"))?
-        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e))?;
+        .map_err(|_| ApiError::from(crate::engine::Error::Stopping))?
+        .map_err(ApiError::from)?;
     Ok(Json(json!({
         "case_id": case.to_string(),
         "type": kind.as_str(),
@@ -608,18 +549,7 @@ async fn send(
 }
 
 async fn submit(s: &ApiState, job: Job) -> Result<(), ApiError> {
-    let jobs = s.jobs.clone();
-    let taken = tokio::task::spawn_blocking(move || jobs.send(job).is_ok())
-        .await
-        .map_err(internal)?;
-    if taken {
-        Ok(())
-    } else {
-        Err(ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the node is stopping".into(),
-        ))
-    }
+    s.worker.give(job).await.map_err(ApiError::from)
 }
 
 /// Finds an envelope by id or unique hex prefix (at least 8 characters), among those received
@@ -691,8 +621,8 @@ async fn message(
         )
         .await?;
         rx.await
-            .map_err(|_| internal("the store worker stopped"))?
-            .map_err(internal)?;
+            .map_err(|_| ApiError::from(crate::engine::Error::Stopping))?
+            .map_err(ApiError::from)?;
         v["accessed_by"] = user.into();
     } else {
         v.as_object_mut().map(|o| o.remove("content"));
@@ -923,8 +853,8 @@ async fn case_export(
     )
     .await?;
     rx.await
-        .map_err(|_| internal("the store worker stopped"))?
-        .map_err(bad)?;
+        .map_err(|_| ApiError::from(crate::engine::Error::Stopping))?
+        .map_err(ApiError::from)?;
     let out = b.out.clone();
     let size = bytes.len();
     tokio::task::spawn_blocking(move || crate::files::write_atomic(&out, &bytes, false, false))
@@ -958,7 +888,7 @@ async fn case_one(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(w.wait.min(300));
     let r = loop {
         // Listening before reading, so a confirmation in between is not missed.
-        let woken = s.waiters.1.notified();
+        let woken = s.watch.anything();
         tokio::pin!(woken);
         woken.as_mut().enable();
         let store = Arc::clone(&s.store);
@@ -1136,8 +1066,8 @@ async fn evidence_add(
     .await?;
     let ids = rx
         .await
-        .map_err(|_| internal("the store worker stopped"))?
-        .map_err(bad)?;
+        .map_err(|_| ApiError::from(crate::engine::Error::Stopping))?
+        .map_err(ApiError::from)?;
     Ok(Json(json!({ "case_id": case.to_string(), "items": ids })))
 }
 
@@ -1197,7 +1127,7 @@ async fn evidence_list(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(w.wait.min(300));
     let list = loop {
         // Listening before reading, so an arrival in between is not missed.
-        let woken = s.waiters.1.notified();
+        let woken = s.watch.anything();
         tokio::pin!(woken);
         woken.as_mut().enable();
         let list = case_evidence(&s, case).await?;
@@ -1362,14 +1292,14 @@ async fn evidence_export(
     let (job, rx) = logged(false);
     submit(&s, job).await?;
     rx.await
-        .map_err(|_| internal("the store worker stopped"))?
-        .map_err(bad)?;
+        .map_err(|_| ApiError::from(crate::engine::Error::Stopping))?
+        .map_err(ApiError::from)?;
     read_item(&s, &r, Some(b.out.clone())).await.map_err(bad)?;
     let (job, rx) = logged(true);
     submit(&s, job).await?;
     rx.await
-        .map_err(|_| internal("the store worker stopped"))?
-        .map_err(bad)?;
+        .map_err(|_| ApiError::from(crate::engine::Error::Stopping))?
+        .map_err(ApiError::from)?;
     Ok(Json(json!({
         "case_id": case.to_string(),
         "item_id": r.key(),
@@ -1457,8 +1387,8 @@ async fn evidence_send(
     .await?;
     let (queued, items) = rx
         .await
-        .map_err(|_| internal("the store worker stopped"))?
-        .map_err(bad)?;
+        .map_err(|_| ApiError::from(crate::engine::Error::Stopping))?
+        .map_err(ApiError::from)?;
     Ok(Json(json!({
         "case_id": case.to_string(),
         "queued": queued,
@@ -1634,8 +1564,8 @@ async fn new_case(
     )
     .await?;
     rx.await
-        .map_err(|_| internal("the store worker stopped"))?
-        .map_err(bad)?;
+        .map_err(|_| ApiError::from(crate::engine::Error::Stopping))?
+        .map_err(ApiError::from)?;
     Ok(Json(case_summary(&record)))
 }
 
@@ -1726,8 +1656,8 @@ async fn forward(
             )
             .await?;
             rx.await
-                .map_err(|_| internal("the store worker stopped"))?
-                .map_err(internal)?;
+                .map_err(|_| ApiError::from(crate::engine::Error::Stopping))?
+                .map_err(ApiError::from)?;
         }
         tracing::warn!(
             envelope = %hex::encode(id), user = user.as_deref().unwrap_or("unknown"),
@@ -1758,8 +1688,8 @@ async fn forward(
     .await?;
     let queued = rx
         .await
-        .map_err(|_| internal("the store worker stopped"))?
-        .map_err(bad)?;
+        .map_err(|_| ApiError::from(crate::engine::Error::Stopping))?
+        .map_err(ApiError::from)?;
     Ok(Json(json!({
         "case_id": opened.case_id.to_string(),
         "forwarded": hex::encode(id),

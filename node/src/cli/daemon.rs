@@ -111,9 +111,9 @@ pub(crate) fn run(a: RunArgs) -> Result<ExitCode> {
     if listen.is_empty() {
         bail!("nothing to listen on: give --listen, or set network.listen in the configuration");
     }
-    runtime()?.block_on(crate::net::run(
+    runtime()?.block_on(crate::daemon::run(
         &dir,
-        crate::net::RunOptions { listen, config },
+        crate::daemon::RunOptions { listen, config },
     ))?;
     Ok(ExitCode::SUCCESS)
 }

@@ -141,16 +141,9 @@ impl Engine {
             user: None,
             confirmation: false,
         };
-        match self.seal(batch, &request)? {
-            Ok(queued) => {
-                for q in queued {
-                    tracing::info!(to = %holder, case = %case, items = keys.len(), "told the holder which items were refused");
-                    replies.push(Reply::Notice(Notice::Queued {
-                        to: q.to,
-                        order: q.order,
-                        id: q.envelope_id.0,
-                    }));
-                }
+        match self.seal(batch, &request, replies)? {
+            Ok(_) => {
+                tracing::info!(to = %holder, case = %case, items = keys.len(), "told the holder which items were refused");
             }
             Err(e) => {
                 tracing::error!(to = %holder, case = %case, "cannot tell the holder that items were refused: {e}");
@@ -215,16 +208,9 @@ impl Engine {
             user: None,
             confirmation: false,
         };
-        match self.seal(batch, &request)? {
-            Ok(queued) => {
-                for q in queued {
-                    tracing::info!(to = %holder, case = %r.case_id, item = %r.item.item_id, state = state.as_str(), "told the holder");
-                    replies.push(Reply::Notice(Notice::Queued {
-                        to: q.to,
-                        order: q.order,
-                        id: q.envelope_id.0,
-                    }));
-                }
+        match self.seal(batch, &request, replies)? {
+            Ok(_) => {
+                tracing::info!(to = %holder, case = %r.case_id, item = %r.item.item_id, state = state.as_str(), "told the holder");
             }
             Err(e) => {
                 tracing::error!(to = %holder, case = %r.case_id, item = %r.item.item_id, "cannot tell the holder that the item was {}: {e}", state.as_str());

@@ -5,6 +5,7 @@ use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId, Sha256Digest};
 use rogatory_proto::message::Message;
 use rogatory_proto::receipt::ReceiptEvent;
 
+use super::Responder;
 use crate::store::OutboxState;
 
 /// A message to send, as the local API takes it.
@@ -36,8 +37,8 @@ pub struct Queued {
     pub sequence: u64,
 }
 
-/// The outcome of sending a manifest: the queued envelope and the items it lists, or why not.
-pub type ManifestSent = Result<(Vec<Queued>, Vec<String>), String>;
+/// A manifest sent: the queued envelope and the items it lists.
+pub type ManifestSent = (Vec<Queued>, Vec<String>);
 
 /// Work for the store worker.
 pub enum Job {
@@ -63,12 +64,20 @@ pub enum Job {
         /// The reason code of a rejection.
         reason: Option<u16>,
     },
+    /// Read queued envelopes for the event loop, which holds only some in memory (answered
+    /// at once with [`Notice::Loaded`], outside any transaction).
+    LoadQueued {
+        /// Their addressee.
+        to: AgencyId,
+        /// Their places in the queue and ids.
+        ids: Vec<(u64, [u8; 32])>,
+    },
     /// Seal and queue a message.
     Send {
         /// What to send.
         request: Box<SendRequest>,
         /// Where the outcome goes (after the commit).
-        reply: tokio::sync::oneshot::Sender<Result<Vec<Queued>, String>>,
+        reply: Responder<Vec<Queued>>,
     },
     /// Open a case before its first message.
     NewCase {
@@ -77,7 +86,7 @@ pub enum Job {
         /// The local user.
         user: Option<String>,
         /// Answered after the commit.
-        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+        reply: Responder<()>,
     },
     /// A local user tried to pass on a message its handling codes forbid passing on: log the
     /// refusal.
@@ -93,7 +102,7 @@ pub enum Job {
         /// Why.
         reason: rogatory_proto::receipt::ReasonCode,
         /// Answered after the commit.
-        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+        reply: Responder<()>,
     },
     /// Add evidence items to a case (their sealed content already moved into place).
     EvidenceAdd {
@@ -104,7 +113,7 @@ pub enum Job {
         /// The local user.
         user: Option<String>,
         /// The item ids given, after the commit.
-        reply: tokio::sync::oneshot::Sender<Result<Vec<String>, String>>,
+        reply: Responder<Vec<String>>,
     },
     /// Send the manifest of a case's staged items to a partner.
     EvidenceSend {
@@ -115,7 +124,7 @@ pub enum Job {
         /// The local user.
         user: Option<String>,
         /// The queued envelope and the items it lists, after the commit.
-        reply: tokio::sync::oneshot::Sender<ManifestSent>,
+        reply: Responder<ManifestSent>,
     },
     /// A transfer's durable progress: `done` chunks of the item are synced in its partial file.
     EvidenceProgress {
@@ -126,7 +135,7 @@ pub enum Job {
         /// Chunks durable.
         done: u64,
         /// Answered after the commit.
-        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+        reply: Responder<()>,
     },
     /// An item's content arrived whole: verified (in place) or quarantined.
     EvidenceArrived {
@@ -137,7 +146,7 @@ pub enum Job {
         /// What became of it.
         outcome: Arrival,
         /// Answered after the commit.
-        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+        reply: Responder<()>,
     },
     /// A local user exports an item's content: log it before the file is written
     /// (`written: false`), then, once it is written whole and checked, extend a received item's
@@ -152,7 +161,7 @@ pub enum Job {
         /// The file is written, synced and matched the manifest's SHA-256.
         written: bool,
         /// Answered after the commit.
-        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+        reply: Responder<()>,
     },
     /// A local user exported the case's bundle: log it with the bundle's hash.
     BundleExported {
@@ -165,7 +174,7 @@ pub enum Job {
         /// The auditor the content is disclosed to (`--for-auditor`).
         auditor: Option<AgencyId>,
         /// Answered after the commit.
-        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+        reply: Responder<()>,
     },
     /// A local user read a message's content: log it before the content is shown.
     Access {
@@ -178,7 +187,7 @@ pub enum Job {
         /// The local user.
         user: String,
         /// Answered after the commit.
-        reply: tokio::sync::oneshot::Sender<Result<(), String>>,
+        reply: Responder<()>,
     },
 }
 
@@ -217,14 +226,25 @@ pub enum Notice {
         /// The receipt, durable.
         receipt: Option<Vec<u8>>,
     },
-    /// An envelope was queued for delivery.
+    /// An envelope was queued for delivery (durably).
     Queued {
         /// The addressee.
         to: AgencyId,
         /// Its place in the queue.
         order: u64,
-        /// The envelope.
+        /// The envelope's id.
         id: [u8; 32],
+        /// The envelope.
+        envelope: Vec<u8>,
+    },
+    /// Queued envelopes read for the event loop ([`Job::LoadQueued`]).
+    Loaded {
+        /// Their addressee.
+        to: AgencyId,
+        /// Place, id, and the envelope if it is still queued (`None`: settled meanwhile).
+        entries: Vec<(u64, [u8; 32], Option<Vec<u8>>)>,
+        /// The store could not be read: the event loop asks again later.
+        failed: bool,
     },
     /// A partner's evidence manifest was accepted in this case: its items are to be fetched.
     EvidenceListed {

@@ -18,10 +18,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result};
 use rogatory_proto::audit::entry::{Actor, AuditEntry, AuditEvent};
 use rogatory_proto::card::AgencyCard;
 use rogatory_proto::envelope::Limits;
@@ -29,6 +28,8 @@ use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId};
 use rogatory_proto::message::ItemState;
 
 mod custody;
+mod error;
+mod handle;
 mod jobs;
 pub mod receive;
 mod seal;
@@ -36,6 +37,8 @@ mod settle;
 
 use crate::keydir::KeyDir;
 use crate::store::{Batch, LogSigner, Store};
+pub use error::Error;
+pub use handle::{Interest, Responder, Watch, Worker};
 pub use jobs::{Arrival, Job, ManifestSent, NewEvidence, Notice, Queued, SendRequest};
 use receive::{ChainSlot, Outcome};
 
@@ -99,19 +102,56 @@ enum Reply {
     /// A slot reserved for an answer that turned out to wait.
     Nothing,
     Notice(Notice),
-    Sent(
-        tokio::sync::oneshot::Sender<Result<Vec<Queued>, String>>,
-        Result<Vec<Queued>, String>,
-    ),
-    Accessed(
-        tokio::sync::oneshot::Sender<Result<(), String>>,
-        Result<(), String>,
-    ),
-    Items(
-        tokio::sync::oneshot::Sender<Result<Vec<String>, String>>,
-        Result<Vec<String>, String>,
-    ),
-    Manifest(tokio::sync::oneshot::Sender<ManifestSent>, ManifestSent),
+    Answer(Box<dyn Answer>),
+}
+
+/// A job's outcome, held until its batch is committed.
+trait Answer: Send {
+    /// Sends it.
+    fn send(self: Box<Self>);
+    /// The batch failed: the outcome becomes that failure.
+    fn fail(self: Box<Self>, e: Error) -> Box<dyn Answer>;
+}
+
+struct Held<T> {
+    tx: Responder<T>,
+    value: Result<T, Error>,
+}
+
+impl<T: Send + 'static> Answer for Held<T> {
+    fn send(self: Box<Self>) {
+        let _ = self.tx.send(self.value);
+    }
+
+    fn fail(mut self: Box<Self>, e: Error) -> Box<dyn Answer> {
+        self.value = Err(e);
+        self
+    }
+}
+
+impl Reply {
+    fn answer<T: Send + 'static>(tx: Responder<T>, value: Result<T, Error>) -> Self {
+        Reply::Answer(Box::new(Held { tx, value }))
+    }
+}
+
+/// Holds a job's outcome: `r` is a store failure (`Err`, which abandons the batch; the reply
+/// becomes that failure) or the job's own outcome.
+fn hold<T: Send + 'static>(
+    replies: &mut Vec<Reply>,
+    tx: Responder<T>,
+    r: Result<Result<T, Error>>,
+) -> Result<()> {
+    match r {
+        Ok(value) => {
+            replies.push(Reply::answer(tx, value));
+            Ok(())
+        }
+        Err(e) => {
+            replies.push(Reply::answer(tx, Err(Error::store(&e))));
+            Err(e)
+        }
+    }
 }
 
 /// The store worker's state.
@@ -154,15 +194,30 @@ impl Engine {
     }
 
     /// Runs until the job queue closes; then answers what waits with nothing.
-    pub fn run(mut self, jobs: Receiver<Job>, notices: tokio::sync::mpsc::Sender<Notice>) {
+    pub fn run(
+        mut self,
+        mut jobs: tokio::sync::mpsc::Receiver<Job>,
+        notices: tokio::sync::mpsc::Sender<Notice>,
+        watch: &Watch,
+    ) {
+        // The worker's own clock, to wake for envelopes that waited too long.
+        let Ok(clock) = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        else {
+            tracing::error!("the store worker cannot start its clock");
+            return;
+        };
         loop {
-            let first = match jobs.recv_timeout(Duration::from_secs(1)) {
-                Ok(j) => j,
-                Err(RecvTimeoutError::Timeout) => {
+            let first = match clock
+                .block_on(async { tokio::time::timeout(Duration::from_secs(1), jobs.recv()).await })
+            {
+                Ok(Some(j)) => j,
+                Err(_) => {
                     self.expire(&notices);
                     continue;
                 }
-                Err(RecvTimeoutError::Disconnected) => break,
+                Ok(None) => break,
             };
             let mut batch = vec![first];
             let solo = self.solo_until.is_some_and(|t| t > Instant::now());
@@ -172,30 +227,36 @@ impl Engine {
                     Err(_) => break,
                 }
             }
+            let mut changed = false;
             for reply in self.process(batch) {
-                let sent = match reply {
-                    Reply::Nothing => true,
-                    Reply::Notice(n) => notices.blocking_send(n).is_ok(),
-                    Reply::Sent(tx, r) => {
-                        let _ = tx.send(r);
-                        true
+                match reply {
+                    Reply::Nothing => {}
+                    Reply::Notice(n) => {
+                        match &n {
+                            Notice::Settled { id, state: Some(_) } => {
+                                watch.settled(id);
+                                changed = true;
+                            }
+                            Notice::Answer {
+                                receipt: Some(_), ..
+                            }
+                            | Notice::EvidenceListed { .. } => changed = true,
+                            _ => {}
+                        }
+                        if notices.blocking_send(n).is_err() {
+                            // The event loop has stopped: so does the worker.
+                            watch.changed();
+                            return;
+                        }
                     }
-                    Reply::Accessed(tx, r) => {
-                        let _ = tx.send(r);
-                        true
+                    Reply::Answer(a) => {
+                        a.send();
+                        changed = true;
                     }
-                    Reply::Items(tx, r) => {
-                        let _ = tx.send(r);
-                        true
-                    }
-                    Reply::Manifest(tx, r) => {
-                        let _ = tx.send(r);
-                        true
-                    }
-                };
-                if !sent {
-                    return;
                 }
+            }
+            if changed {
+                watch.changed();
             }
             self.expire(&notices);
         }
@@ -389,60 +450,21 @@ impl Engine {
                 replies[at] = Reply::Notice(Notice::Settled { id, state });
                 Ok(())
             }
-            Job::Send { request, reply } => match self.seal(batch, &request) {
-                Ok(Ok(queued)) => {
-                    for q in &queued {
-                        replies.push(Reply::Notice(Notice::Queued {
-                            to: q.to.clone(),
-                            order: q.order,
-                            id: q.envelope_id.0,
-                        }));
-                    }
-                    replies.push(Reply::Sent(reply, Ok(queued)));
-                    Ok(())
-                }
-                Ok(Err(refused)) => {
-                    replies.push(Reply::Sent(reply, Err(refused)));
-                    Ok(())
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(format!("the store failed; nothing was queued: {e:#}")));
-                    Err(e)
-                }
-            },
+            Job::LoadQueued { to, ids } => {
+                replies.push(Reply::Notice(self.load_queued(to, ids)));
+                Ok(())
+            }
+            Job::Send { request, reply } => {
+                let r = self.seal(batch, &request, replies);
+                hold(replies, reply, r)
+            }
             Job::NewCase {
                 record,
                 user,
                 reply,
             } => {
-                replies.push(Reply::Accessed(reply, Err("not done".into())));
-                let at = replies.len() - 1;
-                let outcome = crate::cases::open(batch, &record)?;
-                if outcome.is_ok() {
-                    let mut e = AuditEntry {
-                        seq: 0,
-                        time: rogatory_proto::time::now_unix(),
-                        case_id: record.case_id,
-                        event: AuditEvent::CaseCreated,
-                        actor: Actor {
-                            agency: self.me.card.id().clone(),
-                            user: None,
-                        },
-                        peer: Some(record.peer.clone()),
-                        envelope_id: None,
-                        receipt_hash: None,
-                        transition: None,
-                        reason: None,
-                        commitment: None,
-                    };
-                    e.actor.user = user;
-                    batch.append(&self.signer(), &record.case_id, &mut [e])?;
-                }
-                if let Reply::Accessed(tx, _) = std::mem::replace(&mut replies[at], Reply::Nothing)
-                {
-                    replies[at] = Reply::Accessed(tx, outcome);
-                }
-                Ok(())
+                let r = self.new_case(batch, &record, user);
+                hold(replies, reply, r)
             }
             Job::Refused {
                 case,
@@ -452,10 +474,10 @@ impl Engine {
                 reason,
                 reply,
             } => {
-                replies.push(Reply::Accessed(reply, Ok(())));
                 let event = AuditEvent::EnvelopeRejected;
                 let reason = Some(u16::from(reason));
-                self.log_user_act(batch, &case, event, &to, envelope, user, reason)
+                let r = self.log_user_act(batch, &case, event, &to, envelope, user, reason);
+                hold(replies, reply, r.map(Ok))
             }
             Job::EvidenceAdd {
                 case,
@@ -463,13 +485,8 @@ impl Engine {
                 user,
                 reply,
             } => {
-                replies.push(Reply::Items(reply, Err("not done".into())));
-                let at = replies.len() - 1;
-                let outcome = self.add_evidence(batch, &case, items, user)?;
-                if let Reply::Items(tx, _) = std::mem::replace(&mut replies[at], Reply::Nothing) {
-                    replies[at] = Reply::Items(tx, outcome);
-                }
-                Ok(())
+                let r = self.add_evidence(batch, &case, items, user);
+                hold(replies, reply, r)
             }
             Job::EvidenceSend {
                 case,
@@ -477,23 +494,8 @@ impl Engine {
                 user,
                 reply,
             } => {
-                replies.push(Reply::Manifest(reply, Err("not done".into())));
-                let at = replies.len() - 1;
-                let outcome = self.send_manifest(batch, &case, &to, user)?;
-                if let Ok((queued, _)) = &outcome {
-                    for q in queued {
-                        replies.push(Reply::Notice(Notice::Queued {
-                            to: q.to.clone(),
-                            order: q.order,
-                            id: q.envelope_id.0,
-                        }));
-                    }
-                }
-                if let Reply::Manifest(tx, _) = std::mem::replace(&mut replies[at], Reply::Nothing)
-                {
-                    replies[at] = Reply::Manifest(tx, outcome);
-                }
-                Ok(())
+                let r = self.send_manifest(batch, &case, &to, user, replies);
+                hold(replies, reply, r)
             }
             Job::EvidenceProgress {
                 case,
@@ -501,14 +503,16 @@ impl Engine {
                 done,
                 reply,
             } => {
-                replies.push(Reply::Accessed(reply, Ok(())));
-                if let Some(mut r) = batch.evidence_item(&case, &key)?
-                    && r.state == crate::evidence::EvidenceState::Expected
-                {
-                    r.chunks_done = done;
-                    batch.put_evidence(&r)?;
-                }
-                Ok(())
+                let r = (|| {
+                    if let Some(mut r) = batch.evidence_item(&case, &key)?
+                        && r.state == crate::evidence::EvidenceState::Expected
+                    {
+                        r.chunks_done = done;
+                        batch.put_evidence(&r)?;
+                    }
+                    Ok(Ok(()))
+                })();
+                hold(replies, reply, r)
             }
             Job::EvidenceArrived {
                 case,
@@ -516,8 +520,8 @@ impl Engine {
                 outcome,
                 reply,
             } => {
-                replies.push(Reply::Accessed(reply, Ok(())));
-                self.evidence_arrived(batch, &case, &key, outcome, replies)
+                let r = self.evidence_arrived(batch, &case, &key, outcome, replies);
+                hold(replies, reply, r.map(Ok))
             }
             Job::EvidenceExported {
                 case,
@@ -526,45 +530,8 @@ impl Engine {
                 written,
                 reply,
             } => {
-                replies.push(Reply::Accessed(reply, Ok(())));
-                let Some(mut r) = batch.evidence_item(&case, &key)? else {
-                    return Err(anyhow!("no evidence item {key} in case {case}"));
-                };
-                let now = rogatory_proto::time::now_unix();
-                if written {
-                    // A received item's chain of custody goes on here, and at the holder's.
-                    if !r.outgoing {
-                        let action =
-                            "exported: decrypted to a file that matches the manifest's SHA-256";
-                        let custody = vec![self.custody(now, user.as_deref(), action.into(), None)];
-                        self.report_to_holder(
-                            batch,
-                            &mut r,
-                            ItemState::Exported,
-                            custody,
-                            replies,
-                        )?;
-                    }
-                    return Ok(());
-                }
-                let e = AuditEntry {
-                    seq: 0,
-                    time: now,
-                    case_id: case,
-                    event: AuditEvent::EvidenceExported,
-                    actor: Actor {
-                        agency: self.me.card.id().clone(),
-                        user,
-                    },
-                    peer: None,
-                    envelope_id: r.manifest,
-                    receipt_hash: None,
-                    transition: None,
-                    reason: None,
-                    commitment: r.item.sha256,
-                };
-                batch.append(&self.signer(), &case, &mut [e])?;
-                Ok(())
+                let r = self.evidence_exported(batch, &case, &key, user, written, replies);
+                hold(replies, reply, r)
             }
             Job::BundleExported {
                 case,
@@ -573,7 +540,6 @@ impl Engine {
                 auditor,
                 reply,
             } => {
-                replies.push(Reply::Accessed(reply, Ok(())));
                 let e = AuditEntry {
                     seq: 0,
                     time: rogatory_proto::time::now_unix(),
@@ -590,8 +556,8 @@ impl Engine {
                     reason: None,
                     commitment: Some(sha256),
                 };
-                batch.append(&self.signer(), &case, &mut [e])?;
-                Ok(())
+                let r = batch.append(&self.signer(), &case, &mut [e]);
+                hold(replies, reply, r.map(|_| Ok(())).map_err(Into::into))
             }
             Job::Access {
                 case,
@@ -600,12 +566,113 @@ impl Engine {
                 user,
                 reply,
             } => {
-                // On failure, this reply becomes a failure with the whole batch.
-                replies.push(Reply::Accessed(reply, Ok(())));
                 let event = AuditEvent::ContentAccessed;
-                self.log_user_act(batch, &case, event, &peer, envelope, Some(user), None)
+                let r = self.log_user_act(batch, &case, event, &peer, envelope, Some(user), None);
+                hold(replies, reply, r.map(Ok))
             }
         }
+    }
+
+    /// Reads queued envelopes for the event loop (outside the transaction: they were queued by
+    /// batches already committed).
+    fn load_queued(&self, to: AgencyId, ids: Vec<(u64, [u8; 32])>) -> Notice {
+        let mut entries = Vec::with_capacity(ids.len());
+        for (order, id) in ids {
+            match self.store.outbox_entry(&id) {
+                Ok(Some(e)) if e.state == crate::store::OutboxState::Queued => {
+                    entries.push((order, id, Some(e.envelope)));
+                }
+                Ok(_) => entries.push((order, id, None)),
+                Err(e) => {
+                    tracing::error!(partner = %to, "cannot read the outbox: {e}");
+                    return Notice::Loaded {
+                        to,
+                        entries: Vec::new(),
+                        failed: true,
+                    };
+                }
+            }
+        }
+        Notice::Loaded {
+            to,
+            entries,
+            failed: false,
+        }
+    }
+
+    /// Opens a case before its first message, with its `case-created` entry.
+    fn new_case(
+        &self,
+        batch: &mut Batch<'_>,
+        record: &crate::cases::CaseRecord,
+        user: Option<String>,
+    ) -> Result<Result<(), Error>> {
+        if let Err(e) = crate::cases::open(batch, record)? {
+            return Ok(Err(Error::Conflict(e)));
+        }
+        let e = AuditEntry {
+            seq: 0,
+            time: rogatory_proto::time::now_unix(),
+            case_id: record.case_id,
+            event: AuditEvent::CaseCreated,
+            actor: Actor {
+                agency: self.me.card.id().clone(),
+                user,
+            },
+            peer: Some(record.peer.clone()),
+            envelope_id: None,
+            receipt_hash: None,
+            transition: None,
+            reason: None,
+            commitment: None,
+        };
+        batch.append(&self.signer(), &record.case_id, &mut [e])?;
+        Ok(Ok(()))
+    }
+
+    /// A local user exports an item's content: logged before the file is written; once it is
+    /// written and checked, a received item's chain of custody goes on, here and at the holder.
+    fn evidence_exported(
+        &self,
+        batch: &mut Batch<'_>,
+        case: &CaseId,
+        key: &str,
+        user: Option<String>,
+        written: bool,
+        replies: &mut Vec<Reply>,
+    ) -> Result<Result<(), Error>> {
+        let Some(mut r) = batch.evidence_item(case, key)? else {
+            return Ok(Err(Error::NotFound(format!(
+                "no evidence item {key} in case {case}"
+            ))));
+        };
+        let now = rogatory_proto::time::now_unix();
+        if written {
+            if !r.outgoing {
+                let action = "exported: decrypted to a file that matches the manifest's SHA-256";
+                let custody = vec![self.custody(now, user.as_deref(), action.into(), None)];
+                self.report_to_holder(batch, &mut r, ItemState::Exported, custody, replies)?;
+            }
+            return Ok(Ok(()));
+        }
+        let e = AuditEntry {
+            seq: 0,
+            time: now,
+            case_id: *case,
+            event: AuditEvent::EvidenceExported,
+            actor: Actor {
+                agency: self.me.card.id().clone(),
+                user,
+            },
+            peer: None,
+            envelope_id: r.manifest,
+            receipt_hash: None,
+            transition: None,
+            reason: None,
+            commitment: r.item.sha256,
+        };
+        batch.append(&self.signer(), case, &mut [e])?;
+        Ok(Ok(()))
     }
 
     /// Logs what a local user did (or tried) with a message.
@@ -679,22 +746,32 @@ impl Engine {
 impl Reply {
     /// The failure reply of a job the batch never reached.
     fn unreached(job: Job) -> Reply {
+        fn e<T>() -> Result<T, Error> {
+            Err(Error::Store(
+                "not done: an earlier job of its batch failed".into(),
+            ))
+        }
         match job {
             Job::Inbound { token, .. } => Reply::Notice(Notice::Answer {
                 token,
                 receipt: None,
             }),
             Job::Receipt { id, .. } => Reply::Notice(Notice::Settled { id, state: None }),
-            Job::Send { reply, .. } => Reply::Sent(reply, Err("not done".into())),
-            Job::Access { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
-            Job::NewCase { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
-            Job::EvidenceAdd { reply, .. } => Reply::Items(reply, Err("not done".into())),
-            Job::EvidenceSend { reply, .. } => Reply::Manifest(reply, Err("not done".into())),
-            Job::EvidenceProgress { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
-            Job::EvidenceArrived { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
-            Job::EvidenceExported { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
-            Job::Refused { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
-            Job::BundleExported { reply, .. } => Reply::Accessed(reply, Err("not done".into())),
+            Job::LoadQueued { to, ids } => Reply::Notice(Notice::Loaded {
+                to,
+                entries: ids.into_iter().map(|(o, id)| (o, id, None)).collect(),
+                failed: true,
+            }),
+            Job::Send { reply, .. } => Reply::answer(reply, e()),
+            Job::Access { reply, .. }
+            | Job::NewCase { reply, .. }
+            | Job::EvidenceProgress { reply, .. }
+            | Job::EvidenceArrived { reply, .. }
+            | Job::EvidenceExported { reply, .. }
+            | Job::Refused { reply, .. }
+            | Job::BundleExported { reply, .. } => Reply::answer(reply, e()),
+            Job::EvidenceAdd { reply, .. } => Reply::answer(reply, e()),
+            Job::EvidenceSend { reply, .. } => Reply::answer(reply, e()),
         }
     }
 
@@ -708,33 +785,28 @@ impl Reply {
             }),
             // Nothing was queued or stored after all: the event loop must not hear of it.
             Reply::Notice(Notice::Queued { .. } | Notice::EvidenceListed { .. }) => return None,
+            // Read outside the transaction: true whatever became of it.
+            Reply::Notice(n @ Notice::Loaded { .. }) => Reply::Notice(n),
             Reply::Notice(Notice::Settled { id, .. }) => {
                 Reply::Notice(Notice::Settled { id, state: None })
             }
-            Reply::Sent(tx, _) => Reply::Sent(
-                tx,
-                Err(format!("the store failed; nothing was queued: {e:#}")),
-            ),
-            Reply::Accessed(tx, _) => Reply::Accessed(tx, Err(format!("the store failed: {e:#}"))),
-            Reply::Items(tx, _) => Reply::Items(tx, Err(format!("the store failed: {e:#}"))),
-            Reply::Manifest(tx, _) => Reply::Manifest(
-                tx,
-                Err(format!("the store failed; nothing was queued: {e:#}")),
-            ),
+            Reply::Answer(a) => Reply::Answer(a.fail(Error::store(e))),
         })
     }
 }
 
-/// Starts the worker thread; returns the job queue.
+/// Starts the worker thread, with a queue of `capacity` jobs; the worker tells the event loop
+/// what it did on `notices` and rings `watch` once a change is durable.
 pub fn spawn(
     engine: Engine,
     capacity: usize,
     notices: tokio::sync::mpsc::Sender<Notice>,
-) -> Result<(SyncSender<Job>, std::thread::JoinHandle<()>)> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(capacity);
+    watch: Arc<Watch>,
+) -> Result<(Worker, std::thread::JoinHandle<()>)> {
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity);
     let handle = std::thread::Builder::new()
         .name("store".into())
-        .spawn(move || engine.run(rx, notices))
+        .spawn(move || engine.run(rx, notices, &watch))
         .context("cannot start the store worker")?;
-    Ok((tx, handle))
+    Ok((Worker::new(tx), handle))
 }

@@ -22,11 +22,11 @@ impl Engine {
         case: &CaseId,
         items: Vec<NewEvidence>,
         user: Option<String>,
-    ) -> Result<Result<Vec<String>, String>> {
+    ) -> Result<Result<Vec<String>, Error>> {
         if batch.case_record(case)?.is_none() {
-            return Ok(Err(format!(
+            return Ok(Err(Error::NotFound(format!(
                 "there is no case {case} on this node (rogatory case new)"
-            )));
+            ))));
         }
         let existing = batch.evidence(case)?;
         let mut next = existing
@@ -104,16 +104,17 @@ impl Engine {
         case: &CaseId,
         to: &AgencyId,
         user: Option<String>,
-    ) -> Result<ManifestSent> {
+        replies: &mut Vec<Reply>,
+    ) -> Result<Result<ManifestSent, Error>> {
         let staged: Vec<_> = batch
             .evidence(case)?
             .into_iter()
             .filter(|r| r.outgoing && r.state == crate::evidence::EvidenceState::Staged)
             .collect();
         if staged.is_empty() {
-            return Ok(Err(format!(
+            return Ok(Err(Error::Conflict(format!(
                 "case {case} has no evidence staged to send (rogatory evidence add)"
-            )));
+            ))));
         }
         let storage = self.me.keys.storage_key();
         let now = rogatory_proto::time::now_unix();
@@ -151,7 +152,7 @@ impl Engine {
             user,
             confirmation: false,
         };
-        let queued = match self.seal(batch, &request)? {
+        let queued = match self.seal(batch, &request, replies)? {
             Ok(q) => q,
             Err(e) => return Ok(Err(e)),
         };
@@ -185,15 +186,10 @@ impl Engine {
             user: None,
             confirmation: true,
         };
-        match self.seal(batch, &request)? {
+        match self.seal(batch, &request, replies)? {
             Ok(queued) => {
                 for q in queued {
                     tracing::info!(%to, case = %case, envelope = %q.envelope_id, "confirmed the partner's update");
-                    replies.push(Reply::Notice(Notice::Queued {
-                        to: q.to,
-                        order: q.order,
-                        id: q.envelope_id.0,
-                    }));
                 }
                 Ok(())
             }
@@ -204,21 +200,23 @@ impl Engine {
     }
 
     /// Seals a message for each addressee at the next position of the case's chain to it, and
-    /// queues the envelopes with their `envelope-sent` entries. The inner `Result` is a refusal
-    /// that wrote nothing; the outer one a store failure.
+    /// queues the envelopes with their `envelope-sent` entries, telling the event loop (in
+    /// `replies`, sent once the batch is committed). The inner `Result` is a refusal that wrote
+    /// nothing; the outer one a store failure.
     pub(super) fn seal(
         &self,
         batch: &mut Batch<'_>,
         r: &SendRequest,
-    ) -> Result<Result<Vec<Queued>, String>> {
+        replies: &mut Vec<Reply>,
+    ) -> Result<Result<Vec<Queued>, Error>> {
         let mut cards = Vec::with_capacity(r.to.len());
         for to in &r.to {
             match self.trusted.iter().find(|c| c.id() == to) {
                 Some(c) => cards.push(c),
                 None => {
-                    return Ok(Err(format!(
+                    return Ok(Err(Error::Invalid(format!(
                         "{to} is not a pinned partner (rogatory peer add)"
-                    )));
+                    ))));
                 }
             }
         }
@@ -280,7 +278,7 @@ impl Engine {
             &self.limits,
         ) {
             Ok(s) => s,
-            Err(e) => return Ok(Err(format!("cannot seal the message: {e}"))),
+            Err(e) => return Ok(Err(Error::Invalid(format!("cannot seal the message: {e}")))),
         };
         // The case's machine must allow what the message says (once, whatever the addressees);
         // sealing wrote nothing, so a refusal leaves no trace.
@@ -298,13 +296,20 @@ impl Engine {
                 to: &r.to,
             };
             if let Err(e) = crate::cases::apply(batch, &r.case, direction, carried, now)? {
-                return Ok(Err(format!("refused: {e}")));
+                return Ok(Err(e.into()));
             }
         }
         let mut out = Vec::with_capacity(sealed.len());
         let mut entries = Vec::with_capacity(sealed.len());
         let storage = self.me.keys.storage_key();
         for (s, a) in sealed.into_iter().zip(&addressees) {
+            replies.push(Reply::Notice(Notice::Queued {
+                to: s.to.clone(),
+                order: 0,
+                id: s.id.0,
+                envelope: s.bytes.clone(),
+            }));
+            let notice = replies.len() - 1;
             let mut entry = OutboxEntry {
                 content_key: Some(crate::store::wrap_envelope_key(&storage, &s.id, &s.key)),
                 case_id: r.case,
@@ -319,6 +324,9 @@ impl Engine {
             let order = batch
                 .enqueue(&mut entry, true)?
                 .ok_or_else(|| anyhow!("the queue gave no order"))?;
+            if let Reply::Notice(Notice::Queued { order: o, .. }) = &mut replies[notice] {
+                *o = order;
+            }
             batch.set_chain_out(&r.case, &s.to, a.chain.sequence, &s.id.0)?;
             if let Some(size) = size {
                 batch.set_witness_out(&r.case, &s.to, size)?;

@@ -6,7 +6,11 @@
 //! emergency cases first, then the items in turn. The holder serves chunks of items it listed
 //! to that partner, straight from its sealed file: nothing to encrypt, no state per transfer.
 //!
-//! Each item being received has a writer thread. It takes the responses in chunk order, opens
+//! This module is the event loop's side: which chunks to ask for, of which items, when. The
+//! items themselves are received by a bounded pool of threads ([`super::pool`]): at most
+//! `evidence.max_active_items` at once, the others waiting their turn. A pool thread reads the
+//! item's record, checks the free disk space, opens the partial file, and tells the loop
+//! ([`WriterEvent::Started`]); it then takes the responses in chunk order, opens the responses in chunk order, opens
 //! every chunk (which checks it), hashes the plaintext, and appends the sealed chunk to
 //! `evidence/partial/`; every `evidence.sync_every_mib` (configuration) it syncs the file and records how many chunks
 //! are durable, where a transfer resumes after a restart of either node (the prefix is opened
@@ -16,21 +20,12 @@
 //! [`MAX_RESPONSE_BYTES`](rogatory_proto::evidence::MAX_RESPONSE_BYTES).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
 use libp2p::request_response::OutboundRequestId;
-use rogatory_proto::evidence::{self as stream, ChunkRequest, ChunkStatus, MAX_CHUNKS_PER_REQUEST};
+use rogatory_proto::evidence::{ChunkRequest, ChunkStatus, MAX_CHUNKS_PER_REQUEST};
 use rogatory_proto::ids::{AgencyId, CaseId, Sha256Digest};
-
-use crate::engine::Job;
-use crate::evidence::{EvidenceRecord, EvidenceState};
-use crate::store::Store;
-
-use super::writer::Writer;
 
 /// Requests in flight (or answered and not yet written) per item.
 pub const WINDOW: usize = 4;
@@ -41,9 +36,26 @@ pub(super) const REFETCHES: u32 = 2;
 /// Identifies an item being received: its case and its record key (`partner/item`).
 pub type ItemKey = (CaseId, String);
 
-/// What a writer thread tells the event loop.
+/// What a pool thread tells the event loop.
 #[derive(Debug)]
 pub enum WriterEvent {
+    /// An item is being received: its durable prefix is checked, its file open.
+    Started {
+        /// The item.
+        key: ItemKey,
+        /// The partner holding it.
+        peer: AgencyId,
+        /// Its id in the partner's manifest.
+        item: String,
+        /// Its chunks.
+        chunks: u64,
+        /// The first chunk not yet held.
+        next: u64,
+        /// Its case is an emergency.
+        emergency: bool,
+        /// Where the responses go, in any order.
+        writer: SyncSender<(u64, Vec<u8>)>,
+    },
     /// A response was written (or dropped as a duplicate): room for another request.
     Consumed(ItemKey),
     /// Ask again for chunks from this one on (a chunk did not open).
@@ -71,214 +83,42 @@ struct Incoming {
     emergency: bool,
 }
 
-/// How long an item that does not fit in the free disk space waits before it is looked at
-/// again.
-const SPACE_RETRY: Duration = Duration::from_secs(60);
-
-/// The receiving side of every evidence transfer. At most `max_active` items are received at
-/// once, each with a writer thread and an open file; the others wait their turn (emergency
-/// cases first), however many items the partners' manifests list.
+/// The event loop's side of every evidence transfer: the items being received (started by
+/// the pool) and their requests in flight.
 pub struct Fetcher {
-    data: PathBuf,
-    store: Arc<Store>,
-    jobs: SyncSender<Job>,
-    storage: zeroize::Zeroizing<[u8; 32]>,
-    events: tokio::sync::mpsc::Sender<WriterEvent>,
-    sync_every: u64,
-    max_active: usize,
-    keep_free: u64,
+    pool: super::pool::Queue,
     items: BTreeMap<ItemKey, Incoming>,
-    /// Items expected and not started, in turn: emergencies at the front.
-    waiting: std::collections::VecDeque<ItemKey>,
-    /// The same, to tell at once whether an item waits.
-    queued: BTreeSet<ItemKey>,
-    /// While the next item does not fit in the free disk space: when to look again.
-    space_retry_at: Option<Instant>,
     in_flight: HashMap<OutboundRequestId, (ItemKey, u64, u64)>,
     turn: usize,
 }
 
 impl Fetcher {
-    /// A fetcher for this node; writer threads report on `events`. At most `max_active` items
-    /// are received at once, and an item starts only when its remaining content fits in the
-    /// free disk space with `keep_free` bytes to spare.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        data: PathBuf,
-        store: Arc<Store>,
-        jobs: SyncSender<Job>,
-        storage: zeroize::Zeroizing<[u8; 32]>,
-        events: tokio::sync::mpsc::Sender<WriterEvent>,
-        sync_every: u64,
-        max_active: usize,
-        keep_free: u64,
-    ) -> Self {
+    /// The loop's side of `pool`.
+    pub fn new(pool: super::pool::Queue) -> Self {
         Self {
-            data,
-            store,
-            jobs,
-            storage,
-            events,
-            sync_every: sync_every.max(1),
-            max_active: max_active.max(1),
-            keep_free,
+            pool,
             items: BTreeMap::new(),
-            waiting: std::collections::VecDeque::new(),
-            queued: BTreeSet::new(),
-            space_retry_at: None,
             in_flight: HashMap::new(),
             turn: 0,
         }
     }
 
-    /// Queues every item of `case` (or of every case) that is expected and neither being
-    /// received nor waiting, then starts as many as the pool allows.
+    /// Has the pool queue every item of `case` (or of every case) that is expected and
+    /// neither being received nor waiting (the pool reads the store, not the loop).
     pub fn load(&mut self, case: Option<CaseId>) {
-        let cases = match case {
-            Some(c) => vec![c],
-            None => match self.store.case_ids_with_evidence() {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::error!("cannot list the cases with evidence: {e}");
-                    return;
-                }
-            },
-        };
-        for case in cases {
-            let emergency = self
-                .store
-                .case_record(&case)
-                .ok()
-                .flatten()
-                .is_some_and(|r| r.emergency);
-            let records = match self.store.evidence(&case) {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!(%case, "cannot read the evidence records: {e}");
-                    continue;
-                }
-            };
-            for r in records {
-                if r.outgoing || r.state != EvidenceState::Expected {
-                    continue;
-                }
-                let key = (case, r.key());
-                if self.items.contains_key(&key) || !self.queued.insert(key.clone()) {
-                    continue;
-                }
-                if emergency {
-                    self.waiting.push_front(key);
-                } else {
-                    self.waiting.push_back(key);
-                }
-            }
-        }
-        self.fill();
-    }
-
-    /// Starts waiting items while the pool has room and the next one fits on the disk.
-    fn fill(&mut self) {
-        if self.space_retry_at.is_some_and(|t| t > Instant::now()) {
-            return;
-        }
-        self.space_retry_at = None;
-        while self.items.len() < self.max_active {
-            let Some(key) = self.waiting.pop_front() else {
-                return;
-            };
-            let record = match self.store.evidence_item(&key.0, &key.1) {
-                Ok(Some(r)) if r.state == EvidenceState::Expected => r,
-                Ok(_) => {
-                    self.queued.remove(&key);
-                    continue;
-                }
-                Err(e) => {
-                    tracing::error!(case = %key.0, item = %key.1, "cannot read the evidence record: {e}");
-                    self.queued.remove(&key);
-                    continue;
-                }
-            };
-            let remaining = stream::sealed_len(record.item.size)
-                .saturating_sub(stream::sealed_offset(record.chunks_done));
-            match crate::evidence::free_space(&self.data) {
-                Ok(free) if free >= remaining.saturating_add(self.keep_free) => {}
-                Ok(free) => {
-                    tracing::warn!(case = %key.0, item = %key.1, free = %crate::evidence::human_size(free), needed = %crate::evidence::human_size(remaining), "evidence waits for free disk space");
-                    self.waiting.push_front(key);
-                    self.space_retry_at = Some(Instant::now() + SPACE_RETRY);
-                    return;
-                }
-                Err(e) => {
-                    tracing::error!("cannot read the free disk space: {e}");
-                    self.waiting.push_front(key);
-                    self.space_retry_at = Some(Instant::now() + SPACE_RETRY);
-                    return;
-                }
-            }
-            self.queued.remove(&key);
-            let emergency = self
-                .store
-                .case_record(&key.0)
-                .ok()
-                .flatten()
-                .is_some_and(|r| r.emergency);
-            match self.start(&record, emergency) {
-                Ok(inc) => {
-                    tracing::info!(case = %key.0, item = %key.1, size = record.item.size, from_chunk = record.chunks_done, "receiving evidence");
-                    self.items.insert(key, inc);
-                }
-                Err(e) => {
-                    tracing::error!(case = %key.0, item = %key.1, "cannot receive evidence: {e:#}")
-                }
-            }
-        }
-    }
-
-    fn start(&self, r: &EvidenceRecord, emergency: bool) -> Result<Incoming> {
-        let peer = r.peer.clone().context("no partner on record")?;
-        let context = crate::evidence::key_context(&r.case_id, &r.key());
-        let wrapped = r
-            .wrapped_key
-            .as_deref()
-            .context("no content key on record")?;
-        let key = stream::unwrap_key(&self.storage, &context, wrapped)
-            .context("the content key does not unwrap with this node's storage key")?;
-        let (tx, rx) = std::sync::mpsc::sync_channel(WINDOW + 4);
-        let w = Writer {
-            data: self.data.clone(),
-            jobs: self.jobs.clone(),
-            events: self.events.clone(),
-            record: r.clone(),
-            key,
-            sync_every: self.sync_every,
-        };
-        let done = r.chunks_done;
-        std::thread::Builder::new()
-            .name("evidence-writer".into())
-            .spawn(move || w.run(rx))
-            .context("cannot start a writer thread")?;
-        Ok(Incoming {
-            peer,
-            item: r.item.item_id.clone(),
-            chunks: stream::chunks(r.item.size),
-            // The writer starts where the durable prefix ends; anything before is a duplicate.
-            next: done,
-            again: BTreeSet::new(),
-            outstanding: 0,
-            writer: tx,
-            retry_at: None,
-            failures: 0,
-            emergency,
-        })
+        self.pool.load(case);
     }
 
     /// Sends chunk requests, emergency cases first, the items in turn, within the windows.
     /// `send` puts a request on the wire to a partner and returns its id (`None`: no route).
     pub fn pump(&mut self, mut send: impl FnMut(&AgencyId, Vec<u8>) -> Option<OutboundRequestId>) {
-        if !self.waiting.is_empty() && self.items.len() < self.max_active {
-            self.fill();
-        }
         let now = Instant::now();
+        for inc in self.items.values_mut() {
+            if inc.retry_at.is_some_and(|t| t <= now) {
+                // The pause has ended.
+                inc.retry_at = None;
+            }
+        }
         let mut keys: Vec<ItemKey> = self.items.keys().cloned().collect();
         if keys.is_empty() {
             return;
@@ -297,7 +137,7 @@ impl Fetcher {
                 let Some(inc) = self.items.get_mut(k) else {
                     continue;
                 };
-                if inc.retry_at.is_some_and(|t| t > now) {
+                if inc.retry_at.is_some() {
                     continue;
                 }
                 // Chunks asked for again go first, even beyond the window: the writer waits
@@ -390,9 +230,34 @@ impl Fetcher {
         tracing::warn!(case = %key.0, item = %key.1, failures = inc.failures, retry_in_secs = secs, "evidence transfer paused: {why}");
     }
 
-    /// A writer's report.
+    /// A pool thread's report.
     pub fn event(&mut self, e: WriterEvent) {
         match e {
+            WriterEvent::Started {
+                key,
+                peer,
+                item,
+                chunks,
+                next,
+                emergency,
+                writer,
+            } => {
+                self.items.insert(
+                    key,
+                    Incoming {
+                        peer,
+                        item,
+                        chunks,
+                        next,
+                        again: BTreeSet::new(),
+                        outstanding: 0,
+                        writer,
+                        retry_at: None,
+                        failures: 0,
+                        emergency,
+                    },
+                );
+            }
             WriterEvent::Consumed(k) => {
                 if let Some(inc) = self.items.get_mut(&k) {
                     inc.outstanding = inc.outstanding.saturating_sub(1);
@@ -406,7 +271,7 @@ impl Fetcher {
             WriterEvent::Progress(_) => {}
             WriterEvent::Ended(k) => {
                 self.items.remove(&k);
-                self.fill();
+                self.in_flight.retain(|_, (key, _, _)| *key != k);
             }
         }
     }
@@ -425,7 +290,13 @@ impl Fetcher {
 
     /// Items waiting for their turn (for the status snapshot).
     pub fn waiting(&self) -> usize {
-        self.waiting.len()
+        self.pool.waiting()
+    }
+
+    /// When the earliest paused item may be asked for again ([`Fetcher::pump`] clears a pause
+    /// that has ended, so a time past means "now", once).
+    pub fn next_wake(&self) -> Option<Instant> {
+        self.items.values().filter_map(|i| i.retry_at).min()
     }
 }
 

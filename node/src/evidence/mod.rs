@@ -17,10 +17,12 @@
 //!
 //! The folder: [`manifest`] (what a partner's manifest and status reports may record, within
 //! the quotas), [`serve`] (chunks served to partners), [`fetch`] (items fetched from partners,
-//! a bounded pool) and `writer` (one item received to disk).
+//! the event loop's side), [`pool`] (the bounded pool of threads that receive them) and
+//! `writer` (one item received to disk).
 
 pub mod fetch;
 pub mod manifest;
+pub mod pool;
 pub mod serve;
 mod writer;
 

@@ -5,23 +5,30 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
-use std::sync::mpsc::SyncSender;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use rogatory_proto::evidence::{self as stream, ContentKey};
 use rogatory_proto::ids::Sha256Digest;
 use sha2::Digest;
 
-use crate::engine::Job;
+use crate::engine::{Job, Worker};
 use crate::evidence::EvidenceRecord;
 
 use super::fetch::{ItemKey, REFETCHES, WriterEvent, partial_name};
 use super::serve::span;
 
+/// An item's partial file, its durable prefix checked and hashed.
+pub(super) struct Opened {
+    hasher: sha2::Sha256,
+    file: File,
+    /// The first chunk not held.
+    pub(super) next: u64,
+}
+
 /// Receives one item: in chunk order, checked, hashed, appended, synced now and then.
 pub(super) struct Writer {
     pub(super) data: PathBuf,
-    pub(super) jobs: SyncSender<Job>,
+    pub(super) worker: Worker,
     pub(super) events: tokio::sync::mpsc::Sender<WriterEvent>,
     pub(super) record: EvidenceRecord,
     pub(super) key: ContentKey,
@@ -39,9 +46,20 @@ impl Writer {
         Ok(d.join(partial_name(&self.record.case_id, &self.record.key())))
     }
 
-    pub(super) fn run(self, rx: std::sync::mpsc::Receiver<(u64, Vec<u8>)>) {
+    /// Opens the partial file and checks its durable prefix (recording it if it was shorter
+    /// than recorded).
+    pub(super) fn open(&self) -> Result<Opened> {
+        let (hasher, file, next) = self.resume(self.record.item.size)?;
+        if next != self.record.chunks_done {
+            self.progress(next)?;
+        }
+        Ok(Opened { hasher, file, next })
+    }
+
+    /// Receives the rest of the item from `rx`; tells the event loop when it has ended.
+    pub(super) fn run(self, opened: Opened, rx: std::sync::mpsc::Receiver<(u64, Vec<u8>)>) {
         let key = self.item_key();
-        if let Err(e) = self.receive(&rx) {
+        if let Err(e) = self.receive(opened, &rx) {
             tracing::error!(case = %key.0, item = %key.1, "evidence transfer stopped: {e:#}");
         }
         let _ = self.events.blocking_send(WriterEvent::Ended(key));
@@ -81,14 +99,19 @@ impl Writer {
         Ok((hasher, f, done))
     }
 
-    fn receive(&self, rx: &std::sync::mpsc::Receiver<(u64, Vec<u8>)>) -> Result<()> {
+    fn receive(
+        &self,
+        opened: Opened,
+        rx: &std::sync::mpsc::Receiver<(u64, Vec<u8>)>,
+    ) -> Result<()> {
         let size = self.record.item.size;
         let chunks = stream::chunks(size);
         let key = self.item_key();
-        let (mut hasher, mut file, mut next) = self.resume(size)?;
-        if next != self.record.chunks_done {
-            self.progress(next)?;
-        }
+        let Opened {
+            mut hasher,
+            mut file,
+            mut next,
+        } = opened;
         let mut held: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
         let mut unsynced = 0u64;
         let mut failed_at: HashMap<u64, u32> = HashMap::new();
@@ -231,20 +254,9 @@ impl Writer {
     }
 
     /// Hands the store worker a job and waits until it is committed.
-    fn ask(
-        &self,
-        what: &str,
-        job: impl FnOnce(tokio::sync::oneshot::Sender<Result<(), String>>) -> Job,
-    ) -> Result<()> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send(job(tx))
-            .ok()
-            .context("the store worker stopped")?;
-        match rx.blocking_recv() {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => bail!("cannot record {what}: {e}"),
-            Err(_) => bail!("the store worker stopped"),
-        }
+    fn ask(&self, what: &str, job: impl FnOnce(crate::engine::Responder<()>) -> Job) -> Result<()> {
+        self.worker
+            .ask_blocking(job)
+            .with_context(|| format!("cannot record {what}"))
     }
 }

@@ -1,13 +1,39 @@
 //! Delivery of the outbox to partners: per partner, in queue order, a window of envelopes in
 //! flight, exponential back-off with jitter after a failure.
+//!
+//! The loop holds the envelopes it is about to send in memory, up to [`MAX_HELD_BYTES`] in all;
+//! beyond that (a partner down for a weekend while the queue grows) it keeps only their ids
+//! and has the store worker read them back ([`crate::engine::Job::LoadQueued`]) when their turn
+//! comes. The loop itself never reads the store.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
-use libp2p::request_response::{self};
+use libp2p::request_response::OutboundRequestId;
 use libp2p::{Multiaddr, PeerId};
 use rogatory_proto::card::AgencyCard;
 use rogatory_proto::ids::AgencyId;
+
+use super::status::PeerStatus;
+
+/// Bytes of queued envelopes (not yet on the wire) the loop holds in memory, all partners
+/// together.
+pub const MAX_HELD_BYTES: usize = 64 * 1024 * 1024;
+
+/// A queued envelope not on the wire.
+pub(super) struct Pending {
+    pub(super) id: [u8; 32],
+    /// The envelope, if held in memory.
+    pub(super) envelope: Option<Vec<u8>>,
+}
+
+/// An envelope on the wire, or whose receipt is being recorded: kept whole, to send again if
+/// that fails.
+pub(super) struct Sent {
+    pub(super) order: u64,
+    pub(super) id: [u8; 32],
+    pub(super) envelope: Vec<u8>,
+}
 
 /// The sending side for one partner.
 pub(super) struct Partner {
@@ -17,11 +43,13 @@ pub(super) struct Partner {
     /// failed dial, and a partner that was down for a weekend must still be found.
     pub(super) addrs: Vec<Multiaddr>,
     /// Queued envelopes not on the wire, by queue order.
-    pub(super) pending: BTreeMap<u64, [u8; 32]>,
+    pub(super) pending: BTreeMap<u64, Pending>,
+    /// A read of queued envelopes is with the store worker.
+    pub(super) loading: bool,
     /// On the wire.
-    pub(super) in_flight: HashMap<request_response::OutboundRequestId, (u64, [u8; 32])>,
+    pub(super) in_flight: HashMap<OutboundRequestId, Sent>,
     /// Receipt verified, its record not yet committed.
-    pub(super) settling: HashMap<[u8; 32], u64>,
+    pub(super) settling: HashMap<[u8; 32], Sent>,
     pub(super) failures: u32,
     pub(super) retry_at: Option<Instant>,
     pub(super) last_error: Option<String>,
@@ -30,6 +58,29 @@ pub(super) struct Partner {
 }
 
 impl Partner {
+    pub(super) fn new(card: AgencyCard, peer: PeerId) -> Self {
+        let addrs = card
+            .body()
+            .addresses
+            .iter()
+            .filter_map(|a| a.parse().ok())
+            .collect();
+        Self {
+            card,
+            peer,
+            addrs,
+            pending: BTreeMap::new(),
+            loading: false,
+            in_flight: HashMap::new(),
+            settling: HashMap::new(),
+            failures: 0,
+            retry_at: None,
+            last_error: None,
+            connections: 0,
+            settled: 0,
+        }
+    }
+
     pub(super) fn busy(&self) -> usize {
         self.in_flight.len() + self.settling.len()
     }
@@ -43,9 +94,59 @@ pub(super) struct Outgoing {
     pub(super) window: usize,
     pub(super) initial: Duration,
     pub(super) max: Duration,
+    /// Bytes of pending envelopes held in memory.
+    pub(super) held: usize,
 }
 
 impl Outgoing {
+    pub(super) fn new(window: usize, initial: Duration, max: Duration) -> Self {
+        Self {
+            partners: HashMap::new(),
+            by_peer: HashMap::new(),
+            window: window.max(1),
+            initial,
+            max,
+            held: 0,
+        }
+    }
+
+    /// Adds a pinned partner.
+    pub(super) fn add(&mut self, card: AgencyCard, peer: PeerId) {
+        self.by_peer.insert(peer, card.id().clone());
+        self.partners
+            .insert(card.id().clone(), Partner::new(card, peer));
+    }
+
+    /// Puts an envelope (back) in its partner's queue, holding its bytes if there is room.
+    pub(super) fn pend(
+        &mut self,
+        to: &AgencyId,
+        order: u64,
+        id: [u8; 32],
+        envelope: Option<Vec<u8>>,
+    ) {
+        let Some(p) = self.partners.get_mut(to) else {
+            return;
+        };
+        let envelope = envelope.filter(|e| self.held + e.len() <= MAX_HELD_BYTES);
+        self.held += envelope.as_ref().map_or(0, Vec::len);
+        if let Some(old) = p.pending.insert(order, Pending { id, envelope }) {
+            self.held -= old.envelope.as_ref().map_or(0, Vec::len);
+        }
+    }
+
+    /// Takes the first pending envelope of a partner if its bytes are held.
+    pub(super) fn take_ready(&mut self, to: &AgencyId) -> Option<(u64, [u8; 32], Vec<u8>)> {
+        let p = self.partners.get_mut(to)?;
+        let first = p.pending.first_entry()?;
+        first.get().envelope.as_ref()?;
+        let order = *first.key();
+        let Pending { id, envelope } = first.remove();
+        let envelope = envelope?;
+        self.held -= envelope.len();
+        Some((order, id, envelope))
+    }
+
     /// The delay before retry number `failures` (1 = after the first failure): the initial
     /// delay doubled per failure, capped, then a uniformly random part of its second half
     /// ("equal jitter"), so partners coming back are not hit by every sender at once.
@@ -60,6 +161,7 @@ impl Outgoing {
         base.mul_f64(0.5 + 0.5 * frac)
     }
 
+    /// A delivery to `to` failed: back off (once per round of failures).
     pub(super) fn failed(&mut self, to: &AgencyId, error: String) {
         let now = Instant::now();
         let delay = match self.partners.get(to) {
@@ -78,16 +180,27 @@ impl Outgoing {
         }
     }
 
-    pub(super) fn snapshot(&self, snap: &mut crate::api::Snapshot) {
+    /// When the earliest back-off of a partner with envelopes waiting ends (the pump clears a
+    /// back-off that has ended, so a time past means "now", once).
+    pub(super) fn next_retry(&self) -> Option<Instant> {
+        self.partners
+            .values()
+            .filter(|p| !p.pending.is_empty())
+            .filter_map(|p| p.retry_at)
+            .min()
+    }
+
+    /// What the local API shows of each partner, and the envelopes on the wire or settling.
+    pub(super) fn status(&self) -> (Vec<PeerStatus>, Vec<[u8; 32]>) {
         let now = Instant::now();
-        snap.sending.clear();
-        snap.peers = self
+        let mut sending = Vec::new();
+        let mut peers: Vec<PeerStatus> = self
             .partners
             .values()
             .map(|p| {
-                snap.sending.extend(p.in_flight.values().map(|(_, id)| *id));
-                snap.sending.extend(p.settling.keys().copied());
-                crate::api::PeerStatus {
+                sending.extend(p.in_flight.values().map(|s| s.id));
+                sending.extend(p.settling.keys().copied());
+                PeerStatus {
                     agency: p.card.id().to_string(),
                     peer_id: p.peer.to_string(),
                     connections: p.connections,
@@ -103,6 +216,7 @@ impl Outgoing {
                 }
             })
             .collect();
-        snap.peers.sort_by(|a, b| a.agency.cmp(&b.agency));
+        peers.sort_by(|a, b| a.agency.cmp(&b.agency));
+        (peers, sending)
     }
 }

@@ -1,0 +1,44 @@
+//! What the event loop tells about the network when asked ([`super::NetHandle::status`]).
+
+use serde::{Deserialize, Serialize};
+
+/// The network's state, as the event loop has it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NetStatus {
+    /// Addresses the node listens on.
+    pub listening: Vec<String>,
+    /// Envelopes received and not yet answered.
+    pub inbound_pending: usize,
+    /// Per partner.
+    pub peers: Vec<PeerStatus>,
+    /// Envelopes on the wire or being recorded (hex ids).
+    #[serde(skip)]
+    pub sending: Vec<[u8; 32]>,
+    /// Evidence items being received.
+    pub evidence_active: usize,
+    /// Evidence items waiting for their turn.
+    pub evidence_waiting: usize,
+}
+
+/// One partner, as the sender sees it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PeerStatus {
+    /// Agency id.
+    pub agency: String,
+    /// libp2p peer id.
+    pub peer_id: String,
+    /// Open connections.
+    pub connections: usize,
+    /// Envelopes queued for it, not on the wire.
+    pub queued: usize,
+    /// Envelopes on the wire or awaiting the record of their receipt.
+    pub in_flight: usize,
+    /// Failed attempts since the last success.
+    pub failures: u32,
+    /// Seconds until the next attempt, while backing off.
+    pub retry_in_secs: Option<f64>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// Envelopes settled (delivered or rejected) since the node started.
+    pub settled: u64,
+}
