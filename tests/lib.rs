@@ -186,7 +186,7 @@ pub struct Cluster {
     pub ids: Vec<String>,
     /// Their data directories.
     pub dirs: Vec<PathBuf>,
-    nodes: Vec<Option<std::process::Child>>,
+    nodes: Vec<Option<rogatory_node::cli::supervise::NodeProcess>>,
 }
 
 impl Cluster {
@@ -264,83 +264,34 @@ impl Cluster {
     }
 
     fn start_with(&mut self, i: usize, nofile: Option<u32>) {
-        let dir = &self.dirs[i];
-        let _ = std::fs::remove_file(dir.join("api.addr"));
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join("node.log"))
-            .unwrap();
-        let mut cmd = match nofile {
-            None => Command::new(rogatory_bin()),
-            Some(n) => {
-                // The shell sets the limit, then becomes the node (same process id).
-                let mut c = Command::new("sh");
-                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\"")])
-                    .arg(rogatory_bin());
-                c
-            }
-        };
-        let mut child = cmd
-            .args(["run", "--data-dir"])
-            .arg(dir)
-            .env_remove("ROGATORY_DATA_DIR")
-            .env(TEST_PASSPHRASE.0, TEST_PASSPHRASE.1)
-            .env(
-                "ROGATORY_LOG",
-                std::env::var("ROGATORY_LOG").unwrap_or_else(|_| "info".into()),
-            )
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(log.try_clone().unwrap())
-            .spawn()
-            .expect("start rogatory run");
-        // The node prints `api on ADDR` once its API listens: wait for that line (the event),
-        // copying its output to the log meanwhile.
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::{BufRead, Write};
-            let mut log = log;
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = writeln!(log, "{line}");
-                if line.starts_with("api on ") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        self.nodes[i] = Some(child);
-        if rx.recv_timeout(std::time::Duration::from_secs(60)).is_err() {
-            let status = self.nodes[i].as_mut().map(|c| c.try_wait());
-            panic!(
-                "node {} did not start ({status:?}):\n{}",
-                self.ids[i],
-                std::fs::read_to_string(dir.join("node.log")).unwrap_or_default()
-            );
+        use rogatory_node::cli::supervise::{Launch, NodeProcess, Passphrase};
+        let mut launch = Launch::new(
+            rogatory_bin(),
+            &self.dirs[i],
+            Passphrase::Env(TEST_PASSPHRASE.1.into()),
+        );
+        launch.nofile = nofile;
+        launch.env.push((
+            "ROGATORY_LOG".into(),
+            std::env::var("ROGATORY_LOG").unwrap_or_else(|_| "info".into()),
+        ));
+        match NodeProcess::start(&launch) {
+            Ok(n) => self.nodes[i] = Some(n),
+            Err(e) => panic!("node {}: {e:#}", self.ids[i]),
         }
     }
 
     /// Kills node `i` with SIGKILL: no chance to finish anything.
     pub fn kill(&mut self, i: usize) {
-        if let Some(mut c) = self.nodes[i].take() {
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(mut n) = self.nodes[i].take() {
+            n.kill();
         }
     }
 
     /// Stops node `i` with SIGTERM and waits for its clean exit.
     pub fn stop(&mut self, i: usize) {
-        if let Some(mut c) = self.nodes[i].take() {
-            let ok = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status()
-                .map(|s| s.success())
-                .unwrap_or(false);
-            assert!(ok, "kill -TERM failed");
-            let status = c.wait().unwrap();
+        if let Some(mut n) = self.nodes[i].take() {
+            let status = n.stop().expect("the node stops");
             assert!(
                 status.success(),
                 "node {} exited with {status}",
@@ -351,7 +302,7 @@ impl Cluster {
 
     /// The process id of node `i`, while it runs.
     pub fn pid(&self, i: usize) -> Option<u32> {
-        self.nodes[i].as_ref().map(|c| c.id())
+        self.nodes[i].as_ref().and_then(|n| n.pid())
     }
 
     /// A client of node `i`'s local API.
@@ -371,7 +322,7 @@ impl Cluster {
         body: &serde_json::Value,
     ) -> serde_json::Value {
         self.api(i)
-            .post(
+            .post::<serde_json::Value>(
                 "/v1/send",
                 &serde_json::json!({ "to": [to], "case": case, "type": kind, "body": body }),
             )
@@ -387,9 +338,9 @@ impl Cluster {
         within: std::time::Duration,
     ) -> Vec<serde_json::Value> {
         // The node answers once `n` are settled, or when `within` is over.
-        let rows = self
+        let rows: serde_json::Value = self
             .api(i)
-            .get(&format!(
+            .get::<serde_json::Value>(&format!(
                 "/v1/outbox?settled={n}&wait={}",
                 within.as_secs().max(1)
             ))

@@ -15,12 +15,28 @@ use anyhow::{Context, Result, bail};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use serde_json::Value;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// The longest a request may take: the API's longest wait (`?wait=` is at most 300 s), and some.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(330);
 /// Largest answer read from the node.
 const MAX_ANSWER: usize = 256 * 1024 * 1024;
+
+/// The node answered with an error status: whose fault it was (the status) and why.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiFailure {
+    /// The HTTP status.
+    pub status: u16,
+    /// The node's message.
+    pub message: String,
+}
+
+/// No node runs from the data directory (nothing answers on its socket).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct NotRunning(pub String);
 
 /// A connection to a running node's local API.
 pub struct Client {
@@ -92,10 +108,10 @@ impl Client {
         check_private_dir(dir)?;
         let socket = dir.join(crate::api::listen::SOCKET_FILE);
         let not_running = || {
-            anyhow::anyhow!(
+            anyhow::Error::new(NotRunning(format!(
                 "the node in {} is not running (start it with `rogatory run`)",
                 dir.display()
-            )
+            )))
         };
         let meta = std::fs::symlink_metadata(&socket).map_err(|_| not_running())?;
         {
@@ -135,12 +151,13 @@ impl Client {
         };
         let mut nonce = [0u8; 32];
         rogatory_proto::keys::fill_random(&mut nonce);
-        let (status, v) = client.request(
+        let (status, body) = client.request(
             "GET",
             &format!("/v1/proof?nonce={}", hex::encode(nonce)),
             None,
             false,
         )?;
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
         let want = crate::api::listen::proof(
             &rogatory_proto::ids::Sha256Digest::of(client.token.as_bytes()).0,
             &nonce,
@@ -169,18 +186,15 @@ impl Client {
         }
     }
 
-    /// One request; `authorized` adds the token and the user.
+    /// One request; `authorized` adds the token and the user. Returns the status and the body.
     fn request(
         &self,
         method: &str,
         path: &str,
-        body: Option<&Value>,
+        body: Option<Vec<u8>>,
         authorized: bool,
-    ) -> Result<(hyper::StatusCode, Value)> {
-        let bytes = match body {
-            Some(b) => serde_json::to_vec(b)?,
-            None => Vec::new(),
-        };
+    ) -> Result<(hyper::StatusCode, Bytes)> {
+        let bytes = body.unwrap_or_default();
         let mut req = hyper::Request::builder()
             .method(method)
             .uri(path)
@@ -225,7 +239,7 @@ impl Client {
             };
             Ok::<_, anyhow::Error>((status, body))
         };
-        let (status, body) = match self
+        match self
             .runtime
             .block_on(async { tokio::time::timeout(REQUEST_TIMEOUT, exchange).await })
         {
@@ -237,42 +251,50 @@ impl Client {
                 if let Some(io) = e.downcast_ref::<std::io::Error>()
                     && not_running(io)
                 {
-                    bail!(
+                    return Err(NotRunning(format!(
                         "the node in {} is not running (nothing answers at {}; start it with `rogatory run`)",
                         self.dir.display(),
                         self.base()
-                    );
+                    ))
+                    .into());
                 }
-                return Err(e).with_context(|| format!("cannot reach the node at {}", self.base()));
+                Err(e).with_context(|| format!("cannot reach the node at {}", self.base()))
             }
-            Ok(Ok(r)) => r,
-        };
-        let v: Value = serde_json::from_slice(&body)
-            .with_context(|| format!("the node answered {status} with an unreadable body"))?;
-        Ok((status, v))
+            Ok(Ok(r)) => Ok(r),
+        }
     }
 
-    fn finish(&self, (status, v): (hyper::StatusCode, Value)) -> Result<Value> {
+    /// One authorized request; its answer as `T`, or an [`ApiFailure`].
+    fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<T> {
+        let (status, body) = self.request(method, path, body, true)?;
         if !status.is_success() {
-            bail!(
-                "{}",
-                v["error"]
-                    .as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| format!("the node answered {status}"))
-            );
+            let message = serde_json::from_slice::<crate::api::wire::ErrorBody>(&body)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| format!("the node answered {status}"));
+            return Err(ApiFailure {
+                status: status.as_u16(),
+                message,
+            }
+            .into());
         }
-        Ok(v)
+        serde_json::from_slice(&body).with_context(|| {
+            format!("the node answered {method} {path} with a body this client does not read")
+        })
     }
 
     /// `GET path`.
-    pub fn get(&self, path: &str) -> Result<Value> {
-        self.finish(self.request("GET", path, None, true)?)
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.call("GET", path, None)
     }
 
     /// `POST path` with a JSON body.
-    pub fn post(&self, path: &str, body: &Value) -> Result<Value> {
-        self.finish(self.request("POST", path, Some(body), true)?)
+    pub fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+        self.call("POST", path, Some(serde_json::to_vec(body)?))
     }
 }
 

@@ -13,7 +13,7 @@ fn main() -> ExitCode {
             for cause in err.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            ExitCode::FAILURE
+            rogatory_node::cli::exit_code(&err)
         }
     }
 }

@@ -259,7 +259,7 @@ fn nodes(root: &Path, file: &Path, mib: u64, transport: &str) {
     let state = loop {
         let v = c
             .api(0)
-            .get(&format!("/v1/evidence/{case}?wait=300"))
+            .get::<serde_json::Value>(&format!("/v1/evidence/{case}?wait=300"))
             .unwrap();
         let s = v[0]["state"].as_str().unwrap_or("none").to_string();
         if s != "expected" && s != "none" {

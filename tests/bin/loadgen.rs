@@ -210,7 +210,7 @@ fn node_run(c: &Cluster, total: usize, window: usize, case: &str) -> NodeRun {
                 while next.fetch_add(1, Ordering::Relaxed) < total {
                     let t = Instant::now();
                     let r = api
-                        .post(
+                        .post::<serde_json::Value>(
                             "/v1/send",
                             &serde_json::json!({
                                 "to": ["XB.DOJ-CA"], "case": case, "type": "mla-request", "body": body
@@ -218,7 +218,7 @@ fn node_run(c: &Cluster, total: usize, window: usize, case: &str) -> NodeRun {
                         )
                         .unwrap();
                     let id = r["queued"][0]["envelope_id"].as_str().unwrap().to_string();
-                    let row = api.get(&format!("/v1/outbox/{id}?wait=120")).unwrap();
+                    let row = api.get::<serde_json::Value>(&format!("/v1/outbox/{id}?wait=120")).unwrap();
                     assert_eq!(row["state"], "delivered", "{row}");
                     lat.push(t.elapsed());
                 }
@@ -259,7 +259,7 @@ fn cases_bench(open: usize) {
                 let mut cases = Vec::new();
                 while next.fetch_add(1, Ordering::Relaxed) < open {
                     let r = api
-                        .post(
+                        .post::<serde_json::Value>(
                             "/v1/send",
                             &serde_json::json!({
                                 "to": ["XB.DOJ-CA"], "case": "new", "type": "mla-request", "body": body
@@ -267,7 +267,7 @@ fn cases_bench(open: usize) {
                         )
                         .unwrap();
                     let id = r["queued"][0]["envelope_id"].as_str().unwrap().to_string();
-                    api.get(&format!("/v1/outbox/{id}?wait=120")).unwrap();
+                    api.get::<serde_json::Value>(&format!("/v1/outbox/{id}?wait=120")).unwrap();
                     cases.push(r["case_id"].as_str().unwrap().to_string());
                 }
                 cases
@@ -288,7 +288,7 @@ fn cases_bench(open: usize) {
     for (n, case) in cases.iter().enumerate().take(500) {
         let t0 = Instant::now();
         let r = b
-            .post(
+            .post::<serde_json::Value>(
                 "/v1/send",
                 &serde_json::json!({
                     "to": ["XA.MOJ-CA"], "case": case, "type": "mla-status",
@@ -298,12 +298,17 @@ fn cases_bench(open: usize) {
             )
             .unwrap();
         let id = r["queued"][0]["envelope_id"].as_str().unwrap().to_string();
-        let row = b.get(&format!("/v1/outbox/{id}?wait=60")).unwrap();
+        let row = b
+            .get::<serde_json::Value>(&format!("/v1/outbox/{id}?wait=60"))
+            .unwrap();
         assert_eq!(row["state"], "delivered", "{row}");
         lat.push(t0.elapsed());
     }
     // A shows the new state.
-    let a_view = c.api(0).get(&format!("/v1/cases/{}", cases[0])).unwrap();
+    let a_view = c
+        .api(0)
+        .get::<serde_json::Value>(&format!("/v1/cases/{}", cases[0]))
+        .unwrap();
     assert_eq!(a_view["status"], "registered");
     let pct = |lat: &mut Vec<Duration>| {
         lat.sort();
@@ -325,7 +330,7 @@ fn cases_bench(open: usize) {
     for case in cases.iter().take(500) {
         let t0 = Instant::now();
         let r = a
-            .post(
+            .post::<serde_json::Value>(
                 "/v1/send",
                 &serde_json::json!({
                     "to": ["XB.DOJ-CA"], "case": case, "type": "mla-status",
@@ -334,10 +339,14 @@ fn cases_bench(open: usize) {
             )
             .unwrap();
         let id = r["queued"][0]["envelope_id"].as_str().unwrap().to_string();
-        let row = a.get(&format!("/v1/outbox/{id}?wait=60")).unwrap();
+        let row = a
+            .get::<serde_json::Value>(&format!("/v1/outbox/{id}?wait=60"))
+            .unwrap();
         assert_eq!(row["state"], "delivered", "{row}");
         on_b.push(t0.elapsed());
-        let v = a.get(&format!("/v1/cases/{case}?wait=60")).unwrap();
+        let v = a
+            .get::<serde_json::Value>(&format!("/v1/cases/{case}?wait=60"))
+            .unwrap();
         assert_eq!(v["status"], "withdrawn", "{v}");
         on_both.push(t0.elapsed());
     }
@@ -414,7 +423,7 @@ fn main() {
     let idle = pids.map(|p| proc_kib(p, "VmRSS:"));
     let warm = c
         .api(0)
-        .post(
+        .post::<serde_json::Value>(
             "/v1/send",
             &serde_json::json!({
                 "to": ["XB.DOJ-CA"], "case": "new", "type": "mla-request",

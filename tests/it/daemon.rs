@@ -92,7 +92,7 @@ fn a_partner_offline_gets_200_messages_exactly_once_in_order() {
         // The receipt verified against XB's card before it settled the envelope.
         assert_eq!(r["receipt"]["event"], "accepted", "{r}");
     }
-    let inbox = c.api(1).get("/v1/inbox").unwrap();
+    let inbox = c.api(1).get::<serde_json::Value>("/v1/inbox").unwrap();
     assert_eq!(inbox.as_array().unwrap().len(), 200);
     for i in 0..3 {
         c.stop(i);
@@ -149,7 +149,7 @@ fn a_partner_killed_at_random_during_1000_messages_loses_and_repeats_nothing() {
                 cases[n % 4].clone()
             };
             let r = api
-                .post(
+                .post::<serde_json::Value>(
                     "/v1/send",
                     &serde_json::json!({
                         "to": ["XB.DOJ-CA"], "case": case, "type": "liaison", "body": body
@@ -275,7 +275,7 @@ fn the_api_listens_on_loopback_and_refuses_requests_without_the_token() {
     // Nothing was sent, nothing logged.
     assert!(
         c.api(0)
-            .get("/v1/outbox")
+            .get::<serde_json::Value>("/v1/outbox")
             .unwrap()
             .as_array()
             .unwrap()
@@ -400,7 +400,7 @@ fn nodes_reach_each_other_over_quic() {
     let rows = c.wait_settled(0, 1, Duration::from_secs(60));
     assert_eq!(rows[0]["state"], "delivered");
     assert_eq!(rows[0]["envelope_id"], r["queued"][0]["envelope_id"]);
-    let s = c.api(0).get("/v1/status").unwrap();
+    let s = c.api(0).get::<serde_json::Value>("/v1/status").unwrap();
     assert!(
         s["listening"][0].as_str().unwrap().ends_with("/quic-v1"),
         "{s}"

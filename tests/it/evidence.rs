@@ -158,7 +158,7 @@ fn evidence_is_added_and_listed_on_both_nodes_and_hash_only_content_stays_home()
     ] {
         let e = c
             .api(1)
-            .post(&format!("/v1/evidence/{case}"), &body)
+            .post::<serde_json::Value>(&format!("/v1/evidence/{case}"), &body)
             .unwrap_err();
         assert!(format!("{e:#}").contains(says), "{says}: {e:#}");
     }
@@ -192,7 +192,7 @@ fn evidence_is_added_and_listed_on_both_nodes_and_hash_only_content_stays_home()
     assert!(files_holding(&root.join("xb.doj-ca"), &records).is_empty());
 
     // A manifest cannot be sent as a plain message: its items must be on record.
-    let r = c.api(1).post(
+    let r = c.api(1).post::<serde_json::Value>(
         "/v1/send",
         &serde_json::json!({"to": ["XA.MOJ-CA"], "case": case, "type": "evidence-manifest",
             "body": example("evidence-manifest.json")}),
@@ -529,7 +529,7 @@ fn a_large_transfer_survives_both_nodes_killed_and_resumes_where_it_was_durable(
     let chunks = (mib as u64).max(1);
     let list = |c: &Cluster, extra: &str| -> Value {
         c.api(0)
-            .get(&format!("/v1/evidence/{case}?wait=300{extra}"))
+            .get::<serde_json::Value>(&format!("/v1/evidence/{case}?wait=300{extra}"))
             .unwrap()
     };
     // The receiver is killed once a first part is durable, at a point chosen at random.
@@ -540,7 +540,10 @@ fn a_large_transfer_survives_both_nodes_killed_and_resumes_where_it_was_durable(
     assert!(done >= first_stop.min(chunks), "{v}");
     c.kill(0);
     c.start(0);
-    let v = c.api(0).get(&format!("/v1/evidence/{case}")).unwrap();
+    let v = c
+        .api(0)
+        .get::<serde_json::Value>(&format!("/v1/evidence/{case}"))
+        .unwrap();
     let resumed = v[0]["chunks_done"].as_u64().unwrap();
     assert!(
         resumed >= done,
@@ -607,7 +610,7 @@ fn content_that_does_not_verify_is_quarantined_and_never_counts_as_received() {
     c.wait_settled(1, 1, Duration::from_secs(60));
     let v = c
         .api(0)
-        .get(&format!("/v1/evidence/{case}?wait=120"))
+        .get::<serde_json::Value>(&format!("/v1/evidence/{case}?wait=120"))
         .unwrap();
     assert_eq!(v[0]["state"], "quarantined", "{v}");
     assert!(v[0]["problem"].as_str().unwrap().contains("chunk 2"), "{v}");
@@ -623,7 +626,10 @@ fn content_that_does_not_verify_is_quarantined_and_never_counts_as_received() {
     assert!(e.stderr.contains("quarantined"), "{}", e.stderr);
     // XB is told, with the reason, and logs it.
     c.wait_settled(0, 2, Duration::from_secs(60));
-    let mine = c.api(1).get(&format!("/v1/evidence/{case}")).unwrap();
+    let mine = c
+        .api(1)
+        .get::<serde_json::Value>(&format!("/v1/evidence/{case}"))
+        .unwrap();
     assert_eq!(mine[0]["state"], "quarantined", "{mine}");
     assert_eq!(mine[0]["problem"], v[0]["problem"]);
     assert_eq!(mine[0]["custody"], v[0]["custody"]);

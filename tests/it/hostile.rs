@@ -135,7 +135,10 @@ fn unauthorized_entries(log: &[Value], from: &str) -> usize {
 
 /// The case as a node shows it, without the times that move.
 fn case_view(c: &Cluster, i: usize, case: &str) -> Value {
-    let mut v = c.api(i).get(&format!("/v1/cases/{case}")).unwrap();
+    let mut v = c
+        .api(i)
+        .get::<serde_json::Value>(&format!("/v1/cases/{case}"))
+        .unwrap();
     v.as_object_mut().map(|o| o.remove("updated_at"));
     v
 }
@@ -167,7 +170,7 @@ fn a_third_partner_cannot_change_the_status_of_a_case_between_two_others() {
     c.wait_settled(XA, 1, WAIT);
     let liaison = example("liaison.json");
     c.api(XA)
-        .post(
+        .post::<serde_json::Value>(
             "/v1/send",
             &json!({ "to": ["XB.DOJ-CA", "XC.POLICE"], "case": case_s, "type": "liaison", "body": liaison }),
         )
@@ -195,7 +198,7 @@ fn a_third_partner_cannot_change_the_status_of_a_case_between_two_others() {
     // Nothing of either changed the case on either side.
     assert_eq!(case_view(&c, XA, &case_s), before_a);
     assert_eq!(case_view(&c, XB, &case_s), before_b);
-    let b_out = c.api(XB).get("/v1/outbox").unwrap();
+    let b_out = c.api(XB).get::<serde_json::Value>("/v1/outbox").unwrap();
     assert!(
         b_out
             .as_array()
@@ -225,12 +228,20 @@ fn a_third_partner_cannot_change_the_status_of_a_case_between_two_others() {
     for i in [XA, XB] {
         let v = c
             .api(i)
-            .get(&format!("/v1/cases/{case_s}?wait=30"))
+            .get::<serde_json::Value>(&format!("/v1/cases/{case_s}?wait=30"))
             .unwrap();
         assert_eq!(v["status"], "registered", "{v}");
     }
-    let a_updates = c.api(XA).get(&format!("/v1/cases/{case_s}")).unwrap()["updates"].clone();
-    let b_updates = c.api(XB).get(&format!("/v1/cases/{case_s}")).unwrap()["updates"].clone();
+    let a_updates = c
+        .api(XA)
+        .get::<serde_json::Value>(&format!("/v1/cases/{case_s}"))
+        .unwrap()["updates"]
+        .clone();
+    let b_updates = c
+        .api(XB)
+        .get::<serde_json::Value>(&format!("/v1/cases/{case_s}"))
+        .unwrap()["updates"]
+        .clone();
     assert_eq!(a_updates, b_updates);
 
     // Each refusal is in the case's log, with its reason and XC named, and raised as an alert.
@@ -296,13 +307,16 @@ fn a_partner_cannot_write_into_the_holders_chain_of_custody() {
     c.wait_settled(XB, 1, WAIT);
     let list = c
         .api(XC)
-        .get(&format!("/v1/evidence/{case_s}?wait=60"))
+        .get::<serde_json::Value>(&format!("/v1/evidence/{case_s}?wait=60"))
         .unwrap();
     assert_eq!(list[0]["state"], "verified", "{list}");
     // XB is told (the evidence-status): wait until its item shows it.
     let mut held = Value::Null;
     for _ in 0..60 {
-        held = c.api(XB).get(&format!("/v1/evidence/{case_s}")).unwrap();
+        held = c
+            .api(XB)
+            .get::<serde_json::Value>(&format!("/v1/evidence/{case_s}"))
+            .unwrap();
         if held[0]["state"] == "verified" {
             break;
         }
@@ -313,7 +327,7 @@ fn a_partner_cannot_write_into_the_holders_chain_of_custody() {
     let sha = held[0]["sha256"].as_str().unwrap().to_string();
 
     // XC's node sealed its request and its report to XB; XC goes on from there, past its node.
-    let out = c.api(XC).get("/v1/outbox").unwrap();
+    let out = c.api(XC).get::<serde_json::Value>("/v1/outbox").unwrap();
     let last = out
         .as_array()
         .unwrap()
@@ -365,13 +379,19 @@ fn a_partner_cannot_write_into_the_holders_chain_of_custody() {
         xa.deliver(&b_card, env),
         (ReceiptEvent::Rejected, Some(ReasonCode::Unauthorized))
     );
-    let held = c.api(XB).get(&format!("/v1/evidence/{case_s}")).unwrap();
+    let held = c
+        .api(XB)
+        .get::<serde_json::Value>(&format!("/v1/evidence/{case_s}"))
+        .unwrap();
     assert_eq!(held[0]["custody"], custody_before, "the chain is unchanged");
     // XC's honest report of its own export is taken, recorded with XB's time of receipt.
     let honest = json!([{ "at": now, "actor": "XC.POLICE: clerk-3", "action": "exported: decrypted to a file" }]);
     let env = xc.seal(&b_card, case, &report(honest));
     assert_eq!(xc.deliver(&b_card, env), (ReceiptEvent::Accepted, None));
-    let held = c.api(XB).get(&format!("/v1/evidence/{case_s}")).unwrap();
+    let held = c
+        .api(XB)
+        .get::<serde_json::Value>(&format!("/v1/evidence/{case_s}"))
+        .unwrap();
     let custody = held[0]["custody"].as_array().unwrap();
     assert_eq!(custody.len(), custody_before.as_array().unwrap().len() + 1);
     let reports = held[0]["custody_reports"].as_array().unwrap();
@@ -437,7 +457,10 @@ fn a_manifest_of_3000_items_of_1_tib_leaves_the_node_bounded_and_answering() {
         xc.deliver(&a_card, env),
         (ReceiptEvent::Rejected, Some(ReasonCode::OverQuota))
     );
-    let list = c.api(XA).get(&format!("/v1/evidence/{case_s}")).unwrap();
+    let list = c
+        .api(XA)
+        .get::<serde_json::Value>(&format!("/v1/evidence/{case_s}"))
+        .unwrap();
     assert!(list.as_array().unwrap().is_empty(), "{list}");
     // 1,000 of them: listed, and every one refused by the quotas, never fetched.
     let env = xc.seal(
@@ -446,7 +469,10 @@ fn a_manifest_of_3000_items_of_1_tib_leaves_the_node_bounded_and_answering() {
         &manifest((1..=1000).map(|i| item(i, tib)).collect()),
     );
     assert_eq!(xc.deliver(&a_card, env), (ReceiptEvent::Accepted, None));
-    let list = c.api(XA).get(&format!("/v1/evidence/{case_s}")).unwrap();
+    let list = c
+        .api(XA)
+        .get::<serde_json::Value>(&format!("/v1/evidence/{case_s}"))
+        .unwrap();
     let list = list.as_array().unwrap();
     assert_eq!(list.len(), 1000);
     assert!(
@@ -464,7 +490,7 @@ fn a_manifest_of_3000_items_of_1_tib_leaves_the_node_bounded_and_answering() {
     assert_eq!(xc.deliver(&a_card, env), (ReceiptEvent::Accepted, None));
     let check = |c: &Cluster, when: &str| {
         let pid = c.pid(XA).unwrap();
-        let st = c.api(XA).get("/v1/status").unwrap();
+        let st = c.api(XA).get::<serde_json::Value>("/v1/status").unwrap();
         assert_eq!(st["agency"], "XA.MOJ-CA", "{when}");
         let (t, f) = (
             rogatory_tests::threads_of(pid),
@@ -512,14 +538,20 @@ fn an_envelope_dated_in_2076_is_refused_and_starts_nothing() {
         xc.deliver(&a_card, env),
         (ReceiptEvent::Rejected, Some(ReasonCode::FutureDated))
     );
-    let cases = c.api(XA).get("/v1/cases").unwrap();
+    let cases = c.api(XA).get::<serde_json::Value>("/v1/cases").unwrap();
     assert!(cases.as_array().unwrap().is_empty(), "{cases}");
-    let deadlines = c.api(XA).get("/v1/deadlines?within=100000").unwrap();
+    let deadlines = c
+        .api(XA)
+        .get::<serde_json::Value>("/v1/deadlines?within=100000")
+        .unwrap();
     assert!(deadlines.as_array().unwrap().is_empty(), "{deadlines}");
     // Within the tolerance, the same request opens the case, its period from today.
     let env = xc.seal_at(&a_card, case, &m, rogatory_proto::time::now_unix() + 120);
     assert_eq!(xc.deliver(&a_card, env), (ReceiptEvent::Accepted, None));
-    let d = c.api(XA).get("/v1/deadlines?within=100000").unwrap();
+    let d = c
+        .api(XA)
+        .get::<serde_json::Value>("/v1/deadlines?within=100000")
+        .unwrap();
     let today = rogatory_proto::case::Day::of_unix(rogatory_proto::time::now_unix());
     assert_eq!(d[0]["started"], today.to_string(), "{d}");
 }
@@ -596,11 +628,17 @@ fn a_flood_of_idle_api_connections_neither_exhausts_descriptors_nor_stops_the_cl
     drop(flood);
     // The TCP API answers again.
     let api = rogatory_node::client::Client::connect_tcp(&c.dirs[XA]).unwrap();
-    assert_eq!(api.get("/v1/status").unwrap()["agency"], "XA.MOJ-CA");
+    assert_eq!(
+        api.get::<serde_json::Value>("/v1/status").unwrap()["agency"],
+        "XA.MOJ-CA"
+    );
     // A body of 20 MB is refused before it is parsed, and costs the node nothing to speak of.
     let huge = json!({ "to": ["XB.DOJ-CA"], "case": "new", "type": "liaison",
         "body": { "subject": "x".repeat(20 << 20) } });
-    let e = c.api(XA).post("/v1/send", &huge).unwrap_err();
+    let e = c
+        .api(XA)
+        .post::<serde_json::Value>("/v1/send", &huge)
+        .unwrap_err();
     assert!(
         format!("{e:#}").contains("larger than this route takes"),
         "{e:#}"

@@ -97,7 +97,10 @@ fn partners_cosign_each_others_checkpoints_and_a_rolled_back_log_is_refused_with
         .as_str()
         .unwrap()
         .to_string();
-    let row = c.api(0).get(&format!("/v1/outbox/{id}?wait=60")).unwrap();
+    let row = c
+        .api(0)
+        .get::<serde_json::Value>(&format!("/v1/outbox/{id}?wait=60"))
+        .unwrap();
     assert_eq!(row["state"], "rejected", "{row}");
     assert_eq!(row["receipt"]["reason"], "log-inconsistent", "{row}");
     assert!(

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use base64::Engine as _;
 use clap::Subcommand;
 use rogatory_proto::audit::entry::{AuditEntry, case_origin};
 use rogatory_proto::audit::merkle::{leaf_hash, verify_inclusion};
@@ -13,6 +12,10 @@ use rogatory_proto::audit::note::{NoteVerifier, Policy, TlogProof, verify_checkp
 use rogatory_proto::ids::CaseId;
 use rogatory_proto::time::format_unix;
 
+use crate::api::wire::{
+    AlertRow, CheckpointText, Consistency, LogEntry, ProofText, StoreReport, VerifyStore,
+};
+use crate::client::{ApiFailure, Client, NotRunning};
 use crate::files;
 use crate::keydir::{CARD_FILE, load_card};
 use crate::store::Store;
@@ -167,53 +170,23 @@ pub(crate) fn run(c: AuditCommand) -> Result<ExitCode> {
             data_dir,
             json,
         } => {
-            let store = open_store(&data_dir)?;
-            let entries = store.entries(&case)?;
-            if entries.is_empty() {
-                bail!("case {case} has no audit log in {}", data_dir.display());
-            }
+            let entries: Vec<LogEntry> = node_or_store(
+                &data_dir,
+                |c| c.get(&format!("/v1/audit/{case}/log")),
+                |s| crate::api::audit::log_entries(s, &case),
+            )?;
             if json {
                 let list: Vec<serde_json::Value> = entries
                     .iter()
-                    .map(|(e, bytes)| {
-                        let mut v = serde_json::to_value(e).unwrap_or_default();
-                        v["leaf_hash"] = hex::encode(leaf_hash(bytes)).into();
+                    .map(|e| {
+                        let mut v = e.entry.clone();
+                        v["leaf_hash"] = e.leaf_hash.clone().into();
                         v
                     })
                     .collect();
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else {
-                println!(
-                    "Audit log of case {case}: {}",
-                    count(entries.len() as u64, "entry", "entries")
-                );
-                println!(
-                    "{:>5}  {:<20}  {:<22}  {:<16}  {:<16}  commitment",
-                    "seq", "time (UTC)", "event", "actor", "peer"
-                );
-                for (e, _) in &entries {
-                    let event = serde_json::to_value(e.event)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default();
-                    let commitment = e
-                        .envelope_id
-                        .map(|h| format!("envelope {}", &h.to_hex()[..16]))
-                        .or_else(|| {
-                            e.receipt_hash
-                                .map(|h| format!("receipt {}", &h.to_hex()[..16]))
-                        })
-                        .or_else(|| e.commitment.map(|h| format!("hash {}", &h.to_hex()[..16])))
-                        .unwrap_or_default();
-                    println!(
-                        "{:>5}  {:<20}  {:<22}  {:<16}  {:<16}  {commitment}",
-                        e.seq,
-                        format_unix(e.time),
-                        event,
-                        e.actor.agency.to_string(),
-                        e.peer.as_ref().map(|p| p.to_string()).unwrap_or_default(),
-                    );
-                }
+                print_log(&case, &entries)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -222,9 +195,13 @@ pub(crate) fn run(c: AuditCommand) -> Result<ExitCode> {
             data_dir,
             size,
         } => {
-            let note = open_store(&data_dir)?.checkpoint(&case, size)?;
-            use std::io::Write as _;
-            std::io::stdout().write_all(&note)?;
+            let query = size.map(|s| format!("?size={s}")).unwrap_or_default();
+            let note: CheckpointText = node_or_store(
+                &data_dir,
+                |c| c.get(&format!("/v1/audit/{case}/checkpoint{query}")),
+                |s| crate::api::audit::checkpoint_text(s, &case, size),
+            )?;
+            print!("{}", note.note);
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Prove {
@@ -233,8 +210,13 @@ pub(crate) fn run(c: AuditCommand) -> Result<ExitCode> {
             size,
             data_dir,
         } => {
-            let proof = open_store(&data_dir)?.prove(&case, index, size)?;
-            print!("{}", proof.to_text());
+            let query = size.map(|s| format!("&size={s}")).unwrap_or_default();
+            let proof: ProofText = node_or_store(
+                &data_dir,
+                |c| c.get(&format!("/v1/audit/{case}/prove?index={index}{query}")),
+                |s| crate::api::audit::proof_text(s, &case, index, size),
+            )?;
+            print!("{}", proof.proof);
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Consistency {
@@ -243,16 +225,19 @@ pub(crate) fn run(c: AuditCommand) -> Result<ExitCode> {
             to,
             data_dir,
         } => {
-            let store = open_store(&data_dir)?;
-            let (to, proof) = store.consistency(&case, from, to)?;
-            let checkpoint = store.checkpoint(&case, Some(to))?;
-            let mut out = format!("old {from}\n");
-            for h in &proof {
-                out.push_str(&base64::engine::general_purpose::STANDARD.encode(h));
+            let query = to.map(|t| format!("&to={t}")).unwrap_or_default();
+            let p: Consistency = node_or_store(
+                &data_dir,
+                |c| c.get(&format!("/v1/audit/{case}/consistency?from={from}{query}")),
+                |s| crate::api::audit::consistency_proof(s, &case, from, to),
+            )?;
+            let mut out = format!("old {}\n", p.from);
+            for h in &p.hashes {
+                out.push_str(h);
                 out.push('\n');
             }
             out.push('\n');
-            print!("{out}{}", String::from_utf8_lossy(&checkpoint));
+            print!("{out}{}", p.checkpoint);
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::VerifyProof {
@@ -352,33 +337,21 @@ pub(crate) fn run(c: AuditCommand) -> Result<ExitCode> {
             }
         },
         AuditCommand::Alerts { data_dir, json } => {
-            let list = match crate::client::Client::connect(&data_dir) {
-                Ok(c) => c.get("/v1/alerts")?,
-                Err(_) => serde_json::Value::Array(
-                    open_store(&data_dir)?
-                        .alerts()?
-                        .iter()
-                        .map(|(n, a)| crate::api::alert_json(*n, a))
-                        .collect(),
-                ),
-            };
-            let rows = list.as_array().cloned().unwrap_or_default();
+            let rows: Vec<AlertRow> = node_or_store(
+                &data_dir,
+                |c| c.get("/v1/alerts"),
+                crate::api::audit::alert_rows,
+            )?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                println!("{}", serde_json::to_string_pretty(&rows)?);
             } else if rows.is_empty() {
                 println!("No alerts: every partner checkpoint witnessed here was consistent.");
             } else {
                 println!("{}:", count(rows.len() as u64, "ALERT", "ALERTS"));
                 for a in &rows {
-                    let s = |k: &str| a[k].as_str().unwrap_or_default().to_string();
                     println!(
                         "  #{} {}  {}  case {}  {}: {}",
-                        a["number"],
-                        s("at"),
-                        s("peer"),
-                        s("case_id"),
-                        s("kind"),
-                        s("detail")
+                        a.number, a.at, a.peer, a.case_id, a.kind, a.detail
                     );
                 }
             }
@@ -389,16 +362,30 @@ pub(crate) fn run(c: AuditCommand) -> Result<ExitCode> {
             })
         }
         AuditCommand::VerifyStore { data_dir, vkey } => {
-            let verifier = match vkey {
-                Some(v) => NoteVerifier::parse(&v).context("--vkey is not a verifier key")?,
+            let vkey = match vkey {
+                Some(v) => NoteVerifier::parse(&v)
+                    .context("--vkey is not a verifier key")?
+                    .vkey()
+                    .to_string(),
                 None => {
                     let card = load_card(&data_dir.join(CARD_FILE))?;
                     NoteVerifier::parse(&card.note_verifier_key())
                         .context("the card's verifier key")?
+                        .vkey()
+                        .to_string()
                 }
             };
-            println!("Checking against verifier key {}", verifier.vkey());
-            let report = open_store(&data_dir)?.verify(&verifier)?;
+            println!("Checking against verifier key {vkey}");
+            let report: StoreReport = node_or_store(
+                &data_dir,
+                |c| {
+                    c.post(
+                        "/v1/audit/verify-store",
+                        &VerifyStore { vkey: vkey.clone() },
+                    )
+                },
+                |s| crate::api::audit::store_report(s, &vkey),
+            )?;
             if report.findings.is_empty() {
                 println!(
                     "Store intact: {}, {} and {} re-derived and verified; {} checked.",
@@ -426,4 +413,70 @@ pub(crate) fn run(c: AuditCommand) -> Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// The running node's answer (through its API), or, when no node runs from `dir`, the same
+/// computed on its store opened read-only: the command prints the same either way.
+fn node_or_store<T>(
+    dir: &std::path::Path,
+    online: impl FnOnce(&Client) -> Result<T>,
+    offline: impl FnOnce(&Store) -> Result<T, crate::api::ApiError>,
+) -> Result<T> {
+    // No socket: no node runs from there (a copy of a store, say); the directory need not be
+    // private to be read.
+    let asked = if dir.join(crate::api::listen::SOCKET_FILE).exists() {
+        Client::connect(dir).and_then(|c| online(&c))
+    } else {
+        Err(NotRunning(format!("no node runs from {}", dir.display())).into())
+    };
+    match asked {
+        Err(e) if e.is::<NotRunning>() => {
+            let store = open_store(dir)?;
+            offline(&store).map_err(|e| {
+                ApiFailure {
+                    status: e.0.as_u16(),
+                    message: e.1,
+                }
+                .into()
+            })
+        }
+        other => other,
+    }
+}
+
+fn print_log(case: &CaseId, entries: &[LogEntry]) -> Result<()> {
+    println!(
+        "Audit log of case {case}: {}",
+        count(entries.len() as u64, "entry", "entries")
+    );
+    println!(
+        "{:>5}  {:<20}  {:<22}  {:<16}  {:<16}  commitment",
+        "seq", "time (UTC)", "event", "actor", "peer"
+    );
+    for row in entries {
+        let e: AuditEntry = serde_json::from_value(row.entry.clone())
+            .context("an audit entry this client does not read")?;
+        let event = serde_json::to_value(e.event)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let commitment = e
+            .envelope_id
+            .map(|h| format!("envelope {}", &h.to_hex()[..16]))
+            .or_else(|| {
+                e.receipt_hash
+                    .map(|h| format!("receipt {}", &h.to_hex()[..16]))
+            })
+            .or_else(|| e.commitment.map(|h| format!("hash {}", &h.to_hex()[..16])))
+            .unwrap_or_default();
+        println!(
+            "{:>5}  {:<20}  {:<22}  {:<16}  {:<16}  {commitment}",
+            e.seq,
+            format_unix(e.time),
+            event,
+            e.actor.agency.to_string(),
+            e.peer.as_ref().map(|p| p.to_string()).unwrap_or_default(),
+        );
+    }
+    Ok(())
 }

@@ -9,9 +9,12 @@ use clap::{Args, Subcommand};
 use rogatory_proto::message::{
     ExtraditionDecision, ExtraditionStage, ExtraditionStatusUpdate, MlaStatus, MlaStatusUpdate,
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::online::Common;
+use super::online::{Common, print_json};
+use crate::api::wire::{
+    CaseSummary, CaseView, DeadlineRow, ExportCase, Exported, NewCase, SendBody, Sent, UpdateRow,
+};
 use crate::client::Client;
 
 /// `rogatory case` subcommands.
@@ -169,15 +172,6 @@ pub(crate) fn client(c: &Common) -> Result<Client> {
     Client::connect(&super::init::data_dir(c.data_dir.clone())?)
 }
 
-pub(crate) fn print_json(v: &Value) -> Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
-    Ok(())
-}
-
-pub(crate) fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or_default()
-}
-
 pub(crate) fn parse_enum<T: serde::de::DeserializeOwned>(value: &str, what: &str) -> Result<T> {
     serde_json::from_value(Value::from(value))
         .with_context(|| format!("`{value}` is not a {what} (see --help)"))
@@ -191,20 +185,101 @@ fn send_update(
     body: Value,
     json_out: bool,
 ) -> Result<ExitCode> {
-    let r = c.post(
+    let r: Sent = c.post(
         "/v1/send",
-        &json!({ "to": [to], "case": case, "type": kind, "body": body }),
+        &SendBody {
+            to: vec![to.to_string()],
+            case: case.to_string(),
+            kind: kind.to_string(),
+            body,
+        },
     )?;
     if json_out {
         print_json(&r)?;
     } else {
         println!(
             "case {}: {kind} sealed for {to} and queued (envelope {})",
-            s(&r["case_id"]),
-            s(&r["queued"][0]["envelope_id"])
+            r.case_id,
+            r.queued
+                .first()
+                .map(|q| q.envelope_id.as_str())
+                .unwrap_or_default()
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn update_name(u: &UpdateRow) -> &str {
+    u.status
+        .as_deref()
+        .or(u.stage.as_deref())
+        .unwrap_or_default()
+}
+
+fn show(r: &CaseView) {
+    let c = &r.summary;
+    println!(
+        "Case {} — {} case, this agency is the {} side, partner {}",
+        c.case_id, c.kind, c.our_side, c.peer
+    );
+    println!(
+        "  status: {}{}",
+        c.status,
+        if c.emergency { "  (EMERGENCY)" } else { "" }
+    );
+    println!("  timeline:");
+    for m in &r.messages {
+        let receipt = match (&m.receipt, m.direction.as_str()) {
+            (Some(rc), _) => format!("receipt: {} at {}", rc.event, rc.received_at),
+            (None, "received") => "accepted (receipt sent by this node)".to_string(),
+            (None, _) => format!("{} (no receipt yet)", m.state),
+        };
+        println!(
+            "    {}  {} → {}  {}  {}…  {receipt}",
+            m.at,
+            m.from,
+            m.to,
+            m.kind.as_deref().unwrap_or("(sent)"),
+            &m.envelope_id[..16.min(m.envelope_id.len())],
+        );
+    }
+    println!("  status updates (the order both sides agree on):");
+    for u in &r.updates {
+        println!("    {}  {:<20} {}", u.at, u.by, update_name(u));
+    }
+    for u in &r.proposals {
+        println!(
+            "    {}  {:<20} {}  (proposed; awaiting the requested side's confirmation)",
+            u.at,
+            u.by,
+            update_name(u)
+        );
+    }
+    for u in &r.refused {
+        println!(
+            "    {}  {:<20} {}  REFUSED by the requested side: {}",
+            u.at,
+            u.by,
+            update_name(u),
+            u.reason.as_deref().unwrap_or_default()
+        );
+    }
+    if !r.deadlines.is_empty() {
+        println!("  deadlines:");
+        for d in &r.deadlines {
+            let state = if let Some(m) = &d.met {
+                format!("met {m}")
+            } else if d.overdue {
+                "OVERDUE".into()
+            } else {
+                format!("{} day(s) left", d.days_left.unwrap_or_default())
+            };
+            println!(
+                "    due {}  {:<20} {state}: {} ({})",
+                d.due, d.rule, d.what, d.source
+            );
+        }
+    }
 }
 
 pub(crate) fn case(c: CaseCommand) -> Result<ExitCode> {
@@ -215,18 +290,15 @@ pub(crate) fn case(c: CaseCommand) -> Result<ExitCode> {
             emergency,
             common,
         } => {
-            let list = client(&common)?.get("/v1/cases")?;
-            let rows: Vec<&Value> = list
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|r| status.as_deref().is_none_or(|st| r["status"] == st))
-                .filter(|r| !overdue || r["overdue"].as_u64().unwrap_or(0) > 0)
-                .filter(|r| !emergency || r["emergency"] == true)
+            let list: Vec<CaseSummary> = client(&common)?.get("/v1/cases")?;
+            let rows: Vec<&CaseSummary> = list
+                .iter()
+                .filter(|r| status.as_deref().is_none_or(|st| r.status == st))
+                .filter(|r| !overdue || r.overdue > 0)
+                .filter(|r| !emergency || r.emergency)
                 .collect();
             if common.json {
-                return print_json(&Value::Array(rows.into_iter().cloned().collect()))
-                    .map(|()| ExitCode::SUCCESS);
+                return print_json(&rows).map(|()| ExitCode::SUCCESS);
             }
             if rows.is_empty() {
                 println!("No case matches.");
@@ -234,22 +306,19 @@ pub(crate) fn case(c: CaseCommand) -> Result<ExitCode> {
             for r in rows {
                 println!(
                     "{}  {:<12} {:<11} {:<20} {:<28}{}{}",
-                    s(&r["case_id"]),
-                    s(&r["kind"]),
-                    s(&r["our_side"]),
-                    s(&r["peer"]),
-                    s(&r["status"]),
-                    if r["emergency"] == true {
-                        " EMERGENCY"
+                    r.case_id,
+                    r.kind,
+                    r.our_side,
+                    r.peer,
+                    r.status,
+                    if r.emergency { " EMERGENCY" } else { "" },
+                    if r.overdue > 0 {
+                        format!(" {} OVERDUE", r.overdue)
                     } else {
-                        ""
-                    },
-                    match r["overdue"].as_u64() {
-                        Some(n) if n > 0 => format!(" {n} OVERDUE"),
-                        _ => r["next_due"]
-                            .as_str()
+                        r.next_due
+                            .as_deref()
                             .map(|d| format!(" next due {d}"))
-                            .unwrap_or_default(),
+                            .unwrap_or_default()
                     }
                 );
             }
@@ -261,20 +330,21 @@ pub(crate) fn case(c: CaseCommand) -> Result<ExitCode> {
             reference,
             common,
         } => {
-            let r = client(&common)?.post(
+            let r: CaseSummary = client(&common)?.post(
                 "/v1/cases",
-                &json!({ "kind": kind, "to": to, "reference": reference }),
+                &NewCase {
+                    kind,
+                    to,
+                    reference,
+                },
             )?;
             if common.json {
                 return print_json(&r).map(|()| ExitCode::SUCCESS);
             }
-            println!("{}", s(&r["case_id"]));
+            println!("{}", r.case_id);
             eprintln!(
                 "opened {} case {} with {}; send its request with `rogatory request send {} FILE`",
-                s(&r["kind"]),
-                s(&r["case_id"]),
-                s(&r["peer"]),
-                s(&r["case_id"])
+                r.kind, r.case_id, r.peer, r.case_id
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -292,129 +362,44 @@ pub(crate) fn case(c: CaseCommand) -> Result<ExitCode> {
                         .with_context(|| format!("cannot resolve {}", c.display()))
                 })
                 .transpose()?;
-            let r = client(&common)?.post(
+            let r: Exported = client(&common)?.post(
                 &format!("/v1/cases/{case}/export"),
-                &serde_json::json!({ "out": out, "for_auditor": for_auditor }),
+                &ExportCase { out, for_auditor },
             )?;
             if common.json {
                 return print_json(&r).map(|()| ExitCode::SUCCESS);
             }
             println!(
                 "case {} exported to {} ({} bytes, SHA-256 {}): {} log entries, {} envelopes, {} checkpoints, {} inclusion proofs",
-                s(&r["case_id"]),
-                s(&r["out"]),
-                r["bytes"],
-                s(&r["sha256"]),
-                r["entries"],
-                r["envelopes"],
-                r["checkpoints"],
-                r["proofs"]
+                r.case_id,
+                r.out.display(),
+                r.bytes,
+                r.sha256,
+                r.entries,
+                r.envelopes,
+                r.checkpoints,
+                r.proofs
             );
-            if let Some(a) = r["auditor"].as_str() {
+            if let Some(a) = &r.auditor {
                 println!(
                     "the content of {} envelopes is disclosed to {a}: only that auditor's key reads it",
-                    r["disclosed"]
+                    r.disclosed
                 );
             }
             Ok(ExitCode::SUCCESS)
         }
         CaseCommand::Show { case, wait, common } => {
-            let r = client(&common)?.get(&format!("/v1/cases/{case}?wait={wait}"))?;
+            let r: CaseView = client(&common)?.get(&format!("/v1/cases/{case}?wait={wait}"))?;
             if common.json {
                 return print_json(&r).map(|()| ExitCode::SUCCESS);
             }
-            println!(
-                "Case {} — {} case, this agency is the {} side, partner {}",
-                s(&r["case_id"]),
-                s(&r["kind"]),
-                s(&r["our_side"]),
-                s(&r["peer"])
-            );
-            println!(
-                "  status: {}{}",
-                s(&r["status"]),
-                if r["emergency"] == true {
-                    "  (EMERGENCY)"
-                } else {
-                    ""
-                }
-            );
-            println!("  timeline:");
-            for m in r["messages"].as_array().into_iter().flatten() {
-                let receipt = match &m["receipt"] {
-                    Value::String(t) => t.clone(),
-                    Value::Object(o) => format!(
-                        "receipt: {} at {}",
-                        o.get("event").and_then(Value::as_str).unwrap_or_default(),
-                        o.get("received_at")
-                            .and_then(Value::as_str)
-                            .unwrap_or_default()
-                    ),
-                    _ => format!("{} (no receipt yet)", s(&m["state"])),
-                };
-                println!(
-                    "    {}  {} → {}  {}  {}…  {receipt}",
-                    s(&m["at"]),
-                    s(&m["from"]),
-                    s(&m["to"]),
-                    m["type"].as_str().unwrap_or("(sent)"),
-                    &s(&m["envelope_id"])[..16.min(s(&m["envelope_id"]).len())],
-                );
-            }
-            let name = |u: &Value| {
-                u["status"]
-                    .as_str()
-                    .or(u["stage"].as_str())
-                    .unwrap_or_default()
-                    .to_string()
-            };
-            println!("  status updates (the order both sides agree on):");
-            for u in r["updates"].as_array().into_iter().flatten() {
-                println!("    {}  {:<20} {}", s(&u["at"]), s(&u["by"]), name(u));
-            }
-            for u in r["pending"].as_array().into_iter().flatten() {
-                println!(
-                    "    {}  {:<20} {}  (proposed; awaiting the requested side's confirmation)",
-                    s(&u["at"]),
-                    s(&u["by"]),
-                    name(u)
-                );
-            }
-            for u in r["refused"].as_array().into_iter().flatten() {
-                println!(
-                    "    {}  {:<20} {}  REFUSED by the requested side: {}",
-                    s(&u["at"]),
-                    s(&u["by"]),
-                    name(u),
-                    s(&u["reason"])
-                );
-            }
-            let dl = r["deadlines"].as_array().cloned().unwrap_or_default();
-            if !dl.is_empty() {
-                println!("  deadlines:");
-                for d in &dl {
-                    let state = if let Some(m) = d["met"].as_str() {
-                        format!("met {m}")
-                    } else if d["overdue"] == true {
-                        "OVERDUE".into()
-                    } else {
-                        format!("{} day(s) left", d["days_left"])
-                    };
-                    println!(
-                        "    due {}  {:<20} {state}: {} ({})",
-                        s(&d["due"]),
-                        s(&d["rule"]),
-                        s(&d["what"]),
-                        s(&d["source"])
-                    );
-                }
-            }
+            show(&r);
             Ok(ExitCode::SUCCESS)
         }
         CaseCommand::Update(a) => {
             let status: MlaStatus = parse_enum(&a.status, "status")?;
             let c = client(&a.common)?;
-            let case = c.get(&format!("/v1/cases/{}", a.case))?;
+            let case: CaseView = c.get(&format!("/v1/cases/{}", a.case))?;
             let update = MlaStatusUpdate {
                 status: Some(status),
                 request: None,
@@ -430,7 +415,7 @@ pub(crate) fn case(c: CaseCommand) -> Result<ExitCode> {
             send_update(
                 &c,
                 &a.case,
-                s(&case["peer"]),
+                &case.summary.peer,
                 "mla-status",
                 serde_json::to_value(&update)?,
                 a.common.json,
@@ -454,13 +439,13 @@ pub(crate) fn extradition(c: ExtraditionCommand) -> Result<ExitCode> {
                 .context("a new extradition case needs --to PARTNER")?;
         (to, None)
     } else {
-        let case = c.get(&format!("/v1/cases/{}", a.case))?;
-        let person = ["pending", "updates"]
+        let case: CaseView = c.get(&format!("/v1/cases/{}", a.case))?;
+        let person = [&case.proposals, &case.updates]
             .iter()
-            .filter_map(|k| case[*k].as_array().and_then(|u| u.last()))
-            .find_map(|u| u["update"]["person_reference"].as_str())
+            .filter_map(|u| u.last())
+            .find_map(|u| u.update["person_reference"].as_str())
             .map(str::to_string);
-        (s(&case["peer"]).to_string(), person)
+        (case.summary.peer, person)
     };
     let Some(person) = a.person.or(last_person) else {
         bail!("say which person this concerns: --person REFERENCE");
@@ -490,28 +475,27 @@ pub(crate) fn deadlines(a: DeadlinesArgs) -> Result<ExitCode> {
         .trim_end_matches('d')
         .parse()
         .with_context(|| format!("--within {}: give days, e.g. 7d", a.within))?;
-    let list = client(&a.common)?.get(&format!("/v1/deadlines?within={days}"))?;
+    let rows: Vec<DeadlineRow> = client(&a.common)?.get(&format!("/v1/deadlines?within={days}"))?;
     if a.common.json {
-        return print_json(&list).map(|()| ExitCode::SUCCESS);
+        return print_json(&rows).map(|()| ExitCode::SUCCESS);
     }
-    let rows = list.as_array().cloned().unwrap_or_default();
     if rows.is_empty() {
         println!("No deadline is due within {days} day(s), and none is overdue.");
     }
     for d in &rows {
         println!(
             "{}  {}  case {}  {:<20} {}: {} ({})",
-            s(&d["due"]),
-            if d["overdue"] == true {
+            d.due,
+            if d.overdue {
                 "OVERDUE ".to_string()
             } else {
-                format!("{:>2} day(s)", d["days_left"])
+                format!("{:>2} day(s)", d.days_left.unwrap_or_default())
             },
-            s(&d["case_id"]),
-            s(&d["peer"]),
-            s(&d["rule"]),
-            s(&d["what"]),
-            s(&d["source"])
+            d.case_id,
+            d.peer,
+            d.rule,
+            d.what,
+            d.source
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -537,6 +521,13 @@ pub(crate) fn request_send(a: RequestSendArgs) -> Result<ExitCode> {
     let body: Value = serde_json::from_slice(&raw)
         .with_context(|| format!("{} is not valid JSON", a.file.display()))?;
     let c = client(&a.common)?;
-    let case = c.get(&format!("/v1/cases/{}", a.case))?;
-    send_update(&c, &a.case, s(&case["peer"]), &a.kind, body, a.common.json)
+    let case: CaseView = c.get(&format!("/v1/cases/{}", a.case))?;
+    send_update(
+        &c,
+        &a.case,
+        &case.summary.peer,
+        &a.kind,
+        body,
+        a.common.json,
+    )
 }

@@ -2,13 +2,18 @@
 //! `rogatory run` process on loopback, and a narrated exchange between them.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::{Value, json};
 
+use super::supervise::{Launch, NodeProcess, Passphrase};
+use crate::api::wire::{
+    CaseView, DeadlineRow, EvidenceRow, InboxRow, ManifestSent, MessageView, OutboxRow, QueuedRow,
+    SendBody, Sent, Status,
+};
 use crate::client::Client;
 
 /// Arguments of `rogatory demo`.
@@ -65,7 +70,7 @@ struct Demo {
     exe: PathBuf,
     root: PathBuf,
     passphrase: PathBuf,
-    nodes: Vec<Option<Child>>,
+    nodes: Vec<Option<NodeProcess>>,
 }
 
 impl Drop for Demo {
@@ -74,6 +79,11 @@ impl Drop for Demo {
             self.stop(i);
         }
     }
+}
+
+/// The first envelope a send queued.
+fn first(r: &Sent) -> Result<&QueuedRow> {
+    r.queued.first().context("nothing was queued")
 }
 
 fn step(n: u32, title: &str) {
@@ -138,77 +148,25 @@ impl Demo {
 
     fn start(&mut self, i: usize) -> Result<()> {
         let dir = self.dir(i);
-        let _ = std::fs::remove_file(dir.join(crate::api::ADDR_FILE));
-        let log = {
-            let mut o = std::fs::OpenOptions::new();
-            o.create(true).append(true);
-            std::os::unix::fs::OpenOptionsExt::custom_flags(
-                &mut o,
-                rustix::fs::OFlags::NOFOLLOW.bits() as i32,
-            );
-            o.open(dir.join("node.log"))?
-        };
         println!(
             "$ rogatory run --data-dir {}   (in the background; log in {})",
             dir.display(),
-            dir.join("node.log").display()
+            super::supervise::log_path(&dir).display()
         );
-        let mut child = Command::new(&self.exe)
-            .args(["run", "--data-dir"])
-            .arg(&dir)
-            .arg("--passphrase-file")
-            .arg(&self.passphrase)
-            .env_remove("ROGATORY_DATA_DIR")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log.try_clone()?)
-            .spawn()
-            .context("cannot start a node")?;
-        // Ready when the node prints `api on ADDR` (its API listens); its output goes to the log.
-        let stdout = child.stdout.take().context("no output from the node")?;
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::{BufRead, Write};
-            let mut log = log;
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = writeln!(log, "{line}");
-                if line.starts_with("api on ") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        self.nodes[i] = Some(child);
-        match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(()) => Ok(()),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => bail!(
-                "the node of {} exited; see {}",
-                AGENCIES[i].0,
-                dir.join("node.log").display()
-            ),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                bail!("the node of {} did not start within 60 s", AGENCIES[i].0)
-            }
-        }
+        let launch = Launch::new(&self.exe, &dir, Passphrase::File(self.passphrase.clone()));
+        let node = NodeProcess::start(&launch)
+            .with_context(|| format!("the node of {}", AGENCIES[i].0))?;
+        self.nodes[i] = Some(node);
+        Ok(())
     }
 
     /// Stops a node with SIGTERM (a clean shutdown) and waits for it to exit (20 s at most,
     /// then SIGKILL).
     fn stop(&mut self, i: usize) {
-        if let Some(mut c) = self.nodes[i].take() {
-            let pid = c.id().to_string();
-            let _ = Command::new("kill").args(["-TERM", &pid]).status();
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let _ = c.wait();
-                let _ = tx.send(());
-            });
-            if rx.recv_timeout(Duration::from_secs(20)).is_err() {
-                let _ = Command::new("kill").args(["-KILL", &pid]).status();
-                let _ = rx.recv_timeout(Duration::from_secs(5));
-            }
+        if let Some(mut n) = self.nodes[i].take()
+            && let Err(e) = n.stop()
+        {
+            eprintln!("{e:#}");
         }
     }
 
@@ -217,7 +175,7 @@ impl Demo {
     }
 
     /// Sends through agency `i`'s API, showing the equivalent command.
-    fn send(&self, i: usize, to: &str, case: &str, kind: &str, body: &str) -> Result<Value> {
+    fn send(&self, i: usize, to: &str, case: &str, kind: &str, body: &str) -> Result<Sent> {
         let file = self.root.join(format!("{kind}.json"));
         crate::files::write_atomic(&file, body.as_bytes(), false, true)?;
         println!(
@@ -226,17 +184,27 @@ impl Demo {
             file.display()
         );
         let body: Value = serde_json::from_str(body)?;
-        let r = self.api(i)?.post(
-            "/v1/send",
-            &json!({ "to": [to], "case": case, "type": kind, "body": body }),
-        )?;
-        let q = &r["queued"][0];
+        let r = self.post_send(i, to, case, kind, body)?;
+        let q = first(&r)?;
         println!(
             "  sealed for {to} (envelope {}, #{} of the case's chain to {to}) and queued",
-            &q["envelope_id"].as_str().unwrap_or_default()[..16],
-            q["sequence"]
+            &q.envelope_id[..16],
+            q.sequence
         );
         Ok(r)
+    }
+
+    /// `POST /v1/send` through agency `i`.
+    fn post_send(&self, i: usize, to: &str, case: &str, kind: &str, body: Value) -> Result<Sent> {
+        self.api(i)?.post(
+            "/v1/send",
+            &SendBody {
+                to: vec![to.to_string()],
+                case: case.to_string(),
+                kind: kind.to_string(),
+                body,
+            },
+        )
     }
 
     /// Sends a status or stage update through agency `i` (showing the equivalent command) and
@@ -251,27 +219,24 @@ impl Demo {
         body: Value,
     ) -> Result<()> {
         println!("$ rogatory {shown} --data-dir {}", self.dir(i).display());
-        let r = self.api(i)?.post(
-            "/v1/send",
-            &json!({ "to": [to], "case": case, "type": kind, "body": body }),
-        )?;
-        let id = r["queued"][0]["envelope_id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let r = self.post_send(i, to, case, kind, body)?;
+        let id = first(&r)?.envelope_id.clone();
         let row = self.settled(i, &id, Duration::from_secs(60))?;
         println!(
             "  → {to}: {}",
-            row["receipt"]["event"].as_str().unwrap_or("no receipt")
+            row.receipt
+                .as_ref()
+                .map_or("no receipt", |r| r.event.as_str())
         );
         // The requesting side's update is a proposal until the requested side's node confirms
         // it (spec/CASES.md §4): wait for that too.
-        let case_id = r["case_id"].as_str().unwrap_or(case);
-        let c = self.api(i)?.get(&format!("/v1/cases/{case_id}?wait=60"))?;
-        if c["pending"].as_array().is_some_and(|p| !p.is_empty()) {
+        let c: CaseView = self
+            .api(i)?
+            .get(&format!("/v1/cases/{}?wait=60", r.case_id))?;
+        if !c.proposals.is_empty() {
             bail!("{to} did not confirm the update within a minute");
         }
-        if c["our_side"] == "requesting" {
+        if c.summary.our_side == "requesting" {
             println!("  ← {to} confirmed it: it stands in both histories");
         }
         Ok(())
@@ -279,18 +244,15 @@ impl Demo {
 
     /// Agency `i`'s view of a case: its status and the updates (who, what), one line each.
     fn view(&self, i: usize, case: &str) -> Result<Vec<String>> {
-        let c = self.api(i)?.get(&format!("/v1/cases/{case}"))?;
-        let mut lines = vec![format!(
-            "status {}",
-            c["status"].as_str().unwrap_or_default()
-        )];
-        for u in c["updates"].as_array().into_iter().flatten() {
+        let c: CaseView = self.api(i)?.get(&format!("/v1/cases/{case}"))?;
+        let mut lines = vec![format!("status {}", c.summary.status)];
+        for u in &c.updates {
             lines.push(format!(
                 "{} {}",
-                u["by"].as_str().unwrap_or_default(),
-                u["status"]
-                    .as_str()
-                    .or(u["stage"].as_str())
+                u.by,
+                u.status
+                    .as_deref()
+                    .or(u.stage.as_deref())
                     .unwrap_or_default()
             ));
         }
@@ -317,13 +279,13 @@ impl Demo {
     }
 
     /// Waits until agency `i`'s outbox shows the envelope settled; returns its row.
-    fn settled(&self, i: usize, envelope: &str, within: Duration) -> Result<Value> {
+    fn settled(&self, i: usize, envelope: &str, within: Duration) -> Result<OutboxRow> {
         // The node answers when the envelope is settled, or when `within` is over.
-        let row = self.api(i)?.get(&format!(
+        let row: OutboxRow = self.api(i)?.get(&format!(
             "/v1/outbox/{envelope}?wait={}",
             within.as_secs().max(1)
         ))?;
-        if matches!(row["state"].as_str(), Some("delivered" | "rejected")) {
+        if matches!(row.state.as_str(), "delivered" | "rejected") {
             Ok(row)
         } else {
             bail!("envelope {envelope} was not delivered within {within:?}")
@@ -331,15 +293,11 @@ impl Demo {
     }
 
     fn outbox_state(&self, i: usize, envelope: &str) -> Result<String> {
-        let rows = self.api(i)?.get("/v1/outbox")?;
+        let rows: Vec<OutboxRow> = self.api(i)?.get("/v1/outbox")?;
         Ok(rows
-            .as_array()
             .into_iter()
-            .flatten()
-            .find(|r| r["envelope_id"] == envelope)
-            .and_then(|r| r["state"].as_str())
-            .unwrap_or("unknown")
-            .to_string())
+            .find(|r| r.envelope_id == envelope)
+            .map_or_else(|| "unknown".to_string(), |r| r.state))
     }
 }
 
@@ -410,7 +368,7 @@ fn evidence(demo: &Demo, case: &str) -> Result<()> {
             true,
         )?
     );
-    let sent: Value = serde_json::from_str(&demo.cli(
+    let sent: ManifestSent = serde_json::from_str(&demo.cli(
         &[
             "evidence",
             "send",
@@ -423,17 +381,19 @@ fn evidence(demo: &Demo, case: &str) -> Result<()> {
         ],
         true,
     )?)?;
-    let id = sent["queued"][0]["envelope_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let id = sent
+        .queued
+        .first()
+        .context("the manifest was not queued")?
+        .envelope_id
+        .clone();
     demo.settled(1, &id, Duration::from_secs(60))?;
     println!(
         "  the manifest is delivered; FR.DACG's node fetches E1's sealed chunks and checks them"
     );
-    let got = demo.api(0)?.get(&format!("/v1/evidence/{case}?wait=120"))?;
-    if got[0]["state"] != "verified" {
-        bail!("FR.DACG did not receive E1: {got}");
+    let got: Vec<EvidenceRow> = demo.api(0)?.get(&format!("/v1/evidence/{case}?wait=120"))?;
+    if got.first().map(|r| r.state.as_str()) != Some("verified") {
+        bail!("FR.DACG did not receive E1: {got:?}");
     }
     let out = demo.root.join("exported-subscriber-records.csv");
     print!(
@@ -458,16 +418,14 @@ fn evidence(demo: &Demo, case: &str) -> Result<()> {
     println!("  exported byte for byte as PH.DOJ-OOC added them");
     // FR.DACG's node told PH.DOJ-OOC's of the arrival, the check and the export
     // (evidence-status envelopes): both sides now hold the same chain of custody.
-    let queued = demo.api(0)?.get("/v1/outbox")?;
-    let n = queued.as_array().map_or(0, Vec::len);
-    let rows = demo
+    let queued: Vec<OutboxRow> = demo.api(0)?.get("/v1/outbox")?;
+    let n = queued.len();
+    let rows: Vec<OutboxRow> = demo
         .api(0)?
         .get(&format!("/v1/outbox?settled={n}&wait=60"))?;
     let settled = rows
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|r| matches!(r["state"].as_str(), Some("delivered" | "rejected")))
+        .iter()
+        .filter(|r| matches!(r.state.as_str(), "delivered" | "rejected"))
         .count();
     if settled < n {
         bail!("FR.DACG's reports on E1 were not delivered to PH.DOJ-OOC");
@@ -483,13 +441,8 @@ fn evidence(demo: &Demo, case: &str) -> Result<()> {
             )?
         );
         let list = demo.api(if who == "FR.DACG" { 0 } else { 1 })?;
-        let items = list.get(&format!("/v1/evidence/{case}"))?;
-        let custody: Vec<Value> = items
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|r| r["custody"].clone())
-            .collect();
+        let items: Vec<EvidenceRow> = list.get(&format!("/v1/evidence/{case}"))?;
+        let custody: Vec<Value> = items.into_iter().map(|r| r.custody).collect();
         chains.push(custody);
     }
     let verified_there = chains[0]
@@ -661,12 +614,12 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
     for i in 0..3 {
         demo.start(i)?;
     }
-    let st = demo.api(0)?.get("/v1/status")?;
+    let st: Status = demo.api(0)?.get("/v1/status")?;
     println!(
         "  {} runs as libp2p peer {} (its agency key), listening on {}",
-        st["agency"].as_str().unwrap_or_default(),
-        st["peer_id"].as_str().unwrap_or_default(),
-        st["listening"]
+        st.agency,
+        st.peer_id,
+        st.listening.join(", ")
     );
 
     step(
@@ -675,19 +628,19 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
     );
     let sent_at = Instant::now();
     let r = demo.send(0, "PH.DOJ-OOC", "new", "mla-request", &mla_request()?)?;
-    let case = r["case_id"].as_str().unwrap_or_default().to_string();
-    let env1 = r["queued"][0]["envelope_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let case = r.case_id.clone();
+    let env1 = first(&r)?.envelope_id.clone();
     println!("  a new case: {case}");
     let row = demo.settled(0, &env1, Duration::from_secs(60))?;
+    let receipt = row
+        .receipt
+        .context("a settled envelope without its receipt")?;
     println!(
         "  delivered in {:.0} ms: PH.DOJ-OOC's signed receipt says {} at {} (receipt {}…), verified and recorded by FR.DACG",
         sent_at.elapsed().as_secs_f64() * 1000.0,
-        row["receipt"]["event"].as_str().unwrap_or_default(),
-        row["receipt"]["received_at"].as_str().unwrap_or_default(),
-        &row["receipt"]["receipt_hash"].as_str().unwrap_or_default()[..16]
+        receipt.event,
+        receipt.received_at,
+        &receipt.receipt_hash[..16]
     );
 
     step(
@@ -695,19 +648,14 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
         "PH.DOJ-OOC reads it (the reading is itself an audit entry) and answers",
     );
     println!("$ rogatory inbox --data-dir {}", demo.dir(1).display());
-    for m in demo
-        .api(1)?
-        .get("/v1/inbox")?
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
+    let inbox: Vec<InboxRow> = demo.api(1)?.get("/v1/inbox")?;
+    for m in &inbox {
         println!(
             "  {}  from {}  {}  case {}",
-            &m["envelope_id"].as_str().unwrap_or_default()[..16],
-            m["from"].as_str().unwrap_or_default(),
-            m["type"].as_str().unwrap_or_default(),
-            m["case_id"].as_str().unwrap_or_default()
+            &m.envelope_id[..16],
+            m.from,
+            m.kind,
+            m.case_id
         );
     }
     println!(
@@ -715,40 +663,32 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
         &env1[..16],
         demo.dir(1).display()
     );
-    let m = demo.api(1)?.get(&format!("/v1/messages/{env1}"))?;
+    let m: MessageView = demo.api(1)?.get(&format!("/v1/messages/{env1}"))?;
+    let content = m.content.unwrap_or_default();
     println!(
         "  {} from {}: \"{}\" (read by {}, logged)",
-        m["type"].as_str().unwrap_or_default(),
-        m["from"].as_str().unwrap_or_default(),
-        m["content"]["subject"]
+        m.kind.unwrap_or_default(),
+        m.from,
+        content["subject"]
             .as_str()
-            .or(m["content"]["summary_of_facts"].as_str())
+            .or(content["summary_of_facts"].as_str())
             .unwrap_or_default()
             .chars()
             .take(70)
             .collect::<String>(),
-        m["accessed_by"].as_str().unwrap_or_default()
+        m.accessed_by.unwrap_or_default()
     );
     let r = demo.send(1, "FR.DACG", &case, "mla-status", MLA_STATUS)?;
-    let env2 = r["queued"][0]["envelope_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let env2 = first(&r)?.envelope_id.clone();
     let row = demo.settled(1, &env2, Duration::from_secs(60))?;
-    println!(
-        "  the status answer reached FR.DACG: {}",
-        row["state"].as_str().unwrap_or_default()
-    );
+    println!("  the status answer reached FR.DACG: {}", row.state);
 
     step(
         6,
         "FR.DACG informs BR.MJSP-DRCI in the same case (a liaison message)",
     );
     let r = demo.send(0, "BR.MJSP-DRCI", &case, "liaison", LIAISON)?;
-    let env3 = r["queued"][0]["envelope_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let env3 = first(&r)?.envelope_id.clone();
     demo.settled(0, &env3, Duration::from_secs(60))?;
     println!("  delivered, with BR.MJSP-DRCI's signed receipt");
 
@@ -759,10 +699,7 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
     println!("  (stopping the node of BR.MJSP-DRCI with SIGTERM)");
     demo.stop(2);
     let r = demo.send(0, "BR.MJSP-DRCI", &case, "liaison", LIAISON)?;
-    let env4 = r["queued"][0]["envelope_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let env4 = first(&r)?.envelope_id.clone();
     // The first attempt fails once every address of BR's card has failed.
     let deadline = Instant::now() + Duration::from_secs(30);
     while demo.outbox_state(0, &env4)? != "waiting-for-retry" && Instant::now() < deadline {
@@ -770,17 +707,12 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
     }
     println!("$ rogatory outbox --data-dir {}", demo.dir(0).display());
     println!("  {}  {}", &env4[..16], demo.outbox_state(0, &env4)?);
-    let st = demo.api(0)?.get("/v1/status")?;
-    if let Some(p) = st["peers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|p| p["agency"] == "BR.MJSP-DRCI")
-    {
+    let st: Status = demo.api(0)?.get("/v1/status")?;
+    if let Some(p) = st.peers.iter().find(|p| p.agency == "BR.MJSP-DRCI") {
         println!(
             "  FR.DACG keeps retrying with back-off: {} failure(s) so far, last: {}",
-            p["failures"],
-            p["last_error"].as_str().unwrap_or("-")
+            p.failures,
+            p.last_error.as_deref().unwrap_or("-")
         );
     }
     println!("  BR.MJSP-DRCI's node comes back:");
@@ -788,8 +720,11 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
     let row = demo.settled(0, &env4, Duration::from_secs(120))?;
     println!(
         "  delivered after the restart: {} (receipt at {})",
-        row["state"].as_str().unwrap_or_default(),
-        row["receipt"]["received_at"].as_str().unwrap_or_default()
+        row.state,
+        row.receipt
+            .as_ref()
+            .map(|r| r.received_at.as_str())
+            .unwrap_or_default()
     );
 
     step(
@@ -867,17 +802,16 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
         date(-25),
         demo.dir(0).display()
     );
-    let r = demo.api(0)?.post(
-        "/v1/send",
-        &json!({ "to": ["BR.MJSP-DRCI"], "case": "new", "type": "extradition-status",
-                 "body": stage("provisional-arrest-requested", -25, json!({})) }),
+    let r = demo.post_send(
+        0,
+        "BR.MJSP-DRCI",
+        "new",
+        "extradition-status",
+        stage("provisional-arrest-requested", -25, json!({})),
     )?;
-    let ext = r["case_id"].as_str().unwrap_or_default().to_string();
-    let first = r["queued"][0]["envelope_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    demo.settled(0, &first, Duration::from_secs(60))?;
+    let ext = r.case_id.clone();
+    let opened = first(&r)?.envelope_id.clone();
+    demo.settled(0, &opened, Duration::from_secs(60))?;
     println!("  a new extradition case: {ext}");
     let show = |d: i64, stage_name: &str| {
         format!("extradition update {ext} {stage_name} --date {}", date(d))
@@ -891,23 +825,14 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
         stage("arrested", -24, json!({})),
     )?;
     println!("$ rogatory deadlines --data-dir {}", demo.dir(2).display());
-    for d in demo
-        .api(2)?
-        .get("/v1/deadlines?within=30")?
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
+    let deadlines: Vec<DeadlineRow> = demo.api(2)?.get("/v1/deadlines?within=30")?;
+    for d in &deadlines {
         println!(
             "  due {}  {}  {}: {}",
-            d["due"].as_str().unwrap_or_default(),
-            if d["overdue"] == true {
-                "OVERDUE"
-            } else {
-                "open   "
-            },
-            d["rule"].as_str().unwrap_or_default(),
-            d["source"].as_str().unwrap_or_default()
+            d.due,
+            if d.overdue { "OVERDUE" } else { "open   " },
+            d.rule,
+            d.source
         );
     }
     demo.update(
@@ -976,14 +901,14 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
     )?;
     println!("Each side's view of the extradition (rogatory case show {ext}):");
     demo.compare(0, 2, &ext)?;
-    let c = demo.api(0)?.get(&format!("/v1/cases/{ext}"))?;
-    for d in c["deadlines"].as_array().into_iter().flatten() {
+    let c: CaseView = demo.api(0)?.get(&format!("/v1/cases/{ext}"))?;
+    for d in &c.deadlines {
         println!(
             "  deadline {:<20} due {}  {}",
-            d["rule"].as_str().unwrap_or_default(),
-            d["due"].as_str().unwrap_or_default(),
-            d["met"]
-                .as_str()
+            d.rule,
+            d.due,
+            d.met
+                .as_deref()
                 .map(|m| format!("met {m}"))
                 .unwrap_or_else(|| "open".into())
         );

@@ -9,13 +9,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::cases::{client, parse_enum};
+use super::online::{Common, print_json};
+use crate::api::wire::{
+    AddEvidence, AddItem, Added, EvidenceExported, EvidenceRow, ExportEvidence, ItemCheck,
+    ManifestSent, SendEvidence, VerifyEvidence,
+};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use rogatory_proto::message::{Acquisition, EvidenceItem, PerceptualHash};
-use serde_json::{Value, json};
-
-use super::cases::{client, parse_enum, print_json, s};
-use super::online::Common;
 
 /// `rogatory evidence …`
 #[derive(Debug, Subcommand)]
@@ -119,22 +121,21 @@ pub(crate) fn run(c: EvidenceCommand) -> Result<ExitCode> {
     match c {
         EvidenceCommand::Add(a) => add(*a),
         EvidenceCommand::Send { case, to, common } => {
-            let r = client(&common)?
-                .post(&format!("/v1/evidence/{case}/send"), &json!({ "to": to }))?;
+            let r: ManifestSent = client(&common)?.post(
+                &format!("/v1/evidence/{case}/send"),
+                &SendEvidence { to: to.clone() },
+            )?;
             if common.json {
                 print_json(&r)?;
             } else {
-                let items: Vec<&str> = r["items"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(Value::as_str)
-                    .collect();
                 println!(
                     "case {}: manifest of {} sealed for {to} and queued (envelope {})",
-                    s(&r["case_id"]),
-                    items.join(", "),
-                    s(&r["queued"][0]["envelope_id"])
+                    r.case_id,
+                    r.items.join(", "),
+                    r.queued
+                        .first()
+                        .map(|q| q.envelope_id.as_str())
+                        .unwrap_or_default()
                 );
             }
             Ok(ExitCode::SUCCESS)
@@ -147,48 +148,50 @@ pub(crate) fn run(c: EvidenceCommand) -> Result<ExitCode> {
         } => {
             let out = std::path::absolute(&out)
                 .with_context(|| format!("{}: not a usable path", out.display()))?;
-            let r = client(&common)?.post(
+            let r: EvidenceExported = client(&common)?.post(
                 &format!("/v1/evidence/{case}/export"),
-                &json!({ "item": item, "out": out }),
+                &ExportEvidence {
+                    item,
+                    out: out.clone(),
+                },
             )?;
             if common.json {
                 print_json(&r)?;
             } else {
                 println!(
                     "{} exported to {} ({} B, SHA-256 {} checked)",
-                    s(&r["item_id"]),
+                    r.item_id,
                     out.display(),
-                    r["size"],
-                    s(&r["sha256"])
+                    r.size,
+                    r.sha256.as_deref().unwrap_or_default()
                 );
             }
             Ok(ExitCode::SUCCESS)
         }
         EvidenceCommand::Verify { case, item, common } => {
-            let r = client(&common)?.post(
+            let rows: Vec<ItemCheck> = client(&common)?.post(
                 &format!("/v1/evidence/{case}/verify"),
-                &json!({ "item": item }),
+                &VerifyEvidence { item },
             )?;
-            let rows = r.as_array().cloned().unwrap_or_default();
-            let ok = rows.iter().all(|r| r["ok"] == true);
+            let ok = rows.iter().all(|r| r.ok);
             if common.json {
-                print_json(&r)?;
+                print_json(&rows)?;
             } else {
                 if rows.is_empty() {
                     println!("No evidence content is held on this node for case {case}.");
                 }
                 for r in &rows {
-                    if r["ok"] == true {
+                    if r.ok {
                         println!(
                             "{:<16} ok: every chunk opens, SHA-256 {}",
-                            s(&r["item_id"]),
-                            s(&r["sha256"])
+                            r.item_id,
+                            r.sha256.as_deref().unwrap_or_default()
                         );
                     } else {
                         println!(
                             "{:<16} DOES NOT VERIFY: {}",
-                            s(&r["item_id"]),
-                            s(&r["problem"])
+                            r.item_id,
+                            r.problem.as_deref().unwrap_or_default()
                         );
                     }
                 }
@@ -205,75 +208,64 @@ pub(crate) fn run(c: EvidenceCommand) -> Result<ExitCode> {
             custody,
             common,
         } => {
-            let list = client(&common)?.get(&format!("/v1/evidence/{case}?wait={wait}"))?;
+            let rows: Vec<EvidenceRow> =
+                client(&common)?.get(&format!("/v1/evidence/{case}?wait={wait}"))?;
             if common.json {
-                return print_json(&list).map(|()| ExitCode::SUCCESS);
+                return print_json(&rows).map(|()| ExitCode::SUCCESS);
             }
-            let rows = list.as_array().cloned().unwrap_or_default();
             if rows.is_empty() {
                 println!("No evidence in case {case} yet.");
             }
             for r in &rows {
-                let mut state = s(&r["state"]).to_string();
-                if state == "expected" {
-                    let (done, all) = (
-                        r["chunks_done"].as_u64().unwrap_or(0),
-                        r["chunks"].as_u64().unwrap_or(1).max(1),
-                    );
-                    state = format!("receiving {}%", done * 100 / all);
-                }
-                println!(
-                    "{:<16} {:<10} {:<11} {:>14} B  {:<14} {}  {}",
-                    s(&r["item_id"]),
-                    s(&r["direction"]),
-                    s(&r["transfer"]),
-                    r["size"],
-                    state,
-                    &s(&r["sha256"])[..16.min(s(&r["sha256"]).len())],
-                    s(&r["description"]),
-                );
-                if let Some(p) = r["problem"].as_str() {
-                    println!("{:<16} {state}: {p}", "");
-                }
-                if custody {
-                    // Entries a partner reported carry this node's time of receipt too.
-                    let reports: Vec<&Value> = r["custody_reports"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .collect();
-                    for (i, c) in r["custody"].as_array().into_iter().flatten().enumerate() {
-                        let note = c["note"]
-                            .as_str()
-                            .map(|n| format!(" ({n})"))
-                            .unwrap_or_default();
-                        let recorded = reports
-                            .iter()
-                            .find(|p| {
-                                let first = p["first"].as_u64().unwrap_or(u64::MAX) as usize;
-                                let count = p["count"].as_u64().unwrap_or(0) as usize;
-                                (first..first.saturating_add(count)).contains(&i)
-                            })
-                            .map(|p| {
-                                format!(
-                                    "  [reported by {}, recorded here {}]",
-                                    s(&p["by"]),
-                                    s(&p["recorded_at"])
-                                )
-                            })
-                            .unwrap_or_default();
-                        println!(
-                            "{:<16} {}  {}  {}{note}{recorded}",
-                            "",
-                            s(&c["at"]),
-                            s(&c["actor"]),
-                            s(&c["action"])
-                        );
-                    }
-                }
+                list_row(r, custody);
             }
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+fn list_row(r: &EvidenceRow, custody: bool) {
+    let mut state = r.state.clone();
+    if state == "expected" {
+        state = format!("receiving {}%", r.chunks_done * 100 / r.chunks.max(1));
+    }
+    let sha = r.sha256.as_deref().unwrap_or_default();
+    println!(
+        "{:<16} {:<10} {:<11} {:>14} B  {:<14} {}  {}",
+        r.item_id,
+        r.direction,
+        r.transfer.as_str().unwrap_or_default(),
+        r.size,
+        state,
+        &sha[..16.min(sha.len())],
+        r.description,
+    );
+    if let Some(p) = &r.problem {
+        println!("{:<16} {state}: {p}", "");
+    }
+    if !custody {
+        return;
+    }
+    // Entries a partner reported carry this node's time of receipt too.
+    for (i, c) in r.custody.as_array().into_iter().flatten().enumerate() {
+        let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+        let note = c["note"]
+            .as_str()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default();
+        let recorded = r
+            .custody_reports
+            .iter()
+            .find(|p| (p.first..p.first.saturating_add(p.count)).contains(&i))
+            .map(|p| format!("  [reported by {}, recorded here {}]", p.by, p.recorded_at))
+            .unwrap_or_default();
+        println!(
+            "{:<16} {}  {}  {}{note}{recorded}",
+            "",
+            text("at"),
+            text("actor"),
+            text("action")
+        );
     }
 }
 
@@ -323,7 +315,7 @@ fn add(a: AddArgs) -> Result<ExitCode> {
     let data = super::init::data_dir(a.common.data_dir.clone())?;
     let c = client(&a.common)?;
     // The case must exist before anything is hashed.
-    c.get(&format!("/v1/cases/{}", a.case))
+    c.get::<serde_json::Value>(&format!("/v1/cases/{}", a.case))
         .with_context(|| format!("case {}", a.case))?;
     let bars = indicatif::MultiProgress::new();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -394,27 +386,29 @@ fn add(a: AddArgs) -> Result<ExitCode> {
             content_key: None,
             out_of_band: out_of_band.clone(),
         };
-        let mut body = json!({ "item": item });
-        if let Some((staged, key)) = &h.sealed {
-            body["staged"] = staged.clone().into();
-            body["content_key"] = hex::encode(key.as_bytes()).into();
-        }
-        items.push((path.clone(), h.sha256, h.size, body));
+        let (staged, content_key) = match &h.sealed {
+            Some((staged, key)) => (Some(staged.clone()), Some(hex::encode(key.as_bytes()))),
+            None => (None, None),
+        };
+        let add = AddItem {
+            item: serde_json::to_value(&item)?,
+            staged,
+            content_key,
+        };
+        items.push((path.clone(), h.sha256, h.size, add));
     }
-    let r = c.post(
+    let r: Added = c.post(
         &format!("/v1/evidence/{}", a.case),
-        &json!({ "items": items.iter().map(|(_, _, _, b)| b.clone()).collect::<Vec<_>>() }),
+        &AddEvidence {
+            items: items.iter().map(|(_, _, _, b)| b.clone()).collect(),
+        },
     )?;
     if a.common.json {
         return print_json(&r).map(|()| ExitCode::SUCCESS);
     }
-    for ((path, sha, size, _), id) in items
-        .iter()
-        .zip(r["items"].as_array().into_iter().flatten())
-    {
+    for ((path, sha, size, _), id) in items.iter().zip(&r.items) {
         println!(
-            "{}  {}  {size} B  sha256 {}  ({})",
-            s(id),
+            "{id}  {}  {size} B  sha256 {}  ({})",
             path.display(),
             sha.to_hex(),
             a.mode

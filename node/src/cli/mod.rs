@@ -16,6 +16,7 @@ mod keygen;
 mod online;
 mod peer;
 mod request;
+pub mod supervise;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -100,6 +101,9 @@ pub enum Command {
     /// Per-case audit logs: entries, signed checkpoints, proofs, and their verification.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Print the local API's OpenAPI 3.1 document (as `spec/openapi.json` and the running node's
+    /// `GET /v1/openapi.json`), from which a case-management system can generate its client.
+    Openapi,
 }
 
 /// Runs a parsed command line. `Ok` carries the exit code (a failed validation is not an error
@@ -129,7 +133,33 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Envelope(c) => envelope::run(c),
         Command::Request(c) => request::run(c),
         Command::Audit(c) => audit::run(c),
+        Command::Openapi => {
+            println!("{}", serde_json::to_string_pretty(&crate::api::openapi())?);
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// The exit code of a command that failed with `e`: whose fault it was, as scripts need to
+/// tell. 1: the command failed (a check that did not hold, a file that cannot be read, …);
+/// 2: the command line is wrong (clap's own); 3: the node refused the request as given (400,
+/// 403, 404, 409, 413, 422); 4: the node's store failed, nothing was recorded (500);
+/// 5: no node runs from the data directory, or it is stopping (503): try again.
+pub fn exit_code(e: &anyhow::Error) -> ExitCode {
+    for cause in e.chain() {
+        if cause.is::<crate::client::NotRunning>() {
+            return ExitCode::from(5);
+        }
+        if let Some(f) = cause.downcast_ref::<crate::client::ApiFailure>() {
+            return ExitCode::from(match f.status {
+                500 => 4,
+                503 => 5,
+                400..=499 => 3,
+                _ => 1,
+            });
+        }
+    }
+    ExitCode::FAILURE
 }
 
 /// A path argument that may be a card file or a key directory holding `card.cose`.

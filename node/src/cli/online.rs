@@ -4,12 +4,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
-use clap::{Args, Subcommand};
-use serde_json::{Value, json};
-
+use crate::api::wire::{
+    Forward, Forwarded, InboxRow, MessageView, OutboxRow, SendBody, Sent, Status,
+};
 use crate::client::Client;
 use crate::files;
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
 
 /// The data directory and output format every online command takes.
 #[derive(Debug, Args)]
@@ -73,39 +74,38 @@ fn client(c: &Common) -> Result<Client> {
     Client::connect(&super::init::data_dir(c.data_dir.clone())?)
 }
 
-fn print_json(v: &Value) -> Result<()> {
+/// Prints a value as pretty JSON (for `--json`).
+pub(crate) fn print_json(v: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
-fn short(v: &Value) -> &str {
-    let s = v.as_str().unwrap_or_default();
+fn short(s: &str) -> &str {
     &s[..s.len().min(16)]
 }
 
 pub(crate) fn send(a: SendArgs) -> Result<ExitCode> {
     let raw = files::read_limited(&a.body, files::MAX_INPUT_BYTES)?;
-    let body: Value = serde_json::from_slice(&raw)
+    let body: serde_json::Value = serde_json::from_slice(&raw)
         .with_context(|| format!("{} is not valid JSON", a.body.display()))?;
     let c = client(&a.common)?;
-    let r = c.post(
+    let r: Sent = c.post(
         "/v1/send",
-        &json!({ "to": a.to, "case": a.case, "type": a.kind, "body": body }),
+        &SendBody {
+            to: a.to,
+            case: a.case,
+            kind: a.kind,
+            body,
+        },
     )?;
     if a.common.json {
         print_json(&r)?;
     } else {
-        println!(
-            "case {}: {} queued",
-            r["case_id"].as_str().unwrap_or_default(),
-            r["type"].as_str().unwrap_or_default()
-        );
-        for q in r["queued"].as_array().into_iter().flatten() {
+        println!("case {}: {} queued", r.case_id, r.kind);
+        for q in &r.queued {
             println!(
                 "  {}  to {:<20} #{} in the case's chain",
-                q["envelope_id"].as_str().unwrap_or_default(),
-                q["to"].as_str().unwrap_or_default(),
-                q["sequence"]
+                q.envelope_id, q.to, q.sequence
             );
         }
         println!("The node delivers it and records the receipt; follow it with `rogatory outbox`.");
@@ -114,29 +114,24 @@ pub(crate) fn send(a: SendArgs) -> Result<ExitCode> {
 }
 
 pub(crate) fn inbox(a: Common) -> Result<ExitCode> {
-    let r = client(&a)?.get("/v1/inbox")?;
+    let list: Vec<InboxRow> = client(&a)?.get("/v1/inbox")?;
     if a.json {
-        print_json(&r)?;
+        print_json(&list)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let list = r.as_array().cloned().unwrap_or_default();
     if list.is_empty() {
         println!("The inbox is empty.");
     }
     for m in &list {
         println!(
             "{}  {}  from {:<20} {:<20} case {} #{}{}",
-            short(&m["envelope_id"]),
-            m["received_at"].as_str().unwrap_or_default(),
-            m["from"].as_str().unwrap_or_default(),
-            m["type"].as_str().unwrap_or_default(),
-            m["case_id"].as_str().unwrap_or_default(),
-            m["sequence"],
-            if m["emergency"] == true {
-                "  EMERGENCY"
-            } else {
-                ""
-            }
+            short(&m.envelope_id),
+            m.received_at,
+            m.from,
+            m.kind,
+            m.case_id,
+            m.sequence,
+            if m.emergency { "  EMERGENCY" } else { "" }
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -145,43 +140,45 @@ pub(crate) fn inbox(a: Common) -> Result<ExitCode> {
 /// `rogatory outbox`: from the running node (with live delivery states), else from the store.
 pub(crate) fn outbox(a: Common) -> Result<ExitCode> {
     let dir = super::init::data_dir(a.data_dir.clone())?;
-    let rows = match Client::connect(&dir).and_then(|c| c.get("/v1/outbox")) {
+    let list: Vec<OutboxRow> = match Client::connect(&dir).and_then(|c| c.get("/v1/outbox")) {
         Ok(r) => r,
-        Err(e) if !dir.join(crate::api::ADDR_FILE).exists() => {
+        Err(e) if e.is::<crate::client::NotRunning>() => {
             // Not running: read the store directly.
-            let _ = e;
             let store =
                 crate::store::Store::open_read_only(&dir).context("cannot open the store")?;
-            Value::Array(store.outbox()?.iter().map(crate::api::outbox_row).collect())
+            store
+                .outbox()?
+                .iter()
+                .map(crate::api::messages::outbox_row)
+                .collect()
         }
         Err(e) => return Err(e),
     };
     if a.json {
-        print_json(&rows)?;
+        print_json(&list)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let list = rows.as_array().cloned().unwrap_or_default();
     if list.is_empty() {
         println!("The outbox of {} is empty.", dir.display());
     }
     for r in &list {
-        let mut state = r["state"].as_str().unwrap_or_default().to_string();
-        if let Some(reason) = r["receipt"]["reason"].as_str() {
+        let mut state = r.state.clone();
+        if let Some(reason) = r.receipt.as_ref().and_then(|r| r.reason.as_deref()) {
             state = format!("{state} ({reason})");
         }
-        if let Some(t) = r["retry_in_secs"].as_f64() {
+        if let Some(t) = r.retry_in_secs {
             state = format!("{state} in {t:.0}s");
         }
-        if r["emergency"] == true {
+        if r.emergency {
             state = format!("EMERGENCY {state}");
         }
         println!(
             "{}  {:<24} {:<20} {}  case {}",
-            short(&r["envelope_id"]),
+            short(&r.envelope_id),
             state,
-            r["to"].as_str().unwrap_or_default(),
-            r["sealed_at"].as_str().unwrap_or_default(),
-            r["case_id"].as_str().unwrap_or_default()
+            r.to,
+            r.sealed_at,
+            r.case_id
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -191,72 +188,52 @@ pub(crate) fn message(c: MessageCommand) -> Result<ExitCode> {
     let (id, common) = match c {
         MessageCommand::Show { id, common } => (id, common),
         MessageCommand::Forward { id, to, common } => {
-            let r = client(&common)?
-                .post(&format!("/v1/messages/{id}/forward"), &json!({ "to": to }))?;
+            let r: Forwarded =
+                client(&common)?.post(&format!("/v1/messages/{id}/forward"), &Forward { to })?;
             if common.json {
                 print_json(&r)?;
             } else {
-                for q in r["queued"].as_array().into_iter().flatten() {
+                for q in &r.queued {
                     println!(
                         "passed on to {} in case {} (envelope {}), queued",
-                        q["to"].as_str().unwrap_or_default(),
-                        r["case_id"].as_str().unwrap_or_default(),
-                        q["envelope_id"].as_str().unwrap_or_default()
+                        q.to, r.case_id, q.envelope_id
                     );
                 }
             }
             return Ok(ExitCode::SUCCESS);
         }
     };
-    let r = client(&common)?.get(&format!("/v1/messages/{id}"))?;
+    let r: MessageView = client(&common)?.get(&format!("/v1/messages/{id}"))?;
     if common.json {
         print_json(&r)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "Envelope  {}",
-        r["envelope_id"].as_str().unwrap_or_default()
-    );
-    println!(
-        "  direction:  {}",
-        r["direction"].as_str().unwrap_or_default()
-    );
-    println!(
-        "  case:       {}",
-        r["case_id"].as_str().unwrap_or_default()
-    );
-    println!(
-        "  from → to:  {} → {}",
-        r["from"].as_str().unwrap_or_default(),
-        r["to"].as_str().unwrap_or_default()
-    );
-    if let Some(t) = r["type"].as_str() {
+    println!("Envelope  {}", r.envelope_id);
+    println!("  direction:  {}", r.direction);
+    println!("  case:       {}", r.case_id);
+    println!("  from → to:  {} → {}", r.from, r.to);
+    if let Some(t) = &r.kind {
         println!("  type:       {t}");
     }
-    println!(
-        "  message id: {}",
-        r["message_id"].as_str().unwrap_or_default()
-    );
-    println!("  chain:      #{}", r["sequence"]);
-    if let Some(s) = r["state"].as_str() {
+    println!("  message id: {}", r.message_id);
+    println!("  chain:      #{}", r.sequence);
+    if let Some(s) = &r.state {
         println!("  state:      {s}");
     }
-    match r["receipt"].as_object() {
+    match &r.receipt {
         Some(rc) => println!(
             "  receipt:    {} at {}{}",
-            rc.get("event").and_then(Value::as_str).unwrap_or_default(),
-            rc.get("received_at")
-                .and_then(Value::as_str)
-                .unwrap_or_default(),
-            rc.get("reason")
-                .and_then(Value::as_str)
+            rc.event,
+            rc.received_at,
+            rc.reason
+                .as_deref()
                 .map(|r| format!(" ({r})"))
                 .unwrap_or_default()
         ),
         None => println!("  receipt:    none yet"),
     }
     println!("  audit entries:");
-    for e in r["audit"].as_array().into_iter().flatten() {
+    for e in &r.audit {
         println!(
             "    #{} {} {}{}",
             e["seq"],
@@ -268,17 +245,17 @@ pub(crate) fn message(c: MessageCommand) -> Result<ExitCode> {
                 .unwrap_or_default()
         );
     }
-    match r.get("content") {
+    match &r.content {
         Some(content) => {
             println!(
                 "  content (this reading is logged as accessed by {}):",
-                r["accessed_by"].as_str().unwrap_or_default()
+                r.accessed_by.as_deref().unwrap_or_default()
             );
             for line in serde_json::to_string_pretty(content)?.lines() {
                 println!("    {line}");
             }
         }
-        None => println!("  {}", r["note"].as_str().unwrap_or_default()),
+        None => println!("  {}", r.note.as_deref().unwrap_or_default()),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -286,11 +263,11 @@ pub(crate) fn message(c: MessageCommand) -> Result<ExitCode> {
 /// `rogatory status`: exits 1 when the node is not running.
 pub(crate) fn status(a: Common) -> Result<ExitCode> {
     let dir = super::init::data_dir(a.data_dir.clone())?;
-    let r = match Client::connect(&dir).and_then(|c| c.get("/v1/status")) {
+    let r: Status = match Client::connect(&dir).and_then(|c| c.get("/v1/status")) {
         Ok(r) => r,
         Err(e) => {
             if a.json {
-                print_json(&json!({ "running": false, "error": format!("{e:#}") }))?;
+                print_json(&serde_json::json!({ "running": false, "error": format!("{e:#}") }))?;
             } else {
                 eprintln!("error: {e:#}");
             }
@@ -298,39 +275,40 @@ pub(crate) fn status(a: Common) -> Result<ExitCode> {
         }
     };
     if a.json {
-        let mut r = r;
-        r["running"] = true.into();
-        print_json(&r)?;
+        let mut v = serde_json::to_value(&r)?;
+        v["running"] = true.into();
+        print_json(&v)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
-        "{} is running (peer {})",
-        r["agency"].as_str().unwrap_or_default(),
-        r["peer_id"].as_str().unwrap_or_default()
-    );
-    for l in r["listening"].as_array().into_iter().flatten() {
-        println!("  listening on {}", l.as_str().unwrap_or_default());
+    println!("{} is running (peer {})", r.agency, r.peer_id);
+    for l in &r.listening {
+        println!("  listening on {l}");
     }
     println!(
         "  inbox: {} message(s); envelopes being received: {}",
-        r["inbox"], r["inbound_pending"]
+        r.inbox, r.inbound_pending
     );
-    println!("  outbox: {}", r["outbox"]);
+    println!(
+        "  outbox: {} queued, {} settled",
+        r.outbox.queued, r.outbox.settled
+    );
+    if r.evidence_active + r.evidence_waiting > 0 {
+        println!(
+            "  evidence: {} item(s) being received, {} waiting",
+            r.evidence_active, r.evidence_waiting
+        );
+    }
     println!("  partners:");
-    for p in r["peers"].as_array().into_iter().flatten() {
+    for p in &r.peers {
         let mut line = format!(
             "    {:<20} {} connection(s), {} queued, {} in flight, {} settled",
-            p["agency"].as_str().unwrap_or_default(),
-            p["connections"],
-            p["queued"],
-            p["in_flight"],
-            p["settled"]
+            p.agency, p.connections, p.queued, p.in_flight, p.settled
         );
-        if let Some(t) = p["retry_in_secs"].as_f64() {
+        if let Some(t) = p.retry_in_secs {
             line.push_str(&format!(
                 "; {} failure(s), next try in {t:.0}s: {}",
-                p["failures"],
-                p["last_error"].as_str().unwrap_or_default()
+                p.failures,
+                p.last_error.as_deref().unwrap_or_default()
             ));
         }
         println!("{line}");

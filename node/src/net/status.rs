@@ -21,7 +21,7 @@ pub struct NetStatus {
 }
 
 /// One partner, as the sender sees it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PeerStatus {
     /// Agency id.
     pub agency: String,

@@ -53,7 +53,7 @@ pub mod records;
 pub mod sealed;
 mod verify;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use batch::Batch;
 pub use log::LogSigner;
@@ -61,7 +61,7 @@ pub use records::{
     Alert, MAX_OUTBOX_ENTRY, NODE_LOG, OutboxEntry, OutboxState, ROUTINE, Received,
     unwrap_envelope_key, wrap_envelope_key,
 };
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use rogatory_proto::audit::entry::AuditEntry;
 use rogatory_proto::audit::merkle::{NodeSource, leaf_hash};
 use rogatory_proto::ids::CaseId;
@@ -183,13 +183,20 @@ fn chain_parse(v: &[u8]) -> Result<(u64, [u8; 32]), StoreError> {
     Ok((u64::from_be_bytes(seq), id))
 }
 
+fn closed() -> StoreError {
+    StoreError::Db("the store is closed after an I/O error; the next write reopens it".into())
+}
+
 fn corrupt<E: std::fmt::Display>(e: E) -> StoreError {
     StoreError::Corrupt(e.to_string())
 }
 
 /// The node's store.
 pub struct Store {
-    db: Db,
+    /// The database; replaced by a fresh open after an I/O error ([`Store::batch`]).
+    db: std::sync::RwLock<Db>,
+    /// The database file (for a reopen).
+    file: PathBuf,
     /// The keys case, evidence and inbox records are sealed with ([`Store::with_record_keys`]).
     records: Option<RecordKeys>,
     /// Checkpoints whose signature this process already verified or made, by case: the exact
@@ -204,6 +211,8 @@ const VERIFIED_CACHE: usize = 10_000;
 enum Db {
     ReadWrite(Database),
     ReadOnly(redb::ReadOnlyDatabase),
+    /// Closed after an I/O error, not yet reopened.
+    Closed,
 }
 impl Store {
     /// Opens the store in `dir`, creating it if needed; refuses another format version.
@@ -242,7 +251,8 @@ impl Store {
         crate::files::restrict(&dir.join(STORE_FILE))
             .map_err(|e| StoreError::Db(format!("{e:#}")))?;
         Ok(Self {
-            db: Db::ReadWrite(db),
+            db: std::sync::RwLock::new(Db::ReadWrite(db)),
+            file: dir.join(STORE_FILE),
             records: None,
             verified: Default::default(),
         })
@@ -267,24 +277,71 @@ impl Store {
         }
         drop(tx);
         Ok(Self {
-            db: Db::ReadOnly(db),
+            db: std::sync::RwLock::new(Db::ReadOnly(db)),
+            file: dir.join(STORE_FILE),
             records: None,
             verified: Default::default(),
         })
     }
 
     fn begin_read(&self) -> Result<redb::ReadTransaction, StoreError> {
-        Ok(match &self.db {
+        let db = self.db.read().map_err(|_| closed())?;
+        Ok(match &*db {
             Db::ReadWrite(d) => d.begin_read()?,
             Db::ReadOnly(d) => d.begin_read()?,
+            Db::Closed => return Err(closed()),
         })
     }
 
-    fn writable(&self) -> Result<&Database, StoreError> {
-        match &self.db {
-            Db::ReadWrite(d) => Ok(d),
-            Db::ReadOnly(_) => Err(StoreError::Request("the store was opened read-only".into())),
+    fn begin_write(&self) -> Result<redb::WriteTransaction, redb::TransactionError> {
+        let db = self
+            .db
+            .read()
+            .map_err(|_| redb::TransactionError::Storage(redb::StorageError::PreviousIo))?;
+        match &*db {
+            Db::ReadWrite(d) => d.begin_write(),
+            // A closed store is reopened by the caller (`batch`).
+            Db::ReadOnly(_) | Db::Closed => Err(redb::TransactionError::Storage(
+                redb::StorageError::PreviousIo,
+            )),
         }
+    }
+
+    /// Closes the database and opens it again: after an I/O error (a full disk, say) redb
+    /// refuses every transaction until then. Opening restores the last committed state; if it
+    /// cannot yet (the disk is still full), the store stays closed and the next batch tries
+    /// again.
+    fn reopen(&self) -> Result<(), StoreError> {
+        let mut db = self.db.write().map_err(|_| closed())?;
+        if matches!(&*db, Db::ReadOnly(_)) {
+            return Err(StoreError::Request("the store was opened read-only".into()));
+        }
+        *db = Db::Closed;
+        // Readers still holding a transaction of the old database keep its file open a moment.
+        let mut last = None;
+        for _ in 0..50 {
+            match Database::builder()
+                .set_cache_size(CACHE_BYTES)
+                .create(&self.file)
+            {
+                Ok(d) => {
+                    *db = Db::ReadWrite(d);
+                    tracing::warn!("the store was reopened after an I/O error");
+                    return Ok(());
+                }
+                Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                Err(e) => {
+                    last = Some(e);
+                    break;
+                }
+            }
+        }
+        Err(StoreError::Db(format!(
+            "cannot reopen the store after an I/O error: {}",
+            last.map_or_else(|| "it is still in use".into(), |e| e.to_string())
+        )))
     }
 
     /// The same store, able to read and write sealed records with `keys` (the node's).
@@ -367,12 +424,17 @@ impl Store {
         }
     }
 
-    /// Starts a write transaction (see [`Batch`]).
+    /// Starts a write transaction (see [`Batch`]). After an I/O error, redb refuses every
+    /// transaction of the open database: the store is then reopened first.
     pub fn batch(&self) -> Result<Batch<'_>, StoreError> {
-        Ok(Batch {
-            store: self,
-            tx: self.writable()?.begin_write()?,
-        })
+        let tx = match self.begin_write() {
+            Err(redb::TransactionError::Storage(redb::StorageError::PreviousIo)) => {
+                self.reopen()?;
+                self.begin_write()?
+            }
+            other => other?,
+        };
+        Ok(Batch { store: self, tx })
     }
 
     /// Appends entries to a case's log in one durable transaction and signs the new checkpoint.
@@ -433,6 +495,50 @@ impl Store {
             );
         }
         out.sort_by_key(|e: &OutboxEntry| (e.sealed_at, e.order));
+        Ok(out)
+    }
+
+    /// How many envelopes were accepted here, sealed here, and are queued (without reading
+    /// them).
+    pub fn counts(&self) -> Result<Counts, StoreError> {
+        let tx = self.begin_read()?;
+        Ok(Counts {
+            received: tx.open_table(RECEIVED)?.len()?,
+            sent: tx.open_table(OUTBOX)?.len()?,
+            queued: tx.open_table(QUEUE)?.len()?,
+        })
+    }
+
+    /// Envelopes whose id starts with the hex digits `prefix`, received (`true`) or sent
+    /// (`false`); at most `limit` of them. Read by key range: nothing is decoded or hashed.
+    pub fn envelopes_starting_with(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<([u8; 32], bool)>, StoreError> {
+        let digits: Vec<u8> = prefix
+            .chars()
+            .map(|c| c.to_digit(16).map(|d| d as u8))
+            .collect::<Option<_>>()
+            .filter(|d: &Vec<u8>| d.len() <= 64)
+            .ok_or_else(|| StoreError::Request("an envelope id is hex digits".into()))?;
+        let (mut low, mut high) = ([0u8; 32], [0xffu8; 32]);
+        for (i, d) in digits.iter().enumerate() {
+            let (byte, shift) = (i / 2, if i % 2 == 0 { 4 } else { 0 });
+            low[byte] = (low[byte] & !(0xf << shift)) | (d << shift);
+            high[byte] = (high[byte] & !(0xf << shift)) | (d << shift);
+        }
+        let tx = self.begin_read()?;
+        let mut out = Vec::new();
+        for (table, received) in [(RECEIVED, true), (OUTBOX, false)] {
+            for row in tx.open_table(table)?.range::<&[u8; 32]>(&low..=&high)? {
+                if out.len() >= limit {
+                    break;
+                }
+                let (k, _) = row?;
+                out.push((*k.value(), received));
+            }
+        }
         Ok(out)
     }
 
@@ -583,4 +689,15 @@ fn evidence_key(case: &[u8; 16], key: &str) -> Vec<u8> {
     let mut k = case.to_vec();
     k.extend_from_slice(key.as_bytes());
     k
+}
+
+/// How many envelopes a store holds ([`Store::counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Accepted here.
+    pub received: u64,
+    /// Sealed here.
+    pub sent: u64,
+    /// Sealed here and not settled.
+    pub queued: u64,
 }

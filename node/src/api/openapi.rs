@@ -1,0 +1,63 @@
+//! The API's OpenAPI 3.1 document, generated from the routes and the [`super::wire`] types.
+
+use utoipa::Modify;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use super::{audit, cases, evidence, messages, status, wire};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Rogatory node local API",
+        description = "The local API of a Rogatory node: cases, messages, evidence and audit, for \
+            the command line and case-management systems on the agency's machine. Every request \
+            but /v1/proof and /v1/openapi.json carries `Authorization: Bearer <token>` (the \
+            node's `api-token` file); `X-Rogatory-User` names the local user for the audit log.",
+        license(name = "Apache-2.0")
+    ),
+    paths(
+        status::status, status::proof, status::document,
+        messages::inbox, messages::outbox, messages::outbox_one, messages::send,
+        messages::message, messages::forward,
+        cases::cases, cases::new_case, cases::case_one, cases::case_export, cases::deadlines,
+        evidence::list, evidence::add, evidence::send, evidence::export, evidence::verify,
+        audit::alerts, audit::log, audit::checkpoint, audit::prove, audit::consistency,
+        audit::verify_store,
+    ),
+    components(schemas(wire::ErrorBody, wire::PeerStatus)),
+    modifiers(&Bearer),
+    security(("bearer" = [])),
+    tags(
+        (name = "status", description = "The node"),
+        (name = "messages", description = "Inbox, outbox, sending"),
+        (name = "cases", description = "Cases, their history and deadlines"),
+        (name = "evidence", description = "Evidence items and their content"),
+        (name = "audit", description = "Audit logs, proofs, alerts"),
+    )
+)]
+struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The node's API token (its `api-token` file)"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The OpenAPI document, as JSON.
+pub fn openapi() -> serde_json::Value {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    serde_json::to_value(&doc).unwrap_or_default()
+}

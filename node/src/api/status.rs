@@ -1,0 +1,68 @@
+//! `GET /v1/status`, `GET /v1/proof`, `GET /v1/openapi.json`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::Deserialize;
+
+use super::wire::{OutboxCounts, Proof, Status};
+use super::{ApiError, ApiState, Authorized, blocking, listen};
+
+/// The node, its network, and its queues.
+#[utoipa::path(get, path = "/v1/status", tag = "status",
+    responses((status = 200, description = "The answer", body = Status), (status = 401, description = "No valid bearer token", body = super::wire::ErrorBody)))]
+pub async fn status(
+    _: Authorized,
+    State(s): State<Arc<ApiState>>,
+) -> Result<Json<Status>, ApiError> {
+    let net = s.net.status().await.unwrap_or_default();
+    let store = Arc::clone(&s.store);
+    let counts = blocking(move || Ok(store.counts()?)).await?;
+    Ok(Json(Status {
+        agency: s.me.card.id().to_string(),
+        peer_id: s.peer_id.clone(),
+        listening: net.listening,
+        inbound_pending: net.inbound_pending,
+        peers: net.peers,
+        evidence_active: net.evidence_active,
+        evidence_waiting: net.evidence_waiting,
+        inbox: counts.received,
+        outbox: OutboxCounts {
+            queued: counts.queued,
+            settled: counts.sent.saturating_sub(counts.queued),
+        },
+    }))
+}
+
+/// `?nonce=HEX` of `GET /v1/proof`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProofQuery {
+    /// 16 to 64 random bytes, hex.
+    pub nonce: String,
+}
+
+/// The node proves it holds the API token, without the client sending it (a server left on a
+/// stale `api.addr` cannot answer). Needs no token.
+#[utoipa::path(get, path = "/v1/proof", tag = "status", params(ProofQuery), security(()),
+    responses((status = 200, description = "The answer", body = Proof), (status = 400, description = "The request is malformed", body = super::wire::ErrorBody)))]
+pub async fn proof(
+    State(s): State<Arc<ApiState>>,
+    Query(q): Query<ProofQuery>,
+) -> Result<Json<Proof>, ApiError> {
+    let nonce = hex::decode(&q.nonce)
+        .ok()
+        .filter(|n| (16..=64).contains(&n.len()))
+        .ok_or_else(|| ApiError::bad("nonce: 16 to 64 random bytes, hex"))?;
+    Ok(Json(Proof {
+        proof: hex::encode(listen::proof(&s.token_hash.0, &nonce)),
+    }))
+}
+
+/// This API's OpenAPI 3.1 document (the same as `spec/openapi.json`). Needs no token.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "status", security(()),
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
+pub async fn document() -> Json<serde_json::Value> {
+    Json(super::openapi())
+}

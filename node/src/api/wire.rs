@@ -1,0 +1,805 @@
+//! The local API's requests and answers, as the node and its clients (the command line, a
+//! case-management system through a client generated from `spec/openapi.json`) both see them.
+//!
+//! Ids are strings: envelope ids, hashes and keys in lowercase hex, case ids as UUIDs, agency
+//! ids as written on their cards; times are RFC 3339 UTC strings. Fields that may be absent
+//! are left out rather than `null` unless said otherwise. Messages, manifest items and audit
+//! entries are the objects spec/MESSAGES.md and spec/AUDIT.md define.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// Every error: a status code and one line saying what went wrong and, where it helps, what to
+/// do. 400: the request is malformed; 401: no valid token; 404: no such thing; 409: it
+/// conflicts with the state of the case or item; 413: the body is too large; 422: refused as
+/// given; 500: the node's store failed (nothing was recorded); 503: the node is stopping.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: String,
+}
+
+/// `GET /v1/proof?nonce=HEX`: the node's proof that it holds the API token.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Proof {
+    /// HMAC-SHA256, keyed with the SHA-256 of the token, of a fixed context and the nonce (hex).
+    pub proof: String,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Status {
+    /// This agency.
+    pub agency: String,
+    /// Its libp2p peer id.
+    pub peer_id: String,
+    /// Addresses it listens on.
+    pub listening: Vec<String>,
+    /// Envelopes received and not yet answered.
+    pub inbound_pending: usize,
+    /// Per partner.
+    pub peers: Vec<PeerStatus>,
+    /// Evidence items being received.
+    pub evidence_active: usize,
+    /// Evidence items waiting for their turn.
+    pub evidence_waiting: usize,
+    /// Envelopes accepted here.
+    pub inbox: u64,
+    /// Envelopes sealed here.
+    pub outbox: OutboxCounts,
+}
+
+/// Envelopes sealed here, by where they stand.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OutboxCounts {
+    /// Not yet settled.
+    pub queued: u64,
+    /// Delivered or rejected: a receipt is recorded.
+    pub settled: u64,
+}
+
+/// One partner, as the sender sees it.
+pub type PeerStatus = crate::net::PeerStatus;
+
+/// One envelope accepted here (`GET /v1/inbox`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct InboxRow {
+    /// The envelope id.
+    pub envelope_id: String,
+    /// The sending agency.
+    pub from: String,
+    /// The case.
+    pub case_id: String,
+    /// The message type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The message id.
+    pub message_id: String,
+    /// Its position in the sender's chain for the case.
+    pub sequence: u64,
+    /// An emergency (risk to life or safety).
+    pub emergency: bool,
+    /// The order of arrival here.
+    pub arrival: u64,
+    /// When it was sealed, as the sender states.
+    pub sent_at: String,
+    /// When it was accepted here.
+    pub received_at: String,
+}
+
+/// `?settled=N&wait=SECS` of `GET /v1/outbox`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OutboxQuery {
+    /// Answer once at least this many envelopes are settled (or the wait is over).
+    #[serde(default)]
+    pub settled: usize,
+    /// Seconds to wait for that (at most 300).
+    #[serde(default)]
+    pub wait: u64,
+}
+
+/// `?wait=SECS`: how long to wait for the answer to change (at most 300).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Wait {
+    /// Seconds.
+    #[serde(default)]
+    pub wait: u64,
+}
+
+/// One envelope sealed here (`GET /v1/outbox`, `GET /v1/outbox/{id}`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OutboxRow {
+    /// The envelope id.
+    pub envelope_id: String,
+    /// The case.
+    pub case_id: String,
+    /// The addressee.
+    pub to: String,
+    /// When it was sealed.
+    pub sealed_at: String,
+    /// `queued`, `sending` (on the wire or its receipt being recorded), `waiting-for-retry`
+    /// (the partner is backing off), `delivered`, `rejected` (with the receipt's reason).
+    pub state: String,
+    /// An emergency.
+    pub emergency: bool,
+    /// The addressee's receipt, once recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<ReceiptView>,
+    /// While waiting for a retry: seconds until it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_in_secs: Option<f64>,
+    /// While waiting for a retry: failed attempts since the last success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<u32>,
+    /// While waiting for a retry: the last failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// What a receipt says.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ReceiptView {
+    /// `accepted` or `rejected`.
+    pub event: String,
+    /// When the addressee received the envelope, by its clock.
+    pub received_at: String,
+    /// A rejection's reason code name (spec/PROTOCOL.md §6.3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// A rejection's detail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// SHA-256 of the receipt.
+    pub receipt_hash: String,
+    /// Seconds from sealing to receipt, as the two clocks say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_secs: Option<u64>,
+    /// The addressee's cosignature of the checkpoint the envelope carried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cosignature: Option<String>,
+}
+
+/// `POST /v1/send`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendBody {
+    /// Addressees: pinned partners (one envelope each).
+    pub to: Vec<String>,
+    /// A case id (UUIDv7), or `new` to open one.
+    pub case: String,
+    /// The message type: `mla-request`, `mla-status`, `extradition-status`, `liaison`,
+    /// `preservation-request`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The message, as spec/MESSAGES.md defines it for the type.
+    #[schema(value_type = Object)]
+    pub body: Value,
+}
+
+/// One envelope queued by a send.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct QueuedRow {
+    /// The envelope id.
+    pub envelope_id: String,
+    /// The addressee.
+    pub to: String,
+    /// Its place in the delivery queue.
+    pub order: u64,
+    /// Its position in the case's chain to the addressee.
+    pub sequence: u64,
+}
+
+impl From<&crate::engine::Queued> for QueuedRow {
+    fn from(q: &crate::engine::Queued) -> Self {
+        Self {
+            envelope_id: q.envelope_id.to_hex(),
+            to: q.to.to_string(),
+            order: q.order,
+            sequence: q.sequence,
+        }
+    }
+}
+
+/// The answer to `POST /v1/send`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Sent {
+    /// The case (a new one's id, for `case: new`).
+    pub case_id: String,
+    /// The message type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The envelopes queued, one per addressee.
+    pub queued: Vec<QueuedRow>,
+}
+
+/// `POST /v1/messages/{id}/forward`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Forward {
+    /// The partners to pass it on to.
+    pub to: Vec<String>,
+}
+
+/// The answer to `POST /v1/messages/{id}/forward`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Forwarded {
+    /// The case.
+    pub case_id: String,
+    /// The envelope passed on.
+    pub forwarded: String,
+    /// The envelopes queued.
+    pub queued: Vec<QueuedRow>,
+}
+
+/// One message (`GET /v1/messages/{id}`): a received one with its content (that reading is
+/// logged as `content-accessed`), a sent one without (it is kept only encrypted to its
+/// addressee).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct MessageView {
+    /// `received` or `sent`.
+    pub direction: String,
+    /// The envelope id.
+    pub envelope_id: String,
+    /// The case.
+    pub case_id: String,
+    /// The sender.
+    pub from: String,
+    /// The addressee.
+    pub to: String,
+    /// Everyone the sender addressed the message to (received messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipients: Option<Vec<String>>,
+    /// The message type (received messages).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The message id.
+    pub message_id: String,
+    /// Its position in the sender's chain for the case.
+    pub sequence: u64,
+    /// When it was sealed (received messages: as the sender states).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<String>,
+    /// When it was sealed here (sent messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_at: Option<String>,
+    /// Where it stands (sent messages; as in the outbox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// The receipt: this node's (received) or the addressee's (sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<ReceiptView>,
+    /// The message (received messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub content: Option<Value>,
+    /// The local user this reading was logged for (received messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accessed_by: Option<String>,
+    /// Why there is no content (sent messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The case's audit entries about this envelope.
+    #[schema(value_type = Vec<Object>)]
+    pub audit: Vec<Value>,
+}
+
+/// `POST /v1/cases`: a case opened before its first message.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCase {
+    /// `mla`, `extradition`, `liaison` or `preservation`.
+    pub kind: String,
+    /// The partner agency.
+    pub to: String,
+    /// This agency's own reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+/// A case, in the list (`GET /v1/cases`) and as opened (`POST /v1/cases`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CaseSummary {
+    /// The case id.
+    pub case_id: String,
+    /// `mla`, `extradition`, `liaison` or `preservation`.
+    pub kind: String,
+    /// `requesting` or `requested`.
+    pub our_side: String,
+    /// The partner agency.
+    pub peer: String,
+    /// The agreed status (MLA) or stage (extradition).
+    pub status: String,
+    /// When it was opened here.
+    pub opened_at: String,
+    /// When it last changed.
+    pub updated_at: String,
+    /// This side's proposals awaiting the requested side's confirmation.
+    pub pending: usize,
+    /// An emergency.
+    pub emergency: bool,
+    /// This agency's reference.
+    #[serde(default)]
+    pub reference: Option<String>,
+    /// Deadlines passed and not met.
+    pub overdue: usize,
+    /// The earliest open deadline (a date).
+    #[serde(default)]
+    pub next_due: Option<String>,
+}
+
+/// One case (`GET /v1/cases/{id}`): its summary, its history, its messages and deadlines.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CaseView {
+    /// What the list shows.
+    #[serde(flatten)]
+    pub summary: CaseSummary,
+    /// The updates, in the order both sides agree on.
+    pub updates: Vec<UpdateRow>,
+    /// This side's proposals awaiting the requested side.
+    pub proposals: Vec<UpdateRow>,
+    /// Proposals the requested side refused.
+    pub refused: Vec<UpdateRow>,
+    /// The messages of the case, sent and received, oldest first.
+    pub messages: Vec<TimelineRow>,
+    /// Its deadlines.
+    pub deadlines: Vec<DeadlineRow>,
+}
+
+/// One update of a case's status or stage.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UpdateRow {
+    /// When it was made.
+    pub at: String,
+    /// The agency that made it.
+    pub by: String,
+    /// Its side.
+    pub side: String,
+    /// The message that carried it.
+    pub message_id: String,
+    /// Its envelope.
+    pub envelope_id: String,
+    /// The new status (MLA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The new stage (extradition).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// The update as the message carried it.
+    #[schema(value_type = Object)]
+    pub update: Value,
+    /// Why it was refused (refused proposals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// One message in a case's timeline.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TimelineRow {
+    /// When it was received or sealed here.
+    pub at: String,
+    /// `received` or `sent`.
+    pub direction: String,
+    /// The sender.
+    pub from: String,
+    /// The addressee.
+    pub to: String,
+    /// The message type (received messages).
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The envelope id.
+    pub envelope_id: String,
+    /// `accepted` (received here), or where a sent one stands.
+    pub state: String,
+    /// The addressee's receipt (sent messages).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<ReceiptView>,
+}
+
+/// A deadline of a case.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DeadlineRow {
+    /// The case.
+    pub case_id: String,
+    /// The partner.
+    pub peer: String,
+    /// The rule's name.
+    pub rule: String,
+    /// What must happen.
+    pub what: String,
+    /// The legal source.
+    pub source: String,
+    /// The day it started.
+    pub started: String,
+    /// The last day allowed.
+    pub due: String,
+    /// The day it was met.
+    #[serde(default)]
+    pub met: Option<String>,
+    /// Passed and not met.
+    pub overdue: bool,
+    /// Days left (open deadlines; negative when overdue).
+    #[serde(default)]
+    pub days_left: Option<i64>,
+}
+
+/// `?within=DAYS` of `GET /v1/deadlines`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Within {
+    /// Days ahead (default 7).
+    #[serde(default = "seven")]
+    pub within: i64,
+}
+
+fn seven() -> i64 {
+    7
+}
+
+/// `POST /v1/cases/{id}/export`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportCase {
+    /// The bundle file to write (absolute; a new file).
+    #[schema(value_type = String)]
+    pub out: std::path::PathBuf,
+    /// An auditor's card file (absolute): the content is disclosed to that auditor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub for_auditor: Option<std::path::PathBuf>,
+}
+
+/// The answer to `POST /v1/cases/{id}/export`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Exported {
+    /// The case.
+    pub case_id: String,
+    /// The bundle file written.
+    #[schema(value_type = String)]
+    pub out: std::path::PathBuf,
+    /// Its size.
+    pub bytes: usize,
+    /// Its SHA-256 (logged as `bundle-exported`).
+    pub sha256: String,
+    /// The auditor the content is disclosed to.
+    #[serde(default)]
+    pub auditor: Option<String>,
+    /// Audit entries in it.
+    pub entries: usize,
+    /// Envelopes in it.
+    pub envelopes: usize,
+    /// Signed checkpoints in it.
+    pub checkpoints: usize,
+    /// Inclusion proofs in it.
+    pub proofs: usize,
+    /// Envelope keys disclosed to the auditor.
+    pub disclosed: usize,
+}
+
+/// An alert raised on this node (spec/PROTOCOL.md §6.6).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AlertRow {
+    /// Its number, in order of raising.
+    pub number: u64,
+    /// When it was raised.
+    pub at: String,
+    /// The partner concerned.
+    pub peer: String,
+    /// The case (the node's own log for alerts about no case).
+    pub case_id: String,
+    /// What kind: `fork`, `rollback`, `cosignature`, `refusal-flood`, …
+    pub kind: String,
+    /// What was found.
+    pub detail: String,
+    /// The envelope concerned.
+    #[serde(default)]
+    pub envelope_id: Option<String>,
+}
+
+impl AlertRow {
+    /// An alert as the API shows it.
+    pub fn new(number: u64, a: &crate::store::Alert) -> Self {
+        Self {
+            number,
+            at: rogatory_proto::time::format_unix(a.at),
+            peer: a.peer.to_string(),
+            case_id: a.case_id.to_string(),
+            kind: a.kind.clone(),
+            detail: a.detail.clone(),
+            envelope_id: a.envelope_id.map(|e| e.to_hex()),
+        }
+    }
+}
+
+/// One evidence item of a case (`GET /v1/evidence/{case}`); never its key.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EvidenceRow {
+    /// Its record key: `E1` for an item of this node, `PARTNER/E1` for a partner's.
+    pub item_id: String,
+    /// What it is.
+    pub description: String,
+    /// Its media type.
+    pub media_type: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// SHA-256 of its content.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// `send`, `hash-only` or `out-of-band`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub transfer: Value,
+    /// `outgoing` or `incoming`.
+    pub direction: String,
+    /// `staged`, `announced`, `listed`, `expected`, `verified`, `quarantined`, `refused`, …
+    pub state: String,
+    /// The partner it goes to or comes from.
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// The manifest's envelope.
+    #[serde(default)]
+    pub manifest: Option<String>,
+    /// Its content is held on this node.
+    pub held_here: bool,
+    /// Chunks of its content.
+    pub chunks: u64,
+    /// Chunks durable here (incoming items).
+    pub chunks_done: u64,
+    /// Why it was quarantined or refused.
+    #[serde(default)]
+    pub problem: Option<String>,
+    /// When it was added or listed here.
+    pub added_at: String,
+    /// The local user who added it.
+    #[serde(default)]
+    pub added_by: Option<String>,
+    /// How it was acquired (spec/EVIDENCE.md §2).
+    #[schema(value_type = Object)]
+    pub acquisition: Value,
+    /// Its chain of custody.
+    #[schema(value_type = Vec<Object>)]
+    pub custody: Value,
+    /// The partner's reports that extended the chain.
+    pub custody_reports: Vec<CustodyReport>,
+    /// Perceptual hashes.
+    #[schema(value_type = Object)]
+    pub perceptual_hashes: Value,
+}
+
+/// A partner's report that extended an item's chain of custody.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CustodyReport {
+    /// The first custody entry it added.
+    pub first: usize,
+    /// How many it added.
+    pub count: usize,
+    /// The partner.
+    pub by: String,
+    /// When this node received it.
+    pub recorded_at: String,
+    /// Its envelope.
+    pub envelope_id: String,
+}
+
+/// `?wait=SECS&done=N` of `GET /v1/evidence/{case}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EvidenceWait {
+    /// Seconds to wait (at most 300) until no item is still expected, or until `done` chunks
+    /// of the case's incoming items are durable.
+    #[serde(default)]
+    pub wait: u64,
+    /// Answer once at least this many chunks have arrived (all items together).
+    #[serde(default)]
+    pub done: Option<u64>,
+}
+
+/// One item of `POST /v1/evidence/{case}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddItem {
+    /// The manifest entry (spec/MESSAGES.md), its `item_id` given by the node.
+    #[schema(value_type = Object)]
+    pub item: Value,
+    /// For a `send` item: the file in `evidence/staging/` holding its sealed content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staged: Option<String>,
+    /// For a `send` item: the content key it is sealed under (hex).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_key: Option<String>,
+}
+
+/// `POST /v1/evidence/{case}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddEvidence {
+    /// The items.
+    pub items: Vec<AddItem>,
+}
+
+/// The answer to `POST /v1/evidence/{case}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Added {
+    /// The case.
+    pub case_id: String,
+    /// The item ids given, in order.
+    pub items: Vec<String>,
+}
+
+/// `POST /v1/evidence/{case}/send`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendEvidence {
+    /// The partner.
+    pub to: String,
+}
+
+/// The answer to `POST /v1/evidence/{case}/send`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ManifestSent {
+    /// The case.
+    pub case_id: String,
+    /// The manifest's envelope.
+    pub queued: Vec<QueuedRow>,
+    /// The items it lists.
+    pub items: Vec<String>,
+}
+
+/// `POST /v1/evidence/{case}/export`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportEvidence {
+    /// The item.
+    pub item: String,
+    /// Where to write the content (absolute; a new file).
+    #[schema(value_type = String)]
+    pub out: std::path::PathBuf,
+}
+
+/// The answer to `POST /v1/evidence/{case}/export`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EvidenceExported {
+    /// The case.
+    pub case_id: String,
+    /// The item.
+    pub item_id: String,
+    /// The file written.
+    #[schema(value_type = String)]
+    pub out: std::path::PathBuf,
+    /// Its size.
+    pub size: u64,
+    /// Its SHA-256 (the manifest's).
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+/// `POST /v1/evidence/{case}/verify`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyEvidence {
+    /// One item (default: every item whose content is held here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+}
+
+/// One item re-read (`POST /v1/evidence/{case}/verify`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ItemCheck {
+    /// The item.
+    pub item_id: String,
+    /// Its size.
+    pub size: u64,
+    /// Its SHA-256 (the manifest's).
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Every chunk opened and the SHA-256 matched.
+    pub ok: bool,
+    /// What did not.
+    #[serde(default)]
+    pub problem: Option<String>,
+}
+
+/// One entry of a case's audit log (`GET /v1/audit/{case}/log`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LogEntry {
+    /// The entry (spec/AUDIT.md).
+    #[schema(value_type = Object)]
+    pub entry: Value,
+    /// Its leaf hash in the log's Merkle tree (hex).
+    pub leaf_hash: String,
+}
+
+/// `?size=N`: a tree size of a case's log (default: the latest).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Size {
+    /// The tree size.
+    #[serde(default)]
+    pub size: Option<u64>,
+}
+
+/// A signed checkpoint (C2SP signed note), byte for byte.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CheckpointText {
+    /// The note.
+    pub note: String,
+}
+
+/// `?index=N&size=M` of `GET /v1/audit/{case}/prove`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProveQuery {
+    /// The entry's index.
+    pub index: u64,
+    /// The tree size to prove against (default: the latest).
+    #[serde(default)]
+    pub size: Option<u64>,
+}
+
+/// A c2sp.org/tlog-proof@v1 proof.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProofText {
+    /// The proof, as text.
+    pub proof: String,
+}
+
+/// `?from=A&to=B` of `GET /v1/audit/{case}/consistency`.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ConsistencyQuery {
+    /// The older size.
+    pub from: u64,
+    /// The newer size (default: the latest).
+    #[serde(default)]
+    pub to: Option<u64>,
+}
+
+/// A consistency proof between two sizes of a case's log.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Consistency {
+    /// The older size.
+    pub from: u64,
+    /// The newer size.
+    pub to: u64,
+    /// The proof's hashes (base64).
+    pub hashes: Vec<String>,
+    /// The signed checkpoint of the newer size.
+    pub checkpoint: String,
+}
+
+/// `POST /v1/audit/verify-store`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyStore {
+    /// The agency's checkpoint verifier key (C2SP note verifier), obtained independently.
+    pub vkey: String,
+}
+
+/// What `verify-store` found.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StoreReport {
+    /// Case logs re-derived.
+    pub cases: usize,
+    /// Entries re-derived.
+    pub entries: u64,
+    /// Signed checkpoints verified.
+    pub checkpoints: u64,
+    /// Sealed records checked.
+    pub records: u64,
+    /// What is wrong (nothing, for an intact store).
+    pub findings: Vec<Finding>,
+}
+
+/// One problem `verify-store` found.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Finding {
+    /// The case (or the table, for a sealed record).
+    pub case: String,
+    /// The entry, if about one.
+    #[serde(default)]
+    pub entry: Option<u64>,
+    /// What is wrong.
+    pub problem: String,
+}

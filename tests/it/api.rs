@@ -1,0 +1,318 @@
+//! The local API as its clients see it: the OpenAPI document, whose fault each error is (the
+//! status, and the command line's exit code), and the audit commands giving the same answers
+//! whether the node runs or not.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rogatory_node::client::ApiFailure;
+use rogatory_tests::{Cluster, TEST_PASSPHRASE, example, rogatory_with, run_line};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn failure(e: &anyhow::Error) -> &ApiFailure {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<ApiFailure>())
+        .unwrap_or_else(|| panic!("not an answer of the node: {e:#}"))
+}
+
+#[test]
+fn the_checked_in_openapi_document_is_the_one_the_node_serves() {
+    let t = tempfile::tempdir().unwrap();
+    let mut c = Cluster::new(t.path(), &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    c.start(0);
+    let served: Value = c.api(0).get("/v1/openapi.json").unwrap();
+    let text = std::fs::read_to_string(rogatory_tests::spec_dir().join("openapi.json")).unwrap();
+    let checked_in: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        served, checked_in,
+        "spec/openapi.json is stale: regenerate it with `rogatory openapi > spec/openapi.json`"
+    );
+    assert_eq!(served["openapi"], "3.1.0");
+    // Every route the router has is in the document, and the other way round.
+    let paths: Vec<&String> = served["paths"].as_object().unwrap().keys().collect();
+    for p in [
+        "/v1/status",
+        "/v1/send",
+        "/v1/cases",
+        "/v1/cases/{id}",
+        "/v1/audit/{case}/log",
+        "/v1/audit/verify-store",
+        "/v1/evidence/{case}",
+    ] {
+        assert!(paths.iter().any(|q| q.as_str() == p), "{p} is missing");
+    }
+    let printed = rogatory_with(t.path(), &["openapi"], &[]).ok();
+    assert_eq!(printed.stdout, text, "`rogatory openapi` prints the file");
+}
+
+#[test]
+fn a_refused_request_is_the_request_s_fault_422_404_or_409_and_exits_3() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    c.start(0);
+    c.start(1);
+    let api = c.api(0);
+    // 422: an addressee that is not pinned.
+    let e = api
+        .post::<Value>(
+            "/v1/send",
+            &json!({ "to": ["XZ.NOBODY"], "case": "new", "type": "liaison",
+                     "body": example("liaison.json") }),
+        )
+        .unwrap_err();
+    assert_eq!(failure(&e).status, 422, "{e:#}");
+    // 404: a case this node does not have.
+    let e = api
+        .get::<Value>("/v1/cases/0192f0e4-4b4a-7c3e-9d1a-4d6a2f1b7c11")
+        .unwrap_err();
+    assert_eq!(failure(&e).status, 404, "{e:#}");
+    // 409: what the case's state does not allow (the requesting side closing a request the
+    // requested side has not even registered), and a manifest with nothing staged.
+    let r: Value = c.send(
+        0,
+        "XB.DOJ-CA",
+        "new",
+        "mla-request",
+        &example("mla-request.json"),
+    );
+    let case = r["case_id"].as_str().unwrap().to_string();
+    c.wait_settled(0, 1, WAIT);
+    let e = api
+        .post::<Value>(
+            "/v1/send",
+            &json!({ "to": ["XB.DOJ-CA"], "case": case, "type": "mla-status",
+                     "body": { "status": "executed", "effective_at": "2026-12-01T10:00:00Z" } }),
+        )
+        .unwrap_err();
+    assert_eq!(failure(&e).status, 409, "{e:#}");
+    let e = api
+        .post::<Value>(
+            &format!("/v1/evidence/{case}/send"),
+            &json!({ "to": "XB.DOJ-CA" }),
+        )
+        .unwrap_err();
+    assert_eq!(failure(&e).status, 409, "{e:#}");
+    // The command line exits 3 for each, and says why.
+    let body = root.join("liaison.json");
+    std::fs::write(&body, example("liaison.json").to_string()).unwrap();
+    let run = run_line(
+        root,
+        &format!(
+            "send --to XZ.NOBODY --case new --type liaison --body {} --data-dir {}",
+            body.display(),
+            c.dirs[0].display()
+        ),
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("not a pinned partner"),
+        "{}",
+        run.stderr
+    );
+    let run = run_line(
+        root,
+        &format!(
+            "case update {case} executed --data-dir {}",
+            c.dirs[0].display()
+        ),
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
+    // Nothing of the refusals was queued.
+    let out: Vec<Value> = api.get("/v1/outbox").unwrap();
+    assert_eq!(out.len(), 1);
+    c.stop(0);
+    // No node: exit 5.
+    let run = run_line(root, &format!("inbox --data-dir {}", c.dirs[0].display()));
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(run.stderr.contains("not running"), "{}", run.stderr);
+}
+
+/// A tmpfs of `mib` MiB mounted at `at` for the test's life (this machine's tests run as root).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path, mib: u64) -> Self {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={mib}m,mode=0700"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "cannot mount a tmpfs at {} (the full-disk test needs root)",
+            at.display()
+        );
+        SmallDisk(at.to_path_buf())
+    }
+
+    /// Fills what is left of it; returns the filler file.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while f.write_all(&block).is_ok() {}
+        let small = [0u8; 512];
+        while f.write_all(&small).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .args(["-l"])
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_the_store_s_fault_500_exits_4_and_loses_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(&t.path().join("disk"), 48);
+    let root = disk.0.clone();
+    let mut c = Cluster::new(&root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    c.start(0);
+    c.start(1);
+    let first = c.send(
+        0,
+        "XB.DOJ-CA",
+        "new",
+        "mla-request",
+        &example("mla-request.json"),
+    );
+    let case = first["case_id"].as_str().unwrap().to_string();
+    c.wait_settled(0, 1, WAIT);
+    let liaison = example("liaison.json");
+    let body = root.join("liaison.json");
+    std::fs::write(&body, liaison.to_string()).unwrap();
+    let filler = disk.fill();
+    // Sends until a commit needs room the disk no longer has.
+    let api = c.api(0);
+    let mut accepted = 1;
+    let refused = loop {
+        match api.post::<Value>(
+            "/v1/send",
+            &json!({ "to": ["XB.DOJ-CA"], "case": case, "type": "liaison", "body": liaison }),
+        ) {
+            Ok(_) => accepted += 1,
+            Err(e) => break e,
+        }
+        assert!(accepted < 5000, "the disk never filled");
+    };
+    let f = failure(&refused);
+    assert_eq!(f.status, 500, "{refused:#}");
+    assert!(
+        f.message.contains("the store failed, nothing was recorded"),
+        "{}",
+        f.message
+    );
+    // The command line says the same and exits 4.
+    let run = rogatory_with(
+        &root,
+        &[
+            "send",
+            "--to",
+            "XB.DOJ-CA",
+            "--case",
+            &case,
+            "--type",
+            "liaison",
+            "--body",
+            &body.display().to_string(),
+            "--data-dir",
+            &c.dirs[0].display().to_string(),
+        ],
+        &[TEST_PASSPHRASE],
+    );
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(run.stderr.contains("the store failed"), "{}", run.stderr);
+    // Room again: the node goes on, and everything acknowledged before is there.
+    std::fs::remove_file(&filler).unwrap();
+    let after = c.send(0, "XB.DOJ-CA", &case, "liaison", &liaison);
+    assert_eq!(after["case_id"], case.as_str());
+    let rows = c.wait_settled(0, accepted + 1, WAIT);
+    assert_eq!(rows.len(), accepted + 1, "nothing acknowledged was lost");
+    c.stop(0);
+    c.stop(1);
+    for d in &c.dirs {
+        run_line(
+            &root,
+            &format!("audit verify-store --data-dir {}", d.display()),
+        )
+        .ok();
+    }
+}
+
+/// What `rogatory audit …` prints.
+fn audit(root: &Path, args: &str) -> String {
+    run_line(root, &format!("audit {args}")).ok().stdout
+}
+
+#[test]
+fn audit_commands_print_the_same_whether_the_node_runs_or_not() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    c.start(0);
+    c.start(1);
+    let r = c.send(
+        0,
+        "XB.DOJ-CA",
+        "new",
+        "mla-request",
+        &example("mla-request.json"),
+    );
+    let case = r["case_id"].as_str().unwrap().to_string();
+    c.send(0, "XB.DOJ-CA", &case, "liaison", &example("liaison.json"));
+    c.wait_settled(0, 2, WAIT);
+    let dir = c.dirs[0].display().to_string();
+    let commands = [
+        format!("log {case} --data-dir {dir}"),
+        format!("log {case} --data-dir {dir} --json"),
+        format!("checkpoint {case} --data-dir {dir}"),
+        format!("checkpoint {case} --size 2 --data-dir {dir}"),
+        format!("prove {case} --index 1 --data-dir {dir}"),
+        format!("consistency {case} --from 2 --data-dir {dir}"),
+        format!("verify-store --data-dir {dir}"),
+        format!("alerts --data-dir {dir}"),
+    ];
+    // With the node running (these go through its API: the store is its alone).
+    let running: Vec<String> = commands.iter().map(|a| audit(root, a)).collect();
+    assert!(running[0].contains("envelope-sent"), "{}", running[0]);
+    assert!(running[6].contains("Store intact"), "{}", running[6]);
+    c.stop(0);
+    let stopped: Vec<String> = commands.iter().map(|a| audit(root, a)).collect();
+    for ((cmd, a), b) in commands.iter().zip(&running).zip(&stopped) {
+        assert_eq!(a, b, "`rogatory audit {cmd}` differs");
+    }
+    // The proof printed while it ran verifies offline.
+    let proof = root.join("proof.txt");
+    std::fs::write(&proof, &running[4]).unwrap();
+    let vkey = run_line(root, &format!("card show {dir} --json"))
+        .ok()
+        .stdout;
+    let vkey: Value = serde_json::from_str(&vkey).unwrap();
+    run_line(
+        root,
+        &format!(
+            "audit verify-proof {} --vkey {}",
+            proof.display(),
+            vkey["note_verifier_key"].as_str().unwrap()
+        ),
+    )
+    .ok();
+}
