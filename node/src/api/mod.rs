@@ -12,7 +12,8 @@
 //!
 //! | module       | routes                                                                    |
 //! |--------------|---------------------------------------------------------------------------|
-//! | `status`     | `GET /v1/status`, `GET /v1/proof`, `GET /v1/openapi.json`                  |
+//! | `status`     | `GET /v1/status`, `GET /v1/proof`                                          |
+//! | `openapi`    | `GET /v1/openapi.json`                                                     |
 //! | `messages`   | `GET /v1/inbox`, `GET /v1/outbox`, `GET /v1/outbox/{id}`, `POST /v1/send`, |
 //! |              | `GET /v1/messages/{id}`, `POST /v1/messages/{id}/forward`                  |
 //! | `cases`      | `GET`/`POST /v1/cases`, `GET /v1/cases/{id}`, `POST /v1/cases/{id}/export`,|
@@ -248,7 +249,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
     axum::Router::new()
         .route("/v1/status", get(status::status))
         .route("/v1/proof", get(status::proof))
-        .route("/v1/openapi.json", get(status::document))
+        .route("/v1/openapi.json", get(openapi::document))
         .route("/v1/inbox", get(messages::inbox))
         .route("/v1/outbox", get(messages::outbox))
         .route("/v1/outbox/{id}", get(messages::outbox_one))

@@ -1,4 +1,5 @@
-//! The API's OpenAPI 3.1 document, generated from the routes and the [`super::wire`] types.
+//! The API's OpenAPI 3.1 document, generated from the routes and the [`super::wire`] types,
+//! and the route that serves it (`GET /v1/openapi.json`).
 
 use utoipa::Modify;
 use utoipa::OpenApi;
@@ -17,7 +18,7 @@ use super::{audit, cases, evidence, messages, status, wire};
         license(name = "Apache-2.0")
     ),
     paths(
-        status::status, status::proof, status::document,
+        status::status, status::proof, document,
         messages::inbox, messages::outbox, messages::outbox_one, messages::send,
         messages::message, messages::forward,
         cases::cases, cases::new_case, cases::case_one, cases::case_export, cases::deadlines,
@@ -60,4 +61,11 @@ pub fn openapi() -> serde_json::Value {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
     serde_json::to_value(&doc).unwrap_or_default()
+}
+
+/// This API's OpenAPI 3.1 document (the same as `spec/openapi.json`). Needs no token.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "status", security(()),
+    responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
+pub(super) async fn document() -> axum::Json<serde_json::Value> {
+    axum::Json(openapi())
 }

@@ -1,4 +1,4 @@
-//! `GET /v1/status`, `GET /v1/proof`, `GET /v1/openapi.json`.
+//! `GET /v1/status`, `GET /v1/proof`.
 
 use std::sync::Arc;
 
@@ -58,11 +58,4 @@ pub async fn proof(
     Ok(Json(Proof {
         proof: hex::encode(listen::proof(&s.token_hash.0, &nonce)),
     }))
-}
-
-/// This API's OpenAPI 3.1 document (the same as `spec/openapi.json`). Needs no token.
-#[utoipa::path(get, path = "/v1/openapi.json", tag = "status", security(()),
-    responses((status = 200, description = "The OpenAPI document", content_type = "application/json")))]
-pub async fn document() -> Json<serde_json::Value> {
-    Json(super::openapi())
 }

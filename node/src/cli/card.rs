@@ -8,7 +8,8 @@ use clap::Subcommand;
 use rogatory_proto::card::{AgencyCard, KeyUse, Role};
 use rogatory_proto::time::format_unix;
 
-use crate::keydir::load_card;
+use crate::files;
+use crate::keydir::{CARD_FILE, load_card};
 
 /// `rogatory card` subcommands.
 #[derive(Debug, Subcommand)]
@@ -51,7 +52,7 @@ pub(crate) fn run(c: CardCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        CardCommand::Export { data_dir, out } => super::peer::export(data_dir, out),
+        CardCommand::Export { data_dir, out } => export(data_dir, out),
     }
 }
 
@@ -120,4 +121,25 @@ fn print_card(card: &AgencyCard) {
     println!("  Legal bases:     {}", list(&b.legal_bases));
     println!("  Checkpoint verifier key (C2SP signed-note):");
     println!("    {}", card.note_verifier_key());
+}
+
+/// `rogatory card export`.
+fn export(data_dir: Option<PathBuf>, out: Option<PathBuf>) -> Result<ExitCode> {
+    let dir = super::init::data_dir(data_dir)?;
+    let card = load_card(&dir.join(CARD_FILE))?;
+    match out {
+        Some(path) => {
+            files::write_atomic(&path, card.as_bytes(), false, false)?;
+            eprintln!("Wrote the card of {} to {}", card.id(), path.display());
+        }
+        None => {
+            use std::io::Write as _;
+            std::io::stdout().write_all(card.as_bytes())?;
+        }
+    }
+    eprintln!(
+        "Fingerprint (read it to the partner over a separate channel): {}",
+        card.fingerprint()
+    );
+    Ok(ExitCode::SUCCESS)
 }

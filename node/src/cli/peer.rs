@@ -122,24 +122,3 @@ pub(crate) fn run(c: PeerCommand) -> Result<ExitCode> {
         }
     }
 }
-
-/// `rogatory card export`.
-pub(crate) fn export(data_dir: Option<PathBuf>, out: Option<PathBuf>) -> Result<ExitCode> {
-    let dir = super::init::data_dir(data_dir)?;
-    let card = load_card(&dir.join(CARD_FILE))?;
-    match out {
-        Some(path) => {
-            files::write_atomic(&path, card.as_bytes(), false, false)?;
-            eprintln!("Wrote the card of {} to {}", card.id(), path.display());
-        }
-        None => {
-            use std::io::Write as _;
-            std::io::stdout().write_all(card.as_bytes())?;
-        }
-    }
-    eprintln!(
-        "Fingerprint (read it to the partner over a separate channel): {}",
-        card.fingerprint()
-    );
-    Ok(ExitCode::SUCCESS)
-}

@@ -101,7 +101,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
         PoolConfig {
             data: dir.to_path_buf(),
             store: Arc::clone(&store),
-            worker: worker.clone(),
+            recorder: Arc::new(worker.clone()),
             storage: kd.keys.storage_key(),
             sync_every: evidence.sync_every_mib << 20,
             max_active: evidence.max_active_items,

@@ -67,6 +67,36 @@ impl Worker {
     }
 }
 
+impl crate::evidence::transfer::Recorder for Worker {
+    fn progress(
+        &self,
+        case: rogatory_proto::ids::CaseId,
+        key: String,
+        done: u64,
+    ) -> anyhow::Result<()> {
+        Ok(self.ask_blocking(|reply| Job::EvidenceProgress {
+            case,
+            key,
+            done,
+            reply,
+        })?)
+    }
+
+    fn arrived(
+        &self,
+        case: rogatory_proto::ids::CaseId,
+        key: String,
+        outcome: crate::evidence::transfer::Arrival,
+    ) -> anyhow::Result<()> {
+        Ok(self.ask_blocking(|reply| Job::EvidenceArrived {
+            case,
+            key,
+            outcome,
+            reply,
+        })?)
+    }
+}
+
 /// What the worker rings once a change is durable: those waiting for one envelope to be settled
 /// (`GET /v1/outbox/{id}?wait=`) are woken by its id only; those waiting for anything
 /// (`GET /v1/outbox?settled=N&wait=`, `GET /v1/cases/{id}?wait=`, the evidence list) by

@@ -6,6 +6,7 @@ use rogatory_proto::message::Message;
 use rogatory_proto::receipt::ReceiptEvent;
 
 use super::Responder;
+pub use crate::evidence::transfer::Arrival;
 use crate::store::OutboxState;
 
 /// A message to send, as the local API takes it.
@@ -199,21 +200,6 @@ pub struct NewEvidence {
     pub item: rogatory_proto::message::EvidenceItem,
     /// The sealed content's file name and key.
     pub content: Option<(String, rogatory_proto::evidence::ContentKey)>,
-}
-
-/// What became of an item's content when it had all arrived.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Arrival {
-    /// Its SHA-256 matched the manifest's; it is in `evidence/` under this name.
-    Verified {
-        /// The file name.
-        blob: String,
-    },
-    /// It did not match; it is in `evidence/quarantine/`.
-    Quarantined {
-        /// Why.
-        problem: String,
-    },
 }
 
 /// What the worker tells the event loop.

@@ -1,22 +1,13 @@
-//! Evidence transfer over `/rogatory/evidence/1` (spec/EVIDENCE.md §4).
+//! The event loop's side of evidence transfer over `/rogatory/evidence/1` (spec/EVIDENCE.md
+//! §4): which chunks to ask for, of which items, when.
 //!
 //! The receiver pulls: for each item a partner's manifest listed as `send`, it asks the holder
-//! for its sealed chunks, a few at a time ([`MAX_CHUNKS_PER_REQUEST`]), with a bounded number
-//! of requests in flight per item ([`WINDOW`]) and for all items together ([`MAX_IN_FLIGHT`]);
-//! emergency cases first, then the items in turn. The holder serves chunks of items it listed
-//! to that partner, straight from its sealed file: nothing to encrypt, no state per transfer.
-//!
-//! This module is the event loop's side: which chunks to ask for, of which items, when. The
-//! items themselves are received by a bounded pool of threads ([`super::pool`]): at most
-//! `evidence.max_active_items` at once, the others waiting their turn. A pool thread reads the
-//! item's record, checks the free disk space, opens the partial file, and tells the loop
-//! ([`WriterEvent::Started`]); it then takes the responses in chunk order, opens the responses in chunk order, opens
-//! every chunk (which checks it), hashes the plaintext, and appends the sealed chunk to
-//! `evidence/partial/`; every `evidence.sync_every_mib` (configuration) it syncs the file and records how many chunks
-//! are durable, where a transfer resumes after a restart of either node (the prefix is opened
-//! and hashed again). At the end, a SHA-256 equal to the manifest's moves the file into place
-//! (verified); another one moves it to `evidence/quarantine/`. Memory stays bounded whatever
-//! the item's size: at most [`MAX_IN_FLIGHT`] responses are held, each at most
+//! for its sealed chunks, a few at a time ([`MAX_CHUNKS_PER_REQUEST`]), with a bounded number of
+//! requests in flight per item ([`WINDOW`]) and for all items together ([`MAX_IN_FLIGHT`]);
+//! emergency cases first, then the items in turn. The items themselves are received by the
+//! bounded pool of threads of [`super::pool`], which tells this side when one starts
+//! ([`WriterEvent::Started`]) and ends. Memory stays bounded whatever the item's size: at most
+//! [`MAX_IN_FLIGHT`] responses are held, each at most
 //! [`MAX_RESPONSE_BYTES`](rogatory_proto::evidence::MAX_RESPONSE_BYTES).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -25,46 +16,9 @@ use std::time::{Duration, Instant};
 
 use libp2p::request_response::OutboundRequestId;
 use rogatory_proto::evidence::{ChunkRequest, ChunkStatus, MAX_CHUNKS_PER_REQUEST};
-use rogatory_proto::ids::{AgencyId, CaseId, Sha256Digest};
+use rogatory_proto::ids::{AgencyId, CaseId};
 
-/// Requests in flight (or answered and not yet written) per item.
-pub const WINDOW: usize = 4;
-/// Requests in flight for all items together.
-pub const MAX_IN_FLIGHT: usize = 8;
-/// Times a chunk that does not open is asked for again before the item is quarantined.
-pub(super) const REFETCHES: u32 = 2;
-/// Identifies an item being received: its case and its record key (`partner/item`).
-pub type ItemKey = (CaseId, String);
-
-/// What a pool thread tells the event loop.
-#[derive(Debug)]
-pub enum WriterEvent {
-    /// An item is being received: its durable prefix is checked, its file open.
-    Started {
-        /// The item.
-        key: ItemKey,
-        /// The partner holding it.
-        peer: AgencyId,
-        /// Its id in the partner's manifest.
-        item: String,
-        /// Its chunks.
-        chunks: u64,
-        /// The first chunk not yet held.
-        next: u64,
-        /// Its case is an emergency.
-        emergency: bool,
-        /// Where the responses go, in any order.
-        writer: SyncSender<(u64, Vec<u8>)>,
-    },
-    /// A response was written (or dropped as a duplicate): room for another request.
-    Consumed(ItemKey),
-    /// Ask again for chunks from this one on (a chunk did not open).
-    Refetch(ItemKey, u64),
-    /// More of the item is durable (for those waiting on progress).
-    Progress(ItemKey),
-    /// The item is done: verified, quarantined, or given up (the writer has ended).
-    Ended(ItemKey),
-}
+pub use super::transfer::{ItemKey, MAX_IN_FLIGHT, WINDOW, WriterEvent};
 
 /// One item being received.
 struct Incoming {
@@ -297,33 +251,5 @@ impl Fetcher {
     /// that has ended, so a time past means "now", once).
     pub fn next_wake(&self) -> Option<Instant> {
         self.items.values().filter_map(|i| i.retry_at).min()
-    }
-}
-
-/// The name of an item's partial file: its case and a hash of its record key, so that two item
-/// ids (`a.b`, `a-b`) never share a file, and no id reaches the file system as it was given.
-pub fn partial_name(case: &CaseId, key: &str) -> String {
-    let name = Sha256Digest::of(key.as_bytes()).to_hex();
-    format!("{case}-{}", &name[..32])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn two_item_ids_never_share_a_partial_file() {
-        let case = CaseId::from_bytes([2; 16]);
-        let names: BTreeSet<String> = [
-            "XB.DOJ-CA/a.b",
-            "XB.DOJ-CA/a-b",
-            "XB.DOJ-CA/a_b",
-            "XC.POLICE/a.b",
-        ]
-        .iter()
-        .map(|k| partial_name(&case, k))
-        .collect();
-        assert_eq!(names.len(), 4);
-        assert!(names.iter().all(|n| !n.contains(['/', '.'])));
     }
 }

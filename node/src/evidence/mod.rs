@@ -17,13 +17,15 @@
 //!
 //! The folder: [`manifest`] (what a partner's manifest and status reports may record, within
 //! the quotas), [`serve`] (chunks served to partners), [`fetch`] (items fetched from partners,
-//! the event loop's side), [`pool`] (the bounded pool of threads that receive them) and
-//! `writer` (one item received to disk).
+//! the event loop's side), [`pool`] (the bounded pool of threads that receive them),
+//! `writer` (one item received to disk) and [`transfer`] (what those share, and the
+//! [`Recorder`](transfer::Recorder) the store worker implements).
 
 pub mod fetch;
 pub mod manifest;
 pub mod pool;
 pub mod serve;
+pub mod transfer;
 mod writer;
 
 use std::fs::{self, File, OpenOptions};

@@ -12,9 +12,8 @@ use anyhow::{Context, Result};
 use rogatory_proto::evidence as stream;
 use rogatory_proto::ids::CaseId;
 
-use super::fetch::{ItemKey, WINDOW, WriterEvent};
+use super::transfer::{ItemKey, Recorder, WINDOW, WriterEvent};
 use super::writer::Writer;
-use crate::engine::Worker;
 use crate::evidence::{EvidenceRecord, EvidenceState};
 use crate::store::Store;
 
@@ -28,8 +27,8 @@ pub struct PoolConfig {
     pub data: PathBuf,
     /// The store (read only: records are written by the worker).
     pub store: Arc<Store>,
-    /// The store worker, which records progress and arrivals.
-    pub worker: Worker,
+    /// Where progress and arrivals are recorded (the store worker).
+    pub recorder: Arc<dyn Recorder>,
     /// The node's storage key, under which content keys are wrapped.
     pub storage: zeroize::Zeroizing<[u8; 32]>,
     /// Bytes received between two syncs of a partial file.
@@ -289,7 +288,7 @@ fn receive(
     let size = record.item.size;
     let w = Writer {
         data: config.data.clone(),
-        worker: config.worker.clone(),
+        recorder: Arc::clone(&config.recorder),
         events: events.clone(),
         record,
         key: content_key,

@@ -11,11 +11,10 @@ use rogatory_proto::evidence::{self as stream, ContentKey};
 use rogatory_proto::ids::Sha256Digest;
 use sha2::Digest;
 
-use crate::engine::{Job, Worker};
 use crate::evidence::EvidenceRecord;
 
-use super::fetch::{ItemKey, REFETCHES, WriterEvent, partial_name};
 use super::serve::span;
+use super::transfer::{Arrival, ItemKey, REFETCHES, Recorder, WriterEvent, partial_name};
 
 /// An item's partial file, its durable prefix checked and hashed.
 pub(super) struct Opened {
@@ -28,7 +27,7 @@ pub(super) struct Opened {
 /// Receives one item: in chunk order, checked, hashed, appended, synced now and then.
 pub(super) struct Writer {
     pub(super) data: PathBuf,
-    pub(super) worker: Worker,
+    pub(super) recorder: std::sync::Arc<dyn Recorder>,
     pub(super) events: tokio::sync::mpsc::Sender<WriterEvent>,
     pub(super) record: EvidenceRecord,
     pub(super) key: ContentKey,
@@ -219,7 +218,7 @@ impl Writer {
         let dir = crate::evidence::dir(&self.data)?;
         std::fs::rename(self.partial_path()?, dir.join(&name))?;
         File::open(&dir)?.sync_all()?;
-        self.arrived(crate::engine::Arrival::Verified { blob: name })?;
+        self.arrived(Arrival::Verified { blob: name })?;
         tracing::info!(case = %key.0, item = %key.1, size, "evidence received and verified");
         Ok(())
     }
@@ -232,31 +231,18 @@ impl Writer {
         let to = d.join(from.file_name().context("partial file name")?);
         std::fs::rename(&from, &to)?;
         tracing::error!(case = %self.record.case_id, item = %self.record.key(), "evidence quarantined: {problem}");
-        self.arrived(crate::engine::Arrival::Quarantined { problem })
+        self.arrived(Arrival::Quarantined { problem })
     }
 
     fn progress(&self, done: u64) -> Result<()> {
-        self.ask("the progress", |reply| Job::EvidenceProgress {
-            case: self.record.case_id,
-            key: self.record.key(),
-            done,
-            reply,
-        })
+        self.recorder
+            .progress(self.record.case_id, self.record.key(), done)
+            .context("cannot record the progress")
     }
 
-    fn arrived(&self, outcome: crate::engine::Arrival) -> Result<()> {
-        self.ask("the arrival", |reply| Job::EvidenceArrived {
-            case: self.record.case_id,
-            key: self.record.key(),
-            outcome,
-            reply,
-        })
-    }
-
-    /// Hands the store worker a job and waits until it is committed.
-    fn ask(&self, what: &str, job: impl FnOnce(crate::engine::Responder<()>) -> Job) -> Result<()> {
-        self.worker
-            .ask_blocking(job)
-            .with_context(|| format!("cannot record {what}"))
+    fn arrived(&self, outcome: Arrival) -> Result<()> {
+        self.recorder
+            .arrived(self.record.case_id, self.record.key(), outcome)
+            .context("cannot record the arrival")
     }
 }
