@@ -206,24 +206,51 @@ async fn item(s: &ApiState, case: CaseId, item: &str) -> Result<EvidenceRecord, 
     }
 }
 
+/// Why an item's held content could not be read back whole.
+#[derive(Debug, thiserror::Error)]
+enum ContentError {
+    /// The request's: the item's content is not held here, or the file given cannot be made.
+    #[error("{0}")]
+    Refused(String),
+    /// The store's: the key does not unwrap, or the content does not match (quarantine it).
+    #[error("{0}")]
+    Damaged(String),
+}
+
+impl From<ContentError> for ApiError {
+    fn from(e: ContentError) -> Self {
+        match e {
+            ContentError::Refused(m) => ApiError::invalid(m),
+            ContentError::Damaged(m) => ApiError::internal(m),
+        }
+    }
+}
+
 /// Reads a held item's content through its key: checks every chunk and the SHA-256, and writes
 /// the plaintext to `out` if given.
-async fn read_item(s: &ApiState, r: &EvidenceRecord, out: Option<PathBuf>) -> Result<(), String> {
+async fn read_item(
+    s: &ApiState,
+    r: &EvidenceRecord,
+    out: Option<PathBuf>,
+) -> Result<(), ContentError> {
     let blob = r
         .blob
         .clone()
-        .ok_or("its content is not held on this node")?;
-    let wrapped = r.wrapped_key.clone().ok_or("no content key on record")?;
+        .ok_or_else(|| ContentError::Refused("its content is not held on this node".into()))?;
+    let damaged = |m: &str| ContentError::Damaged(m.into());
+    let wrapped = r
+        .wrapped_key
+        .clone()
+        .ok_or_else(|| damaged("no content key on record"))?;
     let context = crate::evidence::key_context(&r.case_id, &r.key());
     let key = rogatory_proto::evidence::unwrap_key(&s.me.keys.storage_key(), &context, &wrapped)
-        .ok_or("the content key does not unwrap with this node's storage key")?;
+        .ok_or_else(|| damaged("the content key does not unwrap with this node's storage key"))?;
     let (data, size, want) = (s.data.clone(), r.item.size, r.item.sha256);
-    tokio::task::spawn_blocking(move || -> Result<(), String> {
+    tokio::task::spawn_blocking(move || -> Result<(), ContentError> {
         let mut file = match &out {
-            Some(p) => Some(
-                crate::files::create_new(p, true)
-                    .map_err(|e| format!("cannot create {}: {e}", p.display()))?,
-            ),
+            Some(p) => Some(crate::files::create_new(p, true).map_err(|e| {
+                ContentError::Refused(format!("cannot create {}: {e}", p.display()))
+            })?),
             None => None,
         };
         let result = crate::evidence::read_blob(
@@ -234,21 +261,21 @@ async fn read_item(s: &ApiState, r: &EvidenceRecord, out: Option<PathBuf>) -> Re
             file.as_mut().map(|f| f as &mut dyn std::io::Write),
             &|_| {},
         )
-        .map_err(|e| format!("{e:#}"))
+        .map_err(|e| ContentError::Damaged(format!("{e:#}")))
         .and_then(|sha| {
             if Some(sha) == want {
                 Ok(())
             } else {
-                Err(format!(
+                Err(ContentError::Damaged(format!(
                     "the stored content's SHA-256 is {}, not the manifest's",
                     sha.to_hex()
-                ))
+                )))
             }
         })
         .and_then(|()| match &file {
             Some(f) => f
                 .sync_all()
-                .map_err(|e| format!("cannot sync the export: {e}")),
+                .map_err(|e| ContentError::Refused(format!("cannot sync the export: {e}"))),
             None => Ok(()),
         });
         if result.is_err()
@@ -259,7 +286,7 @@ async fn read_item(s: &ApiState, r: &EvidenceRecord, out: Option<PathBuf>) -> Re
         result
     })
     .await
-    .map_err(|e| e.to_string())?
+    .map_err(|e| ContentError::Damaged(e.to_string()))?
 }
 
 /// Writes a verified item's content, decrypted, to a new file; logged first as
@@ -307,9 +334,7 @@ pub async fn export(
         }
     };
     s.worker.ask(logged(false)).await?;
-    read_item(&s, &r, Some(b.out.clone()))
-        .await
-        .map_err(ApiError::invalid)?;
+    read_item(&s, &r, Some(b.out.clone())).await?;
     s.worker.ask(logged(true)).await?;
     Ok(Json(EvidenceExported {
         case_id: case.to_string(),
@@ -351,7 +376,7 @@ pub async fn verify(
             size: r.item.size,
             sha256: r.item.sha256.map(|d| d.to_hex()),
             ok: result.is_ok(),
-            problem: result.err(),
+            problem: result.err().map(|e| e.to_string()),
         });
     }
     Ok(Json(out))

@@ -176,3 +176,55 @@ impl Watch {
         self.anything.notify_waiters();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whatever became of the envelope waited for (settled, unknown, or the wait given up),
+    /// nothing of the interest is kept once the request has ended.
+    #[test]
+    fn an_interest_is_forgotten_when_its_request_ends() {
+        let watch = Arc::new(Watch::default());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        for i in 0..1000u32 {
+            let mut id = [0u8; 32];
+            id[..4].copy_from_slice(&i.to_be_bytes());
+            let mut interest = watch.envelope(id);
+            match i % 3 {
+                // Settled while waited for.
+                0 => {
+                    watch.settled(&id);
+                    rt.block_on(interest.settled());
+                }
+                // Waited for, and given up on.
+                1 => {
+                    let _ = rt.block_on(async {
+                        tokio::time::timeout(
+                            std::time::Duration::from_millis(1),
+                            interest.settled(),
+                        )
+                        .await
+                    });
+                }
+                // Unknown or already settled: never waited for.
+                _ => {}
+            }
+            drop(interest);
+        }
+        assert_eq!(watch.waited_for(), 0);
+        // Two waiting for one envelope are both woken, and then nothing is kept either.
+        let (mut a, mut b) = (watch.envelope([7; 32]), watch.envelope([7; 32]));
+        assert_eq!(watch.waited_for(), 1);
+        watch.settled(&[7; 32]);
+        rt.block_on(async {
+            a.settled().await;
+            b.settled().await;
+        });
+        drop((a, b));
+        assert_eq!(watch.waited_for(), 0);
+    }
+}

@@ -17,7 +17,7 @@ use rogatory_proto::ids::{AgencyId, Sha256Digest};
 use rogatory_proto::receipt::verify_receipt;
 use tokio::sync::{mpsc, oneshot};
 
-use super::outgoing::{Outgoing, Sent};
+use super::outgoing::{DeliveryFailure, Outgoing, Sent};
 use super::status::NetStatus;
 use super::{Behaviour, BehaviourEvent, MAX_OPEN_BYTES, MAX_OPEN_BYTES_PER_PEER};
 use crate::engine::{Job, Notice, Worker};
@@ -277,8 +277,7 @@ impl EventLoop {
                     p.loading = false;
                 }
                 if failed {
-                    self.out
-                        .failed(&to, "this node cannot read its outbox".into());
+                    self.out.failed(&to, DeliveryFailure::Outbox);
                 }
                 for (order, id, envelope) in entries {
                     match envelope {
@@ -500,7 +499,8 @@ impl EventLoop {
                     if let Some(s) = sent {
                         self.out.pend(&agency, s.order, s.id, Some(s.envelope));
                     }
-                    self.out.failed(&agency, error.to_string());
+                    self.out
+                        .failed(&agency, DeliveryFailure::Unreachable(error.to_string()));
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
@@ -580,7 +580,7 @@ impl EventLoop {
                 self.out
                     .pend(agency, sent.order, sent.id, Some(sent.envelope));
                 self.out
-                    .failed(agency, format!("a receipt did not verify: {e}"));
+                    .failed(agency, DeliveryFailure::BadReceipt(e.to_string()));
             }
         }
     }

@@ -28,7 +28,7 @@ pub use codec::{
     READ_BUDGET_PER_CONNECTION, READ_BUDGET_TOTAL,
 };
 pub use event_loop::{EventLoop, Parts};
-pub use outgoing::MAX_HELD_BYTES;
+pub use outgoing::{DeliveryFailure, MAX_HELD_BYTES};
 pub use status::{NetStatus, PeerStatus};
 
 use std::collections::HashMap;

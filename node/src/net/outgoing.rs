@@ -20,6 +20,22 @@ use super::status::PeerStatus;
 /// together.
 pub const MAX_HELD_BYTES: usize = 64 * 1024 * 1024;
 
+/// Why a delivery to a partner failed, and whose fault it is; the partner is retried after a
+/// back-off in every case.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum DeliveryFailure {
+    /// The network's, or the partner node's: not reachable, the connection closed, no answer
+    /// in time.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The partner's: its receipt does not verify.
+    #[error("a receipt did not verify: {0}")]
+    BadReceipt(String),
+    /// This node's: the store worker could not read the outbox.
+    #[error("this node cannot read its outbox")]
+    Outbox,
+}
+
 /// A queued envelope not on the wire.
 pub(super) struct Pending {
     pub(super) id: [u8; 32],
@@ -52,7 +68,7 @@ pub(super) struct Partner {
     pub(super) settling: HashMap<[u8; 32], Sent>,
     pub(super) failures: u32,
     pub(super) retry_at: Option<Instant>,
-    pub(super) last_error: Option<String>,
+    pub(super) last_error: Option<DeliveryFailure>,
     pub(super) connections: usize,
     pub(super) settled: u64,
 }
@@ -162,7 +178,7 @@ impl Outgoing {
     }
 
     /// A delivery to `to` failed: back off (once per round of failures).
-    pub(super) fn failed(&mut self, to: &AgencyId, error: String) {
+    pub(super) fn failed(&mut self, to: &AgencyId, error: DeliveryFailure) {
         let now = Instant::now();
         let delay = match self.partners.get(to) {
             Some(p) if p.retry_at.is_some_and(|t| t > now) => return,
@@ -211,7 +227,7 @@ impl Outgoing {
                         .retry_at
                         .filter(|t| *t > now)
                         .map(|t| (t - now).as_secs_f64()),
-                    last_error: p.last_error.clone(),
+                    last_error: p.last_error.as_ref().map(ToString::to_string),
                     settled: p.settled,
                 }
             })
