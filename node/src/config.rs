@@ -61,12 +61,17 @@ impl Default for Api {
 pub struct Limits {
     /// Largest envelope accepted or sent, in bytes.
     pub max_envelope_bytes: usize,
+    /// Jobs waiting for the store worker (envelopes received, receipts, sends, evidence
+    /// progress): beyond them an envelope from a partner is left unanswered (its node sends it
+    /// again), a local request waits, and a verified receipt waits in the event loop.
+    pub store_queue: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_envelope_bytes: rogatory_proto::envelope::DEFAULT_MAX_ENVELOPE_BYTES,
+            store_queue: 1024,
         }
     }
 }
@@ -196,6 +201,9 @@ impl Config {
                 "{}: limits.max_envelope_bytes is at most {most} (what the transport reads)",
                 path.display()
             );
+        }
+        if c.limits.store_queue == 0 {
+            bail!("{}: limits.store_queue must be at least 1", path.display());
         }
         if c.delivery.in_flight == 0 {
             bail!("{}: delivery.in_flight must be at least 1", path.display());

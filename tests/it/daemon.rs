@@ -406,3 +406,64 @@ fn nodes_reach_each_other_over_quic() {
         "{s}"
     );
 }
+
+/// With a store worker whose queue holds 4 jobs and 32 clerks sending at once, receipts often
+/// find the queue full: each waits in the event loop and is recorded once; none is dropped, so
+/// no envelope is sent to the partner a second time (the partner would answer a replay).
+#[test]
+fn a_receipt_that_finds_the_store_busy_waits_and_nothing_is_sent_twice() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().to_path_buf();
+    let mut c = Cluster::new(&root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    let cfg = c.dirs[0].join("rogatory.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("store_queue = 1024"));
+    std::fs::write(&cfg, text.replace("store_queue = 1024", "store_queue = 4")).unwrap();
+    c.start(0);
+    c.start(1);
+    let first = c.send(0, "XB.DOJ-CA", "new", "liaison", &example("liaison.json"));
+    let case = first["case_id"].as_str().unwrap().to_string();
+    let total = 600;
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(1));
+    let clerks: Vec<_> = (0..32)
+        .map(|_| {
+            let (dir, case, next) = (c.dirs[0].clone(), case.clone(), next.clone());
+            std::thread::spawn(move || {
+                let api = rogatory_node::client::Client::connect(&dir).unwrap();
+                let body = example("liaison.json");
+                while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
+                    api.post::<serde_json::Value>(
+                        "/v1/send",
+                        &serde_json::json!({
+                            "to": ["XB.DOJ-CA"], "case": case, "type": "liaison", "body": body
+                        }),
+                    )
+                    .unwrap();
+                }
+            })
+        })
+        .collect();
+    for clerk in clerks {
+        clerk.join().unwrap();
+    }
+    let rows = c.wait_settled(0, total, Duration::from_secs(180));
+    assert!(rows.iter().all(|r| r["state"] == "delivered"));
+    let status: serde_json::Value = c.api(0).get("/v1/status").unwrap();
+    let waited = status["receipts_waited"].as_u64().unwrap();
+    eprintln!("{waited} of {total} receipts waited for room in the store worker's queue");
+    assert!(
+        waited > 0,
+        "the store was never busy: the test proves nothing"
+    );
+    c.stop(0);
+    c.stop(1);
+    let b_log = std::fs::read_to_string(c.dirs[1].join("node.log")).unwrap();
+    assert_eq!(
+        b_log.matches("a replay").count(),
+        0,
+        "an envelope was sent to the partner again"
+    );
+    let receipts = logged(&root, "xa.moj-ca", &case, "receipt-received");
+    assert_eq!(receipts.len(), total, "one receipt-received per envelope");
+    assert_eq!(receipts.iter().collect::<HashSet<_>>().len(), total);
+}

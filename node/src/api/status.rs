@@ -27,6 +27,7 @@ pub async fn status(
         peers: net.peers,
         evidence_active: net.evidence_active,
         evidence_waiting: net.evidence_waiting,
+        receipts_waited: net.receipts_waited,
         inbox: counts.received,
         outbox: OutboxCounts {
             queued: counts.queued,

@@ -44,6 +44,9 @@ pub struct Status {
     pub evidence_active: usize,
     /// Evidence items waiting for their turn.
     pub evidence_waiting: usize,
+    /// Verified receipts that waited for room in the store worker's queue since the node
+    /// started (a sign the store is the bottleneck; none is ever dropped).
+    pub receipts_waited: u64,
     /// Envelopes accepted here.
     pub inbox: u64,
     /// Envelopes sealed here.

@@ -83,6 +83,9 @@ fn config_text(a: &InitArgs) -> String {
          [limits]\n\
          # Largest envelope accepted, in bytes.\n\
          max_envelope_bytes = {max}\n\
+         # Jobs waiting for the store worker; beyond them a partner's envelope is left\n\
+         # unanswered (its node sends it again) and local requests wait.\n\
+         store_queue = 1024\n\
          \n\
          [delivery]\n\
          # After a failed delivery the partner is retried after this many milliseconds, doubled\n\

@@ -32,8 +32,6 @@ use crate::keydir::KeyDir;
 use crate::net::{EventLoop, Parts};
 use crate::store::Store;
 
-/// Capacity of the store worker's queue.
-const QUEUE: usize = 1024;
 /// Capacity of the worker's notices to the event loop.
 const NOTICES: usize = 4096;
 
@@ -75,7 +73,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
             limits,
             crate::evidence::Quotas::from_config(&opts.config.evidence, dir),
         ),
-        QUEUE,
+        opts.config.limits.store_queue,
         notice_tx,
         Arc::clone(&watch),
     )?;

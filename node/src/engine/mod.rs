@@ -377,7 +377,8 @@ impl Engine {
                             Some(receipt)
                         }
                         Outcome::Replay { receipt } => {
-                            tracing::debug!(%from, "replay: the original receipt");
+                            // Rare: the partner did not get (or record) the receipt sent before.
+                            tracing::info!(%from, "a replay: answered with the original receipt");
                             Some(receipt)
                         }
                         Outcome::Rejected { reason, receipt } => {

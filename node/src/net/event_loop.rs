@@ -85,6 +85,8 @@ pub struct EventLoop {
     listening: Vec<String>,
     /// When to try again to hand the worker a read of queued envelopes (its queue was full).
     load_retry_at: Option<Instant>,
+    /// Receipts that waited in `backlog`.
+    receipts_waited: u64,
 }
 
 /// What the loop is built from.
@@ -161,6 +163,7 @@ impl EventLoop {
                 data: parts.data,
                 listening: Vec::new(),
                 load_retry_at: None,
+                receipts_waited: 0,
             },
         )
     }
@@ -239,6 +242,7 @@ impl EventLoop {
             sending,
             evidence_active: self.fetcher.active(),
             evidence_waiting: self.fetcher.waiting(),
+            receipts_waited: self.receipts_waited,
         }
     }
 
@@ -571,8 +575,13 @@ impl EventLoop {
                     reason: v.receipt.reason.map(u16::from),
                 };
                 p.settling.insert(sent.id, sent);
-                if let Err(job) = self.worker.try_give(job) {
+                // Behind receipts already waiting, or in the worker's queue if it has room.
+                if !self.backlog.is_empty() {
                     self.backlog.push_back(job);
+                    self.receipts_waited += 1;
+                } else if let Err(job) = self.worker.try_give(job) {
+                    self.backlog.push_back(job);
+                    self.receipts_waited += 1;
                 }
             }
             Err(e) => {

@@ -18,6 +18,9 @@ pub struct NetStatus {
     pub evidence_active: usize,
     /// Evidence items waiting for their turn.
     pub evidence_waiting: usize,
+    /// Verified receipts that waited in the event loop for room in the store worker's queue,
+    /// since the node started (none is ever dropped).
+    pub receipts_waited: u64,
 }
 
 /// One partner, as the sender sees it.
