@@ -38,14 +38,18 @@ pub struct ApiFailure {
 #[error("{0}")]
 pub struct NotRunning(pub String);
 
-/// A connection to a running node's local API.
+/// A connection to a running node's local API. It keeps its connection open between
+/// requests (the node closes an idle one after 10 s; a new one is made then).
 pub struct Client {
     transport: Transport,
     token: String,
     dir: PathBuf,
     user: String,
     runtime: tokio::runtime::Runtime,
+    open: std::sync::Mutex<Option<Sender>>,
 }
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
 enum Transport {
     Unix(PathBuf),
@@ -133,6 +137,7 @@ impl Client {
             dir: dir.to_path_buf(),
             user: local_user(),
             runtime: runtime()?,
+            open: std::sync::Mutex::new(None),
         })
     }
 
@@ -148,6 +153,7 @@ impl Client {
             dir: dir.to_path_buf(),
             user: local_user(),
             runtime: runtime()?,
+            open: std::sync::Mutex::new(None),
         };
         let mut nonce = [0u8; 32];
         rogatory_proto::keys::fill_random(&mut nonce);
@@ -217,8 +223,27 @@ impl Client {
                 std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
             )
         };
+        let kept = self.open.lock().ok().and_then(|mut o| o.take());
         let exchange = async {
-            let (status, body) = match &self.transport {
+            // The connection kept from the last request, if the node has not closed it; a
+            // request it did not take is sent again on a new one.
+            let req = match kept {
+                Some(mut sender) => {
+                    if sender.ready().await.is_ok() {
+                        match sender.try_send_request(req).await {
+                            Ok(resp) => return self.answer(sender, resp).await,
+                            Err(mut e) => match e.take_message() {
+                                Some(req) => req,
+                                None => return Err(e.into_error().into()),
+                            },
+                        }
+                    } else {
+                        req
+                    }
+                }
+                None => req,
+            };
+            let mut sender = match &self.transport {
                 Transport::Unix(p) => {
                     let s = tokio::net::UnixStream::connect(p).await?;
                     let cred = s.peer_cred()?;
@@ -233,11 +258,12 @@ impl Client {
                         )
                         .into());
                     }
-                    send(s, req).await?
+                    handshake(s).await?
                 }
-                Transport::Tcp(a) => send(tokio::net::TcpStream::connect(a).await?, req).await?,
+                Transport::Tcp(a) => handshake(tokio::net::TcpStream::connect(a).await?).await?,
             };
-            Ok::<_, anyhow::Error>((status, body))
+            let resp = sender.send_request(req).await?;
+            self.answer(sender, resp).await
         };
         match self
             .runtime
@@ -262,6 +288,24 @@ impl Client {
             }
             Ok(Ok(r)) => Ok(r),
         }
+    }
+
+    /// Reads an answer whole (bounded), and keeps the connection for the next request.
+    async fn answer(
+        &self,
+        sender: Sender,
+        resp: hyper::Response<hyper::body::Incoming>,
+    ) -> Result<(hyper::StatusCode, Bytes)> {
+        let status = resp.status();
+        let body = http_body_util::Limited::new(resp.into_body(), MAX_ANSWER)
+            .collect()
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot read the answer: {e}"))?
+            .to_bytes();
+        if let Ok(mut o) = self.open.lock() {
+            *o = Some(sender);
+        }
+        Ok((status, body))
     }
 
     /// One authorized request; its answer as `T`, or an [`ApiFailure`].
@@ -298,21 +342,12 @@ impl Client {
     }
 }
 
-/// Sends one request on a fresh connection and reads the whole answer (bounded).
-async fn send<S>(stream: S, req: hyper::Request<Full<Bytes>>) -> Result<(hyper::StatusCode, Bytes)>
+/// Opens an HTTP/1.1 connection on `stream`; it runs as a task of the client's runtime.
+async fn handshake<S>(stream: S) -> Result<Sender>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    let conn = tokio::spawn(conn);
-    let resp = sender.send_request(req).await?;
-    let status = resp.status();
-    let body = http_body_util::Limited::new(resp.into_body(), MAX_ANSWER)
-        .collect()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot read the answer: {e}"))?
-        .to_bytes();
-    drop(sender);
-    let _ = conn.await;
-    Ok((status, body))
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
 }

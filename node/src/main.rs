@@ -4,6 +4,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc instead of the C library's allocator: the node allocates and frees many small
+/// buffers per message on several threads, where glibc's malloc spent about a tenth of the
+/// node's time (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = rogatory_node::cli::Cli::parse();
     match rogatory_node::cli::run(cli) {

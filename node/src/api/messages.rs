@@ -173,9 +173,11 @@ pub async fn outbox_one(
     loop {
         // Registered before reading, so a settlement in between is not missed.
         let mut woken = s.watch.envelope(key);
-        let store = Arc::clone(&s.store);
-        let entry = blocking(move || Ok(store.outbox_entry(&key)?))
-            .await?
+        // One record by key, from redb's cache as a rule: read here, not on a blocking thread
+        // (the handoff would cost more than the read).
+        let entry = s
+            .store
+            .outbox_entry(&key)?
             .ok_or_else(|| ApiError::not_found("no such envelope in the outbox"))?;
         if entry.state != OutboxState::Queued || tokio::time::Instant::now() >= deadline {
             return Ok(Json(outbox_row(&entry)));

@@ -52,40 +52,60 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the runtime")
 }
 
-/// A node started with `ROGATORY_PASSPHRASE` would keep the passphrase in its environment
-/// (readable in `/proc/PID/environ`, inherited by anything it starts) for as long as it runs.
-/// So the command starts itself again in its place (exec: the same process id), without the
-/// variable, handing it the passphrase through a pipe on standard input
-/// (`--passphrase-file /dev/stdin`). Returns only if there was nothing to do.
-pub(crate) fn shed_passphrase_env(passphrase_file: Option<&std::path::Path>) -> Result<()> {
+/// The allocator's setting the daemon runs with: mimalloc returns the memory it no longer uses
+/// to the system at once (its default delay kept the 64 MiB that unlocking the keys with
+/// Argon2id takes, for as long as the node ran). mimalloc reads it from the environment when
+/// the process starts, so the daemon starts itself again with it when it is not set.
+const ALLOCATOR_SETTING: (&str, &str) = ("MIMALLOC_PURGE_DELAY", "0");
+
+/// Before the daemon starts: a node started with `ROGATORY_PASSPHRASE` would keep the
+/// passphrase in its environment (readable in `/proc/PID/environ`, inherited by anything it
+/// starts) for as long as it runs, and one started without [`ALLOCATOR_SETTING`] would keep
+/// memory it no longer needs. So the command starts itself again in its place (exec: the same
+/// process id) without the variable, handing it the passphrase through a pipe on standard input
+/// (`--passphrase-file /dev/stdin`), and with the allocator's setting. Returns only if there was
+/// nothing to do.
+pub(crate) fn prepare_process(passphrase_file: Option<&std::path::Path>) -> Result<()> {
     use std::io::Write;
     use std::os::unix::process::CommandExt;
     const VAR: &str = "ROGATORY_PASSPHRASE";
-    if passphrase_file.is_some() {
+    let pass = std::env::var_os(VAR).filter(|_| passphrase_file.is_none());
+    let allocator_set = std::env::var_os(ALLOCATOR_SETTING.0).is_some();
+    if pass.is_none() && allocator_set {
         return Ok(());
     }
-    let Some(pass) = std::env::var_os(VAR) else {
-        return Ok(());
-    };
-    let pass = zeroize::Zeroizing::new(pass.into_encoded_bytes());
-    if pass.len() > 4096 {
-        bail!("{VAR} is longer than a passphrase may be (4096 bytes)");
-    }
-    // The pipe holds the passphrase until the new program reads it (well within its buffer).
-    let (reader, mut writer) = std::io::pipe().context("cannot make a pipe for the passphrase")?;
-    writer
-        .write_all(&pass)
-        .context("cannot hand the passphrase over")?;
-    drop(writer);
     let exe = std::env::current_exe().context("cannot find this program to start it again")?;
-    let err = std::process::Command::new(exe)
-        .arg("--passphrase-file")
-        .arg("/dev/stdin")
-        .args(std::env::args_os().skip(1))
-        .env_remove(VAR)
-        .stdin(reader)
-        .exec();
-    Err(err).context("cannot start the node again without the passphrase in its environment")
+    let mut command = std::process::Command::new(exe);
+    if !allocator_set {
+        command.env(ALLOCATOR_SETTING.0, ALLOCATOR_SETTING.1);
+    }
+    match pass {
+        Some(pass) => {
+            let pass = zeroize::Zeroizing::new(pass.into_encoded_bytes());
+            if pass.len() > 4096 {
+                bail!("{VAR} is longer than a passphrase may be (4096 bytes)");
+            }
+            // The pipe holds the passphrase until the new program reads it (well within its
+            // buffer).
+            let (reader, mut writer) =
+                std::io::pipe().context("cannot make a pipe for the passphrase")?;
+            writer
+                .write_all(&pass)
+                .context("cannot hand the passphrase over")?;
+            drop(writer);
+            command
+                .arg("--passphrase-file")
+                .arg("/dev/stdin")
+                .env_remove(VAR)
+                .stdin(reader);
+        }
+        None => {
+            // An interactive prompt or a passphrase file: the terminal and standard input stay.
+            command.env_remove(VAR);
+        }
+    }
+    let err = command.args(std::env::args_os().skip(1)).exec();
+    Err(err).context("cannot start the node again in its place")
 }
 
 pub(crate) fn run(a: RunArgs) -> Result<ExitCode> {

@@ -115,7 +115,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Init(a) => init::run(a, cli.passphrase_file.as_deref()),
         Command::Peer(c) => peer::run(c),
         Command::Run(a) => {
-            daemon::shed_passphrase_env(cli.passphrase_file.as_deref())?;
+            daemon::prepare_process(cli.passphrase_file.as_deref())?;
             daemon::run(a)
         }
         Command::Deliver(a) => daemon::deliver(a),

@@ -40,7 +40,7 @@ use crate::store::{Batch, LogSigner, Store};
 pub use error::Error;
 pub use handle::{Interest, Responder, Watch, Worker};
 pub use jobs::{Arrival, Job, ManifestSent, NewEvidence, Notice, Queued, SendRequest};
-use receive::{ChainSlot, Outcome};
+use receive::{ChainSlot, Cosigns, Outcome};
 
 /// Most jobs done in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -168,6 +168,11 @@ pub struct Engine {
     refusals: HashMap<AgencyId, std::collections::VecDeque<Instant>>,
     /// Partners over [`MAX_REFUSALS`] whose alert was raised.
     flooding: std::collections::HashSet<AgencyId>,
+    /// Cosignatures made, reused within the second.
+    cosigns: Cosigns,
+    /// Partners' cosignatures of this node's checkpoints already verified (hash of the
+    /// witness, the checkpoint's body and the cosignature).
+    cosignatures_verified: std::collections::HashSet<rogatory_proto::ids::Sha256Digest>,
 }
 
 impl Engine {
@@ -190,6 +195,8 @@ impl Engine {
             solo_until: None,
             refusals: HashMap::new(),
             flooding: std::collections::HashSet::new(),
+            cosigns: Cosigns::default(),
+            cosignatures_verified: std::collections::HashSet::new(),
         }
     }
 
@@ -353,6 +360,7 @@ impl Engine {
                         now,
                         &self.limits,
                         &self.quotas,
+                        &mut self.cosigns,
                     )?;
                     let receipt = match outcome {
                         Outcome::Accepted {

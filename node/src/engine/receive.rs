@@ -102,7 +102,18 @@ pub fn receive(
     quotas: &Quotas,
 ) -> Result<Outcome> {
     let mut batch = store.batch()?;
-    let (out, _) = receive_in(&mut batch, me, trusted, sender, bytes, now, limits, quotas)?;
+    let mut cosigns = Cosigns::default();
+    let (out, _) = receive_in(
+        &mut batch,
+        me,
+        trusted,
+        sender,
+        bytes,
+        now,
+        limits,
+        quotas,
+        &mut cosigns,
+    )?;
     batch.commit().context("cannot commit")?;
     Ok(out)
 }
@@ -132,6 +143,7 @@ pub fn receive_in(
     now: u64,
     limits: &Limits,
     quotas: &Quotas,
+    cosigns: &mut Cosigns,
 ) -> Result<(Outcome, Option<ChainSlot>)> {
     let id = Sha256Digest::of(bytes);
     if let Some(receipt) = batch.receipt_for(&id.0)? {
@@ -202,7 +214,7 @@ pub fn receive_in(
     // positions) is named for what it is. Kept only for the envelope next in the chain.
     let cosignature = match &opened {
         Ok(o) if o.case_id != NODE_LOG => {
-            match witness(batch, me, trusted, o, id, now, in_order)? {
+            match witness(batch, me, trusted, o, id, now, in_order, cosigns)? {
                 Ok(c) => c,
                 Err(inconsistency) => {
                     let reason = ReasonCode::LogInconsistent;
@@ -451,6 +463,7 @@ fn outer(
 /// checkpoint becomes the last witnessed only with `keep` (the envelope is the next of its
 /// chain). The inner `Err` is an inconsistency: an alert and an audit entry are recorded (the
 /// caller refuses the envelope), and the witnessed checkpoint stays as it was.
+#[allow(clippy::too_many_arguments)]
 fn witness(
     batch: &mut Batch<'_>,
     me: &KeyDir,
@@ -459,6 +472,7 @@ fn witness(
     id: EnvelopeId,
     now: u64,
     keep: bool,
+    cosigns: &mut Cosigns,
 ) -> Result<Result<Option<Vec<u8>>, rogatory_proto::audit::witness::Inconsistency>> {
     use rogatory_proto::audit::note::{Checkpoint, Note, NoteVerifier, SIG_ED25519};
     use rogatory_proto::audit::witness;
@@ -473,8 +487,20 @@ fn witness(
     let name = log_key_name(from);
     let log = NoteVerifier::new(&name, SIG_ED25519, card.signing_key())
         .context("the sender's log key")?;
-    let last = batch
-        .witnessed(from, case)?
+    let witnessed = batch.witnessed(from, case)?;
+    // The very checkpoint witnessed last (the sender's envelopes of one batch carry the same):
+    // verified then, consistent with itself; only the cosignature is needed, once a second.
+    if witnessed.as_deref() == Some(note.as_slice()) {
+        let body = Note::parse(note)
+            .map(|n| n.text().to_string())
+            .context("a witnessed checkpoint in the store does not parse")?;
+        let line = cosigns.cosign(note, now, || {
+            witness::cosign(&body, &log_key_name(me.card.id()), &me.keys.signing, now)
+                .context("cannot cosign")
+        })?;
+        return Ok(Ok(Some(line)));
+    }
+    let last = witnessed
         .map(|n| {
             Note::parse(&n)
                 .and_then(|n| Checkpoint::parse(n.text()))
@@ -493,14 +519,16 @@ fn witness(
             if keep {
                 batch.set_witnessed(from, case, note)?;
             }
-            let line = witness::cosign(
-                &cp.body(),
-                &log_key_name(me.card.id()),
-                &me.keys.signing,
-                now,
-            )
-            .context("cannot cosign")?;
-            Ok(Ok(Some(line.into_bytes())))
+            let line = cosigns.cosign(note, now, || {
+                witness::cosign(
+                    &cp.body(),
+                    &log_key_name(me.card.id()),
+                    &me.keys.signing,
+                    now,
+                )
+                .context("cannot cosign")
+            })?;
+            Ok(Ok(Some(line)))
         }
         Err(inconsistency) => {
             tracing::error!(peer = %from, case = %case, envelope = %id, kind = inconsistency.kind(), "ALERT: {from}'s log of case {case} is not consistent with what this node witnessed: {inconsistency}");
@@ -534,6 +562,35 @@ fn witness(
             batch.append(&signer, &log_of, &mut [e])?;
             Ok(Err(inconsistency))
         }
+    }
+}
+
+/// Cosignatures this node made, by the checkpoint and the second: a cosignature (C2SP
+/// tlog-cosignature) is a deterministic signature of the checkpoint's body and the time, so the
+/// many envelopes of one batch of the sender, carrying the same checkpoint, need one.
+#[derive(Default)]
+pub struct Cosigns {
+    made: std::collections::HashMap<(Sha256Digest, u64), Vec<u8>>,
+}
+
+impl Cosigns {
+    /// The cosignature of `note` at `now`, made once.
+    fn cosign(
+        &mut self,
+        note: &[u8],
+        now: u64,
+        make: impl FnOnce() -> Result<String>,
+    ) -> Result<Vec<u8>> {
+        let key = (Sha256Digest::of(note), now);
+        if let Some(line) = self.made.get(&key) {
+            return Ok(line.clone());
+        }
+        let line = make()?.into_bytes();
+        if self.made.len() >= 1024 {
+            self.made.clear();
+        }
+        self.made.insert(key, line.clone());
+        Ok(line)
     }
 }
 

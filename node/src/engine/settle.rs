@@ -8,6 +8,7 @@ use rogatory_proto::audit::witness::{self};
 use rogatory_proto::envelope::{self};
 use rogatory_proto::ids::{AgencyId, Sha256Digest};
 use rogatory_proto::receipt::ReceiptEvent;
+use sha2::Digest;
 
 use super::*;
 use crate::store::{Batch, OutboxState};
@@ -16,7 +17,7 @@ impl Engine {
     /// Records a verified receipt: settles the outbox entry and logs `receipt-received`.
     /// Returns the entry's state (unchanged if it was settled already).
     pub(super) fn settle(
-        &self,
+        &mut self,
         batch: &mut Batch<'_>,
         id: [u8; 32],
         by: &AgencyId,
@@ -68,7 +69,7 @@ impl Engine {
     /// (it proves delivery); a cosignature that is missing where a checkpoint was carried, or
     /// that does not verify, raises an alert.
     pub(super) fn check_cosignature(
-        &self,
+        &mut self,
         batch: &mut Batch<'_>,
         entry: &crate::store::OutboxEntry,
         by: &AgencyId,
@@ -92,17 +93,36 @@ impl Engine {
         let problem = match cosignature {
             None => Some("the receipt carries no cosignature of our checkpoint".to_string()),
             Some(line) => {
-                let witness = witness::witness_verifier(&log_key_name(by), card.signing_key())
-                    .map_err(|e| anyhow!("{by}'s witness key: {e}"))?;
-                match std::str::from_utf8(&line)
-                    .map_err(|_| "the cosignature is not text".to_string())
-                    .and_then(|l| {
-                        witness::verify_cosignature(&body, l, &witness).map_err(|e| e.to_string())
-                    }) {
-                    Ok(_) => None,
-                    Err(e) => Some(format!(
-                        "the cosignature of our checkpoint does not verify: {e}"
-                    )),
+                // The partner cosigns each checkpoint once a second: the envelopes of one batch
+                // carry the same checkpoint and get the same cosignature, verified once.
+                let mut seen = sha2::Sha256::new();
+                for part in [by.as_str().as_bytes(), body.as_bytes(), &line] {
+                    seen.update((part.len() as u64).to_be_bytes());
+                    seen.update(part);
+                }
+                let seen = Sha256Digest(seen.finalize().into());
+                if self.cosignatures_verified.contains(&seen) {
+                    None
+                } else {
+                    let witness = witness::witness_verifier(&log_key_name(by), card.signing_key())
+                        .map_err(|e| anyhow!("{by}'s witness key: {e}"))?;
+                    match std::str::from_utf8(&line)
+                        .map_err(|_| "the cosignature is not text".to_string())
+                        .and_then(|l| {
+                            witness::verify_cosignature(&body, l, &witness)
+                                .map_err(|e| e.to_string())
+                        }) {
+                        Ok(_) => {
+                            if self.cosignatures_verified.len() >= 4096 {
+                                self.cosignatures_verified.clear();
+                            }
+                            self.cosignatures_verified.insert(seen);
+                            None
+                        }
+                        Err(e) => Some(format!(
+                            "the cosignature of our checkpoint does not verify: {e}"
+                        )),
+                    }
                 }
             }
         };
