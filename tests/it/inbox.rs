@@ -292,12 +292,14 @@ fn the_store_worker_holds_an_early_envelope_until_its_gap_fills() {
         token: 2,
         from: from.clone(),
         bytes: second.clone(),
+        opened: None,
     })
     .unwrap();
     jobs.give_blocking(Job::Inbound {
         token: 1,
         from,
         bytes: first,
+        opened: None,
     })
     .unwrap();
     // #1 is answered first, then #2, each with an acceptance; nothing is answered before.
@@ -320,6 +322,90 @@ fn the_store_worker_holds_an_early_envelope_until_its_gap_fills() {
     drop(notices);
     worker.join().unwrap();
     assert_eq!(store.size(&case).unwrap(), 2);
+}
+
+#[test]
+fn envelopes_opened_in_front_of_the_worker_reach_it_in_the_order_they_arrived() {
+    use rogatory_node::engine::{Engine, Notice, OpenPool, spawn};
+    use std::sync::Arc;
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (agency(t.path(), "XA.POLICE"), agency(t.path(), "XB.POLICE"));
+    let store = Arc::new(
+        Store::open(&t.path().join("XB.POLICE"))
+            .unwrap()
+            .with_record_keys(RecordKeys::new(&b.keys)),
+    );
+    // One chain of 60 envelopes, with a piece of garbage after #30; then a damaged copy of #60
+    // (a bit flipped in its signature) and #11 again (a replay).
+    let case = CaseId::generate();
+    let mut chain = vec![envelope(&a, &b, case)];
+    for seq in 2..=60u64 {
+        let previous = rogatory_proto::ids::Sha256Digest::of(chain.last().unwrap());
+        chain.push(envelope_at(
+            &a,
+            &b,
+            case,
+            ChainLink {
+                sequence: seq,
+                previous: Some(previous),
+            },
+        ));
+    }
+    let mut damaged = chain[59].clone();
+    let last = damaged.len() - 1;
+    damaged[last - 3] ^= 0x01;
+    let mut arriving: Vec<Vec<u8>> = chain.clone();
+    arriving.insert(30, b"garbage".to_vec());
+    arriving.push(damaged);
+    arriving.push(chain[10].clone());
+    let b_card = b.card.clone();
+    let b = Arc::new(b);
+    let engine = Engine::new(
+        Arc::clone(&store),
+        Arc::clone(&b),
+        vec![a.card.clone()],
+        Limits::default(),
+        Quotas::default(),
+    );
+    let (tx, mut notices) = tokio::sync::mpsc::channel(256);
+    let (jobs, worker) = spawn(engine, 4, tx, Default::default()).unwrap();
+    let (mut opener, pool) =
+        OpenPool::start(3, b, vec![a.card.clone()], Limits::default(), jobs.clone()).unwrap();
+    let from = a.card.id().clone();
+    for (token, bytes) in arriving.iter().enumerate() {
+        let mut bytes = bytes.clone();
+        // The threads' queues are bounded: a full one gives the envelope back.
+        while let Err(back) = opener.try_give(token as u64, from.clone(), bytes) {
+            bytes = back;
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+    let mut answered = Vec::new();
+    while answered.len() < arriving.len() {
+        match notices.blocking_recv().unwrap() {
+            Notice::Answer {
+                token,
+                receipt: Some(r),
+            } => {
+                let v = verify_receipt(&r, &b_card, None).unwrap();
+                let expected = if token == 30 || token == 61 {
+                    ReceiptEvent::Rejected
+                } else {
+                    ReceiptEvent::Accepted
+                };
+                assert_eq!(v.receipt.event, expected, "envelope {token}");
+                answered.push(token);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // In the order they arrived; none waited for an earlier one of its chain.
+    assert_eq!(answered, (0..arriving.len() as u64).collect::<Vec<_>>());
+    drop(opener);
+    pool.close();
+    drop(jobs);
+    drop(notices);
+    worker.join().unwrap();
 }
 
 #[test]
@@ -349,6 +435,7 @@ fn a_partner_sending_garbage_is_set_aside_after_100_refusals_with_one_alert() {
             token,
             from: from.clone(),
             bytes: format!("garbage {token}").into_bytes(),
+            opened: None,
         })
         .unwrap();
         match notices.blocking_recv().unwrap() {

@@ -301,8 +301,8 @@ pub(crate) fn status(a: Common) -> Result<ExitCode> {
     println!("  partners:");
     for p in &r.peers {
         let mut line = format!(
-            "    {:<20} {} connection(s), {} queued, {} in flight, {} settled",
-            p.agency, p.connections, p.queued, p.in_flight, p.settled
+            "    {:<20} {} connection(s), {} queued, {} in flight ({} receipted, being recorded), {} settled",
+            p.agency, p.connections, p.queued, p.in_flight, p.settling, p.settled
         );
         if let Some(t) = p.retry_in_secs {
             line.push_str(&format!(

@@ -108,12 +108,24 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
         writer_tx,
     )?;
 
+    // Envelopes from partners are opened by a few threads in front of the worker, in order.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let (opener, open_pool) = engine::OpenPool::start(
+        threads,
+        Arc::clone(&kd),
+        trusted.clone(),
+        limits,
+        worker.clone(),
+    )?;
+
     let (net, event_loop) = EventLoop::new(Parts {
         swarm,
         partners: pinned.into_iter().collect(),
         queued,
         delivery: opts.config.delivery.clone(),
         worker: worker.clone(),
+        opener,
+        limits,
         notices,
         writer_events,
         fetcher: Fetcher::new(queue),
@@ -165,9 +177,10 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
     deadline_watch.abort();
     let _ = stop_api.send(true);
     let _ = api_task.await;
-    // The loop has gone with the items' channels: the pool's threads end; then nothing but the
-    // worker's own queue is left, and the worker ends once it has committed what it holds.
+    // The loop has gone with the items' channels and the opener: the pools' threads end (what
+    // was being opened reaches the worker); then nothing but the worker's own queue is left, and the worker ends once it has committed what it holds.
     let _ = tokio::task::spawn_blocking(move || pool.close()).await;
+    let _ = tokio::task::spawn_blocking(move || open_pool.close()).await;
     let _ = tokio::task::spawn_blocking(move || worker_thread.join()).await;
     println!("{me} stopped");
     Ok(())

@@ -51,6 +51,9 @@ pub enum Job {
         from: AgencyId,
         /// The envelope.
         bytes: Vec<u8>,
+        /// What opening it gave, when it was opened in front of the worker (`engine::open`);
+        /// `None`: the worker opens it.
+        opened: Option<Box<super::open::Opening>>,
     },
     /// A verified receipt for an envelope sent from here.
     Receipt {
@@ -64,6 +67,9 @@ pub enum Job {
         event: ReceiptEvent,
         /// The reason code of a rejection.
         reason: Option<u16>,
+        /// The partner's cosignature of the checkpoint the envelope carried, if the event loop
+        /// checked it.
+        cosigned: super::Cosigned,
     },
     /// Read queued envelopes for the event loop, which holds only some in memory (answered
     /// at once with [`Notice::Loaded`], outside any transaction).

@@ -30,7 +30,9 @@ use rogatory_proto::message::ItemState;
 mod custody;
 mod error;
 mod handle;
+mod inbound;
 mod jobs;
+pub mod open;
 pub mod receive;
 mod seal;
 mod settle;
@@ -40,7 +42,9 @@ use crate::store::{Batch, LogSigner, Store};
 pub use error::Error;
 pub use handle::{Interest, Responder, Watch, Worker};
 pub use jobs::{Arrival, Job, ManifestSent, NewEvidence, Notice, Queued, SendRequest};
-use receive::{ChainSlot, Cosigns, Outcome};
+pub use open::{OpenPool, Opener};
+use receive::{ChainSlot, Cosigns};
+pub use settle::{Cosignatures, Cosigned};
 
 /// Most jobs done in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -172,7 +176,7 @@ pub struct Engine {
     cosigns: Cosigns,
     /// Partners' cosignatures of this node's checkpoints already verified (hash of the
     /// witness, the checkpoint's body and the cosignature).
-    cosignatures_verified: std::collections::HashSet<rogatory_proto::ids::Sha256Digest>,
+    cosignatures: settle::Cosignatures,
 }
 
 impl Engine {
@@ -196,7 +200,7 @@ impl Engine {
             refusals: HashMap::new(),
             flooding: std::collections::HashSet::new(),
             cosigns: Cosigns::default(),
-            cosignatures_verified: std::collections::HashSet::new(),
+            cosignatures: settle::Cosignatures::default(),
         }
     }
 
@@ -303,23 +307,28 @@ impl Engine {
         let mut replies = Vec::with_capacity(n);
         // Jobs whose work was undone by a failed commit, to answer with a failure.
         let mut jobs = jobs.into_iter();
-        let result = (|| -> Result<()> {
+        let result = (|| -> Result<(Duration, Duration)> {
             let store = Arc::clone(&self.store);
             let mut batch = store.batch().context("cannot start a transaction")?;
             // Each job puts its reply (a failure by default) in `replies` before it can fail.
+            let started = Instant::now();
             for job in jobs.by_ref() {
                 self.job(&mut batch, job, &mut replies)?;
             }
+            let done = Instant::now();
             batch.commit().context("cannot commit")?;
-            Ok(())
+            Ok((done - started, done.elapsed()))
         })();
         // Jobs not reached because an earlier one failed: answered with a failure too.
         replies.extend(jobs.map(Reply::unreached));
         match result {
-            Ok(()) => {
-                if n > 1 {
-                    tracing::trace!(jobs = n, "group commit");
-                }
+            Ok((work, commit)) => {
+                tracing::trace!(
+                    jobs = n,
+                    work_us = work.as_micros() as u64,
+                    commit_us = commit.as_micros() as u64,
+                    "group commit"
+                );
                 replies
             }
             Err(e) => {
@@ -337,125 +346,23 @@ impl Engine {
     /// One job within the batch. An `Err` is a store failure: the whole batch is abandoned.
     fn job(&mut self, batch: &mut Batch<'_>, job: Job, replies: &mut Vec<Reply>) -> Result<()> {
         match job {
-            Job::Inbound { token, from, bytes } => {
-                replies.push(Reply::Notice(Notice::Answer {
-                    token,
-                    receipt: None,
-                }));
-                let at = replies.len() - 1;
-                if self.over_refusals(batch, &from)? {
-                    // Set aside unanswered: its sender retries later.
-                    return Ok(());
-                }
-                let mut next = Some((token, from, bytes, at));
-                // Applying one envelope may let the next of its chain through.
-                while let Some((token, from, bytes, at)) = next.take() {
-                    let now = rogatory_proto::time::now_unix();
-                    let (outcome, advanced) = crate::engine::receive::receive_in(
-                        batch,
-                        &self.me,
-                        &self.trusted,
-                        &from,
-                        &bytes,
-                        now,
-                        &self.limits,
-                        &self.quotas,
-                        &mut self.cosigns,
-                    )?;
-                    let receipt = match outcome {
-                        Outcome::Accepted {
-                            envelope_id,
-                            case_id,
-                            receipt,
-                            confirm,
-                            evidence,
-                            refused_items,
-                        } => {
-                            tracing::info!(%from, envelope = %envelope_id, case = %case_id, "accepted");
-                            if !refused_items.is_empty() {
-                                self.report_refused(batch, &case_id, &refused_items, replies)?;
-                            }
-                            if evidence {
-                                replies
-                                    .push(Reply::Notice(Notice::EvidenceListed { case: case_id }));
-                            }
-                            if let Some(message) = confirm {
-                                self.confirm(batch, &from, case_id, *message, replies)?;
-                            }
-                            Some(receipt)
-                        }
-                        Outcome::Replay { receipt } => {
-                            // Rare: the partner did not get (or record) the receipt sent before.
-                            tracing::info!(%from, "a replay: answered with the original receipt");
-                            Some(receipt)
-                        }
-                        Outcome::Rejected { reason, receipt } => {
-                            tracing::warn!(%from, reason = reason.name(), "rejected an envelope");
-                            self.refusals
-                                .entry(from.clone())
-                                .or_default()
-                                .push_back(Instant::now());
-                            Some(receipt)
-                        }
-                        Outcome::Waiting { slot } => {
-                            tracing::debug!(%from, sequence = slot.sequence, "ahead of its chain: waiting");
-                            if let Some(old) = self.take_waiting(&slot) {
-                                replies.push(Reply::Notice(Notice::Answer {
-                                    token: old.token,
-                                    receipt: None,
-                                }));
-                            }
-                            let (from_sender, sender_bytes) = self
-                                .waiting
-                                .iter()
-                                .filter(|(s, _)| s.from == slot.from)
-                                .fold((0, 0), |(n, b), (_, w)| (n + 1, b + w.bytes.len()));
-                            if self.waiting.len() < MAX_WAITING
-                                && self.waiting_bytes + bytes.len() <= MAX_WAITING_BYTES
-                                && from_sender < MAX_WAITING_PER_SENDER
-                                && sender_bytes + bytes.len() <= MAX_WAITING_BYTES_PER_SENDER
-                            {
-                                self.waiting_bytes += bytes.len();
-                                self.waiting.insert(
-                                    slot,
-                                    Waiting {
-                                        token,
-                                        from,
-                                        bytes,
-                                        since: Instant::now(),
-                                    },
-                                );
-                                // Answered later, not now.
-                                replies[at] = Reply::Nothing;
-                            }
-                            None
-                        }
-                    };
-                    if receipt.is_some() {
-                        replies[at] = Reply::Notice(Notice::Answer { token, receipt });
-                    }
-                    if let Some(slot) = advanced
-                        && let Some(w) = self.take_waiting(&slot.next())
-                    {
-                        replies.push(Reply::Notice(Notice::Answer {
-                            token: w.token,
-                            receipt: None,
-                        }));
-                        next = Some((w.token, w.from, w.bytes, replies.len() - 1));
-                    }
-                }
-                Ok(())
-            }
+            Job::Inbound {
+                token,
+                from,
+                bytes,
+                opened,
+            } => self.inbound(batch, token, from, bytes, opened, replies),
             Job::Receipt {
                 id,
                 by,
                 receipt,
                 event,
                 reason,
+                cosigned,
             } => {
                 replies.push(Reply::Notice(Notice::Settled { id, state: None }));
                 let at = replies.len() - 1;
-                let state = self.settle(batch, id, &by, &receipt, event, reason)?;
+                let state = self.settle(batch, id, &by, &receipt, event, reason, cosigned)?;
                 replies[at] = Reply::Notice(Notice::Settled { id, state });
                 Ok(())
             }

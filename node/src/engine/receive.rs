@@ -14,6 +14,7 @@ use anyhow::{Context, Result};
 use rogatory_proto::audit::entry::{AuditEvent, case_origin, log_key_name};
 
 use super::audit_entry;
+use super::open::Opening;
 use rogatory_proto::card::AgencyCard;
 use rogatory_proto::envelope::{self, Limits, Recipient};
 use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId, Sha256Digest};
@@ -113,6 +114,7 @@ pub fn receive(
         limits,
         quotas,
         &mut cosigns,
+        None,
     )?;
     batch.commit().context("cannot commit")?;
     Ok(out)
@@ -132,6 +134,9 @@ pub fn receive(
 ///    rejected (node log, chain, receipt). Either way its receipt is stored, so a replay gets
 ///    the same answer.
 ///
+/// `opened` is what opening `bytes` gave, when that was done in front of the worker
+/// ([`super::open`]) with the same keys, cards and limits; `None` opens them here.
+///
 /// Returns the outcome and, when the sender's chain moved, the slot just filled.
 #[allow(clippy::too_many_arguments)]
 pub fn receive_in(
@@ -144,6 +149,7 @@ pub fn receive_in(
     limits: &Limits,
     quotas: &Quotas,
     cosigns: &mut Cosigns,
+    opened: Option<Opening>,
 ) -> Result<(Outcome, Option<ChainSlot>)> {
     let id = Sha256Digest::of(bytes);
     if let Some(receipt) = batch.receipt_for(&id.0)? {
@@ -160,7 +166,7 @@ pub fn receive_in(
     // Opening checks the origin too; only when it fails is the outer layer checked on its own,
     // to tell a refusal of the content (which takes its place in the chain) from an envelope
     // whose origin is not established (which does not).
-    let opened = envelope::open(bytes, &recipient, trusted, limits);
+    let opened = opened.unwrap_or_else(|| envelope::open(bytes, &recipient, trusted, limits));
     let info = match &opened {
         Ok(o) => o.info.clone(),
         Err(_) => match outer(bytes, me, trusted, &origin_limits(limits)) {

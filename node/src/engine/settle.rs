@@ -16,6 +16,7 @@ use crate::store::{Batch, OutboxState};
 impl Engine {
     /// Records a verified receipt: settles the outbox entry and logs `receipt-received`.
     /// Returns the entry's state (unchanged if it was settled already).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn settle(
         &mut self,
         batch: &mut Batch<'_>,
@@ -24,6 +25,7 @@ impl Engine {
         receipt: &[u8],
         event: ReceiptEvent,
         reason: Option<u16>,
+        cosigned: Cosigned,
     ) -> Result<Option<OutboxState>> {
         let Some(entry) = batch.outbox_entry(&id)? else {
             tracing::warn!("a receipt for an envelope that is not in the outbox");
@@ -47,7 +49,7 @@ impl Engine {
             crate::cases::proposal_refused(batch, &case, &Sha256Digest(id), detail, now)?;
         }
         if state == OutboxState::Delivered {
-            self.check_cosignature(batch, &entry, by, receipt)?;
+            self.check_cosignature(batch, &entry, by, receipt, cosigned)?;
         }
         let mut e = audit_entry(
             self.me.card.id(),
@@ -65,65 +67,29 @@ impl Engine {
     }
 
     /// Checks the addressee's cosignature in an accepted receipt against the checkpoint the
-    /// envelope carried (spec/PROTOCOL.md §6.6). The receipt is verified and kept either way
-    /// (it proves delivery); a cosignature that is missing where a checkpoint was carried, or
-    /// that does not verify, raises an alert.
+    /// envelope carried (spec/PROTOCOL.md §6.6), unless the event loop checked it already
+    /// (`cosigned`). The receipt is verified and kept either way (it proves delivery); a
+    /// cosignature that is missing where a checkpoint was carried, or that does not verify,
+    /// raises an alert.
     pub(super) fn check_cosignature(
         &mut self,
         batch: &mut Batch<'_>,
         entry: &crate::store::OutboxEntry,
         by: &AgencyId,
         receipt: &[u8],
+        cosigned: Cosigned,
     ) -> Result<()> {
-        let Ok(info) = envelope::inspect(&entry.envelope, &self.limits) else {
-            return Err(anyhow!("an envelope in the outbox does not parse"));
-        };
-        let Some(note) = info.checkpoint else {
-            return Ok(());
-        };
-        let Some(card) = self.trusted.iter().find(|c| c.id() == by) else {
-            return Ok(());
-        };
-        let cosignature = rogatory_proto::receipt::decode_verified_earlier(receipt)
-            .ok()
-            .and_then(|r| r.receipt.cosignature);
-        let body = Note::parse(&note)
-            .map(|n| n.text().to_string())
-            .map_err(|e| anyhow!("this node's checkpoint in the outbox does not parse: {e}"))?;
-        let problem = match cosignature {
-            None => Some("the receipt carries no cosignature of our checkpoint".to_string()),
-            Some(line) => {
-                // The partner cosigns each checkpoint once a second: the envelopes of one batch
-                // carry the same checkpoint and get the same cosignature, verified once.
-                let mut seen = sha2::Sha256::new();
-                for part in [by.as_str().as_bytes(), body.as_bytes(), &line] {
-                    seen.update((part.len() as u64).to_be_bytes());
-                    seen.update(part);
-                }
-                let seen = Sha256Digest(seen.finalize().into());
-                if self.cosignatures_verified.contains(&seen) {
-                    None
-                } else {
-                    let witness = witness::witness_verifier(&log_key_name(by), card.signing_key())
-                        .map_err(|e| anyhow!("{by}'s witness key: {e}"))?;
-                    match std::str::from_utf8(&line)
-                        .map_err(|_| "the cosignature is not text".to_string())
-                        .and_then(|l| {
-                            witness::verify_cosignature(&body, l, &witness)
-                                .map_err(|e| e.to_string())
-                        }) {
-                        Ok(_) => {
-                            if self.cosignatures_verified.len() >= 4096 {
-                                self.cosignatures_verified.clear();
-                            }
-                            self.cosignatures_verified.insert(seen);
-                            None
-                        }
-                        Err(e) => Some(format!(
-                            "the cosignature of our checkpoint does not verify: {e}"
-                        )),
-                    }
-                }
+        let problem = match cosigned {
+            Cosigned::Fine => None,
+            Cosigned::Problem(detail) => Some(detail),
+            Cosigned::Unchecked => {
+                let Some(card) = self.trusted.iter().find(|c| c.id() == by) else {
+                    return Ok(());
+                };
+                self.cosignatures
+                    .check(&entry.envelope, receipt, card, &self.limits)
+                    .map_err(|e| anyhow!("{e}"))?
+                    .err()
             }
         };
         if let Some(detail) = problem {
@@ -138,5 +104,83 @@ impl Engine {
             })?;
         }
         Ok(())
+    }
+}
+
+/// What was found of a partner's cosignature in an accepted receipt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cosigned {
+    /// Not checked yet: the worker checks it.
+    Unchecked,
+    /// None was due (the envelope carried no checkpoint) or it verifies.
+    Fine,
+    /// Missing or not verifying: what is wrong, for the alert.
+    Problem(String),
+}
+
+/// Checks partners' cosignatures of this node's checkpoints (spec/PROTOCOL.md §6.6),
+/// remembering those verified: a partner cosigns each checkpoint once a second, so the
+/// envelopes that carried the same checkpoint get the same cosignature, verified once.
+#[derive(Debug, Default)]
+pub struct Cosignatures {
+    verified: std::collections::HashSet<Sha256Digest>,
+}
+
+impl Cosignatures {
+    /// Checks the cosignature in `receipt` (accepted, verified) of the checkpoint `envelope`
+    /// carried, by the partner whose `card` is pinned. The outer `Err` is an envelope of this
+    /// node that does not parse; the inner one the problem to raise an alert for.
+    pub fn check(
+        &mut self,
+        envelope: &[u8],
+        receipt: &[u8],
+        card: &AgencyCard,
+        limits: &Limits,
+    ) -> Result<Result<(), String>, String> {
+        let Ok(info) = envelope::inspect(envelope, limits) else {
+            return Err("an envelope in the outbox does not parse".into());
+        };
+        let Some(note) = info.checkpoint else {
+            return Ok(Ok(()));
+        };
+        let by = card.id();
+        let Some(line) = rogatory_proto::receipt::decode_verified_earlier(receipt)
+            .ok()
+            .and_then(|r| r.receipt.cosignature)
+        else {
+            return Ok(Err(
+                "the receipt carries no cosignature of our checkpoint".into()
+            ));
+        };
+        let body = Note::parse(&note)
+            .map(|n| n.text().to_string())
+            .map_err(|e| format!("this node's checkpoint in the outbox does not parse: {e}"))?;
+        let mut seen = sha2::Sha256::new();
+        for part in [by.as_str().as_bytes(), body.as_bytes(), &line] {
+            seen.update((part.len() as u64).to_be_bytes());
+            seen.update(part);
+        }
+        let seen = Sha256Digest(seen.finalize().into());
+        if self.verified.contains(&seen) {
+            return Ok(Ok(()));
+        }
+        let witness = witness::witness_verifier(&log_key_name(by), card.signing_key())
+            .map_err(|e| format!("{by}'s witness key: {e}"))?;
+        match std::str::from_utf8(&line)
+            .map_err(|_| "the cosignature is not text".to_string())
+            .and_then(|l| {
+                witness::verify_cosignature(&body, l, &witness).map_err(|e| e.to_string())
+            }) {
+            Ok(_) => {
+                if self.verified.len() >= 4096 {
+                    self.verified.clear();
+                }
+                self.verified.insert(seen);
+                Ok(Ok(()))
+            }
+            Err(e) => Ok(Err(format!(
+                "the cosignature of our checkpoint does not verify: {e}"
+            ))),
+        }
     }
 }

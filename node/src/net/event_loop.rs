@@ -14,13 +14,13 @@ use libp2p::request_response::{self, ResponseChannel};
 use libp2p::swarm::SwarmEvent;
 use rogatory_proto::card::AgencyCard;
 use rogatory_proto::ids::{AgencyId, Sha256Digest};
-use rogatory_proto::receipt::verify_receipt;
+use rogatory_proto::receipt::{ReceiptEvent, verify_receipt};
 use tokio::sync::{mpsc, oneshot};
 
 use super::outgoing::{DeliveryFailure, Outgoing, Sent};
 use super::status::NetStatus;
 use super::{Behaviour, BehaviourEvent, MAX_OPEN_BYTES, MAX_OPEN_BYTES_PER_PEER};
-use crate::engine::{Job, Notice, Worker};
+use crate::engine::{Cosignatures, Cosigned, Job, Notice, Opener, Worker};
 use crate::evidence::fetch::{Fetcher, WriterEvent};
 use crate::store::{OutboxState, Store};
 
@@ -63,6 +63,10 @@ pub struct EventLoop {
     swarm: libp2p::Swarm<Behaviour>,
     out: Outgoing,
     worker: Worker,
+    opener: Opener,
+    limits: rogatory_proto::envelope::Limits,
+    /// Partners' cosignatures of this node's checkpoints, checked as their receipts arrive.
+    cosignatures: Cosignatures,
     /// Jobs the worker's queue had no room for that must not be lost (verified receipts): handed
     /// over, in order, as soon as there is room.
     backlog: VecDeque<Job>,
@@ -101,6 +105,10 @@ pub struct Parts {
     pub delivery: crate::config::Delivery,
     /// The store worker.
     pub worker: Worker,
+    /// The threads that open envelopes in front of the worker.
+    pub opener: Opener,
+    /// The limits envelopes are read under.
+    pub limits: rogatory_proto::envelope::Limits,
     /// The store worker's notices.
     pub notices: mpsc::Receiver<Notice>,
     /// The evidence pool's events.
@@ -147,6 +155,9 @@ impl EventLoop {
                 swarm: parts.swarm,
                 out,
                 worker: parts.worker,
+                opener: parts.opener,
+                limits: parts.limits,
+                cosignatures: Cosignatures::default(),
                 backlog: VecDeque::new(),
                 notices: parts.notices,
                 commands,
@@ -525,12 +536,7 @@ impl EventLoop {
         }
         let token = self.next_token;
         self.next_token += 1;
-        let job = Job::Inbound {
-            token,
-            from: from.clone(),
-            bytes: request,
-        };
-        match self.worker.try_give(job) {
+        match self.opener.try_give(token, from.clone(), request) {
             Ok(()) => {
                 *self.open_by_peer.entry(from.clone()).or_default() += size;
                 self.open.insert(
@@ -567,12 +573,29 @@ impl EventLoop {
             Ok(v) => {
                 p.failures = 0;
                 p.last_error = None;
+                // The cosignature is checked here, off the worker (what it needs is in hand).
+                let cosigned = match v.receipt.event {
+                    ReceiptEvent::Accepted => {
+                        match self.cosignatures.check(
+                            &sent.envelope,
+                            &response,
+                            &p.card,
+                            &self.limits,
+                        ) {
+                            Ok(Ok(())) => Cosigned::Fine,
+                            Ok(Err(problem)) => Cosigned::Problem(problem),
+                            Err(_) => Cosigned::Unchecked,
+                        }
+                    }
+                    ReceiptEvent::Rejected => Cosigned::Unchecked,
+                };
                 let job = Job::Receipt {
                     id: sent.id,
                     by: agency.clone(),
                     receipt: response,
                     event: v.receipt.event,
                     reason: v.receipt.reason.map(u16::from),
+                    cosigned,
                 };
                 p.settling.insert(sent.id, sent);
                 // Behind receipts already waiting, or in the worker's queue if it has room.

@@ -222,6 +222,7 @@ impl Outgoing {
                     connections: p.connections,
                     queued: p.pending.len(),
                     in_flight: p.busy(),
+                    settling: p.settling.len(),
                     failures: p.failures,
                     retry_in_secs: p
                         .retry_at

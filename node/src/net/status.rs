@@ -36,6 +36,9 @@ pub struct PeerStatus {
     pub queued: usize,
     /// Envelopes on the wire or awaiting the record of their receipt.
     pub in_flight: usize,
+    /// Of those, envelopes whose receipt came back and was verified, awaiting its record in
+    /// the store.
+    pub settling: usize,
     /// Failed attempts since the last success.
     pub failures: u32,
     /// Seconds until the next attempt, while backing off.
