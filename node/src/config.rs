@@ -65,6 +65,10 @@ pub struct Limits {
     /// progress): beyond them an envelope from a partner is left unanswered (its node sends it
     /// again), a local request waits, and a verified receipt waits in the event loop.
     pub store_queue: usize,
+    /// Threads that open partners' envelopes (verify, decrypt, validate) in front of the store
+    /// worker; unset: as many as the machine has cores, at most 4; 0: the worker opens them
+    /// itself.
+    pub open_threads: Option<usize>,
 }
 
 impl Default for Limits {
@@ -72,7 +76,22 @@ impl Default for Limits {
         Self {
             max_envelope_bytes: rogatory_proto::envelope::DEFAULT_MAX_ENVELOPE_BYTES,
             store_queue: 1024,
+            open_threads: None,
         }
+    }
+}
+
+/// Most threads opening envelopes in front of the store worker (`limits.open_threads`).
+pub const MAX_OPEN_THREADS: usize = 4;
+
+impl Limits {
+    /// The opening threads to start (`open_threads`, or the machine's cores, at most 4).
+    pub fn open_threads(&self) -> usize {
+        self.open_threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .min(MAX_OPEN_THREADS)
+        })
     }
 }
 
@@ -205,6 +224,13 @@ impl Config {
         if c.limits.store_queue == 0 {
             bail!("{}: limits.store_queue must be at least 1", path.display());
         }
+        if c.limits.open_threads > Some(MAX_OPEN_THREADS) {
+            bail!(
+                "{}: limits.open_threads is at most {}",
+                path.display(),
+                MAX_OPEN_THREADS
+            );
+        }
         if c.delivery.in_flight == 0 {
             bail!("{}: delivery.in_flight must be at least 1", path.display());
         }
@@ -244,6 +270,11 @@ mod tests {
         .unwrap();
         let e = format!("{:#}", Config::load(d.path()).unwrap_err());
         assert!(e.contains("at most"), "{e}");
+        std::fs::write(d.path().join(CONFIG_FILE), "[limits]\nopen_threads = 9\n").unwrap();
+        let e = format!("{:#}", Config::load(d.path()).unwrap_err());
+        assert!(e.contains("open_threads is at most 4"), "{e}");
+        std::fs::write(d.path().join(CONFIG_FILE), "[limits]\nopen_threads = 0\n").unwrap();
+        assert_eq!(Config::load(d.path()).unwrap().limits.open_threads(), 0);
         let e = format!("{:#}", Config::load(&d.path().join("nope")).unwrap_err());
         assert!(e.contains("rogatory init"), "{e}");
     }

@@ -11,6 +11,11 @@
 //!    messages in flight; p50 and p99 latency from the API call to the settled receipt; idle
 //!    and peak RSS of each node.
 //!
+//! 4. The CPU time each process used per message in the 64-in-flight run.
+//!
+//! `ROGATORY_LOADGEN_OPEN_THREADS=N` sets the nodes' `limits.open_threads` (0: the store worker
+//! opens envelopes itself).
+//!
 //! Usage: `cargo run --release -p rogatory-tests --bin rogatory-loadgen -- [MESSAGES]`
 //! (default 3000 messages for the 64-in-flight run; the 1-in-flight run sends a tenth), and
 //! `… -- cases [N]`: the time a case update takes to show on the other node, with N open cases.
@@ -186,6 +191,29 @@ fn proc_kib(pid: u32, field: &str) -> u64 {
         .and_then(|v| v.split_whitespace().next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0)
+}
+
+/// CPU time (user and system, all threads) a process has used so far.
+fn proc_cpu(pid: &str) -> Duration {
+    static TICK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    let tick = *TICK.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    });
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which may hold spaces), from the third on.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    let ticks = f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0);
+    Duration::from_secs_f64(ticks / tick)
 }
 
 struct NodeRun {
@@ -416,6 +444,16 @@ fn main() {
 
     // 3. Two nodes.
     let mut c = Cluster::new(t.path(), &["XA.MOJ-CA", "XB.DOJ-CA"], 2);
+    if let Ok(n) = std::env::var("ROGATORY_LOADGEN_OPEN_THREADS") {
+        let n: usize = n.parse().expect("ROGATORY_LOADGEN_OPEN_THREADS: a number");
+        for dir in &c.dirs {
+            let cfg = dir.join("rogatory.toml");
+            let text = std::fs::read_to_string(&cfg).unwrap();
+            let text = text.replacen("[limits]\n", &format!("[limits]\nopen_threads = {n}\n"), 1);
+            std::fs::write(&cfg, text).unwrap();
+        }
+        println!("opening threads per node: {n}");
+    }
     c.start(0);
     c.start(1);
     std::thread::sleep(Duration::from_secs(2));
@@ -434,7 +472,21 @@ fn main() {
     let case = warm["case_id"].as_str().unwrap().to_string();
     node_run(&c, 50, 8, &case);
     let one = node_run(&c, (total / 10).max(100), 1, &case);
+    let cpu_of = || {
+        [
+            proc_cpu(&pids[0].to_string()),
+            proc_cpu(&pids[1].to_string()),
+            proc_cpu("self"),
+        ]
+    };
+    let cpu_before = cpu_of();
     let many = node_run(&c, total, 64, &case);
+    let cpu_after = cpu_of();
+    let cpu: Vec<f64> = cpu_after
+        .iter()
+        .zip(cpu_before)
+        .map(|(after, before)| (*after - before).as_secs_f64() * 1e6 / total as f64)
+        .collect();
     let peak = pids.map(|p| proc_kib(p, "VmHWM:"));
     c.stop(0);
     c.stop(1);
@@ -457,6 +509,14 @@ fn main() {
         many.rate,
         many.p50.as_secs_f64() * 1e3,
         many.p99.as_secs_f64() * 1e3
+    );
+    println!(
+        "CPU per message at 64 in flight: A {:.0} µs, B {:.0} µs, load generator {:.0} µs \
+         (bare crypto round {:.0} µs)",
+        cpu[0],
+        cpu[1],
+        cpu[2],
+        crypto.as_secs_f64() * 1e6
     );
     println!(
         "RSS: idle A {:.1} MiB, B {:.1} MiB; peak A {:.1} MiB, B {:.1} MiB",

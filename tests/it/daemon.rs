@@ -6,6 +6,8 @@ use std::io::{Read, Write};
 use std::path::Path;
 use std::time::Duration;
 
+const WAIT: Duration = Duration::from_secs(60);
+
 use rogatory_tests::{Cluster, Rng, example, run_line};
 use serde_json::Value;
 
@@ -466,4 +468,48 @@ fn a_receipt_that_finds_the_store_busy_waits_and_nothing_is_sent_twice() {
     let receipts = logged(&root, "xa.moj-ca", &case, "receipt-received");
     assert_eq!(receipts.len(), total, "one receipt-received per envelope");
     assert_eq!(receipts.iter().collect::<HashSet<_>>().len(), total);
+}
+
+#[test]
+fn envelopes_opened_by_the_worker_itself_or_by_one_thread_arrive_once_in_order() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().to_path_buf();
+    let mut c = Cluster::new(&root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    // XA opens partners' envelopes on one thread; XB's store worker opens them itself.
+    for (dir, threads) in [(&c.dirs[0], 1), (&c.dirs[1], 0)] {
+        let cfg = dir.join("rogatory.toml");
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        assert!(text.contains("[limits]\n"));
+        let text = text.replacen(
+            "[limits]\n",
+            &format!("[limits]\nopen_threads = {threads}\n"),
+            1,
+        );
+        std::fs::write(&cfg, text).unwrap();
+    }
+    c.start(0);
+    c.start(1);
+    let body = example("liaison.json");
+    let first = c.send(0, "XB.DOJ-CA", "new", "liaison", &body);
+    let case = first["case_id"].as_str().unwrap().to_string();
+    c.wait_settled(0, 1, WAIT);
+    let (mut to_b, mut to_a) = (vec![first], Vec::new());
+    for _ in 0..40 {
+        to_b.push(c.send(0, "XB.DOJ-CA", &case, "liaison", &body));
+        to_a.push(c.send(1, "XA.MOJ-CA", &case, "liaison", &body));
+    }
+    c.wait_settled(0, to_b.len(), WAIT);
+    c.wait_settled(1, to_a.len(), WAIT);
+    c.stop(0);
+    c.stop(1);
+    assert_once_in_order(
+        &logged(&root, "xb.doj-ca", &case, "envelope-received"),
+        &envelope_ids(&to_b),
+        "XB (opening in its worker)",
+    );
+    assert_once_in_order(
+        &logged(&root, "xa.moj-ca", &case, "envelope-received"),
+        &envelope_ids(&to_a),
+        "XA (opening on one thread)",
+    );
 }

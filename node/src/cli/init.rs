@@ -86,6 +86,9 @@ fn config_text(a: &InitArgs) -> String {
          # Jobs waiting for the store worker; beyond them a partner's envelope is left\n\
          # unanswered (its node sends it again) and local requests wait.\n\
          store_queue = 1024\n\
+         # Threads that open partners' envelopes in front of the store worker (default: the\n\
+         # machine's cores, at most 4; 0: the worker opens them itself).\n\
+         # open_threads = 2\n\
          \n\
          [delivery]\n\
          # After a failed delivery the partner is retried after this many milliseconds, doubled\n\

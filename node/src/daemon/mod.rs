@@ -109,9 +109,8 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
     )?;
 
     // Envelopes from partners are opened by a few threads in front of the worker, in order.
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let (opener, open_pool) = engine::OpenPool::start(
-        threads,
+        opts.config.limits.open_threads(),
         Arc::clone(&kd),
         trusted.clone(),
         limits,

@@ -31,7 +31,7 @@ pub type Opening = Result<envelope::Opened, envelope::OpenError>;
 /// Envelopes waiting for each opening thread, and opened envelopes waiting for the collector.
 pub const QUEUE: usize = 32;
 /// Most opening threads.
-pub const MAX_THREADS: usize = 4;
+pub const MAX_THREADS: usize = crate::config::MAX_OPEN_THREADS;
 
 struct Arrived {
     token: u64,
@@ -39,17 +39,31 @@ struct Arrived {
     bytes: Vec<u8>,
 }
 
-/// The event loop's end: hands envelopes to the opening threads in turn.
+/// The event loop's end: hands envelopes to the opening threads in turn (or, with none, to the
+/// worker, which opens them itself).
 #[derive(Debug)]
 pub struct Opener {
     inputs: Vec<SyncSender<Arrived>>,
     next: usize,
+    direct: Option<Worker>,
 }
 
 impl Opener {
     /// Hands an envelope to the next opening thread if it has room; gives the bytes back
     /// otherwise (the caller drops the envelope unanswered: its sender sends it again).
     pub fn try_give(&mut self, token: u64, from: AgencyId, bytes: Vec<u8>) -> Result<(), Vec<u8>> {
+        if let Some(worker) = &self.direct {
+            let job = Job::Inbound {
+                token,
+                from,
+                bytes,
+                opened: None,
+            };
+            return worker.try_give(job).map_err(|job| match job {
+                Job::Inbound { bytes, .. } => bytes,
+                _ => Vec::new(),
+            });
+        }
         let input = &self.inputs[self.next];
         match input.try_send(Arrived { token, from, bytes }) {
             Ok(()) => {
@@ -80,8 +94,8 @@ pub struct OpenPool {
 }
 
 impl OpenPool {
-    /// Starts `threads` opening threads (at least 1, at most [`MAX_THREADS`]) and the collector
-    /// that hands their results to `worker`, in order.
+    /// Starts `threads` opening threads (at most [`MAX_THREADS`]) and the collector that hands
+    /// their results to `worker`, in order; with 0, none: the worker opens envelopes itself.
     pub fn start(
         threads: usize,
         me: Arc<KeyDir>,
@@ -89,7 +103,20 @@ impl OpenPool {
         limits: Limits,
         worker: Worker,
     ) -> Result<(Opener, OpenPool)> {
-        let n = threads.clamp(1, MAX_THREADS);
+        if threads == 0 {
+            let opener = Opener {
+                inputs: Vec::new(),
+                next: 0,
+                direct: Some(worker),
+            };
+            return Ok((
+                opener,
+                OpenPool {
+                    threads: Vec::new(),
+                },
+            ));
+        }
+        let n = threads.min(MAX_THREADS);
         let trusted: Arc<[AgencyCard]> = trusted.into();
         let mut inputs = Vec::with_capacity(n);
         let mut outputs = Vec::with_capacity(n);
@@ -111,7 +138,12 @@ impl OpenPool {
             .spawn(move || collect(&outputs, &worker))
             .context("cannot start the opening threads' collector")?;
         handles.push(collector);
-        Ok((Opener { inputs, next: 0 }, OpenPool { threads: handles }))
+        let opener = Opener {
+            inputs,
+            next: 0,
+            direct: None,
+        };
+        Ok((opener, OpenPool { threads: handles }))
     }
 
     /// Waits for the threads to end (after the [`Opener`] was dropped).
