@@ -46,8 +46,13 @@ pub struct Client {
     dir: PathBuf,
     user: String,
     runtime: tokio::runtime::Runtime,
-    open: std::sync::Mutex<Option<Sender>>,
+    /// The connection kept from the last request, and when that request ended.
+    open: std::sync::Mutex<Option<(Sender, std::time::Instant)>>,
 }
+
+/// A kept connection idle longer than this is not used again: the node closes connections idle
+/// for [`crate::api::listen::HEADER_TIMEOUT`], and a request sent as it does would be lost.
+const KEEP_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
 
 type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
 
@@ -200,33 +205,42 @@ impl Client {
         body: Option<Vec<u8>>,
         authorized: bool,
     ) -> Result<(hyper::StatusCode, Bytes)> {
-        let bytes = body.unwrap_or_default();
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(path)
-            .header(hyper::header::HOST, "localhost")
-            .header(hyper::header::CONTENT_TYPE, "application/json");
-        if authorized {
-            req = req
-                .header(
-                    hyper::header::AUTHORIZATION,
-                    format!("Bearer {}", self.token),
-                )
-                .header(crate::api::USER_HEADER, &self.user);
-        }
-        let req = req
-            .body(Full::new(Bytes::from(bytes)))
-            .context("cannot build the request")?;
+        let bytes = Bytes::from(body.unwrap_or_default());
+        let make = || {
+            let mut req = hyper::Request::builder()
+                .method(method)
+                .uri(path)
+                .header(hyper::header::HOST, "localhost")
+                .header(hyper::header::CONTENT_TYPE, "application/json");
+            if authorized {
+                req = req
+                    .header(
+                        hyper::header::AUTHORIZATION,
+                        format!("Bearer {}", self.token),
+                    )
+                    .header(crate::api::USER_HEADER, &self.user);
+            }
+            req.body(Full::new(bytes.clone()))
+                .context("cannot build the request")
+        };
+        let req = make()?;
         let not_running = |e: &std::io::Error| {
             matches!(
                 e.kind(),
                 std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
             )
         };
-        let kept = self.open.lock().ok().and_then(|mut o| o.take());
+        let kept = self
+            .open
+            .lock()
+            .ok()
+            .and_then(|mut o| o.take())
+            .filter(|(_, at)| at.elapsed() < KEEP_IDLE)
+            .map(|(sender, _)| sender);
         let exchange = async {
             // The connection kept from the last request, if the node has not closed it; a
-            // request it did not take is sent again on a new one.
+            // request it did not take is sent again on a new one, and so is a GET on a
+            // connection that closed before any answer began (reading twice changes nothing).
             let req = match kept {
                 Some(mut sender) => {
                     if sender.ready().await.is_ok() {
@@ -234,7 +248,13 @@ impl Client {
                             Ok(resp) => return self.answer(sender, resp).await,
                             Err(mut e) => match e.take_message() {
                                 Some(req) => req,
-                                None => return Err(e.into_error().into()),
+                                None => {
+                                    let e = e.into_error();
+                                    if method != "GET" || !e.is_incomplete_message() {
+                                        return Err(e.into());
+                                    }
+                                    make()?
+                                }
                             },
                         }
                     } else {
@@ -303,7 +323,7 @@ impl Client {
             .map_err(|e| anyhow::anyhow!("cannot read the answer: {e}"))?
             .to_bytes();
         if let Ok(mut o) = self.open.lock() {
-            *o = Some(sender);
+            *o = Some((sender, std::time::Instant::now()));
         }
         Ok((status, body))
     }

@@ -316,3 +316,57 @@ fn audit_commands_print_the_same_whether_the_node_runs_or_not() {
     )
     .ok();
 }
+
+#[test]
+fn a_clerk_gets_the_status_while_64_clients_hold_every_connection() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let t = tempfile::tempdir().unwrap();
+    let mut c = Cluster::new(t.path(), &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    c.start(0);
+    c.start(1);
+    let dir = c.dirs[0].clone();
+    // As many busy clients as the listener holds connections, each keeping its own open.
+    let busy = rogatory_node::api::listen::MAX_CONNECTIONS;
+    let done = Arc::new(AtomicBool::new(false));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let finished = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..busy)
+        .map(|_| {
+            let (dir, done, requests) = (dir.clone(), Arc::clone(&done), Arc::clone(&requests));
+            let finished = Arc::clone(&finished);
+            std::thread::spawn(move || {
+                let api = rogatory_node::client::Client::connect(&dir).unwrap();
+                let deadline = std::time::Instant::now() + Duration::from_secs(120);
+                while !done.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+                    // A connection closed by the node is opened again by the client.
+                    api.get::<Value>("/v1/status").unwrap();
+                    requests.fetch_add(1, Ordering::Relaxed);
+                }
+                finished.fetch_add(1, Ordering::Relaxed);
+            })
+        })
+        .collect();
+    while requests.load(Ordering::Relaxed) < busy * 20 {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A clerk's `rogatory status`: answered while every client is still busy.
+    let status = run_line(t.path(), &format!("status --data-dir {}", dir.display()));
+    let still_busy = finished.load(Ordering::Relaxed) == 0;
+    done.store(true, Ordering::Relaxed);
+    let status = status.ok();
+    assert!(
+        status.stdout.contains("XA.MOJ-CA is running"),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        still_busy,
+        "the status was answered only once the busy clients had stopped"
+    );
+    for client in clients {
+        client.join().unwrap();
+    }
+    c.stop(0);
+    c.stop(1);
+}

@@ -5,13 +5,16 @@
 //! node with [`proof`] before they send the token).
 //!
 //! Each listener holds at most [`MAX_CONNECTIONS`] connections; beyond them new ones wait in the
-//! kernel's backlog, costing the node no descriptor. A connection that does not send a whole
+//! kernel's backlog, costing the node no descriptor, and the connection held longest is asked to
+//! close after its next answer, which says `Connection: close` (every [`YIELD_AFTER`] another
+//! one), so that clients that keep their connections open cannot keep a newcomer out. A connection that does not send a whole
 //! request head within [`HEADER_TIMEOUT`] (including an idle one between requests) is closed; a
 //! body must arrive within [`BODY_TIMEOUT`] and within the route's size ([`body_limit`]); at most
 //! [`HEAVY_AT_ONCE`] bodies larger than [`SMALL_BODY`] are handled at a time.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -23,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use hmac::{KeyInit, Mac};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 
 use super::ApiError;
 
@@ -47,6 +50,9 @@ pub const HEAVY_AT_ONCE: usize = 4;
 pub const DISCARD_AT_MOST: u64 = 64 * 1024 * 1024;
 /// How long a stopping node waits for requests in progress.
 const DRAIN: Duration = Duration::from_secs(5);
+/// With every slot taken, how long a new connection waits for the connection asked to close
+/// before the next one is asked too.
+pub const YIELD_AFTER: Duration = Duration::from_millis(250);
 
 /// The body limit of a route: messages and evidence items may be large, nothing else is.
 pub fn body_limit(method: &axum::http::Method, path: &str) -> usize {
@@ -249,16 +255,14 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 
 async fn serve_one<L: Accept>(listener: L, app: axum::Router, mut stop: watch::Receiver<bool>) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // Asked of the connection held longest when every slot is taken: close after the next
+    // answer. A client that keeps its connection open (the command line does) reconnects behind
+    // the one waiting, so a newcomer waits for one request, not for a busy client to finish.
+    let yield_slot = Arc::new(Notify::new());
     let service = TowerToHyperService::new(app);
     loop {
-        // A slot first: beyond the cap, connections wait in the kernel's backlog.
-        let permit = tokio::select! {
-            p = Arc::clone(&slots).acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            _ = stopped(&mut stop) => break,
-        };
+        // Beyond the cap, connections wait in the kernel's backlog: the listener accepts one
+        // more only once this one has a slot.
         let stream = tokio::select! {
             r = listener.accept() => r,
             _ = stopped(&mut stop) => break,
@@ -278,8 +282,40 @@ async fn serve_one<L: Accept>(listener: L, app: axum::Router, mut stop: watch::R
         if !listener.admit(&stream) {
             continue;
         }
-        let service = service.clone();
+        let permit = loop {
+            if let Ok(p) = Arc::clone(&slots).try_acquire_owned() {
+                break Some(p);
+            }
+            yield_slot.notify_one();
+            tokio::select! {
+                p = Arc::clone(&slots).acquire_owned() => break p.ok(),
+                // The connection asked may be in a long request: ask the next one.
+                () = tokio::time::sleep(YIELD_AFTER) => {}
+                _ = stopped(&mut stop) => break None,
+            }
+        };
+        let Some(permit) = permit else { break };
+        // Once asked to yield its slot, the connection's next answer says `Connection: close`:
+        // it closes after that answer, and the client, told so, does not send on it again.
+        let closing = Arc::new(AtomicBool::new(false));
+        let service = {
+            let (inner, closing) = (service.clone(), Arc::clone(&closing));
+            hyper::service::service_fn(move |req| {
+                let (inner, closing) = (inner.clone(), Arc::clone(&closing));
+                async move {
+                    let mut resp = hyper::service::Service::call(&inner, req).await?;
+                    if closing.load(Ordering::Relaxed) {
+                        resp.headers_mut().insert(
+                            axum::http::header::CONNECTION,
+                            axum::http::HeaderValue::from_static("close"),
+                        );
+                    }
+                    Ok::<_, std::convert::Infallible>(resp)
+                }
+            })
+        };
         let mut stop = stop.clone();
+        let yield_slot = Arc::clone(&yield_slot);
         tokio::spawn(async move {
             let _permit = permit;
             let mut builder = hyper::server::conn::http1::Builder::new();
@@ -293,6 +329,16 @@ async fn serve_one<L: Accept>(listener: L, app: axum::Router, mut stop: watch::R
                 r = conn.as_mut() => {
                     if let Err(e) = r {
                         tracing::debug!("API connection: {e}");
+                    }
+                }
+                () = yield_slot.notified() => {
+                    // Closed after its next answer (or, idle, at the header timeout).
+                    closing.store(true, Ordering::Relaxed);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = stopped(&mut stop) => {
+                            let _ = tokio::time::timeout(DRAIN, conn).await;
+                        }
                     }
                 }
                 _ = stopped(&mut stop) => {
