@@ -3,7 +3,7 @@
 //! replay of the updates through `rogatory-proto::case`, so it cannot disagree with them.
 //!
 //! Updates are checked in the same write transaction that seals an outgoing message or stores an
-//! incoming one (`engine`, `inbox`): an illegal one is refused locally, or answered with an
+//! incoming one (`engine::seal`, `engine::receive`): an illegal one is refused locally, or answered with an
 //! `illegal-transition` rejection receipt, and changes nothing. The requested side orders each
 //! case (`rogatory_proto::case::order`): the requesting side's updates are proposals, which the
 //! requested side's node confirms by sending them back, so both sides end with one history.

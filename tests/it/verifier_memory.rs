@@ -10,7 +10,8 @@ use std::time::Duration;
 use rogatory_proto::audit::entry::{Actor, AuditEntry, AuditEvent};
 use rogatory_proto::ids::{AgencyId, CaseId};
 
-/// The bound spec/BUNDLE.md §3 states for bundles like these, with room for the allocator.
+/// spec/BUNDLE.md §3 reports these bundles verified within 64 MiB (measured 5–58 MiB); the
+/// test holds them to four times that, for allocators and machines that differ.
 const BOUND_MIB: u64 = 256;
 const SIZE: u64 = 100 << 20;
 

@@ -4,7 +4,7 @@
 //! Ids are strings: envelope ids, hashes and keys in lowercase hex, case ids as UUIDs, agency
 //! ids as written on their cards; times are RFC 3339 UTC strings. Fields that may be absent
 //! are left out rather than `null` unless said otherwise. Messages, manifest items and audit
-//! entries are the objects spec/MESSAGES.md and spec/AUDIT.md define.
+//! entries are the objects spec/PROTOCOL.md defines (§5 messages, §6.1 audit entries).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -177,7 +177,7 @@ pub struct SendBody {
     /// `preservation-request`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// The message, as spec/MESSAGES.md defines it for the type.
+    /// The message, as spec/PROTOCOL.md §5 defines it for the type.
     #[schema(value_type = Object)]
     pub body: Value,
 }
@@ -603,7 +603,7 @@ pub struct EvidenceWait {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddItem {
-    /// The manifest entry (spec/MESSAGES.md), its `item_id` given by the node.
+    /// The manifest entry (spec/EVIDENCE.md), its `item_id` given by the node.
     #[schema(value_type = Object)]
     pub item: Value,
     /// For a `send` item: the file in `evidence/staging/` holding its sealed content.
@@ -707,7 +707,7 @@ pub struct ItemCheck {
 /// One entry of a case's audit log (`GET /v1/audit/{case}/log`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LogEntry {
-    /// The entry (spec/AUDIT.md).
+    /// The entry (spec/PROTOCOL.md §6.1).
     #[schema(value_type = Object)]
     pub entry: Value,
     /// Its leaf hash in the log's Merkle tree (hex).

@@ -1,8 +1,11 @@
 //! The `rogatory` command line.
 //!
 //! Most commands work offline, without a running node: useful on air-gapped machines, and for
-//! anyone who wants to check Rogatory's claims with the files alone. The online commands
-//! (`send`, `inbox`, `outbox`, `message`, `status`) are clients of the running node's local API.
+//! anyone who wants to check Rogatory's claims with the files alone. The commands that change
+//! or read what a running node holds (`send`, `inbox`, `outbox`, `message`, `status`, `case`,
+//! `extradition`, `deadlines`, `evidence`, `request send`) are clients of its local API (`outbox`
+//! reads the store when the node is stopped); the `audit` commands use the API when the node
+//! runs and the store when it does not.
 
 mod audit;
 mod card;

@@ -1,5 +1,6 @@
-//! The online commands: clients of the running node's local API (`rogatory send`, `inbox`,
-//! `outbox`, `message show`, `status`).
+//! The message commands and the status: clients of the running node's local API (`rogatory
+//! send`, `inbox`, `outbox`, `message show`, `status`); the case, evidence and audit commands
+//! are in their own modules.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -34,7 +34,7 @@
 //! leaf `(index + 1)·2^level − 1`, the checkpoint of size n by leaf n − 1. An append therefore
 //! writes only at the end of the case's key range, dirtying the tail of one B-tree, and a durable
 //! append costs little more than the bare commit it rides
-//! on (README, "Benchmarks"). The last record of a case is always its latest checkpoint, so the
+//! on (docs/benchmarks.md, "Audit log"). The last record of a case is always its latest checkpoint, so the
 //! log's size is that record's leaf plus one, and its right frontier is the stored nodes of the
 //! size's perfect subtrees: no separate state is rewritten on each append. Before signing a new
 //! checkpoint, an append checks that the frontier it extends still hashes to the root of the
