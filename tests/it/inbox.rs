@@ -11,6 +11,56 @@ use rogatory_proto::message::{Handling, HandlingCode, LiaisonMessage, Message};
 use rogatory_proto::receipt::{ReasonCode, ReceiptEvent, verify_receipt};
 use rogatory_tests::agency;
 
+/// A sending agency, a receiving one, and the receiver's store.
+fn two_agencies(root: &std::path::Path) -> (KeyDir, KeyDir, std::sync::Arc<Store>) {
+    let (a, b) = (agency(root, "XA.POLICE"), agency(root, "XB.POLICE"));
+    let store = Store::open(&root.join("XB.POLICE"))
+        .unwrap()
+        .with_record_keys(RecordKeys::new(&b.keys));
+    (a, b, std::sync::Arc::new(store))
+}
+
+/// The first `n` envelopes of `from`'s chain to `to` in `case`, each linking the one before.
+fn chain_of(from: &KeyDir, to: &KeyDir, case: CaseId, n: u64) -> Vec<Vec<u8>> {
+    let mut chain = vec![envelope(from, to, case)];
+    for sequence in 2..=n {
+        let previous = rogatory_proto::ids::Sha256Digest::of(chain.last().unwrap());
+        chain.push(envelope_at(
+            from,
+            to,
+            case,
+            ChainLink {
+                sequence,
+                previous: Some(previous),
+            },
+        ));
+    }
+    chain
+}
+
+/// The next `n` answers the store worker gives the event loop, each with a receipt signed by
+/// `card`: their tokens and what the receipts say.
+fn answers(
+    notices: &mut tokio::sync::mpsc::Receiver<rogatory_node::engine::Notice>,
+    n: usize,
+    card: &rogatory_proto::card::AgencyCard,
+) -> Vec<(u64, ReceiptEvent)> {
+    let mut answered = Vec::new();
+    while answered.len() < n {
+        match notices.blocking_recv().unwrap() {
+            rogatory_node::engine::Notice::Answer {
+                token,
+                receipt: Some(r),
+            } => {
+                let v = verify_receipt(&r, card, None).unwrap();
+                answered.push((token, v.receipt.event));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    answered
+}
+
 fn envelope(from: &KeyDir, to: &KeyDir, case: CaseId) -> Vec<u8> {
     envelope_at(from, to, case, ChainLink::FIRST)
 }
@@ -177,10 +227,7 @@ fn accepted_once_replayed_with_the_same_receipt_refusals_signed() {
 #[test]
 fn a_chain_is_applied_in_order_and_a_fork_is_refused() {
     let t = tempfile::tempdir().unwrap();
-    let (a, b) = (agency(t.path(), "XA.POLICE"), agency(t.path(), "XB.POLICE"));
-    let store = Store::open(&t.path().join("XB.POLICE"))
-        .unwrap()
-        .with_record_keys(RecordKeys::new(&b.keys));
+    let (a, b, store) = two_agencies(t.path());
     let trusted = vec![a.card.clone()];
     let case = CaseId::generate();
     let id = |bytes: &[u8]| rogatory_proto::ids::Sha256Digest::of(bytes);
@@ -257,26 +304,12 @@ fn a_chain_is_applied_in_order_and_a_fork_is_refused() {
 
 #[test]
 fn the_store_worker_holds_an_early_envelope_until_its_gap_fills() {
-    use rogatory_node::engine::{Engine, Job, Notice, spawn};
+    use rogatory_node::engine::{Engine, Job, spawn};
     use std::sync::Arc;
     let t = tempfile::tempdir().unwrap();
-    let (a, b) = (agency(t.path(), "XA.POLICE"), agency(t.path(), "XB.POLICE"));
-    let store = Arc::new(
-        Store::open(&t.path().join("XB.POLICE"))
-            .unwrap()
-            .with_record_keys(RecordKeys::new(&b.keys)),
-    );
+    let (a, b, store) = two_agencies(t.path());
     let case = CaseId::generate();
-    let first = envelope(&a, &b, case);
-    let second = envelope_at(
-        &a,
-        &b,
-        case,
-        ChainLink {
-            sequence: 2,
-            previous: Some(rogatory_proto::ids::Sha256Digest::of(&first)),
-        },
-    );
+    let [first, second]: [Vec<u8>; 2] = chain_of(&a, &b, case, 2).try_into().unwrap();
     let b_card = b.card.clone();
     let engine = Engine::new(
         Arc::clone(&store),
@@ -303,20 +336,9 @@ fn the_store_worker_holds_an_early_envelope_until_its_gap_fills() {
     })
     .unwrap();
     // #1 is answered first, then #2, each with an acceptance; nothing is answered before.
-    let mut answered = Vec::new();
-    while answered.len() < 2 {
-        match notices.blocking_recv().unwrap() {
-            Notice::Answer {
-                token,
-                receipt: Some(r),
-            } => {
-                let v = verify_receipt(&r, &b_card, None).unwrap();
-                assert_eq!(v.receipt.event, ReceiptEvent::Accepted);
-                answered.push(token);
-            }
-            other => panic!("{other:?}"),
-        }
-    }
+    let answered = answers(&mut notices, 2, &b_card);
+    assert!(answered.iter().all(|(_, e)| *e == ReceiptEvent::Accepted));
+    let answered: Vec<u64> = answered.into_iter().map(|(t, _)| t).collect();
     assert_eq!(answered, [1, 2]);
     drop(jobs);
     drop(notices);
@@ -326,31 +348,14 @@ fn the_store_worker_holds_an_early_envelope_until_its_gap_fills() {
 
 #[test]
 fn envelopes_opened_in_front_of_the_worker_reach_it_in_the_order_they_arrived() {
-    use rogatory_node::engine::{Engine, Notice, OpenPool, spawn};
+    use rogatory_node::engine::{Engine, OpenPool, spawn};
     use std::sync::Arc;
     let t = tempfile::tempdir().unwrap();
-    let (a, b) = (agency(t.path(), "XA.POLICE"), agency(t.path(), "XB.POLICE"));
-    let store = Arc::new(
-        Store::open(&t.path().join("XB.POLICE"))
-            .unwrap()
-            .with_record_keys(RecordKeys::new(&b.keys)),
-    );
+    let (a, b, store) = two_agencies(t.path());
     // One chain of 60 envelopes, with a piece of garbage after #30; then a damaged copy of #60
     // (a bit flipped in its signature) and #11 again (a replay).
     let case = CaseId::generate();
-    let mut chain = vec![envelope(&a, &b, case)];
-    for seq in 2..=60u64 {
-        let previous = rogatory_proto::ids::Sha256Digest::of(chain.last().unwrap());
-        chain.push(envelope_at(
-            &a,
-            &b,
-            case,
-            ChainLink {
-                sequence: seq,
-                previous: Some(previous),
-            },
-        ));
-    }
+    let chain = chain_of(&a, &b, case, 60);
     let mut damaged = chain[59].clone();
     let last = damaged.len() - 1;
     damaged[last - 3] ^= 0x01;
@@ -380,25 +385,16 @@ fn envelopes_opened_in_front_of_the_worker_reach_it_in_the_order_they_arrived() 
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
     }
-    let mut answered = Vec::new();
-    while answered.len() < arriving.len() {
-        match notices.blocking_recv().unwrap() {
-            Notice::Answer {
-                token,
-                receipt: Some(r),
-            } => {
-                let v = verify_receipt(&r, &b_card, None).unwrap();
-                let expected = if token == 30 || token == 61 {
-                    ReceiptEvent::Rejected
-                } else {
-                    ReceiptEvent::Accepted
-                };
-                assert_eq!(v.receipt.event, expected, "envelope {token}");
-                answered.push(token);
-            }
-            other => panic!("{other:?}"),
-        }
+    let answered = answers(&mut notices, arriving.len(), &b_card);
+    for (token, event) in &answered {
+        let expected = if *token == 30 || *token == 61 {
+            ReceiptEvent::Rejected
+        } else {
+            ReceiptEvent::Accepted
+        };
+        assert_eq!(*event, expected, "envelope {token}");
     }
+    let answered: Vec<u64> = answered.into_iter().map(|(t, _)| t).collect();
     // In the order they arrived; none waited for an earlier one of its chain.
     assert_eq!(answered, (0..arriving.len() as u64).collect::<Vec<_>>());
     drop(opener);
@@ -413,12 +409,7 @@ fn a_partner_sending_garbage_is_set_aside_after_100_refusals_with_one_alert() {
     use rogatory_node::engine::{Engine, Job, MAX_REFUSALS, Notice, spawn};
     use std::sync::Arc;
     let t = tempfile::tempdir().unwrap();
-    let (a, b) = (agency(t.path(), "XA.POLICE"), agency(t.path(), "XB.POLICE"));
-    let store = Arc::new(
-        Store::open(&t.path().join("XB.POLICE"))
-            .unwrap()
-            .with_record_keys(RecordKeys::new(&b.keys)),
-    );
+    let (a, b, store) = two_agencies(t.path());
     let engine = Engine::new(
         Arc::clone(&store),
         Arc::new(b),
@@ -464,10 +455,7 @@ fn a_partner_sending_garbage_is_set_aside_after_100_refusals_with_one_alert() {
 fn a_status_the_case_does_not_allow_gets_an_illegal_transition_receipt() {
     use rogatory_proto::message::{MlaStatus, MlaStatusUpdate};
     let t = tempfile::tempdir().unwrap();
-    let (a, b) = (agency(t.path(), "XA.POLICE"), agency(t.path(), "XB.POLICE"));
-    let store = Store::open(&t.path().join("XB.POLICE"))
-        .unwrap()
-        .with_record_keys(RecordKeys::new(&b.keys));
+    let (a, b, store) = two_agencies(t.path());
     let trusted = vec![a.card.clone()];
     let case = CaseId::generate();
     let status = |s: MlaStatus| {
