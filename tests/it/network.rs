@@ -313,3 +313,82 @@ fn envelopes_travel_over_libp2p_with_receipts_only_between_pinned_partners() {
     assert_eq!(events, ["envelope-sent", "receipt-received"], "{log}");
     run_line(d, "audit verify-store --data-dir xa").ok();
 }
+
+#[test]
+fn three_envelopes_sealed_offline_in_one_case_are_accepted_with_no_alert() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    init_three(d, "--listen /ip4/127.0.0.1/tcp/0");
+    for (dir, card) in [("xa", "xb.card"), ("xb", "xa.card")] {
+        run_line(
+            d,
+            &format!(
+                "peer add {card} --fingerprint {} --data-dir {dir}",
+                fingerprint(d, card)
+            ),
+        )
+        .ok();
+    }
+    let b = start(d, "xb");
+    // #1 opens the case; #2 and #3 follow it in XA's chain to XB, each sealed offline after
+    // the receipt of the one before was recorded (XA's log of the case grew in between).
+    let first = seal(d, "xa", "XB.DOJ-CA", "e1.cose").ok();
+    let case = first
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("new case id: "))
+        .unwrap()
+        .to_string();
+    let liaison = spec_dir()
+        .join("examples/liaison.json")
+        .display()
+        .to_string();
+    for n in 1..=3u64 {
+        if n > 1 {
+            let previous = std::fs::read(d.join(format!("e{}.cose", n - 1))).unwrap();
+            let previous = rogatory_proto::ids::Sha256Digest::of(&previous);
+            let line = format!(
+                "envelope seal --key xa --to XB.DOJ-CA --case {case} --type liaison \
+                 --out e{n}.cose --sequence {n} --previous {previous} --body"
+            );
+            let mut args: Vec<&str> = line.split_whitespace().collect();
+            args.push(&liaison);
+            rogatory_with(d, &args, &[TEST_PASSPHRASE]).ok();
+            // #2 carries XA's first checkpoint of the case to XB; #3 a later one, with the
+            // proof that it extends the one #2 carried.
+            let shown = run_line(d, &format!("envelope inspect e{n}.cose --json")).ok();
+            let shown: Value = serde_json::from_str(&shown.stdout).unwrap();
+            assert!(!shown["checkpoint"].is_null(), "{shown}");
+            assert_eq!(
+                shown["consistency"].is_null(),
+                n == 2,
+                "envelope #{n}: {shown}"
+            );
+        }
+        let r = run_line(
+            d,
+            &format!(
+                "deliver e{n}.cose --to XB.DOJ-CA --data-dir xa --addr {}",
+                b.addr
+            ),
+        )
+        .ok();
+        assert!(r.stdout.contains("accepted"), "envelope #{n}: {}", r.stdout);
+    }
+    drop(b);
+    let alerts = run_line(d, "audit alerts --data-dir xb").ok();
+    assert!(
+        !alerts.stdout.contains("no-proof") && !alerts.stdout.contains("inconsisten"),
+        "{}",
+        alerts.stdout
+    );
+    let received = run_line(d, &format!("audit log {case} --data-dir xb --json")).ok();
+    let log: Value = serde_json::from_str(&received.stdout).unwrap();
+    let accepted = log
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "envelope-received")
+        .count();
+    assert_eq!(accepted, 3);
+}

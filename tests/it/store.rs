@@ -797,3 +797,99 @@ fn an_edited_or_moved_sealed_record_is_found_by_verify_store_with_the_public_key
             .contains("3 sealed records checked")
     );
 }
+
+#[test]
+fn a_consistency_proof_from_the_cli_verifies_offline_and_a_changed_bit_does_not() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let (t, case) = logged_dir();
+    let d = t.path();
+    let card: Value =
+        serde_json::from_str(&rogatory(d, &["card", "show", "xa", "--json"]).ok().stdout).unwrap();
+    let vkey = card["note_verifier_key"].as_str().unwrap().to_string();
+    let checkpoint = |size: &str| {
+        rogatory(
+            d,
+            &[
+                "audit",
+                "checkpoint",
+                &case,
+                "--size",
+                size,
+                "--data-dir",
+                "xa",
+            ],
+        )
+        .ok()
+        .stdout
+    };
+    std::fs::write(d.join("old2"), checkpoint("2")).unwrap();
+    std::fs::write(d.join("old3"), checkpoint("3")).unwrap();
+    let proof = rogatory(
+        d,
+        &[
+            "audit",
+            "consistency",
+            &case,
+            "--from",
+            "2",
+            "--data-dir",
+            "xa",
+        ],
+    )
+    .ok()
+    .stdout;
+    assert!(proof.starts_with("old 2\n"), "{proof}");
+    std::fs::write(d.join("proof"), &proof).unwrap();
+    let verify = |proof: &str, old: &str, vkey: &str| {
+        rogatory(
+            d,
+            &[
+                "audit",
+                "verify-consistency",
+                proof,
+                "--old",
+                old,
+                "--vkey",
+                vkey,
+            ],
+        )
+    };
+    let r = verify("proof", "old2", &vkey).ok();
+    assert!(
+        r.stdout.contains("only grew from size 2 to size 4"),
+        "{}",
+        r.stdout
+    );
+
+    // One bit changed anywhere in a proof hash: refused.
+    let lines: Vec<&str> = proof.lines().collect();
+    let hashes: Vec<usize> = (1..lines.len())
+        .take_while(|&i| !lines[i].is_empty())
+        .collect();
+    assert!(
+        !hashes.is_empty(),
+        "a proof from 2 to 4 has hashes: {proof}"
+    );
+    for &i in &hashes {
+        for bit in [0usize, 7, 100, 255] {
+            let mut h = b64.decode(lines[i]).unwrap();
+            h[bit / 8] ^= 1 << (bit % 8);
+            let mut changed: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+            changed[i] = b64.encode(&h);
+            std::fs::write(d.join("changed"), changed.join("\n") + "\n").unwrap();
+            let r = verify("changed", "old2", &vkey).failed();
+            assert!(r.stderr.contains("did not only grow"), "{}", r.stderr);
+        }
+    }
+    // Against a checkpoint of another size, or with another agency's key: refused.
+    verify("proof", "old3", &vkey).failed();
+    let other: Value =
+        serde_json::from_str(&rogatory(d, &["card", "show", "xb", "--json"]).ok().stdout).unwrap();
+    verify(
+        "proof",
+        "old2",
+        other["note_verifier_key"].as_str().unwrap(),
+    )
+    .failed();
+}

@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
+use base64::Engine as _;
 use clap::Subcommand;
 use rogatory_proto::audit::entry::{AuditEntry, case_origin};
 use rogatory_proto::audit::merkle::{leaf_hash, verify_inclusion};
 use rogatory_proto::audit::note::{NoteVerifier, Policy, TlogProof, verify_checkpoint};
+use rogatory_proto::audit::witness::{CarriedProof, ConsistencyText};
 use rogatory_proto::ids::CaseId;
 use rogatory_proto::time::format_unix;
 
@@ -89,6 +91,24 @@ pub enum AuditCommand {
         /// Require the proof to be about this case (its log's origin).
         #[arg(long)]
         case: Option<CaseId>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify offline that a case's log only grew: a consistency proof (the output of `audit
+    /// consistency`) from an earlier checkpoint of the log, which you kept (`audit checkpoint
+    /// --size N`, a bundle, a receipt), to the proof's newer checkpoint; both checkpoints'
+    /// signatures are checked with the agency's verifier key. Needs no store and no secret.
+    /// Exits 1 if anything does not hold.
+    VerifyConsistency {
+        /// The proof file (`audit consistency … > FILE`).
+        proof: PathBuf,
+        /// The earlier signed checkpoint, of the proof's older size.
+        #[arg(long)]
+        old: PathBuf,
+        /// The agency's checkpoint verifier key (`rogatory card show` prints it).
+        #[arg(long)]
+        vkey: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -231,13 +251,24 @@ pub(crate) fn run(c: AuditCommand) -> Result<ExitCode> {
                 |c| c.get(&format!("/v1/audit/{case}/consistency?from={from}{query}")),
                 |s| crate::api::audit::consistency_proof(s, &case, from, to),
             )?;
-            let mut out = format!("old {}\n", p.from);
-            for h in &p.hashes {
-                out.push_str(h);
-                out.push('\n');
-            }
-            out.push('\n');
-            print!("{out}{}", p.checkpoint);
+            let text = ConsistencyText {
+                proof: CarriedProof {
+                    old_size: p.from,
+                    hashes: p
+                        .hashes
+                        .iter()
+                        .map(|h| {
+                            base64::engine::general_purpose::STANDARD
+                                .decode(h)
+                                .ok()
+                                .and_then(|b| b.try_into().ok())
+                                .context("the node answered a hash that is not base64 SHA-256")
+                        })
+                        .collect::<Result<_>>()?,
+                },
+                checkpoint: p.checkpoint.into_bytes(),
+            };
+            print!("{}", text.to_text());
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::VerifyProof {
@@ -323,6 +354,44 @@ pub(crate) fn run(c: AuditCommand) -> Result<ExitCode> {
                     println!("  cosigned by: {}", witnesses.join(", "));
                 }
                 println!("  entry: {}", serde_json::to_string(&entry)?);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::VerifyConsistency {
+            proof,
+            old,
+            vkey,
+            json,
+        } => {
+            let read = |p: &PathBuf| -> Result<String> {
+                String::from_utf8(files::read_limited(p, 1 << 20)?)
+                    .with_context(|| format!("{} is not text", p.display()))
+            };
+            let text = ConsistencyText::parse(&read(&proof)?)
+                .with_context(|| format!("{} is not a consistency proof", proof.display()))?;
+            let v = NoteVerifier::parse(&vkey).context("--vkey is not a verifier key")?;
+            let (new, _) = verify_checkpoint(&text.checkpoint, &v, &[])
+                .context("the proof's checkpoint does not verify")?;
+            let (earlier, _) = verify_checkpoint(read(&old)?.as_bytes(), &v, &[])
+                .with_context(|| format!("the checkpoint in {} does not verify", old.display()))?;
+            text.verify(&earlier, &new)
+                .context("the log did not only grow between the two checkpoints")?;
+            if json {
+                let out = serde_json::json!({
+                    "verified": true,
+                    "origin": new.origin,
+                    "old_size": earlier.size,
+                    "new_size": new.size,
+                });
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                println!(
+                    "Consistency VERIFIED: {} only grew from size {} to size {} (both checkpoints signed by {})",
+                    new.origin,
+                    earlier.size,
+                    new.size,
+                    v.name()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use rogatory_proto::audit::entry::{AuditEntry, AuditEvent};
+use rogatory_proto::audit::note::{Checkpoint, Note};
 use rogatory_proto::card::AgencyCard;
 use rogatory_proto::envelope::{
     self, Addressee, ChainLink, EnvelopeInfo, Limits, Recipient, SealParams, Sender,
@@ -146,22 +147,36 @@ pub(crate) fn run(c: EnvelopeCommand) -> Result<ExitCode> {
             let message = super::request::read_body(&body, kind)?
                 .with_context(|| format!("{} cannot be sent", body.display()))?;
             // The envelope carries the sender's latest checkpoint of the case log (if the case
-            // has one here), unless one is given explicitly.
+            // has one here), unless one is given explicitly, and for each addressee the proof
+            // that it extends the one the previous envelope to it carried (spec/PROTOCOL.md
+            // §6.6). Read, sealed and recorded in one transaction.
             let store = Store::open(&key).context("cannot open the audit store")?;
+            let mut batch = store.batch().context("cannot open the audit store")?;
             let checkpoint = match checkpoint {
                 Some(p) => Some(files::read_limited(&p, 16 * 1024)?),
-                None if store.size(&case_id)? > 0 => Some(store.checkpoint(&case_id, None)?),
-                None => None,
+                None => batch.checkpoint(&case_id)?,
             };
+            let size = checkpoint
+                .as_deref()
+                .map(|n| {
+                    Note::parse(n)
+                        .and_then(|n| Checkpoint::parse(n.text()))
+                        .map(|c| c.size)
+                        .context("the checkpoint to carry is not a signed checkpoint")
+                })
+                .transpose()?;
             let chain = ChainLink { sequence, previous };
-            let addressees: Vec<Addressee<'_>> = cards
-                .iter()
-                .map(|card| Addressee {
+            let mut addressees: Vec<Addressee<'_>> = Vec::with_capacity(cards.len());
+            for card in &cards {
+                let consistency = batch
+                    .carried_proof(&case_id, card.id(), size)?
+                    .map_err(|e| anyhow::anyhow!("cannot prove the case's log only grew: {e}"))?;
+                addressees.push(Addressee {
                     card,
                     chain,
-                    consistency: None,
-                })
-                .collect();
+                    consistency,
+                });
+            }
             let params = SealParams {
                 case_id,
                 message_id: message_id.unwrap_or_else(MessageId::generate),
@@ -229,11 +244,19 @@ pub(crate) fn run(c: EnvelopeCommand) -> Result<ExitCode> {
                     emergency: false,
                 })
                 .collect();
-            store
-                .queue_sent(&signer(&sender), &params.case_id, &queued, &mut entries)
-                .context(
-                    "cannot record the envelopes in the outbox and the case's audit log; nothing was written",
-                )?;
+            (|| -> Result<(), crate::store::StoreError> {
+                for (e, s) in queued.iter().zip(&sealed) {
+                    batch.enqueue(&mut e.clone(), false)?;
+                    if let Some(size) = size {
+                        batch.set_witness_out(&params.case_id, &s.to, size)?;
+                    }
+                }
+                batch.append(&signer(&sender), &params.case_id, &mut entries)?;
+                batch.commit()
+            })()
+            .context(
+                "cannot record the envelopes in the outbox and the case's audit log; nothing was written",
+            )?;
             if several {
                 files::create_private_dir(&out)?;
             }
@@ -417,6 +440,10 @@ fn info_json(i: &EnvelopeInfo) -> serde_json::Value {
         "sequence": i.chain.sequence,
         "previous": i.chain.previous.map(|p| p.to_hex()),
         "checkpoint": i.checkpoint.as_ref().map(|c| String::from_utf8_lossy(c).into_owned()),
+        "consistency": i.consistency.as_ref().map(|p| serde_json::json!({
+            "old_size": p.old_size,
+            "hashes": p.hashes.iter().map(hex::encode).collect::<Vec<_>>(),
+        })),
         "signer_key_id": hex::encode(i.signer_key_id),
     })
 }
@@ -443,10 +470,14 @@ fn print_info(i: &EnvelopeInfo) {
     }
     println!(
         "  Checkpoint:    {}",
-        if i.checkpoint.is_some() {
-            "carried"
-        } else {
-            "none"
+        match (&i.checkpoint, &i.consistency) {
+            (None, _) => "none".to_string(),
+            (Some(_), None) => "carried".to_string(),
+            (Some(_), Some(p)) => format!(
+                "carried, with a consistency proof from size {} ({} hashes)",
+                p.old_size,
+                p.hashes.len()
+            ),
         }
     );
     println!("  Signing key:   {}", hex::encode(i.signer_key_id));

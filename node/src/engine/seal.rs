@@ -5,7 +5,6 @@
 use anyhow::{Result, anyhow};
 use rogatory_proto::audit::entry::{Actor, AuditEntry, AuditEvent};
 use rogatory_proto::audit::note::{Checkpoint, Note};
-use rogatory_proto::audit::witness::CarriedProof;
 use rogatory_proto::envelope::{self, Addressee, ChainLink, SealParams, Sender};
 use rogatory_proto::ids::{AgencyId, CaseId, MessageId, Sha256Digest};
 use rogatory_proto::message::Message;
@@ -241,20 +240,9 @@ impl Engine {
                     previous: Some(Sha256Digest(id)),
                 },
             };
-            // From the checkpoint the previous envelope of this chain carried (what the
-            // addressee witnessed last) to this one.
-            let consistency = match (batch.witness_out(&r.case, card.id())?, size) {
-                (Some(old), Some(new)) if old > 0 && old < new => {
-                    let hashes = batch
-                        .consistency(&r.case, old, new)?
-                        .map_err(|e| anyhow!("cannot prove size {new} extends size {old}: {e}"))?;
-                    Some(CarriedProof {
-                        old_size: old,
-                        hashes,
-                    })
-                }
-                _ => None,
-            };
+            let consistency = batch
+                .carried_proof(&r.case, card.id(), size)?
+                .map_err(|e| anyhow!("cannot prove this node's log of the case only grew: {e}"))?;
             addressees.push(Addressee {
                 card,
                 chain,

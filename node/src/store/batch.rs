@@ -3,6 +3,7 @@
 use redb::ReadableTable;
 use rogatory_proto::audit::entry::AuditEntry;
 use rogatory_proto::audit::merkle::{self, Hash};
+use rogatory_proto::audit::witness::CarriedProof;
 use rogatory_proto::ids::{AgencyId, CaseId};
 
 use super::log::{LogSigner, NodeTable, log_size};
@@ -306,6 +307,29 @@ impl Batch<'_> {
             case: *case.as_bytes(),
         };
         merkle::consistency_proof(&src, from, to)
+    }
+
+    /// The proof an envelope for `to` carrying the checkpoint of size `size` needs
+    /// (spec/PROTOCOL.md §6.6): from the checkpoint the previous envelope of that chain carried
+    /// (what the addressee witnessed last) to this one; none for the first, or when the size has
+    /// not grown. The inner `Err`: the log cannot prove it (damaged).
+    pub fn carried_proof(
+        &self,
+        case: &CaseId,
+        to: &AgencyId,
+        size: Option<u64>,
+    ) -> Result<Result<Option<CarriedProof>, merkle::ProofError>, StoreError> {
+        match (self.witness_out(case, to)?, size) {
+            (Some(old), Some(new)) if old > 0 && old < new => {
+                Ok(self.consistency(case, old, new)?.map(|hashes| {
+                    Some(CarriedProof {
+                        old_size: old,
+                        hashes,
+                    })
+                }))
+            }
+            _ => Ok(Ok(None)),
+        }
     }
 
     /// Records an alert; returns its number.

@@ -452,25 +452,6 @@ impl Store {
         Ok(note)
     }
 
-    /// Records sealed envelopes in the outbox, with their `envelope-sent` entries, in one durable
-    /// transaction: an envelope is in the outbox exactly when its sending is logged. (Envelopes
-    /// sealed offline are not queued for the daemon: `rogatory deliver` hands them over.)
-    pub fn queue_sent(
-        &self,
-        signer: &LogSigner<'_>,
-        case: &CaseId,
-        sent: &[OutboxEntry],
-        entries: &mut [AuditEntry],
-    ) -> Result<Vec<u8>, StoreError> {
-        let mut b = self.batch()?;
-        for e in sent {
-            b.enqueue(&mut e.clone(), false)?;
-        }
-        let note = b.append(signer, case, entries)?;
-        b.commit()?;
-        Ok(note)
-    }
-
     /// An outbox entry by envelope id.
     pub fn outbox_entry(&self, envelope_id: &[u8; 32]) -> Result<Option<OutboxEntry>, StoreError> {
         let tx = self.begin_read()?;

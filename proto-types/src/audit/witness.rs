@@ -120,6 +120,101 @@ impl Inconsistency {
     }
 }
 
+/// A consistency proof as text, in the body form of the C2SP tlog-witness add-checkpoint request:
+/// `old N`, one base64 hash per line, a blank line, then the signed checkpoint of the newer size.
+/// What `rogatory audit consistency` prints and `rogatory audit verify-consistency` reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsistencyText {
+    /// The older size and the proof's hashes.
+    pub proof: CarriedProof,
+    /// The signed checkpoint (note bytes) of the newer size.
+    pub checkpoint: Vec<u8>,
+}
+
+impl ConsistencyText {
+    /// The text.
+    pub fn to_text(&self) -> String {
+        use base64::Engine as _;
+        let mut out = format!("old {}\n", self.proof.old_size);
+        for h in &self.proof.hashes {
+            out.push_str(&base64::engine::general_purpose::STANDARD.encode(h));
+            out.push('\n');
+        }
+        out.push('\n');
+        out.push_str(&String::from_utf8_lossy(&self.checkpoint));
+        out
+    }
+
+    /// Reads the text; the checkpoint is not verified here.
+    pub fn parse(text: &str) -> Result<Self, NoteError> {
+        use base64::Engine as _;
+        let bad = |m: &str| NoteError::Format(format!("the consistency proof {m}"));
+        let (head, checkpoint) = text
+            .split_once("\n\n")
+            .ok_or_else(|| bad("has no blank line before its checkpoint"))?;
+        let mut lines = head.split('\n');
+        let old_size = lines
+            .next()
+            .and_then(|l| l.strip_prefix("old "))
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| bad("does not start with `old N`"))?;
+        let mut hashes = Vec::new();
+        for line in lines {
+            if hashes.len() == MAX_PROOF_HASHES {
+                return Err(bad("has too many hashes"));
+            }
+            let h: Hash = base64::engine::general_purpose::STANDARD
+                .decode(line)
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .ok_or_else(|| bad("has a line that is not a base64 SHA-256 hash"))?;
+            hashes.push(h);
+        }
+        Ok(Self {
+            proof: CarriedProof { old_size, hashes },
+            checkpoint: checkpoint.as_bytes().to_vec(),
+        })
+    }
+
+    /// Checks that `new` (this text's checkpoint, its signature verified by the caller) extends
+    /// `old` (a checkpoint of the same log the caller verified earlier, of the proof's older
+    /// size): the log only grew between them.
+    pub fn verify(&self, old: &Checkpoint, new: &Checkpoint) -> Result<(), Inconsistency> {
+        if old.origin != new.origin {
+            return Err(Inconsistency::Unverified {
+                origin: new.origin.clone(),
+                detail: format!("the older checkpoint is of another log, {}", old.origin),
+            });
+        }
+        if old.size != self.proof.old_size {
+            return Err(Inconsistency::NoProof {
+                old: old.size,
+                new: new.size,
+            });
+        }
+        if new.size < old.size {
+            return Err(Inconsistency::RolledBack {
+                old: old.size,
+                new: new.size,
+            });
+        }
+        if new.size == old.size || old.size == 0 {
+            return if new.size != old.size || new.root == old.root {
+                Ok(())
+            } else {
+                Err(Inconsistency::Forked { size: new.size })
+            };
+        }
+        merkle::verify_consistency(old.size, new.size, &self.proof.hashes, &old.root, &new.root)
+            .map_err(|e| Inconsistency::NotExtending {
+                old: old.size,
+                new: new.size,
+                detail: e.to_string(),
+            })
+    }
+}
+
 /// Checks a peer's signed checkpoint (`note`) of the log `origin` with the peer's log verifier
 /// key, then against `last`, the last checkpoint witnessed from that log (`None` the first time:
 /// taken on first use). Returns the checkpoint to keep as the new last one.
@@ -240,6 +335,61 @@ mod tests {
         let mut n = Note::new(&cp.body()).unwrap();
         n.sign("rogatory.XA.POLICE", k).unwrap();
         (n.to_text().into_bytes(), cp)
+    }
+
+    #[test]
+    fn a_consistency_text_reads_back_and_proves_only_growth() {
+        let k = key(1);
+        let origin = "rogatory.XA.POLICE/case/c1";
+        let mut t = MemoryTree::new();
+        for i in 0..5u8 {
+            t.push(&[i]);
+        }
+        let (_, c5) = signed(origin, &t, &k);
+        let mut t8 = t.clone();
+        for i in 5..8u8 {
+            t8.push(&[i]);
+        }
+        let (n8, c8) = signed(origin, &t8, &k);
+        let text = ConsistencyText {
+            proof: CarriedProof {
+                old_size: 5,
+                hashes: merkle::consistency_proof(&t8, 5, 8).unwrap().unwrap(),
+            },
+            checkpoint: n8,
+        };
+        let back = ConsistencyText::parse(&text.to_text()).unwrap();
+        assert_eq!(back, text);
+        back.verify(&c5, &c8).unwrap();
+        // Of another size, backwards, or from another log: refused.
+        let mut t6 = t.clone();
+        t6.push(&[5]);
+        let (_, c6) = signed(origin, &t6, &k);
+        assert!(back.verify(&c6, &c8).is_err());
+        assert!(back.verify(&c8, &c5).is_err());
+        let (_, other) = signed("rogatory.XA.POLICE/case/c2", &t, &k);
+        assert!(back.verify(&other, &c8).is_err());
+        // Malformed texts.
+        for bad in [
+            "",
+            "old 5\n",
+            "old x\n\nbody",
+            "old 5\nnot base64!\n\nbody",
+            "old 5\nAAAA\n\nbody",
+            "new 5\n\nbody",
+        ] {
+            assert!(ConsistencyText::parse(bad).is_err(), "{bad:?}");
+        }
+        // One hash (32 zero bytes) is fine; one more than the most is not.
+        let many = format!("old 5\n{}=\n\nbody", "A".repeat(43));
+        assert!(ConsistencyText::parse(&many).is_ok());
+        let too_many = format!(
+            "old 5\n{}\nbody",
+            (0..=MAX_PROOF_HASHES)
+                .map(|_| format!("{}=\n", "A".repeat(43)))
+                .collect::<String>()
+        );
+        assert!(ConsistencyText::parse(&too_many).is_err());
     }
 
     #[test]
