@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 /// mimalloc instead of the C library's allocator: the node allocates and frees many small
 /// buffers per message on several threads, where glibc's malloc spent about a tenth of the
 /// node's time (docs/benchmarks.md).
@@ -11,7 +9,7 @@ use clap::Parser;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = rogatory_node::cli::Cli::parse();
+    let cli = rogatory_node::cli::parse();
     match rogatory_node::cli::run(cli) {
         Ok(code) => code,
         Err(err) => {

@@ -480,3 +480,41 @@ fn request_template_is_valid_and_every_field_is_explained() {
         .ok();
     }
 }
+
+#[test]
+fn the_command_line_reference_in_docs_is_every_command_s_help() {
+    let docs = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/cli.md");
+    let help = |args: &[&str]| {
+        let out = std::process::Command::new(rogatory_tests::rogatory_bin())
+            .args(args)
+            .env_remove("COLUMNS")
+            .env_remove("ROGATORY_DATA_DIR")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let reference = help(&["reference"]);
+    let checked_in = std::fs::read_to_string(&docs).unwrap_or_default();
+    assert!(
+        reference == checked_in,
+        "docs/cli.md is not what `rogatory reference` prints: regenerate it with \
+         `cargo run -- reference > docs/cli.md`"
+    );
+    // Each section is that command's --help, as a user sees it.
+    let mut sections = 0;
+    for part in reference.split("\n## `").skip(1) {
+        let (path, rest) = part.split_once("`\n\n```text\n").unwrap();
+        let body = rest.split_once("```\n").unwrap().0;
+        let mut args: Vec<&str> = path.split(' ').skip(1).collect();
+        args.push("--help");
+        let shown: String = help(&args)
+            .trim_end()
+            .lines()
+            .map(|l| format!("{}\n", l.trim_end()))
+            .collect();
+        assert_eq!(shown, body, "`{path} --help` differs from docs/cli.md");
+        sections += 1;
+    }
+    assert!(sections >= 50, "only {sections} commands in the reference");
+}

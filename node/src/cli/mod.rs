@@ -18,6 +18,7 @@ mod init;
 mod keygen;
 mod online;
 mod peer;
+mod reference;
 mod request;
 pub mod supervise;
 
@@ -107,6 +108,17 @@ pub enum Command {
     /// Print the local API's OpenAPI 3.1 document (as `spec/openapi.json` and the running node's
     /// `GET /v1/openapi.json`), from which a case-management system can generate its client.
     Openapi,
+    /// Print the reference of every command (its `--help`) in Markdown, as `docs/cli.md` holds
+    /// it.
+    Reference,
+}
+
+/// Parses the command line (exiting with clap's message and code 2 on a usage error, or with
+/// the help): the help never shows the values of the environment variables options read.
+pub fn parse() -> Cli {
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = reference::without_env_values(Cli::command()).get_matches();
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
 }
 
 /// Runs a parsed command line. `Ok` carries the exit code (a failed validation is not an error
@@ -138,6 +150,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(c) => audit::run(c),
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&crate::api::openapi())?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Reference => {
+            print!("{}", reference::markdown());
             Ok(ExitCode::SUCCESS)
         }
     }
