@@ -206,11 +206,99 @@ fn generate_receipts() -> Value {
             "hash": s.hash.to_hex(),
         })
     };
+    // An acceptance as a node issues it for an envelope that carried XA's checkpoint of the
+    // case: with XB's own checkpoint of its log of the case and its cosignature of XA's.
+    let w = witnessed(&a, &b);
+    let cosigned = Receipt {
+        checkpoint: Some(w.own_checkpoint.clone().into_bytes()),
+        cosignature: Some(w.cosignature.clone().into_bytes()),
+        ..base.clone()
+    };
+    // Bytes that are not an envelope at all: the id is their SHA-256, `to` the agency the
+    // transport authenticated.
+    let not_an_envelope = Receipt {
+        envelope_id: Sha256Digest::of(b"not an envelope"),
+        event: ReceiptEvent::Rejected,
+        reason: Some(ReasonCode::Malformed),
+        detail: Some("not a COSE_Sign1 envelope".into()),
+        ..base.clone()
+    };
+    let mut with_cosignature = one(&cosigned);
+    with_cosignature["carried_checkpoint"] = json!(w.carried_checkpoint);
+    with_cosignature["carried_checkpoint_verifier_key"] = json!(w.log_vkey);
+    with_cosignature["checkpoint_text"] = json!(w.own_checkpoint);
+    with_cosignature["cosignature_text"] = json!(w.cosignature);
+    with_cosignature["cosignature_timestamp"] = json!(w.timestamp);
+    with_cosignature["witness_verifier_key"] = json!(w.witness_vkey);
+    let mut garbage = one(&not_an_envelope);
+    garbage["answered_bytes"] = json!(hex::encode(b"not an envelope"));
     json!({
-        "description": "Receipts issued by XB.DOJ-CA to XA.MOJ-CA: an acceptance and a rejection (reason 12, invalid-schema).",
+        "description": "Receipts issued by XB.DOJ-CA to XA.MOJ-CA: an acceptance; a rejection (reason 12, invalid-schema); an acceptance of an envelope that carried XA's checkpoint, with XB's checkpoint of its own log and its cosignature of XA's (spec/PROTOCOL.md §6.4: carried_checkpoint is what the envelope carried, cosignature_text the line a verifier appends to its body); a rejection of bytes that are not an envelope (reason 1, malformed; envelope_id is the SHA-256 of answered_bytes).",
         "issuer": agency_json(&b, 2),
-        "receipts": [one(&base), one(&rejected)],
+        "receipts": [one(&base), one(&rejected), with_cosignature, garbage],
     })
+}
+
+/// What the acceptance with a cosignature is made of.
+struct Witnessed {
+    carried_checkpoint: String,
+    log_vkey: String,
+    own_checkpoint: String,
+    cosignature: String,
+    timestamp: u64,
+    witness_vkey: String,
+}
+
+/// XA's signed checkpoint of a case log of three entries (as an envelope carries it), XB's
+/// checkpoint of its own log of the case (one entry), and XB's cosignature of XA's.
+fn witnessed(a: &Agency, b: &Agency) -> Witnessed {
+    use rogatory_proto::audit::entry::{case_origin, log_key_name};
+    use rogatory_proto::audit::merkle::MemoryTree;
+    use rogatory_proto::audit::note::{Checkpoint, Note, NoteVerifier, SIG_ED25519};
+    use rogatory_proto::audit::witness;
+    let case: CaseId = "01900000-0000-7000-8000-000000000001".parse().unwrap();
+    let signed = |who: &Agency, leaves: &[&[u8]]| {
+        let mut t = MemoryTree::new();
+        for l in leaves {
+            t.push(l);
+        }
+        let cp = Checkpoint {
+            origin: case_origin(who.card.id(), &case),
+            size: t.size(),
+            root: t.root(),
+            extensions: vec![],
+        };
+        let mut n = Note::new(&cp.body()).unwrap();
+        n.sign(&log_key_name(who.card.id()), &who.keys.signing)
+            .unwrap();
+        (cp, n.to_text())
+    };
+    let (carried, carried_note) = signed(a, &[b"entry 0", b"entry 1", b"entry 2"]);
+    let (_, own_note) = signed(b, &[b"entry 0 of XB"]);
+    let timestamp = ISSUED_AT + 3700;
+    let cosignature = witness::cosign(
+        &carried.body(),
+        &log_key_name(b.card.id()),
+        &b.keys.signing,
+        timestamp,
+    )
+    .unwrap();
+    let log = NoteVerifier::new(
+        &log_key_name(a.card.id()),
+        SIG_ED25519,
+        a.keys.signing.verifying_key(),
+    )
+    .unwrap();
+    let wv = witness::witness_verifier(&log_key_name(b.card.id()), b.keys.signing.verifying_key())
+        .unwrap();
+    Witnessed {
+        carried_checkpoint: carried_note,
+        log_vkey: log.vkey(),
+        own_checkpoint: own_note,
+        cosignature,
+        timestamp,
+        witness_vkey: wv.vkey(),
+    }
 }
 
 fn check_or_write(file: &str, generated: &Value) {
@@ -359,6 +447,27 @@ fn receipt_vectors_are_reproduced_and_verify() {
             r["receipt"]
         );
         assert_eq!(verified.hash.to_hex(), r["hash"].as_str().unwrap());
+        // The cosignature, from the inputs the vector states alone.
+        if let Some(line) = r["cosignature_text"].as_str() {
+            use rogatory_proto::audit::note::{NoteVerifier, verify_checkpoint};
+            use rogatory_proto::audit::witness::verify_cosignature;
+            assert_eq!(
+                verified.receipt.cosignature.as_deref(),
+                Some(line.as_bytes())
+            );
+            let log = NoteVerifier::parse(r["carried_checkpoint_verifier_key"].as_str().unwrap())
+                .unwrap();
+            let carried = r["carried_checkpoint"].as_str().unwrap();
+            let (cp, _) = verify_checkpoint(carried.as_bytes(), &log, &[]).unwrap();
+            let witness = NoteVerifier::parse(r["witness_verifier_key"].as_str().unwrap()).unwrap();
+            let t = verify_cosignature(&cp.body(), line, &witness).unwrap();
+            assert_eq!(t, r["cosignature_timestamp"].as_u64().unwrap());
+            assert!(line.starts_with("\u{2014} rogatory.XB.DOJ-CA ") && line.ends_with('\n'));
+        }
+        if let Some(answered) = r["answered_bytes"].as_str() {
+            let bytes = hex::decode(answered).unwrap();
+            assert_eq!(verified.receipt.envelope_id, Sha256Digest::of(&bytes));
+        }
     }
 }
 

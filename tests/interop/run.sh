@@ -90,6 +90,8 @@ pycddl.Schema(open(sys.argv[2]).read()).validate_cbor(entry)' proof.tlog-proof "
 xb_vkey=$("$bin" card show xb --json | "$py" -c 'import json,sys; print(json.load(sys.stdin)["note_verifier_key"])')
 check "the checkpoint does not verify with another agency's key" \
     refused "$py" "$root/tests/interop/verify_note.py" --vkey "$xb_vkey" --note checkpoint.txt
+check "the receipt vector's cosignature (spec/PROTOCOL.md §6.4) verifies in independent code" \
+    "$py" "$root/tests/interop/verify_note.py" --receipt-vectors "$root/spec/vectors/receipts.json"
 check "CDDL schemas (spec/cddl) accept every vector and refuse mutilated messages" \
     "$py" "$root/tests/interop/check_cddl.py"
 

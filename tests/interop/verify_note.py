@@ -7,9 +7,14 @@ Verifies, with code written from the C2SP specifications and RFC 9162 alone (Pyt
   * a C2SP signed note (tlog-checkpoint) against a C2SP verifier key (type 0x01): the key id
     formula, the note layout, the Ed25519 signature over the note text;
   * a c2sp.org/tlog-proof@v1 proof: its checkpoint as above, and the RFC 9162 §2.1.3.2
-    inclusion of SHA-256(0x00 || extra) at `index`.
+    inclusion of SHA-256(0x00 || extra) at `index`;
+  * the cosignatures in spec/vectors/receipts.json (spec/PROTOCOL.md §6.4): the carried
+    checkpoint against its log key (type 0x01), then the C2SP cosignature/v1 line (type 0x04):
+    key id, timestamp, Ed25519 over "cosignature/v1\ntime T\n" + the checkpoint body, and that
+    the receipt's CBOR payload carries exactly that line.
 
 Usage: verify_note.py --vkey VKEY (--note FILE | --proof FILE)
+       verify_note.py --receipt-vectors FILE
 Exit status 0 only if everything verifies.
 """
 
@@ -27,11 +32,11 @@ def fail(msg):
     sys.exit(1)
 
 
-def parse_vkey(vkey):
+def parse_vkey(vkey, sig_type=0x01):
     name, key_id, rest = vkey.split("+", 2)
     raw = base64.b64decode(rest, validate=True)
-    if raw[0] != 0x01 or len(raw) != 33:
-        fail("the verifier key is not an Ed25519 (type 0x01) key")
+    if raw[0] != sig_type or len(raw) != 33:
+        fail(f"the verifier key is not a type {sig_type:#04x} Ed25519 key")
     computed = hashlib.sha256(name.encode() + b"\n" + raw).digest()[:4]
     if computed.hex() != key_id:
         fail(f"key id {key_id} does not match the name and key ({computed.hex()})")
@@ -91,13 +96,57 @@ def verify_inclusion(index, size, leaf, proof, root):
     return sn == 0 and r == root
 
 
+def verify_receipt_cosignatures(path):
+    import json
+
+    import cbor2
+
+    doc = json.load(open(path, encoding="utf-8"))
+    checked = 0
+    for r in doc["receipts"]:
+        line = r.get("cosignature_text")
+        if line is None:
+            continue
+        verify_note(r["carried_checkpoint"], r["carried_checkpoint_verifier_key"])
+        carried = r["carried_checkpoint"]
+        body = carried[: carried.rfind("\n\n") + 1]
+        name, key_id, public = parse_vkey(r["witness_verifier_key"], 0x04)
+        if not line.startswith("\u2014 ") or not line.endswith("\n") or line.count("\n") != 1:
+            fail(f"not one signature line: {line!r}")
+        sig_name, b64 = line[2:-1].split(" ")
+        blob = base64.b64decode(b64, validate=True)
+        if sig_name != name or blob[:4] != key_id or len(blob) != 4 + 8 + 64:
+            fail("the cosignature is not by the witness key, or not 76 bytes")
+        ts = int.from_bytes(blob[4:12], "big")
+        if ts != r["cosignature_timestamp"]:
+            fail(f"timestamp {ts} is not {r['cosignature_timestamp']}")
+        try:
+            public.verify(blob[12:], f"cosignature/v1\ntime {ts}\n".encode() + body.encode())
+        except InvalidSignature:
+            fail("the cosignature does not verify")
+        sign1 = cbor2.loads(bytes.fromhex(r["bytes"]))
+        payload = cbor2.loads(sign1.value[2] if hasattr(sign1, "value") else sign1[2])
+        if payload.get("cosignature") != line.encode():
+            fail("the receipt's payload does not carry that cosignature line")
+        print(f"ok: cosignature by {name} at {ts} of {body.splitlines()[0]}")
+        checked += 1
+    if checked == 0:
+        fail("no receipt with a cosignature in the vectors")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--vkey", required=True, help="the agency's C2SP verifier key")
+    ap.add_argument("--vkey", help="the agency's C2SP verifier key")
     g = ap.add_mutually_exclusive_group(required=True)
     g.add_argument("--note", help="a signed checkpoint (rogatory audit checkpoint)")
     g.add_argument("--proof", help="a tlog-proof (rogatory audit prove)")
+    g.add_argument("--receipt-vectors", help="spec/vectors/receipts.json")
     a = ap.parse_args()
+    if a.receipt_vectors:
+        verify_receipt_cosignatures(a.receipt_vectors)
+        return
+    if not a.vkey:
+        fail("--vkey is required with --note and --proof")
     if a.note:
         verify_note(open(a.note, encoding="utf-8").read(), a.vkey)
         return
