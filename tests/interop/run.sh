@@ -6,6 +6,9 @@
 # agency's keys cannot read it; checks the spec/vectors envelopes the same way; and validates the
 # CBOR of the examples, receipts, cards and envelopes against the CDDL schemas in spec/cddl/.
 #
+# Then seals envelopes with independent Python code (seal_envelope.py), has the binary open one and
+# a running node accept two over libp2p, and checks the node's receipts and cosignature in Python.
+#
 # Usage: tests/interop/run.sh [PATH-TO-rogatory]   (default: target/debug/rogatory)
 # The Python packages go into a virtualenv at $ROGATORY_VENV (default: .venv in the repository).
 set -euo pipefail
@@ -90,6 +93,48 @@ pycddl.Schema(open(sys.argv[2]).read()).validate_cbor(entry)' proof.tlog-proof "
 xb_vkey=$("$bin" card show xb --json | "$py" -c 'import json,sys; print(json.load(sys.stdin)["note_verifier_key"])')
 check "the checkpoint does not verify with another agency's key" \
     refused "$py" "$root/tests/interop/verify_note.py" --vkey "$xb_vkey" --note checkpoint.txt
+# An envelope sealed by independent Python code (tests/interop/seal_envelope.py, from the spec
+# alone): opened by the rogatory binary, then delivered over libp2p to a running node, whose
+# receipts and cosignature the Python code checks.
+seal_py="$root/tests/interop/seal_envelope.py"
+liaison_cbor=$("$py" -c 'import json,sys; print(json.load(open(sys.argv[1]))["messages"]["liaison"]["cbor"])' "$root/spec/vectors/messages.json")
+py_case=01a22522-d4f2-73cd-be4f-be9050503899
+"$py" "$seal_py" seal --sender-keys xa/secret-keys.cose --sender-card xa/card.cose \
+    --recipient-card xb/card.cose --case "$py_case" --type liaison --message-cbor "$liaison_cbor" \
+    --out py-offline.cose >/dev/null
+check "an envelope sealed by independent Python code opens with the rogatory binary" \
+    "$bin" envelope open --key xb --trust xa/card.cose py-offline.cose
+export ROGATORY_PASSPHRASE="interop passphrase, not a secret"
+"$bin" init --agency XB.DOJ-CA --name "Central Authority of XB" --data-dir xbn \
+    --listen /ip4/127.0.0.1/tcp/0 >/dev/null 2>&1
+fp() { "$bin" card show "$1" --json | "$py" -c 'import json,sys; print(json.load(sys.stdin)["fingerprint"])'; }
+"$bin" peer add xa/card.cose --fingerprint "$(fp xa/card.cose)" --data-dir xbn >/dev/null
+"$bin" peer add xbn/card.cose --fingerprint "$(fp xbn/card.cose)" --data-dir xa >/dev/null
+"$bin" run --data-dir xbn > xbn.log 2>&1 &
+node_pid=$!
+trap 'kill "$node_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do grep -q "^listening on" xbn.log && break; sleep 0.1; done
+addr=$(grep "^listening on" xbn.log | head -1 | sed 's/^listening on //')
+"$py" "$seal_py" seal --sender-keys xa/secret-keys.cose --sender-card xa/card.cose \
+    --recipient-card xbn/card.cose --case "$py_case" --type liaison --message-cbor "$liaison_cbor" \
+    --out py1.cose >/dev/null
+check "a running node accepts it over libp2p (rogatory deliver)" \
+    "$bin" deliver py1.cose --to XB.DOJ-CA --data-dir xa --addr "$addr"
+check "the independent code verifies the node's receipt (pycose) for exactly that envelope" \
+    "$py" "$seal_py" check-receipt --receipt py1.receipt --envelope py1.cose --issuer-card xbn/card.cose
+"$py" "$seal_py" seal --sender-keys xa/secret-keys.cose --sender-card xa/card.cose \
+    --recipient-card xbn/card.cose --case "$py_case" --type liaison --message-cbor "$liaison_cbor" \
+    --out py2.cose --sequence 2 --previous "$(sha256sum py1.cose | cut -d' ' -f1)" --checkpoint >/dev/null
+check "the second, carrying a checkpoint the Python code signed, is accepted next in its chain" \
+    "$bin" deliver py2.cose --to XB.DOJ-CA --data-dir xa --addr "$addr"
+check "the independent code verifies the node's cosignature of that checkpoint, byte for byte" \
+    "$py" "$seal_py" check-receipt --receipt py2.receipt --envelope py2.cose \
+    --issuer-card xbn/card.cose --checkpoint-body py2.cose.checkpoint-body
+check "a receipt is not taken for another envelope" \
+    refused "$py" "$seal_py" check-receipt --receipt py2.receipt --envelope py1.cose --issuer-card xbn/card.cose
+kill "$node_pid" 2>/dev/null || true
+wait "$node_pid" 2>/dev/null || true
+unset ROGATORY_PASSPHRASE
 check "the receipt vector's cosignature (spec/PROTOCOL.md §6.4) verifies in independent code" \
     "$py" "$root/tests/interop/verify_note.py" --receipt-vectors "$root/spec/vectors/receipts.json"
 check "CDDL schemas (spec/cddl) accept every vector and refuse mutilated messages" \
