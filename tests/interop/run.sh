@@ -7,7 +7,8 @@
 # CBOR of the examples, receipts, cards and envelopes against the CDDL schemas in spec/cddl/.
 #
 # Then seals envelopes with independent Python code (seal_envelope.py), has the binary open one and
-# a running node accept two over libp2p, and checks the node's receipts and cosignature in Python.
+# a running node accept three over libp2p (two handed to `rogatory deliver`, the third sent by
+# py-libp2p, an independent libp2p stack), and checks the node's receipts and cosignature in Python.
 #
 # Usage: tests/interop/run.sh [PATH-TO-rogatory]   (default: target/debug/rogatory)
 # The Python packages go into a virtualenv at $ROGATORY_VENV (default: .venv in the repository).
@@ -22,7 +23,7 @@ bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c 'import pycose, cwt, cbor2, cryptography, pycddl' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import pycose, cwt, cbor2, cryptography, pycddl, libp2p' 2>/dev/null; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/interop/requirements.txt"
 fi
 py="$venv/bin/python"
@@ -132,6 +133,16 @@ check "the independent code verifies the node's cosignature of that checkpoint, 
     --issuer-card xbn/card.cose --checkpoint-body py2.cose.checkpoint-body
 check "a receipt is not taken for another envelope" \
     refused "$py" "$seal_py" check-receipt --receipt py2.receipt --envelope py1.cose --issuer-card xbn/card.cose
+for _ in $(seq 1 100); do grep -q "running as peer" xbn.log && break; sleep 0.1; done
+peer=$(grep "running as peer" xbn.log | head -1 | sed 's/.*running as peer //')
+"$py" "$seal_py" seal --sender-keys xa/secret-keys.cose --sender-card xa/card.cose \
+    --recipient-card xbn/card.cose --case "$py_case" --type liaison --message-cbor "$liaison_cbor" \
+    --out py3.cose --sequence 3 --previous "$(sha256sum py2.cose | cut -d' ' -f1)" >/dev/null
+check "an independent libp2p stack (py-libp2p: TCP, Noise, Yamux) delivers the third, with the sender's key as identity" \
+    "$py" "$root/tests/interop/libp2p_deliver.py" --sender-keys xa/secret-keys.cose \
+    --addr "$addr/p2p/$peer" --envelope py3.cose --out py3.receipt
+check "the node's receipt for it verifies in the independent code" \
+    "$py" "$seal_py" check-receipt --receipt py3.receipt --envelope py3.cose --issuer-card xbn/card.cose
 kill "$node_pid" 2>/dev/null || true
 wait "$node_pid" 2>/dev/null || true
 unset ROGATORY_PASSPHRASE
