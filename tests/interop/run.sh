@@ -137,12 +137,13 @@ for _ in $(seq 1 100); do grep -q "running as peer" xbn.log && break; sleep 0.1;
 peer=$(grep "running as peer" xbn.log | head -1 | sed 's/.*running as peer //')
 "$py" "$seal_py" seal --sender-keys xa/secret-keys.cose --sender-card xa/card.cose \
     --recipient-card xbn/card.cose --case "$py_case" --type liaison --message-cbor "$liaison_cbor" \
-    --out py3.cose --sequence 3 --previous "$(sha256sum py2.cose | cut -d' ' -f1)" >/dev/null
+    --out py3.cose --sequence 3 --previous "$(sha256sum py2.cose | cut -d' ' -f1)" --checkpoint >/dev/null
 check "an independent libp2p stack (py-libp2p: TCP, Noise, Yamux) delivers the third, with the sender's key as identity" \
     "$py" "$root/tests/interop/libp2p_deliver.py" --sender-keys xa/secret-keys.cose \
     --addr "$addr/p2p/$peer" --envelope py3.cose --out py3.receipt
-check "the node's receipt for it verifies in the independent code" \
-    "$py" "$seal_py" check-receipt --receipt py3.receipt --envelope py3.cose --issuer-card xbn/card.cose
+check "the node's receipt for it, and its cosignature of the carried checkpoint, verify in the independent code" \
+    "$py" "$seal_py" check-receipt --receipt py3.receipt --envelope py3.cose --issuer-card xbn/card.cose \
+    --checkpoint-body py3.cose.checkpoint-body
 kill "$node_pid" 2>/dev/null || true
 wait "$node_pid" 2>/dev/null || true
 unset ROGATORY_PASSPHRASE
