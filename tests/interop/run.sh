@@ -27,6 +27,8 @@ if ! "$venv/bin/python" -c 'import pycose, cwt, cbor2, cryptography, pycddl, lib
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/interop/requirements.txt"
 fi
 py="$venv/bin/python"
+# shellcheck source=tests/interop/node.sh
+. "$root/tests/interop/node.sh"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -111,11 +113,10 @@ export ROGATORY_PASSPHRASE="interop passphrase, not a secret"
 fp() { "$bin" card show "$1" --json | "$py" -c 'import json,sys; print(json.load(sys.stdin)["fingerprint"])'; }
 "$bin" peer add xa/card.cose --fingerprint "$(fp xa/card.cose)" --data-dir xbn >/dev/null
 "$bin" peer add xbn/card.cose --fingerprint "$(fp xbn/card.cose)" --data-dir xa >/dev/null
-"$bin" run --data-dir xbn > xbn.log 2>&1 &
-node_pid=$!
+start_node xbn listening
 trap 'kill "$node_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 1 100); do grep -q "^listening on" xbn.log && break; sleep 0.1; done
-addr=$(grep "^listening on" xbn.log | head -1 | sed 's/^listening on //')
+addr=$node_addr
+peer=$node_peer
 "$py" "$seal_py" seal --sender-keys xa/secret-keys.cose --sender-card xa/card.cose \
     --recipient-card xbn/card.cose --case "$py_case" --type liaison --message-cbor "$liaison_cbor" \
     --out py1.cose >/dev/null
@@ -133,8 +134,6 @@ check "the independent code verifies the node's cosignature of that checkpoint, 
     --issuer-card xbn/card.cose --checkpoint-body py2.cose.checkpoint-body
 check "a receipt is not taken for another envelope" \
     refused "$py" "$seal_py" check-receipt --receipt py2.receipt --envelope py1.cose --issuer-card xbn/card.cose
-for _ in $(seq 1 100); do grep -q "running as peer" xbn.log && break; sleep 0.1; done
-peer=$(grep "running as peer" xbn.log | head -1 | sed 's/.*running as peer //')
 "$py" "$seal_py" seal --sender-keys xa/secret-keys.cose --sender-card xa/card.cose \
     --recipient-card xbn/card.cose --case "$py_case" --type liaison --message-cbor "$liaison_cbor" \
     --out py3.cose --sequence 3 --previous "$(sha256sum py2.cose | cut -d' ' -f1)" --checkpoint >/dev/null

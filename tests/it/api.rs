@@ -329,26 +329,33 @@ fn a_clerk_gets_the_status_while_64_clients_hold_every_connection() {
     // As many busy clients as the listener holds connections, each keeping its own open.
     let busy = rogatory_node::api::listen::MAX_CONNECTIONS;
     let done = Arc::new(AtomicBool::new(false));
-    let requests = Arc::new(AtomicUsize::new(0));
     let finished = Arc::new(AtomicUsize::new(0));
+    // Each client says so once it has made 20 requests.
+    let (going_tx, going) = std::sync::mpsc::channel::<()>();
     let clients: Vec<_> = (0..busy)
         .map(|_| {
-            let (dir, done, requests) = (dir.clone(), Arc::clone(&done), Arc::clone(&requests));
-            let finished = Arc::clone(&finished);
+            let (dir, done, finished) = (dir.clone(), Arc::clone(&done), Arc::clone(&finished));
+            let going = going_tx.clone();
             std::thread::spawn(move || {
                 let api = rogatory_node::client::Client::connect(&dir).unwrap();
                 let deadline = std::time::Instant::now() + Duration::from_secs(120);
+                let mut made = 0;
                 while !done.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
                     // A connection closed by the node is opened again by the client.
                     api.get::<Value>("/v1/status").unwrap();
-                    requests.fetch_add(1, Ordering::Relaxed);
+                    made += 1;
+                    if made == 20 {
+                        let _ = going.send(());
+                    }
                 }
                 finished.fetch_add(1, Ordering::Relaxed);
             })
         })
         .collect();
-    while requests.load(Ordering::Relaxed) < busy * 20 {
-        std::thread::sleep(Duration::from_millis(20));
+    for _ in 0..busy {
+        going
+            .recv_timeout(Duration::from_secs(60))
+            .expect("every client makes 20 requests within a minute");
     }
     // A clerk's `rogatory status`: answered while every client is still busy.
     let status = run_line(t.path(), &format!("status --data-dir {}", dir.display()));

@@ -165,21 +165,28 @@ impl NodeProcess {
         };
         let pid = rustix::process::Pid::from_raw(c.id() as i32).context("a process id")?;
         let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        let deadline = std::time::Instant::now() + STOP_TIMEOUT;
-        loop {
-            if let Some(status) = c.try_wait()? {
-                return Ok(status);
-            }
-            if std::time::Instant::now() >= deadline {
-                let _ = c.kill();
-                let status = c.wait()?;
-                bail!(
-                    "the node of {} did not stop within {STOP_TIMEOUT:?} and was killed ({status})",
-                    self.dir.display()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        // Its exit, waited for on a thread, is the event; the child is reaped only there, so
+        // its process id cannot be reused before a SIGKILL after the timeout reaches it.
+        let (exited_tx, exited) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let status = c.wait();
+            let _ = exited_tx.send(());
+            status
+        });
+        let timed_out = exited.recv_timeout(STOP_TIMEOUT).is_err();
+        if timed_out {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }
+        let status = waiter.join().map_err(|_| {
+            anyhow::anyhow!("waiting for the node of {} failed", self.dir.display())
+        })??;
+        if timed_out {
+            bail!(
+                "the node of {} did not stop within {STOP_TIMEOUT:?} and was killed ({status})",
+                self.dir.display()
+            );
+        }
+        Ok(status)
     }
 
     /// Kills it with SIGKILL: no chance to finish anything.

@@ -54,16 +54,11 @@ done
 fingerprint() { "$bin" card show "$1" --json | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["fingerprint"])'; }
 "$bin" peer add xb.card --fingerprint "$(fingerprint xb.card)" --data-dir xa >/dev/null
 "$bin" peer add xa.card --fingerprint "$(fingerprint xa.card)" --data-dir xb >/dev/null
+# shellcheck source=tests/interop/node.sh
+. "$root/tests/interop/node.sh"
 for dir in xa xb; do
-    "$bin" run --data-dir "$dir" > "$dir.log" 2>&1 &
-    pids+=("$!")
-done
-for dir in xa xb; do
-    for _ in $(seq 1 600); do
-        grep -q '^api on ' "$dir.log" && break
-        sleep 0.1
-    done
-    grep -q '^api on ' "$dir.log" || { echo "FAIL: the node $dir did not start" >&2; cat "$dir.log" >&2; exit 1; }
+    start_node "$dir" || { echo "FAIL: the node $dir did not start" >&2; exit 1; }
+    pids+=("$node_pid")
 done
 
 "$venv/bin/python" "$root/tests/interop/openapi/client_check.py" "$work/pkg" \
