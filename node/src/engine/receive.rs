@@ -202,18 +202,8 @@ pub fn receive_in(
             rogatory_proto::case::authz::CLOCK_TOLERANCE_SECS
         );
         tracing::warn!(peer = %info.from, "refused an envelope dated in the future: {detail}");
-        let receipt = reject(batch, &signer, me, id, &info.from, now, reason, detail)?;
-        batch.store_receipt(&id.0, &receipt)?;
-        if !in_order {
-            return Ok((Outcome::Rejected { reason, receipt }, None));
-        }
-        batch.set_chain_in(
-            &info.from,
-            &info.case_commitment.0,
-            info.chain.sequence,
-            &id.0,
-        )?;
-        return Ok((Outcome::Rejected { reason, receipt }, Some(slot)));
+        let place = in_order.then_some(slot);
+        return refuse_in_place(batch, &signer, me, id, &info, place, now, reason, detail);
     }
     // The sender's log must extend what was witnessed of it (spec/PROTOCOL.md §6.6); checked
     // before the chain, so that a sender restored from an old copy (which reuses chain
@@ -227,18 +217,10 @@ pub fn receive_in(
                     let detail = format!(
                         "your log of this case is not consistent with what we witnessed: {inconsistency}"
                     );
-                    let receipt = reject(batch, &signer, me, id, &info.from, now, reason, detail)?;
-                    batch.store_receipt(&id.0, &receipt)?;
-                    if !in_order {
-                        return Ok((Outcome::Rejected { reason, receipt }, None));
-                    }
-                    batch.set_chain_in(
-                        &info.from,
-                        &info.case_commitment.0,
-                        info.chain.sequence,
-                        &id.0,
-                    )?;
-                    return Ok((Outcome::Rejected { reason, receipt }, Some(slot)));
+                    let place = in_order.then_some(slot);
+                    return refuse_in_place(
+                        batch, &signer, me, id, &info, place, now, reason, detail,
+                    );
                 }
             }
         }
@@ -670,6 +652,33 @@ fn unauthorized(
         None,
         None,
     )
+}
+
+/// Refuses an envelope whose origin is established: the signed refusal is stored (a replay
+/// gets the same), and, when it was next in its sender's chain (`place`), it takes that place.
+#[allow(clippy::too_many_arguments)]
+fn refuse_in_place(
+    batch: &mut Batch<'_>,
+    signer: &LogSigner<'_>,
+    me: &KeyDir,
+    id: EnvelopeId,
+    info: &envelope::EnvelopeInfo,
+    place: Option<ChainSlot>,
+    now: u64,
+    reason: ReasonCode,
+    detail: String,
+) -> Result<(Outcome, Option<ChainSlot>)> {
+    let receipt = reject(batch, signer, me, id, &info.from, now, reason, detail)?;
+    batch.store_receipt(&id.0, &receipt)?;
+    if place.is_some() {
+        batch.set_chain_in(
+            &info.from,
+            &info.case_commitment.0,
+            info.chain.sequence,
+            &id.0,
+        )?;
+    }
+    Ok((Outcome::Rejected { reason, receipt }, place))
 }
 
 /// Logs a refusal in the node log and signs the rejection receipt.
