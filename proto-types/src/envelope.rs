@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 use crate::card::AgencyCard;
 use crate::cose::{self, CoseError, label};
 use crate::ids::{AgencyId, CaseId, EnvelopeId, MessageId, Sha256Digest};
-use crate::keys::{AgencySecretKeys, CRV_X25519, EncryptionSecretKey, KTY_OKP, fill_random};
+use crate::keys::{AgencySecretKeys, CRV_X25519, EncryptionSecretKey, KTY_OKP, KeyId, fill_random};
 use crate::message::{Message, MessageError, MessageType};
 use crate::reason::ReasonCode;
 
@@ -292,6 +292,16 @@ pub enum OpenError {
     /// The signing key is not the one on the sender's card.
     #[error("the envelope from {0} is signed with a key that is not on its trusted card")]
     KeyMismatch(AgencyId),
+    /// The signing key was revoked by the sender's root (spec/KEYS.md §6).
+    #[error(
+        "the envelope from {from} is signed with a key its root revoked ({reason}): refused whatever time it claims"
+    )]
+    RevokedSender {
+        /// Sender.
+        from: AgencyId,
+        /// The revocation's reason.
+        reason: &'static str,
+    },
     /// The signing key was not valid at the stated time.
     #[error("the envelope from {from} was signed at {sent_at}, outside its key's validity")]
     KeyNotValid {
@@ -364,6 +374,7 @@ impl OpenError {
             OpenError::UnknownSender(_) => ReasonCode::UnknownSender,
             OpenError::KeyMismatch(_) | OpenError::WrongEncryptionKey(_) => ReasonCode::KeyMismatch,
             OpenError::KeyNotValid { .. } => ReasonCode::KeyNotValid,
+            OpenError::RevokedSender { .. } => ReasonCode::RevokedSender,
             OpenError::BadOriginSignature(_) | OpenError::BadInnerSignature(_) => {
                 ReasonCode::BadSignature
             }
@@ -380,10 +391,48 @@ impl OpenError {
     }
 }
 
+/// An agency's signing key as the receiver trusts it: the card that lists it and the window
+/// in which it signs.
+#[derive(Debug, Clone, Copy)]
+pub struct SignerKey<'a> {
+    /// The card that lists the key (the current card, or an earlier one of its key history).
+    pub card: &'a AgencyCard,
+    /// Unix seconds from which the key signs.
+    pub valid_from: u64,
+    /// Unix seconds from which it no longer signs, if limited.
+    pub valid_until: Option<u64>,
+}
+
+impl<'a> SignerKey<'a> {
+    /// The card's own signing key with the window the card gives it.
+    pub fn of_card(card: &'a AgencyCard) -> Self {
+        let (valid_from, valid_until) = card
+            .key_validity(card.signing_key().id())
+            .unwrap_or((0, None));
+        Self {
+            card,
+            valid_from,
+            valid_until,
+        }
+    }
+}
+
 /// Looks up trusted agency cards by id.
 pub trait TrustedCards {
-    /// The trusted card of `id`, if any.
+    /// The trusted (current) card of `id`, if any.
     fn card(&self, id: &AgencyId) -> Option<&AgencyCard>;
+
+    /// The signing key `kid` of agency `id`, if trusted. Without a key history only the
+    /// current card's key is.
+    fn signer(&self, id: &AgencyId, kid: &KeyId) -> Result<SignerKey<'_>, OpenError> {
+        let card = self
+            .card(id)
+            .ok_or_else(|| OpenError::UnknownSender(id.clone()))?;
+        if card.signing_key().id() != kid {
+            return Err(OpenError::KeyMismatch(id.clone()));
+        }
+        Ok(SignerKey::of_card(card))
+    }
 }
 
 impl TrustedCards for [AgencyCard] {
@@ -401,6 +450,43 @@ impl TrustedCards for Vec<AgencyCard> {
 impl TrustedCards for std::collections::BTreeMap<AgencyId, AgencyCard> {
     fn card(&self, id: &AgencyId) -> Option<&AgencyCard> {
         self.get(id)
+    }
+}
+
+impl TrustedCards for crate::keyhist::KeyHistory {
+    fn card(&self, id: &AgencyId) -> Option<&AgencyCard> {
+        (self.agency() == id).then(|| self.current_card())
+    }
+
+    fn signer(&self, id: &AgencyId, kid: &KeyId) -> Result<SignerKey<'_>, OpenError> {
+        if self.agency() != id {
+            return Err(OpenError::UnknownSender(id.clone()));
+        }
+        match self.signer(kid) {
+            Ok((card, rec)) => Ok(SignerKey {
+                card,
+                valid_from: rec.from,
+                valid_until: rec.until,
+            }),
+            Err(crate::keyhist::KeyRefusal::Unknown) => Err(OpenError::KeyMismatch(id.clone())),
+            Err(crate::keyhist::KeyRefusal::Revoked(r)) => Err(OpenError::RevokedSender {
+                from: id.clone(),
+                reason: r.reason.as_str(),
+            }),
+        }
+    }
+}
+
+impl TrustedCards for std::collections::BTreeMap<AgencyId, crate::keyhist::KeyHistory> {
+    fn card(&self, id: &AgencyId) -> Option<&AgencyCard> {
+        self.get(id).map(|h| h.current_card())
+    }
+
+    fn signer(&self, id: &AgencyId, kid: &KeyId) -> Result<SignerKey<'_>, OpenError> {
+        let h = self
+            .get(id)
+            .ok_or_else(|| OpenError::UnknownSender(id.clone()))?;
+        TrustedCards::signer(h, id, kid)
     }
 }
 
@@ -817,39 +903,26 @@ fn parse_outer<'a>(
 fn check_origin(
     info: &EnvelopeInfo,
     s: &cose::Sign1<'_>,
-    card: &AgencyCard,
+    signer: &SignerKey<'_>,
     limits: &Limits,
 ) -> Result<(), OpenError> {
+    let card = signer.card;
     if card.id() != &info.from {
         return Err(OpenError::UnknownSender(info.from.clone()));
     }
     if &info.signer_key_id != card.signing_key().id() {
         return Err(OpenError::KeyMismatch(info.from.clone()));
     }
-    check_key_validity(card, &info.signer_key_id, &info.from, info.sent_at, limits)?;
-    if !cose::verify_sign1(s, card.signing_key()) {
-        return Err(OpenError::BadOriginSignature(info.from.clone()));
-    }
-    Ok(())
-}
-
-fn check_key_validity(
-    card: &AgencyCard,
-    kid: &[u8; 32],
-    from: &AgencyId,
-    sent_at: u64,
-    limits: &Limits,
-) -> Result<(), OpenError> {
-    let (valid_from, valid_until) = card
-        .key_validity(kid)
-        .ok_or_else(|| OpenError::KeyMismatch(from.clone()))?;
-    let early = sent_at.saturating_add(limits.clock_skew_secs) < valid_from;
-    let late = valid_until.is_some_and(|u| sent_at >= u);
+    let early = info.sent_at.saturating_add(limits.clock_skew_secs) < signer.valid_from;
+    let late = signer.valid_until.is_some_and(|u| info.sent_at >= u);
     if early || late {
         return Err(OpenError::KeyNotValid {
-            from: from.clone(),
-            sent_at,
+            from: info.from.clone(),
+            sent_at: info.sent_at,
         });
+    }
+    if !cose::verify_sign1(s, card.signing_key()) {
+        return Err(OpenError::BadOriginSignature(info.from.clone()));
     }
     Ok(())
 }
@@ -862,7 +935,7 @@ pub fn verify_origin(
     limits: &Limits,
 ) -> Result<EnvelopeInfo, OpenError> {
     let (info, s) = parse_outer(bytes, limits)?;
-    check_origin(&info, &s, sender, limits)?;
+    check_origin(&info, &s, &SignerKey::of_card(sender), limits)?;
     Ok(info)
 }
 
@@ -889,10 +962,9 @@ pub fn open(
         return Err(OpenError::LocalKeys(recipient.card.id().to_string()));
     }
     let (info, outer) = parse_outer(bytes, limits)?;
-    let card = trusted
-        .card(&info.from)
-        .ok_or_else(|| OpenError::UnknownSender(info.from.clone()))?;
-    check_origin(&info, &outer, card, limits)?;
+    let signer = trusted.signer(&info.from, &info.signer_key_id)?;
+    check_origin(&info, &outer, &signer, limits)?;
+    let card = signer.card;
     let us = recipient.card.id();
     if &info.to != us {
         return Err(OpenError::NotAddressee {
@@ -917,7 +989,7 @@ pub fn open_with_key(
     limits: &Limits,
 ) -> Result<Opened, OpenError> {
     let (info, outer) = parse_outer(bytes, limits)?;
-    check_origin(&info, &outer, sender, limits)?;
+    check_origin(&info, &outer, &SignerKey::of_card(sender), limits)?;
     let p = parse_encrypt(outer.payload)?;
     let inner = decrypt_parts(&p, key)?;
     open_inner(info, inner, sender, limits)
@@ -1162,13 +1234,12 @@ fn decrypt(payload: &[u8], recipient: &Recipient<'_>) -> Result<Vec<u8>, OpenErr
 
 /// The content key the recipient derives from the key agreement.
 fn derive_key(p: &EncryptParts<'_>, recipient: &Recipient<'_>) -> Result<EnvelopeKey, OpenError> {
-    if &p.kid != recipient.card.encryption_key().id() {
-        return Err(OpenError::WrongEncryptionKey(recipient.card.id().clone()));
-    }
-    let shared = recipient
+    // The current encryption key, or one a rotation replaced (spec/KEYS.md §5).
+    let secret = recipient
         .keys
-        .encryption
-        .diffie_hellman(&x25519_dalek::PublicKey::from(p.ephemeral));
+        .encryption_key(&p.kid)
+        .ok_or_else(|| OpenError::WrongEncryptionKey(recipient.card.id().clone()))?;
+    let shared = secret.diffie_hellman(&x25519_dalek::PublicKey::from(p.ephemeral));
     if !shared.was_contributory() {
         return Err(OpenError::Undecryptable);
     }

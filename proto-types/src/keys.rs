@@ -27,8 +27,14 @@ const LABEL_CRV: i64 = -1;
 const LABEL_X: i64 = -2;
 const LABEL_D: i64 = -4;
 
-/// Largest COSE_Key or key set this crate decodes.
+/// Largest COSE_Key this crate decodes.
 const MAX_KEY_BYTES: usize = 4096;
+/// Largest key set this crate decodes (the keys of a node after many rotations).
+const MAX_KEY_SET_BYTES: usize = 16 * 1024;
+/// Previous encryption keys a key set keeps at most.
+pub const MAX_PREVIOUS_KEYS: usize = 64;
+/// COSE key type Symmetric (RFC 9053 §7.3), for the storage key.
+const KTY_SYMMETRIC: i64 = 4;
 
 /// Why a key could not be used. Whose fault it is depends on where the key came from, so the
 /// caller wraps this in its own error.
@@ -186,6 +192,37 @@ impl SigningKey {
     pub fn seed(&self) -> Zeroizing<[u8; 32]> {
         Zeroizing::new(self.key.to_bytes())
     }
+
+    /// The key as a secret COSE_Key (RFC 9052 §7; `d` is the seed): a root key file.
+    ///
+    /// The result holds the secret: write it only where its owner alone can read it.
+    pub fn to_cose_key_secret(&self) -> Zeroizing<Vec<u8>> {
+        let seed = self.seed();
+        Zeroizing::new(okp_cose_key(
+            CRV_ED25519,
+            ALG_EDDSA,
+            self.public.id(),
+            self.public.as_bytes(),
+            Some(&seed),
+        ))
+    }
+
+    /// Parses a secret COSE_Key written by [`Self::to_cose_key_secret`], checking that the
+    /// public key matches the seed.
+    pub fn from_cose_key_secret(bytes: &[u8]) -> Result<Self, KeyError> {
+        let k = parse_okp(bytes, CRV_ED25519, ALG_EDDSA, true)?;
+        let d = k
+            .d
+            .as_deref()
+            .ok_or_else(|| KeyError::Format("secret key material (label -4) is missing".into()))?;
+        let key = Self::from_seed(d);
+        if key.public.as_bytes() != &k.x {
+            return Err(KeyError::Format(
+                "the public key does not match the secret key".into(),
+            ));
+        }
+        Ok(key)
+    }
 }
 
 /// An agency's X25519 public encryption key.
@@ -293,12 +330,17 @@ impl EncryptionSecretKey {
     }
 }
 
-/// Both secret keys of one agency: what the key file holds.
+/// The secret keys of one agency's node: what the key file holds.
 pub struct AgencySecretKeys {
     /// The Ed25519 signing key (also the node's libp2p identity).
     pub signing: SigningKey,
     /// The X25519 encryption key.
     pub encryption: EncryptionSecretKey,
+    /// Encryption keys replaced by a rotation, newest first: envelopes sealed to them before
+    /// partners learnt the new key are still opened (spec/KEYS.md §5).
+    pub previous_encryption: Vec<EncryptionSecretKey>,
+    /// The storage key, once it no longer derives from the encryption key (spec/KEYS.md §5).
+    storage: Option<Zeroizing<[u8; 32]>>,
 }
 
 impl std::fmt::Debug for AgencySecretKeys {
@@ -312,10 +354,25 @@ impl std::fmt::Debug for AgencySecretKeys {
 }
 
 impl AgencySecretKeys {
+    /// A signing and an encryption key, with no previous keys; the storage key derives from
+    /// the encryption key until the first rotation.
+    pub fn new(signing: SigningKey, encryption: EncryptionSecretKey) -> Self {
+        Self {
+            signing,
+            encryption,
+            previous_encryption: Vec::new(),
+            storage: None,
+        }
+    }
+
     /// The node's storage key, under which it wraps what it keeps secret at rest (evidence
-    /// content keys): HKDF-SHA256 of the X25519 secret, info `rogatory storage key v1`. It is
-    /// as safe as the key file, and changes with the encryption key.
+    /// content keys). A key set written before any rotation has none of its own: it is then
+    /// HKDF-SHA256 of the X25519 secret, info `rogatory storage key v1`. A rotation of the
+    /// encryption key writes that value into the key set, so it never changes.
     pub fn storage_key(&self) -> Zeroizing<[u8; 32]> {
+        if let Some(k) = &self.storage {
+            return k.clone();
+        }
         let ikm = self.encryption.to_bytes();
         let hk = hkdf::Hkdf::<sha2::Sha256>::new(None, ikm.as_ref());
         let mut out = Zeroizing::new([0u8; 32]);
@@ -326,10 +383,39 @@ impl AgencySecretKeys {
 
     /// Generates a fresh pair from the operating system's random source.
     pub fn generate() -> Self {
+        Self::new(SigningKey::generate(), EncryptionSecretKey::generate())
+    }
+
+    /// The key set after a rotation: a new signing key, a new encryption key, or both. A
+    /// replaced encryption key is kept (to open envelopes already sealed to it) and the storage
+    /// key is fixed first, so what was wrapped under it stays readable.
+    pub fn rotated(&self, signing: Option<SigningKey>, encryption: Option<EncryptionSecretKey>) -> Self {
+        let storage = Some(self.storage_key());
+        let mut previous: Vec<EncryptionSecretKey> = Vec::new();
+        let keep = |k: &EncryptionSecretKey| EncryptionSecretKey::from_bytes(&k.to_bytes());
+        let new_encryption = match encryption {
+            Some(e) => {
+                previous.push(keep(&self.encryption));
+                e
+            }
+            None => keep(&self.encryption),
+        };
+        previous.extend(self.previous_encryption.iter().map(keep));
+        previous.truncate(MAX_PREVIOUS_KEYS);
+        let new_signing = signing.unwrap_or_else(|| SigningKey::from_seed(&self.signing.seed()));
         Self {
-            signing: SigningKey::generate(),
-            encryption: EncryptionSecretKey::generate(),
+            signing: new_signing,
+            encryption: new_encryption,
+            previous_encryption: previous,
+            storage,
         }
+    }
+
+    /// The encryption secret whose public key has id `kid`: the current one or a previous one.
+    pub fn encryption_key(&self, kid: &KeyId) -> Option<&EncryptionSecretKey> {
+        std::iter::once(&self.encryption)
+            .chain(self.previous_encryption.iter())
+            .find(|k| k.public_key().id() == kid)
     }
 
     /// Encodes both secret keys as a COSE_KeySet (RFC 9052 §7): the signing key first.
@@ -352,46 +438,111 @@ impl AgencySecretKeys {
             self.encryption.public_key().as_bytes(),
             Some(&raw),
         );
+        let mut items = vec![sk, ek];
+        for prev in &self.previous_encryption {
+            let raw = prev.to_bytes();
+            items.push(okp_cose_key_value(
+                CRV_X25519,
+                ALG_ECDH_ES_HKDF_256,
+                prev.public_key().id(),
+                prev.public_key().as_bytes(),
+                Some(&raw),
+            ));
+        }
+        if let Some(k) = &self.storage {
+            items.push(Value::Map(vec![
+                (Value::from(LABEL_KTY), Value::from(KTY_SYMMETRIC)),
+                (Value::from(LABEL_CRV), Value::Bytes(k.to_vec())),
+            ]));
+        }
         let mut out = Zeroizing::new(Vec::with_capacity(256));
-        let _ = ciborium::into_writer(&Value::Array(vec![sk, ek]), &mut *out);
+        let _ = ciborium::into_writer(&Value::Array(items), &mut *out);
         out
     }
 
     /// Decodes a COSE_KeySet written by [`Self::to_cose_key_set`], checking that each public
-    /// key matches its secret.
+    /// key matches its secret: the signing key, the encryption key, then any previous
+    /// encryption keys, then the storage key if it no longer derives from the encryption key.
     pub fn from_cose_key_set(bytes: &[u8]) -> Result<Self, KeyError> {
-        let value = cbor::parse_value(bytes, MAX_KEY_BYTES, "key set")?;
-        let Value::Array(items) = value else {
+        let value = cbor::parse_value(bytes, MAX_KEY_SET_BYTES, "key set")?;
+        let Value::Array(mut items) = value else {
             return Err(KeyError::Format("a key set is a CBOR array".into()));
         };
-        if items.len() != 2 {
+        if items.len() < 2 || items.len() > 3 + MAX_PREVIOUS_KEYS {
             return Err(KeyError::Format(
-                "the key set must hold exactly the signing key and the encryption key".into(),
+                "the key set must hold the signing key, the encryption key and at most 64 previous keys"
+                    .into(),
+            ));
+        }
+        let mut storage = None;
+        if let Some(Value::Map(m)) = items.last()
+            && m.first().and_then(|(_, v)| v.as_integer()) == Some(KTY_SYMMETRIC.into())
+        {
+            let Some(Value::Map(m)) = items.pop() else {
+                unreachable!("checked above")
+            };
+            let k = match m.as_slice() {
+                [(kty, _), (label, Value::Bytes(k))]
+                    if kty.as_integer() == Some(LABEL_KTY.into())
+                        && label.as_integer() == Some(LABEL_CRV.into())
+                        && k.len() == 32 =>
+                {
+                    let mut out = Zeroizing::new([0u8; 32]);
+                    out.copy_from_slice(k);
+                    out
+                }
+                _ => {
+                    return Err(KeyError::Format(
+                        "the storage key must be {1: 4, -1: 32 bytes}".into(),
+                    ));
+                }
+            };
+            storage = Some(k);
+        }
+        if items.len() < 2 {
+            return Err(KeyError::Format(
+                "the key set must hold the signing key and the encryption key".into(),
             ));
         }
         let mut enc = Zeroizing::new(Vec::new());
         let _ = ciborium::into_writer(&items[0], &mut *enc);
         let s = parse_okp(&enc, CRV_ED25519, ALG_EDDSA, true)?;
-        enc.clear();
-        let _ = ciborium::into_writer(&items[1], &mut *enc);
-        let e = parse_okp(&enc, CRV_X25519, ALG_ECDH_ES_HKDF_256, true)?;
-        drop(items);
-        let (Some(sd), Some(ed)) = (s.d.as_deref(), e.d.as_deref()) else {
-            return Err(KeyError::Format(
-                "secret key material (label -4) is missing".into(),
-            ));
-        };
+        let sd = s
+            .d
+            .as_deref()
+            .ok_or_else(|| KeyError::Format("secret key material (label -4) is missing".into()))?;
         let signing = SigningKey::from_seed(sd);
-        let encryption = EncryptionSecretKey::from_bytes(ed);
-        if signing.verifying_key().as_bytes() != &s.x || encryption.public_key().as_bytes() != &e.x
-        {
+        if signing.verifying_key().as_bytes() != &s.x {
             return Err(KeyError::Format(
                 "a public key in the key set does not match its secret key".into(),
             ));
         }
+        let mut x25519 = Vec::with_capacity(items.len() - 1);
+        for item in &items[1..] {
+            enc.clear();
+            let _ = ciborium::into_writer(item, &mut *enc);
+            let e = parse_okp(&enc, CRV_X25519, ALG_ECDH_ES_HKDF_256, true)?;
+            let ed = e.d.as_deref().ok_or_else(|| {
+                KeyError::Format("secret key material (label -4) is missing".into())
+            })?;
+            let key = EncryptionSecretKey::from_bytes(ed);
+            if key.public_key().as_bytes() != &e.x {
+                return Err(KeyError::Format(
+                    "a public key in the key set does not match its secret key".into(),
+                ));
+            }
+            x25519.push(key);
+        }
+        drop(items);
+        let mut x25519 = x25519.into_iter();
+        let Some(encryption) = x25519.next() else {
+            return Err(KeyError::Format("the encryption key is missing".into()));
+        };
         Ok(Self {
             signing,
             encryption,
+            previous_encryption: x25519.collect(),
+            storage,
         })
     }
 }

@@ -59,6 +59,7 @@ mod cose;
 pub mod envelope;
 pub mod evidence;
 pub mod ids;
+pub mod keyhist;
 pub mod keys;
 pub mod message;
 pub mod reason;

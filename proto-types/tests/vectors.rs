@@ -333,10 +333,10 @@ fn replay_envelope_vector(v: &Value) {
         .unwrap()
         .iter()
         .map(|a| {
-            let keys = AgencySecretKeys {
-                signing: SigningKey::from_seed(&arr32(a, "signing_seed")),
-                encryption: EncryptionSecretKey::from_bytes(&arr32(a, "encryption_secret")),
-            };
+            let keys = AgencySecretKeys::new(
+                SigningKey::from_seed(&arr32(a, "signing_seed")),
+                EncryptionSecretKey::from_bytes(&arr32(a, "encryption_secret")),
+            );
             let id = AgencyId::new(a["id"].as_str().unwrap()).unwrap();
             let agency = Agency::with_keys(id.as_str(), keys);
             assert_eq!(

@@ -25,10 +25,10 @@ fn fixture_dir() -> PathBuf {
 }
 
 fn fixed_agency() -> (AgencySecretKeys, AgencyCard) {
-    let keys = AgencySecretKeys {
-        signing: SigningKey::from_seed(&[0x51; 32]),
-        encryption: EncryptionSecretKey::from_bytes(&[0x52; 32]),
-    };
+    let keys = AgencySecretKeys::new(
+        SigningKey::from_seed(&[0x51; 32]),
+        EncryptionSecretKey::from_bytes(&[0x52; 32]),
+    );
     let card = AgencyCard::issue(
         CardDetails {
             id: AgencyId::new("XA.MOJ-CA").unwrap(),

@@ -87,10 +87,10 @@ fn bundle(
 fn card() -> rogatory_proto::card::AgencyCard {
     use rogatory_proto::card::{AgencyCard, CardDetails, Role};
     use rogatory_proto::keys::{AgencySecretKeys, EncryptionSecretKey, SigningKey};
-    let keys = AgencySecretKeys {
-        signing: SigningKey::from_seed(&[0x51; 32]),
-        encryption: EncryptionSecretKey::from_bytes(&[0x52; 32]),
-    };
+    let keys = AgencySecretKeys::new(
+        SigningKey::from_seed(&[0x51; 32]),
+        EncryptionSecretKey::from_bytes(&[0x52; 32]),
+    );
     AgencyCard::issue(
         CardDetails {
             id: AgencyId::new("XA.MOJ-CA").unwrap(),

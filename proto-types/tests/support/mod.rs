@@ -19,10 +19,10 @@ pub struct Agency {
 impl Agency {
     /// An agency whose keys derive from `n`, so cards and signatures are reproducible.
     pub fn fixed(id: &str, n: u8) -> Self {
-        let keys = AgencySecretKeys {
-            signing: SigningKey::from_seed(&[n; 32]),
-            encryption: EncryptionSecretKey::from_bytes(&[n.wrapping_add(100); 32]),
-        };
+        let keys = AgencySecretKeys::new(
+            SigningKey::from_seed(&[n; 32]),
+            EncryptionSecretKey::from_bytes(&[n.wrapping_add(100); 32]),
+        );
         Self::with_keys(id, keys)
     }
 

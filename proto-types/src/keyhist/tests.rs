@@ -1,0 +1,259 @@
+use super::statement::{add_signature, sign};
+use super::*;
+use crate::card::{AgencyCard, CardDetails, Role};
+use crate::keys::{AgencySecretKeys, EncryptionSecretKey, SigningKey};
+
+const T0: u64 = 1_780_000_000;
+
+fn card(keys: &AgencySecretKeys, at: u64, address: &str) -> AgencyCard {
+    AgencyCard::issue(
+        CardDetails {
+            id: AgencyId::new("XA.MOJ-CA").unwrap(),
+            name: "XA".into(),
+            roles: vec![Role::CentralAuthority],
+            addresses: vec![address.into()],
+            languages: vec!["en".into()],
+            legal_bases: vec![],
+            issued_at: at,
+        },
+        keys,
+    )
+    .unwrap()
+}
+
+struct Agency {
+    root: Vec<SigningKey>,
+    keys: AgencySecretKeys,
+    history: KeyHistory,
+}
+
+fn agency(threshold: u32, n: usize) -> Agency {
+    let root: Vec<SigningKey> = (0..n).map(|_| SigningKey::generate()).collect();
+    let keys = AgencySecretKeys::generate();
+    let c = card(&keys, T0, "/ip4/127.0.0.1/tcp/1");
+    let publics: Vec<_> = root.iter().map(|k| k.verifying_key().clone()).collect();
+    let body = StatementBody::genesis(RootSet::new(threshold, &publics), &c, T0);
+    let signers: Vec<&SigningKey> = root.iter().take(threshold as usize).collect();
+    let genesis = sign(&body, &signers).unwrap();
+    let history = KeyHistory::from_statements(&[genesis]).unwrap();
+    Agency {
+        root,
+        keys,
+        history,
+    }
+}
+
+impl Agency {
+    fn rotate(&mut self, at: u64, endorse: bool) -> Vec<u8> {
+        let new = self.keys.rotated(
+            Some(SigningKey::generate()),
+            Some(EncryptionSecretKey::generate()),
+        );
+        let c = card(&new, at, "/ip4/127.0.0.1/tcp/2");
+        let body = self.history.next_card(&c, at);
+        let mut signers: Vec<&SigningKey> = vec![&self.root[0]];
+        if endorse {
+            signers.push(&self.keys.signing);
+        }
+        let bytes = sign(&body, &signers).unwrap();
+        self.history.apply(&bytes).unwrap();
+        self.keys = new;
+        bytes
+    }
+}
+
+#[test]
+fn a_genesis_names_the_root_and_its_fingerprint() {
+    let a = agency(1, 1);
+    assert_eq!(a.history.root_id(), a.root[0].verifying_key().id());
+    assert_eq!(a.history.fingerprint().len(), 39);
+    assert_eq!(
+        a.history.current_card().signing_key(),
+        a.keys.signing.verifying_key()
+    );
+    // The file round-trips.
+    let again = KeyHistory::from_file(&a.history.to_file()).unwrap();
+    assert_eq!(again.fingerprint(), a.history.fingerprint());
+    // Any flipped bit of the file is refused.
+    let file = a.history.to_file();
+    for i in 0..file.len() {
+        let mut b = file.clone();
+        b[i] ^= 0x01;
+        assert!(KeyHistory::from_file(&b).is_err(), "flip at {i} accepted");
+    }
+}
+
+#[test]
+fn a_bare_card_is_its_own_root_and_cannot_rotate() {
+    let keys = AgencySecretKeys::generate();
+    let c = card(&keys, T0, "/ip4/127.0.0.1/tcp/1");
+    let mut h = KeyHistory::from_file(c.as_bytes()).unwrap();
+    assert!(h.is_bare_card());
+    assert_eq!(h.fingerprint(), c.fingerprint());
+    assert!(h.signer(keys.signing.verifying_key().id()).is_ok());
+    let body = StatementBody {
+        seq: 1,
+        ..h.next_card(&c, T0)
+    };
+    let s = sign(&body, &[&keys.signing]).unwrap();
+    assert!(h.apply(&s).is_err());
+}
+
+#[test]
+fn rotations_keep_old_keys_valid_until_replaced() {
+    let mut a = agency(1, 1);
+    let old = a.keys.signing.verifying_key().clone();
+    a.rotate(T0 + 100, true);
+    let new = a.keys.signing.verifying_key().clone();
+    let (_, rec) = a.history.signer(old.id()).unwrap();
+    assert_eq!((rec.from, rec.until), (T0, Some(T0 + 100)));
+    let (card, rec) = a.history.signer(new.id()).unwrap();
+    assert_eq!(card.signing_key(), &new);
+    assert_eq!((rec.from, rec.until), (T0 + 100, None));
+    assert!(a.history.summaries()[1].endorsed_by_previous_key);
+    // Three more; the file verifies from the genesis.
+    for i in 2..5 {
+        a.rotate(T0 + 100 * i, false);
+    }
+    let again = KeyHistory::from_file(&a.history.to_file()).unwrap();
+    assert_eq!(again.keys().len(), 10);
+    assert_eq!(again.fingerprint(), a.history.fingerprint());
+}
+
+#[test]
+fn a_rotation_not_signed_by_the_root_is_refused() {
+    let mut a = agency(1, 1);
+    // The online key alone (an attacker who took the node) cannot rotate.
+    let new = AgencySecretKeys::generate();
+    let c = card(&new, T0 + 5, "/ip4/127.0.0.1/tcp/9");
+    let body = a.history.next_card(&c, T0 + 5);
+    let forged = sign(&body, &[&a.keys.signing]).unwrap();
+    let e = a.history.apply(&forged).unwrap_err();
+    assert!(matches!(e, KeyHistoryError::Signature { .. }), "{e}");
+    // Nor can a stranger's key, even beside the root's signature.
+    let stranger = SigningKey::generate();
+    let both = sign(&body, &[&a.root[0], &stranger]).unwrap();
+    assert!(a.history.apply(&both).is_err());
+    // A statement out of sequence or with a wrong `prev` is refused.
+    let mut skip = body.clone();
+    skip.seq = 2;
+    assert!(a.history.apply(&sign(&skip, &[&a.root[0]]).unwrap()).is_err());
+    let mut prev = body.clone();
+    prev.prev = Some(crate::ids::Sha256Digest::of(b"other"));
+    assert!(a.history.apply(&sign(&prev, &[&a.root[0]]).unwrap()).is_err());
+    // The root's signature makes it good.
+    a.history.apply(&sign(&body, &[&a.root[0]]).unwrap()).unwrap();
+}
+
+#[test]
+fn revoked_keys_are_refused_whatever_their_window() {
+    let mut a = agency(1, 1);
+    let old = a.keys.signing.verifying_key().clone();
+    a.rotate(T0 + 100, false);
+    let body = a
+        .history
+        .next_revoke(old.id(), RevocationReason::Compromised, T0 + 50, T0 + 200);
+    a.history
+        .apply(&sign(&body, &[&a.root[0]]).unwrap())
+        .unwrap();
+    match a.history.signer(old.id()) {
+        Err(KeyRefusal::Revoked(r)) => {
+            assert_eq!(r.reason, RevocationReason::Compromised);
+            assert_eq!((r.effective, r.seq), (T0 + 50, 2));
+        }
+        other => panic!("{other:?}"),
+    }
+    // A revoked key cannot be revoked again, nor endorse a rotation.
+    let again = a
+        .history
+        .next_revoke(old.id(), RevocationReason::Retired, T0, T0 + 300);
+    assert!(a.history.apply(&sign(&again, &[&a.root[0]]).unwrap()).is_err());
+}
+
+#[test]
+fn a_k_of_n_root_needs_k_signatures_and_can_be_replaced() {
+    let mut a = agency(2, 3);
+    assert_ne!(a.history.root_id(), a.root[0].verifying_key().id());
+    let new = AgencySecretKeys::generate();
+    let c = card(&new, T0 + 5, "/ip4/127.0.0.1/tcp/3");
+    let body = a.history.next_card(&c, T0 + 5);
+    let one = sign(&body, &[&a.root[1]]).unwrap();
+    assert!(a.history.apply(&one).is_err());
+    // A second holder adds a signature on another machine.
+    let two = add_signature(&one, &a.root[2]).unwrap();
+    a.history.apply(&two).unwrap();
+
+    // A new 1-of-1 root, signed by 2 of the old and by the new.
+    let next = SigningKey::generate();
+    let body = a
+        .history
+        .next_root(RootSet::new(1, &[next.verifying_key().clone()]), T0 + 6);
+    let only_old = sign(&body, &[&a.root[0], &a.root[1]]).unwrap();
+    assert!(a.history.apply(&only_old).is_err());
+    let full = add_signature(&only_old, &next).unwrap();
+    let fp = a.history.fingerprint();
+    a.history.apply(&full).unwrap();
+    // The fingerprint names the genesis root still; the new root now signs.
+    assert_eq!(a.history.fingerprint(), fp);
+    assert_eq!(a.history.root().1, &[next.verifying_key().clone()]);
+}
+
+#[test]
+fn two_histories_for_one_agency_are_a_fork() {
+    let mut a = agency(1, 1);
+    let base = a.history.clone();
+    a.rotate(T0 + 10, false);
+    let mut b = Agency {
+        root: vec![SigningKey::from_seed(&a.root[0].seed())],
+        keys: AgencySecretKeys::generate(),
+        history: base.clone(),
+    };
+    b.rotate(T0 + 10, false);
+    let mut held = base.clone();
+    assert_eq!(
+        held.extend_from(a.history.statements()).unwrap(),
+        1,
+        "the first offered extends"
+    );
+    assert_eq!(
+        held.relation(b.history.statements()),
+        Relation::Fork { seq: 1 }
+    );
+    assert!(matches!(
+        held.extend_from(b.history.statements()),
+        Err(KeyHistoryError::Fork { seq: 1, .. })
+    ));
+    assert_eq!(held.relation(base.statements()), Relation::Behind);
+}
+
+#[test]
+fn fingerprints_are_checked_like_card_fingerprints() {
+    let a = agency(1, 1);
+    let fp = a.history.fingerprint();
+    a.history.check_fingerprint(&fp.to_lowercase()).unwrap();
+    a.history.check_fingerprint(&fp.replace('-', " ")).unwrap();
+    assert!(a.history.check_fingerprint(&fp[..20]).is_err());
+    let other = agency(1, 1);
+    assert!(
+        other
+            .history
+            .check_fingerprint(&a.history.fingerprint())
+            .is_err()
+    );
+}
+
+#[test]
+fn key_sets_keep_previous_encryption_keys_and_the_storage_key() {
+    let keys = AgencySecretKeys::generate();
+    let storage = keys.storage_key();
+    let next = keys.rotated(None, Some(EncryptionSecretKey::generate()));
+    assert_eq!(next.storage_key(), storage);
+    assert!(
+        next.encryption_key(keys.encryption.public_key().id())
+            .is_some()
+    );
+    let back = AgencySecretKeys::from_cose_key_set(&next.to_cose_key_set()).unwrap();
+    assert_eq!(back.storage_key(), storage);
+    assert_eq!(back.previous_encryption.len(), 1);
+    assert_eq!(back.signing.verifying_key(), keys.signing.verifying_key());
+}
