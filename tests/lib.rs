@@ -399,9 +399,13 @@ pub fn load_keys(dir: &Path) -> rogatory_node::keydir::KeyDir {
     let path = dir.join(rogatory_node::keydir::SECRET_KEYS_ENCRYPTED);
     let raw = std::fs::read(&path).expect("encrypted keys");
     let keys = rogatory_node::secret::open(&raw, TEST_PASSPHRASE.1, &path).expect("open keys");
-    let card = rogatory_node::keydir::load_card(&dir.join(rogatory_node::keydir::CARD_FILE))
-        .expect("card");
-    rogatory_node::keydir::KeyDir { keys, card }
+    let history = rogatory_node::keydir::own_history(dir).expect("key history");
+    let card = history.current_card().clone();
+    rogatory_node::keydir::KeyDir {
+        keys,
+        card,
+        history,
+    }
 }
 
 /// Delivers one envelope over libp2p with `from`'s identity to the node of `to` (its card and

@@ -92,6 +92,13 @@ pub fn write_atomic(path: &Path, data: &[u8], secret: bool, overwrite: bool) -> 
     Ok(())
 }
 
+/// Flushes a directory's entries (a rename in it) to disk.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("cannot sync {}", dir.display()))
+}
+
 /// Opens an existing file, or creates it, for reading and writing, refusing a symbolic link at
 /// `path` (O_NOFOLLOW): for files a node keeps writing, such as a partial evidence transfer.
 pub fn open_no_follow(path: &Path) -> io::Result<File> {

@@ -1,19 +1,30 @@
-//! A key directory: the agency's secret keys and its signed card, as `rogatory keygen` writes
-//! them.
+//! A key directory: the agency's secret keys, its key history and card, and the partners it
+//! pinned, as `rogatory init` and `rogatory keygen` write them (spec/KEYS.md §8).
 //!
 //! ```text
-//! DIR/secret-keys.enc    the COSE_KeySet encrypted under a passphrase (`rogatory init`), mode 0600
-//! DIR/secret-keys.cose   or: the COSE_KeySet in clear (`rogatory keygen`, or `init
-//!                        --insecure-plaintext-keys` for tests), mode 0600
-//! DIR/card.cose          the signed agency card (COSE_Sign1)
-//! DIR/peers/<ID>.cose    the cards of pinned partner agencies (`rogatory peer add`)
+//! DIR/secret-keys.enc       the online COSE_KeySet encrypted under a passphrase (`rogatory
+//!                           init`), mode 0600
+//! DIR/secret-keys.cose      or: the COSE_KeySet in clear (`rogatory keygen`, or `init
+//!                           --insecure-plaintext-keys` for tests), mode 0600
+//! DIR/secret-keys.next.*    the keys of a rotation prepared but not yet applied
+//! DIR/root-key.enc|.cose    the root key, until `rogatory keys root export` takes it away
+//! DIR/key-history.cbor      the agency's key history (statements signed by the root)
+//! DIR/card.cose             the current agency card (COSE_Sign1), the history's last
+//! DIR/peers/<ID>.keys       the key histories of pinned partners (`rogatory peer add`)
+//! DIR/peers/<ID>.cose       a partner pinned by a bare card (no history)
 //! ```
+//!
+//! A rotation writes the new keys beside the old (`secret-keys.next.*`), then the history (the
+//! moment it takes effect), then moves the new keys into place and rewrites the card; loading
+//! finishes a rotation interrupted after the history was written.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use rogatory_proto::card::{AgencyCard, CardDetails};
-use rogatory_proto::keys::AgencySecretKeys;
+use rogatory_proto::keyhist::{KeyHistory, RootSet, StatementBody, statement};
+use rogatory_proto::keys::{AgencySecretKeys, SigningKey};
+use zeroize::Zeroizing;
 
 use crate::files;
 
@@ -21,8 +32,20 @@ use crate::files;
 pub const SECRET_KEYS_FILE: &str = "secret-keys.cose";
 /// File name of the passphrase-encrypted secret keys.
 pub const SECRET_KEYS_ENCRYPTED: &str = "secret-keys.enc";
-/// Directory of pinned partner cards.
+/// File names of the keys of a prepared rotation, in clear and encrypted.
+pub const NEXT_KEYS_FILE: &str = "secret-keys.next.cose";
+/// See [`NEXT_KEYS_FILE`].
+pub const NEXT_KEYS_ENCRYPTED: &str = "secret-keys.next.enc";
+/// File name of the root key in clear.
+pub const ROOT_KEY_FILE: &str = "root-key.cose";
+/// File name of the passphrase-encrypted root key.
+pub const ROOT_KEY_ENCRYPTED: &str = "root-key.enc";
+/// File name of the agency's key history.
+pub const HISTORY_FILE: &str = "key-history.cbor";
+/// Directory of pinned partners.
 pub const PEERS_DIR: &str = "peers";
+/// File name of the card.
+pub const CARD_FILE: &str = "card.cose";
 
 static PASSPHRASE_FILE: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
 
@@ -41,36 +64,64 @@ pub enum Protection {
     /// In clear (mode 0600): tests and offline tools only.
     Plaintext,
     /// Encrypted under this passphrase (Argon2id + ChaCha20-Poly1305).
-    Passphrase(zeroize::Zeroizing<String>),
+    Passphrase(Zeroizing<String>),
 }
-/// File name of the card.
-pub const CARD_FILE: &str = "card.cose";
 
-/// An agency's keys and card, loaded from a key directory.
+impl Protection {
+    fn wrap(&self, plain: &[u8]) -> Result<Vec<u8>> {
+        match self {
+            Protection::Plaintext => Ok(plain.to_vec()),
+            Protection::Passphrase(p) => crate::secret::seal_bytes(plain, p),
+        }
+    }
+
+    fn names(&self, plain: &'static str, encrypted: &'static str) -> &'static str {
+        match self {
+            Protection::Plaintext => plain,
+            Protection::Passphrase(_) => encrypted,
+        }
+    }
+}
+
+/// An agency's keys, key history and card, loaded from a key directory.
 pub struct KeyDir {
     /// The secret keys.
     pub keys: AgencySecretKeys,
-    /// The card.
+    /// The current card (the history's last).
     pub card: AgencyCard,
+    /// The agency's key history (for a directory made before histories: its bare card).
+    pub history: KeyHistory,
 }
 
 impl KeyDir {
     /// Generates keys and a card, and writes both into `dir` (created if needed). Refuses to
     /// overwrite existing keys.
     pub fn create(dir: &Path, details: CardDetails) -> Result<Self> {
-        Self::create_with(dir, details, Protection::Plaintext)
+        Self::create_with(dir, details, Protection::Plaintext, None)
     }
 
-    /// Generates keys and a card into `dir`, keeping the keys as `protection` says. Refuses a
-    /// directory that already holds keys or a card.
-    pub fn create_with(dir: &Path, details: CardDetails, protection: Protection) -> Result<Self> {
+    /// Generates a root key, the online keys, a card and the genesis of the key history into
+    /// `dir`, keeping the secrets as `protection` says; the root key goes to `root_out` if
+    /// given (another disk), else into `dir`. Refuses a directory that already holds keys.
+    pub fn create_with(
+        dir: &Path,
+        details: CardDetails,
+        protection: Protection,
+        root_out: Option<&Path>,
+    ) -> Result<Self> {
+        let root_path = match root_out {
+            Some(p) => p.to_path_buf(),
+            None => dir.join(protection.names(ROOT_KEY_FILE, ROOT_KEY_ENCRYPTED)),
+        };
         let card_path = dir.join(CARD_FILE);
         for p in [
             dir.join(SECRET_KEYS_FILE),
             dir.join(SECRET_KEYS_ENCRYPTED),
+            dir.join(HISTORY_FILE),
             card_path.clone(),
+            root_path.clone(),
         ] {
-            if p.exists() {
+            if std::fs::symlink_metadata(&p).is_ok() {
                 bail!(
                     "{} already exists: refusing to overwrite an agency's keys (choose another directory)",
                     p.display()
@@ -78,76 +129,120 @@ impl KeyDir {
             }
         }
         // Everything that can be refused is checked before anything is written.
+        let at = details.issued_at;
         let keys = AgencySecretKeys::generate();
         let card = AgencyCard::issue(details, &keys).context("cannot issue the agency card")?;
-        let (secret_path, secret) = match protection {
-            Protection::Plaintext => (dir.join(SECRET_KEYS_FILE), keys.to_cose_key_set().to_vec()),
-            Protection::Passphrase(p) => (
-                dir.join(SECRET_KEYS_ENCRYPTED),
-                crate::secret::seal(&keys, &p)?,
-            ),
-        };
+        let root = SigningKey::generate();
+        let genesis = StatementBody::genesis(
+            RootSet::new(1, std::slice::from_ref(root.verifying_key())),
+            &card,
+            at,
+        );
+        let genesis = statement::sign(&genesis, &[&root]).context("cannot sign the genesis")?;
+        let history = KeyHistory::from_statements(&[genesis])?;
+        let secret_path = dir.join(protection.names(SECRET_KEYS_FILE, SECRET_KEYS_ENCRYPTED));
+        let secret = protection.wrap(&keys.to_cose_key_set())?;
+        let root_secret = protection.wrap(&root.to_cose_key_secret())?;
         files::create_private_dir(dir)?;
-        files::write_atomic(&card_path, card.as_bytes(), false, false)?;
-        if let Err(e) = files::write_atomic(&secret_path, &secret, true, false) {
-            // Without its secret keys the card is useless; leave the directory as it was.
-            let _ = std::fs::remove_file(&card_path);
-            return Err(e);
+        let written = [
+            (card_path, card.as_bytes().to_vec(), false),
+            (dir.join(HISTORY_FILE), history.to_file(), false),
+            (root_path, root_secret, true),
+            (secret_path, secret, true),
+        ];
+        for (i, (path, bytes, secret)) in written.iter().enumerate() {
+            if let Err(e) = files::write_atomic(path, bytes, *secret, false) {
+                // Leave the directory as it was.
+                for (p, _, _) in &written[..i] {
+                    let _ = std::fs::remove_file(p);
+                }
+                return Err(e);
+            }
         }
-        Ok(Self { keys, card })
+        Ok(Self {
+            keys,
+            card,
+            history,
+        })
     }
 
-    /// Loads a key directory and checks that the keys and the card belong together.
+    /// Loads a key directory and checks that the keys, the history and the card belong
+    /// together; finishes a rotation interrupted after its history was written.
     pub fn load(dir: &Path) -> Result<Self> {
-        let encrypted = dir.join(SECRET_KEYS_ENCRYPTED);
-        let keys = if encrypted.exists() {
-            files::check_private(&encrypted)?;
-            let raw = files::read_limited(&encrypted, 64 * 1024)?;
-            let what = format!("the keys in {}", dir.display());
-            let pass = crate::secret::passphrase(passphrase_file(), &what, false)?;
-            crate::secret::open(&raw, &pass, &encrypted)?
-        } else {
-            let secret_path = dir.join(SECRET_KEYS_FILE);
-            if !secret_path.exists() {
-                bail!(
+        let mut pass = None;
+        let keys = read_keys(dir, SECRET_KEYS_FILE, SECRET_KEYS_ENCRYPTED, &mut pass)?.ok_or_else(
+            || {
+                anyhow::anyhow!(
                     "{} holds no agency keys (create them with `rogatory init` or `rogatory keygen`)",
                     dir.display()
-                );
-            }
-            files::check_private(&secret_path)?;
-            let raw = zeroize::Zeroizing::new(files::read_limited(&secret_path, 64 * 1024)?);
-            AgencySecretKeys::from_cose_key_set(&raw)
-                .with_context(|| format!("{} is not a Rogatory key file", secret_path.display()))?
+                )
+            },
+        )?;
+        let history = own_history(dir)?;
+        let card = history.current_card().clone();
+        let matches = |k: &AgencySecretKeys| {
+            card.signing_key() == k.signing.verifying_key()
+                && card.encryption_key() == k.encryption.public_key()
         };
-        let card = load_card(&dir.join(CARD_FILE))?;
-        if card.signing_key() != keys.signing.verifying_key()
-            || card.encryption_key() != keys.encryption.public_key()
-        {
-            bail!(
-                "the card in {} does not belong to the keys beside it",
-                dir.display()
-            );
+        let keys = if matches(&keys) {
+            keys
+        } else {
+            // The history moved on to keys prepared beside the old ones: take them up now.
+            match read_keys(dir, NEXT_KEYS_FILE, NEXT_KEYS_ENCRYPTED, &mut pass)? {
+                Some(next) if matches(&next) => {
+                    promote_next_keys(dir)?;
+                    tracing::info!("finished a key rotation that was interrupted");
+                    next
+                }
+                _ => bail!(
+                    "the card in {} does not belong to the keys beside it",
+                    dir.display()
+                ),
+            }
+        };
+        let card_path = dir.join(CARD_FILE);
+        if std::fs::read(&card_path).ok().as_deref() != Some(card.as_bytes()) {
+            files::write_atomic(&card_path, card.as_bytes(), false, true)?;
         }
-        Ok(Self { keys, card })
+        Ok(Self {
+            keys,
+            card,
+            history,
+        })
     }
 
-    /// The cards of the partners pinned in `dir/peers/`.
-    pub fn pinned(dir: &Path) -> Result<Vec<AgencyCard>> {
+    /// The key histories (or bare cards) of the partners pinned in `dir/peers/`, by agency.
+    pub fn partners(dir: &Path) -> Result<Vec<KeyHistory>> {
         let peers = dir.join(PEERS_DIR);
         if !peers.exists() {
             return Ok(Vec::new());
         }
-        let mut out = Vec::new();
+        let mut out: std::collections::BTreeMap<String, (bool, KeyHistory)> = Default::default();
         for e in
             std::fs::read_dir(&peers).with_context(|| format!("cannot read {}", peers.display()))?
         {
             let path = e?.path();
-            if path.extension().is_some_and(|x| x == "cose") {
-                out.push(load_card(&path)?);
+            let history = match path.extension().and_then(|x| x.to_str()) {
+                Some("keys") => true,
+                Some("cose") => false,
+                _ => continue,
+            };
+            let h = load_history(&path)?;
+            let id = h.agency().to_string();
+            // A history wins over a bare card left from before it.
+            if history || !out.contains_key(&id) {
+                out.insert(id, (history, h));
             }
         }
-        out.sort_by(|a, b| a.id().cmp(b.id()));
-        Ok(out)
+        Ok(out.into_values().map(|(_, h)| h).collect())
+    }
+
+    /// The current cards of the partners pinned in `dir/peers/`.
+    pub fn pinned(dir: &Path) -> Result<Vec<AgencyCard>> {
+        Ok(Self::partners(dir)?
+            .into_iter()
+            .map(|h| h.current_card().clone())
+            .collect())
     }
 
     /// Where the card of a key directory is.
@@ -156,9 +251,153 @@ impl KeyDir {
     }
 }
 
-/// Reads and verifies an agency card file.
+/// Writes a partner's key history into `dir/peers/` (replacing what was pinned for it).
+pub fn save_partner(dir: &Path, history: &KeyHistory) -> Result<()> {
+    let peers = dir.join(PEERS_DIR);
+    files::create_private_dir(&peers)?;
+    let id = history.agency();
+    let (keep, drop) = if history.is_bare_card() {
+        ("cose", "keys")
+    } else {
+        ("keys", "cose")
+    };
+    files::write_atomic(
+        &peers.join(format!("{id}.{keep}")),
+        &history.to_file(),
+        false,
+        true,
+    )?;
+    let other = peers.join(format!("{id}.{drop}"));
+    if other.exists() {
+        std::fs::remove_file(&other)
+            .with_context(|| format!("cannot remove {}", other.display()))?;
+    }
+    Ok(())
+}
+
+/// The agency's own key history: the history file, or for a directory made before histories,
+/// its bare card.
+pub fn own_history(dir: &Path) -> Result<KeyHistory> {
+    let path = dir.join(HISTORY_FILE);
+    if path.exists() {
+        return load_history(&path);
+    }
+    Ok(KeyHistory::from_card(load_card(&dir.join(CARD_FILE))?))
+}
+
+fn read_keys(
+    dir: &Path,
+    plain: &str,
+    encrypted: &str,
+    pass: &mut Option<Zeroizing<String>>,
+) -> Result<Option<AgencySecretKeys>> {
+    let enc = dir.join(encrypted);
+    if enc.exists() {
+        files::check_private(&enc)?;
+        let raw = files::read_limited(&enc, 64 * 1024)?;
+        if pass.is_none() {
+            let what = format!("the keys in {}", dir.display());
+            *pass = Some(crate::secret::passphrase(passphrase_file(), &what, false)?);
+        }
+        let p = pass.as_deref().map(String::as_str).unwrap_or_default();
+        return crate::secret::open(&raw, p, &enc).map(Some);
+    }
+    let path = dir.join(plain);
+    if !path.exists() {
+        return Ok(None);
+    }
+    files::check_private(&path)?;
+    let raw = Zeroizing::new(files::read_limited(&path, 64 * 1024)?);
+    AgencySecretKeys::from_cose_key_set(&raw)
+        .map(Some)
+        .with_context(|| format!("{} is not a Rogatory key file", path.display()))
+}
+
+fn promote_next_keys(dir: &Path) -> Result<()> {
+    for (next, current, other) in [
+        (NEXT_KEYS_ENCRYPTED, SECRET_KEYS_ENCRYPTED, SECRET_KEYS_FILE),
+        (NEXT_KEYS_FILE, SECRET_KEYS_FILE, SECRET_KEYS_ENCRYPTED),
+    ] {
+        let from = dir.join(next);
+        if from.exists() {
+            std::fs::rename(&from, dir.join(current))
+                .with_context(|| format!("cannot move {} into place", from.display()))?;
+            let _ = std::fs::remove_file(dir.join(other));
+            files::sync_dir(dir)?;
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Writes the keys of a prepared rotation beside the current ones, protected as they are.
+pub fn write_next_keys(dir: &Path, keys: &AgencySecretKeys) -> Result<()> {
+    let (name, bytes) = if dir.join(SECRET_KEYS_ENCRYPTED).exists() {
+        let what = format!("the keys in {}", dir.display());
+        let p = crate::secret::passphrase(passphrase_file(), &what, false)?;
+        (
+            NEXT_KEYS_ENCRYPTED,
+            crate::secret::seal_bytes(&keys.to_cose_key_set(), &p)?,
+        )
+    } else {
+        (NEXT_KEYS_FILE, keys.to_cose_key_set().to_vec())
+    };
+    files::write_atomic(&dir.join(name), &bytes, true, true)
+}
+
+/// The keys of a prepared rotation, if any.
+pub fn read_next_keys(dir: &Path) -> Result<Option<AgencySecretKeys>> {
+    read_keys(dir, NEXT_KEYS_FILE, NEXT_KEYS_ENCRYPTED, &mut None)
+}
+
+/// Commits a new key history: the moment a rotation or revocation takes effect. If new keys
+/// were prepared for it, they are then moved into place and the card rewritten.
+pub fn commit_history(dir: &Path, history: &KeyHistory) -> Result<()> {
+    files::write_atomic(&dir.join(HISTORY_FILE), &history.to_file(), false, true)?;
+    let card = history.current_card();
+    let next = read_next_keys(dir)?;
+    if next.as_ref().is_some_and(|k| {
+        k.signing.verifying_key() == card.signing_key()
+            && k.encryption.public_key() == card.encryption_key()
+    }) {
+        promote_next_keys(dir)?;
+    }
+    files::write_atomic(&dir.join(CARD_FILE), card.as_bytes(), false, true)
+}
+
+/// Reads a root key file (encrypted or in clear).
+pub fn load_root_key(path: &Path) -> Result<SigningKey> {
+    files::check_private(path)?;
+    let raw = Zeroizing::new(files::read_limited(path, 64 * 1024)?);
+    // An encrypted file is a tagged COSE_Encrypt0 (tag 16).
+    let plain = if raw.first() == Some(&0xd0) {
+        let what = format!("the root key {}", path.display());
+        let p = crate::secret::passphrase(passphrase_file(), &what, false)?;
+        crate::secret::open_bytes(&raw, &p, path)?
+    } else {
+        raw
+    };
+    SigningKey::from_cose_key_secret(&plain)
+        .with_context(|| format!("{} is not a Rogatory root key file", path.display()))
+}
+
+/// Reads a key history file, or a bare card.
+pub fn load_history(path: &Path) -> Result<KeyHistory> {
+    let bytes = files::read_limited(path, rogatory_proto::keyhist::MAX_HISTORY_BYTES as u64)?;
+    KeyHistory::from_file(&bytes).with_context(|| {
+        format!(
+            "{} is not a valid key history or agency card",
+            path.display()
+        )
+    })
+}
+
+/// Reads and verifies an agency card file; given a key history, its current card.
 pub fn load_card(path: &Path) -> Result<AgencyCard> {
-    let bytes = files::read_limited(path, rogatory_proto::card::MAX_CARD_BYTES as u64)?;
-    AgencyCard::from_bytes(&bytes)
-        .with_context(|| format!("{} is not a valid agency card", path.display()))
+    let bytes = files::read_limited(path, rogatory_proto::keyhist::MAX_HISTORY_BYTES as u64)?;
+    if bytes.first() == Some(&0xd2) {
+        return AgencyCard::from_bytes(&bytes)
+            .with_context(|| format!("{} is not a valid agency card", path.display()));
+    }
+    Ok(load_history(path)?.current_card().clone())
 }

@@ -43,6 +43,11 @@ fn derive(passphrase: &str, salt: &[u8], m: u32, t: u32, p: u32) -> Result<Zeroi
 
 /// Encrypts the secret keys under `passphrase`.
 pub fn seal(keys: &AgencySecretKeys, passphrase: &str) -> Result<Vec<u8>> {
+    seal_bytes(&keys.to_cose_key_set(), passphrase)
+}
+
+/// Encrypts secret bytes (a key set, a root key) under `passphrase`, as `seal` does.
+pub fn seal_bytes(plaintext: &[u8], passphrase: &str) -> Result<Vec<u8>> {
     use chacha20poly1305::aead::{Aead, KeyInit, Payload};
     let mut salt = [0u8; 16];
     let mut nonce = [0u8; 12];
@@ -58,7 +63,6 @@ pub fn seal(keys: &AgencySecretKeys, passphrase: &str) -> Result<Vec<u8>> {
         (Value::Text("t".into()), Value::from(T_COST)),
         (Value::Text("salt".into()), Value::Bytes(salt.to_vec())),
     ]);
-    let plaintext = keys.to_cose_key_set();
     let mut failed = false;
     let enc = CoseEncrypt0Builder::new()
         .protected(
@@ -68,7 +72,7 @@ pub fn seal(keys: &AgencySecretKeys, passphrase: &str) -> Result<Vec<u8>> {
                 .build(),
         )
         .unprotected(HeaderBuilder::new().iv(nonce.to_vec()).build())
-        .create_ciphertext(&plaintext, &[], |pt, aad| {
+        .create_ciphertext(plaintext, &[], |pt, aad| {
             cipher
                 .encrypt((&nonce).into(), Payload { msg: pt, aad })
                 .unwrap_or_else(|_| {
@@ -85,6 +89,13 @@ pub fn seal(keys: &AgencySecretKeys, passphrase: &str) -> Result<Vec<u8>> {
 
 /// Decrypts a `secret-keys.enc` file. A wrong passphrase gives a one-line error.
 pub fn open(bytes: &[u8], passphrase: &str, path: &Path) -> Result<AgencySecretKeys> {
+    let plain = open_bytes(bytes, passphrase, path)?;
+    AgencySecretKeys::from_cose_key_set(&plain)
+        .with_context(|| format!("{} holds no usable keys", path.display()))
+}
+
+/// Decrypts a file written by [`seal_bytes`].
+pub fn open_bytes(bytes: &[u8], passphrase: &str, path: &Path) -> Result<Zeroizing<Vec<u8>>> {
     use chacha20poly1305::aead::{Aead, KeyInit, Payload};
     let bad = || anyhow::anyhow!("{} is not a Rogatory encrypted key file", path.display());
     let enc = CoseEncrypt0::from_tagged_slice(bytes).map_err(|_| bad())?;
@@ -137,13 +148,15 @@ pub fn open(bytes: &[u8], passphrase: &str, path: &Path) -> Result<AgencySecretK
     let key = derive(passphrase, &salt, m, t, p)?;
     let cipher = chacha20poly1305::ChaCha20Poly1305::new_from_slice(key.as_ref())
         .map_err(|_| anyhow::anyhow!("key length"))?;
-    let plain = Zeroizing::new(enc.decrypt_ciphertext(&[], bad, |ct, aad| {
-        cipher
-            .decrypt((&nonce).into(), Payload { msg: ct, aad })
-            .map_err(|_| anyhow::anyhow!("wrong passphrase for {}", path.display()))
-    })?);
-    AgencySecretKeys::from_cose_key_set(&plain)
-        .with_context(|| format!("{} holds no usable keys", path.display()))
+    Ok(Zeroizing::new(enc.decrypt_ciphertext(
+        &[],
+        bad,
+        |ct, aad| {
+            cipher
+                .decrypt((&nonce).into(), Payload { msg: ct, aad })
+                .map_err(|_| anyhow::anyhow!("wrong passphrase for {}", path.display()))
+        },
+    )?))
 }
 
 /// Where the passphrase comes from: a file, `ROGATORY_PASSPHRASE`, or a prompt on the terminal.

@@ -389,7 +389,11 @@ impl AgencySecretKeys {
     /// The key set after a rotation: a new signing key, a new encryption key, or both. A
     /// replaced encryption key is kept (to open envelopes already sealed to it) and the storage
     /// key is fixed first, so what was wrapped under it stays readable.
-    pub fn rotated(&self, signing: Option<SigningKey>, encryption: Option<EncryptionSecretKey>) -> Self {
+    pub fn rotated(
+        &self,
+        signing: Option<SigningKey>,
+        encryption: Option<EncryptionSecretKey>,
+    ) -> Self {
         let storage = Some(self.storage_key());
         let mut previous: Vec<EncryptionSecretKey> = Vec::new();
         let keep = |k: &EncryptionSecretKey| EncryptionSecretKey::from_bytes(&k.to_bytes());

@@ -5,25 +5,27 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Subcommand;
-use rogatory_proto::card::{AgencyCard, KeyUse, Role};
+use rogatory_proto::card::{KeyUse, Role};
+use rogatory_proto::keyhist::{KeyHistory, KeyRecord};
 use rogatory_proto::time::format_unix;
 
 use crate::files;
-use crate::keydir::{CARD_FILE, load_card};
 
 /// `rogatory card` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum CardCommand {
-    /// Check an agency card's signature and show its content, fingerprint and the C2SP
-    /// verifier key of its audit checkpoints.
+    /// Check an agency's key history (or bare card) and show its current card, its root
+    /// fingerprint, every key it ever listed with its state, and the C2SP verifier key of its
+    /// audit checkpoints.
     Show {
-        /// The card file (or a key directory).
+        /// The file `card export` wrote, a bare card, or a data directory.
         file: PathBuf,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
-    /// Write this node's card for partners (stdout, or --out), with its fingerprint on stderr.
+    /// Write this node's key history (its card, certified by its root) for partners (stdout, or
+    /// --out), with the root fingerprint on stderr.
     Export {
         /// The data directory.
         #[arg(long, env = "ROGATORY_DATA_DIR")]
@@ -44,11 +46,15 @@ fn role_name(r: &Role) -> String {
 pub(crate) fn run(c: CardCommand) -> Result<ExitCode> {
     match c {
         CardCommand::Show { file, json } => {
-            let card = load_card(&super::card_path(file))?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&card_json(&card))?);
+            let history = if file.is_dir() {
+                crate::keydir::own_history(&file)?
             } else {
-                print_card(&card);
+                crate::keydir::load_history(&file)?
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&card_json(&history))?);
+            } else {
+                print_card(&history);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -56,15 +62,30 @@ pub(crate) fn run(c: CardCommand) -> Result<ExitCode> {
     }
 }
 
-pub(crate) fn card_json(card: &AgencyCard) -> serde_json::Value {
+pub(crate) fn card_json(history: &KeyHistory) -> serde_json::Value {
+    let card = history.current_card();
     let b = card.body();
+    let (threshold, root) = history.root();
     serde_json::json!({
         "id": b.id.as_str(),
         "name": b.name,
         "country": b.country,
         "roles": b.roles.iter().map(role_name).collect::<Vec<_>>(),
         "issued_at": format_unix(b.issued_at),
-        "fingerprint": card.fingerprint(),
+        "fingerprint": history.fingerprint(),
+        "root": {
+            "threshold": threshold,
+            "keys": root.iter().map(|k| hex::encode(k.id())).collect::<Vec<_>>(),
+        },
+        "key_history": if history.is_bare_card() {
+            serde_json::Value::Null
+        } else {
+            serde_json::json!({
+                "statements": history.statements().len(),
+                "head": history.head().to_hex(),
+            })
+        },
+        "keys": history.keys().iter().map(key_json).collect::<Vec<_>>(),
         "signing_key": {
             "algorithm": "Ed25519",
             "public_key": hex::encode(card.signing_key().as_bytes()),
@@ -82,7 +103,33 @@ pub(crate) fn card_json(card: &AgencyCard) -> serde_json::Value {
     })
 }
 
-fn print_card(card: &AgencyCard) {
+/// One key of a history, as JSON.
+pub(crate) fn key_json(k: &KeyRecord) -> serde_json::Value {
+    serde_json::json!({
+        "key_id": hex::encode(k.kid),
+        "use": match k.usage { KeyUse::Sign => "sign", KeyUse::Encrypt => "encrypt" },
+        "valid_from": format_unix(k.from),
+        "valid_until": k.until.map(format_unix),
+        "state": key_state(k),
+        "revoked": k.revoked.as_ref().map(|r| serde_json::json!({
+            "reason": r.reason.as_str(),
+            "effective": format_unix(r.effective),
+            "statement": r.seq,
+        })),
+    })
+}
+
+/// A key's state in words: current, replaced, revoked.
+pub(crate) fn key_state(k: &KeyRecord) -> &'static str {
+    match (&k.revoked, k.until) {
+        (Some(_), _) => "revoked",
+        (None, Some(_)) => "replaced",
+        (None, None) => "current",
+    }
+}
+
+fn print_card(history: &KeyHistory) {
+    let card = history.current_card();
     let b = card.body();
     let list = |v: &[String]| {
         if v.is_empty() {
@@ -91,7 +138,16 @@ fn print_card(card: &AgencyCard) {
             v.join(", ")
         }
     };
-    println!("Agency card: signature OK");
+    if history.is_bare_card() {
+        println!("Agency card: signature OK (a bare card: no key history, its key is its root)");
+    } else {
+        let (threshold, root) = history.root();
+        println!(
+            "Key history: {} statement(s), every signature OK; root {threshold} of {} key(s)",
+            history.statements().len(),
+            root.len()
+        );
+    }
     println!("  Agency:          {}", b.id);
     println!("  Name:            {}", b.name);
     println!("  Country:         {}", b.country);
@@ -100,20 +156,29 @@ fn print_card(card: &AgencyCard) {
         b.roles.iter().map(role_name).collect::<Vec<_>>().join(", ")
     );
     println!("  Issued:          {}", format_unix(b.issued_at));
-    println!("  Fingerprint:     {}", card.fingerprint());
-    for k in &b.keys {
-        let (alg, id) = match k.usage {
-            KeyUse::Sign => ("Ed25519 signing key   ", card.signing_key().id()),
-            KeyUse::Encrypt => ("X25519 encryption key ", card.encryption_key().id()),
+    println!("  Fingerprint:     {} (of the root)", history.fingerprint());
+    for k in history.keys() {
+        let alg = match k.usage {
+            KeyUse::Sign => "Ed25519 signing key   ",
+            KeyUse::Encrypt => "X25519 encryption key ",
         };
-        let until = k
-            .valid_until
-            .map(format_unix)
-            .unwrap_or_else(|| "no end".into());
+        let until = k.until.map(format_unix).unwrap_or_else(|| "no end".into());
+        let revoked = k
+            .revoked
+            .as_ref()
+            .map(|r| {
+                format!(
+                    ", REVOKED ({}, effective {})",
+                    r.reason.as_str(),
+                    format_unix(r.effective)
+                )
+            })
+            .unwrap_or_default();
         println!(
-            "  {alg} id {}… valid {} – {until}",
-            &hex::encode(id)[..16],
-            format_unix(k.valid_from)
+            "  {alg} id {}… valid {} – {until} [{}]{revoked}",
+            &hex::encode(k.kid)[..16],
+            format_unix(k.from),
+            key_state(k)
         );
     }
     println!("  Addresses:       {}", list(&b.addresses));
@@ -126,20 +191,25 @@ fn print_card(card: &AgencyCard) {
 /// `rogatory card export`.
 fn export(data_dir: Option<PathBuf>, out: Option<PathBuf>) -> Result<ExitCode> {
     let dir = super::init::data_dir(data_dir)?;
-    let card = load_card(&dir.join(CARD_FILE))?;
+    let history = crate::keydir::own_history(&dir)?;
+    let bytes = history.to_file();
     match out {
         Some(path) => {
-            files::write_atomic(&path, card.as_bytes(), false, false)?;
-            eprintln!("Wrote the card of {} to {}", card.id(), path.display());
+            files::write_atomic(&path, &bytes, false, false)?;
+            eprintln!(
+                "Wrote the key history and card of {} to {}",
+                history.agency(),
+                path.display()
+            );
         }
         None => {
             use std::io::Write as _;
-            std::io::stdout().write_all(card.as_bytes())?;
+            std::io::stdout().write_all(&bytes)?;
         }
     }
     eprintln!(
         "Fingerprint (read it to the partner over a separate channel): {}",
-        card.fingerprint()
+        history.fingerprint()
     );
     Ok(ExitCode::SUCCESS)
 }

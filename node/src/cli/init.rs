@@ -47,6 +47,10 @@ pub struct InitArgs {
     /// can act as the agency.
     #[arg(long)]
     pub insecure_plaintext_keys: bool,
+    /// Write the agency's root key to this file (on removable media, say) instead of into the
+    /// data directory; the node never needs it to run (spec/KEYS.md §2).
+    #[arg(long, value_name = "FILE")]
+    pub root_key_out: Option<PathBuf>,
 }
 
 /// The data directory: the flag or `ROGATORY_DATA_DIR`, else the user's data directory.
@@ -151,7 +155,8 @@ pub(crate) fn run(a: InitArgs, passphrase_file: Option<&std::path::Path>) -> Res
         let what = format!("the new keys of {}", a.agency);
         Protection::Passphrase(crate::secret::passphrase(passphrase_file, &what, true)?)
     };
-    let kd = KeyDir::create_with(&dir, details, protection).context("init failed")?;
+    let kd = KeyDir::create_with(&dir, details, protection, a.root_key_out.as_deref())
+        .context("init failed")?;
     // A directory that existed before (made with the usual 0755, say) is closed to others too:
     // the store, the API socket and token live in it.
     if files::make_private(&dir)? {
@@ -182,6 +187,19 @@ pub(crate) fn run(a: InitArgs, passphrase_file: Option<&std::path::Path>) -> Res
         dir.join(crate::keydir::CARD_FILE).display()
     );
     println!("  config:       {}", dir.join(CONFIG_FILE).display());
-    println!("  fingerprint:  {}", kd.card.fingerprint());
+    let root = match &a.root_key_out {
+        Some(p) => p.display().to_string(),
+        None => format!(
+            "{} (move it off this machine: `rogatory keys root export`)",
+            dir.join(if a.insecure_plaintext_keys {
+                crate::keydir::ROOT_KEY_FILE
+            } else {
+                crate::keydir::ROOT_KEY_ENCRYPTED
+            })
+            .display()
+        ),
+    };
+    println!("  root key:     {root}");
+    println!("  fingerprint:  {} (of the root)", kd.history.fingerprint());
     Ok(ExitCode::SUCCESS)
 }

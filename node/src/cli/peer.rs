@@ -5,19 +5,18 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 use clap::Subcommand;
-use rogatory_proto::card::normalize_fingerprint;
 use rogatory_proto::ids::AgencyId;
 
-use crate::files;
-use crate::keydir::{CARD_FILE, KeyDir, PEERS_DIR, load_card};
+use crate::keydir::{KeyDir, PEERS_DIR, load_history, own_history, save_partner};
 
 /// `rogatory peer` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum PeerCommand {
-    /// Pin a partner's card after comparing its fingerprint with the one the partner read out
-    /// to you over a separate channel; a mismatch refuses.
+    /// Pin a partner after comparing the fingerprint of its root with the one the partner read
+    /// out to you over a separate channel; a mismatch refuses. Later keys of the partner are
+    /// learnt over the network, checked against this root.
     Add {
-        /// The partner's card file.
+        /// The file the partner's `card export` wrote (its key history; a bare card also works).
         card: PathBuf,
         /// The fingerprint the partner gave you (case, spaces and dashes do not matter).
         #[arg(long)]
@@ -54,56 +53,60 @@ pub(crate) fn run(c: PeerCommand) -> Result<ExitCode> {
             data_dir,
         } => {
             let dir = super::init::data_dir(data_dir)?;
-            let card = load_card(&super::card_path(card))?;
-            let own = load_card(&dir.join(CARD_FILE))?;
-            if card.id() == own.id() {
-                bail!("{} is this node's own agency", card.id());
+            let history = load_history(&card)?;
+            let own = own_history(&dir)?;
+            if history.agency() == own.agency() {
+                bail!("{} is this node's own agency", history.agency());
             }
-            let given = normalize_fingerprint(&fingerprint);
-            let actual = normalize_fingerprint(&card.fingerprint());
-            if given.len() < 32 || !actual.starts_with(&given) {
+            if history.check_fingerprint(&fingerprint).is_err() {
                 bail!(
-                    "fingerprint mismatch for {}: the card's fingerprint is {}, not {fingerprint}; the card was not pinned (check with the partner over a separate channel)",
-                    card.id(),
-                    card.fingerprint()
+                    "fingerprint mismatch for {}: its root's fingerprint is {}, not {fingerprint}; it was not pinned (check with the partner over a separate channel)",
+                    history.agency(),
+                    history.fingerprint()
                 );
             }
-            let path = dir.join(PEERS_DIR).join(format!("{}.cose", card.id()));
-            if path.exists() {
-                let old = load_card(&path)?;
-                if old.signing_key() != card.signing_key() {
-                    bail!(
-                        "{} is already pinned with another key (fingerprint {}); remove it first if the partner really changed keys",
-                        card.id(),
-                        old.fingerprint()
-                    );
-                }
+            if let Some(old) = KeyDir::partners(&dir)?
+                .into_iter()
+                .find(|h| h.agency() == history.agency())
+                && old.root_id() != history.root_id()
+            {
+                bail!(
+                    "{} is already pinned with another root (fingerprint {}); remove it first if the partner really changed its root",
+                    history.agency(),
+                    old.fingerprint()
+                );
             }
-            files::create_private_dir(&dir.join(PEERS_DIR))?;
-            files::write_atomic(&path, card.as_bytes(), false, true)?;
+            save_partner(&dir, &history)?;
+            let card = history.current_card();
             println!(
-                "Pinned {} ({}), fingerprint {}",
+                "Pinned {} ({}), fingerprint {}{}",
                 card.id(),
                 card.body().name,
-                card.fingerprint()
+                history.fingerprint(),
+                if history.is_bare_card() {
+                    " (a bare card: it cannot rotate its keys)"
+                } else {
+                    ""
+                }
             );
             Ok(ExitCode::SUCCESS)
         }
         PeerCommand::List { data_dir, json } => {
             let dir = super::init::data_dir(data_dir)?;
-            let peers = KeyDir::pinned(&dir)?;
+            let peers = KeyDir::partners(&dir)?;
             if json {
                 let list: Vec<_> = peers.iter().map(super::card::card_json).collect();
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else if peers.is_empty() {
                 println!("No partner is pinned in {}.", dir.display());
             } else {
-                for p in &peers {
+                for h in &peers {
+                    let p = h.current_card();
                     println!(
                         "{:<20} {:<40} {}  {}",
                         p.id().to_string(),
                         p.body().name,
-                        p.fingerprint(),
+                        h.fingerprint(),
                         p.body().addresses.join(" ")
                     );
                 }
@@ -112,11 +115,17 @@ pub(crate) fn run(c: PeerCommand) -> Result<ExitCode> {
         }
         PeerCommand::Remove { id, data_dir } => {
             let dir = super::init::data_dir(data_dir)?;
-            let path = dir.join(PEERS_DIR).join(format!("{id}.cose"));
-            if !path.exists() {
+            let paths: Vec<_> = ["keys", "cose"]
+                .iter()
+                .map(|x| dir.join(PEERS_DIR).join(format!("{id}.{x}")))
+                .filter(|p| p.exists())
+                .collect();
+            if paths.is_empty() {
                 bail!("{id} is not pinned in {}", dir.display());
             }
-            std::fs::remove_file(&path)?;
+            for p in paths {
+                std::fs::remove_file(&p)?;
+            }
             println!("Unpinned {id}");
             Ok(ExitCode::SUCCESS)
         }

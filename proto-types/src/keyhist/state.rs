@@ -158,9 +158,10 @@ impl KeyHistory {
                 "a key history starts with its genesis".into(),
             ));
         }
-        let set = b.root.as_ref().ok_or_else(|| {
-            KeyHistoryError::Invalid("the genesis names the root".into())
-        })?;
+        let set = b
+            .root
+            .as_ref()
+            .ok_or_else(|| KeyHistoryError::Invalid("the genesis names the root".into()))?;
         let root = set.parse()?;
         let card = certified_card(b)?;
         let mut h = Self {
@@ -208,7 +209,9 @@ impl KeyHistory {
             return Err(fail(format!("expected statement {seq}")));
         }
         if b.prev != Some(self.head()) {
-            return Err(fail("`prev` is not the hash of the previous statement".into()));
+            return Err(fail(
+                "`prev` is not the hash of the previous statement".into(),
+            ));
         }
         if b.at < self.last_at {
             return Err(fail("takes effect before the previous statement".into()));
@@ -219,7 +222,11 @@ impl KeyHistory {
                 let card = certified_card(b)?;
                 let old = self.current_card().signing_key().clone();
                 let old_revoked = self.record(old.id()).is_some_and(|r| r.revoked.is_some());
-                let extra = if old_revoked { vec![] } else { vec![old.clone()] };
+                let extra = if old_revoked {
+                    vec![]
+                } else {
+                    vec![old.clone()]
+                };
                 let signers = self.check_signatures(&p, &extra, None)?;
                 let endorsed = signers.contains(old.id());
                 self.replace_card(card, seq, b.at)?;
@@ -227,7 +234,10 @@ impl KeyHistory {
                 Ok(())
             }
             StatementKind::Revoke => {
-                let r = b.revoke.as_ref().ok_or_else(|| fail("no revocation".into()))?;
+                let r = b
+                    .revoke
+                    .as_ref()
+                    .ok_or_else(|| fail("no revocation".into()))?;
                 let signers = self.check_signatures(&p, &[], None)?;
                 let at = b.at;
                 let rec = self

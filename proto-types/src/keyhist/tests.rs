@@ -137,12 +137,22 @@ fn a_rotation_not_signed_by_the_root_is_refused() {
     // A statement out of sequence or with a wrong `prev` is refused.
     let mut skip = body.clone();
     skip.seq = 2;
-    assert!(a.history.apply(&sign(&skip, &[&a.root[0]]).unwrap()).is_err());
+    assert!(
+        a.history
+            .apply(&sign(&skip, &[&a.root[0]]).unwrap())
+            .is_err()
+    );
     let mut prev = body.clone();
     prev.prev = Some(crate::ids::Sha256Digest::of(b"other"));
-    assert!(a.history.apply(&sign(&prev, &[&a.root[0]]).unwrap()).is_err());
+    assert!(
+        a.history
+            .apply(&sign(&prev, &[&a.root[0]]).unwrap())
+            .is_err()
+    );
     // The root's signature makes it good.
-    a.history.apply(&sign(&body, &[&a.root[0]]).unwrap()).unwrap();
+    a.history
+        .apply(&sign(&body, &[&a.root[0]]).unwrap())
+        .unwrap();
 }
 
 #[test]
@@ -167,7 +177,11 @@ fn revoked_keys_are_refused_whatever_their_window() {
     let again = a
         .history
         .next_revoke(old.id(), RevocationReason::Retired, T0, T0 + 300);
-    assert!(a.history.apply(&sign(&again, &[&a.root[0]]).unwrap()).is_err());
+    assert!(
+        a.history
+            .apply(&sign(&again, &[&a.root[0]]).unwrap())
+            .is_err()
+    );
 }
 
 #[test]
