@@ -59,6 +59,38 @@ fn passphrase_file() -> Option<&'static Path> {
     PASSPHRASE_FILE.get().and_then(|f| f.as_deref())
 }
 
+/// The passphrase, once read, when the process keeps it (a node restarting on new keys reads
+/// them again, and its passphrase file may have been a pipe).
+static REMEMBERED: std::sync::Mutex<Option<Option<Zeroizing<String>>>> =
+    std::sync::Mutex::new(None);
+
+/// From now on the passphrase is read once and kept in memory (the running node: it holds the
+/// decrypted keys anyway).
+pub fn remember_passphrase() {
+    if let Ok(mut r) = REMEMBERED.lock()
+        && r.is_none()
+    {
+        *r = Some(None);
+    }
+}
+
+/// The passphrase of the keys in `dir`: the one kept, else asked for (and kept if asked to).
+fn key_passphrase(dir: &Path) -> Result<Zeroizing<String>> {
+    if let Ok(r) = REMEMBERED.lock()
+        && let Some(Some(p)) = r.as_ref()
+    {
+        return Ok(p.clone());
+    }
+    let what = format!("the keys in {}", dir.display());
+    let p = crate::secret::passphrase(passphrase_file(), &what, false)?;
+    if let Ok(mut r) = REMEMBERED.lock()
+        && r.is_some()
+    {
+        *r = Some(Some(p.clone()));
+    }
+    Ok(p)
+}
+
 /// How the secret keys are kept on disk.
 pub enum Protection {
     /// In clear (mode 0600): tests and offline tools only.
@@ -296,8 +328,7 @@ fn read_keys(
         files::check_private(&enc)?;
         let raw = files::read_limited(&enc, 64 * 1024)?;
         if pass.is_none() {
-            let what = format!("the keys in {}", dir.display());
-            *pass = Some(crate::secret::passphrase(passphrase_file(), &what, false)?);
+            *pass = Some(key_passphrase(dir)?);
         }
         let p = pass.as_deref().map(String::as_str).unwrap_or_default();
         return crate::secret::open(&raw, p, &enc).map(Some);
@@ -333,8 +364,7 @@ fn promote_next_keys(dir: &Path) -> Result<()> {
 /// Writes the keys of a prepared rotation beside the current ones, protected as they are.
 pub fn write_next_keys(dir: &Path, keys: &AgencySecretKeys) -> Result<()> {
     let (name, bytes) = if dir.join(SECRET_KEYS_ENCRYPTED).exists() {
-        let what = format!("the keys in {}", dir.display());
-        let p = crate::secret::passphrase(passphrase_file(), &what, false)?;
+        let p = key_passphrase(dir)?;
         (
             NEXT_KEYS_ENCRYPTED,
             crate::secret::seal_bytes(&keys.to_cose_key_set(), &p)?,

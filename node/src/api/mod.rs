@@ -46,6 +46,7 @@ use crate::store::StoreError;
 pub mod audit;
 pub mod cases;
 pub mod evidence;
+pub mod keys;
 pub mod listen;
 pub mod messages;
 mod openapi;
@@ -86,6 +87,8 @@ pub struct ApiState {
     /// SHA-256 of the token: compared instead of the token, so the comparison's timing says
     /// nothing about the token.
     pub token_hash: Sha256Digest,
+    /// Rung to have the node restart (on new keys).
+    pub restart: Arc<tokio::sync::Notify>,
 }
 
 impl ApiState {
@@ -273,6 +276,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/audit/{case}/prove", get(audit::prove))
         .route("/v1/audit/{case}/consistency", get(audit::consistency))
         .route("/v1/audit/verify-store", post(audit::verify_store))
+        .route("/v1/keys/reload", post(keys::reload))
         // Bodies are read whole, bounded in size and time, before any handler runs.
         .layer(axum::middleware::from_fn(move |req, next| {
             listen::bounded_body(Arc::clone(&heavy), req, next)

@@ -5,7 +5,7 @@ use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{audit, cases, evidence, messages, status, wire};
+use super::{audit, cases, evidence, keys, messages, status, wire};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,7 +24,7 @@ use super::{audit, cases, evidence, messages, status, wire};
         cases::cases, cases::new_case, cases::case_one, cases::case_export, cases::deadlines,
         evidence::list, evidence::add, evidence::send, evidence::export, evidence::verify,
         audit::alerts, audit::log, audit::checkpoint, audit::prove, audit::consistency,
-        audit::verify_store,
+        audit::verify_store, keys::reload,
     ),
     components(schemas(wire::ErrorBody, wire::PeerStatus)),
     modifiers(&Bearer),

@@ -806,3 +806,10 @@ pub struct Finding {
     /// What is wrong.
     pub problem: String,
 }
+
+/// What `POST /v1/keys/reload` did.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Reload {
+    /// Statements of the agency's key history the node restarts on.
+    pub statements: u64,
+}

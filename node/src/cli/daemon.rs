@@ -131,11 +131,24 @@ pub(crate) fn run(a: RunArgs) -> Result<ExitCode> {
     if listen.is_empty() {
         bail!("nothing to listen on: give --listen, or set network.listen in the configuration");
     }
-    runtime()?.block_on(crate::daemon::run(
-        &dir,
-        crate::daemon::RunOptions { listen, config },
-    ))?;
-    Ok(ExitCode::SUCCESS)
+    // A restart on new keys reads the keys again: the passphrase given at start is kept.
+    crate::keydir::remember_passphrase();
+    let mut config = config;
+    loop {
+        // A runtime per run: dropping it ends every task of the run (and what they hold).
+        let outcome = runtime()?.block_on(crate::daemon::run(
+            &dir,
+            crate::daemon::RunOptions {
+                listen: listen.clone(),
+                config,
+            },
+        ))?;
+        if outcome == crate::daemon::Outcome::Stopped {
+            return Ok(ExitCode::SUCCESS);
+        }
+        println!("restarting on new keys");
+        config = crate::config::Config::load(&dir)?;
+    }
 }
 
 /// Logs to standard error, human-readable or JSON; the filter comes from `ROGATORY_LOG`.

@@ -16,6 +16,7 @@ mod envelope;
 mod evidence;
 mod init;
 mod keygen;
+mod keys;
 mod online;
 mod peer;
 mod reference;
@@ -96,6 +97,9 @@ pub enum Command {
     /// Show and check agency cards.
     #[command(subcommand)]
     Card(card::CardCommand),
+    /// The agency's root of trust and key history: rotate and revoke online keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
     /// Seal, open and inspect envelopes.
     #[command(subcommand)]
     Envelope(envelope::EnvelopeCommand),
@@ -145,6 +149,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Evidence(c) => evidence::run(c),
         Command::Keygen(a) => keygen::run(a),
         Command::Card(c) => card::run(c),
+        Command::Keys(c) => keys::run(c),
         Command::Envelope(c) => envelope::run(c),
         Command::Request(c) => request::run(c),
         Command::Audit(c) => audit::run(c),

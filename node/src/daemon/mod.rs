@@ -43,9 +43,19 @@ pub struct RunOptions {
     pub config: crate::config::Config,
 }
 
-/// Runs the node until SIGINT or SIGTERM: listens, answers envelopes from pinned partners,
-/// delivers the outbox, fetches and serves evidence, and serves the local API.
-pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
+/// How a run of the node ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stopped by a signal.
+    Stopped,
+    /// Stopped to start again on new keys (`POST /v1/keys/reload`).
+    Restart,
+}
+
+/// Runs the node until SIGINT or SIGTERM (or until asked to restart on new keys): listens,
+/// answers envelopes from pinned partners, delivers the outbox, fetches and serves evidence,
+/// and serves the local API.
+pub async fn run(dir: &Path, opts: RunOptions) -> Result<Outcome> {
     let kd = Arc::new(KeyDir::load(dir)?);
     let store = Arc::new(
         Store::open(dir)
@@ -133,6 +143,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
     });
 
     // The local API.
+    let restart = Arc::new(tokio::sync::Notify::new());
     let token = crate::api::new_token(dir)?;
     let api_state = Arc::new(crate::api::ApiState {
         data: dir.to_path_buf(),
@@ -145,6 +156,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
         net: net.clone(),
         peer_id: peer.to_string(),
         token_hash: rogatory_proto::ids::Sha256Digest::of(token.as_bytes()),
+        restart: Arc::clone(&restart),
     });
     drop(token);
     drop(worker);
@@ -164,9 +176,11 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
     tracing::info!(agency = %me, %peer, api = %api_addr, "node started");
 
     let mut event_loop = tokio::spawn(event_loop.run());
+    let mut outcome = Outcome::Stopped;
     tokio::select! {
         _ = interrupt.recv() => {}
         _ = term.recv() => {}
+        () = restart.notified() => outcome = Outcome::Restart,
         _ = &mut event_loop => tracing::error!("the event loop ended on its own"),
     }
     tracing::info!("stopping");
@@ -182,5 +196,5 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<()> {
     let _ = tokio::task::spawn_blocking(move || open_pool.close()).await;
     let _ = tokio::task::spawn_blocking(move || worker_thread.join()).await;
     println!("{me} stopped");
-    Ok(())
+    Ok(outcome)
 }

@@ -119,7 +119,7 @@ pub struct StatementBody {
     pub agency: AgencyId,
     /// Position in the history, from 0.
     pub seq: u64,
-    /// SHA-256 of the previous statement's bytes; absent exactly for statement 0.
+    /// SHA-256 of the previous statement's payload; absent exactly for statement 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prev: Option<Sha256Digest>,
     /// Unix seconds when the statement takes effect; never before the previous one's.

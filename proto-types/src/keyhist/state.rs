@@ -359,7 +359,7 @@ impl KeyHistory {
             seq: p.body.seq,
             kind: p.body.kind,
             at: p.body.at,
-            hash: Sha256Digest::of(bytes),
+            hash: Sha256Digest::of(&p.payload),
             signers,
             endorsed_by_previous_key: endorsed,
         });
@@ -472,7 +472,7 @@ impl KeyHistory {
         self.statements.is_empty()
     }
 
-    /// SHA-256 of the last statement.
+    /// SHA-256 of the last statement's payload.
     pub fn head(&self) -> Sha256Digest {
         self.summaries
             .last()
@@ -502,11 +502,13 @@ impl KeyHistory {
         Ok((&self.cards[rec.card], rec))
     }
 
-    /// How `other` (offered by a partner) relates to this history. Both must be of the same
-    /// agency and root.
+    /// How `other` (offered by a partner) relates to this history, statement by statement
+    /// (by payload: the same statement with other signatures is the same). Both must be of the
+    /// same agency and root.
     pub fn relation(&self, other: &[Vec<u8>]) -> Relation {
-        for (i, (a, b)) in self.statements.iter().zip(other).enumerate() {
-            if a != b {
+        for (i, (a, b)) in self.summaries.iter().zip(other).enumerate() {
+            let same = statement::parse(b).is_ok_and(|p| Sha256Digest::of(&p.payload) == a.hash);
+            if !same {
                 return Relation::Fork { seq: i as u64 };
             }
         }

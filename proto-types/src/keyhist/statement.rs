@@ -5,7 +5,7 @@
 //! 98([ h'',                    ; body protected header: empty
 //!      {},                     ; body unprotected header: empty
 //!      payload,                ; deterministic CBOR of the statement body
-//!      [+ [ h'{1: -8, 4: kid}', {}, signature ] ]   ; signers sorted by kid, each once
+//!      [* [ h'{1: -8, 4: kid}', {}, signature ] ]   ; signers sorted by kid, each once
 //! ])
 //! ```
 //!
@@ -89,23 +89,24 @@ fn encode(payload: &[u8], signatures: &[SignatureEntry]) -> Vec<u8> {
     out
 }
 
-/// Signs a statement body with each of `keys` (at least one).
+/// Signs a statement body with each of `keys`. With none, the statement is *prepared*: it
+/// carries no signature yet, and its signers add theirs with [`add_signature`] (a history
+/// refuses it until they have).
 pub fn sign(body: &StatementBody, keys: &[&SigningKey]) -> Result<Vec<u8>, KeyHistoryError> {
-    if keys.is_empty() {
-        return Err(KeyHistoryError::Invalid(
-            "a statement needs at least one signature".into(),
-        ));
-    }
     super::check_body(body)?;
     let payload = cbor::to_vec(body).map_err(|e| KeyHistoryError::Invalid(e.to_string()))?;
-    let mut out = Vec::new();
+    let mut out = encode(&payload, &[]);
     for k in keys {
-        out = match out.is_empty() {
-            true => sign_payload(&payload, &[], k)?,
-            false => add_signature(&out, k)?,
-        };
+        out = add_signature(&out, k)?;
     }
     Ok(out)
+}
+
+/// SHA-256 of a body's payload: what `prev` names and what identifies a statement whatever
+/// signatures it carries.
+pub fn body_hash(body: &StatementBody) -> Result<crate::ids::Sha256Digest, KeyHistoryError> {
+    let payload = cbor::to_vec(body).map_err(|e| KeyHistoryError::Invalid(e.to_string()))?;
+    Ok(crate::ids::Sha256Digest::of(&payload))
 }
 
 fn sign_payload(
@@ -162,8 +163,9 @@ pub fn parse(bytes: &[u8]) -> Result<ParsedStatement, KeyHistoryError> {
     let mut pos = 5;
     let payload = take_bstr(bytes, &mut pos).ok_or_else(|| bad("bad payload"))?;
     let (major, n) = take_head(bytes, &mut pos).ok_or_else(|| bad("bad signatures"))?;
-    if major != 4 || n == 0 || n > MAX_SIGNERS as u64 {
-        return Err(bad("expected 1 to 16 signatures"));
+    // Zero signatures: a prepared statement, which no history accepts as it is.
+    if major != 4 || n > MAX_SIGNERS as u64 {
+        return Err(bad("expected an array of at most 16 signatures"));
     }
     let mut signatures: Vec<SignatureEntry> = Vec::with_capacity(n as usize);
     for _ in 0..n {
