@@ -20,12 +20,13 @@ LONG = {
     "node/src/cli/demo.rs": "the narrated demo: one story, step by step",
 }
 # What each top-level module of rogatory-node may import (besides std and other crates).
-BASE = {"files", "config", "secret", "keydir"}
+BASE = {"files", "config", "secret", "keydir", "trust"}
 LAYERS = {
     "files": set(),
     "secret": {"files"},
     "config": {"files"},
     "keydir": {"files", "secret"},
+    "trust": {"files", "keydir"},
     "store": {"files"},
     "cases": {"store"},
     "evidence": {"store", "cases"},

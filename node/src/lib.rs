@@ -20,3 +20,4 @@ pub mod keydir;
 pub mod net;
 pub mod secret;
 pub mod store;
+pub mod trust;

@@ -466,7 +466,9 @@ impl TrustedCards for crate::keyhist::KeyHistory {
             Ok((card, rec)) => Ok(SignerKey {
                 card,
                 valid_from: rec.from,
-                valid_until: rec.until,
+                valid_until: rec
+                    .until
+                    .map(|u| u.saturating_add(crate::keyhist::ROTATION_GRACE_SECS)),
             }),
             Err(crate::keyhist::KeyRefusal::Unknown) => Err(OpenError::KeyMismatch(id.clone())),
             Err(crate::keyhist::KeyRefusal::Revoked(r)) => Err(OpenError::RevokedSender {

@@ -148,6 +148,14 @@ pub fn decode_verified_earlier(bytes: &[u8]) -> Result<SignedReceipt, ReceiptErr
     })
 }
 
+/// The id of the key a receipt names as its signer (not verified): which of the issuer's keys
+/// to verify it with, once the issuer has rotated.
+pub fn signer_key_id(bytes: &[u8]) -> Option<crate::keys::KeyId> {
+    parse(bytes)
+        .ok()
+        .and_then(|s| s.header.key_id.as_slice().try_into().ok())
+}
+
 fn parse(bytes: &[u8]) -> Result<cose::Sign1<'_>, ReceiptError> {
     if bytes.len() > MAX_RECEIPT_BYTES {
         return Err(ReceiptError::Cbor(cbor::DecodeError::TooLarge {

@@ -65,7 +65,8 @@ fn plain_tcp(total: u64) -> f64 {
 
 fn swarm(quic: bool) -> libp2p::Swarm<request_response::Behaviour<EvidenceCodec>> {
     let behaviour = |_: &libp2p::identity::Keypair| {
-        request_response::Behaviour::new(
+        request_response::Behaviour::with_codec(
+            EvidenceCodec::EVIDENCE,
             [(EVIDENCE_PROTOCOL, ProtocolSupport::Full)],
             request_response::Config::default()
                 .with_request_timeout(Duration::from_secs(120))

@@ -215,7 +215,8 @@ impl World {
         .unwrap()
         .remove(0);
         self.chains.insert((sender, case), (link.sequence, env.id));
-        let trusted: Vec<_> = self.senders.iter().map(|s| s.card.clone()).collect();
+        let trusted =
+            rogatory_node::trust::partners_of(self.senders.iter().map(|s| s.card.clone()));
         receive(
             &self.store,
             &self.me,

@@ -72,7 +72,7 @@ fn card_show_prints_fingerprint_and_verifier_key() {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();
     keygen(d, "XA.MOJ-CA", "xa");
-    let v = json(&cmd(d, "card show xa/card.cose --json", &[]).ok());
+    let v = json(&cmd(d, "card show xa --json", &[]).ok());
     assert_eq!(v["id"], "XA.MOJ-CA");
     let fingerprint = v["fingerprint"].as_str().unwrap();
     assert_eq!(fingerprint.len(), 39);

@@ -5,6 +5,7 @@ use rogatory_node::engine::receive::{NODE_LOG, Outcome, receive};
 use rogatory_node::evidence::Quotas;
 use rogatory_node::keydir::KeyDir;
 use rogatory_node::store::{RecordKeys, Store};
+use rogatory_node::trust::{Trust, partners_of};
 use rogatory_proto::envelope::{Addressee, ChainLink, Limits, SealParams, Sender, seal};
 use rogatory_proto::ids::{CaseId, MessageId};
 use rogatory_proto::message::{Handling, HandlingCode, LiaisonMessage, Message};
@@ -122,7 +123,7 @@ fn accepted_once_replayed_with_the_same_receipt_refusals_signed() {
     let store = Store::open(&t.path().join("XB.POLICE"))
         .unwrap()
         .with_record_keys(RecordKeys::new(&b.keys));
-    let trusted = vec![a.card.clone(), c.card.clone()];
+    let trusted = partners_of(vec![a.card.clone(), c.card.clone()]);
     let case = CaseId::generate();
     let env = envelope(&a, &b, case);
     let now = 1_790_000_100;
@@ -228,7 +229,7 @@ fn accepted_once_replayed_with_the_same_receipt_refusals_signed() {
 fn a_chain_is_applied_in_order_and_a_fork_is_refused() {
     let t = tempfile::tempdir().unwrap();
     let (a, b, store) = two_agencies(t.path());
-    let trusted = vec![a.card.clone()];
+    let trusted = partners_of(vec![a.card.clone()]);
     let case = CaseId::generate();
     let id = |bytes: &[u8]| rogatory_proto::ids::Sha256Digest::of(bytes);
     let first = envelope_at(&a, &b, case, ChainLink::FIRST);
@@ -314,7 +315,7 @@ fn the_store_worker_holds_an_early_envelope_until_its_gap_fills() {
     let engine = Engine::new(
         Arc::clone(&store),
         Arc::new(b),
-        vec![a.card.clone()],
+        Trust::of_cards(vec![a.card.clone()]),
         Limits::default(),
         Quotas::default(),
     );
@@ -368,14 +369,20 @@ fn envelopes_opened_in_front_of_the_worker_reach_it_in_the_order_they_arrived() 
     let engine = Engine::new(
         Arc::clone(&store),
         Arc::clone(&b),
-        vec![a.card.clone()],
+        Trust::of_cards(vec![a.card.clone()]),
         Limits::default(),
         Quotas::default(),
     );
     let (tx, mut notices) = tokio::sync::mpsc::channel(256);
     let (jobs, worker) = spawn(engine, 4, tx, Default::default()).unwrap();
-    let (mut opener, pool) =
-        OpenPool::start(3, b, vec![a.card.clone()], Limits::default(), jobs.clone()).unwrap();
+    let (mut opener, pool) = OpenPool::start(
+        3,
+        b,
+        Trust::of_cards(vec![a.card.clone()]),
+        Limits::default(),
+        jobs.clone(),
+    )
+    .unwrap();
     let from = a.card.id().clone();
     // The threads' queues are bounded (a full one gives the envelope back); three of them hold
     // all of these at once.
@@ -416,7 +423,7 @@ fn a_partner_sending_garbage_is_set_aside_after_100_refusals_with_one_alert() {
     let engine = Engine::new(
         Arc::clone(&store),
         Arc::new(b),
-        vec![a.card.clone()],
+        Trust::of_cards(vec![a.card.clone()]),
         Limits::default(),
         Quotas::default(),
     );
@@ -459,7 +466,7 @@ fn a_status_the_case_does_not_allow_gets_an_illegal_transition_receipt() {
     use rogatory_proto::message::{MlaStatus, MlaStatusUpdate};
     let t = tempfile::tempdir().unwrap();
     let (a, b, store) = two_agencies(t.path());
-    let trusted = vec![a.card.clone()];
+    let trusted = partners_of(vec![a.card.clone()]);
     let case = CaseId::generate();
     let status = |s: MlaStatus| {
         Message::MlaStatus(MlaStatusUpdate {

@@ -11,6 +11,7 @@ mod daemon;
 mod evidence;
 mod hostile;
 mod inbox;
+mod keys;
 mod network;
 mod setup;
 mod store;

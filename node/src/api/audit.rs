@@ -89,11 +89,20 @@ pub fn consistency_proof(
     })
 }
 
-/// Re-derives every case's tree and checks every signature of the store against `vkey`.
-pub fn store_report(store: &Store, vkey: &str) -> Result<StoreReport, ApiError> {
-    let verifier = NoteVerifier::parse(vkey)
-        .map_err(|e| ApiError::invalid(format!("the verifier key: {e}")))?;
-    let r = store.verify(&verifier)?;
+/// Re-derives every case's tree and checks every signature of the store against `vkey` (or,
+/// for what was signed before a rotation, one of `earlier`).
+pub fn store_report(
+    store: &Store,
+    vkey: &str,
+    earlier: &[String],
+) -> Result<StoreReport, ApiError> {
+    let verifiers = std::iter::once(vkey)
+        .chain(earlier.iter().map(String::as_str))
+        .map(|v| {
+            NoteVerifier::parse(v).map_err(|e| ApiError::invalid(format!("the verifier key: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let r = store.verify_with(&verifiers)?;
     Ok(StoreReport {
         cases: r.cases,
         entries: r.entries,
@@ -198,5 +207,7 @@ pub async fn verify_store(
     Json(b): Json<VerifyStore>,
 ) -> Result<Json<StoreReport>, ApiError> {
     let store = Arc::clone(&s.store);
-    Ok(Json(blocking(move || store_report(&store, &b.vkey)).await?))
+    Ok(Json(
+        blocking(move || store_report(&store, &b.vkey, &b.earlier)).await?,
+    ))
 }

@@ -163,7 +163,13 @@ pub async fn case_export(
             Some(crate::keydir::load_card(p).map_err(|e| ApiError::invalid(format!("{e:#}")))?)
         }
     };
-    let (store, me, trusted) = (Arc::clone(&s.store), Arc::clone(&s.me), s.trusted.clone());
+    let trusted: Vec<_> = s
+        .trust
+        .snapshot()
+        .values()
+        .map(|h| h.current_card().clone())
+        .collect();
+    let (store, me) = (Arc::clone(&s.store), Arc::clone(&s.me));
     let for_auditor = auditor.clone();
     let out = b.out.clone();
     let (bytes, mut answer) = blocking(move || {

@@ -349,7 +349,7 @@ fn open_received(s: &ApiState, id: &[u8; 32]) -> Result<envelope::Opened, ApiErr
             card: &s.me.card,
             keys: &s.me.keys,
         },
-        &s.trusted,
+        &crate::trust::AsReceived(&s.trust.snapshot()),
         &s.limits,
     )
     .map_err(|e| ApiError::internal(format!("a stored envelope no longer opens: {e}")))

@@ -36,7 +36,6 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use rogatory_proto::card::AgencyCard;
 use rogatory_proto::envelope::Limits;
 use rogatory_proto::ids::{AgencyId, CaseId, Sha256Digest};
 
@@ -72,8 +71,8 @@ pub struct ApiState {
     pub data: PathBuf,
     /// This agency.
     pub me: Arc<KeyDir>,
-    /// Pinned partners.
-    pub trusted: Vec<AgencyCard>,
+    /// Pinned partners, as their key histories stand.
+    pub trust: Arc<crate::trust::Trust>,
     /// Limits.
     pub limits: Limits,
     /// The store worker.
@@ -95,7 +94,7 @@ impl ApiState {
     /// The partner `id` names, if it is pinned.
     fn partner(&self, id: &str) -> Result<AgencyId, ApiError> {
         let a = AgencyId::new(id).map_err(|e| ApiError::invalid(format!("{id:?}: {e}")))?;
-        if !self.trusted.iter().any(|c| c.id() == &a) {
+        if !self.trust.snapshot().contains_key(&a) {
             return Err(ApiError::invalid(format!(
                 "{a} is not a pinned partner: pin its card first (rogatory peer add)"
             )));

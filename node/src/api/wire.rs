@@ -778,6 +778,9 @@ pub struct Consistency {
 pub struct VerifyStore {
     /// The agency's checkpoint verifier key (C2SP note verifier), obtained independently.
     pub vkey: String,
+    /// Verifier keys of the agency's earlier signing keys (after rotations).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<String>,
 }
 
 /// What `verify-store` found.

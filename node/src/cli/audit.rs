@@ -19,7 +19,7 @@ use crate::api::wire::{
 };
 use crate::client::{ApiFailure, Client, NotRunning};
 use crate::files;
-use crate::keydir::{CARD_FILE, load_card};
+
 use crate::store::Store;
 
 /// `rogatory audit` subcommands.
@@ -121,7 +121,8 @@ pub enum AuditCommand {
         #[arg(long, env = "ROGATORY_DATA_DIR")]
         data_dir: PathBuf,
         /// The agency's checkpoint verifier key, obtained independently (an insider who rewrote
-        /// the store could also have replaced the card beside it); default: from that card.
+        /// the store could also have replaced the card beside it); default: the keys of the
+        /// agency's key history beside it (every signing key it had).
         #[arg(long)]
         vkey: Option<String>,
     },
@@ -431,29 +432,44 @@ pub(crate) fn run(c: AuditCommand) -> Result<ExitCode> {
             })
         }
         AuditCommand::VerifyStore { data_dir, vkey } => {
-            let vkey = match vkey {
-                Some(v) => NoteVerifier::parse(&v)
-                    .context("--vkey is not a verifier key")?
-                    .vkey()
-                    .to_string(),
-                None => {
-                    let card = load_card(&data_dir.join(CARD_FILE))?;
-                    NoteVerifier::parse(&card.note_verifier_key())
-                        .context("the card's verifier key")?
+            let (vkey, earlier) = match vkey {
+                Some(v) => (
+                    NoteVerifier::parse(&v)
+                        .context("--vkey is not a verifier key")?
                         .vkey()
-                        .to_string()
+                        .to_string(),
+                    Vec::new(),
+                ),
+                None => {
+                    let h = crate::keydir::own_history(&data_dir)?;
+                    let card = h.current_card();
+                    let earlier: Vec<String> = h
+                        .cards()
+                        .iter()
+                        .filter(|c| c.signing_key() != card.signing_key())
+                        .map(|c| c.note_verifier_key())
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect();
+                    (card.note_verifier_key(), earlier)
                 }
             };
             println!("Checking against verifier key {vkey}");
+            for e in &earlier {
+                println!("  and, for what was signed before a rotation, {e}");
+            }
             let report: StoreReport = node_or_store(
                 &data_dir,
                 |c| {
                     c.post(
                         "/v1/audit/verify-store",
-                        &VerifyStore { vkey: vkey.clone() },
+                        &VerifyStore {
+                            vkey: vkey.clone(),
+                            earlier: earlier.clone(),
+                        },
                     )
                 },
-                |s| crate::api::audit::store_report(s, &vkey),
+                |s| crate::api::audit::store_report(s, &vkey, &earlier),
             )?;
             if report.findings.is_empty() {
                 println!(

@@ -428,11 +428,35 @@ fn commit(dir: &Path, mut history: KeyHistory, statements: &[Vec<u8>]) -> Result
             let _: serde_json::Value = c
                 .post("/v1/keys/reload", &serde_json::json!({}))
                 .context("the running node did not take up the new keys (restart it)")?;
-            println!("The running node restarts on the new keys.");
+            drop(c);
+            wait_restarted(dir, card)?;
+            println!("The node runs on the new keys.");
         }
         Err(_) => println!("The node takes up the new keys when it next starts."),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Waits (at most a minute) until the node in `dir` answers as the peer of `card`'s key.
+fn wait_restarted(dir: &Path, card: &AgencyCard) -> Result<()> {
+    let want = crate::net::peer_id(card)?.to_string();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let now = crate::client::Client::connect(dir)
+            .and_then(|c| c.get::<crate::api::wire::Status>("/v1/status"))
+            .map(|s| s.peer_id);
+        if now.as_deref().ok() == Some(want.as_str()) {
+            return Ok(());
+        }
+        if std::time::Instant::now() > until {
+            bail!(
+                "the node in {} did not come back on the new keys within a minute: look at its log",
+                dir.display()
+            );
+        }
+        // A restart takes a moment: the node finishes what it holds, then starts again.
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 fn history_json(h: &KeyHistory) -> serde_json::Value {

@@ -22,7 +22,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use libp2p::Multiaddr;
-use rogatory_proto::card::AgencyCard;
 use rogatory_proto::envelope::Limits;
 
 use crate::engine::{self, Engine, Watch};
@@ -60,15 +59,23 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<Outcome> {
     let store = Arc::new(
         Store::open(dir)
             .context("cannot open the store")?
-            .with_record_keys(crate::store::RecordKeys::new(&kd.keys)),
+            .with_record_keys(crate::store::RecordKeys::new(&kd.keys))
+            .with_earlier_keys(
+                kd.history
+                    .cards()
+                    .iter()
+                    .map(|c| c.signing_key().clone())
+                    .filter(|k| k != kd.card.signing_key())
+                    .collect(),
+            ),
     );
     let pinned = crate::net::pinned_peers(dir)?;
-    let trusted: Vec<AgencyCard> = pinned.values().cloned().collect();
+    let trust = Arc::new(crate::trust::Trust::load(dir)?);
     let limits = Limits {
         max_envelope_bytes: opts.config.limits.max_envelope_bytes,
         ..Limits::default()
     };
-    let mut swarm = crate::net::swarm(&kd, &pinned.keys().copied().collect::<Vec<_>>())?;
+    let mut swarm = crate::net::swarm(&kd)?;
     let me = kd.card.id().clone();
     let peer = *swarm.local_peer_id();
 
@@ -79,7 +86,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<Outcome> {
         Engine::new(
             Arc::clone(&store),
             Arc::clone(&kd),
-            trusted.clone(),
+            Arc::clone(&trust),
             limits,
             crate::evidence::Quotas::from_config(&opts.config.evidence, dir),
         ),
@@ -122,7 +129,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<Outcome> {
     let (opener, open_pool) = engine::OpenPool::start(
         opts.config.limits.open_threads(),
         Arc::clone(&kd),
-        trusted.clone(),
+        Arc::clone(&trust),
         limits,
         worker.clone(),
     )?;
@@ -140,6 +147,8 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<Outcome> {
         fetcher: Fetcher::new(queue),
         store: Arc::clone(&store),
         data: dir.to_path_buf(),
+        trust: Arc::clone(&trust),
+        own_history: (kd.history.to_file(), kd.history.statements().len() as u64),
     });
 
     // The local API.
@@ -150,7 +159,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<Outcome> {
         watch: Arc::clone(&watch),
         store: Arc::clone(&store),
         me: Arc::clone(&kd),
-        trusted,
+        trust: Arc::clone(&trust),
         limits,
         worker: worker.clone(),
         net: net.clone(),

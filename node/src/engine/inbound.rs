@@ -41,7 +41,7 @@ impl Engine {
             let (outcome, advanced) = receive_in(
                 batch,
                 &self.me,
-                &self.trusted,
+                &self.trust.snapshot(),
                 &from,
                 &bytes,
                 now,

@@ -71,6 +71,9 @@ pub enum Job {
         /// checked it.
         cosigned: super::Cosigned,
     },
+    /// Raise an alert found outside any envelope's processing (two key histories for one
+    /// partner, a revoked key in use).
+    Alert(Box<crate::store::Alert>),
     /// Read queued envelopes for the event loop, which holds only some in memory (answered
     /// at once with [`Notice::Loaded`], outside any transaction).
     LoadQueued {

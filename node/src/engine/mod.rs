@@ -162,7 +162,7 @@ fn hold<T: Send + 'static>(
 pub struct Engine {
     store: Arc<Store>,
     me: Arc<KeyDir>,
-    trusted: Vec<AgencyCard>,
+    trust: Arc<crate::trust::Trust>,
     limits: Limits,
     quotas: crate::evidence::Quotas,
     waiting: HashMap<ChainSlot, Waiting>,
@@ -184,14 +184,14 @@ impl Engine {
     pub fn new(
         store: Arc<Store>,
         me: Arc<KeyDir>,
-        trusted: Vec<AgencyCard>,
+        trust: Arc<crate::trust::Trust>,
         limits: Limits,
         quotas: crate::evidence::Quotas,
     ) -> Self {
         Self {
             store,
             me,
-            trusted,
+            trust,
             limits,
             quotas,
             waiting: HashMap::new(),
@@ -368,6 +368,10 @@ impl Engine {
             }
             Job::LoadQueued { to, ids } => {
                 replies.push(Reply::Notice(self.load_queued(to, ids)));
+                Ok(())
+            }
+            Job::Alert(alert) => {
+                batch.raise_alert(&alert)?;
                 Ok(())
             }
             Job::Send { request, reply } => {
@@ -673,6 +677,7 @@ impl Reply {
                 receipt: None,
             }),
             Job::Receipt { id, .. } => Reply::Notice(Notice::Settled { id, state: None }),
+            Job::Alert(_) => Reply::Nothing,
             Job::LoadQueued { to, ids } => Reply::Notice(Notice::Loaded {
                 to,
                 entries: ids.into_iter().map(|(o, id)| (o, id, None)).collect(),

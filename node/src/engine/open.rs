@@ -18,7 +18,6 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
 use anyhow::{Context, Result};
-use rogatory_proto::card::AgencyCard;
 use rogatory_proto::envelope::{self, Limits, Recipient};
 use rogatory_proto::ids::AgencyId;
 
@@ -99,7 +98,7 @@ impl OpenPool {
     pub fn start(
         threads: usize,
         me: Arc<KeyDir>,
-        trusted: Vec<AgencyCard>,
+        trust: Arc<crate::trust::Trust>,
         limits: Limits,
         worker: Worker,
     ) -> Result<(Opener, OpenPool)> {
@@ -117,17 +116,16 @@ impl OpenPool {
             ));
         }
         let n = threads.min(MAX_THREADS);
-        let trusted: Arc<[AgencyCard]> = trusted.into();
         let mut inputs = Vec::with_capacity(n);
         let mut outputs = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n + 1);
         for i in 0..n {
             let (in_tx, in_rx) = sync_channel::<Arrived>(QUEUE);
             let (out_tx, out_rx) = sync_channel::<Job>(QUEUE);
-            let (me, trusted) = (Arc::clone(&me), Arc::clone(&trusted));
+            let (me, trust) = (Arc::clone(&me), Arc::clone(&trust));
             let handle = std::thread::Builder::new()
                 .name(format!("open-{i}"))
-                .spawn(move || open_all(&in_rx, &out_tx, &me, &trusted, &limits))
+                .spawn(move || open_all(&in_rx, &out_tx, &me, &trust, &limits))
                 .context("cannot start an opening thread")?;
             inputs.push(in_tx);
             outputs.push(out_rx);
@@ -158,7 +156,7 @@ fn open_all(
     input: &Receiver<Arrived>,
     output: &SyncSender<Job>,
     me: &KeyDir,
-    trusted: &[AgencyCard],
+    trust: &crate::trust::Trust,
     limits: &Limits,
 ) {
     let recipient = Recipient {
@@ -166,7 +164,7 @@ fn open_all(
         keys: &me.keys,
     };
     while let Ok(Arrived { token, from, bytes }) = input.recv() {
-        let opened = envelope::open(&bytes, &recipient, trusted, limits);
+        let opened = envelope::open(&bytes, &recipient, &*trust.snapshot(), limits);
         let job = Job::Inbound {
             token,
             from,

@@ -15,7 +15,7 @@ use rogatory_proto::audit::entry::{AuditEvent, case_origin, log_key_name};
 
 use super::audit_entry;
 use super::open::Opening;
-use rogatory_proto::card::AgencyCard;
+use crate::trust::Partners;
 use rogatory_proto::envelope::{self, Limits, Recipient};
 use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId, Sha256Digest};
 use rogatory_proto::receipt::{ReasonCode, Receipt, ReceiptEvent};
@@ -95,7 +95,7 @@ impl ChainSlot {
 pub fn receive(
     store: &Store,
     me: &KeyDir,
-    trusted: &[AgencyCard],
+    trusted: &Partners,
     sender: &AgencyId,
     bytes: &[u8],
     now: u64,
@@ -142,7 +142,7 @@ pub fn receive(
 pub fn receive_in(
     batch: &mut Batch<'_>,
     me: &KeyDir,
-    trusted: &[AgencyCard],
+    trusted: &Partners,
     sender: &AgencyId,
     bytes: &[u8],
     now: u64,
@@ -417,21 +417,14 @@ fn origin_limits(limits: &Limits) -> Limits {
 fn outer(
     bytes: &[u8],
     me: &KeyDir,
-    trusted: &[AgencyCard],
+    trusted: &Partners,
     limits: &Limits,
 ) -> Result<envelope::EnvelopeInfo, (ReasonCode, String)> {
     let fail = |e: envelope::OpenError| (e.reason_code(), e.to_string());
     let info = envelope::inspect(bytes, limits).map_err(fail)?;
-    let card = trusted
-        .iter()
-        .find(|c| c.id() == &info.from)
-        .ok_or_else(|| {
-            (
-                ReasonCode::UnknownSender,
-                format!("unknown sender {}: no pinned agency card for it", info.from),
-            )
-        })?;
-    let info = envelope::verify_origin(bytes, card, limits).map_err(fail)?;
+    let signer =
+        envelope::TrustedCards::signer(trusted, &info.from, &info.signer_key_id).map_err(fail)?;
+    let info = envelope::verify_origin(bytes, signer.card, limits).map_err(fail)?;
     if &info.to != me.card.id() {
         return Err((
             ReasonCode::NotAddressee,
@@ -455,7 +448,7 @@ fn outer(
 fn witness(
     batch: &mut Batch<'_>,
     me: &KeyDir,
-    trusted: &[AgencyCard],
+    trusted: &Partners,
     opened: &envelope::Opened,
     id: EnvelopeId,
     now: u64,
@@ -469,12 +462,33 @@ fn witness(
     };
     let from = &opened.info.from;
     let case = &opened.case_id;
-    let Some(card) = trusted.iter().find(|c| c.id() == from) else {
+    let Some(history) = trusted.get(from) else {
         return Err(anyhow::anyhow!("{from} opened but has no pinned card"));
     };
+    // The checkpoint is signed with one of the sender's signing keys that is not revoked: the
+    // current one, or the one before a rotation if the log has not grown since.
     let name = log_key_name(from);
-    let log = NoteVerifier::new(&name, SIG_ED25519, card.signing_key())
-        .context("the sender's log key")?;
+    let ids: Vec<u32> = Note::parse(note)
+        .map(|n| n.signatures().iter().map(|s| s.id).collect())
+        .unwrap_or_default();
+    let mut log = None;
+    for card in history.cards().iter().rev() {
+        let ok = history.signer(card.signing_key().id()).is_ok();
+        let v = NoteVerifier::new(&name, SIG_ED25519, card.signing_key())
+            .context("the sender's log key")?;
+        if ok && (log.is_none() || ids.contains(&v.id())) {
+            let matches = ids.contains(&v.id());
+            log = Some(v);
+            if matches {
+                break;
+            }
+        }
+    }
+    let Some(log) = log else {
+        return Err(anyhow::anyhow!(
+            "{from} has no signing key that is not revoked"
+        ));
+    };
     let witnessed = batch.witnessed(from, case)?;
     // The very checkpoint witnessed last (the sender's envelopes of one batch carry the same):
     // verified then, consistent with itself; only the cosignature is needed, once a second.

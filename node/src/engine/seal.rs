@@ -208,9 +208,10 @@ impl Engine {
         r: &SendRequest,
         replies: &mut Vec<Reply>,
     ) -> Result<Result<Vec<Queued>, Error>> {
+        let trusted = self.trust.snapshot();
         let mut cards = Vec::with_capacity(r.to.len());
         for to in &r.to {
-            match self.trusted.iter().find(|c| c.id() == to) {
+            match trusted.get(to).map(|h| h.current_card()) {
                 Some(c) => cards.push(c),
                 None => {
                     return Ok(Err(Error::Invalid(format!(
@@ -220,7 +221,11 @@ impl Engine {
             }
         }
         let now = rogatory_proto::time::now_unix();
-        let checkpoint = batch.checkpoint(&r.case)?;
+        let signer = LogSigner {
+            agency: self.me.card.id(),
+            key: &self.me.keys.signing,
+        };
+        let checkpoint = batch.checkpoint_signed(&signer, &r.case)?;
         // The size of the checkpoint carried, for the witnesses' consistency proofs.
         let size = match &checkpoint {
             Some(n) => Some(

@@ -83,11 +83,13 @@ impl Engine {
             Cosigned::Fine => None,
             Cosigned::Problem(detail) => Some(detail),
             Cosigned::Unchecked => {
-                let Some(card) = self.trusted.iter().find(|c| c.id() == by) else {
+                // The cosignature is made with the key that signed the receipt.
+                let kid = rogatory_proto::receipt::signer_key_id(receipt).unwrap_or_default();
+                let Some(card) = self.trust.card_for_key(by, &kid) else {
                     return Ok(());
                 };
                 self.cosignatures
-                    .check(&entry.envelope, receipt, card, &self.limits)
+                    .check(&entry.envelope, receipt, &card, &self.limits)
                     .map_err(|e| anyhow!("{e}"))?
                     .err()
             }

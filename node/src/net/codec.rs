@@ -1,5 +1,6 @@
-//! The bounded request-response codecs of the node's two protocols: `/rogatory/envelope/1`
-//! (envelope → receipt) and `/rogatory/evidence/1` (chunk request → chunks). Every read is
+//! The bounded request-response codecs of the node's three protocols: `/rogatory/envelope/1`
+//! (envelope → receipt), `/rogatory/evidence/1` (chunk request → chunks) and
+//! `/rogatory/keys/1` (statements held → key history). Every read is
 //! bounded by the message's limit and, for envelopes, by byte budgets per connection and in
 //! total; every message ends with its stream.
 
@@ -259,12 +260,36 @@ impl request_response::Codec for EnvelopeCodec {
 /// The evidence protocol.
 pub const EVIDENCE_PROTOCOL: StreamProtocol = StreamProtocol::new("/rogatory/evidence/1");
 
-/// Codec of `/rogatory/evidence/1`: a request is a [`ChunkRequest`](rogatory_proto::evidence::ChunkRequest), a response a status byte
-/// and the sealed chunks; each read to the end of its stream with a hard limit.
-#[derive(Debug, Clone, Default)]
-pub struct EvidenceCodec;
+/// The key history protocol (spec/KEYS.md §7).
+pub const KEYS_PROTOCOL: StreamProtocol = StreamProtocol::new("/rogatory/keys/1");
 
-impl request_response::Codec for EvidenceCodec {
+/// Codec of `/rogatory/evidence/1` and `/rogatory/keys/1`: a request and a response, each read
+/// to the end of its stream with a hard limit. Evidence: a [`ChunkRequest`](rogatory_proto::evidence::ChunkRequest)
+/// answered by a status byte and the sealed chunks. Keys: how many statements the asker holds,
+/// answered by the key history.
+#[derive(Debug, Clone, Copy)]
+pub struct BoundedCodec {
+    request: usize,
+    response: usize,
+}
+
+impl BoundedCodec {
+    /// The evidence protocol's limits.
+    pub const EVIDENCE: Self = Self {
+        request: rogatory_proto::evidence::MAX_REQUEST_BYTES,
+        response: rogatory_proto::evidence::MAX_RESPONSE_BYTES,
+    };
+    /// The key history protocol's limits.
+    pub const KEYS: Self = Self {
+        request: 16,
+        response: rogatory_proto::keyhist::MAX_HISTORY_BYTES,
+    };
+}
+
+/// The evidence protocol's codec.
+pub type EvidenceCodec = BoundedCodec;
+
+impl request_response::Codec for BoundedCodec {
     type Protocol = StreamProtocol;
     type Request = Vec<u8>;
     type Response = Vec<u8>;
@@ -274,7 +299,7 @@ impl request_response::Codec for EvidenceCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> std::io::Result<Vec<u8>> {
-        read_bounded(io, rogatory_proto::evidence::MAX_REQUEST_BYTES, false).await
+        read_bounded(io, self.request, false).await
     }
 
     async fn read_response<T: AsyncRead + Unpin + Send>(
@@ -282,7 +307,7 @@ impl request_response::Codec for EvidenceCodec {
         _: &StreamProtocol,
         io: &mut T,
     ) -> std::io::Result<Vec<u8>> {
-        read_bounded(io, rogatory_proto::evidence::MAX_RESPONSE_BYTES, true).await
+        read_bounded(io, self.response, true).await
     }
 
     async fn write_request<T: AsyncWrite + Unpin + Send>(

@@ -17,6 +17,7 @@ use rogatory_proto::ids::{AgencyId, Sha256Digest};
 use rogatory_proto::receipt::{ReceiptEvent, verify_receipt};
 use tokio::sync::{mpsc, oneshot};
 
+use super::keys::KeyExchange;
 use super::outgoing::{DeliveryFailure, Outgoing, Sent};
 use super::status::NetStatus;
 use super::{Behaviour, BehaviourEvent, MAX_OPEN_BYTES, MAX_OPEN_BYTES_PER_PEER};
@@ -40,6 +41,8 @@ enum Woke {
     Notice(Notice),
     Writer(WriterEvent),
     Served((ResponseChannel<Vec<u8>>, Vec<u8>)),
+    /// A peer's key history, checked.
+    Checked(super::keys::Checked),
     /// The worker's queue has room (`false`: the worker has stopped).
     Room(bool),
     Timer,
@@ -60,20 +63,20 @@ struct Open {
 
 /// The event loop's state.
 pub struct EventLoop {
-    swarm: libp2p::Swarm<Behaviour>,
-    out: Outgoing,
-    worker: Worker,
+    pub(super) swarm: libp2p::Swarm<Behaviour>,
+    pub(super) out: Outgoing,
+    pub(super) worker: Worker,
     opener: Opener,
     limits: rogatory_proto::envelope::Limits,
     /// Partners' cosignatures of this node's checkpoints, checked as their receipts arrive.
     cosignatures: Cosignatures,
     /// Jobs the worker's queue had no room for that must not be lost (verified receipts): handed
     /// over, in order, as soon as there is room.
-    backlog: VecDeque<Job>,
+    pub(super) backlog: VecDeque<Job>,
     notices: mpsc::Receiver<Notice>,
     commands: mpsc::Receiver<Command>,
     writer_events: mpsc::Receiver<WriterEvent>,
-    fetcher: Fetcher,
+    pub(super) fetcher: Fetcher,
     /// Envelopes received and not yet answered, by token.
     open: HashMap<u64, Open>,
     open_bytes: usize,
@@ -91,6 +94,10 @@ pub struct EventLoop {
     load_retry_at: Option<Instant>,
     /// Receipts that waited in `backlog`.
     receipts_waited: u64,
+    /// Key histories: asked, served, checked.
+    pub(super) keys: KeyExchange,
+    checked: mpsc::Receiver<super::keys::Checked>,
+    trust: Arc<crate::trust::Trust>,
 }
 
 /// What the loop is built from.
@@ -119,6 +126,10 @@ pub struct Parts {
     pub store: Arc<Store>,
     /// The data directory.
     pub data: PathBuf,
+    /// The partners' key histories.
+    pub trust: Arc<crate::trust::Trust>,
+    /// This node's key history file (served to peers) and its number of statements.
+    pub own_history: (Vec<u8>, u64),
 }
 
 impl EventLoop {
@@ -145,6 +156,11 @@ impl EventLoop {
                 "{unroutable} queued envelope(s) are for agencies no longer pinned; they wait until the partner is pinned again"
             );
         }
+        let (keys, checked) = KeyExchange::new(
+            Arc::clone(&parts.trust),
+            parts.own_history.0,
+            parts.own_history.1,
+        );
         let (commands_tx, commands) = mpsc::channel(64);
         let (served_tx, served) = mpsc::channel(16);
         (
@@ -175,6 +191,9 @@ impl EventLoop {
                 listening: Vec::new(),
                 load_retry_at: None,
                 receipts_waited: 0,
+                keys,
+                checked,
+                trust: parts.trust,
             },
         )
     }
@@ -188,6 +207,7 @@ impl EventLoop {
                 self.out.next_retry(),
                 self.fetcher.next_wake(),
                 self.load_retry_at,
+                self.keys.next_wake(),
             ]
             .into_iter()
             .flatten()
@@ -197,6 +217,7 @@ impl EventLoop {
                 Some(n) = self.notices.recv() => Woke::Notice(n),
                 Some(e) = self.writer_events.recv() => Woke::Writer(e),
                 Some(s) = self.served.recv() => Woke::Served(s),
+                Some(c) = self.checked.recv() => Woke::Checked(c),
                 r = self.worker.reserve(), if !self.backlog.is_empty() => Woke::Room(r.is_ok()),
                 () = sleep_until(wake), if wake.is_some() => Woke::Timer,
                 event = self.swarm.select_next_some() => Woke::Swarm(event),
@@ -233,7 +254,12 @@ impl EventLoop {
                         self.backlog.clear();
                     }
                 }
+                Woke::Checked(c) => self.checked(c),
                 Woke::Timer => {
+                    for (peer, connection) in self.keys.expired(Instant::now()) {
+                        tracing::warn!(%peer, "closed a connection: an unknown peer that showed no key history of a pinned partner in time");
+                        self.swarm.close_connection(connection);
+                    }
                     self.load_retry_at = None;
                     self.pump();
                     self.fetch();
@@ -344,7 +370,7 @@ impl EventLoop {
 
     /// Puts queued envelopes on the wire, per partner, in order, up to the window, unless the
     /// partner is backing off; asks the worker for those not held in memory.
-    fn pump(&mut self) {
+    pub(super) fn pump(&mut self) {
         let now = Instant::now();
         let partners: Vec<AgencyId> = self.out.partners.keys().cloned().collect();
         for to in partners {
@@ -410,7 +436,7 @@ impl EventLoop {
     }
 
     /// Puts evidence chunk requests on the wire, to each partner at the addresses on its card.
-    fn fetch(&mut self) {
+    pub(super) fn fetch(&mut self) {
         let (swarm, out) = (&mut self.swarm, &self.out);
         self.fetcher.pump(|to, request| {
             let p = out.partners.get(to)?;
@@ -445,10 +471,25 @@ impl EventLoop {
                 ..
             } => match self.out.by_peer.get(&peer_id).cloned() {
                 None => {
-                    tracing::warn!(peer = %peer_id, "refused a connection: not a pinned partner");
-                    self.swarm.close_connection(connection_id);
+                    // Perhaps a partner with a new key: it has a while to show its history.
+                    if self.keys.probation(peer_id, connection_id) {
+                        tracing::debug!(peer = %peer_id, "an unknown peer: asking for its key history");
+                        self.ask_keys(peer_id, None);
+                    } else {
+                        tracing::warn!(peer = %peer_id, "refused a connection: not a pinned partner (and too many unknown peers at once)");
+                        self.swarm.close_connection(connection_id);
+                    }
                 }
                 Some(agency) => {
+                    if self
+                        .out
+                        .partners
+                        .get(&agency)
+                        .is_some_and(|p| p.connections == 0)
+                    {
+                        // Newly reachable: has its key history grown meanwhile?
+                        self.ask_keys(peer_id, Some(&agency));
+                    }
                     if let Some(p) = self.out.partners.get_mut(&agency) {
                         p.connections += 1;
                         // The partner is reachable again: no need to wait out the back-off.
@@ -460,6 +501,25 @@ impl EventLoop {
                     self.fetch();
                 }
             },
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: Some(expected),
+                error: libp2p::swarm::DialError::WrongPeerId { obtained, address },
+                ..
+            } if self.out.by_peer.contains_key(&expected) && self.keys.redial(obtained) => {
+                // The partner's node answers with another key: ask whoever is there for its
+                // key history (a rotation this node has not heard of yet).
+                tracing::info!(expected = %expected, %obtained, "a partner's address answers with another key: asking for its key history");
+                let _ = self.swarm.dial(
+                    libp2p::swarm::dial_opts::DialOpts::unknown_peer_id()
+                        .address(address)
+                        .build(),
+                );
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                connection_id,
+                ..
+            } if self.keys.on_probation(&peer_id) => self.keys.closed(&peer_id, connection_id),
             SwarmEvent::ConnectionClosed { peer_id, .. } => {
                 if let Some(p) = self
                     .out
@@ -473,6 +533,7 @@ impl EventLoop {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Envelope(e)) => self.envelope_event(e),
             SwarmEvent::Behaviour(BehaviourEvent::Evidence(e)) => self.evidence_event(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Keys(e)) => self.keys_event(e),
             _ => {}
         }
     }
@@ -569,7 +630,27 @@ impl EventLoop {
         let Some(sent) = p.in_flight.remove(&request_id) else {
             return;
         };
-        match verify_receipt(&response, &p.card, Some(&Sha256Digest(sent.id))) {
+        if response.is_empty() {
+            // No receipt: the partner did not take the envelope from this peer (it does not
+            // know this node's current key yet). Sent again after the back-off.
+            self.out
+                .pend(agency, sent.order, sent.id, Some(sent.envelope));
+            self.out.failed(
+                agency,
+                DeliveryFailure::Unreachable(
+                    "the partner did not take the envelope: it does not know this node's current key yet".into(),
+                ),
+            );
+            return;
+        }
+        // Signed with the partner's key of the time: the current one, or one a rotation
+        // replaced since (never a revoked one).
+        let kid = rogatory_proto::receipt::signer_key_id(&response).unwrap_or_default();
+        let issuer = self
+            .trust
+            .card_for_key(agency, &kid)
+            .unwrap_or_else(|| p.card.clone());
+        match verify_receipt(&response, &issuer, Some(&Sha256Digest(sent.id))) {
             Ok(v) => {
                 p.failures = 0;
                 p.last_error = None;
@@ -579,7 +660,7 @@ impl EventLoop {
                         match self.cosignatures.check(
                             &sent.envelope,
                             &response,
-                            &p.card,
+                            &issuer,
                             &self.limits,
                         ) {
                             Ok(Ok(())) => Cosigned::Fine,

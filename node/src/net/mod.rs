@@ -19,13 +19,14 @@
 mod behaviour;
 mod codec;
 mod event_loop;
+mod keys;
 mod outgoing;
 mod status;
 
 pub use behaviour::{Behaviour, BehaviourEvent};
 pub use codec::{
-    Budget, ENVELOPE_PROTOCOL, EVIDENCE_PROTOCOL, EnvelopeCodec, EvidenceCodec,
-    READ_BUDGET_PER_CONNECTION, READ_BUDGET_TOTAL,
+    BoundedCodec, Budget, ENVELOPE_PROTOCOL, EVIDENCE_PROTOCOL, EnvelopeCodec, EvidenceCodec,
+    KEYS_PROTOCOL, READ_BUDGET_PER_CONNECTION, READ_BUDGET_TOTAL,
 };
 pub use event_loop::{EventLoop, Parts};
 pub use outgoing::{DeliveryFailure, MAX_HELD_BYTES};
@@ -39,10 +40,7 @@ use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{
-    Multiaddr, PeerId, allow_block_list, connection_limits, identify, identity, noise, ping, tcp,
-    yamux,
-};
+use libp2p::{Multiaddr, PeerId, connection_limits, identify, identity, noise, ping, tcp, yamux};
 use rogatory_proto::card::AgencyCard;
 
 use crate::keydir::KeyDir;
@@ -66,8 +64,10 @@ pub fn peer_id(card: &AgencyCard) -> Result<PeerId> {
     Ok(identity::PublicKey::from(pk).to_peer_id())
 }
 
-/// The node's swarm: its agency key as identity, only `allowed` peers served.
-pub fn swarm(kd: &KeyDir, allowed: &[PeerId]) -> Result<libp2p::Swarm<Behaviour>> {
+/// The node's swarm, its agency's signing key as identity. Which peers are served is the
+/// event loop's decision (pinned partners; a peer with a new key once its key history shows it
+/// is one).
+pub fn swarm(kd: &KeyDir) -> Result<libp2p::Swarm<Behaviour>> {
     let keypair = identity::Keypair::ed25519_from_bytes(*kd.keys.signing.seed())
         .context("the agency key as a libp2p identity")?;
     let cfg = request_response::Config::default()
@@ -89,21 +89,20 @@ pub fn swarm(kd: &KeyDir, allowed: &[PeerId]) -> Result<libp2p::Swarm<Behaviour>
                     .with_max_established(Some(MAX_CONNECTIONS))
                     .with_max_established_per_peer(Some(MAX_CONNECTIONS_PER_PEER)),
             ),
-            allow: {
-                let mut a = allow_block_list::Behaviour::default();
-                for p in allowed {
-                    a.allow_peer(*p);
-                }
-                a
-            },
             envelope: request_response::Behaviour::with_codec(
                 EnvelopeCodec::new(READ_BUDGET_TOTAL),
                 [(ENVELOPE_PROTOCOL, ProtocolSupport::Full)],
                 cfg.clone(),
             ),
-            evidence: request_response::Behaviour::new(
+            evidence: request_response::Behaviour::with_codec(
+                BoundedCodec::EVIDENCE,
                 [(EVIDENCE_PROTOCOL, ProtocolSupport::Full)],
-                cfg,
+                cfg.clone(),
+            ),
+            keys: request_response::Behaviour::with_codec(
+                BoundedCodec::KEYS,
+                [(KEYS_PROTOCOL, ProtocolSupport::Full)],
+                cfg.with_request_timeout(Duration::from_secs(20)),
             ),
             identify: identify::Behaviour::new(identify::Config::new(
                 "/rogatory/1".into(),
@@ -155,7 +154,7 @@ pub async fn deliver(
 ) -> Result<Vec<u8>> {
     let to = card.id();
     let peer = peer_id(card)?;
-    let mut swarm = swarm(kd, &[peer])?;
+    let mut swarm = swarm(kd)?;
     swarm.add_peer_address(peer, addr.clone());
     swarm
         .dial(peer)
@@ -169,7 +168,12 @@ pub async fn deliver(
             event = swarm.select_next_some() => match event {
                 SwarmEvent::Behaviour(BehaviourEvent::Envelope(request_response::Event::Message {
                     message: request_response::Message::Response { request_id, response }, ..
-                })) if request_id == request => return Ok(response),
+                })) if request_id == request => {
+                    if response.is_empty() {
+                        bail!("{to} refused the delivery: its node does not know this agency's current key (not pinned there, or not yet learnt)");
+                    }
+                    return Ok(response);
+                }
                 SwarmEvent::Behaviour(BehaviourEvent::Envelope(request_response::Event::OutboundFailure { error, .. })) => {
                     bail!("delivery to {to} at {addr} failed: {error}")
                 }

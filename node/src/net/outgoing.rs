@@ -126,6 +126,24 @@ impl Outgoing {
         }
     }
 
+    /// A partner's card changed (its key history grew): its keys, peer id and addresses are
+    /// the new card's from now on; what is queued for it stays queued. Returns the new peer id.
+    pub(super) fn rekey(&mut self, card: AgencyCard) -> Option<PeerId> {
+        let peer = super::peer_id(&card).ok()?;
+        let id = card.id().clone();
+        let p = self.partners.get_mut(&id)?;
+        let fresh = Partner::new(card, peer);
+        p.card = fresh.card;
+        p.addrs = fresh.addrs;
+        if p.peer != peer {
+            self.by_peer.remove(&p.peer);
+            p.peer = peer;
+            p.connections = 0;
+            self.by_peer.insert(peer, id);
+        }
+        Some(peer)
+    }
+
     /// Adds a pinned partner.
     pub(super) fn add(&mut self, card: AgencyCard, peer: PeerId) {
         self.by_peer.insert(peer, card.id().clone());

@@ -46,6 +46,37 @@ impl Batch<'_> {
             .map(|v| v.value().to_vec()))
     }
 
+    /// The latest checkpoint of a case as `signer` signs it now: the one stored, or, if an
+    /// earlier key of the agency signed it (before a rotation), the same checkpoint signed
+    /// again with the current key and stored in its place. The log itself is not touched.
+    pub fn checkpoint_signed(
+        &mut self,
+        signer: &LogSigner<'_>,
+        case: &CaseId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        use rogatory_proto::audit::note::Note;
+        let Some(note) = self.checkpoint(case)? else {
+            return Ok(None);
+        };
+        let parsed = Note::parse(&note).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let id = signer.verifier().id();
+        if parsed.signatures().iter().any(|s| s.id == id) {
+            return Ok(Some(note));
+        }
+        let mut fresh = Note::new(parsed.text()).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        fresh
+            .sign(
+                &rogatory_proto::audit::entry::log_key_name(signer.agency),
+                signer.key,
+            )
+            .map_err(|e| StoreError::Request(e.to_string()))?;
+        let bytes = fresh.to_text().into_bytes();
+        let mut log = self.tx.open_table(LOG)?;
+        let size = log_size(&log, case.as_bytes())?;
+        log.insert((case.as_bytes(), size - 1, CHECKPOINT, 0), bytes.as_slice())?;
+        Ok(Some(bytes))
+    }
+
     /// The receipt returned for an envelope, if any.
     pub fn receipt_for(&self, envelope_id: &[u8; 32]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self

@@ -134,7 +134,22 @@ impl Store {
                     let n = Note::parse(&note).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                     Checkpoint::parse(n.text()).map_err(|e| StoreError::Corrupt(e.to_string()))?
                 } else {
-                    rogatory_proto::audit::note::verify_checkpoint(&note, &signer.verifier(), &[])
+                    let first = rogatory_proto::audit::note::verify_checkpoint(
+                        &note,
+                        &signer.verifier(),
+                        &[],
+                    );
+                    // Signed before a rotation: with the key of the time.
+                    self.earlier
+                        .iter()
+                        .filter_map(|k| {
+                            NoteVerifier::new(&log_key_name(signer.agency), SIG_ED25519, k).ok()
+                        })
+                        .fold(first, |r, v| {
+                            r.or_else(|_| {
+                                rogatory_proto::audit::note::verify_checkpoint(&note, &v, &[])
+                            })
+                        })
                         .map_err(|e| {
                             StoreError::Corrupt(format!(
                                 "the latest checkpoint does not verify: {e}"

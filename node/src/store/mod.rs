@@ -203,6 +203,9 @@ pub struct Store {
     /// note bytes, so an append re-verifies only a checkpoint it has not seen (the bytes decide
     /// the signature's validity, so a note changed on disk is verified again).
     verified: std::sync::Mutex<std::collections::HashMap<[u8; 16], Vec<u8>>>,
+    /// The agency's signing keys before its current one ([`Store::with_earlier_keys`]): a log
+    /// whose latest checkpoint one of them signed is still extended.
+    earlier: Vec<rogatory_proto::keys::VerifyingKey>,
 }
 
 /// Cases whose latest checkpoint is remembered as verified; beyond this the memory is cleared.
@@ -255,6 +258,7 @@ impl Store {
             file: dir.join(STORE_FILE),
             records: None,
             verified: Default::default(),
+            earlier: Vec::new(),
         })
     }
 
@@ -281,6 +285,7 @@ impl Store {
             file: dir.join(STORE_FILE),
             records: None,
             verified: Default::default(),
+            earlier: Vec::new(),
         })
     }
 
@@ -347,6 +352,13 @@ impl Store {
     /// The same store, able to read and write sealed records with `keys` (the node's).
     pub fn with_record_keys(mut self, keys: RecordKeys) -> Self {
         self.records = Some(keys);
+        self
+    }
+
+    /// The same store, knowing the agency's signing keys before a rotation (its checkpoints
+    /// signed with them are verified with them before a log is extended).
+    pub fn with_earlier_keys(mut self, keys: Vec<rogatory_proto::keys::VerifyingKey>) -> Self {
+        self.earlier = keys;
         self
     }
 

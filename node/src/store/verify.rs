@@ -40,6 +40,15 @@ impl Store {
     /// subtree hash and every signed checkpoint. The work is proportional to the records stored,
     /// whatever keys an attacker wrote.
     pub fn verify(&self, verifier: &NoteVerifier) -> Result<VerifyReport, StoreError> {
+        self.verify_with(std::slice::from_ref(verifier))
+    }
+
+    /// [`Self::verify`] for an agency whose signing key changed: a checkpoint or record
+    /// verifies with any of `verifiers` (the agency's keys over time, one name).
+    pub fn verify_with(&self, verifiers: &[NoteVerifier]) -> Result<VerifyReport, StoreError> {
+        let Some(verifier) = verifiers.first() else {
+            return Ok(VerifyReport::default());
+        };
         let mut report = VerifyReport::default();
         let tx = self.begin_read()?;
         let log = tx.open_table(LOG)?;
@@ -201,7 +210,14 @@ impl Store {
             for (at, note) in checkpoints {
                 report.checkpoints += 1;
                 latest = latest.max(at);
-                match rogatory_proto::audit::note::verify_checkpoint(&note, verifier, &[]) {
+                let verified = verifiers
+                    .iter()
+                    .map(|v| rogatory_proto::audit::note::verify_checkpoint(&note, v, &[]))
+                    .reduce(|a, b| a.or(b))
+                    .unwrap_or_else(|| {
+                        rogatory_proto::audit::note::verify_checkpoint(&note, verifier, &[])
+                    });
+                match verified {
                     Err(e) => find(
                         None,
                         format!("the checkpoint at size {at} does not verify: {e}"),
@@ -261,7 +277,7 @@ impl Store {
         }
         // Name each changed entry once.
         report.findings.dedup();
-        self.verify_records(verifier, &mut report)?;
+        self.verify_records(verifiers, &mut report)?;
         Ok(report)
     }
 
@@ -269,14 +285,18 @@ impl Store {
     /// record changed, moved to another key or table, or written by another key is named.
     fn verify_records(
         &self,
-        verifier: &NoteVerifier,
+        verifiers: &[NoteVerifier],
         report: &mut VerifyReport,
     ) -> Result<(), StoreError> {
         let tx = self.begin_read()?;
-        let key = verifier.key();
         let found = |case: CaseId, table: &str, k: &[u8], v: &[u8], report: &mut VerifyReport| {
             report.records += 1;
-            if let Err(why) = sealed::check(key, table, k, v) {
+            let checked = verifiers
+                .iter()
+                .map(|verifier| sealed::check(verifier.key(), table, k, v))
+                .reduce(|a, b| a.or(b))
+                .unwrap_or(Ok(()));
+            if let Err(why) = checked {
                 report.findings.push(Finding {
                     case,
                     entry: None,

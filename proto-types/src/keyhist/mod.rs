@@ -27,6 +27,11 @@ pub use state::{KeyHistory, KeyRecord, KeyRefusal, Relation, RevokedAt, Statemen
 
 /// The statement format version this crate writes and reads.
 pub const STATEMENT_VERSION: u32 = 1;
+/// How long after a new card replaced a signing key envelopes signed with it are still
+/// accepted (by their `sent-at`): a node goes on sealing with its old key until it has restarted
+/// on the new one, and partners may have envelopes of that moment in flight. A revocation ends
+/// a key at once.
+pub const ROTATION_GRACE_SECS: u64 = 600;
 /// Most keys in a root set.
 pub const MAX_ROOT_KEYS: usize = 16;
 /// Most statements in one history.

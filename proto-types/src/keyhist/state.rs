@@ -476,7 +476,7 @@ impl KeyHistory {
     pub fn head(&self) -> Sha256Digest {
         self.summaries
             .last()
-            .map(|s| s.hash.clone())
+            .map(|s| s.hash)
             .unwrap_or_else(|| Sha256Digest::of(self.current_card().as_bytes()))
     }
 

@@ -134,7 +134,7 @@ fn sign_payload(
         protected,
         signature,
     });
-    all.sort_by(|a, b| a.kid.cmp(&b.kid));
+    all.sort_by_key(|a| a.kid);
     Ok(encode(payload, &all))
 }
 

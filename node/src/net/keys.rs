@@ -1,0 +1,334 @@
+//! Key histories over the network (`/rogatory/keys/1`, spec/KEYS.md §7).
+//!
+//! A request is how many statements of the answerer's history the asker holds (CBOR uint); the
+//! answer is the whole history file (a bare card for a node without one), or nothing when the
+//! asker holds it all. Any connected peer may ask: a history is what `card export` publishes.
+//!
+//! A node asks a partner when it connects (to learn rotations and revocations), and asks any
+//! peer it does not know: a partner whose signing key changed has a new peer id, and is
+//! accepted once its history, verified against the pinned root, names that key as current. A
+//! peer on probation is served nothing else; at most [`MAX_PROBATION`] are held, each for at
+//! most [`PROBATION`].
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+use libp2p::swarm::ConnectionId;
+use rogatory_proto::ids::AgencyId;
+use tokio::sync::mpsc;
+
+use crate::engine::Job;
+use crate::trust::{Offered, Refused, Trust};
+
+/// Unknown peers given time to show their key history at once.
+pub(crate) const MAX_PROBATION: usize = 8;
+/// How long an unknown peer has to show it.
+pub(crate) const PROBATION: Duration = Duration::from_secs(20);
+
+/// What a history offered by a peer came to, verified off the loop.
+pub(super) struct Checked {
+    pub(super) peer: PeerId,
+    pub(super) result: Result<Offered, Refused>,
+}
+
+/// The loop's side of the key history exchange.
+pub(super) struct KeyExchange {
+    trust: Arc<Trust>,
+    /// This node's own key history file, as served.
+    own: Arc<Vec<u8>>,
+    own_statements: u64,
+    /// Unknown peers, by the time their probation ends.
+    probation: HashMap<PeerId, (ConnectionId, Instant)>,
+    /// Peers whose history is being checked (one request at a time per peer).
+    asked: HashSet<PeerId>,
+    checked_tx: mpsc::Sender<Checked>,
+    /// Peers already reported for a superseded or revoked key (reported once per run).
+    reported: HashSet<PeerId>,
+    /// Addresses dialled again without a peer id, by when (a partner that answered with
+    /// another key), so that a window of failed requests makes one dial, not one each.
+    redialled: HashMap<PeerId, Instant>,
+}
+
+impl KeyExchange {
+    pub(super) fn new(
+        trust: Arc<Trust>,
+        own: Vec<u8>,
+        own_statements: u64,
+    ) -> (Self, mpsc::Receiver<Checked>) {
+        let (checked_tx, checked) = mpsc::channel(16);
+        (
+            Self {
+                trust,
+                own: Arc::new(own),
+                own_statements,
+                probation: HashMap::new(),
+                asked: HashSet::new(),
+                checked_tx,
+                reported: HashSet::new(),
+                redialled: HashMap::new(),
+            },
+            checked,
+        )
+    }
+
+    /// The request to send `peer` (how many of its statements are held here), unless one is
+    /// already out.
+    pub(super) fn request(&mut self, peer: PeerId, agency: Option<&AgencyId>) -> Option<Vec<u8>> {
+        if !self.asked.insert(peer) {
+            return None;
+        }
+        let held = match agency {
+            None => 0,
+            Some(a) => match self.trust.snapshot().get(a) {
+                // A partner pinned by a bare card cannot change keys: nothing to ask.
+                Some(h) if h.is_bare_card() => {
+                    self.asked.remove(&peer);
+                    return None;
+                }
+                Some(h) => h.statements().len(),
+                None => 0,
+            },
+        };
+        let mut out = Vec::with_capacity(9);
+        let _ = ciborium::into_writer(&(held as u64), &mut out);
+        Some(out)
+    }
+
+    /// The answer to a request.
+    pub(super) fn answer(&self, request: &[u8]) -> Vec<u8> {
+        let held: Option<u64> = ciborium::from_reader(request).ok();
+        if held == Some(self.own_statements) && self.own_statements > 0 {
+            return Vec::new();
+        }
+        self.own.to_vec()
+    }
+
+    /// Puts an unknown peer's connection on probation; `false`: too many are (close it).
+    pub(super) fn probation(&mut self, peer: PeerId, connection: ConnectionId) -> bool {
+        if self.probation.contains_key(&peer) {
+            return true;
+        }
+        if self.probation.len() >= MAX_PROBATION {
+            return false;
+        }
+        self.probation
+            .insert(peer, (connection, Instant::now() + PROBATION));
+        true
+    }
+
+    /// Is the peer on probation?
+    pub(super) fn on_probation(&self, peer: &PeerId) -> bool {
+        self.probation.contains_key(peer)
+    }
+
+    /// Ends a peer's probation (accepted, refused or gone): its connection, if it had one.
+    pub(super) fn release(&mut self, peer: &PeerId) -> Option<ConnectionId> {
+        self.probation.remove(peer).map(|(c, _)| c)
+    }
+
+    /// A connection closed: the peer's probation ends if it was that connection's.
+    pub(super) fn closed(&mut self, peer: &PeerId, connection: ConnectionId) {
+        if self
+            .probation
+            .get(peer)
+            .is_some_and(|(c, _)| *c == connection)
+        {
+            self.probation.remove(peer);
+            self.asked.remove(peer);
+        }
+    }
+
+    /// The earliest end of a probation.
+    pub(super) fn next_wake(&self) -> Option<Instant> {
+        self.probation.values().map(|(_, t)| *t).min()
+    }
+
+    /// The connections whose probation ran out.
+    pub(super) fn expired(&mut self, now: Instant) -> Vec<(PeerId, ConnectionId)> {
+        let gone: Vec<_> = self
+            .probation
+            .iter()
+            .filter(|(_, (_, t))| *t <= now)
+            .map(|(p, (c, _))| (*p, *c))
+            .collect();
+        for (p, _) in &gone {
+            self.probation.remove(p);
+            self.asked.remove(p);
+        }
+        gone
+    }
+
+    /// A history received from `peer`, checked and kept off the loop (the outcome comes back
+    /// as a [`Checked`]). An empty answer says the asker holds it all: nothing to do for a
+    /// partner, and no proof at all from a peer on probation (returned at once).
+    pub(super) fn received(&mut self, peer: PeerId, response: Vec<u8>) -> Option<Checked> {
+        if response.is_empty() {
+            self.asked.remove(&peer);
+            return self.on_probation(&peer).then(|| Checked {
+                peer,
+                result: Err(Refused::NotPinned("it showed no key history".into())),
+            });
+        }
+        let (trust, tx) = (Arc::clone(&self.trust), self.checked_tx.clone());
+        tokio::spawn(async move {
+            let result = tokio::task::spawn_blocking(move || {
+                let statements = match rogatory_proto::keyhist::decode_history(&response) {
+                    Ok(s) => s,
+                    // A bare card: nothing that can extend what is pinned.
+                    Err(_) if response.first() == Some(&0xd2) => {
+                        return Err(Refused::NotPinned(
+                            "it showed a bare card, which cannot change keys".into(),
+                        ));
+                    }
+                    Err(e) => return Err(Refused::Invalid(e)),
+                };
+                trust.offer(&statements)
+            })
+            .await
+            .unwrap_or_else(|e| Err(Refused::Store(anyhow::anyhow!("{e}"))));
+            let _ = tx.send(Checked { peer, result }).await;
+        });
+        None
+    }
+
+    /// The request to `peer` is over (answered and checked, or failed).
+    pub(super) fn done(&mut self, peer: &PeerId) {
+        self.asked.remove(peer);
+    }
+
+    /// Whether to dial a peer that answered a partner's address with another key (not if it
+    /// was dialled in the last [`PROBATION`]).
+    pub(super) fn redial(&mut self, obtained: PeerId) -> bool {
+        let now = Instant::now();
+        self.redialled.retain(|_, t| *t > now);
+        if self.redialled.contains_key(&obtained) || self.probation.contains_key(&obtained) {
+            return false;
+        }
+        self.redialled.insert(obtained, now + PROBATION);
+        true
+    }
+
+    /// Whether a use of a superseded or revoked key by `peer` is reported now (once per peer).
+    pub(super) fn report(&mut self, peer: PeerId) -> bool {
+        self.reported.insert(peer)
+    }
+}
+
+impl super::event_loop::EventLoop {
+    /// Asks `peer` for its key history (`agency`: the partner it is known as, if any).
+    pub(super) fn ask_keys(&mut self, peer: PeerId, agency: Option<&AgencyId>) {
+        if let Some(request) = self.keys.request(peer, agency) {
+            self.swarm.behaviour_mut().keys.send_request(&peer, request);
+        }
+    }
+
+    pub(super) fn keys_event(&mut self, e: libp2p::request_response::Event<Vec<u8>, Vec<u8>>) {
+        use libp2p::request_response::{Event, Message};
+        match e {
+            Event::Message { peer, message, .. } => match message {
+                Message::Request {
+                    request, channel, ..
+                } => {
+                    let answer = self.keys.answer(&request);
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .keys
+                        .send_response(channel, answer);
+                }
+                Message::Response { response, .. } => {
+                    if let Some(c) = self.keys.received(peer, response) {
+                        self.checked(c);
+                    }
+                }
+            },
+            Event::OutboundFailure { peer, error, .. } => {
+                self.keys.done(&peer);
+                if let Some(c) = self.keys.release(&peer) {
+                    tracing::warn!(%peer, "closed a connection: an unknown peer did not show its key history ({error})");
+                    self.swarm.close_connection(c);
+                }
+            }
+            Event::InboundFailure { .. } | Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// What a peer's key history came to.
+    pub(super) fn checked(&mut self, c: Checked) {
+        self.keys.done(&c.peer);
+        let peer = c.peer;
+        match c.result {
+            Ok(Offered::Extended { agency, new, card }) => {
+                tracing::info!(partner = %agency, statements = new, "learnt a longer key history of a partner: its current keys are now used");
+                let current = self.out.rekey(*card);
+                if current == Some(peer) {
+                    if self.keys.release(&peer).is_some() {
+                        if let Some(p) = self.out.partners.get_mut(&agency) {
+                            p.connections += 1;
+                            p.retry_at = None;
+                        }
+                        self.fetcher.reachable(&agency);
+                    }
+                    self.pump();
+                    self.fetch();
+                } else {
+                    self.refuse_old_key(peer, &agency);
+                }
+            }
+            Ok(Offered::Unchanged(agency)) => {
+                if self.keys.on_probation(&peer) {
+                    self.refuse_old_key(peer, &agency);
+                }
+            }
+            Err(e) => {
+                let fork = matches!(e, Refused::Fork { .. });
+                if let Refused::Fork { agency, .. } = &e {
+                    tracing::error!(partner = %agency, "ALERT: {e}");
+                    self.alert(agency.clone(), "key-history-forked", e.to_string());
+                } else {
+                    tracing::warn!(%peer, "refused a key history: {e}");
+                }
+                if let Some(connection) = self.keys.release(&peer) {
+                    self.swarm.close_connection(connection);
+                } else if fork {
+                    // A partner showing a second history is not served until an operator looks.
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
+            }
+        }
+    }
+
+    /// A peer holding a key of `agency` that is no longer its current one (superseded or
+    /// revoked): closed, logged, and reported once as an alert.
+    fn refuse_old_key(&mut self, peer: PeerId, agency: &AgencyId) {
+        if let Some(connection) = self.keys.release(&peer) {
+            self.swarm.close_connection(connection);
+        }
+        tracing::warn!(%peer, partner = %agency, "refused a connection made with a key of the partner that is no longer its current one (superseded or revoked)");
+        if self.keys.report(peer) {
+            self.alert(
+                agency.clone(),
+                "old-key-in-use",
+                format!(
+                    "a peer ({peer}) connected with a key of {agency} that its key history no longer names as current; refused"
+                ),
+            );
+        }
+    }
+
+    fn alert(&mut self, peer: AgencyId, kind: &str, detail: String) {
+        let job = Job::Alert(Box::new(crate::store::Alert {
+            at: rogatory_proto::time::now_unix(),
+            peer,
+            case_id: crate::store::NODE_LOG,
+            kind: kind.into(),
+            detail,
+            envelope_id: None,
+        }));
+        if let Err(job) = self.worker.try_give(job) {
+            self.backlog.push_back(job);
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The partners this node trusts, as their key histories stand now (spec/KEYS.md §7).
+//!
+//! One [`Trust`] is shared by the threads that open envelopes, the store worker, the API and
+//! the event loop. It changes only when a partner shows a longer key history that starts with
+//! the one held (a rotation, a revocation, new addresses): [`Trust::offer`] verifies it against
+//! the pinned root, writes it to `peers/<ID>.keys`, then publishes it. Readers take a snapshot
+//! ([`Trust::snapshot`]): an `Arc`, so a reader never waits on a writer for long and never sees
+//! half an update.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use anyhow::Result;
+use rogatory_proto::card::AgencyCard;
+use rogatory_proto::ids::AgencyId;
+use rogatory_proto::keyhist::{KeyHistory, KeyHistoryError, Relation};
+use rogatory_proto::keys::KeyId;
+
+use crate::keydir::{self, KeyDir};
+
+/// The trusted partners, by agency.
+pub type Partners = BTreeMap<AgencyId, KeyHistory>;
+
+/// The partners' key histories, shared and updatable.
+#[derive(Debug)]
+pub struct Trust {
+    /// Where the histories are kept (`None`: in memory only, for tests and offline tools).
+    dir: Option<PathBuf>,
+    current: RwLock<Arc<Partners>>,
+    /// Serialises offers: two histories of one agency are never written at once.
+    writing: std::sync::Mutex<()>,
+}
+
+/// What an offered history changed.
+#[derive(Debug)]
+pub enum Offered {
+    /// Nothing new (the same history, or an older one).
+    Unchanged(AgencyId),
+    /// `new` statements more: the partner's current card may have changed.
+    Extended {
+        /// The partner.
+        agency: AgencyId,
+        /// Statements added.
+        new: usize,
+        /// Its current card now.
+        card: Box<AgencyCard>,
+    },
+}
+
+/// Why an offered history was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// The history does not verify.
+    #[error(transparent)]
+    Invalid(#[from] KeyHistoryError),
+    /// Of an agency not pinned here, or of another root than the one pinned.
+    #[error("{0}")]
+    NotPinned(String),
+    /// Two different histories for one agency: the one held is kept.
+    #[error(
+        "{agency} showed a key history that differs from the one held here at statement {seq}: two histories for one agency; the one held is kept"
+    )]
+    Fork {
+        /// The partner.
+        agency: AgencyId,
+        /// The first statement that differs.
+        seq: u64,
+    },
+    /// The new history could not be written.
+    #[error("cannot keep the new key history: {0:#}")]
+    Store(anyhow::Error),
+}
+
+impl Trust {
+    /// The partners pinned in `dir`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let partners = KeyDir::partners(dir)?
+            .into_iter()
+            .map(|h| (h.agency().clone(), h))
+            .collect();
+        Ok(Self::new(dir, partners))
+    }
+
+    /// Trust in `partners`, kept in `dir`.
+    pub fn new(dir: &Path, partners: Partners) -> Self {
+        Self {
+            dir: Some(dir.to_path_buf()),
+            current: RwLock::new(Arc::new(partners)),
+            writing: std::sync::Mutex::new(()),
+        }
+    }
+
+    /// Trust in partners pinned by bare cards, kept in memory only (tests, offline tools).
+    pub fn of_cards(cards: impl IntoIterator<Item = AgencyCard>) -> Arc<Self> {
+        Arc::new(Self {
+            dir: None,
+            current: RwLock::new(Arc::new(partners_of(cards))),
+            writing: std::sync::Mutex::new(()),
+        })
+    }
+
+    /// The partners as they stand.
+    pub fn snapshot(&self) -> Arc<Partners> {
+        match self.current.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// The current card of a partner.
+    pub fn card(&self, id: &AgencyId) -> Option<AgencyCard> {
+        self.snapshot().get(id).map(|h| h.current_card().clone())
+    }
+
+    /// The card that listed `kid` of partner `id`, if the key is not revoked.
+    pub fn card_for_key(&self, id: &AgencyId, kid: &KeyId) -> Option<AgencyCard> {
+        let s = self.snapshot();
+        s.get(id)?.signer(kid).ok().map(|(c, _)| c.clone())
+    }
+
+    /// A history shown by a peer: verified; if it continues a pinned partner's history (same
+    /// root, the held statements first), written to `peers/` and published. Blocking: it
+    /// writes a file.
+    pub fn offer(&self, statements: &[Vec<u8>]) -> Result<Offered, Refused> {
+        let offered = KeyHistory::from_statements(statements)?;
+        let agency = offered.agency().clone();
+        let _writing = self.writing.lock();
+        let current = self.snapshot();
+        let Some(held) = current.get(&agency) else {
+            return Err(Refused::NotPinned(format!(
+                "{agency} is not a pinned partner"
+            )));
+        };
+        if held.root_id() != offered.root_id() {
+            return Err(Refused::NotPinned(format!(
+                "the key history offered for {agency} starts from another root (fingerprint {}) than the one pinned ({})",
+                offered.fingerprint(),
+                held.fingerprint()
+            )));
+        }
+        if held.is_bare_card() {
+            return Err(Refused::NotPinned(format!(
+                "{agency} is pinned by a bare card, which cannot rotate; pin its key history (rogatory peer add)"
+            )));
+        }
+        match held.relation(statements) {
+            Relation::Same | Relation::Behind => Ok(Offered::Unchanged(agency)),
+            Relation::Fork { seq } => Err(Refused::Fork { agency, seq }),
+            Relation::Extends { new } => {
+                if let Some(dir) = &self.dir {
+                    keydir::save_partner(dir, &offered).map_err(Refused::Store)?;
+                }
+                let card = Box::new(offered.current_card().clone());
+                let mut next = (*current).clone();
+                next.insert(agency.clone(), offered);
+                match self.current.write() {
+                    Ok(mut g) => *g = Arc::new(next),
+                    Err(poisoned) => *poisoned.into_inner() = Arc::new(next),
+                }
+                Ok(Offered::Extended { agency, new, card })
+            }
+        }
+    }
+}
+
+/// Partners pinned by bare cards (each card its own root), by agency.
+pub fn partners_of(cards: impl IntoIterator<Item = AgencyCard>) -> Partners {
+    cards
+        .into_iter()
+        .map(|c| (c.id().clone(), KeyHistory::from_card(c)))
+        .collect()
+}
+
+/// The partners' keys as they were when their envelopes were received: an envelope accepted
+/// before its key was revoked is still opened from the store (for reading, export, audit).
+/// Never for what arrives now.
+pub struct AsReceived<'a>(pub &'a Partners);
+
+impl rogatory_proto::envelope::TrustedCards for AsReceived<'_> {
+    fn card(&self, id: &AgencyId) -> Option<&AgencyCard> {
+        self.0.get(id).map(|h| h.current_card())
+    }
+
+    fn signer(
+        &self,
+        id: &AgencyId,
+        kid: &KeyId,
+    ) -> Result<rogatory_proto::envelope::SignerKey<'_>, rogatory_proto::envelope::OpenError> {
+        use rogatory_proto::envelope::{OpenError, SignerKey};
+        let h = self
+            .0
+            .get(id)
+            .ok_or_else(|| OpenError::UnknownSender(id.clone()))?;
+        let rec = h
+            .record(kid)
+            .filter(|r| r.usage == rogatory_proto::card::KeyUse::Sign)
+            .ok_or_else(|| OpenError::KeyMismatch(id.clone()))?;
+        Ok(SignerKey {
+            card: &h.cards()[rec.card],
+            valid_from: rec.from,
+            valid_until: rec
+                .until
+                .map(|u| u.saturating_add(rogatory_proto::keyhist::ROTATION_GRACE_SECS)),
+        })
+    }
+}
