@@ -21,6 +21,7 @@ mod codec;
 mod event_loop;
 mod keys;
 mod outgoing;
+mod peer_keys;
 mod status;
 
 pub use behaviour::{Behaviour, BehaviourEvent};

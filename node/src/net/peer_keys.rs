@@ -1,0 +1,129 @@
+//! What the event loop does with key histories (spec/KEYS.md §7): asks for them, serves its
+//! own, and acts on what a checked history says (a partner's new key taken up, a connection
+//! made with a replaced key refused and reported, two histories for one agency raised as an
+//! alert). The bookkeeping is [`super::keys::KeyExchange`]'s.
+
+use libp2p::PeerId;
+use rogatory_proto::ids::AgencyId;
+
+use super::event_loop::EventLoop;
+use super::keys::Checked;
+use crate::engine::Job;
+use crate::trust::{Offered, Refused};
+
+impl EventLoop {
+    /// Asks `peer` for its key history (`agency`: the partner it is known as, if any).
+    pub(super) fn ask_keys(&mut self, peer: PeerId, agency: Option<&AgencyId>) {
+        if let Some(request) = self.keys.request(peer, agency) {
+            self.swarm.behaviour_mut().keys.send_request(&peer, request);
+        }
+    }
+
+    pub(super) fn keys_event(&mut self, e: libp2p::request_response::Event<Vec<u8>, Vec<u8>>) {
+        use libp2p::request_response::{Event, Message};
+        match e {
+            Event::Message { peer, message, .. } => match message {
+                Message::Request {
+                    request, channel, ..
+                } => {
+                    let answer = self.keys.answer(&request);
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .keys
+                        .send_response(channel, answer);
+                }
+                Message::Response { response, .. } => {
+                    if let Some(c) = self.keys.received(peer, response) {
+                        self.checked(c);
+                    }
+                }
+            },
+            Event::OutboundFailure { peer, error, .. } => {
+                self.keys.done(&peer);
+                if let Some(c) = self.keys.release(&peer) {
+                    tracing::warn!(%peer, "closed a connection: an unknown peer did not show its key history ({error})");
+                    self.swarm.close_connection(c);
+                }
+            }
+            Event::InboundFailure { .. } | Event::ResponseSent { .. } => {}
+        }
+    }
+
+    /// What a peer's key history came to.
+    pub(super) fn checked(&mut self, c: Checked) {
+        self.keys.done(&c.peer);
+        let peer = c.peer;
+        match c.result {
+            Ok(Offered::Extended { agency, new, card }) => {
+                tracing::info!(partner = %agency, statements = new, "learnt a longer key history of a partner: its current keys are now used");
+                let current = self.out.rekey(*card);
+                if current == Some(peer) {
+                    if self.keys.release(&peer).is_some() {
+                        if let Some(p) = self.out.partners.get_mut(&agency) {
+                            p.connections += 1;
+                            p.retry_at = None;
+                        }
+                        self.fetcher.reachable(&agency);
+                    }
+                    self.pump();
+                    self.fetch();
+                } else {
+                    self.refuse_old_key(peer, &agency);
+                }
+            }
+            Ok(Offered::Unchanged(agency)) => {
+                if self.keys.on_probation(&peer) {
+                    self.refuse_old_key(peer, &agency);
+                }
+            }
+            Err(e) => {
+                let fork = matches!(e, Refused::Fork { .. });
+                if let Refused::Fork { agency, .. } = &e {
+                    tracing::error!(partner = %agency, "ALERT: {e}");
+                    self.alert(agency.clone(), "key-history-forked", e.to_string());
+                } else {
+                    tracing::warn!(%peer, "refused a key history: {e}");
+                }
+                if let Some(connection) = self.keys.release(&peer) {
+                    self.swarm.close_connection(connection);
+                } else if fork {
+                    // A partner showing a second history is not served until an operator looks.
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
+            }
+        }
+    }
+
+    /// A peer holding a key of `agency` that is no longer its current one (superseded or
+    /// revoked): closed, logged, and reported once as an alert.
+    fn refuse_old_key(&mut self, peer: PeerId, agency: &AgencyId) {
+        if let Some(connection) = self.keys.release(&peer) {
+            self.swarm.close_connection(connection);
+        }
+        tracing::warn!(%peer, partner = %agency, "refused a connection made with a key of the partner that is no longer its current one (superseded or revoked)");
+        if self.keys.report(peer) {
+            self.alert(
+                agency.clone(),
+                "old-key-in-use",
+                format!(
+                    "a peer ({peer}) connected with a key of {agency} that its key history no longer names as current; refused"
+                ),
+            );
+        }
+    }
+
+    fn alert(&mut self, peer: AgencyId, kind: &str, detail: String) {
+        let job = Job::Alert(Box::new(crate::store::Alert {
+            at: rogatory_proto::time::now_unix(),
+            peer,
+            case_id: crate::store::NODE_LOG,
+            kind: kind.into(),
+            detail,
+            envelope_id: None,
+        }));
+        if let Err(job) = self.worker.try_give(job) {
+            self.backlog.push_back(job);
+        }
+    }
+}
