@@ -69,3 +69,225 @@ fn a_rotation_while_the_partner_is_down_loses_nothing_and_needs_no_new_pin() {
         assert!(r.stdout.contains("Store intact"), "{dir}: {}", r.stdout);
     }
 }
+
+#[test]
+fn a_revoked_key_gets_nothing_accepted_and_cannot_forge_a_rotation() {
+    use rogatory_node::cli::supervise::{Launch, NodeProcess, Passphrase};
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA", "XC.POLICE"], 2);
+    for i in 0..3 {
+        c.start(i);
+    }
+    let body = example("liaison.json");
+    let first = c.send(0, "XB.DOJ-CA", "new", "liaison", &body);
+    let case = first["case_id"].as_str().unwrap().to_string();
+    let before = first["queued"][0]["envelope_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.send(0, "XC.POLICE", &case, "liaison", &body);
+    c.wait_settled(0, 2, Duration::from_secs(60));
+
+    // The root goes off the node's machine; then someone copies the data directory (keys,
+    // store, history) while the node is stopped for maintenance.
+    run_line(root, "keys root export --out root.key --data-dir xa.moj-ca").ok();
+    c.stop(0);
+    let attacker = root.join("attacker");
+    let copied = std::process::Command::new("cp")
+        .args(["-a"])
+        .arg(root.join("xa.moj-ca"))
+        .arg(&attacker)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let cfg = attacker.join("rogatory.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let port = rogatory_tests::free_port();
+    let text = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("listen = ") {
+                format!("listen = [\"/ip4/127.0.0.1/tcp/{port}\"]")
+            } else {
+                l.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&cfg, text).unwrap();
+
+    // The agency revokes its signing key as compromised (and gets a new one), with the root.
+    c.start(0);
+    let r = run_line(
+        root,
+        "keys revoke signing --reason compromised --root-key root.key --data-dir xa.moj-ca",
+    )
+    .ok();
+    assert!(
+        r.stdout.contains("The node runs on the new keys"),
+        "{}",
+        r.stdout
+    );
+    // Both partners hear of it: they accept what XA signs with its new key.
+    c.send(0, "XB.DOJ-CA", &case, "liaison", &body);
+    c.send(0, "XC.POLICE", &case, "liaison", &body);
+    let rows = c.wait_settled(0, 4, Duration::from_secs(60));
+    assert!(rows.iter().all(|r| r["state"] == "delivered"), "{rows:?}");
+
+    // The copy runs with the revoked key and tries to send to both partners.
+    let mut launch = Launch::new(
+        rogatory_tests::rogatory_bin(),
+        &attacker,
+        Passphrase::Env(rogatory_tests::TEST_PASSPHRASE.1.into()),
+    );
+    launch.env.push(("ROGATORY_LOG".into(), "info".into()));
+    let mut thief = NodeProcess::start(&launch).expect("the copy starts");
+    let api = rogatory_node::client::Client::connect(&attacker)
+        .unwrap()
+        .as_user("intruder");
+    for to in ["XB.DOJ-CA", "XC.POLICE"] {
+        let _: serde_json::Value = api
+            .post(
+                "/v1/send",
+                &serde_json::json!({ "to": [to], "case": case, "type": "liaison", "body": body }),
+            )
+            .unwrap();
+    }
+    // Each partner refuses the connection, logs it and raises one alert.
+    for i in [1, 2] {
+        let alerts = c
+            .api(i)
+            .get::<serde_json::Value>("/v1/alerts?count=1&wait=60")
+            .unwrap();
+        let alerts = alerts.as_array().unwrap();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0]["kind"], "old-key-in-use", "{alerts:?}");
+        assert_eq!(alerts[0]["peer"], "XA.MOJ-CA");
+    }
+    // Nothing of the copy's was taken: the partners hold XA's two messages each.
+    for i in [1, 2] {
+        let inbox = c.api(i).get::<serde_json::Value>("/v1/inbox").unwrap();
+        assert_eq!(inbox.as_array().unwrap().len(), 2, "{inbox}");
+    }
+    let out = api.get::<serde_json::Value>("/v1/outbox").unwrap();
+    let theirs: Vec<_> = out
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["state"] != "delivered")
+        .collect();
+    assert_eq!(
+        theirs.len(),
+        2,
+        "the copy's two messages wait, undelivered: {out}"
+    );
+    drop(thief.stop());
+
+    // Nor can the copy make itself a new key: the root is not there, and a statement
+    // without it does not extend the history.
+    let r = run_line(root, "keys rotate --data-dir attacker").failed();
+    assert!(
+        r.stderr.contains("root key is not on this machine"),
+        "{}",
+        r.stderr
+    );
+    run_line(
+        root,
+        "keys rotate --prepare forged.keys --data-dir attacker",
+    )
+    .ok();
+    let r = run_line(root, "keys rotate --apply forged.keys --data-dir attacker").failed();
+    assert!(r.stderr.contains("root threshold"), "{}", r.stderr);
+
+    // What XB accepted before the revocation still opens and verifies.
+    let m = c
+        .api(1)
+        .get::<serde_json::Value>(&format!("/v1/messages/{before}"))
+        .unwrap();
+    assert_eq!(m["from"], "XA.MOJ-CA", "{m}");
+    for i in 0..3 {
+        c.stop(i);
+    }
+    for dir in ["xa.moj-ca", "xb.doj-ca", "xc.police"] {
+        let r = run_line(root, &format!("audit verify-store --data-dir {dir}")).ok();
+        assert!(r.stdout.contains("Store intact"), "{dir}: {}", r.stdout);
+    }
+}
+
+#[test]
+fn two_key_histories_for_one_agency_raise_an_alert_and_the_second_is_refused() {
+    use rogatory_node::cli::supervise::{Launch, NodeProcess, Passphrase};
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 2);
+    c.start(0);
+    c.start(1);
+    let body = example("liaison.json");
+    let first = c.send(0, "XB.DOJ-CA", "new", "liaison", &body);
+    let case = first["case_id"].as_str().unwrap().to_string();
+    c.wait_settled(0, 1, Duration::from_secs(60));
+
+    // A twin of XA's directory, root key included (the root signing two different things is
+    // what a split history is: a mistake, or a root in two hands).
+    c.stop(0);
+    let twin = root.join("twin");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(root.join("xa.moj-ca"))
+        .arg(&twin)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let cfg = twin.join("rogatory.toml");
+    let port = rogatory_tests::free_port();
+    let text: Vec<String> = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .lines()
+        .map(|l| match l.starts_with("listen = ") {
+            true => format!("listen = [\"/ip4/127.0.0.1/tcp/{port}\"]"),
+            false => l.to_string(),
+        })
+        .collect();
+    std::fs::write(&cfg, text.join("\n")).unwrap();
+
+    // XA rotates; XB learns it.
+    c.start(0);
+    run_line(root, "keys rotate --data-dir xa.moj-ca").ok();
+    c.send(0, "XB.DOJ-CA", &case, "liaison", &body);
+    c.wait_settled(0, 2, Duration::from_secs(60));
+    let held = json(&run_line(root, "peer list --data-dir xb.doj-ca --json").ok());
+    let xa_key = held[0]["signing_key"]["key_id"].clone();
+
+    // The twin rotates too: another statement 1 under the same root.
+    run_line(root, "keys rotate --data-dir twin").ok();
+    let mut launch = Launch::new(
+        rogatory_tests::rogatory_bin(),
+        &twin,
+        Passphrase::Env(rogatory_tests::TEST_PASSPHRASE.1.into()),
+    );
+    launch.env.push(("ROGATORY_LOG".into(), "info".into()));
+    let mut other = NodeProcess::start(&launch).expect("the twin starts");
+
+    let alerts = c
+        .api(1)
+        .get::<serde_json::Value>("/v1/alerts?count=1&wait=60")
+        .unwrap();
+    let alerts = alerts.as_array().unwrap();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["kind"], "key-history-forked", "{alerts:?}");
+    assert!(
+        alerts[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("statement 1"),
+        "{alerts:?}"
+    );
+    drop(other.stop());
+    // XB kept the history it had, and XA is still served.
+    let now = json(&run_line(root, "peer list --data-dir xb.doj-ca --json").ok());
+    assert_eq!(now[0]["signing_key"]["key_id"], xa_key);
+    c.send(0, "XB.DOJ-CA", &case, "liaison", &body);
+    let rows = c.wait_settled(0, 3, Duration::from_secs(60));
+    assert!(rows.iter().all(|r| r["state"] == "delivered"), "{rows:?}");
+}

@@ -12,8 +12,8 @@ use rogatory_proto::audit::note::NoteVerifier;
 use rogatory_proto::ids::CaseId;
 
 use super::wire::{
-    AlertRow, CheckpointText, Consistency, ConsistencyQuery, ErrorBody, Finding, LogEntry,
-    ProofText, ProveQuery, Size, StoreReport, VerifyStore,
+    AlertRow, AlertsQuery, CheckpointText, Consistency, ConsistencyQuery, ErrorBody, Finding,
+    LogEntry, ProofText, ProveQuery, Size, StoreReport, VerifyStore,
 };
 use super::{ApiError, ApiState, Authorized, blocking, case_id};
 use crate::store::Store;
@@ -120,15 +120,28 @@ pub fn store_report(
     })
 }
 
-/// Every alert raised on this node (spec/PROTOCOL.md §6.6), oldest first.
-#[utoipa::path(get, path = "/v1/alerts", tag = "audit",
+/// Every alert raised on this node (spec/PROTOCOL.md §6.6, spec/KEYS.md §7), oldest first;
+/// with `?count=N&wait=SECS`, answered once at least N are raised (or the time is up).
+#[utoipa::path(get, path = "/v1/alerts", tag = "audit", params(AlertsQuery),
     responses((status = 200, description = "The answer", body = Vec<AlertRow>), (status = 401, description = "No valid bearer token", body = ErrorBody)))]
 pub async fn alerts(
     _: Authorized,
     State(s): State<Arc<ApiState>>,
+    Query(q): Query<AlertsQuery>,
 ) -> Result<Json<Vec<AlertRow>>, ApiError> {
-    let store = Arc::clone(&s.store);
-    Ok(Json(blocking(move || alert_rows(&store)).await?))
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_secs(q.wait.min(super::MAX_WAIT_SECS));
+    loop {
+        // Listening before reading, so an alert raised in between is not missed.
+        let woken = s.watch.anything();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let store = Arc::clone(&s.store);
+        let rows = blocking(move || alert_rows(&store)).await?;
+        if rows.len() >= q.count || tokio::time::timeout_at(deadline, woken).await.is_err() {
+            return Ok(Json(rows));
+        }
+    }
 }
 
 /// A case's audit entries (commitments only: ids and hashes, never content).

@@ -238,7 +238,8 @@ impl Engine {
                     Err(_) => break,
                 }
             }
-            let mut changed = false;
+            // An alert raised on its own is a change too (`GET /v1/alerts?wait=`).
+            let mut changed = batch.iter().any(|j| matches!(j, Job::Alert(_)));
             for reply in self.process(batch) {
                 match reply {
                     Reply::Nothing => {}

@@ -200,6 +200,15 @@ impl EventLoop {
 
     /// Runs until told to stop (or until every handle is gone).
     pub async fn run(mut self) {
+        // Every partner is called once at start: each learns this node's key history (a
+        // rotation or revocation made while it ran elsewhere) without waiting for a message.
+        for p in self.out.partners.values() {
+            let _ = self.swarm.dial(
+                libp2p::swarm::dial_opts::DialOpts::peer_id(p.peer)
+                    .addresses(p.addrs.clone())
+                    .build(),
+            );
+        }
         self.fetcher.load(None);
         self.pump();
         loop {
