@@ -35,6 +35,11 @@ for i, r in enumerate(rec["receipts"]):
         if k in r:
             put("decode_audit", f"{k}-{i}", r[k].encode())
 put("decode_audit", "consistency", b"old 1\n" + b"A" * 43 + b"=\n\nrogatory.XA.MOJ-CA/case/x\n2\n" + b"A" * 43 + b"=\n")
+keys = json.load(open(os.path.join(root, "keys.json")))
+for i, h in enumerate(keys["histories"]):
+    put("decode_key_history", f"history-{i}", bytes.fromhex(h["history"]["file"]))
+    for s in h["history"]["statements"]:
+        put("decode_key_history", f"statement-{i}-{s['seq']}", bytes.fromhex(s["bytes"]))
 put("decode_audit", "policy", b"log rogatory.XA.MOJ-CA+00000000+AQ==\nquorum none\n")
 if sys.argv[1]:
     for i, b in enumerate(glob.glob(os.path.join(sys.argv[1], "**", "*.bundle"), recursive=True)):

@@ -499,3 +499,152 @@ fn message_vectors_are_reproduced_and_decode() {
         assert_eq!(decoded.to_json(), v["json"]);
     }
 }
+
+/// Key histories (spec/KEYS.md): a 1-of-1 root that rotates, revokes a replaced key, then
+/// revokes its current signing key and replaces it; a 2-of-3 root handed over to a new 1-of-1
+/// root; and histories that must be refused.
+fn generate_keys() -> Value {
+    use rogatory_proto::keyhist::{
+        KeyHistory, RevocationReason, RootSet, StatementBody, statement::sign,
+    };
+    let root = SigningKey::from_seed(&[0x70; 32]);
+    let a1 = Agency::fixed("XA.MOJ-CA", 1);
+    let a2 = Agency::fixed("XA.MOJ-CA", 2);
+    let a3 = Agency::fixed("XA.MOJ-CA", 3);
+    let t = ISSUED_AT;
+    let g = StatementBody::genesis(
+        RootSet::new(1, &[root.verifying_key().clone()]),
+        &a1.card,
+        t,
+    );
+    let mut h = KeyHistory::from_statements(&[sign(&g, &[&root]).unwrap()]).unwrap();
+    let rotation = sign(&h.next_card(&a2.card, t + 100), &[&root, &a1.keys.signing]).unwrap();
+    h.apply(&rotation).unwrap();
+    let revoke_old = h.next_revoke(
+        a1.keys.signing.verifying_key().id(),
+        RevocationReason::Superseded,
+        t + 100,
+        t + 200,
+    );
+    h.apply(&sign(&revoke_old, &[&root]).unwrap()).unwrap();
+    let revoke_current = h.next_revoke(
+        a2.keys.signing.verifying_key().id(),
+        RevocationReason::Compromised,
+        t + 250,
+        t + 300,
+    );
+    h.apply(&sign(&revoke_current, &[&root]).unwrap()).unwrap();
+    h.apply(&sign(&h.next_card(&a3.card, t + 300), &[&root]).unwrap())
+        .unwrap();
+    // A forged extension: a new card signed by the compromised online key alone.
+    let forged = sign(&h.next_card(&a1.card, t + 400), &[&a2.keys.signing]).unwrap();
+
+    let k: Vec<SigningKey> = (0x81..=0x83u8)
+        .map(|n| SigningKey::from_seed(&[n; 32]))
+        .collect();
+    let pubs: Vec<_> = k.iter().map(|k| k.verifying_key().clone()).collect();
+    let b = Agency::fixed("XB.DOJ-CA", 4);
+    let g2 = StatementBody::genesis(RootSet::new(2, &pubs), &b.card, t);
+    let mut h2 = KeyHistory::from_statements(&[sign(&g2, &[&k[0], &k[2]]).unwrap()]).unwrap();
+    let next = SigningKey::from_seed(&[0x84; 32]);
+    let handover = h2.next_root(RootSet::new(1, &[next.verifying_key().clone()]), t + 50);
+    h2.apply(&sign(&handover, &[&k[1], &k[2], &next]).unwrap())
+        .unwrap();
+    let one_of_three = sign(&g2, &[&k[1]]).unwrap();
+
+    let history = |h: &KeyHistory| {
+        json!({
+            "fingerprint": h.fingerprint(),
+            "root_id": hex::encode(h.root_id()),
+            "file": hex::encode(h.to_file()),
+            "statements": h.summaries().iter().zip(h.statements()).map(|(s, b)| json!({
+                "seq": s.seq,
+                "kind": format!("{:?}", s.kind).to_lowercase(),
+                "at": s.at,
+                "payload_sha256": s.hash.to_hex(),
+                "signers": s.signers.iter().map(hex::encode).collect::<Vec<_>>(),
+                "bytes": hex::encode(b),
+            })).collect::<Vec<_>>(),
+            "keys": h.keys().iter().map(|k| json!({
+                "kid": hex::encode(k.kid),
+                "use": match k.usage {
+                    rogatory_proto::card::KeyUse::Sign => "sign",
+                    rogatory_proto::card::KeyUse::Encrypt => "encrypt",
+                },
+                "from": k.from,
+                "until": k.until,
+                "revoked": k.revoked.as_ref().map(|r| json!({
+                    "reason": r.reason.as_str(),
+                    "effective": r.effective,
+                    "seq": r.seq,
+                })),
+            })).collect::<Vec<_>>(),
+        })
+    };
+    json!({
+        "description": "Key histories (spec/KEYS.md). Every statement is reproduced from the seeds: root keys are Ed25519 seeds of 32 equal bytes (0x70 for XA; 0x81, 0x82, 0x83 then 0x84 for XB); the online keys are those of the envelope vectors' agencies n (signing seed n, encryption secret n+100). `file` is the history file; `keys` what replaying it gives.",
+        "histories": [
+            {
+                "agency": "XA.MOJ-CA",
+                "root_seeds": ["70"],
+                "story": "genesis (online keys 1); rotation to keys 2 endorsed by key 1; key 1 revoked as superseded; key 2 revoked as compromised; new card with keys 3 signed by the root alone",
+                "history": history(&h),
+            },
+            {
+                "agency": "XB.DOJ-CA",
+                "root_seeds": ["81", "82", "83"],
+                "story": "genesis under a 2-of-3 root (signed by 0x81 and 0x83); the root handed to a 1-of-1 root 0x84, signed by 0x82 and 0x83 of the old root and by the new",
+                "history": history(&h2),
+            }
+        ],
+        "refused": [
+            {
+                "what": "XA's history followed by a new card signed only by the compromised online key 2",
+                "statements": h.statements().iter().chain(std::iter::once(&forged)).map(hex::encode).collect::<Vec<_>>(),
+                "error": "signature",
+            },
+            {
+                "what": "XB's genesis signed by one key of its 2-of-3 root",
+                "statements": [hex::encode(&one_of_three)],
+                "error": "signature",
+            },
+            {
+                "what": "XA's history without statement 1: statement 2's prev does not chain",
+                "statements": h.statements().iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, s)| hex::encode(s)).collect::<Vec<_>>(),
+                "error": "invalid",
+            }
+        ]
+    })
+}
+
+#[test]
+fn key_history_vectors_are_reproduced_and_replay() {
+    use rogatory_proto::keyhist::{KeyHistory, KeyHistoryError, decode_history};
+    let v = generate_keys();
+    check_or_write("keys.json", &v);
+    for h in v["histories"].as_array().unwrap() {
+        let file = h["history"]["file"].as_str().unwrap();
+        let replayed = KeyHistory::from_file(&hex::decode(file).unwrap()).unwrap();
+        assert_eq!(replayed.fingerprint(), h["history"]["fingerprint"]);
+        let statements = decode_history(&hex::decode(file).unwrap()).unwrap();
+        assert_eq!(
+            statements.len(),
+            h["history"]["statements"].as_array().unwrap().len()
+        );
+    }
+    for r in v["refused"].as_array().unwrap() {
+        let list: Vec<Vec<u8>> = r["statements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| hex::decode(s.as_str().unwrap()).unwrap())
+            .collect();
+        let e = KeyHistory::from_statements(&list).unwrap_err();
+        let kind = match e {
+            KeyHistoryError::Signature { .. } => "signature",
+            KeyHistoryError::Invalid(_) => "invalid",
+            _ => "other",
+        };
+        assert_eq!(kind, r["error"], "{}: {e}", r["what"]);
+    }
+}
