@@ -22,7 +22,7 @@ use crate::store::Store;
 pub fn bundle(
     store: &Store,
     me: &KeyDir,
-    trusted: &[AgencyCard],
+    trusted: &crate::trust::Partners,
     case: &CaseId,
     now: u64,
     auditor: Option<&AgencyCard>,
@@ -132,22 +132,35 @@ pub fn bundle(
             ByteBuf::from(text)
         })
         .collect();
-    let mut cards = vec![ByteBuf::from(me.card.as_bytes().to_vec())];
+    // Each agency's key history (its card if it has none), and in the policy every signing key
+    // it had: what it signed before a rotation verifies too (spec/KEYS.md §9).
+    let mut cards = vec![ByteBuf::from(me.history.to_file())];
     let mut policy = format!(
-        "# tlog-policy of {}'s log of case {case}: cosigned by any one partner.\nlog {}\n",
-        me.card.id(),
-        me.card.note_verifier_key()
+        "# tlog-policy of {}'s log of case {case}: cosigned by any one partner.\n",
+        me.card.id()
     );
+    for key in signing_keys(&me.history) {
+        policy.push_str(&format!(
+            "log {}\n",
+            rogatory_proto::card::note_verifier_key(me.card.id(), key)
+        ));
+    }
     let mut names = Vec::new();
     for p in &partners {
-        let Some(card) = trusted.iter().find(|c| c.id() == p) else {
+        let Some(history) = trusted.get(p) else {
             continue;
         };
-        cards.push(ByteBuf::from(card.as_bytes().to_vec()));
-        let w = witness::witness_verifier(&log_key_name(p), card.signing_key())
-            .context("a partner's witness key")?;
-        policy.push_str(&format!("witness {p} {}\n", w.vkey()));
-        names.push(p.to_string());
+        cards.push(ByteBuf::from(history.to_file()));
+        for (n, key) in signing_keys(history).into_iter().enumerate() {
+            let w = witness::witness_verifier(&log_key_name(p), key)
+                .context("a partner's witness key")?;
+            let name = match n {
+                0 => p.to_string(),
+                n => format!("{p}~{n}"),
+            };
+            policy.push_str(&format!("witness {name} {}\n", w.vkey()));
+            names.push(name);
+        }
     }
     if names.is_empty() {
         policy.push_str("quorum none\n");
@@ -185,4 +198,17 @@ pub fn bundle(
         auditor: auditor.map(|a| ByteBuf::from(a.as_bytes().to_vec())),
         disclosures,
     })
+}
+
+/// An agency's signing keys over its history, the current one first.
+fn signing_keys(
+    h: &rogatory_proto::keyhist::KeyHistory,
+) -> Vec<&rogatory_proto::keys::VerifyingKey> {
+    let mut keys = vec![h.current_card().signing_key()];
+    for c in h.cards().iter().rev() {
+        if !keys.contains(&c.signing_key()) {
+            keys.push(c.signing_key());
+        }
+    }
+    keys
 }

@@ -20,9 +20,15 @@ pub struct VerifyArgs {
     /// A tlog-policy obtained independently, instead of each bundle's own.
     #[arg(long)]
     pub policy: Option<PathBuf>,
-    /// An agency card obtained independently (repeatable): it replaces the bundles' copy.
+    /// An agency card obtained independently (repeatable): it replaces the bundles' copy
+    /// (unless the bundle's key history certifies it).
     #[arg(long = "card")]
     pub cards: Vec<PathBuf>,
+    /// An agency's root fingerprint obtained from the agency itself, as `AGENCY=FINGERPRINT`
+    /// (repeatable): the bundles' key history of that agency must start from that root, and
+    /// every key it certifies, before and after rotations, is then trusted (spec/KEYS.md).
+    #[arg(long = "root", value_name = "AGENCY=FINGERPRINT")]
+    pub roots: Vec<String>,
     /// Print the verdict as JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -160,6 +166,15 @@ pub fn run_as(a: &VerifyArgs, auditor: Option<&AuditorKeys>) -> Result<bool, Inp
                 .map_err(|e| InputError(format!("{}: {e}", c.display())))?,
         );
     }
+    let mut roots = Vec::new();
+    for r in &a.roots {
+        let (agency, fp) = r
+            .split_once('=')
+            .ok_or_else(|| InputError(format!("--root {r}: expected AGENCY=FINGERPRINT")))?;
+        let agency = crate::ids::AgencyId::new(agency)
+            .map_err(|e| InputError(format!("--root {r}: {e}")))?;
+        roots.push((agency, fp.to_string()));
+    }
     let reader = auditor.map(|k| Recipient {
         card: &k.card,
         keys: &k.keys,
@@ -167,6 +182,7 @@ pub fn run_as(a: &VerifyArgs, auditor: Option<&AuditorKeys>) -> Result<bool, Inp
     // Each bundle is read as a stream, twice (spec/BUNDLE.md §3): never held whole.
     let mut verifier =
         bundle::Verifier::new(policy.as_ref(), &cards, reader.as_ref(), a.bundles.len());
+    verifier.pin_roots(roots);
     for p in &a.bundles {
         verifier
             .add_file(p)

@@ -151,5 +151,106 @@ check "the receipt vector's cosignature (spec/PROTOCOL.md §6.4) verifies in ind
 check "CDDL schemas (spec/cddl) accept every vector and refuse mutilated messages" \
     "$py" "$root/tests/interop/check_cddl.py"
 
+# Key histories (an agency's offline root and the statements it signs), checked by independent
+# Python code written from the format (tests/interop/verify_keys.py): an agency made, rotated and
+# with its signing key revoked by the CLI; then histories extended, forged or damaged by Python
+# code (tests/interop/forge_keys.py), which the independent code and the binary must both accept
+# or both refuse, and k-of-n roots, which the CLI cannot make.
+keys_py="$root/tests/interop/verify_keys.py"
+forge_py="$root/tests/interop/forge_keys.py"
+# A refusal by verify_keys.py: exit status 1 and a FAIL line naming the reason (not a crash).
+refused_for() {
+    local reason=$1 status=0
+    shift
+    "$@" >"$work/refusal.log" 2>&1 || status=$?
+    cat "$work/refusal.log"
+    [ "$status" -eq 1 ] && grep -q -- "FAIL: .*$reason" "$work/refusal.log"
+}
+# Both implementations refuse the history FILE.
+both_refuse() {
+    local reason=$1 file=$2
+    refused_for "$reason" "$py" "$keys_py" "$file" || return 1
+    if "$bin" card show "$file"; then echo "rogatory card show accepted $file"; return 1; fi
+}
+# Both accept FILE, agree on its fingerprint, root and every key, and verify_keys.py's
+# expectations (the further arguments) hold.
+both_accept() {
+    local file=$1
+    shift
+    "$bin" card show "$file" --json >"$file.json" &&
+        "$py" "$keys_py" "$file" --compare-card-show "$file.json" "$@"
+}
+json_get() { "$py" -c 'import json, sys; print(eval(sys.argv[1], {}, {"d": json.load(sys.stdin)}))' "$1"; }
+
+"$bin" init --agency XD.MOJ-CA --name "Central Authority of XD" --data-dir xd --insecure-plaintext-keys \
+    --listen /ip4/127.0.0.1/tcp/0 >/dev/null 2>&1
+"$bin" card export --data-dir xd --out xd0.keys 2>/dev/null
+xd_fp=$(fp xd0.keys)
+check "a genesis-only key history made by the CLI verifies in independent code, with the fingerprint card show prints" \
+    "$py" "$keys_py" xd0.keys --fingerprint "$xd_fp" --expect-statements 1
+check "a bare card (no history) verifies as its own root, with its fingerprint" \
+    "$py" "$keys_py" xa/card.cose --fingerprint "$(fp xa/card.cose)" --expect-statements 0
+"$bin" keys rotate --data-dir xd >/dev/null
+"$bin" keys revoke signing --reason compromised --data-dir xd >/dev/null
+"$bin" card export --data-dir xd --out xd.keys 2>/dev/null
+revoked=$("$bin" keys history --data-dir xd --json | json_get '[k["key_id"] for k in d["keys"] if k["state"] == "revoked"][0]')
+current=$("$bin" card show xd.keys --json | json_get 'd["signing_key"]["key_id"]')
+check "after a rotation and the revocation of the new signing key (which rotates again), the history verifies with the SAME fingerprint; the revoked key is revoked, the newest current" \
+    "$py" "$keys_py" xd.keys --fingerprint "$xd_fp" --expect-statements 4 \
+    --expect-revoked "$revoked:compromised" --expect-current-signing "$current"
+check "the independent replay agrees with rogatory card show on the root and every key's window, state and revocation" \
+    both_accept xd.keys
+check "the rotated history is refused under another agency's fingerprint" \
+    refused_for "root fingerprint" "$py" "$keys_py" xd.keys --fingerprint "$(fp xa/card.cose)"
+check "the revoked key is not reported current" \
+    refused_for "not $revoked" "$py" "$keys_py" xd.keys --expect-current-signing "$revoked"
+"$py" "$forge_py" flip-signature xd.keys flipped.keys
+check "a history with one flipped bit in a signature is refused (independent code and rogatory)" \
+    both_refuse "does not verify" flipped.keys
+"$py" "$forge_py" drop xd.keys dropped.keys --statement 1
+check "a history with statement 1 dropped is refused: statement 2's prev does not chain" \
+    both_refuse "prev .* is not SHA-256 of statement 0's payload" dropped.keys
+"$py" "$forge_py" extend xd.keys --online-keys xd/secret-keys.cose --out forged.keys >/dev/null
+check "a rotation forged with the node's online key alone (no root signature) is refused" \
+    both_refuse "signed by 0 root key" forged.keys
+new=$("$py" "$forge_py" extend xd.keys --online-keys xd/secret-keys.cose --root-key xd/root-key.cose --out extended.keys)
+check "the same rotation built in Python and signed by the root too is accepted by both, its key current, the fingerprint unchanged" \
+    both_accept extended.keys --fingerprint "$xd_fp" --expect-current-signing "$new" --expect-statements 5
+"$py" "$forge_py" extend xd.keys --root-key xd/root-key.cose --prev-of bytes --out prev-bytes.keys >/dev/null
+check "a root-signed statement whose prev hashes the previous statement's bytes, not its payload, is refused" \
+    both_refuse "is not SHA-256 of statement 3's payload" prev-bytes.keys
+"$py" "$forge_py" extend xd.keys --root-key xd/root-key.cose --at-delta -1 --out backwards.keys >/dev/null
+check "a root-signed statement taking effect before the previous one is refused" \
+    both_refuse "before the previous one" backwards.keys
+old_enc=$("$py" "$keys_py" xd0.keys --json | json_get 'd["current"]["encryption_key"]')
+"$py" "$forge_py" extend xd.keys --root-key xd/root-key.cose --reuse-encryption-key "$old_enc" \
+    --out brought-back.keys >/dev/null
+check "a root-signed card bringing back a replaced key is refused" \
+    both_refuse "brings back key" brought-back.keys
+"$py" "$forge_py" extend xd.keys --root-key xd/root-key.cose --agency XF.OTHER --out other.keys >/dev/null
+check "a root-signed card of another agency is refused" both_refuse "certifies a card of XF.OTHER" other.keys
+"$py" "$forge_py" extend xd.keys --online-keys xd/secret-keys.cose --revoke signing --out self-revoke.keys >/dev/null
+check "a revocation signed by the online key instead of the root is refused" \
+    both_refuse "may not sign it" self-revoke.keys
+"$py" "$forge_py" extend xd.keys --root-key xd/root-key.cose --revoke "$revoked" --reason retired \
+    --out revoked-twice.keys >/dev/null
+check "a second revocation of the revoked key is refused" both_refuse "already revoked" revoked-twice.keys
+first=$("$py" "$keys_py" xd0.keys --json | json_get 'd["current"]["signing_key"]')
+"$py" "$forge_py" extend xd.keys --root-key xd/root-key.cose --revoke "$first" --reason superseded \
+    --out revoked-replaced.keys >/dev/null
+check "a root-signed revocation of a replaced key built in Python is accepted by both" \
+    both_accept revoked-replaced.keys --expect-revoked "$first:superseded" --expect-revoked "$revoked:compromised"
+new=$("$py" "$forge_py" synth --out k-of-n.keys --threshold 2 --root-keys 3)
+check "a 2-of-3 root built in Python (rotation, revocation, a new 1-of-1 root, rotation): both accept it and compute the same root fingerprint" \
+    both_accept k-of-n.keys --expect-current-signing "$new" --expect-statements 5
+"$py" "$forge_py" synth --out k-of-n-3-5.keys --threshold 3 --root-keys 5 >/dev/null
+check "a 3-of-5 root: both compute the same fingerprint" both_accept k-of-n-3-5.keys
+for fault in genesis-below-threshold:"signed by 1 root key" card-below-threshold:"signed by 1 root key" \
+    root-change-without-new-key:"0 key(s) of the new root" old-root-after-change:"may not sign it" \
+    revoked-key-endorses:"may not sign it" stranger-signs:"may not sign it"; do
+    "$py" "$forge_py" synth --out "k-of-n-${fault%%:*}.keys" --fault "${fault%%:*}" >/dev/null
+    check "2-of-3 root, ${fault%%:*}: refused by both" both_refuse "${fault#*:}" "k-of-n-${fault%%:*}.keys"
+done
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

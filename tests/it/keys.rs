@@ -291,3 +291,83 @@ fn two_key_histories_for_one_agency_raise_an_alert_and_the_second_is_refused() {
     let rows = c.wait_settled(0, 3, Duration::from_secs(60));
     assert!(rows.iter().all(|r| r["state"] == "delivered"), "{rows:?}");
 }
+
+/// Runs the stand-alone verifier; returns its exit code and output.
+fn verify(root: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(rogatory_tests::verify_bin())
+        .current_dir(root)
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn bundles_before_and_after_three_rotations_verify_with_the_root_fingerprint_alone() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 2);
+    c.start(0);
+    c.start(1);
+    let body = example("liaison.json");
+    let first = c.send(0, "XB.DOJ-CA", "new", "liaison", &body);
+    let case = first["case_id"].as_str().unwrap().to_string();
+    c.wait_settled(0, 1, Duration::from_secs(60));
+    let fp = json(&run_line(root, "card show xa.moj-ca --json").ok())["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    run_line(
+        root,
+        &format!("case export {case} --out before.bundle --data-dir xa.moj-ca"),
+    )
+    .ok();
+
+    // Three rotations, each followed by messages both ways signed with the new keys.
+    for n in 1..=3 {
+        run_line(root, "keys rotate --data-dir xa.moj-ca").ok();
+        c.send(0, "XB.DOJ-CA", &case, "liaison", &body);
+        c.wait_settled(0, 1 + n, Duration::from_secs(60));
+        c.send(1, "XA.MOJ-CA", &case, "liaison", &body);
+        c.wait_settled(1, n, Duration::from_secs(60));
+    }
+    run_line(
+        root,
+        &format!("case export {case} --out after.bundle --data-dir xa.moj-ca"),
+    )
+    .ok();
+    run_line(
+        root,
+        &format!("case export {case} --out xb.bundle --data-dir xb.doj-ca"),
+    )
+    .ok();
+    let pin = format!("XA.MOJ-CA={fp}");
+    for files in [
+        vec!["before.bundle"],
+        vec!["after.bundle"],
+        vec!["after.bundle", "xb.bundle"],
+    ] {
+        let mut args: Vec<&str> = files.clone();
+        args.extend(["--root", &pin]);
+        let (code, out) = verify(root, &args);
+        assert_eq!(code, 0, "{files:?}: {out}");
+    }
+    // The history in the bundle names four signing keys of XA, all from the pinned root.
+    let (_, out) = verify(root, &["after.bundle", "--root", &pin, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["bundles"][0]["cards"][0][1], fp.as_str(), "{v}");
+    // Another root: refused.
+    let other = json(&run_line(root, "card show xb.doj-ca --json").ok())["fingerprint"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, out) = verify(
+        root,
+        &["after.bundle", "--root", &format!("XA.MOJ-CA={other}")],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("root fingerprint"), "{out}");
+}

@@ -163,12 +163,7 @@ pub async fn case_export(
             Some(crate::keydir::load_card(p).map_err(|e| ApiError::invalid(format!("{e:#}")))?)
         }
     };
-    let trusted: Vec<_> = s
-        .trust
-        .snapshot()
-        .values()
-        .map(|h| h.current_card().clone())
-        .collect();
+    let trusted = s.trust.snapshot();
     let (store, me) = (Arc::clone(&s.store), Arc::clone(&s.me));
     let for_auditor = auditor.clone();
     let out = b.out.clone();

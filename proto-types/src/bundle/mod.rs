@@ -27,12 +27,13 @@ use serde_bytes::ByteBuf;
 use crate::audit::entry::{AuditEntry, AuditEvent, case_origin, log_key_name};
 use crate::audit::merkle::{self, Hash, leaf_hash, verify_inclusion};
 use crate::audit::note::{
-    Checkpoint, Note, NoteError, NoteSignature, NoteVerifier, Policy, SIG_ED25519, TlogProof,
+    Checkpoint, Note, NoteError, NoteSignature, NoteVerifier, Policy, SIG_COSIGNATURE_V1,
+    SIG_ED25519, TlogProof,
 };
-use crate::audit::witness;
 use crate::card::AgencyCard;
 use crate::envelope::{self, EnvelopeInfo, Limits};
 use crate::ids::{AgencyId, CaseId, EnvelopeId, Sha256Digest};
+use crate::keyhist::KeyHistory;
 use crate::receipt::{ReceiptEvent, verify_receipt};
 
 /// The format name and version a bundle states.
@@ -328,7 +329,10 @@ struct Scanned {
     case_id: CaseId,
     whose: String,
     entries: u64,
+    /// The agencies' current cards.
     cards: BTreeMap<AgencyId, AgencyCard>,
+    /// Their key histories (a card without one is its own).
+    histories: BTreeMap<AgencyId, KeyHistory>,
     /// False when the bundle holds no usable card of its exporter: nothing more is checked.
     usable: bool,
     summary: BundleSummary,
@@ -448,6 +452,26 @@ fn event_name(e: AuditEvent) -> String {
         .unwrap_or_default()
 }
 
+/// The key of `keys` (one agency's, over time) that signed a note: the one whose name and id a
+/// signature line bears, else the first (the current one, so that the failure names it).
+fn pick_key<'k>(keys: &'k [NoteVerifier], note: &[u8]) -> &'k NoteVerifier {
+    let ids: Vec<(String, u32)> = Note::parse(note)
+        .map(|n| {
+            n.signatures()
+                .iter()
+                .map(|s| (s.name.clone(), s.id))
+                .collect()
+        })
+        .unwrap_or_default();
+    keys.iter()
+        .find(|k| {
+            ids.iter()
+                .any(|(name, id)| name == k.name() && *id == k.id())
+        })
+        .or_else(|| keys.first())
+        .unwrap_or_else(|| unreachable!("an agency has at least one key"))
+}
+
 /// Parses a signed note's checkpoint without verifying it.
 fn checkpoint_of(note: &[u8]) -> Option<Checkpoint> {
     Note::parse(note)
@@ -513,6 +537,7 @@ pub fn verify_as(
 pub struct Verifier<'a> {
     policy: Option<&'a Policy>,
     cards: &'a [AgencyCard],
+    roots: Vec<(AgencyId, String)>,
     auditor: Option<&'a envelope::Recipient<'a>>,
     memo: Memo,
     ctx: Ctx,
@@ -534,6 +559,7 @@ impl<'a> Verifier<'a> {
         Self {
             policy,
             cards,
+            roots: Vec::new(),
             auditor,
             // Both sides' bundles hold the same envelopes, receipts and checkpoints: each
             // signature is checked once. One bundle alone repeats nothing, and keeps nothing.
@@ -553,6 +579,13 @@ impl<'a> Verifier<'a> {
             timeline: Vec::new(),
             timeline_entries: 0,
         }
+    }
+
+    /// Pins agencies' roots by fingerprint (obtained from the agencies themselves): a bundle
+    /// whose key history of one of them starts from another root fails `cards`, and what it
+    /// signed is not trusted. Call before adding bundles.
+    pub fn pin_roots(&mut self, roots: Vec<(AgencyId, String)>) {
+        self.roots = roots;
     }
 
     /// Reads a bundle file a first time and checks what can be checked before its entries
@@ -579,7 +612,10 @@ impl<'a> Verifier<'a> {
             source,
             &mut self.case_id,
             self.policy,
-            self.cards,
+            Trusted {
+                cards: self.cards,
+                roots: &self.roots,
+            },
             self.auditor,
             &self.memo,
             &mut self.ctx,
@@ -723,7 +759,8 @@ fn envelope_lines(scanned: &[Scanned]) -> Vec<EnvelopeLine> {
 /// is verified once (the same checkpoint is in the list, in the envelope that carried it and in
 /// every proof), in batches on every core; only the results are kept.
 struct Notes<'m> {
-    log_key: NoteVerifier,
+    /// The exporter's log keys: its signing keys over time, the current one first.
+    log_keys: Vec<NoteVerifier>,
     policy: Option<&'m Policy>,
     memo: &'m Memo,
     /// By the SHA-256 of the note: its checkpoint (or why not), and, for a cosigned one, the
@@ -761,7 +798,7 @@ impl Notes<'_> {
             return;
         }
         let pending = std::mem::take(&mut self.pending);
-        let log_key = &self.log_key;
+        let log_keys = self.log_keys.as_slice();
         // Only a note that parses and carries exactly one line by the log's key is grouped,
         // by its text and that line's signature (length-prefixed): checking the log's key on
         // any note of the group reads the same text and the same signature. Any other note
@@ -776,6 +813,7 @@ impl Notes<'_> {
             let Ok(p) = Note::parse(n) else {
                 return alone(h);
             };
+            let log_key = pick_key(log_keys, n);
             let mut by_log = p
                 .signatures()
                 .iter()
@@ -801,7 +839,9 @@ impl Notes<'_> {
         }
         let distinct: Vec<([u8; 32], &[u8])> = distinct.into_iter().collect();
         let memo = self.memo;
-        let results = par_map(&distinct, |(_, n)| memo.checkpoint(n, log_key));
+        let results = par_map(&distinct, |(_, n)| {
+            memo.checkpoint(n, pick_key(log_keys, n))
+        });
         for ((k, _), r) in distinct.iter().zip(results) {
             self.by_signed.insert(*k, r);
         }
@@ -815,7 +855,9 @@ impl Notes<'_> {
                 .unwrap_or_else(|| Err("not verified".into()));
             let cosigned = Note::parse(n).is_ok_and(|p| p.signatures().len() > 1);
             let under = match (policy, cosigned) {
-                (Some(p), true) => Some(under(p, n, log_key, checkpoint.is_ok(), memo)),
+                (Some(p), true) => {
+                    Some(under(p, n, pick_key(log_keys, n), checkpoint.is_ok(), memo))
+                }
                 _ => None,
             };
             let outside = match &under {
@@ -845,6 +887,28 @@ impl Notes<'_> {
     }
 }
 
+/// What the auditor trusts on its own: cards, and roots by fingerprint.
+#[derive(Clone, Copy)]
+struct Trusted<'a> {
+    cards: &'a [AgencyCard],
+    roots: &'a [(AgencyId, String)],
+}
+
+/// An agency's note keys of type `sig_type` (log keys, or cosignature keys) over its history:
+/// its current signing key first, then the earlier ones.
+fn log_keys_of(h: &KeyHistory, sig_type: u8) -> Vec<NoteVerifier> {
+    let name = log_key_name(h.agency());
+    let mut keys: Vec<&crate::keys::VerifyingKey> = vec![h.current_card().signing_key()];
+    for c in h.cards().iter().rev() {
+        if !keys.contains(&c.signing_key()) {
+            keys.push(c.signing_key());
+        }
+    }
+    keys.into_iter()
+        .filter_map(|k| NoteVerifier::new(&name, sig_type, k).ok())
+        .collect()
+}
+
 /// The first reading of a bundle: its header, cards and policy, the number of its entries,
 /// its checkpoints, envelopes (signatures, receipts, chains), partners' checkpoints, proofs
 /// and disclosures. `None`: a bundle of another case (a finding), not checked further.
@@ -853,7 +917,7 @@ fn scan(
     source: read::Source,
     case: &mut Option<CaseId>,
     policy: Option<&Policy>,
-    trusted: &[AgencyCard],
+    trusted: Trusted<'_>,
     auditor: Option<&envelope::Recipient<'_>>,
     memo: &Memo,
     ctx: &mut Ctx,
@@ -872,21 +936,48 @@ fn scan(
     let whose = format!("{x}'s bundle");
     let limits = Limits::default();
 
-    // Cards: each self-signed; the auditor's own replace the bundle's.
-    let mut cards: BTreeMap<AgencyId, AgencyCard> = BTreeMap::new();
+    // Cards, or key histories (spec/KEYS.md): each verified; the auditor's own cards replace
+    // the bundle's (unless the bundle's history certifies the card given), and a root the
+    // auditor pinned must be the history's.
+    let mut histories: BTreeMap<AgencyId, KeyHistory> = BTreeMap::new();
     r.key("cards")?;
     for i in 0..r.array(read::MAX_CARDS as u64, "cards")? {
-        let raw = r.bytes(read::MAX_CARD, "a card")?;
-        match AgencyCard::from_bytes(&raw) {
-            Ok(c) => {
-                cards.insert(c.id().clone(), c);
+        let raw = r.bytes(read::MAX_HISTORY, "a card or key history")?;
+        match KeyHistory::from_file(&raw) {
+            Ok(h) => {
+                histories.insert(h.agency().clone(), h);
             }
             Err(e) => ctx.fail("cards", format!("{whose}, card {i}"), e.to_string()),
         }
     }
-    for c in trusted {
-        cards.insert(c.id().clone(), c.clone());
+    for c in trusted.cards {
+        let certified = histories
+            .get(c.id())
+            .and_then(|h| h.record(c.signing_key().id()))
+            .is_some();
+        if !certified {
+            histories.insert(c.id().clone(), KeyHistory::from_card(c.clone()));
+        }
     }
+    for (agency, fingerprint) in trusted.roots {
+        match histories.get(agency) {
+            Some(h) => {
+                if let Err(e) = h.check_fingerprint(fingerprint) {
+                    ctx.fail("cards", &whose, e.to_string());
+                    histories.remove(agency);
+                }
+            }
+            None => ctx.fail(
+                "cards",
+                &whose,
+                format!("the bundle holds no key history of {agency}, whose root was given"),
+            ),
+        }
+    }
+    let cards: BTreeMap<AgencyId, AgencyCard> = histories
+        .iter()
+        .map(|(a, h)| (a.clone(), h.current_card().clone()))
+        .collect();
     r.key("policy")?;
     let policy_text = r.text(read::MAX_POLICY)?;
     r.key("entries")?;
@@ -911,14 +1002,15 @@ fn scan(
             cosigned: 0,
             witnessed: 0,
             proofs: 0,
-            cards: cards
+            cards: histories
                 .values()
-                .map(|c| (c.id().to_string(), c.fingerprint()))
+                .map(|h| (h.agency().to_string(), h.fingerprint()))
                 .collect(),
             auditor: None,
             disclosed: 0,
         },
         cards,
+        histories,
         usable: false,
         failures: 0,
         own: Vec::new(),
@@ -937,19 +1029,21 @@ fn scan(
         disclosure_failures: 0,
         reader_ok: false,
     };
-    let Some(own_card) = s.cards.get(&x).cloned() else {
+    let Some(own) = s.histories.get(&x) else {
         ctx.fail("cards", &whose, format!("the bundle holds no card of {x}"));
         s.file = skip_rest(r)?;
         return Ok(Some(s));
     };
-    let log_key = match NoteVerifier::new(&log_key_name(&x), SIG_ED25519, own_card.signing_key()) {
-        Ok(v) => v,
-        Err(e) => {
-            ctx.fail("cards", &whose, e.to_string());
-            s.file = skip_rest(r)?;
-            return Ok(Some(s));
-        }
-    };
+    let log_keys = log_keys_of(own, SIG_ED25519);
+    if log_keys.is_empty() {
+        ctx.fail(
+            "cards",
+            &whose,
+            format!("{x}'s signing keys are not note keys"),
+        );
+        s.file = skip_rest(r)?;
+        return Ok(Some(s));
+    }
     s.usable = true;
     let own_policy;
     let policy = match policy {
@@ -966,7 +1060,7 @@ fn scan(
         },
     };
     let mut notes = Notes {
-        log_key: log_key.clone(),
+        log_keys,
         policy,
         memo,
         results: HashMap::new(),
@@ -999,14 +1093,10 @@ fn scan(
     }
 
     // Envelopes: outer signature, which way, receipt; the checkpoints they carry.
-    let witnesses: BTreeMap<AgencyId, NoteVerifier> = s
-        .cards
+    let witnesses: BTreeMap<AgencyId, Vec<NoteVerifier>> = s
+        .histories
         .iter()
-        .filter_map(|(a, c)| {
-            witness::witness_verifier(&log_key_name(a), c.signing_key())
-                .ok()
-                .map(|v| (a.clone(), v))
-        })
+        .map(|(a, h)| (a.clone(), log_keys_of(h, SIG_COSIGNATURE_V1)))
         .collect();
     r.key("envelopes")?;
     let n = r.array(read::MAX_ITEMS, "envelopes")?;
@@ -1045,14 +1135,10 @@ fn scan(
         .keys()
         .map(|a| (case_origin(a, &case_id), a.clone()))
         .collect();
-    let log_keys: BTreeMap<AgencyId, NoteVerifier> = s
-        .cards
+    let log_keys: BTreeMap<AgencyId, Vec<NoteVerifier>> = s
+        .histories
         .iter()
-        .filter_map(|(a, c)| {
-            NoteVerifier::new(&log_key_name(a), SIG_ED25519, c.signing_key())
-                .ok()
-                .map(|v| (a.clone(), v))
-        })
+        .map(|(a, h)| (a.clone(), log_keys_of(h, SIG_ED25519)))
         .collect();
     let mut pending: Vec<(u64, Vec<u8>)> = Vec::new();
     let mut witnessed_list: Vec<(AgencyId, u64, Hash, String)> = Vec::new();
@@ -1072,7 +1158,8 @@ fn scan(
                 let ok = owner
                     .as_ref()
                     .and_then(|o| log_keys.get(o))
-                    .is_some_and(|v| memo.checkpoint(raw, v).is_ok());
+                    .filter(|v| !v.is_empty())
+                    .is_some_and(|v| memo.checkpoint(raw, pick_key(v, raw)).is_ok());
                 Some((cp, owner, ok))
             });
             for ((i, _), signed) in pending.iter().zip(signed) {
@@ -1262,7 +1349,7 @@ fn envelopes(
     s: &mut Scanned,
     x: &AgencyId,
     batch: &[(usize, Result<EnvelopeRecord, String>)],
-    witnesses: &BTreeMap<AgencyId, NoteVerifier>,
+    witnesses: &BTreeMap<AgencyId, Vec<NoteVerifier>>,
     limits: &Limits,
     memo: &Memo,
     notes: &mut Notes<'_>,
@@ -1270,12 +1357,12 @@ fn envelopes(
     ctx: &mut Ctx,
 ) {
     let whose = s.whose.clone();
-    let cards = &s.cards;
+    let histories = &s.histories;
     // The signatures first, on every core: they are most of the work.
     let pre = par_map(batch, |(_, r)| {
         r.as_ref()
             .ok()
-            .map(|r| precheck(r, x, cards, witnesses, limits, memo))
+            .map(|r| precheck(r, x, histories, witnesses, limits, memo))
     });
     for ((i, r), pre) in batch.iter().zip(pre) {
         let (r, pre) = match (r, pre) {
@@ -2069,8 +2156,8 @@ struct Precheck {
 fn precheck(
     r: &EnvelopeRecord,
     x: &AgencyId,
-    cards: &BTreeMap<AgencyId, AgencyCard>,
-    witnesses: &BTreeMap<AgencyId, NoteVerifier>,
+    histories: &BTreeMap<AgencyId, KeyHistory>,
+    witnesses: &BTreeMap<AgencyId, Vec<NoteVerifier>>,
     limits: &Limits,
     memo: &Memo,
 ) -> Precheck {
@@ -2091,14 +2178,40 @@ fn precheck(
         Direction::Sent => (x, &info.to),
         Direction::Received => (&info.from, x),
     };
-    let origin = cards.get(sender).map(|card| {
+    // The sender's key that signed it: its current one or an earlier one of its history; one
+    // revoked before the envelope's time is named.
+    let origin = histories.get(sender).map(|h| {
+        let Some(rec) = h.record(&info.signer_key_id) else {
+            return Err(format!(
+                "signed with a key that is not {sender}'s (key {})",
+                hex::encode(&info.signer_key_id[..8])
+            ));
+        };
+        if let Some(rv) = &rec.revoked
+            && info.sent_at >= rv.effective
+        {
+            return Err(format!(
+                "signed with {sender}'s key {} at {}, after its revocation ({}) took effect at {}",
+                hex::encode(&info.signer_key_id[..8]),
+                crate::time::format_unix(info.sent_at),
+                rv.reason.as_str(),
+                crate::time::format_unix(rv.effective)
+            ));
+        }
+        let card = &h.cards()[rec.card];
         memo.get(&memo.origins, &[b"origin", &id.0, card.as_bytes()], || {
             envelope::verify_origin(&r.envelope, card, limits)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         })
     });
-    let issuer_card = cards.get(issuer);
+    // The issuer's key that signed the receipt.
+    let issuer_card = r.receipt.as_ref().and_then(|bytes| {
+        let kid = crate::receipt::signer_key_id(bytes)?;
+        let h = histories.get(issuer)?;
+        h.record(&kid).map(|rec| &h.cards()[rec.card])
+    });
+    let issuer_card = issuer_card.or_else(|| histories.get(issuer).map(|h| h.current_card()));
     let receipt = r.receipt.as_ref().and_then(|bytes| {
         issuer_card.map(|card| {
             memo.get(
@@ -2127,7 +2240,11 @@ fn precheck(
                 let note = line
                     .filter(|l| l.matches('\n').count() == 1 && l.ends_with('\n'))
                     .and_then(|l| Note::parse(format!("{body}\n{l}").as_bytes()).ok());
-                match (witnesses.get(issuer), note) {
+                let w = witnesses.get(issuer).and_then(|keys| {
+                    let card = issuer_card?;
+                    keys.iter().find(|w| w.key() == card.signing_key())
+                });
+                match (w, note) {
                     (Some(w), Some(n)) => n
                         .signatures()
                         .first()

@@ -17,6 +17,8 @@ use crate::audit::merkle::Hash;
 
 /// Largest card (PROTOCOL.md §3.10).
 pub(crate) const MAX_CARD: usize = 64 * 1024;
+/// Largest key history read from a bundle's `cards` (a card, or its history: spec/KEYS.md).
+pub(crate) const MAX_HISTORY: usize = 1024 * 1024;
 /// Most cards in a bundle.
 pub(crate) const MAX_CARDS: usize = 256;
 /// Largest `tlog-policy`.
