@@ -325,7 +325,7 @@ pub enum OpenError {
     },
     /// Encrypted for a key other than ours.
     #[error(
-        "not a recipient: the envelope is encrypted for another key than {0}'s current encryption key"
+        "not a recipient: the envelope is encrypted for a key {0} does not hold (neither its current encryption key nor one it replaced)"
     )]
     WrongEncryptionKey(AgencyId),
     /// Decryption failed.
@@ -938,6 +938,18 @@ pub fn verify_origin(
 ) -> Result<EnvelopeInfo, OpenError> {
     let (info, s) = parse_outer(bytes, limits)?;
     check_origin(&info, &s, &SignerKey::of_card(sender), limits)?;
+    Ok(info)
+}
+
+/// [`verify_origin`] with the signer's key as its key history gives it (the card that listed
+/// it and its window, [`TrustedCards::signer`]).
+pub fn verify_origin_by(
+    bytes: &[u8],
+    signer: &SignerKey<'_>,
+    limits: &Limits,
+) -> Result<EnvelopeInfo, OpenError> {
+    let (info, s) = parse_outer(bytes, limits)?;
+    check_origin(&info, &s, signer, limits)?;
     Ok(info)
 }
 

@@ -76,6 +76,7 @@ ROOT_RULE = {
     "agency-card": "card-body",
     "envelope": "rogatory-envelope",
     "audit-entry": "audit-entry",
+    "key-statement": "key-statement-body",
 }
 
 # Maps that sit in arrays, per schema: (path, rule). `[]` means every element of the array.
@@ -347,7 +348,8 @@ class Checker:
     # -- 1. schema files --------------------------------------------------------------------
 
     def check_schema_files(self) -> None:
-        names = MESSAGE_TYPES + ["receipt", "agency-card", "envelope", "audit-entry"]
+        names = MESSAGE_TYPES + ["receipt", "agency-card", "envelope", "audit-entry",
+                                 "key-statement"]
         found = sorted(p.stem for p in self.cddl_dir.glob("*.cddl"))
         missing = [n for n in names if n not in found]
         extra = [n for n in found if n not in names]
@@ -520,6 +522,33 @@ class Checker:
             cards.setdefault(bytes.fromhex(rec["issuer"]["card"]),
                              f"receipts.json: card of {rec['issuer'].get('id')}")
         return [(w, b) for b, w in cards.items()]
+
+    def check_key_statements(self) -> None:
+        """Every statement of spec/vectors/keys.json: its payload against key-statement.cddl,
+        and a statement of the wrong kind's fields refused."""
+        path = self.vectors_dir / "keys.json"
+        data = json.loads(path.read_text())
+        count = 0
+        first = None
+        for h in data["histories"]:
+            for st in h["history"]["statements"]:
+                tag = self.cbor2.loads(bytes.fromhex(st["bytes"]))
+                payload = tag.value[2]
+                body = self.cbor2.loads(payload)
+                first = first or body
+                self.expect_valid(f"keys.json: {h['agency']} statement {st['seq']} ({st['kind']})",
+                                  "key-statement", value=body, data=payload, elements=False)
+                count += 1
+        if count == 0:
+            self.fail("keys.json holds key statements", "none found")
+        if first is not None:
+            # A genesis that also carries a revocation breaks the rule of its kind.
+            bad = self.copy(first)
+            bad["revoke"] = {"kid": b"\x00" * 32, "reason": "compromised", "effective": 1}
+            self.expect_invalid("a genesis carrying a revocation is refused", "key-statement", bad)
+            bad = self.copy(first)
+            bad["kind"] = "rename"
+            self.expect_invalid("an unknown statement kind is refused", "key-statement", bad)
 
     def check_cards(self) -> None:
         cards = self.collect_cards()
@@ -1091,6 +1120,7 @@ def main(argv: list[str] | None = None) -> int:
         ("messages", None),
         ("receipts", ck.check_receipts),
         ("agency cards", ck.check_cards),
+        ("key statements", ck.check_key_statements),
         ("envelopes", None),
     ]
     bodies: dict[str, bytes] = {}

@@ -182,6 +182,8 @@ both_accept() {
 }
 json_get() { "$py" -c 'import json, sys; print(eval(sys.argv[1], {}, {"d": json.load(sys.stdin)}))' "$1"; }
 
+check "the key history vectors (spec/vectors/keys.json) replay in independent code to what they say, and the refused ones are refused" \
+    "$py" "$keys_py" --vectors "$root/spec/vectors/keys.json"
 "$bin" init --agency XD.MOJ-CA --name "Central Authority of XD" --data-dir xd --insecure-plaintext-keys \
     --listen /ip4/127.0.0.1/tcp/0 >/dev/null 2>&1
 "$bin" card export --data-dir xd --out xd0.keys 2>/dev/null

@@ -52,6 +52,10 @@ Usage:
     verify_keys.py HISTORY [--fingerprint FP] [--expect-revoked KID_PREFIX[:REASON]]...
                    [--expect-current-signing KID_PREFIX] [--expect-statements N]
                    [--compare-card-show JSON] [--json]
+    verify_keys.py --vectors spec/vectors/keys.json
+                   every history of the vectors verifies and gives what the vector says (root id,
+                   fingerprint, statements, signers, keys; genesis root = the keys of root_seeds),
+                   and every history the vectors list as refused is refused
 
 Exit status 0 if everything verifies and every expectation holds; 1 with a one-line reason
 (FAIL: …) otherwise; 2 for a usage error or a failure of this script itself.  HISTORY may hold the bytes or the same bytes as hex.
@@ -817,11 +821,63 @@ def compare_card_show(h: History, path: str) -> list[str]:
     return problems
 
 
+def ed25519_public(seed: bytes) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    return Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
+
+
+def run_vectors(path: str) -> None:
+    """Checks spec/vectors/keys.json against this script's own replay; prints ok lines."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            v = json.load(f)
+    except (OSError, ValueError) as e:
+        raise Refused(f"cannot read {path}: {e}") from e
+    try:
+        histories, refused = v["histories"], v["refused"]
+        for hv in histories:
+            what = f"{path}: {hv['agency']}"
+            exp = hv["history"]
+            h = verify_file(bytes.fromhex(exp["file"]))
+            need(h.agency == hv["agency"], f"{what}: the history is {h.agency}'s")
+            need(h.root_id.hex() == exp["root_id"], f"{what}: root id {h.root_id.hex()}, the vector says {exp['root_id']}")
+            need(fingerprint(h.root_id) == exp["fingerprint"],
+                 f"{what}: fingerprint {fingerprint(h.root_id)}, the vector says {exp['fingerprint']}")
+            seeds = sorted(thumbprint(CRV_ED25519, ed25519_public(bytes.fromhex(x) * 32)) for x in hv["root_seeds"])
+            need(seeds == sorted(h.genesis_root.keys), f"{what}: the genesis root is not the keys of root_seeds")
+            need(len(exp["statements"]) == len(h.statements), f"{what}: the vector lists "
+                 f"{len(exp['statements'])} statements, the file holds {len(h.statements)}")
+            for sv, st, sm in zip(exp["statements"], h.statements, h.summaries):
+                got = {"seq": sm.seq, "kind": sm.kind, "at": sm.at, "bytes": st.raw.hex(),
+                       "payload_sha256": sm.hash.hex(), "signers": [k.hex() for k, _ in sm.signers]}
+                for k, x in got.items():
+                    need(sv[k] == x, f"{what}, statement {sm.seq}: {k} differs from the vector")
+            mine = [{"kid": r.kid.hex(), "use": r.use, "from": r.valid_from, "until": r.valid_until,
+                     "revoked": None if r.revoked is None else {
+                         "effective": r.revoked.effective, "reason": r.revoked.reason, "seq": r.revoked.seq}}
+                    for r in h.keys.values()]
+            need(mine == exp["keys"], f"{what}: the keys differ: the vector says {json.dumps(exp['keys'])}, "
+                 f"the replay gives {json.dumps(mine)}")
+            print(f"ok: {hv['agency']} ({hv['story']}): root id, fingerprint {exp['fingerprint']}, "
+                  f"{len(h.statements)} statements with their signers, {len(mine)} keys as the vector says")
+        for rv in refused:
+            try:
+                replay([bytes.fromhex(x) for x in rv["statements"]])
+            except Refused as e:
+                print(f"ok: refused ({rv['error']}): {rv['what']}: {e}")
+                continue
+            raise Refused(f"{path}: accepted a history the vectors refuse: {rv['what']}")
+    except (KeyError, TypeError, ValueError) as e:
+        raise Refused(f"{path}: malformed vector ({type(e).__name__}: {e})") from e
+    need(histories and refused, f"{path}: no histories or no refused histories")
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Verify a Rogatory key history (or bare agency card) "
                                 "with independent libraries; exit 0 only if it verifies and "
                                 "every expectation holds.")
-    p.add_argument("history", help="the history file (`rogatory card export`) or a bare card")
+    p.add_argument("history", nargs="?", help="the history file (`rogatory card export`) or a bare card")
+    p.add_argument("--vectors", metavar="KEYS_JSON", help="check spec/vectors/keys.json instead")
     p.add_argument("--fingerprint", help="the pinned root fingerprint (any case, any separators, "
                    "at least 32 hex digits)")
     p.add_argument("--expect-revoked", action="append", metavar="KID_PREFIX[:REASON]",
@@ -832,13 +888,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--compare-card-show", metavar="JSON",
                    help="`rogatory card show --json` output for the same file: must agree")
     p.add_argument("--json", action="store_true", help="print a JSON report")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if (args.history is None) == (args.vectors is None):
+        p.error("give a HISTORY file, or --vectors")
+    return args
 
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     h = None
     try:
+        if args.vectors:
+            run_vectors(args.vectors)
+            return 0
         h = verify_file(read_input(args.history))
         check_expectations(h, args)
         if args.compare_card_show:

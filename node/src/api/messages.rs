@@ -362,7 +362,16 @@ fn describe(s: &ApiState, id: [u8; 32], received: bool) -> Result<MessageView, A
         let receipt = s
             .store
             .receipt_for(&id)?
-            .and_then(|r| verify_receipt(&r, &s.me.card, Some(&eid)).ok())
+            .and_then(|r| {
+                // Signed with this node's key of the time (before a rotation, an earlier one).
+                let kid = rogatory_proto::receipt::signer_key_id(&r).unwrap_or_default();
+                let card =
+                    s.me.history
+                        .record(&kid)
+                        .map(|rec| &s.me.history.cards()[rec.card])
+                        .unwrap_or(&s.me.card);
+                verify_receipt(&r, card, Some(&eid)).ok()
+            })
             .map(|r| ReceiptView {
                 event: event_name(r.receipt.event),
                 received_at: format_unix(r.receipt.received_at),

@@ -279,16 +279,28 @@ pub(crate) fn run(c: EnvelopeCommand) -> Result<ExitCode> {
             max_bytes,
         } => {
             let me = KeyDir::load(&key)?;
-            let trusted = if trust.is_empty() {
-                let pinned = KeyDir::pinned(&key)?;
+            // Partners' key histories: an envelope signed with a key a rotation replaced opens.
+            let trusted: crate::trust::Partners = if trust.is_empty() {
+                let pinned = KeyDir::partners(&key)?;
                 if pinned.is_empty() {
                     bail!(
                         "no trusted cards: give --trust CARD, or pin partners with `rogatory peer add`"
                     );
                 }
                 pinned
+                    .into_iter()
+                    .map(|h| (h.agency().clone(), h))
+                    .collect()
             } else {
-                load_cards(trust)?
+                let cards = load_cards(trust.clone())?;
+                let mut partners = crate::trust::partners_of(cards);
+                for p in trust {
+                    let h = crate::keydir::load_history(&super::card_path(p))?;
+                    if !h.is_bare_card() {
+                        partners.insert(h.agency().clone(), h);
+                    }
+                }
+                partners
             };
             let bytes = files::read_limited(&path, max_bytes as u64)?;
             let limits = Limits {

@@ -207,19 +207,31 @@ fn root(c: RootCommand) -> Result<ExitCode> {
             out,
         } => {
             let key = keydir::load_root_key(&root_key)?;
-            let bytes = files::read_limited(&path, statement::MAX_STATEMENT_BYTES as u64)?;
-            let parsed = statement::parse(&bytes)?;
-            let signed = statement::add_signature(&bytes, &key)?;
+            let bytes =
+                files::read_limited(&path, rogatory_proto::keyhist::MAX_HISTORY_BYTES as u64)?;
+            // What `--prepare` wrote: the statements, in order.
+            let statements = rogatory_proto::keyhist::decode_history(&bytes)?;
+            let mut signed = Vec::with_capacity(statements.len());
+            for s in &statements {
+                let parsed = statement::parse(s)?;
+                println!(
+                    "Statement {} ({:?}) of {}, taking effect at {}: signed with root key {}…",
+                    parsed.body.seq,
+                    parsed.body.kind,
+                    parsed.body.agency,
+                    format_unix(parsed.body.at),
+                    &hex::encode(key.verifying_key().id())[..16]
+                );
+                signed.push(statement::add_signature(s, &key)?);
+            }
             let out = out.unwrap_or(path);
-            files::write_atomic(&out, &signed, false, true)?;
-            println!(
-                "Signed statement {} ({:?}) of {} with root key {}…; written to {}",
-                parsed.body.seq,
-                parsed.body.kind,
-                parsed.body.agency,
-                &hex::encode(key.verifying_key().id())[..16],
-                out.display()
-            );
+            files::write_atomic(
+                &out,
+                &rogatory_proto::keyhist::encode_history(&signed),
+                false,
+                true,
+            )?;
+            println!("Written to {}", out.display());
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -238,6 +250,12 @@ fn rotate(a: RotateArgs) -> Result<ExitCode> {
         return apply(&dir, file);
     }
     let kd = KeyDir::load(&dir)?;
+    if kd.history.is_bare_card() {
+        bail!(
+            "{} has no key history (its card is its own root, made before roots existed): its keys cannot rotate; set up a new node with `rogatory init`",
+            kd.history.agency()
+        );
+    }
     let (signing, encryption) = match (a.signing, a.encryption) {
         (false, false) => (true, true),
         x => x,
@@ -405,6 +423,19 @@ fn commit(dir: &Path, mut history: KeyHistory, statements: &[Vec<u8>]) -> Result
         history
             .apply(s)
             .context("the statement does not extend this agency's key history")?;
+    }
+    // The node must hold the secret keys of the card it will run on: the current ones, or
+    // those prepared with the statement.
+    let card = history.current_card();
+    let held = |k: &rogatory_proto::keys::AgencySecretKeys| {
+        k.signing.verifying_key() == card.signing_key()
+            && k.encryption.public_key() == card.encryption_key()
+    };
+    let current = KeyDir::load(dir)?;
+    if !held(&current.keys) && !keydir::read_next_keys(dir)?.as_ref().is_some_and(held) {
+        bail!(
+            "this node does not hold the secret keys of the new card (the keys prepared with the statement are gone: was another rotation prepared since?); nothing was changed"
+        );
     }
     keydir::commit_history(dir, &history)?;
     for s in &history.summaries()[history.summaries().len() - statements.len()..] {

@@ -8,6 +8,7 @@ use clap::Subcommand;
 use rogatory_proto::ids::AgencyId;
 
 use crate::keydir::{KeyDir, PEERS_DIR, load_history, own_history, save_partner};
+use rogatory_proto::keyhist::Relation;
 
 /// `rogatory peer` subcommands.
 #[derive(Debug, Subcommand)]
@@ -68,13 +69,35 @@ pub(crate) fn run(c: PeerCommand) -> Result<ExitCode> {
             if let Some(old) = KeyDir::partners(&dir)?
                 .into_iter()
                 .find(|h| h.agency() == history.agency())
-                && old.root_id() != history.root_id()
             {
-                bail!(
-                    "{} is already pinned with another root (fingerprint {}); remove it first if the partner really changed its root",
-                    history.agency(),
-                    old.fingerprint()
-                );
+                if old.root_id() != history.root_id() {
+                    bail!(
+                        "{} is already pinned with another root (fingerprint {}); remove it first if the partner really changed its root",
+                        history.agency(),
+                        old.fingerprint()
+                    );
+                }
+                // Never back: an older history (before a revocation, say) or another one.
+                match old.relation(history.statements()) {
+                    Relation::Extends { .. } => {}
+                    Relation::Same => {
+                        println!(
+                            "{} is already pinned with this key history",
+                            history.agency()
+                        );
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    Relation::Behind => bail!(
+                        "{} is pinned with a longer key history than this file's ({} statements, not {}): the file is older; nothing was changed",
+                        history.agency(),
+                        old.statements().len(),
+                        history.statements().len()
+                    ),
+                    Relation::Fork { seq } => bail!(
+                        "the file's key history of {} differs from the one pinned at statement {seq}: two histories for one agency; nothing was changed (ask the partner)",
+                        history.agency()
+                    ),
+                }
             }
             save_partner(&dir, &history)?;
             let card = history.current_card();

@@ -424,7 +424,7 @@ fn outer(
     let info = envelope::inspect(bytes, limits).map_err(fail)?;
     let signer =
         envelope::TrustedCards::signer(trusted, &info.from, &info.signer_key_id).map_err(fail)?;
-    let info = envelope::verify_origin(bytes, signer.card, limits).map_err(fail)?;
+    let info = envelope::verify_origin_by(bytes, &signer, limits).map_err(fail)?;
     if &info.to != me.card.id() {
         return Err((
             ReasonCode::NotAddressee,

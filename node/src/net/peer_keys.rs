@@ -88,7 +88,8 @@ impl EventLoop {
                 if let Some(connection) = self.keys.release(&peer) {
                     self.swarm.close_connection(connection);
                 } else if fork {
-                    // A partner showing a second history is not served until an operator looks.
+                    // A partner showing a second history is disconnected; if it connects again
+                    // it is asked again, and refused again, until an operator looks.
                     let _ = self.swarm.disconnect_peer_id(peer);
                 }
             }
@@ -100,6 +101,9 @@ impl EventLoop {
     fn refuse_old_key(&mut self, peer: PeerId, agency: &AgencyId) {
         if let Some(connection) = self.keys.release(&peer) {
             self.swarm.close_connection(connection);
+        } else {
+            // Connected as the partner before its history moved on: not any more.
+            let _ = self.swarm.disconnect_peer_id(peer);
         }
         tracing::warn!(%peer, partner = %agency, "refused a connection made with a key of the partner that is no longer its current one (superseded or revoked)");
         if self.keys.report(peer) {

@@ -51,7 +51,7 @@ pub struct StatementSummary {
     pub kind: StatementKind,
     /// When it takes effect.
     pub at: u64,
-    /// SHA-256 of its bytes.
+    /// SHA-256 of its payload (what the next statement's `prev` names).
     pub hash: Sha256Digest,
     /// Key ids of its signers.
     pub signers: Vec<KeyId>,
