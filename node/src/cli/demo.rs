@@ -491,8 +491,9 @@ fn holds(dir: &Path, needle: &[u8]) -> Result<bool> {
     Ok(false)
 }
 
+/// The fingerprint of an agency's root, from the file its `card export` wrote.
 fn fingerprint(card: &Path) -> Result<String> {
-    Ok(crate::keydir::load_card(card)?.fingerprint())
+    Ok(crate::keydir::load_history(card)?.fingerprint())
 }
 
 pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
@@ -691,6 +692,27 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
     let env3 = first(&r)?.envelope_id.clone();
     demo.settled(0, &env3, Duration::from_secs(60))?;
     println!("  delivered, with BR.MJSP-DRCI's signed receipt");
+    println!(
+        "  FR.DACG replaces its online keys mid-case (routine rotation): its root certifies the new card"
+    );
+    let before: Status = demo.api(0)?.get("/v1/status")?;
+    let rotated = demo.cli(
+        &[
+            "keys",
+            "rotate",
+            "--data-dir",
+            &demo.dir(0).display().to_string(),
+        ],
+        true,
+    )?;
+    for line in rotated.lines() {
+        println!("  {line}");
+    }
+    let after: Status = demo.api(0)?.get("/v1/status")?;
+    println!(
+        "  the node restarted as peer {} (was {}); its partners learn the new card from it, checked against the root they pinned: no new telephone call",
+        after.peer_id, before.peer_id
+    );
 
     step(
         7,
@@ -956,12 +978,21 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
     }
     // No node, no network, no secret: the two files and the verifier.
     let report = root.join("case-report.html").display().to_string();
+    // The auditor obtained the two agencies' root fingerprints from them: with those alone,
+    // every key each agency used (before and after FR.DACG's rotation) is trusted.
+    let pins: Vec<String> = (0..2)
+        .map(|i| Ok(format!("{}={}", AGENCIES[i].0, fingerprint(&cards[i])?)))
+        .collect::<Result<_>>()?;
     let verdict = demo.cli(
         &[
             "audit",
             "verify",
             &bundles[0],
             &bundles[1],
+            "--root",
+            &pins[0],
+            "--root",
+            &pins[1],
             "--html",
             &report,
         ],

@@ -248,6 +248,11 @@ pub struct EnvelopeLine {
     pub sequence: u64,
     /// Unix seconds at sealing, as the sender signed.
     pub sent_at: u64,
+    /// The id (hex) of the sender's key that signed it.
+    pub key: String,
+    /// That key in the sender's key history: `current`, `replaced` (by a later card) or
+    /// `revoked (REASON, effective TIME)`, and whether the envelope came before that.
+    pub key_state: String,
     /// The addressee's signed receipt, when a bundle holds one.
     pub receipt: Option<ReceiptLine>,
     /// The agencies whose bundles hold it.
@@ -722,6 +727,27 @@ impl<'a> Verifier<'a> {
 }
 
 /// Every envelope the bundles hold, once, with the receipt any of them holds.
+/// The state of the key that signed an envelope, in words, as its sender's history says.
+fn key_state(h: Option<&KeyHistory>, info: &EnvelopeInfo) -> String {
+    let Some(rec) = h.and_then(|h| h.record(&info.signer_key_id)) else {
+        return "unknown".into();
+    };
+    match (&rec.revoked, rec.until) {
+        (Some(r), _) => format!(
+            "revoked ({}, effective {}): sealed {} it",
+            r.reason.as_str(),
+            crate::time::format_unix(r.effective),
+            if info.sent_at < r.effective {
+                "before"
+            } else {
+                "AFTER"
+            }
+        ),
+        (None, Some(until)) => format!("replaced at {}", crate::time::format_unix(until)),
+        (None, None) => "current".into(),
+    }
+}
+
 fn envelope_lines(scanned: &[Scanned]) -> Vec<EnvelopeLine> {
     let mut lines: BTreeMap<EnvelopeId, EnvelopeLine> = BTreeMap::new();
     for c in scanned {
@@ -732,6 +758,8 @@ fn envelope_lines(scanned: &[Scanned]) -> Vec<EnvelopeLine> {
                 to: s.info.to.to_string(),
                 sequence: s.info.chain.sequence,
                 sent_at: s.info.sent_at,
+                key: hex::encode(s.info.signer_key_id),
+                key_state: key_state(c.histories.get(&s.info.from), &s.info),
                 receipt: None,
                 held_by: Vec::new(),
             });

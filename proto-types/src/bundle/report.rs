@@ -64,6 +64,35 @@ pub fn report_text(v: &Verdict) -> String {
             );
         }
     }
+    let _ = writeln!(
+        out,
+        "\nMessages ({}), each with the sender's key that signed it:",
+        v.envelopes.len()
+    );
+    for e in v.envelopes.iter().take(MAX_ROWS) {
+        let _ = writeln!(
+            out,
+            "  {}  {} → {} #{}  envelope {}  key {} ({})  {}",
+            format_unix(e.sent_at),
+            e.from,
+            e.to,
+            e.sequence,
+            &e.id[..16.min(e.id.len())],
+            &e.key[..16.min(e.key.len())],
+            e.key_state,
+            e.receipt
+                .as_ref()
+                .map(|r| format!("receipt: {}", r.event))
+                .unwrap_or_else(|| "no receipt yet".into())
+        );
+    }
+    if v.envelopes.len() > MAX_ROWS {
+        let _ = writeln!(
+            out,
+            "  … and {} more (--json lists them all)",
+            v.envelopes.len() - MAX_ROWS
+        );
+    }
     let _ = writeln!(out, "\nTimeline ({} entries):", v.timeline_entries);
     for e in &v.timeline {
         let mut line = format!(
@@ -322,7 +351,7 @@ pub fn report_html(v: &Verdict) -> String {
     let _ = writeln!(
         o,
         "<section id=\"envelopes\">\n<h2>Messages and receipts ({})</h2>\n<table>\n<thead><tr>\
-         <th>Sealed (UTC)</th><th>From</th><th>To</th><th>Chain #</th><th>Envelope</th><th>Receipt</th>\
+         <th>Sealed (UTC)</th><th>From</th><th>To</th><th>Chain #</th><th>Envelope</th><th>Signed with</th><th>Receipt</th>\
          <th>Received (UTC)</th><th>Held by</th></tr></thead>\n<tbody>",
         v.envelopes.len()
     );
@@ -339,12 +368,14 @@ pub fn report_html(v: &Verdict) -> String {
         };
         let _ = writeln!(
             o,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td><code>{}</code> {}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             format_unix(e.sent_at),
             esc(&e.from),
             esc(&e.to),
             e.sequence,
             esc(&e.id[..16.min(e.id.len())]),
+            esc(&e.key[..16.min(e.key.len())]),
+            esc(&e.key_state),
             esc(&receipt),
             at,
             esc(&e.held_by.join(", "))
