@@ -10,7 +10,10 @@ use rogatory_proto::audit::entry::{AuditEntry, AuditEvent, case_origin, log_key_
 use rogatory_proto::audit::note::{Checkpoint, Note};
 use rogatory_proto::audit::witness;
 use rogatory_proto::bundle::{Bundle, Direction};
-use rogatory_proto::keys::AgencySecretKeys;
+use rogatory_proto::card::{AgencyCard, CardDetails};
+use rogatory_proto::keyhist::statement::sign;
+use rogatory_proto::keyhist::{KeyHistory, RevocationReason, StatementBody, encode_history};
+use rogatory_proto::keys::{AgencySecretKeys, SigningKey};
 use rogatory_proto::receipt::decode_verified_earlier;
 use rogatory_tests::{Cluster, TEST_PASSPHRASE, example, run_line};
 use serde_bytes::ByteBuf;
@@ -208,6 +211,50 @@ fn keys_of(dir: &Path) -> AgencySecretKeys {
     let path = dir.join(rogatory_node::keydir::SECRET_KEYS_ENCRYPTED);
     let raw = std::fs::read(&path).unwrap();
     rogatory_node::secret::open(&raw, TEST_PASSPHRASE.1, &path).unwrap()
+}
+
+fn root_of(dir: &Path) -> SigningKey {
+    let path = dir.join(rogatory_node::keydir::ROOT_KEY_ENCRYPTED);
+    let raw = std::fs::read(&path).unwrap();
+    let plain = rogatory_node::secret::open_bytes(&raw, TEST_PASSPHRASE.1, &path).unwrap();
+    SigningKey::from_cose_key_secret(&plain).unwrap()
+}
+
+/// The place of `agency`'s key history among a bundle's cards, and the history.
+fn history_in(b: &Bundle, agency: &str) -> (usize, KeyHistory) {
+    b.cards
+        .iter()
+        .enumerate()
+        .find_map(|(i, c)| {
+            let h = KeyHistory::from_file(c).ok()?;
+            (h.agency().as_str() == agency).then_some((i, h))
+        })
+        .unwrap()
+}
+
+/// `h` with one more statement, `body`, signed by `keys`, as a bundle carries it.
+fn extended(h: &KeyHistory, body: &StatementBody, keys: &[&SigningKey]) -> ByteBuf {
+    let mut list = h.statements().to_vec();
+    list.push(sign(body, keys).unwrap());
+    ByteBuf::from(encode_history(&list))
+}
+
+/// A new card of the agency of `h`, with fresh keys.
+fn new_card(h: &KeyHistory) -> AgencyCard {
+    let b = h.current_card().body();
+    AgencyCard::issue(
+        CardDetails {
+            id: b.id.clone(),
+            name: b.name.clone(),
+            roles: b.roles.clone(),
+            addresses: b.addresses.clone(),
+            languages: b.languages.clone(),
+            legal_bases: b.legal_bases.clone(),
+            issued_at: rogatory_proto::time::now_unix(),
+        },
+        &AgencySecretKeys::generate(),
+    )
+    .unwrap()
 }
 
 fn entry(b: &Bundle, i: usize) -> AuditEntry {
@@ -426,6 +473,12 @@ fn exported_bundles_verify_offline_and_every_tampering_is_named() {
     let a = read(&a_path);
     let b = read(&b_path);
     let xa_keys = keys_of(&c.dirs[0]);
+    let xa_online = SigningKey::from_seed(&xa_keys.signing.seed());
+    let xa_root = root_of(&c.dirs[0]);
+    let (xa_root2, xa_root3) = (
+        SigningKey::from_seed(&xa_root.seed()),
+        SigningKey::from_seed(&xa_root.seed()),
+    );
     let stranger = AgencySecretKeys::generate();
     let sent = |x: &Bundle| -> Vec<usize> {
         (0..x.envelopes.len())
@@ -554,6 +607,39 @@ fn exported_bundles_verify_offline_and_every_tampering_is_named() {
                 a.checkpoints[i] = ByteBuf::from(kept.into_bytes());
             }),
             "cosigned with a key outside the policy: rogatory.XB.DOJ-CA",
+        ),
+        (
+            "a rotation forged with the online key alone",
+            Box::new(move |a, _| {
+                let (i, h) = history_in(a, "XA.MOJ-CA");
+                let body = h.next_card(&new_card(&h), rogatory_proto::time::now_unix());
+                a.cards[i] = extended(&h, &body, &[&xa_online]);
+            }),
+            "the root threshold is 1",
+        ),
+        (
+            "messages signed after their key's revocation",
+            Box::new(move |a, _| {
+                let (i, h) = history_in(a, "XA.MOJ-CA");
+                let kid = *h.current_card().signing_key().id();
+                let now = rogatory_proto::time::now_unix();
+                let body = h.next_revoke(&kid, RevocationReason::Compromised, 1, now);
+                a.cards[i] = extended(&h, &body, &[&xa_root]);
+            }),
+            "after its revocation (compromised) took effect",
+        ),
+        (
+            "a split key history (two statement 1s under one root)",
+            Box::new(move |a, b| {
+                let now = rogatory_proto::time::now_unix();
+                let (i, h) = history_in(a, "XA.MOJ-CA");
+                let body = h.next_card(&new_card(&h), now);
+                a.cards[i] = extended(&h, &body, &[&xa_root2]);
+                let (j, h) = history_in(b, "XA.MOJ-CA");
+                let body = h.next_card(&new_card(&h), now);
+                b.cards[j] = extended(&h, &body, &[&xa_root3]);
+            }),
+            "two key histories of XA.MOJ-CA: statement 1 differs",
         ),
     ];
     for (name, tamper, says) in &table {

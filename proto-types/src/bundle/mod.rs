@@ -692,6 +692,7 @@ impl<'a> Verifier<'a> {
             for b in scanned.iter().skip(i + 1) {
                 cross_check(a, b, &mut ctx);
                 cross_check(b, a, &mut ctx);
+                key_histories_agree(a, b, &mut ctx);
             }
         }
         for (check, n) in std::mem::take(&mut ctx.dropped) {
@@ -2465,6 +2466,33 @@ fn outside_policy(note: &[u8], policy: Option<&Policy>) -> String {
 }
 
 /// What `b` says about `a`: the envelopes between them and `a`'s checkpoints that `b` witnessed.
+/// Two bundles that carry key histories of one agency: one must continue the other (spec/KEYS.md
+/// §6.4); otherwise the agency's root signed two histories (a split key history).
+fn key_histories_agree(a: &Scanned, b: &Scanned, ctx: &mut Ctx) {
+    for (agency, ha) in &a.histories {
+        let Some(hb) = b.histories.get(agency) else {
+            continue;
+        };
+        if ha.is_bare_card() || hb.is_bare_card() {
+            continue;
+        }
+        let (short, long) = if ha.statements().len() <= hb.statements().len() {
+            (ha, hb)
+        } else {
+            (hb, ha)
+        };
+        if let crate::keyhist::Relation::Fork { seq } = short.relation(long.statements()) {
+            ctx.fail(
+                "key-histories",
+                format!("{}'s and {}'s bundles", a.exporter, b.exporter),
+                format!(
+                    "two key histories of {agency}: statement {seq} differs (its root signed two histories)"
+                ),
+            );
+        }
+    }
+}
+
 fn cross_check(a: &Scanned, b: &Scanned, ctx: &mut Ctx) {
     let before = ctx.findings.len();
     let mut exchanged = 0;
