@@ -18,10 +18,10 @@ struct Fixture {
 
 fn agency(id: &str, n: u8) -> (AgencySecretKeys, AgencyCard) {
     // The same keys as the spec/vectors agencies 1 and 2, so vector envelopes make good seeds.
-    let keys = AgencySecretKeys {
-        signing: SigningKey::from_seed(&[n; 32]),
-        encryption: EncryptionSecretKey::from_bytes(&[n.wrapping_add(100); 32]),
-    };
+    let keys = AgencySecretKeys::new(
+        SigningKey::from_seed(&[n; 32]),
+        EncryptionSecretKey::from_bytes(&[n.wrapping_add(100); 32]),
+    );
     let card = AgencyCard::issue(
         CardDetails {
             id: AgencyId::new(id).expect("valid id"),
