@@ -26,8 +26,42 @@ pub struct Config {
     pub delivery: Delivery,
     /// Evidence transfers.
     pub evidence: Evidence,
+    /// Partners' key histories.
+    pub trust: Trust,
     /// Logs.
     pub log: Log,
+}
+
+/// `[trust]` (spec/KEYS.md §7.6).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Trust {
+    /// A partner whose key history was last confirmed longer ago than this, in seconds, is
+    /// flagged as stale (status, peer list, the log): a revocation may have passed it by.
+    pub max_key_age_secs: u64,
+    /// Past this, in seconds, messages to it wait, with the reason, until it confirms its key
+    /// history again.
+    pub hold_after_secs: u64,
+    /// How often, in seconds, this node signs its own key history again and asks its partners
+    /// for theirs.
+    pub refresh_secs: u64,
+}
+
+impl Default for Trust {
+    fn default() -> Self {
+        Self {
+            max_key_age_secs: 7 * 86_400,
+            hold_after_secs: 30 * 86_400,
+            refresh_secs: 6 * 3_600,
+        }
+    }
+}
+
+impl Trust {
+    /// How often to refresh.
+    pub fn refresh(&self) -> Duration {
+        Duration::from_secs(self.refresh_secs.max(1))
+    }
 }
 
 /// `[network]`.
@@ -233,6 +267,12 @@ impl Config {
         }
         if c.delivery.in_flight == 0 {
             bail!("{}: delivery.in_flight must be at least 1", path.display());
+        }
+        if c.trust.max_key_age_secs == 0 || c.trust.hold_after_secs < c.trust.max_key_age_secs {
+            bail!(
+                "{}: trust.max_key_age_secs must be at least 1, and trust.hold_after_secs at least as long",
+                path.display()
+            );
         }
         if c.evidence.max_active_items == 0 || c.evidence.max_active_items > 64 {
             bail!(

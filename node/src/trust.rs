@@ -14,6 +14,7 @@ use std::sync::{Arc, RwLock};
 use anyhow::Result;
 use rogatory_proto::card::AgencyCard;
 use rogatory_proto::ids::AgencyId;
+use rogatory_proto::keyhist::fresh::{MAX_FRESH_BYTES, verify_fresh};
 use rogatory_proto::keyhist::{KeyHistory, KeyHistoryError, Relation};
 use rogatory_proto::keys::KeyId;
 
@@ -30,6 +31,9 @@ pub struct Trust {
     current: RwLock<Arc<Partners>>,
     /// Serialises offers: two histories of one agency are never written at once.
     writing: std::sync::Mutex<()>,
+    /// When each partner last confirmed its key history: the time of its latest freshness
+    /// note (spec/KEYS.md §7.6), kept in `peers/<ID>.fresh`.
+    fresh: RwLock<std::collections::HashMap<AgencyId, u64>>,
 }
 
 /// What an offered history changed.
@@ -75,11 +79,59 @@ pub enum Refused {
 impl Trust {
     /// The partners pinned in `dir`.
     pub fn load(dir: &Path) -> Result<Self> {
-        let partners = KeyDir::partners(dir)?
+        let partners: Partners = KeyDir::partners(dir)?
             .into_iter()
             .map(|h| (h.agency().clone(), h))
             .collect();
-        Ok(Self::new(dir, partners))
+        let mut fresh = std::collections::HashMap::new();
+        for (id, h) in &partners {
+            let path = fresh_path(dir, id);
+            let Ok(note) = crate::files::read_limited(&path, MAX_FRESH_BYTES as u64) else {
+                continue;
+            };
+            match verify_fresh(h, &note) {
+                Ok(t) => {
+                    fresh.insert(id.clone(), t);
+                }
+                Err(e) => tracing::warn!(partner = %id, "{}: not taken: {e}", path.display()),
+            }
+        }
+        let t = Self::new(dir, partners);
+        if let Ok(mut f) = t.fresh.write() {
+            *f = fresh;
+        }
+        Ok(t)
+    }
+
+    /// When `id` last confirmed its key history (Unix seconds), if it did since it was pinned.
+    pub fn fresh_at(&self, id: &AgencyId) -> Option<u64> {
+        self.fresh.read().ok().and_then(|f| f.get(id).copied())
+    }
+
+    /// A partner's freshness note: checked against its key history as held, kept, and its
+    /// time remembered (the latest wins). Blocking: it writes a file.
+    pub fn confirm(&self, id: &AgencyId, note: &[u8]) -> Result<u64, Refused> {
+        let current = self.snapshot();
+        let h = current
+            .get(id)
+            .ok_or_else(|| Refused::NotPinned(format!("{id} is not a pinned partner")))?;
+        let t = verify_fresh(h, note)?;
+        if t > rogatory_proto::time::now_unix().saturating_add(300) {
+            return Err(Refused::Invalid(KeyHistoryError::Invalid(format!(
+                "the freshness note of {id} is dated in the future"
+            ))));
+        }
+        if self.fresh_at(id).is_some_and(|old| old >= t) {
+            return Ok(t);
+        }
+        if let Some(dir) = &self.dir {
+            crate::files::write_atomic(&fresh_path(dir, id), note, false, true)
+                .map_err(Refused::Store)?;
+        }
+        if let Ok(mut f) = self.fresh.write() {
+            f.insert(id.clone(), t);
+        }
+        Ok(t)
     }
 
     /// Trust in `partners`, kept in `dir`.
@@ -88,6 +140,7 @@ impl Trust {
             dir: Some(dir.to_path_buf()),
             current: RwLock::new(Arc::new(partners)),
             writing: std::sync::Mutex::new(()),
+            fresh: RwLock::new(Default::default()),
         }
     }
 
@@ -97,6 +150,7 @@ impl Trust {
             dir: None,
             current: RwLock::new(Arc::new(partners_of(cards))),
             writing: std::sync::Mutex::new(()),
+            fresh: RwLock::new(Default::default()),
         })
     }
 
@@ -162,6 +216,11 @@ impl Trust {
             }
         }
     }
+}
+
+/// Where a partner's latest freshness note is kept.
+pub fn fresh_path(dir: &Path, id: &AgencyId) -> PathBuf {
+    dir.join(keydir::PEERS_DIR).join(format!("{id}.fresh"))
 }
 
 /// Partners pinned by bare cards (each card its own root), by agency.

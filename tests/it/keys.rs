@@ -371,3 +371,93 @@ fn bundles_before_and_after_three_rotations_verify_with_the_root_fingerprint_alo
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("root fingerprint"), "{out}");
 }
+
+/// Waits until node `i`'s status says `what` of partner `agency` (the freshness of a key
+/// history changes with time alone: there is no other event to wait for).
+fn wait_key_state(c: &Cluster, i: usize, agency: &str, want: &str) -> serde_json::Value {
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let st = c.api(i).get::<serde_json::Value>("/v1/status").unwrap();
+        let p = st["peers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["agency"] == agency)
+            .cloned()
+            .unwrap();
+        if p["key_state"] == want {
+            return p;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "{agency} never became {want}: {p}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_partner_whose_key_history_is_stale_is_flagged_then_held_then_served_again() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    for (dir, max, hold) in [("xa.moj-ca", 2, 4), ("xb.doj-ca", 604800, 2592000)] {
+        let cfg = root.join(dir).join("rogatory.toml");
+        let text = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace(
+                "max_key_age_secs = 604800",
+                &format!("max_key_age_secs = {max}"),
+            )
+            .replace(
+                "hold_after_secs = 2592000",
+                &format!("hold_after_secs = {hold}"),
+            )
+            .replace("refresh_secs = 21600", "refresh_secs = 1");
+        std::fs::write(&cfg, text).unwrap();
+    }
+    c.start(0);
+    c.start(1);
+    let body = example("liaison.json");
+    let first = c.send(0, "XB.DOJ-CA", "new", "liaison", &body);
+    let case = first["case_id"].as_str().unwrap().to_string();
+    c.wait_settled(0, 1, Duration::from_secs(60));
+    wait_key_state(&c, 0, "XB.DOJ-CA", "fresh");
+    let peers = json(&run_line(root, "peer list --data-dir xa.moj-ca --json").ok());
+    assert!(peers[0]["key_history_confirmed_at"].is_string(), "{peers}");
+
+    // XB goes quiet: flagged, then held; a message to it waits, and says why.
+    c.stop(1);
+    wait_key_state(&c, 0, "XB.DOJ-CA", "stale");
+    let held = wait_key_state(&c, 0, "XB.DOJ-CA", "held");
+    assert!(held["key_age_secs"].as_u64().unwrap() > 4, "{held}");
+    let waiting = c.send(0, "XB.DOJ-CA", &case, "liaison", &body);
+    let id = waiting["queued"][0]["envelope_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let p = wait_key_state(&c, 0, "XB.DOJ-CA", "held");
+    assert!(
+        p["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("held"),
+        "{p}"
+    );
+    let r = run_line(root, "status --data-dir xa.moj-ca").ok();
+    assert!(r.stdout.contains("key history held"), "{}", r.stdout);
+    let rows = c.api(0).get::<serde_json::Value>("/v1/outbox").unwrap();
+    let row = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["envelope_id"] == id.as_str())
+        .unwrap();
+    assert_ne!(row["state"], "delivered", "{row}");
+
+    // XB comes back and confirms its key history: served again, the message delivered.
+    c.start(1);
+    let rows = c.wait_settled(0, 2, Duration::from_secs(60));
+    assert!(rows.iter().all(|r| r["state"] == "delivered"), "{rows:?}");
+    wait_key_state(&c, 0, "XB.DOJ-CA", "fresh");
+}

@@ -120,6 +120,14 @@ fn config_text(a: &InitArgs) -> String {
          quota_per_partner_gib = 2048\n\
          keep_free_mib = 1024\n\
          \n\
+         [trust]\n\
+         # A partner whose key history (spec/KEYS.md) was last confirmed longer ago than this is\n\
+         # flagged as stale; past hold_after_secs, messages to it wait until it confirms it again.\n\
+         # This node signs its own again, and asks its partners for theirs, every refresh_secs.\n\
+         max_key_age_secs = 604800\n\
+         hold_after_secs = 2592000\n\
+         refresh_secs = 21600\n\
+         \n\
          [log]\n\
          # \"human\" or \"json\" (one object per line), on standard error. The level is set\n\
          # with the ROGATORY_LOG environment variable, e.g. ROGATORY_LOG=debug.\n\

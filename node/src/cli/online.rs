@@ -305,12 +305,23 @@ pub(crate) fn status(a: Common) -> Result<ExitCode> {
             "    {:<20} {} connection(s), {} queued, {} in flight ({} receipted, being recorded), {} settled",
             p.agency, p.connections, p.queued, p.in_flight, p.settling, p.settled
         );
+        line.push_str(&format!(
+            "; key history {}{}",
+            p.key_state,
+            p.key_age_secs
+                .map(|a| format!(" (confirmed {a} s ago)"))
+                .unwrap_or_default()
+        ));
         if let Some(t) = p.retry_in_secs {
             line.push_str(&format!(
                 "; {} failure(s), next try in {t:.0}s: {}",
                 p.failures,
                 p.last_error.as_deref().unwrap_or_default()
             ));
+        } else if p.key_state == "held"
+            && let Some(e) = &p.last_error
+        {
+            line.push_str(&format!("; {e}"));
         }
         println!("{line}");
     }

@@ -118,15 +118,36 @@ pub(crate) fn run(c: PeerCommand) -> Result<ExitCode> {
             let dir = super::init::data_dir(data_dir)?;
             let peers = KeyDir::partners(&dir)?;
             if json {
-                let list: Vec<_> = peers.iter().map(super::card::card_json).collect();
+                let trust = crate::trust::Trust::load(&dir)?;
+                let list: Vec<_> = peers
+                    .iter()
+                    .map(|h| {
+                        let mut v = super::card::card_json(h);
+                        v["key_history_confirmed_at"] = trust
+                            .fresh_at(h.agency())
+                            .map(rogatory_proto::time::format_unix)
+                            .into();
+                        v
+                    })
+                    .collect();
                 println!("{}", serde_json::to_string_pretty(&list)?);
             } else if peers.is_empty() {
                 println!("No partner is pinned in {}.", dir.display());
             } else {
+                let trust = crate::trust::Trust::load(&dir)?;
                 for h in &peers {
                     let p = h.current_card();
+                    let confirmed = trust
+                        .fresh_at(p.id())
+                        .map(|t| {
+                            format!(
+                                "key history confirmed {}",
+                                rogatory_proto::time::format_unix(t)
+                            )
+                        })
+                        .unwrap_or_else(|| "key history not confirmed since pinned".into());
                     println!(
-                        "{:<20} {:<40} {}  {}",
+                        "{:<20} {:<40} {}  {}  {confirmed}",
                         p.id().to_string(),
                         p.body().name,
                         h.fingerprint(),
@@ -138,7 +159,7 @@ pub(crate) fn run(c: PeerCommand) -> Result<ExitCode> {
         }
         PeerCommand::Remove { id, data_dir } => {
             let dir = super::init::data_dir(data_dir)?;
-            let paths: Vec<_> = ["keys", "cose"]
+            let paths: Vec<_> = ["keys", "cose", "fresh"]
                 .iter()
                 .map(|x| dir.join(PEERS_DIR).join(format!("{id}.{x}")))
                 .filter(|p| p.exists())

@@ -42,6 +42,20 @@ pub struct RunOptions {
     pub config: crate::config::Config,
 }
 
+/// This node's freshness note now: its key history's checkpoint, with a timestamped signature
+/// by its current key (spec/KEYS.md §7.6).
+fn fresh_note(kd: &KeyDir) -> Vec<u8> {
+    rogatory_proto::keyhist::fresh::sign_fresh(
+        &kd.history,
+        &kd.keys.signing,
+        rogatory_proto::time::now_unix(),
+    )
+    .unwrap_or_else(|e| {
+        tracing::error!("cannot sign this node's freshness note: {e}");
+        Vec::new()
+    })
+}
+
 /// How a run of the node ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -149,7 +163,21 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<Outcome> {
         data: dir.to_path_buf(),
         trust: Arc::clone(&trust),
         own_history: (kd.history.to_file(), kd.history.statements().len() as u64),
+        fresh: fresh_note(&kd),
+        trust_config: opts.config.trust.clone(),
     });
+    // This node says again, every refresh, that its key history is the one it serves.
+    let refresher = {
+        let (kd, net, every) = (Arc::clone(&kd), net.clone(), opts.config.trust.refresh());
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                net.set_fresh(fresh_note(&kd)).await;
+            }
+        })
+    };
 
     // The local API.
     let restart = Arc::new(tokio::sync::Notify::new());
@@ -197,6 +225,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<Outcome> {
     let _ = event_loop.await;
     let _ = std::fs::remove_file(dir.join(crate::api::ADDR_FILE));
     deadline_watch.abort();
+    refresher.abort();
     let _ = stop_api.send(true);
     let _ = api_task.await;
     // The loop has gone with the items' channels and the opener: the pools' threads end (what

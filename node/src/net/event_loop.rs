@@ -30,6 +30,8 @@ use crate::store::{OutboxState, Store};
 pub(super) enum Command {
     /// Tell the network's state.
     Status(oneshot::Sender<NetStatus>),
+    /// This node signed its key history again: serve this freshness note.
+    Fresh(Vec<u8>),
     /// Stop.
     Stop,
 }
@@ -97,7 +99,11 @@ pub struct EventLoop {
     /// Key histories: asked, served, checked.
     pub(super) keys: KeyExchange,
     checked: mpsc::Receiver<super::keys::Checked>,
-    trust: Arc<crate::trust::Trust>,
+    pub(super) trust: Arc<crate::trust::Trust>,
+    /// `[trust]`: when partners' key histories are stale, and how often to refresh.
+    pub(super) trust_config: crate::config::Trust,
+    /// When to sign again and ask partners for their key histories.
+    pub(super) next_refresh: Instant,
 }
 
 /// What the loop is built from.
@@ -130,6 +136,10 @@ pub struct Parts {
     pub trust: Arc<crate::trust::Trust>,
     /// This node's key history file (served to peers) and its number of statements.
     pub own_history: (Vec<u8>, u64),
+    /// This node's freshness note, as signed at start.
+    pub fresh: Vec<u8>,
+    /// `[trust]`.
+    pub trust_config: crate::config::Trust,
 }
 
 impl EventLoop {
@@ -160,6 +170,7 @@ impl EventLoop {
             Arc::clone(&parts.trust),
             parts.own_history.0,
             parts.own_history.1,
+            parts.fresh,
         );
         let (commands_tx, commands) = mpsc::channel(64);
         let (served_tx, served) = mpsc::channel(16);
@@ -194,6 +205,8 @@ impl EventLoop {
                 keys,
                 checked,
                 trust: parts.trust,
+                next_refresh: Instant::now() + parts.trust_config.refresh(),
+                trust_config: parts.trust_config,
             },
         )
     }
@@ -210,6 +223,7 @@ impl EventLoop {
             );
         }
         self.fetcher.load(None);
+        self.freshness();
         self.pump();
         loop {
             let wake = [
@@ -217,6 +231,7 @@ impl EventLoop {
                 self.fetcher.next_wake(),
                 self.load_retry_at,
                 self.keys.next_wake(),
+                Some(self.next_refresh),
             ]
             .into_iter()
             .flatten()
@@ -235,6 +250,7 @@ impl EventLoop {
                 Woke::Command(Some(Command::Status(tx))) => {
                     let _ = tx.send(self.status());
                 }
+                Woke::Command(Some(Command::Fresh(note))) => self.keys.set_fresh(note),
                 Woke::Command(Some(Command::Stop) | None) => break,
                 Woke::Notice(n) => {
                     self.notice(n);
@@ -270,6 +286,9 @@ impl EventLoop {
                         self.swarm.close_connection(connection);
                     }
                     self.load_retry_at = None;
+                    if Instant::now() >= self.next_refresh {
+                        self.refresh();
+                    }
                     self.pump();
                     self.fetch();
                 }
@@ -390,7 +409,7 @@ impl EventLoop {
                 p.retry_at = None;
             }
             while let Some(p) = self.out.partners.get(&to) {
-                if p.retry_at.is_some() || p.busy() >= self.out.window {
+                if p.retry_at.is_some() || p.busy() >= self.out.window || p.held.is_some() {
                     break;
                 }
                 if let Some((order, id, envelope)) = self.out.take_ready(&to) {

@@ -1,8 +1,9 @@
 //! Key histories over the network (`/rogatory/keys/1`, spec/KEYS.md §7).
 //!
 //! A request is how many statements of the answerer's history the asker holds (CBOR uint); the
-//! answer is the whole history file (a bare card for a node without one), or nothing when the
-//! asker holds it all. Any connected peer may ask: a history is what `card export` publishes.
+//! answer is a CBOR map: `history`, the whole history file (a bare card for a node without
+//! one), or empty when the asker holds it all; and `fresh`, the answerer's latest freshness note
+//! (§7.6). Any connected peer may ask: a history is what `card export` publishes.
 //!
 //! A node asks a partner when it connects (to learn rotations and revocations), and asks any
 //! peer it does not know: a partner whose signing key changed has a new peer id, and is
@@ -30,6 +31,17 @@ pub(crate) const PROBATION: Duration = Duration::from_secs(20);
 pub(super) struct Checked {
     pub(super) peer: PeerId,
     pub(super) result: Result<Offered, Refused>,
+    /// What its freshness note came to: its time, or why it was not taken.
+    pub(super) fresh: Option<Result<u64, String>>,
+}
+
+/// The answer of `/rogatory/keys/1`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Answer {
+    #[serde(with = "serde_bytes")]
+    history: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    fresh: Vec<u8>,
 }
 
 /// The loop's side of the key history exchange.
@@ -38,6 +50,8 @@ pub(super) struct KeyExchange {
     /// This node's own key history file, as served.
     own: Arc<Vec<u8>>,
     own_statements: u64,
+    /// This node's latest freshness note.
+    fresh: Vec<u8>,
     /// Unknown peers, by the time their probation ends.
     probation: HashMap<PeerId, (ConnectionId, Instant)>,
     /// Peers whose history is being checked (one request at a time per peer).
@@ -55,6 +69,7 @@ impl KeyExchange {
         trust: Arc<Trust>,
         own: Vec<u8>,
         own_statements: u64,
+        fresh: Vec<u8>,
     ) -> (Self, mpsc::Receiver<Checked>) {
         let (checked_tx, checked) = mpsc::channel(16);
         (
@@ -62,6 +77,7 @@ impl KeyExchange {
                 trust,
                 own: Arc::new(own),
                 own_statements,
+                fresh,
                 probation: HashMap::new(),
                 asked: HashSet::new(),
                 checked_tx,
@@ -80,15 +96,11 @@ impl KeyExchange {
         }
         let held = match agency {
             None => 0,
-            Some(a) => match self.trust.snapshot().get(a) {
-                // A partner pinned by a bare card cannot change keys: nothing to ask.
-                Some(h) if h.is_bare_card() => {
-                    self.asked.remove(&peer);
-                    return None;
-                }
-                Some(h) => h.statements().len(),
-                None => 0,
-            },
+            Some(a) => self
+                .trust
+                .snapshot()
+                .get(a)
+                .map_or(0, |h| h.statements().len()),
         };
         let mut out = Vec::with_capacity(9);
         let _ = ciborium::into_writer(&(held as u64), &mut out);
@@ -98,10 +110,25 @@ impl KeyExchange {
     /// The answer to a request.
     pub(super) fn answer(&self, request: &[u8]) -> Vec<u8> {
         let held: Option<u64> = ciborium::from_reader(request).ok();
-        if held == Some(self.own_statements) && self.own_statements > 0 {
-            return Vec::new();
-        }
-        self.own.to_vec()
+        let history = if held == Some(self.own_statements) && self.own_statements > 0 {
+            Vec::new()
+        } else {
+            self.own.to_vec()
+        };
+        let mut out = Vec::with_capacity(history.len() + self.fresh.len() + 32);
+        let _ = ciborium::into_writer(
+            &Answer {
+                history,
+                fresh: self.fresh.clone(),
+            },
+            &mut out,
+        );
+        out
+    }
+
+    /// This node signed its key history again.
+    pub(super) fn set_fresh(&mut self, note: Vec<u8>) {
+        self.fresh = note;
     }
 
     /// Puts an unknown peer's connection on probation; `false`: too many are (close it).
@@ -159,35 +186,60 @@ impl KeyExchange {
         gone
     }
 
-    /// A history received from `peer`, checked and kept off the loop (the outcome comes back
-    /// as a [`Checked`]). An empty answer says the asker holds it all: nothing to do for a
-    /// partner, and no proof at all from a peer on probation (returned at once).
-    pub(super) fn received(&mut self, peer: PeerId, response: Vec<u8>) -> Option<Checked> {
-        if response.is_empty() {
+    /// An answer from `peer` (known as `known`, if it is a partner's current key): its history
+    /// and its freshness note checked and kept off the loop (the outcome comes back as a
+    /// [`Checked`]). An answer that shows no history proves nothing of a peer on probation
+    /// (returned at once).
+    pub(super) fn received(
+        &mut self,
+        peer: PeerId,
+        known: Option<AgencyId>,
+        response: Vec<u8>,
+    ) -> Option<Checked> {
+        let answer: Option<Answer> =
+            ciborium::de::from_reader_with_recursion_limit(response.as_slice(), 4).ok();
+        let Some(answer) = answer else {
             self.asked.remove(&peer);
-            return self.on_probation(&peer).then(|| Checked {
+            return Some(Checked {
+                peer,
+                result: Err(Refused::NotPinned("its answer is not a key history".into())),
+                fresh: None,
+            });
+        };
+        if answer.history.is_empty() && known.is_none() {
+            self.asked.remove(&peer);
+            return Some(Checked {
                 peer,
                 result: Err(Refused::NotPinned("it showed no key history".into())),
+                fresh: None,
             });
         }
         let (trust, tx) = (Arc::clone(&self.trust), self.checked_tx.clone());
         tokio::spawn(async move {
-            let result = tokio::task::spawn_blocking(move || {
-                let statements = match rogatory_proto::keyhist::decode_history(&response) {
-                    Ok(s) => s,
-                    // A bare card: nothing that can extend what is pinned.
-                    Err(_) if response.first() == Some(&0xd2) => {
-                        return Err(Refused::NotPinned(
-                            "it showed a bare card, which cannot change keys".into(),
-                        ));
+            let checked = tokio::task::spawn_blocking(move || {
+                let result = offer(&trust, &answer.history, known.clone());
+                let agency = match &result {
+                    Ok(Offered::Extended { agency, .. } | Offered::Unchanged(agency)) => {
+                        Some(agency.clone())
                     }
-                    Err(e) => return Err(Refused::Invalid(e)),
+                    Err(_) => known,
                 };
-                trust.offer(&statements)
+                let fresh = match agency {
+                    Some(a) if !answer.fresh.is_empty() => {
+                        Some(trust.confirm(&a, &answer.fresh).map_err(|e| e.to_string()))
+                    }
+                    _ => None,
+                };
+                Checked {
+                    peer,
+                    result,
+                    fresh,
+                }
             })
-            .await
-            .unwrap_or_else(|e| Err(Refused::Store(anyhow::anyhow!("{e}"))));
-            let _ = tx.send(Checked { peer, result }).await;
+            .await;
+            if let Ok(c) = checked {
+                let _ = tx.send(c).await;
+            }
         });
         None
     }
@@ -213,4 +265,19 @@ impl KeyExchange {
     pub(super) fn report(&mut self, peer: PeerId) -> bool {
         self.reported.insert(peer)
     }
+}
+
+/// A history shown by a peer, offered to the trust (an empty one, or a bare card, changes
+/// nothing of a known partner).
+fn offer(trust: &Trust, history: &[u8], known: Option<AgencyId>) -> Result<Offered, Refused> {
+    if history.is_empty() || history.first() == Some(&0xd2) {
+        return match known {
+            Some(a) => Ok(Offered::Unchanged(a)),
+            None => Err(Refused::NotPinned(
+                "it showed a bare card, which cannot change keys".into(),
+            )),
+        };
+    }
+    let statements = rogatory_proto::keyhist::decode_history(history).map_err(Refused::Invalid)?;
+    trust.offer(&statements)
 }

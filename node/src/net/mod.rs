@@ -140,6 +140,11 @@ impl NetHandle {
         rx.await.ok()
     }
 
+    /// Hands the loop this node's new freshness note (spec/KEYS.md §7.6).
+    pub async fn set_fresh(&self, note: Vec<u8>) {
+        let _ = self.commands.send(event_loop::Command::Fresh(note)).await;
+    }
+
     /// Tells the loop to stop.
     pub async fn stop(&self) {
         let _ = self.commands.send(event_loop::Command::Stop).await;

@@ -71,6 +71,11 @@ pub(super) struct Partner {
     pub(super) last_error: Option<DeliveryFailure>,
     pub(super) connections: usize,
     pub(super) settled: u64,
+    /// Why messages to it wait: its key history was not confirmed for too long.
+    pub(super) held: Option<String>,
+    /// Its key history's freshness, in words, and its age in seconds (spec/KEYS.md §7.6).
+    pub(super) key_state: &'static str,
+    pub(super) key_age: Option<u64>,
 }
 
 impl Partner {
@@ -94,6 +99,9 @@ impl Partner {
             last_error: None,
             connections: 0,
             settled: 0,
+            held: None,
+            key_state: "unconfirmed",
+            key_age: None,
         }
     }
 
@@ -246,8 +254,13 @@ impl Outgoing {
                         .retry_at
                         .filter(|t| *t > now)
                         .map(|t| (t - now).as_secs_f64()),
-                    last_error: p.last_error.as_ref().map(ToString::to_string),
+                    last_error: p
+                        .held
+                        .clone()
+                        .or_else(|| p.last_error.as_ref().map(ToString::to_string)),
                     settled: p.settled,
+                    key_state: p.key_state.to_string(),
+                    key_age_secs: p.key_age,
                 }
             })
             .collect();

@@ -34,7 +34,8 @@ impl EventLoop {
                         .send_response(channel, answer);
                 }
                 Message::Response { response, .. } => {
-                    if let Some(c) = self.keys.received(peer, response) {
+                    let known = self.out.by_peer.get(&peer).cloned();
+                    if let Some(c) = self.keys.received(peer, known, response) {
                         self.checked(c);
                     }
                 }
@@ -54,6 +55,14 @@ impl EventLoop {
     pub(super) fn checked(&mut self, c: Checked) {
         self.keys.done(&c.peer);
         let peer = c.peer;
+        match &c.fresh {
+            Some(Ok(t)) => tracing::debug!(%peer, at = t, "a partner confirmed its key history"),
+            Some(Err(e)) => tracing::warn!(%peer, "a freshness note was not taken: {e}"),
+            None => {}
+        }
+        if c.fresh.as_ref().is_some_and(Result::is_ok) {
+            self.freshness();
+        }
         match c.result {
             Ok(Offered::Extended { agency, new, card }) => {
                 tracing::info!(partner = %agency, statements = new, "learnt a longer key history of a partner: its current keys are now used");
@@ -128,6 +137,83 @@ impl EventLoop {
         }));
         if let Err(job) = self.worker.try_give(job) {
             self.backlog.push_back(job);
+        }
+    }
+
+    /// Every `trust.refresh_secs`: this node's partners are asked for their key histories
+    /// (those connected), or called (those not confirmed for half the flagging age, so that a
+    /// held partner that came back is heard of); then each partner's freshness is re-judged.
+    pub(super) fn refresh(&mut self) {
+        self.next_refresh = std::time::Instant::now() + self.trust_config.refresh();
+        let now = rogatory_proto::time::now_unix();
+        let half = self.trust_config.max_key_age_secs / 2;
+        let partners: Vec<(AgencyId, PeerId, usize, Vec<libp2p::Multiaddr>)> = self
+            .out
+            .partners
+            .values()
+            .map(|p| (p.card.id().clone(), p.peer, p.connections, p.addrs.clone()))
+            .collect();
+        for (agency, peer, connections, addrs) in partners {
+            if connections > 0 {
+                self.ask_keys(peer, Some(&agency));
+            } else if self
+                .trust
+                .fresh_at(&agency)
+                .is_none_or(|t| now.saturating_sub(t) > half)
+            {
+                let _ = self.swarm.dial(
+                    libp2p::swarm::dial_opts::DialOpts::peer_id(peer)
+                        .addresses(addrs)
+                        .build(),
+                );
+            }
+        }
+        self.freshness();
+    }
+
+    /// Judges each partner's key history by when it last confirmed it: `fresh`, `stale`
+    /// (flagged), or `held` (messages to it wait); logs each change, and sends what waited
+    /// once a held partner is fresh again.
+    pub(super) fn freshness(&mut self) {
+        let now = rogatory_proto::time::now_unix();
+        let (max, hold) = (
+            self.trust_config.max_key_age_secs,
+            self.trust_config.hold_after_secs,
+        );
+        let mut released = false;
+        for p in self.out.partners.values_mut() {
+            let id = p.card.id().clone();
+            let age = self.trust.fresh_at(&id).map(|t| now.saturating_sub(t));
+            let state = match age {
+                None => "unconfirmed",
+                Some(a) if a > hold => "held",
+                Some(a) if a > max => "stale",
+                Some(_) => "fresh",
+            };
+            if state != p.key_state {
+                match state {
+                    "held" => {
+                        tracing::error!(partner = %id, age_secs = age, "a partner's key history was not confirmed for longer than trust.hold_after_secs: messages to it wait until it is")
+                    }
+                    "stale" => {
+                        tracing::warn!(partner = %id, age_secs = age, "a partner's key history was not confirmed for longer than trust.max_key_age_secs: flagged stale")
+                    }
+                    _ => tracing::info!(partner = %id, state, "a partner's key history is {state}"),
+                }
+            }
+            p.key_state = state;
+            p.key_age = age;
+            let held = (state == "held").then(|| {
+                format!(
+                    "held: {id} has not confirmed its key history for {} s (more than trust.hold_after_secs); messages to it wait until it does",
+                    age.unwrap_or_default()
+                )
+            });
+            released |= p.held.is_some() && held.is_none();
+            p.held = held;
+        }
+        if released {
+            self.pump();
         }
     }
 }

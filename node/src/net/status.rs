@@ -47,4 +47,11 @@ pub struct PeerStatus {
     pub last_error: Option<String>,
     /// Envelopes settled (delivered or rejected) since the node started.
     pub settled: u64,
+    /// Its key history (spec/KEYS.md §7.6): `fresh`, `stale` (flagged), `held` (messages to it
+    /// wait), or `unconfirmed` (not confirmed since it was pinned or this node started).
+    #[serde(default)]
+    pub key_state: String,
+    /// Seconds since it last confirmed its key history.
+    #[serde(default)]
+    pub key_age_secs: Option<u64>,
 }

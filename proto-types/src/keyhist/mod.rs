@@ -13,6 +13,7 @@
 //! whose root is the card's own signing key ([`KeyHistory::from_card`]): its fingerprint is the
 //! one partners already pinned, and it can never rotate.
 
+pub mod fresh;
 mod state;
 pub mod statement;
 

@@ -271,3 +271,26 @@ fn key_sets_keep_previous_encryption_keys_and_the_storage_key() {
     assert_eq!(back.previous_encryption.len(), 1);
     assert_eq!(back.signing.verifying_key(), keys.signing.verifying_key());
 }
+
+#[test]
+fn freshness_notes_name_the_history_and_its_current_key() {
+    use super::fresh::{sign_fresh, verify_fresh};
+    let mut a = agency(1, 1);
+    let note = sign_fresh(&a.history, &a.keys.signing, T0 + 7).unwrap();
+    assert_eq!(verify_fresh(&a.history, &note).unwrap(), T0 + 7);
+    // Another key cannot sign one, and a note of a shorter history does not fit a longer one.
+    assert!(sign_fresh(&a.history, &SigningKey::generate(), T0).is_err());
+    let old = a.history.clone();
+    a.rotate(T0 + 10, true);
+    assert!(verify_fresh(&a.history, &note).is_err());
+    let note2 = sign_fresh(&a.history, &a.keys.signing, T0 + 20).unwrap();
+    assert!(verify_fresh(&old, &note2).is_err());
+    // Any changed byte is refused.
+    for i in 0..note2.len() {
+        let mut b = note2.clone();
+        b[i] ^= 0x01;
+        if let Ok(t) = verify_fresh(&a.history, &b) {
+            panic!("flip at {i} accepted ({t})");
+        }
+    }
+}
