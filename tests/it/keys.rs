@@ -461,3 +461,45 @@ fn a_partner_whose_key_history_is_stale_is_flagged_then_held_then_served_again()
     assert!(rows.iter().all(|r| r["state"] == "delivered"), "{rows:?}");
     wait_key_state(&c, 0, "XB.DOJ-CA", "fresh");
 }
+
+#[test]
+fn the_directory_lists_every_agency_known_with_its_root_and_keys() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    rogatory_tests::init_three(d, "");
+    for card in ["xb.card", "xc.card"] {
+        run_line(
+            d,
+            &format!(
+                "peer add {card} --fingerprint {} --data-dir xa",
+                rogatory_tests::fingerprint(d, card)
+            ),
+        )
+        .ok();
+    }
+    let all = json(&run_line(d, "directory list --data-dir xa --json").ok());
+    let all = all.as_array().unwrap();
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[0]["id"], "XA.MOJ-CA");
+    assert_eq!(all[0]["this_node"], true);
+    for (v, card) in all[1..].iter().zip(["xb.card", "xc.card"]) {
+        assert_eq!(v["fingerprint"], rogatory_tests::fingerprint(d, card));
+        assert_eq!(v["this_node"], false);
+        assert!(v["key_history_confirmed_at"].is_null(), "{v}");
+        assert_eq!(v["keys"].as_array().unwrap().len(), 2);
+    }
+    let shown = run_line(d, "directory show XB.DOJ-CA --data-dir xa").ok();
+    assert!(
+        shown.stdout.contains("Key history of XB.DOJ-CA"),
+        "{}",
+        shown.stdout
+    );
+    let r = run_line(d, "directory show XZ.NOBODY --data-dir xa").failed();
+    assert!(r.stderr.contains("not in the directory"), "{}", r.stderr);
+    run_line(d, "directory export --out dir.json --data-dir xa").ok();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("dir.json")).unwrap()).unwrap();
+    assert_eq!(doc["agencies"].as_array().unwrap().len(), 3);
+    let text = std::fs::read_to_string(d.join("dir.json")).unwrap();
+    assert!(!text.contains("\"d\""), "nothing secret");
+}

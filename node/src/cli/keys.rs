@@ -506,7 +506,7 @@ fn history_json(h: &KeyHistory) -> serde_json::Value {
     })
 }
 
-fn print_history(h: &KeyHistory) {
+pub(crate) fn print_history(h: &KeyHistory) {
     println!(
         "Key history of {} (root fingerprint {}):",
         h.agency(),

@@ -12,6 +12,7 @@ mod card;
 mod cases;
 mod daemon;
 mod demo;
+mod directory;
 mod envelope;
 mod evidence;
 mod init;
@@ -91,6 +92,10 @@ pub enum Command {
     /// Pin, list and unpin partner agencies.
     #[command(subcommand)]
     Peer(peer::PeerCommand),
+    /// Every agency this node knows: roles, legal bases, languages, addresses, root, keys and
+    /// their freshness.
+    #[command(subcommand)]
+    Directory(directory::DirectoryCommand),
     /// Generate an agency's keys (in clear, mode 0600) and signed card into a new directory, for
     /// offline use and tests; an agency node uses `init`.
     Keygen(keygen::KeygenArgs),
@@ -133,6 +138,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Demo(a) => demo::run(a),
         Command::Init(a) => init::run(a, cli.passphrase_file.as_deref()),
         Command::Peer(c) => peer::run(c),
+        Command::Directory(c) => directory::run(c),
         Command::Run(a) => {
             daemon::prepare_process(cli.passphrase_file.as_deref())?;
             daemon::run(a)
