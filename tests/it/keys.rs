@@ -8,6 +8,51 @@ fn json(r: &rogatory_tests::Run) -> serde_json::Value {
     serde_json::from_str(&r.stdout).expect("JSON output")
 }
 
+/// A copy of a stopped node's data directory (keys, store, history) at `root/name`, listening
+/// on a port of its own.
+fn copy_node(root: &std::path::Path, from: &str, name: &str) -> std::path::PathBuf {
+    let to = root.join(name);
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(root.join(from))
+        .arg(&to)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    let cfg = to.join("rogatory.toml");
+    let port = rogatory_tests::free_port();
+    let text: Vec<String> = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .lines()
+        .map(|l| match l.starts_with("listen = ") {
+            true => format!("listen = [\"/ip4/127.0.0.1/tcp/{port}\"]"),
+            false => l.to_string(),
+        })
+        .collect();
+    std::fs::write(&cfg, text.join("\n")).unwrap();
+    to
+}
+
+/// Starts the node of `dir` (outside the cluster), with the test passphrase.
+fn start_node(dir: &std::path::Path) -> rogatory_node::cli::supervise::NodeProcess {
+    use rogatory_node::cli::supervise::{Launch, NodeProcess, Passphrase};
+    let mut launch = Launch::new(
+        rogatory_tests::rogatory_bin(),
+        dir,
+        Passphrase::Env(rogatory_tests::TEST_PASSPHRASE.1.into()),
+    );
+    launch.env.push(("ROGATORY_LOG".into(), "info".into()));
+    NodeProcess::start(&launch).expect("the node starts")
+}
+
+/// Every store of `dirs` under `root` verifies.
+fn stores_intact(root: &std::path::Path, dirs: &[&str]) {
+    for dir in dirs {
+        let r = run_line(root, &format!("audit verify-store --data-dir {dir}")).ok();
+        assert!(r.stdout.contains("Store intact"), "{dir}: {}", r.stdout);
+    }
+}
+
 #[test]
 fn a_rotation_while_the_partner_is_down_loses_nothing_and_needs_no_new_pin() {
     let t = tempfile::tempdir().unwrap();
@@ -64,15 +109,11 @@ fn a_rotation_while_the_partner_is_down_loses_nothing_and_needs_no_new_pin() {
     assert_eq!(alerts.as_array().unwrap().len(), 0, "{alerts}");
     c.stop(0);
     c.stop(1);
-    for dir in ["xa.moj-ca", "xb.doj-ca"] {
-        let r = run_line(root, &format!("audit verify-store --data-dir {dir}")).ok();
-        assert!(r.stdout.contains("Store intact"), "{dir}: {}", r.stdout);
-    }
+    stores_intact(root, &["xa.moj-ca", "xb.doj-ca"]);
 }
 
 #[test]
 fn a_revoked_key_gets_nothing_accepted_and_cannot_forge_a_rotation() {
-    use rogatory_node::cli::supervise::{Launch, NodeProcess, Passphrase};
     let t = tempfile::tempdir().unwrap();
     let root = t.path();
     let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA", "XC.POLICE"], 2);
@@ -93,29 +134,7 @@ fn a_revoked_key_gets_nothing_accepted_and_cannot_forge_a_rotation() {
     // store, history) while the node is stopped for maintenance.
     run_line(root, "keys root export --out root.key --data-dir xa.moj-ca").ok();
     c.stop(0);
-    let attacker = root.join("attacker");
-    let copied = std::process::Command::new("cp")
-        .args(["-a"])
-        .arg(root.join("xa.moj-ca"))
-        .arg(&attacker)
-        .status()
-        .unwrap();
-    assert!(copied.success());
-    let cfg = attacker.join("rogatory.toml");
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    let port = rogatory_tests::free_port();
-    let text = text
-        .lines()
-        .map(|l| {
-            if l.starts_with("listen = ") {
-                format!("listen = [\"/ip4/127.0.0.1/tcp/{port}\"]")
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(&cfg, text).unwrap();
+    let attacker = copy_node(root, "xa.moj-ca", "attacker");
 
     // The agency revokes its signing key as compromised (and gets a new one), with the root.
     c.start(0);
@@ -136,13 +155,7 @@ fn a_revoked_key_gets_nothing_accepted_and_cannot_forge_a_rotation() {
     assert!(rows.iter().all(|r| r["state"] == "delivered"), "{rows:?}");
 
     // The copy runs with the revoked key and tries to send to both partners.
-    let mut launch = Launch::new(
-        rogatory_tests::rogatory_bin(),
-        &attacker,
-        Passphrase::Env(rogatory_tests::TEST_PASSPHRASE.1.into()),
-    );
-    launch.env.push(("ROGATORY_LOG".into(), "info".into()));
-    let mut thief = NodeProcess::start(&launch).expect("the copy starts");
+    let mut thief = start_node(&attacker);
     let api = rogatory_node::client::Client::connect(&attacker)
         .unwrap()
         .as_user("intruder");
@@ -209,15 +222,11 @@ fn a_revoked_key_gets_nothing_accepted_and_cannot_forge_a_rotation() {
     for i in 0..3 {
         c.stop(i);
     }
-    for dir in ["xa.moj-ca", "xb.doj-ca", "xc.police"] {
-        let r = run_line(root, &format!("audit verify-store --data-dir {dir}")).ok();
-        assert!(r.stdout.contains("Store intact"), "{dir}: {}", r.stdout);
-    }
+    stores_intact(root, &["xa.moj-ca", "xb.doj-ca", "xc.police"]);
 }
 
 #[test]
 fn two_key_histories_for_one_agency_raise_an_alert_and_the_second_is_refused() {
-    use rogatory_node::cli::supervise::{Launch, NodeProcess, Passphrase};
     let t = tempfile::tempdir().unwrap();
     let root = t.path();
     let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 2);
@@ -231,25 +240,7 @@ fn two_key_histories_for_one_agency_raise_an_alert_and_the_second_is_refused() {
     // A twin of XA's directory, root key included (the root signing two different things is
     // what a split history is: a mistake, or a root in two hands).
     c.stop(0);
-    let twin = root.join("twin");
-    let copied = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(root.join("xa.moj-ca"))
-        .arg(&twin)
-        .status()
-        .unwrap();
-    assert!(copied.success());
-    let cfg = twin.join("rogatory.toml");
-    let port = rogatory_tests::free_port();
-    let text: Vec<String> = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .lines()
-        .map(|l| match l.starts_with("listen = ") {
-            true => format!("listen = [\"/ip4/127.0.0.1/tcp/{port}\"]"),
-            false => l.to_string(),
-        })
-        .collect();
-    std::fs::write(&cfg, text.join("\n")).unwrap();
+    let twin = copy_node(root, "xa.moj-ca", "twin");
 
     // XA rotates; XB learns it.
     c.start(0);
@@ -261,13 +252,7 @@ fn two_key_histories_for_one_agency_raise_an_alert_and_the_second_is_refused() {
 
     // The twin rotates too: another statement 1 under the same root.
     run_line(root, "keys rotate --data-dir twin").ok();
-    let mut launch = Launch::new(
-        rogatory_tests::rogatory_bin(),
-        &twin,
-        Passphrase::Env(rogatory_tests::TEST_PASSPHRASE.1.into()),
-    );
-    launch.env.push(("ROGATORY_LOG".into(), "info".into()));
-    let mut other = NodeProcess::start(&launch).expect("the twin starts");
+    let mut other = start_node(&twin);
 
     let alerts = c
         .api(1)
