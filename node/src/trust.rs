@@ -116,6 +116,7 @@ impl Trust {
             .get(id)
             .ok_or_else(|| Refused::NotPinned(format!("{id} is not a pinned partner")))?;
         let t = verify_fresh(h, note)?;
+        let _writing = self.writing.lock();
         if t > rogatory_proto::time::now_unix().saturating_add(300) {
             return Err(Refused::Invalid(KeyHistoryError::Invalid(format!(
                 "the freshness note of {id} is dated in the future"
@@ -177,6 +178,22 @@ impl Trust {
     /// root, the held statements first), written to `peers/` and published. Blocking: it
     /// writes a file.
     pub fn offer(&self, statements: &[Vec<u8>]) -> Result<Offered, Refused> {
+        // Before verifying all of it: its genesis must be of a partner pinned here, from the
+        // root pinned (a stranger's long history costs one parse and one signature).
+        let first = statements
+            .first()
+            .ok_or_else(|| Refused::NotPinned("an empty key history".into()))?;
+        let genesis = KeyHistory::from_statements(std::slice::from_ref(first))?;
+        match self.snapshot().get(genesis.agency()) {
+            Some(held) if held.root_id() == genesis.root_id() => {}
+            Some(_) | None => {
+                return Err(Refused::NotPinned(format!(
+                    "{} is not a partner pinned here with root {}",
+                    genesis.agency(),
+                    genesis.fingerprint()
+                )));
+            }
+        }
         let offered = KeyHistory::from_statements(statements)?;
         let agency = offered.agency().clone();
         let _writing = self.writing.lock();
@@ -256,7 +273,10 @@ impl rogatory_proto::envelope::TrustedCards for AsReceived<'_> {
             .filter(|r| r.usage == rogatory_proto::card::KeyUse::Sign)
             .ok_or_else(|| OpenError::KeyMismatch(id.clone()))?;
         Ok(SignerKey {
-            card: &h.cards()[rec.card],
+            card: h
+                .cards()
+                .get(rec.card)
+                .ok_or_else(|| OpenError::KeyMismatch(id.clone()))?,
             valid_from: rec.from,
             valid_until: rec
                 .until

@@ -20,8 +20,8 @@ pub struct VerifyArgs {
     /// A tlog-policy obtained independently, instead of each bundle's own.
     #[arg(long)]
     pub policy: Option<PathBuf>,
-    /// An agency card obtained independently (repeatable): it replaces the bundles' copy
-    /// (unless the bundle's key history certifies it).
+    /// An agency card obtained independently (repeatable): it replaces the bundles' copy, and
+    /// only its keys are trusted for that agency (unless its root is also given with --root).
     #[arg(long = "card")]
     pub cards: Vec<PathBuf>,
     /// An agency's root fingerprint obtained from the agency itself, as `AGENCY=FINGERPRINT`

@@ -368,7 +368,7 @@ fn describe(s: &ApiState, id: [u8; 32], received: bool) -> Result<MessageView, A
                 let card =
                     s.me.history
                         .record(&kid)
-                        .map(|rec| &s.me.history.cards()[rec.card])
+                        .and_then(|rec| s.me.history.cards().get(rec.card))
                         .unwrap_or(&s.me.card);
                 verify_receipt(&r, card, Some(&eid)).ok()
             })

@@ -132,6 +132,8 @@ pub struct RevokeArgs {
 }
 
 pub(crate) fn run(c: KeysCommand) -> Result<ExitCode> {
+    // One passphrase prompt for the whole command (keys, prepared keys, root key).
+    keydir::remember_passphrase();
     match c {
         KeysCommand::Root(r) => root(r),
         KeysCommand::History { data_dir, json } => {
@@ -256,6 +258,7 @@ fn rotate(a: RotateArgs) -> Result<ExitCode> {
             kd.history.agency()
         );
     }
+    before_preparing(&dir, &a.how)?;
     let (signing, encryption) = match (a.signing, a.encryption) {
         (false, false) => (true, true),
         x => x,
@@ -341,6 +344,7 @@ fn revoke(a: RevokeArgs) -> Result<ExitCode> {
             }
         }
     };
+    before_preparing(&dir, &a.how)?;
     let now = now_unix();
     let effective = match &a.effective {
         None => now,
@@ -376,6 +380,30 @@ fn revoke(a: RevokeArgs) -> Result<ExitCode> {
         statements.push(statement::sign(&body, &[])?);
     }
     finish(&dir, kd.history, statements, &a.how)
+}
+
+/// Before new keys are written: the root key is at hand (unless the statements are only
+/// prepared), and no other rotation is prepared (its keys would be overwritten, and the
+/// statement its root holders are signing would no longer apply).
+fn before_preparing(dir: &Path, how: &Signing) -> Result<()> {
+    if how.prepare.is_none() && how.root_key.is_none() && root_in_dir(dir).is_none() {
+        bail!(
+            "the root key is not on this machine: give --root-key FILE, or --prepare FILE for its holders; nothing was changed"
+        );
+    }
+    if let Some(k) = &how.root_key {
+        keydir::load_root_key(k)?;
+    }
+    if [keydir::NEXT_KEYS_FILE, keydir::NEXT_KEYS_ENCRYPTED]
+        .iter()
+        .any(|n| dir.join(n).exists())
+    {
+        bail!(
+            "a rotation is already prepared in {} (secret-keys.next.*): apply it with --apply FILE, or remove that file to start again; nothing was changed",
+            dir.display()
+        );
+    }
+    Ok(())
 }
 
 /// Signs `statements` with the root (or writes them for its holders) and applies them.

@@ -284,6 +284,9 @@ impl EventLoop {
                     for (peer, connection) in self.keys.expired(Instant::now()) {
                         tracing::warn!(%peer, "closed a connection: an unknown peer that showed no key history of a pinned partner in time");
                         self.swarm.close_connection(connection);
+                        if !self.out.by_peer.contains_key(&peer) {
+                            let _ = self.swarm.disconnect_peer_id(peer);
+                        }
                     }
                     self.load_retry_at = None;
                     if Instant::now() >= self.next_refresh {
@@ -504,7 +507,7 @@ impl EventLoop {
                         tracing::debug!(peer = %peer_id, "an unknown peer: asking for its key history");
                         self.ask_keys(peer_id, None);
                     } else {
-                        tracing::warn!(peer = %peer_id, "refused a connection: not a pinned partner (and too many unknown peers at once)");
+                        tracing::debug!(peer = %peer_id, "refused a connection: not a pinned partner (one connection each, and a few unknown peers at once)");
                         self.swarm.close_connection(connection_id);
                     }
                 }
@@ -659,24 +662,25 @@ impl EventLoop {
             return;
         };
         if response.is_empty() {
-            // No receipt: the partner did not take the envelope from this peer (it does not
-            // know this node's current key yet). Sent again after the back-off.
+            // No receipt: the partner did not take the envelope (busy, or it does not know
+            // this node's current key yet). Sent again after the back-off.
             self.out
                 .pend(agency, sent.order, sent.id, Some(sent.envelope));
             self.out.failed(
                 agency,
                 DeliveryFailure::Unreachable(
-                    "the partner did not take the envelope: it does not know this node's current key yet".into(),
+                    "the partner did not take the envelope (busy, or it does not know this node's current key yet)".into(),
                 ),
             );
             return;
         }
         // Signed with the partner's key of the time: the current one, or one a rotation
-        // replaced since (never a revoked one).
+        // replaced since (never a revoked one: then the current card, which it fails).
         let kid = rogatory_proto::receipt::signer_key_id(&response).unwrap_or_default();
         let issuer = self
             .trust
             .card_for_key(agency, &kid)
+            .or_else(|| self.trust.card(agency))
             .unwrap_or_else(|| p.card.clone());
         match verify_receipt(&response, &issuer, Some(&Sha256Digest(sent.id))) {
             Ok(v) => {

@@ -24,6 +24,11 @@ use crate::trust::{Offered, Refused, Trust};
 
 /// Unknown peers given time to show their key history at once.
 pub(crate) const MAX_PROBATION: usize = 8;
+/// Peers remembered as reported for an old key; beyond, the memory starts again.
+const MAX_REPORTED: usize = 1024;
+/// Key histories being checked at once (each may verify up to 1,024 statements); an answer
+/// that finds them all busy is dropped (the peer is asked again later, or its probation ends).
+const CHECKS: usize = 2;
 /// How long an unknown peer has to show it.
 pub(crate) const PROBATION: Duration = Duration::from_secs(20);
 
@@ -59,6 +64,8 @@ pub(super) struct KeyExchange {
     checked_tx: mpsc::Sender<Checked>,
     /// Peers already reported for a superseded or revoked key (reported once per run).
     reported: HashSet<PeerId>,
+    /// Permits for histories being checked off the loop.
+    checking: Arc<tokio::sync::Semaphore>,
     /// Addresses dialled again without a peer id, by when (a partner that answered with
     /// another key), so that a window of failed requests makes one dial, not one each.
     redialled: HashMap<PeerId, Instant>,
@@ -82,6 +89,7 @@ impl KeyExchange {
                 asked: HashSet::new(),
                 checked_tx,
                 reported: HashSet::new(),
+                checking: Arc::new(tokio::sync::Semaphore::new(CHECKS)),
                 redialled: HashMap::new(),
             },
             checked,
@@ -132,9 +140,10 @@ impl KeyExchange {
     }
 
     /// Puts an unknown peer's connection on probation; `false`: too many are (close it).
+    /// A peer on probation gets one connection: a second one is refused (`false`) too.
     pub(super) fn probation(&mut self, peer: PeerId, connection: ConnectionId) -> bool {
         if self.probation.contains_key(&peer) {
-            return true;
+            return false;
         }
         if self.probation.len() >= MAX_PROBATION {
             return false;
@@ -214,9 +223,15 @@ impl KeyExchange {
                 fresh: None,
             });
         }
+        let Ok(permit) = Arc::clone(&self.checking).try_acquire_owned() else {
+            tracing::debug!(%peer, "key histories are being checked: this answer waits for the next ask");
+            self.asked.remove(&peer);
+            return None;
+        };
         let (trust, tx) = (Arc::clone(&self.trust), self.checked_tx.clone());
         tokio::spawn(async move {
             let checked = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
                 let result = offer(&trust, &answer.history, known.clone());
                 let agency = match &result {
                     Ok(Offered::Extended { agency, .. } | Offered::Unchanged(agency)) => {
@@ -237,9 +252,12 @@ impl KeyExchange {
                 }
             })
             .await;
-            if let Ok(c) = checked {
-                let _ = tx.send(c).await;
-            }
+            let c = checked.unwrap_or_else(|e| Checked {
+                peer,
+                result: Err(Refused::Store(anyhow::anyhow!("the check failed: {e}"))),
+                fresh: None,
+            });
+            let _ = tx.send(c).await;
         });
         None
     }
@@ -261,8 +279,12 @@ impl KeyExchange {
         true
     }
 
-    /// Whether a use of a superseded or revoked key by `peer` is reported now (once per peer).
+    /// Whether a use of a superseded or revoked key by `peer` is reported now (once per peer;
+    /// the memory of who was reported is bounded).
     pub(super) fn report(&mut self, peer: PeerId) -> bool {
+        if self.reported.len() >= MAX_REPORTED {
+            self.reported.clear();
+        }
         self.reported.insert(peer)
     }
 }

@@ -7,9 +7,11 @@
 //! [`NetHandle`]; `outgoing` (delivery of the outbox: order, window, back-off); `codec` (the
 //! bounded codecs of both protocols); `status` (what the loop tells about the network).
 //!
-//! Only pinned partners are served: a connection from any other peer id is closed as soon as it
-//! is authenticated, and a request from one is dropped. Every read is bounded by the message's
-//! limit and by byte budgets per connection and in total.
+//! Only pinned partners are served: a connection from any other peer id gets 20 s (one
+//! connection, at most 8 such peers at once) to show, by its key history, that it is a pinned
+//! partner's new key (spec/KEYS.md §7.4); its envelope and evidence requests get no answer
+//! meanwhile. Every read is bounded by the message's limit and by byte budgets per connection
+//! and in total.
 //!
 //! Sending: the outbox's queue, per partner, in order, with up to `delivery.in_flight`
 //! envelopes on the wire; an envelope is settled only when its receipt has verified and been
@@ -176,9 +178,14 @@ pub async fn deliver(
                     message: request_response::Message::Response { request_id, response }, ..
                 })) if request_id == request => {
                     if response.is_empty() {
-                        bail!("{to} refused the delivery: its node does not know this agency's current key (not pinned there, or not yet learnt)");
+                        bail!("{to} did not take the delivery: its node does not know this agency's current key (not pinned there, or not yet learnt), or it is busy");
                     }
                     return Ok(response);
+                }
+                SwarmEvent::Behaviour(BehaviourEvent::Envelope(request_response::Event::OutboundFailure {
+                    error: request_response::OutboundFailure::ConnectionClosed, ..
+                })) => {
+                    bail!("{to} did not take the delivery: its node at {addr} closed the connection without answering (it does not know this agency's current key, or it stopped)")
                 }
                 SwarmEvent::Behaviour(BehaviourEvent::Envelope(request_response::Event::OutboundFailure { error, .. })) => {
                     bail!("delivery to {to} at {addr} failed: {error}")

@@ -147,7 +147,13 @@ impl Outgoing {
             self.by_peer.remove(&p.peer);
             p.peer = peer;
             p.connections = 0;
-            self.by_peer.insert(peer, id);
+            self.by_peer.insert(peer, id.clone());
+            // What was on the wire to the old peer id would never be answered here (its events
+            // no longer map to the partner): it is sent again to the new one.
+            let stranded: Vec<Sent> = p.in_flight.drain().map(|(_, s)| s).collect();
+            for s in stranded {
+                self.pend(&id, s.order, s.id, Some(s.envelope));
+            }
         }
         Some(peer)
     }

@@ -64,9 +64,10 @@ impl EventLoop {
             self.freshness();
         }
         match c.result {
-            Ok(Offered::Extended { agency, new, card }) => {
+            Ok(Offered::Extended { agency, new, .. }) => {
                 tracing::info!(partner = %agency, statements = new, "learnt a longer key history of a partner: its current keys are now used");
-                let current = self.out.rekey(*card);
+                // The card as the trust holds it now (another check may have moved it on since).
+                let current = self.trust.card(&agency).and_then(|c| self.out.rekey(c));
                 if current == Some(peer) {
                     if self.keys.release(&peer).is_some() {
                         if let Some(p) = self.out.partners.get_mut(&agency) {
@@ -83,7 +84,12 @@ impl EventLoop {
             }
             Ok(Offered::Unchanged(agency)) => {
                 if self.keys.on_probation(&peer) {
-                    self.refuse_old_key(peer, &agency);
+                    if self.out.by_peer.get(&peer) == Some(&agency) {
+                        // Became the partner's current key through another check meanwhile.
+                        self.keys.release(&peer);
+                    } else {
+                        self.refuse_old_key(peer, &agency);
+                    }
                 }
             }
             Err(e) => {
@@ -105,14 +111,23 @@ impl EventLoop {
         }
     }
 
-    /// A peer holding a key of `agency` that is no longer its current one (superseded or
-    /// revoked): closed, logged, and reported once as an alert.
+    /// A peer that showed `agency`'s history but is not its current key: closed. If its peer
+    /// id is one of the agency's earlier signing keys (superseded or revoked), someone holds
+    /// that key: logged and reported once as an alert. Any other peer merely replayed the
+    /// public history: closed quietly.
     fn refuse_old_key(&mut self, peer: PeerId, agency: &AgencyId) {
         if let Some(connection) = self.keys.release(&peer) {
             self.swarm.close_connection(connection);
-        } else {
-            // Connected as the partner before its history moved on: not any more.
-            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        let _ = self.swarm.disconnect_peer_id(peer);
+        let old_key = self.trust.snapshot().get(agency).is_some_and(|h| {
+            h.cards()
+                .iter()
+                .any(|c| super::peer_id(c).ok() == Some(peer))
+        });
+        if !old_key {
+            tracing::debug!(%peer, partner = %agency, "closed a connection that showed a partner's key history without holding any of its keys");
+            return;
         }
         tracing::warn!(%peer, partner = %agency, "refused a connection made with a key of the partner that is no longer its current one (superseded or revoked)");
         if self.keys.report(peer) {

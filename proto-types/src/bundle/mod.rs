@@ -979,12 +979,10 @@ fn scan(
             Err(e) => ctx.fail("cards", format!("{whose}, card {i}"), e.to_string()),
         }
     }
+    // A card the auditor gives is all that is trusted of its agency (a history in the bundle
+    // could wrap that card under another root), unless the auditor also pinned its root.
     for c in trusted.cards {
-        let certified = histories
-            .get(c.id())
-            .and_then(|h| h.record(c.signing_key().id()))
-            .is_some();
-        if !certified {
+        if !trusted.roots.iter().any(|(a, _)| a == c.id()) {
             histories.insert(c.id().clone(), KeyHistory::from_card(c.clone()));
         }
     }
@@ -2227,9 +2225,19 @@ fn precheck(
                 crate::time::format_unix(rv.effective)
             ));
         }
-        let card = &h.cards()[rec.card];
+        let Some(card) = h.cards().get(rec.card) else {
+            return Err(format!("{sender}'s key history lists the key on no card"));
+        };
+        // The window a receiving node allows: a replaced key for 600 s after its replacement.
+        let signer = envelope::SignerKey {
+            card,
+            valid_from: rec.from,
+            valid_until: rec
+                .until
+                .map(|u| u.saturating_add(crate::keyhist::ROTATION_GRACE_SECS)),
+        };
         memo.get(&memo.origins, &[b"origin", &id.0, card.as_bytes()], || {
-            envelope::verify_origin(&r.envelope, card, limits)
+            envelope::verify_origin_by(&r.envelope, &signer, limits)
                 .map(|_| ())
                 .map_err(|e| e.to_string())
         })
@@ -2238,7 +2246,7 @@ fn precheck(
     let issuer_card = r.receipt.as_ref().and_then(|bytes| {
         let kid = crate::receipt::signer_key_id(bytes)?;
         let h = histories.get(issuer)?;
-        h.record(&kid).map(|rec| &h.cards()[rec.card])
+        h.record(&kid).and_then(|rec| h.cards().get(rec.card))
     });
     let issuer_card = issuer_card.or_else(|| histories.get(issuer).map(|h| h.current_card()));
     let receipt = r.receipt.as_ref().and_then(|bytes| {

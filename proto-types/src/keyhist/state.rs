@@ -182,8 +182,15 @@ impl KeyHistory {
         Ok(h)
     }
 
-    /// Verifies one more statement and applies it.
+    /// Verifies one more statement and applies it; on an error the history is as it was.
     pub fn apply(&mut self, bytes: &[u8]) -> Result<(), KeyHistoryError> {
+        let mut next = self.clone();
+        next.apply_in_place(bytes)?;
+        *self = next;
+        Ok(())
+    }
+
+    fn apply_in_place(&mut self, bytes: &[u8]) -> Result<(), KeyHistoryError> {
         if self.statements.is_empty() {
             return Err(KeyHistoryError::Invalid(format!(
                 "{} has no key history: its card is its own root and cannot be extended",
@@ -499,7 +506,8 @@ impl KeyHistory {
         if let Some(r) = &rec.revoked {
             return Err(KeyRefusal::Revoked(r.clone()));
         }
-        Ok((&self.cards[rec.card], rec))
+        let card = self.cards.get(rec.card).ok_or(KeyRefusal::Unknown)?;
+        Ok((card, rec))
     }
 
     /// How `other` (offered by a partner) relates to this history, statement by statement
