@@ -45,6 +45,12 @@ pub struct Trust {
     /// How often, in seconds, this node signs its own key history again and asks its partners
     /// for theirs.
     pub refresh_secs: u64,
+    /// Partners whose introductions of a new agency count (spec/KEYS.md §7.7); empty: agencies
+    /// are pinned by fingerprint only.
+    pub introducers: Vec<String>,
+    /// How many of them must introduce an agency, naming the same root, for this node to pin it
+    /// without a fingerprint.
+    pub introductions_needed: usize,
 }
 
 impl Default for Trust {
@@ -53,6 +59,8 @@ impl Default for Trust {
             max_key_age_secs: 7 * 86_400,
             hold_after_secs: 30 * 86_400,
             refresh_secs: 6 * 3_600,
+            introducers: Vec::new(),
+            introductions_needed: 0,
         }
     }
 }
@@ -273,6 +281,18 @@ impl Config {
                 "{}: trust.max_key_age_secs must be at least 1, and trust.hold_after_secs at least as long",
                 path.display()
             );
+        }
+        if !c.trust.introducers.is_empty()
+            && !(1..=c.trust.introducers.len()).contains(&c.trust.introductions_needed)
+        {
+            bail!(
+                "{}: trust.introductions_needed must be between 1 and the number of trust.introducers",
+                path.display()
+            );
+        }
+        for i in &c.trust.introducers {
+            rogatory_proto::ids::AgencyId::new(i)
+                .with_context(|| format!("{}: trust.introducers: {i:?}", path.display()))?;
         }
         if c.evidence.max_active_items == 0 || c.evidence.max_active_items > 64 {
             bail!(

@@ -395,6 +395,30 @@ pub fn commit_history(dir: &Path, history: &KeyHistory) -> Result<()> {
     files::write_atomic(&dir.join(CARD_FILE), card.as_bytes(), false, true)
 }
 
+/// Directory of introductions of this node's agency by others (`rogatory keys introductions
+/// add`), served to nodes that have not pinned it (spec/KEYS.md §7.7).
+pub const INTRODUCTIONS_DIR: &str = "introductions";
+
+/// The introductions of this node's agency it holds (at most 16, each at most 4 KiB).
+pub fn own_introductions(dir: &Path) -> Result<Vec<Vec<u8>>> {
+    use rogatory_proto::keyhist::intro::{MAX_INTRODUCTION_BYTES, MAX_INTRODUCTIONS};
+    let d = dir.join(INTRODUCTIONS_DIR);
+    if !d.exists() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&d)
+        .with_context(|| format!("cannot read {}", d.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "cose"))
+        .collect();
+    names.sort();
+    for p in names.into_iter().take(MAX_INTRODUCTIONS) {
+        out.push(files::read_limited(&p, MAX_INTRODUCTION_BYTES as u64)?);
+    }
+    Ok(out)
+}
+
 /// Reads a root key file (encrypted or in clear).
 pub fn load_root_key(path: &Path) -> Result<SigningKey> {
     files::check_private(path)?;

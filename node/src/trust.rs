@@ -36,9 +36,25 @@ pub struct Trust {
     fresh: RwLock<std::collections::HashMap<AgencyId, u64>>,
 }
 
+/// A `trust.introducers` policy: `needed` of `introducers` must vouch.
+#[derive(Debug, Clone, Default)]
+pub struct Introducers {
+    /// The partners whose introductions count.
+    pub introducers: Vec<AgencyId>,
+    /// How many must introduce an agency.
+    pub needed: usize,
+}
+
 /// What an offered history changed.
 #[derive(Debug)]
 pub enum Offered {
+    /// An agency not pinned here, pinned now on the introductions of these partners.
+    Introduced {
+        /// The agency.
+        agency: AgencyId,
+        /// Who introduced it.
+        by: Vec<AgencyId>,
+    },
     /// Nothing new (the same history, or an older one).
     Unchanged(AgencyId),
     /// `new` statements more: the partner's current card may have changed.
@@ -101,6 +117,96 @@ impl Trust {
             *f = fresh;
         }
         Ok(t)
+    }
+
+    /// A history of an agency not pinned here, shown with introductions: pinned if the
+    /// policy is met (enough of the named partners, each pinned here, introduced that agency
+    /// with the root the history starts from). Blocking: it writes files.
+    pub fn introduce(
+        &self,
+        statements: &[Vec<u8>],
+        introductions: &[Vec<u8>],
+        policy: &Introducers,
+    ) -> Result<Offered, Refused> {
+        use rogatory_proto::keyhist::intro;
+        if policy.introducers.is_empty() || introductions.is_empty() {
+            return Err(Refused::NotPinned(
+                "not a pinned partner, and no introduction this node takes".into(),
+            ));
+        }
+        let offered = KeyHistory::from_statements(statements)?;
+        let agency = offered.agency().clone();
+        let _writing = self.writing.lock();
+        let current = self.snapshot();
+        if current.contains_key(&agency) {
+            return Err(Refused::NotPinned(format!("{agency} is pinned already")));
+        }
+        let mut by: Vec<AgencyId> = Vec::new();
+        for bytes in introductions.iter().take(intro::MAX_INTRODUCTIONS) {
+            let Ok(said) = intro::read(bytes) else {
+                continue;
+            };
+            let (Some(introducer), true) = (
+                current.get(&said.introducer),
+                policy.introducers.contains(&said.introducer),
+            ) else {
+                continue;
+            };
+            match intro::verify(bytes, introducer) {
+                Ok(i)
+                    if i.agency == agency
+                        && i.root.as_slice() == offered.root_id().as_slice()
+                        && !by.contains(&i.introducer) =>
+                {
+                    by.push(i.introducer)
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(%agency, "an introduction was not taken: {e}"),
+            }
+        }
+        if by.len() < policy.needed {
+            return Err(Refused::NotPinned(format!(
+                "{agency} is introduced by {} of the {} partners this node requires ({}); not pinned",
+                by.len(),
+                policy.needed,
+                by.iter().map(|a| a.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        if let Some(dir) = &self.dir {
+            keydir::save_partner(dir, &offered).map_err(Refused::Store)?;
+            let record = serde_json::json!({
+                "introduced_by": by.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+                "at": rogatory_proto::time::format_unix(rogatory_proto::time::now_unix()),
+            });
+            crate::files::write_atomic(
+                &dir.join(keydir::PEERS_DIR)
+                    .join(format!("{agency}.introduced")),
+                record.to_string().as_bytes(),
+                false,
+                true,
+            )
+            .map_err(Refused::Store)?;
+        }
+        let mut next = (*current).clone();
+        next.insert(agency.clone(), offered);
+        match self.current.write() {
+            Ok(mut g) => *g = Arc::new(next),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(next),
+        }
+        Ok(Offered::Introduced { agency, by })
+    }
+
+    /// The partners whose introductions pinned `id`, if it was pinned so.
+    pub fn introduced_by(&self, id: &AgencyId) -> Option<Vec<String>> {
+        let dir = self.dir.as_ref()?;
+        let path = dir.join(keydir::PEERS_DIR).join(format!("{id}.introduced"));
+        let text = crate::files::read_limited(&path, 4096).ok()?;
+        let v: serde_json::Value = serde_json::from_slice(&text).ok()?;
+        v["introduced_by"].as_array().map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect()
+        })
     }
 
     /// When `id` last confirmed its key history (Unix seconds), if it did since it was pinned.

@@ -488,3 +488,141 @@ fn the_directory_lists_every_agency_known_with_its_root_and_keys() {
     let text = std::fs::read_to_string(d.join("dir.json")).unwrap();
     assert!(!text.contains("\"d\""), "nothing secret");
 }
+
+/// A new agency set up outside the cluster, listening on a port of its own, with its card
+/// exported to `root/<dir>.card`.
+fn new_agency(root: &std::path::Path, id: &str, dir: &str) {
+    run_line(
+        root,
+        &format!(
+            "init --agency {id} --name {dir} --data-dir {dir} --listen /ip4/127.0.0.1/tcp/{}",
+            rogatory_tests::free_port()
+        ),
+    )
+    .ok();
+    run_line(
+        root,
+        &format!("card export --data-dir {dir} --out {dir}.card"),
+    )
+    .ok();
+}
+
+#[test]
+fn an_agency_introduced_by_enough_partners_is_pinned_without_a_fingerprint() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA", "XD.POLICE"], 1);
+    // XD takes introductions from XA and XB, both needed.
+    let cfg = root.join("xd.police").join("rogatory.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(
+            "introducers = []",
+            "introducers = [\"XA.MOJ-CA\", \"XB.DOJ-CA\"]",
+        )
+        .replace("introductions_needed = 0", "introductions_needed = 2");
+    std::fs::write(&cfg, text).unwrap();
+    for i in 0..3 {
+        c.start(i);
+    }
+    // Two new agencies: XC is introduced by XA and XB, XE by XA alone. XA and XB pinned each
+    // of them by fingerprint (their own telephone calls); XD types no fingerprint.
+    let body = example("liaison.json");
+    let mut nodes = Vec::new();
+    for (id, dir, by) in [
+        ("XC.NEW-CA", "xc", vec!["xa.moj-ca", "xb.doj-ca"]),
+        ("XE.NEW-CA", "xe", vec!["xa.moj-ca"]),
+    ] {
+        new_agency(root, id, dir);
+        for introducer in &by {
+            let card = format!("{dir}.card");
+            run_line(
+                root,
+                &format!(
+                    "peer add {card} --fingerprint {} --data-dir {introducer}",
+                    rogatory_tests::fingerprint(root, &card)
+                ),
+            )
+            .ok();
+            let file = format!("{introducer}-{dir}.intro");
+            run_line(
+                root,
+                &format!("directory introduce {id} --out {file} --data-dir {introducer}"),
+            )
+            .ok();
+            run_line(
+                root,
+                &format!("directory add-introduction {file} --data-dir {dir}"),
+            )
+            .ok();
+        }
+        // The newcomer pins XD on its own side, and writes to it.
+        run_line(
+            root,
+            &format!(
+                "peer add xd.police.card --fingerprint {} --data-dir {dir}",
+                rogatory_tests::fingerprint(root, "xd.police.card")
+            ),
+        )
+        .ok();
+        nodes.push(start_node(&root.join(dir)));
+        let api = rogatory_node::client::Client::connect(&root.join(dir))
+            .unwrap()
+            .as_user("newcomer");
+        let _: serde_json::Value = api
+            .post(
+                "/v1/send",
+                &serde_json::json!({ "to": ["XD.POLICE"], "case": "new", "type": "liaison", "body": body }),
+            )
+            .unwrap();
+    }
+    // XC, introduced by both, is taken: its message is delivered and XD shows who introduced it.
+    let xc = rogatory_node::client::Client::connect(&root.join("xc")).unwrap();
+    let rows = xc
+        .get::<serde_json::Value>("/v1/outbox?settled=1&wait=60")
+        .unwrap();
+    assert_eq!(rows[0]["state"], "delivered", "{rows}");
+    let xd = json(&run_line(root, "directory list --data-dir xd.police --json").ok());
+    let entry = xd
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["id"] == "XC.NEW-CA")
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        entry["introduced_by"],
+        serde_json::json!(["XA.MOJ-CA", "XB.DOJ-CA"])
+    );
+    // XE, introduced by one of the two, is refused: its message is not taken.
+    let xe = rogatory_node::client::Client::connect(&root.join("xe")).unwrap();
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let st = xe.get::<serde_json::Value>("/v1/status").unwrap();
+        let p = st["peers"][0].clone();
+        if p["failures"].as_u64().unwrap_or(0) >= 2 {
+            assert!(
+                p["last_error"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("did not take"),
+                "{p}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "{p}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let rows = xe.get::<serde_json::Value>("/v1/outbox").unwrap();
+    assert_ne!(rows[0]["state"], "delivered", "{rows}");
+    assert!(
+        !xd.as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["id"] == "XE.NEW-CA"),
+        "{xd}"
+    );
+    for mut n in nodes {
+        drop(n.stop());
+    }
+}

@@ -40,6 +40,29 @@ pub enum DirectoryCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Introduce a partner this node pinned to the others (spec/KEYS.md §7.7): sign, with this
+    /// agency's current key, that ID's root is the one pinned here; give the file to ID, which
+    /// serves it to nodes that take this agency's introductions (`trust.introducers`).
+    Introduce {
+        /// The agency introduced (pinned here).
+        #[arg(value_parser = super::keygen::parse_agency)]
+        id: AgencyId,
+        /// Where to write the introduction (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+        /// The data directory.
+        #[arg(long, env = "ROGATORY_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
+    /// Keep an introduction of this node's agency made by another (`directory introduce`), to
+    /// serve it to nodes that have not pinned this agency; a running node restarts to serve it.
+    AddIntroduction {
+        /// The introduction file.
+        file: PathBuf,
+        /// The data directory.
+        #[arg(long, env = "ROGATORY_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Write the directory as JSON (for a case-management system, or another agency's
     /// records): every agency with its card and key state. Nothing secret is in it.
     Export {
@@ -56,6 +79,10 @@ pub enum DirectoryCommand {
 fn entry(h: &KeyHistory, own: bool, trust: &Trust) -> serde_json::Value {
     let mut v = super::card::card_json(h);
     v["this_node"] = own.into();
+    v["introduced_by"] = trust
+        .introduced_by(h.agency())
+        .map(|by| serde_json::json!(by))
+        .unwrap_or(serde_json::Value::Null);
     v["key_history_confirmed_at"] = if own {
         serde_json::Value::Null
     } else {
@@ -149,7 +176,68 @@ pub(crate) fn run(c: DirectoryCommand) -> Result<ExitCode> {
                 if let Some(t) = v["key_history_confirmed_at"].as_str() {
                     println!("  key history confirmed {t}");
                 }
+                if let Some(by) = v["introduced_by"].as_array() {
+                    let by: Vec<&str> = by.iter().filter_map(|x| x.as_str()).collect();
+                    println!("  pinned on the introductions of {}", by.join(", "));
+                }
                 super::keys::print_history(&h);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        DirectoryCommand::Introduce { id, out, data_dir } => {
+            let dir = super::init::data_dir(data_dir)?;
+            let kd = KeyDir::load(&dir)?;
+            let h = KeyDir::partners(&dir)?
+                .into_iter()
+                .find(|h| h.agency() == &id)
+                .with_context(|| {
+                    format!(
+                        "{id} is not pinned here: pin it (by fingerprint) before introducing it"
+                    )
+                })?;
+            let bytes = rogatory_proto::keyhist::intro::introduce(
+                &kd.history,
+                &kd.keys.signing,
+                &h,
+                rogatory_proto::time::now_unix(),
+            )?;
+            files::write_atomic(&out, &bytes, false, false)?;
+            println!(
+                "{} introduces {id} (root fingerprint {}): written to {}; give it to {id}",
+                kd.history.agency(),
+                h.fingerprint(),
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        DirectoryCommand::AddIntroduction { file, data_dir } => {
+            let dir = super::init::data_dir(data_dir)?;
+            let own = own_history(&dir)?;
+            let bytes = files::read_limited(
+                &file,
+                rogatory_proto::keyhist::intro::MAX_INTRODUCTION_BYTES as u64,
+            )?;
+            let i = rogatory_proto::keyhist::intro::read(&bytes)?;
+            if &i.agency != own.agency() || i.root.as_slice() != own.root_id().as_slice() {
+                bail!(
+                    "{} introduces {}, not this agency with its root {}",
+                    i.introducer,
+                    i.agency,
+                    own.fingerprint()
+                );
+            }
+            let d = dir.join(crate::keydir::INTRODUCTIONS_DIR);
+            files::create_private_dir(&d)?;
+            files::write_atomic(
+                &d.join(format!("{}.cose", i.introducer)),
+                &bytes,
+                false,
+                true,
+            )?;
+            println!("Kept {}'s introduction of {}", i.introducer, i.agency);
+            if let Ok(c) = crate::client::Client::connect(&dir) {
+                let _: serde_json::Value = c.post("/v1/keys/reload", &serde_json::json!({}))?;
+                println!("The running node restarts to serve it.");
             }
             Ok(ExitCode::SUCCESS)
         }

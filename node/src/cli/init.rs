@@ -127,6 +127,10 @@ fn config_text(a: &InitArgs) -> String {
          max_key_age_secs = 604800\n\
          hold_after_secs = 2592000\n\
          refresh_secs = 21600\n\
+         # Partners whose introductions of a new agency this node takes, and how many must\n\
+         # introduce it for it to be pinned without a fingerprint (none: fingerprints only).\n\
+         introducers = []\n\
+         introductions_needed = 0\n\
          \n\
          [log]\n\
          # \"human\" or \"json\" (one object per line), on standard error. The level is set\n\

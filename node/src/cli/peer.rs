@@ -159,7 +159,7 @@ pub(crate) fn run(c: PeerCommand) -> Result<ExitCode> {
         }
         PeerCommand::Remove { id, data_dir } => {
             let dir = super::init::data_dir(data_dir)?;
-            let paths: Vec<_> = ["keys", "cose", "fresh"]
+            let paths: Vec<_> = ["keys", "cose", "fresh", "introduced"]
                 .iter()
                 .map(|x| dir.join(PEERS_DIR).join(format!("{id}.{x}")))
                 .filter(|p| p.exists())

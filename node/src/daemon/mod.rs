@@ -164,6 +164,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<Outcome> {
         trust: Arc::clone(&trust),
         own_history: (kd.history.to_file(), kd.history.statements().len() as u64),
         fresh: fresh_note(&kd),
+        introductions: crate::keydir::own_introductions(dir)?,
         trust_config: opts.config.trust.clone(),
     });
     // This node says again, every refresh, that its key history is the one it serves.

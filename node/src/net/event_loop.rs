@@ -138,6 +138,8 @@ pub struct Parts {
     pub own_history: (Vec<u8>, u64),
     /// This node's freshness note, as signed at start.
     pub fresh: Vec<u8>,
+    /// Introductions of this node's agency by others, served with its history.
+    pub introductions: Vec<Vec<u8>>,
     /// `[trust]`.
     pub trust_config: crate::config::Trust,
 }
@@ -171,6 +173,16 @@ impl EventLoop {
             parts.own_history.0,
             parts.own_history.1,
             parts.fresh,
+            parts.introductions,
+            crate::trust::Introducers {
+                introducers: parts
+                    .trust_config
+                    .introducers
+                    .iter()
+                    .filter_map(|a| AgencyId::new(a).ok())
+                    .collect(),
+                needed: parts.trust_config.introductions_needed,
+            },
         );
         let (commands_tx, commands) = mpsc::channel(64);
         let (served_tx, served) = mpsc::channel(16);

@@ -47,6 +47,10 @@ struct Answer {
     history: Vec<u8>,
     #[serde(with = "serde_bytes")]
     fresh: Vec<u8>,
+    /// Introductions of the answerer by other agencies (§7.7), for nodes that have not pinned
+    /// it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    intros: Vec<serde_bytes::ByteBuf>,
 }
 
 /// The loop's side of the key history exchange.
@@ -57,6 +61,10 @@ pub(super) struct KeyExchange {
     own_statements: u64,
     /// This node's latest freshness note.
     fresh: Vec<u8>,
+    /// Introductions of this node's agency, served with its history.
+    intros: Vec<serde_bytes::ByteBuf>,
+    /// Whose introductions of a new agency this node takes.
+    policy: crate::trust::Introducers,
     /// Unknown peers, by the time their probation ends.
     probation: HashMap<PeerId, (ConnectionId, Instant)>,
     /// Peers whose history is being checked (one request at a time per peer).
@@ -77,6 +85,8 @@ impl KeyExchange {
         own: Vec<u8>,
         own_statements: u64,
         fresh: Vec<u8>,
+        intros: Vec<Vec<u8>>,
+        policy: crate::trust::Introducers,
     ) -> (Self, mpsc::Receiver<Checked>) {
         let (checked_tx, checked) = mpsc::channel(16);
         (
@@ -85,6 +95,8 @@ impl KeyExchange {
                 own: Arc::new(own),
                 own_statements,
                 fresh,
+                intros: intros.into_iter().map(serde_bytes::ByteBuf::from).collect(),
+                policy,
                 probation: HashMap::new(),
                 asked: HashSet::new(),
                 checked_tx,
@@ -128,6 +140,7 @@ impl KeyExchange {
             &Answer {
                 history,
                 fresh: self.fresh.clone(),
+                intros: self.intros.clone(),
             },
             &mut out,
         );
@@ -229,14 +242,26 @@ impl KeyExchange {
             return None;
         };
         let (trust, tx) = (Arc::clone(&self.trust), self.checked_tx.clone());
+        let policy = self.policy.clone();
         tokio::spawn(async move {
             let checked = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                let result = offer(&trust, &answer.history, known.clone());
-                let agency = match &result {
-                    Ok(Offered::Extended { agency, .. } | Offered::Unchanged(agency)) => {
-                        Some(agency.clone())
+                let intros: Vec<Vec<u8>> = answer.intros.iter().map(|b| b.to_vec()).collect();
+                let result = match offer(&trust, &answer.history, known.clone()) {
+                    // Not a partner here: pinned if enough named partners introduced it.
+                    Err(Refused::NotPinned(_)) if known.is_none() && !intros.is_empty() => {
+                        rogatory_proto::keyhist::decode_history(&answer.history)
+                            .map_err(Refused::Invalid)
+                            .and_then(|s| trust.introduce(&s, &intros, &policy))
                     }
+                    other => other,
+                };
+                let agency = match &result {
+                    Ok(
+                        Offered::Extended { agency, .. }
+                        | Offered::Unchanged(agency)
+                        | Offered::Introduced { agency, .. },
+                    ) => Some(agency.clone()),
                     Err(_) => known,
                 };
                 let fresh = match agency {

@@ -64,6 +64,23 @@ impl EventLoop {
             self.freshness();
         }
         match c.result {
+            Ok(Offered::Introduced { agency, by }) => {
+                let names: Vec<&str> = by.iter().map(AgencyId::as_str).collect();
+                tracing::info!(partner = %agency, introduced_by = %names.join(", "), "pinned a new partner on the introductions of partners (trust.introducers)");
+                if let Some(card) = self.trust.card(&agency)
+                    && let Ok(id) = super::peer_id(&card)
+                {
+                    self.out.add(card, id);
+                    if id == peer && self.keys.release(&peer).is_some() {
+                        if let Some(p) = self.out.partners.get_mut(&agency) {
+                            p.connections += 1;
+                        }
+                        self.fetcher.reachable(&agency);
+                    }
+                }
+                self.freshness();
+                self.pump();
+            }
             Ok(Offered::Extended { agency, new, .. }) => {
                 tracing::info!(partner = %agency, statements = new, "learnt a longer key history of a partner: its current keys are now used");
                 // The card as the trust holds it now (another check may have moved it on since).

@@ -14,6 +14,7 @@
 //! one partners already pinned, and it can never rotate.
 
 pub mod fresh;
+pub mod intro;
 mod state;
 pub mod statement;
 

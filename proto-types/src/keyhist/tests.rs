@@ -294,3 +294,26 @@ fn freshness_notes_name_the_history_and_its_current_key() {
         }
     }
 }
+
+#[test]
+fn introductions_name_a_root_and_verify_with_the_introducer_s_keys() {
+    use super::intro::{introduce, read, verify};
+    let a = agency(1, 1);
+    let c = agency(1, 1);
+    let note = introduce(&a.history, &a.keys.signing, &c.history, T0).unwrap();
+    let i = verify(&note, &a.history).unwrap();
+    assert_eq!(i.agency, *c.history.agency());
+    assert_eq!(i.root.as_slice(), c.history.root_id().as_slice());
+    // Only the introducer's current key makes one; another agency's history does not verify it.
+    assert!(introduce(&a.history, &c.keys.signing, &c.history, T0).is_err());
+    let mut other = agency(1, 1);
+    other.history = KeyHistory::from_card(other.history.current_card().clone());
+    assert!(verify(&note, &other.history).is_err());
+    // Any changed byte is refused.
+    for n in 0..note.len() {
+        let mut b = note.clone();
+        b[n] ^= 0x01;
+        assert!(verify(&b, &a.history).is_err(), "flip at {n} accepted");
+    }
+    assert!(read(&note[..note.len() - 1]).is_err());
+}
