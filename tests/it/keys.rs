@@ -601,13 +601,9 @@ fn an_agency_introduced_by_enough_partners_is_pinned_without_a_fingerprint() {
         let st = xe.get::<serde_json::Value>("/v1/status").unwrap();
         let p = st["peers"][0].clone();
         if p["failures"].as_u64().unwrap_or(0) >= 2 {
-            assert!(
-                p["last_error"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains("did not take"),
-                "{p}"
-            );
+            // Refused at the connection, or left unanswered: never taken.
+            let e = p["last_error"].as_str().unwrap_or_default();
+            assert!(e.contains("did not take") || e.contains("closed"), "{p}");
             break;
         }
         assert!(std::time::Instant::now() < until, "{p}");
