@@ -357,28 +357,24 @@ fn bundles_before_and_after_three_rotations_verify_with_the_root_fingerprint_alo
     assert!(out.contains("root fingerprint"), "{out}");
 }
 
-/// Waits until node `i`'s status says `what` of partner `agency` (the freshness of a key
-/// history changes with time alone: there is no other event to wait for).
+/// Waits until node `i`'s status says `want` of partner `agency`'s key history (the node answers
+/// when it changes to that, or after 60 s).
 fn wait_key_state(c: &Cluster, i: usize, agency: &str, want: &str) -> serde_json::Value {
-    let until = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let st = c.api(i).get::<serde_json::Value>("/v1/status").unwrap();
-        let p = st["peers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["agency"] == agency)
-            .cloned()
-            .unwrap();
-        if p["key_state"] == want {
-            return p;
-        }
-        assert!(
-            std::time::Instant::now() < until,
-            "{agency} never became {want}: {p}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let st = c
+        .api(i)
+        .get::<serde_json::Value>(&format!(
+            "/v1/status?peer={agency}&key_state={want}&wait=60"
+        ))
+        .unwrap();
+    let p = st["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["agency"] == agency)
+        .cloned()
+        .unwrap();
+    assert_eq!(p["key_state"], want, "{agency} never became {want}: {p}");
+    p
 }
 
 #[test]
@@ -596,19 +592,15 @@ fn an_agency_introduced_by_enough_partners_is_pinned_without_a_fingerprint() {
     );
     // XE, introduced by one of the two, is refused: its message is not taken.
     let xe = rogatory_node::client::Client::connect(&root.join("xe")).unwrap();
-    let until = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let st = xe.get::<serde_json::Value>("/v1/status").unwrap();
-        let p = st["peers"][0].clone();
-        if p["failures"].as_u64().unwrap_or(0) >= 2 {
-            // Refused at the connection, or left unanswered: never taken.
-            let e = p["last_error"].as_str().unwrap_or_default();
-            assert!(e.contains("did not take") || e.contains("closed"), "{p}");
-            break;
-        }
-        assert!(std::time::Instant::now() < until, "{p}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // Its node answers once two deliveries to XD have failed (or after 60 s).
+    let st = xe
+        .get::<serde_json::Value>("/v1/status?peer=XD.POLICE&failures=2&wait=60")
+        .unwrap();
+    let p = st["peers"][0].clone();
+    assert!(p["failures"].as_u64().unwrap_or(0) >= 2, "{p}");
+    // Refused at the connection, or left unanswered: never taken.
+    let e = p["last_error"].as_str().unwrap_or_default();
+    assert!(e.contains("did not take") || e.contains("closed"), "{p}");
     let rows = xe.get::<serde_json::Value>("/v1/outbox").unwrap();
     assert_ne!(rows[0]["state"], "delivered", "{rows}");
     assert!(

@@ -6,17 +6,42 @@ use axum::Json;
 use axum::extract::{Query, State};
 use serde::Deserialize;
 
-use super::wire::{OutboxCounts, Proof, Status};
+use super::wire::{OutboxCounts, Proof, Status, StatusQuery};
 use super::{ApiError, ApiState, Authorized, blocking, listen};
 
-/// The node, its network, and its queues.
-#[utoipa::path(get, path = "/v1/status", tag = "status",
+/// The node, its network, and its queues; with `?peer=…&key_state=…&failures=…&wait=SECS`,
+/// answered once that partner is so (or the time is up).
+#[utoipa::path(get, path = "/v1/status", tag = "status", params(StatusQuery),
     responses((status = 200, description = "The answer", body = Status), (status = 401, description = "No valid bearer token", body = super::wire::ErrorBody)))]
 pub async fn status(
     _: Authorized,
     State(s): State<Arc<ApiState>>,
+    Query(q): Query<StatusQuery>,
 ) -> Result<Json<Status>, ApiError> {
-    let net = s.net.status().await.unwrap_or_default();
+    let deadline = tokio::time::Instant::now()
+        + std::time::Duration::from_secs(q.wait.min(super::MAX_WAIT_SECS));
+    let holds = |p: &crate::net::PeerStatus| {
+        q.key_state.as_ref().is_none_or(|k| &p.key_state == k)
+            && q.failures.is_none_or(|f| p.failures >= f)
+    };
+    let net = loop {
+        // Listening before reading, so a change in between is not missed.
+        let mut changes = s.net.changes();
+        let net = s.net.status().await.unwrap_or_default();
+        let met = match &q.peer {
+            None => true,
+            Some(a) => net.peers.iter().any(|p| &p.agency == a && holds(p)),
+        };
+        // The wait ends at the deadline, or when the event loop has stopped.
+        if met
+            || !matches!(
+                tokio::time::timeout_at(deadline, changes.changed()).await,
+                Ok(Ok(()))
+            )
+        {
+            break net;
+        }
+    };
     let store = Arc::clone(&s.store);
     let counts = blocking(move || Ok(store.counts()?)).await?;
     Ok(Json(Status {

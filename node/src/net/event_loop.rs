@@ -147,10 +147,12 @@ pub struct Parts {
 impl EventLoop {
     /// A loop and the handle that commands it.
     pub fn new(parts: Parts) -> (super::NetHandle, EventLoop) {
+        let (changes, changed) = tokio::sync::watch::channel(0u64);
         let mut out = Outgoing::new(
             parts.delivery.in_flight,
             parts.delivery.initial(),
             parts.delivery.max(),
+            changes,
         );
         for (peer, card) in parts.partners {
             out.add(card, peer);
@@ -189,6 +191,7 @@ impl EventLoop {
         (
             super::NetHandle {
                 commands: commands_tx,
+                changed,
             },
             EventLoop {
                 swarm: parts.swarm,

@@ -129,9 +129,20 @@ pub fn pinned_peers(dir: &Path) -> Result<HashMap<PeerId, AgencyCard>> {
 #[derive(Clone, Debug)]
 pub struct NetHandle {
     commands: tokio::sync::mpsc::Sender<event_loop::Command>,
+    /// Moves when what the status shows of a partner changes.
+    changed: tokio::sync::watch::Receiver<u64>,
 }
 
 impl NetHandle {
+    /// Interest in the next change of what the status shows of a partner (a failed delivery,
+    /// its key history's state): [`tokio::sync::watch::Receiver::changed`] completes when one
+    /// happens after this call.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        let mut rx = self.changed.clone();
+        rx.mark_unchanged();
+        rx
+    }
+
     /// The network's state (`None`: the loop has stopped).
     pub async fn status(&self) -> Option<NetStatus> {
         let (tx, rx) = tokio::sync::oneshot::channel();

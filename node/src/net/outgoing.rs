@@ -120,11 +120,20 @@ pub(super) struct Outgoing {
     pub(super) max: Duration,
     /// Bytes of pending envelopes held in memory.
     pub(super) held: usize,
+    /// Rung when what the status shows of a partner changes (a failure, its key history's
+    /// state), for `GET /v1/status?wait=`.
+    pub(super) changes: tokio::sync::watch::Sender<u64>,
 }
 
 impl Outgoing {
-    pub(super) fn new(window: usize, initial: Duration, max: Duration) -> Self {
+    pub(super) fn new(
+        window: usize,
+        initial: Duration,
+        max: Duration,
+        changes: tokio::sync::watch::Sender<u64>,
+    ) -> Self {
         Self {
+            changes,
             partners: HashMap::new(),
             by_peer: HashMap::new(),
             window: window.max(1),
@@ -225,7 +234,13 @@ impl Outgoing {
                 "delivery failed: {error}"
             );
             p.last_error = Some(error);
+            self.changed();
         }
+    }
+
+    /// What the status shows of a partner changed.
+    pub(super) fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// When the earliest back-off of a partner with envelopes waiting ends (the pump clears a

@@ -213,6 +213,7 @@ impl EventLoop {
             self.trust_config.hold_after_secs,
         );
         let mut released = false;
+        let mut changed = false;
         for p in self.out.partners.values_mut() {
             let id = p.card.id().clone();
             let age = self.trust.fresh_at(&id).map(|t| now.saturating_sub(t));
@@ -223,6 +224,7 @@ impl EventLoop {
                 Some(_) => "fresh",
             };
             if state != p.key_state {
+                changed = true;
                 match state {
                     "held" => {
                         tracing::error!(partner = %id, age_secs = age, "a partner's key history was not confirmed for longer than trust.hold_after_secs: messages to it wait until it is")
@@ -243,6 +245,9 @@ impl EventLoop {
             });
             released |= p.held.is_some() && held.is_none();
             p.held = held;
+        }
+        if changed {
+            self.out.changed();
         }
         if released {
             self.pump();

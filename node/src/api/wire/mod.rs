@@ -91,6 +91,26 @@ pub struct InboxRow {
     pub received_at: String,
 }
 
+/// `?peer=AGENCY&key_state=STATE&failures=N&wait=SECS` of `GET /v1/status`: answered once that
+/// partner's key history is in that state and it has had at least that many failed deliveries
+/// (or the wait is over).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatusQuery {
+    /// The partner the conditions are about.
+    #[serde(default)]
+    pub peer: Option<String>,
+    /// Its key history's state to wait for: `fresh`, `stale`, `held` or `unconfirmed`.
+    #[serde(default)]
+    pub key_state: Option<String>,
+    /// At least this many failed deliveries to it since the last success.
+    #[serde(default)]
+    pub failures: Option<u32>,
+    /// Seconds to wait for that (at most 300).
+    #[serde(default)]
+    pub wait: u64,
+}
+
 /// `?settled=N&wait=SECS` of `GET /v1/outbox`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
