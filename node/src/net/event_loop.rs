@@ -563,9 +563,13 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                connection_id,
+                num_established,
                 ..
-            } if self.keys.on_probation(&peer_id) => self.keys.closed(&peer_id, connection_id),
+            } if self.keys.on_probation(&peer_id) && num_established == 0 => {
+                // Its probation ends with its last connection.
+                self.keys.release(&peer_id);
+                self.keys.done(&peer_id);
+            }
             SwarmEvent::ConnectionClosed { peer_id, .. } => {
                 if let Some(p) = self
                     .out

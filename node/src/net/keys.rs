@@ -153,10 +153,11 @@ impl KeyExchange {
     }
 
     /// Puts an unknown peer's connection on probation; `false`: too many are (close it).
-    /// A peer on probation gets one connection: a second one is refused (`false`) too.
+    /// A peer on probation keeps its other connections (at most 3 per peer, as for anyone):
+    /// when its probation ends without it being accepted, all of them are closed.
     pub(super) fn probation(&mut self, peer: PeerId, connection: ConnectionId) -> bool {
         if self.probation.contains_key(&peer) {
-            return false;
+            return true;
         }
         if self.probation.len() >= MAX_PROBATION {
             return false;
@@ -174,18 +175,6 @@ impl KeyExchange {
     /// Ends a peer's probation (accepted, refused or gone): its connection, if it had one.
     pub(super) fn release(&mut self, peer: &PeerId) -> Option<ConnectionId> {
         self.probation.remove(peer).map(|(c, _)| c)
-    }
-
-    /// A connection closed: the peer's probation ends if it was that connection's.
-    pub(super) fn closed(&mut self, peer: &PeerId, connection: ConnectionId) {
-        if self
-            .probation
-            .get(peer)
-            .is_some_and(|(c, _)| *c == connection)
-        {
-            self.probation.remove(peer);
-            self.asked.remove(peer);
-        }
     }
 
     /// The earliest end of a probation.

@@ -7,8 +7,9 @@
 //! [`NetHandle`]; `outgoing` (delivery of the outbox: order, window, back-off); `codec` (the
 //! bounded codecs of both protocols); `status` (what the loop tells about the network).
 //!
-//! Only pinned partners are served: a connection from any other peer id gets 20 s (one
-//! connection, at most 8 such peers at once) to show, by its key history, that it is a pinned
+//! Only pinned partners are served: a connection from any other peer id gets 20 s (at most 8
+//! such peers at once, each with the 3 connections any peer may hold, all closed when its
+//! probation ends without it being accepted) to show, by its key history, that it is a pinned
 //! partner's new key (spec/KEYS.md §7.4); its envelope and evidence requests get no answer
 //! meanwhile. Every read is bounded by the message's limit and by byte budgets per connection
 //! and in total.

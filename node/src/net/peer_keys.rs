@@ -42,9 +42,18 @@ impl EventLoop {
             },
             Event::OutboundFailure { peer, error, .. } => {
                 self.keys.done(&peer);
+                if self.keys.on_probation(&peer) && self.swarm.is_connected(&peer) {
+                    // The request went over a connection that closed while another stays
+                    // (a peer dialling TCP and QUIC at once): ask over that one.
+                    if let libp2p::request_response::OutboundFailure::ConnectionClosed = error {
+                        self.ask_keys(peer, None);
+                        return;
+                    }
+                }
                 if let Some(c) = self.keys.release(&peer) {
                     tracing::warn!(%peer, "closed a connection: an unknown peer did not show its key history ({error})");
                     self.swarm.close_connection(c);
+                    let _ = self.swarm.disconnect_peer_id(peer);
                 }
             }
             Event::InboundFailure { .. } | Event::ResponseSent { .. } => {}
@@ -119,6 +128,7 @@ impl EventLoop {
                 }
                 if let Some(connection) = self.keys.release(&peer) {
                     self.swarm.close_connection(connection);
+                    let _ = self.swarm.disconnect_peer_id(peer);
                 } else if fork {
                     // A partner showing a second history is disconnected; if it connects again
                     // it is asked again, and refused again, until an operator looks.
