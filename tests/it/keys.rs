@@ -614,3 +614,122 @@ fn an_agency_introduced_by_enough_partners_is_pinned_without_a_fingerprint() {
         drop(n.stop());
     }
 }
+
+/// Polls `f` until it holds (the state it waits for is written by another process, with no
+/// event to wait on); fails after `within`.
+fn eventually(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The partners `dir`'s directory says witnessed `agency`'s key history.
+fn witnesses(root: &std::path::Path, dir: &str, agency: &str) -> Vec<String> {
+    let v = json(
+        &run_line(
+            root,
+            &format!("directory show {agency} --data-dir {dir} --json"),
+        )
+        .ok(),
+    );
+    let mut w: Vec<String> = v["witnessed_by"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["witness"].as_str().unwrap().to_string())
+        .collect();
+    w.sort();
+    w
+}
+
+#[test]
+fn partners_witness_each_other_s_key_histories_and_a_split_view_is_raised() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let ids = ["XA.MOJ-CA", "XB.DOJ-CA", "XC.POLICE"];
+    let mut c = Cluster::new(root, &ids, 1);
+    for dir in ["xa.moj-ca", "xb.doj-ca", "xc.police"] {
+        let cfg = root.join(dir).join("rogatory.toml");
+        let text = std::fs::read_to_string(&cfg)
+            .unwrap()
+            .replace("refresh_secs = 21600", "refresh_secs = 1");
+        std::fs::write(&cfg, text).unwrap();
+    }
+    for i in 0..3 {
+        c.start(i);
+    }
+    // Each partner cosigns XA's key log and gives it back; XC also learns that XB did.
+    let within = Duration::from_secs(60);
+    eventually(within, "XA's history witnessed by XB and XC", || {
+        witnesses(root, "xa.moj-ca", "XA.MOJ-CA") == ["XB.DOJ-CA", "XC.POLICE"]
+    });
+    eventually(within, "XC knows XB witnessed XA's history", || {
+        witnesses(root, "xc.police", "XA.MOJ-CA").contains(&"XB.DOJ-CA".to_string())
+    });
+    let shown = run_line(root, "directory show XA.MOJ-CA --data-dir xa.moj-ca").ok();
+    assert!(
+        shown
+            .stdout
+            .contains("key history witnessed by XB.DOJ-CA: 1 statement(s)"),
+        "{}",
+        shown.stdout
+    );
+    let listed = run_line(root, "directory list --data-dir xc.police").ok();
+    assert!(listed.stdout.contains("witnessed by"), "{}", listed.stdout);
+    for i in 0..3 {
+        c.stop(i);
+    }
+
+    // XA's root signs two different next statements: one history is shown to XB, the other
+    // (by a twin on XA's own address) to XC. Neither sees a fork on its own.
+    let twin = root.join("twin");
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(root.join("xa.moj-ca"))
+        .arg(&twin)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    run_line(root, "keys rotate --data-dir xa.moj-ca").ok();
+    run_line(root, "keys rotate --data-dir twin").ok();
+    let body = example("liaison.json");
+    c.start(0);
+    c.start(1);
+    c.send(0, "XB.DOJ-CA", "new", "liaison", &body);
+    c.wait_settled(0, 1, within);
+    c.stop(0);
+    c.stop(1);
+    let mut other = start_node(&twin);
+    c.start(2);
+    c.send(2, "XA.MOJ-CA", "new", "liaison", &body);
+    c.wait_settled(2, 1, within);
+    drop(other.stop());
+
+    // XB and XC meet: each shows the other its cosignature of XA's key log.
+    c.start(1);
+    for (i, witness) in [(2, "XB.DOJ-CA"), (1, "XC.POLICE")] {
+        let alerts = c
+            .api(i)
+            .get::<serde_json::Value>("/v1/alerts?kind=key-history-split&count=1&wait=60")
+            .unwrap();
+        let alerts = alerts.as_array().unwrap();
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0]["peer"], "XA.MOJ-CA", "{alerts:?}");
+        let detail = alerts[0]["detail"].as_str().unwrap();
+        assert!(
+            detail.contains(&format!("{witness} cosigned a key history of XA.MOJ-CA")),
+            "{detail}"
+        );
+    }
+    // Raised once per witness, however often they meet.
+    // (The command exits non-zero when there are alerts.)
+    let r = run_line(root, "audit alerts --data-dir xc.police").failed();
+    assert_eq!(
+        r.stdout.matches("key-history-split").count(),
+        1,
+        "{}",
+        r.stdout
+    );
+}

@@ -121,7 +121,8 @@ pub fn store_report(
 }
 
 /// Every alert raised on this node (spec/PROTOCOL.md §6.6, spec/KEYS.md §7), oldest first;
-/// with `?count=N&wait=SECS`, answered once at least N are raised (or the time is up).
+/// with `?count=N&wait=SECS`, answered once at least N are raised (or the time is up); with
+/// `?kind=K`, only alerts of that kind.
 #[utoipa::path(get, path = "/v1/alerts", tag = "audit", params(AlertsQuery),
     responses((status = 200, description = "The answer", body = Vec<AlertRow>), (status = 401, description = "No valid bearer token", body = ErrorBody)))]
 pub async fn alerts(
@@ -137,7 +138,10 @@ pub async fn alerts(
         tokio::pin!(woken);
         woken.as_mut().enable();
         let store = Arc::clone(&s.store);
-        let rows = blocking(move || alert_rows(&store)).await?;
+        let mut rows = blocking(move || alert_rows(&store)).await?;
+        if let Some(kind) = &q.kind {
+            rows.retain(|r| &r.kind == kind);
+        }
         if rows.len() >= q.count || tokio::time::timeout_at(deadline, woken).await.is_err() {
             return Ok(Json(rows));
         }

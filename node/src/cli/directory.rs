@@ -12,7 +12,7 @@ use rogatory_proto::time::format_unix;
 
 use crate::files;
 use crate::keydir::{KeyDir, own_history};
-use crate::trust::Trust;
+use crate::trust::{Trust, Witnessed, own_witness_notes};
 
 /// `rogatory directory` subcommands.
 #[derive(Debug, Subcommand)]
@@ -76,8 +76,30 @@ pub enum DirectoryCommand {
 }
 
 /// One agency of the directory, as JSON.
-fn entry(h: &KeyHistory, own: bool, trust: &Trust) -> serde_json::Value {
+fn entry(dir: &std::path::Path, h: &KeyHistory, own: bool, trust: &Trust) -> serde_json::Value {
     let mut v = super::card::card_json(h);
+    let witnessed: Vec<Witnessed> = if own {
+        own_witness_notes(dir, h, trust)
+            .into_iter()
+            .map(|(_, w)| Witnessed {
+                witness: w.signer.to_string(),
+                statements: w.size,
+                at: w.at,
+            })
+            .collect()
+    } else {
+        trust.witnessed(h.agency())
+    };
+    v["witnessed_by"] = witnessed
+        .iter()
+        .map(|w| {
+            serde_json::json!({
+                "witness": w.witness,
+                "statements": w.statements,
+                "at": format_unix(w.at),
+            })
+        })
+        .collect();
     v["this_node"] = own.into();
     v["introduced_by"] = trust
         .introduced_by(h.agency())
@@ -93,9 +115,9 @@ fn entry(h: &KeyHistory, own: bool, trust: &Trust) -> serde_json::Value {
 
 fn entries(dir: &std::path::Path) -> Result<Vec<serde_json::Value>> {
     let trust = Trust::load(dir)?;
-    let mut out = vec![entry(&own_history(dir)?, true, &trust)];
+    let mut out = vec![entry(dir, &own_history(dir)?, true, &trust)];
     for h in KeyDir::partners(dir)? {
-        out.push(entry(&h, false, &trust));
+        out.push(entry(dir, &h, false, &trust));
     }
     Ok(out)
 }
@@ -123,8 +145,9 @@ pub(crate) fn run(c: DirectoryCommand) -> Result<ExitCode> {
                         .map(|t| format!("confirmed {t}"))
                         .unwrap_or_else(|| "not confirmed since pinned".into())
                 };
+                let witnesses = v["witnessed_by"].as_array().map_or(0, Vec::len);
                 println!(
-                    "{:<20} {:<32} {:<36} {}  {}",
+                    "{:<20} {:<32} {:<36} {}  {}, witnessed by {witnesses}",
                     s("id"),
                     s("name"),
                     roles.join(","),
@@ -179,6 +202,18 @@ pub(crate) fn run(c: DirectoryCommand) -> Result<ExitCode> {
                 if let Some(by) = v["introduced_by"].as_array() {
                     let by: Vec<&str> = by.iter().filter_map(|x| x.as_str()).collect();
                     println!("  pinned on the introductions of {}", by.join(", "));
+                }
+                let witnessed = v["witnessed_by"].as_array().cloned().unwrap_or_default();
+                if witnessed.is_empty() {
+                    println!("  key history witnessed by: no partner yet");
+                }
+                for w in witnessed {
+                    println!(
+                        "  key history witnessed by {}: {} statement(s), cosigned {}",
+                        w["witness"].as_str().unwrap_or_default(),
+                        w["statements"],
+                        w["at"].as_str().unwrap_or_default(),
+                    );
                 }
                 super::keys::print_history(&h);
             }

@@ -162,8 +162,8 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<Outcome> {
         store: Arc::clone(&store),
         data: dir.to_path_buf(),
         trust: Arc::clone(&trust),
-        own_history: (kd.history.to_file(), kd.history.statements().len() as u64),
         fresh: fresh_note(&kd),
+        me: Arc::clone(&kd),
         introductions: crate::keydir::own_introductions(dir)?,
         trust_config: opts.config.trust.clone(),
     });

@@ -281,8 +281,10 @@ impl BoundedCodec {
     };
     /// The key history protocol's limits.
     pub const KEYS: Self = Self {
-        request: 16,
-        response: rogatory_proto::keyhist::MAX_HISTORY_BYTES,
+        // A count, or a count and a cosignature of the answerer's key log.
+        request: rogatory_proto::keyhist::fresh::MAX_KEY_LOG_NOTE_BYTES + 64,
+        // The history, and the notes and introductions that come with it.
+        response: rogatory_proto::keyhist::MAX_HISTORY_BYTES + 512 * 1024,
     };
 }
 

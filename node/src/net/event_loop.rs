@@ -134,10 +134,10 @@ pub struct Parts {
     pub data: PathBuf,
     /// The partners' key histories.
     pub trust: Arc<crate::trust::Trust>,
-    /// This node's key history file (served to peers) and its number of statements.
-    pub own_history: (Vec<u8>, u64),
     /// This node's freshness note, as signed at start.
     pub fresh: Vec<u8>,
+    /// This node's keys and key history.
+    pub me: Arc<crate::keydir::KeyDir>,
     /// Introductions of this node's agency by others, served with its history.
     pub introductions: Vec<Vec<u8>>,
     /// `[trust]`.
@@ -172,8 +172,6 @@ impl EventLoop {
         }
         let (keys, checked) = KeyExchange::new(
             Arc::clone(&parts.trust),
-            parts.own_history.0,
-            parts.own_history.1,
             parts.fresh,
             parts.introductions,
             crate::trust::Introducers {
@@ -185,6 +183,9 @@ impl EventLoop {
                     .collect(),
                 needed: parts.trust_config.introductions_needed,
             },
+            parts.me,
+            &parts.data,
+            parts.worker.clone(),
         );
         let (commands_tx, commands) = mpsc::channel(64);
         let (served_tx, served) = mpsc::channel(16);
@@ -555,6 +556,12 @@ impl EventLoop {
                 // The partner's node answers with another key: ask whoever is there for its
                 // key history (a rotation this node has not heard of yet).
                 tracing::info!(expected = %expected, %obtained, "a partner's address answers with another key: asking for its key history");
+                // The address as dialled names the expected peer id: without it, whoever is
+                // there is taken (and put on probation).
+                let address: libp2p::Multiaddr = address
+                    .iter()
+                    .filter(|p| !matches!(p, libp2p::multiaddr::Protocol::P2p(_)))
+                    .collect();
                 let _ = self.swarm.dial(
                     libp2p::swarm::dial_opts::DialOpts::unknown_peer_id()
                         .address(address)

@@ -11,10 +11,32 @@ use super::keys::Checked;
 use crate::engine::Job;
 use crate::trust::{Offered, Refused};
 
+/// The job that records an alert about `peer` in the node's log.
+pub(super) fn alert_job(peer: AgencyId, kind: &str, detail: String) -> Job {
+    Job::Alert(Box::new(crate::store::Alert {
+        at: rogatory_proto::time::now_unix(),
+        peer,
+        case_id: crate::store::NODE_LOG,
+        kind: kind.into(),
+        detail,
+        envelope_id: None,
+    }))
+}
+
 impl EventLoop {
     /// Asks `peer` for its key history (`agency`: the partner it is known as, if any).
     pub(super) fn ask_keys(&mut self, peer: PeerId, agency: Option<&AgencyId>) {
-        if let Some(request) = self.keys.request(peer, agency) {
+        self.ask_keys_witnessing(peer, agency, None);
+    }
+
+    /// Asks `peer` for its key history, giving it this node's cosignature of its key log.
+    fn ask_keys_witnessing(
+        &mut self,
+        peer: PeerId,
+        agency: Option<&AgencyId>,
+        witness: Option<Vec<u8>>,
+    ) {
+        if let Some(request) = self.keys.request(peer, agency, witness) {
             self.swarm.behaviour_mut().keys.send_request(&peer, request);
         }
     }
@@ -26,7 +48,8 @@ impl EventLoop {
                 Message::Request {
                     request, channel, ..
                 } => {
-                    let answer = self.keys.answer(&request);
+                    let asker = self.out.by_peer.get(&peer);
+                    let answer = self.keys.answer(&request, asker);
                     let _ = self
                         .swarm
                         .behaviour_mut()
@@ -65,12 +88,20 @@ impl EventLoop {
         self.keys.done(&c.peer);
         let peer = c.peer;
         match &c.fresh {
-            Some(Ok(t)) => tracing::debug!(%peer, at = t, "a partner confirmed its key history"),
+            Some(Ok((t, _))) => {
+                tracing::debug!(%peer, at = t, "a partner confirmed its key history")
+            }
             Some(Err(e)) => tracing::warn!(%peer, "a freshness note was not taken: {e}"),
             None => {}
         }
         if c.fresh.as_ref().is_some_and(Result::is_ok) {
             self.freshness();
+        }
+        // This node's cosignature of the partner's new note goes back to it (§7.8).
+        if let Some(witness) = c.cosigned
+            && let Some(agency) = self.out.by_peer.get(&peer).cloned()
+        {
+            self.ask_keys_witnessing(peer, Some(&agency), Some(witness));
         }
         match c.result {
             Ok(Offered::Introduced { agency, by }) => {
@@ -169,14 +200,7 @@ impl EventLoop {
     }
 
     fn alert(&mut self, peer: AgencyId, kind: &str, detail: String) {
-        let job = Job::Alert(Box::new(crate::store::Alert {
-            at: rogatory_proto::time::now_unix(),
-            peer,
-            case_id: crate::store::NODE_LOG,
-            kind: kind.into(),
-            detail,
-            envelope_id: None,
-        }));
+        let job = alert_job(peer, kind, detail);
         if let Err(job) = self.worker.try_give(job) {
             self.backlog.push_back(job);
         }

@@ -6,9 +6,13 @@ use crate::keys::{AgencySecretKeys, EncryptionSecretKey, SigningKey};
 const T0: u64 = 1_780_000_000;
 
 fn card(keys: &AgencySecretKeys, at: u64, address: &str) -> AgencyCard {
+    card_of("XA.MOJ-CA", keys, at, address)
+}
+
+fn card_of(id: &str, keys: &AgencySecretKeys, at: u64, address: &str) -> AgencyCard {
     AgencyCard::issue(
         CardDetails {
-            id: AgencyId::new("XA.MOJ-CA").unwrap(),
+            id: AgencyId::new(id).unwrap(),
             name: "XA".into(),
             roles: vec![Role::CentralAuthority],
             addresses: vec![address.into()],
@@ -28,9 +32,13 @@ struct Agency {
 }
 
 fn agency(threshold: u32, n: usize) -> Agency {
+    agency_named("XA.MOJ-CA", threshold, n)
+}
+
+fn agency_named(id: &str, threshold: u32, n: usize) -> Agency {
     let root: Vec<SigningKey> = (0..n).map(|_| SigningKey::generate()).collect();
     let keys = AgencySecretKeys::generate();
-    let c = card(&keys, T0, "/ip4/127.0.0.1/tcp/1");
+    let c = card_of(id, &keys, T0, "/ip4/127.0.0.1/tcp/1");
     let publics: Vec<_> = root.iter().map(|k| k.verifying_key().clone()).collect();
     let body = StatementBody::genesis(RootSet::new(threshold, &publics), &c, T0);
     let signers: Vec<&SigningKey> = root.iter().take(threshold as usize).collect();
@@ -316,4 +324,70 @@ fn introductions_name_a_root_and_verify_with_the_introducer_s_keys() {
         assert!(verify(&b, &a.history).is_err(), "flip at {n} accepted");
     }
     assert!(read(&note[..note.len() - 1]).is_err());
+}
+
+#[test]
+fn witnesses_cosign_a_key_log_and_a_split_view_shows() {
+    use super::fresh::{Agreement, cosign_key_log, sign_fresh, verify_key_log_note};
+    let mut a = agency(1, 1);
+    let w = agency_named("XB.POLICE", 1, 1);
+    let note = sign_fresh(&a.history, &a.keys.signing, T0 + 7).unwrap();
+    let cosigned = cosign_key_log(&note, w.history.agency(), &w.keys.signing, T0 + 8).unwrap();
+    let v = verify_key_log_note(&a.history, &w.history, &cosigned).unwrap();
+    assert_eq!((v.size, v.at, v.agreement), (1, T0 + 8, Agreement::Same));
+    // The owner's own note, relayed, verifies with the owner as signer.
+    let own = verify_key_log_note(&a.history, &a.history, &note).unwrap();
+    assert_eq!((own.at, own.agreement), (T0 + 7, Agreement::Same));
+    // Not by another agency's keys.
+    assert!(verify_key_log_note(&a.history, &agency(1, 1).history, &cosigned).is_err());
+    // After a rotation the old checkpoint is a prefix; a node still at the old history is
+    // behind a checkpoint of the new one.
+    let old = a.history.clone();
+    a.rotate(T0 + 10, true);
+    let v = verify_key_log_note(&a.history, &w.history, &cosigned).unwrap();
+    assert_eq!((v.size, v.agreement), (1, Agreement::Prefix));
+    let note2 = sign_fresh(&a.history, &a.keys.signing, T0 + 20).unwrap();
+    let cosigned2 = cosign_key_log(&note2, w.history.agency(), &w.keys.signing, T0 + 21).unwrap();
+    let v = verify_key_log_note(&old, &w.history, &cosigned2).unwrap();
+    assert_eq!((v.size, v.agreement), (2, Agreement::Ahead));
+    // A second history of the same agency (same root, another rotation) is a split.
+    let mut fork = old.clone();
+    let other = card(
+        &AgencySecretKeys::generate(),
+        T0 + 11,
+        "/ip4/127.0.0.1/tcp/3",
+    );
+    fork.apply(&sign(&old.next_card(&other, T0 + 11), &[&a.root[0]]).unwrap())
+        .unwrap();
+    let v = verify_key_log_note(&fork, &w.history, &cosigned2).unwrap();
+    assert_eq!(v.agreement, Agreement::Split);
+    // A key log note of another agency's log, or any changed byte, is refused.
+    assert!(verify_key_log_note(&w.history, &w.history, &cosigned).is_err());
+    for i in 0..cosigned.len() {
+        let mut b = cosigned.clone();
+        b[i] ^= 0x01;
+        if let Ok(v) = verify_key_log_note(&a.history, &w.history, &b) {
+            assert_ne!(v.agreement, Agreement::Same, "flip at {i} accepted");
+        }
+    }
+}
+
+#[test]
+fn a_witness_whose_key_is_revoked_vouches_for_nothing() {
+    use super::fresh::{cosign_key_log, sign_fresh, verify_key_log_note};
+    let a = agency(1, 1);
+    let mut w = agency_named("XB.POLICE", 1, 1);
+    let note = sign_fresh(&a.history, &a.keys.signing, T0 + 7).unwrap();
+    let cosigned = cosign_key_log(&note, w.history.agency(), &w.keys.signing, T0 + 8).unwrap();
+    assert!(verify_key_log_note(&a.history, &w.history, &cosigned).is_ok());
+    let body = w.history.next_revoke(
+        w.keys.signing.verifying_key().id(),
+        RevocationReason::Compromised,
+        T0,
+        T0 + 9,
+    );
+    w.history
+        .apply(&sign(&body, &[&w.root[0]]).unwrap())
+        .unwrap();
+    assert!(verify_key_log_note(&a.history, &w.history, &cosigned).is_err());
 }

@@ -162,4 +162,7 @@ pub struct AlertsQuery {
     /// Seconds to wait for that (at most 300).
     #[serde(default)]
     pub wait: u64,
+    /// Only alerts of this kind (e.g. `key-history-split`), counted and answered.
+    #[serde(default)]
+    pub kind: Option<String>,
 }

@@ -20,8 +20,14 @@ use rogatory_proto::keys::KeyId;
 
 use crate::keydir::{self, KeyDir};
 
+mod witness;
+pub use witness::{WITNESSES_DIR, Witnessed, own_witness_notes};
+
 /// The trusted partners, by agency.
 pub type Partners = BTreeMap<AgencyId, KeyHistory>;
+
+/// A partner's latest freshness note taken: its time, and the note.
+type FreshNote = (u64, Arc<[u8]>);
 
 /// The partners' key histories, shared and updatable.
 #[derive(Debug)]
@@ -32,8 +38,10 @@ pub struct Trust {
     /// Serialises offers: two histories of one agency are never written at once.
     writing: std::sync::Mutex<()>,
     /// When each partner last confirmed its key history: the time of its latest freshness
-    /// note (spec/KEYS.md §7.6), kept in `peers/<ID>.fresh`.
-    fresh: RwLock<std::collections::HashMap<AgencyId, u64>>,
+    /// note (spec/KEYS.md §7.6), and the note, kept in `peers/<ID>.fresh`.
+    fresh: RwLock<std::collections::HashMap<AgencyId, FreshNote>>,
+    /// What partners saw of each partner's key log (§7.8), kept in `peers/<ID>.witnessed`.
+    witnessed: RwLock<std::collections::HashMap<AgencyId, witness::Views>>,
 }
 
 /// A `trust.introducers` policy: `needed` of `introducers` must vouch.
@@ -107,14 +115,18 @@ impl Trust {
             };
             match verify_fresh(h, &note) {
                 Ok(t) => {
-                    fresh.insert(id.clone(), t);
+                    fresh.insert(id.clone(), (t, Arc::from(note)));
                 }
                 Err(e) => tracing::warn!(partner = %id, "{}: not taken: {e}", path.display()),
             }
         }
+        let witnessed = witness::load(dir, &partners);
         let t = Self::new(dir, partners);
         if let Ok(mut f) = t.fresh.write() {
             *f = fresh;
+        }
+        if let Ok(mut w) = t.witnessed.write() {
+            *w = witnessed;
         }
         Ok(t)
     }
@@ -211,12 +223,28 @@ impl Trust {
 
     /// When `id` last confirmed its key history (Unix seconds), if it did since it was pinned.
     pub fn fresh_at(&self, id: &AgencyId) -> Option<u64> {
-        self.fresh.read().ok().and_then(|f| f.get(id).copied())
+        self.fresh
+            .read()
+            .ok()
+            .and_then(|f| f.get(id).map(|(t, _)| *t))
+    }
+
+    /// The latest freshness note taken of each partner.
+    pub fn fresh_notes(&self) -> Vec<(AgencyId, Vec<u8>)> {
+        self.fresh
+            .read()
+            .map(|f| {
+                f.iter()
+                    .map(|(id, (_, n))| (id.clone(), n.to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// A partner's freshness note: checked against its key history as held, kept, and its
-    /// time remembered (the latest wins). Blocking: it writes a file.
-    pub fn confirm(&self, id: &AgencyId, note: &[u8]) -> Result<u64, Refused> {
+    /// time remembered (the latest wins). Its time, and whether it is newer than the one held.
+    /// Blocking: it writes a file.
+    pub fn confirm(&self, id: &AgencyId, note: &[u8]) -> Result<(u64, bool), Refused> {
         let current = self.snapshot();
         let h = current
             .get(id)
@@ -229,16 +257,16 @@ impl Trust {
             ))));
         }
         if self.fresh_at(id).is_some_and(|old| old >= t) {
-            return Ok(t);
+            return Ok((t, false));
         }
         if let Some(dir) = &self.dir {
             crate::files::write_atomic(&fresh_path(dir, id), note, false, true)
                 .map_err(Refused::Store)?;
         }
         if let Ok(mut f) = self.fresh.write() {
-            f.insert(id.clone(), t);
+            f.insert(id.clone(), (t, Arc::from(note)));
         }
-        Ok(t)
+        Ok((t, true))
     }
 
     /// Trust in `partners`, kept in `dir`.
@@ -248,6 +276,7 @@ impl Trust {
             current: RwLock::new(Arc::new(partners)),
             writing: std::sync::Mutex::new(()),
             fresh: RwLock::new(Default::default()),
+            witnessed: RwLock::new(Default::default()),
         }
     }
 
@@ -258,6 +287,7 @@ impl Trust {
             current: RwLock::new(Arc::new(partners_of(cards))),
             writing: std::sync::Mutex::new(()),
             fresh: RwLock::new(Default::default()),
+            witnessed: RwLock::new(Default::default()),
         })
     }
 
