@@ -55,7 +55,8 @@ pub fn set_passphrase_file(file: Option<PathBuf>) {
     let _ = PASSPHRASE_FILE.set(file);
 }
 
-fn passphrase_file() -> Option<&'static Path> {
+/// The passphrase file given to this process, if any.
+pub fn passphrase_file() -> Option<&'static Path> {
     PASSPHRASE_FILE.get().and_then(|f| f.as_deref())
 }
 
@@ -100,7 +101,8 @@ pub enum Protection {
 }
 
 impl Protection {
-    fn wrap(&self, plain: &[u8]) -> Result<Vec<u8>> {
+    /// The secret `plain` as written: in clear, or sealed under the passphrase.
+    pub fn wrap(&self, plain: &[u8]) -> Result<Vec<u8>> {
         match self {
             Protection::Plaintext => Ok(plain.to_vec()),
             Protection::Passphrase(p) => crate::secret::seal_bytes(plain, p),
@@ -373,6 +375,13 @@ pub fn write_next_keys(dir: &Path, keys: &AgencySecretKeys) -> Result<()> {
         (NEXT_KEYS_FILE, keys.to_cose_key_set().to_vec())
     };
     files::write_atomic(&dir.join(name), &bytes, true, true)
+}
+
+/// Removes the keys of a prepared rotation whose statement was refused (never committed).
+pub fn discard_next_keys(dir: &Path) {
+    for n in [NEXT_KEYS_FILE, NEXT_KEYS_ENCRYPTED] {
+        let _ = std::fs::remove_file(dir.join(n));
+    }
 }
 
 /// The keys of a prepared rotation, if any.

@@ -733,3 +733,93 @@ fn partners_witness_each_other_s_key_histories_and_a_split_view_is_raised() {
         r.stdout
     );
 }
+
+#[test]
+fn a_root_of_two_of_three_keys_signs_what_follows_and_partners_follow_it() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    c.start(0);
+    c.start(1);
+    let fingerprint = rogatory_tests::fingerprint(root, "xa.moj-ca.card");
+    for k in ["r1", "r2", "r3"] {
+        let r = run_line(
+            root,
+            &format!("keys root keygen --out {k} --insecure-plaintext-keys"),
+        )
+        .ok();
+        assert!(r.stdout.contains(&format!("{k}.pub")), "{}", r.stdout);
+    }
+    // A threshold out of range, or a key that is not the new root's, changes nothing.
+    let r = run_line(
+        root,
+        "keys root change --threshold 4 --key r1.pub --key r2.pub --key r3.pub --data-dir xa.moj-ca",
+    )
+    .failed();
+    assert!(r.stderr.contains("threshold"), "{}", r.stderr);
+    let r = run_line(
+        root,
+        "keys root change --threshold 2 --key r1.pub --key r2.pub --new-root-key r3 --data-dir xa.moj-ca",
+    )
+    .failed();
+    assert!(
+        r.stderr.contains("not one of the new root's keys"),
+        "{}",
+        r.stderr
+    );
+
+    // The current root and two of the three new keys sign the change.
+    run_line(
+        root,
+        "keys root change --threshold 2 --key r1.pub --key r2.pub --key r3 --new-root-key r1 --new-root-key r2 --data-dir xa.moj-ca",
+    )
+    .ok();
+    let shown = run_line(root, "keys root show --data-dir xa.moj-ca").ok();
+    assert!(
+        shown.stdout.contains("2 of 3 key(s) must sign"),
+        "{}",
+        shown.stdout
+    );
+    assert!(
+        shown.stdout.contains(&fingerprint),
+        "the fingerprint stays: {}",
+        shown.stdout
+    );
+
+    // One new key alone cannot rotate; two, signing in turn, can.
+    let r = run_line(root, "keys rotate --root-key r1 --data-dir xa.moj-ca").failed();
+    assert!(
+        r.stderr.contains("nothing was changed") || r.stderr.contains("does not extend"),
+        "{}",
+        r.stderr
+    );
+    std::fs::remove_file(root.join("xa.moj-ca/secret-keys.next.enc")).ok();
+    run_line(root, "keys rotate --prepare rot.cbor --data-dir xa.moj-ca").ok();
+    run_line(root, "keys root sign rot.cbor --root-key r1").ok();
+    run_line(root, "keys root sign rot.cbor --root-key r3").ok();
+    run_line(root, "keys rotate --apply rot.cbor --data-dir xa.moj-ca").ok();
+
+    // XB follows: the root change and the rotation it signed, with no new pin.
+    let body = example("liaison.json");
+    c.send(0, "XB.DOJ-CA", "new", "liaison", &body);
+    let rows = c.wait_settled(0, 1, Duration::from_secs(60));
+    assert!(rows.iter().all(|r| r["state"] == "delivered"), "{rows:?}");
+    let mine = json(&run_line(root, "keys history --data-dir xa.moj-ca --json").ok());
+    let held = json(&run_line(root, "peer list --data-dir xb.doj-ca --json").ok());
+    let current = mine["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["use"] == "sign")
+        .last()
+        .unwrap()["key_id"]
+        .clone();
+    assert_eq!(held[0]["signing_key"]["key_id"], current, "{held}");
+    assert_eq!(held[0]["fingerprint"], fingerprint.as_str(), "{held}");
+    assert_eq!(held[0]["root"]["threshold"], 2, "{held}");
+    assert_eq!(
+        held[0]["root"]["keys"].as_array().unwrap().len(),
+        3,
+        "{held}"
+    );
+}

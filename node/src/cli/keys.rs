@@ -66,6 +66,21 @@ pub enum RootCommand {
         #[arg(long)]
         keep: bool,
     },
+    /// Generate a root key for one holder of a k-of-n root: FILE holds the secret key
+    /// (encrypted under a passphrase unless --insecure-plaintext-keys), FILE.pub its public key,
+    /// for `keys root change --key`.
+    Keygen {
+        /// Where to write the secret key (must not exist); the public key goes to FILE.pub.
+        #[arg(long)]
+        out: PathBuf,
+        /// Write the secret key in clear (mode 0600): tests only.
+        #[arg(long)]
+        insecure_plaintext_keys: bool,
+    },
+    /// Replace the root set: K of the keys given must then sign every later statement. The
+    /// statement is signed by the current root and by the new one (each new key at hand with
+    /// --new-root-key, or --prepare for the holders to sign); the fingerprint does not change.
+    Change(ChangeArgs),
     /// Add a root key's signature to a statement prepared with `--prepare` (on the machine
     /// that holds the root key; each holder of a k-of-n root signs in turn).
     Sign {
@@ -78,6 +93,23 @@ pub enum RootCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+/// `rogatory keys root change`.
+#[derive(Debug, Args)]
+pub struct ChangeArgs {
+    /// How many of the new root's keys must sign (1 to their number).
+    #[arg(long)]
+    threshold: u32,
+    /// A key of the new root: a public key file (FILE.pub from `keys root keygen`) or a root
+    /// key file (repeatable; 1 to 16 keys).
+    #[arg(long = "key", required = true)]
+    keys: Vec<PathBuf>,
+    /// A new root key at hand, to sign the change with (repeatable); the current root signs too.
+    #[arg(long = "new-root-key")]
+    new_root_keys: Vec<PathBuf>,
+    #[command(flatten)]
+    how: Signing,
 }
 
 /// How a change is signed and applied.
@@ -203,6 +235,46 @@ fn root(c: RootCommand) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        RootCommand::Keygen {
+            out,
+            insecure_plaintext_keys,
+        } => {
+            let public = PathBuf::from(format!("{}.pub", out.display()));
+            for p in [&out, &public] {
+                if std::fs::symlink_metadata(p).is_ok() {
+                    bail!(
+                        "{} already exists: refusing to overwrite a key",
+                        p.display()
+                    );
+                }
+            }
+            let key = SigningKey::generate();
+            let protection = if insecure_plaintext_keys {
+                keydir::Protection::Plaintext
+            } else {
+                let what = format!("the new root key {}", out.display());
+                keydir::Protection::Passphrase(crate::secret::passphrase(
+                    keydir::passphrase_file(),
+                    &what,
+                    true,
+                )?)
+            };
+            files::write_atomic(
+                &out,
+                &protection.wrap(&key.to_cose_key_secret())?,
+                true,
+                false,
+            )?;
+            files::write_atomic(&public, &key.verifying_key().to_cose_key(), false, false)?;
+            println!(
+                "Wrote the root key {}… to {} and its public key to {}",
+                &hex::encode(key.verifying_key().id())[..16],
+                out.display(),
+                public.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        RootCommand::Change(a) => change(a),
         RootCommand::Sign {
             statement: path,
             root_key,
@@ -237,6 +309,62 @@ fn root(c: RootCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// A public root key from a file: a public COSE_Key (`keys root keygen`'s FILE.pub), or the
+/// public half of a root key file.
+fn public_root_key(path: &Path) -> Result<rogatory_proto::keys::VerifyingKey> {
+    let bytes = files::read_limited(path, 64 * 1024)?;
+    match rogatory_proto::keys::VerifyingKey::from_cose_key(&bytes) {
+        Ok(k) => Ok(k),
+        Err(_) => Ok(keydir::load_root_key(path)?.verifying_key().clone()),
+    }
+}
+
+fn change(a: ChangeArgs) -> Result<ExitCode> {
+    let dir = super::init::data_dir(a.how.data_dir.clone())?;
+    if let Some(file) = &a.how.apply {
+        return apply(&dir, file);
+    }
+    let h = keydir::own_history(&dir)?;
+    if h.is_bare_card() {
+        bail!(
+            "{} has no key history (its card is its own root): its root cannot change",
+            h.agency()
+        );
+    }
+    let keys = a
+        .keys
+        .iter()
+        .map(|p| public_root_key(p).with_context(|| format!("--key {}", p.display())))
+        .collect::<Result<Vec<_>>>()?;
+    let set = rogatory_proto::keyhist::RootSet::new(a.threshold, &keys);
+    set.parse().context("the new root")?;
+    before_preparing(&dir, &a.how)?;
+    let body = h.next_root(set, now_unix());
+    let mut bytes = statement::sign(&body, &[])?;
+    for p in &a.new_root_keys {
+        let k = keydir::load_root_key(p)?;
+        if !keys.contains(k.verifying_key()) {
+            bail!(
+                "--new-root-key {}: not one of the new root's keys",
+                p.display()
+            );
+        }
+        bytes = statement::add_signature(&bytes, &k)?;
+    }
+    let code = finish(&dir, h, vec![bytes], &a.how)?;
+    if a.how.prepare.is_none()
+        && let Some(old) = root_in_dir(&dir)
+        && let Ok(k) = keydir::load_root_key(&old)
+        && !keys.contains(k.verifying_key())
+    {
+        println!(
+            "{} is no longer a key of the root: remove it (or keep it offline as a record).",
+            old.display()
+        );
+    }
+    Ok(code)
 }
 
 fn root_in_dir(dir: &Path) -> Option<PathBuf> {
@@ -274,7 +402,16 @@ fn rotate(a: RotateArgs) -> Result<ExitCode> {
     keydir::write_next_keys(&dir, &new_keys)?;
     // Endorsed by the signing key it replaces: partners see a routine rotation.
     let bytes = statement::sign(&body, &[&kd.keys.signing])?;
-    finish(&dir, kd.history, vec![bytes], &a.how)
+    finished(&dir, finish(&dir, kd.history, vec![bytes], &a.how), &a.how)
+}
+
+/// A rotation refused by the history (the root's signatures do not suffice) leaves no
+/// prepared keys behind: the next attempt starts afresh.
+fn finished(dir: &Path, r: Result<ExitCode>, how: &Signing) -> Result<ExitCode> {
+    if r.is_err() && how.prepare.is_none() {
+        keydir::discard_next_keys(dir);
+    }
+    r
 }
 
 /// A card statement built on `skeleton` (its place in the history) with new keys where given.
@@ -379,7 +516,7 @@ fn revoke(a: RevokeArgs) -> Result<ExitCode> {
         keydir::write_next_keys(&dir, &new_keys)?;
         statements.push(statement::sign(&body, &[])?);
     }
-    finish(&dir, kd.history, statements, &a.how)
+    finished(&dir, finish(&dir, kd.history, statements, &a.how), &a.how)
 }
 
 /// Before new keys are written: the root key is at hand (unless the statements are only
