@@ -552,6 +552,21 @@ fn generate_keys() -> Value {
         .unwrap();
     let one_of_three = sign(&g2, &[&k[1]]).unwrap();
 
+    // XA's key log (spec/KEYS.md §7.6, §7.8): its freshness note by its current key 3, and XB's
+    // cosignatures (online key 4) of the whole log and of its first two statements.
+    use rogatory_proto::keyhist::fresh::{cosign_key_log, sign_fresh};
+    let fresh = sign_fresh(&h, &a3.keys.signing, t + 500).unwrap();
+    let cosigned = cosign_key_log(&fresh, b.card.id(), &b.keys.signing, t + 501).unwrap();
+    let first_two = h.checkpoint_at(2).unwrap().body();
+    let line = rogatory_proto::audit::witness::cosign(
+        &first_two,
+        "rogatory.XB.DOJ-CA",
+        &b.keys.signing,
+        t + 502,
+    )
+    .unwrap();
+    let prefix = format!("{first_two}\n{line}");
+
     let history = |h: &KeyHistory| {
         json!({
             "fingerprint": h.fingerprint(),
@@ -582,7 +597,7 @@ fn generate_keys() -> Value {
         })
     };
     json!({
-        "description": "Key histories (spec/KEYS.md). Every statement is reproduced from the seeds: root keys are Ed25519 seeds of 32 equal bytes (0x70 for XA; 0x81, 0x82, 0x83 then 0x84 for XB); the online keys are those of the envelope vectors' agencies n (signing seed n, encryption secret n+100). `file` is the history file; `keys` what replaying it gives.",
+        "description": "Key histories (spec/KEYS.md). Every statement is reproduced from the seeds: root keys are Ed25519 seeds of 32 equal bytes (0x70 for XA; 0x81, 0x82, 0x83 then 0x84 for XB); the online keys are those of the envelope vectors' agencies n (signing seed n, encryption secret n+100). `file` is the history file; `keys` what replaying it gives. `key_log` is XA's history as a C2SP log (§7.6): its checkpoint, its freshness note by its current signing key, and cosignatures by XB's online key 4 of the whole log and of its first two statements (§7.8).",
         "histories": [
             {
                 "agency": "XA.MOJ-CA",
@@ -597,6 +612,19 @@ fn generate_keys() -> Value {
                 "history": history(&h2),
             }
         ],
+        "key_log": {
+            "agency": "XA.MOJ-CA",
+            "checkpoint": h.checkpoint().body(),
+            "fresh": String::from_utf8(fresh).unwrap(),
+            "fresh_time": t + 500,
+            "witness": "XB.DOJ-CA",
+            "witness_public_key": hex::encode(b.keys.signing.verifying_key().as_bytes()),
+            "cosignature": String::from_utf8(cosigned).unwrap(),
+            "cosignature_time": t + 501,
+            "prefix_cosignature": prefix,
+            "prefix_size": 2,
+            "prefix_time": t + 502,
+        },
         "refused": [
             {
                 "what": "XA's history followed by a new card signed only by the compromised online key 2",

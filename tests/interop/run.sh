@@ -182,7 +182,7 @@ both_accept() {
 }
 json_get() { "$py" -c 'import json, sys; print(eval(sys.argv[1], {}, {"d": json.load(sys.stdin)}))' "$1"; }
 
-check "the key history vectors (spec/vectors/keys.json) replay in independent code to what they say, and the refused ones are refused" \
+check "the key history vectors (spec/vectors/keys.json) replay in independent code to what they say, the refused ones are refused, and the key log checkpoint, freshness note and witness cosignatures verify" \
     "$py" "$keys_py" --vectors "$root/spec/vectors/keys.json"
 "$bin" init --agency XD.MOJ-CA --name "Central Authority of XD" --data-dir xd --insecure-plaintext-keys \
     --listen /ip4/127.0.0.1/tcp/0 >/dev/null 2>&1

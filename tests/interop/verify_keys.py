@@ -64,6 +64,7 @@ Exit status 0 if everything verifies and every expectation holds; 1 with a one-l
 from __future__ import annotations
 
 import argparse
+import base64
 import datetime
 import hashlib
 import io
@@ -826,6 +827,71 @@ def ed25519_public(seed: bytes) -> bytes:
     return Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
 
 
+def merkle_root(leaves: list[bytes]) -> bytes:
+    """RFC 9162 §2.1.1 Merkle tree hash of the leaves' data."""
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    if len(leaves) == 1:
+        return hashlib.sha256(b"\x00" + leaves[0]).digest()
+    k = 1
+    while k * 2 < len(leaves):
+        k *= 2
+    return hashlib.sha256(b"\x01" + merkle_root(leaves[:k]) + merkle_root(leaves[k:])).digest()
+
+
+def key_log_checkpoint(h: History, size: int) -> str:
+    """The C2SP checkpoint body of the first `size` statements of h's key log (KEYS.md §7.6):
+    origin rogatory.<agency>/keys, one leaf per statement payload."""
+    root = merkle_root([st.payload for st in h.statements[:size]])
+    return f"rogatory.{h.agency}/keys\n{size}\n{base64.b64encode(root).decode()}\n"
+
+
+def verify_cosignature_v1(note: str, name: str, x: bytes) -> tuple[str, int]:
+    """A C2SP signed note with exactly one cosignature/v1 line (signature type 0x04) by `name`
+    with Ed25519 key x: returns its checkpoint body and timestamp."""
+    need(note.endswith("\n") and "\n\n" in note, "a note is a text, a blank line and signature lines")
+    body, sigs = note.split("\n\n", 1)
+    body += "\n"
+    lines = sigs[:-1].split("\n")
+    need(len(lines) == 1, f"exactly one signature line, not {len(lines)}")
+    dash, who, b64 = lines[0].split(" ")
+    need(dash == "\u2014" and who == name, f"the line is by {who}, not {name}")
+    raw = base64.b64decode(b64, validate=True)
+    need(len(raw) == 4 + 8 + 64, "a cosignature/v1 is a key id, a timestamp and a signature")
+    key_id = hashlib.sha256(name.encode() + b"\n" + b"\x04" + x).digest()[:4]
+    need(raw[:4] == key_id, "the key id is not the witness key's")
+    t = int.from_bytes(raw[4:12], "big")
+    message = f"cosignature/v1\ntime {t}\n".encode() + body.encode()
+    need(ed25519_ok(x, raw[12:], message), f"the cosignature by {name} does not verify")
+    return body, t
+
+
+def check_key_log(kl: dict, h: History) -> None:
+    """The key log vectors: checkpoint recomputed from the history, the agency's freshness note
+    and a witness's cosignatures (of the whole log and of a prefix) verified."""
+    n = len(h.statements)
+    need(key_log_checkpoint(h, n) == kl["checkpoint"], "the key log checkpoint differs from the vector")
+    body, t = verify_cosignature_v1(kl["fresh"], f"rogatory.{h.agency}", h.cards[-1].sign.x)
+    need(body == kl["checkpoint"] and t == kl["fresh_time"], "the freshness note names another checkpoint or time")
+    wx = bytes.fromhex(kl["witness_public_key"])
+    wname = f"rogatory.{kl['witness']}"
+    body, t = verify_cosignature_v1(kl["cosignature"], wname, wx)
+    need(body == kl["checkpoint"] and t == kl["cosignature_time"], "the cosignature names another checkpoint")
+    body, t = verify_cosignature_v1(kl["prefix_cosignature"], wname, wx)
+    need(body == key_log_checkpoint(h, kl["prefix_size"]) and t == kl["prefix_time"],
+         "the prefix cosignature is not of the history's first statements")
+    # A split view: the same cosignature over another root is refused.
+    forged = kl["cosignature"].replace(kl["checkpoint"].split("\n")[2], base64.b64encode(bytes(32)).decode())
+    try:
+        verify_cosignature_v1(forged, wname, wx)
+    except Refused:
+        pass
+    else:
+        raise Refused("a cosignature over another root verified")
+    print(f"ok: {h.agency}'s key log: checkpoint of {n} statements, freshness note by its current key, "
+          f"{kl['witness']}'s cosignatures of the whole log and of its first {kl['prefix_size']} statements")
+
+
 def run_vectors(path: str) -> None:
     """Checks spec/vectors/keys.json against this script's own replay; prints ok lines."""
     try:
@@ -860,6 +926,8 @@ def run_vectors(path: str) -> None:
                  f"the replay gives {json.dumps(mine)}")
             print(f"ok: {hv['agency']} ({hv['story']}): root id, fingerprint {exp['fingerprint']}, "
                   f"{len(h.statements)} statements with their signers, {len(mine)} keys as the vector says")
+            if v["key_log"]["agency"] == hv["agency"]:
+                check_key_log(v["key_log"], h)
         for rv in refused:
             try:
                 replay([bytes.fromhex(x) for x in rv["statements"]])
