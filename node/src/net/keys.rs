@@ -530,10 +530,22 @@ fn raise(
         return;
     }
     tracing::error!(partner = %agency, "ALERT: {detail}");
-    let job = super::peer_keys::alert_job(agency.clone(), kind, detail);
+    let job = alert_job(agency.clone(), kind, detail);
     if let Err(e) = worker.give_blocking(job) {
         tracing::error!("the alert could not be recorded: {e}");
     }
+}
+
+/// The job that records an alert about `peer` in the node's log.
+pub(super) fn alert_job(peer: AgencyId, kind: &str, detail: String) -> crate::engine::Job {
+    crate::engine::Job::Alert(Box::new(crate::store::Alert {
+        at: rogatory_proto::time::now_unix(),
+        peer,
+        case_id: crate::store::NODE_LOG,
+        kind: kind.into(),
+        detail,
+        envelope_id: None,
+    }))
 }
 
 /// A history shown by a peer, offered to the trust (an empty one, or a bare card, changes

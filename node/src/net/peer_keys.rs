@@ -8,20 +8,7 @@ use rogatory_proto::ids::AgencyId;
 
 use super::event_loop::EventLoop;
 use super::keys::Checked;
-use crate::engine::Job;
 use crate::trust::{Offered, Refused};
-
-/// The job that records an alert about `peer` in the node's log.
-pub(super) fn alert_job(peer: AgencyId, kind: &str, detail: String) -> Job {
-    Job::Alert(Box::new(crate::store::Alert {
-        at: rogatory_proto::time::now_unix(),
-        peer,
-        case_id: crate::store::NODE_LOG,
-        kind: kind.into(),
-        detail,
-        envelope_id: None,
-    }))
-}
 
 impl EventLoop {
     /// Asks `peer` for its key history (`agency`: the partner it is known as, if any).
@@ -200,7 +187,7 @@ impl EventLoop {
     }
 
     fn alert(&mut self, peer: AgencyId, kind: &str, detail: String) {
-        let job = alert_job(peer, kind, detail);
+        let job = super::keys::alert_job(peer, kind, detail);
         if let Err(job) = self.worker.try_give(job) {
             self.backlog.push_back(job);
         }
