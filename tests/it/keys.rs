@@ -810,8 +810,7 @@ fn a_root_of_two_of_three_keys_signs_what_follows_and_partners_follow_it() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|k| k["use"] == "sign")
-        .last()
+        .rfind(|k| k["use"] == "sign")
         .unwrap()["key_id"]
         .clone();
     assert_eq!(held[0]["signing_key"]["key_id"], current, "{held}");
