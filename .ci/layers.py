@@ -20,13 +20,14 @@ LONG = {
     "node/src/cli/demo.rs": "the narrated demo: one story, step by step",
 }
 # What each top-level module of rogatory-node may import (besides std and other crates).
-BASE = {"files", "config", "secret", "keydir", "trust"}
+BASE = {"files", "config", "secret", "keydir", "trust", "people"}
 LAYERS = {
     "files": set(),
     "secret": {"files"},
     "config": {"files"},
     "keydir": {"files", "secret"},
     "trust": {"files", "keydir"},
+    "people": {"files"},
     "store": {"files"},
     "cases": {"store"},
     "evidence": {"store", "cases"},

@@ -102,8 +102,15 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the client's runtime")
 }
 
+/// The environment variable naming the file of an official's own token (spec/PEOPLE.md §2).
+pub const TOKEN_FILE_ENV: &str = "ROGATORY_TOKEN_FILE";
+
+/// The caller's token: the official's own (`ROGATORY_TOKEN_FILE`), else the node's.
 fn read_token(dir: &Path) -> Result<String> {
-    let path = dir.join(crate::api::TOKEN_FILE);
+    let path = match std::env::var_os(TOKEN_FILE_ENV).filter(|v| !v.is_empty()) {
+        Some(own) => PathBuf::from(own),
+        None => dir.join(crate::api::TOKEN_FILE),
+    };
     crate::files::check_private(&path)?;
     let token = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read the API token {}", path.display()))?;

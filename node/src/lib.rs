@@ -18,6 +18,7 @@ pub mod export;
 pub mod files;
 pub mod keydir;
 pub mod net;
+pub mod people;
 pub mod secret;
 pub mod store;
 pub mod trust;

@@ -13,6 +13,7 @@ mod hostile;
 mod inbox;
 mod keys;
 mod network;
+mod people;
 mod setup;
 mod store;
 mod verifier_memory;

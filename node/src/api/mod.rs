@@ -1,10 +1,14 @@
 //! The local API: HTTP/JSON for the command line and other clients on this machine, on the
 //! node's Unix socket and on a loopback TCP address ([`listen`]).
 //!
-//! Every request must carry `Authorization: Bearer <token>`, the token the daemon keeps in
-//! `api-token` (mode 0600) in the data directory: only the node's operating-system user can read
-//! it. The address actually bound is written to `api.addr` while the node runs. `X-Rogatory-User`
-//! names the local user, recorded in the audit entries of what they send and read.
+//! Every request must carry `Authorization: Bearer <token>`: an official's own token (an
+//! account, `rogatory user add`), or the token the daemon keeps in `api-token` (mode 0600) in
+//! the data directory, which only the node's operating-system user can read. Each route needs a
+//! permission (spec/PEOPLE.md §3, [`PERMISSIONS`]) that the account's roles give; the node's own
+//! token has them all while no account exists, and only an administrator's once one does. The
+//! account's name is recorded in the audit entries of what it sends and reads (with the node's
+//! own token and no accounts, `X-Rogatory-User`, the local login name the client sends). The
+//! address actually bound is written to `api.addr` while the node runs.
 //!
 //! The requests and answers are the types of [`wire`]; the OpenAPI 3.1 document generated from
 //! them ([`openapi`]) is served at `GET /v1/openapi.json` and checked in as
@@ -21,6 +25,7 @@
 //! | `evidence`   | `GET`/`POST /v1/evidence/{case}`, `POST …/send`, `…/export`, `…/verify`    |
 //! | `audit`      | `GET /v1/alerts`, `GET /v1/audit/{case}/log`, `…/checkpoint`, `…/prove`,   |
 //! |              | `…/consistency`, `POST /v1/audit/verify-store`                             |
+//! | `access`     | `GET /v1/me`                                                               |
 //!
 //! Errors are `{"error": "…"}` with a status that says whose fault it is (see
 //! [`wire::ErrorBody`]).
@@ -31,9 +36,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use axum::Json;
-use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rogatory_proto::envelope::Limits;
@@ -42,6 +45,7 @@ use rogatory_proto::ids::{AgencyId, CaseId, Sha256Digest};
 use crate::keydir::KeyDir;
 use crate::store::StoreError;
 
+pub mod access;
 pub mod audit;
 pub mod cases;
 pub mod evidence;
@@ -52,6 +56,7 @@ mod openapi;
 pub mod status;
 pub mod wire;
 
+pub use access::{Authorized, PERMISSIONS, permission_for};
 pub use openapi::openapi;
 
 /// File holding the API's bearer token (mode 0600).
@@ -88,6 +93,8 @@ pub struct ApiState {
     pub token_hash: Sha256Digest,
     /// Rung to have the node restart (on new keys).
     pub restart: Arc<tokio::sync::Notify>,
+    /// The officials' accounts (spec/PEOPLE.md).
+    pub accounts: crate::people::Accounts,
 }
 
 impl ApiState {
@@ -181,41 +188,6 @@ fn case_id(id: &str) -> Result<CaseId, ApiError> {
         .map_err(|_| ApiError::bad("give a case id (a UUID)"))
 }
 
-/// A request that carried the right token; holds the local user it names.
-pub struct Authorized(Option<String>);
-
-impl FromRequestParts<Arc<ApiState>> for Authorized {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<ApiState>,
-    ) -> Result<Self, Self::Rejection> {
-        let given = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        match given {
-            Some(t) if Sha256Digest::of(t.trim().as_bytes()) == state.token_hash => {
-                let user = parts
-                    .headers
-                    .get(USER_HEADER)
-                    .and_then(|v| v.to_str().ok())
-                    .map(|u| u.chars().take(64).collect());
-                Ok(Authorized(user))
-            }
-            _ => {
-                tracing::warn!(path = %parts.uri.path(), "API request refused: no valid bearer token");
-                Err(ApiError(
-                    StatusCode::UNAUTHORIZED,
-                    format!("a bearer token is required (the node's {TOKEN_FILE} file)"),
-                ))
-            }
-        }
-    }
-}
-
 /// Writes a fresh token (mode 0600) for this run of the node; returns it. A new token at every
 /// start means a token read from a stale `api.addr` after a crash (by whoever took the old port)
 /// is worthless against the restarted node.
@@ -276,6 +248,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/audit/{case}/consistency", get(audit::consistency))
         .route("/v1/audit/verify-store", post(audit::verify_store))
         .route("/v1/keys/reload", post(keys::reload))
+        .route("/v1/me", get(access::me))
         // Bodies are read whole, bounded in size and time, before any handler runs.
         .layer(axum::middleware::from_fn(move |req, next| {
             listen::bounded_body(Arc::clone(&heavy), req, next)

@@ -5,7 +5,7 @@ use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{audit, cases, evidence, keys, messages, status, wire};
+use super::{access, audit, cases, evidence, keys, messages, status, wire};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,8 +13,11 @@ use super::{audit, cases, evidence, keys, messages, status, wire};
         title = "Rogatory node local API",
         description = "The local API of a Rogatory node: cases, messages, evidence and audit, for \
             the command line and case-management systems on the agency's machine. Every request \
-            but /v1/proof and /v1/openapi.json carries `Authorization: Bearer <token>` (the \
-            node's `api-token` file); `X-Rogatory-User` names the local user for the audit log.",
+            but /v1/proof and /v1/openapi.json carries `Authorization: Bearer <token>`: an official's own \
+            token (`rogatory user add`), each route needing a permission the account's roles \
+            give (spec/PEOPLE.md), or the node's `api-token` file (every permission while no \
+            account exists, an administrator's once one does; `X-Rogatory-User` then names the \
+            local user for the audit log).",
         license(name = "Apache-2.0")
     ),
     paths(
@@ -24,7 +27,7 @@ use super::{audit, cases, evidence, keys, messages, status, wire};
         cases::cases, cases::new_case, cases::case_one, cases::case_export, cases::deadlines,
         evidence::list, evidence::add, evidence::send, evidence::export, evidence::verify,
         audit::alerts, audit::log, audit::checkpoint, audit::prove, audit::consistency,
-        audit::verify_store, keys::reload,
+        audit::verify_store, keys::reload, access::me,
     ),
     components(schemas(wire::ErrorBody, wire::PeerStatus)),
     modifiers(&Bearer),

@@ -23,6 +23,7 @@ mod peer;
 mod reference;
 mod request;
 pub mod supervise;
+mod user;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -105,6 +106,9 @@ pub enum Command {
     /// The agency's root of trust and key history: rotate and revoke online keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// The officials' accounts: their roles and their own tokens for the local API.
+    #[command(subcommand)]
+    User(user::UserCommand),
     /// Seal, open and inspect envelopes.
     #[command(subcommand)]
     Envelope(envelope::EnvelopeCommand),
@@ -156,6 +160,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Keygen(a) => keygen::run(a),
         Command::Card(c) => card::run(c),
         Command::Keys(c) => keys::run(c),
+        Command::User(c) => user::run(c),
         Command::Envelope(c) => envelope::run(c),
         Command::Request(c) => request::run(c),
         Command::Audit(c) => audit::run(c),

@@ -195,6 +195,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<Outcome> {
         peer_id: peer.to_string(),
         token_hash: rogatory_proto::ids::Sha256Digest::of(token.as_bytes()),
         restart: Arc::clone(&restart),
+        accounts: crate::people::Accounts::new(dir),
     });
     drop(token);
     drop(worker);

@@ -27,6 +27,20 @@ pub struct Proof {
     pub proof: String,
 }
 
+/// `GET /v1/me`: who the caller is (spec/PEOPLE.md §3).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Me {
+    /// The name recorded for what the caller does (none: the node's own token with no login
+    /// name given).
+    pub name: Option<String>,
+    /// An official's account (`false`: the node's own token).
+    pub account: bool,
+    /// The caller's roles.
+    pub roles: Vec<crate::people::Role>,
+    /// What it may do.
+    pub permissions: Vec<crate::people::Permission>,
+}
+
 /// `GET /v1/status`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Status {

@@ -1,0 +1,180 @@
+//! Who may call which route (spec/PEOPLE.md §3): the bearer token names the caller (an
+//! official's account, or the node's own token), the route needs a permission, and the
+//! caller's roles must give it. Refusals answer 401 (no valid token) or 403 (not allowed), and
+//! are logged.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{FromRequestParts, MatchedPath, State};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
+use rogatory_proto::ids::Sha256Digest;
+
+use super::wire::Me;
+use super::{ApiError, ApiState, USER_HEADER};
+use crate::people::{Caller, Lookup, Permission};
+
+/// The permission each route needs, by method and route pattern. A route missing here needs
+/// [`Permission::Administer`] (a test checks that every route of the API is listed).
+pub const PERMISSIONS: &[(&str, &str, Permission)] = {
+    use Permission::*;
+    &[
+        ("GET", "/v1/status", Read),
+        ("GET", "/v1/me", Read),
+        ("GET", "/v1/inbox", Read),
+        ("GET", "/v1/outbox", Read),
+        ("GET", "/v1/outbox/{id}", Read),
+        ("POST", "/v1/send", Send),
+        ("GET", "/v1/messages/{id}", Content),
+        ("POST", "/v1/messages/{id}/forward", Send),
+        ("GET", "/v1/cases", Read),
+        ("POST", "/v1/cases", Send),
+        ("GET", "/v1/cases/{id}", Read),
+        ("POST", "/v1/cases/{id}/export", Export),
+        ("GET", "/v1/deadlines", Read),
+        ("GET", "/v1/evidence/{case}", Read),
+        ("POST", "/v1/evidence/{case}", Send),
+        ("POST", "/v1/evidence/{case}/send", Send),
+        ("POST", "/v1/evidence/{case}/export", Content),
+        ("POST", "/v1/evidence/{case}/verify", Read),
+        ("GET", "/v1/alerts", Read),
+        ("GET", "/v1/audit/{case}/log", Audit),
+        ("GET", "/v1/audit/{case}/checkpoint", Audit),
+        ("GET", "/v1/audit/{case}/prove", Audit),
+        ("GET", "/v1/audit/{case}/consistency", Audit),
+        ("POST", "/v1/audit/verify-store", Audit),
+        ("POST", "/v1/keys/reload", Administer),
+    ]
+};
+
+/// The permission a route needs.
+pub fn permission_for(method: &Method, route: &str) -> Permission {
+    PERMISSIONS
+        .iter()
+        .find(|(m, r, _)| *m == method.as_str() && *r == route)
+        .map_or(Permission::Administer, |(_, _, p)| *p)
+}
+
+/// A request whose caller may call its route; holds the name recorded for it.
+pub struct Authorized(pub Option<String>);
+
+impl FromRequestParts<Arc<ApiState>> for Authorized {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ApiState>,
+    ) -> Result<Self, Self::Rejection> {
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or_else(|| parts.uri.path().to_string(), |m| m.as_str().to_string());
+        let need = permission_for(&parts.method, &route);
+        let caller = caller(parts, state).ok_or_else(|| {
+            tracing::warn!(path = %parts.uri.path(), "API request refused: no valid bearer token");
+            ApiError(
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    "a valid bearer token is required (your own, from `rogatory user add`, or the node's {} file)",
+                    super::TOKEN_FILE
+                ),
+            )
+        })?;
+        if !caller.may(need) {
+            let who = describe(&caller);
+            tracing::warn!(path = %parts.uri.path(), caller = %who, ?need, "API request refused: not allowed");
+            return Err(ApiError(
+                StatusCode::FORBIDDEN,
+                match &caller {
+                    Caller::Account(a) if a.disabled_at.is_some() => {
+                        format!("the account {} is disabled", a.name)
+                    }
+                    Caller::NodeAdministrator => format!(
+                        "the node's own token administers the node only, now that accounts exist: use your own token (ROGATORY_TOKEN_FILE) for {route}"
+                    ),
+                    _ => format!("{who} may not {} ({route})", describe_permission(need)),
+                },
+            ));
+        }
+        let name = caller.name();
+        parts.extensions.insert(caller);
+        Ok(Authorized(name))
+    }
+}
+
+/// Who the bearer token names, if anyone.
+fn caller(parts: &Parts, state: &ApiState) -> Option<Caller> {
+    let token = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))?
+        .trim();
+    let node_token = Sha256Digest::of(token.as_bytes()) == state.token_hash;
+    match state.accounts.find(token) {
+        Lookup::NoAccounts if node_token => {
+            let user = parts
+                .headers
+                .get(USER_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(|u| u.chars().take(64).collect());
+            Some(Caller::NodeToken(user))
+        }
+        Lookup::Found(a) => Some(Caller::Account(a)),
+        _ if node_token => Some(Caller::NodeAdministrator),
+        _ => None,
+    }
+}
+
+fn describe(c: &Caller) -> String {
+    match c {
+        Caller::NodeToken(_) => "the node's own token".into(),
+        Caller::NodeAdministrator => crate::people::NODE_ADMINISTRATOR.into(),
+        Caller::Account(a) => format!(
+            "{} ({})",
+            a.name,
+            a.roles
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn describe_permission(p: Permission) -> &'static str {
+    match p {
+        Permission::Read => "read the node's lists",
+        Permission::Content => "read content",
+        Permission::Send => "open cases or send",
+        Permission::Export => "export a case's bundle",
+        Permission::Audit => "read the audit log",
+        Permission::Administer => "administer the node",
+    }
+}
+
+/// Who the caller is and what it may do.
+#[utoipa::path(get, path = "/v1/me", tag = "status",
+    responses((status = 200, description = "The answer", body = Me), (status = 401, description = "No valid bearer token", body = super::wire::ErrorBody)))]
+pub async fn me(
+    Authorized(name): Authorized,
+    axum::Extension(caller): axum::Extension<Caller>,
+    State(_): State<Arc<ApiState>>,
+) -> Json<Me> {
+    use Permission::*;
+    let (roles, account) = match &caller {
+        Caller::Account(a) => (a.roles.clone(), true),
+        Caller::NodeAdministrator => (vec![crate::people::Role::Administrator], false),
+        Caller::NodeToken(_) => (crate::people::Role::ALL.to_vec(), false),
+    };
+    Json(Me {
+        name,
+        account,
+        roles,
+        permissions: [Read, Content, Send, Export, Audit, Administer]
+            .into_iter()
+            .filter(|p| caller.may(*p))
+            .collect(),
+    })
+}
