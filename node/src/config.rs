@@ -28,8 +28,27 @@ pub struct Config {
     pub evidence: Evidence,
     /// Partners' key histories.
     pub trust: Trust,
+    /// Four-eyes approval (spec/PEOPLE.md §6).
+    pub approval: Approval,
     /// Logs.
     pub log: Log,
+}
+
+/// `[approval]` (spec/PEOPLE.md §6).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Approval {
+    /// The message types that an official without the issuing authority's role may only
+    /// draft: an issuing authority approves them before they are sealed.
+    pub required: Vec<rogatory_proto::message::MessageType>,
+}
+
+impl Default for Approval {
+    fn default() -> Self {
+        Self {
+            required: vec![rogatory_proto::message::MessageType::MlaRequest],
+        }
+    }
 }
 
 /// `[trust]` (spec/KEYS.md §7.6).

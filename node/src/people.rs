@@ -74,6 +74,9 @@ pub enum Permission {
     Audit,
     /// The node's keys.
     Administer,
+    /// Approves or rejects a draft (four eyes, spec/PEOPLE.md §6); its holder's own messages
+    /// need no approval.
+    Approve,
 }
 
 impl Role {
@@ -103,7 +106,8 @@ impl Role {
     pub fn permissions(self) -> &'static [Permission] {
         use Permission::*;
         match self {
-            Role::Clerk | Role::IssuingAuthority => &[Read, Content, Send, Export],
+            Role::Clerk => &[Read, Content, Send, Export],
+            Role::IssuingAuthority => &[Read, Content, Send, Export, Approve],
             Role::ValidatingAuthority => &[Read, Content, Export],
             Role::LiaisonOfficer => &[Read, Content, Send],
             Role::Auditor => &[Read, Audit, Export],
@@ -142,7 +146,7 @@ impl Account {
     /// Everything the account may do.
     pub fn permissions(&self) -> Vec<Permission> {
         use Permission::*;
-        [Read, Content, Send, Export, Audit, Administer]
+        [Read, Content, Send, Export, Audit, Administer, Approve]
             .into_iter()
             .filter(|p| self.may(*p))
             .collect()

@@ -155,3 +155,186 @@ fn every_route_of_the_api_names_the_permission_it_needs() {
         }
     }
 }
+
+#[test]
+fn a_clerk_s_request_waits_for_an_issuing_authority_s_approval() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    c.start(0);
+    c.start(1);
+    for (name, role) in [
+        ("clara", "clerk"),
+        ("carl", "clerk"),
+        ("ivan", "issuing-authority"),
+        ("aude", "auditor"),
+    ] {
+        run_line(
+            root,
+            &format!("user add {name} --role {role} --token-out {name}.token --data-dir xa.moj-ca"),
+        )
+        .ok();
+    }
+    let body = rogatory_tests::spec_dir().join("examples/mla-request.json");
+    let send = format!(
+        "send --to XB.DOJ-CA --case new --type mla-request --body {} --data-dir xa.moj-ca --json",
+        body.display()
+    );
+
+    // The clerk's request is kept as a draft: nothing is sealed or queued.
+    let r = as_official(root, "clara.token", &send).ok();
+    let held: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(held["queued"], serde_json::json!([]), "{held}");
+    assert_eq!(held["draft"]["state"], "awaiting-approval", "{held}");
+    assert_eq!(held["draft"]["drafted_by"], "clara", "{held}");
+    let id = held["draft"]["id"].as_str().unwrap()[..16].to_string();
+    let case = held["case_id"].as_str().unwrap().to_string();
+    let outbox = c.api(0).get::<Value>("/v1/outbox").unwrap();
+    assert_eq!(outbox.as_array().unwrap().len(), 0, "{outbox}");
+    let r = as_official(root, "clara.token", &send.replace(" --json", "")).ok();
+    assert!(r.stdout.contains("request approve"), "{}", r.stdout);
+
+    // Another clerk may not approve it, nor an auditor.
+    for who in ["carl", "aude"] {
+        let r = as_official(
+            root,
+            &format!("{who}.token"),
+            &format!("request approve {id} --data-dir xa.moj-ca"),
+        )
+        .failed();
+        assert_eq!(r.code, 3, "{}", r.stderr);
+        assert!(r.stderr.contains("may not approve"), "{}", r.stderr);
+    }
+
+    // The issuing authority reads it, approves it: sealed, queued, delivered.
+    let shown = as_official(
+        root,
+        "ivan.token",
+        &format!("request draft {id} --data-dir xa.moj-ca --json"),
+    )
+    .ok();
+    let shown: Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(
+        shown["content"]["requesting_authority"].is_object(),
+        true,
+        "{shown}"
+    );
+    let approved = as_official(
+        root,
+        "ivan.token",
+        &format!("request approve {id} --data-dir xa.moj-ca --json"),
+    )
+    .ok();
+    let approved: Value = serde_json::from_str(&approved.stdout).unwrap();
+    assert_eq!(approved["state"], "approved");
+    assert_eq!(approved["decided_by"], "ivan");
+    assert_eq!(approved["envelopes"].as_array().unwrap().len(), 1);
+    let rows = c.wait_settled(0, 1, Duration::from_secs(60));
+    assert!(rows.iter().all(|r| r["state"] == "delivered"), "{rows:?}");
+    // Once only.
+    let r = as_official(
+        root,
+        "ivan.token",
+        &format!("request approve {id} --data-dir xa.moj-ca"),
+    )
+    .failed();
+    assert!(r.stderr.contains("approved already"), "{}", r.stderr);
+
+    // The case's log names the approver; the node's log the drafter and the approver.
+    let log = |case: &str| -> Vec<Value> {
+        let r = as_official(
+            root,
+            "aude.token",
+            &format!("audit log {case} --data-dir xa.moj-ca --json"),
+        )
+        .ok();
+        serde_json::from_str::<Value>(&r.stdout)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let in_case = log(&case);
+    let events: Vec<(&str, &str)> = in_case
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap(),
+                e["actor"]["user"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(events.contains(&("envelope-sent", "ivan")), "{events:?}");
+    assert!(events.contains(&("draft-approved", "ivan")), "{events:?}");
+    let node_log = log("00000000-0000-7000-8000-000000000000");
+    let drafted: Vec<(&str, &str)> = node_log
+        .iter()
+        .filter(|e| e["event"].as_str().unwrap().starts_with("draft-"))
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap(),
+                e["actor"]["user"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        drafted,
+        [
+            ("draft-created", "clara"),
+            ("draft-created", "clara"),
+            ("draft-approved", "ivan")
+        ],
+        "{drafted:?}"
+    );
+
+    // The clerk's second draft is rejected, with the reason: never sent.
+    let drafts = as_official(
+        root,
+        "ivan.token",
+        "request drafts --data-dir xa.moj-ca --json",
+    )
+    .ok();
+    let drafts: Value = serde_json::from_str(&drafts.stdout).unwrap();
+    assert_eq!(drafts.as_array().unwrap().len(), 1, "{drafts}");
+    let second = drafts[0]["id"].as_str().unwrap()[..16].to_string();
+    as_official(
+        root,
+        "ivan.token",
+        &format!("request reject {second} --reason incomplete --data-dir xa.moj-ca"),
+    )
+    .ok();
+    let r = as_official(
+        root,
+        "ivan.token",
+        &format!("request approve {second} --data-dir xa.moj-ca"),
+    )
+    .failed();
+    assert!(r.stderr.contains("rejected already"), "{}", r.stderr);
+    let all = as_official(
+        root,
+        "clara.token",
+        "request drafts --all --data-dir xa.moj-ca --json",
+    )
+    .ok();
+    let all: Value = serde_json::from_str(&all.stdout).unwrap();
+    let states: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["approved", "rejected"]);
+    assert_eq!(all[1]["reason"], "incomplete");
+    let outbox = c.api(0).get::<Value>("/v1/outbox").unwrap();
+    assert_eq!(outbox.as_array().unwrap().len(), 1, "{outbox}");
+
+    // The issuing authority's own request needs nobody's approval; the store verifies.
+    let r = as_official(root, "ivan.token", &send).ok();
+    let direct: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(direct["draft"].is_null(), "{direct}");
+    assert_eq!(direct["queued"].as_array().unwrap().len(), 1);
+    c.wait_settled(0, 2, Duration::from_secs(60));
+    c.stop(0);
+    let r = run_line(root, "audit verify-store --data-dir xa.moj-ca").ok();
+    assert!(r.stdout.contains("Store intact"), "{}", r.stdout);
+}

@@ -45,6 +45,10 @@ pub const PERMISSIONS: &[(&str, &str, Permission)] = {
         ("GET", "/v1/audit/{case}/consistency", Audit),
         ("POST", "/v1/audit/verify-store", Audit),
         ("POST", "/v1/keys/reload", Administer),
+        ("GET", "/v1/drafts", Read),
+        ("GET", "/v1/drafts/{id}", Content),
+        ("POST", "/v1/drafts/{id}/approve", Approve),
+        ("POST", "/v1/drafts/{id}/reject", Approve),
     ]
 };
 
@@ -151,6 +155,7 @@ fn describe_permission(p: Permission) -> &'static str {
         Permission::Export => "export a case's bundle",
         Permission::Audit => "read the audit log",
         Permission::Administer => "administer the node",
+        Permission::Approve => "approve or reject drafts (an issuing authority's)",
     }
 }
 
@@ -172,7 +177,7 @@ pub async fn me(
         name,
         account,
         roles,
-        permissions: [Read, Content, Send, Export, Audit, Administer]
+        permissions: [Read, Content, Send, Export, Audit, Administer, Approve]
             .into_iter()
             .filter(|p| caller.may(*p))
             .collect(),

@@ -233,6 +233,7 @@ fn send_case(case: &str) -> Result<CaseId, ApiError> {
         (status = 503, description = "The node is stopping", body = ErrorBody)))]
 pub async fn send(
     Authorized(user): Authorized,
+    axum::Extension(caller): axum::Extension<crate::people::Caller>,
     State(s): State<Arc<ApiState>>,
     Json(b): Json<SendBody>,
 ) -> Result<Json<Sent>, ApiError> {
@@ -259,23 +260,33 @@ pub async fn send(
         ));
     }
     let message = parse_message(kind, &b.body)?;
-    let queued = s
-        .worker
-        .ask(|reply| Job::Send {
-            request: Box::new(SendRequest {
-                to,
-                case,
-                message,
-                user,
-                confirmation: false,
-            }),
-            reply,
-        })
-        .await?;
+    let request = Box::new(SendRequest {
+        to,
+        case,
+        message,
+        user,
+        confirmation: false,
+    });
+    // An official who may not approve drafts what needs approval (spec/PEOPLE.md §6).
+    if s.approval.contains(&kind)
+        && matches!(caller, crate::people::Caller::Account(_))
+        && !caller.may(crate::people::Permission::Approve)
+    {
+        let d = s.worker.ask(|reply| Job::Draft { request, reply }).await?;
+        tracing::info!(draft = %d.id.to_hex(), by = %d.drafted_by, kind = %d.kind, "a message waits for an issuing authority's approval");
+        return Ok(Json(Sent {
+            case_id: case.to_string(),
+            kind: kind.as_str().to_string(),
+            queued: Vec::new(),
+            draft: Some(super::wire::DraftRow::from(&d)),
+        }));
+    }
+    let queued = s.worker.ask(|reply| Job::Send { request, reply }).await?;
     Ok(Json(Sent {
         case_id: case.to_string(),
         kind: kind.as_str().to_string(),
         queued: queued.iter().map(QueuedRow::from).collect(),
+        draft: None,
     }))
 }
 

@@ -26,6 +26,7 @@
 //! | `audit`      | `GET /v1/alerts`, `GET /v1/audit/{case}/log`, `…/checkpoint`, `…/prove`,   |
 //! |              | `…/consistency`, `POST /v1/audit/verify-store`                             |
 //! | `access`     | `GET /v1/me`                                                               |
+//! | `drafts`     | `GET /v1/drafts`, `GET /v1/drafts/{id}`, `POST …/approve`, `…/reject`      |
 //!
 //! Errors are `{"error": "…"}` with a status that says whose fault it is (see
 //! [`wire::ErrorBody`]).
@@ -48,6 +49,7 @@ use crate::store::StoreError;
 pub mod access;
 pub mod audit;
 pub mod cases;
+pub mod drafts;
 pub mod evidence;
 pub mod keys;
 pub mod listen;
@@ -95,6 +97,8 @@ pub struct ApiState {
     pub restart: Arc<tokio::sync::Notify>,
     /// The officials' accounts (spec/PEOPLE.md).
     pub accounts: crate::people::Accounts,
+    /// The message types that need an issuing authority's approval (`[approval] required`).
+    pub approval: Vec<rogatory_proto::message::MessageType>,
 }
 
 impl ApiState {
@@ -249,6 +253,10 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/audit/verify-store", post(audit::verify_store))
         .route("/v1/keys/reload", post(keys::reload))
         .route("/v1/me", get(access::me))
+        .route("/v1/drafts", get(drafts::list))
+        .route("/v1/drafts/{id}", get(drafts::one))
+        .route("/v1/drafts/{id}/approve", post(drafts::approve))
+        .route("/v1/drafts/{id}/reject", post(drafts::reject))
         // Bodies are read whole, bounded in size and time, before any handler runs.
         .layer(axum::middleware::from_fn(move |req, next| {
             listen::bounded_body(Arc::clone(&heavy), req, next)

@@ -5,7 +5,7 @@ use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{access, audit, cases, evidence, keys, messages, status, wire};
+use super::{access, audit, cases, drafts, evidence, keys, messages, status, wire};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -28,6 +28,7 @@ use super::{access, audit, cases, evidence, keys, messages, status, wire};
         evidence::list, evidence::add, evidence::send, evidence::export, evidence::verify,
         audit::alerts, audit::log, audit::checkpoint, audit::prove, audit::consistency,
         audit::verify_store, keys::reload, access::me,
+        drafts::list, drafts::one, drafts::approve, drafts::reject,
     ),
     components(schemas(wire::ErrorBody, wire::PeerStatus)),
     modifiers(&Bearer),

@@ -196,6 +196,8 @@ fn send_update(
     )?;
     if json_out {
         print_json(&r)?;
+    } else if let Some(d) = &r.draft {
+        super::online::print_held(&r.case_id, d);
     } else {
         println!(
             "case {}: {kind} sealed for {to} and queued (envelope {})",

@@ -132,6 +132,12 @@ fn config_text(a: &InitArgs) -> String {
          introducers = []\n\
          introductions_needed = 0\n\
          \n\
+         [approval]\n\
+         # Message types an official without the issuing-authority role may only draft: an\n\
+         # issuing authority other than the drafter approves them before they are sealed\n\
+         # (rogatory request approve). Applies once officials have accounts (rogatory user add).\n\
+         required = [\"mla-request\"]\n\
+         \n\
          [log]\n\
          # \"human\" or \"json\" (one object per line), on standard error. The level is set\n\
          # with the ROGATORY_LOG environment variable, e.g. ROGATORY_LOG=debug.\n\

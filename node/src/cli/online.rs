@@ -71,8 +71,21 @@ pub enum MessageCommand {
     },
 }
 
-fn client(c: &Common) -> Result<Client> {
+pub(crate) fn client(c: &Common) -> Result<Client> {
     Client::connect(&super::init::data_dir(c.data_dir.clone())?)
+}
+
+/// Says that a message waits for approval (spec/PEOPLE.md §6).
+pub(crate) fn print_held(case: &str, d: &crate::api::wire::DraftRow) {
+    println!(
+        "case {case}: {} kept as draft {} for an issuing authority's approval; nothing was sent.",
+        d.kind,
+        &d.id[..16]
+    );
+    println!(
+        "An issuing authority approves it with `rogatory request approve {}` (or rejects it).",
+        &d.id[..16]
+    );
 }
 
 /// Prints a value as pretty JSON (for `--json`).
@@ -101,6 +114,8 @@ pub(crate) fn send(a: SendArgs) -> Result<ExitCode> {
     )?;
     if a.common.json {
         print_json(&r)?;
+    } else if let Some(d) = &r.draft {
+        print_held(&r.case_id, d);
     } else {
         println!("case {}: {} queued", r.case_id, r.kind);
         for q in &r.queued {

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 use rogatory_proto::message::{Message, MessageError, MessageType};
 
+use crate::api::wire::{DraftRow, DraftView};
 use crate::files;
 
 /// `rogatory request` subcommands.
@@ -29,6 +30,39 @@ pub enum RequestCommand {
     /// Send a request in a case opened with `rogatory case new`, to the case's partner
     /// (running node).
     Send(super::cases::RequestSendArgs),
+    /// Drafts waiting for an issuing authority's approval (and those decided, with --all).
+    Drafts {
+        /// Also those approved or rejected.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        common: super::online::Common,
+    },
+    /// Show a draft and its message (reading it is logged).
+    Draft {
+        /// The draft id (at least its first 8 hex digits).
+        id: String,
+        #[command(flatten)]
+        common: super::online::Common,
+    },
+    /// Approve a draft (an issuing authority other than its drafter): the node seals and
+    /// queues it now.
+    Approve {
+        /// The draft id (at least its first 8 hex digits).
+        id: String,
+        #[command(flatten)]
+        common: super::online::Common,
+    },
+    /// Reject a draft, with the reason: it is never sent.
+    Reject {
+        /// The draft id (at least its first 8 hex digits).
+        id: String,
+        /// Why (shown with the draft).
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        common: super::online::Common,
+    },
     /// Check a request (or any message) written as JSON, and list everything that is missing
     /// or wrong. Exits 0 when it may be sent, 1 otherwise.
     Validate {
@@ -86,6 +120,91 @@ pub(crate) fn read_body(path: &Path, kind: MessageType) -> Result<Result<Message
 pub(crate) fn run(c: RequestCommand) -> Result<ExitCode> {
     match c {
         RequestCommand::Send(a) => super::cases::request_send(a),
+        RequestCommand::Drafts { all, common } => {
+            let rows: Vec<DraftRow> = super::online::client(&common)?.get("/v1/drafts")?;
+            let rows: Vec<&DraftRow> = rows
+                .iter()
+                .filter(|d| all || d.state == "awaiting-approval")
+                .collect();
+            if common.json {
+                return super::online::print_json(&rows).map(|_| ExitCode::SUCCESS);
+            }
+            if rows.is_empty() {
+                println!("No draft waits for approval.");
+            }
+            for d in rows {
+                println!(
+                    "{}  {:<18} {:<20} case {}  drafted by {} {}{}",
+                    &d.id[..16],
+                    d.state,
+                    d.kind,
+                    d.case_id,
+                    d.drafted_by,
+                    d.drafted_at,
+                    match (&d.decided_by, &d.reason) {
+                        (Some(by), Some(r)) => format!("; rejected by {by}: {r}"),
+                        (Some(by), None) => format!("; approved by {by}"),
+                        _ => String::new(),
+                    }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RequestCommand::Draft { id, common } => {
+            let v: DraftView = super::online::client(&common)?.get(&format!("/v1/drafts/{id}"))?;
+            if common.json {
+                return super::online::print_json(&v).map(|_| ExitCode::SUCCESS);
+            }
+            let d = &v.draft;
+            println!(
+                "Draft {} ({}), {} to {} in case {}",
+                d.id,
+                d.state,
+                d.kind,
+                d.to.join(", "),
+                d.case_id
+            );
+            println!("  drafted by {} at {}", d.drafted_by, d.drafted_at);
+            if let Some(by) = &d.decided_by {
+                println!(
+                    "  {} by {by} at {}",
+                    d.state,
+                    d.decided_at.as_deref().unwrap_or_default()
+                );
+            }
+            println!("{}", serde_json::to_string_pretty(&v.content)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        RequestCommand::Approve { id, common } => {
+            let d: DraftRow = super::online::client(&common)?
+                .post(&format!("/v1/drafts/{id}/approve"), &serde_json::json!({}))?;
+            if common.json {
+                return super::online::print_json(&d).map(|_| ExitCode::SUCCESS);
+            }
+            println!(
+                "Approved draft {}: {} sealed for {} and queued (envelope {}).",
+                &d.id[..16],
+                d.kind,
+                d.to.join(", "),
+                d.envelopes
+                    .iter()
+                    .map(|e| &e[..16])
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        RequestCommand::Reject { id, reason, common } => {
+            let d: DraftRow = super::online::client(&common)?.post(
+                &format!("/v1/drafts/{id}/reject"),
+                &crate::api::wire::Reject { reason },
+            )?;
+            if common.json {
+                return super::online::print_json(&d).map(|_| ExitCode::SUCCESS);
+            }
+            println!("Rejected draft {}: it will not be sent.", &d.id[..16]);
+            Ok(ExitCode::SUCCESS)
+        }
         RequestCommand::Template {
             kind,
             out,

@@ -196,6 +196,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<Outcome> {
         token_hash: rogatory_proto::ids::Sha256Digest::of(token.as_bytes()),
         restart: Arc::clone(&restart),
         accounts: crate::people::Accounts::new(dir),
+        approval: opts.config.approval.required.clone(),
     });
     drop(token);
     drop(worker);

@@ -186,6 +186,36 @@ pub enum Job {
         /// Answered after the commit.
         reply: Responder<()>,
     },
+    /// A message that waits for an issuing authority's approval (spec/PEOPLE.md §6): kept as a
+    /// draft, nothing sealed.
+    Draft {
+        /// The message, its addressees and case, and its drafter (`user`).
+        request: Box<SendRequest>,
+        /// Answered after the commit.
+        reply: Responder<crate::store::Draft>,
+    },
+    /// An issuing authority approves (the draft is sealed and queued) or rejects a draft.
+    Decide {
+        /// The draft.
+        id: Sha256Digest,
+        /// Approve (`true`) or reject.
+        approve: bool,
+        /// Who decides.
+        user: String,
+        /// Why, for a rejection.
+        reason: Option<String>,
+        /// Answered after the commit.
+        reply: Responder<crate::store::Draft>,
+    },
+    /// A local user reads a draft's message: logged (in the node's log) before it is shown.
+    DraftRead {
+        /// The draft.
+        id: Sha256Digest,
+        /// The local user.
+        user: Option<String>,
+        /// Answered after the commit.
+        reply: Responder<()>,
+    },
     /// A local user read a message's content: log it before the content is shown.
     Access {
         /// The case.

@@ -28,6 +28,7 @@ use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId};
 use rogatory_proto::message::ItemState;
 
 mod custody;
+mod drafts;
 mod error;
 mod handle;
 mod inbound;
@@ -379,6 +380,24 @@ impl Engine {
                 let r = self.seal(batch, &request, replies);
                 hold(replies, reply, r)
             }
+            Job::Draft { request, reply } => {
+                let r = self.draft(batch, &request);
+                hold(replies, reply, r)
+            }
+            Job::DraftRead { id, user, reply } => {
+                let r = self.draft_read(batch, &id, user);
+                hold(replies, reply, r)
+            }
+            Job::Decide {
+                id,
+                approve,
+                user,
+                reason,
+                reply,
+            } => {
+                let r = self.decide(batch, &id, approve, &user, reason, replies);
+                hold(replies, reply, r)
+            }
             Job::NewCase {
                 record,
                 user,
@@ -686,6 +705,7 @@ impl Reply {
             }),
             Job::Send { reply, .. } => Reply::answer(reply, e()),
             Job::Access { reply, .. }
+            | Job::DraftRead { reply, .. }
             | Job::NewCase { reply, .. }
             | Job::EvidenceProgress { reply, .. }
             | Job::EvidenceArrived { reply, .. }
@@ -693,6 +713,7 @@ impl Reply {
             | Job::Refused { reply, .. }
             | Job::BundleExported { reply, .. } => Reply::answer(reply, e()),
             Job::EvidenceAdd { reply, .. } => Reply::answer(reply, e()),
+            Job::Draft { reply, .. } | Job::Decide { reply, .. } => Reply::answer(reply, e()),
             Job::EvidenceSend { reply, .. } => Reply::answer(reply, e()),
         }
     }

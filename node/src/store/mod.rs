@@ -25,6 +25,8 @@
 //!                                                                content lives in `evidence/`
 //! ```
 //!
+//! `drafts` (drafts waiting for approval, sealed) is in [`drafts`]; it was added within format 2.
+//!
 //! The tables from `queue` on were added within format 1: a store without them gets them empty
 //! when opened, and nothing already stored changes meaning. Format 2 seals the values of
 //! `received`, `case-records` and `evidence` ([`sealed`]: encrypted under a key derived from the
@@ -48,6 +50,7 @@
 //! The formats are pinned by the known-answer test in `tests/it/store.rs`.
 
 mod batch;
+mod drafts;
 mod log;
 pub mod records;
 pub mod sealed;
@@ -58,8 +61,8 @@ use std::path::{Path, PathBuf};
 pub use batch::Batch;
 pub use log::LogSigner;
 pub use records::{
-    Alert, MAX_OUTBOX_ENTRY, NODE_LOG, OutboxEntry, OutboxState, ROUTINE, Received,
-    unwrap_envelope_key, wrap_envelope_key,
+    Alert, Draft, DraftState, MAX_OUTBOX_ENTRY, NODE_LOG, OutboxEntry, OutboxState, ROUTINE,
+    Received, unwrap_envelope_key, wrap_envelope_key,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use rogatory_proto::audit::entry::AuditEntry;
@@ -248,6 +251,7 @@ impl Store {
             tx.open_table(WITNESSED)?;
             tx.open_table(WITNESS_OUT)?;
             tx.open_table(ALERTS)?;
+            tx.open_table(drafts::DRAFTS)?;
         }
         tx.commit()?;
         // The store holds what the case records hold: only its owner reads it.

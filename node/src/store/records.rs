@@ -404,3 +404,61 @@ impl EvidenceRecord {
         }
     }
 }
+
+/// Where a draft stands (spec/PEOPLE.md §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DraftState {
+    /// Waits for an issuing authority.
+    AwaitingApproval,
+    /// Approved: sealed and queued.
+    Approved,
+    /// Rejected: never sent.
+    Rejected,
+}
+
+impl DraftState {
+    /// The state's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DraftState::AwaitingApproval => "awaiting-approval",
+            DraftState::Approved => "approved",
+            DraftState::Rejected => "rejected",
+        }
+    }
+}
+
+/// A message drafted by an official that waits for an issuing authority's approval before the
+/// node seals it (spec/PEOPLE.md §6). Kept sealed at rest, like the case records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Draft {
+    /// Its id: the commitment its audit entries carry.
+    pub id: rogatory_proto::ids::Sha256Digest,
+    /// The case (a new case's id is fixed when it is drafted).
+    pub case_id: CaseId,
+    /// The addressees.
+    pub to: Vec<AgencyId>,
+    /// The message type.
+    pub kind: String,
+    /// The message, as its deterministic CBOR.
+    #[serde(with = "serde_bytes")]
+    pub message: Vec<u8>,
+    /// Who drafted it (an account name).
+    pub drafted_by: String,
+    /// When (Unix seconds).
+    pub drafted_at: u64,
+    /// Where it stands.
+    pub state: DraftState,
+    /// Who approved or rejected it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    /// When.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<u64>,
+    /// Why it was rejected.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The envelopes sealed when it was approved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub envelopes: Vec<EnvelopeId>,
+}

@@ -142,6 +142,7 @@ pub fn describe(table: &str, key: &[u8]) -> String {
     match (table, key.len()) {
         ("case-records", 16) => format!("case {}", hex_uuid(key)),
         ("received", 32) => format!("envelope {}", hex::encode(key)),
+        ("drafts", 32) => format!("draft {}", hex::encode(key)),
         ("evidence", n) if n > 16 => format!(
             "case {}, item {}",
             hex_uuid(&key[..16]),

@@ -334,6 +334,23 @@ impl Store {
             // The inbox record's case is inside its sealing: the node log stands for it.
             found(NODE_LOG, RECEIVED_NAME, k.value(), v.value(), report);
         }
+        match tx.open_table(super::drafts::DRAFTS) {
+            Ok(t) => {
+                for row in t.iter()? {
+                    let (k, v) = row?;
+                    // A draft's case is inside its sealing: the node log stands for it.
+                    found(
+                        NODE_LOG,
+                        super::drafts::DRAFTS_NAME,
+                        k.value(),
+                        v.value(),
+                        report,
+                    );
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
         Ok(())
     }
 }

@@ -53,6 +53,16 @@ pub enum AuditEvent {
     /// An evidence item listed to be fetched was refused by the receiving node (a quota, the
     /// free disk space): its content did not travel (see `commitment`: the manifest's hash).
     EvidenceRefused,
+    /// A local user drafted a message that waits for an issuing authority's approval
+    /// (spec/PEOPLE.md §6; see `commitment`: the draft's id; `peer`: its first addressee). In
+    /// the node's own log.
+    DraftCreated,
+    /// An issuing authority approved a draft, which was sealed and queued (see `commitment`:
+    /// the draft's id). In the node's own log and in the case's, before its `envelope-sent`.
+    DraftApproved,
+    /// An issuing authority rejected a draft (see `commitment`: the draft's id). In the node's
+    /// own log.
+    DraftRejected,
 }
 
 /// Who did it.

@@ -166,7 +166,7 @@ fn category(event: &str) -> &'static str {
         "envelope-sent" => "sent",
         "envelope-received" => "received",
         "receipt-sent" | "receipt-received" => "receipt",
-        "status-changed" | "case-created" => "status",
+        "status-changed" | "case-created" | "draft-approved" => "status",
         "envelope-rejected"
         | "peer-log-inconsistent"
         | "evidence-quarantined"

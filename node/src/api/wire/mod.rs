@@ -248,8 +248,78 @@ pub struct Sent {
     /// The message type.
     #[serde(rename = "type")]
     pub kind: String,
-    /// The envelopes queued, one per addressee.
+    /// The envelopes queued, one per addressee (none while the message waits for approval).
     pub queued: Vec<QueuedRow>,
+    /// The draft the message was kept as, when it waits for an issuing authority's approval
+    /// (spec/PEOPLE.md §6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft: Option<DraftRow>,
+}
+
+/// A draft waiting for approval, approved or rejected (spec/PEOPLE.md §6): `GET /v1/drafts`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DraftRow {
+    /// The draft's id (the commitment of its audit entries).
+    pub id: String,
+    /// The case.
+    pub case_id: String,
+    /// The addressees.
+    pub to: Vec<String>,
+    /// The message type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Who drafted it.
+    pub drafted_by: String,
+    /// When (UTC).
+    pub drafted_at: String,
+    /// `awaiting-approval`, `approved` or `rejected`.
+    pub state: String,
+    /// Who approved or rejected it.
+    pub decided_by: Option<String>,
+    /// When (UTC).
+    pub decided_at: Option<String>,
+    /// Why it was rejected.
+    pub reason: Option<String>,
+    /// The envelopes sealed when it was approved.
+    pub envelopes: Vec<String>,
+}
+
+impl From<&crate::store::Draft> for DraftRow {
+    fn from(d: &crate::store::Draft) -> Self {
+        use rogatory_proto::time::format_unix;
+        Self {
+            id: d.id.to_hex(),
+            case_id: d.case_id.to_string(),
+            to: d.to.iter().map(|a| a.to_string()).collect(),
+            kind: d.kind.clone(),
+            drafted_by: d.drafted_by.clone(),
+            drafted_at: format_unix(d.drafted_at),
+            state: d.state.as_str().to_string(),
+            decided_by: d.decided_by.clone(),
+            decided_at: d.decided_at.map(format_unix),
+            reason: d.reason.clone(),
+            envelopes: d.envelopes.iter().map(|e| e.to_hex()).collect(),
+        }
+    }
+}
+
+/// `GET /v1/drafts/{id}`: a draft and its message.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DraftView {
+    /// The draft.
+    #[serde(flatten)]
+    pub draft: DraftRow,
+    /// The message, as JSON.
+    #[schema(value_type = Object)]
+    pub content: serde_json::Value,
+}
+
+/// `POST /v1/drafts/{id}/reject`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Reject {
+    /// Why (shown to the drafter).
+    pub reason: String,
 }
 
 /// `POST /v1/messages/{id}/forward`.

@@ -1,0 +1,129 @@
+//! Drafts waiting for an issuing authority's approval (spec/PEOPLE.md §6): the list, one draft
+//! with its message, approval and rejection. Approving seals and queues the message; the
+//! drafter cannot approve their own draft.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path as UrlPath, State};
+use rogatory_proto::ids::Sha256Digest;
+use rogatory_proto::message::{Message, MessageType};
+
+use super::wire::{DraftRow, DraftView, ErrorBody, Reject};
+use super::{ApiError, ApiState, Authorized, blocking};
+use crate::engine::Job;
+use crate::store::Draft;
+
+/// The draft `id` names: its id, or at least its first 8 hex digits.
+fn find(s: &ApiState, id: &str) -> Result<Draft, ApiError> {
+    let id = id.to_ascii_lowercase();
+    if id.len() < 8 || id.len() > 64 || !id.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ApiError::bad(
+            "give a draft id, or at least its first 8 hex digits",
+        ));
+    }
+    s.store
+        .draft_starting_with(&id)?
+        .ok_or_else(|| ApiError::not_found(format!("no draft {id}")))
+}
+
+/// Every draft, oldest first: those waiting, approved and rejected (no content).
+#[utoipa::path(get, path = "/v1/drafts", tag = "messages",
+    responses((status = 200, description = "The answer", body = Vec<DraftRow>), (status = 401, description = "No valid bearer token", body = ErrorBody)))]
+pub async fn list(
+    _: Authorized,
+    State(s): State<Arc<ApiState>>,
+) -> Result<Json<Vec<DraftRow>>, ApiError> {
+    let store = Arc::clone(&s.store);
+    let all = blocking(move || Ok(store.drafts()?)).await?;
+    Ok(Json(all.iter().map(DraftRow::from).collect()))
+}
+
+/// One draft and its message (reading it is logged, as for any content).
+#[utoipa::path(get, path = "/v1/drafts/{id}", tag = "messages",
+    params(("id" = String, Path, description = "The draft id, or at least its first 8 hex digits")),
+    responses((status = 200, description = "The answer", body = DraftView), (status = 404, description = "No such thing here", body = ErrorBody)))]
+pub async fn one(
+    Authorized(user): Authorized,
+    State(s): State<Arc<ApiState>>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<DraftView>, ApiError> {
+    let st = Arc::clone(&s);
+    let d = blocking(move || find(&st, &id)).await?;
+    let kind: MessageType = d
+        .kind
+        .parse()
+        .map_err(|e| ApiError::invalid(format!("the draft's type: {e}")))?;
+    let message = Message::from_cbor(kind, &d.message, s.limits.max_envelope_bytes)
+        .map_err(|e| ApiError::invalid(format!("the draft's message does not decode: {e}")))?;
+    // Logged before it is shown.
+    let id = d.id;
+    s.worker
+        .ask(|reply| Job::DraftRead { id, user, reply })
+        .await?;
+    Ok(Json(DraftView {
+        draft: DraftRow::from(&d),
+        content: message.to_json(),
+    }))
+}
+
+async fn decide(
+    s: Arc<ApiState>,
+    user: Option<String>,
+    id: String,
+    approve: bool,
+    reason: Option<String>,
+) -> Result<Json<DraftRow>, ApiError> {
+    let Some(user) = user else {
+        return Err(ApiError::invalid(
+            "a decision needs an account (rogatory user add)",
+        ));
+    };
+    let st = Arc::clone(&s);
+    let id: Sha256Digest = blocking(move || find(&st, &id)).await?.id;
+    let d = s
+        .worker
+        .ask(|reply| Job::Decide {
+            id,
+            approve,
+            user,
+            reason,
+            reply,
+        })
+        .await?;
+    tracing::info!(draft = %d.id.to_hex(), by = d.decided_by.as_deref().unwrap_or("?"), state = d.state.as_str(), "a draft was decided");
+    Ok(Json(DraftRow::from(&d)))
+}
+
+/// Approves a draft: it is sealed and queued now, signed off by the caller (an issuing
+/// authority other than its drafter). The case's machine decides as for any send; a refusal
+/// leaves the draft waiting.
+#[utoipa::path(post, path = "/v1/drafts/{id}/approve", tag = "messages",
+    params(("id" = String, Path, description = "The draft id, or at least its first 8 hex digits")),
+    responses((status = 200, description = "The answer", body = DraftRow), (status = 403, description = "The caller may not approve", body = ErrorBody),
+        (status = 409, description = "Decided already, or the case's state refuses it", body = ErrorBody), (status = 422, description = "Refused as given (the drafter's own draft)", body = ErrorBody)))]
+pub async fn approve(
+    Authorized(user): Authorized,
+    State(s): State<Arc<ApiState>>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<DraftRow>, ApiError> {
+    decide(s, user, id, true, None).await
+}
+
+/// Rejects a draft, with the reason: it is never sent.
+#[utoipa::path(post, path = "/v1/drafts/{id}/reject", tag = "messages", request_body = Reject,
+    params(("id" = String, Path, description = "The draft id, or at least its first 8 hex digits")),
+    responses((status = 200, description = "The answer", body = DraftRow), (status = 403, description = "The caller may not reject", body = ErrorBody),
+        (status = 409, description = "Decided already", body = ErrorBody)))]
+pub async fn reject(
+    Authorized(user): Authorized,
+    State(s): State<Arc<ApiState>>,
+    UrlPath(id): UrlPath<String>,
+    Json(b): Json<Reject>,
+) -> Result<Json<DraftRow>, ApiError> {
+    let reason = b.reason.trim().chars().take(1000).collect::<String>();
+    if reason.is_empty() {
+        return Err(ApiError::invalid("give the reason for the rejection"));
+    }
+    decide(s, user, id, false, Some(reason)).await
+}

@@ -1,0 +1,206 @@
+//! Four-eyes approval (spec/PEOPLE.md §6): a message an official without the issuing
+//! authority's role sends, of a type that needs approval, is kept as a draft; an issuing
+//! authority other than its drafter approves it (then, and only then, it is sealed and queued, in
+//! the same transaction) or rejects it. Drafting, approval and rejection are entries of the
+//! node's own log; an approval is also an entry of the case's log, after its `envelope-sent`.
+
+use anyhow::Result;
+use rogatory_proto::audit::entry::{Actor, AuditEntry, AuditEvent};
+use rogatory_proto::ids::{CaseId, Sha256Digest};
+use rogatory_proto::message::{Message, MessageType};
+use sha2::{Digest, Sha256};
+
+use super::{Engine, Error, Reply, SendRequest};
+use crate::store::{Batch, Draft, DraftState, NODE_LOG};
+
+/// Most drafts waiting at once: beyond, a new one is refused until some are decided.
+pub(super) const MAX_WAITING_DRAFTS: usize = 10_000;
+
+impl Engine {
+    /// Keeps `r` as a draft; nothing is sealed.
+    pub(super) fn draft(
+        &self,
+        batch: &mut Batch<'_>,
+        r: &SendRequest,
+    ) -> Result<Result<Draft, Error>> {
+        let Some(user) = r.user.clone() else {
+            return Ok(Err(Error::Invalid(
+                "a draft needs the account that drafts it".into(),
+            )));
+        };
+        let waiting = self
+            .store
+            .drafts()?
+            .iter()
+            .filter(|d| d.state == DraftState::AwaitingApproval)
+            .count();
+        if waiting >= MAX_WAITING_DRAFTS {
+            return Ok(Err(Error::Conflict(format!(
+                "{MAX_WAITING_DRAFTS} drafts wait for approval already: decide some first"
+            ))));
+        }
+        let message = match r.message.to_cbor() {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(Error::Invalid(format!("the message: {e}")))),
+        };
+        let now = rogatory_proto::time::now_unix();
+        let mut nonce = [0u8; 16];
+        rogatory_proto::keys::fill_random(&mut nonce);
+        let id = Sha256Digest(
+            Sha256::new()
+                .chain_update(b"rogatory/draft/v1\0")
+                .chain_update(nonce)
+                .chain_update(r.case.as_bytes())
+                .chain_update(&message)
+                .finalize()
+                .into(),
+        );
+        let d = Draft {
+            id,
+            case_id: r.case,
+            to: r.to.clone(),
+            kind: r.message.kind().as_str().to_string(),
+            message,
+            drafted_by: user.clone(),
+            drafted_at: now,
+            state: DraftState::AwaitingApproval,
+            decided_by: None,
+            decided_at: None,
+            reason: None,
+            envelopes: Vec::new(),
+        };
+        batch.put_draft(&d)?;
+        let entry = self.draft_entry(&NODE_LOG, now, AuditEvent::DraftCreated, &d, user);
+        batch.append(&self.signer(), &NODE_LOG, &mut [entry])?;
+        Ok(Ok(d))
+    }
+
+    /// Approves (seals and queues, in this transaction) or rejects a draft.
+    pub(super) fn decide(
+        &self,
+        batch: &mut Batch<'_>,
+        id: &Sha256Digest,
+        approve: bool,
+        user: &str,
+        reason: Option<String>,
+        replies: &mut Vec<Reply>,
+    ) -> Result<Result<Draft, Error>> {
+        let Some(mut d) = batch.draft(&id.0)? else {
+            return Ok(Err(Error::NotFound(format!("no draft {}", id.to_hex()))));
+        };
+        if d.state != DraftState::AwaitingApproval {
+            return Ok(Err(Error::Conflict(format!(
+                "draft {} is {} already (by {})",
+                &d.id.to_hex()[..16],
+                d.state.as_str(),
+                d.decided_by.as_deref().unwrap_or("?")
+            ))));
+        }
+        if approve && d.drafted_by == user {
+            return Ok(Err(Error::Invalid(format!(
+                "{user} drafted this message: another issuing authority must approve it (four eyes)"
+            ))));
+        }
+        let now = rogatory_proto::time::now_unix();
+        if approve {
+            let kind: MessageType = match d.kind.parse() {
+                Ok(k) => k,
+                Err(e) => return Ok(Err(Error::Invalid(format!("the draft's type: {e}")))),
+            };
+            let message = match Message::from_cbor(kind, &d.message, self.limits.max_envelope_bytes)
+            {
+                Ok(m) => m,
+                Err(e) => {
+                    return Err(anyhow::anyhow!("a stored draft does not decode: {e}"));
+                }
+            };
+            let request = SendRequest {
+                to: d.to.clone(),
+                case: d.case_id,
+                message,
+                user: Some(user.to_string()),
+                confirmation: false,
+            };
+            // The case's machine decides now, as for any send: a refusal leaves the draft
+            // waiting and nothing recorded.
+            let queued = match self.seal(batch, &request, replies)? {
+                Ok(q) => q,
+                Err(e) => return Ok(Err(e)),
+            };
+            d.envelopes = queued.iter().map(|q| q.envelope_id).collect();
+            d.state = DraftState::Approved;
+            let in_case = self.draft_entry(
+                &d.case_id,
+                now,
+                AuditEvent::DraftApproved,
+                &d,
+                user.to_string(),
+            );
+            batch.append(&self.signer(), &d.case_id, &mut [in_case])?;
+        } else {
+            d.state = DraftState::Rejected;
+            d.reason = reason;
+        }
+        d.decided_by = Some(user.to_string());
+        d.decided_at = Some(now);
+        batch.put_draft(&d)?;
+        let event = if approve {
+            AuditEvent::DraftApproved
+        } else {
+            AuditEvent::DraftRejected
+        };
+        let entry = self.draft_entry(&NODE_LOG, now, event, &d, user.to_string());
+        batch.append(&self.signer(), &NODE_LOG, &mut [entry])?;
+        Ok(Ok(d))
+    }
+
+    /// Logs that `user` reads a draft's message (`content-accessed` in the node's log, with the
+    /// draft's id), before it is shown.
+    pub(super) fn draft_read(
+        &self,
+        batch: &mut Batch<'_>,
+        id: &Sha256Digest,
+        user: Option<String>,
+    ) -> Result<Result<(), Error>> {
+        let Some(d) = batch.draft(&id.0)? else {
+            return Ok(Err(Error::NotFound(format!("no draft {}", id.to_hex()))));
+        };
+        let now = rogatory_proto::time::now_unix();
+        let mut entry = self.draft_entry(
+            &NODE_LOG,
+            now,
+            AuditEvent::ContentAccessed,
+            &d,
+            String::new(),
+        );
+        entry.actor.user = user;
+        batch.append(&self.signer(), &NODE_LOG, &mut [entry])?;
+        Ok(Ok(()))
+    }
+
+    fn draft_entry(
+        &self,
+        log: &CaseId,
+        time: u64,
+        event: AuditEvent,
+        d: &Draft,
+        user: String,
+    ) -> AuditEntry {
+        AuditEntry {
+            seq: 0,
+            time,
+            case_id: *log,
+            event,
+            actor: Actor {
+                agency: self.me.card.id().clone(),
+                user: Some(user),
+            },
+            peer: d.to.first().cloned(),
+            envelope_id: None,
+            receipt_hash: None,
+            transition: None,
+            reason: None,
+            commitment: Some(d.id),
+        }
+    }
+}
