@@ -25,7 +25,7 @@
 //!                                                                content lives in `evidence/`
 //! ```
 //!
-//! `drafts` (drafts waiting for approval, sealed) is in [`drafts`]; it was added within format 2.
+//! `drafts` (drafts waiting for approval, sealed) is in `store/drafts.rs`; it was added within format 2.
 //!
 //! The tables from `queue` on were added within format 1: a store without them gets them empty
 //! when opened, and nothing already stored changes meaning. Format 2 seals the values of
