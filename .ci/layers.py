@@ -27,7 +27,7 @@ LAYERS = {
     "config": {"files"},
     "keydir": {"files", "secret"},
     "trust": {"files", "keydir"},
-    "people": {"files"},
+    "people": {"files", "secret"},
     "store": {"files"},
     "cases": {"store"},
     "evidence": {"store", "cases"},

@@ -102,6 +102,18 @@ impl Role {
         }
     }
 
+    /// The role an official of this role is certified with, for those who sign in their own
+    /// name (spec/PEOPLE.md §4).
+    pub fn officer_role(self) -> Option<rogatory_proto::keyhist::OfficerRole> {
+        use rogatory_proto::keyhist::OfficerRole as O;
+        match self {
+            Role::IssuingAuthority => Some(O::IssuingAuthority),
+            Role::ValidatingAuthority => Some(O::ValidatingAuthority),
+            Role::LiaisonOfficer => Some(O::LiaisonOfficer),
+            Role::Clerk | Role::Auditor | Role::Administrator => None,
+        }
+    }
+
     /// What the role may do.
     pub fn permissions(self) -> &'static [Permission] {
         use Permission::*;
@@ -133,9 +145,25 @@ pub struct Account {
     /// When it was disabled, if it was: its token is refused from then on.
     #[serde(default)]
     pub disabled_at: Option<u64>,
+    /// The official's own Ed25519 public key (its COSE_Key, hexadecimal), for an account with
+    /// a role that signs (spec/PEOPLE.md §4): its secret is in `users/<name>.officer`, sealed
+    /// under the account's token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub officer_key: Option<String>,
 }
 
 impl Account {
+    /// The role the official is certified with: the first of the account's roles that signs.
+    pub fn officer_role(&self) -> Option<rogatory_proto::keyhist::OfficerRole> {
+        self.roles.iter().find_map(|r| r.officer_role())
+    }
+
+    /// The official's public key, if the account has one.
+    pub fn officer_public_key(&self) -> Option<rogatory_proto::keys::VerifyingKey> {
+        let bytes = hex::decode(self.officer_key.as_deref()?).ok()?;
+        rogatory_proto::keys::VerifyingKey::from_cose_key(&bytes).ok()
+    }
+
     /// Whether the account may do `p` now.
     pub fn may(&self, p: Permission) -> bool {
         self.disabled_at.is_none()
@@ -173,6 +201,25 @@ fn account_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(USERS_DIR).join(format!("{name}.json"))
 }
 
+fn officer_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(USERS_DIR).join(format!("{name}.officer"))
+}
+
+/// The official key of account `name`, opened with the account's token.
+pub fn officer_key(
+    dir: &Path,
+    name: &str,
+    token: &str,
+) -> Result<rogatory_proto::keys::SigningKey> {
+    check_name(name)?;
+    let path = officer_path(dir, name);
+    let sealed = files::read_limited(&path, 16 * 1024)
+        .with_context(|| format!("{name} has no official key"))?;
+    let plain = crate::secret::open_bytes(&sealed, token, &path)?;
+    rogatory_proto::keys::SigningKey::from_cose_key_secret(&plain)
+        .with_context(|| format!("{} is not an official key", path.display()))
+}
+
 /// Makes an account; returns it and its token (shown once: only its hash is kept).
 pub fn add(dir: &Path, name: &str, roles: &[Role], content: bool) -> Result<(Account, String)> {
     check_name(name)?;
@@ -188,6 +235,12 @@ pub fn add(dir: &Path, name: &str, roles: &[Role], content: bool) -> Result<(Acc
     let mut b = [0u8; 32];
     rogatory_proto::keys::fill_random(&mut b);
     let token = format!("rgu_{}", hex::encode(b));
+    // An official who signs gets a key of their own, sealed under their token: the node can
+    // use it only on a request that carries that token.
+    let officer = roles
+        .iter()
+        .any(|r| r.officer_role().is_some())
+        .then(rogatory_proto::keys::SigningKey::generate);
     let account = Account {
         name: name.into(),
         roles,
@@ -195,8 +248,17 @@ pub fn add(dir: &Path, name: &str, roles: &[Role], content: bool) -> Result<(Acc
         token_sha256: Sha256Digest::of(token.as_bytes()).to_hex(),
         created_at: rogatory_proto::time::now_unix(),
         disabled_at: None,
+        officer_key: officer
+            .as_ref()
+            .map(|k| hex::encode(k.verifying_key().to_cose_key())),
     };
     files::create_private_dir(&dir.join(USERS_DIR))?;
+    if let Some(k) = &officer {
+        let sealed = crate::secret::seal_bytes(&k.to_cose_key_secret(), &token)?;
+        files::write_atomic(&officer_path(dir, name), &sealed, true, false).with_context(|| {
+            format!("cannot keep the official key of {name} (does the account exist already?)")
+        })?;
+    }
     files::write_atomic(
         &account_path(dir, name),
         serde_json::to_string_pretty(&account)?.as_bytes(),
@@ -362,6 +424,14 @@ mod tests {
         let (aude, _) = add(d.path(), "aude", &[Role::Auditor], false).unwrap();
         assert!(aude.may(Permission::Audit) && !aude.may(Permission::Content));
         let (granted, _) = add(d.path(), "gil", &[Role::Auditor], true).unwrap();
+        assert!(granted.officer_key.is_none());
+        let (ivan, ivan_token) = add(d.path(), "ivan", &[Role::IssuingAuthority], false).unwrap();
+        let key = officer_key(d.path(), "ivan", &ivan_token).unwrap();
+        assert_eq!(Some(key.verifying_key().clone()), ivan.officer_public_key());
+        assert!(
+            officer_key(d.path(), "ivan", &token).is_err(),
+            "another token opens nothing"
+        );
         assert!(granted.may(Permission::Content) && !granted.may(Permission::Send));
         match accounts.find(&token) {
             Lookup::Found(f) => assert_eq!(f.name, "clara"),
@@ -373,7 +443,7 @@ mod tests {
             .into_iter()
             .map(|a| a.name)
             .collect();
-        assert_eq!(names, ["aude", "clara", "gil"]);
+        assert_eq!(names, ["aude", "clara", "gil", "ivan"]);
         disable(d.path(), "clara").unwrap();
         match accounts.find(&token) {
             Lookup::Found(f) => assert!(!f.may(Permission::Read)),

@@ -470,7 +470,10 @@ impl TrustedCards for crate::keyhist::KeyHistory {
                     .until
                     .map(|u| u.saturating_add(crate::keyhist::ROTATION_GRACE_SECS)),
             }),
-            Err(crate::keyhist::KeyRefusal::Unknown) => Err(OpenError::KeyMismatch(id.clone())),
+            Err(
+                crate::keyhist::KeyRefusal::Unknown
+                | crate::keyhist::KeyRefusal::OutsideWindow { .. },
+            ) => Err(OpenError::KeyMismatch(id.clone())),
             Err(crate::keyhist::KeyRefusal::Revoked(r)) => Err(OpenError::RevokedSender {
                 from: id.clone(),
                 reason: r.reason.as_str(),

@@ -536,6 +536,24 @@ fn generate_keys() -> Value {
     h.apply(&sign(&revoke_current, &[&root]).unwrap()).unwrap();
     h.apply(&sign(&h.next_card(&a3.card, t + 300), &[&root]).unwrap())
         .unwrap();
+    // An official's key certified by the root (seed 0x90), then revoked as retired.
+    let ivan = SigningKey::from_seed(&[0x90; 32]);
+    let officer = rogatory_proto::keyhist::OfficerCert {
+        name: "ivan".into(),
+        role: rogatory_proto::keyhist::OfficerRole::IssuingAuthority,
+        key: ivan.verifying_key().to_cose_key(),
+        valid_from: t + 310,
+        valid_until: t + 310 + 365 * 86_400,
+    };
+    h.apply(&sign(&h.next_officer(officer, t + 310), &[&root]).unwrap())
+        .unwrap();
+    let retire = h.next_revoke(
+        ivan.verifying_key().id(),
+        RevocationReason::Retired,
+        t + 320,
+        t + 320,
+    );
+    h.apply(&sign(&retire, &[&root]).unwrap()).unwrap();
     // A forged extension: a new card signed by the compromised online key alone.
     let forged = sign(&h.next_card(&a1.card, t + 400), &[&a2.keys.signing]).unwrap();
 
@@ -594,6 +612,18 @@ fn generate_keys() -> Value {
                     "seq": r.seq,
                 })),
             })).collect::<Vec<_>>(),
+            "officers": h.officers().iter().map(|o| json!({
+                "name": o.name,
+                "role": o.role.as_str(),
+                "kid": hex::encode(o.key.id()),
+                "from": o.from,
+                "until": o.until,
+                "revoked": o.revoked.as_ref().map(|r| json!({
+                    "reason": r.reason.as_str(),
+                    "effective": r.effective,
+                    "seq": r.seq,
+                })),
+            })).collect::<Vec<_>>(),
         })
     };
     json!({
@@ -602,7 +632,7 @@ fn generate_keys() -> Value {
             {
                 "agency": "XA.MOJ-CA",
                 "root_seeds": ["70"],
-                "story": "genesis (online keys 1); rotation to keys 2 endorsed by key 1; key 1 revoked as superseded; key 2 revoked as compromised; new card with keys 3 signed by the root alone",
+                "story": "genesis (online keys 1); rotation to keys 2 endorsed by key 1; key 1 revoked as superseded; key 2 revoked as compromised; new card with keys 3 signed by the root alone; an official, ivan, certified as issuing authority (key seed 0x90), then revoked as retired",
                 "history": history(&h),
             },
             {

@@ -242,6 +242,16 @@ first=$("$py" "$keys_py" xd0.keys --json | json_get 'd["current"]["signing_key"]
     --out revoked-replaced.keys >/dev/null
 check "a root-signed revocation of a replaced key built in Python is accepted by both" \
     both_accept revoked-replaced.keys --expect-revoked "$first:superseded" --expect-revoked "$revoked:compromised"
+"$bin" user add ivan --role issuing-authority --token-out ivan.token --data-dir xd >/dev/null
+"$bin" user certify ivan --days 30 --data-dir xd >/dev/null
+"$bin" card export --data-dir xd --out xd-officer.keys 2>/dev/null
+check "an official's key certified by the root (user certify): the independent replay agrees with card show on every key and official" \
+    both_accept xd-officer.keys --fingerprint "$xd_fp" --expect-statements 5
+ivan=$("$bin" card show xd-officer.keys --json | json_get 'd["officers"][0]["key_id"]')
+"$bin" keys revoke "${ivan:0:16}" --reason retired --data-dir xd >/dev/null
+"$bin" card export --data-dir xd --out xd-officer-revoked.keys 2>/dev/null
+check "the official's key revoked (keys revoke): both agree it is revoked, as retired" \
+    both_accept xd-officer-revoked.keys --fingerprint "$xd_fp" --expect-statements 6
 new=$("$py" "$forge_py" synth --out k-of-n.keys --threshold 2 --root-keys 3)
 check "a 2-of-3 root built in Python (rotation, revocation, a new 1-of-1 root, rotation): both accept it and compute the same root fingerprint" \
     both_accept k-of-n.keys --expect-current-signing "$new" --expect-statements 5

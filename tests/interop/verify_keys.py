@@ -107,12 +107,15 @@ ROOT_DOMAIN = b"rogatory/root/v1\x00"
 U32 = 2**32
 U64 = 2**64
 
-KINDS = ("genesis", "card", "revoke", "root")
+KINDS = ("genesis", "card", "revoke", "root", "officer")
 # The optional fields each kind carries, exactly.
 KIND_FIELDS = {"genesis": {"root", "card"}, "card": {"card"}, "revoke": {"revoke"},
-               "root": {"root"}}
+               "root": {"root"}, "officer": {"officer"}}
 STATEMENT_REQUIRED = {"version", "agency", "seq", "at", "kind"}
-STATEMENT_OPTIONAL = {"prev", "root", "card", "revoke"}
+STATEMENT_OPTIONAL = {"prev", "root", "card", "revoke", "officer"}
+OFFICER_ROLES = ("issuing-authority", "validating-authority", "liaison-officer")
+OFFICER_NAME_RE = re.compile(r"[a-z][a-z0-9._-]{0,31}")
+MAX_OFFICER_VALIDITY = 366 * 86400
 REASONS = ("compromised", "superseded", "retired")
 ROLES = {"central-authority", "police-liaison", "prosecutor", "court", "extradition",
          "contact-point247"}
@@ -474,7 +477,7 @@ def parse_statement(raw: Any, index: int) -> Statement:
         need(isinstance(body["prev"], bytes) and len(body["prev"]) == 32, f"{what}: prev is not 32 bytes")
     need((body["seq"] == 0) == (kind == "genesis"), f"{what}: statement 0, and only it, is the genesis")
     need((body["seq"] == 0) == ("prev" not in body), f"{what}: prev is absent exactly in statement 0")
-    carried = set(body) & {"root", "card", "revoke"}
+    carried = set(body) & {"root", "card", "revoke", "officer"}
     need(carried == KIND_FIELDS[kind],
          f"{what}: a {kind} statement carries {sorted(KIND_FIELDS[kind])}, this one {sorted(carried)}")
     if kind == "revoke":
@@ -486,6 +489,16 @@ def parse_statement(raw: Any, index: int) -> Statement:
         need(is_uint(r["effective"]), f"{what}: effective is not an unsigned integer")
     if "card" in body:
         need(isinstance(body["card"], bytes), f"{what}: the card is not a byte string")
+    if kind == "officer":
+        o = body["officer"]
+        need(isinstance(o, dict) and set(o) == {"name", "role", "key", "valid_from", "valid_until"},
+             f"{what}: an officer's certificate is {{name, role, key, valid_from, valid_until}}")
+        need(isinstance(o["name"], str) and OFFICER_NAME_RE.fullmatch(o["name"]),
+             f"{what}: bad officer name {o['name']!r}")
+        need(o["role"] in OFFICER_ROLES, f"{what}: unknown officer role {o['role']!r}")
+        need(is_uint(o["valid_from"]) and is_uint(o["valid_until"]), f"{what}: validity not uints")
+        need(0 < o["valid_until"] - o["valid_from"] <= MAX_OFFICER_VALIDITY,
+             f"{what}: an officer's certificate is valid for more than 0 and at most 366 days")
     return Statement(raw, payload, body, sigs)
 
 
@@ -511,6 +524,18 @@ class KeyRecord:
 
 
 @dataclass
+class Officer:
+    name: str
+    role: str
+    kid: bytes
+    x: bytes
+    valid_from: int
+    valid_until: int
+    introduced: int
+    revoked: Optional[Revoked] = None
+
+
+@dataclass
 class Summary:
     seq: int
     kind: str
@@ -532,6 +557,7 @@ class History:
     summaries: list[Summary] = field(default_factory=list)
     last_at: int = 0
     bare: bool = False
+    officers: dict[bytes, "Officer"] = field(default_factory=dict)
 
     @property
     def card(self) -> Card:
@@ -664,12 +690,23 @@ def replay(raw_statements: list[bytes]) -> History:
         elif kind == "revoke":
             r = b["revoke"]
             signers = check_signers(st, h.root, {})
-            need(r["kid"] in h.keys, f"statement {index}: revokes key {short(r['kid'])}…, which the "
-                 "history never listed")
-            rec = h.keys[r["kid"]]
+            need(r["kid"] in h.keys or r["kid"] in h.officers,
+                 f"statement {index}: revokes key {short(r['kid'])}…, which the history never listed")
+            rec = h.keys.get(r["kid"]) or h.officers[r["kid"]]
             need(rec.revoked is None, f"statement {index}: revokes key {short(r['kid'])}…, already revoked")
             rec.revoked = Revoked(r["reason"], r["effective"], seq, at)
-            detail = f"revokes {rec.use} key {short(rec.kid)}… ({r['reason']}, effective {utc(r['effective'])})"
+            use = rec.use if isinstance(rec, KeyRecord) else f"{rec.name}'s officer"
+            detail = f"revokes {use} key {short(r['kid'])}… ({r['reason']}, effective {utc(r['effective'])})"
+        elif kind == "officer":
+            o = b["officer"]
+            kid, x = parse_cose_key(o["key"], CRV_ED25519, ALG_EDDSA, f"statement {index}: officer key")
+            need(kid not in h.keys and kid not in h.officers,
+                 f"statement {index}: certifies key {short(kid)}…, which the history already holds")
+            # The root alone certifies an official.
+            signers = check_signers(st, h.root, {})
+            h.officers[kid] = Officer(o["name"], o["role"], kid, x, max(o["valid_from"], at),
+                                      o["valid_until"], seq)
+            detail = f"certifies {o['name']} ({o['role']}), key {short(kid)}…"
         else:  # root
             new_root = parse_root_set(b["root"], f"statement {index}: root")
             signers = check_signers(st, h.root, {}, new_root)
@@ -796,7 +833,8 @@ def print_text(h: History) -> None:
 
 def compare_card_show(h: History, path: str) -> list[str]:
     """Compares with what `rogatory card show --json` printed for the same file: fingerprint,
-    current root, current signing key, and every key's id, use, window, state and revocation."""
+    current root, current signing key, every key's id, use, window, state and revocation, and
+    every official's name, role, key, window, state and revocation."""
     try:
         with open(path, encoding="utf-8") as f:
             other = json.load(f)
@@ -819,6 +857,14 @@ def compare_card_show(h: History, path: str) -> list[str]:
     theirs = other.get("keys", [])
     if mine != theirs:
         problems.append(f"keys: rogatory says {json.dumps(theirs)}, this script {json.dumps(mine)}")
+    mine = [{"name": o.name, "role": o.role, "key_id": o.kid.hex(), "valid_from": utc(o.valid_from),
+             "valid_until": utc(o.valid_until), "state": "revoked" if o.revoked else "certified",
+             "revoked": None if o.revoked is None else {
+                 "reason": o.revoked.reason, "effective": utc(o.revoked.effective),
+                 "statement": o.revoked.seq}} for o in h.officers.values()]
+    theirs = other.get("officers", [])
+    if mine != theirs:
+        problems.append(f"officers: rogatory says {json.dumps(theirs)}, this script {json.dumps(mine)}")
     return problems
 
 
@@ -924,8 +970,16 @@ def run_vectors(path: str) -> None:
                     for r in h.keys.values()]
             need(mine == exp["keys"], f"{what}: the keys differ: the vector says {json.dumps(exp['keys'])}, "
                  f"the replay gives {json.dumps(mine)}")
+            officers = [{"name": o.name, "role": o.role, "kid": o.kid.hex(), "from": o.valid_from,
+                         "until": o.valid_until, "revoked": None if o.revoked is None else {
+                             "reason": o.revoked.reason, "effective": o.revoked.effective,
+                             "seq": o.revoked.seq}}
+                        for o in h.officers.values()]
+            need(officers == exp["officers"], f"{what}: the officers differ: the vector says "
+                 f"{json.dumps(exp['officers'])}, the replay gives {json.dumps(officers)}")
             print(f"ok: {hv['agency']} ({hv['story']}): root id, fingerprint {exp['fingerprint']}, "
-                  f"{len(h.statements)} statements with their signers, {len(mine)} keys as the vector says")
+                  f"{len(h.statements)} statements with their signers, {len(mine)} keys and "
+                  f"{len(officers)} officer(s) as the vector says")
             if v["key_log"]["agency"] == hv["agency"]:
                 check_key_log(v["key_log"], h)
         for rv in refused:

@@ -337,3 +337,117 @@ fn a_clerk_s_request_waits_for_an_issuing_authority_s_approval() {
     let r = run_line(root, "audit verify-store --data-dir xa.moj-ca").ok();
     assert!(r.stdout.contains("Store intact"), "{}", r.stdout);
 }
+
+/// The officials `dir`'s directory lists for `agency`: (name, role, state).
+fn officials(root: &std::path::Path, dir: &str, agency: &str) -> Vec<(String, String, String)> {
+    let v: Value = serde_json::from_str(
+        &run_line(
+            root,
+            &format!("directory show {agency} --data-dir {dir} --json"),
+        )
+        .ok()
+        .stdout,
+    )
+    .unwrap();
+    v["officers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let s = |k: &str| o[k].as_str().unwrap().to_string();
+            (s("name"), s("role"), s("state"))
+        })
+        .collect()
+}
+
+/// Polls `f` (state another process writes, with no event to wait on) until it holds.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn an_official_s_key_is_certified_through_the_key_history_and_revoked_the_same_way() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    c.start(0);
+    c.start(1);
+    run_line(
+        root,
+        "user add ivan --role issuing-authority --token-out ivan.token --data-dir xa.moj-ca",
+    )
+    .ok();
+    run_line(
+        root,
+        "user add clara --role clerk --token-out clara.token --data-dir xa.moj-ca",
+    )
+    .ok();
+    // A clerk signs nothing in their own name: nothing to certify.
+    let r = run_line(root, "user certify clara --data-dir xa.moj-ca").failed();
+    assert!(r.stderr.contains("no role that signs"), "{}", r.stderr);
+    let r = run_line(root, "user certify ivan --days 400 --data-dir xa.moj-ca").failed();
+    assert!(r.stderr.contains("1 to 366"), "{}", r.stderr);
+
+    // The root certifies ivan's key; the running node restarts on its longer history and its
+    // partner learns it, with no new pin.
+    run_line(root, "user certify ivan --days 30 --data-dir xa.moj-ca").ok();
+    let listed = run_line(root, "user list --data-dir xa.moj-ca --json").ok();
+    let users: Value = serde_json::from_str(&listed.stdout).unwrap();
+    let ivan = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "ivan")
+        .unwrap();
+    assert_eq!(
+        ivan["officer"]["certificate"]["state"], "certified",
+        "{ivan}"
+    );
+    let kid = ivan["officer"]["key_id"].as_str().unwrap()[..16].to_string();
+    let r = run_line(root, "user certify ivan --data-dir xa.moj-ca").failed();
+    assert!(r.stderr.contains("certified already"), "{}", r.stderr);
+    let want = |state: &str| {
+        vec![(
+            "ivan".to_string(),
+            "issuing-authority".to_string(),
+            state.to_string(),
+        )]
+    };
+    assert_eq!(officials(root, "xa.moj-ca", "XA.MOJ-CA"), want("certified"));
+    eventually("XB learns XA's official", || {
+        officials(root, "xb.doj-ca", "XA.MOJ-CA") == want("certified")
+    });
+
+    // Revoked like any key of the agency: every partner learns it the same way.
+    run_line(
+        root,
+        &format!("keys revoke {kid} --reason retired --data-dir xa.moj-ca"),
+    )
+    .ok();
+    eventually("XB learns the revocation", || {
+        officials(root, "xb.doj-ca", "XA.MOJ-CA") == want("revoked")
+    });
+    let shown = run_line(root, "keys history --data-dir xa.moj-ca").ok();
+    assert!(
+        shown.stdout.contains("revoked (retired)"),
+        "{}",
+        shown.stdout
+    );
+    // Messages still flow under the agency's keys.
+    let body = rogatory_tests::spec_dir().join("examples/liaison.json");
+    as_official(
+        root,
+        "ivan.token",
+        &format!(
+            "send --to XB.DOJ-CA --case new --type liaison --body {} --data-dir xa.moj-ca",
+            body.display()
+        ),
+    )
+    .ok();
+    let rows = c.wait_settled(0, 1, Duration::from_secs(60));
+    assert!(rows.iter().all(|r| r["state"] == "delivered"), "{rows:?}");
+}

@@ -86,6 +86,7 @@ pub(crate) fn card_json(history: &KeyHistory) -> serde_json::Value {
             })
         },
         "keys": history.keys().iter().map(key_json).collect::<Vec<_>>(),
+        "officers": history.officers().iter().map(officer_json).collect::<Vec<_>>(),
         "signing_key": {
             "algorithm": "Ed25519",
             "public_key": hex::encode(card.signing_key().as_bytes()),
@@ -112,6 +113,23 @@ pub(crate) fn key_json(k: &KeyRecord) -> serde_json::Value {
         "valid_until": k.until.map(format_unix),
         "state": key_state(k),
         "revoked": k.revoked.as_ref().map(|r| serde_json::json!({
+            "reason": r.reason.as_str(),
+            "effective": format_unix(r.effective),
+            "statement": r.seq,
+        })),
+    })
+}
+
+/// One official certified by a history, as JSON (spec/KEYS.md §4.7).
+pub(crate) fn officer_json(o: &rogatory_proto::keyhist::OfficerRecord) -> serde_json::Value {
+    serde_json::json!({
+        "name": o.name,
+        "role": o.role.as_str(),
+        "key_id": hex::encode(o.key.id()),
+        "valid_from": format_unix(o.from),
+        "valid_until": format_unix(o.until),
+        "state": if o.revoked.is_some() { "revoked" } else { "certified" },
+        "revoked": o.revoked.as_ref().map(|r| serde_json::json!({
             "reason": r.reason.as_str(),
             "effective": format_unix(r.effective),
             "statement": r.seq,

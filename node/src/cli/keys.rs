@@ -114,20 +114,20 @@ pub struct ChangeArgs {
 
 /// How a change is signed and applied.
 #[derive(Debug, Args)]
-pub(crate) struct Signing {
+pub struct Signing {
     /// The root key file (default: the one in the data directory, if still there).
     #[arg(long)]
-    root_key: Option<PathBuf>,
+    pub(crate) root_key: Option<PathBuf>,
     /// Write the statement to this file for the root's holders to sign (`keys root sign`),
     /// instead of signing it here.
     #[arg(long, value_name = "FILE", conflicts_with = "apply")]
-    prepare: Option<PathBuf>,
+    pub(crate) prepare: Option<PathBuf>,
     /// Apply a statement the root's holders signed.
     #[arg(long, value_name = "FILE")]
-    apply: Option<PathBuf>,
+    pub(crate) apply: Option<PathBuf>,
     /// The data directory.
     #[arg(long, env = "ROGATORY_DATA_DIR")]
-    data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
 }
 
 /// `rogatory keys rotate`.
@@ -469,13 +469,15 @@ fn revoke(a: RevokeArgs) -> Result<ExitCode> {
             if prefix.len() < 8 {
                 bail!("give at least 8 hex digits of the key id");
             }
-            let found: Vec<_> = h
+            let found: Vec<rogatory_proto::keys::KeyId> = h
                 .keys()
                 .iter()
-                .filter(|k| hex::encode(k.kid).starts_with(&prefix))
+                .map(|k| k.kid)
+                .chain(h.officers().iter().map(|o| *o.key.id()))
+                .filter(|kid| hex::encode(kid).starts_with(&prefix))
                 .collect();
             match found.as_slice() {
-                [k] => k.kid,
+                [k] => *k,
                 [] => bail!("{} never had a key {prefix}…", h.agency()),
                 _ => bail!("several keys start with {prefix}: give more digits"),
             }
@@ -504,6 +506,7 @@ fn revoke(a: RevokeArgs) -> Result<ExitCode> {
             prev: Some(statement::body_hash(&revoke)?),
             kind: rogatory_proto::keyhist::StatementKind::Card,
             revoke: None,
+            officer: None,
             ..revoke.clone()
         };
         let (body, new_keys) = next_card(
@@ -522,7 +525,7 @@ fn revoke(a: RevokeArgs) -> Result<ExitCode> {
 /// Before new keys are written: the root key is at hand (unless the statements are only
 /// prepared), and no other rotation is prepared (its keys would be overwritten, and the
 /// statement its root holders are signing would no longer apply).
-fn before_preparing(dir: &Path, how: &Signing) -> Result<()> {
+pub(crate) fn before_preparing(dir: &Path, how: &Signing) -> Result<()> {
     if how.prepare.is_none() && how.root_key.is_none() && root_in_dir(dir).is_none() {
         bail!(
             "the root key is not on this machine: give --root-key FILE, or --prepare FILE for its holders; nothing was changed"
@@ -544,7 +547,7 @@ fn before_preparing(dir: &Path, how: &Signing) -> Result<()> {
 }
 
 /// Signs `statements` with the root (or writes them for its holders) and applies them.
-fn finish(
+pub(crate) fn finish(
     dir: &Path,
     history: KeyHistory,
     statements: Vec<Vec<u8>>,
@@ -576,7 +579,7 @@ fn finish(
     commit(dir, history, &signed)
 }
 
-fn apply(dir: &Path, file: &Path) -> Result<ExitCode> {
+pub(crate) fn apply(dir: &Path, file: &Path) -> Result<ExitCode> {
     let bytes = files::read_limited(file, rogatory_proto::keyhist::MAX_HISTORY_BYTES as u64)?;
     let statements = rogatory_proto::keyhist::decode_history(&bytes)?;
     commit(dir, keydir::own_history(dir)?, &statements)
@@ -710,6 +713,23 @@ pub(crate) fn print_history(h: &KeyHistory) {
             format_unix(k.from),
             k.until.map(format_unix).unwrap_or_else(|| "…".into()),
             super::card::key_state(k)
+        );
+    }
+    if !h.officers().is_empty() {
+        println!("Officials:");
+    }
+    for o in h.officers() {
+        println!(
+            "  {:<20} {:<22} {}…  {} – {}  {}",
+            o.name,
+            o.role.as_str(),
+            &hex::encode(o.key.id())[..16],
+            format_unix(o.from),
+            format_unix(o.until),
+            match &o.revoked {
+                Some(r) => format!("revoked ({})", r.reason.as_str()),
+                None => "certified".into(),
+            }
         );
     }
 }

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Subcommand;
 
 use crate::files;
@@ -42,6 +42,19 @@ pub enum UserCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Certify an official's own key through the agency's key history (spec/PEOPLE.md §4): a
+    /// statement signed by the root naming the official, their role and key, valid for --days.
+    /// Partners learn it with the history; `rogatory keys revoke KEY` revokes it.
+    Certify {
+        /// The account (with a role that signs: issuing-authority, validating-authority,
+        /// liaison-officer).
+        name: String,
+        /// Days the certificate is valid (1 to 366).
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+        #[command(flatten)]
+        how: super::keys::Signing,
     },
     /// Who the running node takes you for (your ROGATORY_TOKEN_FILE, else the node's own
     /// token), and what you may do.
@@ -103,6 +116,17 @@ pub(crate) fn run(c: UserCommand) -> Result<ExitCode> {
         UserCommand::List { data_dir, json } => {
             let dir = super::init::data_dir(data_dir)?;
             let all = people::list(&dir)?;
+            let history = crate::keydir::own_history(&dir).ok();
+            let officer = |a: &people::Account| -> Option<serde_json::Value> {
+                let key = a.officer_public_key()?;
+                let o = history
+                    .as_ref()
+                    .and_then(|h| h.officers().iter().find(|o| o.key.id() == key.id()));
+                Some(serde_json::json!({
+                    "key_id": hex::encode(key.id()),
+                    "certificate": o.map(super::card::officer_json),
+                }))
+            };
             if json {
                 let v: Vec<serde_json::Value> = all
                     .iter()
@@ -114,6 +138,7 @@ pub(crate) fn run(c: UserCommand) -> Result<ExitCode> {
                             "content_granted": a.content,
                             "created_at": rogatory_proto::time::format_unix(a.created_at),
                             "disabled_at": a.disabled_at.map(rogatory_proto::time::format_unix),
+                            "officer": officer(a),
                         })
                     })
                     .collect();
@@ -161,6 +186,7 @@ pub(crate) fn run(c: UserCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        UserCommand::Certify { name, days, how } => certify(&name, days, &how),
         UserCommand::Disable { name, data_dir } => {
             let dir = super::init::data_dir(data_dir)?;
             let a = people::disable(&dir, &name)?;
@@ -172,6 +198,60 @@ pub(crate) fn run(c: UserCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `user certify`: the official's key certified by the root, in a statement of the agency's key
+/// history (signed here, or prepared for the root's holders).
+fn certify(name: &str, days: u64, how: &super::keys::Signing) -> Result<ExitCode> {
+    use rogatory_proto::keyhist::{OfficerCert, statement};
+    crate::keydir::remember_passphrase();
+    let dir = super::init::data_dir(how.data_dir.clone())?;
+    if let Some(file) = &how.apply {
+        return super::keys::apply(&dir, file);
+    }
+    if !(1..=366).contains(&days) {
+        anyhow::bail!("--days {days}: a certificate is valid for 1 to 366 days");
+    }
+    let account = people::list(&dir)?
+        .into_iter()
+        .find(|a| a.name == name)
+        .with_context(|| format!("no account {name} in {}", dir.display()))?;
+    if account.disabled_at.is_some() {
+        anyhow::bail!("the account {name} is disabled: its key is not certified");
+    }
+    let (Some(key), Some(role)) = (account.officer_public_key(), account.officer_role()) else {
+        anyhow::bail!(
+            "{name} has no role that signs (issuing-authority, validating-authority, liaison-officer): nothing to certify"
+        );
+    };
+    let h = crate::keydir::own_history(&dir)?;
+    if h.is_bare_card() {
+        anyhow::bail!(
+            "{} has no key history (its card is its own root): it cannot certify officials",
+            h.agency()
+        );
+    }
+    if h.officers().iter().any(|o| o.key.id() == key.id()) {
+        anyhow::bail!(
+            "{name}'s key is certified already (a key is certified once; see `rogatory user list`)"
+        );
+    }
+    super::keys::before_preparing(&dir, how)?;
+    let now = rogatory_proto::time::now_unix();
+    let cert = OfficerCert {
+        name: name.to_string(),
+        role,
+        key: key.to_cose_key(),
+        valid_from: now,
+        valid_until: now + days * 86_400,
+    };
+    let body = h.next_officer(cert, now);
+    println!(
+        "Certifying {name} as {} with key {}… for {days} days",
+        role.as_str(),
+        &hex::encode(key.id())[..16]
+    );
+    super::keys::finish(&dir, h, vec![statement::sign(&body, &[])?], how)
 }
 
 fn roles_text(roles: &[Role]) -> String {

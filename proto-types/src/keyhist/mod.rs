@@ -25,7 +25,9 @@ use crate::cbor;
 use crate::ids::{AgencyId, Sha256Digest};
 use crate::keys::{KeyError, KeyId, VerifyingKey};
 
-pub use state::{KeyHistory, KeyRecord, KeyRefusal, Relation, RevokedAt, StatementSummary};
+pub use state::{
+    KeyHistory, KeyRecord, KeyRefusal, OfficerRecord, Relation, RevokedAt, StatementSummary,
+};
 
 /// The statement format version this crate writes and reads.
 pub const STATEMENT_VERSION: u32 = 1;
@@ -53,6 +55,61 @@ pub enum StatementKind {
     Revoke,
     /// A new root set, signed by the old root and the new.
     Root,
+    /// An official's key certified (spec/KEYS.md §4.7, PEOPLE.md §4).
+    Officer,
+}
+
+/// What a certified official does (spec/PEOPLE.md §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OfficerRole {
+    /// Issues requests in the agency's name.
+    IssuingAuthority,
+    /// Validates what an issuing authority issued.
+    ValidatingAuthority,
+    /// Police-to-police liaison.
+    LiaisonOfficer,
+}
+
+impl OfficerRole {
+    /// The role's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IssuingAuthority => "issuing-authority",
+            Self::ValidatingAuthority => "validating-authority",
+            Self::LiaisonOfficer => "liaison-officer",
+        }
+    }
+}
+
+/// Longest validity of an officer's certificate: 366 days.
+pub const MAX_OFFICER_VALIDITY_SECS: u64 = 366 * 86_400;
+
+/// An official's key, certified by the root (spec/KEYS.md §4.7).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfficerCert {
+    /// The official's account name on the agency's node (1 to 32 of `a-z0-9._-`, starting
+    /// with a letter).
+    pub name: String,
+    /// What the official does.
+    pub role: OfficerRole,
+    /// The official's Ed25519 public key, a COSE_Key (spec/PROTOCOL.md §2.2).
+    #[serde(with = "serde_bytes")]
+    pub key: Vec<u8>,
+    /// Unix seconds from which it is valid.
+    pub valid_from: u64,
+    /// Unix seconds until which it is valid (exclusive), at most 366 days after `valid_from`.
+    pub valid_until: u64,
+}
+
+/// Whether `name` is an official's name as a certificate carries it.
+pub fn officer_name_ok(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
 }
 
 /// Why a key was revoked.
@@ -142,6 +199,9 @@ pub struct StatementBody {
     /// The revocation (revoke).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoke: Option<Revocation>,
+    /// The official's certificate (officer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub officer: Option<OfficerCert>,
 }
 
 impl StatementBody {
@@ -157,6 +217,7 @@ impl StatementBody {
             root: Some(root),
             card: Some(card.as_bytes().to_vec()),
             revoke: None,
+            officer: None,
         }
     }
 }
@@ -290,14 +351,30 @@ pub(crate) fn check_body(b: &StatementBody) -> Result<(), KeyHistoryError> {
     if (b.seq == 0) != b.prev.is_none() {
         return bad("`prev` is absent exactly in statement 0");
     }
-    let (root, card, revoke) = match b.kind {
-        StatementKind::Genesis => (true, true, false),
-        StatementKind::Card => (false, true, false),
-        StatementKind::Revoke => (false, false, true),
-        StatementKind::Root => (true, false, false),
+    let (root, card, revoke, officer) = match b.kind {
+        StatementKind::Genesis => (true, true, false, false),
+        StatementKind::Card => (false, true, false, false),
+        StatementKind::Revoke => (false, false, true, false),
+        StatementKind::Root => (true, false, false, false),
+        StatementKind::Officer => (false, false, false, true),
     };
-    if b.root.is_some() != root || b.card.is_some() != card || b.revoke.is_some() != revoke {
+    if b.root.is_some() != root
+        || b.card.is_some() != card
+        || b.revoke.is_some() != revoke
+        || b.officer.is_some() != officer
+    {
         return bad("a statement carries exactly the fields of its kind");
+    }
+    if let Some(o) = &b.officer {
+        if !officer_name_ok(&o.name) {
+            return bad(
+                "an officer's name is 1 to 32 of a-z, 0-9, '.', '_', '-', starting with a letter",
+            );
+        }
+        if o.valid_until <= o.valid_from || o.valid_until - o.valid_from > MAX_OFFICER_VALIDITY_SECS
+        {
+            return bad("an officer's certificate is valid for more than 0 and at most 366 days");
+        }
     }
     if let Some(r) = &b.revoke
         && r.kid.len() != 32

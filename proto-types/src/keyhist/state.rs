@@ -42,6 +42,26 @@ pub struct KeyRecord {
     pub revoked: Option<RevokedAt>,
 }
 
+/// An official's key, as the history leaves it (spec/KEYS.md §4.7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfficerRecord {
+    /// The official's account name.
+    pub name: String,
+    /// What the official does.
+    pub role: super::OfficerRole,
+    /// The official's key.
+    pub key: VerifyingKey,
+    /// Valid from (Unix seconds): the later of the certificate's `valid_from` and the
+    /// statement's `at`.
+    pub from: u64,
+    /// Valid until (exclusive).
+    pub until: u64,
+    /// The certifying statement.
+    pub introduced: u64,
+    /// Set once it is revoked.
+    pub revoked: Option<RevokedAt>,
+}
+
 /// What one statement did, for people reading the history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatementSummary {
@@ -66,6 +86,13 @@ pub enum KeyRefusal {
     Unknown,
     /// Revoked.
     Revoked(RevokedAt),
+    /// Outside its window of validity (an official's certificate not yet or no longer valid).
+    OutsideWindow {
+        /// Valid from.
+        from: u64,
+        /// Valid until (exclusive).
+        until: u64,
+    },
 }
 
 /// How a history offered by a partner relates to the one held.
@@ -99,6 +126,7 @@ pub struct KeyHistory {
     statements: Vec<Vec<u8>>,
     summaries: Vec<StatementSummary>,
     last_at: u64,
+    officers: Vec<OfficerRecord>,
 }
 
 impl KeyHistory {
@@ -143,6 +171,7 @@ impl KeyHistory {
             threshold: 1,
             root,
             last_at: card.body().issued_at,
+            officers: Vec::new(),
             cards: vec![card],
             keys,
             statements: Vec::new(),
@@ -174,6 +203,7 @@ impl KeyHistory {
             statements: Vec::new(),
             summaries: Vec::new(),
             last_at: b.at,
+            officers: Vec::new(),
         };
         let signers = h.check_signatures(&p, &[], None)?;
         h.keys = card_keys(&card, 0, 0, b.at);
@@ -247,19 +277,58 @@ impl KeyHistory {
                     .ok_or_else(|| fail("no revocation".into()))?;
                 let signers = self.check_signatures(&p, &[], None)?;
                 let at = b.at;
-                let rec = self
+                let revoked = if let Some(rec) = self
                     .keys
                     .iter_mut()
                     .find(|k| k.kid.as_slice() == r.kid.as_slice())
-                    .ok_or_else(|| fail("revokes a key the history never listed".into()))?;
-                if rec.revoked.is_some() {
+                {
+                    &mut rec.revoked
+                } else if let Some(o) = self
+                    .officers
+                    .iter_mut()
+                    .find(|o| o.key.id().as_slice() == r.kid.as_slice())
+                {
+                    &mut o.revoked
+                } else {
+                    return Err(fail("revokes a key the history never listed".into()));
+                };
+                if revoked.is_some() {
                     return Err(fail("revokes a key already revoked".into()));
                 }
-                rec.revoked = Some(RevokedAt {
+                *revoked = Some(RevokedAt {
                     reason: r.reason,
                     effective: r.effective,
                     seq,
                     at,
+                });
+                self.push(bytes, &p, signers, false);
+                Ok(())
+            }
+            StatementKind::Officer => {
+                let o = b
+                    .officer
+                    .as_ref()
+                    .ok_or_else(|| fail("no officer's certificate".into()))?;
+                let key = VerifyingKey::from_cose_key(&o.key)?;
+                let kid = *key.id();
+                if self.keys.iter().any(|k| k.kid == kid)
+                    || self.officers.iter().any(|x| x.key.id() == &kid)
+                {
+                    return Err(fail(
+                        "certifies a key the history already holds: an official's key is new"
+                            .into(),
+                    ));
+                }
+                // The root alone certifies an official.
+                let signers = self.check_signatures(&p, &[], None)?;
+                self.officers.push(OfficerRecord {
+                    name: o.name.clone(),
+                    role: o.role,
+                    key,
+                    from: o.valid_from.max(b.at),
+                    until: o.valid_until,
+                    introduced: seq,
+                    revoked: None,
                 });
                 self.push(bytes, &p, signers, false);
                 Ok(())
@@ -384,6 +453,7 @@ impl KeyHistory {
             root: None,
             card: None,
             revoke: None,
+            officer: None,
         }
     }
 
@@ -412,6 +482,38 @@ impl KeyHistory {
             }),
             ..self.next(StatementKind::Revoke, at)
         }
+    }
+
+    /// The body of the next statement: an official's key certified (to be signed by the root).
+    pub fn next_officer(&self, officer: super::OfficerCert, at: u64) -> StatementBody {
+        StatementBody {
+            officer: Some(officer),
+            ..self.next(StatementKind::Officer, at)
+        }
+    }
+
+    /// The officials certified, in the order the history certified them.
+    pub fn officers(&self) -> &[OfficerRecord] {
+        &self.officers
+    }
+
+    /// The official whose key is `kid`, if it is certified, not revoked, and valid at `at`.
+    pub fn officer(&self, kid: &KeyId, at: u64) -> Result<&OfficerRecord, KeyRefusal> {
+        let o = self
+            .officers
+            .iter()
+            .find(|o| o.key.id() == kid)
+            .ok_or(KeyRefusal::Unknown)?;
+        if let Some(r) = &o.revoked {
+            return Err(KeyRefusal::Revoked(r.clone()));
+        }
+        if at < o.from || at >= o.until {
+            return Err(KeyRefusal::OutsideWindow {
+                from: o.from,
+                until: o.until,
+            });
+        }
+        Ok(o)
     }
 
     /// The body of the next statement: a new root set (to be signed by the old root and the

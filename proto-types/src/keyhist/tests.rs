@@ -391,3 +391,81 @@ fn a_witness_whose_key_is_revoked_vouches_for_nothing() {
         .unwrap();
     assert!(verify_key_log_note(&a.history, &w.history, &cosigned).is_err());
 }
+
+fn officer_cert(key: &SigningKey, from: u64, days: u64) -> super::OfficerCert {
+    super::OfficerCert {
+        name: "ivan".into(),
+        role: super::OfficerRole::IssuingAuthority,
+        key: key.verifying_key().to_cose_key(),
+        valid_from: from,
+        valid_until: from + days * 86_400,
+    }
+}
+
+#[test]
+fn the_root_certifies_officials_and_revokes_them() {
+    let mut a = agency(1, 1);
+    let ivan = SigningKey::generate();
+    let body = a.history.next_officer(officer_cert(&ivan, T0, 365), T0 + 5);
+    // The online key alone cannot certify an official.
+    assert!(
+        a.history
+            .clone()
+            .apply(&sign(&body, &[&a.keys.signing]).unwrap())
+            .is_err()
+    );
+    a.history
+        .apply(&sign(&body, &[&a.root[0]]).unwrap())
+        .unwrap();
+    let o = a
+        .history
+        .officer(ivan.verifying_key().id(), T0 + 10)
+        .unwrap();
+    assert_eq!((o.name.as_str(), o.from), ("ivan", T0 + 5));
+    assert!(matches!(
+        a.history
+            .officer(ivan.verifying_key().id(), T0 + 366 * 86_400),
+        Err(KeyRefusal::OutsideWindow { .. })
+    ));
+    assert!(matches!(
+        a.history
+            .officer(SigningKey::generate().verifying_key().id(), T0 + 10),
+        Err(KeyRefusal::Unknown)
+    ));
+    // The same key twice, an agency key as an official's, or a year and more: refused.
+    let again = a.history.next_officer(officer_cert(&ivan, T0, 30), T0 + 6);
+    assert!(
+        a.history
+            .clone()
+            .apply(&sign(&again, &[&a.root[0]]).unwrap())
+            .is_err()
+    );
+    let long = a
+        .history
+        .next_officer(officer_cert(&SigningKey::generate(), T0, 367), T0 + 6);
+    assert!(
+        sign(&long, &[&a.root[0]]).is_err() || {
+            a.history
+                .clone()
+                .apply(&sign(&long, &[&a.root[0]]).unwrap())
+                .is_err()
+        }
+    );
+    // Revoked like any key: refused from then on, whatever the time.
+    let revoke = a.history.next_revoke(
+        ivan.verifying_key().id(),
+        RevocationReason::Retired,
+        T0 + 20,
+        T0 + 20,
+    );
+    a.history
+        .apply(&sign(&revoke, &[&a.root[0]]).unwrap())
+        .unwrap();
+    assert!(matches!(
+        a.history.officer(ivan.verifying_key().id(), T0 + 10),
+        Err(KeyRefusal::Revoked(_))
+    ));
+    // The history replays from its file, officials included.
+    let again = KeyHistory::from_file(&a.history.to_file()).unwrap();
+    assert_eq!(again.officers(), a.history.officers());
+}
