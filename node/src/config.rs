@@ -41,12 +41,17 @@ pub struct Approval {
     /// The message types that an official without the issuing authority's role may only
     /// draft: an issuing authority approves them before they are sealed.
     pub required: Vec<rogatory_proto::message::MessageType>,
+    /// The message types an official whose key the agency certified signs in their own name
+    /// (spec/PEOPLE.md §5), inside the agency's signature.
+    pub signed: Vec<rogatory_proto::message::MessageType>,
 }
 
 impl Default for Approval {
     fn default() -> Self {
+        use rogatory_proto::message::MessageType;
         Self {
-            required: vec![rogatory_proto::message::MessageType::MlaRequest],
+            required: vec![MessageType::MlaRequest],
+            signed: vec![MessageType::MlaRequest, MessageType::PreservationRequest],
         }
     }
 }

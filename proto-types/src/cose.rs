@@ -40,6 +40,9 @@ pub mod label {
     /// one this envelope carries (bstr: 8-byte big-endian old size, then 32-byte hashes),
     /// optional: outer layer only (`audit::witness::CarriedProof`).
     pub const CONSISTENCY: i64 = -65549;
+    /// Officials' signatures of the message (array, spec/PEOPLE.md §5), optional: inner layer
+    /// only.
+    pub const OFFICERS: i64 = -65550;
 }
 
 /// A parse or check failure of a COSE structure. Always the producer's fault.

@@ -25,7 +25,9 @@ use zeroize::Zeroizing;
 use crate::card::AgencyCard;
 use crate::cose::{self, CoseError, label};
 use crate::ids::{AgencyId, CaseId, EnvelopeId, MessageId, Sha256Digest};
-use crate::keys::{AgencySecretKeys, CRV_X25519, EncryptionSecretKey, KTY_OKP, KeyId, fill_random};
+use crate::keys::{
+    AgencySecretKeys, CRV_X25519, EncryptionSecretKey, KTY_OKP, KeyId, VerifyingKey, fill_random,
+};
 use crate::message::{Message, MessageError, MessageType};
 use crate::reason::ReasonCode;
 
@@ -264,6 +266,9 @@ pub struct Opened {
     pub message: Message,
     /// The inner `COSE_Sign1`, exactly as signed by the sender: proof of origin of the content.
     pub inner: Vec<u8>,
+    /// The officials who signed the message (spec/PEOPLE.md §5), in order: verified by [`open`]
+    /// against the sender's key history; by [`open_with_key`] only parsed.
+    pub officers: Vec<crate::officer::OfficerSignature>,
 }
 
 /// Why an envelope was refused.
@@ -334,6 +339,10 @@ pub enum OpenError {
     /// The inner signature does not verify.
     #[error("the inner signature of the message from {0} does not verify")]
     BadInnerSignature(AgencyId),
+    /// An official's signature of the message is not by a key the sender's key history
+    /// certifies for that role at `sent-at`, is revoked, or does not verify (spec/PEOPLE.md §5).
+    #[error("an official's signature is refused: {0}")]
+    OfficerNotValid(String),
     /// The inner message was signed by another agency, or does not name us: it was re-wrapped
     /// by a recipient for a third party (surreptitious forwarding).
     #[error("forwarded message refused: {0}")]
@@ -379,6 +388,7 @@ impl OpenError {
                 ReasonCode::BadSignature
             }
             OpenError::NotAddressee { .. } => ReasonCode::NotAddressee,
+            OpenError::OfficerNotValid(_) => ReasonCode::OfficerNotValid,
             OpenError::Undecryptable => ReasonCode::Undecryptable,
             OpenError::Forwarded(_) => ReasonCode::Forwarded,
             OpenError::HeaderMismatch(_) => ReasonCode::HeaderMismatch,
@@ -433,6 +443,51 @@ pub trait TrustedCards {
         }
         Ok(SignerKey::of_card(card))
     }
+
+    /// The key of official `kid` of agency `id`, if its key history certifies it for `role`,
+    /// not revoked, at `at`. Without a key history, none is.
+    fn officer(
+        &self,
+        id: &AgencyId,
+        kid: &KeyId,
+        role: crate::keyhist::OfficerRole,
+        at: u64,
+    ) -> Result<VerifyingKey, String> {
+        let _ = (kid, role, at);
+        Err(format!("no key history of {id}'s officials is held here"))
+    }
+}
+
+/// An official of `h` for a signature: certified for `role`, not revoked, valid at `at`.
+fn officer_of(
+    h: &crate::keyhist::KeyHistory,
+    kid: &KeyId,
+    role: crate::keyhist::OfficerRole,
+    at: u64,
+) -> Result<VerifyingKey, String> {
+    use crate::keyhist::KeyRefusal;
+    let short = &hex::encode(kid)[..16];
+    match h.officer(kid, at) {
+        Ok(o) if o.role == role => Ok(o.key.clone()),
+        Ok(o) => Err(format!(
+            "{short}… is {}'s key, certified as {}, not {}",
+            o.name,
+            o.role.as_str(),
+            role.as_str()
+        )),
+        Err(KeyRefusal::Unknown) => Err(format!(
+            "{short}… is no official's key in {}'s key history",
+            h.agency()
+        )),
+        Err(KeyRefusal::Revoked(r)) => Err(format!(
+            "{short}… was revoked ({}, statement {})",
+            r.reason.as_str(),
+            r.seq
+        )),
+        Err(KeyRefusal::OutsideWindow { from, until }) => Err(format!(
+            "{short}… is certified from {from} until {until}, not at {at}"
+        )),
+    }
 }
 
 impl TrustedCards for [AgencyCard] {
@@ -456,6 +511,19 @@ impl TrustedCards for std::collections::BTreeMap<AgencyId, AgencyCard> {
 impl TrustedCards for crate::keyhist::KeyHistory {
     fn card(&self, id: &AgencyId) -> Option<&AgencyCard> {
         (self.agency() == id).then(|| self.current_card())
+    }
+
+    fn officer(
+        &self,
+        id: &AgencyId,
+        kid: &KeyId,
+        role: crate::keyhist::OfficerRole,
+        at: u64,
+    ) -> Result<VerifyingKey, String> {
+        if self.agency() != id {
+            return Err(format!("{id} is not trusted here"));
+        }
+        officer_of(self, kid, role, at)
     }
 
     fn signer(&self, id: &AgencyId, kid: &KeyId) -> Result<SignerKey<'_>, OpenError> {
@@ -487,6 +555,19 @@ impl TrustedCards for std::collections::BTreeMap<AgencyId, crate::keyhist::KeyHi
         self.get(id).map(|h| h.current_card())
     }
 
+    fn officer(
+        &self,
+        id: &AgencyId,
+        kid: &KeyId,
+        role: crate::keyhist::OfficerRole,
+        at: u64,
+    ) -> Result<VerifyingKey, String> {
+        let h = self
+            .get(id)
+            .ok_or_else(|| format!("{id} is not trusted here"))?;
+        officer_of(h, kid, role, at)
+    }
+
     fn signer(&self, id: &AgencyId, kid: &KeyId) -> Result<SignerKey<'_>, OpenError> {
         let h = self
             .get(id)
@@ -514,17 +595,46 @@ pub fn seal(
     params: &SealParams,
     limits: &Limits,
 ) -> Result<Vec<SealedEnvelope>, SealError> {
+    seal_signed(sender, &[], addressees, message, params, limits)
+}
+
+/// [`seal`], the message also signed by the agency's `officers` in their own names (an issuer,
+/// then at most one validating authority: spec/PEOPLE.md §5), inside the agency's inner
+/// signature.
+pub fn seal_signed(
+    sender: &Sender<'_>,
+    officers: &[crate::officer::Officer<'_>],
+    addressees: &[Addressee<'_>],
+    message: &Message,
+    params: &SealParams,
+    limits: &Limits,
+) -> Result<Vec<SealedEnvelope>, SealError> {
     let secrets: Vec<_> = addressees
         .iter()
         .map(|_| EnvelopeSecrets::random())
         .collect();
-    seal_with(sender, addressees, message, params, limits, &secrets)
+    seal_officers_with(
+        sender, officers, addressees, message, params, limits, &secrets,
+    )
 }
 
 /// [`seal`] with caller-supplied per-envelope secrets (one per addressee, in order). For test
 /// vectors; production code calls [`seal`].
 pub fn seal_with(
     sender: &Sender<'_>,
+    addressees: &[Addressee<'_>],
+    message: &Message,
+    params: &SealParams,
+    limits: &Limits,
+    secrets: &[EnvelopeSecrets],
+) -> Result<Vec<SealedEnvelope>, SealError> {
+    seal_officers_with(sender, &[], addressees, message, params, limits, secrets)
+}
+
+/// [`seal_signed`] with caller-supplied per-envelope secrets. For test vectors.
+pub fn seal_officers_with(
+    sender: &Sender<'_>,
+    officers: &[crate::officer::Officer<'_>],
     addressees: &[Addressee<'_>],
     message: &Message,
     params: &SealParams,
@@ -572,7 +682,7 @@ pub fn seal_with(
             limit: limits.max_message_bytes,
         });
     }
-    let inner_header = HeaderBuilder::new()
+    let mut inner_header = HeaderBuilder::new()
         .value(label::VERSION, Value::from(PROTOCOL_VERSION))
         .value(label::FROM, Value::Text(sender.card.id().to_string()))
         .value(
@@ -595,9 +705,21 @@ pub fn seal_with(
                     .map(|r| Value::Text(r.to_string()))
                     .collect(),
             ),
-        )
-        .build();
-    let inner = cose::sign1(inner_header, &body, &sender.keys.signing);
+        );
+    if !officers.is_empty() {
+        let kind = message.kind();
+        let signed = crate::officer::Signed {
+            from: sender.card.id(),
+            message_id: &params.message_id,
+            case_id: &params.case_id,
+            kind: kind.as_str(),
+            recipients: &recipients,
+            body: &body,
+        };
+        let value = crate::officer::sign(officers, &signed).map_err(SealError::Addressees)?;
+        inner_header = inner_header.value(label::OFFICERS, value);
+    }
+    let inner = cose::sign1(inner_header.build(), &body, &sender.keys.signing);
     let commitment = case_commitment(&params.case_id);
 
     let mut out = Vec::with_capacity(addressees.len());
@@ -991,7 +1113,9 @@ pub fn open(
     }
 
     let inner = decrypt(outer.payload, recipient)?;
-    open_inner(info, inner, card, limits)
+    let (from, at) = (info.from.clone(), info.sent_at);
+    let key_of = |kid: &KeyId, role| trusted.officer(&from, kid, role, at);
+    open_inner(info, inner, card, limits, Some(&key_of))
 }
 
 /// Opens an envelope with its content key instead of the addressee's secret key: what an
@@ -1009,7 +1133,7 @@ pub fn open_with_key(
     check_origin(&info, &outer, &SignerKey::of_card(sender), limits)?;
     let p = parse_encrypt(outer.payload)?;
     let inner = decrypt_parts(&p, key)?;
-    open_inner(info, inner, sender, limits)
+    open_inner(info, inner, sender, limits, None)
 }
 
 /// The content key of an envelope addressed to `recipient`, derived as [`open`] derives it
@@ -1047,11 +1171,17 @@ pub fn undisclose(bytes: &[u8], auditor: &Recipient<'_>) -> Result<EnvelopeKey, 
 /// The checks of the inner signed message, once decrypted (spec/PROTOCOL.md §3.8, 12–17):
 /// signed by the envelope's sender, addressed (among others) to the envelope's addressee,
 /// agreeing with the outer layer.
+/// The key of an official for a signature of a given role (`open`'s lookup in the sender's key
+/// history).
+type OfficerKeyOf<'a> =
+    &'a dyn Fn(&KeyId, crate::keyhist::OfficerRole) -> Result<VerifyingKey, String>;
+
 fn open_inner(
     info: EnvelopeInfo,
     inner: Vec<u8>,
     card: &AgencyCard,
     limits: &Limits,
+    officer_key: Option<OfficerKeyOf<'_>>,
 ) -> Result<Opened, OpenError> {
     let us = &info.to;
     const W: &str = "inner message";
@@ -1066,6 +1196,7 @@ fn open_inner(
             label::CASE_ID,
             label::MESSAGE_TYPE,
             label::RECIPIENTS,
+            label::OFFICERS,
         ],
         W,
     )?;
@@ -1138,12 +1269,32 @@ fn open_inner(
     }
     // Check 17.
     let message = Message::from_cbor(kind, s.payload, limits.max_message_bytes)?;
+    // Check 18: the officials who signed it are the sender's, certified for their roles
+    // (spec/PEOPLE.md §5).
+    let officers = match cose::get(h, label::OFFICERS) {
+        None => Vec::new(),
+        Some(v) => crate::officer::parse(v).map_err(OpenError::Malformed)?,
+    };
+    if let Some(key_of) = officer_key
+        && !officers.is_empty()
+    {
+        let signed = crate::officer::Signed {
+            from: &info.from,
+            message_id: &message_id,
+            case_id: &case_id,
+            kind: kind.as_str(),
+            recipients: &recipients,
+            body: s.payload,
+        };
+        crate::officer::verify(&officers, &signed, key_of).map_err(OpenError::OfficerNotValid)?;
+    }
     Ok(Opened {
         info,
         case_id,
         recipients,
         message,
         inner,
+        officers,
     })
 }
 

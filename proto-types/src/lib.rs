@@ -62,6 +62,7 @@ pub mod ids;
 pub mod keyhist;
 pub mod keys;
 pub mod message;
+pub mod officer;
 pub mod reason;
 pub mod receipt;
 pub mod time;

@@ -54,6 +54,9 @@ pub enum ReasonCode {
     /// 21: dated further in the future than the recipient's clock allows (spec/PROTOCOL.md
     /// §3.8, "Clock").
     FutureDated,
+    /// 22: an official's signature on the message is not by a key the sender's key history
+    /// certifies for that role at `sent-at`, is revoked, or does not verify (spec/PEOPLE.md §5).
+    OfficerNotValid,
     /// 99: the recipient failed internally; the sender may retry.
     InternalError,
     /// A code this software does not know (from a newer version).
@@ -85,6 +88,7 @@ impl From<u16> for ReasonCode {
             19 => Unauthorized,
             20 => OverQuota,
             21 => FutureDated,
+            22 => OfficerNotValid,
             99 => InternalError,
             other => Unknown(other),
         }
@@ -116,6 +120,7 @@ impl From<ReasonCode> for u16 {
             Unauthorized => 19,
             OverQuota => 20,
             FutureDated => 21,
+            OfficerNotValid => 22,
             InternalError => 99,
             Unknown(n) => n,
         }
@@ -148,6 +153,7 @@ impl ReasonCode {
             Unauthorized => "unauthorized",
             OverQuota => "over-quota",
             FutureDated => "future-dated",
+            OfficerNotValid => "officer-not-valid",
             InternalError => "internal-error",
             Unknown(_) => "unknown",
         }

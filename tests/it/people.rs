@@ -408,6 +408,41 @@ fn an_official_s_key_is_certified_through_the_key_history_and_revoked_the_same_w
         "{ivan}"
     );
     let kid = ivan["officer"]["key_id"].as_str().unwrap()[..16].to_string();
+
+    // Ivan's MLA request carries his own signature inside XA's; XB names him.
+    let mla = rogatory_tests::spec_dir().join("examples/mla-request.json");
+    let r = as_official(
+        root,
+        "ivan.token",
+        &format!(
+            "send --to XB.DOJ-CA --case new --type mla-request --body {} --data-dir xa.moj-ca --json",
+            mla.display()
+        ),
+    )
+    .ok();
+    let sent: Value = serde_json::from_str(&r.stdout).unwrap();
+    let id = sent["queued"][0]["envelope_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.wait_settled(0, 1, Duration::from_secs(60));
+    let shown = run_line(
+        root,
+        &format!("message show {id} --data-dir xb.doj-ca --json"),
+    )
+    .ok();
+    let shown: Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(shown["signed_by"][0]["name"], "ivan", "{shown}");
+    assert_eq!(
+        shown["signed_by"][0]["role"], "issuing-authority",
+        "{shown}"
+    );
+    let text = run_line(root, &format!("message show {id} --data-dir xb.doj-ca")).ok();
+    assert!(
+        text.stdout.contains("issued by ivan of XA.MOJ-CA"),
+        "{}",
+        text.stdout
+    );
     let r = run_line(root, "user certify ivan --data-dir xa.moj-ca").failed();
     assert!(r.stderr.contains("certified already"), "{}", r.stderr);
     let want = |state: &str| {
@@ -448,6 +483,14 @@ fn an_official_s_key_is_certified_through_the_key_history_and_revoked_the_same_w
         ),
     )
     .ok();
-    let rows = c.wait_settled(0, 1, Duration::from_secs(60));
+    let rows = c.wait_settled(0, 2, Duration::from_secs(60));
     assert!(rows.iter().all(|r| r["state"] == "delivered"), "{rows:?}");
+    // What XB accepted while ivan's key was certified still reads as his.
+    let again = run_line(
+        root,
+        &format!("message show {id} --data-dir xb.doj-ca --json"),
+    )
+    .ok();
+    let again: Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(again["signed_by"][0]["name"], "ivan", "{again}");
 }

@@ -102,19 +102,68 @@ impl FromRequestParts<Arc<ApiState>> for Authorized {
             ));
         }
         let name = caller.name();
+        if let (Caller::Account(_), Some(t)) = (&caller, bearer(parts)) {
+            parts
+                .extensions
+                .insert(Bearer(zeroize::Zeroizing::new(t.to_string())));
+        }
         parts.extensions.insert(caller);
         Ok(Authorized(name))
     }
 }
 
-/// Who the bearer token names, if anyone.
-fn caller(parts: &Parts, state: &ApiState) -> Option<Caller> {
-    let token = parts
+/// An official's own token, as their request carried it: it opens their key for this request
+/// only (spec/PEOPLE.md §4).
+#[derive(Clone)]
+pub struct Bearer(pub zeroize::Zeroizing<String>);
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))?
-        .trim();
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
+/// The official who signs a message of type `kind` in their own name (spec/PEOPLE.md §5): the
+/// caller, if `kind` is one of `[approval] signed` and the agency's key history certifies the
+/// caller's key now; their key is opened with the token of this request.
+pub(super) async fn officer_signer(
+    s: &Arc<ApiState>,
+    caller: &Caller,
+    token: Option<&Bearer>,
+    kind: rogatory_proto::message::MessageType,
+) -> Result<Option<crate::engine::OfficerSigner>, ApiError> {
+    let (Caller::Account(a), Some(token)) = (caller, token) else {
+        return Ok(None);
+    };
+    let Some(key) = a.officer_public_key().filter(|_| s.signed.contains(&kind)) else {
+        return Ok(None);
+    };
+    let now = rogatory_proto::time::now_unix();
+    let role = match s.me.history.officer(key.id(), now) {
+        Ok(o) => o.role,
+        Err(_) => {
+            tracing::info!(user = %a.name, kind = %kind, "not signed in the official's name: their key is not certified (rogatory user certify)");
+            return Ok(None);
+        }
+    };
+    let (dir, name, token) = (s.data.clone(), a.name.clone(), token.0.clone());
+    let key = super::blocking(move || {
+        crate::people::officer_key(&dir, &name, &token)
+            .map_err(|e| ApiError::internal(format!("{e:#}")))
+    })
+    .await?;
+    Ok(Some(crate::engine::OfficerSigner {
+        role,
+        key: Arc::new(key),
+    }))
+}
+
+/// Who the bearer token names, if anyone.
+fn caller(parts: &Parts, state: &ApiState) -> Option<Caller> {
+    let token = bearer(parts)?;
     let node_token = Sha256Digest::of(token.as_bytes()) == state.token_hash;
     match state.accounts.find(token) {
         Lookup::NoAccounts if node_token => {

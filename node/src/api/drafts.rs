@@ -9,10 +9,13 @@ use axum::extract::{Path as UrlPath, State};
 use rogatory_proto::ids::Sha256Digest;
 use rogatory_proto::message::{Message, MessageType};
 
+use super::access::{Bearer, officer_signer};
 use super::wire::{DraftRow, DraftView, ErrorBody, Reject};
 use super::{ApiError, ApiState, Authorized, blocking};
 use crate::engine::Job;
+use crate::people::Caller;
 use crate::store::Draft;
+use axum::Extension;
 
 /// The draft `id` names: its id, or at least its first 8 hex digits.
 fn find(s: &ApiState, id: &str) -> Result<Draft, ApiError> {
@@ -69,7 +72,7 @@ pub async fn one(
 
 async fn decide(
     s: Arc<ApiState>,
-    user: Option<String>,
+    (user, caller, token): (Option<String>, Caller, Option<Bearer>),
     id: String,
     approve: bool,
     reason: Option<String>,
@@ -80,7 +83,16 @@ async fn decide(
         ));
     };
     let st = Arc::clone(&s);
-    let id: Sha256Digest = blocking(move || find(&st, &id)).await?.id;
+    let draft = blocking(move || find(&st, &id)).await?;
+    let id: Sha256Digest = draft.id;
+    // The approver signs it in their own name where the agency certified their key.
+    let mut officers = Vec::new();
+    if approve
+        && let Ok(kind) = draft.kind.parse::<MessageType>()
+        && let Some(o) = officer_signer(&s, &caller, token.as_ref(), kind).await?
+    {
+        officers.push(o);
+    }
     let d = s
         .worker
         .ask(|reply| Job::Decide {
@@ -88,6 +100,7 @@ async fn decide(
             approve,
             user,
             reason,
+            officers,
             reply,
         })
         .await?;
@@ -104,10 +117,12 @@ async fn decide(
         (status = 409, description = "Decided already, or the case's state refuses it", body = ErrorBody), (status = 422, description = "Refused as given (the drafter's own draft)", body = ErrorBody)))]
 pub async fn approve(
     Authorized(user): Authorized,
+    Extension(caller): Extension<Caller>,
+    token: Option<Extension<Bearer>>,
     State(s): State<Arc<ApiState>>,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<DraftRow>, ApiError> {
-    decide(s, user, id, true, None).await
+    decide(s, (user, caller, token.map(|t| t.0)), id, true, None).await
 }
 
 /// Rejects a draft, with the reason: it is never sent.
@@ -117,6 +132,7 @@ pub async fn approve(
         (status = 409, description = "Decided already", body = ErrorBody)))]
 pub async fn reject(
     Authorized(user): Authorized,
+    Extension(caller): Extension<Caller>,
     State(s): State<Arc<ApiState>>,
     UrlPath(id): UrlPath<String>,
     Json(b): Json<Reject>,
@@ -125,5 +141,5 @@ pub async fn reject(
     if reason.is_empty() {
         return Err(ApiError::invalid("give the reason for the rejection"));
     }
-    decide(s, user, id, false, Some(reason)).await
+    decide(s, (user, caller, None), id, false, Some(reason)).await
 }

@@ -234,6 +234,7 @@ fn send_case(case: &str) -> Result<CaseId, ApiError> {
 pub async fn send(
     Authorized(user): Authorized,
     axum::Extension(caller): axum::Extension<crate::people::Caller>,
+    token: Option<axum::Extension<super::access::Bearer>>,
     State(s): State<Arc<ApiState>>,
     Json(b): Json<SendBody>,
 ) -> Result<Json<Sent>, ApiError> {
@@ -266,6 +267,7 @@ pub async fn send(
         message,
         user,
         confirmation: false,
+        officers: Vec::new(),
     });
     // An official who may not approve drafts what needs approval (spec/PEOPLE.md §6).
     if s.approval.contains(&kind)
@@ -280,6 +282,12 @@ pub async fn send(
             queued: Vec::new(),
             draft: Some(super::wire::DraftRow::from(&d)),
         }));
+    }
+    let mut request = request;
+    if let Some(o) =
+        super::access::officer_signer(&s, &caller, token.as_ref().map(|t| &t.0), kind).await?
+    {
+        request.officers.push(o);
     }
     let queued = s.worker.ask(|reply| Job::Send { request, reply }).await?;
     Ok(Json(Sent {
@@ -366,6 +374,24 @@ fn open_received(s: &ApiState, id: &[u8; 32]) -> Result<envelope::Opened, ApiErr
     .map_err(|e| ApiError::internal(format!("a stored envelope no longer opens: {e}")))
 }
 
+/// The officials who signed a received message, named as the sender's key history certifies
+/// them.
+fn officials(s: &ApiState, opened: &envelope::Opened) -> Vec<super::wire::OfficialView> {
+    let partners = s.trust.snapshot();
+    let history = partners.get(&opened.info.from);
+    opened
+        .officers
+        .iter()
+        .map(|o| super::wire::OfficialView {
+            name: history
+                .and_then(|h| h.officers().iter().find(|x| x.key.id() == &o.kid))
+                .map_or_else(|| "?".into(), |x| x.name.clone()),
+            role: o.role.as_str().into(),
+            key_id: hex::encode(o.kid),
+        })
+        .collect()
+}
+
 fn describe(s: &ApiState, id: [u8; 32], received: bool) -> Result<MessageView, ApiError> {
     let eid = Sha256Digest(id);
     let (case, mut v) = if received {
@@ -409,6 +435,7 @@ fn describe(s: &ApiState, id: [u8; 32], received: bool) -> Result<MessageView, A
                 state: None,
                 receipt,
                 content: Some(opened.message.to_json()),
+                signed_by: officials(s, &opened),
                 accessed_by: None,
                 note: None,
                 audit: Vec::new(),
@@ -438,6 +465,7 @@ fn describe(s: &ApiState, id: [u8; 32], received: bool) -> Result<MessageView, A
                 state: Some(row.state),
                 receipt: row.receipt,
                 content: None,
+                signed_by: Vec::new(),
                 accessed_by: None,
                 note: Some(
                     "the content of a sent envelope is encrypted to its addressee; it is not kept here in clear"
@@ -535,6 +563,7 @@ pub async fn forward(
                 message: opened.message,
                 user,
                 confirmation: false,
+                officers: Vec::new(),
             }),
             reply,
         })

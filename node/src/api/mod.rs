@@ -99,6 +99,8 @@ pub struct ApiState {
     pub accounts: crate::people::Accounts,
     /// The message types that need an issuing authority's approval (`[approval] required`).
     pub approval: Vec<rogatory_proto::message::MessageType>,
+    /// The message types officials sign in their own names (`[approval] signed`).
+    pub signed: Vec<rogatory_proto::message::MessageType>,
 }
 
 impl ApiState {

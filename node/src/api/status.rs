@@ -47,6 +47,7 @@ pub async fn status(
     Ok(Json(Status {
         agency: s.me.card.id().to_string(),
         peer_id: s.peer_id.clone(),
+        key_history_statements: s.me.history.statements().len() as u64,
         listening: net.listening,
         inbound_pending: net.inbound_pending,
         peers: net.peers,

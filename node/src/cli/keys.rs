@@ -628,7 +628,7 @@ fn commit(dir: &Path, mut history: KeyHistory, statements: &[Vec<u8>]) -> Result
                 .post("/v1/keys/reload", &serde_json::json!({}))
                 .context("the running node did not take up the new keys (restart it)")?;
             drop(c);
-            wait_restarted(dir, card)?;
+            wait_restarted(dir, card, history.statements().len() as u64)?;
             println!("The node runs on the new keys.");
         }
         Err(_) => println!("The node takes up the new keys when it next starts."),
@@ -636,15 +636,20 @@ fn commit(dir: &Path, mut history: KeyHistory, statements: &[Vec<u8>]) -> Result
     Ok(ExitCode::SUCCESS)
 }
 
-/// Waits (at most a minute) until the node in `dir` answers as the peer of `card`'s key.
-fn wait_restarted(dir: &Path, card: &AgencyCard) -> Result<()> {
+/// Waits (at most a minute) until the node in `dir` answers as the peer of `card`'s key, on
+/// a key history of `statements` statements (a statement that changes no key, such as an
+/// official's certificate, leaves the peer id as it was).
+fn wait_restarted(dir: &Path, card: &AgencyCard, statements: u64) -> Result<()> {
     let want = crate::net::peer_id(card)?.to_string();
     let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let now = crate::client::Client::connect(dir)
             .and_then(|c| c.get::<crate::api::wire::Status>("/v1/status"))
-            .map(|s| s.peer_id);
-        if now.as_deref().ok() == Some(want.as_str()) {
+            .map(|s| (s.peer_id, s.key_history_statements));
+        if now
+            .as_ref()
+            .is_ok_and(|(p, n)| p == &want && *n == statements)
+        {
             return Ok(());
         }
         if std::time::Instant::now() > until {

@@ -248,6 +248,21 @@ pub(crate) fn message(c: MessageCommand) -> Result<ExitCode> {
         ),
         None => println!("  receipt:    none yet"),
     }
+    if !r.signed_by.is_empty() {
+        let who: Vec<String> = r
+            .signed_by
+            .iter()
+            .map(|o| {
+                let verb = match o.role.as_str() {
+                    "validating-authority" => "validated by",
+                    "liaison-officer" => "sent by liaison officer",
+                    _ => "issued by",
+                };
+                format!("{verb} {} of {}", o.name, r.from)
+            })
+            .collect();
+        println!("  signed:     {}", who.join(", "));
+    }
     println!("  audit entries:");
     for e in &r.audit {
         println!(

@@ -197,6 +197,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<Outcome> {
         restart: Arc::clone(&restart),
         accounts: crate::people::Accounts::new(dir),
         approval: opts.config.approval.required.clone(),
+        signed: opts.config.approval.signed.clone(),
     });
     drop(token);
     drop(worker);

@@ -140,6 +140,7 @@ impl Engine {
             message: Message::EvidenceStatus(EvidenceStatus { items }),
             user: None,
             confirmation: false,
+            officers: Vec::new(),
         };
         match self.seal(batch, &request, replies)? {
             Ok(_) => {
@@ -207,6 +208,7 @@ impl Engine {
             }),
             user: None,
             confirmation: false,
+            officers: Vec::new(),
         };
         match self.seal(batch, &request, replies)? {
             Ok(_) => {

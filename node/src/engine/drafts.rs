@@ -81,7 +81,7 @@ impl Engine {
         batch: &mut Batch<'_>,
         id: &Sha256Digest,
         approve: bool,
-        user: &str,
+        (user, officers): (&str, Vec<super::OfficerSigner>),
         reason: Option<String>,
         replies: &mut Vec<Reply>,
     ) -> Result<Result<Draft, Error>> {
@@ -120,6 +120,7 @@ impl Engine {
                 message,
                 user: Some(user.to_string()),
                 confirmation: false,
+                officers,
             };
             // The case's machine decides now, as for any send: a refusal leaves the draft
             // waiting and nothing recorded.

@@ -23,6 +23,29 @@ pub struct SendRequest {
     /// The node's own confirmation of a partner's proposal, already applied to the case
     /// (`cases::Effect::Confirm`); never set for a user's message.
     pub confirmation: bool,
+    /// The officials who sign it in their own names (spec/PEOPLE.md §5): their certified role
+    /// and key, opened with their token for this request only.
+    pub officers: Vec<OfficerSigner>,
+}
+
+/// An official who signs a message: their certified role and their key (never printed).
+#[derive(Clone)]
+pub struct OfficerSigner {
+    /// The role they are certified with.
+    pub role: rogatory_proto::keyhist::OfficerRole,
+    /// Their key.
+    pub key: std::sync::Arc<rogatory_proto::keys::SigningKey>,
+}
+
+impl std::fmt::Debug for OfficerSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}",
+            self.role.as_str(),
+            hex::encode(self.key.verifying_key().id())
+        )
+    }
 }
 
 /// One envelope queued by a send.
@@ -204,6 +227,8 @@ pub enum Job {
         user: String,
         /// Why, for a rejection.
         reason: Option<String>,
+        /// The approver signing the message in their own name, if they do.
+        officers: Vec<OfficerSigner>,
         /// Answered after the commit.
         reply: Responder<crate::store::Draft>,
     },

@@ -42,7 +42,9 @@ use crate::keydir::KeyDir;
 use crate::store::{Batch, LogSigner, Store};
 pub use error::Error;
 pub use handle::{Interest, Responder, Watch, Worker};
-pub use jobs::{Arrival, Job, ManifestSent, NewEvidence, Notice, Queued, SendRequest};
+pub use jobs::{
+    Arrival, Job, ManifestSent, NewEvidence, Notice, OfficerSigner, Queued, SendRequest,
+};
 pub use open::{OpenPool, Opener};
 use receive::{ChainSlot, Cosigns};
 pub use settle::{Cosignatures, Cosigned};
@@ -393,9 +395,10 @@ impl Engine {
                 approve,
                 user,
                 reason,
+                officers,
                 reply,
             } => {
-                let r = self.decide(batch, &id, approve, &user, reason, replies);
+                let r = self.decide(batch, &id, approve, (&user, officers), reason, replies);
                 hold(replies, reply, r)
             }
             Job::NewCase {

@@ -150,6 +150,7 @@ impl Engine {
             }),
             user,
             confirmation: false,
+            officers: Vec::new(),
         };
         let queued = match self.seal(batch, &request, replies)? {
             Ok(q) => q,
@@ -184,6 +185,7 @@ impl Engine {
             message,
             user: None,
             confirmation: true,
+            officers: Vec::new(),
         };
         match self.seal(batch, &request, replies)? {
             Ok(queued) => {
@@ -260,11 +262,20 @@ impl Engine {
             sent_at: now,
             checkpoint,
         };
-        let sealed = match envelope::seal(
+        let officers: Vec<rogatory_proto::officer::Officer<'_>> = r
+            .officers
+            .iter()
+            .map(|o| rogatory_proto::officer::Officer {
+                role: o.role,
+                key: &o.key,
+            })
+            .collect();
+        let sealed = match envelope::seal_signed(
             &Sender {
                 card: &self.me.card,
                 keys: &self.me.keys,
             },
+            &officers,
             &addressees,
             &r.message,
             &params,

@@ -394,6 +394,26 @@ impl rogatory_proto::envelope::TrustedCards for AsReceived<'_> {
         self.0.get(id).map(|h| h.current_card())
     }
 
+    /// An official's key as it was: certified for that role, whether or not revoked since (a
+    /// message accepted before the revocation still reads as signed by them).
+    fn officer(
+        &self,
+        id: &AgencyId,
+        kid: &KeyId,
+        role: rogatory_proto::keyhist::OfficerRole,
+        _at: u64,
+    ) -> Result<rogatory_proto::keys::VerifyingKey, String> {
+        self.0
+            .get(id)
+            .and_then(|h| {
+                h.officers()
+                    .iter()
+                    .find(|o| o.key.id() == kid && o.role == role)
+            })
+            .map(|o| o.key.clone())
+            .ok_or_else(|| format!("{id} never certified that official"))
+    }
+
     fn signer(
         &self,
         id: &AgencyId,

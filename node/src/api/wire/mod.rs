@@ -27,6 +27,17 @@ pub struct Proof {
     pub proof: String,
 }
 
+/// An official who signed a message (spec/PEOPLE.md §5).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OfficialView {
+    /// Their account name at the sending agency, as its key history certifies it.
+    pub name: String,
+    /// `issuing-authority`, `validating-authority` or `liaison-officer`.
+    pub role: String,
+    /// Their key id.
+    pub key_id: String,
+}
+
 /// `GET /v1/me`: who the caller is (spec/PEOPLE.md §3).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Me {
@@ -48,6 +59,9 @@ pub struct Status {
     pub agency: String,
     /// Its libp2p peer id.
     pub peer_id: String,
+    /// How many statements of this agency's key history the node runs on (spec/KEYS.md §5.3).
+    #[serde(default)]
+    pub key_history_statements: u64,
     /// Addresses it listens on.
     pub listening: Vec<String>,
     /// Envelopes received and not yet answered.
@@ -382,6 +396,10 @@ pub struct MessageView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub content: Option<Value>,
+    /// The officials who signed it in their own names, in order (received messages; spec/PEOPLE.md
+    /// §5): "issued by …, validated by …".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signed_by: Vec<OfficialView>,
     /// The local user this reading was logged for (received messages).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accessed_by: Option<String>,
