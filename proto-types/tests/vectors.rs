@@ -8,6 +8,8 @@
 
 mod support;
 
+use rogatory_proto::keyhist::OfficerRole;
+
 use std::path::PathBuf;
 
 use rogatory_proto::audit::witness::CarriedProof;
@@ -40,6 +42,8 @@ struct EnvelopeDef {
     addressees: Vec<(&'static str, u8, u64, bool)>,
     kind: MessageType,
     checkpoint: Option<&'static [u8]>,
+    /// Officials who sign it (spec/PEOPLE.md §5): role and key seed.
+    officers: &'static [(OfficerRole, u8)],
 }
 
 fn defs() -> Vec<EnvelopeDef> {
@@ -51,6 +55,19 @@ fn defs() -> Vec<EnvelopeDef> {
             addressees: vec![("XB.DOJ-CA", 2, 1, false)],
             kind: MessageType::MlaRequest,
             checkpoint: None,
+            officers: &[],
+        },
+        EnvelopeDef {
+            file: "envelope-mla-request-signed.json",
+            description: "The MLA request from XA.MOJ-CA to XB.DOJ-CA, also signed by two of XA's officials in their own names (spec/PEOPLE.md §5): the issuing authority (key seed 0x90) and, countersigning, the validating authority (key seed 0x91), in the inner header's `officers` (-65550). Their keys are certified in XA's key history (spec/KEYS.md §4.7); `officers` lists each with its public key and the bytes it signed.",
+            sender: ("XA.MOJ-CA", 1),
+            addressees: vec![("XB.DOJ-CA", 2, 1, false)],
+            kind: MessageType::MlaRequest,
+            checkpoint: None,
+            officers: &[
+                (OfficerRole::IssuingAuthority, 0x90),
+                (OfficerRole::ValidatingAuthority, 0x91),
+            ],
         },
         EnvelopeDef {
             file: "envelope-liaison-two-addressees.json",
@@ -59,8 +76,36 @@ fn defs() -> Vec<EnvelopeDef> {
             addressees: vec![("XB.POLICE", 4, 3, true), ("XC.POLICE", 5, 3, true)],
             kind: MessageType::Liaison,
             checkpoint: Some(b"rogatory.XA.POLICE/case/example\n3\nAAAA\n\n\xe2\x80\x94 rogatory.XA.POLICE example\n"),
+            officers: &[],
         },
     ]
+}
+
+/// A key history of `a` (root key seed 0x75) certifying `officers` (spec/KEYS.md §4.7).
+fn history_with_officers(
+    a: &Agency,
+    officers: &[(OfficerRole, SigningKey)],
+) -> rogatory_proto::keyhist::KeyHistory {
+    use rogatory_proto::keyhist::{KeyHistory, OfficerCert, RootSet, StatementBody, statement};
+    let root = SigningKey::from_seed(&[0x75; 32]);
+    let g = StatementBody::genesis(
+        RootSet::new(1, std::slice::from_ref(root.verifying_key())),
+        &a.card,
+        ISSUED_AT,
+    );
+    let mut h = KeyHistory::from_statements(&[statement::sign(&g, &[&root]).unwrap()]).unwrap();
+    for (i, (role, key)) in officers.iter().enumerate() {
+        let cert = OfficerCert {
+            name: format!("officer{i}"),
+            role: *role,
+            key: key.verifying_key().to_cose_key(),
+            valid_from: ISSUED_AT,
+            valid_until: ISSUED_AT + 365 * 86_400,
+        };
+        h.apply(&statement::sign(&h.next_officer(cert, ISSUED_AT), &[&root]).unwrap())
+            .unwrap();
+    }
+    h
 }
 
 fn agency_json(a: &Agency, n: u8) -> Value {
@@ -126,8 +171,18 @@ fn generate(d: &EnvelopeDef) -> Value {
             consistency: p.clone(),
         })
         .collect();
-    let sealed = seal_with(
+    let officer_keys: Vec<(OfficerRole, SigningKey)> = d
+        .officers
+        .iter()
+        .map(|(r, n)| (*r, SigningKey::from_seed(&[*n; 32])))
+        .collect();
+    let officers: Vec<rogatory_proto::officer::Officer<'_>> = officer_keys
+        .iter()
+        .map(|(role, key)| rogatory_proto::officer::Officer { role: *role, key })
+        .collect();
+    let sealed = seal_officers_with(
         &sender.sender(),
+        &officers,
         &adds,
         &message,
         &p,
@@ -135,13 +190,43 @@ fn generate(d: &EnvelopeDef) -> Value {
         &secrets,
     )
     .unwrap();
+    // The sender's key history certifies its officials (root key seed 0x75).
+    let mut trusted = std::collections::BTreeMap::new();
+    trusted.insert(
+        sender.card.id().clone(),
+        history_with_officers(&sender, &officer_keys),
+    );
     let opened = open(
         &sealed[0].bytes,
         &addressees[0].recipient(),
-        &vec![sender.card.clone()],
+        &trusted,
         &Limits::default(),
     )
     .unwrap();
+    assert_eq!(opened.officers.len(), d.officers.len());
+    let signed = rogatory_proto::officer::Signed {
+        from: sender.card.id(),
+        message_id: &p.message_id,
+        case_id: &p.case_id,
+        kind: d.kind.as_str(),
+        recipients: &opened.recipients,
+        body: &message.to_cbor().unwrap(),
+    };
+    let officers_json: Vec<Value> = opened
+        .officers
+        .iter()
+        .enumerate()
+        .map(|(i, o)| {
+            json!({
+                "role": o.role.as_str(),
+                "key_seed": hex::encode([d.officers[i].1; 32]),
+                "public_key": hex::encode(officer_keys[i].1.verifying_key().as_bytes()),
+                "key_id": hex::encode(o.kid),
+                "signed": hex::encode(rogatory_proto::officer::to_be_signed(&signed, &opened.officers[..i])),
+                "signature": hex::encode(o.signature),
+            })
+        })
+        .collect();
     assert_eq!(opened.info.consistency, proofs[0]);
     let mut agencies = vec![agency_json(&sender, d.sender.1)];
     agencies.extend(
@@ -164,6 +249,7 @@ fn generate(d: &EnvelopeDef) -> Value {
         "message": message.to_json(),
         "message_cbor": hex::encode(message.to_cbor().unwrap()),
         "inner": hex::encode(&opened.inner),
+        "officers": officers_json,
         "envelopes": sealed.iter().zip(&links).zip(&secrets).zip(&proofs).map(|(((s, l), sec), p)| json!({
             "to": s.to.as_str(),
             "sequence": l.sequence,
@@ -386,8 +472,27 @@ fn replay_envelope_vector(v: &Value) {
             nonce: h(e, "nonce").try_into().unwrap(),
         })
         .collect();
-    let sealed = seal_with(
+    let officer_keys: Vec<(OfficerRole, SigningKey)> = v["officers"]
+        .as_array()
+        .map(|a| a.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .map(|o| {
+            let role = match o["role"].as_str().unwrap() {
+                "issuing-authority" => OfficerRole::IssuingAuthority,
+                "validating-authority" => OfficerRole::ValidatingAuthority,
+                _ => OfficerRole::LiaisonOfficer,
+            };
+            (role, SigningKey::from_seed(&arr32(o, "key_seed")))
+        })
+        .collect();
+    let officers: Vec<rogatory_proto::officer::Officer<'_>> = officer_keys
+        .iter()
+        .map(|(role, key)| rogatory_proto::officer::Officer { role: *role, key })
+        .collect();
+    let sealed = seal_officers_with(
         &sender.sender(),
+        &officers,
         &adds,
         &message,
         &params,
@@ -395,7 +500,11 @@ fn replay_envelope_vector(v: &Value) {
         &secrets,
     )
     .unwrap();
-    let trusted = vec![sender.card.clone()];
+    let mut trusted = std::collections::BTreeMap::new();
+    trusted.insert(
+        sender.card.id().clone(),
+        history_with_officers(sender, &officer_keys),
+    );
     for (s, e) in sealed.iter().zip(envs) {
         assert_eq!(
             hex::encode(&s.bytes),

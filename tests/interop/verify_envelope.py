@@ -102,6 +102,7 @@ L_CASE_ID = -65546
 L_MESSAGE_TYPE = -65547
 L_RECIPIENTS = -65548
 L_CONSISTENCY = -65549
+L_OFFICERS = -65550
 
 LABEL_NAMES = {
     H_ALG: "alg",
@@ -119,12 +120,14 @@ LABEL_NAMES = {
     L_MESSAGE_TYPE: "message_type",
     L_RECIPIENTS: "recipients",
     L_CONSISTENCY: "consistency",
+    L_OFFICERS: "officers",
 }
 
 OUTER_LABELS = {H_ALG, H_KID, L_VERSION, L_FROM, L_TO, L_MESSAGE_ID, L_SENT_AT,
                 L_CASE_COMMITMENT, L_CHECKPOINT, L_SEQUENCE, L_PREVIOUS, L_CONSISTENCY}
 INNER_LABELS = {H_ALG, H_KID, L_VERSION, L_FROM, L_MESSAGE_ID, L_CASE_ID, L_MESSAGE_TYPE,
-                L_RECIPIENTS}
+                L_RECIPIENTS, L_OFFICERS}
+OFFICER_ROLES = ("issuing-authority", "validating-authority", "liaison-officer")
 CARD_LABELS = {H_ALG, H_KID}
 
 UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
@@ -854,9 +857,53 @@ def run_vector(path: str, report: Report) -> None:
                 f"{ewhat}: the inner payload differs from the vector's message_cbor")
         report.ok("inner payload equals the vector's message_cbor byte for byte")
         check_expected(opened.message, v["message"], "the vector's message (JSON)", report)
+        check_officers(opened, v, sender.id, ewhat, report)
         check_equal(opened.envelope_id, e["envelope_id"], f"{ewhat}: envelope id")
         report.ok(f"envelope id {opened.envelope_id} equals the vector's")
         check_refusals(raw, opened, sender, recipient, report)
+
+
+def check_officers(opened, v: dict, sender_id: str, what: str, report) -> None:
+    """spec/PEOPLE.md §5: the inner header's officers, each [role, kid, signature], signed in
+    order over the deterministic CBOR of ["rogatory/officer/v1", from, message id, case id,
+    type, recipients, body, earlier entries], verified here with each official's public key."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    ih = opened.inner.header
+    want = v.get("officers", [])
+    entries = ih.get(L_OFFICERS)
+    if not want:
+        require(entries is None, f"{what}: officers in the header, none in the vector")
+        return
+    require(isinstance(entries, list) and len(entries) == len(want),
+            f"{what}: the header carries {entries!r} officers, the vector {len(want)}")
+    roles = [e[0] for e in entries]
+    require(roles[0] != "validating-authority" and all(r in OFFICER_ROLES for r in roles)
+            and (len(roles) == 1 or roles[1] == "validating-authority"),
+            f"{what}: officers {roles}: an issuer, then at most one validating authority")
+    for i, (e, o) in enumerate(zip(entries, want)):
+        require(isinstance(e, list) and len(e) == 3 and isinstance(e[1], bytes) and len(e[1]) == 32
+                and isinstance(e[2], bytes) and len(e[2]) == 64,
+                f"{what}: officer {i} is not [role, kid (32 bytes), signature (64 bytes)]")
+        tbs = cbor2.dumps(["rogatory/officer/v1", sender_id, ih[L_MESSAGE_ID], ih[L_CASE_ID],
+                           ih[L_MESSAGE_TYPE], ih[L_RECIPIENTS], opened.inner.payload,
+                           entries[:i]], canonical=True)
+        require(tbs.hex() == o["signed"], f"{what}: officer {i}: the bytes signed differ from the vector's")
+        require(e[0] == o["role"] and e[1].hex() == o["key_id"],
+                f"{what}: officer {i}: role or key id differ from the vector's")
+        pub = Ed25519PublicKey.from_public_bytes(bytes.fromhex(o["public_key"]))
+        from cryptography.exceptions import InvalidSignature
+        try:
+            pub.verify(e[2], tbs)
+        except InvalidSignature:
+            raise CheckFailed(f"{what}: officer {i} ({e[0]}): the signature does not verify")
+        try:
+            pub.verify(e[2], tbs[:-1] + bytes([tbs[-1] ^ 1]))
+        except InvalidSignature:
+            pass
+        else:
+            raise CheckFailed(f"{what}: officer {i}: a signature verified over other bytes")
+    report.ok(f"{len(entries)} official(s) ({', '.join(roles)}): each signature verified "
+              "(cryptography) over the bytes this script built with cbor2")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
