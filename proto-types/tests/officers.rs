@@ -1,6 +1,8 @@
 //! Officials' signatures inside envelopes (spec/PEOPLE.md §5): made by keys the sender's key
 //! history certifies, checked by the recipient against that history.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 use rogatory_proto::envelope::*;
