@@ -44,6 +44,12 @@ pub struct Approval {
     /// The message types an official whose key the agency certified signs in their own name
     /// (spec/PEOPLE.md §5), inside the agency's signature.
     pub signed: Vec<rogatory_proto::message::MessageType>,
+    /// The message types this node accepts from partners only signed by one of their
+    /// officials (refused otherwise with `officer-not-valid`).
+    pub partners_signed: Vec<rogatory_proto::message::MessageType>,
+    /// The message types this node accepts from partners only with a validating authority's
+    /// countersignature too.
+    pub partners_validated: Vec<rogatory_proto::message::MessageType>,
 }
 
 impl Default for Approval {
@@ -52,6 +58,8 @@ impl Default for Approval {
         Self {
             required: vec![MessageType::MlaRequest],
             signed: vec![MessageType::MlaRequest, MessageType::PreservationRequest],
+            partners_signed: Vec::new(),
+            partners_validated: Vec::new(),
         }
     }
 }

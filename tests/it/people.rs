@@ -502,3 +502,54 @@ fn an_official_s_key_is_certified_through_the_key_history_and_revoked_the_same_w
     let again: Value = serde_json::from_str(&again.stdout).unwrap();
     assert_eq!(again["signed_by"][0]["name"], "ivan", "{again}");
 }
+
+#[test]
+fn a_request_the_partner_requires_validated_is_refused_without_a_validation() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    // XB takes MLA requests only validated by a validating authority of the sender.
+    let cfg = root.join("xb.doj-ca/rogatory.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "required = [\"mla-request\"]",
+        "required = [\"mla-request\"]\npartners_validated = [\"mla-request\"]",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    c.start(0);
+    c.start(1);
+    run_line(
+        root,
+        "user add ivan --role issuing-authority --token-out ivan.token --data-dir xa.moj-ca",
+    )
+    .ok();
+    run_line(root, "user certify ivan --data-dir xa.moj-ca").ok();
+    let mla = rogatory_tests::spec_dir().join("examples/mla-request.json");
+    as_official(
+        root,
+        "ivan.token",
+        &format!(
+            "send --to XB.DOJ-CA --case new --type mla-request --body {} --data-dir xa.moj-ca",
+            mla.display()
+        ),
+    )
+    .ok();
+    // Signed by ivan, but not validated: refused, and the receipt says why.
+    let rows = c.wait_settled(0, 1, Duration::from_secs(60));
+    assert_eq!(rows[0]["state"], "rejected", "{rows:?}");
+    let out = as_official(root, "ivan.token", "outbox --data-dir xa.moj-ca --json").ok();
+    assert!(out.stdout.contains("officer-not-valid"), "{}", out.stdout);
+    let id = rows[0]["envelope_id"].as_str().unwrap();
+    let shown = as_official(
+        root,
+        "ivan.token",
+        &format!("message show {id} --data-dir xa.moj-ca --json"),
+    )
+    .ok();
+    assert!(
+        shown
+            .stdout
+            .contains("only validated by a validating authority"),
+        "{}",
+        shown.stdout
+    );
+}

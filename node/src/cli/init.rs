@@ -137,6 +137,12 @@ fn config_text(a: &InitArgs) -> String {
          # issuing authority other than the drafter approves them before they are sealed\n\
          # (rogatory request approve). Applies once officials have accounts (rogatory user add).\n\
          required = [\"mla-request\"]\n\
+         # Types an official whose key the agency certified (rogatory user certify) signs in\n\
+         # their own name; and types taken from partners only signed by one of their officials,\n\
+         # or only validated by a validating authority too (refused otherwise: officer-not-valid).\n\
+         signed = [\"mla-request\", \"preservation-request\"]\n\
+         partners_signed = []\n\
+         partners_validated = []\n\
          \n\
          [log]\n\
          # \"human\" or \"json\" (one object per line), on standard error. The level is set\n\

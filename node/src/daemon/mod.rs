@@ -103,7 +103,11 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<Outcome> {
             Arc::clone(&trust),
             limits,
             crate::evidence::Quotas::from_config(&opts.config.evidence, dir),
-        ),
+        )
+        .with_policy(crate::engine::receive::SignaturePolicy {
+            signed: opts.config.approval.partners_signed.clone(),
+            validated: opts.config.approval.partners_validated.clone(),
+        }),
         opts.config.limits.store_queue,
         notice_tx,
         Arc::clone(&watch),

@@ -49,6 +49,7 @@ impl Engine {
                 &self.quotas,
                 &mut self.cosigns,
                 opened.map(|o| *o),
+                &self.policy,
             )?;
             let receipt = match outcome {
                 Outcome::Accepted {

@@ -180,6 +180,8 @@ pub struct Engine {
     /// Partners' cosignatures of this node's checkpoints already verified (hash of the
     /// witness, the checkpoint's body and the cosignature).
     cosignatures: settle::Cosignatures,
+    /// Which partners' messages must carry officials' signatures.
+    policy: receive::SignaturePolicy,
 }
 
 impl Engine {
@@ -204,7 +206,14 @@ impl Engine {
             flooding: std::collections::HashSet::new(),
             cosigns: Cosigns::default(),
             cosignatures: settle::Cosignatures::default(),
+            policy: receive::SignaturePolicy::default(),
         }
+    }
+
+    /// The same worker, requiring officials' signatures of partners' messages as `policy` says.
+    pub fn with_policy(mut self, policy: receive::SignaturePolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Runs until the job queue closes; then answers what waits with nothing.

@@ -115,9 +115,47 @@ pub fn receive(
         quotas,
         &mut cosigns,
         None,
+        &SignaturePolicy::default(),
     )?;
     batch.commit().context("cannot commit")?;
     Ok(out)
+}
+
+/// Which partners' messages must carry officials' signatures (`[approval] partners_signed`,
+/// `partners_validated`; spec/PEOPLE.md §5): a message of such a type without them is refused
+/// with `officer-not-valid`, the reason in its receipt.
+#[derive(Debug, Clone, Default)]
+pub struct SignaturePolicy {
+    /// Types that must carry an issuer's signature (an issuing authority or liaison officer).
+    pub signed: Vec<rogatory_proto::message::MessageType>,
+    /// Types that must also carry a validating authority's countersignature.
+    pub validated: Vec<rogatory_proto::message::MessageType>,
+}
+
+impl SignaturePolicy {
+    /// Whether an opened envelope carries the signatures its type requires here.
+    pub fn check(&self, o: &envelope::Opened) -> Result<(), envelope::OpenError> {
+        use rogatory_proto::keyhist::OfficerRole;
+        let kind = o.message.kind();
+        let from = &o.info.from;
+        if (self.signed.contains(&kind) || self.validated.contains(&kind)) && o.officers.is_empty()
+        {
+            return Err(envelope::OpenError::OfficerNotValid(format!(
+                "this node accepts a {kind} only signed by one of {from}'s officials in their own name (spec/PEOPLE.md §5); it carries no such signature"
+            )));
+        }
+        if self.validated.contains(&kind)
+            && !o
+                .officers
+                .iter()
+                .any(|s| s.role == OfficerRole::ValidatingAuthority)
+        {
+            return Err(envelope::OpenError::OfficerNotValid(format!(
+                "this node accepts a {kind} only validated by a validating authority of {from} (EIO Directive Art. 2(c)(ii); spec/PEOPLE.md §5); it carries no validation"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Receives one envelope within `batch`; whatever it returns holds only once the batch commits.
@@ -150,6 +188,7 @@ pub fn receive_in(
     quotas: &Quotas,
     cosigns: &mut Cosigns,
     opened: Option<Opening>,
+    policy: &SignaturePolicy,
 ) -> Result<(Outcome, Option<ChainSlot>)> {
     let id = Sha256Digest::of(bytes);
     if let Some(receipt) = batch.receipt_for(&id.0)? {
@@ -166,7 +205,9 @@ pub fn receive_in(
     // Opening checks the origin too; only when it fails is the outer layer checked on its own,
     // to tell a refusal of the content (which takes its place in the chain) from an envelope
     // whose origin is not established (which does not).
-    let opened = opened.unwrap_or_else(|| envelope::open(bytes, &recipient, trusted, limits));
+    let opened = opened
+        .unwrap_or_else(|| envelope::open(bytes, &recipient, trusted, limits))
+        .and_then(|o| policy.check(&o).map(|()| o));
     let info = match &opened {
         Ok(o) => o.info.clone(),
         Err(_) => match outer(bytes, me, trusted, &origin_limits(limits)) {
