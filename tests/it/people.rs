@@ -511,9 +511,10 @@ fn a_request_the_partner_requires_validated_is_refused_without_a_validation() {
     // XB takes MLA requests only validated by a validating authority of the sender.
     let cfg = root.join("xb.doj-ca/rogatory.toml");
     let text = std::fs::read_to_string(&cfg).unwrap().replace(
-        "required = [\"mla-request\"]",
-        "required = [\"mla-request\"]\npartners_validated = [\"mla-request\"]",
+        "partners_validated = []",
+        "partners_validated = [\"mla-request\"]",
     );
+    assert!(text.contains("partners_validated = [\"mla-request\"]"));
     std::fs::write(&cfg, text).unwrap();
     c.start(0);
     c.start(1);
