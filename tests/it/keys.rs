@@ -34,7 +34,7 @@ fn copy_node(root: &std::path::Path, from: &str, name: &str) -> std::path::PathB
 }
 
 /// Starts the node of `dir` (outside the cluster), with the test passphrase.
-fn start_node(dir: &std::path::Path) -> rogatory_node::cli::supervise::NodeProcess {
+pub(crate) fn start_node(dir: &std::path::Path) -> rogatory_node::cli::supervise::NodeProcess {
     use rogatory_node::cli::supervise::{Launch, NodeProcess, Passphrase};
     let mut launch = Launch::new(
         rogatory_tests::rogatory_bin(),

@@ -554,3 +554,73 @@ fn a_request_the_partner_requires_validated_is_refused_without_a_validation() {
         shown.stdout
     );
 }
+
+#[test]
+fn a_revoked_official_s_new_requests_are_refused_by_the_partner() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    c.start(0);
+    c.start(1);
+    run_line(
+        root,
+        "user add ivan --role issuing-authority --token-out ivan.token --data-dir xa.moj-ca",
+    )
+    .ok();
+    run_line(root, "user certify ivan --data-dir xa.moj-ca").ok();
+    let certified = vec![(
+        "ivan".to_string(),
+        "issuing-authority".to_string(),
+        "certified".to_string(),
+    )];
+    eventually("XB learns XA's official", || {
+        officials(root, "xb.doj-ca", "XA.MOJ-CA") == certified
+    });
+    // A copy of XA's directory from before the revocation (a lost laptop's, say).
+    c.stop(0);
+    let copied = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(root.join("xa.moj-ca"))
+        .arg(root.join("old"))
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    c.start(0);
+    let listed: Value = serde_json::from_str(
+        &run_line(root, "user list --data-dir xa.moj-ca --json")
+            .ok()
+            .stdout,
+    )
+    .unwrap();
+    let kid = listed[0]["officer"]["key_id"].as_str().unwrap()[..16].to_string();
+    run_line(
+        root,
+        &format!("keys revoke {kid} --reason compromised --data-dir xa.moj-ca"),
+    )
+    .ok();
+    eventually("XB learns the revocation", || {
+        officials(root, "xb.doj-ca", "XA.MOJ-CA")[0].2 == "revoked"
+    });
+    c.stop(0);
+
+    // The old copy still certifies ivan and signs in his name: XB refuses it.
+    let mut old = crate::keys::start_node(&root.join("old"));
+    let mla = rogatory_tests::spec_dir().join("examples/mla-request.json");
+    as_official(
+        root,
+        "ivan.token",
+        &format!(
+            "send --to XB.DOJ-CA --case new --type mla-request --body {} --data-dir old",
+            mla.display()
+        ),
+    )
+    .ok();
+    let rows: Value = rogatory_node::client::Client::connect(&root.join("old"))
+        .unwrap()
+        .get("/v1/outbox?settled=1&wait=60")
+        .unwrap();
+    let row = &rows.as_array().unwrap()[0];
+    assert_eq!(row["state"], "rejected", "{rows}");
+    assert!(row.to_string().contains("officer-not-valid"), "{row}");
+    drop(old.stop());
+}
