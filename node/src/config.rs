@@ -44,6 +44,9 @@ pub struct Approval {
     /// The message types an official whose key the agency certified signs in their own name
     /// (spec/PEOPLE.md §5), inside the agency's signature.
     pub signed: Vec<rogatory_proto::message::MessageType>,
+    /// The message types that, once an issuing authority signed them, wait for a validating
+    /// authority's countersignature before they are sealed (spec/PEOPLE.md §6).
+    pub validated: Vec<rogatory_proto::message::MessageType>,
     /// The message types this node accepts from partners only signed by one of their
     /// officials (refused otherwise with `officer-not-valid`).
     pub partners_signed: Vec<rogatory_proto::message::MessageType>,
@@ -58,6 +61,7 @@ impl Default for Approval {
         Self {
             required: vec![MessageType::MlaRequest],
             signed: vec![MessageType::MlaRequest, MessageType::PreservationRequest],
+            validated: Vec::new(),
             partners_signed: Vec::new(),
             partners_validated: Vec::new(),
         }

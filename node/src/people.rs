@@ -77,6 +77,8 @@ pub enum Permission {
     /// Approves or rejects a draft (four eyes, spec/PEOPLE.md §6); its holder's own messages
     /// need no approval.
     Approve,
+    /// Countersigns a draft awaiting validation (spec/PEOPLE.md §6).
+    Validate,
 }
 
 impl Role {
@@ -120,7 +122,7 @@ impl Role {
         match self {
             Role::Clerk => &[Read, Content, Send, Export],
             Role::IssuingAuthority => &[Read, Content, Send, Export, Approve],
-            Role::ValidatingAuthority => &[Read, Content, Export],
+            Role::ValidatingAuthority => &[Read, Content, Export, Validate],
             Role::LiaisonOfficer => &[Read, Content, Send],
             Role::Auditor => &[Read, Audit, Export],
             Role::Administrator => &[Read, Audit, Administer],
@@ -174,10 +176,12 @@ impl Account {
     /// Everything the account may do.
     pub fn permissions(&self) -> Vec<Permission> {
         use Permission::*;
-        [Read, Content, Send, Export, Audit, Administer, Approve]
-            .into_iter()
-            .filter(|p| self.may(*p))
-            .collect()
+        [
+            Read, Content, Send, Export, Audit, Administer, Approve, Validate,
+        ]
+        .into_iter()
+        .filter(|p| self.may(*p))
+        .collect()
     }
 }
 

@@ -631,9 +631,52 @@ pub fn seal_with(
     seal_officers_with(sender, &[], addressees, message, params, limits, secrets)
 }
 
+/// [`seal_signed`], after the officials' signatures `made` earlier over the same message, the
+/// same message id and case (an issuer's, which a validating authority now countersigns).
+pub fn seal_countersigned(
+    sender: &Sender<'_>,
+    made: &[crate::officer::OfficerSignature],
+    officers: &[crate::officer::Officer<'_>],
+    addressees: &[Addressee<'_>],
+    message: &Message,
+    params: &SealParams,
+    limits: &Limits,
+) -> Result<Vec<SealedEnvelope>, SealError> {
+    let secrets: Vec<_> = addressees
+        .iter()
+        .map(|_| EnvelopeSecrets::random())
+        .collect();
+    seal_inner(
+        sender, made, officers, addressees, message, params, limits, &secrets,
+    )
+}
+
 /// [`seal_signed`] with caller-supplied per-envelope secrets. For test vectors.
 pub fn seal_officers_with(
     sender: &Sender<'_>,
+    officers: &[crate::officer::Officer<'_>],
+    addressees: &[Addressee<'_>],
+    message: &Message,
+    params: &SealParams,
+    limits: &Limits,
+    secrets: &[EnvelopeSecrets],
+) -> Result<Vec<SealedEnvelope>, SealError> {
+    seal_inner(
+        sender,
+        &[],
+        officers,
+        addressees,
+        message,
+        params,
+        limits,
+        secrets,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn seal_inner(
+    sender: &Sender<'_>,
+    made: &[crate::officer::OfficerSignature],
     officers: &[crate::officer::Officer<'_>],
     addressees: &[Addressee<'_>],
     message: &Message,
@@ -706,7 +749,7 @@ pub fn seal_officers_with(
                     .collect(),
             ),
         );
-    if !officers.is_empty() {
+    if !officers.is_empty() || !made.is_empty() {
         let kind = message.kind();
         let signed = crate::officer::Signed {
             from: sender.card.id(),
@@ -716,7 +759,8 @@ pub fn seal_officers_with(
             recipients: &recipients,
             body: &body,
         };
-        let value = crate::officer::sign(officers, &signed).map_err(SealError::Addressees)?;
+        let value =
+            crate::officer::sign_after(made, officers, &signed).map_err(SealError::Addressees)?;
         inner_header = inner_header.value(label::OFFICERS, value);
     }
     let inner = cose::sign1(inner_header.build(), &body, &sender.keys.signing);

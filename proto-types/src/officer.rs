@@ -99,13 +99,40 @@ fn roles_ok(roles: &[OfficerRole]) -> bool {
 
 /// The officials' signatures of `m`, in order, as the header value.
 pub fn sign(officers: &[Officer<'_>], m: &Signed<'_>) -> Result<Value, String> {
-    let roles: Vec<OfficerRole> = officers.iter().map(|o| o.role).collect();
+    sign_after(&[], officers, m)
+}
+
+/// The signature official `officer` makes of `m` after the signatures `made` (an issuer's,
+/// made earlier, before a validating authority countersigns).
+pub fn sign_one(
+    made: &[OfficerSignature],
+    officer: &Officer<'_>,
+    m: &Signed<'_>,
+) -> OfficerSignature {
+    OfficerSignature {
+        role: officer.role,
+        kid: *officer.key.verifying_key().id(),
+        signature: officer.key.sign(&to_be_signed(m, made)),
+    }
+}
+
+/// The signatures `made` earlier, then those of `officers`, as the header value.
+pub fn sign_after(
+    made: &[OfficerSignature],
+    officers: &[Officer<'_>],
+    m: &Signed<'_>,
+) -> Result<Value, String> {
+    let roles: Vec<OfficerRole> = made
+        .iter()
+        .map(|s| s.role)
+        .chain(officers.iter().map(|o| o.role))
+        .collect();
     if !roles_ok(&roles) {
         return Err(
             "officials sign as an issuer (issuing authority or liaison officer), then at most one validating authority".into(),
         );
     }
-    let mut done: Vec<OfficerSignature> = Vec::with_capacity(officers.len());
+    let mut done: Vec<OfficerSignature> = made.to_vec();
     for o in officers {
         let tbs = to_be_signed(m, &done);
         done.push(OfficerSignature {

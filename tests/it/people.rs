@@ -624,3 +624,82 @@ fn a_revoked_official_s_new_requests_are_refused_by_the_partner() {
     assert!(row.to_string().contains("officer-not-valid"), "{row}");
     drop(old.stop());
 }
+
+#[test]
+fn an_issuing_authority_s_request_is_validated_then_sent_with_both_signatures() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    // XA's MLA requests are validated before they leave; XB takes them only validated.
+    for (dir, from, to) in [
+        (
+            "xa.moj-ca",
+            "validated = []",
+            "validated = [\"mla-request\"]",
+        ),
+        (
+            "xb.doj-ca",
+            "\npartners_validated = []",
+            "\npartners_validated = [\"mla-request\"]",
+        ),
+    ] {
+        let cfg = root.join(dir).join("rogatory.toml");
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        assert!(text.contains(from), "{dir}: {text}");
+        std::fs::write(&cfg, text.replace(from, to)).unwrap();
+    }
+    c.start(0);
+    c.start(1);
+    for (name, role) in [
+        ("ivan", "issuing-authority"),
+        ("vera", "validating-authority"),
+    ] {
+        run_line(
+            root,
+            &format!("user add {name} --role {role} --token-out {name}.token --data-dir xa.moj-ca"),
+        )
+        .ok();
+        run_line(root, &format!("user certify {name} --data-dir xa.moj-ca")).ok();
+    }
+    let mla = rogatory_tests::spec_dir().join("examples/mla-request.json");
+    let r = as_official(
+        root,
+        "ivan.token",
+        &format!(
+            "send --to XB.DOJ-CA --case new --type mla-request --body {} --data-dir xa.moj-ca --json",
+            mla.display()
+        ),
+    )
+    .ok();
+    let held: Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(held["draft"]["state"], "awaiting-validation", "{held}");
+    let id = held["draft"]["id"].as_str().unwrap()[..16].to_string();
+    // The issuer cannot validate his own request.
+    let r = as_official(
+        root,
+        "ivan.token",
+        &format!("request countersign {id} --data-dir xa.moj-ca"),
+    )
+    .failed();
+    assert!(r.stderr.contains("may not validate"), "{}", r.stderr);
+    let done = as_official(
+        root,
+        "vera.token",
+        &format!("request countersign {id} --data-dir xa.moj-ca --json"),
+    )
+    .ok();
+    let done: Value = serde_json::from_str(&done.stdout).unwrap();
+    assert_eq!(done["state"], "approved", "{done}");
+    assert_eq!(done["validated_by"], "vera", "{done}");
+    let rows = c.wait_settled(0, 1, Duration::from_secs(60));
+    assert_eq!(rows[0]["state"], "delivered", "{rows:?}");
+    let env = rows[0]["envelope_id"].as_str().unwrap();
+    let shown = run_line(root, &format!("message show {env} --data-dir xb.doj-ca")).ok();
+    assert!(
+        shown
+            .stdout
+            .contains("issued by ivan of XA.MOJ-CA, validated by vera of XA.MOJ-CA"),
+        "{}",
+        shown.stdout
+    );
+}

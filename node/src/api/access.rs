@@ -49,6 +49,7 @@ pub const PERMISSIONS: &[(&str, &str, Permission)] = {
         ("GET", "/v1/drafts/{id}", Content),
         ("POST", "/v1/drafts/{id}/approve", Approve),
         ("POST", "/v1/drafts/{id}/reject", Approve),
+        ("POST", "/v1/drafts/{id}/validate", Validate),
     ]
 };
 
@@ -135,17 +136,30 @@ pub(super) async fn officer_signer(
     token: Option<&Bearer>,
     kind: rogatory_proto::message::MessageType,
 ) -> Result<Option<crate::engine::OfficerSigner>, ApiError> {
+    if !s.signed.contains(&kind) {
+        return Ok(None);
+    }
+    own_officer(s, caller, token).await
+}
+
+/// The caller's own key as an official, if the agency's key history certifies it now, opened
+/// with the token of this request.
+pub(super) async fn own_officer(
+    s: &Arc<ApiState>,
+    caller: &Caller,
+    token: Option<&Bearer>,
+) -> Result<Option<crate::engine::OfficerSigner>, ApiError> {
     let (Caller::Account(a), Some(token)) = (caller, token) else {
         return Ok(None);
     };
-    let Some(key) = a.officer_public_key().filter(|_| s.signed.contains(&kind)) else {
+    let Some(key) = a.officer_public_key() else {
         return Ok(None);
     };
     let now = rogatory_proto::time::now_unix();
     let role = match s.me.history.officer(key.id(), now) {
         Ok(o) => o.role,
         Err(_) => {
-            tracing::info!(user = %a.name, kind = %kind, "not signed in the official's name: their key is not certified (rogatory user certify)");
+            tracing::info!(user = %a.name, "not signed in the official's name: their key is not certified (rogatory user certify)");
             return Ok(None);
         }
     };
@@ -205,6 +219,7 @@ fn describe_permission(p: Permission) -> &'static str {
         Permission::Audit => "read the audit log",
         Permission::Administer => "administer the node",
         Permission::Approve => "approve or reject drafts (an issuing authority's)",
+        Permission::Validate => "validate drafts (a validating authority's)",
     }
 }
 
@@ -226,9 +241,11 @@ pub async fn me(
         name,
         account,
         roles,
-        permissions: [Read, Content, Send, Export, Audit, Administer, Approve]
-            .into_iter()
-            .filter(|p| caller.may(*p))
-            .collect(),
+        permissions: [
+            Read, Content, Send, Export, Audit, Administer, Approve, Validate,
+        ]
+        .into_iter()
+        .filter(|p| caller.may(*p))
+        .collect(),
     })
 }

@@ -9,7 +9,7 @@ use axum::extract::{Path as UrlPath, State};
 use rogatory_proto::ids::Sha256Digest;
 use rogatory_proto::message::{Message, MessageType};
 
-use super::access::{Bearer, officer_signer};
+use super::access::{Bearer, officer_signer, own_officer};
 use super::wire::{DraftRow, DraftView, ErrorBody, Reject};
 use super::{ApiError, ApiState, Authorized, blocking};
 use crate::engine::Job;
@@ -85,12 +85,22 @@ async fn decide(
     let st = Arc::clone(&s);
     let draft = blocking(move || find(&st, &id)).await?;
     let id: Sha256Digest = draft.id;
-    // The approver signs it in their own name where the agency certified their key.
+    // The approver signs it in their own name where the agency certified their key; a type
+    // that needs validation waits, with that signature, for a validating authority.
     let mut officers = Vec::new();
-    if approve
-        && let Ok(kind) = draft.kind.parse::<MessageType>()
-        && let Some(o) = officer_signer(&s, &caller, token.as_ref(), kind).await?
-    {
+    let mut issue = None;
+    let kind = draft
+        .kind
+        .parse::<MessageType>()
+        .map_err(|e| ApiError::invalid(format!("the draft's type: {e}")))?;
+    if approve && s.validated.contains(&kind) {
+        let Some(o) = own_officer(&s, &caller, token.as_ref()).await? else {
+            return Err(ApiError::invalid(format!(
+                "a {kind} is validated after its approval: the approver signs it with a key the agency certified (rogatory user certify)"
+            )));
+        };
+        issue = Some(Box::new(issue_signature(&s, &o, &draft)?));
+    } else if approve && let Some(o) = officer_signer(&s, &caller, token.as_ref(), kind).await? {
         officers.push(o);
     }
     let d = s
@@ -101,10 +111,83 @@ async fn decide(
             user,
             reason,
             officers,
+            issue,
             reply,
         })
         .await?;
     tracing::info!(draft = %d.id.to_hex(), by = d.decided_by.as_deref().unwrap_or("?"), state = d.state.as_str(), "a draft was decided");
+    Ok(Json(DraftRow::from(&d)))
+}
+
+/// The issuer's signature of a draft's message, over a message id fixed now (spec/PEOPLE.md §5,
+/// §6): what the validating authority countersigns later.
+pub(super) fn issue_signature(
+    s: &ApiState,
+    o: &crate::engine::OfficerSigner,
+    d: &Draft,
+) -> Result<
+    (
+        rogatory_proto::ids::MessageId,
+        rogatory_proto::officer::OfficerSignature,
+    ),
+    ApiError,
+> {
+    let message_id = rogatory_proto::ids::MessageId::generate();
+    let mut recipients = d.to.clone();
+    recipients.sort();
+    let signed = rogatory_proto::officer::Signed {
+        from: s.me.card.id(),
+        message_id: &message_id,
+        case_id: &d.case_id,
+        kind: &d.kind,
+        recipients: &recipients,
+        body: &d.message,
+    };
+    let officer = rogatory_proto::officer::Officer {
+        role: o.role,
+        key: &o.key,
+    };
+    Ok((
+        message_id,
+        rogatory_proto::officer::sign_one(&[], &officer, &signed),
+    ))
+}
+
+/// A validating authority countersigns a draft waiting for validation: it is sealed and queued
+/// now, with the issuer's signature and theirs.
+#[utoipa::path(post, path = "/v1/drafts/{id}/validate", tag = "messages",
+    params(("id" = String, Path, description = "The draft id, or at least its first 8 hex digits")),
+    responses((status = 200, description = "The answer", body = DraftRow), (status = 403, description = "The caller may not validate", body = ErrorBody),
+        (status = 409, description = "Not awaiting validation, or the case's state refuses it", body = ErrorBody), (status = 422, description = "Refused as given (the issuer's own draft, no certified key)", body = ErrorBody)))]
+pub async fn validate(
+    Authorized(user): Authorized,
+    Extension(caller): Extension<Caller>,
+    token: Option<Extension<Bearer>>,
+    State(s): State<Arc<ApiState>>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<DraftRow>, ApiError> {
+    let Some(user) = user else {
+        return Err(ApiError::invalid(
+            "a validation needs an account (rogatory user add)",
+        ));
+    };
+    let Some(officer) = own_officer(&s, &caller, token.as_ref().map(|t| &t.0)).await? else {
+        return Err(ApiError::invalid(
+            "a validating authority countersigns with a key the agency certified (rogatory user certify)",
+        ));
+    };
+    let st = Arc::clone(&s);
+    let id = blocking(move || find(&st, &id)).await?.id;
+    let d = s
+        .worker
+        .ask(|reply| Job::Validate {
+            id,
+            user,
+            officer,
+            reply,
+        })
+        .await?;
+    tracing::info!(draft = %d.id.to_hex(), by = d.validated_by.as_deref().unwrap_or("?"), "a draft was validated and sent");
     Ok(Json(DraftRow::from(&d)))
 }
 

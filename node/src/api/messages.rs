@@ -268,7 +268,52 @@ pub async fn send(
         user,
         confirmation: false,
         officers: Vec::new(),
+        made: Vec::new(),
+        message_id: None,
     });
+    // An issuing authority's own message of a type that needs validation: signed now, kept
+    // until a validating authority countersigns (spec/PEOPLE.md §6).
+    if s.validated.contains(&kind) && caller.may(crate::people::Permission::Approve) {
+        let token = token.as_ref().map(|t| &t.0);
+        let Some(o) = super::access::own_officer(&s, &caller, token).await? else {
+            return Err(ApiError::invalid(format!(
+                "a {kind} is validated before it is sent: its issuer signs it with a key the agency certified (rogatory user certify)"
+            )));
+        };
+        let mut request = request;
+        let body = request
+            .message
+            .to_cbor()
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        let draft_like = crate::store::Draft {
+            id: rogatory_proto::ids::Sha256Digest([0; 32]),
+            case_id: case,
+            to: request.to.clone(),
+            kind: kind.as_str().to_string(),
+            message: body,
+            drafted_by: String::new(),
+            drafted_at: 0,
+            state: crate::store::DraftState::AwaitingApproval,
+            decided_by: None,
+            decided_at: None,
+            reason: None,
+            envelopes: Vec::new(),
+            message_id: None,
+            issued: None,
+            validated_by: None,
+        };
+        let (message_id, signature) = super::drafts::issue_signature(&s, &o, &draft_like)?;
+        request.made = vec![signature];
+        request.message_id = Some(message_id);
+        let d = s.worker.ask(|reply| Job::Draft { request, reply }).await?;
+        tracing::info!(draft = %d.id.to_hex(), by = %d.drafted_by, kind = %d.kind, "a message waits for a validating authority");
+        return Ok(Json(Sent {
+            case_id: case.to_string(),
+            kind: kind.as_str().to_string(),
+            queued: Vec::new(),
+            draft: Some(super::wire::DraftRow::from(&d)),
+        }));
+    }
     // An official who may not approve drafts what needs approval (spec/PEOPLE.md §6).
     if s.approval.contains(&kind)
         && matches!(caller, crate::people::Caller::Account(_))
@@ -564,6 +609,8 @@ pub async fn forward(
                 user,
                 confirmation: false,
                 officers: Vec::new(),
+                made: Vec::new(),
+                message_id: None,
             }),
             reply,
         })

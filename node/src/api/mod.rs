@@ -101,6 +101,9 @@ pub struct ApiState {
     pub approval: Vec<rogatory_proto::message::MessageType>,
     /// The message types officials sign in their own names (`[approval] signed`).
     pub signed: Vec<rogatory_proto::message::MessageType>,
+    /// The message types a validating authority countersigns before they are sealed
+    /// (`[approval] validated`).
+    pub validated: Vec<rogatory_proto::message::MessageType>,
 }
 
 impl ApiState {
@@ -259,6 +262,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/drafts/{id}", get(drafts::one))
         .route("/v1/drafts/{id}/approve", post(drafts::approve))
         .route("/v1/drafts/{id}/reject", post(drafts::reject))
+        .route("/v1/drafts/{id}/validate", post(drafts::validate))
         // Bodies are read whole, bounded in size and time, before any handler runs.
         .layer(axum::middleware::from_fn(move |req, next| {
             listen::bounded_body(Arc::clone(&heavy), req, next)

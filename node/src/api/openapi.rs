@@ -28,7 +28,7 @@ use super::{access, audit, cases, drafts, evidence, keys, messages, status, wire
         evidence::list, evidence::add, evidence::send, evidence::export, evidence::verify,
         audit::alerts, audit::log, audit::checkpoint, audit::prove, audit::consistency,
         audit::verify_store, keys::reload, access::me,
-        drafts::list, drafts::one, drafts::approve, drafts::reject,
+        drafts::list, drafts::one, drafts::approve, drafts::reject, drafts::validate,
     ),
     components(schemas(wire::ErrorBody, wire::PeerStatus)),
     modifiers(&Bearer),

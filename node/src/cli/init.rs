@@ -141,6 +141,9 @@ fn config_text(a: &InitArgs) -> String {
          # their own name; and types taken from partners only signed by one of their officials,\n\
          # or only validated by a validating authority too (refused otherwise: officer-not-valid).\n\
          signed = [\"mla-request\", \"preservation-request\"]\n\
+         # Types that, once an issuing authority signed them, wait for a validating authority's\n\
+         # countersignature before they are sent (rogatory request countersign).\n\
+         validated = []\n\
          partners_signed = []\n\
          partners_validated = []\n\
          \n\

@@ -77,6 +77,18 @@ pub(crate) fn client(c: &Common) -> Result<Client> {
 
 /// Says that a message waits for approval (spec/PEOPLE.md §6).
 pub(crate) fn print_held(case: &str, d: &crate::api::wire::DraftRow) {
+    if d.state == "awaiting-validation" {
+        println!(
+            "case {case}: {} signed by you and kept as draft {} for a validating authority; nothing was sent.",
+            d.kind,
+            &d.id[..16]
+        );
+        println!(
+            "A validating authority countersigns it with `rogatory request countersign {}`.",
+            &d.id[..16]
+        );
+        return;
+    }
     println!(
         "case {case}: {} kept as draft {} for an issuing authority's approval; nothing was sent.",
         d.kind,

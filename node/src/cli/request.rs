@@ -53,6 +53,14 @@ pub enum RequestCommand {
         #[command(flatten)]
         common: super::online::Common,
     },
+    /// Countersign a draft awaiting validation (a validating authority other than its drafter
+    /// and issuer): the node seals and queues it now, with both signatures.
+    Countersign {
+        /// The draft id (at least its first 8 hex digits).
+        id: String,
+        #[command(flatten)]
+        common: super::online::Common,
+    },
     /// Reject a draft, with the reason: it is never sent.
     Reject {
         /// The draft id (at least its first 8 hex digits).
@@ -181,6 +189,14 @@ pub(crate) fn run(c: RequestCommand) -> Result<ExitCode> {
             if common.json {
                 return super::online::print_json(&d).map(|_| ExitCode::SUCCESS);
             }
+            if d.state == "awaiting-validation" {
+                println!(
+                    "Approved and signed draft {}: it waits for a validating authority (rogatory request countersign {}).",
+                    &d.id[..16],
+                    &d.id[..16]
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             println!(
                 "Approved draft {}: {} sealed for {} and queued (envelope {}).",
                 &d.id[..16],
@@ -191,6 +207,22 @@ pub(crate) fn run(c: RequestCommand) -> Result<ExitCode> {
                     .map(|e| &e[..16])
                     .collect::<Vec<_>>()
                     .join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        RequestCommand::Countersign { id, common } => {
+            let d: DraftRow = super::online::client(&common)?
+                .post(&format!("/v1/drafts/{id}/validate"), &serde_json::json!({}))?;
+            if common.json {
+                return super::online::print_json(&d).map(|_| ExitCode::SUCCESS);
+            }
+            println!(
+                "Validated draft {}: {} sealed for {} and queued, issued by {} and validated by {}.",
+                &d.id[..16],
+                d.kind,
+                d.to.join(", "),
+                d.decided_by.as_deref().unwrap_or(d.drafted_by.as_str()),
+                d.validated_by.as_deref().unwrap_or_default()
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -202,6 +202,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<Outcome> {
         accounts: crate::people::Accounts::new(dir),
         approval: opts.config.approval.required.clone(),
         signed: opts.config.approval.signed.clone(),
+        validated: opts.config.approval.validated.clone(),
     });
     drop(token);
     drop(worker);

@@ -141,6 +141,8 @@ impl Engine {
             user: None,
             confirmation: false,
             officers: Vec::new(),
+            made: Vec::new(),
+            message_id: None,
         };
         match self.seal(batch, &request, replies)? {
             Ok(_) => {
@@ -209,6 +211,8 @@ impl Engine {
             user: None,
             confirmation: false,
             officers: Vec::new(),
+            made: Vec::new(),
+            message_id: None,
         };
         match self.seal(batch, &request, replies)? {
             Ok(_) => {

@@ -68,7 +68,18 @@ impl Engine {
             decided_at: None,
             reason: None,
             envelopes: Vec::new(),
+            message_id: r.message_id,
+            issued: r
+                .made
+                .first()
+                .map(crate::store::records::IssuerSignature::of),
+            validated_by: None,
         };
+        let mut d = d;
+        if d.issued.is_some() {
+            // An issuing authority's own message of a type that needs validation.
+            d.state = DraftState::AwaitingValidation;
+        }
         batch.put_draft(&d)?;
         let entry = self.draft_entry(&NODE_LOG, now, AuditEvent::DraftCreated, &d, user);
         batch.append(&self.signer(), &NODE_LOG, &mut [entry])?;
@@ -88,7 +99,10 @@ impl Engine {
         let Some(mut d) = batch.draft(&id.0)? else {
             return Ok(Err(Error::NotFound(format!("no draft {}", id.to_hex()))));
         };
-        if d.state != DraftState::AwaitingApproval {
+        // Waiting for approval: approved or rejected; waiting for validation: only rejected.
+        let open = d.state == DraftState::AwaitingApproval
+            || (d.state == DraftState::AwaitingValidation && !approve);
+        if !open {
             return Ok(Err(Error::Conflict(format!(
                 "draft {} is {} already (by {})",
                 &d.id.to_hex()[..16],
@@ -121,6 +135,8 @@ impl Engine {
                 user: Some(user.to_string()),
                 confirmation: false,
                 officers,
+                made: Vec::new(),
+                message_id: None,
             };
             // The case's machine decides now, as for any send: a refusal leaves the draft
             // waiting and nothing recorded.
@@ -152,6 +168,118 @@ impl Engine {
         };
         let entry = self.draft_entry(&NODE_LOG, now, event, &d, user.to_string());
         batch.append(&self.signer(), &NODE_LOG, &mut [entry])?;
+        Ok(Ok(d))
+    }
+
+    /// An issuing authority approves a draft of a type that needs validation: their signature
+    /// (made by the API with their key, over the message id fixed now) is kept, and the draft
+    /// waits for a validating authority. Nothing is sealed.
+    pub(super) fn issue(
+        &self,
+        batch: &mut Batch<'_>,
+        id: &Sha256Digest,
+        user: &str,
+        (message_id, signature): (
+            rogatory_proto::ids::MessageId,
+            rogatory_proto::officer::OfficerSignature,
+        ),
+    ) -> Result<Result<Draft, Error>> {
+        let Some(mut d) = batch.draft(&id.0)? else {
+            return Ok(Err(Error::NotFound(format!("no draft {}", id.to_hex()))));
+        };
+        if d.state != DraftState::AwaitingApproval {
+            return Ok(Err(Error::Conflict(format!(
+                "draft {} is {} already",
+                &d.id.to_hex()[..16],
+                d.state.as_str()
+            ))));
+        }
+        if d.drafted_by == user {
+            return Ok(Err(Error::Invalid(format!(
+                "{user} drafted this message: another issuing authority must approve it (four eyes)"
+            ))));
+        }
+        let now = rogatory_proto::time::now_unix();
+        d.state = DraftState::AwaitingValidation;
+        d.message_id = Some(message_id);
+        d.issued = Some(crate::store::records::IssuerSignature::of(&signature));
+        d.decided_by = Some(user.to_string());
+        d.decided_at = Some(now);
+        batch.put_draft(&d)?;
+        let entry = self.draft_entry(
+            &NODE_LOG,
+            now,
+            AuditEvent::DraftApproved,
+            &d,
+            user.to_string(),
+        );
+        batch.append(&self.signer(), &NODE_LOG, &mut [entry])?;
+        Ok(Ok(d))
+    }
+
+    /// A validating authority countersigns a draft waiting for validation: sealed and queued
+    /// in this transaction with the issuer's signature and theirs.
+    pub(super) fn validate(
+        &self,
+        batch: &mut Batch<'_>,
+        id: &Sha256Digest,
+        user: &str,
+        officer: super::OfficerSigner,
+        replies: &mut Vec<Reply>,
+    ) -> Result<Result<Draft, Error>> {
+        let Some(mut d) = batch.draft(&id.0)? else {
+            return Ok(Err(Error::NotFound(format!("no draft {}", id.to_hex()))));
+        };
+        if d.state != DraftState::AwaitingValidation {
+            return Ok(Err(Error::Conflict(format!(
+                "draft {} is {}, not awaiting validation",
+                &d.id.to_hex()[..16],
+                d.state.as_str()
+            ))));
+        }
+        if d.drafted_by == user || d.decided_by.as_deref() == Some(user) {
+            return Ok(Err(Error::Invalid(format!(
+                "{user} drafted or issued this message: another official must validate it"
+            ))));
+        }
+        let (Some(message_id), Some(issued)) = (
+            d.message_id,
+            d.issued.as_ref().and_then(|i| i.to_signature()),
+        ) else {
+            return Err(anyhow::anyhow!(
+                "a draft awaiting validation lacks its issuer's signature"
+            ));
+        };
+        let kind: MessageType = match d.kind.parse() {
+            Ok(k) => k,
+            Err(e) => return Ok(Err(Error::Invalid(format!("the draft's type: {e}")))),
+        };
+        let message = Message::from_cbor(kind, &d.message, self.limits.max_envelope_bytes)
+            .map_err(|e| anyhow::anyhow!("a stored draft does not decode: {e}"))?;
+        let request = SendRequest {
+            to: d.to.clone(),
+            case: d.case_id,
+            message,
+            user: Some(user.to_string()),
+            confirmation: false,
+            officers: vec![officer],
+            made: vec![issued],
+            message_id: Some(message_id),
+        };
+        let queued = match self.seal(batch, &request, replies)? {
+            Ok(q) => q,
+            Err(e) => return Ok(Err(e)),
+        };
+        let now = rogatory_proto::time::now_unix();
+        d.envelopes = queued.iter().map(|q| q.envelope_id).collect();
+        d.state = DraftState::Approved;
+        d.validated_by = Some(user.to_string());
+        batch.put_draft(&d)?;
+        for log in [d.case_id, NODE_LOG] {
+            let entry =
+                self.draft_entry(&log, now, AuditEvent::DraftApproved, &d, user.to_string());
+            batch.append(&self.signer(), &log, &mut [entry])?;
+        }
         Ok(Ok(d))
     }
 

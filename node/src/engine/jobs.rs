@@ -26,6 +26,10 @@ pub struct SendRequest {
     /// The officials who sign it in their own names (spec/PEOPLE.md §5): their certified role
     /// and key, opened with their token for this request only.
     pub officers: Vec<OfficerSigner>,
+    /// Officials' signatures made earlier (an issuer's, before a validating authority signs).
+    pub made: Vec<rogatory_proto::officer::OfficerSignature>,
+    /// The message id, when it was fixed earlier (the issuer signed it).
+    pub message_id: Option<rogatory_proto::ids::MessageId>,
 }
 
 /// An official who signs a message: their certified role and their key (never printed).
@@ -212,7 +216,8 @@ pub enum Job {
     /// A message that waits for an issuing authority's approval (spec/PEOPLE.md §6): kept as a
     /// draft, nothing sealed.
     Draft {
-        /// The message, its addressees and case, and its drafter (`user`).
+        /// The message, its addressees and case, and its drafter (`user`); with an issuer's
+        /// signature made (`made`, `message_id`), the draft waits for a validating authority.
         request: Box<SendRequest>,
         /// Answered after the commit.
         reply: Responder<crate::store::Draft>,
@@ -229,6 +234,26 @@ pub enum Job {
         reason: Option<String>,
         /// The approver signing the message in their own name, if they do.
         officers: Vec<OfficerSigner>,
+        /// For a type that needs validation: the message id and the approver's signature made
+        /// now; the draft then waits for a validating authority.
+        issue: Option<
+            Box<(
+                rogatory_proto::ids::MessageId,
+                rogatory_proto::officer::OfficerSignature,
+            )>,
+        >,
+        /// Answered after the commit.
+        reply: Responder<crate::store::Draft>,
+    },
+    /// A validating authority countersigns a draft waiting for validation: it is sealed and
+    /// queued.
+    Validate {
+        /// The draft.
+        id: Sha256Digest,
+        /// Who validates.
+        user: String,
+        /// Their key.
+        officer: OfficerSigner,
         /// Answered after the commit.
         reply: Responder<crate::store::Draft>,
     },

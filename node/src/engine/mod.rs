@@ -405,9 +405,22 @@ impl Engine {
                 user,
                 reason,
                 officers,
+                issue,
                 reply,
             } => {
-                let r = self.decide(batch, &id, approve, (&user, officers), reason, replies);
+                let r = match issue {
+                    Some(issue) if approve => self.issue(batch, &id, &user, *issue),
+                    _ => self.decide(batch, &id, approve, (&user, officers), reason, replies),
+                };
+                hold(replies, reply, r)
+            }
+            Job::Validate {
+                id,
+                user,
+                officer,
+                reply,
+            } => {
+                let r = self.validate(batch, &id, &user, officer, replies);
                 hold(replies, reply, r)
             }
             Job::NewCase {
@@ -725,7 +738,9 @@ impl Reply {
             | Job::Refused { reply, .. }
             | Job::BundleExported { reply, .. } => Reply::answer(reply, e()),
             Job::EvidenceAdd { reply, .. } => Reply::answer(reply, e()),
-            Job::Draft { reply, .. } | Job::Decide { reply, .. } => Reply::answer(reply, e()),
+            Job::Draft { reply, .. } | Job::Decide { reply, .. } | Job::Validate { reply, .. } => {
+                Reply::answer(reply, e())
+            }
             Job::EvidenceSend { reply, .. } => Reply::answer(reply, e()),
         }
     }

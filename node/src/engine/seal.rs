@@ -151,6 +151,8 @@ impl Engine {
             user,
             confirmation: false,
             officers: Vec::new(),
+            made: Vec::new(),
+            message_id: None,
         };
         let queued = match self.seal(batch, &request, replies)? {
             Ok(q) => q,
@@ -186,6 +188,8 @@ impl Engine {
             user: None,
             confirmation: true,
             officers: Vec::new(),
+            made: Vec::new(),
+            message_id: None,
         };
         match self.seal(batch, &request, replies)? {
             Ok(queued) => {
@@ -258,7 +262,7 @@ impl Engine {
         }
         let params = SealParams {
             case_id: r.case,
-            message_id: MessageId::generate(),
+            message_id: r.message_id.unwrap_or_else(MessageId::generate),
             sent_at: now,
             checkpoint,
         };
@@ -270,11 +274,12 @@ impl Engine {
                 key: &o.key,
             })
             .collect();
-        let sealed = match envelope::seal_signed(
+        let sealed = match envelope::seal_countersigned(
             &Sender {
                 card: &self.me.card,
                 keys: &self.me.keys,
             },
+            &r.made,
             &officers,
             &addressees,
             &r.message,

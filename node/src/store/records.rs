@@ -415,6 +415,9 @@ pub enum DraftState {
     Approved,
     /// Rejected: never sent.
     Rejected,
+    /// Approved and signed by an issuing authority; waits for a validating authority's
+    /// countersignature before it is sealed.
+    AwaitingValidation,
 }
 
 impl DraftState {
@@ -424,6 +427,7 @@ impl DraftState {
             DraftState::AwaitingApproval => "awaiting-approval",
             DraftState::Approved => "approved",
             DraftState::Rejected => "rejected",
+            DraftState::AwaitingValidation => "awaiting-validation",
         }
     }
 }
@@ -461,4 +465,51 @@ pub struct Draft {
     /// The envelopes sealed when it was approved.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub envelopes: Vec<EnvelopeId>,
+    /// The message id its issuer signed, once an issuer signed it (awaiting validation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<rogatory_proto::ids::MessageId>,
+    /// The issuer's signature (awaiting validation): role, key id, signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued: Option<IssuerSignature>,
+    /// The validating authority who countersigned it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validated_by: Option<String>,
+}
+
+/// An issuer's signature kept with a draft until a validating authority countersigns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuerSignature {
+    /// `issuing-authority` or `liaison-officer`.
+    pub role: String,
+    /// The issuer's key id.
+    #[serde(with = "serde_bytes")]
+    pub kid: Vec<u8>,
+    /// The signature.
+    #[serde(with = "serde_bytes")]
+    pub signature: Vec<u8>,
+}
+
+impl IssuerSignature {
+    /// As the envelope carries it.
+    pub fn to_signature(&self) -> Option<rogatory_proto::officer::OfficerSignature> {
+        use rogatory_proto::keyhist::OfficerRole;
+        Some(rogatory_proto::officer::OfficerSignature {
+            role: match self.role.as_str() {
+                "issuing-authority" => OfficerRole::IssuingAuthority,
+                "liaison-officer" => OfficerRole::LiaisonOfficer,
+                _ => return None,
+            },
+            kid: self.kid.as_slice().try_into().ok()?,
+            signature: self.signature.as_slice().try_into().ok()?,
+        })
+    }
+
+    /// What an envelope carries, kept.
+    pub fn of(s: &rogatory_proto::officer::OfficerSignature) -> Self {
+        Self {
+            role: s.role.as_str().to_string(),
+            kid: s.kid.to_vec(),
+            signature: s.signature.to_vec(),
+        }
+    }
 }

@@ -286,7 +286,7 @@ pub struct DraftRow {
     pub drafted_by: String,
     /// When (UTC).
     pub drafted_at: String,
-    /// `awaiting-approval`, `approved` or `rejected`.
+    /// `awaiting-approval`, `awaiting-validation`, `approved` or `rejected`.
     pub state: String,
     /// Who approved or rejected it.
     pub decided_by: Option<String>,
@@ -294,6 +294,9 @@ pub struct DraftRow {
     pub decided_at: Option<String>,
     /// Why it was rejected.
     pub reason: Option<String>,
+    /// The validating authority who countersigned it.
+    #[serde(default)]
+    pub validated_by: Option<String>,
     /// The envelopes sealed when it was approved.
     pub envelopes: Vec<String>,
 }
@@ -312,6 +315,7 @@ impl From<&crate::store::Draft> for DraftRow {
             decided_by: d.decided_by.clone(),
             decided_at: d.decided_at.map(format_unix),
             reason: d.reason.clone(),
+            validated_by: d.validated_by.clone(),
             envelopes: d.envelopes.iter().map(|e| e.to_hex()).collect(),
         }
     }
