@@ -16,6 +16,23 @@ use crate::store::{Batch, Draft, DraftState, NODE_LOG};
 /// Most drafts waiting at once: beyond, a new one is refused until some are decided.
 pub(super) const MAX_WAITING_DRAFTS: usize = 10_000;
 
+/// The draft `id`, or why not.
+fn load(batch: &Batch<'_>, id: &Sha256Digest) -> Result<Result<Draft, Error>> {
+    Ok(batch
+        .draft(&id.0)?
+        .ok_or_else(|| Error::NotFound(format!("no draft {}", id.to_hex()))))
+}
+
+/// A stored draft's message (a store failure if it no longer decodes: it was checked when kept).
+fn message_of(d: &Draft, limit: usize) -> Result<Message> {
+    let kind: MessageType = d
+        .kind
+        .parse()
+        .map_err(|e| anyhow::anyhow!("a stored draft's type: {e}"))?;
+    Message::from_cbor(kind, &d.message, limit)
+        .map_err(|e| anyhow::anyhow!("a stored draft does not decode: {e}"))
+}
+
 impl Engine {
     /// Keeps `r` as a draft; nothing is sealed.
     pub(super) fn draft(
@@ -96,8 +113,9 @@ impl Engine {
         reason: Option<String>,
         replies: &mut Vec<Reply>,
     ) -> Result<Result<Draft, Error>> {
-        let Some(mut d) = batch.draft(&id.0)? else {
-            return Ok(Err(Error::NotFound(format!("no draft {}", id.to_hex()))));
+        let mut d = match load(batch, id)? {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(e)),
         };
         // Waiting for approval: approved or rejected; waiting for validation: only rejected.
         let open = d.state == DraftState::AwaitingApproval
@@ -117,17 +135,7 @@ impl Engine {
         }
         let now = rogatory_proto::time::now_unix();
         if approve {
-            let kind: MessageType = match d.kind.parse() {
-                Ok(k) => k,
-                Err(e) => return Ok(Err(Error::Invalid(format!("the draft's type: {e}")))),
-            };
-            let message = match Message::from_cbor(kind, &d.message, self.limits.max_envelope_bytes)
-            {
-                Ok(m) => m,
-                Err(e) => {
-                    return Err(anyhow::anyhow!("a stored draft does not decode: {e}"));
-                }
-            };
+            let message = message_of(&d, self.limits.max_envelope_bytes)?;
             let request = SendRequest {
                 to: d.to.clone(),
                 case: d.case_id,
@@ -184,8 +192,9 @@ impl Engine {
             rogatory_proto::officer::OfficerSignature,
         ),
     ) -> Result<Result<Draft, Error>> {
-        let Some(mut d) = batch.draft(&id.0)? else {
-            return Ok(Err(Error::NotFound(format!("no draft {}", id.to_hex()))));
+        let mut d = match load(batch, id)? {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(e)),
         };
         if d.state != DraftState::AwaitingApproval {
             return Ok(Err(Error::Conflict(format!(
@@ -227,8 +236,9 @@ impl Engine {
         officer: super::OfficerSigner,
         replies: &mut Vec<Reply>,
     ) -> Result<Result<Draft, Error>> {
-        let Some(mut d) = batch.draft(&id.0)? else {
-            return Ok(Err(Error::NotFound(format!("no draft {}", id.to_hex()))));
+        let mut d = match load(batch, id)? {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(e)),
         };
         if d.state != DraftState::AwaitingValidation {
             return Ok(Err(Error::Conflict(format!(
@@ -250,12 +260,7 @@ impl Engine {
                 "a draft awaiting validation lacks its issuer's signature"
             ));
         };
-        let kind: MessageType = match d.kind.parse() {
-            Ok(k) => k,
-            Err(e) => return Ok(Err(Error::Invalid(format!("the draft's type: {e}")))),
-        };
-        let message = Message::from_cbor(kind, &d.message, self.limits.max_envelope_bytes)
-            .map_err(|e| anyhow::anyhow!("a stored draft does not decode: {e}"))?;
+        let message = message_of(&d, self.limits.max_envelope_bytes)?;
         let request = SendRequest {
             to: d.to.clone(),
             case: d.case_id,
@@ -291,8 +296,9 @@ impl Engine {
         id: &Sha256Digest,
         user: Option<String>,
     ) -> Result<Result<(), Error>> {
-        let Some(d) = batch.draft(&id.0)? else {
-            return Ok(Err(Error::NotFound(format!("no draft {}", id.to_hex()))));
+        let d = match load(batch, id)? {
+            Ok(d) => d,
+            Err(e) => return Ok(Err(e)),
         };
         let now = rogatory_proto::time::now_unix();
         let mut entry = self.draft_entry(
