@@ -366,6 +366,16 @@ impl Drop for Cluster {
     }
 }
 
+/// Polls `f` until it holds: for state another process writes to files, where there is no
+/// event to wait on. Fails after `within`.
+pub fn eventually(within: std::time::Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// Threads of a process (`/proc/PID/status`).
 pub fn threads_of(pid: u32) -> usize {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -212,3 +212,48 @@ pub fn verify(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(role: &str, kid: u8, sig_len: usize) -> Value {
+        Value::Array(vec![
+            Value::Text(role.into()),
+            Value::Bytes(vec![kid; 32]),
+            Value::Bytes(vec![0; sig_len]),
+        ])
+    }
+
+    #[test]
+    fn only_an_issuer_then_at_most_one_validator_of_the_right_shape_is_read() {
+        let ok = Value::Array(vec![
+            entry("issuing-authority", 1, 64),
+            entry("validating-authority", 2, 64),
+        ]);
+        assert_eq!(parse(&ok).unwrap().len(), 2);
+        for bad in [
+            Value::Array(vec![]),
+            Value::Array(vec![entry("validating-authority", 1, 64)]),
+            Value::Array(vec![
+                entry("issuing-authority", 1, 64),
+                entry("liaison-officer", 2, 64),
+            ]),
+            Value::Array(vec![
+                entry("issuing-authority", 1, 64),
+                entry("validating-authority", 1, 64),
+            ]),
+            Value::Array(vec![
+                entry("issuing-authority", 1, 64),
+                entry("validating-authority", 2, 64),
+                entry("validating-authority", 3, 64),
+            ]),
+            Value::Array(vec![entry("clerk", 1, 64)]),
+            Value::Array(vec![entry("issuing-authority", 1, 63)]),
+            Value::Array(vec![Value::Text("issuing-authority".into())]),
+            Value::Text("officers".into()),
+        ] {
+            assert!(parse(&bad).is_err(), "{bad:?} was read");
+        }
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use rogatory_tests::{Cluster, example, run_line};
+use rogatory_tests::{Cluster, eventually, example, run_line};
 
 fn json(r: &rogatory_tests::Run) -> serde_json::Value {
     serde_json::from_str(&r.stdout).expect("JSON output")
@@ -612,16 +612,6 @@ fn an_agency_introduced_by_enough_partners_is_pinned_without_a_fingerprint() {
     );
     for mut n in nodes {
         drop(n.stop());
-    }
-}
-
-/// Polls `f` until it holds (the state it waits for is written by another process, with no
-/// event to wait on); fails after `within`.
-fn eventually(within: Duration, what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + within;
-    while !f() {
-        assert!(std::time::Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -368,13 +368,9 @@ fn officials(root: &std::path::Path, dir: &str, agency: &str) -> Vec<(String, St
         .collect()
 }
 
-/// Polls `f` (state another process writes, with no event to wait on) until it holds.
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !f() {
-        assert!(std::time::Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// Polls `f` (state another process writes) for at most a minute.
+fn eventually(what: &str, f: impl FnMut() -> bool) {
+    rogatory_tests::eventually(Duration::from_secs(60), what, f)
 }
 
 #[test]

@@ -113,6 +113,9 @@ impl FromRequestParts<Arc<ApiState>> for Authorized {
     }
 }
 
+/// Officials' keys opened at once (each an Argon2id derivation of 64 MiB).
+static OFFICER_KEYS_AT_ONCE: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
 /// An official's own token, as their request carried it: it opens their key for this request
 /// only (spec/PEOPLE.md §4).
 #[derive(Clone)]
@@ -163,6 +166,12 @@ pub(super) async fn own_officer(
             return Ok(None);
         }
     };
+    // Each opening costs an Argon2id derivation (64 MiB for a moment): a few at once, however
+    // many requests officials send together.
+    let _opening = OFFICER_KEYS_AT_ONCE
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal("the node is stopping"))?;
     let (dir, name, token) = (s.data.clone(), a.name.clone(), token.0.clone());
     let key = super::blocking(move || {
         crate::people::officer_key(&dir, &name, &token)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path as UrlPath, State};
-use rogatory_proto::ids::Sha256Digest;
+use rogatory_proto::ids::{AgencyId, Sha256Digest};
 use rogatory_proto::message::{Message, MessageType};
 
 use super::access::{Bearer, officer_signer, own_officer};
@@ -99,7 +99,13 @@ async fn decide(
                 "a {kind} is validated after its approval: the approver signs it with a key the agency certified (rogatory user certify)"
             )));
         };
-        issue = Some(Box::new(issue_signature(&s, &o, &draft)?));
+        let of = (
+            &draft.case_id,
+            draft.to.as_slice(),
+            draft.kind.as_str(),
+            &draft.message[..],
+        );
+        issue = Some(Box::new(issue_signature(&s, &o, of)));
     } else if approve && let Some(o) = officer_signer(&s, &caller, token.as_ref(), kind).await? {
         officers.push(o);
     }
@@ -119,38 +125,36 @@ async fn decide(
     Ok(Json(DraftRow::from(&d)))
 }
 
-/// The issuer's signature of a draft's message, over a message id fixed now (spec/PEOPLE.md §5,
-/// §6): what the validating authority countersigns later.
+/// The issuer's signature of a message (its deterministic CBOR `body`) of type `kind` in
+/// `case` to `to`, over a message id fixed now (spec/PEOPLE.md §5, §6): what the validating
+/// authority countersigns later.
 pub(super) fn issue_signature(
     s: &ApiState,
     o: &crate::engine::OfficerSigner,
-    d: &Draft,
-) -> Result<
-    (
-        rogatory_proto::ids::MessageId,
-        rogatory_proto::officer::OfficerSignature,
-    ),
-    ApiError,
-> {
+    (case_id, to, kind, body): (&rogatory_proto::ids::CaseId, &[AgencyId], &str, &[u8]),
+) -> (
+    rogatory_proto::ids::MessageId,
+    rogatory_proto::officer::OfficerSignature,
+) {
     let message_id = rogatory_proto::ids::MessageId::generate();
-    let mut recipients = d.to.clone();
+    let mut recipients = to.to_vec();
     recipients.sort();
     let signed = rogatory_proto::officer::Signed {
         from: s.me.card.id(),
         message_id: &message_id,
-        case_id: &d.case_id,
-        kind: &d.kind,
+        case_id,
+        kind,
         recipients: &recipients,
-        body: &d.message,
+        body,
     };
     let officer = rogatory_proto::officer::Officer {
         role: o.role,
         key: &o.key,
     };
-    Ok((
+    (
         message_id,
         rogatory_proto::officer::sign_one(&[], &officer, &signed),
-    ))
+    )
 }
 
 /// A validating authority countersigns a draft waiting for validation: it is sealed and queued

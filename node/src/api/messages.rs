@@ -285,24 +285,8 @@ pub async fn send(
             .message
             .to_cbor()
             .map_err(|e| ApiError::invalid(e.to_string()))?;
-        let draft_like = crate::store::Draft {
-            id: rogatory_proto::ids::Sha256Digest([0; 32]),
-            case_id: case,
-            to: request.to.clone(),
-            kind: kind.as_str().to_string(),
-            message: body,
-            drafted_by: String::new(),
-            drafted_at: 0,
-            state: crate::store::DraftState::AwaitingApproval,
-            decided_by: None,
-            decided_at: None,
-            reason: None,
-            envelopes: Vec::new(),
-            message_id: None,
-            issued: None,
-            validated_by: None,
-        };
-        let (message_id, signature) = super::drafts::issue_signature(&s, &o, &draft_like)?;
+        let of = (&case, request.to.as_slice(), kind.as_str(), &body[..]);
+        let (message_id, signature) = super::drafts::issue_signature(&s, &o, of);
         request.made = vec![signature];
         request.message_id = Some(message_id);
         let d = s.worker.ask(|reply| Job::Draft { request, reply }).await?;

@@ -55,16 +55,36 @@ impl Store {
         Ok(out)
     }
 
-    /// The draft whose id starts with `prefix` (hexadecimal, at least 8 digits).
+    /// The draft whose id starts with `prefix` (hexadecimal, at least 8 digits): a range of the
+    /// table's keys, only the matches opened.
     pub fn draft_starting_with(&self, prefix: &str) -> Result<Option<Draft>, StoreError> {
-        let hits: Vec<Draft> = self
-            .drafts()?
-            .into_iter()
-            .filter(|d| d.id.to_hex().starts_with(prefix))
-            .collect();
+        let bound = |fill: char| {
+            let full: String = prefix
+                .chars()
+                .chain(std::iter::repeat(fill))
+                .take(64)
+                .collect();
+            let mut b = [0u8; 32];
+            hex::decode_to_slice(&full, &mut b).map(|()| b)
+        };
+        let (Ok(low), Ok(high)) = (bound('0'), bound('f')) else {
+            return Err(StoreError::Request(format!(
+                "{prefix} is not a hexadecimal draft id"
+            )));
+        };
+        let tx = self.begin_read()?;
+        let table = match tx.open_table(DRAFTS) {
+            Ok(t) => t,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut hits = Vec::new();
+        for row in table.range::<&[u8; 32]>(&low..=&high)?.take(2) {
+            let (k, v) = row?;
+            hits.push(self.open_record(DRAFTS_NAME, k.value(), v.value(), "draft")?);
+        }
         match hits.len() {
-            0 => Ok(None),
-            1 => Ok(hits.into_iter().next()),
+            0 | 1 => Ok(hits.pop()),
             _ => Err(StoreError::Request(format!(
                 "several drafts start with {prefix}: give more digits"
             ))),
