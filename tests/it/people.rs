@@ -520,6 +520,10 @@ fn a_request_the_partner_requires_validated_is_refused_without_a_validation() {
     )
     .ok();
     run_line(root, "user certify ivan --data-dir xa.moj-ca").ok();
+    // (A request signed by an official the partner does not know yet is refused: PEOPLE.md §5.)
+    eventually("XB learns XA's official", || {
+        officials(root, "xb.doj-ca", "XA.MOJ-CA").len() == 1
+    });
     let mla = rogatory_tests::spec_dir().join("examples/mla-request.json");
     as_official(
         root,
@@ -657,6 +661,9 @@ fn an_issuing_authority_s_request_is_validated_then_sent_with_both_signatures() 
         .ok();
         run_line(root, &format!("user certify {name} --data-dir xa.moj-ca")).ok();
     }
+    eventually("XB learns XA's officials", || {
+        officials(root, "xb.doj-ca", "XA.MOJ-CA").len() == 2
+    });
     let mla = rogatory_tests::spec_dir().join("examples/mla-request.json");
     let r = as_official(
         root,
