@@ -343,6 +343,12 @@ pub enum OpenError {
     /// certifies for that role at `sent-at`, is revoked, or does not verify (spec/PEOPLE.md §5).
     #[error("an official's signature is refused: {0}")]
     OfficerNotValid(String),
+    /// An official's signature by a key the sender's key history, as held here, does not
+    /// name: the history that certifies it may not have arrived yet (spec/PEOPLE.md §5.4).
+    /// Its reason code is `officer-not-valid`; a node may instead leave the envelope
+    /// unanswered while it asks the sender for its key history.
+    #[error("an official's signature is by a key not known here: {0}")]
+    UnknownOfficer(String),
     /// The inner message was signed by another agency, or does not name us: it was re-wrapped
     /// by a recipient for a third party (surreptitious forwarding).
     #[error("forwarded message refused: {0}")]
@@ -388,7 +394,9 @@ impl OpenError {
                 ReasonCode::BadSignature
             }
             OpenError::NotAddressee { .. } => ReasonCode::NotAddressee,
-            OpenError::OfficerNotValid(_) => ReasonCode::OfficerNotValid,
+            OpenError::OfficerNotValid(_) | OpenError::UnknownOfficer(_) => {
+                ReasonCode::OfficerNotValid
+            }
             OpenError::Undecryptable => ReasonCode::Undecryptable,
             OpenError::Forwarded(_) => ReasonCode::Forwarded,
             OpenError::HeaderMismatch(_) => ReasonCode::HeaderMismatch,
@@ -452,9 +460,11 @@ pub trait TrustedCards {
         kid: &KeyId,
         role: crate::keyhist::OfficerRole,
         at: u64,
-    ) -> Result<VerifyingKey, String> {
+    ) -> Result<VerifyingKey, crate::officer::Refused> {
         let _ = (kid, role, at);
-        Err(format!("no key history of {id}'s officials is held here"))
+        Err(crate::officer::Refused::Unknown(format!(
+            "no key history of {id}'s officials is held here"
+        )))
     }
 }
 
@@ -464,29 +474,53 @@ fn officer_of(
     kid: &KeyId,
     role: crate::keyhist::OfficerRole,
     at: u64,
-) -> Result<VerifyingKey, String> {
+) -> Result<VerifyingKey, crate::officer::Refused> {
+    officer_judged(h, kid, role, at, h.officer(kid, at))
+}
+
+/// An official of `h` for a signature, as an auditor judges it after the fact
+/// ([`crate::keyhist::KeyHistory::officer_when_signed`]).
+fn officer_when_signed(
+    h: &crate::keyhist::KeyHistory,
+    kid: &KeyId,
+    role: crate::keyhist::OfficerRole,
+    at: u64,
+) -> Result<VerifyingKey, crate::officer::Refused> {
+    officer_judged(h, kid, role, at, h.officer_when_signed(kid, at))
+}
+
+fn officer_judged(
+    h: &crate::keyhist::KeyHistory,
+    kid: &KeyId,
+    role: crate::keyhist::OfficerRole,
+    at: u64,
+    found: Result<&crate::keyhist::OfficerRecord, crate::keyhist::KeyRefusal>,
+) -> Result<VerifyingKey, crate::officer::Refused> {
     use crate::keyhist::KeyRefusal;
+    use crate::officer::Refused::{NotValid, Unknown};
     let short = &hex::encode(kid)[..16];
-    match h.officer(kid, at) {
+    match found {
         Ok(o) if o.role == role => Ok(o.key.clone()),
-        Ok(o) => Err(format!(
+        Ok(o) => Err(NotValid(format!(
             "{short}… is {}'s key, certified as {}, not {}",
             o.name,
             o.role.as_str(),
             role.as_str()
-        )),
-        Err(KeyRefusal::Unknown) => Err(format!(
-            "{short}… is no official's key in {}'s key history",
-            h.agency()
-        )),
-        Err(KeyRefusal::Revoked(r)) => Err(format!(
-            "{short}… was revoked ({}, statement {})",
+        ))),
+        Err(KeyRefusal::Unknown) => Err(Unknown(format!(
+            "{short}… is no official's key in {}'s key history (as held here: {} statements)",
+            h.agency(),
+            h.statements().len()
+        ))),
+        Err(KeyRefusal::Revoked(r)) => Err(NotValid(format!(
+            "{short}… was revoked ({}, statement {}, effective {})",
             r.reason.as_str(),
-            r.seq
-        )),
-        Err(KeyRefusal::OutsideWindow { from, until }) => Err(format!(
+            r.seq,
+            crate::time::format_unix(r.effective)
+        ))),
+        Err(KeyRefusal::OutsideWindow { from, until }) => Err(NotValid(format!(
             "{short}… is certified from {from} until {until}, not at {at}"
-        )),
+        ))),
     }
 }
 
@@ -519,9 +553,11 @@ impl TrustedCards for crate::keyhist::KeyHistory {
         kid: &KeyId,
         role: crate::keyhist::OfficerRole,
         at: u64,
-    ) -> Result<VerifyingKey, String> {
+    ) -> Result<VerifyingKey, crate::officer::Refused> {
         if self.agency() != id {
-            return Err(format!("{id} is not trusted here"));
+            return Err(crate::officer::Refused::NotValid(format!(
+                "{id} is not trusted here"
+            )));
         }
         officer_of(self, kid, role, at)
     }
@@ -561,10 +597,10 @@ impl TrustedCards for std::collections::BTreeMap<AgencyId, crate::keyhist::KeyHi
         kid: &KeyId,
         role: crate::keyhist::OfficerRole,
         at: u64,
-    ) -> Result<VerifyingKey, String> {
-        let h = self
-            .get(id)
-            .ok_or_else(|| format!("{id} is not trusted here"))?;
+    ) -> Result<VerifyingKey, crate::officer::Refused> {
+        let h = self.get(id).ok_or_else(|| {
+            crate::officer::Refused::NotValid(format!("{id} is not trusted here"))
+        })?;
         officer_of(h, kid, role, at)
     }
 
@@ -1166,18 +1202,33 @@ pub fn open(
 /// auditor does with a key disclosed to it ([`undisclose`]). Every check of [`open`] runs
 /// that does not depend on who reads it: the sender's outer signature (with `sender`, its
 /// card), the content's authentication under the key, the inner signature, and that the two
-/// layers agree and the message names the envelope's addressee.
+/// layers agree and the message names the envelope's addressee. With `officials`, the
+/// sender's key history, the officials' signatures are checked as an auditor checks them
+/// after the fact (spec/PEOPLE.md §5: certified for their roles and valid when the envelope
+/// was sealed, and revoked, if at all, only from a later time); without it they are only
+/// parsed.
 pub fn open_with_key(
     bytes: &[u8],
     key: &EnvelopeKey,
     sender: &AgencyCard,
+    officials: Option<&crate::keyhist::KeyHistory>,
     limits: &Limits,
 ) -> Result<Opened, OpenError> {
     let (info, outer) = parse_outer(bytes, limits)?;
     check_origin(&info, &outer, &SignerKey::of_card(sender), limits)?;
     let p = parse_encrypt(outer.payload)?;
     let inner = decrypt_parts(&p, key)?;
-    open_inner(info, inner, sender, limits, None)
+    let (from, at) = (info.from.clone(), info.sent_at);
+    let key_of = |kid: &KeyId, role| match officials {
+        Some(h) if h.agency() == &from => officer_when_signed(h, kid, role, at),
+        Some(h) => Err(crate::officer::Refused::NotValid(format!(
+            "the key history given is {}'s",
+            h.agency()
+        ))),
+        None => Err(crate::officer::Refused::NotValid("no key history".into())),
+    };
+    let check: Option<OfficerKeyOf<'_>> = officials.map(|_| &key_of as OfficerKeyOf<'_>);
+    open_inner(info, inner, sender, limits, check)
 }
 
 /// The content key of an envelope addressed to `recipient`, derived as [`open`] derives it
@@ -1217,8 +1268,10 @@ pub fn undisclose(bytes: &[u8], auditor: &Recipient<'_>) -> Result<EnvelopeKey, 
 /// agreeing with the outer layer.
 /// The key of an official for a signature of a given role (`open`'s lookup in the sender's key
 /// history).
-type OfficerKeyOf<'a> =
-    &'a dyn Fn(&KeyId, crate::keyhist::OfficerRole) -> Result<VerifyingKey, String>;
+type OfficerKeyOf<'a> = &'a dyn Fn(
+    &KeyId,
+    crate::keyhist::OfficerRole,
+) -> Result<VerifyingKey, crate::officer::Refused>;
 
 fn open_inner(
     info: EnvelopeInfo,
@@ -1330,7 +1383,10 @@ fn open_inner(
             recipients: &recipients,
             body: s.payload,
         };
-        crate::officer::verify(&officers, &signed, key_of).map_err(OpenError::OfficerNotValid)?;
+        crate::officer::verify(&officers, &signed, key_of).map_err(|e| match e {
+            crate::officer::Refused::Unknown(why) => OpenError::UnknownOfficer(why),
+            crate::officer::Refused::NotValid(why) => OpenError::OfficerNotValid(why),
+        })?;
     }
     Ok(Opened {
         info,

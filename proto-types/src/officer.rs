@@ -192,22 +192,35 @@ pub fn parse(v: &Value) -> Result<Vec<OfficerSignature>, String> {
     Ok(out)
 }
 
+/// Why an official's signature is not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// The key is no official's in the sender's key history as the verifier holds it: a
+    /// longer history that certifies it may not have reached the verifier yet.
+    #[error("{0}")]
+    Unknown(String),
+    /// Certified for another role, revoked, outside its validity, or the signature does not
+    /// verify.
+    #[error("{0}")]
+    NotValid(String),
+}
+
 /// Verifies each signature with the key `key_of` gives for its key id and role (the sender's
 /// key history: certified for that role, not revoked, valid at `sent-at`).
 pub fn verify(
     sigs: &[OfficerSignature],
     m: &Signed<'_>,
-    key_of: impl Fn(&KeyId, OfficerRole) -> Result<VerifyingKey, String>,
-) -> Result<(), String> {
+    key_of: impl Fn(&KeyId, OfficerRole) -> Result<VerifyingKey, Refused>,
+) -> Result<(), Refused> {
     for (i, s) in sigs.iter().enumerate() {
         let key = key_of(&s.kid, s.role)?;
         let tbs = to_be_signed(m, &sigs[..i]);
         if !key.verify_strict(&tbs, &s.signature) {
-            return Err(format!(
+            return Err(Refused::NotValid(format!(
                 "the {} signature by key {}… does not verify",
                 s.role.as_str(),
                 &hex::encode(s.kid)[..16]
-            ));
+            )));
         }
     }
     Ok(())

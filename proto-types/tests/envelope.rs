@@ -341,11 +341,11 @@ fn a_disclosed_content_key_opens_the_envelope_for_the_auditor_only() {
         undisclose(&disclosure, &b.recipient()).is_err(),
         "a disclosure is for its auditor alone"
     );
-    let opened = open_with_key(&sealed.bytes, &key, &a.card, &Limits::default()).unwrap();
+    let opened = open_with_key(&sealed.bytes, &key, &a.card, None, &Limits::default()).unwrap();
     assert_eq!(opened.message, m);
     assert_eq!(opened.info.to, *b.card.id());
     // Checked against the wrong sender, or with another envelope's key, it fails.
-    assert!(open_with_key(&sealed.bytes, &key, &b.card, &Limits::default()).is_err());
+    assert!(open_with_key(&sealed.bytes, &key, &b.card, None, &Limits::default()).is_err());
     let other = seal(
         &a.sender(),
         &[b.first()],
@@ -356,7 +356,7 @@ fn a_disclosed_content_key_opens_the_envelope_for_the_auditor_only() {
     .unwrap()
     .remove(0);
     assert!(matches!(
-        open_with_key(&other.bytes, &key, &a.card, &Limits::default()),
+        open_with_key(&other.bytes, &key, &a.card, None, &Limits::default()),
         Err(OpenError::Undecryptable)
     ));
 }

@@ -156,3 +156,117 @@ fn an_issuer_s_signature_and_a_validation_verify_against_the_sender_s_key_histor
     let e = open(&bytes, &b.recipient(), &later, &Limits::default()).unwrap_err();
     assert!(e.to_string().contains("revoked"), "{e}");
 }
+
+/// An auditor reading an envelope with its disclosed content key checks the officials'
+/// signatures against the sender's key history as they stood when it was sealed: a revocation
+/// effective later leaves them valid; one effective earlier, another official's signature in
+/// place of the one who signed, or an official's signature over another message, are refused
+/// — even when the agency itself sealed the envelope around them.
+#[test]
+fn an_auditor_checks_the_officials_signatures_with_the_disclosed_key() {
+    let (a, b) = (Agency::fixed("XA.MOJ-CA", 1), Agency::fixed("XB.DOJ-CA", 2));
+    let (ivan, vera, iris) = (
+        SigningKey::from_seed(&[0x90; 32]),
+        SigningKey::from_seed(&[0x91; 32]),
+        SigningKey::from_seed(&[0x92; 32]),
+    );
+    let (mut h, root) = history(&a, &ivan, &vera);
+    let cert = OfficerCert {
+        name: "iris".into(),
+        role: OfficerRole::IssuingAuthority,
+        key: iris.verifying_key().to_cose_key(),
+        valid_from: ISSUED_AT,
+        valid_until: ISSUED_AT + 300 * 86_400,
+    };
+    h.apply(&sign(&h.next_officer(cert, ISSUED_AT + 2), &[&root]).unwrap())
+        .unwrap();
+    let issuer = |key| Officer {
+        role: OfficerRole::IssuingAuthority,
+        key,
+    };
+    let limits = Limits::default();
+    let key_of = |bytes: &[u8]| envelope_key(bytes, &b.recipient(), &limits).unwrap();
+
+    let bytes = seal_by(&a, &b, &[issuer(&ivan)]);
+    let key = key_of(&bytes);
+    let o = open_with_key(&bytes, &key, &a.card, Some(&h), &limits).unwrap();
+    assert_eq!(o.officers[0].kid, *ivan.verifying_key().id());
+
+    // Revoked from a time after the message was sealed: it still verifies.
+    let revoked_at = |effective: u64| {
+        let mut r = h.clone();
+        let body = r.next_revoke(
+            ivan.verifying_key().id(),
+            RevocationReason::Compromised,
+            effective,
+            ISSUED_AT + 200,
+        );
+        r.apply(&sign(&body, &[&root]).unwrap()).unwrap();
+        r
+    };
+    open_with_key(
+        &bytes,
+        &key,
+        &a.card,
+        Some(&revoked_at(ISSUED_AT + 150)),
+        &limits,
+    )
+    .unwrap();
+    let e = open_with_key(
+        &bytes,
+        &key,
+        &a.card,
+        Some(&revoked_at(ISSUED_AT + 50)),
+        &limits,
+    )
+    .unwrap_err();
+    assert_eq!(e.reason_code(), ReasonCode::OfficerNotValid, "{e}");
+    assert!(e.to_string().contains("revoked"), "{e}");
+
+    // The agency seals the request with ivan's signature presented as iris's, or with iris's
+    // signature over another message: every layer the agency signs verifies, the official's
+    // does not.
+    let m = example(MessageType::MlaRequest);
+    let mut p = params(1);
+    p.sent_at = ISSUED_AT + 100;
+    let mut swapped = o.officers.clone();
+    swapped[0].kid = *iris.verifying_key().id();
+    let mut other = params(2);
+    other.sent_at = ISSUED_AT + 100;
+    let elsewhere = seal_signed(
+        &a.sender(),
+        &[issuer(&iris)],
+        &[b.first()],
+        &example(MessageType::Liaison),
+        &other,
+        &limits,
+    )
+    .unwrap()
+    .remove(0)
+    .bytes;
+    let iris_elsewhere = open(
+        &elsewhere,
+        &b.recipient(),
+        &{
+            let mut t = std::collections::BTreeMap::new();
+            t.insert(a.card.id().clone(), h.clone());
+            t
+        },
+        &limits,
+    )
+    .unwrap()
+    .officers;
+    for made in [swapped, iris_elsewhere] {
+        let forged = seal_countersigned(&a.sender(), &made, &[], &[b.first()], &m, &p, &limits)
+            .unwrap()
+            .remove(0)
+            .bytes;
+        let key = key_of(&forged);
+        // Without the history, the auditor only reads who claims to have signed.
+        let read = open_with_key(&forged, &key, &a.card, None, &limits).unwrap();
+        assert_eq!(read.officers[0].kid, *iris.verifying_key().id());
+        let e = open_with_key(&forged, &key, &a.card, Some(&h), &limits).unwrap_err();
+        assert_eq!(e.reason_code(), ReasonCode::OfficerNotValid, "{e}");
+        assert!(e.to_string().contains("does not verify"), "{e}");
+    }
+}

@@ -14,6 +14,7 @@ mod inbox;
 mod keys;
 mod network;
 mod people;
+mod people_race;
 mod setup;
 mod store;
 mod verifier_memory;

@@ -347,7 +347,11 @@ fn a_clerk_s_request_waits_for_an_issuing_authority_s_approval() {
 }
 
 /// The officials `dir`'s directory lists for `agency`: (name, role, state).
-fn officials(root: &std::path::Path, dir: &str, agency: &str) -> Vec<(String, String, String)> {
+pub(crate) fn officials(
+    root: &std::path::Path,
+    dir: &str,
+    agency: &str,
+) -> Vec<(String, String, String)> {
     let v: Value = serde_json::from_str(
         &run_line(
             root,
@@ -369,7 +373,7 @@ fn officials(root: &std::path::Path, dir: &str, agency: &str) -> Vec<(String, St
 }
 
 /// Polls `f` (state another process writes) for at most a minute.
-fn eventually(what: &str, f: impl FnMut() -> bool) {
+pub(crate) fn eventually(what: &str, f: impl FnMut() -> bool) {
     rogatory_tests::eventually(Duration::from_secs(60), what, f)
 }
 
@@ -704,5 +708,63 @@ fn an_issuing_authority_s_request_is_validated_then_sent_with_both_signatures() 
             .contains("issued by ivan of XA.MOJ-CA, validated by vera of XA.MOJ-CA"),
         "{}",
         shown.stdout
+    );
+
+    // XB's bundle of the case, for an auditor: rogatory-verify names both officials, each
+    // signature checked against XA's key history the bundle carries.
+    let case = rows[0]["case_id"].as_str().unwrap();
+    run_line(
+        root,
+        "keygen --agency XO.OVERSIGHT --name Oversight --role court --out auditor",
+    )
+    .ok();
+    let bundle = root.join("xb.bundle");
+    run_line(
+        root,
+        &format!(
+            "case export {case} --out {} --for-auditor auditor/card.cose --data-dir xb.doj-ca",
+            bundle.display()
+        ),
+    )
+    .ok();
+    let verify = |json: bool| {
+        let mut cmd = std::process::Command::new(rogatory_tests::verify_bin());
+        if json {
+            cmd.arg("--json");
+        }
+        let out = cmd
+            .arg(&bundle)
+            .arg("--key")
+            .arg(root.join("auditor"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let verdict: Value = serde_json::from_str(&verify(true)).unwrap();
+    let request = verdict["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["message_type"] == "mla-request")
+        .expect("the request is disclosed");
+    let signers: Vec<(&str, &str)> = request["signed_by"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["name"].as_str().unwrap(), o["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        signers,
+        [
+            ("ivan", "issuing-authority"),
+            ("vera", "validating-authority")
+        ]
+    );
+    let text = verify(false);
+    assert!(
+        text.contains("issued by ivan (issuing-authority")
+            && text.contains("validated by vera (validating-authority"),
+        "{text}"
     );
 }

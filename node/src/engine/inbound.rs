@@ -38,19 +38,49 @@ impl Engine {
         // Applying one envelope may let the next of its chain through.
         while let Some((token, from, bytes, opened, at)) = next.take() {
             let now = rogatory_proto::time::now_unix();
-            let (outcome, advanced) = receive_in(
-                batch,
-                &self.me,
-                &self.trust.snapshot(),
-                &from,
-                &bytes,
-                now,
-                &self.limits,
-                &self.quotas,
-                &mut self.cosigns,
-                opened.map(|o| *o),
-                &self.policy,
-            )?;
+            let trusted = self.trust.snapshot();
+            let receive = |batch: &mut Batch<'_>, engine: &mut Self, opened| {
+                receive_in(
+                    batch,
+                    &engine.me,
+                    &trusted,
+                    &from,
+                    &bytes,
+                    now,
+                    &engine.limits,
+                    &engine.quotas,
+                    &mut engine.cosigns,
+                    opened,
+                    &engine.policy,
+                )
+            };
+            let (mut outcome, mut advanced) = receive(batch, self, opened.map(|o| *o))?;
+            if let Outcome::UnknownOfficer {
+                from: signer,
+                sent_at,
+                why,
+            } = &outcome
+            {
+                match self.trust.fresh_at(signer) {
+                    // The history held was confirmed after the envelope was sealed: the official
+                    // was not certified then. Refused like any other invalid signature.
+                    Some(t) if t >= *sent_at => {
+                        let why = format!(
+                            "{why}; {signer} confirmed that history at {}, after the envelope was sealed",
+                            rogatory_proto::time::format_unix(t)
+                        );
+                        let refused =
+                            Err(rogatory_proto::envelope::OpenError::OfficerNotValid(why));
+                        (outcome, advanced) = receive(batch, self, Some(refused))?;
+                    }
+                    _ => {
+                        tracing::info!(%from, "an envelope signed by an official not known here yet: left unanswered while the sender's key history is asked for");
+                        replies.push(Reply::Notice(Notice::KeysWanted {
+                            agency: signer.clone(),
+                        }));
+                    }
+                }
+            }
             let receipt = match outcome {
                 Outcome::Accepted {
                     envelope_id,
@@ -85,6 +115,8 @@ impl Engine {
                         .push_back(Instant::now());
                     Some(receipt)
                 }
+                // Unanswered: its sender sends it again, by when the history has arrived.
+                Outcome::UnknownOfficer { .. } => None,
                 Outcome::Waiting { slot } => {
                     tracing::debug!(%from, sequence = slot.sequence, "ahead of its chain: waiting");
                     if let Some(old) = self.take_waiting(&slot) {

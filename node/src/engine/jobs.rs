@@ -321,6 +321,12 @@ pub enum Notice {
         /// The store could not be read: the event loop asks again later.
         failed: bool,
     },
+    /// A partner's envelope is signed by an official its key history, as held here, does not
+    /// name: the event loop asks the partner for its key history (spec/PEOPLE.md §5.4).
+    KeysWanted {
+        /// The partner.
+        agency: AgencyId,
+    },
     /// A partner's evidence manifest was accepted in this case: its items are to be fetched.
     EvidenceListed {
         /// The case.

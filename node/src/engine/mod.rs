@@ -756,7 +756,9 @@ impl Reply {
             // Nothing was queued or stored after all: the event loop must not hear of it.
             Reply::Notice(Notice::Queued { .. } | Notice::EvidenceListed { .. }) => return None,
             // Read outside the transaction: true whatever became of it.
-            Reply::Notice(n @ Notice::Loaded { .. }) => Reply::Notice(n),
+            Reply::Notice(n @ (Notice::Loaded { .. } | Notice::KeysWanted { .. })) => {
+                Reply::Notice(n)
+            }
             Reply::Notice(Notice::Settled { id, .. }) => {
                 Reply::Notice(Notice::Settled { id, state: None })
             }

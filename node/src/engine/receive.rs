@@ -59,6 +59,18 @@ pub enum Outcome {
         /// The signed rejection receipt.
         receipt: Vec<u8>,
     },
+    /// Signed by an official whose key this node's copy of the sender's key history does not
+    /// name (spec/PEOPLE.md §5.4): the sender may have certified the official after this node
+    /// last heard its history. Its origin is established; nothing was stored and there is no
+    /// receipt, so the sender sends it again.
+    UnknownOfficer {
+        /// The sender.
+        from: AgencyId,
+        /// When it says it was sealed.
+        sent_at: u64,
+        /// What was not found.
+        why: String,
+    },
     /// Ahead of the sender's chain: an earlier envelope of the case has not arrived yet.
     /// Nothing was stored and there is no receipt; it is applied when the gap fills.
     Waiting {
@@ -218,6 +230,16 @@ pub fn receive_in(
             }
         },
     };
+    if let Err(envelope::OpenError::UnknownOfficer(why)) = &opened {
+        return Ok((
+            Outcome::UnknownOfficer {
+                from: info.from.clone(),
+                sent_at: info.sent_at,
+                why: why.clone(),
+            },
+            None,
+        ));
+    }
     let last = batch.chain_in(&info.from, &info.case_commitment.0)?;
     let expected = last.map_or(1, |(seq, _)| seq + 1);
     let slot = ChainSlot {

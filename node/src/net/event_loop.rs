@@ -350,6 +350,12 @@ impl EventLoop {
             Notice::EvidenceListed { case } => {
                 self.fetcher.load(Some(case));
             }
+            Notice::KeysWanted { agency } => {
+                if let Some(peer) = self.out.partners.get(&agency).map(|p| p.peer) {
+                    tracing::info!(partner = %agency, "an envelope names an official its key history here does not: asking for its key history");
+                    self.ask_keys(peer, Some(&agency));
+                }
+            }
             Notice::Queued {
                 to,
                 order,

@@ -402,7 +402,7 @@ impl rogatory_proto::envelope::TrustedCards for AsReceived<'_> {
         kid: &KeyId,
         role: rogatory_proto::keyhist::OfficerRole,
         _at: u64,
-    ) -> Result<rogatory_proto::keys::VerifyingKey, String> {
+    ) -> Result<rogatory_proto::keys::VerifyingKey, rogatory_proto::officer::Refused> {
         self.0
             .get(id)
             .and_then(|h| {
@@ -411,7 +411,11 @@ impl rogatory_proto::envelope::TrustedCards for AsReceived<'_> {
                     .find(|o| o.key.id() == kid && o.role == role)
             })
             .map(|o| o.key.clone())
-            .ok_or_else(|| format!("{id} never certified that official"))
+            .ok_or_else(|| {
+                rogatory_proto::officer::Refused::NotValid(format!(
+                    "{id} never certified that official"
+                ))
+            })
     }
 
     fn signer(

@@ -201,6 +201,25 @@ pub struct DisclosedMessage {
     pub message_type: String,
     /// The message, as JSON (the form of spec/examples).
     pub content: serde_json::Value,
+    /// The agency's officials who signed it in their own names (spec/PEOPLE.md §5), in the
+    /// order they signed, each checked against the sender's key history.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signed_by: Vec<DisclosedOfficial>,
+}
+
+/// An official whose signature over a disclosed message verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DisclosedOfficial {
+    /// `issuing-authority`, `validating-authority` or `liaison-officer`.
+    pub role: String,
+    /// The name the agency certified.
+    pub name: String,
+    /// The official's key id, hex.
+    pub key: String,
+    /// Set if the certificate was revoked after the message was sealed: the reason and the
+    /// effective time, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_since: Option<String>,
 }
 
 /// One line of the timeline.
@@ -2139,13 +2158,20 @@ fn open_disclosed(
     let Some(sender) = s.cards.get(&e.info.from) else {
         return;
     };
+    let history = s.histories.get(&e.info.from);
     let at = format!("{}, disclosure of envelope {}", s.whose, short(&id));
     let opened = envelope::undisclose(&key, reader)
         .map_err(|e| format!("the disclosed key cannot be read with the auditor's key: {e}"))
         .and_then(|k| {
-            envelope::open_with_key(&rec.envelope, &k, sender, &Limits::default())
+            envelope::open_with_key(&rec.envelope, &k, sender, history, &Limits::default())
                 .map(|o| (*k.as_bytes(), o))
-                .map_err(|e| format!("the disclosed key does not open it: {e}"))
+                .map_err(|e| match e {
+                    envelope::OpenError::OfficerNotValid(why) => format!(
+                        "an official's signature over it does not hold against {}'s key history: {why}",
+                        sender.id()
+                    ),
+                    e => format!("the disclosed key does not open it: {e}"),
+                })
         });
     match opened {
         Err(e) => {
@@ -2161,8 +2187,33 @@ fn open_disclosed(
                 sent_at: o.info.sent_at,
                 message_type: o.message.kind().as_str().to_string(),
                 content: o.message.to_json(),
+                signed_by: o
+                    .officers
+                    .iter()
+                    .map(|sig| disclosed_official(history, sig))
+                    .collect(),
             });
         }
+    }
+}
+
+/// An official whose signature verified, named as the sender's key history certifies them.
+fn disclosed_official(
+    history: Option<&KeyHistory>,
+    sig: &crate::officer::OfficerSignature,
+) -> DisclosedOfficial {
+    let record = history.and_then(|h| h.officers().iter().find(|o| o.key.id() == &sig.kid));
+    DisclosedOfficial {
+        role: sig.role.as_str().to_string(),
+        name: record.map(|o| o.name.clone()).unwrap_or_default(),
+        key: hex::encode(sig.kid),
+        revoked_since: record.and_then(|o| o.revoked.as_ref()).map(|r| {
+            format!(
+                "{}, effective {}",
+                r.reason.as_str(),
+                crate::time::format_unix(r.effective)
+            )
+        }),
     }
 }
 

@@ -62,6 +62,9 @@ pub fn report_text(v: &Verdict) -> String {
                 cut,
                 if cut.len() < text.len() { " …" } else { "" }
             );
+            if let Some(who) = officials(m) {
+                let _ = writeln!(out, "    {who}");
+            }
         }
     }
     let _ = writeln!(
@@ -143,6 +146,40 @@ const MAX_ROWS: usize = 5_000;
 const MAX_MARKS: usize = 2_000;
 /// Above this many envelopes the chart draws no line per envelope.
 const MAX_LINES: usize = 500;
+
+/// The officials who signed a disclosed message, in words: "issued by …, validated by …".
+fn officials(m: &super::DisclosedMessage) -> Option<String> {
+    if m.signed_by.is_empty() {
+        return None;
+    }
+    let words: Vec<String> = m
+        .signed_by
+        .iter()
+        .map(|o| {
+            let done = match o.role.as_str() {
+                "issuing-authority" => "issued by",
+                "validating-authority" => "validated by",
+                _ => "signed by",
+            };
+            let revoked = o
+                .revoked_since
+                .as_deref()
+                .map(|r| format!("; certificate revoked since: {r}"))
+                .unwrap_or_default();
+            format!(
+                "{done} {} ({}, key {}…{revoked})",
+                o.name,
+                o.role,
+                &o.key[..16.min(o.key.len())]
+            )
+        })
+        .collect();
+    Some(format!(
+        "{}; each signature verified against {}'s key history",
+        words.join(", "),
+        m.from
+    ))
+}
 
 /// HTML-escapes text for element content and attribute values.
 fn esc(s: &str) -> String {
@@ -335,13 +372,16 @@ pub fn report_html(v: &Verdict) -> String {
             let body = serde_json::to_string_pretty(&m.content).unwrap_or_default();
             let _ = writeln!(
                 o,
-                "<h3>{} · {} → {} · {}</h3>\n<pre class=\"message\">{}</pre>",
+                "<h3>{} · {} → {} · {}</h3>",
                 format_unix(m.sent_at),
                 esc(&m.from),
                 esc(&m.to),
                 esc(&m.message_type),
-                esc(&body)
             );
+            if let Some(who) = officials(m) {
+                let _ = writeln!(o, "<p class=\"officials\">{}</p>", esc(&who));
+            }
+            let _ = writeln!(o, "<pre class=\"message\">{}</pre>", esc(&body));
         }
         more(&mut o, v.content.len());
         o.push_str("</section>\n");

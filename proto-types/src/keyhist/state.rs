@@ -516,6 +516,30 @@ impl KeyHistory {
         Ok(o)
     }
 
+    /// The official whose key is `kid`, as an auditor judges a signature dated `at` after the
+    /// fact (spec/PEOPLE.md §5): certified and valid at `at`, and, if revoked since, revoked
+    /// with an effective time after `at`. A node receiving a message refuses any revoked
+    /// official's signature whatever time it claims ([`KeyHistory::officer`]).
+    pub fn officer_when_signed(&self, kid: &KeyId, at: u64) -> Result<&OfficerRecord, KeyRefusal> {
+        let o = self
+            .officers
+            .iter()
+            .find(|o| o.key.id() == kid)
+            .ok_or(KeyRefusal::Unknown)?;
+        if let Some(r) = &o.revoked
+            && r.effective <= at
+        {
+            return Err(KeyRefusal::Revoked(r.clone()));
+        }
+        if at < o.from || at >= o.until {
+            return Err(KeyRefusal::OutsideWindow {
+                from: o.from,
+                until: o.until,
+            });
+        }
+        Ok(o)
+    }
+
     /// The body of the next statement: a new root set (to be signed by the old root and the
     /// new).
     pub fn next_root(&self, root: super::RootSet, at: u64) -> StatementBody {

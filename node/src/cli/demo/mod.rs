@@ -9,6 +9,8 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::{Value, json};
 
+mod officials;
+
 use super::supervise::{Launch, NodeProcess, Passphrase};
 use crate::api::wire::{
     CaseView, DeadlineRow, EvidenceRow, InboxRow, ManifestSent, MessageView, OutboxRow, QueuedRow,
@@ -47,24 +49,26 @@ const AGENCIES: [(&str, &str, &str, &str); 3] = [
     ),
 ];
 
-const MLA_REQUEST: &str = include_str!("../../../spec/examples/mla-request.json");
+const MLA_REQUEST: &str = include_str!("../../../../spec/examples/mla-request.json");
 
 /// The example MLA request, from FR.DACG's authority to PH.DOJ-OOC's: a request names its
 /// requesting authority in the sender's country and its requested authority in the
 /// addressee's (spec/PROTOCOL.md §5.4).
 fn mla_request() -> Result<String> {
+    mla_request_between("FR.DACG", "PH.DOJ-OOC")
+}
+
+/// The example MLA request, from `from`'s authority to `to`'s.
+fn mla_request_between(from: &str, to: &str) -> Result<String> {
     let mut body: Value = serde_json::from_str(MLA_REQUEST)?;
-    for (side, agency) in [
-        ("requesting_authority", "FR.DACG"),
-        ("requested_authority", "PH.DOJ-OOC"),
-    ] {
+    for (side, agency) in [("requesting_authority", from), ("requested_authority", to)] {
         body[side]["agency"] = agency.into();
         body[side]["country"] = agency[..2].into();
     }
     Ok(serde_json::to_string_pretty(&body)?)
 }
-const MLA_STATUS: &str = include_str!("../../../spec/examples/mla-status.json");
-const LIAISON: &str = include_str!("../../../spec/examples/liaison.json");
+const MLA_STATUS: &str = include_str!("../../../../spec/examples/mla-status.json");
+const LIAISON: &str = include_str!("../../../../spec/examples/liaison.json");
 
 struct Demo {
     exe: PathBuf,
@@ -109,6 +113,15 @@ impl Demo {
 
     /// Runs a `rogatory` command to completion, showing it; returns its standard output.
     fn cli(&self, args: &[&str], show: bool) -> Result<String> {
+        self.cli_with(args, show, None)
+    }
+
+    /// Runs a `rogatory` command as the official whose token is in `token`, showing it.
+    fn cli_as(&self, token: &Path, args: &[&str]) -> Result<String> {
+        self.cli_with(args, true, Some(token))
+    }
+
+    fn cli_with(&self, args: &[&str], show: bool, token: Option<&Path>) -> Result<String> {
         if show {
             let shown: Vec<String> = args
                 .iter()
@@ -120,9 +133,16 @@ impl Demo {
                     }
                 })
                 .collect();
-            println!("$ rogatory {}", shown.join(" "));
+            let env = token
+                .map(|t| format!("{}={} ", crate::client::TOKEN_FILE_ENV, t.display()))
+                .unwrap_or_default();
+            println!("$ {env}rogatory {}", shown.join(" "));
         }
         let mut command = Command::new(&self.exe);
+        match token {
+            Some(t) => command.env(crate::client::TOKEN_FILE_ENV, t),
+            None => command.env_remove(crate::client::TOKEN_FILE_ENV),
+        };
         // The audit log and chains of custody name the local user; on a machine that has no
         // login name in the environment, the demo's commands are a duty clerk's.
         if crate::client::local_user() == "unknown" {
@@ -936,8 +956,10 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
         );
     }
 
+    officials::run(&demo, 10)?;
+
     step(
-        10,
+        11,
         "FR.DACG and PH.DOJ-OOC each export the MLA case for an auditor (spec/BUNDLE.md)",
     );
     let mut bundles = Vec::new();
@@ -965,7 +987,7 @@ pub(crate) fn run(a: DemoArgs) -> Result<ExitCode> {
     }
 
     step(
-        11,
+        12,
         "The nodes stop; every audit log verifies; the auditor verifies both bundles offline and writes an HTML report",
     );
     for i in 0..3 {
