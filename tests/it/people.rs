@@ -767,4 +767,89 @@ fn an_issuing_authority_s_request_is_validated_then_sent_with_both_signatures() 
             && text.contains("validated by vera (validating-authority"),
         "{text}"
     );
+    swapped_signatures_fail_the_bundle(root, &bundle);
+}
+
+/// XA re-seals the request with its own keys, ivan's signature replaced by vera's, and the
+/// bundle's copy and disclosure are replaced by it: every signature of XA's over the new
+/// envelope holds, the officials' do not, and rogatory-verify says so.
+fn swapped_signatures_fail_the_bundle(root: &std::path::Path, path: &std::path::Path) {
+    use rogatory_proto::bundle::{Bundle, Disclosure};
+    use rogatory_proto::envelope::*;
+    let (xa, xb) = (
+        rogatory_tests::load_keys(&root.join("xa.moj-ca")),
+        rogatory_tests::load_keys(&root.join("xb.doj-ca")),
+    );
+    let auditor = rogatory_node::keydir::load_card(&root.join("auditor/card.cose")).unwrap();
+    let mut trusted = std::collections::BTreeMap::new();
+    trusted.insert(xa.card.id().clone(), xa.history.clone());
+    let xb_reads = Recipient {
+        card: &xb.card,
+        keys: &xb.keys,
+    };
+    let mut b = Bundle::read_from(std::fs::File::open(path).unwrap()).unwrap();
+    let limits = Limits::default();
+    let (i, o) = b
+        .envelopes
+        .iter()
+        .enumerate()
+        .find_map(|(i, r)| {
+            let o = open(&r.envelope, &xb_reads, &trusted, &limits).ok()?;
+            (o.officers.len() == 2).then_some((i, o))
+        })
+        .expect("the signed request is in the bundle");
+    let mut made = o.officers.clone();
+    made[0].signature = o.officers[1].signature;
+    let forged = seal_countersigned(
+        &Sender {
+            card: &xa.card,
+            keys: &xa.keys,
+        },
+        &made,
+        &[],
+        &[Addressee {
+            card: &xb.card,
+            chain: o.info.chain,
+            consistency: None,
+        }],
+        &o.message,
+        &SealParams {
+            case_id: o.case_id,
+            message_id: o.info.message_id,
+            sent_at: o.info.sent_at,
+            checkpoint: None,
+        },
+        &limits,
+    )
+    .unwrap()
+    .remove(0);
+    let old = rogatory_proto::ids::Sha256Digest::of(&b.envelopes[i].envelope);
+    let key = envelope_key(&forged.bytes, &xb_reads, &limits).unwrap();
+    b.envelopes[i].envelope = serde_bytes::ByteBuf::from(forged.bytes.clone());
+    for d in &mut b.disclosures {
+        if d.envelope == old {
+            *d = Disclosure {
+                envelope: forged.id,
+                key: serde_bytes::ByteBuf::from(disclose(&key, &auditor).unwrap()),
+            };
+        }
+    }
+    let tampered = root.join("swapped.bundle");
+    let mut bytes = Vec::new();
+    b.write_to(&mut bytes).unwrap();
+    std::fs::write(&tampered, bytes).unwrap();
+    let out = std::process::Command::new(rogatory_tests::verify_bin())
+        .arg(&tampered)
+        .arg("--key")
+        .arg(root.join("auditor"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(
+            "an official's signature over it does not hold against XA.MOJ-CA's key history"
+        ) && text.contains("does not verify"),
+        "{text}"
+    );
 }
