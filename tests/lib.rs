@@ -203,14 +203,29 @@ impl Cluster {
         max_backoff_secs: u64,
         transport: &str,
     ) -> Self {
+        let listens = ids
+            .iter()
+            .map(|_| {
+                let port = free_port();
+                match transport {
+                    "quic" => format!("/ip4/127.0.0.1/udp/{port}/quic-v1"),
+                    _ => format!("/ip4/127.0.0.1/tcp/{port}"),
+                }
+            })
+            .collect::<Vec<_>>();
+        Self::listening(root, ids, max_backoff_secs, &listens)
+    }
+
+    /// Like [`Cluster::new`], agency `i` listening on `listens[i]` (multiaddrs separated by
+    /// spaces, which its card gives partners to dial).
+    pub fn listening(root: &Path, ids: &[&str], max_backoff_secs: u64, listens: &[String]) -> Self {
         let mut dirs = Vec::new();
-        for id in ids {
+        for (id, listen) in ids.iter().zip(listens) {
             let sub = id.to_ascii_lowercase();
-            let port = free_port();
-            let listen = match transport {
-                "quic" => format!("/ip4/127.0.0.1/udp/{port}/quic-v1"),
-                _ => format!("/ip4/127.0.0.1/tcp/{port}"),
-            };
+            let listen = listen
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" --listen ");
             run_line(
                 root,
                 &format!("init --agency {id} --name {sub} --data-dir {sub} --listen {listen}"),
@@ -263,7 +278,17 @@ impl Cluster {
         self.start_with(i, Some(nofile));
     }
 
+    /// Starts node `i` through `wrap` (e.g. `ip netns exec NAME`: on a host of its own), and
+    /// waits until its API answers.
+    pub fn start_wrapped(&mut self, i: usize, wrap: &[&str]) {
+        self.start_launch(i, None, wrap);
+    }
+
     fn start_with(&mut self, i: usize, nofile: Option<u32>) {
+        self.start_launch(i, nofile, &[]);
+    }
+
+    fn start_launch(&mut self, i: usize, nofile: Option<u32>, wrap: &[&str]) {
         use rogatory_node::cli::supervise::{Launch, NodeProcess, Passphrase};
         let mut launch = Launch::new(
             rogatory_bin(),
@@ -271,6 +296,7 @@ impl Cluster {
             Passphrase::Env(TEST_PASSPHRASE.1.into()),
         );
         launch.nofile = nofile;
+        launch.wrap = wrap.iter().map(|s| s.to_string()).collect();
         launch.env.push((
             "ROGATORY_LOG".into(),
             std::env::var("ROGATORY_LOG").unwrap_or_else(|_| "info".into()),

@@ -518,3 +518,77 @@ fn the_command_line_reference_in_docs_is_every_command_s_help() {
     }
     assert!(sections >= 50, "only {sections} commands in the reference");
 }
+
+/// The manual pages and completions in `deploy/` are what the program generates; `man` reads a
+/// page once installed the documented way, and bash takes the completion script.
+#[test]
+fn the_manual_pages_and_completions_in_deploy_are_current_and_work() {
+    let t = tempfile::tempdir().unwrap();
+    let deploy = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let man1 = t.path().join("man/man1");
+    cmd(t.path(), &format!("manpages --out {}", man1.display()), &[]).ok();
+    let names = |dir: &std::path::Path| {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".1"))
+            .collect();
+        v.sort();
+        v
+    };
+    let generated = names(&man1);
+    assert!(generated.len() >= 50, "{generated:?}");
+    assert!(generated.contains(&"rogatory-send.1".to_string()));
+    assert!(generated.contains(&"rogatory-case-export.1".to_string()));
+    let stale = "regenerate them with `cargo run -- manpages --out deploy/man` (docs/operating.md)";
+    assert_eq!(names(&deploy.join("man")), generated, "{stale}");
+    for n in &generated {
+        assert_eq!(
+            std::fs::read(deploy.join("man").join(n)).unwrap(),
+            std::fs::read(man1.join(n)).unwrap(),
+            "{n}: {stale}"
+        );
+    }
+    for (shell, file) in [
+        ("bash", "rogatory.bash"),
+        ("zsh", "_rogatory"),
+        ("fish", "rogatory.fish"),
+    ] {
+        let printed = cmd(t.path(), &format!("completions {shell}"), &[]).ok();
+        assert_eq!(
+            std::fs::read_to_string(deploy.join("completions").join(file)).unwrap(),
+            printed.stdout,
+            "deploy/completions/{file}: regenerate it with `cargo run -- completions {shell} > deploy/completions/{file}`"
+        );
+    }
+    let bash = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {} && complete -p rogatory",
+            deploy.join("completions/rogatory.bash").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(bash.status.success(), "{bash:?}");
+
+    // `man rogatory-send`, with the pages where the documented install step puts them.
+    let man = std::process::Command::new("man")
+        .args(["-P", "cat", "rogatory-send"])
+        .env("MANPATH", t.path().join("man"))
+        .env("MANWIDTH", "100")
+        .output();
+    match man {
+        Err(e) if std::env::var_os("ROGATORY_REQUIRE_MAN").is_none() => {
+            eprintln!("skipped: `man` cannot be run here ({e}); .ci/run installs man-db");
+        }
+        Err(e) => panic!("man: {e}"),
+        Ok(out) => {
+            let page = String::from_utf8_lossy(&out.stdout);
+            assert!(out.status.success(), "{out:?}");
+            assert!(
+                page.contains("rogatory-send") && page.contains("--to"),
+                "{page}"
+            );
+        }
+    }
+}

@@ -10,6 +10,7 @@ mod cli;
 mod daemon;
 mod evidence;
 mod hostile;
+mod hosts;
 mod inbox;
 mod keys;
 mod network;

@@ -124,6 +124,12 @@ pub enum Command {
     /// Print the reference of every command (its `--help`) in Markdown, as `docs/cli.md` holds
     /// it.
     Reference,
+    /// Write the manual pages, one per command (`rogatory.1`, `rogatory-send.1`,
+    /// `rogatory-case-export.1`, …), into a directory, as `deploy/man/` holds them.
+    Manpages(reference::ManpagesArgs),
+    /// Print the completion script of a shell (bash, zsh, fish, elvish, powershell), as
+    /// `deploy/completions/` holds those of bash, zsh and fish.
+    Completions(reference::CompletionsArgs),
 }
 
 /// Parses the command line (exiting with clap's message and code 2 on a usage error, or with
@@ -172,6 +178,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", reference::markdown());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Manpages(a) => reference::manpages(a),
+        Command::Completions(a) => reference::completions(a),
     }
 }
 

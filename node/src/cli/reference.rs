@@ -1,8 +1,60 @@
 //! The command-line reference: every command's `--help`, as `docs/cli.md` holds it
-//! (`rogatory reference > docs/cli.md`; a test keeps the two equal, so the reference cannot
-//! drift from the program).
+//! (`rogatory reference > docs/cli.md`), the manual pages (`rogatory manpages`, as
+//! `deploy/man/` holds them) and the shell completions (`rogatory completions SHELL`, as
+//! `deploy/completions/` holds them). Tests keep each equal to what the program prints, so none
+//! can drift from it.
 
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
 use clap::CommandFactory;
+
+/// Arguments of `rogatory manpages`.
+#[derive(Debug, clap::Args)]
+pub struct ManpagesArgs {
+    /// The directory to write the pages into (made if missing; pages already there are
+    /// replaced).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Arguments of `rogatory completions`.
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    pub shell: clap_complete::Shell,
+}
+
+/// The command line the manual and completions describe: as `--help` shows it, without the
+/// values of the environment variables options read.
+fn described() -> clap::Command {
+    without_env_values(super::Cli::command())
+}
+
+/// Writes one manual page per command into `--out`.
+pub(super) fn manpages(a: ManpagesArgs) -> Result<ExitCode> {
+    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot make {}", a.out.display()))?;
+    clap_mangen::generate_to(described(), &a.out)
+        .with_context(|| format!("cannot write the manual pages into {}", a.out.display()))?;
+    let n = std::fs::read_dir(&a.out)?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".1"))
+        .count();
+    println!(
+        "{n} manual pages in {} (install: install -m 644 {}/*.1 /usr/local/share/man/man1/)",
+        a.out.display(),
+        a.out.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints the completion script of a shell.
+pub(super) fn completions(a: CompletionsArgs) -> Result<ExitCode> {
+    let mut cmd = described();
+    clap_complete::generate(a.shell, &mut cmd, "rogatory", &mut std::io::stdout());
+    Ok(ExitCode::SUCCESS)
+}
 
 /// The reference, in Markdown: one section per command, its `--help` verbatim.
 pub(super) fn markdown() -> String {

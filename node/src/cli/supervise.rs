@@ -37,6 +37,9 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     /// At most this many open descriptors (`ulimit -n`), as a service manager may set.
     pub nofile: Option<u32>,
+    /// A command that runs the node (its program and arguments come after), such as
+    /// `ip netns exec NAME`, which must become the node by `exec` (same process id).
+    pub wrap: Vec<String>,
 }
 
 impl Launch {
@@ -48,6 +51,7 @@ impl Launch {
             passphrase,
             env: Vec::new(),
             nofile: None,
+            wrap: Vec::new(),
         }
     }
 }
@@ -79,12 +83,19 @@ impl NodeProcess {
             o.open(log_path(dir))
                 .with_context(|| format!("cannot open {}", log_path(dir).display()))?
         };
-        let mut cmd = match l.nofile {
-            None => Command::new(&l.exe),
-            Some(n) => {
+        let mut cmd = match (l.nofile, l.wrap.split_first()) {
+            (None, None) => Command::new(&l.exe),
+            (None, Some((program, args))) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(&l.exe);
+                c
+            }
+            (Some(n), _) => {
                 // The shell sets the limit, then becomes the node (same process id).
                 let mut c = Command::new("sh");
-                c.args(["-c", &format!("ulimit -n {n} && exec \"$0\" \"$@\"")])
+                c.args(["-c", &format!("ulimit -n {n} && exec \"$@\"")])
+                    .arg("sh")
+                    .args(&l.wrap)
                     .arg(&l.exe);
                 c
             }

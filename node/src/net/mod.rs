@@ -61,6 +61,15 @@ pub const MAX_CONNECTIONS: u32 = 128;
 /// Bytes of received envelopes one partner may have waiting for the store worker.
 pub const MAX_OPEN_BYTES_PER_PEER: usize = 64 * 1024 * 1024;
 
+/// Each connection is pinged this often ...
+pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// ... and closed when a ping is not answered within this (a partner cut off: what was in
+/// flight on it fails at once and is sent again over a new connection, instead of waiting for
+/// the old one's TCP retransmissions once the network is back).
+pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
+/// Setting up a TCP connection (connect, Noise, Yamux) takes at most this.
+pub const CONNECTION_SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The libp2p peer id of an agency: its card's Ed25519 signing key.
 pub fn peer_id(card: &AgencyCard) -> Result<PeerId> {
     let pk = identity::ed25519::PublicKey::try_from_bytes(card.signing_key().as_bytes())
@@ -79,12 +88,20 @@ pub fn swarm(kd: &KeyDir) -> Result<libp2p::Swarm<Behaviour>> {
         .with_max_concurrent_streams(256);
     Ok(libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )?
         .with_quic()
+        .with_other_transport(|key| {
+            use libp2p::Transport as _;
+            // TCP as `with_tcp` builds it, with a bound on setting a connection up: without
+            // one, a dial to a partner cut off waits out the kernel's SYN retries (about two
+            // minutes), and no new dial is made meanwhile.
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(
+                tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+                    .upgrade(libp2p::core::upgrade::Version::V1Lazy)
+                    .authenticate(noise::Config::new(key)?)
+                    .multiplex(yamux::Config::default())
+                    .timeout(CONNECTION_SETUP_TIMEOUT),
+            )
+        })?
         .with_behaviour(|key| Behaviour {
             limits: connection_limits::Behaviour::new(
                 connection_limits::ConnectionLimits::default()
@@ -112,7 +129,11 @@ pub fn swarm(kd: &KeyDir) -> Result<libp2p::Swarm<Behaviour>> {
                 "/rogatory/1".into(),
                 key.public(),
             )),
-            ping: ping::Behaviour::default(),
+            ping: ping::Behaviour::new(
+                ping::Config::new()
+                    .with_interval(PING_INTERVAL)
+                    .with_timeout(PING_TIMEOUT),
+            ),
         })?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
         .build())
