@@ -597,16 +597,7 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Envelope(e)) => self.envelope_event(e),
             SwarmEvent::Behaviour(BehaviourEvent::Evidence(e)) => self.evidence_event(e),
             SwarmEvent::Behaviour(BehaviourEvent::Keys(e)) => self.keys_event(e),
-            SwarmEvent::Behaviour(BehaviourEvent::Ping(libp2p::ping::Event {
-                peer,
-                connection,
-                result: Err(e),
-            })) => {
-                // A connection that stopped answering (a partition, a peer gone without a
-                // word): closed, so that what was in flight on it is sent again on a new one.
-                tracing::info!(%peer, "closed a connection that did not answer a ping: {e}");
-                self.swarm.close_connection(connection);
-            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(e)) => self.ping_event(e),
             _ => {}
         }
     }

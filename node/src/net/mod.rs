@@ -23,6 +23,7 @@ mod behaviour;
 mod codec;
 mod event_loop;
 mod keys;
+mod liveness;
 mod outgoing;
 mod peer_keys;
 mod status;
