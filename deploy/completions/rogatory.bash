@@ -19,6 +19,9 @@ _rogatory() {
             rogatory,audit)
                 cmd="rogatory__subcmd__audit"
                 ;;
+            rogatory,backup)
+                cmd="rogatory__subcmd__backup"
+                ;;
             rogatory,card)
                 cmd="rogatory__subcmd__card"
                 ;;
@@ -84,6 +87,9 @@ _rogatory() {
                 ;;
             rogatory,request)
                 cmd="rogatory__subcmd__request"
+                ;;
+            rogatory,restore)
+                cmd="rogatory__subcmd__restore"
                 ;;
             rogatory,run)
                 cmd="rogatory__subcmd__run"
@@ -322,6 +328,9 @@ _rogatory() {
             rogatory__subcmd__help,audit)
                 cmd="rogatory__subcmd__help__subcmd__audit"
                 ;;
+            rogatory__subcmd__help,backup)
+                cmd="rogatory__subcmd__help__subcmd__backup"
+                ;;
             rogatory__subcmd__help,card)
                 cmd="rogatory__subcmd__help__subcmd__card"
                 ;;
@@ -387,6 +396,9 @@ _rogatory() {
                 ;;
             rogatory__subcmd__help,request)
                 cmd="rogatory__subcmd__help__subcmd__request"
+                ;;
+            rogatory__subcmd__help,restore)
+                cmd="rogatory__subcmd__help__subcmd__restore"
                 ;;
             rogatory__subcmd__help,run)
                 cmd="rogatory__subcmd__help__subcmd__run"
@@ -791,7 +803,7 @@ _rogatory() {
 
     case "${cmd}" in
         rogatory)
-            opts="-h -V --passphrase-file --help --version demo init run send inbox outbox message case extradition deadlines evidence status deliver peer directory keygen card keys user envelope request audit openapi reference manpages completions help"
+            opts="-h -V --passphrase-file --help --version demo init run send inbox outbox message case extradition deadlines evidence status deliver peer directory keygen card keys user envelope request audit backup restore openapi reference manpages completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1216,6 +1228,32 @@ _rogatory() {
                     return 0
                     ;;
                 --vkey)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passphrase-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rogatory__subcmd__backup)
+            opts="-h -V --out --data-dir --json --passphrase-file --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2539,7 +2577,7 @@ _rogatory() {
             return 0
             ;;
         rogatory__subcmd__help)
-            opts="demo init run send inbox outbox message case extradition deadlines evidence status deliver peer directory keygen card keys user envelope request audit openapi reference manpages completions help"
+            opts="demo init run send inbox outbox message case extradition deadlines evidence status deliver peer directory keygen card keys user envelope request audit backup restore openapi reference manpages completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2681,6 +2719,20 @@ _rogatory() {
         rogatory__subcmd__help__subcmd__audit__subcmd__verify__subcmd__store)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rogatory__subcmd__help__subcmd__backup)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -3591,6 +3643,20 @@ _rogatory() {
         rogatory__subcmd__help__subcmd__request__subcmd__validate)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rogatory__subcmd__help__subcmd__restore)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -5070,6 +5136,28 @@ _rogatory() {
             fi
             case "${prev}" in
                 --type)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passphrase-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rogatory__subcmd__restore)
+            opts="-h -V --data-dir --resume --passphrase-file --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -4,6 +4,7 @@
 
 mod api;
 mod authorization;
+mod backup;
 mod bundle;
 mod cases;
 mod cli;

@@ -45,6 +45,7 @@ pub const PERMISSIONS: &[(&str, &str, Permission)] = {
         ("GET", "/v1/audit/{case}/consistency", Audit),
         ("POST", "/v1/audit/verify-store", Audit),
         ("POST", "/v1/keys/reload", Administer),
+        ("POST", "/v1/backup", Administer),
         ("GET", "/v1/drafts", Read),
         ("GET", "/v1/drafts/{id}", Content),
         ("POST", "/v1/drafts/{id}/approve", Approve),

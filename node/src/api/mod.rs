@@ -27,6 +27,7 @@
 //! |              | `…/consistency`, `POST /v1/audit/verify-store`                             |
 //! | `access`     | `GET /v1/me`                                                               |
 //! | `drafts`     | `GET /v1/drafts`, `GET /v1/drafts/{id}`, `POST …/approve`, `…/reject`      |
+//! | `backup`     | `POST /v1/backup`                                                          |
 //!
 //! Errors are `{"error": "…"}` with a status that says whose fault it is (see
 //! [`wire::ErrorBody`]).
@@ -48,6 +49,7 @@ use crate::store::StoreError;
 
 pub mod access;
 pub mod audit;
+pub mod backup;
 pub mod cases;
 pub mod drafts;
 pub mod evidence;
@@ -257,6 +259,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/audit/{case}/consistency", get(audit::consistency))
         .route("/v1/audit/verify-store", post(audit::verify_store))
         .route("/v1/keys/reload", post(keys::reload))
+        .route("/v1/backup", post(backup::backup))
         .route("/v1/me", get(access::me))
         .route("/v1/drafts", get(drafts::list))
         .route("/v1/drafts/{id}", get(drafts::one))

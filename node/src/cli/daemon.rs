@@ -110,6 +110,7 @@ pub(crate) fn prepare_process(passphrase_file: Option<&std::path::Path>) -> Resu
 
 pub(crate) fn run(a: RunArgs) -> Result<ExitCode> {
     let dir = super::init::data_dir(a.data_dir)?;
+    super::backup::refuse_restored(&dir)?;
     let config = crate::config::Config::load(&dir)?;
     init_logs(a.log_format.unwrap_or(config.log.format));
     let parse = |list: &[String], whence: &str| {

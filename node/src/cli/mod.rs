@@ -8,6 +8,7 @@
 //! runs and the store when it does not.
 
 mod audit;
+mod backup;
 mod card;
 mod cases;
 mod daemon;
@@ -118,6 +119,13 @@ pub enum Command {
     /// Per-case audit logs: entries, signed checkpoints, proofs, and their verification.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Write a backup of a node's data directory, running or not, to one file: a consistent
+    /// copy of the store, the keys still encrypted, the configuration and the evidence
+    /// (spec/BACKUP.md).
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a new data directory, check every file against its manifest and
+    /// verify the store; the node does not run from it until `restore --resume`.
+    Restore(backup::RestoreArgs),
     /// Print the local API's OpenAPI 3.1 document (as `spec/openapi.json` and the running node's
     /// `GET /v1/openapi.json`), from which a case-management system can generate its client.
     Openapi,
@@ -170,6 +178,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Envelope(c) => envelope::run(c),
         Command::Request(c) => request::run(c),
         Command::Audit(c) => audit::run(c),
+        Command::Backup(a) => backup::backup(a),
+        Command::Restore(a) => backup::restore(a),
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&crate::api::openapi())?);
             Ok(ExitCode::SUCCESS)

@@ -49,6 +49,7 @@
 //! durable. Appending reads nothing but the frontier: O(log n) work, never a rehash of the log.
 //! The formats are pinned by the known-answer test in `tests/it/store.rs`.
 
+pub mod backup;
 mod batch;
 mod drafts;
 mod log;

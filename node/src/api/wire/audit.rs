@@ -166,3 +166,47 @@ pub struct AlertsQuery {
     #[serde(default)]
     pub kind: Option<String>,
 }
+
+/// `POST /v1/backup`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRequest {
+    /// Where the node writes the backup: an absolute path, not inside the data directory, that
+    /// does not exist yet.
+    pub out: String,
+}
+
+/// A backup written (spec/BACKUP.md).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BackupReport {
+    /// The file.
+    pub file: String,
+    /// When the store was copied: the backup holds the node as of then.
+    pub taken_at: String,
+    /// How many files it holds (the store among them).
+    pub files: usize,
+    /// Their bytes.
+    pub bytes: u64,
+    /// The store's size in it.
+    pub store_bytes: u64,
+    /// How long writing it took, in milliseconds.
+    pub millis: u64,
+}
+
+impl BackupReport {
+    /// The report of a backup written to `file` with manifest `m` in `took`.
+    pub fn of(file: &str, m: &crate::store::backup::Manifest, took: std::time::Duration) -> Self {
+        Self {
+            file: file.to_string(),
+            taken_at: rogatory_proto::time::format_unix(m.taken_at),
+            files: m.files.len(),
+            bytes: m.files.iter().map(|f| f.bytes).sum(),
+            store_bytes: m
+                .files
+                .iter()
+                .find(|f| f.path == crate::store::STORE_FILE)
+                .map_or(0, |f| f.bytes),
+            millis: took.as_millis() as u64,
+        }
+    }
+}
