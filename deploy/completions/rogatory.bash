@@ -73,6 +73,9 @@ _rogatory() {
             rogatory,message)
                 cmd="rogatory__subcmd__message"
                 ;;
+            rogatory,migrate)
+                cmd="rogatory__subcmd__migrate"
+                ;;
             rogatory,openapi)
                 cmd="rogatory__subcmd__openapi"
                 ;;
@@ -381,6 +384,9 @@ _rogatory() {
                 ;;
             rogatory__subcmd__help,message)
                 cmd="rogatory__subcmd__help__subcmd__message"
+                ;;
+            rogatory__subcmd__help,migrate)
+                cmd="rogatory__subcmd__help__subcmd__migrate"
                 ;;
             rogatory__subcmd__help,openapi)
                 cmd="rogatory__subcmd__help__subcmd__openapi"
@@ -803,7 +809,7 @@ _rogatory() {
 
     case "${cmd}" in
         rogatory)
-            opts="-h -V --passphrase-file --help --version demo init run send inbox outbox message case extradition deadlines evidence status deliver peer directory keygen card keys user envelope request audit backup restore openapi reference manpages completions help"
+            opts="-h -V --passphrase-file --help --version demo init run send inbox outbox message case extradition deadlines evidence status deliver peer directory keygen card keys user envelope request audit backup restore migrate openapi reference manpages completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2577,7 +2583,7 @@ _rogatory() {
             return 0
             ;;
         rogatory__subcmd__help)
-            opts="demo init run send inbox outbox message case extradition deadlines evidence status deliver peer directory keygen card keys user envelope request audit backup restore openapi reference manpages completions help"
+            opts="demo init run send inbox outbox message case extradition deadlines evidence status deliver peer directory keygen card keys user envelope request audit backup restore migrate openapi reference manpages completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3419,6 +3425,20 @@ _rogatory() {
         rogatory__subcmd__help__subcmd__message__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rogatory__subcmd__help__subcmd__migrate)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -4574,6 +4594,32 @@ _rogatory() {
             fi
             case "${prev}" in
                 --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passphrase-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rogatory__subcmd__migrate)
+            opts="-h -V --data-dir --backup --passphrase-file --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --backup)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -19,5 +19,6 @@ mod people;
 mod people_race;
 mod setup;
 mod store;
+mod tables;
 mod verifier_memory;
 mod witness;

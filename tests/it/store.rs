@@ -45,7 +45,7 @@ fn fixed_agency() -> (AgencySecretKeys, AgencyCard) {
     (keys, card)
 }
 
-fn case() -> CaseId {
+pub(crate) fn case() -> CaseId {
     "01a22522-d4f2-73cd-be4f-be9050503898".parse().unwrap()
 }
 
@@ -109,7 +109,7 @@ fn build(dir: &Path) -> Vec<Vec<u8>> {
     notes
 }
 
-fn case_record() -> CaseRecord {
+pub(crate) fn case_record() -> CaseRecord {
     let mut r = CaseRecord::new(
         case(),
         CaseKind::Mla,
@@ -121,7 +121,7 @@ fn case_record() -> CaseRecord {
     r
 }
 
-fn evidence_record() -> EvidenceRecord {
+pub(crate) fn evidence_record() -> EvidenceRecord {
     EvidenceRecord {
         case_id: case(),
         item: rogatory_proto::message::EvidenceItem {
@@ -148,7 +148,7 @@ fn evidence_record() -> EvidenceRecord {
     }
 }
 
-fn received() -> rogatory_node::store::Received {
+pub(crate) fn received() -> rogatory_node::store::Received {
     rogatory_node::store::Received {
         case_id: case(),
         from: AgencyId::new("XB.DOJ-CA").unwrap(),
@@ -263,6 +263,77 @@ fn stored_format_known_answer() {
 }
 
 /// A data directory with a real log, made with the CLI as an operator would.
+/// The store of format 1 committed in `fixtures/store-v1` (real bytes that release wrote) is
+/// moved to this release's format by `rogatory migrate`, after a backup, and verifies; the
+/// backup restores to the format-1 store, which says to migrate.
+#[test]
+fn a_format_1_store_is_migrated_after_a_backup_and_verifies() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path().join("node");
+    std::fs::create_dir(&d).unwrap();
+    let v1_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/store-v1");
+    for f in ["card.cose", "rogatory.redb"] {
+        std::fs::copy(v1_dir.join(f), d.join(f)).unwrap();
+    }
+    // The fixture's agency keys (in clear, as `keygen` leaves them), to seal what format 2 seals.
+    std::fs::write(
+        d.join(rogatory_node::keydir::SECRET_KEYS_FILE),
+        fixed_agency().0.to_cose_key_set().as_slice(),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        d.join(rogatory_node::keydir::SECRET_KEYS_FILE),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(v1_dir.join("expected.json")).unwrap())
+            .unwrap();
+    let backup = t.path().join("before.backup");
+    let r = rogatory(
+        t.path(),
+        &[
+            "migrate",
+            "--data-dir",
+            "node",
+            "--backup",
+            backup.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    assert!(r.stdout.contains("from format 1 to 2"), "{}", r.stdout);
+    assert!(r.stdout.contains("Store intact"), "{}", r.stdout);
+    assert!(backup.exists());
+    // The log reads as format 1 wrote it: the same entries, the same checkpoints.
+    let case = expected["case"].as_str().unwrap();
+    let log: Value = serde_json::from_str(
+        &rogatory(
+            t.path(),
+            &["audit", "log", case, "--json", "--data-dir", "node"],
+        )
+        .ok()
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(
+        log.as_array().unwrap().len(),
+        expected["entries"].as_array().unwrap().len()
+    );
+    let r = rogatory(t.path(), &["migrate", "--data-dir", "node"]).ok();
+    assert!(r.stdout.contains("nothing to migrate"), "{}", r.stdout);
+    // The backup taken first holds the format-1 store, and says so when restored.
+    let r = rogatory(
+        t.path(),
+        &["restore", backup.to_str().unwrap(), "--data-dir", "back"],
+    )
+    .ok();
+    assert!(r.stdout.contains("run `rogatory migrate"), "{}", r.stdout);
+    assert_eq!(
+        std::fs::read(t.path().join("back/rogatory.redb")).unwrap(),
+        std::fs::read(v1_dir.join("rogatory.redb")).unwrap()
+    );
+}
+
 fn logged_dir() -> (tempfile::TempDir, String) {
     let t = tempfile::tempdir().unwrap();
     let d = t.path();

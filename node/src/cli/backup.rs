@@ -43,6 +43,88 @@ pub struct RestoreArgs {
     pub resume: bool,
 }
 
+/// Arguments of `rogatory migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// The node's data directory (the node must be stopped).
+    #[arg(long, env = "ROGATORY_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Where to write the backup taken first (default: beside the data directory, named after
+    /// it, the store's format and the time).
+    #[arg(long)]
+    pub backup: Option<PathBuf>,
+}
+
+/// `rogatory migrate`: a backup first, then the store moved to this release's format in one
+/// transaction, then verified.
+pub(crate) fn migrate(a: MigrateArgs) -> Result<ExitCode> {
+    use crate::store::{STORE_FORMAT, migrate};
+    let dir = super::init::data_dir(a.data_dir)?;
+    if dir.join(crate::api::listen::SOCKET_FILE).exists() && Client::connect(&dir).is_ok() {
+        bail!(
+            "the node in {} is running: stop it, then migrate",
+            dir.display()
+        );
+    }
+    let found = migrate::format_of(&dir)
+        .with_context(|| format!("cannot read the store in {}", dir.display()))?;
+    if found == STORE_FORMAT {
+        println!(
+            "The store in {} is of format {found}, this release's: nothing to migrate.",
+            dir.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !migrate::MIGRATES_FROM.contains(&found) {
+        bail!(
+            "the store in {} is of format {found}; this release migrates from {:?} to {STORE_FORMAT} only",
+            dir.display(),
+            migrate::MIGRATES_FROM
+        );
+    }
+    let backup = match a.backup {
+        Some(b) => b,
+        None => {
+            let name = dir
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "node".into());
+            dir.with_file_name(format!(
+                "{name}.format-{found}.{}.backup",
+                rogatory_proto::time::now_unix()
+            ))
+        }
+    };
+    // The keys first: without them nothing is done, not even the backup.
+    let kd = crate::keydir::KeyDir::load(&dir)?;
+    let m = crate::store::backup::write_stopped(&dir, found, &backup)?;
+    println!(
+        "Backup first: {} ({} files), restorable with `rogatory restore`.",
+        backup.display(),
+        m.files.len()
+    );
+    let done = migrate::migrate(&dir, &crate::store::RecordKeys::new(&kd.keys))
+        .with_context(|| format!("the store in {} was not changed", dir.display()))?;
+    println!(
+        "Migrated the store in {} from format {} to {}: {} records sealed at rest.",
+        dir.display(),
+        done.from,
+        done.to,
+        done.sealed
+    );
+    let verified = super::audit::run(super::audit::AuditCommand::VerifyStore {
+        data_dir: dir.clone(),
+        vkey: None,
+    })?;
+    if verified != ExitCode::SUCCESS {
+        bail!(
+            "the migrated store does not verify (above); the backup {} holds it as it was",
+            backup.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `rogatory backup`: through the running node's API, else on its store directly.
 pub(crate) fn backup(a: BackupArgs) -> Result<ExitCode> {
     let dir = super::init::data_dir(a.data_dir)?;
@@ -118,15 +200,23 @@ pub(crate) fn restore(a: RestoreArgs) -> Result<ExitCode> {
         dir.display(),
         rogatory_proto::time::format_unix(m.taken_at)
     );
-    let verified = super::audit::run(super::audit::AuditCommand::VerifyStore {
-        data_dir: dir.clone(),
-        vkey: None,
-    })?;
-    if verified != ExitCode::SUCCESS {
-        bail!(
-            "the restored store does not verify (above): do not run a node from {}",
+    if m.store_format != crate::store::STORE_FORMAT {
+        println!(
+            "Its store is of format {}: run `rogatory migrate --data-dir {}` before anything else.",
+            m.store_format,
             dir.display()
         );
+    } else {
+        let verified = super::audit::run(super::audit::AuditCommand::VerifyStore {
+            data_dir: dir.clone(),
+            vkey: None,
+        })?;
+        if verified != ExitCode::SUCCESS {
+            bail!(
+                "the restored store does not verify (above): do not run a node from {}",
+                dir.display()
+            );
+        }
     }
     println!("{}", held_because(&dir, m.taken_at));
     Ok(ExitCode::SUCCESS)

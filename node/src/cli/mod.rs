@@ -126,6 +126,9 @@ pub enum Command {
     /// Restore a backup into a new data directory, check every file against its manifest and
     /// verify the store; the node does not run from it until `restore --resume`.
     Restore(backup::RestoreArgs),
+    /// Move a stopped node's store from the previous format to this release's, after a backup,
+    /// in one transaction, and verify it (spec/BACKUP.md §4).
+    Migrate(backup::MigrateArgs),
     /// Print the local API's OpenAPI 3.1 document (as `spec/openapi.json` and the running node's
     /// `GET /v1/openapi.json`), from which a case-management system can generate its client.
     Openapi,
@@ -180,6 +183,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(c) => audit::run(c),
         Command::Backup(a) => backup::backup(a),
         Command::Restore(a) => backup::restore(a),
+        Command::Migrate(a) => backup::migrate(a),
         Command::Openapi => {
             println!("{}", serde_json::to_string_pretty(&crate::api::openapi())?);
             Ok(ExitCode::SUCCESS)

@@ -181,6 +181,32 @@ fn header(path: &Path, size: u64, mode: u32, dir: bool) -> Result<tar::Header> {
 /// Writes a backup of the data directory `dir`, whose store is `store`, to `out` (which must
 /// not exist; it appears only once complete). Returns its manifest.
 pub fn write(dir: &Path, store: &Store, out: &Path) -> Result<Manifest> {
+    write_with(dir, out, super::STORE_FORMAT, |p| {
+        store
+            .snapshot_to(p)
+            .map_err(|e| anyhow::anyhow!("cannot copy the store: {e}"))
+    })
+}
+
+/// [`write()`] for a directory no node runs from, whose store is of `format` (this release's or
+/// an earlier one, before a migration): the store file is copied as it is.
+pub fn write_stopped(dir: &Path, format: u64, out: &Path) -> Result<Manifest> {
+    write_with(dir, out, format, |p| {
+        let mut from =
+            std::fs::File::open(dir.join(super::STORE_FILE)).context("cannot read the store")?;
+        let mut to = crate::files::create_new(p, true)?;
+        std::io::copy(&mut from, &mut to).context("cannot copy the store")?;
+        to.sync_all()?;
+        Ok(())
+    })
+}
+
+fn write_with(
+    dir: &Path,
+    out: &Path,
+    format: u64,
+    snapshot: impl FnOnce(&Path) -> Result<()>,
+) -> Result<Manifest> {
     if out.exists() {
         bail!("{} exists: a backup never replaces a file", out.display());
     }
@@ -198,9 +224,9 @@ pub fn write(dir: &Path, store: &Store, out: &Path) -> Result<Manifest> {
         );
     }
     let part = out.with_extension("part");
-    let snapshot = out.with_extension("redb.part");
-    let result = write_parts(dir, store, &part, &snapshot);
-    let _ = std::fs::remove_file(&snapshot);
+    let snapshot_file = out.with_extension("redb.part");
+    let result = write_parts(dir, format, snapshot, &part, &snapshot_file);
+    let _ = std::fs::remove_file(&snapshot_file);
     match result {
         Ok(m) => {
             std::fs::rename(&part, out)
@@ -217,13 +243,17 @@ pub fn write(dir: &Path, store: &Store, out: &Path) -> Result<Manifest> {
     }
 }
 
-fn write_parts(dir: &Path, store: &Store, part: &Path, snapshot: &Path) -> Result<Manifest> {
+fn write_parts(
+    dir: &Path,
+    format: u64,
+    take: impl FnOnce(&Path) -> Result<()>,
+    part: &Path,
+    snapshot: &Path,
+) -> Result<Manifest> {
     let file = crate::files::create_new(part, true)
         .with_context(|| format!("cannot create {}", part.display()))?;
     let taken_at = rogatory_proto::time::now_unix();
-    store
-        .snapshot_to(snapshot)
-        .map_err(|e| anyhow::anyhow!("cannot copy the store: {e}"))?;
+    take(snapshot)?;
     let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
     let mut files = Vec::new();
     let mut add = |tar: &mut tar::Builder<_>, from: &Path, name: &Path, mode: u32| -> Result<()> {
@@ -259,7 +289,7 @@ fn write_parts(dir: &Path, store: &Store, part: &Path, snapshot: &Path) -> Resul
     let manifest = Manifest {
         format: BACKUP_FORMAT.into(),
         taken_at,
-        store_format: super::STORE_FORMAT,
+        store_format: format,
         files,
     };
     let json = serde_json::to_vec_pretty(&manifest)?;
@@ -397,11 +427,14 @@ fn unpack(file: &Path, into: &Path) -> Result<Manifest> {
     if m.format != BACKUP_FORMAT {
         bail!("a backup of format {}, not {BACKUP_FORMAT}", m.format);
     }
-    if m.store_format != super::STORE_FORMAT {
+    if m.store_format != super::STORE_FORMAT
+        && !super::migrate::MIGRATES_FROM.contains(&m.store_format)
+    {
         bail!(
-            "the backup's store is of format {}; this release reads {} (spec/BACKUP.md §4)",
+            "the backup's store is of format {}; this release reads {} and migrates from {:?} (spec/BACKUP.md §4)",
             m.store_format,
-            super::STORE_FORMAT
+            super::STORE_FORMAT,
+            super::migrate::MIGRATES_FROM
         );
     }
     let listed: std::collections::BTreeMap<&str, &FileEntry> =

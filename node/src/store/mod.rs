@@ -2,6 +2,8 @@
 //!
 //! ```text
 //! meta    "format" → u64                                        STORE_FORMAT
+//!         "table:NAME" → u64                                     each table's version, TABLES
+//!         "queue-next" → u64                                     the next queue order
 //! cases   case id → 0                                            written once, when a log starts
 //! log     (case id, s, 0 = entry, 0) → audit entry (CBOR)        leaf s's data
 //!         (case id, s, 1 = node, level) → [u8; 32]               the perfect subtree hashes
@@ -48,11 +50,18 @@
 //! redb's commit has reached the disk (`Durability::Immediate`), so what it reports appended is
 //! durable. Appending reads nothing but the frontier: O(log n) work, never a rehash of the log.
 //! The formats are pinned by the known-answer test in `tests/it/store.rs`.
+//!
+//! A backend other than redb (docs/high-availability.md) would stand behind the same two types:
+//! [`Store`] (reads, each in one snapshot, beside the writer) and [`Batch`] (one serializable
+//! write transaction, durable on every machine that may take over when [`Batch::commit`]
+//! returns, with the case's tree head compared and swapped in the transaction that signs a new
+//! checkpoint, so that a node fenced off mid-commit can never sign a second head of one size).
 
 pub mod backup;
 mod batch;
 mod drafts;
 mod log;
+pub mod migrate;
 pub mod records;
 pub mod sealed;
 mod verify;
@@ -80,6 +89,68 @@ pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
 /// Version of the stored formats; a store of another version is refused, never rewritten.
 /// Format 2 seals case, evidence and inbox records ([`sealed`]); format 1 kept them in clear.
 pub const STORE_FORMAT: u64 = 2;
+
+/// Every table, with the version of what it stores (kept in `meta` as `table:NAME`, checked at
+/// every open; spec/BACKUP.md §4): a change to a table's keys or values raises its version and
+/// the store's format, and comes with a migration. `received`, `case-records` and `evidence`
+/// became sealed in format 2; `drafts` came with it.
+pub const TABLES: &[(&str, u64)] = &[
+    ("meta", 1),
+    ("cases", 1),
+    ("log", 1),
+    ("inbox", 1),
+    ("receipts", 1),
+    ("outbox", 1),
+    ("queue", 1),
+    ("received", 2),
+    ("chain-in", 1),
+    ("chain-out", 1),
+    ("case-records", 2),
+    ("evidence", 2),
+    ("witnessed", 1),
+    ("witness-out", 1),
+    ("alerts", 1),
+    ("drafts", 1),
+];
+
+/// Writes each table's version where `meta` has none, and refuses a table of another version.
+fn table_versions(meta: &mut redb::Table<'_, &str, u64>) -> Result<(), StoreError> {
+    for (name, version) in TABLES {
+        let key = format!("table:{name}");
+        let found = meta.get(key.as_str())?.map(|v| v.value());
+        match found {
+            None => {
+                meta.insert(key.as_str(), version)?;
+            }
+            Some(v) if v == *version => {}
+            Some(found) => {
+                return Err(StoreError::Table {
+                    table: name,
+                    found,
+                    want: *version,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a table whose version `meta` gives and this release does not write.
+fn check_table_versions(meta: &impl ReadableTable<&'static str, u64>) -> Result<(), StoreError> {
+    for (name, version) in TABLES {
+        let found = meta
+            .get(format!("table:{name}").as_str())?
+            .map(|v| v.value());
+        if let Some(found) = found.filter(|f| f != version) {
+            return Err(StoreError::Table {
+                table: name,
+                found,
+                want: *version,
+            });
+        }
+    }
+    Ok(())
+}
 
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const CASES: TableDefinition<&[u8; 16], u8> = TableDefinition::new("cases");
@@ -130,6 +201,18 @@ pub enum StoreError {
     Format {
         /// The version found.
         found: u64,
+    },
+    /// A table written in another version than this release's.
+    #[error(
+        "the store's table {table} is of version {found}; this software reads version {want} (spec/BACKUP.md §4)"
+    )]
+    Table {
+        /// The table.
+        table: &'static str,
+        /// The version found.
+        found: u64,
+        /// This release's.
+        want: u64,
     },
     /// Stored data that does not decode (damage, or tampering: run `rogatory audit verify-store`).
     #[error("store: {0} (run `rogatory audit verify-store`)")]
@@ -238,6 +321,7 @@ impl Store {
                 Some(STORE_FORMAT) => {}
                 Some(found) => return Err(StoreError::Format { found }),
             }
+            table_versions(&mut meta)?;
             tx.open_table(CASES)?;
             tx.open_table(LOG)?;
             tx.open_table(INBOX)?;
@@ -278,12 +362,15 @@ impl Store {
             Err(e) => return Err(e.into()),
         };
         let tx = db.begin_read()?;
-        let found = tx.open_table(META)?.get("format")?.map(|v| v.value());
+        let meta = tx.open_table(META)?;
+        let found = meta.get("format")?.map(|v| v.value());
         if found != Some(STORE_FORMAT) {
             return Err(StoreError::Format {
                 found: found.unwrap_or(0),
             });
         }
+        check_table_versions(&meta)?;
+        drop(meta);
         drop(tx);
         Ok(Self {
             db: std::sync::RwLock::new(Db::ReadOnly(db)),
