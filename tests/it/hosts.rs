@@ -4,7 +4,9 @@
 //! updating the same case, and a third partner keeps working meanwhile; after the link comes
 //! back, every message is delivered exactly once and in chain order, both sides' views of the
 //! case are identical, every store verifies and no alert was raised. Latency and loss need the
-//! kernel's `sch_netem`; where it is missing, that run is skipped with the reason printed.
+//! kernel's `sch_netem`; where it is missing, that run is skipped with the reason printed (no
+//! maintained userspace proxy that could inject them is packaged for this machine: toxiproxy is
+//! neither in Debian nor on PyPI as a server).
 //!
 //! Needs root (`ip netns`); skipped with the reason printed where namespaces cannot be made,
 //! unless `ROGATORY_REQUIRE_NETNS` is set (as `.ci/run` does), when that is a failure.
@@ -17,6 +19,19 @@ use rogatory_tests::{Cluster, example, run_line};
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(120);
+
+/// Says what the test injected and measured, on its output and in
+/// `target/tmp/hosts-report.txt` (which `.ci/run` prints: a passing test's output is not shown).
+macro_rules! report {
+    ($($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        println!("{line}");
+        let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("hosts-report.txt");
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            let _ = std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes());
+        }
+    }};
+}
 const PARTITION: Duration = Duration::from_secs(30);
 
 /// The namespaces: a switch (`…sw`, holding the bridge) and one host per agency, each with a
@@ -196,7 +211,7 @@ fn agencies_on_separate_hosts_ride_out_a_partition_while_both_update_a_case() {
     let hosts = match Hosts::new(3) {
         Ok(h) => h,
         Err(e) if std::env::var_os("ROGATORY_REQUIRE_NETNS").is_none() => {
-            eprintln!("skipped: network namespaces cannot be made here ({e}); run as root");
+            report!("skipped: network namespaces cannot be made here ({e}); run as root");
             return;
         }
         Err(e) => panic!("network namespaces: {e}"),
@@ -215,7 +230,7 @@ fn agencies_on_separate_hosts_ride_out_a_partition_while_both_update_a_case() {
         let wrap = hosts.wrap(i);
         c.start_wrapped(i, &wrap.iter().map(String::as_str).collect::<Vec<_>>());
     }
-    println!(
+    report!(
         "hosts: {} at {}, {} at {}, {} at {} (namespaces {}h0..2, bridge in {})",
         ids[0],
         hosts.addr(0),
@@ -245,7 +260,7 @@ fn agencies_on_separate_hosts_ride_out_a_partition_while_both_update_a_case() {
     // registers the request and sends two; XA and XC keep talking.
     hosts.link(1, false);
     let cut = Instant::now();
-    println!("injected: {}'s link down for {PARTITION:?}", ids[1]);
+    report!("injected: {}'s link down for {PARTITION:?}", ids[1]);
     for _ in 0..10 {
         c.send(0, ids[1], &case, "liaison", &liaison);
     }
@@ -273,15 +288,15 @@ fn agencies_on_separate_hosts_ride_out_a_partition_while_both_update_a_case() {
     );
     std::thread::sleep(PARTITION.saturating_sub(cut.elapsed()));
     let during = outbox_states(&c, 0);
-    println!("during the partition, XA's outbox: {during:?}");
+    report!("during the partition, XA's outbox: {during:?}");
     hosts.link(1, true);
     let healed = Instant::now();
-    println!("injected: {}'s link up again", ids[1]);
+    report!("injected: {}'s link up again", ids[1]);
 
     // Everything arrives, once, in chain order.
     c.wait_settled(0, 15, WAIT);
     c.wait_settled(1, 3, WAIT);
-    println!(
+    report!(
         "measured: XA's 15 and XB's 3 messages settled {:.1} s after the link came back",
         healed.elapsed().as_secs_f64()
     );
@@ -303,10 +318,10 @@ fn agencies_on_separate_hosts_ride_out_a_partition_while_both_update_a_case() {
     // Latency and loss, where the kernel has netem.
     match hosts.netem(150, 1.0) {
         Err(why) => {
-            println!("skipped: 150 ms latency and 1 % loss ({why}: this kernel has no sch_netem)")
+            report!("skipped: 150 ms latency and 1 % loss ({why}: this kernel has no sch_netem)")
         }
         Ok(()) => {
-            println!("injected: 150 ms latency and 1 % loss on every link");
+            report!("injected: 150 ms latency and 1 % loss on every link");
             for _ in 0..20 {
                 c.send(0, ids[1], &case, "liaison", &liaison);
             }
