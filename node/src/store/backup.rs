@@ -83,17 +83,9 @@ impl Store {
         let rx = self.begin_read()?;
         let out = Database::builder().create(file)?;
         let wx = out.begin_write()?;
-        macro_rules! copy {
-            ($($table:expr),* $(,)?) => {$({
-                let from = rx.open_table($table)?;
-                let mut to = wx.open_table($table)?;
-                for row in from.iter()? {
-                    let (k, v) = row?;
-                    to.insert(k.value(), v.value())?;
-                }
-            })*};
-        }
-        copy!(
+        copy_tables!(
+            rx,
+            wx,
             super::META,
             super::CASES,
             super::LOG,

@@ -88,22 +88,9 @@ fn write_next(dir: &Path, next: &Path, keys: &RecordKeys) -> Result<usize, Store
     let db = Database::builder().create(next)?;
     let tx = db.begin_write()?;
     // Tables copied as they are; a table a store of format 1 never made is made empty.
-    macro_rules! copy {
-        ($($table:expr),* $(,)?) => {$({
-            let mut to = tx.open_table($table)?;
-            match rx.open_table($table) {
-                Ok(from) => {
-                    for row in from.iter()? {
-                        let (k, v) = row?;
-                        to.insert(k.value(), v.value())?;
-                    }
-                }
-                Err(redb::TableError::TableDoesNotExist(_)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        })*};
-    }
-    copy!(
+    copy_tables!(
+        rx,
+        tx,
         super::META,
         super::CASES,
         super::LOG,

@@ -57,6 +57,24 @@
 //! returns, with the case's tree head compared and swapped in the transaction that signs a new
 //! checkpoint, so that a node fenced off mid-commit can never sign a second head of one size).
 
+/// Copies every row of each table from the read transaction `$rx` into the write transaction
+/// `$wx` (a table `$rx` does not have is made empty): backups and migrations.
+macro_rules! copy_tables {
+    ($rx:expr, $wx:expr, $($table:expr),* $(,)?) => {$({
+        let mut to = $wx.open_table($table)?;
+        match $rx.open_table($table) {
+            Ok(from) => {
+                for row in from.iter()? {
+                    let (k, v) = row?;
+                    to.insert(k.value(), v.value())?;
+                }
+            }
+            Err(redb::TableError::TableDoesNotExist(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
+    })*};
+}
+
 pub mod backup;
 mod batch;
 mod drafts;
