@@ -363,6 +363,15 @@ impl Client {
         self.call("GET", path, None)
     }
 
+    /// `GET path`, whose answer is text (`/metrics`).
+    pub fn get_text(&self, path: &str) -> Result<String> {
+        let (status, body) = self.request("GET", path, None, true)?;
+        if !status.is_success() {
+            bail!("the node answered GET {path} with {status}");
+        }
+        String::from_utf8(body.to_vec()).context("the answer is not UTF-8 text")
+    }
+
     /// `POST path` with a JSON body.
     pub fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
         self.call("POST", path, Some(serde_json::to_vec(body)?))

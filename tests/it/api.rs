@@ -377,3 +377,44 @@ fn a_clerk_gets_the_status_while_64_clients_hold_every_connection() {
     c.stop(0);
     c.stop(1);
 }
+
+/// `GET /metrics` in the Prometheus text format: what the exchange did, per partner.
+#[test]
+fn metrics_say_what_the_node_did_in_the_prometheus_text_format() {
+    let t = tempfile::tempdir().unwrap();
+    let mut c = Cluster::new(t.path(), &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    c.start(0);
+    c.start(1);
+    c.send(
+        0,
+        "XB.DOJ-CA",
+        "new",
+        "mla-request",
+        &rogatory_tests::example("mla-request.json"),
+    );
+    c.wait_settled(0, 1, std::time::Duration::from_secs(60));
+    let text = c.api(0).get_text("/metrics").unwrap();
+    for line in [
+        "# TYPE rogatory_partner_connections gauge",
+        "# TYPE rogatory_partner_settled counter",
+        "rogatory_partner_settled_total{partner=\"XB.DOJ-CA\"} 1",
+        "rogatory_outbox_envelopes{state=\"settled\"} 1",
+        "rogatory_alerts 0",
+        "# EOF",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+    }
+    // The partner's key state, whichever it is at this moment (fresh once it confirmed).
+    assert!(
+        text.lines().any(|l| {
+            l.starts_with("rogatory_partner_key_state{partner=\"XB.DOJ-CA\",state=")
+                && l.ends_with("} 1")
+        }),
+        "{text}"
+    );
+    let received = c.api(1).get_text("/metrics").unwrap();
+    assert!(
+        received.lines().any(|l| l == "rogatory_inbox_envelopes 1"),
+        "{received}"
+    );
+}

@@ -46,6 +46,7 @@ pub const PERMISSIONS: &[(&str, &str, Permission)] = {
         ("POST", "/v1/audit/verify-store", Audit),
         ("POST", "/v1/keys/reload", Administer),
         ("POST", "/v1/backup", Administer),
+        ("GET", "/metrics", Read),
         ("GET", "/v1/drafts", Read),
         ("GET", "/v1/drafts/{id}", Content),
         ("POST", "/v1/drafts/{id}/approve", Approve),

@@ -28,6 +28,7 @@
 //! | `access`     | `GET /v1/me`                                                               |
 //! | `drafts`     | `GET /v1/drafts`, `GET /v1/drafts/{id}`, `POST …/approve`, `…/reject`      |
 //! | `backup`     | `POST /v1/backup`                                                          |
+//! | `metrics`    | `GET /metrics` (Prometheus text format)                                    |
 //!
 //! Errors are `{"error": "…"}` with a status that says whose fault it is (see
 //! [`wire::ErrorBody`]).
@@ -56,6 +57,7 @@ pub mod evidence;
 pub mod keys;
 pub mod listen;
 pub mod messages;
+pub mod metrics;
 mod openapi;
 pub mod status;
 pub mod wire;
@@ -260,6 +262,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/audit/verify-store", post(audit::verify_store))
         .route("/v1/keys/reload", post(keys::reload))
         .route("/v1/backup", post(backup::backup))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/me", get(access::me))
         .route("/v1/drafts", get(drafts::list))
         .route("/v1/drafts/{id}", get(drafts::one))

@@ -16,7 +16,7 @@ bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
-if ! [ -x "$venv/bin/openapi-python-client" ]; then
+if ! [ -x "$venv/bin/openapi-python-client" ] || ! "$venv/bin/python" -c 'import prometheus_client' 2>/dev/null; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/interop/openapi/requirements.txt"
 fi
 
@@ -63,3 +63,6 @@ done
 
 "$venv/bin/python" "$root/tests/interop/openapi/client_check.py" "$work/pkg" \
     "$(cat xa/api.addr)" "$(cat xa/api-token)" XB.DOJ-CA "$root/spec/examples/mla-request.json"
+
+"$venv/bin/python" "$root/tests/interop/openapi/metrics_check.py" \
+    "$(cat xa/api.addr)" "$(cat xa/api-token)" XB.DOJ-CA
