@@ -138,6 +138,19 @@ fn a_backup_taken_while_500_messages_flow_restores_to_a_node_that_verifies() {
     run_line(root, "restore --resume --data-dir restored").ok();
     assert!(!root.join("restored/restored.json").exists());
 
+    // Into an empty directory that exists already (a mount point, say): restored in place.
+    std::fs::create_dir(root.join("empty")).unwrap();
+    let r = run_line(
+        root,
+        &format!("restore {} --data-dir empty", file.display()),
+    )
+    .ok();
+    assert!(r.stdout.contains("Store intact"), "{}", r.stdout);
+    // Held: nothing writes to its store, reading it works.
+    let r = run_line(root, "deliver --help").ok();
+    assert!(r.stdout.contains("Usage"));
+    sent_entries(root, "empty", &case);
+
     // Into a directory that holds something: refused.
     let full = run_line(
         root,
@@ -161,6 +174,13 @@ fn a_backup_taken_while_500_messages_flow_restores_to_a_node_that_verifies() {
         r.stderr
     );
     assert!(!root.join("from-short").exists());
+    let left: Vec<_> = std::fs::read_dir(root)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("restoring"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     let mut altered = bytes.clone();
     // Inside the first member's content (the store), past its 512-byte header.
     altered[4096] ^= 0x01;

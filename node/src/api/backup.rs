@@ -33,6 +33,12 @@ pub async fn backup(
             b.out
         )));
     }
+    if crate::store::backup::inside(&s.data, &out) {
+        return Err(ApiError::invalid(format!(
+            "{} is inside the data directory: put the backup elsewhere",
+            b.out
+        )));
+    }
     let (store, dir) = (Arc::clone(&s.store), s.data.clone());
     let started = std::time::Instant::now();
     let m = blocking(move || {

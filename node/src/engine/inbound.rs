@@ -65,13 +65,33 @@ impl Engine {
                     // The history held was confirmed after the envelope was sealed: the official
                     // was not certified then. Refused like any other invalid signature.
                     Some(t) if t >= *sent_at => {
-                        let why = format!(
-                            "{why}; {signer} confirmed that history at {}, after the envelope was sealed",
-                            rogatory_proto::time::format_unix(t)
-                        );
-                        let refused =
-                            Err(rogatory_proto::envelope::OpenError::OfficerNotValid(why));
-                        (outcome, advanced) = receive(batch, self, Some(refused))?;
+                        // It may have been opened (by an opening thread) before that history
+                        // arrived: opened again, with the history as it is now (read after the
+                        // time of its confirmation), and refused only if still unknown.
+                        let (signer, why) = (signer.clone(), why.clone());
+                        let now_trusted = self.trust.snapshot();
+                        (outcome, advanced) = receive_in(
+                            batch,
+                            &self.me,
+                            &now_trusted,
+                            &from,
+                            &bytes,
+                            now,
+                            &self.limits,
+                            &self.quotas,
+                            &mut self.cosigns,
+                            None,
+                            &self.policy,
+                        )?;
+                        if matches!(outcome, Outcome::UnknownOfficer { .. }) {
+                            let why = format!(
+                                "{why}; {signer} confirmed that history at {}, after the envelope was sealed",
+                                rogatory_proto::time::format_unix(t)
+                            );
+                            let refused =
+                                Err(rogatory_proto::envelope::OpenError::OfficerNotValid(why));
+                            (outcome, advanced) = receive(batch, self, Some(refused))?;
+                        }
                     }
                     _ => {
                         tracing::info!(%from, "an envelope signed by an official not known here yet: left unanswered while the sender's key history is asked for");

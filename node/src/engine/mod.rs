@@ -34,6 +34,7 @@ mod handle;
 mod inbound;
 mod jobs;
 pub mod open;
+mod policy;
 pub mod receive;
 mod seal;
 mod settle;

@@ -133,42 +133,7 @@ pub fn receive(
     Ok(out)
 }
 
-/// Which partners' messages must carry officials' signatures (`[approval] partners_signed`,
-/// `partners_validated`; spec/PEOPLE.md §5): a message of such a type without them is refused
-/// with `officer-not-valid`, the reason in its receipt.
-#[derive(Debug, Clone, Default)]
-pub struct SignaturePolicy {
-    /// Types that must carry an issuer's signature (an issuing authority or liaison officer).
-    pub signed: Vec<rogatory_proto::message::MessageType>,
-    /// Types that must also carry a validating authority's countersignature.
-    pub validated: Vec<rogatory_proto::message::MessageType>,
-}
-
-impl SignaturePolicy {
-    /// Whether an opened envelope carries the signatures its type requires here.
-    pub fn check(&self, o: &envelope::Opened) -> Result<(), envelope::OpenError> {
-        use rogatory_proto::keyhist::OfficerRole;
-        let kind = o.message.kind();
-        let from = &o.info.from;
-        if (self.signed.contains(&kind) || self.validated.contains(&kind)) && o.officers.is_empty()
-        {
-            return Err(envelope::OpenError::OfficerNotValid(format!(
-                "this node accepts a {kind} only signed by one of {from}'s officials in their own name (spec/PEOPLE.md §5); it carries no such signature"
-            )));
-        }
-        if self.validated.contains(&kind)
-            && !o
-                .officers
-                .iter()
-                .any(|s| s.role == OfficerRole::ValidatingAuthority)
-        {
-            return Err(envelope::OpenError::OfficerNotValid(format!(
-                "this node accepts a {kind} only validated by a validating authority of {from} (EIO Directive Art. 2(c)(ii); spec/PEOPLE.md §5); it carries no validation"
-            )));
-        }
-        Ok(())
-    }
-}
+pub use super::policy::SignaturePolicy;
 
 /// Receives one envelope within `batch`; whatever it returns holds only once the batch commits.
 ///
@@ -230,7 +195,11 @@ pub fn receive_in(
             }
         },
     };
-    if let Err(envelope::OpenError::UnknownOfficer(why)) = &opened {
+    // An official unknown here (spec/PEOPLE.md §5.4): unanswered while the history is asked
+    // for, unless the envelope is dated beyond the clock's tolerance (refused below for that).
+    if let Err(envelope::OpenError::UnknownOfficer(why)) = &opened
+        && info.sent_at <= now.saturating_add(rogatory_proto::case::authz::CLOCK_TOLERANCE_SECS)
+    {
         return Ok((
             Outcome::UnknownOfficer {
                 from: info.from.clone(),

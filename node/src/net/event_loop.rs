@@ -351,7 +351,9 @@ impl EventLoop {
                 self.fetcher.load(Some(case));
             }
             Notice::KeysWanted { agency } => {
-                if let Some(peer) = self.out.partners.get(&agency).map(|p| p.peer) {
+                if let Some(peer) = self.out.partners.get(&agency).map(|p| p.peer)
+                    && self.keys.wanted(&agency)
+                {
                     tracing::info!(partner = %agency, "an envelope names an official its key history here does not: asking for its key history");
                     self.ask_keys(peer, Some(&agency));
                 }

@@ -76,6 +76,10 @@ struct Answer {
 }
 
 /// The loop's side of the key history exchange.
+/// At most one request for a partner's history per this, prompted by its envelopes naming an
+/// official unknown here (spec/PEOPLE.md §5.4).
+pub(super) const WANTED_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub(super) struct KeyExchange {
     trust: Arc<Trust>,
     /// This node's own key history file, as served.
@@ -91,6 +95,9 @@ pub(super) struct KeyExchange {
     probation: HashMap<PeerId, (ConnectionId, Instant)>,
     /// Peers whose history is being checked (one request at a time per peer).
     asked: HashSet<PeerId>,
+    /// Partners asked for their history because an envelope named an official unknown here,
+    /// by when: at most one such request per partner every [`WANTED_EVERY`].
+    wanted: HashMap<AgencyId, Instant>,
     checked_tx: mpsc::Sender<Checked>,
     /// Peers already reported for a superseded or revoked key (reported once per run).
     reported: HashSet<PeerId>,
@@ -147,6 +154,7 @@ impl KeyExchange {
                 policy,
                 probation: HashMap::new(),
                 asked: HashSet::new(),
+                wanted: HashMap::new(),
                 checked_tx,
                 reported: HashSet::new(),
                 checking: Arc::new(tokio::sync::Semaphore::new(CHECKS)),
@@ -163,6 +171,19 @@ impl KeyExchange {
 
     /// The request to send `peer` (how many of its statements are held here, and this node's
     /// cosignature of its key log if one is to be given), unless one is already out.
+    /// Whether to ask `agency` for its history now because one of its envelopes named an
+    /// official unknown here: once per [`WANTED_EVERY`] per partner, whatever it sends.
+    pub(super) fn wanted(&mut self, agency: &AgencyId) -> bool {
+        let now = Instant::now();
+        self.wanted
+            .retain(|_, at| now.duration_since(*at) < WANTED_EVERY);
+        if self.wanted.contains_key(agency) {
+            return false;
+        }
+        self.wanted.insert(agency.clone(), now);
+        true
+    }
+
     pub(super) fn request(
         &mut self,
         peer: PeerId,

@@ -6,9 +6,13 @@ use super::event_loop::EventLoop;
 
 impl EventLoop {
     pub(super) fn ping_event(&mut self, e: libp2p::ping::Event) {
-        if let Err(why) = e.result {
-            tracing::info!(peer = %e.peer, "closed a connection that did not answer a ping: {why}");
-            self.swarm.close_connection(e.connection);
+        match e.result {
+            // A peer that does not speak ping is not thereby dead.
+            Ok(_) | Err(libp2p::ping::Failure::Unsupported) => {}
+            Err(why) => {
+                tracing::info!(peer = %e.peer, "closed a connection that did not answer a ping: {why}");
+                self.swarm.close_connection(e.connection);
+            }
         }
     }
 }

@@ -64,9 +64,10 @@ pub const MAX_OPEN_BYTES_PER_PEER: usize = 64 * 1024 * 1024;
 
 /// Each connection is pinged this often ...
 pub const PING_INTERVAL: Duration = Duration::from_secs(5);
-/// ... and closed when a ping is not answered within this (a partner cut off: what was in
-/// flight on it fails at once and is sent again over a new connection, instead of waiting for
-/// the old one's TCP retransmissions once the network is back).
+/// ... and closed when pings are not answered within this (libp2p reports a connection's
+/// second failure, so about 25 s after the last answer): a partner cut off, what was in flight
+/// on it fails and is sent again over a new connection, instead of waiting for the old one's
+/// TCP retransmissions once the network is back.
 pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// Setting up a TCP connection (connect, Noise, Yamux) takes at most this.
 pub const CONNECTION_SETUP_TIMEOUT: Duration = Duration::from_secs(10);

@@ -78,10 +78,13 @@ fn left_out(name: &str) -> bool {
 
 impl Store {
     /// A consistent copy of every table, as one read transaction sees them, into a new
-    /// database at `file` (which must not exist). The writer goes on meanwhile.
-    pub fn snapshot_to(&self, file: &Path) -> Result<(), StoreError> {
+    /// database in `file` (new and empty, made by the caller with the mode it must have). The
+    /// writer goes on meanwhile.
+    pub fn snapshot_to(&self, file: std::fs::File) -> Result<(), StoreError> {
         let rx = self.begin_read()?;
-        let out = Database::builder().create(file)?;
+        let backend = redb::backends::FileBackend::new(file)
+            .map_err(|e| StoreError::Db(format!("cannot use the new store file: {e}")))?;
+        let out = Database::builder().create_with_backend(backend)?;
         let wx = out.begin_write()?;
         copy_tables!(
             rx,
@@ -124,7 +127,13 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-/// Every file and directory under `dir` a backup holds, relative to it, directories first.
+/// A file being written: `files::write_atomic`'s `.NAME.tmp-…`, and `*.tmp`, `*.part`.
+fn being_written(name: &str) -> bool {
+    name.contains(".tmp-") || name.ends_with(".tmp") || name.ends_with(".part")
+}
+
+/// Every file and directory under `dir` a backup holds, relative to it, each directory before
+/// what it holds.
 fn members(dir: &Path) -> Result<Vec<(PathBuf, bool)>> {
     let mut out = Vec::new();
     let mut todo = vec![PathBuf::new()];
@@ -135,7 +144,7 @@ fn members(dir: &Path) -> Result<Vec<(PathBuf, bool)>> {
         names.sort_by_key(|e| e.file_name());
         for e in names {
             let name = e.file_name().to_string_lossy().into_owned();
-            if rel.as_os_str().is_empty() && left_out(&name) || name.ends_with(".tmp") {
+            if rel.as_os_str().is_empty() && left_out(&name) || being_written(&name) {
                 continue;
             }
             let t = e.file_type()?;
@@ -173,9 +182,9 @@ fn header(path: &Path, size: u64, mode: u32, dir: bool) -> Result<tar::Header> {
 /// Writes a backup of the data directory `dir`, whose store is `store`, to `out` (which must
 /// not exist; it appears only once complete). Returns its manifest.
 pub fn write(dir: &Path, store: &Store, out: &Path) -> Result<Manifest> {
-    write_with(dir, out, super::STORE_FORMAT, |p| {
+    write_with(dir, out, super::STORE_FORMAT, |f| {
         store
-            .snapshot_to(p)
+            .snapshot_to(f)
             .map_err(|e| anyhow::anyhow!("cannot copy the store: {e}"))
     })
 }
@@ -183,74 +192,106 @@ pub fn write(dir: &Path, store: &Store, out: &Path) -> Result<Manifest> {
 /// [`write()`] for a directory no node runs from, whose store is of `format` (this release's or
 /// an earlier one, before a migration): the store file is copied as it is.
 pub fn write_stopped(dir: &Path, format: u64, out: &Path) -> Result<Manifest> {
-    write_with(dir, out, format, |p| {
+    write_with(dir, out, format, |mut to| {
         let mut from =
             std::fs::File::open(dir.join(super::STORE_FILE)).context("cannot read the store")?;
-        let mut to = crate::files::create_new(p, true)?;
         std::io::copy(&mut from, &mut to).context("cannot copy the store")?;
         to.sync_all()?;
         Ok(())
     })
 }
 
-fn write_with(
-    dir: &Path,
-    out: &Path,
-    format: u64,
-    snapshot: impl FnOnce(&Path) -> Result<()>,
-) -> Result<Manifest> {
-    if out.exists() {
-        bail!("{} exists: a backup never replaces a file", out.display());
-    }
+/// A new file (never an existing one or a link), readable and writable by its owner only: the
+/// store's copy, which redb reads as it writes.
+fn new_read_write(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Whether `out` would be inside the data directory `dir`.
+pub fn inside(dir: &Path, out: &Path) -> bool {
     let parent = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    if let (Ok(p), Ok(d)) = (parent.canonicalize(), dir.canonicalize())
-        && p.starts_with(&d)
-    {
+    matches!(
+        (parent.canonicalize(), dir.canonicalize()),
+        (Ok(p), Ok(d)) if p.starts_with(&d)
+    )
+}
+
+fn write_with(
+    dir: &Path,
+    out: &Path,
+    format: u64,
+    snapshot: impl FnOnce(std::fs::File) -> Result<()>,
+) -> Result<Manifest> {
+    if out.exists() {
+        bail!("{} exists: a backup never replaces a file", out.display());
+    }
+    if inside(dir, out) {
         bail!(
             "{} is inside the data directory {}: put the backup elsewhere",
             out.display(),
             dir.display()
         );
     }
-    let part = out.with_extension("part");
-    let snapshot_file = out.with_extension("redb.part");
-    let result = write_parts(dir, format, snapshot, &part, &snapshot_file);
-    let _ = std::fs::remove_file(&snapshot_file);
-    match result {
-        Ok(m) => {
-            std::fs::rename(&part, out)
-                .with_context(|| format!("cannot move the backup to {}", out.display()))?;
-            if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-                crate::files::sync_dir(parent)?;
-            }
-            Ok(m)
-        }
-        Err(e) => {
-            let _ = std::fs::remove_file(&part);
-            Err(e)
-        }
+    let beside = |suffix: String| {
+        let mut name = out.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let part = beside(".part".into());
+    let snapshot_file = beside(format!(".{}.redb.part", std::process::id()));
+    // Both made here, new (never someone else's file); removed whatever happens.
+    let file = crate::files::create_new(&part, true)
+        .with_context(|| format!("cannot create {}", part.display()))?;
+    let result = new_read_write(&snapshot_file)
+        .with_context(|| format!("cannot create {}", snapshot_file.display()))
+        .and_then(|snap| {
+            let r = write_parts(dir, format, snapshot, file, &snapshot_file, snap);
+            let _ = std::fs::remove_file(&snapshot_file);
+            r
+        });
+    let done = result.and_then(|m| {
+        // A link never replaces a file that appeared meanwhile, as a rename would.
+        std::fs::hard_link(&part, out)
+            .with_context(|| format!("cannot put the backup at {}", out.display()))?;
+        Ok(m)
+    });
+    let _ = std::fs::remove_file(&part);
+    let m = done?;
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::files::sync_dir(parent)?;
     }
+    Ok(m)
 }
 
 fn write_parts(
     dir: &Path,
     format: u64,
-    take: impl FnOnce(&Path) -> Result<()>,
-    part: &Path,
+    take: impl FnOnce(std::fs::File) -> Result<()>,
+    file: std::fs::File,
     snapshot: &Path,
+    snapshot_file: std::fs::File,
 ) -> Result<Manifest> {
-    let file = crate::files::create_new(part, true)
-        .with_context(|| format!("cannot create {}", part.display()))?;
     let taken_at = rogatory_proto::time::now_unix();
-    take(snapshot)?;
+    take(snapshot_file)?;
     let mut tar = tar::Builder::new(std::io::BufWriter::new(file));
     let mut files = Vec::new();
     let mut add = |tar: &mut tar::Builder<_>, from: &Path, name: &Path, mode: u32| -> Result<()> {
-        let f =
-            std::fs::File::open(from).with_context(|| format!("cannot read {}", from.display()))?;
+        let f = match std::fs::File::open(from) {
+            Ok(f) => f,
+            // Gone since it was listed (a partial evidence file completed and renamed): what
+            // took its place is listed under its own name, or will be in the next backup.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", from.display())),
+        };
         // A file that grows meanwhile (evidence being fetched) is taken as long as it was.
         let size = f.metadata()?.len();
         let mut r = Hashing {
@@ -292,8 +333,7 @@ fn write_parts(
     let mut w = tar.into_inner()?;
     w.flush()?;
     let f = w.into_inner().map_err(|e| e.into_error())?;
-    f.sync_all()
-        .with_context(|| format!("cannot sync {}", part.display()))?;
+    f.sync_all().context("cannot sync the backup")?;
     Ok(manifest)
 }
 
@@ -314,49 +354,81 @@ fn safe(path: &Path) -> Option<PathBuf> {
 /// unpacked into a directory beside it, checked against the manifest (size and SHA-256, none
 /// missing, none extra), then moved into place and marked restored ([`RESTORED_FILE`]).
 pub fn restore(file: &Path, dir: &Path) -> Result<Manifest> {
-    if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
+    let dir = std::path::absolute(dir)
+        .with_context(|| format!("cannot name {} absolutely", dir.display()))?;
+    let existing = dir.exists();
+    if existing && std::fs::read_dir(&dir)?.next().is_some() {
         bail!(
             "{} exists and is not empty: a backup is restored into a new directory",
             dir.display()
         );
     }
-    let staging = {
-        let mut s = dir.as_os_str().to_owned();
-        s.push(format!(".restoring-{}", std::process::id()));
-        PathBuf::from(s)
+    // Into a directory beside the one asked for, moved into place once checked; into the
+    // (empty) directory itself when it exists already (a mount point cannot be replaced).
+    let into = if existing {
+        dir.clone()
+    } else {
+        let parent = dir.parent().context("restore into a directory, not /")?;
+        let name = dir
+            .file_name()
+            .context("restore into a named directory")?
+            .to_string_lossy()
+            .into_owned();
+        parent.join(format!(".{name}.restoring-{}", std::process::id()))
     };
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging)?;
+    if !existing {
+        if into.exists() {
+            std::fs::remove_dir_all(&into)?;
+        }
+        crate::files::create_private_dir(&into)?;
     }
-    crate::files::create_private_dir(&staging)?;
-    let result = unpack(file, &staging);
-    let manifest = match result {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&staging);
-            return Err(e);
+    let cleanup = |into: &Path| {
+        if existing {
+            // Empty it again: nothing of a refused backup is left.
+            if let Ok(entries) = std::fs::read_dir(into) {
+                for e in entries.flatten() {
+                    let p = e.path();
+                    let _ = if p.is_dir() {
+                        std::fs::remove_dir_all(&p)
+                    } else {
+                        std::fs::remove_file(&p)
+                    };
+                }
+            }
+        } else {
+            let _ = std::fs::remove_dir_all(into);
         }
     };
-    let restored = Restored {
-        taken_at: manifest.taken_at,
-        restored_at: rogatory_proto::time::now_unix(),
-        from: file.display().to_string(),
-    };
-    crate::files::write_atomic(
-        &staging.join(RESTORED_FILE),
-        &serde_json::to_vec_pretty(&restored)?,
-        false,
-        false,
-    )?;
-    if dir.exists() {
-        std::fs::remove_dir(dir)?;
+    let done = unpack(file, &into).and_then(|manifest| {
+        let restored = Restored {
+            taken_at: manifest.taken_at,
+            restored_at: rogatory_proto::time::now_unix(),
+            from: file.display().to_string(),
+        };
+        crate::files::write_atomic(
+            &into.join(RESTORED_FILE),
+            &serde_json::to_vec_pretty(&restored)?,
+            false,
+            false,
+        )?;
+        if !existing {
+            std::fs::rename(&into, &dir)
+                .with_context(|| format!("cannot move the restored files to {}", dir.display()))?;
+        }
+        Ok(manifest)
+    });
+    match done {
+        Ok(manifest) => {
+            if let Some(parent) = dir.parent() {
+                crate::files::sync_dir(parent)?;
+            }
+            Ok(manifest)
+        }
+        Err(e) => {
+            cleanup(&into);
+            Err(e)
+        }
     }
-    std::fs::rename(&staging, dir)
-        .with_context(|| format!("cannot move the restored files to {}", dir.display()))?;
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        crate::files::sync_dir(parent)?;
-    }
-    Ok(manifest)
 }
 
 fn unpack(file: &Path, into: &Path) -> Result<Manifest> {
@@ -369,8 +441,9 @@ fn unpack(file: &Path, into: &Path) -> Result<Manifest> {
         .context("not a backup (a tar file)")?
         .enumerate()
     {
-        if n > MAX_MEMBERS {
-            bail!("more than {MAX_MEMBERS} members: not a backup this node made");
+        // The files, the store and the manifest.
+        if n >= MAX_MEMBERS + 2 {
+            bail!("more than {MAX_MEMBERS} files: not a backup this node made");
         }
         let mut entry = entry.context("the backup is damaged or cut short")?;
         let raw = entry.path()?.into_owned();
@@ -379,6 +452,9 @@ fn unpack(file: &Path, into: &Path) -> Result<Manifest> {
         })?;
         if manifest.is_some() {
             bail!("the backup goes on after its manifest");
+        }
+        if path == Path::new(RESTORED_FILE) {
+            bail!("the backup holds {}, which no backup holds", path.display());
         }
         match entry.header().entry_type() {
             tar::EntryType::Directory => crate::files::create_private_dir(&into.join(&path))?,
@@ -438,7 +514,7 @@ fn unpack(file: &Path, into: &Path) -> Result<Manifest> {
                 "{} is not what the manifest says ({} bytes, SHA-256 {}…): the backup was altered or damaged",
                 g.path,
                 f.bytes,
-                &f.sha256[..16.min(f.sha256.len())]
+                f.sha256.get(..16).unwrap_or(&f.sha256)
             ),
             Some(_) => {}
         }

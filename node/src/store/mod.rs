@@ -325,6 +325,13 @@ enum Db {
 impl Store {
     /// Opens the store in `dir`, creating it if needed; refuses another format version.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        // Restored from a backup and not resumed: nothing may be written (spec/BACKUP.md §3).
+        if dir.join(backup::RESTORED_FILE).exists() {
+            return Err(StoreError::Request(format!(
+                "{} was restored from a backup and is held until `rogatory restore --resume` (spec/BACKUP.md §3)",
+                dir.display()
+            )));
+        }
         let db = Database::builder()
             .set_cache_size(CACHE_BYTES)
             .create(dir.join(STORE_FILE))?;

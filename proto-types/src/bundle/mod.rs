@@ -2166,7 +2166,8 @@ fn open_disclosed(
             envelope::open_with_key(&rec.envelope, &k, sender, history, &Limits::default())
                 .map(|o| (*k.as_bytes(), o))
                 .map_err(|e| match e {
-                    envelope::OpenError::OfficerNotValid(why) => format!(
+                    envelope::OpenError::OfficerNotValid(why)
+                    | envelope::OpenError::UnknownOfficer(why) => format!(
                         "an official's signature over it does not hold against {}'s key history: {why}",
                         sender.id()
                     ),
