@@ -64,7 +64,7 @@ impl Engine {
                 match self.trust.fresh_at(signer) {
                     // The history held was confirmed after the envelope was sealed: the official
                     // was not certified then. Refused like any other invalid signature.
-                    Some(t) if t >= *sent_at => {
+                    Some(t) if t > *sent_at => {
                         // It may have been opened (by an opening thread) before that history
                         // arrived: opened again, with the history as it is now (read after the
                         // time of its confirmation), and refused only if still unknown.
