@@ -12,7 +12,12 @@ export ROGATORY_IMAGE="$image"
 compose() { "$engine" compose -f "$here/compose.yaml" "$@"; }
 
 if ! "$engine" image inspect "$image" >/dev/null 2>&1; then
-    "$engine" build -f "$top/deploy/container/Containerfile" -t "$image" "$top"
+    if [ "$(basename "$engine")" = podman ]; then
+        "$engine" build -f "$top/deploy/container/Containerfile" \
+            --ignorefile "$top/deploy/container/Containerfile.dockerignore" -t "$image" "$top"
+    else
+        "$engine" build -f "$top/deploy/container/Containerfile" -t "$image" "$top"
+    fi
 fi
 
 # A passphrase per agency, as a secret file (never an environment variable). The directory is
