@@ -400,6 +400,7 @@ fn metrics_say_what_the_node_did_in_the_prometheus_text_format() {
         "rogatory_partner_settled_total{partner=\"XB.DOJ-CA\"} 1",
         "rogatory_outbox_envelopes{state=\"settled\"} 1",
         "rogatory_alerts 0",
+        "rogatory_envelopes_settled_total{outcome=\"accepted\"} 1",
         "# EOF",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
@@ -413,8 +414,13 @@ fn metrics_say_what_the_node_did_in_the_prometheus_text_format() {
         "{text}"
     );
     let received = c.api(1).get_text("/metrics").unwrap();
-    assert!(
-        received.lines().any(|l| l == "rogatory_inbox_envelopes 1"),
-        "{received}"
-    );
+    for line in [
+        "rogatory_inbox_envelopes 1",
+        "rogatory_envelopes_received_total{outcome=\"accepted\"} 1",
+    ] {
+        assert!(
+            received.lines().any(|l| l == line),
+            "{line} not in\n{received}"
+        );
+    }
 }

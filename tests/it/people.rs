@@ -626,6 +626,24 @@ fn a_revoked_official_s_new_requests_are_refused_by_the_partner() {
     let row = &rows.as_array().unwrap()[0];
     assert_eq!(row["state"], "rejected", "{rows}");
     assert!(row.to_string().contains("officer-not-valid"), "{row}");
+    // Both sides count the refusal by its reason (GET /metrics).
+    let refused = "{outcome=\"officer-not-valid\"} 1";
+    let xb = c.api(1).get_text("/metrics").unwrap();
+    assert!(
+        xb.lines()
+            .any(|l| l == format!("rogatory_envelopes_received_total{refused}")),
+        "{xb}"
+    );
+    let sender = rogatory_node::client::Client::connect(&root.join("old"))
+        .unwrap()
+        .get_text("/metrics")
+        .unwrap();
+    assert!(
+        sender
+            .lines()
+            .any(|l| l == format!("rogatory_envelopes_settled_total{refused}")),
+        "{sender}"
+    );
     drop(old.stop());
 }
 

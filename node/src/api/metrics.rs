@@ -177,6 +177,36 @@ pub async fn metrics(
             })
             .set(1);
     }
+    #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+    struct Outcome {
+        outcome: String,
+    }
+    for (name, help, counts) in [
+        (
+            "envelopes_received",
+            "Partners' envelopes since the node started, by outcome: accepted, or the reason code's name of the refusal",
+            s.counters.received_by_outcome(),
+        ),
+        (
+            "envelopes_settled",
+            "This node's envelopes settled by their addressee's receipt since the node started, by outcome: accepted, or the reason code's name of the refusal",
+            s.counters.settled_by_outcome(),
+        ),
+    ] {
+        let f = Family::<Outcome, Counter>::default();
+        reg.register(name, help, f.clone());
+        // Always there, at 0 before the first: a dashboard's rate starts from it.
+        f.get_or_create(&Outcome {
+            outcome: "accepted".into(),
+        })
+        .inc_by(0);
+        for (outcome, n) in counts {
+            f.get_or_create(&Outcome {
+                outcome: outcome.to_string(),
+            })
+            .inc_by(n);
+        }
+    }
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &reg).map_err(ApiError::internal)?;
     Ok((

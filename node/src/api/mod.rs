@@ -101,6 +101,8 @@ pub struct ApiState {
     pub restart: Arc<tokio::sync::Notify>,
     /// The officials' accounts (spec/PEOPLE.md).
     pub accounts: crate::people::Accounts,
+    /// What the store worker decided, for `GET /metrics`.
+    pub counters: Arc<crate::engine::counters::Counters>,
     /// The message types that need an issuing authority's approval (`[approval] required`).
     pub approval: Vec<rogatory_proto::message::MessageType>,
     /// The message types officials sign in their own names (`[approval] signed`).

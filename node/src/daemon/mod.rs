@@ -94,6 +94,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<Outcome> {
     let peer = *swarm.local_peer_id();
 
     // The store worker, and what it tells the event loop.
+    let counters = Arc::new(crate::engine::counters::Counters::default());
     let watch = Arc::new(Watch::default());
     let (notice_tx, notices) = tokio::sync::mpsc::channel(NOTICES);
     let (worker, worker_thread) = engine::spawn(
@@ -107,7 +108,8 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<Outcome> {
         .with_policy(crate::engine::receive::SignaturePolicy {
             signed: opts.config.approval.partners_signed.clone(),
             validated: opts.config.approval.partners_validated.clone(),
-        }),
+        })
+        .with_counters(Arc::clone(&counters)),
         opts.config.limits.store_queue,
         notice_tx,
         Arc::clone(&watch),
@@ -203,6 +205,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<Outcome> {
         approval: opts.config.approval.required.clone(),
         signed: opts.config.approval.signed.clone(),
         validated: opts.config.approval.validated.clone(),
+        counters,
     });
     drop(token);
     drop(worker);

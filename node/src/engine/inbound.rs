@@ -111,6 +111,7 @@ impl Engine {
                     refused_items,
                 } => {
                     tracing::info!(%from, envelope = %envelope_id, case = %case_id, "accepted");
+                    self.counters.received(None);
                     if !refused_items.is_empty() {
                         self.report_refused(batch, &case_id, &refused_items, replies)?;
                     }
@@ -129,6 +130,7 @@ impl Engine {
                 }
                 Outcome::Rejected { reason, receipt } => {
                     tracing::warn!(%from, reason = reason.name(), "rejected an envelope");
+                    self.counters.received(Some(reason));
                     self.refusals
                         .entry(from.clone())
                         .or_default()

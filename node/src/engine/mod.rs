@@ -27,6 +27,7 @@ use rogatory_proto::envelope::Limits;
 use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId};
 use rogatory_proto::message::ItemState;
 
+pub mod counters;
 mod custody;
 mod drafts;
 mod error;
@@ -183,6 +184,8 @@ pub struct Engine {
     cosignatures: settle::Cosignatures,
     /// Which partners' messages must carry officials' signatures.
     policy: receive::SignaturePolicy,
+    /// What it decided, for `GET /metrics`.
+    counters: Arc<counters::Counters>,
 }
 
 impl Engine {
@@ -208,12 +211,19 @@ impl Engine {
             cosigns: Cosigns::default(),
             cosignatures: settle::Cosignatures::default(),
             policy: receive::SignaturePolicy::default(),
+            counters: Arc::default(),
         }
     }
 
     /// The same worker, requiring officials' signatures of partners' messages as `policy` says.
     pub fn with_policy(mut self, policy: receive::SignaturePolicy) -> Self {
         self.policy = policy;
+        self
+    }
+
+    /// The same engine, counting what it decides into `counters` (`GET /metrics`).
+    pub fn with_counters(mut self, counters: Arc<counters::Counters>) -> Self {
+        self.counters = counters;
         self
     }
 

@@ -63,6 +63,10 @@ impl Engine {
         e.reason = reason;
         batch.settle(entry, receipt, state)?;
         batch.append(&self.signer(), &case, &mut [e])?;
+        self.counters.settled(
+            (state == OutboxState::Rejected)
+                .then(|| rogatory_proto::receipt::ReasonCode::from(reason.unwrap_or_default())),
+        );
         Ok(Some(state))
     }
 

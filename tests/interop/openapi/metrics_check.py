@@ -51,6 +51,8 @@ expected = {
     "rogatory_partner_held": "gauge",
     "rogatory_partner_key_state": "gauge",
     "rogatory_partner_settled": "counter",
+    "rogatory_envelopes_received": "counter",
+    "rogatory_envelopes_settled": "counter",
 }
 for name, kind in expected.items():
     if name not in families:
@@ -68,6 +70,8 @@ def sample(family, **labels):
 
 if sample("rogatory_partner_settled", partner=partner) < 1:
     fail("the message sent to the partner is not counted as settled")
+if sample("rogatory_envelopes_settled", outcome="accepted") < 1:
+    fail("the partner's acceptance is not counted")
 if sample("rogatory_outbox_envelopes", state="settled") < 1:
     fail("no settled envelope in the outbox")
 if sample("rogatory_partner_key_state", partner=partner) != 1:
