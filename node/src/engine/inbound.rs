@@ -38,8 +38,9 @@ impl Engine {
         // Applying one envelope may let the next of its chain through.
         while let Some((token, from, bytes, opened, at)) = next.take() {
             let now = rogatory_proto::time::now_unix();
-            let trusted = self.trust.snapshot();
             let receive = |batch: &mut Batch<'_>, engine: &mut Self, opened| {
+                // The partners' histories as they are now.
+                let trusted = engine.trust.snapshot();
                 receive_in(
                     batch,
                     &engine.me,
@@ -69,20 +70,7 @@ impl Engine {
                         // arrived: opened again, with the history as it is now (read after the
                         // time of its confirmation), and refused only if still unknown.
                         let (signer, why) = (signer.clone(), why.clone());
-                        let now_trusted = self.trust.snapshot();
-                        (outcome, advanced) = receive_in(
-                            batch,
-                            &self.me,
-                            &now_trusted,
-                            &from,
-                            &bytes,
-                            now,
-                            &self.limits,
-                            &self.quotas,
-                            &mut self.cosigns,
-                            None,
-                            &self.policy,
-                        )?;
+                        (outcome, advanced) = receive(batch, self, None)?;
                         if matches!(outcome, Outcome::UnknownOfficer { .. }) {
                             let why = format!(
                                 "{why}; {signer} confirmed that history at {}, after the envelope was sealed",

@@ -616,6 +616,7 @@ impl Store {
             received: tx.open_table(RECEIVED)?.len()?,
             sent: tx.open_table(OUTBOX)?.len()?,
             queued: tx.open_table(QUEUE)?.len()?,
+            alerts: tx.open_table(ALERTS)?.len()?,
         })
     }
 
@@ -810,4 +811,6 @@ pub struct Counts {
     pub sent: u64,
     /// Sealed here and not settled.
     pub queued: u64,
+    /// Alerts recorded.
+    pub alerts: u64,
 }
