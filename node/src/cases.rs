@@ -12,7 +12,7 @@ use rogatory_proto::case::authz::{self, Rule, Standing, Unauthorized};
 use rogatory_proto::case::order::{Applied, Replica};
 use rogatory_proto::case::{Day, IllegalTransition, Side};
 use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId, MessageId};
-use rogatory_proto::message::{ExtraditionStage, Message, MessageType, UrgencyLevel};
+use rogatory_proto::message::{ExtraditionStage, Message, MessageType};
 use rogatory_proto::receipt::ReasonCode;
 
 use crate::store::{Batch, Store, StoreError};
@@ -321,7 +321,7 @@ pub fn apply(
     let mut effect = Effect::Nothing;
     match message {
         Message::MlaRequest(_) | Message::Liaison(_) | Message::PreservationRequest(_) => {
-            if is_emergency(message) {
+            if message.is_emergency() {
                 record.emergency = true;
             }
             // A legal period runs from the day the request was sent, as the receiving node's
@@ -477,17 +477,6 @@ pub fn open(batch: &mut Batch<'_>, record: &CaseRecord) -> Result<Result<(), Str
     }
     batch.put_case_record(record)?;
     Ok(Ok(()))
-}
-
-/// Whether a message is an emergency (risk to life or safety): it jumps every queue and is
-/// flagged in every listing.
-pub fn is_emergency(m: &Message) -> bool {
-    match m {
-        Message::MlaRequest(r) => r.urgency.level == UrgencyLevel::Emergency,
-        Message::Liaison(l) => l.priority == UrgencyLevel::Emergency,
-        Message::PreservationRequest(p) => p.urgency.level == UrgencyLevel::Emergency,
-        _ => false,
-    }
 }
 
 /// Days ahead the node's log warns of an open deadline.

@@ -20,5 +20,6 @@ pub mod keydir;
 pub mod net;
 pub mod people;
 pub mod secret;
+pub mod stats;
 pub mod store;
 pub mod trust;

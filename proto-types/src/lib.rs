@@ -65,6 +65,7 @@ pub mod message;
 pub mod officer;
 pub mod reason;
 pub mod receipt;
+pub mod stats;
 pub mod time;
 #[cfg(feature = "cli")]
 pub mod verify_cli;

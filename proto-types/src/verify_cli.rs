@@ -41,6 +41,25 @@ pub struct VerifyArgs {
     /// auditor, checking each message against its sender's signature and its envelope.
     #[arg(long, value_name = "AUDITOR-KEY")]
     pub key: Option<PathBuf>,
+    /// Instead of the verdict, recompute the statistics of the bundles' cases (spec/STATS.md)
+    /// from the content they disclose to the auditor (--key): the figures `rogatory stats`
+    /// gives on the exporting node, for the cases the bundles hold. Each bundle is verified
+    /// first (alone); if one fails, its findings are printed and no figure is.
+    #[arg(long, requires = "key")]
+    pub stats: bool,
+    /// With --stats: the period's first day (YYYY-MM-DD) or second (YYYY-MM-DDTHH:MM:SSZ).
+    #[arg(long, requires = "stats")]
+    pub from: Option<String>,
+    /// With --stats: the period's last day or second (default: now).
+    #[arg(long, requires = "stats")]
+    pub until: Option<String>,
+    /// With --stats: victim counts from 1 to THRESHOLD − 1 are suppressed.
+    #[arg(long, requires = "stats", default_value_t = crate::stats::DEFAULT_THRESHOLD)]
+    pub threshold: u64,
+    /// With --stats: the output format (--json is the same as --format json; --html writes
+    /// the statistics' HTML report).
+    #[arg(long, requires = "stats", value_enum, default_value_t = crate::stats::render::Format::Table)]
+    pub format: crate::stats::render::Format,
 }
 
 /// An auditor's keys and card.
@@ -149,6 +168,145 @@ pub fn run(a: &VerifyArgs) -> Result<bool, InputError> {
     run_as(a, auditor.as_ref())
 }
 
+/// A period bound: `YYYY-MM-DD` (its first second, or with `end` its last) or
+/// `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn period_bound(s: &str, end: bool) -> Option<u64> {
+    if let Some(t) = crate::time::parse_utc(s) {
+        return Some(t);
+    }
+    let day = crate::case::Day::parse(s)?;
+    let first = u64::try_from(day.0).ok()?.checked_mul(86_400)?;
+    Some(if end { first + 86_399 } else { first })
+}
+
+/// `--stats`: each bundle verified alone, its disclosed messages gathered per case, and the
+/// figures computed as the exporting node computes them.
+fn run_stats(
+    a: &VerifyArgs,
+    policy: Option<&Policy>,
+    cards: &[AgencyCard],
+    roots: &[(crate::ids::AgencyId, String)],
+    reader: &Recipient<'_>,
+) -> Result<bool, InputError> {
+    use std::collections::BTreeMap;
+    let bound = |v: &Option<String>, end: bool, default: u64| match v {
+        None => Ok(default),
+        Some(s) => period_bound(s, end).ok_or_else(|| {
+            InputError(format!(
+                "{s:?}: give the period as YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ"
+            ))
+        }),
+    };
+    let from = bound(&a.from, false, 0)?;
+    let until = bound(&a.until, true, crate::time::now_unix())?;
+    if until < from || a.threshold < 1 {
+        return Err(InputError(
+            "the period ends before it starts, or the threshold is 0".into(),
+        ));
+    }
+    let mut agency: Option<String> = None;
+    let mut cases: BTreeMap<String, crate::stats::CaseMessages> = BTreeMap::new();
+    let mut ok = true;
+    for p in &a.bundles {
+        let mut verifier = bundle::Verifier::new(policy, cards, Some(reader), 1);
+        verifier.pin_roots(roots.to_vec());
+        verifier
+            .add_file(p)
+            .map_err(|e| InputError(format!("{}: {e}", p.display())))?;
+        let v = verifier
+            .finish()
+            .map_err(|e| InputError(format!("{}: cannot be read again: {e}", p.display())))?;
+        let exporter = v
+            .bundles
+            .first()
+            .map(|b| b.exporter.clone())
+            .unwrap_or_default();
+        match &agency {
+            None => agency = Some(exporter.clone()),
+            Some(x) if *x != exporter => {
+                return Err(InputError(format!(
+                    "{}: exported by {exporter}, the others by {x}: give one agency's bundles",
+                    p.display()
+                )));
+            }
+            Some(_) => {}
+        }
+        if !v.ok() {
+            ok = false;
+            eprintln!("{}: does not verify", p.display());
+            eprint!("{}", bundle::report_text(&v));
+            continue;
+        }
+        let case = v.case_id.clone();
+        let id: crate::ids::CaseId = case
+            .parse()
+            .map_err(|_| InputError(format!("{}: case id {case}", p.display())))?;
+        let entry = cases
+            .entry(case.clone())
+            .or_insert_with(|| crate::stats::CaseMessages {
+                case_id: id,
+                messages: Vec::new(),
+            });
+        if !entry.messages.is_empty() {
+            return Err(InputError(format!(
+                "{}: a second bundle of case {case}",
+                p.display()
+            )));
+        }
+        for m in &v.content {
+            let parse = || -> Option<crate::stats::StatMessage> {
+                let kind = m.message_type.parse().ok()?;
+                Some(crate::stats::StatMessage {
+                    from: crate::ids::AgencyId::new(&m.from).ok()?,
+                    to: crate::ids::AgencyId::new(&m.to).ok()?,
+                    sent_at: m.sent_at,
+                    sequence: m.sequence,
+                    message: crate::message::Message::from_json(kind, &m.content).ok()?,
+                })
+            };
+            entry.messages.push(parse().ok_or_else(|| {
+                InputError(format!(
+                    "{}: disclosed message {} cannot be read again",
+                    p.display(),
+                    m.envelope
+                ))
+            })?);
+        }
+        if v.bundles.iter().any(|b| b.disclosed < b.sent + b.received) {
+            eprintln!(
+                "{}: not every envelope's content is disclosed; the figures count only those that are",
+                p.display()
+            );
+        }
+    }
+    if !ok {
+        return Ok(false);
+    }
+    let Some(agency) = agency else {
+        return Err(InputError("no bundle given".into()));
+    };
+    let params = crate::stats::Params {
+        agency: crate::ids::AgencyId::new(&agency)
+            .map_err(|e| InputError(format!("exporter {agency}: {e}")))?,
+        from,
+        until,
+        threshold: a.threshold,
+    };
+    let material: Vec<_> = cases.into_values().collect();
+    let figures = crate::stats::compute(&material, &params);
+    if let Some(path) = &a.html {
+        write_whole(path, crate::stats::render::html(&figures).as_bytes())
+            .map_err(|e| InputError(format!("cannot write {}: {e}", path.display())))?;
+    }
+    let format = if a.json {
+        crate::stats::render::Format::Json
+    } else {
+        a.format
+    };
+    print!("{}", crate::stats::render::render(&figures, format));
+    Ok(true)
+}
+
 /// [`run`] with the auditor's keys already loaded (the node reads encrypted ones too).
 pub fn run_as(a: &VerifyArgs, auditor: Option<&AuditorKeys>) -> Result<bool, InputError> {
     let policy = match &a.policy {
@@ -179,6 +337,12 @@ pub fn run_as(a: &VerifyArgs, auditor: Option<&AuditorKeys>) -> Result<bool, Inp
         card: &k.card,
         keys: &k.keys,
     });
+    if a.stats {
+        let reader = reader.as_ref().ok_or_else(|| {
+            InputError("--stats reads the disclosed content: give the auditor's --key".into())
+        })?;
+        return run_stats(a, policy.as_ref(), &cards, &roots, reader);
+    }
     // Each bundle is read as a stream, twice (spec/BUNDLE.md §3): never held whole.
     let mut verifier =
         bundle::Verifier::new(policy.as_ref(), &cards, reader.as_ref(), a.bundles.len());

@@ -59,6 +59,7 @@ pub mod listen;
 pub mod messages;
 pub mod metrics;
 mod openapi;
+pub mod stats;
 pub mod status;
 pub mod wire;
 
@@ -249,6 +250,7 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/cases/{id}", get(cases::case_one))
         .route("/v1/cases/{id}/export", post(cases::case_export))
         .route("/v1/deadlines", get(cases::deadlines))
+        .route("/v1/stats", get(stats::stats))
         .route(
             "/v1/evidence/{case}",
             get(evidence::list).post(evidence::add),

@@ -27,7 +27,7 @@ use super::{access, audit, cases, drafts, evidence, keys, messages, status, wire
         cases::cases, cases::new_case, cases::case_one, cases::case_export, cases::deadlines,
         evidence::list, evidence::add, evidence::send, evidence::export, evidence::verify,
         audit::alerts, audit::log, audit::checkpoint, audit::prove, audit::consistency,
-        audit::verify_store, keys::reload, access::me, super::backup::backup, super::metrics::metrics,
+        audit::verify_store, keys::reload, access::me, super::backup::backup, super::metrics::metrics, super::stats::stats,
         drafts::list, drafts::one, drafts::approve, drafts::reject, drafts::validate,
     ),
     components(schemas(wire::ErrorBody, wire::PeerStatus)),

@@ -98,9 +98,16 @@ pub struct UpdateArgs {
     /// The national reference (with `registered`).
     #[arg(long)]
     pub reference: Option<String>,
-    /// Grounds for refusal (repeatable; required with `refused`).
+    /// Grounds for refusal in words (repeatable; required with `refused`).
     #[arg(long)]
     pub grounds: Vec<String>,
+    /// A ground for refusal from the fixed list, for statistics (repeatable; with `refused`):
+    /// immunity-or-privilege, national-security, sovereignty-or-public-order,
+    /// measure-not-available, ne-bis-in-idem, territoriality, fundamental-rights,
+    /// dual-criminality, offence-threshold, formal-non-conformity, contrary-to-legal-system,
+    /// political-offence, other.
+    #[arg(long = "ground", value_name = "GROUND")]
+    pub refusal_grounds: Vec<String>,
     /// Postponed until (YYYY-MM-DD; required with `postponed`).
     #[arg(long)]
     pub until: Option<String>,
@@ -410,6 +417,11 @@ pub(crate) fn case(c: CaseCommand) -> Result<ExitCode> {
                 reason: a.reason,
                 until: a.until,
                 grounds: a.grounds,
+                refusal_grounds: a
+                    .refusal_grounds
+                    .iter()
+                    .map(|g| parse_enum(g, "refusal ground"))
+                    .collect::<Result<_>>()?,
                 items: a.items,
                 note: a.note,
                 confirms: None,

@@ -23,6 +23,7 @@ mod online;
 mod peer;
 mod reference;
 mod request;
+mod stats;
 pub mod supervise;
 mod user;
 
@@ -82,6 +83,12 @@ pub enum Command {
     Extradition(cases::ExtraditionCommand),
     /// Deadlines due soon, and overdue ones (running node).
     Deadlines(cases::DeadlinesArgs),
+    /// Statistics of a period, computed from the node's cases: counts by direction, partner,
+    /// kind, offence (ICCS), measure, urgency, outcome and refusal ground; victims by age band
+    /// and gender with small counts suppressed; times to acknowledgement, registration,
+    /// execution and closing; extradition deadlines met and missed (running node;
+    /// spec/STATS.md).
+    Stats(stats::StatsArgs),
     /// Evidence: add items to a case (hashed, and sealed if they are to be sent), send their
     /// manifest, list them (running node).
     #[command(subcommand)]
@@ -173,6 +180,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Case(c) => cases::case(c),
         Command::Extradition(c) => cases::extradition(c),
         Command::Deadlines(a) => cases::deadlines(a),
+        Command::Stats(a) => stats::run(a),
         Command::Evidence(c) => evidence::run(c),
         Command::Keygen(a) => keygen::run(a),
         Command::Card(c) => card::run(c),

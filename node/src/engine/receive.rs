@@ -363,7 +363,7 @@ pub fn receive_in(
                 sent_at: opened.info.sent_at,
                 received_at: now,
                 sequence: opened.info.chain.sequence,
-                emergency: crate::cases::is_emergency(&opened.message),
+                emergency: opened.message.is_emergency(),
                 arrival: 0,
             };
             batch

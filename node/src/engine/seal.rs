@@ -328,7 +328,7 @@ impl Engine {
                 state: OutboxState::Queued,
                 receipt: None,
                 order: None,
-                emergency: crate::cases::is_emergency(&r.message),
+                emergency: r.message.is_emergency(),
             };
             let order = batch
                 .enqueue(&mut entry, true)?

@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 
 mod read;
 mod report;
+pub(crate) use report::esc;
 pub use report::{report_html, report_text};
 
 use serde::{Deserialize, Serialize};
@@ -197,6 +198,8 @@ pub struct DisclosedMessage {
     pub to: String,
     /// Unix seconds at sealing.
     pub sent_at: u64,
+    /// Its place in the sender's chain of the case to the addressee.
+    pub sequence: u64,
     /// The message type.
     pub message_type: String,
     /// The message, as JSON (the form of spec/examples).
@@ -2186,6 +2189,7 @@ fn open_disclosed(
                 from: o.info.from.to_string(),
                 to: o.info.to.to_string(),
                 sent_at: o.info.sent_at,
+                sequence: o.info.chain.sequence,
                 message_type: o.message.kind().as_str().to_string(),
                 content: o.message.to_json(),
                 signed_by: o

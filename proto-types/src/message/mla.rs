@@ -106,10 +106,10 @@ pub struct Person {
     pub location: Option<String>,
     /// Identifiers: document numbers, account names (not for victims).
     pub identifiers: Vec<String>,
-    /// Age band, e.g. "0-5", "6-11", "12-15", "16-17", "adult" (victims).
+    /// Age band (victims): one of [`AGE_BANDS`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub age_band: Option<String>,
-    /// Gender as recorded (victims).
+    /// Gender as recorded (victims): one of [`GENDERS`].
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gender: Option<String>,
 }
@@ -141,6 +141,46 @@ pub enum AssistanceKind {
     /// Anything else, described.
     Other,
 }
+
+impl AssistanceKind {
+    /// Every measure, in the order of the list.
+    pub const ALL: [AssistanceKind; 11] = [
+        Self::Preserve,
+        Self::SubscriberData,
+        Self::TrafficData,
+        Self::ContentData,
+        Self::SearchAndSeizure,
+        Self::WitnessHearing,
+        Self::VideoconferenceHearing,
+        Self::BankRecords,
+        Self::FreezingOfAssets,
+        Self::ServiceOfDocuments,
+        Self::Other,
+    ];
+
+    /// The measure's name, as in JSON (`subscriber-data`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Preserve => "preserve",
+            Self::SubscriberData => "subscriber-data",
+            Self::TrafficData => "traffic-data",
+            Self::ContentData => "content-data",
+            Self::SearchAndSeizure => "search-and-seizure",
+            Self::WitnessHearing => "witness-hearing",
+            Self::VideoconferenceHearing => "videoconference-hearing",
+            Self::BankRecords => "bank-records",
+            Self::FreezingOfAssets => "freezing-of-assets",
+            Self::ServiceOfDocuments => "service-of-documents",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// The victims' age bands a request may give (spec/STATS.md §3).
+pub const AGE_BANDS: [&str; 6] = ["0-5", "6-11", "12-15", "16-17", "adult", "unknown"];
+
+/// The victims' genders a request may give; absent is counted as `unknown`.
+pub const GENDERS: [&str; 4] = ["female", "male", "other", "unknown"];
 
 /// What a measure is aimed at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -403,8 +443,21 @@ fn check_person(p: &mut Problems, f: &str, person: &Person) {
                     "a victim may be described only by pseudonym, age band and gender: remove name, date of birth, location, nationalities and identifiers",
                 );
             }
-            if person.age_band.is_none() {
-                p.push(&format!("{f}.age_band"), "give the victim's age band");
+            match person.age_band.as_deref() {
+                None => p.push(&format!("{f}.age_band"), "give the victim's age band"),
+                Some(b) if !AGE_BANDS.contains(&b) => p.push(
+                    &format!("{f}.age_band"),
+                    &format!("the age band is one of {}", AGE_BANDS.join(", ")),
+                ),
+                Some(_) => {}
+            }
+            if let Some(g) = person.gender.as_deref()
+                && !GENDERS.contains(&g)
+            {
+                p.push(
+                    &format!("{f}.gender"),
+                    &format!("the gender is one of {}", GENDERS.join(", ")),
+                );
             }
         }
         Some(_) => {
@@ -481,6 +534,81 @@ impl MlaStatus {
     }
 }
 
+/// A ground for refusing assistance, from a fixed list: the grounds of the EIO Directive
+/// (2014/41/EU) Art. 11(1) and of UNTOC Art. 18(21), plus `political-offence` (treaties that
+/// keep it) and `other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefusalGround {
+    /// Immunity or privilege, or rules on the freedom of the press (EIO Art. 11(1)(a)).
+    ImmunityOrPrivilege,
+    /// Harm to essential national security interests (EIO Art. 11(1)(b)).
+    NationalSecurity,
+    /// Sovereignty, security, ordre public or other essential interests (UNTOC Art. 18(21)(b)).
+    SovereigntyOrPublicOrder,
+    /// The measure is not available in a similar domestic case (EIO Art. 11(1)(c), (h);
+    /// UNTOC Art. 18(21)(c)).
+    MeasureNotAvailable,
+    /// Ne bis in idem (EIO Art. 11(1)(d)).
+    NeBisInIdem,
+    /// Committed outside the requesting state and wholly or partly in the requested one (EIO
+    /// Art. 11(1)(e)).
+    Territoriality,
+    /// Incompatible with fundamental rights (EIO Art. 11(1)(f)).
+    FundamentalRights,
+    /// Not an offence under the requested state's law (EIO Art. 11(1)(g)).
+    DualCriminality,
+    /// The measure is restricted to offences or thresholds this one does not meet (EIO
+    /// Art. 11(1)(h)).
+    OffenceThreshold,
+    /// The request does not conform to the article's requirements (UNTOC Art. 18(21)(a)).
+    FormalNonConformity,
+    /// Contrary to the legal system of the requested state (UNTOC Art. 18(21)(d)).
+    ContraryToLegalSystem,
+    /// A political offence, where a treaty keeps this ground.
+    PoliticalOffence,
+    /// Another ground, stated in `grounds`.
+    Other,
+}
+
+impl RefusalGround {
+    /// Every ground, in the order of the list.
+    pub const ALL: [RefusalGround; 13] = [
+        Self::ImmunityOrPrivilege,
+        Self::NationalSecurity,
+        Self::SovereigntyOrPublicOrder,
+        Self::MeasureNotAvailable,
+        Self::NeBisInIdem,
+        Self::Territoriality,
+        Self::FundamentalRights,
+        Self::DualCriminality,
+        Self::OffenceThreshold,
+        Self::FormalNonConformity,
+        Self::ContraryToLegalSystem,
+        Self::PoliticalOffence,
+        Self::Other,
+    ];
+
+    /// The ground's name, as in JSON (`dual-criminality`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ImmunityOrPrivilege => "immunity-or-privilege",
+            Self::NationalSecurity => "national-security",
+            Self::SovereigntyOrPublicOrder => "sovereignty-or-public-order",
+            Self::MeasureNotAvailable => "measure-not-available",
+            Self::NeBisInIdem => "ne-bis-in-idem",
+            Self::Territoriality => "territoriality",
+            Self::FundamentalRights => "fundamental-rights",
+            Self::DualCriminality => "dual-criminality",
+            Self::OffenceThreshold => "offence-threshold",
+            Self::FormalNonConformity => "formal-non-conformity",
+            Self::ContraryToLegalSystem => "contrary-to-legal-system",
+            Self::PoliticalOffence => "political-offence",
+            Self::Other => "other",
+        }
+    }
+}
+
 /// A status update on an MLA request.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -501,8 +629,13 @@ pub struct MlaStatusUpdate {
     /// Postponed until (YYYY-MM-DD; required with `postponed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub until: Option<String>,
-    /// Grounds for refusal (required with `refused`).
+    /// Grounds for refusal (required with `refused`), in words.
     pub grounds: Vec<String>,
+    /// The grounds classified (with `refused` only): the fixed list of [`RefusalGround`], for
+    /// statistics (spec/STATS.md). Optional, so that a refusal of an earlier node still reads;
+    /// a refusal without it is counted as `not-classified`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub refusal_grounds: Vec<RefusalGround>,
     /// Deficiencies (required with `returned-deficient`), or questions (with
     /// `more-information-requested`).
     pub items: Vec<String>,
@@ -547,6 +680,18 @@ impl MlaStatusUpdate {
         }
         if status != MlaStatus::Refused && !self.grounds.is_empty() {
             p.push("grounds", "grounds are given only with a refusal");
+        }
+        if status != MlaStatus::Refused && !self.refusal_grounds.is_empty() {
+            p.push(
+                "refusal_grounds",
+                "refusal grounds are given only with a refusal",
+            );
+        }
+        let mut seen = self.refusal_grounds.clone();
+        seen.sort();
+        seen.dedup();
+        if seen.len() != self.refusal_grounds.len() {
+            p.push("refusal_grounds", "a refusal ground is listed twice");
         }
     }
 }

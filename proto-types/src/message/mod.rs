@@ -25,13 +25,13 @@ pub use evidence::{
 pub use extradition::{ExtraditionDecision, ExtraditionStage, ExtraditionStatusUpdate};
 pub use liaison::LiaisonMessage;
 pub use mla::{
-    AssistanceKind, ConfidentialityTerms, LegalBasis, LegalBasisKind, Measure, MlaRequest,
-    MlaStatus, MlaStatusUpdate, Person, PersonRole, Proceedings, ProceedingsKind, RelatedRequest,
-    Target, TargetKind,
+    AGE_BANDS, AssistanceKind, ConfidentialityTerms, GENDERS, LegalBasis, LegalBasisKind, Measure,
+    MlaRequest, MlaStatus, MlaStatusUpdate, Person, PersonRole, Proceedings, ProceedingsKind,
+    RefusalGround, RelatedRequest, Target, TargetKind,
 };
 pub use preservation::{MIN_PRESERVATION_DAYS, PreservationRequest, PreservedData};
 pub(crate) use validate::is_datetime;
-pub use validate::{Problem, Problems};
+pub use validate::{Problem, Problems, iccs_valid};
 
 use crate::cbor;
 
@@ -204,6 +204,17 @@ macro_rules! per_kind {
 }
 
 impl Message {
+    /// An emergency (risk to life or safety): a request or liaison message whose urgency is
+    /// `emergency` (spec/CASES.md §6).
+    pub fn is_emergency(&self) -> bool {
+        match self {
+            Message::MlaRequest(r) => r.urgency.level == UrgencyLevel::Emergency,
+            Message::Liaison(l) => l.priority == UrgencyLevel::Emergency,
+            Message::PreservationRequest(p) => p.urgency.level == UrgencyLevel::Emergency,
+            _ => false,
+        }
+    }
+
     /// The message's type.
     pub fn kind(&self) -> MessageType {
         match self {

@@ -144,6 +144,14 @@ impl Problems {
                 &o.legal_classification,
                 "the provision of law defining the offence is missing",
             );
+            if let Some(code) = &o.iccs
+                && !iccs_valid(code)
+            {
+                self.push(
+                    &format!("{field}[{i}].iccs"),
+                    "an ICCS code is 2, 4, 5 or 6 digits, its section 01 to 11 (e.g. 0302, 03022)",
+                );
+            }
         }
     }
 
@@ -310,6 +318,14 @@ pub(crate) fn unknown_fields(
         }
         _ => {}
     }
+}
+
+/// A code of the UNODC International Classification of Crime for Statistical Purposes: a
+/// section (`01` to `11`), a division (4 digits), a group (5) or a class (6).
+pub fn iccs_valid(code: &str) -> bool {
+    matches!(code.len(), 2 | 4 | 5 | 6)
+        && code.bytes().all(|b| b.is_ascii_digit())
+        && matches!(code[..2].parse::<u8>(), Ok(1..=11))
 }
 
 #[cfg(test)]

@@ -554,6 +554,22 @@ pub struct DeadlineRow {
     pub days_left: Option<i64>,
 }
 
+/// The period and threshold of `GET /v1/stats`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatsQuery {
+    /// The period's first day (`YYYY-MM-DD`) or second (`YYYY-MM-DDTHH:MM:SSZ`); default: the
+    /// beginning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// Its last day or second; default: now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// Victim counts below it (and above 0) are suppressed; default 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<u64>,
+}
+
 /// `?within=DAYS` of `GET /v1/deadlines`.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
