@@ -32,12 +32,13 @@ LAYERS = {
     "cases": {"store"},
     "evidence": {"store", "cases"},
     "export": {"store", "cases", "evidence"},
+    "stats": {"store"},
     "engine": {"store", "cases", "evidence"},
     "net": {"engine", "evidence", "store"},
-    "api": {"engine", "net", "store", "cases", "evidence", "export"},
+    "api": {"engine", "net", "store", "cases", "evidence", "export", "stats"},
     "client": {"api"},
     "daemon": {"api", "net", "engine", "evidence", "store", "cases"},
-    "cli": {"api", "client", "daemon", "net", "engine", "store", "cases", "evidence", "export"},
+    "cli": {"api", "client", "daemon", "net", "engine", "store", "cases", "evidence", "export", "stats"},
 }
 # In net/: calls that would read or write the disk on the event loop.
 NET_FORBIDDEN = re.compile(

@@ -100,6 +100,9 @@ _rogatory() {
             rogatory,send)
                 cmd="rogatory__subcmd__send"
                 ;;
+            rogatory,stats)
+                cmd="rogatory__subcmd__stats"
+                ;;
             rogatory,status)
                 cmd="rogatory__subcmd__status"
                 ;;
@@ -411,6 +414,9 @@ _rogatory() {
                 ;;
             rogatory__subcmd__help,send)
                 cmd="rogatory__subcmd__help__subcmd__send"
+                ;;
+            rogatory__subcmd__help,stats)
+                cmd="rogatory__subcmd__help__subcmd__stats"
                 ;;
             rogatory__subcmd__help,status)
                 cmd="rogatory__subcmd__help__subcmd__status"
@@ -809,7 +815,7 @@ _rogatory() {
 
     case "${cmd}" in
         rogatory)
-            opts="-h -V --passphrase-file --help --version demo init run send inbox outbox message case extradition deadlines evidence status deliver peer directory keygen card keys user envelope request audit backup restore migrate openapi reference manpages completions help"
+            opts="-h -V --passphrase-file --help --version demo init run send inbox outbox message case extradition deadlines stats evidence status deliver peer directory keygen card keys user envelope request audit backup restore migrate openapi reference manpages completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1129,7 +1135,7 @@ _rogatory() {
             return 0
             ;;
         rogatory__subcmd__audit__subcmd__verify)
-            opts="-h -V --policy --card --root --json --html --key --passphrase-file --help --version"
+            opts="-h -V --policy --card --root --json --html --key --stats --from --until --threshold --format --passphrase-file --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1153,6 +1159,22 @@ _rogatory() {
                     ;;
                 --key)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv sdmx" -- "${cur}"))
                     return 0
                     ;;
                 --passphrase-file)
@@ -1625,7 +1647,7 @@ _rogatory() {
             return 0
             ;;
         rogatory__subcmd__case__subcmd__update)
-            opts="-h -V --reference --grounds --until --reason --item --note --data-dir --json --passphrase-file --help --version"
+            opts="-h -V --reference --grounds --ground --until --reason --item --note --data-dir --json --passphrase-file --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1636,6 +1658,10 @@ _rogatory() {
                     return 0
                     ;;
                 --grounds)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ground)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -2583,7 +2609,7 @@ _rogatory() {
             return 0
             ;;
         rogatory__subcmd__help)
-            opts="demo init run send inbox outbox message case extradition deadlines evidence status deliver peer directory keygen card keys user envelope request audit backup restore migrate openapi reference manpages completions help"
+            opts="demo init run send inbox outbox message case extradition deadlines stats evidence status deliver peer directory keygen card keys user envelope request audit backup restore migrate openapi reference manpages completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3703,6 +3729,20 @@ _rogatory() {
             return 0
             ;;
         rogatory__subcmd__help__subcmd__send)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rogatory__subcmd__help__subcmd__stats)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -5268,6 +5308,52 @@ _rogatory() {
                     return 0
                     ;;
                 --body)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --passphrase-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rogatory__subcmd__stats)
+            opts="-h -V --from --until --threshold --format --out --html --data-dir --json --passphrase-file --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --from)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --threshold)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --format)
+                    COMPREPLY=($(compgen -W "table json csv sdmx" -- "${cur}"))
+                    return 0
+                    ;;
+                --out)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --html)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result};
+use rogatory_proto::audit::entry::AuditEvent;
 use rogatory_proto::envelope::{self, Limits, Recipient};
 use rogatory_proto::ids::CaseId;
 use rogatory_proto::stats::{CaseMessages, StatMessage};
@@ -13,13 +14,15 @@ use rogatory_proto::stats::{CaseMessages, StatMessage};
 use crate::keydir::KeyDir;
 use crate::store::Store;
 
-/// Every case's messages: those received (opened with this node's keys, the partners' keys as
-/// they were when each arrived) and those sealed here whose content key the node kept (as an
-/// export discloses them, spec/BUNDLE.md §5).
+/// Every case's messages sealed up to `until`: those received (opened with this node's keys,
+/// the partners' keys as they were when each arrived) and those sealed here whose content key
+/// the node kept (as an export discloses them, spec/BUNDLE.md §5). Later ones count for no
+/// figure of the period, and are not opened.
 pub fn material(
     store: &Store,
     me: &KeyDir,
     trusted: &crate::trust::Partners,
+    until: u64,
 ) -> Result<Vec<CaseMessages>> {
     let limits = Limits::default();
     let mut cases: BTreeMap<CaseId, Vec<StatMessage>> = BTreeMap::new();
@@ -28,7 +31,29 @@ pub fn material(
         keys: &me.keys,
     };
     let as_received = crate::trust::AsReceived(trusted);
+    // Each envelope's place in its case's log (`envelope-sent`, `envelope-received`).
+    let mut logged: BTreeMap<[u8; 32], u64> = BTreeMap::new();
+    for case in store.cases()? {
+        for (e, _) in store.entries(&case)? {
+            if matches!(
+                e.event,
+                AuditEvent::EnvelopeSent | AuditEvent::EnvelopeReceived
+            ) && let Some(id) = e.envelope_id
+            {
+                logged.entry(id.0).or_insert(e.seq);
+            }
+        }
+    }
+    let position = |id: &[u8; 32]| {
+        logged
+            .get(id)
+            .copied()
+            .with_context(|| format!("envelope {} is in no case's log", hex::encode(id)))
+    };
     for (id, r) in store.received()? {
+        if r.sent_at > until {
+            continue;
+        }
         let bytes = store
             .inbox_envelope(&id)?
             .context("an envelope on record is missing from the inbox")?;
@@ -39,7 +64,7 @@ pub fn material(
             from: o.info.from,
             to: o.info.to,
             sent_at: o.info.sent_at,
-            sequence: o.info.chain.sequence,
+            position: position(&id)?,
             message: o.message,
         });
     }
@@ -49,6 +74,9 @@ pub fn material(
             continue;
         };
         let info = envelope::inspect(&e.envelope, &limits).context("an envelope in the outbox")?;
+        if info.sent_at > until {
+            continue;
+        }
         let key = crate::store::unwrap_envelope_key(&storage, &info.id, wrapped)
             .context("a content key kept in the outbox does not open with the storage key")?;
         let card = me
@@ -65,7 +93,7 @@ pub fn material(
             from: o.info.from,
             to: o.info.to,
             sent_at: o.info.sent_at,
-            sequence: o.info.chain.sequence,
+            position: position(&info.id.0)?,
             message: o.message,
         });
     }

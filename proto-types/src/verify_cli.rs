@@ -253,6 +253,16 @@ fn run_stats(
                 p.display()
             )));
         }
+        // Each envelope's place in the exporter's log of the case (spec/STATS.md §4).
+        let mut logged: BTreeMap<String, u64> = BTreeMap::new();
+        for e in &v.timeline {
+            if e.agency == exporter
+                && (e.event == "envelope-sent" || e.event == "envelope-received")
+                && let Some(id) = &e.envelope
+            {
+                logged.entry(id.to_hex()).or_insert(e.seq);
+            }
+        }
         for m in &v.content {
             let parse = || -> Option<crate::stats::StatMessage> {
                 let kind = m.message_type.parse().ok()?;
@@ -260,13 +270,13 @@ fn run_stats(
                     from: crate::ids::AgencyId::new(&m.from).ok()?,
                     to: crate::ids::AgencyId::new(&m.to).ok()?,
                     sent_at: m.sent_at,
-                    sequence: m.sequence,
+                    position: *logged.get(&m.envelope)?,
                     message: crate::message::Message::from_json(kind, &m.content).ok()?,
                 })
             };
             entry.messages.push(parse().ok_or_else(|| {
                 InputError(format!(
-                    "{}: disclosed message {} cannot be read again",
+                    "{}: disclosed message {} cannot be read again, or is in no entry of the exporter's log",
                     p.display(),
                     m.envelope
                 ))

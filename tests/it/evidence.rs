@@ -255,6 +255,22 @@ fn evidence_is_added_and_listed_on_both_nodes_and_hash_only_content_stays_home()
         .map(|r| r["state"].as_str().unwrap())
         .collect();
     assert_eq!(states, ["verified", "announced", "announced"]);
+    // Operations see the bytes moved (`GET /metrics`): XA fetched E1's sealed chunks exactly
+    // once, and XB served them; hash-only and out-of-band items moved nothing.
+    let size = records.len() as u64;
+    let sealed =
+        size + rogatory_proto::evidence::chunks(size) * rogatory_proto::evidence::TAG as u64;
+    let moved = |i: usize, direction: &str| -> u64 {
+        let text = c.api(i).get_text("/metrics").unwrap();
+        let key = format!("rogatory_evidence_bytes_total{{direction=\"{direction}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in\n{text}"))
+    };
+    assert_eq!(moved(0, "fetched"), sealed);
+    assert!(moved(1, "served") >= sealed);
+    assert_eq!(moved(1, "fetched"), 0);
     let actions = |row: &Value| -> Vec<String> {
         row["custody"]
             .as_array()

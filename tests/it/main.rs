@@ -18,6 +18,7 @@ mod network;
 mod people;
 mod people_race;
 mod setup;
+mod stats;
 mod store;
 mod tables;
 mod verifier_memory;

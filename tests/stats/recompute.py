@@ -3,7 +3,8 @@
 with Rogatory: the facts of each message come from the workload generator's log (what was
 sent), and when and between whom each message travelled from the agency's export bundles
 (the clear outer header of every envelope: sender, addressee, sent-at, sequence; its id is the
-SHA-256 of its bytes). The figures follow the rules of spec/STATS.md §4 and §5, written again
+SHA-256 of its bytes), and the order the agency sent and received them from its audit log in
+the bundle (the `envelope-sent` and `envelope-received` entries). The figures follow the rules of spec/STATS.md §4 and §5, written again
 here from the spec, and are printed as the same JSON as `rogatory stats --json`.
 
     recompute.py --log gen.jsonl --agency XA.MOJ-CA --until T [--from F] [--threshold 5] BUNDLE...
@@ -53,11 +54,17 @@ def messages_of(bundle_path, log):
     record = log[case]
     sent = {m["envelope"]: m for m in record["messages"]}
     proposals = [m for m in record["messages"] if m["side"] == "Q" and m["type"] in ("mla-status", "extradition-status")]
+    logged = {}
+    for raw in b["entries"]:
+        e = cbor2.loads(bytes(raw))
+        if e["event"] in ("envelope-sent", "envelope-received") and "envelope_id" in e:
+            logged.setdefault(bytes(e["envelope_id"]).hex(), e["seq"])
     out, unknown = [], []
     for rec in b["envelopes"]:
         env = bytes(rec["envelope"])
         h = outer(env)
-        m = {"from": h[FROM], "to": h[TO], "sent_at": h[SENT_AT], "sequence": h[SEQUENCE]}
+        m = {"from": h[FROM], "to": h[TO], "sent_at": h[SENT_AT], "sequence": h[SEQUENCE],
+             "position": logged[hashlib.sha256(env).hexdigest()]}
         facts = sent.get(hashlib.sha256(env).hexdigest())
         if facts is None:
             unknown.append(m)
@@ -65,7 +72,7 @@ def messages_of(bundle_path, log):
             out.append(dict(facts, **m))
     # The generator sent every message but the requested side's confirmations of the
     # requesting side's proposals (spec/CASES.md §4.1): the k-th of them confirms the k-th.
-    unknown.sort(key=lambda m: m["sequence"])
+    unknown.sort(key=lambda m: m["position"])
     assert len(unknown) == len(proposals), f"case {case}: {len(unknown)} unknown envelopes, {len(proposals)} proposals"
     for m, p in zip(unknown, proposals):
         assert m["from"] == record["requested"]
@@ -160,11 +167,6 @@ def ece_deadlines(history, today):
     return states
 
 
-STAGES = ["provisional-arrest-requested", "arrested", "consent-given", "formal-request-received",
-          "hearing-scheduled", "hearing-held", "judicial-decision", "executive-decision", "appeal-lodged",
-          "appeal-decided", "surrender-scheduled", "surrendered", "released", "discharged", "withdrawn"]
-
-
 def compute(cases, agency, start, until, threshold):
     inside = lambda t: start <= t <= until
     c = {k: {} for k in ["by_direction", "by_partner", "by_kind", "by_offence", "by_measure", "by_emergency", "by_outcome", "by_refusal_ground"]}
@@ -185,12 +187,12 @@ def compute(cases, agency, start, until, threshold):
                 bump(m["by_direction"], "sent" if sent else "received")
                 bump(m["by_partner"], x["to"] if sent else x["from"])
                 bump(m["by_type"], x["type"])
-        first = min(msgs, key=lambda x: (x["sent_at"], x["sequence"], x["to"]))
+        first = min(msgs, key=lambda x: x["position"])
         if not inside(first["sent_at"]):
             continue
         requested = first["to"]
         history = sorted((x for x in msgs if x["from"] == requested and x["type"] in ("mla-status", "extradition-status")),
-                         key=lambda x: (x["sent_at"], x["sequence"]))
+                         key=lambda x: x["position"])
         types = {x["type"] for x in msgs}
         kind = ("mla" if "mla-request" in types else "extradition" if "extradition-status" in types
                 else "preservation" if "preservation-request" in types else "liaison" if "liaison" in types else "evidence")
@@ -246,7 +248,7 @@ def compute(cases, agency, start, until, threshold):
                     outcome = "refused" if d == "refused" else "granted"
             bump(c["by_outcome"], "extradition:" + outcome)
             ups = sorted((x for x in history if x["sent_at"] <= until),
-                         key=lambda x: (x["effective_date"], x["sent_at"], x["sequence"], STAGES.index(x["stage"])))
+                         key=lambda x: (x["effective_date"], x["position"]))
             today = datetime.datetime.fromtimestamp(until, datetime.timezone.utc).date()
             for st in ece_deadlines(ups, today):
                 deadlines[st] += 1

@@ -81,9 +81,15 @@ until=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 fail=0
 for a in "${agencies[@]}"; do
     dir=${a%%:*}; id=${a#*:}
+    ms() { date +%s%3N; }
+    t0=$(ms)
     "$bin" stats --data-dir "$dir" --until "$until" --json > "node-$id.json"
+    t1=$(ms)
     "$verify" --stats --key office --until "$until" --json bundles/"$id"/*.bundle > "verify-$id.json"
+    t2=$(ms)
     "$py" "$root/tests/stats/recompute.py" --log gen.jsonl --agency "$id" --until "$until" bundles/"$id"/*.bundle > "python-$id.json"
+    t3=$(ms)
+    echo "$id: rogatory stats $((t1 - t0)) ms, rogatory-verify --stats $((t2 - t1)) ms (verifying every bundle), recompute.py $((t3 - t2)) ms"
     if "$py" - "node-$id.json" "verify-$id.json" "python-$id.json" <<'EOF'
 import json, sys
 node, verify, python = (json.load(open(p)) for p in sys.argv[1:])

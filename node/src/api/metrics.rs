@@ -28,6 +28,11 @@ struct PartnerState {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Direction {
+    direction: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct State_ {
     state: String,
 }
@@ -208,6 +213,34 @@ pub async fn metrics(
             .inc_by(n);
         }
     }
+    reg.register(
+        "delivery_seconds",
+        "Seconds from sealing one of this node's envelopes (whole seconds) to its addressee's receipt, since the node started",
+        s.counters.delivery.clone(),
+    );
+    let evidence = Family::<Direction, Counter>::default();
+    reg.register(
+        "evidence_bytes",
+        "Sealed evidence bytes moved since the process started: fetched from partners (each chunk authenticated) or served to them",
+        evidence.clone(),
+    );
+    for (direction, n) in [
+        ("fetched", &crate::evidence::BYTES_FETCHED),
+        ("served", &crate::evidence::BYTES_SERVED),
+    ] {
+        evidence
+            .get_or_create(&Direction {
+                direction: direction.into(),
+            })
+            .inc_by(n.load(std::sync::atomic::Ordering::Relaxed));
+    }
+    let appended = Counter::<u64>::default();
+    appended.inc_by(s.store.audit_appended());
+    reg.register(
+        "audit_entries_appended",
+        "Audit entries appended to the cases' logs by committed transactions since the node started",
+        appended,
+    );
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &reg).map_err(ApiError::internal)?;
     Ok((

@@ -58,9 +58,12 @@ pub async fn stats(
         until,
         threshold,
     };
+    // One computation at a time: each opens every envelope of the period again.
+    static ONE_AT_A_TIME: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+    let _turn = ONE_AT_A_TIME.acquire().await.map_err(ApiError::internal)?;
     let st = Arc::clone(&s);
     let figures = blocking(move || {
-        let material = crate::stats::material(&st.store, &st.me, &st.trust.snapshot())
+        let material = crate::stats::material(&st.store, &st.me, &st.trust.snapshot(), until)
             .map_err(|e| ApiError::internal(format!("{e:#}")))?;
         Ok(stats::compute(&material, &params))
     })

@@ -61,11 +61,13 @@ impl Engine {
         );
         e.receipt_hash = Some(Sha256Digest::of(receipt));
         e.reason = reason;
+        let took = e.time.saturating_sub(entry.sealed_at);
         batch.settle(entry, receipt, state)?;
         batch.append(&self.signer(), &case, &mut [e])?;
         self.counters.settled(
             (state == OutboxState::Rejected)
                 .then(|| rogatory_proto::receipt::ReasonCode::from(reason.unwrap_or_default())),
+            took,
         );
         Ok(Some(state))
     }

@@ -39,6 +39,13 @@ use sha2::Digest;
 
 /// Directory of evidence content, in the data directory.
 pub const DIR: &str = "evidence";
+
+/// Sealed evidence bytes served to partners since the process started (`GET /metrics`).
+pub static BYTES_SERVED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Sealed evidence bytes fetched from partners, each chunk authenticated, since the process
+/// started (`GET /metrics`).
+pub static BYTES_FETCHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 /// Directory of content being written, inside [`DIR`].
 pub const STAGING: &str = "staging";
 /// Directory of content being received, inside [`DIR`]: `<case>-<record key>` per item.

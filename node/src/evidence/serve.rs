@@ -54,7 +54,11 @@ pub fn serve(store: &Store, data: &Path, from: &AgencyId, request: &[u8]) -> Vec
         f.read_exact(&mut out[1..])
     })();
     match read {
-        Ok(()) => out,
+        Ok(()) => {
+            crate::evidence::BYTES_SERVED
+                .fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
+            out
+        }
         Err(e) => {
             tracing::error!(case = %r.case, item = %r.item, "cannot read evidence content: {e}");
             status(ChunkStatus::Unavailable)

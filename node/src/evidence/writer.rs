@@ -166,6 +166,8 @@ impl Writer {
                         break;
                     }
                     hasher.update(&c);
+                    crate::evidence::BYTES_FETCHED
+                        .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                     at += n;
                     next += 1;
                     unsynced += n as u64;

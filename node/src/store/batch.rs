@@ -15,12 +15,17 @@ use super::*;
 pub struct Batch<'s> {
     pub(super) store: &'s Store,
     pub(super) tx: redb::WriteTransaction,
+    /// Audit entries appended in this batch, counted once it commits.
+    pub(super) appended: u64,
 }
 
 impl Batch<'_> {
     /// Makes everything in the batch durable (`Durability::Immediate`).
     pub fn commit(self) -> Result<(), StoreError> {
         self.tx.commit()?;
+        self.store
+            .appended
+            .fetch_add(self.appended, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 
@@ -31,7 +36,9 @@ impl Batch<'_> {
         case: &CaseId,
         entries: &mut [AuditEntry],
     ) -> Result<Vec<u8>, StoreError> {
-        self.store.append_in(&self.tx, signer, case, entries)
+        let note = self.store.append_in(&self.tx, signer, case, entries)?;
+        self.appended += entries.len() as u64;
+        Ok(note)
     }
 
     /// The latest checkpoint of a case, as this batch sees it (`None` without a log).

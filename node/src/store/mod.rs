@@ -77,6 +77,7 @@ macro_rules! copy_tables {
 
 pub mod backup;
 mod batch;
+mod counts;
 mod drafts;
 mod log;
 pub mod migrate;
@@ -87,12 +88,13 @@ mod verify;
 use std::path::{Path, PathBuf};
 
 pub use batch::Batch;
+pub use counts::Counts;
 pub use log::LogSigner;
 pub use records::{
     Alert, Draft, DraftState, MAX_OUTBOX_ENTRY, NODE_LOG, OutboxEntry, OutboxState, ROUTINE,
     Received, unwrap_envelope_key, wrap_envelope_key,
 };
-use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use rogatory_proto::audit::entry::AuditEntry;
 use rogatory_proto::audit::merkle::{NodeSource, leaf_hash};
 use rogatory_proto::ids::CaseId;
@@ -311,6 +313,9 @@ pub struct Store {
     /// The agency's signing keys before its current one ([`Store::with_earlier_keys`]): a log
     /// whose latest checkpoint one of them signed is still extended.
     earlier: Vec<rogatory_proto::keys::VerifyingKey>,
+    /// Audit entries appended by committed transactions since this store was opened (for
+    /// `GET /metrics`).
+    appended: std::sync::atomic::AtomicU64,
 }
 
 /// Cases whose latest checkpoint is remembered as verified; beyond this the memory is cleared.
@@ -373,6 +378,7 @@ impl Store {
             records: None,
             verified: Default::default(),
             earlier: Vec::new(),
+            appended: Default::default(),
         })
     }
 
@@ -403,6 +409,7 @@ impl Store {
             records: None,
             verified: Default::default(),
             earlier: Vec::new(),
+            appended: Default::default(),
         })
     }
 
@@ -563,7 +570,11 @@ impl Store {
             }
             other => other?,
         };
-        Ok(Batch { store: self, tx })
+        Ok(Batch {
+            store: self,
+            tx,
+            appended: 0,
+        })
     }
 
     /// Appends entries to a case's log in one durable transaction and signs the new checkpoint.
@@ -606,18 +617,6 @@ impl Store {
         }
         out.sort_by_key(|e: &OutboxEntry| (e.sealed_at, e.order));
         Ok(out)
-    }
-
-    /// How many envelopes were accepted here, sealed here, and are queued (without reading
-    /// them).
-    pub fn counts(&self) -> Result<Counts, StoreError> {
-        let tx = self.begin_read()?;
-        Ok(Counts {
-            received: tx.open_table(RECEIVED)?.len()?,
-            sent: tx.open_table(OUTBOX)?.len()?,
-            queued: tx.open_table(QUEUE)?.len()?,
-            alerts: tx.open_table(ALERTS)?.len()?,
-        })
     }
 
     /// Envelopes whose id starts with the hex digits `prefix`, received (`true`) or sent
@@ -800,17 +799,4 @@ fn evidence_key(case: &[u8; 16], key: &str) -> Vec<u8> {
     let mut k = case.to_vec();
     k.extend_from_slice(key.as_bytes());
     k
-}
-
-/// How many envelopes a store holds ([`Store::counts`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Counts {
-    /// Accepted here.
-    pub received: u64,
-    /// Sealed here.
-    pub sent: u64,
-    /// Sealed here and not settled.
-    pub queued: u64,
-    /// Alerts recorded.
-    pub alerts: u64,
 }

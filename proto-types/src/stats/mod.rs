@@ -34,8 +34,10 @@ pub struct StatMessage {
     pub to: AgencyId,
     /// Unix seconds at sealing (the sender's signed `sent-at`).
     pub sent_at: u64,
-    /// Its place in the sender's chain of the case to that addressee.
-    pub sequence: u64,
+    /// Its place in the agency's audit log of the case: the index of the `envelope-sent` or
+    /// `envelope-received` entry that records it. The log orders what the agency sent and
+    /// received as it happened, which `sent-at` (whole seconds, two senders' clocks) cannot.
+    pub position: u64,
     /// The message.
     pub message: Message,
 }
@@ -175,9 +177,7 @@ struct Case<'a> {
 
 impl<'a> Case<'a> {
     fn of(messages: &'a [StatMessage]) -> Option<Case<'a>> {
-        let first = messages
-            .iter()
-            .min_by_key(|m| (m.sent_at, m.sequence, m.to.as_str()))?;
+        let first = messages.iter().min_by_key(|m| m.position)?;
         let requested = &first.to;
         let mut history: Vec<&StatMessage> = messages
             .iter()
@@ -189,7 +189,7 @@ impl<'a> Case<'a> {
                     )
             })
             .collect();
-        history.sort_by_key(|m| (m.sent_at, m.sequence));
+        history.sort_by_key(|m| m.position);
         Some(Case {
             start: first.sent_at,
             first,
@@ -414,22 +414,16 @@ pub fn compute(cases: &[CaseMessages], p: &Params) -> Figures {
         }
         if k.kind() == "extradition" {
             let mut x = ExtraditionCase::default();
-            let mut updates: Vec<(
-                Day,
-                u64,
-                u64,
-                usize,
-                &crate::message::ExtraditionStatusUpdate,
-            )> = Vec::new();
+            let mut updates: Vec<(Day, u64, &crate::message::ExtraditionStatusUpdate)> = Vec::new();
             for msg in k.history.iter().filter(|x| x.sent_at <= p.until) {
                 if let Message::ExtraditionStatus(u) = &msg.message
-                    && let (Some(day), Some(stage)) = (Day::parse(&u.effective_date), u.stage)
+                    && let (Some(day), Some(_)) = (Day::parse(&u.effective_date), u.stage)
                 {
-                    updates.push((day, msg.sent_at, msg.sequence, stage as usize, u));
+                    updates.push((day, msg.position, u));
                 }
             }
-            updates.sort_by_key(|(d, t, s, i, _)| (*d, *t, *s, *i));
-            for (day, _, _, _, u) in updates {
+            updates.sort_by_key(|(d, at, _)| (*d, *at));
+            for (day, _, u) in updates {
                 x.history
                     .push((crate::case::Side::Requested, u.clone(), day));
             }

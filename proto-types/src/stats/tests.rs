@@ -202,3 +202,70 @@ fn the_attack_recovers_a_count_hidden_alone() {
     };
     assert_eq!(recoverable(&t).len(), 2);
 }
+
+fn message(kind: &str, json: serde_json::Value) -> crate::message::Message {
+    crate::message::Message::from_json(kind.parse().unwrap(), &json).unwrap()
+}
+
+#[test]
+fn the_log_orders_a_case_when_a_reply_is_sealed_in_the_second_of_its_request() {
+    use super::{CaseMessages, Params, StatMessage, compute};
+    use crate::ids::{AgencyId, CaseId};
+    let dir = format!("{}/../spec/examples", env!("CARGO_MANIFEST_DIR"));
+    let request: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/mla-request.json")).unwrap())
+            .unwrap();
+    let (xa, xb) = (
+        AgencyId::new("XA.MOJ-CA").unwrap(),
+        AgencyId::new("XB.DOJ-CA").unwrap(),
+    );
+    let refusal = serde_json::json!({"status": "refused", "effective_at": "2026-12-01T10:00:00Z",
+        "grounds": ["not an offence"], "refusal_grounds": ["dual-criminality"]});
+    // Both sealed in second 1000; the reply's addressee sorts first, its position is later.
+    let case = CaseMessages {
+        case_id: CaseId::generate(),
+        messages: vec![
+            StatMessage {
+                from: xb.clone(),
+                to: xa.clone(),
+                sent_at: 1000,
+                position: 4,
+                message: message("mla-status", refusal),
+            },
+            StatMessage {
+                from: xa.clone(),
+                to: xb.clone(),
+                sent_at: 1000,
+                position: 1,
+                message: message("mla-request", request),
+            },
+        ],
+    };
+    for (agency, direction) in [(xa, "outgoing"), (xb, "incoming")] {
+        let f = compute(
+            std::slice::from_ref(&case),
+            &Params {
+                agency,
+                from: 0,
+                until: 2000,
+                threshold: 5,
+            },
+        );
+        assert_eq!(f.cases.by_direction.get(direction), Some(&1), "{f:?}");
+        assert_eq!(f.cases.by_outcome.get("mla:refused"), Some(&1), "{f:?}");
+        assert_eq!(f.cases.by_refusal_ground.get("dual-criminality"), Some(&1));
+        assert_eq!(f.durations["acknowledgement"].median, Some(0));
+        assert_eq!(f.victims.total, None, "one victim: hidden");
+    }
+    // Out of the period: nothing counts.
+    let f = compute(
+        &[case],
+        &Params {
+            agency: AgencyId::new("XA.MOJ-CA").unwrap(),
+            from: 1001,
+            until: 2000,
+            threshold: 5,
+        },
+    );
+    assert_eq!((f.cases.total, f.messages.total), (0, 0));
+}

@@ -53,6 +53,9 @@ expected = {
     "rogatory_partner_settled": "counter",
     "rogatory_envelopes_received": "counter",
     "rogatory_envelopes_settled": "counter",
+    "rogatory_delivery_seconds": "histogram",
+    "rogatory_evidence_bytes": "counter",
+    "rogatory_audit_entries_appended": "counter",
 }
 for name, kind in expected.items():
     if name not in families:
@@ -76,6 +79,22 @@ if sample("rogatory_outbox_envelopes", state="settled") < 1:
     fail("no settled envelope in the outbox")
 if sample("rogatory_partner_key_state", partner=partner) != 1:
     fail("the partner's key state is not given")
+def named(family, name, **labels):
+    for s in families[family].samples:
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+            return s.value
+    fail(f"no sample {name} of {family} with {labels}")
+
+
+count = named("rogatory_delivery_seconds", "rogatory_delivery_seconds_count")
+if count < 1:
+    fail("the delivery time of the message settled is not observed")
+if named("rogatory_delivery_seconds", "rogatory_delivery_seconds_bucket", le="+Inf") != count:
+    fail("the delivery histogram's +Inf bucket is not its count")
+if named("rogatory_audit_entries_appended", "rogatory_audit_entries_appended_total") < 2:
+    fail("the audit entries of the case opened and the message sent are not counted")
+if named("rogatory_evidence_bytes", "rogatory_evidence_bytes_total", direction="fetched") != 0:
+    fail("evidence bytes counted where none moved")
 print(
     f"ok: /metrics parses with prometheus_client's OpenMetrics parser ({len(families)} families, "
     f"types as documented); it counts the message settled with {partner}; without a token, 401"
