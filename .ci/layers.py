@@ -37,7 +37,8 @@ LAYERS = {
     "net": {"engine", "evidence", "store"},
     "api": {"engine", "net", "store", "cases", "evidence", "export", "stats"},
     "client": {"api"},
-    "daemon": {"api", "net", "engine", "evidence", "store", "cases"},
+    "console": {"api"},
+    "daemon": {"api", "console", "net", "engine", "evidence", "store", "cases"},
     "cli": {"api", "client", "daemon", "net", "engine", "store", "cases", "evidence", "export", "stats"},
 }
 # In net/: calls that would read or write the disk on the event loop.

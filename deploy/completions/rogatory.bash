@@ -31,6 +31,9 @@ _rogatory() {
             rogatory,completions)
                 cmd="rogatory__subcmd__completions"
                 ;;
+            rogatory,console)
+                cmd="rogatory__subcmd__console"
+                ;;
             rogatory,deadlines)
                 cmd="rogatory__subcmd__deadlines"
                 ;;
@@ -345,6 +348,9 @@ _rogatory() {
                 ;;
             rogatory__subcmd__help,completions)
                 cmd="rogatory__subcmd__help__subcmd__completions"
+                ;;
+            rogatory__subcmd__help,console)
+                cmd="rogatory__subcmd__help__subcmd__console"
                 ;;
             rogatory__subcmd__help,deadlines)
                 cmd="rogatory__subcmd__help__subcmd__deadlines"
@@ -815,7 +821,7 @@ _rogatory() {
 
     case "${cmd}" in
         rogatory)
-            opts="-h -V --passphrase-file --help --version demo init run send inbox outbox message case extradition deadlines stats evidence status deliver peer directory keygen card keys user envelope request audit backup restore migrate openapi reference manpages completions help"
+            opts="-h -V --passphrase-file --help --version demo init run send inbox outbox message case extradition deadlines stats evidence console status deliver peer directory keygen card keys user envelope request audit backup restore migrate openapi reference manpages completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1703,6 +1709,28 @@ _rogatory() {
                 return 0
             fi
             case "${prev}" in
+                --passphrase-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rogatory__subcmd__console)
+            opts="-h -V --data-dir --no-open --passphrase-file --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --passphrase-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -2609,7 +2637,7 @@ _rogatory() {
             return 0
             ;;
         rogatory__subcmd__help)
-            opts="demo init run send inbox outbox message case extradition deadlines stats evidence status deliver peer directory keygen card keys user envelope request audit backup restore migrate openapi reference manpages completions help"
+            opts="demo init run send inbox outbox message case extradition deadlines stats evidence console status deliver peer directory keygen card keys user envelope request audit backup restore migrate openapi reference manpages completions help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2903,6 +2931,20 @@ _rogatory() {
             return 0
             ;;
         rogatory__subcmd__help__subcmd__completions)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        rogatory__subcmd__help__subcmd__console)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

@@ -11,6 +11,7 @@ pub mod cases;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod console;
 pub mod daemon;
 pub mod engine;
 pub mod evidence;

@@ -282,12 +282,14 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
 }
 
 /// Binds the API (TCP on loopback, and the Unix socket in the data directory) and serves it
-/// until `stop` turns true; writes `api.addr`.
+/// until `stop` turns true; writes `api.addr`. `beside` adds what is served with the API (the
+/// console), given the API's router and the address bound.
 pub async fn start(
     dir: &Path,
     bind: SocketAddr,
     state: Arc<ApiState>,
     stop: tokio::sync::watch::Receiver<bool>,
+    beside: impl FnOnce(axum::Router, SocketAddr) -> axum::Router,
 ) -> Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listeners = listen::bind(dir, bind).await?;
     let addr = listeners.tcp.local_addr()?;
@@ -297,7 +299,7 @@ pub async fn start(
         false,
         true,
     )?;
-    let app = router(state);
+    let app = beside(router(state), addr);
     let task = tokio::spawn(listen::serve(listeners, app, stop));
     Ok((addr, task))
 }

@@ -11,6 +11,7 @@ mod audit;
 mod backup;
 mod card;
 mod cases;
+mod console;
 mod daemon;
 mod demo;
 mod directory;
@@ -93,6 +94,10 @@ pub enum Command {
     /// manifest, list them (running node).
     #[command(subcommand)]
     Evidence(evidence::EvidenceCommand),
+    /// Where the running node's console is (the web interface for clerks, officers and
+    /// auditors, on the local API's loopback address), and open it in a browser where there is
+    /// one.
+    Console(console::ConsoleArgs),
     /// Is the node running? Partners, connections, queue depths. Exits 1 when it is not running.
     Status(online::Common),
     /// Deliver one envelope sealed offline to a pinned partner's node and verify the receipt
@@ -177,6 +182,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Outbox(a) => online::outbox(a),
         Command::Message(c) => online::message(c),
         Command::Status(a) => online::status(a),
+        Command::Console(a) => console::run(a),
         Command::Case(c) => cases::case(c),
         Command::Extradition(c) => cases::extradition(c),
         Command::Deadlines(a) => cases::deadlines(a),

@@ -210,8 +210,15 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<Outcome> {
     drop(token);
     drop(worker);
     let (stop_api, api_stopped) = tokio::sync::watch::channel(false);
-    let (api_addr, api_task) =
-        crate::api::start(dir, opts.config.api.bind, api_state, api_stopped).await?;
+    let agency = me.to_string();
+    let (api_addr, api_task) = crate::api::start(
+        dir,
+        opts.config.api.bind,
+        api_state,
+        api_stopped,
+        |api, addr| crate::console::with_console(api, addr, &agency),
+    )
+    .await?;
 
     // Deadlines passed or near, in the log before anything else happens.
     crate::cases::log_deadlines(&store);
@@ -221,6 +228,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<Outcome> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     println!("api on {api_addr}");
+    println!("console on http://{api_addr}/");
     println!("{me} running as peer {peer}");
     tracing::info!(agency = %me, %peer, api = %api_addr, "node started");
 

@@ -318,17 +318,24 @@ fn bars(o: &mut String, title: &str, counts: &Counts) {
 /// Content-Security-Policy allows none).
 pub fn html(f: &Figures) -> String {
     let e = crate::bundle::esc;
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n<title>Statistics of {} — {} to {}</title>\n<style>body{{font-family:sans-serif;margin:2em;max-width:60em}}svg text{{font-size:13px}}rect.bar{{fill:#2b6cb0}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:.2em .6em;text-align:right}}th{{background:#eee}}.sup{{color:#777}}</style></head><body>\n<h1>Statistics of {}</h1>\n{}</body></html>\n",
+        e(&f.agency),
+        e(&f.from),
+        e(&f.until),
+        e(&f.agency),
+        html_body(f)
+    )
+}
+
+/// The report's content (headings, charts, tables) without the document around it: what the
+/// console's statistics page shows inside its own frame.
+pub fn html_body(f: &Figures) -> String {
+    let e = crate::bundle::esc;
     let mut o = String::new();
     let _ = writeln!(
         o,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n<title>Statistics of {} — {} to {}</title>\n<style>body{{font-family:sans-serif;margin:2em;max-width:60em}}svg text{{font-size:13px}}rect.bar{{fill:#2b6cb0}}table{{border-collapse:collapse}}td,th{{border:1px solid #999;padding:.2em .6em;text-align:right}}th{{background:#eee}}.sup{{color:#777}}</style></head><body>",
-        e(&f.agency),
-        e(&f.from),
-        e(&f.until)
-    );
-    let _ = writeln!(
-        o,
-        "<h1>Statistics of {}</h1><p>From {} to {} (UTC). {} cases begun, {} messages sent or received. Computed by the node from its audit logs and case records (spec/STATS.md); a recomputation from the export bundles (<code>rogatory-verify --stats</code>) gives the same figures.</p>",
+        "<p>Statistics of {}, from {} to {} (UTC). {} cases begun, {} messages sent or received. Computed by the node from its audit logs and case records (spec/STATS.md); a recomputation from the export bundles (<code>rogatory-verify --stats</code>) gives the same figures.</p>",
         e(&f.agency),
         e(&f.from),
         e(&f.until),
@@ -389,6 +396,5 @@ pub fn html(f: &Figures) -> String {
         "Extradition deadlines (ECE Art. 16(4), 18(4); CETS 209 Art. 7)",
         &f.extradition_deadlines,
     );
-    let _ = writeln!(o, "</body></html>");
     o
 }

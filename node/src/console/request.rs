@@ -1,0 +1,261 @@
+//! The new MLA request page: a form built from the request schema, what is still missing
+//! (UNTOC Art. 18(15), the message's own validation) shown as the clerk types, and sending it
+//! (kept as a draft when the clerk may only draft it).
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{Method, StatusCode};
+use maud::{Markup, html};
+use rogatory_proto::message::{AGE_BANDS, GENDERS, Message, MessageType};
+use serde_json::{Value, json};
+
+use super::pages::{Page, enc};
+use super::render::{csrf, layout, page_html};
+use super::{Console, Failure, Fields, Signed, Who, field, form, see_other};
+use crate::api::wire::{Sent, Status};
+
+/// The form of a new MLA request, with what the clerk typed and what is still missing.
+fn request_form(who: &Who, partners: &[String], f: &Fields, problems: Option<Markup>) -> Markup {
+    let l = who.lang;
+    let v = |k: &str| field(f, k).to_string();
+    let text = |name: &str, key: &str, required: bool| {
+        html! { p {
+            label for=(name) { (l.t(key)) @if required { " *" } }
+            input id=(name) name=(name) value=(v(name));
+        } }
+    };
+    let area = |name: &str, key: &str| {
+        html! { p {
+            label for=(name) { (l.t(key)) " *" }
+            textarea id=(name) name=(name) rows="3" { (v(name)) }
+        } }
+    };
+    let choice = |name: &str, key: &str, options: &[&str]| {
+        html! { p {
+            label for=(name) { (l.t(key)) }
+            select id=(name) name=(name) {
+                option value="" { "—" }
+                @for o in options { option value=(o) selected[v(name) == *o] { (o) } }
+            }
+        } }
+    };
+    let measures: Vec<&str> = rogatory_proto::message::AssistanceKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    html! {
+        form #new-request method="post" action="/new" {
+            (csrf(who))
+            div #problems aria-live="polite" { @if let Some(p) = problems { (p) } }
+            fieldset {
+                legend { (l.t("new-parties")) }
+                p {
+                    label for="to" { (l.t("field-to")) " *" }
+                    select id="to" name="to" {
+                        @for p in partners { option value=(p) selected[v("to") == *p] { (p) } }
+                    }
+                }
+                (text("requesting_name", "field-requesting-name", true))
+                (text("requested_name", "field-requested-name", true))
+                (choice("legal_kind", "field-legal-kind", &["treaty", "reciprocity", "domestic-law"]))
+                (text("instrument", "field-instrument", false))
+            }
+            fieldset {
+                legend { (l.t("new-facts")) }
+                (choice("proceedings_kind", "field-proceedings-kind", &["investigation", "prosecution", "trial", "appeal", "execution-of-sentence", "asset-recovery"]))
+                (text("subject", "field-subject", true))
+                (area("facts", "field-facts"))
+                (text("offence", "field-offence", true))
+                (text("legal_classification", "field-legal-classification", true))
+                (text("iccs", "field-iccs", false))
+            }
+            fieldset {
+                legend { (l.t("new-victim")) }
+                (text("victim", "field-victim-pseudonym", false))
+                (choice("age_band", "field-age-band", &AGE_BANDS))
+                (choice("gender", "field-gender", &GENDERS))
+            }
+            fieldset {
+                legend { (l.t("new-assistance")) }
+                (choice("measure", "field-measure", &measures))
+                (text("measure_description", "field-measure-description", true))
+                (text("target", "field-target", true))
+                (area("purpose", "field-purpose"))
+                (choice("urgency", "field-urgency", &["routine", "urgent", "emergency"]))
+                (text("urgency_reason", "field-urgency-reason", false))
+                (text("language", "field-language", true))
+            }
+            button type="submit" name="action" value="send" { (l.t("new-send")) }
+        }
+    }
+}
+
+/// The MLA request the form describes, as the API takes it (only what was given: an empty
+/// field is left out, and the validation says what is missing).
+fn request_body(me: &str, f: &Fields) -> Value {
+    let v = |k: &str| field(f, k).trim().to_string();
+    let country = |a: &str| a.split('.').next().unwrap_or("").to_string();
+    let language = if v("language").is_empty() {
+        "en".to_string()
+    } else {
+        v("language")
+    };
+    let mut legal = json!({});
+    if !v("legal_kind").is_empty() {
+        legal["kind"] = json!(v("legal_kind"));
+    }
+    if !v("instrument").is_empty() {
+        legal["instrument"] = json!(v("instrument"));
+    }
+    let mut proceedings = json!({"subject": v("subject")});
+    if !v("proceedings_kind").is_empty() {
+        proceedings["kind"] = json!(v("proceedings_kind"));
+    }
+    let mut offences = Vec::new();
+    if !v("offence").is_empty() || !v("legal_classification").is_empty() {
+        let mut o =
+            json!({"description": v("offence"), "legal_classification": v("legal_classification")});
+        if !v("iccs").is_empty() {
+            o["iccs"] = json!(v("iccs"));
+        }
+        offences.push(o);
+    }
+    let mut persons = Vec::new();
+    if !v("victim").is_empty() {
+        let mut p = json!({"role": "victim", "pseudonym": v("victim")});
+        if !v("age_band").is_empty() {
+            p["age_band"] = json!(v("age_band"));
+        }
+        if !v("gender").is_empty() {
+            p["gender"] = json!(v("gender"));
+        }
+        persons.push(p);
+    }
+    let mut assistance = Vec::new();
+    if !v("measure").is_empty() || !v("measure_description").is_empty() || !v("target").is_empty() {
+        let mut m = json!({"description": v("measure_description"), "targets": []});
+        if !v("measure").is_empty() {
+            m["kind"] = json!(v("measure"));
+        }
+        if !v("target").is_empty() {
+            m["targets"] = json!([{"kind": "account", "identifier": v("target")}]);
+        }
+        assistance.push(m);
+    }
+    let mut urgency = json!({"level": if v("urgency").is_empty() { "routine".to_string() } else { v("urgency") }});
+    if !v("urgency_reason").is_empty() {
+        urgency["reason"] = json!(v("urgency_reason"));
+    }
+    json!({
+        "requesting_authority": {"agency": me, "name": v("requesting_name"), "country": country(me), "contacts": [], "languages": [language]},
+        "requested_authority": {"agency": v("to"), "name": v("requested_name"), "country": country(&v("to")), "contacts": [], "languages": []},
+        "legal_basis": legal,
+        "proceedings": proceedings,
+        "summary_of_facts": v("facts"),
+        "offences": offences,
+        "persons": persons,
+        "assistance": assistance,
+        "purpose": v("purpose"),
+        "urgency": urgency,
+        "language": language,
+    })
+}
+
+/// What is missing or wrong in the request the form describes (UNTOC Art. 18(15) and the
+/// request schema), in words; empty when it may be sent.
+fn problems(me: &str, f: &Fields, l: super::Lang) -> Vec<(String, String)> {
+    match Message::from_json(MessageType::MlaRequest, &request_body(me, f)) {
+        Ok(m) => m
+            .problems()
+            .0
+            .into_iter()
+            .map(|p| (p.field, p.message))
+            .collect(),
+        Err(e) => vec![(String::new(), format!("{}: {e}", l.t("new-unreadable")))],
+    }
+}
+
+fn problems_list(l: super::Lang, p: &[(String, String)]) -> Markup {
+    html! {
+        @if p.is_empty() {
+            p.ok { (l.t("new-complete")) }
+        } @else {
+            div.missing role="alert" {
+                p { strong { (l.t_with("new-missing", &[("n", p.len().to_string())])) } }
+                ul { @for (f, m) in p { li data-field=(f) { @if !f.is_empty() { code { (f) } ": " } (m) } } }
+            }
+        }
+    }
+}
+
+async fn partner_ids(c: &Console, who: &Who) -> Result<Vec<String>, Failure> {
+    let status: Status = c.call(who, Method::GET, "/v1/status", None).await?;
+    Ok(status.peers.into_iter().map(|p| p.agency).collect())
+}
+
+/// A new MLA request.
+pub(super) async fn new_request(State(c): State<Arc<Console>>, Signed(who): Signed) -> Page {
+    let l = who.lang;
+    let partners = partner_ids(&c, &who).await?;
+    let body = html! {
+        p { (l.t("new-help")) }
+        (request_form(&who, &partners, &Vec::new(), None))
+    };
+    Ok(page_html(layout(
+        &who,
+        &c.agency,
+        "/new",
+        &l.t("nav-new"),
+        body,
+    )))
+}
+
+/// What is missing, for the page's script as the clerk types (an HTML fragment).
+pub(super) async fn check_request(
+    State(c): State<Arc<Console>>,
+    Signed(who): Signed,
+    body: axum::body::Bytes,
+) -> Page {
+    let f = form(&who, &body)?;
+    let p = problems(&c.agency, &f, who.lang);
+    Ok(page_html(problems_list(who.lang, &p)))
+}
+
+/// Sends the request (as a draft for approval, when the clerk may only draft it), or shows the
+/// form again with what is missing.
+pub(super) async fn send_request(
+    State(c): State<Arc<Console>>,
+    Signed(who): Signed,
+    body: axum::body::Bytes,
+) -> Page {
+    let l = who.lang;
+    let f = form(&who, &body)?;
+    let p = problems(&c.agency, &f, l);
+    if !p.is_empty() {
+        let partners = partner_ids(&c, &who).await?;
+        let body = html! { (request_form(&who, &partners, &f, Some(problems_list(l, &p)))) };
+        let mut r = page_html(layout(&who, &c.agency, "/new", &l.t("nav-new"), body));
+        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+        return Ok(r);
+    }
+    let sent: Sent = c
+        .call(
+            &who,
+            Method::POST,
+            "/v1/send",
+            Some(json!({"to": [field(&f, "to")], "case": "new", "type": "mla-request", "body": request_body(&c.agency, &f)})),
+        )
+        .await?;
+    Ok(match sent.draft {
+        Some(d) => see_other(&format!(
+            "/drafts?done={}",
+            enc(&l.t_with("draft-kept", &[("id", d.id.chars().take(8).collect())]))
+        )),
+        None => see_other(&format!(
+            "/cases/{}?done={}",
+            enc(&sent.case_id),
+            enc(&l.t("request-sent"))
+        )),
+    })
+}
