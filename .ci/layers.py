@@ -37,7 +37,7 @@ LAYERS = {
     "net": {"engine", "evidence", "store"},
     "api": {"engine", "net", "store", "cases", "evidence", "export", "stats"},
     "client": {"api"},
-    "console": {"api"},
+    "console": {"api", "evidence"},
     "daemon": {"api", "console", "net", "engine", "evidence", "store", "cases"},
     "cli": {"api", "client", "daemon", "net", "engine", "store", "cases", "evidence", "export", "stats"},
 }

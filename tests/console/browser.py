@@ -7,10 +7,18 @@ consoles show the same history. Then the security checks: a form without the CSR
 foreign Host header, a form posted from a page of another origin and the console framed by one
 are refused, and no page loads anything from outside the node.
 
-    browser.py XA_URL XB_URL CLERK_TOKEN PROSECUTOR_TOKEN XB_TOKEN
+Between them: XB adds an evidence file through its case page (uploaded, hashed and sealed as it
+arrives) and sends its manifest; XA's console shows it fetched and verified, and the file
+downloaded through XA's page is the one XB added; each side exports its bundle of the case for an
+auditor through the audit page, and an auditor signed in at XA verifies both in the console.
+
+    browser.py XA_URL XB_URL CLERK_TOKEN PROSECUTOR_TOKEN XB_TOKEN AUDITOR_TOKEN AUDITOR_CARD
 """
 
+import hashlib
 import http.server
+import os
+import tempfile
 import re
 import sys
 import threading
@@ -32,7 +40,8 @@ def WebDriverWait(d, within, poll_frequency=0.2):
     return _Wait(d, within, poll_frequency=poll_frequency,
                  ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
 
-xa, xb, clerk, prosecutor, xb_token = sys.argv[1:6]
+xa, xb, clerk, prosecutor, xb_token, auditor, auditor_card = sys.argv[1:8]
+work = tempfile.mkdtemp()
 checks = 0
 
 
@@ -183,7 +192,69 @@ try:
     assert hist_a == hist_b == ["registered", "more-information-requested", "information-provided"], (hist_a, hist_b)
     ok(f"both consoles show the same history: {' → '.join(hist_a)}")
 
+    def fetch(d, base, href):
+        """Fetches a link of the page with the browser's session cookie (a download)."""
+        session = [c for c in d.get_cookies() if c["name"] == "rogatory_console"][0]["value"]
+        req = urllib.request.Request(base + href, headers={"Cookie": f"rogatory_console={session}"})
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.read()
+        except urllib.error.HTTPError as e:
+            raise AssertionError(f"{href}: {e.code} {e.read().decode()[:500]}")
+
+    # --- Evidence: XB adds a file and sends its manifest; XA fetches, verifies, downloads ------
+    content = os.urandom(3 * 1024 * 1024 + 17)
+    path = os.path.join(work, "bank-records.csv")
+    with open(path, "wb") as f:
+        f.write(content)
+    b.get(f"{xb}/cases/{case}")
+    b.find_element(By.ID, "evidence-file").send_keys(path)
+    b.find_element(By.ID, "evidence-description").send_keys("Payment records of the account")
+    b.find_element(By.CSS_SELECTOR, "#evidence-add button[type=submit]").click()
+    WebDriverWait(b, 30).until(lambda d: "staged" in text(d, "#evidence"))
+    row = text(b, "#evidence")
+    assert hashlib.sha256(content).hexdigest()[:8] in b.page_source, row
+    ok("XB added a 3 MiB file through its case page: uploaded with progress, hashed and sealed as it arrived")
+    b.find_element(By.ID, "send-manifest").click()
+    WebDriverWait(b, 10).until(lambda d: "Manifest of 1 item(s) sent" in text(d, ".notice"))
+    wait_for(a, f"{xa}/cases/{case}", "#evidence", "verified", within=60)
+    got = fetch(a, xa, a.find_element(By.CSS_SELECTOR, "#evidence a.download").get_attribute("href").split(xa, 1)[1])
+    assert hashlib.sha256(got).digest() == hashlib.sha256(content).digest(), len(got)
+    ok("XA's console shows the item fetched and verified; downloaded through its page, it is the file XB added, byte for byte")
+
+    # --- Audit: each side exports its bundle for the auditor; the auditor verifies both -------
+    # At XA the auditor's own account reads the log (an issuing authority may not: `audit`).
+    a.get(f"{xa}/cases/{case}/audit")
+    assert "may not" in a.page_source, a.page_source[:300]
+    sign_in(a, xa, auditor)
+    bundles = []
+    for d, base in [(a, xa), (b, xb)]:
+        d.get(f"{base}/cases/{case}/audit")
+        assert len(d.find_elements(By.CSS_SELECTOR, "#log tbody tr")) > 3
+        assert "rogatory." in text(d, "#checkpoint")
+        d.find_element(By.CSS_SELECTOR, "#log tbody tr a").click()
+        WebDriverWait(d, 10).until(lambda d: "tlog-proof" in text(d, "#proof"))
+        d.get(f"{base}/cases/{case}/audit")
+        d.find_element(By.ID, "auditor-card").send_keys(auditor_card)
+        d.find_element(By.CSS_SELECTOR, "#bundle-export button").click()
+        WebDriverWait(d, 30).until(lambda d: d.find_elements(By.ID, "bundle-download"))
+        link = d.find_element(By.ID, "bundle-download")
+        assert "disclosed" in link.text, link.text
+        bundle = os.path.join(work, f"{len(bundles)}.bundle")
+        with open(bundle, "wb") as f:
+            f.write(fetch(d, base, link.get_attribute("href").split(base, 1)[1]))
+        bundles.append(bundle)
+    ok("each side's audit page shows its log with proofs and its checkpoint (to an official who may audit), and exports its bundle for the auditor")
+    a.get(xa + "/verify")
+    a.find_element(By.ID, "bundles").send_keys("\n".join(bundles))
+    a.find_element(By.CSS_SELECTOR, "#verify-form button").click()
+    WebDriverWait(a, 60).until(lambda d: d.find_elements(By.ID, "verdict"))
+    verdict = a.find_element(By.ID, "verdict")
+    assert "ok" in verdict.get_attribute("class") and verdict.text.startswith("VERIFIED"), verdict.text
+    ok(f"the auditor verified both sides' bundles in the console: {verdict.text[:60]!r}")
+
     # --- Languages, keyboard -------------------------------------------------------------------
+    a.get(f"{xa}/cases/{case}")
     Select(a.find_element(By.ID, "lang")).select_by_value("fr")
     a.find_element(By.CSS_SELECTOR, "form[action='/language'] button").click()
     WebDriverWait(a, 10).until(lambda d: "Dossiers" in text(d, "nav"))
@@ -202,11 +273,14 @@ try:
     ok("keyboard: the first Tab reaches the skip link, Enter moves to the content")
 
     # --- Nothing from outside --------------------------------------------------------------
-    for path in ["/", "/cases", f"/cases/{case}", "/new", "/inbox", "/outbox", "/drafts", "/partners", "/stats"]:
+    pages = ["/", "/cases", f"/cases/{case}", f"/cases/{case}/audit", "/new", "/inbox", "/outbox",
+             "/drafts", "/partners", "/stats", "/verify"]
+    for path in pages:
         a.get(xa + path)
         out = outside_resources(a, xa)
         assert out == [], (path, out)
-    ok("no page loads anything from outside the node (9 pages, resources and attributes)")
+        assert labelled(a) == [], (path, labelled(a))
+    ok(f"no page loads anything from outside the node, and every control has a label ({len(pages)} pages)")
 
     # --- Security ------------------------------------------------------------------------------
     session = [c for c in a.get_cookies() if c["name"] == "rogatory_console"][0]["value"]
@@ -270,3 +344,5 @@ try:
 finally:
     a.quit()
     b.quit()
+    import shutil
+    shutil.rmtree(work, ignore_errors=True)

@@ -46,6 +46,8 @@ done
 # approves it. XB has none: its console is signed in with the node's own token.
 "$bin" user add ana --role clerk --data-dir xa --token-out ana.token >/dev/null
 "$bin" user add pablo --role issuing-authority --data-dir xa --token-out pablo.token >/dev/null
+"$bin" user add vera --role auditor --data-dir xa --token-out vera.token >/dev/null
+"$bin" keygen --agency XZ.AUDIT --name "Court-appointed auditor" --out auditor >/dev/null
 # shellcheck source=tests/interop/node.sh
 . "$root/tests/interop/node.sh"
 urls=()
@@ -59,4 +61,4 @@ done
 grep -q "^console on ${urls[0]}/$" console.out
 echo "ok: rogatory run and rogatory console say where the console is: ${urls[0]}/"
 "$venv/bin/python" "$root/tests/console/browser.py" "${urls[0]}" "${urls[1]}" \
-    "$(cat ana.token)" "$(cat pablo.token)" "$(cat xb/api-token)"
+    "$(cat ana.token)" "$(cat pablo.token)" "$(cat xb/api-token)" "$(cat vera.token)" "$work/auditor/card.cose"

@@ -174,7 +174,9 @@ mod tests {
         // Every key the pages use is in the English catalog.
         let used = include_str!("pages.rs").to_string()
             + include_str!("render.rs")
-            + include_str!("request.rs");
+            + include_str!("request.rs")
+            + include_str!("evidence.rs")
+            + include_str!("audit.rs");
         let mut rest = used.as_str();
         while let Some(i) = rest.find(".t(\"") {
             let tail = &rest[i + 4..];

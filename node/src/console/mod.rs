@@ -7,7 +7,7 @@
 //! and nothing else — the same permissions, the same four-eyes rules, the same officials'
 //! signatures, the same audit entries under the official's name.
 //!
-//! What protects it, on every request ([`guard`]):
+//! What protects it, on every request (`guard`):
 //! - the `Host` header must name the loopback address the node listens on (a DNS rebinding
 //!   attack reaches it under another name, and is refused);
 //! - a strict Content-Security-Policy: only the node's own style sheet and script, no inline
@@ -18,6 +18,9 @@
 //! - the session is an `HttpOnly`, `SameSite=Strict` cookie naming a random id; the token never
 //!   reaches the browser again after sign-in. Sessions end after 8 hours idle, or on sign-out.
 
+mod audit;
+mod evidence;
+mod files;
 mod i18n;
 mod pages;
 mod render;
@@ -76,6 +79,10 @@ pub struct Console {
     sessions: Mutex<HashMap<String, Session>>,
     hosts: Vec<String>,
     agency: String,
+    /// The node's data directory (the console's working files are in `console/` there).
+    data: std::path::PathBuf,
+    /// Files made for one session to fetch once (exports), or kept for it (uploads to verify).
+    downloads: Mutex<HashMap<String, files::Download>>,
 }
 
 /// What a page handler knows of its session.
@@ -368,10 +375,13 @@ async fn guard(State(c): State<Arc<Console>>, req: Request, next: Next) -> Respo
     }
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
+    // A page that set its own (the verifier's report) keeps it.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        );
+    }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
@@ -511,9 +521,20 @@ async fn language(
 }
 
 /// The API's router with the console beside it: the console's pages at `/`, `/cases`, … and
-/// `/static/…`, each behind [`guard`]; the API's routes as they were. `addr` is the loopback
+/// `/static/…`, each behind `guard`; the API's routes as they were. `addr` is the loopback
 /// address the node listens on: the only `Host` the console answers to.
-pub fn with_console(api: axum::Router, addr: SocketAddr, agency: &str) -> axum::Router {
+pub fn with_console(
+    api: axum::Router,
+    addr: SocketAddr,
+    agency: &str,
+    data: &std::path::Path,
+) -> axum::Router {
+    // What an earlier run left in the working directory (downloads not fetched) goes.
+    if let Ok(entries) = std::fs::read_dir(data.join("console")) {
+        for e in entries.flatten() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
     let port = addr.port();
     let mut hosts = vec![format!("{addr}")];
     for h in ["127.0.0.1", "localhost", "[::1]"] {
@@ -527,6 +548,9 @@ pub fn with_console(api: axum::Router, addr: SocketAddr, agency: &str) -> axum::
         sessions: Mutex::new(HashMap::new()),
         hosts,
         agency: agency.to_string(),
+        // Absolute: the API takes absolute paths only (exports are written where it is told).
+        data: std::path::absolute(data).unwrap_or_else(|_| data.to_path_buf()),
+        downloads: Mutex::new(HashMap::new()),
     });
     let console = axum::Router::new()
         .route("/", get(pages::today))
@@ -548,6 +572,16 @@ pub fn with_console(api: axum::Router, addr: SocketAddr, agency: &str) -> axum::
         .route("/drafts/{id}/reject", post(pages::reject))
         .route("/partners", get(pages::partners))
         .route("/stats", get(pages::stats))
+        .route("/cases/{id}/evidence", axum::routing::put(evidence::upload))
+        .route("/cases/{id}/evidence/send", post(evidence::send))
+        .route("/cases/{id}/evidence/content", get(evidence::content))
+        .route("/cases/{id}/audit", get(audit::page))
+        .route("/cases/{id}/audit/proof", get(audit::proof))
+        .route("/cases/{id}/export", axum::routing::put(audit::export))
+        .route("/download/{id}", get(audit::download))
+        .route("/verify", get(audit::verify_page))
+        .route("/verify/upload", axum::routing::put(audit::verify_upload))
+        .route("/verify/report", get(audit::verify_report))
         .route("/static/console.css", get(style))
         .route("/static/console.js", get(script))
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&c), guard))

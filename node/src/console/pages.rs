@@ -6,20 +6,17 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::http::Method;
-use axum::response::Response;
 use maud::{Markup, PreEscaped, html};
 use rogatory_proto::case::Side;
 use rogatory_proto::message::{MlaStatus, RefusalGround};
 use serde_json::{Value, json};
 
-use super::render::{csrf, layout, notice, page_html, short, when};
-use super::{Console, Failure, Signed, Who, field, fields, form, see_other};
+use super::render::{Page, csrf, enc, layout, notice, page_html, short, when};
+use super::{Console, Signed, Who, field, fields, form, see_other};
 use crate::api::wire::{
     AlertRow, CaseSummary, CaseView, DeadlineRow, DraftRow, InboxRow, OutboxRow, Sent, Status,
 };
 use crate::people::Permission;
-
-pub(super) type Page = Result<Response, Failure>;
 
 fn done(q: &HashMap<String, String>) -> Option<&str> {
     q.get("done").map(String::as_str)
@@ -277,6 +274,14 @@ pub(super) async fn case(
     } else {
         Vec::new()
     };
+    let items: Vec<crate::api::wire::EvidenceRow> = c
+        .call(
+            &who,
+            Method::GET,
+            &format!("/v1/evidence/{}", enc(&id)),
+            None,
+        )
+        .await?;
     let body = html! {
         (notice(done(&q)))
         dl.summary {
@@ -343,6 +348,7 @@ pub(super) async fn case(
             h2 id="h-deadlines" { (l.t("case-deadlines")) }
             @if v.deadlines.is_empty() { p { (l.t("none")) } } @else { (deadline_table(&who, &v.deadlines, false)) }
         }
+        (super::evidence::section(&who, &s.case_id, &s.peer, &items))
     };
     let title = format!(
         "{} {}",
@@ -352,11 +358,6 @@ pub(super) async fn case(
             .unwrap_or_else(|| s.case_id.chars().take(8).collect())
     );
     Ok(page_html(layout(&who, &c.agency, "/cases", &title, body)))
-}
-
-/// Percent-encodes a path segment.
-pub(super) fn enc(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// Sets the next status of an MLA case: an `mla-status` message to the partner.

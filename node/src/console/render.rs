@@ -38,7 +38,7 @@ pub(super) fn csrf(who: &Who) -> Markup {
 }
 
 /// The pages of the navigation: path, catalog key.
-const NAV: [(&str, &str); 8] = [
+const NAV: [(&str, &str); 9] = [
     ("/", "nav-today"),
     ("/cases", "nav-cases"),
     ("/new", "nav-new"),
@@ -47,6 +47,7 @@ const NAV: [(&str, &str); 8] = [
     ("/drafts", "nav-drafts"),
     ("/partners", "nav-partners"),
     ("/stats", "nav-stats"),
+    ("/verify", "nav-verify"),
 ];
 
 /// A page in the console's frame: a skip link, the navigation (the current page marked for
@@ -173,4 +174,12 @@ pub(super) fn notice(text: Option<&str>) -> Markup {
             p.notice role="status" { (t) }
         }
     }
+}
+
+/// What a page handler answers.
+pub(super) type Page = Result<Response, super::Failure>;
+
+/// Percent-encodes a path segment.
+pub(super) fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

@@ -10,8 +10,7 @@ use maud::{Markup, html};
 use rogatory_proto::message::{AGE_BANDS, GENDERS, Message, MessageType};
 use serde_json::{Value, json};
 
-use super::pages::{Page, enc};
-use super::render::{csrf, layout, page_html};
+use super::render::{Page, csrf, enc, layout, page_html};
 use super::{Console, Failure, Fields, Signed, Who, field, form, see_other};
 use crate::api::wire::{Sent, Status};
 

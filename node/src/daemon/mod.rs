@@ -216,7 +216,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<Outcome> {
         opts.config.api.bind,
         api_state,
         api_stopped,
-        |api, addr| crate::console::with_console(api, addr, &agency),
+        |api, addr| crate::console::with_console(api, addr, &agency, dir),
     )
     .await?;
 

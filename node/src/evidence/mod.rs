@@ -132,8 +132,20 @@ pub fn hash_and_seal(
     if !meta.is_file() {
         bail!("{} is not a regular file", src.display());
     }
-    let size = meta.len();
     let mut reader = BufReader::with_capacity(CHUNK, file);
+    hash_and_seal_from(&mut reader, meta.len(), data, progress)
+        .with_context(|| format!("{} changed while it was read", src.display()))
+}
+
+/// [`hash_and_seal`] of content read from `reader`, which must give exactly `size` bytes (a
+/// file, or a browser's upload streamed through the console: the plaintext is never written
+/// to the node's disk). A staged copy left by a failure is removed.
+pub fn hash_and_seal_from(
+    reader: &mut dyn Read,
+    size: u64,
+    data: Option<&Path>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Hashed> {
     let mut hasher = sha2::Sha256::new();
     let mut out = match data {
         Some(d) => {
@@ -148,46 +160,51 @@ pub fn hash_and_seal(
                 .create_new(true)
                 .open(&path)
                 .with_context(|| format!("cannot create {}", path.display()))?;
-            Some((f, name, key))
+            Some((f, name, key, path))
         }
         None => None,
     };
-    let mut buf = Vec::with_capacity(CHUNK + stream::TAG);
-    let mut done = 0u64;
-    for index in 0..stream::chunks(size) {
-        let want = stream::plain_len(size, index)?;
-        // Reused: only the first chunk (or a shorter last one) changes its length.
-        buf.truncate(want);
-        if buf.len() < want {
-            buf.resize(want, 0);
+    let result = (|| -> Result<()> {
+        let mut buf = Vec::with_capacity(CHUNK + stream::TAG);
+        let mut done = 0u64;
+        for index in 0..stream::chunks(size) {
+            let want = stream::plain_len(size, index)?;
+            // Reused: only the first chunk (or a shorter last one) changes its length.
+            buf.truncate(want);
+            if buf.len() < want {
+                buf.resize(want, 0);
+            }
+            reader
+                .read_exact(&mut buf)
+                .with_context(|| format!("the content ended before its {size} bytes"))?;
+            hasher.update(&buf);
+            if let Some((f, _, key, _)) = out.as_mut() {
+                stream::seal_chunk(key, size, index, &mut buf)?;
+                f.write_all(&buf).context("cannot write the sealed copy")?;
+            }
+            done += want as u64;
+            progress(done);
         }
-        reader
-            .read_exact(&mut buf)
-            .with_context(|| format!("{} changed while it was read", src.display()))?;
-        hasher.update(&buf);
-        if let Some((f, _, key)) = out.as_mut() {
-            stream::seal_chunk(key, size, index, &mut buf)?;
-            f.write_all(&buf).context("cannot write the sealed copy")?;
+        let mut extra = [0u8; 1];
+        if reader.read(&mut extra)? != 0 {
+            bail!("the content is longer than its {size} bytes");
         }
-        done += want as u64;
-        progress(done);
-    }
-    let mut extra = [0u8; 1];
-    if reader.read(&mut extra)? != 0 {
-        bail!("{} grew while it was read", src.display());
+        if let Some((f, ..)) = out.as_ref() {
+            f.sync_all().context("cannot sync the sealed copy")?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        if let Some((_, _, _, path)) = out {
+            let _ = std::fs::remove_file(path);
+        }
+        return Err(e);
     }
     let sha256 = Sha256Digest(hasher.finalize().into());
-    let sealed = match out {
-        Some((f, name, key)) => {
-            f.sync_all().context("cannot sync the sealed copy")?;
-            Some((name, key))
-        }
-        None => None,
-    };
     Ok(Hashed {
         sha256,
         size,
-        sealed,
+        sealed: out.map(|(_, name, key, _)| (name, key)),
     })
 }
 

@@ -35,3 +35,125 @@
   });
   check();
 })();
+
+// Adding evidence: the file is sent as the request's body (the node hashes it, and seals it for
+// sending, as it arrives), with the progress of the upload shown.
+(function () {
+  var form = document.getElementById("evidence-add");
+  if (!form) {
+    return;
+  }
+  var status = document.getElementById("evidence-status");
+  var bar = document.getElementById("evidence-progress");
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var file = document.getElementById("evidence-file").files[0];
+    if (!file) {
+      return;
+    }
+    var q = new URLSearchParams({
+      name: file.name,
+      size: String(file.size),
+      mode: document.getElementById("evidence-mode").value,
+      description: document.getElementById("evidence-description").value,
+      method: document.getElementById("evidence-method").value,
+    });
+    var x = new XMLHttpRequest();
+    x.open("PUT", "/cases/" + encodeURIComponent(form.dataset.case) + "/evidence?" + q.toString());
+    x.setRequestHeader("x-csrf-token", form.dataset.csrf);
+    bar.hidden = false;
+    bar.value = 0;
+    x.upload.onprogress = function (p) {
+      if (p.lengthComputable) {
+        bar.value = Math.round((100 * p.loaded) / p.total);
+      }
+    };
+    x.onload = function () {
+      if (x.status === 200) {
+        var r = JSON.parse(x.responseText);
+        status.textContent = r.items.join(", ") + " · SHA-256 " + r.sha256;
+        window.location.reload();
+      } else {
+        status.textContent = x.status + ": " + x.responseText.replace(/<[^>]*>/g, " ");
+      }
+    };
+    x.onerror = function () {
+      status.textContent = "the upload failed";
+    };
+    status.textContent = "…";
+    x.send(file);
+  });
+})();
+
+// Exporting a case's bundle for an auditor: the auditor's card is sent, and a link to the bundle
+// is shown (it can be fetched once).
+(function () {
+  var form = document.getElementById("bundle-export");
+  if (!form) {
+    return;
+  }
+  var status = document.getElementById("bundle-status");
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var card = document.getElementById("auditor-card").files[0];
+    status.textContent = "…";
+    fetch("/cases/" + encodeURIComponent(form.dataset.case) + "/export", {
+      method: "PUT",
+      headers: { "x-csrf-token": form.dataset.csrf },
+      body: card || new Blob([]),
+      credentials: "same-origin",
+    })
+      .then(function (r) {
+        return r.ok ? r.json() : r.text().then(function (t) { throw new Error(r.status + ": " + t.replace(/<[^>]*>/g, " ")); });
+      })
+      .then(function (r) {
+        status.textContent = "";
+        var a = document.createElement("a");
+        a.id = "bundle-download";
+        a.href = r.download;
+        a.textContent = r.name + " (" + r.bytes + " B, SHA-256 " + r.sha256 + ", " + r.disclosed + " disclosed)";
+        status.appendChild(a);
+      })
+      .catch(function (err) {
+        status.textContent = String(err.message || err);
+      });
+  });
+})();
+
+// Verifying bundles: each file is uploaded, then the verifier's report is opened.
+(function () {
+  var form = document.getElementById("verify-form");
+  if (!form) {
+    return;
+  }
+  var status = document.getElementById("verify-status");
+  form.addEventListener("submit", function (e) {
+    e.preventDefault();
+    var files = Array.prototype.slice.call(document.getElementById("bundles").files, 0, 2);
+    status.textContent = "…";
+    Promise.all(files.map(function (f) {
+      return fetch("/verify/upload", {
+        method: "PUT",
+        headers: { "x-csrf-token": form.dataset.csrf },
+        body: f,
+        credentials: "same-origin",
+      }).then(function (r) {
+        return r.ok ? r.json() : r.text().then(function (t) { throw new Error(r.status + ": " + t.replace(/<[^>]*>/g, " ")); });
+      });
+    }))
+      .then(function (ids) {
+        window.location.assign("/verify/report?ids=" + ids.map(function (r) { return r.id; }).join(","));
+      })
+      .catch(function (err) {
+        status.textContent = String(err.message || err);
+      });
+  });
+})();
+
+// A section whose content is moving (evidence being fetched) is shown again every few seconds.
+(function () {
+  var moving = document.querySelector("[data-refresh]");
+  if (moving) {
+    setTimeout(function () { window.location.reload(); }, 1000 * Number(moving.dataset.refresh || 3));
+  }
+})();
