@@ -12,7 +12,10 @@ arrives) and sends its manifest; XA's console shows it fetched and verified, and
 downloaded through XA's page is the one XB added; each side exports its bundle of the case for an
 auditor through the audit page, and an auditor signed in at XA verifies both in the console.
 
-    browser.py XA_URL XB_URL CLERK_TOKEN PROSECUTOR_TOKEN XB_TOKEN AUDITOR_TOKEN AUDITOR_CARD
+XB also reports the next stage of an extradition XA opened, from the stages its page offers, and
+the partners page shows each partner's card with its root fingerprint.
+
+    browser.py XA_URL XB_URL CLERK_TOKEN PROSECUTOR_TOKEN XB_TOKEN AUDITOR_TOKEN AUDITOR_CARD EXTRADITION_CASE
 """
 
 import hashlib
@@ -23,6 +26,7 @@ import re
 import sys
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 
 from selenium import webdriver
@@ -30,17 +34,20 @@ from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import (NoSuchElementException, StaleElementReferenceException,
+                                        WebDriverException)
 from selenium.webdriver.support.ui import Select
 from selenium.webdriver.support.ui import WebDriverWait as _Wait
 
 
 def WebDriverWait(d, within, poll_frequency=0.2):
-    """Waits, reading the page again while it is being replaced."""
+    """Waits, reading the page again while it is being replaced (an element read as the page
+    goes is stale, or no longer in the document)."""
     return _Wait(d, within, poll_frequency=poll_frequency,
-                 ignored_exceptions=(NoSuchElementException, StaleElementReferenceException))
+                 ignored_exceptions=(NoSuchElementException, StaleElementReferenceException,
+                                     WebDriverException))
 
-xa, xb, clerk, prosecutor, xb_token, auditor, auditor_card = sys.argv[1:8]
+xa, xb, clerk, prosecutor, xb_token, auditor, auditor_card, extradition = sys.argv[1:9]
 work = tempfile.mkdtemp()
 checks = 0
 
@@ -192,10 +199,36 @@ try:
     assert hist_a == hist_b == ["registered", "more-information-requested", "information-provided"], (hist_a, hist_b)
     ok(f"both consoles show the same history: {' → '.join(hist_a)}")
 
-    def fetch(d, base, href):
-        """Fetches a link of the page with the browser's session cookie (a download)."""
+    # --- An extradition: XB reports the next stage from the stages its page offers -----------
+    wait_for(b, f"{xb}/cases/{extradition}", "#status", "provisional-arrest-requested")
+    offered = [e.get_attribute("data-stage") for e in b.find_elements(By.CSS_SELECTOR, "button[data-stage]")]
+    assert offered == ["arrested", "formal-request-received"], offered
+    b.find_element(By.CSS_SELECTOR, "button[data-stage='arrested']").click()
+    WebDriverWait(b, 10).until(lambda d: text(d, "#status") == "arrested")
+    assert "formal request must arrive" in text(b, "#h-deadlines + table"), text(b, "#h-deadlines + table")
+    wait_for(a, f"{xa}/cases/{extradition}", "#history", "arrested")
+    ok(f"XB reported the arrest from the stages its side may report ({offered}); the ECE deadlines run on both sides")
+
+    # --- Partners: cards with root fingerprints ----------------------------------------------
+    a.get(xa + "/partners")
+    row = text(a, "#directory tbody tr")
+    assert "XB.DOJ-CA" in row and "pinned by fingerprint" in row, row
+    assert re.fullmatch(r"[0-9a-f:]{20,}|[A-Z0-9 -]{20,}|\S{16,}", text(a, "#directory code.fingerprint")), text(a, "#directory code.fingerprint")
+    ok("the partners page shows each partner's card: name, root fingerprint, key history, who introduced and witnessed it")
+
+    def fetch(d, base, href, form=None):
+        """Fetches a link of the page (or posts one of its forms) with the browser's session
+        cookie: a download."""
         session = [c for c in d.get_cookies() if c["name"] == "rogatory_console"][0]["value"]
-        req = urllib.request.Request(base + href, headers={"Cookie": f"rogatory_console={session}"})
+        headers = {"Cookie": f"rogatory_console={session}"}
+        data = None
+        if form is not None:
+            data = urllib.parse.urlencode({
+                i.get_attribute("name"): i.get_attribute("value")
+                for i in form.find_elements(By.CSS_SELECTOR, "input[type=hidden]")
+            }).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        req = urllib.request.Request(base + href, data=data, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=60) as r:
                 return r.read()
@@ -218,7 +251,8 @@ try:
     b.find_element(By.ID, "send-manifest").click()
     WebDriverWait(b, 10).until(lambda d: "Manifest of 1 item(s) sent" in text(d, ".notice"))
     wait_for(a, f"{xa}/cases/{case}", "#evidence", "verified", within=60)
-    got = fetch(a, xa, a.find_element(By.CSS_SELECTOR, "#evidence a.download").get_attribute("href").split(xa, 1)[1])
+    download = a.find_element(By.CSS_SELECTOR, "#evidence form.download")
+    got = fetch(a, xa, download.get_attribute("action").split(xa, 1)[1], download)
     assert hashlib.sha256(got).digest() == hashlib.sha256(content).digest(), len(got)
     ok("XA's console shows the item fetched and verified; downloaded through its page, it is the file XB added, byte for byte")
 
@@ -310,6 +344,14 @@ try:
     code, _ = post("/language", "lang=fr", {"Cookie": f"rogatory_console={session}", "Origin": "http://attacker.example"})
     assert code == 403, code
     ok("a form posted with a foreign Origin is refused (403)")
+
+    a.get(f"{xa}/cases/{case}?done=Your+case+was+closed.+Call+%2B000+111")
+    assert a.find_elements(By.CSS_SELECTOR, ".notice") == [] and "Call +000" not in a.page_source
+    ok("a link cannot make a page say something: notices are kept in the session, never read from the address")
+    req = urllib.request.Request(xa + "/", headers={"Cookie": f"rogatory_console={session}; rogatory_console={'0' * 64}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        assert r.url.endswith("/login"), r.url
+    ok("a request carrying two session cookies (one planted by another server of this host) names no session")
 
     # A page of another origin (another port) that frames the console and posts a form to it.
     class Evil(http.server.BaseHTTPRequestHandler):

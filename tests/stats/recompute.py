@@ -113,6 +113,8 @@ def suppress(counts, threshold):
     while True:
         found = next(((r, c) for r in range(nr) for c in range(nc) if hidden[r][c] and bridge(r, c)), None)
         if found is None:
+            found = exposed(rows, hidden)
+        if found is None:
             break
         r, c = found
         cands = [(rows[i][j], i, j) for (i, j) in [(r, j) for j in range(nc)] + [(i, c) for i in range(nr)]
@@ -132,6 +134,47 @@ def suppress(counts, threshold):
         "total": show(R, C),
         "suppressed": sum(h for r in hidden for h in r),
     }
+
+
+def exposed(m, hidden):
+    """spec/STATS.md §5: the first hidden entry (row-major) that each line's equation narrows to
+    one value, every hidden entry being at least 1 and unbounded above; None if there is none."""
+    nr, nc = len(m), len(m[0])
+    lo = [[1] * nc for _ in range(nr)]
+    hi = [[None] * nc for _ in range(nr)]
+    lines = [[(r, c) for c in range(nc)] for r in range(nr)] + [[(r, c) for r in range(nr)] for c in range(nc)]
+    for _ in range(1000):
+        changed = False
+        for line in lines:
+            coef = lambda i: -1 if i == len(line) - 1 else 1
+            shown = sum(coef(i) * m[r][c] for i, (r, c) in enumerate(line) if not hidden[r][c])
+            for i, (r, c) in enumerate(line):
+                if not hidden[r][c]:
+                    continue
+                tmin, tmax = 0, 0
+                for j, (q, d) in enumerate(line):
+                    if j == i or not hidden[q][d]:
+                        continue
+                    if coef(j) > 0:
+                        a, b = lo[q][d], hi[q][d]
+                    else:
+                        a, b = (None if hi[q][d] is None else -hi[q][d]), -lo[q][d]
+                    tmin = None if tmin is None or a is None else tmin + a
+                    tmax = None if tmax is None or b is None else tmax + b
+                s = -shown
+                if coef(i) > 0:
+                    low, high = (None if tmax is None else s - tmax), (None if tmin is None else s - tmin)
+                else:
+                    low, high = (None if tmin is None else tmin - s), (None if tmax is None else tmax - s)
+                if low is not None and low > lo[r][c]:
+                    lo[r][c] = low
+                    changed = True
+                if high is not None and (hi[r][c] is None or high < hi[r][c]):
+                    hi[r][c] = high
+                    changed = True
+        if not changed:
+            break
+    return next(((r, c) for r in range(nr) for c in range(nc) if hidden[r][c] and hi[r][c] == lo[r][c]), None)
 
 
 def ece_deadlines(history, today):
@@ -312,6 +355,10 @@ def main():
         shown = [v for r in t["cells"] for v in r] + t["row_totals"] + t["column_totals"] + [t["total"]]
         small = [v for v in shown if v is not None and 0 < v < fig["threshold"]]
         got = recoverable(t)
+        m = [[0 if v is None else v for v in r] for r in [r + [x] for r, x in zip(t["cells"], t["row_totals"])] + [t["column_totals"] + [t["total"]]]]
+        hid = [[v is None for v in r] for r in [r + [x] for r, x in zip(t["cells"], t["row_totals"])] + [t["column_totals"] + [t["total"]]]]
+        if exposed(m, hid) is not None:
+            got.append(("interval attack", exposed(m, hid)))
         if small or got:
             print(f"FAIL: shown below the threshold: {small}; recovered: {got}")
             sys.exit(1)

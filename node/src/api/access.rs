@@ -33,7 +33,7 @@ pub const PERMISSIONS: &[(&str, &str, Permission)] = {
         ("GET", "/v1/cases/{id}", Read),
         ("POST", "/v1/cases/{id}/export", Export),
         ("GET", "/v1/deadlines", Read),
-        ("GET", "/v1/stats", Read),
+        ("GET", "/v1/stats", Content),
         ("GET", "/v1/evidence/{case}", Read),
         ("POST", "/v1/evidence/{case}", Send),
         ("POST", "/v1/evidence/{case}/send", Send),

@@ -19,7 +19,8 @@ fn bound(s: &str, end: bool) -> Option<u64> {
 /// direction, partner, kind, offence (ICCS), measure, urgency, outcome and refusal ground;
 /// victims by age band and gender with small counts suppressed; the times from an MLA request
 /// to its acknowledgement, registration, execution and closing; extradition deadlines met and
-/// missed. The same figures as `rogatory-verify --stats` over the node's export bundles.
+/// missed. The same figures as `rogatory-verify --stats` over the node's export bundles. Needs
+/// the `content` permission: a period holding one case shows that case's offences and measures.
 #[utoipa::path(get, path = "/v1/stats", tag = "cases", params(StatsQuery),
     responses((status = 200, description = "The figures (format rogatory-stats/1, spec/STATS.md §4)", body = Object),
         (status = 422, description = "Refused as given", body = ErrorBody),
@@ -49,8 +50,11 @@ pub async fn stats(
         return Err(ApiError::invalid("the period ends before it starts"));
     }
     let threshold = q.threshold.unwrap_or(stats::DEFAULT_THRESHOLD);
-    if threshold < 1 {
-        return Err(ApiError::invalid("the suppression threshold is at least 1"));
+    if threshold < stats::DEFAULT_THRESHOLD {
+        return Err(ApiError::invalid(format!(
+            "the suppression threshold is at least {} (spec/STATS.md §5)",
+            stats::DEFAULT_THRESHOLD
+        )));
     }
     let params = Params {
         agency: s.me.card.id().clone(),

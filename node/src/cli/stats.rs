@@ -21,7 +21,7 @@ pub struct StatsArgs {
     #[arg(long)]
     pub until: Option<String>,
     /// Victim counts from 1 to THRESHOLD − 1 are never shown, nor any count from which one
-    /// could be worked out.
+    /// could be worked out (at least 5).
     #[arg(long, default_value_t = rogatory_proto::stats::DEFAULT_THRESHOLD)]
     pub threshold: u64,
     /// Output format.

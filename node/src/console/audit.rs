@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use maud::html;
 use serde_json::json;
 
-use super::files::{csrf_header, fresh, save, stream};
-use super::render::{Page, enc, layout, page_html, short, when};
+use super::files::{csrf_header, fresh, room, save, stream};
+use super::render::{Page, enc, short, when};
 use super::{Console, Failure, Signed};
 use crate::api::wire::{CheckpointText, Exported, LogEntry, ProofText};
 
@@ -23,6 +23,25 @@ const MAX_CARD: u64 = 1 << 20;
 const MAX_BUNDLE: u64 = 4 << 30;
 /// Bundles verified at once, across sessions.
 static VERIFYING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(1);
+/// Files being received at once, across sessions (cards, bundles to verify).
+static SAVING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// The caller, asked of the API again: an account disabled since sign-in is refused here too.
+async fn still(
+    c: &Console,
+    who: &super::Who,
+    need: crate::people::Permission,
+) -> Result<(), Failure> {
+    let me: crate::api::wire::Me = c.call(who, Method::GET, "/v1/me", None).await?;
+    if me.permissions.contains(&need) {
+        Ok(())
+    } else {
+        Err(Failure(
+            StatusCode::FORBIDDEN,
+            format!("{} may not do this ({need:?})", who.user),
+        ))
+    }
+}
 
 /// A case's audit log, its checkpoint, and its export for an auditor.
 pub(super) async fn page(
@@ -97,7 +116,7 @@ pub(super) async fn page(
         l.t("audit-title"),
         case.chars().take(8).collect::<String>()
     );
-    Ok(page_html(layout(&who, &c.agency, "/cases", &title, body)))
+    c.page(&who, "/cases", &title, body)
 }
 
 /// The inclusion proof of one entry (c2sp.org/tlog-proof), as text an auditor checks offline
@@ -123,7 +142,7 @@ pub(super) async fn proof(
         pre #proof { (p.proof) }
     };
     let title = l.t_with("proof-of", &[("n", index.to_string())]);
-    Ok(page_html(layout(&who, &c.agency, "/cases", &title, body)))
+    c.page(&who, "/cases", &title, body)
 }
 
 /// Exports the case's bundle, its content disclosed to the auditor whose card is the body (or
@@ -136,8 +155,15 @@ pub(super) async fn export(
     body: Body,
 ) -> Page {
     csrf_header(&who, &headers)?;
+    room(&headers, &c.data, MAX_CARD)?;
     let card = fresh(&c.data, "card")?;
-    let size = save(body, card.clone(), MAX_CARD).await?;
+    let size = {
+        let _turn = SAVING
+            .acquire()
+            .await
+            .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        save(body, card.clone(), MAX_CARD).await?
+    };
     let out = fresh(&c.data, "bundle")?;
     let mut req = json!({"out": out});
     if size > 0 {
@@ -172,6 +198,7 @@ pub(super) async fn download(
     Signed(who): Signed,
     Path(id): Path<String>,
 ) -> Result<Response, Failure> {
+    still(&c, &who, crate::people::Permission::Read).await?;
     match c.take(&who, &id) {
         Some(d) => Ok(stream(d)),
         None => Err(Failure(
@@ -184,6 +211,7 @@ pub(super) async fn download(
 /// The page where an auditor uploads one bundle, or both sides' bundles of a case.
 pub(super) async fn verify_page(State(c): State<Arc<Console>>, Signed(who): Signed) -> Page {
     let l = who.lang;
+    still(&c, &who, crate::people::Permission::Audit).await?;
     let body = html! {
         p { (l.t("verify-help")) }
         form #verify-form data-csrf=(who.csrf) {
@@ -193,13 +221,7 @@ pub(super) async fn verify_page(State(c): State<Arc<Console>>, Signed(who): Sign
             p #verify-status aria-live="polite" {}
         }
     };
-    Ok(page_html(layout(
-        &who,
-        &c.agency,
-        "/verify",
-        &l.t("nav-verify"),
-        body,
-    )))
+    c.page(&who, "/verify", &l.t("nav-verify"), body)
 }
 
 /// Keeps one uploaded bundle for this session's verification; answers its id.
@@ -210,8 +232,16 @@ pub(super) async fn verify_upload(
     body: Body,
 ) -> Page {
     csrf_header(&who, &headers)?;
+    still(&c, &who, crate::people::Permission::Audit).await?;
+    room(&headers, &c.data, MAX_BUNDLE)?;
     let path = fresh(&c.data, "verify")?;
-    save(body, path.clone(), MAX_BUNDLE).await?;
+    {
+        let _turn = SAVING
+            .acquire()
+            .await
+            .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+        save(body, path.clone(), MAX_BUNDLE).await?;
+    }
     let link = c.offer(&who, path, "bundle", "application/cbor")?;
     let id = link.rsplit('/').next().unwrap_or("").to_string();
     Ok(axum::Json(json!({"id": id})).into_response())

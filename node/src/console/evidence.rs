@@ -2,7 +2,6 @@
 //! file (uploaded, hashed and sealed as it arrives, with progress), sending the manifest, and
 //! downloading an item's content once verified.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -23,6 +22,8 @@ use crate::people::Permission;
 const MAX_ITEM: u64 = 64 << 30;
 /// Uploads hashed at once, across sessions.
 static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+/// Items exported for download at once, across sessions.
+static EXPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// The evidence section of a case page.
 pub(super) fn section(who: &Who, case: &str, peer: &str, rows: &[EvidenceRow]) -> Markup {
@@ -47,7 +48,21 @@ pub(super) fn section(who: &Who, case: &str, peer: &str, rows: &[EvidenceRow]) -
                     tbody { @for r in rows {
                         tr data-item=(r.item_id) {
                             th scope="row" { (r.item_id) }
-                            td { (r.description) }
+                            td {
+                                (r.description)
+                                @if let Some(chain) = r.custody.as_array().filter(|c| !c.is_empty()) {
+                                    details {
+                                        summary { (l.t_with("custody-n", &[("n", chain.len().to_string())])) }
+                                        ol.custody { @for e in chain {
+                                            li {
+                                                (e.get("at").and_then(|x| x.as_str()).map(|t| l.time(t)).unwrap_or_default()) " — "
+                                                (e.get("actor").and_then(|x| x.as_str()).unwrap_or("")) ": "
+                                                (e.get("action").and_then(|x| x.as_str()).unwrap_or(""))
+                                            }
+                                        } }
+                                    }
+                                }
+                            }
                             td { (r.direction) }
                             td.state { (r.state) @if let Some(p) = &r.problem { ": " (p) } }
                             td { (crate::evidence::human_size(r.size)) }
@@ -56,7 +71,11 @@ pub(super) fn section(who: &Who, case: &str, peer: &str, rows: &[EvidenceRow]) -
                             } }
                             td { @if let Some(h) = &r.sha256 { (short(h)) } }
                             td { @if r.held_here && (r.direction == "outgoing" || r.state == "verified") && who.may(Permission::Content) {
-                                a.download href={ "/cases/" (case) "/evidence/content?item=" (enc(&r.item_id)) } { (l.t("download")) }
+                                form.download method="post" action={ "/cases/" (case) "/evidence/content" } {
+                                    (csrf(who))
+                                    input type="hidden" name="item" value=(r.item_id);
+                                    button type="submit" aria-label={ (l.t("download")) " " (r.item_id) } { (l.t("download")) }
+                                }
                             } }
                         }
                     } }
@@ -137,8 +156,12 @@ pub(super) async fn upload(
         "hash-only" => TransferMode::HashOnly,
         other => return Err(bad(format!("{other}: the mode is send or hash-only"))),
     };
-    if u.size > MAX_ITEM {
-        return Err(bad(format!("larger than {MAX_ITEM} bytes")));
+    let announced = super::files::room(&headers, &c.data, MAX_ITEM)?;
+    if announced != u.size {
+        return Err(bad(format!(
+            "the upload is {announced} bytes, not {}",
+            u.size
+        )));
     }
     // The case must be one this node holds before anything is read.
     let _: serde_json::Value = c
@@ -260,13 +283,8 @@ pub(super) async fn send(
             Some(json!({"to": view.summary.peer})),
         )
         .await?;
-    Ok(see_other(&format!(
-        "/cases/{}?done={}",
-        enc(&case),
-        enc(&who
-            .lang
-            .t_with("manifest-sent", &[("n", sent.items.len().to_string())]))
-    )))
+    c.flash(&who, "manifest-sent", Some(sent.items.len().to_string()));
+    Ok(see_other(&format!("/cases/{}", enc(&case))))
 }
 
 /// Downloads an item's content: exported by the node (verified against its hash, logged), then
@@ -275,9 +293,15 @@ pub(super) async fn content(
     State(c): State<Arc<Console>>,
     Signed(who): Signed,
     Path(case): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    body: axum::body::Bytes,
 ) -> Result<Response, Failure> {
-    let item = q.get("item").cloned().unwrap_or_default();
+    let f = form(&who, &body)?;
+    let item = super::field(&f, "item").to_string();
+    // A few at once: each writes a plaintext copy until it is streamed.
+    let _turn = EXPORTS
+        .acquire()
+        .await
+        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let out = fresh(&c.data, "evidence")?;
     let done: EvidenceExported = c
         .call(

@@ -16,8 +16,14 @@ use super::{Console, Failure, Who, same};
 
 /// A download not fetched within this is deleted.
 const KEEP: Duration = Duration::from_secs(600);
-/// Downloads waiting at once, across sessions.
+/// Files waiting at once, across sessions.
 const MAX_DOWNLOADS: usize = 32;
+/// Files waiting at once for one session.
+const PER_SESSION: usize = 4;
+/// An upload or a download that moves no byte for this long is abandoned.
+const STALL: Duration = Duration::from_secs(60);
+/// Free space an upload must leave on the data directory's disk.
+const RESERVE: u64 = 1 << 30;
 
 /// A file waiting to be fetched once.
 pub(super) struct Download {
@@ -63,13 +69,20 @@ pub(super) struct BodyReader {
 }
 
 impl BodyReader {
-    /// Starts reading `body` (at most `limit` bytes are taken; more is an error).
+    /// Starts reading `body` (at most `limit` bytes are taken; more is an error; a body that
+    /// sends nothing for a minute is abandoned).
     pub(super) fn new(body: Body, limit: u64) -> Self {
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         tokio::spawn(async move {
             let mut frames = body.into_data_stream();
-            while let Some(f) = frames.next().await {
-                if tx.send(f.map_err(|e| e.to_string())).await.is_err() {
+            loop {
+                let f = match tokio::time::timeout(STALL, frames.next()).await {
+                    Ok(Some(f)) => f.map_err(|e| e.to_string()),
+                    Ok(None) => break,
+                    Err(_) => Err(format!("the upload stalled for {STALL:?}")),
+                };
+                let stop = f.is_err();
+                if tx.send(f).await.is_err() || stop {
                     break;
                 }
             }
@@ -119,6 +132,40 @@ pub(super) fn fresh(data: &Path, what: &str) -> Result<PathBuf, Failure> {
     Ok(work_dir(data)?.join(format!("{what}-{}", &super::random_hex()[..16])))
 }
 
+/// Checks an upload's announced size (`Content-Length`, required) against `limit` and against
+/// the free space of the data directory's disk, which must keep 1 GiB free.
+pub(super) fn room(headers: &HeaderMap, data: &Path, limit: u64) -> Result<u64, Failure> {
+    let size = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .ok_or_else(|| {
+            Failure(
+                StatusCode::LENGTH_REQUIRED,
+                "give the upload's length".into(),
+            )
+        })?;
+    if size > limit {
+        return Err(Failure(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("larger than {limit} bytes"),
+        ));
+    }
+    let free = crate::evidence::free_space(data).unwrap_or(0);
+    if size.saturating_add(RESERVE) > free {
+        tracing::warn!(
+            size,
+            free,
+            "console: an upload refused: the disk is nearly full"
+        );
+        return Err(Failure(
+            StatusCode::INSUFFICIENT_STORAGE,
+            "the node's disk has no room for this upload".into(),
+        ));
+    }
+    Ok(size)
+}
+
 /// Writes an uploaded body to a new file (at most `limit` bytes, synced); returns its size.
 pub(super) async fn save(body: Body, path: PathBuf, limit: u64) -> Result<u64, Failure> {
     let mut reader = BodyReader::new(body, limit);
@@ -156,18 +203,13 @@ impl Console {
             )
         })?;
         let now = Instant::now();
-        d.retain(|_, x| {
-            let keep = now.duration_since(x.made) < KEEP;
-            if !keep {
-                let _ = std::fs::remove_file(&x.path);
-            }
-            keep
-        });
-        if d.len() >= MAX_DOWNLOADS {
+        sweep(&mut d, now);
+        let mine = d.values().filter(|x| x.session == who.id).count();
+        if d.len() >= MAX_DOWNLOADS || mine >= PER_SESSION {
             let _ = std::fs::remove_file(&path);
             return Err(Failure(
                 StatusCode::SERVICE_UNAVAILABLE,
-                "too many downloads are waiting: fetch or let expire the ones made".into(),
+                "too many files are waiting: fetch or let expire the ones made".into(),
             ));
         }
         let id = super::random_hex();
@@ -194,6 +236,13 @@ impl Console {
         Ok(format!("/download/{id}"))
     }
 
+    /// Deletes the files not fetched in time.
+    pub(super) fn sweep(&self) {
+        if let Ok(mut d) = self.downloads.lock() {
+            sweep(&mut d, Instant::now());
+        }
+    }
+
     /// Takes a download of this session (it can be fetched once).
     pub(super) fn take(&self, who: &Who, id: &str) -> Option<Download> {
         let mut d = self.downloads.lock().ok()?;
@@ -205,10 +254,22 @@ impl Console {
     }
 }
 
-/// Streams a download to the browser and deletes the file once read.
+fn sweep(d: &mut std::collections::HashMap<String, Download>, now: Instant) {
+    d.retain(|_, x| {
+        let keep = now.duration_since(x.made) < KEEP;
+        if !keep {
+            let _ = std::fs::remove_file(&x.path);
+        }
+        keep
+    });
+}
+
+/// Streams a download to the browser and deletes the file once read (or once the browser
+/// stops reading for a minute).
 pub(super) fn stream(d: Download) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let path = d.path.clone();
+    let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let result = (|| -> std::io::Result<()> {
             let mut f = std::fs::File::open(&path)?;
@@ -219,7 +280,9 @@ pub(super) fn stream(d: Download) -> Response {
                     return Ok(());
                 }
                 buf.truncate(n);
-                if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                let sent =
+                    handle.block_on(tokio::time::timeout(STALL, tx.send(Ok(Bytes::from(buf)))));
+                if !matches!(sent, Ok(Ok(()))) {
                     return Ok(());
                 }
             }

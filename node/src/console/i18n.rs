@@ -176,7 +176,8 @@ mod tests {
             + include_str!("render.rs")
             + include_str!("request.rs")
             + include_str!("evidence.rs")
-            + include_str!("audit.rs");
+            + include_str!("audit.rs")
+            + include_str!("extradition.rs");
         let mut rest = used.as_str();
         while let Some(i) = rest.find(".t(\"") {
             let tail = &rest[i + 4..];

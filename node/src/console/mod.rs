@@ -20,6 +20,7 @@
 
 mod audit;
 mod evidence;
+mod extradition;
 mod files;
 mod i18n;
 mod pages;
@@ -50,6 +51,8 @@ const COOKIE: &str = "rogatory_console";
 const IDLE: Duration = Duration::from_secs(8 * 3600);
 /// Sessions kept at once; the one idle longest makes room.
 const MAX_SESSIONS: usize = 64;
+/// A form's body must arrive within this.
+const FORM_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest answer of the API the console reads.
 const MAX_ANSWER: usize = 64 * 1024 * 1024;
 
@@ -71,6 +74,8 @@ struct Session {
     lang: Lang,
     /// Last used.
     seen: Instant,
+    /// What the next page says about the form just posted (a catalog key and its argument).
+    notice: Option<(&'static str, Option<String>)>,
 }
 
 /// The console's state: the API it calls, the sessions, the addresses it answers to.
@@ -268,6 +273,7 @@ impl Console {
                 csrf: random_hex(),
                 lang,
                 seen: Instant::now(),
+                notice: None,
             },
         );
         Ok(id)
@@ -280,6 +286,23 @@ impl Console {
         tracing::info!(user = %who.user, "console: signed out");
     }
 
+    /// Keeps a notice for the session's next page (`key` one of [`render::NOTICES`]).
+    pub(super) fn flash(&self, who: &Who, key: &'static str, arg: Option<String>) {
+        if let Ok(mut s) = self.sessions.lock()
+            && let Some(s) = s.get_mut(&who.id)
+        {
+            s.notice = Some((key, arg));
+        }
+    }
+
+    /// The session's notice, once.
+    pub(super) fn take_notice(&self, who: &Who) -> Option<(&'static str, Option<String>)> {
+        self.sessions
+            .lock()
+            .ok()
+            .and_then(|mut s| s.get_mut(&who.id).and_then(|s| s.notice.take()))
+    }
+
     fn set_lang(&self, who: &Who, lang: Lang) {
         if let Ok(mut s) = self.sessions.lock()
             && let Some(s) = s.get_mut(&who.id)
@@ -289,16 +312,23 @@ impl Console {
     }
 }
 
+/// The session id the request's cookie names. Two cookies of that name (one planted by another
+/// server of this host with a narrower path, say) name no session.
 fn cookie(headers: &HeaderMap) -> Option<String> {
-    headers
+    let mut found = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_string())
-        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .filter(|(k, _)| *k == COOKIE)
+        .map(|(_, v)| v.to_string());
+    let first = found.next()?;
+    if found.next().is_some() {
+        tracing::warn!("console: a request with two session cookies refused");
+        return None;
+    }
+    Some(first).filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// The form fields of a posted body, in order (a field may repeat).
@@ -373,6 +403,30 @@ async fn guard(State(c): State<Arc<Console>>, req: Request, next: Next) -> Respo
             .into_response();
         }
     }
+    // A form's body arrives whole within 30 s (an upload's, frame by frame: `files`).
+    let req = if req.method() == Method::POST {
+        let (parts, body) = req.into_parts();
+        match tokio::time::timeout(FORM_TIMEOUT, axum::body::to_bytes(body, 1 << 20)).await {
+            Ok(Ok(b)) => Request::from_parts(parts, Body::from(b)),
+            Ok(Err(_)) => {
+                return Failure(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the form is too large".into(),
+                )
+                .into_response();
+            }
+            Err(_) => {
+                tracing::warn!("console: a form's body did not arrive in time");
+                return Failure(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("the form did not arrive within {FORM_TIMEOUT:?}"),
+                )
+                .into_response();
+            }
+        }
+    } else {
+        req
+    };
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     // A page that set its own (the verifier's report) keeps it.
@@ -513,11 +567,14 @@ async fn language(
         c.set_lang(&who, l);
     }
     let back = field(&f, "back");
-    see_other(if back.starts_with('/') && !back.starts_with("//") {
-        back
-    } else {
-        "/"
-    })
+    // A path of the console only: `//host` and `/\host` would leave it.
+    see_other(
+        if back.starts_with('/') && !back.starts_with("//") && !back.starts_with("/\\") {
+            back
+        } else {
+            "/"
+        },
+    )
 }
 
 /// The API's router with the console beside it: the console's pages at `/`, `/cases`, … and
@@ -552,6 +609,18 @@ pub fn with_console(
         data: std::path::absolute(data).unwrap_or_else(|_| data.to_path_buf()),
         downloads: Mutex::new(HashMap::new()),
     });
+    // Downloads not fetched in time are deleted, every minute.
+    let sweeper = Arc::downgrade(&c);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            match sweeper.upgrade() {
+                Some(c) => c.sweep(),
+                None => return,
+            }
+        }
+    });
     let console = axum::Router::new()
         .route("/", get(pages::today))
         .route("/login", get(login_page).post(login))
@@ -560,6 +629,7 @@ pub fn with_console(
         .route("/cases", get(pages::cases))
         .route("/cases/{id}", get(pages::case))
         .route("/cases/{id}/update", post(pages::update))
+        .route("/cases/{id}/stage", post(extradition::stage))
         .route(
             "/new",
             get(request::new_request).post(request::send_request),
@@ -574,7 +644,7 @@ pub fn with_console(
         .route("/stats", get(pages::stats))
         .route("/cases/{id}/evidence", axum::routing::put(evidence::upload))
         .route("/cases/{id}/evidence/send", post(evidence::send))
-        .route("/cases/{id}/evidence/content", get(evidence::content))
+        .route("/cases/{id}/evidence/content", post(evidence::content))
         .route("/cases/{id}/audit", get(audit::page))
         .route("/cases/{id}/audit/proof", get(audit::proof))
         .route("/cases/{id}/export", axum::routing::put(audit::export))

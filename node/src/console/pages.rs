@@ -5,22 +5,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::Method;
+use axum::http::{Method, StatusCode};
 use maud::{Markup, PreEscaped, html};
 use rogatory_proto::case::Side;
 use rogatory_proto::message::{MlaStatus, RefusalGround};
 use serde_json::{Value, json};
 
-use super::render::{Page, csrf, enc, layout, notice, page_html, short, when};
-use super::{Console, Signed, Who, field, fields, form, see_other};
+use super::render::{Page, csrf, enc, notice, short, when};
+use super::{Console, Failure, Signed, Who, field, fields, form, see_other};
 use crate::api::wire::{
     AlertRow, CaseSummary, CaseView, DeadlineRow, DraftRow, InboxRow, OutboxRow, Sent, Status,
 };
 use crate::people::Permission;
-
-fn done(q: &HashMap<String, String>) -> Option<&str> {
-    q.get("done").map(String::as_str)
-}
 
 /// Today: what needs someone now.
 pub(super) async fn today(State(c): State<Arc<Console>>, Signed(who): Signed) -> Page {
@@ -91,13 +87,7 @@ pub(super) async fn today(State(c): State<Arc<Console>>, Signed(who): Signed) ->
             }
         }
     };
-    Ok(page_html(layout(
-        &who,
-        &c.agency,
-        "/",
-        &l.t("nav-today"),
-        body,
-    )))
+    c.page(&who, "/", &l.t("nav-today"), body)
 }
 
 fn case_table(who: &Who, cases: &[&CaseSummary]) -> Markup {
@@ -195,13 +185,7 @@ pub(super) async fn cases(
         p { (l.t_with("cases-shown", &[("n", shown.len().to_string()), ("total", all.len().to_string())])) }
         @if !shown.is_empty() { (case_table(&who, &shown)) }
     };
-    Ok(page_html(layout(
-        &who,
-        &c.agency,
-        "/cases",
-        &l.t("nav-cases"),
-        body,
-    )))
+    c.page(&who, "/cases", &l.t("nav-cases"), body)
 }
 
 /// The statuses this side may set next in an MLA case.
@@ -262,7 +246,6 @@ pub(super) async fn case(
     State(c): State<Arc<Console>>,
     Signed(who): Signed,
     Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
 ) -> Page {
     let l = who.lang;
     let v: CaseView = c
@@ -271,6 +254,11 @@ pub(super) async fn case(
     let s = &v.summary;
     let next = if who.may(Permission::Send) {
         next_statuses(&v)
+    } else {
+        Vec::new()
+    };
+    let stages = if who.may(Permission::Send) {
+        super::extradition::next_stages(&v)
     } else {
         Vec::new()
     };
@@ -283,7 +271,7 @@ pub(super) async fn case(
         )
         .await?;
     let body = html! {
-        (notice(done(&q)))
+        (notice(l, c.take_notice(&who)))
         dl.summary {
             dt { (l.t("col-case")) } dd { code #case-id { (s.case_id) } }
             dt { (l.t("col-kind")) } dd { (s.kind) }
@@ -299,7 +287,11 @@ pub(super) async fn case(
             @if v.updates.is_empty() { p { (l.t("none")) } } @else {
                 ol #history {
                     @for u in &v.updates {
-                        li { span.status { (u.status.clone().or(u.stage.clone()).unwrap_or_default()) } " — " (u.by) ", " (when(l, &u.at)) }
+                        li {
+                            span.status { (u.status.clone().or(u.stage.clone()).unwrap_or_default()) }
+                            @if let Some(d) = u.update.get("decision").and_then(|d| d.as_str()) { " (" (d) ")" }
+                            " — " (u.by) ", " (when(l, &u.at))
+                        }
                     }
                 }
             }
@@ -327,6 +319,7 @@ pub(super) async fn case(
                 }
             }
         }
+        (super::extradition::forms(&who, &v, &stages))
         section aria-labelledby="h-messages" {
             h2 id="h-messages" { (l.t("case-messages")) }
             table {
@@ -357,7 +350,7 @@ pub(super) async fn case(
             .clone()
             .unwrap_or_else(|| s.case_id.chars().take(8).collect())
     );
-    Ok(page_html(layout(&who, &c.agency, "/cases", &title, body)))
+    c.page(&who, "/cases", &title, body)
 }
 
 /// Sets the next status of an MLA case: an `mla-status` message to the partner.
@@ -409,13 +402,8 @@ pub(super) async fn update(
             Some(json!({"to": [v.summary.peer], "case": v.summary.case_id, "type": "mla-status", "body": u})),
         )
         .await?;
-    Ok(see_other(&format!(
-        "/cases/{}?done={}",
-        enc(&v.summary.case_id),
-        enc(&who
-            .lang
-            .t_with("status-sent", &[("status", status.to_string())]))
-    )))
+    c.flash(&who, "status-sent", Some(status.to_string()));
+    Ok(see_other(&format!("/cases/{}", enc(&v.summary.case_id))))
 }
 
 /// Messages received.
@@ -440,13 +428,7 @@ pub(super) async fn inbox(State(c): State<Arc<Console>>, Signed(who): Signed) ->
             }
         }
     };
-    Ok(page_html(layout(
-        &who,
-        &c.agency,
-        "/inbox",
-        &l.t("nav-inbox"),
-        body,
-    )))
+    c.page(&who, "/inbox", &l.t("nav-inbox"), body)
 }
 
 /// Messages sent: delivery state, retries, receipts, rejections in words.
@@ -481,27 +463,17 @@ pub(super) async fn outbox(State(c): State<Arc<Console>>, Signed(who): Signed) -
             }
         }
     };
-    Ok(page_html(layout(
-        &who,
-        &c.agency,
-        "/outbox",
-        &l.t("nav-outbox"),
-        body,
-    )))
+    c.page(&who, "/outbox", &l.t("nav-outbox"), body)
 }
 
 /// Drafts waiting for approval, with the approval and rejection forms for those who may.
-pub(super) async fn drafts(
-    State(c): State<Arc<Console>>,
-    Signed(who): Signed,
-    Query(q): Query<HashMap<String, String>>,
-) -> Page {
+pub(super) async fn drafts(State(c): State<Arc<Console>>, Signed(who): Signed) -> Page {
     let l = who.lang;
     let mut rows: Vec<DraftRow> = c.call(&who, Method::GET, "/v1/drafts", None).await?;
     rows.reverse();
     let approver = who.may(Permission::Approve);
     let body = html! {
-        (notice(done(&q)))
+        (notice(l, c.take_notice(&who)))
         @if rows.is_empty() { p { (l.t("none")) } } @else {
             table #drafts {
                 thead { tr {
@@ -532,13 +504,7 @@ pub(super) async fn drafts(
             }
         }
     };
-    Ok(page_html(layout(
-        &who,
-        &c.agency,
-        "/drafts",
-        &l.t("nav-drafts"),
-        body,
-    )))
+    c.page(&who, "/drafts", &l.t("nav-drafts"), body)
 }
 
 /// Approves a draft: it is sealed and sent, signed in the approver's name.
@@ -557,11 +523,8 @@ pub(super) async fn approve(
             None,
         )
         .await?;
-    Ok(see_other(&format!(
-        "/cases/{}?done={}",
-        enc(&d.case_id),
-        enc(&who.lang.t("draft-approved"))
-    )))
+    c.flash(&who, "draft-approved", None);
+    Ok(see_other(&format!("/cases/{}", enc(&d.case_id))))
 }
 
 /// Rejects a draft, with the reason.
@@ -580,18 +543,77 @@ pub(super) async fn reject(
             Some(json!({"reason": field(&f, "reason")})),
         )
         .await?;
-    Ok(see_other(&format!(
-        "/drafts?done={}",
-        enc(&who.lang.t("draft-rejected"))
-    )))
+    c.flash(&who, "draft-rejected", None);
+    Ok(see_other("/drafts"))
 }
 
-/// Partners: reachability, queues, key state and freshness.
+/// One partner as the directory knows it (`rogatory directory`).
+struct Known {
+    id: String,
+    name: String,
+    fingerprint: String,
+    statements: usize,
+    addresses: Vec<String>,
+    confirmed: Option<u64>,
+    introduced_by: Option<Vec<String>>,
+    witnesses: Vec<String>,
+}
+
+/// The partners pinned here, from their key histories in the data directory.
+fn directory(data: &std::path::Path) -> anyhow::Result<Vec<Known>> {
+    let trust = crate::trust::Trust::load(data)?;
+    Ok(crate::keydir::KeyDir::partners(data)?
+        .iter()
+        .map(|h| {
+            let id = h.agency();
+            let body = h.current_card().body();
+            Known {
+                id: id.to_string(),
+                name: body.name.clone(),
+                fingerprint: h.fingerprint(),
+                statements: h.statements().len(),
+                addresses: body.addresses.clone(),
+                confirmed: trust.fresh_at(id),
+                introduced_by: trust.introduced_by(id),
+                witnesses: trust.witnessed(id).into_iter().map(|w| w.witness).collect(),
+            }
+        })
+        .collect())
+}
+
+/// Partners: their cards (name, root fingerprint, key history, addresses, who introduced and
+/// who witnessed them), reachability, queues, key state and freshness.
 pub(super) async fn partners(State(c): State<Arc<Console>>, Signed(who): Signed) -> Page {
     let l = who.lang;
     let status: Status = c.call(&who, Method::GET, "/v1/status", None).await?;
+    let data = c.data.clone();
+    let known = tokio::task::spawn_blocking(move || directory(&data))
+        .await
+        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}")))?;
     let body = html! {
+        table #directory {
+            caption { (l.t("partners-cards")) }
+            thead { tr {
+                th scope="col" { (l.t("col-partner")) } th scope="col" { (l.t("col-name")) }
+                th scope="col" { (l.t("col-fingerprint")) } th scope="col" { (l.t("col-keys")) }
+                th scope="col" { (l.t("col-confirmed")) } th scope="col" { (l.t("col-introduced")) }
+                th scope="col" { (l.t("col-witnesses")) } th scope="col" { (l.t("col-addresses")) }
+            } }
+            tbody { @for k in &known {
+                tr {
+                    th scope="row" { (k.id) } td { (k.name) }
+                    td { code.fingerprint { (k.fingerprint) } }
+                    td { (k.statements) }
+                    td { @if let Some(t) = k.confirmed { (when(l, &rogatory_proto::time::format_unix(t))) } }
+                    td { (k.introduced_by.as_ref().map(|v| v.join(", ")).unwrap_or_else(|| l.t("pinned-by-fingerprint"))) }
+                    td { (k.witnesses.join(", ")) }
+                    td { @for a in &k.addresses { code { (a) } " " } }
+                }
+            } }
+        }
         table #partners {
+            caption { (l.t("partners-now")) }
             thead { tr {
                 th scope="col" { (l.t("col-partner")) } th scope="col" { (l.t("col-connections")) } th scope="col" { (l.t("col-queue")) }
                 th scope="col" { (l.t("col-failures")) } th scope="col" { (l.t("col-keys")) } th scope="col" { (l.t("col-confirmed")) }
@@ -611,13 +633,7 @@ pub(super) async fn partners(State(c): State<Arc<Console>>, Signed(who): Signed)
         }
         p { (l.t("partners-help")) }
     };
-    Ok(page_html(layout(
-        &who,
-        &c.agency,
-        "/partners",
-        &l.t("nav-partners"),
-        body,
-    )))
+    c.page(&who, "/partners", &l.t("nav-partners"), body)
 }
 
 /// Statistics of a period, with the charts of `rogatory stats --html`.
@@ -643,11 +659,5 @@ pub(super) async fn stats(
         }
         (PreEscaped(rogatory_proto::stats::render::html_body(&figures)))
     };
-    Ok(page_html(layout(
-        &who,
-        &c.agency,
-        "/stats",
-        &l.t("nav-stats"),
-        body,
-    )))
+    c.page(&who, "/stats", &l.t("nav-stats"), body)
 }

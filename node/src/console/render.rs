@@ -8,19 +8,13 @@ use maud::{DOCTYPE, Markup, html};
 use super::{Lang, Who};
 
 /// HTML-escapes text (for the few answers not built with maud).
-pub(super) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
+pub(super) use rogatory_proto::bundle::esc;
+
+impl super::Console {
+    /// A page in the console's frame, as an answer.
+    pub(super) fn page(&self, who: &Who, here: &str, title: &str, body: Markup) -> Page {
+        Ok(page_html(layout(who, &self.agency, here, title, body)))
     }
-    out
 }
 
 /// A page as an answer.
@@ -167,8 +161,30 @@ pub(super) fn short(id: &str) -> Markup {
     html! { code title=(id) { (s) "…" } }
 }
 
-/// A notice at the top of a page (after a form), for screen readers too.
-pub(super) fn notice(text: Option<&str>) -> Markup {
+/// The notices a page may show after a form, and the argument each takes. A notice is kept in
+/// the session and shown once by the next page (never read from the address: a link from
+/// elsewhere cannot make a page say something the console did not do).
+pub(super) const NOTICES: [(&str, Option<&str>); 6] = [
+    ("status-sent", Some("status")),
+    ("draft-kept", Some("id")),
+    ("request-sent", None),
+    ("draft-approved", None),
+    ("draft-rejected", None),
+    ("manifest-sent", Some("n")),
+];
+
+/// A notice at the top of a page, for screen readers too.
+pub(super) fn notice(l: Lang, flash: Option<(&'static str, Option<String>)>) -> Markup {
+    let text = flash.and_then(|(key, arg)| {
+        NOTICES
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(k, name)| match (name, arg) {
+                (Some(n), Some(a)) => l.t_with(k, &[(n, a)]),
+                (Some(n), None) => l.t_with(k, &[(n, String::new())]),
+                (None, _) => l.t(k),
+            })
+    });
     html! {
         @if let Some(t) = text {
             p.notice role="status" { (t) }

@@ -201,13 +201,7 @@ pub(super) async fn new_request(State(c): State<Arc<Console>>, Signed(who): Sign
         p { (l.t("new-help")) }
         (request_form(&who, &partners, &Vec::new(), None))
     };
-    Ok(page_html(layout(
-        &who,
-        &c.agency,
-        "/new",
-        &l.t("nav-new"),
-        body,
-    )))
+    c.page(&who, "/new", &l.t("nav-new"), body)
 }
 
 /// What is missing, for the page's script as the clerk types (an HTML fragment).
@@ -247,14 +241,13 @@ pub(super) async fn send_request(
         )
         .await?;
     Ok(match sent.draft {
-        Some(d) => see_other(&format!(
-            "/drafts?done={}",
-            enc(&l.t_with("draft-kept", &[("id", d.id.chars().take(8).collect())]))
-        )),
-        None => see_other(&format!(
-            "/cases/{}?done={}",
-            enc(&sent.case_id),
-            enc(&l.t("request-sent"))
-        )),
+        Some(d) => {
+            c.flash(&who, "draft-kept", Some(d.id.chars().take(8).collect()));
+            see_other("/drafts")
+        }
+        None => {
+            c.flash(&who, "request-sent", None);
+            see_other(&format!("/cases/{}", enc(&sent.case_id)))
+        }
     })
 }

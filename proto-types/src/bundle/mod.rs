@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 mod read;
 mod report;
-pub(crate) use report::esc;
+pub use report::esc;
 pub use report::{report_html, report_text};
 
 use serde::{Deserialize, Serialize};

@@ -182,7 +182,7 @@ fn officials(m: &super::DisclosedMessage) -> Option<String> {
 }
 
 /// HTML-escapes text for element content and attribute values.
-pub(crate) fn esc(s: &str) -> String {
+pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

@@ -2,13 +2,18 @@
 //!
 //! Every count from 1 to `threshold − 1` is hidden, totals included (primary suppression).
 //! Then, so that no hidden count can be worked out from what is shown, more counts are hidden
-//! (secondary suppression) until every hidden entry lies on a cycle of hidden entries: seen as
-//! a graph whose vertices are the table's lines (rows and columns, the totals' row and column
-//! among them) and whose edges are the hidden entries, no hidden entry is a bridge. Then for
-//! every hidden entry there is another table, equal in everything shown and in every total,
-//! in which it differs by one: add and subtract one alternately around the cycle, with totals
-//! counted negatively (see the spec). Only non-zero entries are hidden, so both directions stay
-//! non-negative. Zero is shown as zero.
+//! (secondary suppression):
+//! 1. until every hidden entry lies on a cycle of hidden entries: seen as a graph whose vertices
+//!    are the table's lines (rows and columns, the totals' row and column among them) and whose
+//!    edges are the hidden entries, no hidden entry is a bridge. Then for every hidden entry
+//!    there is another table, equal in everything shown and in every total, in which it differs:
+//!    add and subtract one alternately around the cycle, with totals counted negatively (see
+//!    the spec);
+//! 2. and until the attack of [`exposed`] — each line's equation, with every hidden entry known
+//!    to be at least 1 (zero is always shown, so a reader knows that much) — narrows no hidden
+//!    entry to a single value (two 1s hidden in a row whose other entries are shown would be).
+//!
+//! Zero is shown as zero.
 
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +82,79 @@ fn is_bridge(hidden: &[Vec<bool>], r: usize, c: usize) -> bool {
     !seen[nr + c]
 }
 
+/// The first hidden entry (in row-major order) whose value a reader can work out from what the
+/// table shows: every line (row or column of the extended table) says that its entries sum to
+/// its last one; each hidden entry is at least 1 (only non-zero entries are hidden) and has no
+/// upper bound. Each hidden entry's interval is narrowed by every line in turn (rows, then
+/// columns), again and again until nothing changes (at most 1,000 rounds); an entry narrowed
+/// to one value is exposed. Integer arithmetic, so that any implementation of the spec finds
+/// the same.
+pub fn exposed(m: &[Vec<u64>], hidden: &[Vec<bool>]) -> Option<(usize, usize)> {
+    let (nr, nc) = (m.len(), m[0].len());
+    // Bounds of the hidden entries; `None` above: unbounded.
+    let mut lo = vec![vec![1i128; nc]; nr];
+    let mut hi: Vec<Vec<Option<i128>>> = vec![vec![None; nc]; nr];
+    let mut lines: Vec<Vec<(usize, usize)>> =
+        (0..nr).map(|r| (0..nc).map(|c| (r, c)).collect()).collect();
+    lines.extend((0..nc).map(|c| (0..nr).map(|r| (r, c)).collect::<Vec<_>>()));
+    for _ in 0..1000 {
+        let mut changed = false;
+        for line in &lines {
+            // Σ a·x = 0 with a = +1 for every entry but the last, −1 for the last.
+            let coef = |i: usize| if i + 1 == line.len() { -1i128 } else { 1 };
+            let mut shown = 0i128;
+            for (i, &(r, c)) in line.iter().enumerate() {
+                if !hidden[r][c] {
+                    shown += coef(i) * i128::from(m[r][c]);
+                }
+            }
+            for (i, &(r, c)) in line.iter().enumerate() {
+                if !hidden[r][c] {
+                    continue;
+                }
+                // a_h·x_h = −shown − T, T = Σ_{g≠h} a_g·x_g in [tmin, tmax] (None: infinite).
+                let (mut tmin, mut tmax) = (Some(0i128), Some(0i128));
+                for (j, &(q, d)) in line.iter().enumerate() {
+                    if j == i || !hidden[q][d] {
+                        continue;
+                    }
+                    let (a, b) = if coef(j) > 0 {
+                        (Some(lo[q][d]), hi[q][d])
+                    } else {
+                        (hi[q][d].map(|h| -h), Some(-lo[q][d]))
+                    };
+                    tmin = tmin.zip(a).map(|(x, y)| x + y);
+                    tmax = tmax.zip(b).map(|(x, y)| x + y);
+                }
+                let s = -shown;
+                let (low, high) = if coef(i) > 0 {
+                    (tmax.map(|t| s - t), tmin.map(|t| s - t))
+                } else {
+                    (tmin.map(|t| t - s), tmax.map(|t| t - s))
+                };
+                if let Some(v) = low
+                    && v > lo[r][c]
+                {
+                    lo[r][c] = v;
+                    changed = true;
+                }
+                if let Some(v) = high
+                    && hi[r][c].is_none_or(|h| v < h)
+                {
+                    hi[r][c] = Some(v);
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    (0..nr)
+        .flat_map(|r| (0..nc).map(move |c| (r, c)))
+        .find(|&(r, c)| hidden[r][c] && hi[r][c] == Some(lo[r][c]))
+}
+
 /// Which entries of the extended table to hide.
 pub fn pattern(m: &[Vec<u64>], threshold: u64) -> Vec<Vec<bool>> {
     let mut hidden: Vec<Vec<bool>> = m
@@ -88,7 +166,7 @@ pub fn pattern(m: &[Vec<u64>], threshold: u64) -> Vec<Vec<bool>> {
         let bridge = (0..nr)
             .flat_map(|r| (0..nc).map(move |c| (r, c)))
             .find(|&(r, c)| hidden[r][c] && is_bridge(&hidden, r, c));
-        let Some((r, c)) = bridge else {
+        let Some((r, c)) = bridge.or_else(|| exposed(m, &hidden)) else {
             return hidden;
         };
         // Hide the smallest shown non-zero entry of its row or column.

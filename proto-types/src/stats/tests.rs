@@ -71,9 +71,9 @@ fn recoverable(t: &Table) -> Vec<(usize, usize)> {
             known.push(*at);
         }
     }
-    // Interval propagation with non-negativity: in a line a·x = k with entries of one sign
-    // each, an entry is bounded by what the others can take.
-    let mut lo = vec![0.0f64; hidden.len()];
+    // Interval propagation: a reader knows every hidden entry is at least 1 (zero is always
+    // shown); in a line a·x = k, an entry is bounded by what the others can take.
+    let mut lo = vec![1.0f64; hidden.len()];
     let mut hi = vec![f64::INFINITY; hidden.len()];
     for _ in 0..50 {
         for (a, k) in &eqs {
@@ -179,6 +179,17 @@ fn random_tables_never_show_a_small_count_nor_let_one_be_worked_out() {
 fn the_pattern_hides_nothing_with_threshold_one() {
     let m = vec![vec![1, 2, 3], vec![1, 2, 3]];
     assert!(pattern(&m, 1).iter().flatten().all(|h| !h));
+}
+
+#[test]
+fn two_ones_hidden_in_a_row_are_not_given_away_by_knowing_they_are_not_zero() {
+    // Row a: 1, 1, 10 (total 12). Knowing both hidden entries are at least 1, 12 − 10 = 2
+    // would give each away: a third one is hidden.
+    let t = check(&[vec![1, 1, 10], vec![6, 7, 8], vec![9, 5, 6]], 5);
+    assert!(
+        t.cells[0][2].is_none() || t.row_totals[0].is_none(),
+        "{t:?}"
+    );
 }
 
 #[test]
