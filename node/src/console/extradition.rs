@@ -4,16 +4,15 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::Method;
 use maud::{Markup, html};
 use rogatory_proto::case::Side;
 use rogatory_proto::case::extradition::{FIRST, next, reported_by};
 use rogatory_proto::message::{ExtraditionDecision, ExtraditionStage};
 use serde_json::{Value, json};
 
-use super::render::{Page, csrf, enc};
-use super::{Console, Signed, Who, field, form, see_other};
-use crate::api::wire::{CaseView, Sent};
+use super::render::{Page, csrf};
+use super::{Console, Signed, Who, field, form};
+use crate::api::wire::CaseView;
 
 fn parse<T: serde::de::DeserializeOwned>(s: &str) -> Option<T> {
     serde_json::from_value(Value::from(s)).ok()
@@ -101,9 +100,6 @@ pub(super) async fn stage(
     body: axum::body::Bytes,
 ) -> Page {
     let f = form(&who, &body)?;
-    let v: CaseView = c
-        .call(&who, Method::GET, &format!("/v1/cases/{}", enc(&id)), None)
-        .await?;
     let stage = field(&f, "stage");
     let mut u = json!({
         "stage": stage,
@@ -116,14 +112,6 @@ pub(super) async fn stage(
             u[k] = json!(x);
         }
     }
-    let _: Sent = c
-        .call(
-            &who,
-            Method::POST,
-            "/v1/send",
-            Some(json!({"to": [v.summary.peer], "case": v.summary.case_id, "type": "extradition-status", "body": u})),
-        )
-        .await?;
-    c.flash(&who, "status-sent", Some(stage.to_string()));
-    Ok(see_other(&format!("/cases/{}", enc(&v.summary.case_id))))
+    c.tell_partner(&who, &id, "extradition-status", u, stage)
+        .await
 }

@@ -286,6 +286,39 @@ impl Console {
         tracing::info!(user = %who.user, "console: signed out");
     }
 
+    /// Sends an update of case `id` (`kind`, `body`) to its partner, then shows the case again
+    /// with a notice naming `what` was sent.
+    pub(super) async fn tell_partner(
+        &self,
+        who: &Who,
+        id: &str,
+        kind: &str,
+        body: serde_json::Value,
+        what: &str,
+    ) -> render::Page {
+        let v: crate::api::wire::CaseView = self
+            .call(
+                who,
+                Method::GET,
+                &format!("/v1/cases/{}", render::enc(id)),
+                None,
+            )
+            .await?;
+        let _: crate::api::wire::Sent = self
+            .call(
+                who,
+                Method::POST,
+                "/v1/send",
+                Some(serde_json::json!({"to": [v.summary.peer], "case": v.summary.case_id, "type": kind, "body": body})),
+            )
+            .await?;
+        self.flash(who, "status-sent", Some(what.to_string()));
+        Ok(see_other(&format!(
+            "/cases/{}",
+            render::enc(&v.summary.case_id)
+        )))
+    }
+
     /// Keeps a notice for the session's next page (`key` one of [`render::NOTICES`]).
     pub(super) fn flash(&self, who: &Who, key: &'static str, arg: Option<String>) {
         if let Ok(mut s) = self.sessions.lock()

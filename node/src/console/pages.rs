@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use super::render::{Page, csrf, enc, notice, short, when};
 use super::{Console, Failure, Signed, Who, field, fields, form, see_other};
 use crate::api::wire::{
-    AlertRow, CaseSummary, CaseView, DeadlineRow, DraftRow, InboxRow, OutboxRow, Sent, Status,
+    AlertRow, CaseSummary, CaseView, DeadlineRow, DraftRow, InboxRow, OutboxRow, Status,
 };
 use crate::people::Permission;
 
@@ -361,9 +361,6 @@ pub(super) async fn update(
     body: axum::body::Bytes,
 ) -> Page {
     let f = form(&who, &body)?;
-    let v: CaseView = c
-        .call(&who, Method::GET, &format!("/v1/cases/{}", enc(&id)), None)
-        .await?;
     let status = field(&f, "status");
     let mut u = json!({
         "status": status,
@@ -394,16 +391,7 @@ pub(super) async fn update(
     if !codes.is_empty() {
         u["refusal_grounds"] = json!(codes);
     }
-    let _: Sent = c
-        .call(
-            &who,
-            Method::POST,
-            "/v1/send",
-            Some(json!({"to": [v.summary.peer], "case": v.summary.case_id, "type": "mla-status", "body": u})),
-        )
-        .await?;
-    c.flash(&who, "status-sent", Some(status.to_string()));
-    Ok(see_other(&format!("/cases/{}", enc(&v.summary.case_id))))
+    c.tell_partner(&who, &id, "mla-status", u, status).await
 }
 
 /// Messages received.
