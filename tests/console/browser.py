@@ -12,10 +12,11 @@ arrives) and sends its manifest; XA's console shows it fetched and verified, and
 downloaded through XA's page is the one XB added; each side exports its bundle of the case for an
 auditor through the audit page, and an auditor signed in at XA verifies both in the console.
 
-XB also reports the next stage of an extradition XA opened, from the stages its page offers, and
-the partners page shows each partner's card with its root fingerprint.
+The prosecutor also opens an extradition from XA's console, and XB reports its next stage from
+the stages its page offers; the partners page shows each partner's card with its root
+fingerprint.
 
-    browser.py XA_URL XB_URL CLERK_TOKEN PROSECUTOR_TOKEN XB_TOKEN AUDITOR_TOKEN AUDITOR_CARD EXTRADITION_CASE
+    browser.py XA_URL XB_URL CLERK_TOKEN PROSECUTOR_TOKEN XB_TOKEN AUDITOR_TOKEN AUDITOR_CARD
 """
 
 import hashlib
@@ -47,7 +48,7 @@ def WebDriverWait(d, within, poll_frequency=0.2):
                  ignored_exceptions=(NoSuchElementException, StaleElementReferenceException,
                                      WebDriverException))
 
-xa, xb, clerk, prosecutor, xb_token, auditor, auditor_card, extradition = sys.argv[1:9]
+xa, xb, clerk, prosecutor, xb_token, auditor, auditor_card = sys.argv[1:8]
 work = tempfile.mkdtemp()
 checks = 0
 
@@ -199,7 +200,13 @@ try:
     assert hist_a == hist_b == ["registered", "more-information-requested", "information-provided"], (hist_a, hist_b)
     ok(f"both consoles show the same history: {' → '.join(hist_a)}")
 
-    # --- An extradition: XB reports the next stage from the stages its page offers -----------
+    # --- An extradition: opened at XA; XB reports the next stage its page offers -------------
+    a.get(xa + "/new")
+    a.find_element(By.ID, "x-person").send_keys("XA-EXT-2026-7")
+    Select(a.find_element(By.ID, "x-stage")).select_by_value("provisional-arrest-requested")
+    a.find_element(By.CSS_SELECTOR, "#new-extradition button").click()
+    WebDriverWait(a, 10).until(lambda d: "/cases/" in d.current_url and d.find_elements(By.ID, "case-id"))
+    extradition = text(a, "#case-id")
     wait_for(b, f"{xb}/cases/{extradition}", "#status", "provisional-arrest-requested")
     offered = [e.get_attribute("data-stage") for e in b.find_elements(By.CSS_SELECTOR, "button[data-stage]")]
     assert offered == ["arrested", "formal-request-received"], offered

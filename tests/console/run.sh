@@ -57,12 +57,8 @@ for dir in xa xb; do
     grep -q "^console on http://$node_api/" "$dir.log" || { echo "FAIL: $dir did not say where its console is" >&2; cat "$dir.log" >&2; exit 1; }
     urls+=("http://$node_api")
 done
-# An extradition opened from XA's command line by the prosecutor: the browser test carries it on.
-ext=$(ROGATORY_TOKEN_FILE=pablo.token "$bin" extradition update new provisional-arrest-requested \
-    --to XB.DOJ-CA --date "$(date -u -d '2 days ago' +%Y-%m-%d)" --person XA-EXT-2026-7 --data-dir xa --json \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["case_id"])')
 "$bin" console --data-dir xa --no-open > console.out
 grep -q "^console on ${urls[0]}/$" console.out
 echo "ok: rogatory run and rogatory console say where the console is: ${urls[0]}/"
 "$venv/bin/python" "$root/tests/console/browser.py" "${urls[0]}" "${urls[1]}" \
-    "$(cat ana.token)" "$(cat pablo.token)" "$(cat xb/api-token)" "$(cat vera.token)" "$work/auditor/card.cose" "$ext"
+    "$(cat ana.token)" "$(cat pablo.token)" "$(cat xb/api-token)" "$(cat vera.token)" "$work/auditor/card.cose"

@@ -115,3 +115,76 @@ pub(super) async fn stage(
     c.tell_partner(&who, &id, "extradition-status", u, stage)
         .await
 }
+
+/// The form that opens an extradition case with its first stage (the requesting side's).
+pub(super) fn new_form(who: &Who, partners: &[String]) -> Markup {
+    let l = who.lang;
+    let today =
+        rogatory_proto::time::format_unix(rogatory_proto::time::now_unix())[..10].to_string();
+    html! {
+        section aria-labelledby="h-new-extradition" {
+            h2 id="h-new-extradition" { (l.t("new-extradition")) }
+            form #new-extradition method="post" action="/new/extradition" {
+                (csrf(who))
+                p {
+                    label for="x-to" { (l.t("field-to")) }
+                    select id="x-to" name="to" { @for p in partners { option value=(p) { (p) } } }
+                }
+                p {
+                    label for="x-stage" { (l.t("field-first-stage")) }
+                    select id="x-stage" name="stage" {
+                        @for s in FIRST { @if reported_by(s).contains(&Side::Requesting) {
+                            option value=(s.as_str()) { (s.as_str()) }
+                        } }
+                    }
+                }
+                p {
+                    label for="x-date" { (l.t("field-effective-date")) }
+                    input id="x-date" name="effective_date" type="date" required value=(today);
+                }
+                p {
+                    label for="x-person" { (l.t("field-person")) }
+                    input id="x-person" name="person_reference" required;
+                }
+                p {
+                    label for="x-treaty" { (l.t("field-instrument")) }
+                    input id="x-treaty" name="treaty" value="European Convention on Extradition";
+                }
+                button type="submit" { (l.t("new-extradition-button")) }
+            }
+        }
+    }
+}
+
+/// Opens an extradition case: its first stage, sent to the partner (a proposal the requested
+/// side confirms, spec/CASES.md §4.1).
+pub(super) async fn open(
+    State(c): State<Arc<Console>>,
+    Signed(who): Signed,
+    body: axum::body::Bytes,
+) -> Page {
+    let f = form(&who, &body)?;
+    let stage = field(&f, "stage");
+    let mut u = json!({
+        "stage": stage,
+        "person_reference": field(&f, "person_reference").trim(),
+        "effective_date": field(&f, "effective_date").trim(),
+    });
+    let treaty = field(&f, "treaty").trim();
+    if !treaty.is_empty() {
+        u["treaty"] = json!(treaty);
+    }
+    let sent: crate::api::wire::Sent = c
+        .call(
+            &who,
+            axum::http::Method::POST,
+            "/v1/send",
+            Some(json!({"to": [field(&f, "to")], "case": "new", "type": "extradition-status", "body": u})),
+        )
+        .await?;
+    c.flash(&who, "status-sent", Some(stage.to_string()));
+    Ok(super::see_other(&format!(
+        "/cases/{}",
+        super::render::enc(&sent.case_id)
+    )))
+}

@@ -668,6 +668,7 @@ pub fn with_console(
             get(request::new_request).post(request::send_request),
         )
         .route("/new/check", post(request::check_request))
+        .route("/new/extradition", post(extradition::open))
         .route("/inbox", get(pages::inbox))
         .route("/outbox", get(pages::outbox))
         .route("/drafts", get(pages::drafts))

@@ -200,6 +200,7 @@ pub(super) async fn new_request(State(c): State<Arc<Console>>, Signed(who): Sign
     let body = html! {
         p { (l.t("new-help")) }
         (request_form(&who, &partners, &Vec::new(), None))
+        (super::extradition::new_form(&who, &partners))
     };
     c.page(&who, "/new", &l.t("nav-new"), body)
 }

@@ -167,3 +167,6 @@ col-introduced = Introduced by
 col-witnesses = Witnessed by
 col-addresses = Addresses
 pinned-by-fingerprint = pinned by fingerprint
+new-extradition = Open an extradition
+field-first-stage = First stage
+new-extradition-button = Open and send to the partner

@@ -167,3 +167,6 @@ col-introduced = Presentado por
 col-witnesses = Atestiguado por
 col-addresses = Direcciones
 pinned-by-fingerprint = fijado por huella
+new-extradition = Abrir una extradición
+field-first-stage = Primera etapa
+new-extradition-button = Abrir y enviar al socio

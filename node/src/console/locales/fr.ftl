@@ -167,3 +167,6 @@ col-introduced = Présenté par
 col-witnesses = Attesté par
 col-addresses = Adresses
 pinned-by-fingerprint = épinglé par empreinte
+new-extradition = Ouvrir une extradition
+field-first-stage = Première étape
+new-extradition-button = Ouvrir et envoyer au partenaire
