@@ -129,26 +129,34 @@ try:
         "instrument": "UNTOC",
         "subject": "Online sexual exploitation of children",
         "facts": "An account in XB paid for livestreamed abuse.",
-        "offence": "Sexual exploitation of a child",
-        "legal_classification": "Criminal Code of XA, s. 227",
-        "iccs": "030221",
-        "victim": "Child 1",
-        "measure_description": "Subscriber data of the account",
-        "target": "user_4471@mail.example",
+        "offence.0": "Sexual exploitation of a child",
+        "legal_classification.0": "Criminal Code of XA, s. 227",
+        "iccs.0": "030221",
+        "victim.0": "Child 1",
+        "measure_description.0": "Subscriber data of the account",
+        "target.0": "user_4471@mail.example",
         "language": "en",
     }
     Select(a.find_element(By.ID, "legal_kind")).select_by_value("treaty")
     Select(a.find_element(By.ID, "proceedings_kind")).select_by_value("investigation")
-    Select(a.find_element(By.ID, "age_band")).select_by_value("6-11")
-    Select(a.find_element(By.ID, "gender")).select_by_value("female")
-    Select(a.find_element(By.ID, "measure")).select_by_value("subscriber-data")
+    Select(a.find_element(By.ID, "age_band.0")).select_by_value("6-11")
+    Select(a.find_element(By.ID, "gender.0")).select_by_value("female")
+    Select(a.find_element(By.ID, "measure.0")).select_by_value("subscriber-data")
     for k, v in fill.items():
         a.find_element(By.ID, k).send_keys(v)
+    # A second offence, added with the form's button; its ICCS code is wrong at first.
+    a.find_element(By.CSS_SELECTOR, "button[data-add='offence']").click()
+    a.find_element(By.ID, "offence.1").send_keys("Extortion by threat to publish images")
+    a.find_element(By.ID, "legal_classification.1").send_keys("Criminal Code of XA, s. 312")
+    a.find_element(By.ID, "iccs.1").send_keys("12")
+    WebDriverWait(a, 10).until(lambda d: "offences[1].iccs" in text(d, "#problems"))
+    a.find_element(By.ID, "iccs.1").clear()
+    a.find_element(By.ID, "iccs.1").send_keys("0204")
     # The purpose is left out: the page says so as she types, before anything is sent.
     WebDriverWait(a, 10).until(lambda d: "1 element(s) missing" in text(d, "#problems"))
     problems = text(a, "#problems")
     assert "purpose" in problems, problems
-    ok(f"what is missing is shown as the clerk types: {problems.splitlines()[-1]!r}")
+    ok(f"what is missing or wrong is shown as the clerk types, a second offence's ICCS code included: {problems.splitlines()[-1]!r}")
     assert labelled(a) == [], labelled(a)
     ok("every control of the request form has a label")
     # Sending it anyway is refused with the same words, the form kept as typed.

@@ -15,6 +15,28 @@ use super::{Console, Failure, Fields, Signed, Who, field, form, see_other};
 use crate::api::wire::{Sent, Status};
 
 /// The form of a new MLA request, with what the clerk typed and what is still missing.
+/// The repeatable groups of the form: their fields (the first names the group).
+const OFFENCE: [&str; 3] = ["offence", "legal_classification", "iccs"];
+const VICTIM: [&str; 3] = ["victim", "age_band", "gender"];
+const MEASURE: [&str; 3] = ["measure", "measure_description", "target"];
+
+/// The rows of a repeatable group the form holds (`offence.0`, `offence.1`, …): at least one.
+fn rows(f: &Fields, group: &[&str]) -> Vec<usize> {
+    let mut n: Vec<usize> = f
+        .iter()
+        .filter_map(|(k, _)| k.split_once('.'))
+        .filter(|(name, _)| group.contains(name))
+        .filter_map(|(_, i)| i.parse().ok())
+        .filter(|i| *i < 32)
+        .collect();
+    n.sort_unstable();
+    n.dedup();
+    if n.is_empty() {
+        n.push(0);
+    }
+    n
+}
+
 fn request_form(who: &Who, partners: &[String], f: &Fields, problems: Option<Markup>) -> Markup {
     let l = who.lang;
     let v = |k: &str| field(f, k).to_string();
@@ -43,6 +65,41 @@ fn request_form(who: &Who, partners: &[String], f: &Fields, problems: Option<Mar
         .iter()
         .map(|k| k.as_str())
         .collect();
+    // A repeatable group: its rows, and a button (the page's script) that adds one.
+    let group = |name: &str, legend: &str, add: &str, row: &dyn Fn(usize) -> Markup| {
+        html! {
+            div.group data-group=(name) {
+                @for i in rows(f, match name { "offence" => &OFFENCE, "victim" => &VICTIM, _ => &MEASURE }) {
+                    fieldset.row {
+                        legend { (l.t(legend)) " " (i + 1) }
+                        (row(i))
+                    }
+                }
+                button.add type="button" data-add=(name) { (l.t(add)) }
+            }
+        }
+    };
+    let offence = |i: usize| {
+        html! {
+            (text(&format!("offence.{i}"), "field-offence", true))
+            (text(&format!("legal_classification.{i}"), "field-legal-classification", true))
+            (text(&format!("iccs.{i}"), "field-iccs", false))
+        }
+    };
+    let victim = |i: usize| {
+        html! {
+            (text(&format!("victim.{i}"), "field-victim-pseudonym", false))
+            (choice(&format!("age_band.{i}"), "field-age-band", &AGE_BANDS))
+            (choice(&format!("gender.{i}"), "field-gender", &GENDERS))
+        }
+    };
+    let measure = |i: usize| {
+        html! {
+            (choice(&format!("measure.{i}"), "field-measure", &measures))
+            (text(&format!("measure_description.{i}"), "field-measure-description", true))
+            (text(&format!("target.{i}"), "field-target", true))
+        }
+    };
     html! {
         form #new-request method="post" action="/new" {
             (csrf(who))
@@ -65,21 +122,15 @@ fn request_form(who: &Who, partners: &[String], f: &Fields, problems: Option<Mar
                 (choice("proceedings_kind", "field-proceedings-kind", &["investigation", "prosecution", "trial", "appeal", "execution-of-sentence", "asset-recovery"]))
                 (text("subject", "field-subject", true))
                 (area("facts", "field-facts"))
-                (text("offence", "field-offence", true))
-                (text("legal_classification", "field-legal-classification", true))
-                (text("iccs", "field-iccs", false))
+                (group(OFFENCE[0], "field-offence", "add-offence", &offence))
             }
             fieldset {
                 legend { (l.t("new-victim")) }
-                (text("victim", "field-victim-pseudonym", false))
-                (choice("age_band", "field-age-band", &AGE_BANDS))
-                (choice("gender", "field-gender", &GENDERS))
+                (group(VICTIM[0], "field-victim-pseudonym", "add-victim", &victim))
             }
             fieldset {
                 legend { (l.t("new-assistance")) }
-                (choice("measure", "field-measure", &measures))
-                (text("measure_description", "field-measure-description", true))
-                (text("target", "field-target", true))
+                (group(MEASURE[0], "field-measure", "add-measure", &measure))
                 (area("purpose", "field-purpose"))
                 (choice("urgency", "field-urgency", &["routine", "urgent", "emergency"]))
                 (text("urgency_reason", "field-urgency-reason", false))
@@ -91,7 +142,7 @@ fn request_form(who: &Who, partners: &[String], f: &Fields, problems: Option<Mar
 }
 
 /// The MLA request the form describes, as the API takes it (only what was given: an empty
-/// field is left out, and the validation says what is missing).
+/// field or row is left out, and the validation says what is missing).
 fn request_body(me: &str, f: &Fields) -> Value {
     let v = |k: &str| field(f, k).trim().to_string();
     let country = |a: &str| a.split('.').next().unwrap_or("").to_string();
@@ -111,34 +162,44 @@ fn request_body(me: &str, f: &Fields) -> Value {
     if !v("proceedings_kind").is_empty() {
         proceedings["kind"] = json!(v("proceedings_kind"));
     }
+    let at = |name: &str, i: usize| v(&format!("{name}.{i}"));
+    let given = |group: &[&str], i: usize| group.iter().any(|n| !at(n, i).is_empty());
     let mut offences = Vec::new();
-    if !v("offence").is_empty() || !v("legal_classification").is_empty() {
-        let mut o =
-            json!({"description": v("offence"), "legal_classification": v("legal_classification")});
-        if !v("iccs").is_empty() {
-            o["iccs"] = json!(v("iccs"));
+    for i in rows(f, &OFFENCE)
+        .into_iter()
+        .filter(|i| given(&OFFENCE, *i))
+    {
+        let mut o = json!({"description": at("offence", i), "legal_classification": at("legal_classification", i)});
+        if !at("iccs", i).is_empty() {
+            o["iccs"] = json!(at("iccs", i));
         }
         offences.push(o);
     }
     let mut persons = Vec::new();
-    if !v("victim").is_empty() {
-        let mut p = json!({"role": "victim", "pseudonym": v("victim")});
-        if !v("age_band").is_empty() {
-            p["age_band"] = json!(v("age_band"));
+    for i in rows(f, &VICTIM)
+        .into_iter()
+        .filter(|i| !at("victim", *i).is_empty())
+    {
+        let mut p = json!({"role": "victim", "pseudonym": at("victim", i)});
+        if !at("age_band", i).is_empty() {
+            p["age_band"] = json!(at("age_band", i));
         }
-        if !v("gender").is_empty() {
-            p["gender"] = json!(v("gender"));
+        if !at("gender", i).is_empty() {
+            p["gender"] = json!(at("gender", i));
         }
         persons.push(p);
     }
     let mut assistance = Vec::new();
-    if !v("measure").is_empty() || !v("measure_description").is_empty() || !v("target").is_empty() {
-        let mut m = json!({"description": v("measure_description"), "targets": []});
-        if !v("measure").is_empty() {
-            m["kind"] = json!(v("measure"));
+    for i in rows(f, &MEASURE)
+        .into_iter()
+        .filter(|i| given(&MEASURE, *i))
+    {
+        let mut m = json!({"description": at("measure_description", i), "targets": []});
+        if !at("measure", i).is_empty() {
+            m["kind"] = json!(at("measure", i));
         }
-        if !v("target").is_empty() {
-            m["targets"] = json!([{"kind": "account", "identifier": v("target")}]);
+        if !at("target", i).is_empty() {
+            m["targets"] = json!([{"kind": "account", "identifier": at("target", i)}]);
         }
         assistance.push(m);
     }

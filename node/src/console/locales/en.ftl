@@ -170,3 +170,6 @@ pinned-by-fingerprint = pinned by fingerprint
 new-extradition = Open an extradition
 field-first-stage = First stage
 new-extradition-button = Open and send to the partner
+add-offence = Add another offence
+add-victim = Add another victim
+add-measure = Add another measure

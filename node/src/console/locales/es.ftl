@@ -170,3 +170,6 @@ pinned-by-fingerprint = fijado por huella
 new-extradition = Abrir una extradición
 field-first-stage = Primera etapa
 new-extradition-button = Abrir y enviar al socio
+add-offence = Añadir otro delito
+add-victim = Añadir otra víctima
+add-measure = Añadir otra medida

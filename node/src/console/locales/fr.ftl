@@ -170,3 +170,6 @@ pinned-by-fingerprint = épinglé par empreinte
 new-extradition = Ouvrir une extradition
 field-first-stage = Première étape
 new-extradition-button = Ouvrir et envoyer au partenaire
+add-offence = Ajouter une infraction
+add-victim = Ajouter une victime
+add-measure = Ajouter une mesure

@@ -157,3 +157,39 @@
     setTimeout(function () { window.location.reload(); }, 1000 * Number(moving.dataset.refresh || 3));
   }
 })();
+
+// A repeatable part of the request form (offences, victims, measures): "Add another" copies its
+// last row, emptied, with the next number in its fields' names.
+(function () {
+  document.querySelectorAll("button[data-add]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var group = button.closest(".group");
+      var rows = group.querySelectorAll("fieldset.row");
+      var last = rows[rows.length - 1];
+      var copy = last.cloneNode(true);
+      var n = rows.length;
+      copy.querySelectorAll("[name], [id], label[for]").forEach(function (e) {
+        ["name", "id", "for"].forEach(function (a) {
+          var v = e.getAttribute(a);
+          if (v) {
+            e.setAttribute(a, v.replace(/\.\d+$/, "." + n));
+          }
+        });
+        if (e.tagName === "INPUT" || e.tagName === "TEXTAREA") {
+          e.value = "";
+        } else if (e.tagName === "SELECT") {
+          e.selectedIndex = 0;
+        }
+      });
+      var legend = copy.querySelector("legend");
+      if (legend) {
+        legend.textContent = legend.textContent.replace(/\d+$/, String(n + 1));
+      }
+      last.after(copy);
+      var first = copy.querySelector("input, select, textarea");
+      if (first) {
+        first.focus();
+      }
+    });
+  });
+})();
