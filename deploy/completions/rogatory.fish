@@ -203,7 +203,7 @@ complete -c rogatory -n "__fish_rogatory_using_subcommand deadlines" -s h -l hel
 complete -c rogatory -n "__fish_rogatory_using_subcommand deadlines" -s V -l version -d 'Print version'
 complete -c rogatory -n "__fish_rogatory_using_subcommand stats" -l from -d 'The period\'s first day (YYYY-MM-DD) or second (YYYY-MM-DDTHH:MM:SSZ); default: the beginning' -r
 complete -c rogatory -n "__fish_rogatory_using_subcommand stats" -l until -d 'The period\'s last day or second; default: now' -r
-complete -c rogatory -n "__fish_rogatory_using_subcommand stats" -l threshold -d 'Victim counts from 1 to THRESHOLD − 1 are never shown, nor any count from which one could be worked out (at least 5)' -r
+complete -c rogatory -n "__fish_rogatory_using_subcommand stats" -l threshold -d 'Victim counts from 1 to THRESHOLD − 1 are never shown, nor any count from which one could be worked out (default and least: the node\'s `[stats] threshold`, 5 unless set)' -r
 complete -c rogatory -n "__fish_rogatory_using_subcommand stats" -l format -d 'Output format' -r -f -a "table\t'Aligned text for a terminal'
 json\t'The figures as JSON (format rogatory-stats/1)'
 csv\t'One row per figure: figure,breakdown,category,value,status'

@@ -30,8 +30,27 @@ pub struct Config {
     pub trust: Trust,
     /// Four-eyes approval (spec/PEOPLE.md §6).
     pub approval: Approval,
+    /// Statistics (spec/STATS.md).
+    pub stats: Stats,
     /// Logs.
     pub log: Log,
+}
+
+/// `[stats]` (spec/STATS.md §5).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Stats {
+    /// Victim counts from 1 to `threshold − 1` are never shown; a request may ask for more,
+    /// never for less.
+    pub threshold: u64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            threshold: rogatory_proto::stats::DEFAULT_THRESHOLD,
+        }
+    }
 }
 
 /// `[approval]` (spec/PEOPLE.md §6).
@@ -329,6 +348,12 @@ impl Config {
         for i in &c.trust.introducers {
             rogatory_proto::ids::AgencyId::new(i)
                 .with_context(|| format!("{}: trust.introducers: {i:?}", path.display()))?;
+        }
+        if !(2..=1000).contains(&c.stats.threshold) {
+            bail!(
+                "{}: stats.threshold must be between 2 and 1000",
+                path.display()
+            );
         }
         if c.evidence.max_active_items == 0 || c.evidence.max_active_items > 64 {
             bail!(

@@ -20,6 +20,15 @@ fn one_refused_request_counts_on_both_sides_and_its_single_victim_is_never_shown
     let t = tempfile::tempdir().unwrap();
     let root = t.path();
     let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
+    // XB's agency suppresses more: counts from 1 to 9.
+    let cfg = root.join("xb.doj-ca/rogatory.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    assert!(text.contains("\nthreshold = 5\n"), "{text}");
+    std::fs::write(
+        &cfg,
+        text.replace("\nthreshold = 5\n", "\nthreshold = 10\n"),
+    )
+    .unwrap();
     c.start(0);
     c.start(1);
     let case = c.send(
@@ -92,6 +101,17 @@ fn one_refused_request_counts_on_both_sides_and_its_single_victim_is_never_shown
             .collect();
         assert!(shown.iter().all(|n| *n == 0 || *n >= 5), "{v}");
     }
+    assert_eq!(
+        (a["threshold"].as_u64(), b["threshold"].as_u64()),
+        (Some(5), Some(10))
+    );
+    let r = run_line(root, "stats --data-dir xb.doj-ca --threshold 5").failed();
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("at least 10"), "{}", r.stderr);
+    assert_eq!(
+        figures(root, "xa.moj-ca", "--threshold 20")["threshold"],
+        20
+    );
     assert_eq!(a["messages"]["by_direction"]["sent"], 1);
     assert_eq!(a["messages"]["by_direction"]["received"], 1);
 

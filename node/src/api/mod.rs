@@ -111,6 +111,8 @@ pub struct ApiState {
     /// The message types a validating authority countersigns before they are sealed
     /// (`[approval] validated`).
     pub validated: Vec<rogatory_proto::message::MessageType>,
+    /// The least suppression threshold of statistics (`[stats] threshold`).
+    pub stats_threshold: u64,
 }
 
 impl ApiState {

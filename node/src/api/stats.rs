@@ -49,11 +49,11 @@ pub async fn stats(
     if until < from {
         return Err(ApiError::invalid("the period ends before it starts"));
     }
-    let threshold = q.threshold.unwrap_or(stats::DEFAULT_THRESHOLD);
-    if threshold < stats::DEFAULT_THRESHOLD {
+    let threshold = q.threshold.unwrap_or(s.stats_threshold);
+    if threshold < s.stats_threshold {
         return Err(ApiError::invalid(format!(
-            "the suppression threshold is at least {} (spec/STATS.md §5)",
-            stats::DEFAULT_THRESHOLD
+            "the suppression threshold is at least {} here ([stats] threshold, spec/STATS.md §5)",
+            s.stats_threshold
         )));
     }
     let params = Params {

@@ -147,6 +147,11 @@ fn config_text(a: &InitArgs) -> String {
          partners_signed = []\n\
          partners_validated = []\n\
          \n\
+         [stats]\n\
+         # Victim counts from 1 to threshold - 1 are never shown in statistics, nor any count\n\
+         # from which one could be worked out (spec/STATS.md); a request may ask for more.\n\
+         threshold = 5\n\
+         \n\
          [log]\n\
          # \"human\" or \"json\" (one object per line), on standard error. The level is set\n\
          # with the ROGATORY_LOG environment variable, e.g. ROGATORY_LOG=debug.\n\

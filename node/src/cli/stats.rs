@@ -21,9 +21,9 @@ pub struct StatsArgs {
     #[arg(long)]
     pub until: Option<String>,
     /// Victim counts from 1 to THRESHOLD − 1 are never shown, nor any count from which one
-    /// could be worked out (at least 5).
-    #[arg(long, default_value_t = rogatory_proto::stats::DEFAULT_THRESHOLD)]
-    pub threshold: u64,
+    /// could be worked out (default and least: the node's `[stats] threshold`, 5 unless set).
+    #[arg(long)]
+    pub threshold: Option<u64>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -49,12 +49,15 @@ fn query(a: &StatsArgs) -> String {
             })
             .collect::<String>()
     };
-    let mut q = format!("/v1/stats?threshold={}", a.threshold);
+    let mut q = "/v1/stats?".to_string();
+    if let Some(t) = a.threshold {
+        q.push_str(&format!("threshold={t}&"));
+    }
     if let Some(f) = &a.from {
-        q.push_str(&format!("&from={}", enc(f)));
+        q.push_str(&format!("from={}&", enc(f)));
     }
     if let Some(u) = &a.until {
-        q.push_str(&format!("&until={}", enc(u)));
+        q.push_str(&format!("until={}&", enc(u)));
     }
     q
 }

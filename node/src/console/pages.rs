@@ -631,10 +631,10 @@ pub(super) async fn stats(
     Query(q): Query<HashMap<String, String>>,
 ) -> Page {
     let l = who.lang;
-    let mut path = "/v1/stats?threshold=5".to_string();
+    let mut path = "/v1/stats?".to_string();
     for k in ["from", "until"] {
         if let Some(v) = q.get(k).filter(|v| !v.is_empty()) {
-            path.push_str(&format!("&{k}={}", enc(v)));
+            path.push_str(&format!("{k}={}&", enc(v)));
         }
     }
     let figures: rogatory_proto::stats::Figures = c.call(&who, Method::GET, &path, None).await?;

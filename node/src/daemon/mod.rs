@@ -205,6 +205,7 @@ pub async fn run(dir: &Path, opts: RunOptions) -> Result<Outcome> {
         approval: opts.config.approval.required.clone(),
         signed: opts.config.approval.signed.clone(),
         validated: opts.config.approval.validated.clone(),
+        stats_threshold: opts.config.stats.threshold,
         counters,
     });
     drop(token);
