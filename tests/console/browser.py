@@ -95,6 +95,14 @@ def wait_for(d, url, css, want, within=30):
     WebDriverWait(d, within, poll_frequency=0.5).until(seen)
 
 
+def shot(d, name):
+    """With ROGATORY_CONSOLE_SHOTS=DIR, keeps a screenshot of the page (for a person to look at)."""
+    where = os.environ.get("ROGATORY_CONSOLE_SHOTS")
+    if where:
+        os.makedirs(where, exist_ok=True)
+        d.get_screenshot_as_file(os.path.join(where, name + ".png"))
+
+
 def outside_resources(d, base):
     """URLs the page loaded from anywhere but the node, and src/href attributes pointing out."""
     loaded = d.execute_script(
@@ -171,6 +179,7 @@ try:
     WebDriverWait(a, 10).until(lambda d: "waiting for an issuing authority" in text(d, ".notice"))
     assert "awaiting-approval" in text(a, "#drafts")
     ok("complete, it is kept as a draft waiting for an issuing authority")
+    shot(a, "drafts")
 
     # --- XA: the prosecutor approves -----------------------------------------------------------
     sign_in(a, xa, prosecutor)
@@ -207,6 +216,7 @@ try:
     hist_b = [e.text for e in b.find_elements(By.CSS_SELECTOR, "#history .status")]
     assert hist_a == hist_b == ["registered", "more-information-requested", "information-provided"], (hist_a, hist_b)
     ok(f"both consoles show the same history: {' → '.join(hist_a)}")
+    shot(b, "case-requested-side")
 
     # --- An extradition: opened at XA; XB reports the next stage its page offers -------------
     a.get(xa + "/new")
@@ -270,6 +280,7 @@ try:
     got = fetch(a, xa, download.get_attribute("action").split(xa, 1)[1], download)
     assert hashlib.sha256(got).digest() == hashlib.sha256(content).digest(), len(got)
     ok("XA's console shows the item fetched and verified; downloaded through its page, it is the file XB added, byte for byte")
+    shot(a, "case-evidence")
 
     # --- Audit: each side exports its bundle for the auditor; the auditor verifies both -------
     # At XA the auditor's own account reads the log (an issuing authority may not: `audit`).
@@ -301,6 +312,9 @@ try:
     verdict = a.find_element(By.ID, "verdict")
     assert "ok" in verdict.get_attribute("class") and verdict.text.startswith("VERIFIED"), verdict.text
     ok(f"the auditor verified both sides' bundles in the console: {verdict.text[:60]!r}")
+    shot(a, "verify-report")
+    a.get(xa + "/")
+    shot(a, "today")
 
     # --- Languages, keyboard -------------------------------------------------------------------
     a.get(f"{xa}/cases/{case}")

@@ -3,6 +3,7 @@
 # WebDriver (chromedriver, Selenium) by tests/console/browser.py. See that file for what it checks.
 #
 # Usage: tests/console/run.sh [PATH-TO-rogatory]   (default: target/debug/rogatory)
+# ROGATORY_CONSOLE_SHOTS=DIR keeps screenshots of a few pages there, for a person to look at.
 # Needs chromium and chromedriver (Debian: apt-get install chromium chromium-driver); Selenium goes
 # into the virtualenv at $ROGATORY_VENV (default: .venv in the repository).
 set -euo pipefail
