@@ -25,31 +25,14 @@ pub fn material(
     until: u64,
 ) -> Result<Vec<CaseMessages>> {
     let limits = Limits::default();
-    let mut cases: BTreeMap<CaseId, Vec<StatMessage>> = BTreeMap::new();
+    // Each message with its envelope id, by case; the log positions are read afterwards, once
+    // per case that has any.
+    let mut cases: BTreeMap<CaseId, Vec<([u8; 32], StatMessage)>> = BTreeMap::new();
     let recipient = Recipient {
         card: &me.card,
         keys: &me.keys,
     };
     let as_received = crate::trust::AsReceived(trusted);
-    // Each envelope's place in its case's log (`envelope-sent`, `envelope-received`).
-    let mut logged: BTreeMap<[u8; 32], u64> = BTreeMap::new();
-    for case in store.cases()? {
-        for (e, _) in store.entries(&case)? {
-            if matches!(
-                e.event,
-                AuditEvent::EnvelopeSent | AuditEvent::EnvelopeReceived
-            ) && let Some(id) = e.envelope_id
-            {
-                logged.entry(id.0).or_insert(e.seq);
-            }
-        }
-    }
-    let position = |id: &[u8; 32]| {
-        logged
-            .get(id)
-            .copied()
-            .with_context(|| format!("envelope {} is in no case's log", hex::encode(id)))
-    };
     for (id, r) in store.received()? {
         if r.sent_at > until {
             continue;
@@ -60,13 +43,16 @@ pub fn material(
         let o = envelope::open(&bytes, &recipient, &as_received, &limits).with_context(|| {
             format!("envelope {} in the inbox no longer opens", hex::encode(id))
         })?;
-        cases.entry(r.case_id).or_default().push(StatMessage {
-            from: o.info.from,
-            to: o.info.to,
-            sent_at: o.info.sent_at,
-            position: position(&id)?,
-            message: o.message,
-        });
+        cases.entry(r.case_id).or_default().push((
+            id,
+            StatMessage {
+                from: o.info.from,
+                to: o.info.to,
+                sent_at: o.info.sent_at,
+                position: 0,
+                message: o.message,
+            },
+        ));
     }
     let storage = me.keys.storage_key();
     for e in store.outbox()? {
@@ -89,16 +75,38 @@ pub fn material(
             )?;
         let o = envelope::open_with_key(&e.envelope, &key, card, None, &limits)
             .context("an envelope in the outbox does not open with its kept key")?;
-        cases.entry(e.case_id).or_default().push(StatMessage {
-            from: o.info.from,
-            to: o.info.to,
-            sent_at: o.info.sent_at,
-            position: position(&info.id.0)?,
-            message: o.message,
-        });
+        cases.entry(e.case_id).or_default().push((
+            info.id.0,
+            StatMessage {
+                from: o.info.from,
+                to: o.info.to,
+                sent_at: o.info.sent_at,
+                position: 0,
+                message: o.message,
+            },
+        ));
     }
-    Ok(cases
-        .into_iter()
-        .map(|(case_id, messages)| CaseMessages { case_id, messages })
-        .collect())
+    let mut out = Vec::with_capacity(cases.len());
+    for (case_id, found) in cases {
+        // Each envelope's place in the case's log (`envelope-sent`, `envelope-received`).
+        let mut logged: BTreeMap<[u8; 32], u64> = BTreeMap::new();
+        for (e, _) in store.entries(&case_id)? {
+            if matches!(
+                e.event,
+                AuditEvent::EnvelopeSent | AuditEvent::EnvelopeReceived
+            ) && let Some(id) = e.envelope_id
+            {
+                logged.entry(id.0).or_insert(e.seq);
+            }
+        }
+        let mut messages = Vec::with_capacity(found.len());
+        for (id, mut m) in found {
+            m.position = *logged.get(&id).with_context(|| {
+                format!("envelope {} is not in its case's log", hex::encode(id))
+            })?;
+            messages.push(m);
+        }
+        out.push(CaseMessages { case_id, messages });
+    }
+    Ok(out)
 }

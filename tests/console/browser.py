@@ -349,8 +349,9 @@ try:
     session = [c for c in a.get_cookies() if c["name"] == "rogatory_console"][0]["value"]
     host = xa.split("//")[1]
 
-    def post(path, data, headers):
-        req = urllib.request.Request(xa + path, data=data.encode(), method="POST", headers=headers)
+    def post(path, data, headers, method="POST", base=xa):
+        body = data if isinstance(data, bytes) else data.encode()
+        req = urllib.request.Request(base + path, data=body, method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=10) as r:
                 return r.status, r.read().decode()
@@ -373,6 +374,28 @@ try:
     code, _ = post("/language", "lang=fr", {"Cookie": f"rogatory_console={session}", "Origin": "http://attacker.example"})
     assert code == 403, code
     ok("a form posted with a foreign Origin is refused (403)")
+
+    # Uploads: the CSRF token in a header, the caller's permission, the length announced.
+    a.get(f"{xa}/cases/{case}")
+    token = a.find_element(By.CSS_SELECTOR, "input[name=csrf]").get_attribute("value")
+    upload = f"/cases/{case}/evidence?name=x.bin&size=3"
+    code, body = post(upload, b"abc", {"Cookie": f"rogatory_console={session}"}, "PUT")
+    assert code == 403 and "CSRF" in body, (code, body[:200])
+    code, body = post(upload, b"abc", {"Cookie": f"rogatory_console={session}", "x-csrf-token": token}, "PUT")
+    assert code == 403 and "may not add evidence" in body, (code, body[:200])
+    b_session = [c for c in b.get_cookies() if c["name"] == "rogatory_console"][0]["value"]
+    b.get(f"{xb}/cases/{case}")
+    b_token = b.find_element(By.CSS_SELECTOR, "input[name=csrf]").get_attribute("value")
+    code, body = post(f"/cases/{case}/evidence?name=x.bin&size=10", b"abc",
+                      {"Cookie": f"rogatory_console={b_session}", "x-csrf-token": b_token}, "PUT", xb)
+    assert code == 422 and "not 10" in body, (code, body[:200])
+    b.get(f"{xb}/cases/{case}")
+    rows = b.find_elements(By.CSS_SELECTOR, "#evidence tbody tr")
+    assert len(rows) == 1, [r.text for r in rows]
+    ok("an upload without the CSRF header, by an official who may not add evidence, or shorter than announced is refused; nothing is added")
+    a.get(xa + "/stats")
+    assert "may not read content" in a.page_source, a.page_source[:300]
+    ok("statistics are refused to an official who may not read content (an auditor)")
 
     a.get(f"{xa}/cases/{case}?done=Your+case+was+closed.+Call+%2B000+111")
     assert a.find_elements(By.CSS_SELECTOR, ".notice") == [] and "Call +000" not in a.page_source

@@ -165,6 +165,55 @@ fn one_refused_request_counts_on_both_sides_and_its_single_victim_is_never_shown
     )
     .failed();
     assert!(r.stderr.contains("ends before it starts"), "{}", r.stderr);
+    // From the bundles, a statistics office gets the node's figures (for the same period), and
+    // nothing from bundles of two agencies mixed or of one case twice.
+    run_line(
+        root,
+        "keygen --agency XO.STATS --name Office --role court --out office",
+    )
+    .ok();
+    let mut bundles = Vec::new();
+    for (dir, name) in [
+        ("xa.moj-ca", "xa"),
+        ("xb.doj-ca", "xb"),
+        ("xa.moj-ca", "xa-again"),
+    ] {
+        let p = root.join(format!("{name}.bundle"));
+        run_line(
+            root,
+            &format!(
+                "case export {case} --out {} --for-auditor office/card.cose --data-dir {dir}",
+                p.display()
+            ),
+        )
+        .ok();
+        bundles.push(p.display().to_string());
+    }
+    let until = a["until"].as_str().unwrap().to_string();
+    let verify = |files: &[&String]| {
+        let mut args = vec!["--stats", "--key", "office", "--json", "--until", &until];
+        args.extend(files.iter().map(|f| f.as_str()));
+        std::process::Command::new(verify_bin())
+            .args(&args)
+            .current_dir(root)
+            .output()
+            .unwrap()
+    };
+    let at_until = figures(root, "xa.moj-ca", &format!("--until {until}"));
+    let out = verify(&[&bundles[0]]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let from_bundle: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(from_bundle, at_until);
+    let out = verify(&[&bundles[0], &bundles[1]]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("give one agency's bundles"));
+    let out = verify(&[&bundles[0], &bundles[2]]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("a second bundle of case"));
     // The recomputation reads disclosed content: without the auditor's key it refuses.
     let out = std::process::Command::new(verify_bin())
         .args(["--stats", "x.bundle"])

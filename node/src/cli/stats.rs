@@ -39,27 +39,17 @@ pub struct StatsArgs {
 
 /// The query string of `GET /v1/stats` for these arguments.
 fn query(a: &StatsArgs) -> String {
-    let enc = |s: &str| {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' => {
-                    (b as char).to_string()
-                }
-                b => format!("%{b:02X}"),
-            })
-            .collect::<String>()
-    };
-    let mut q = "/v1/stats?".to_string();
+    let mut q = form_urlencoded::Serializer::new(String::new());
     if let Some(t) = a.threshold {
-        q.push_str(&format!("threshold={t}&"));
+        q.append_pair("threshold", &t.to_string());
     }
     if let Some(f) = &a.from {
-        q.push_str(&format!("from={}&", enc(f)));
+        q.append_pair("from", f);
     }
     if let Some(u) = &a.until {
-        q.push_str(&format!("until={}&", enc(u)));
+        q.append_pair("until", u);
     }
-    q
+    format!("/v1/stats?{}", q.finish())
 }
 
 /// Runs `rogatory stats`.
