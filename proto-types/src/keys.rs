@@ -142,7 +142,8 @@ impl VerifyingKey {
     }
 }
 
-/// An agency's Ed25519 signing key (secret).
+/// An agency's Ed25519 signing key (secret; the dalek key it holds is wiped when dropped).
+#[derive(Clone)]
 pub struct SigningKey {
     key: ed25519_dalek::SigningKey,
     public: VerifyingKey,

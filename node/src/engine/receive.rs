@@ -390,7 +390,7 @@ pub fn receive_in(
                 entries.push(e);
             }
             // The receipt carries our checkpoint of the case, including this envelope.
-            let checkpoint = batch.append(&signer, &opened.case_id, &mut entries)?;
+            let checkpoint = batch.append_signed(&signer, &opened.case_id, &mut entries)?;
             let receipt = sign(
                 me,
                 id,
@@ -588,7 +588,7 @@ fn witness(
                 key: &me.keys.signing,
             };
             // In the case's log when this node has one; a case never opened here has none.
-            let log_of = if batch.checkpoint(case)?.is_some() {
+            let log_of = if batch.has_log(case)? {
                 *case
             } else {
                 NODE_LOG
@@ -668,7 +668,7 @@ fn unauthorized(
             envelope_id: Some(id),
         })?;
     }
-    let log_of = if batch.checkpoint(case)?.is_some() {
+    let log_of = if batch.has_log(case)? {
         *case
     } else {
         NODE_LOG

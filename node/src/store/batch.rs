@@ -2,9 +2,12 @@
 
 use redb::ReadableTable;
 use rogatory_proto::audit::entry::AuditEntry;
-use rogatory_proto::audit::merkle::{self, Hash};
+use std::collections::HashMap;
+
+use rogatory_proto::audit::merkle::{self, Frontier, Hash};
 use rogatory_proto::audit::witness::CarriedProof;
 use rogatory_proto::ids::{AgencyId, CaseId};
+use rogatory_proto::keys::SigningKey;
 
 use super::log::{LogSigner, NodeTable, log_size};
 use super::*;
@@ -12,16 +15,45 @@ use super::*;
 /// One write transaction: everything done through it becomes durable together at
 /// [`Batch::commit`], or not at all. The daemon groups the work of many envelopes into one batch
 /// (one fsync), and answers none of them before the commit returns.
+///
+/// What a batch signs, it signs once: appends to a case's log are written as they come, and the
+/// case's new checkpoint is signed when the batch commits (or earlier, by
+/// [`Batch::append_signed`], for a receipt that must carry it); a case record written several
+/// times is sealed and signed once, at commit.
 pub struct Batch<'s> {
     pub(super) store: &'s Store,
     pub(super) tx: redb::WriteTransaction,
     /// Audit entries appended in this batch, counted once it commits.
     pub(super) appended: u64,
+    /// Logs appended to in this batch whose new checkpoint is not signed yet.
+    pub(super) unsigned: HashMap<[u8; 16], Unsigned>,
+    /// Case records written in this batch, sealed at commit.
+    pub(super) records: HashMap<[u8; 16], records::CaseRecord>,
+}
+
+/// A case log appended to in a batch, its new checkpoint not yet signed.
+pub(super) struct Unsigned {
+    /// The frontier after the entries written so far.
+    frontier: Frontier,
+    /// The size of the latest signed checkpoint (0: none yet).
+    signed: u64,
+    /// Who signs it.
+    agency: AgencyId,
+    key: SigningKey,
 }
 
 impl Batch<'_> {
-    /// Makes everything in the batch durable (`Durability::Immediate`).
-    pub fn commit(self) -> Result<(), StoreError> {
+    /// Signs the checkpoints and seals the case records the batch still holds, then makes
+    /// everything in it durable (`Durability::Immediate`).
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        for (case, u) in std::mem::take(&mut self.unsigned) {
+            let case = CaseId::from_bytes(case);
+            self.store
+                .sign_in(&self.tx, &u.agency, &u.key, &case, &u.frontier)?;
+        }
+        for (_, r) in std::mem::take(&mut self.records) {
+            self.write_case_record(&r)?;
+        }
         self.tx.commit()?;
         self.store
             .appended
@@ -29,25 +61,73 @@ impl Batch<'_> {
         Ok(())
     }
 
-    /// Appends entries to a case's log and signs its new checkpoint (see [`Store::append`]).
+    /// Appends entries to a case's log (see [`Store::append`]); the new checkpoint is signed
+    /// when the batch commits, once for all of the case's appends in it.
     pub fn append(
         &mut self,
         signer: &LogSigner<'_>,
         case: &CaseId,
         entries: &mut [AuditEntry],
-    ) -> Result<Vec<u8>, StoreError> {
-        let note = self.store.append_in(&self.tx, signer, case, entries)?;
+    ) -> Result<(), StoreError> {
+        let key = *case.as_bytes();
+        let mut u = match self.unsigned.remove(&key) {
+            Some(u) => u,
+            None => {
+                let frontier = self.store.frontier_in(&self.tx, signer, case)?;
+                Unsigned {
+                    signed: frontier.size(),
+                    frontier,
+                    agency: signer.agency.clone(),
+                    key: signer.key.clone(),
+                }
+            }
+        };
+        Store::write_entries(&self.tx, case, &mut u.frontier, entries)?;
+        if &u.agency != signer.agency || u.key.verifying_key() != signer.key.verifying_key() {
+            u.agency = signer.agency.clone();
+            u.key = signer.key.clone();
+        }
+        self.unsigned.insert(key, u);
         self.appended += entries.len() as u64;
-        Ok(note)
+        Ok(())
     }
 
-    /// The latest checkpoint of a case, as this batch sees it (`None` without a log).
+    /// Appends entries to a case's log and signs its new checkpoint now; returns it (a
+    /// receipt carries the checkpoint that includes its envelope's entry).
+    pub fn append_signed(
+        &mut self,
+        signer: &LogSigner<'_>,
+        case: &CaseId,
+        entries: &mut [AuditEntry],
+    ) -> Result<Vec<u8>, StoreError> {
+        self.append(signer, case, entries)?;
+        let Some(u) = self.unsigned.remove(case.as_bytes()) else {
+            return Err(StoreError::Corrupt("an append was lost in its batch".into()));
+        };
+        self.store
+            .sign_in(&self.tx, signer.agency, signer.key, case, &u.frontier)
+    }
+
+    /// The size of a case's log up to its latest signed checkpoint, as this batch sees it.
+    fn signed_size(&self, case: &CaseId) -> Result<u64, StoreError> {
+        match self.unsigned.get(case.as_bytes()) {
+            Some(u) => Ok(u.signed),
+            None => log_size(&self.tx.open_table(LOG)?, case.as_bytes()),
+        }
+    }
+
+    /// Whether a case has a log, as this batch sees it (one started in it counts).
+    pub fn has_log(&self, case: &CaseId) -> Result<bool, StoreError> {
+        Ok(self.unsigned.contains_key(case.as_bytes()) || self.signed_size(case)? > 0)
+    }
+
+    /// The latest signed checkpoint of a case, as this batch sees it (`None` without one).
     pub fn checkpoint(&self, case: &CaseId) -> Result<Option<Vec<u8>>, StoreError> {
-        let log = self.tx.open_table(LOG)?;
-        let size = log_size(&log, case.as_bytes())?;
+        let size = self.signed_size(case)?;
         if size == 0 {
             return Ok(None);
         }
+        let log = self.tx.open_table(LOG)?;
         Ok(log
             .get((case.as_bytes(), size - 1, CHECKPOINT, 0))?
             .map(|v| v.value().to_vec()))
@@ -78,8 +158,8 @@ impl Batch<'_> {
             )
             .map_err(|e| StoreError::Request(e.to_string()))?;
         let bytes = fresh.to_text().into_bytes();
+        let size = self.signed_size(case)?;
         let mut log = self.tx.open_table(LOG)?;
-        let size = log_size(&log, case.as_bytes())?;
         log.insert((case.as_bytes(), size - 1, CHECKPOINT, 0), bytes.as_slice())?;
         Ok(Some(bytes))
     }
@@ -225,6 +305,9 @@ impl Batch<'_> {
 
     /// A case's record, as this batch sees it.
     pub fn case_record(&self, case: &CaseId) -> Result<Option<records::CaseRecord>, StoreError> {
+        if let Some(r) = self.records.get(case.as_bytes()) {
+            return Ok(Some(r.clone()));
+        }
         let table = self.tx.open_table(CASE_RECORDS)?;
         let Some(v) = table.get(case.as_bytes())? else {
             return Ok(None);
@@ -234,8 +317,13 @@ impl Batch<'_> {
             .map(Some)
     }
 
-    /// Stores a case's record.
+    /// Stores a case's record (sealed when the batch commits).
     pub fn put_case_record(&mut self, r: &records::CaseRecord) -> Result<(), StoreError> {
+        self.records.insert(*r.case_id.as_bytes(), r.clone());
+        Ok(())
+    }
+
+    fn write_case_record(&mut self, r: &records::CaseRecord) -> Result<(), StoreError> {
         let bytes = self
             .store
             .seal_record(CASE_RECORDS_NAME, r.case_id.as_bytes(), r)?;

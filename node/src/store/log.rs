@@ -92,117 +92,128 @@ impl Store {
         }
     }
 
-    pub(super) fn append_in(
+    /// The frontier a batch extends a case's log from: the stored tip, checked against the
+    /// latest checkpoint the agency signed (an altered log is never extended). A case without a
+    /// log gets one, empty, registered in `cases`.
+    pub(super) fn frontier_in(
         &self,
         tx: &redb::WriteTransaction,
         signer: &LogSigner<'_>,
         case: &CaseId,
+    ) -> Result<Frontier, StoreError> {
+        let key = case.as_bytes();
+        let log = tx.open_table(LOG)?;
+        let frontier = tip(&log, key)?;
+        if frontier.size() == 0 {
+            let mut cases = tx.open_table(CASES)?;
+            if cases.get(key)?.is_some() {
+                return Err(StoreError::Corrupt(format!(
+                    "case {case} is registered but its log is empty: it was deleted"
+                )));
+            }
+            cases.insert(key, 0)?;
+            return Ok(frontier);
+        }
+        // Extend only what the agency signed: the frontier must hash to the root of the latest
+        // checkpoint, verified with the agency's key.
+        let size = frontier.size();
+        let note = log
+            .get((key, size - 1, CHECKPOINT, 0))?
+            .map(|v| v.value().to_vec())
+            .ok_or_else(|| StoreError::Corrupt("the latest checkpoint is missing".into()))?;
+        let known = self
+            .verified
+            .lock()
+            .ok()
+            .is_some_and(|m| m.get(key) == Some(&note));
+        let cp = if known {
+            let n = Note::parse(&note).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Checkpoint::parse(n.text()).map_err(|e| StoreError::Corrupt(e.to_string()))?
+        } else {
+            let first =
+                rogatory_proto::audit::note::verify_checkpoint(&note, &signer.verifier(), &[]);
+            // Signed before a rotation: with the key of the time.
+            self.earlier
+                .iter()
+                .filter_map(|k| NoteVerifier::new(&log_key_name(signer.agency), SIG_ED25519, k).ok())
+                .fold(first, |r, v| {
+                    r.or_else(|_| rogatory_proto::audit::note::verify_checkpoint(&note, &v, &[]))
+                })
+                .map_err(|e| {
+                    StoreError::Corrupt(format!("the latest checkpoint does not verify: {e}"))
+                })?
+                .0
+        };
+        if cp.size != size || cp.root != frontier.root() || cp.origin != case_origin(signer.agency, case)
+        {
+            return Err(StoreError::Corrupt(
+                "the stored log does not match its latest signed checkpoint; it will not be extended"
+                    .into(),
+            ));
+        }
+        Ok(frontier)
+    }
+
+    /// Writes entries at the end of a case's log (each entry's `seq` assigned here) with the
+    /// subtree hashes they complete, extending `frontier`. No checkpoint: see [`Store::sign_in`].
+    pub(super) fn write_entries(
+        tx: &redb::WriteTransaction,
+        case: &CaseId,
+        frontier: &mut Frontier,
         entries: &mut [AuditEntry],
-    ) -> Result<Vec<u8>, StoreError> {
+    ) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Err(StoreError::Request("nothing to append".into()));
         }
         let key = case.as_bytes();
-        let note;
-        {
-            let mut log = tx.open_table(LOG)?;
-            let mut frontier = tip(&log, key)?;
-            if frontier.size() == 0 {
-                let mut cases = tx.open_table(CASES)?;
-                if cases.get(key)?.is_some() {
-                    return Err(StoreError::Corrupt(format!(
-                        "case {case} is registered but its log is empty: it was deleted"
-                    )));
-                }
-                cases.insert(key, 0)?;
-            } else {
-                // Extend only what the agency signed: the frontier must hash to the root of
-                // the latest checkpoint, verified with the agency's key.
-                let size = frontier.size();
-                let note = log
-                    .get((key, size - 1, CHECKPOINT, 0))?
-                    .map(|v| v.value().to_vec())
-                    .ok_or_else(|| {
-                        StoreError::Corrupt("the latest checkpoint is missing".into())
-                    })?;
-                let known = self
-                    .verified
-                    .lock()
-                    .ok()
-                    .is_some_and(|m| m.get(key) == Some(&note));
-                let cp = if known {
-                    let n = Note::parse(&note).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                    Checkpoint::parse(n.text()).map_err(|e| StoreError::Corrupt(e.to_string()))?
-                } else {
-                    let first = rogatory_proto::audit::note::verify_checkpoint(
-                        &note,
-                        &signer.verifier(),
-                        &[],
-                    );
-                    // Signed before a rotation: with the key of the time.
-                    self.earlier
-                        .iter()
-                        .filter_map(|k| {
-                            NoteVerifier::new(&log_key_name(signer.agency), SIG_ED25519, k).ok()
-                        })
-                        .fold(first, |r, v| {
-                            r.or_else(|_| {
-                                rogatory_proto::audit::note::verify_checkpoint(&note, &v, &[])
-                            })
-                        })
-                        .map_err(|e| {
-                            StoreError::Corrupt(format!(
-                                "the latest checkpoint does not verify: {e}"
-                            ))
-                        })?
-                        .0
-                };
-                if cp.size != size
-                    || cp.root != frontier.root()
-                    || cp.origin != case_origin(signer.agency, case)
-                {
-                    return Err(StoreError::Corrupt(
-                        "the stored log does not match its latest signed checkpoint; it will not be extended".into(),
-                    ));
-                }
+        let mut log = tx.open_table(LOG)?;
+        for e in entries.iter_mut() {
+            if &e.case_id != case {
+                return Err(StoreError::Request(format!(
+                    "an entry of case {} cannot go into the log of case {case}",
+                    e.case_id
+                )));
             }
-            for e in entries.iter_mut() {
-                if &e.case_id != case {
-                    return Err(StoreError::Request(format!(
-                        "an entry of case {} cannot go into the log of case {case}",
-                        e.case_id
-                    )));
-                }
-                e.seq = frontier.size();
-                let bytes = e
-                    .to_cbor()
-                    .map_err(|err| StoreError::Request(err.to_string()))?;
-                fresh(
-                    log.insert((key, e.seq, ENTRY, 0), bytes.as_slice())?
-                        .is_none(),
-                )?;
-                for (level, index, h) in frontier.append(leaf_hash(&bytes)) {
-                    fresh(
-                        log.insert(node_key(key, level, index), h.as_slice())?
-                            .is_none(),
-                    )?;
-                }
+            e.seq = frontier.size();
+            let bytes = e
+                .to_cbor()
+                .map_err(|err| StoreError::Request(err.to_string()))?;
+            fresh(log.insert((key, e.seq, ENTRY, 0), bytes.as_slice())?.is_none())?;
+            for (level, index, h) in frontier.append(leaf_hash(&bytes)) {
+                fresh(log.insert(node_key(key, level, index), h.as_slice())?.is_none())?;
             }
-            let cp = Checkpoint {
-                origin: case_origin(signer.agency, case),
-                size: frontier.size(),
-                root: frontier.root(),
-                extensions: Vec::new(),
-            };
-            let mut n = Note::new(&cp.body()).map_err(|e| StoreError::Request(e.to_string()))?;
-            n.sign(&log_key_name(signer.agency), signer.key)
-                .map_err(|e| StoreError::Request(e.to_string()))?;
-            note = n.to_text().into_bytes();
-            fresh(
-                log.insert((key, frontier.size() - 1, CHECKPOINT, 0), note.as_slice())?
-                    .is_none(),
-            )?;
         }
+        Ok(())
+    }
+
+    /// Signs the checkpoint of a case's log at `frontier` and writes it as the log's last
+    /// record; returns the signed note.
+    pub(super) fn sign_in(
+        &self,
+        tx: &redb::WriteTransaction,
+        agency: &AgencyId,
+        key: &SigningKey,
+        case: &CaseId,
+        frontier: &Frontier,
+    ) -> Result<Vec<u8>, StoreError> {
+        let cp = Checkpoint {
+            origin: case_origin(agency, case),
+            size: frontier.size(),
+            root: frontier.root(),
+            extensions: Vec::new(),
+        };
+        let mut n = Note::new(&cp.body()).map_err(|e| StoreError::Request(e.to_string()))?;
+        n.sign(&log_key_name(agency), key)
+            .map_err(|e| StoreError::Request(e.to_string()))?;
+        let note = n.to_text().into_bytes();
+        let mut log = tx.open_table(LOG)?;
+        fresh(
+            log.insert(
+                (case.as_bytes(), frontier.size() - 1, CHECKPOINT, 0),
+                note.as_slice(),
+            )?
+            .is_none(),
+        )?;
         // The cache holds note bytes this process signed: if the transaction does not commit,
         // those bytes are never found on disk, so the entry is harmless.
         self.remember(case, &note);

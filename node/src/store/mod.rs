@@ -574,6 +574,8 @@ impl Store {
             store: self,
             tx,
             appended: 0,
+            unsigned: Default::default(),
+            records: Default::default(),
         })
     }
 
@@ -587,7 +589,7 @@ impl Store {
         entries: &mut [AuditEntry],
     ) -> Result<Vec<u8>, StoreError> {
         let mut b = self.batch()?;
-        let note = b.append(signer, case, entries)?;
+        let note = b.append_signed(signer, case, entries)?;
         b.commit()?;
         Ok(note)
     }
@@ -755,7 +757,7 @@ impl Store {
         let case = entry.case_id;
         let mut b = self.batch()?;
         b.settle(entry, receipt, state)?;
-        let note = b.append(signer, &case, audit)?;
+        let note = b.append_signed(signer, &case, audit)?;
         b.commit()?;
         Ok(note)
     }
