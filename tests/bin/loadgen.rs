@@ -6,8 +6,9 @@
 //!    messages per second: the crypto bound.
 //! 2. Raw libp2p request-response, in this process: the same transport (TCP + Noise + Yamux),
 //!    the same request and response sizes, no cryptography of ours and no storage.
-//! 3. The nodes: messages sent through A's local API, each counted when A has verified and
-//!    committed B's receipt (B committed the envelope before signing it), with 1 and with 64
+//! 3. The nodes: messages sent through A's local API (`POST /v1/send?wait=`, or
+//!    `POST /v1/send/batch?wait=` with 8 messages per request), each counted when A has verified
+//!    and committed B's receipt (B committed the envelope before signing it), with 1 and with 64
 //!    messages in flight; p50 and p99 latency from the API call to the settled receipt; idle
 //!    and peak RSS of each node.
 //!
@@ -216,39 +217,64 @@ fn proc_cpu(pid: &str) -> Duration {
     Duration::from_secs_f64(ticks / tick)
 }
 
+/// Messages per `POST /v1/send/batch` in the 64-in-flight run (8 client threads).
+const BATCH: usize = 8;
+
 struct NodeRun {
     rate: f64,
     p50: Duration,
     p99: Duration,
 }
 
-/// `total` messages through A's API, `window` at a time, each waited for until settled.
-fn node_run(c: &Cluster, total: usize, window: usize, case: &str) -> NodeRun {
+/// `total` messages through A's API, `window` at a time, each waited for until settled: with
+/// `per_request` 1, one `POST /v1/send?wait=` per message from `window` client threads; else
+/// `POST /v1/send/batch?wait=` with `per_request` messages each, from `window / per_request`
+/// threads. A message's latency is its request's.
+fn node_run(c: &Cluster, total: usize, window: usize, per_request: usize, case: &str) -> NodeRun {
     let body = example("mla-request.json");
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
-    let workers: Vec<_> = (0..window)
+    let message = serde_json::json!({
+        "to": ["XB.DOJ-CA"], "case": case, "type": "mla-request", "body": body
+    });
+    let workers: Vec<_> = (0..(window / per_request).max(1))
         .map(|_| {
             let api = c.api(0);
             let next = Arc::clone(&next);
-            let body = body.clone();
-            let case = case.to_string();
+            let message = message.clone();
             std::thread::spawn(move || {
                 let mut lat = Vec::new();
-                while next.fetch_add(1, Ordering::Relaxed) < total {
+                loop {
+                    let taken = next.fetch_add(per_request, Ordering::Relaxed);
+                    if taken >= total {
+                        break;
+                    }
+                    let n = per_request.min(total - taken);
                     let t = Instant::now();
-                    let r = api
-                        .post::<serde_json::Value>(
-                            "/v1/send",
-                            &serde_json::json!({
-                                "to": ["XB.DOJ-CA"], "case": case, "type": "mla-request", "body": body
-                            }),
-                        )
-                        .unwrap();
-                    let id = r["queued"][0]["envelope_id"].as_str().unwrap().to_string();
-                    let row = api.get::<serde_json::Value>(&format!("/v1/outbox/{id}?wait=120")).unwrap();
-                    assert_eq!(row["state"], "delivered", "{row}");
-                    lat.push(t.elapsed());
+                    let sent: Vec<serde_json::Value> = if per_request == 1 {
+                        vec![api.post("/v1/send?wait=120", &message).unwrap()]
+                    } else {
+                        let r: serde_json::Value = api
+                            .post(
+                                "/v1/send/batch?wait=120",
+                                &serde_json::json!({ "messages": vec![message.clone(); n] }),
+                            )
+                            .unwrap();
+                        r["results"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .map(|r| {
+                                assert_eq!(r["status"], 200, "{r}");
+                                r["sent"].clone()
+                            })
+                            .collect()
+                    };
+                    let took = t.elapsed();
+                    for s in sent {
+                        assert_eq!(s["queued"][0]["state"], "delivered", "{s}");
+                        lat.push(took);
+                    }
                 }
                 lat
             })
@@ -258,6 +284,7 @@ fn node_run(c: &Cluster, total: usize, window: usize, case: &str) -> NodeRun {
         .into_iter()
         .flat_map(|w| w.join().unwrap())
         .collect();
+    assert_eq!(lat.len(), total);
     let rate = total as f64 / start.elapsed().as_secs_f64();
     lat.sort();
     NodeRun {
@@ -470,8 +497,10 @@ fn main() {
         )
         .unwrap();
     let case = warm["case_id"].as_str().unwrap().to_string();
-    node_run(&c, 50, 8, &case);
-    let one = node_run(&c, (total / 10).max(100), 1, &case);
+    node_run(&c, 50, 8, 1, &case);
+    let one = node_run(&c, (total / 10).max(100), 1, 1, &case);
+    // 64 in flight, one request per message: what the batch route saves.
+    let single = node_run(&c, total / 2, 64, 1, &case);
     let cpu_of = || {
         [
             proc_cpu(&pids[0].to_string()),
@@ -480,7 +509,7 @@ fn main() {
         ]
     };
     let cpu_before = cpu_of();
-    let many = node_run(&c, total, 64, &case);
+    let many = node_run(&c, total, 64, BATCH, &case);
     let cpu_after = cpu_of();
     let cpu: Vec<f64> = cpu_after
         .iter()
@@ -505,7 +534,13 @@ fn main() {
         one.p99.as_secs_f64() * 1e3
     );
     println!(
-        "nodes, 64 in flight: {:.0} msg/s, p50 {:.1} ms, p99 {:.1} ms",
+        "nodes, 64 in flight, one message per request: {:.0} msg/s, p50 {:.1} ms, p99 {:.1} ms",
+        single.rate,
+        single.p50.as_secs_f64() * 1e3,
+        single.p99.as_secs_f64() * 1e3
+    );
+    println!(
+        "nodes, 64 in flight, {BATCH} messages per request: {:.0} msg/s, p50 {:.1} ms, p99 {:.1} ms",
         many.rate,
         many.p50.as_secs_f64() * 1e3,
         many.p99.as_secs_f64() * 1e3

@@ -26,6 +26,7 @@ pub const PERMISSIONS: &[(&str, &str, Permission)] = {
         ("GET", "/v1/outbox", Read),
         ("GET", "/v1/outbox/{id}", Read),
         ("POST", "/v1/send", Send),
+        ("POST", "/v1/send/batch", Send),
         ("GET", "/v1/messages/{id}", Content),
         ("POST", "/v1/messages/{id}/forward", Send),
         ("GET", "/v1/cases", Read),

@@ -57,7 +57,9 @@ pub const YIELD_AFTER: Duration = Duration::from_millis(250);
 /// The body limit of a route: messages and evidence items may be large, nothing else is.
 pub fn body_limit(method: &axum::http::Method, path: &str) -> usize {
     let evidence_add = path.starts_with("/v1/evidence/") && path.matches('/').count() == 3;
-    if method == axum::http::Method::POST && (path == "/v1/send" || evidence_add) {
+    if method == axum::http::Method::POST
+        && (path == "/v1/send" || path == "/v1/send/batch" || evidence_add)
+    {
         LARGE_BODY
     } else {
         SMALL_BODY
@@ -360,6 +362,7 @@ mod tests {
     fn routes_that_carry_messages_take_large_bodies_and_no_other() {
         use axum::http::Method;
         assert_eq!(body_limit(&Method::POST, "/v1/send"), LARGE_BODY);
+        assert_eq!(body_limit(&Method::POST, "/v1/send/batch"), LARGE_BODY);
         assert_eq!(body_limit(&Method::POST, "/v1/evidence/x"), LARGE_BODY);
         assert_eq!(body_limit(&Method::POST, "/v1/evidence/x/send"), SMALL_BODY);
         assert_eq!(body_limit(&Method::POST, "/v1/cases"), SMALL_BODY);

@@ -9,13 +9,13 @@ use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::StatusCode;
 use rogatory_proto::envelope::{self, Recipient};
 use rogatory_proto::ids::{AgencyId, CaseId, Sha256Digest};
-use rogatory_proto::message::{Message, MessageError, MessageType};
+use rogatory_proto::message::Message;
 use rogatory_proto::receipt::verify_receipt;
 use rogatory_proto::time::format_unix;
 
 use super::wire::{
     ErrorBody, Forward, Forwarded, InboxRow, MessageView, OutboxQuery, OutboxRow, QueuedRow,
-    ReceiptView, SendBody, Sent, Wait,
+    ReceiptView, Wait,
 };
 use super::{ApiError, ApiState, Authorized, MAX_WAIT_SECS, blocking};
 use crate::engine::{Job, SendRequest};
@@ -186,145 +186,6 @@ pub async fn outbox_one(
         // forgotten when it goes out of scope, whatever happened.
         let _ = tokio::time::timeout_at(deadline, woken.settled()).await;
     }
-}
-
-/// A message given as JSON, checked against its type's rules.
-fn parse_message(kind: MessageType, body: &serde_json::Value) -> Result<Message, ApiError> {
-    Message::from_json(kind, body)
-        .and_then(|m| m.validate().map(|()| m))
-        .map_err(|e| match e {
-            MessageError::Invalid { problems, .. } => ApiError::invalid(format!(
-                "this {kind} cannot be sent: {}",
-                problems
-                    .0
-                    .iter()
-                    .map(|p| format!("{}: {}", p.field, p.message))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )),
-            other => ApiError::invalid(other.to_string()),
-        })
-}
-
-/// The case a send names: an existing UUIDv7, or a new one.
-fn send_case(case: &str) -> Result<CaseId, ApiError> {
-    if case == "new" {
-        return Ok(CaseId::generate());
-    }
-    let c: CaseId = case
-        .parse()
-        .map_err(|_| ApiError::invalid(format!("case {case:?} is not a UUID (or `new`)")))?;
-    if c.0.get_version_num() != 7 {
-        return Err(ApiError::invalid(format!("case {c} is not a UUIDv7")));
-    }
-    if c == crate::store::NODE_LOG {
-        return Err(ApiError::invalid(format!(
-            "case {c} is reserved for the node's own log"
-        )));
-    }
-    Ok(c)
-}
-
-/// Seals a message for its addressees (one envelope each, at the next position of the case's
-/// chain to each) and queues it; answered once it is durable.
-#[utoipa::path(post, path = "/v1/send", tag = "messages", request_body = SendBody,
-    responses((status = 200, description = "The answer", body = Sent), (status = 409, description = "Conflicts with the state of the case or item", body = ErrorBody),
-        (status = 422, description = "Refused as given", body = ErrorBody), (status = 500, description = "The node's store failed; nothing was recorded", body = ErrorBody),
-        (status = 503, description = "The node is stopping", body = ErrorBody)))]
-pub async fn send(
-    Authorized(user): Authorized,
-    axum::Extension(caller): axum::Extension<crate::people::Caller>,
-    token: Option<axum::Extension<super::access::Bearer>>,
-    State(s): State<Arc<ApiState>>,
-    Json(b): Json<SendBody>,
-) -> Result<Json<Sent>, ApiError> {
-    if b.to.is_empty() {
-        return Err(ApiError::invalid("no addressee"));
-    }
-    let to =
-        b.to.iter()
-            .map(|t| s.partner(t))
-            .collect::<Result<Vec<_>, _>>()?;
-    let case = send_case(&b.case)?;
-    let kind: MessageType = b
-        .kind
-        .parse()
-        .map_err(|e| ApiError::invalid(format!("{e}")))?;
-    if kind == MessageType::EvidenceManifest {
-        return Err(ApiError::invalid(
-            "an evidence manifest is sent with `rogatory evidence send` (POST /v1/evidence/{case}/send), which keeps the items it lists and their content keys",
-        ));
-    }
-    if kind == MessageType::EvidenceStatus {
-        return Err(ApiError::invalid(
-            "an evidence status is written by the node itself when an item arrives, is verified or quarantined, or is exported",
-        ));
-    }
-    let message = parse_message(kind, &b.body)?;
-    let request = Box::new(SendRequest {
-        to,
-        case,
-        message,
-        user,
-        confirmation: false,
-        officers: Vec::new(),
-        made: Vec::new(),
-        message_id: None,
-    });
-    // An issuing authority's own message of a type that needs validation: signed now, kept
-    // until a validating authority countersigns (spec/PEOPLE.md §6).
-    if s.validated.contains(&kind) && caller.may(crate::people::Permission::Approve) {
-        let token = token.as_ref().map(|t| &t.0);
-        let Some(o) = super::access::own_officer(&s, &caller, token).await? else {
-            return Err(ApiError::invalid(format!(
-                "a {kind} is validated before it is sent: its issuer signs it with a key the agency certified (rogatory user certify)"
-            )));
-        };
-        let mut request = request;
-        let body = request
-            .message
-            .to_cbor()
-            .map_err(|e| ApiError::invalid(e.to_string()))?;
-        let of = (&case, request.to.as_slice(), kind.as_str(), &body[..]);
-        let (message_id, signature) = super::drafts::issue_signature(&s, &o, of);
-        request.made = vec![signature];
-        request.message_id = Some(message_id);
-        let d = s.worker.ask(|reply| Job::Draft { request, reply }).await?;
-        tracing::info!(draft = %d.id.to_hex(), by = %d.drafted_by, kind = %d.kind, "a message waits for a validating authority");
-        return Ok(Json(Sent {
-            case_id: case.to_string(),
-            kind: kind.as_str().to_string(),
-            queued: Vec::new(),
-            draft: Some(super::wire::DraftRow::from(&d)),
-        }));
-    }
-    // An official who may not approve drafts what needs approval (spec/PEOPLE.md §6).
-    if s.approval.contains(&kind)
-        && matches!(caller, crate::people::Caller::Account(_))
-        && !caller.may(crate::people::Permission::Approve)
-    {
-        let d = s.worker.ask(|reply| Job::Draft { request, reply }).await?;
-        tracing::info!(draft = %d.id.to_hex(), by = %d.drafted_by, kind = %d.kind, "a message waits for an issuing authority's approval");
-        return Ok(Json(Sent {
-            case_id: case.to_string(),
-            kind: kind.as_str().to_string(),
-            queued: Vec::new(),
-            draft: Some(super::wire::DraftRow::from(&d)),
-        }));
-    }
-    let mut request = request;
-    if let Some(o) =
-        super::access::officer_signer(&s, &caller, token.as_ref().map(|t| &t.0), kind).await?
-    {
-        request.officers.push(o);
-    }
-    let queued = s.worker.ask(|reply| Job::Send { request, reply }).await?;
-    Ok(Json(Sent {
-        case_id: case.to_string(),
-        kind: kind.as_str().to_string(),
-        queued: queued.iter().map(QueuedRow::from).collect(),
-        draft: None,
-    }))
 }
 
 /// Finds an envelope by id or unique hex prefix (at least 8 characters), among those received

@@ -18,8 +18,9 @@
 //! |--------------|---------------------------------------------------------------------------|
 //! | `status`     | `GET /v1/status`, `GET /v1/proof`                                          |
 //! | `openapi`    | `GET /v1/openapi.json`                                                     |
-//! | `messages`   | `GET /v1/inbox`, `GET /v1/outbox`, `GET /v1/outbox/{id}`, `POST /v1/send`, |
+//! | `messages`   | `GET /v1/inbox`, `GET /v1/outbox`, `GET /v1/outbox/{id}`,                  |
 //! |              | `GET /v1/messages/{id}`, `POST /v1/messages/{id}/forward`                  |
+//! | `send`       | `POST /v1/send`, `POST /v1/send/batch`                                     |
 //! | `cases`      | `GET`/`POST /v1/cases`, `GET /v1/cases/{id}`, `POST /v1/cases/{id}/export`,|
 //! |              | `GET /v1/deadlines`                                                        |
 //! | `evidence`   | `GET`/`POST /v1/evidence/{case}`, `POST …/send`, `…/export`, `…/verify`    |
@@ -59,6 +60,7 @@ pub mod listen;
 pub mod messages;
 pub mod metrics;
 mod openapi;
+pub mod send;
 pub mod stats;
 pub mod status;
 pub mod wire;
@@ -245,7 +247,8 @@ pub fn router(state: Arc<ApiState>) -> axum::Router {
         .route("/v1/inbox", get(messages::inbox))
         .route("/v1/outbox", get(messages::outbox))
         .route("/v1/outbox/{id}", get(messages::outbox_one))
-        .route("/v1/send", post(messages::send))
+        .route("/v1/send", post(send::send))
+        .route("/v1/send/batch", post(send::send_batch))
         .route("/v1/messages/{id}", get(messages::message))
         .route("/v1/messages/{id}/forward", post(messages::forward))
         .route("/v1/cases", get(cases::cases).post(cases::new_case))

@@ -5,7 +5,7 @@ use utoipa::Modify;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use super::{access, audit, cases, drafts, evidence, keys, messages, status, wire};
+use super::{access, audit, cases, drafts, evidence, keys, messages, send, status, wire};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,7 +22,7 @@ use super::{access, audit, cases, drafts, evidence, keys, messages, status, wire
     ),
     paths(
         status::status, status::proof, document,
-        messages::inbox, messages::outbox, messages::outbox_one, messages::send,
+        messages::inbox, messages::outbox, messages::outbox_one, send::send, send::send_batch,
         messages::message, messages::forward,
         cases::cases, cases::new_case, cases::case_one, cases::case_export, cases::deadlines,
         evidence::list, evidence::add, evidence::send, evidence::export, evidence::verify,

@@ -41,6 +41,11 @@ pub struct SendArgs {
     /// The message as JSON (see spec/examples/ and `rogatory request validate`).
     #[arg(long)]
     pub body: PathBuf,
+    /// Wait up to SECS seconds for each envelope to be delivered (the partner's receipt
+    /// verified and recorded) or rejected, and print where each stands; 0 (the default) answers
+    /// once the envelopes are queued. Exits 1 if one was rejected or is still queued.
+    #[arg(long, value_name = "SECS", default_value_t = 0)]
+    pub wait: u64,
     #[command(flatten)]
     pub common: Common,
 }
@@ -116,7 +121,7 @@ pub(crate) fn send(a: SendArgs) -> Result<ExitCode> {
         .with_context(|| format!("{} is not valid JSON", a.body.display()))?;
     let c = client(&a.common)?;
     let r: Sent = c.post(
-        "/v1/send",
+        &format!("/v1/send?wait={}", a.wait),
         &SendBody {
             to: a.to,
             case: a.case,
@@ -132,13 +137,31 @@ pub(crate) fn send(a: SendArgs) -> Result<ExitCode> {
         println!("case {}: {} queued", r.case_id, r.kind);
         for q in &r.queued {
             println!(
-                "  {}  to {:<20} #{} in the case's chain",
-                q.envelope_id, q.to, q.sequence
+                "  {}  to {:<20} #{} in the case's chain{}",
+                q.envelope_id,
+                q.to,
+                q.sequence,
+                q.state
+                    .as_ref()
+                    .map(|s| format!(": {s}"))
+                    .unwrap_or_default()
             );
         }
-        println!("The node delivers it and records the receipt; follow it with `rogatory outbox`.");
+        if a.wait == 0 {
+            println!(
+                "The node delivers it and records the receipt; follow it with `rogatory outbox`."
+            );
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    let unsettled = r
+        .queued
+        .iter()
+        .any(|q| q.state.as_deref().is_some_and(|s| s != "delivered"));
+    Ok(if unsettled {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 pub(crate) fn inbox(a: Common) -> Result<ExitCode> {

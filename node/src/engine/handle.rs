@@ -103,7 +103,7 @@ impl crate::evidence::transfer::Recorder for Worker {
 /// [`Watch::anything`]. Nothing is kept for a waiter once it has given up.
 #[derive(Default, Debug)]
 pub struct Watch {
-    envelopes: Mutex<HashMap<[u8; 32], Vec<oneshot::Sender<()>>>>,
+    envelopes: Mutex<HashMap<[u8; 32], Vec<oneshot::Sender<crate::store::OutboxState>>>>,
     anything: tokio::sync::Notify,
 }
 
@@ -112,16 +112,17 @@ pub struct Watch {
 pub struct Interest {
     watch: Arc<Watch>,
     id: [u8; 32],
-    rx: Option<oneshot::Receiver<()>>,
+    rx: Option<oneshot::Receiver<crate::store::OutboxState>>,
 }
 
 impl Interest {
-    /// Completes when the envelope is settled (or the node stops).
-    pub async fn settled(&mut self) {
-        if let Some(rx) = self.rx.as_mut() {
-            let _ = rx.await;
-            self.rx = None;
-        }
+    /// Completes when the envelope is settled, with its state (`None` if the node stops, or
+    /// if this interest was already answered).
+    pub async fn settled(&mut self) -> Option<crate::store::OutboxState> {
+        let rx = self.rx.as_mut()?;
+        let state = rx.await.ok();
+        self.rx = None;
+        state
     }
 }
 
@@ -165,10 +166,10 @@ impl Watch {
         self.envelopes.lock().map(|m| m.len()).unwrap_or(0)
     }
 
-    pub(super) fn settled(&self, id: &[u8; 32]) {
+    pub(super) fn settled(&self, id: &[u8; 32], state: crate::store::OutboxState) {
         let woken = self.envelopes.lock().ok().and_then(|mut m| m.remove(id));
         for tx in woken.into_iter().flatten() {
-            let _ = tx.send(());
+            let _ = tx.send(state);
         }
     }
 

@@ -268,8 +268,11 @@ impl Engine {
                     Reply::Nothing => {}
                     Reply::Notice(n) => {
                         match &n {
-                            Notice::Settled { id, state: Some(_) } => {
-                                watch.settled(id);
+                            Notice::Settled {
+                                id,
+                                state: Some(state),
+                            } => {
+                                watch.settled(id, *state);
                                 changed = true;
                             }
                             Notice::Answer {

@@ -102,7 +102,9 @@ impl Batch<'_> {
     ) -> Result<Vec<u8>, StoreError> {
         self.append(signer, case, entries)?;
         let Some(u) = self.unsigned.remove(case.as_bytes()) else {
-            return Err(StoreError::Corrupt("an append was lost in its batch".into()));
+            return Err(StoreError::Corrupt(
+                "an append was lost in its batch".into(),
+            ));
         };
         self.store
             .sign_in(&self.tx, signer.agency, signer.key, case, &u.frontier)

@@ -135,7 +135,9 @@ impl Store {
             // Signed before a rotation: with the key of the time.
             self.earlier
                 .iter()
-                .filter_map(|k| NoteVerifier::new(&log_key_name(signer.agency), SIG_ED25519, k).ok())
+                .filter_map(|k| {
+                    NoteVerifier::new(&log_key_name(signer.agency), SIG_ED25519, k).ok()
+                })
                 .fold(first, |r, v| {
                     r.or_else(|_| rogatory_proto::audit::note::verify_checkpoint(&note, &v, &[]))
                 })
@@ -144,7 +146,9 @@ impl Store {
                 })?
                 .0
         };
-        if cp.size != size || cp.root != frontier.root() || cp.origin != case_origin(signer.agency, case)
+        if cp.size != size
+            || cp.root != frontier.root()
+            || cp.origin != case_origin(signer.agency, case)
         {
             return Err(StoreError::Corrupt(
                 "the stored log does not match its latest signed checkpoint; it will not be extended"
@@ -178,9 +182,15 @@ impl Store {
             let bytes = e
                 .to_cbor()
                 .map_err(|err| StoreError::Request(err.to_string()))?;
-            fresh(log.insert((key, e.seq, ENTRY, 0), bytes.as_slice())?.is_none())?;
+            fresh(
+                log.insert((key, e.seq, ENTRY, 0), bytes.as_slice())?
+                    .is_none(),
+            )?;
             for (level, index, h) in frontier.append(leaf_hash(&bytes)) {
-                fresh(log.insert(node_key(key, level, index), h.as_slice())?.is_none())?;
+                fresh(
+                    log.insert(node_key(key, level, index), h.as_slice())?
+                        .is_none(),
+                )?;
             }
         }
         Ok(())

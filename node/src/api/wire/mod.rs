@@ -241,6 +241,10 @@ pub struct QueuedRow {
     pub order: u64,
     /// Its position in the case's chain to the addressee.
     pub sequence: u64,
+    /// With `?wait=SECS`: where it stands when the answer was given (`delivered`, `rejected`,
+    /// or still `queued` when the time ran out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 impl From<&crate::engine::Queued> for QueuedRow {
@@ -250,8 +254,37 @@ impl From<&crate::engine::Queued> for QueuedRow {
             to: q.to.to_string(),
             order: q.order,
             sequence: q.sequence,
+            state: None,
         }
     }
+}
+
+/// `POST /v1/send/batch`: messages sent as `POST /v1/send` sends each (1 to 64).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendBatch {
+    /// The messages, each as the body of `POST /v1/send`.
+    pub messages: Vec<SendBody>,
+}
+
+/// The answer to `POST /v1/send/batch`: one result per message, in the order given.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SentBatch {
+    /// The results.
+    pub results: Vec<BatchResult>,
+}
+
+/// What became of one message of a batch.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BatchResult {
+    /// The status `POST /v1/send` would have answered for it (200: sent or kept as a draft).
+    pub status: u16,
+    /// With 200: what was sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent: Option<Sent>,
+    /// Otherwise: why it was refused (nothing of it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The answer to `POST /v1/send`.
