@@ -5331,7 +5331,7 @@ _rogatory() {
             return 0
             ;;
         rogatory__subcmd__send)
-            opts="-h -V --to --case --type --body --data-dir --json --passphrase-file --help --version"
+            opts="-h -V --to --case --type --body --wait --data-dir --json --passphrase-file --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -5350,6 +5350,10 @@ _rogatory() {
                     return 0
                     ;;
                 --body)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --wait)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -86,6 +86,7 @@ complete -c rogatory -n "__fish_rogatory_using_subcommand send" -l to -d 'An add
 complete -c rogatory -n "__fish_rogatory_using_subcommand send" -l case -d 'The case id (a UUIDv7), or `new` to open a case (its id is printed)' -r
 complete -c rogatory -n "__fish_rogatory_using_subcommand send" -l type -d 'The message type: mla-request, mla-status, extradition-status, liaison, preservation-request (evidence-manifest and evidence-status are written by the node: rogatory evidence send)' -r
 complete -c rogatory -n "__fish_rogatory_using_subcommand send" -l body -d 'The message as JSON (see spec/examples/ and `rogatory request validate`)' -r -F
+complete -c rogatory -n "__fish_rogatory_using_subcommand send" -l wait -d 'Wait up to SECS seconds for each envelope to be delivered (the partner\'s receipt verified and recorded) or rejected, and print where each stands; 0 (the default) answers once the envelopes are queued. Exits 1 if one was rejected or is still queued' -r
 complete -c rogatory -n "__fish_rogatory_using_subcommand send" -l data-dir -d 'The data directory of the running node' -r -F
 complete -c rogatory -n "__fish_rogatory_using_subcommand send" -l passphrase-file -d 'Read the passphrase of encrypted keys from this file (else `ROGATORY_PASSPHRASE`, else a prompt on the terminal)' -r -F
 complete -c rogatory -n "__fish_rogatory_using_subcommand send" -l json -d 'Print JSON (for scripts)'

@@ -424,3 +424,91 @@ fn metrics_say_what_the_node_did_in_the_prometheus_text_format() {
         );
     }
 }
+
+/// `POST /v1/send/batch` refuses or queues each message on its own, in order, and with
+/// `?wait=` answers once each queued envelope is settled; `POST /v1/send?wait=` and
+/// `rogatory send --wait` do the same for one message, and say when the partner has not
+/// answered in time (exit 1).
+#[test]
+fn a_batch_of_sends_is_refused_or_queued_message_by_message_and_waits_until_settled() {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path();
+    let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 2);
+    c.start(0);
+    c.start(1);
+    let api = c.api(0);
+    let liaison = |to: &str| json!({ "to": [to], "case": "new", "type": "liaison", "body": example("liaison.json") });
+    let batch = json!({ "messages": [
+        liaison("XB.DOJ-CA"),
+        liaison("XZ.NOBODY"),
+        { "to": ["XB.DOJ-CA"], "case": "new", "type": "mla-request", "body": example("mla-request.json") },
+        { "to": ["XB.DOJ-CA"], "case": "new", "type": "evidence-status", "body": {} },
+        { "to": ["XB.DOJ-CA"], "case": "new", "type": "liaison", "body": { "subject": "no body" } },
+    ]});
+    let r: Value = api.post("/v1/send/batch?wait=60", &batch).unwrap();
+    let results = r["results"].as_array().unwrap();
+    let statuses: Vec<u64> = results
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [200, 422, 200, 422, 422], "{r}");
+    for i in [0, 2] {
+        assert_eq!(results[i]["sent"]["queued"][0]["state"], "delivered", "{r}");
+        assert!(results[i]["error"].is_null());
+    }
+    assert!(
+        results[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a pinned partner"),
+        "{r}"
+    );
+    assert_eq!(results[2]["sent"]["type"], "mla-request");
+    // Only the two accepted messages went anywhere.
+    let inbox: Vec<Value> = c.api(1).get("/v1/inbox").unwrap();
+    assert_eq!(inbox.len(), 2);
+    let outbox: Vec<Value> = api.get("/v1/outbox").unwrap();
+    assert_eq!(outbox.len(), 2);
+    // Without `wait`, the answer comes once queued, and says nothing of delivery.
+    let r: Value = api
+        .post(
+            "/v1/send/batch",
+            &json!({ "messages": [liaison("XB.DOJ-CA")] }),
+        )
+        .unwrap();
+    assert!(
+        r["results"][0]["sent"]["queued"][0]["state"].is_null(),
+        "{r}"
+    );
+    // An empty batch, and one of more than 64, are refused whole.
+    for n in [0, 65] {
+        let e = api
+            .post::<Value>(
+                "/v1/send/batch",
+                &json!({ "messages": vec![liaison("XB.DOJ-CA"); n] }),
+            )
+            .unwrap_err();
+        assert_eq!(failure(&e).status, 422, "{e:#}");
+    }
+    // One message with `wait`, through the API and the command line.
+    let r: Value = api.post("/v1/send?wait=60", &liaison("XB.DOJ-CA")).unwrap();
+    assert_eq!(r["queued"][0]["state"], "delivered", "{r}");
+    let body = root.join("liaison.json");
+    std::fs::write(&body, example("liaison.json").to_string()).unwrap();
+    let line = format!(
+        "send --to XB.DOJ-CA --case new --type liaison --body {} --wait 60 --data-dir {}",
+        body.display(),
+        c.dirs[0].display()
+    );
+    let run = run_line(root, &line);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains(": delivered"), "{}", run.stdout);
+    // The partner stopped: the wait runs out, the envelope stays queued, and the command says so.
+    c.stop(1);
+    let line = line.replace("--wait 60", "--wait 1");
+    let run = run_line(root, &line);
+    assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains(": queued"), "{}", run.stdout);
+    c.start(1);
+    c.wait_settled(0, 6, WAIT);
+}

@@ -562,3 +562,97 @@ fn a_status_the_case_does_not_allow_gets_an_illegal_transition_receipt() {
         "the request and the withdrawal"
     );
 }
+
+/// Within one transaction the receipts wait for the case's checkpoint, which is signed once for
+/// all of them: an envelope received twice in one batch (the second is a replay) and the next
+/// one of the chain get their receipts when the batch is sealed, each carrying the same
+/// checkpoint, which includes both entries; a later replay gets the same bytes; and a batch
+/// holding a receipt it has not signed refuses to commit.
+#[test]
+fn receipts_of_one_batch_are_signed_at_its_end_over_one_checkpoint_and_replays_share_them() {
+    use rogatory_node::engine::receive::{Cosigns, SignaturePolicy, receive_in, sign_receipts};
+    let t = tempfile::tempdir().unwrap();
+    let (a, b, store) = two_agencies(t.path());
+    let case = CaseId::generate();
+    let chain = chain_of(&a, &b, case, 3);
+    let trusted = partners_of(vec![a.card.clone()]);
+    let now = 1_790_000_100;
+    let mut cosigns = Cosigns::default();
+    let mut rx = |batch: &mut rogatory_node::store::Batch<'_>, bytes: &[u8]| {
+        receive_in(
+            batch,
+            &b,
+            &trusted,
+            a.card.id(),
+            bytes,
+            now,
+            &Limits::default(),
+            &Quotas::default(),
+            &mut cosigns,
+            None,
+            &SignaturePolicy::default(),
+        )
+        .unwrap()
+        .0
+    };
+    let mut batch = store.batch().unwrap();
+    let outcomes = [
+        rx(&mut batch, &chain[0]),
+        rx(&mut batch, &chain[0]),
+        rx(&mut batch, &chain[1]),
+    ];
+    assert!(matches!(&outcomes[0], Outcome::Accepted { receipt, .. } if receipt.is_empty()));
+    assert_eq!(
+        outcomes[1],
+        Outcome::Replay {
+            receipt: Vec::new()
+        }
+    );
+    assert!(matches!(&outcomes[2], Outcome::Accepted { receipt, .. } if receipt.is_empty()));
+    let signed = sign_receipts(&mut batch, &b).unwrap();
+    batch.commit().unwrap();
+    assert_eq!(signed.len(), 2);
+    let mut carried = Vec::new();
+    for bytes in &chain[..2] {
+        let id = rogatory_proto::ids::Sha256Digest::of(bytes);
+        let r = verify_receipt(&signed[&id.0], &b.card, Some(&id)).unwrap();
+        assert_eq!(r.receipt.event, ReceiptEvent::Accepted);
+        carried.push(
+            r.receipt
+                .checkpoint
+                .expect("the receipt carries a checkpoint"),
+        );
+    }
+    assert_eq!(carried[0], carried[1], "one checkpoint for the batch");
+    let note = rogatory_proto::audit::note::Note::parse(&carried[0]).unwrap();
+    let cp = rogatory_proto::audit::note::Checkpoint::parse(note.text()).unwrap();
+    assert_eq!(cp.size, 2, "it includes both envelopes' entries");
+    assert_eq!(store.size(&case).unwrap(), 2);
+    // A replay in a later transaction: the receipt signed then, byte for byte.
+    let again = receive(
+        &store,
+        &b,
+        &trusted,
+        a.card.id(),
+        &chain[0],
+        now + 5,
+        &Limits::default(),
+        &Quotas::default(),
+    )
+    .unwrap();
+    let id = rogatory_proto::ids::Sha256Digest::of(&chain[0]);
+    assert_eq!(
+        again,
+        Outcome::Replay {
+            receipt: signed[&id.0].clone()
+        }
+    );
+    // A batch that would commit a receipt it has not signed refuses to.
+    let mut batch = store.batch().unwrap();
+    assert!(matches!(
+        rx(&mut batch, &chain[2]),
+        Outcome::Accepted { .. }
+    ));
+    assert!(batch.commit().is_err());
+    assert_eq!(store.size(&case).unwrap(), 2, "nothing of it was written");
+}

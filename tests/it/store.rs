@@ -964,3 +964,75 @@ fn a_consistency_proof_from_the_cli_verifies_offline_and_a_changed_bit_does_not(
     )
     .failed();
 }
+
+/// A batch signs each case's checkpoint once, when it commits, over everything appended to the
+/// case in it; `append_signed` signs at once (a receipt carries that checkpoint), and the batch
+/// still signs what is appended after. Case records are sealed once, at commit. The store
+/// verifies, and a batch dropped without commit leaves nothing.
+#[test]
+fn a_batch_signs_each_case_s_checkpoint_once_at_commit() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let (keys, card) = fixed_agency();
+    std::fs::write(dir.join("card.cose"), card.as_bytes()).unwrap();
+    let store = Store::open(dir)
+        .unwrap()
+        .with_record_keys(RecordKeys::new(&keys));
+    let signer = LogSigner {
+        agency: card.id(),
+        key: &keys.signing,
+    };
+    let (a, b) = (case(), CaseId::generate());
+    let mut all = entries(&card);
+    let mut other = entries(&card);
+    for e in &mut other {
+        e.case_id = b;
+    }
+    // The first batch: A gets 1 + 1 entries, then one signed at once, then 1; B gets 2.
+    let mut batch = store.batch().unwrap();
+    batch.append(&signer, &a, &mut all[0..1]).unwrap();
+    assert_eq!(batch.checkpoint(&a).unwrap(), None, "nothing signed yet");
+    assert!(batch.has_log(&a).unwrap());
+    batch.append(&signer, &a, &mut all[1..2]).unwrap();
+    batch.append(&signer, &b, &mut other[0..2]).unwrap();
+    let note = batch.append_signed(&signer, &a, &mut all[2..3]).unwrap();
+    assert_eq!(batch.checkpoint(&a).unwrap().as_deref(), Some(&note[..]));
+    batch.append(&signer, &a, &mut all[3..4]).unwrap();
+    assert_eq!(
+        batch.checkpoint(&a).unwrap().as_deref(),
+        Some(&note[..]),
+        "the latest signed checkpoint, until the batch commits"
+    );
+    let mut record = case_record();
+    record.case_id = a;
+    batch.put_case_record(&record).unwrap();
+    record.updated_at += 60;
+    batch.put_case_record(&record).unwrap();
+    assert_eq!(batch.case_record(&a).unwrap().as_ref(), Some(&record));
+    batch.commit().unwrap();
+    assert_eq!((store.size(&a).unwrap(), store.size(&b).unwrap()), (4, 2));
+    let sizes = |c: &CaseId, n: u64| {
+        (1..=n)
+            .filter(|s| store.checkpoint(c, Some(*s)).is_ok())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sizes(&a, 4), [3, 4], "one at once, one at commit");
+    assert_eq!(sizes(&b, 2), [2]);
+    assert_eq!(store.entries(&a).unwrap().len(), 4);
+    assert_eq!(store.case_record(&a).unwrap().as_ref(), Some(&record));
+    // A batch dropped without its commit leaves nothing behind.
+    let mut batch = store.batch().unwrap();
+    batch.append(&signer, &a, &mut all[4..5]).unwrap();
+    drop(batch);
+    assert_eq!(store.size(&a).unwrap(), 4);
+    // The next batch extends what was signed.
+    store.append(&signer, &a, &mut all[4..5]).unwrap();
+    drop(store);
+    let r = rogatory(dir, &["audit", "verify-store", "--data-dir", "."]).ok();
+    assert!(
+        r.stdout
+            .contains("7 entries and 4 signed checkpoints re-derived and verified"),
+        "{}",
+        r.stdout
+    );
+}

@@ -198,7 +198,7 @@ mod tests {
             match i % 3 {
                 // Settled while waited for.
                 0 => {
-                    watch.settled(&id);
+                    watch.settled(&id, crate::store::OutboxState::Delivered);
                     rt.block_on(interest.settled());
                 }
                 // Waited for, and given up on.
@@ -220,7 +220,7 @@ mod tests {
         // Two waiting for one envelope are both woken, and then nothing is kept either.
         let (mut a, mut b) = (watch.envelope([7; 32]), watch.envelope([7; 32]));
         assert_eq!(watch.waited_for(), 1);
-        watch.settled(&[7; 32]);
+        watch.settled(&[7; 32], crate::store::OutboxState::Delivered);
         rt.block_on(async {
             a.settled().await;
             b.settled().await;

@@ -109,12 +109,17 @@ impl Engine {
                     if let Some(message) = confirm {
                         self.confirm(batch, &from, case_id, *message, replies)?;
                     }
-                    Some(receipt)
+                    Some(signed_or(receipt, envelope_id.0))
                 }
                 Outcome::Replay { receipt } => {
                     // Rare: the partner did not get (or record) the receipt sent before.
                     tracing::info!(%from, "a replay: answered with the original receipt");
-                    Some(receipt)
+                    let id = || rogatory_proto::ids::Sha256Digest::of(&bytes).0;
+                    Some(if receipt.is_empty() {
+                        Err(id())
+                    } else {
+                        Ok(receipt)
+                    })
                 }
                 Outcome::Rejected { reason, receipt } => {
                     tracing::warn!(%from, reason = reason.name(), "rejected an envelope");
@@ -123,7 +128,7 @@ impl Engine {
                         .entry(from.clone())
                         .or_default()
                         .push_back(Instant::now());
-                    Some(receipt)
+                    Some(Ok(receipt))
                 }
                 // Unanswered: its sender sends it again, by when the history has arrived.
                 Outcome::UnknownOfficer { .. } => None,
@@ -161,8 +166,16 @@ impl Engine {
                     None
                 }
             };
-            if receipt.is_some() {
-                replies[at] = Reply::Notice(Notice::Answer { token, receipt });
+            match receipt {
+                // Signed once the batch's checkpoints are, just before it commits.
+                Some(Err(id)) => self.unsigned_answers.push((at, id)),
+                Some(Ok(receipt)) => {
+                    replies[at] = Reply::Notice(Notice::Answer {
+                        token,
+                        receipt: Some(receipt),
+                    });
+                }
+                None => {}
             }
             if let Some(slot) = advanced
                 && let Some(w) = self.take_waiting(&slot.next())
@@ -176,5 +189,14 @@ impl Engine {
             }
         }
         Ok(())
+    }
+}
+
+/// A receipt, or the envelope whose receipt the batch signs before it commits (an empty one).
+fn signed_or(receipt: Vec<u8>, envelope_id: [u8; 32]) -> Result<Vec<u8>, [u8; 32]> {
+    if receipt.is_empty() {
+        Err(envelope_id)
+    } else {
+        Ok(receipt)
     }
 }

@@ -186,6 +186,8 @@ pub struct Engine {
     policy: receive::SignaturePolicy,
     /// What it decided, for `GET /metrics`.
     counters: Arc<counters::Counters>,
+    /// Answers of this batch whose receipt is signed just before it commits: (reply, envelope).
+    unsigned_answers: Vec<(usize, [u8; 32])>,
 }
 
 impl Engine {
@@ -212,6 +214,7 @@ impl Engine {
             cosignatures: settle::Cosignatures::default(),
             policy: receive::SignaturePolicy::default(),
             counters: Arc::default(),
+            unsigned_answers: Vec::new(),
         }
     }
 
@@ -332,6 +335,7 @@ impl Engine {
     fn process(&mut self, jobs: Vec<Job>) -> Vec<Reply> {
         let n = jobs.len();
         let mut replies = Vec::with_capacity(n);
+        self.unsigned_answers.clear();
         // Jobs whose work was undone by a failed commit, to answer with a failure.
         let mut jobs = jobs.into_iter();
         let result = (|| -> Result<(Duration, Duration)> {
@@ -341,6 +345,13 @@ impl Engine {
             let started = Instant::now();
             for job in jobs.by_ref() {
                 self.job(&mut batch, job, &mut replies)?;
+            }
+            // The batch's checkpoints, then the receipts that carry them.
+            let signed = receive::sign_receipts(&mut batch, &self.me)?;
+            for (at, id) in self.unsigned_answers.drain(..) {
+                if let Some(Reply::Notice(Notice::Answer { receipt, .. })) = replies.get_mut(at) {
+                    *receipt = signed.get(&id).cloned();
+                }
             }
             let done = Instant::now();
             batch.commit().context("cannot commit")?;

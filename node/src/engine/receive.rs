@@ -10,6 +10,8 @@
 //! Refusals whose case cannot be known (the envelope could not be opened) are logged in the
 //! node's own log, the reserved case id [`NODE_LOG`].
 
+use std::collections::HashMap;
+
 use anyhow::{Context, Result};
 use rogatory_proto::audit::entry::{AuditEvent, case_origin, log_key_name};
 
@@ -29,14 +31,14 @@ pub use crate::store::NODE_LOG;
 /// What became of an envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// Accepted and stored; the receipt was signed in the same transaction and may be returned
-    /// once it commits.
+    /// Accepted and stored; the receipt is signed in the same transaction ([`sign_receipts`],
+    /// before the commit) and may be returned once it commits.
     Accepted {
         /// The envelope.
         envelope_id: EnvelopeId,
         /// Its case.
         case_id: CaseId,
-        /// The signed receipt.
+        /// The signed receipt; empty within a batch, until [`sign_receipts`] signs it.
         receipt: Vec<u8>,
         /// A proposal of the partner this node (the requested side) applied: the confirmation
         /// to send back in the same transaction (`cases::Effect::Confirm`).
@@ -49,7 +51,8 @@ pub enum Outcome {
     },
     /// Already answered before: the original receipt, unchanged.
     Replay {
-        /// The original receipt.
+        /// The original receipt; empty if it was accepted earlier in the same batch, until
+        /// [`sign_receipts`] signs it.
         receipt: Vec<u8>,
     },
     /// Refused; nothing was applied.
@@ -129,8 +132,26 @@ pub fn receive(
         None,
         &SignaturePolicy::default(),
     )?;
+    let signed = sign_receipts(&mut batch, me)?;
     batch.commit().context("cannot commit")?;
-    Ok(out)
+    Ok(match out {
+        Outcome::Accepted {
+            envelope_id,
+            case_id,
+            confirm,
+            evidence,
+            refused_items,
+            ..
+        } => Outcome::Accepted {
+            receipt: signed.get(&envelope_id.0).cloned().unwrap_or_default(),
+            envelope_id,
+            case_id,
+            confirm,
+            evidence,
+            refused_items,
+        },
+        other => other,
+    })
 }
 
 pub use super::policy::SignaturePolicy;
@@ -168,6 +189,15 @@ pub fn receive_in(
     policy: &SignaturePolicy,
 ) -> Result<(Outcome, Option<ChainSlot>)> {
     let id = Sha256Digest::of(bytes);
+    if batch.receipt_deferred(&id.0) {
+        // Accepted earlier in this batch: the same receipt, once it is signed.
+        return Ok((
+            Outcome::Replay {
+                receipt: Vec::new(),
+            },
+            None,
+        ));
+    }
     if let Some(receipt) = batch.receipt_for(&id.0)? {
         return Ok((Outcome::Replay { receipt }, None));
     }
@@ -389,18 +419,26 @@ pub fn receive_in(
                 e.commitment = Some(sha256);
                 entries.push(e);
             }
-            // The receipt carries our checkpoint of the case, including this envelope.
-            let checkpoint = batch.append_signed(&signer, &opened.case_id, &mut entries)?;
-            let receipt = sign(
-                me,
-                id,
-                &opened.info.from,
-                None,
-                now,
-                Some(checkpoint),
-                cosignature,
-            )?;
-            batch.store_receipt(&id.0, &receipt)?;
+            // The receipt carries our checkpoint of the case, including this envelope: signed
+            // once the batch's checkpoints are (`sign_receipts`), then stored.
+            batch.append(&signer, &opened.case_id, &mut entries)?;
+            batch.defer_receipt(
+                id.0,
+                opened.case_id,
+                Receipt {
+                    version: envelope::PROTOCOL_VERSION,
+                    envelope_id: id,
+                    from: me.card.id().clone(),
+                    to: opened.info.from.clone(),
+                    event: ReceiptEvent::Accepted,
+                    reason: None,
+                    detail: None,
+                    received_at: now,
+                    checkpoint: None,
+                    cosignature,
+                },
+            );
+            let receipt = Vec::new();
             Ok((
                 Outcome::Accepted {
                     envelope_id: id,
@@ -725,6 +763,21 @@ fn refuse_in_place(
         )?;
     }
     Ok((Outcome::Rejected { reason, receipt }, place))
+}
+
+/// Signs the checkpoints the batch holds unsigned, then the acceptance receipts it holds
+/// (each carrying its case's checkpoint, which includes its envelope), and stores them; returns
+/// them by envelope id. Done before the batch commits.
+pub fn sign_receipts(batch: &mut Batch<'_>, me: &KeyDir) -> Result<HashMap<[u8; 32], Vec<u8>>> {
+    batch.sign_logs()?;
+    let mut out = HashMap::new();
+    for (id, case, mut r) in batch.take_deferred_receipts() {
+        r.checkpoint = batch.checkpoint(&case)?;
+        let bytes = r.sign(&me.keys)?.bytes;
+        batch.store_receipt(&id, &bytes)?;
+        out.insert(id, bytes);
+    }
+    Ok(out)
 }
 
 /// Logs a refusal in the node log and signs the rejection receipt.

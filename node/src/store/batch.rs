@@ -8,6 +8,7 @@ use rogatory_proto::audit::merkle::{self, Frontier, Hash};
 use rogatory_proto::audit::witness::CarriedProof;
 use rogatory_proto::ids::{AgencyId, CaseId};
 use rogatory_proto::keys::SigningKey;
+use rogatory_proto::receipt::Receipt;
 
 use super::log::{LogSigner, NodeTable, log_size};
 use super::*;
@@ -29,6 +30,8 @@ pub struct Batch<'s> {
     pub(super) unsigned: HashMap<[u8; 16], Unsigned>,
     /// Case records written in this batch, sealed at commit.
     pub(super) records: HashMap<[u8; 16], records::CaseRecord>,
+    /// Acceptance receipts to sign once the batch's checkpoints are signed, by envelope id.
+    pub(super) receipts: Vec<([u8; 32], CaseId, Receipt)>,
 }
 
 /// A case log appended to in a batch, its new checkpoint not yet signed.
@@ -46,11 +49,12 @@ impl Batch<'_> {
     /// Signs the checkpoints and seals the case records the batch still holds, then makes
     /// everything in it durable (`Durability::Immediate`).
     pub fn commit(mut self) -> Result<(), StoreError> {
-        for (case, u) in std::mem::take(&mut self.unsigned) {
-            let case = CaseId::from_bytes(case);
-            self.store
-                .sign_in(&self.tx, &u.agency, &u.key, &case, &u.frontier)?;
+        if !self.receipts.is_empty() {
+            return Err(StoreError::Corrupt(
+                "a batch was committed with receipts it did not sign".into(),
+            ));
         }
+        self.sign_logs()?;
         for (_, r) in std::mem::take(&mut self.records) {
             self.write_case_record(&r)?;
         }
@@ -90,6 +94,31 @@ impl Batch<'_> {
         self.unsigned.insert(key, u);
         self.appended += entries.len() as u64;
         Ok(())
+    }
+
+    /// Signs the new checkpoint of every log appended to in this batch and not signed yet.
+    pub fn sign_logs(&mut self) -> Result<(), StoreError> {
+        for (case, u) in std::mem::take(&mut self.unsigned) {
+            let case = CaseId::from_bytes(case);
+            self.store
+                .sign_in(&self.tx, &u.agency, &u.key, &case, &u.frontier)?;
+        }
+        Ok(())
+    }
+
+    /// Holds an acceptance receipt to sign once the batch's checkpoints are signed.
+    pub fn defer_receipt(&mut self, envelope_id: [u8; 32], case: CaseId, receipt: Receipt) {
+        self.receipts.push((envelope_id, case, receipt));
+    }
+
+    /// Whether the batch holds an unsigned receipt for this envelope.
+    pub fn receipt_deferred(&self, envelope_id: &[u8; 32]) -> bool {
+        self.receipts.iter().any(|(id, _, _)| id == envelope_id)
+    }
+
+    /// The receipts held unsigned, to sign and store.
+    pub fn take_deferred_receipts(&mut self) -> Vec<([u8; 32], CaseId, Receipt)> {
+        std::mem::take(&mut self.receipts)
     }
 
     /// Appends entries to a case's log and signs its new checkpoint now; returns it (a

@@ -38,7 +38,7 @@
 //! leaf `(index + 1)·2^level − 1`, the checkpoint of size n by leaf n − 1. An append therefore
 //! writes only at the end of the case's key range, dirtying the tail of one B-tree, and a durable
 //! append costs little more than the bare commit it rides
-//! on (docs/benchmarks.md, "Audit log"). The last record of a case is always its latest checkpoint, so the
+//! on (docs/benchmarks.md, "Audit log"). The last record of a case is always its latest checkpoint (once committed), so the
 //! log's size is that record's leaf plus one, and its right frontier is the stored nodes of the
 //! size's perfect subtrees: no separate state is rewritten on each append. Before signing a new
 //! checkpoint, an append checks that the frontier it extends still hashes to the root of the
@@ -46,7 +46,9 @@
 //! and re-signed, it is refused.
 //!
 //! An append (one entry or a batch) is one write transaction: the entries, the new subtree
-//! hashes and a checkpoint signed with the agency key; it never overwrites a record. It returns only after
+//! hashes and a checkpoint signed with the agency key; it never overwrites a record. A
+//! [`Batch`] of many appends signs one checkpoint per case, when it commits (or at once, by
+//! [`Batch::append_signed`]); between the two, the case's last records are entries. It returns only after
 //! redb's commit has reached the disk (`Durability::Immediate`), so what it reports appended is
 //! durable. Appending reads nothing but the frontier: O(log n) work, never a rehash of the log.
 //! The formats are pinned by the known-answer test in `tests/it/store.rs`.
@@ -576,6 +578,7 @@ impl Store {
             appended: 0,
             unsigned: Default::default(),
             records: Default::default(),
+            receipts: Vec::new(),
         })
     }
 
