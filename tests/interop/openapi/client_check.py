@@ -1,6 +1,6 @@
 """A case-management system's view of a node: a client generated from spec/openapi.json by
 openapi-python-client (which shares no code with Rogatory) opens a case, sends a message in it,
-follows it until the partner's receipt is recorded, lists the cases, and gets the API's refusals
+follows it until the partner's receipt is recorded, sends a batch, lists the cases, and gets the API's refusals
 as the document describes them.
 
 Usage: client_check.py PACKAGE_DIR API_ADDR TOKEN PARTNER REQUEST_JSON
@@ -13,7 +13,7 @@ sys.path.insert(0, sys.argv[1])
 
 from rogatory_client import AuthenticatedClient, Client  # noqa: E402
 from rogatory_client.api.cases import cases, case_one, new_case  # noqa: E402
-from rogatory_client.api.messages import outbox_one, send  # noqa: E402
+from rogatory_client.api.messages import outbox_one, send, send_batch  # noqa: E402
 from rogatory_client.api.status import document, status  # noqa: E402
 from rogatory_client.models import (  # noqa: E402
     CaseSummary,
@@ -21,9 +21,11 @@ from rogatory_client.models import (  # noqa: E402
     ErrorBody,
     NewCase,
     OutboxRow,
+    SendBatch,
     SendBody,
     SendBodyBody,
     Sent,
+    SentBatch,
     Status,
 )
 
@@ -73,6 +75,24 @@ refused = send.sync_detailed(
 check(
     "a message to an agency that is not pinned is refused with 422 and an ErrorBody",
     refused.status_code == 422 and isinstance(refused.parsed, ErrorBody) and "pinned" in refused.parsed.error,
+)
+
+batch = send_batch.sync(
+    client=api,
+    wait=60,
+    body=SendBatch(
+        messages=[
+            SendBody(to=[partner], case=opened.case_id, type_="mla-request", body=SendBodyBody.from_dict(request)),
+            SendBody(to=["XZ.NOBODY"], case="new", type_="mla-request", body=SendBodyBody.from_dict(request)),
+        ]
+    ),
+)
+check(
+    "POST /v1/send/batch?wait=60 delivers one message and refuses the other, each answered in order",
+    isinstance(batch, SentBatch)
+    and [r.status for r in batch.results] == [200, 422]
+    and batch.results[0].sent.queued[0].state == "delivered"
+    and "pinned" in batch.results[1].error,
 )
 
 anonymous = status.sync_detailed(client=Client(base_url=f"http://{addr}"))
