@@ -1,8 +1,8 @@
 //! Deterministic CBOR (RFC 8949 §4.2.1) for everything Rogatory signs or hashes.
 //!
-//! Encoding goes through [`ciborium::Value`]: every map is sorted by the bytewise order of its
-//! encoded keys, integers and lengths take their shortest form (ciborium does that), and lengths
-//! are always definite. Floating-point values are refused: no Rogatory schema has one.
+//! Encoding goes through [`ciborium::Value`], written by this module's own encoder: every map is
+//! sorted by the bytewise order of its encoded keys, integers and lengths take their shortest
+//! form, and lengths are always definite. Floating-point values are refused: no Rogatory schema has one.
 //!
 //! Decoding is strict. The input must be exactly one CBOR data item, no larger than the caller's
 //! limit, and it must be the deterministic encoding of the value it decodes to: the decoded value
@@ -85,10 +85,99 @@ pub fn to_vec<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, EncodeError> 
 
 /// Encodes an already built [`Value`] in deterministic CBOR (maps are sorted here).
 pub fn value_to_vec(value: Value) -> Result<Vec<u8>, EncodeError> {
-    let value = canonicalize(value)?;
     let mut out = Vec::new();
-    ciborium::into_writer(&value, &mut out).map_err(|e| EncodeError::Serde(e.to_string()))?;
+    encode(&value, &mut out)?;
     Ok(out)
+}
+
+/// Writes a data item's head: its major type and argument, in the shortest form.
+fn head(out: &mut Vec<u8>, major: u8, arg: u64) {
+    let m = major << 5;
+    if arg < 24 {
+        out.push(m | arg as u8);
+    } else if let Ok(a) = u8::try_from(arg) {
+        out.extend_from_slice(&[m | 24, a]);
+    } else if let Ok(a) = u16::try_from(arg) {
+        out.push(m | 25);
+        out.extend_from_slice(&a.to_be_bytes());
+    } else if let Ok(a) = u32::try_from(arg) {
+        out.push(m | 26);
+        out.extend_from_slice(&a.to_be_bytes());
+    } else {
+        out.push(m | 27);
+        out.extend_from_slice(&arg.to_be_bytes());
+    }
+}
+
+/// Writes `value` in deterministic encoding: shortest heads, definite lengths, each map's
+/// entries in the bytewise order of their encoded keys (equal keys kept in their order, as
+/// [`canonicalize`] does), no floats. Gives the bytes [`canonicalize`] and ciborium give,
+/// without rebuilding the value.
+fn encode(value: &Value, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    match value {
+        Value::Integer(i) => {
+            let i = i128::from(*i);
+            let (major, arg) = if i >= 0 { (0, i) } else { (1, -1 - i) };
+            let arg = u64::try_from(arg).map_err(|_| {
+                EncodeError::Unsupported(format!("the integer {i} needs more than 64 bits"))
+            })?;
+            head(out, major, arg);
+        }
+        Value::Bytes(b) => {
+            head(out, 2, b.len() as u64);
+            out.extend_from_slice(b);
+        }
+        Value::Text(t) => {
+            head(out, 3, t.len() as u64);
+            out.extend_from_slice(t.as_bytes());
+        }
+        Value::Array(items) => {
+            head(out, 4, items.len() as u64);
+            for v in items {
+                encode(v, out)?;
+            }
+        }
+        Value::Map(entries) => {
+            head(out, 5, entries.len() as u64);
+            if let [(k, v)] = entries.as_slice() {
+                encode(k, out)?;
+                encode(v, out)?;
+            } else {
+                // Each entry encoded once, then written in the order of its key's bytes.
+                let mut scratch = Vec::new();
+                let mut spans = Vec::with_capacity(entries.len());
+                for (k, v) in entries {
+                    let start = scratch.len();
+                    encode(k, &mut scratch)?;
+                    let key_end = scratch.len();
+                    encode(v, &mut scratch)?;
+                    spans.push((start, key_end, scratch.len()));
+                }
+                spans.sort_by(|a, b| scratch[a.0..a.1].cmp(&scratch[b.0..b.1]));
+                for (start, _, end) in spans {
+                    out.extend_from_slice(&scratch[start..end]);
+                }
+            }
+        }
+        Value::Tag(tag, inner) => {
+            head(out, 6, *tag);
+            encode(inner, out)?;
+        }
+        Value::Bool(false) => out.push(0xf4),
+        Value::Bool(true) => out.push(0xf5),
+        Value::Null => out.push(0xf6),
+        Value::Float(_) => {
+            return Err(EncodeError::Unsupported(
+                "floating-point numbers are not used".into(),
+            ));
+        }
+        other => {
+            return Err(EncodeError::Unsupported(format!(
+                "{other:?} has no deterministic encoding here"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Sorts every map by encoded key, recursively, and refuses floats.
@@ -283,6 +372,69 @@ mod tests {
         a: String,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         opt: Option<u8>,
+    }
+
+    /// The encoder writes the bytes ciborium writes for the canonicalized value, for values of
+    /// every kind, at every head-length boundary, nested, with maps of mixed keys.
+    #[test]
+    fn the_encoder_writes_what_ciborium_writes_for_the_sorted_value() {
+        fn oracle(v: &Value) -> Vec<u8> {
+            let mut out = Vec::new();
+            ciborium::into_writer(&canonicalize(v.clone()).unwrap(), &mut out).unwrap();
+            out
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        const INTS: [i128; 14] = [
+            0,
+            23,
+            24,
+            255,
+            256,
+            65_535,
+            65_536,
+            4_294_967_295,
+            4_294_967_296,
+            u64::MAX as i128,
+            -1,
+            -24,
+            -25,
+            -(1i128 << 64),
+        ];
+        const LENS: [usize; 6] = [0, 23, 24, 255, 256, 70_000];
+        fn build(next: &mut dyn FnMut() -> u64, depth: u32) -> Value {
+            let pick = next() % if depth > 3 { 6 } else { 9 };
+            let len = LENS[(next() % LENS.len() as u64) as usize];
+            match pick {
+                0 => Value::Integer(
+                    INTS[(next() % INTS.len() as u64) as usize]
+                        .try_into()
+                        .unwrap(),
+                ),
+                1 => Value::Integer(((next() >> 8) as i64).into()),
+                2 => Value::Bytes(vec![next() as u8; len]),
+                3 => Value::Text("é".repeat(len / 2)),
+                4 => Value::Bool(next() % 2 == 0),
+                5 => Value::Null,
+                6 => Value::Array((0..next() % 30).map(|_| build(next, depth + 1)).collect()),
+                7 => Value::Map(
+                    (0..next() % 30)
+                        .map(|_| (build(next, depth + 2), build(next, depth + 1)))
+                        .collect(),
+                ),
+                _ => Value::Tag(next() % 70_000, Box::new(build(next, depth + 1))),
+            }
+        }
+        for _ in 0..500 {
+            let v = build(&mut next, 0);
+            assert_eq!(value_to_vec(v.clone()).unwrap(), oracle(&v), "{v:?}");
+        }
+        assert!(value_to_vec(Value::Float(0.5)).is_err());
     }
 
     #[test]
