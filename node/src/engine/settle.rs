@@ -94,8 +94,11 @@ impl Engine {
                 let Some(card) = self.trust.card_for_key(by, &kid) else {
                     return Ok(());
                 };
+                let cosignature = rogatory_proto::receipt::decode_verified_earlier(receipt)
+                    .ok()
+                    .and_then(|r| r.receipt.cosignature);
                 self.cosignatures
-                    .check(&entry.envelope, receipt, &card, &self.limits)
+                    .check(&entry.envelope, cosignature.as_deref(), &card, &self.limits)
                     .map_err(|e| anyhow!("{e}"))?
                     .err()
             }
@@ -135,13 +138,14 @@ pub struct Cosignatures {
 }
 
 impl Cosignatures {
-    /// Checks the cosignature in `receipt` (accepted, verified) of the checkpoint `envelope`
-    /// carried, by the partner whose `card` is pinned. The outer `Err` is an envelope of this
-    /// node that does not parse; the inner one the problem to raise an alert for.
+    /// Checks `cosignature`, from an accepted receipt already verified, of the checkpoint
+    /// `envelope` carried, by the partner whose `card` is pinned. The outer `Err` is an
+    /// envelope of this node that does not parse; the inner one the problem to raise an alert
+    /// for.
     pub fn check(
         &mut self,
         envelope: &[u8],
-        receipt: &[u8],
+        cosignature: Option<&[u8]>,
         card: &AgencyCard,
         limits: &Limits,
     ) -> Result<Result<(), String>, String> {
@@ -152,10 +156,7 @@ impl Cosignatures {
             return Ok(Ok(()));
         };
         let by = card.id();
-        let Some(line) = rogatory_proto::receipt::decode_verified_earlier(receipt)
-            .ok()
-            .and_then(|r| r.receipt.cosignature)
-        else {
+        let Some(line) = cosignature else {
             return Ok(Err(
                 "the receipt carries no cosignature of our checkpoint".into()
             ));
@@ -164,7 +165,7 @@ impl Cosignatures {
             .map(|n| n.text().to_string())
             .map_err(|e| format!("this node's checkpoint in the outbox does not parse: {e}"))?;
         let mut seen = sha2::Sha256::new();
-        for part in [by.as_str().as_bytes(), body.as_bytes(), &line] {
+        for part in [by.as_str().as_bytes(), body.as_bytes(), line] {
             seen.update((part.len() as u64).to_be_bytes());
             seen.update(part);
         }

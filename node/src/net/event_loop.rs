@@ -726,7 +726,7 @@ impl EventLoop {
                     ReceiptEvent::Accepted => {
                         match self.cosignatures.check(
                             &sent.envelope,
-                            &response,
+                            v.receipt.cosignature.as_deref(),
                             &issuer,
                             &self.limits,
                         ) {
