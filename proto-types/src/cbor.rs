@@ -419,7 +419,7 @@ mod tests {
                 1 => Value::Integer(((next() >> 8) as i64).into()),
                 2 => Value::Bytes(vec![next() as u8; len]),
                 3 => Value::Text("é".repeat(len / 2)),
-                4 => Value::Bool(next() % 2 == 0),
+                4 => Value::Bool(next().is_multiple_of(2)),
                 5 => Value::Null,
                 6 => Value::Array((0..next() % 30).map(|_| build(next, depth + 1)).collect()),
                 7 => Value::Map(

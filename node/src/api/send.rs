@@ -199,7 +199,7 @@ async fn send_one(
     // An issuing authority's own message of a type that needs validation: signed now, kept
     // until a validating authority countersigns (spec/PEOPLE.md §6).
     if s.validated.contains(&kind) && caller.may(crate::people::Permission::Approve) {
-        let Some(o) = super::access::own_officer(&s, &caller, token).await? else {
+        let Some(o) = super::access::own_officer(s, caller, token).await? else {
             return Err(ApiError::invalid(format!(
                 "a {kind} is validated before it is sent: its issuer signs it with a key the agency certified (rogatory user certify)"
             )));
@@ -210,7 +210,7 @@ async fn send_one(
             .to_cbor()
             .map_err(|e| ApiError::invalid(e.to_string()))?;
         let of = (&case, request.to.as_slice(), kind.as_str(), &body[..]);
-        let (message_id, signature) = super::drafts::issue_signature(&s, &o, of);
+        let (message_id, signature) = super::drafts::issue_signature(s, &o, of);
         request.made = vec![signature];
         request.message_id = Some(message_id);
         let d = s.worker.ask(|reply| Job::Draft { request, reply }).await?;
@@ -237,7 +237,7 @@ async fn send_one(
         });
     }
     let mut request = request;
-    if let Some(o) = super::access::officer_signer(&s, &caller, token, kind).await? {
+    if let Some(o) = super::access::officer_signer(s, caller, token, kind).await? {
         request.officers.push(o);
     }
     let queued = s.worker.ask(|reply| Job::Send { request, reply }).await?;

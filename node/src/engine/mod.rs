@@ -36,6 +36,7 @@ mod inbound;
 mod jobs;
 pub mod open;
 mod policy;
+mod receipts;
 pub mod receive;
 mod seal;
 mod settle;

@@ -10,8 +10,6 @@
 //! Refusals whose case cannot be known (the envelope could not be opened) are logged in the
 //! node's own log, the reserved case id [`NODE_LOG`].
 
-use std::collections::HashMap;
-
 use anyhow::{Context, Result};
 use rogatory_proto::audit::entry::{AuditEvent, case_origin, log_key_name};
 
@@ -26,6 +24,8 @@ use crate::evidence::Quotas;
 use crate::keydir::KeyDir;
 use crate::store::{Batch, LogSigner, Received, Store};
 
+use super::receipts::sign;
+pub use super::receipts::sign_receipts;
 pub use crate::store::NODE_LOG;
 
 /// What became of an envelope.
@@ -765,21 +765,6 @@ fn refuse_in_place(
     Ok((Outcome::Rejected { reason, receipt }, place))
 }
 
-/// Signs the checkpoints the batch holds unsigned, then the acceptance receipts it holds
-/// (each carrying its case's checkpoint, which includes its envelope), and stores them; returns
-/// them by envelope id. Done before the batch commits.
-pub fn sign_receipts(batch: &mut Batch<'_>, me: &KeyDir) -> Result<HashMap<[u8; 32], Vec<u8>>> {
-    batch.sign_logs()?;
-    let mut out = HashMap::new();
-    for (id, case, mut r) in batch.take_deferred_receipts() {
-        r.checkpoint = batch.checkpoint(&case)?;
-        let bytes = r.sign(&me.keys)?.bytes;
-        batch.store_receipt(&id, &bytes)?;
-        out.insert(id, bytes);
-    }
-    Ok(out)
-}
-
 /// Logs a refusal in the node log and signs the rejection receipt.
 #[allow(clippy::too_many_arguments)]
 fn reject(
@@ -806,34 +791,4 @@ fn reject(
         .append(signer, &NODE_LOG, &mut entries)
         .context("cannot log the refusal")?;
     sign(me, id, to, Some((reason, detail)), now, None, None)
-}
-
-/// Signs a receipt: a rejection with its reason, or an acceptance (with this node's checkpoint
-/// and its cosignature of the sender's).
-fn sign(
-    me: &KeyDir,
-    envelope_id: EnvelopeId,
-    to: &AgencyId,
-    rejection: Option<(ReasonCode, String)>,
-    now: u64,
-    checkpoint: Option<Vec<u8>>,
-    cosignature: Option<Vec<u8>>,
-) -> Result<Vec<u8>> {
-    let (event, reason, detail) = match rejection {
-        Some((r, d)) => (ReceiptEvent::Rejected, Some(r), Some(d)),
-        None => (ReceiptEvent::Accepted, None, None),
-    };
-    let r = Receipt {
-        version: envelope::PROTOCOL_VERSION,
-        envelope_id,
-        from: me.card.id().clone(),
-        to: to.clone(),
-        event,
-        reason,
-        detail,
-        received_at: now,
-        checkpoint,
-        cosignature,
-    };
-    Ok(r.sign(&me.keys)?.bytes)
 }

@@ -175,7 +175,7 @@ impl Cosignatures {
         }
         let witness = witness::witness_verifier(&log_key_name(by), card.signing_key())
             .map_err(|e| format!("{by}'s witness key: {e}"))?;
-        match std::str::from_utf8(&line)
+        match std::str::from_utf8(line)
             .map_err(|_| "the cosignature is not text".to_string())
             .and_then(|l| {
                 witness::verify_cosignature(&body, l, &witness).map_err(|e| e.to_string())

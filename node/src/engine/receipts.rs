@@ -1,0 +1,57 @@
+//! Receipts: signed by this node for the envelopes it received — an acceptance at the end of
+//! its batch, over the case's checkpoint signed once for the batch; a refusal at once.
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+use rogatory_proto::envelope;
+use rogatory_proto::ids::{AgencyId, EnvelopeId};
+use rogatory_proto::receipt::{ReasonCode, Receipt, ReceiptEvent};
+
+use crate::keydir::KeyDir;
+use crate::store::Batch;
+
+/// Signs the checkpoints the batch holds unsigned, then the acceptance receipts it holds
+/// (each carrying its case's checkpoint, which includes its envelope), and stores them; returns
+/// them by envelope id. Done before the batch commits.
+pub fn sign_receipts(batch: &mut Batch<'_>, me: &KeyDir) -> Result<HashMap<[u8; 32], Vec<u8>>> {
+    batch.sign_logs()?;
+    let mut out = HashMap::new();
+    for (id, case, mut r) in batch.take_deferred_receipts() {
+        r.checkpoint = batch.checkpoint(&case)?;
+        let bytes = r.sign(&me.keys)?.bytes;
+        batch.store_receipt(&id, &bytes)?;
+        out.insert(id, bytes);
+    }
+    Ok(out)
+}
+
+/// Signs a receipt: a rejection with its reason, or an acceptance (with this node's checkpoint
+/// and its cosignature of the sender's).
+pub(super) fn sign(
+    me: &KeyDir,
+    envelope_id: EnvelopeId,
+    to: &AgencyId,
+    rejection: Option<(ReasonCode, String)>,
+    now: u64,
+    checkpoint: Option<Vec<u8>>,
+    cosignature: Option<Vec<u8>>,
+) -> Result<Vec<u8>> {
+    let (event, reason, detail) = match rejection {
+        Some((r, d)) => (ReceiptEvent::Rejected, Some(r), Some(d)),
+        None => (ReceiptEvent::Accepted, None, None),
+    };
+    let r = Receipt {
+        version: envelope::PROTOCOL_VERSION,
+        envelope_id,
+        from: me.card.id().clone(),
+        to: to.clone(),
+        event,
+        reason,
+        detail,
+        received_at: now,
+        checkpoint,
+        cosignature,
+    };
+    Ok(r.sign(&me.keys)?.bytes)
+}
