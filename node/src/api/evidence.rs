@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::{Path as UrlPath, Query, State};
 use rogatory_proto::ids::CaseId;
-use rogatory_proto::message::{Message, MessageError};
+use rogatory_proto::message::Message;
 use rogatory_proto::time::format_unix;
 
 use super::wire::{
@@ -88,18 +88,7 @@ pub async fn add(
     };
     Message::EvidenceManifest(manifest.clone())
         .validate()
-        .map_err(|e| match e {
-            MessageError::Invalid { problems, .. } => ApiError::invalid(format!(
-                "these items cannot be added: {}",
-                problems
-                    .0
-                    .iter()
-                    .map(|p| format!("{}: {}", p.field, p.message))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )),
-            other => ApiError::invalid(other.to_string()),
-        })?;
+        .map_err(|e| super::send::refused_message("these items cannot be added", e))?;
     let mut new = Vec::with_capacity(b.items.len());
     for (item, a) in manifest.items.into_iter().zip(b.items) {
         let send = item.transfer == Some(rogatory_proto::message::TransferMode::Send);

@@ -24,18 +24,23 @@ pub const MAX_BATCH: usize = 64;
 fn parse_message(kind: MessageType, body: &serde_json::Value) -> Result<Message, ApiError> {
     Message::from_json(kind, body)
         .and_then(|m| m.validate().map(|()| m))
-        .map_err(|e| match e {
-            MessageError::Invalid { problems, .. } => ApiError::invalid(format!(
-                "this {kind} cannot be sent: {}",
-                problems
-                    .0
-                    .iter()
-                    .map(|p| format!("{}: {}", p.field, p.message))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )),
-            other => ApiError::invalid(other.to_string()),
-        })
+        .map_err(|e| refused_message(&format!("this {kind} cannot be sent"), e))
+}
+
+/// A message that did not parse or validate, as a 422 listing every problem after `what`.
+pub(super) fn refused_message(what: &str, e: MessageError) -> ApiError {
+    match e {
+        MessageError::Invalid { problems, .. } => ApiError::invalid(format!(
+            "{what}: {}",
+            problems
+                .0
+                .iter()
+                .map(|p| format!("{}: {}", p.field, p.message))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
+        other => ApiError::invalid(other.to_string()),
+    }
 }
 
 /// The case a send names: an existing UUIDv7, or a new one.
