@@ -469,6 +469,25 @@ fn a_batch_of_sends_is_refused_or_queued_message_by_message_and_waits_until_sett
     assert_eq!(inbox.len(), 2);
     let outbox: Vec<Value> = api.get("/v1/outbox").unwrap();
     assert_eq!(outbox.len(), 2);
+    // Messages of one case take their places in its chain in the order given.
+    let case = results[0]["sent"]["case_id"].as_str().unwrap();
+    let in_case = json!({ "to": ["XB.DOJ-CA"], "case": case, "type": "liaison", "body": example("liaison.json") });
+    let r: Value = api
+        .post(
+            "/v1/send/batch?wait=60",
+            &json!({ "messages": vec![in_case; 12] }),
+        )
+        .unwrap();
+    let sequences: Vec<u64> = r["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["sent"]["queued"][0]["state"], "delivered", "{r}");
+            r["sent"]["queued"][0]["sequence"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(sequences, (2..14).collect::<Vec<u64>>());
     // Without `wait`, the answer comes once queued, and says nothing of delivery.
     let r: Value = api
         .post(
@@ -510,5 +529,5 @@ fn a_batch_of_sends_is_refused_or_queued_message_by_message_and_waits_until_sett
     assert_eq!(run.code, 1, "{}\n{}", run.stdout, run.stderr);
     assert!(run.stdout.contains(": queued"), "{}", run.stdout);
     c.start(1);
-    c.wait_settled(0, 6, WAIT);
+    c.wait_settled(0, 18, WAIT);
 }

@@ -77,13 +77,15 @@ pub async fn send(
     Query(w): Query<Wait>,
     Json(b): Json<SendBody>,
 ) -> Result<Json<Sent>, ApiError> {
-    let mut sent = send_one(&s, user, &caller, token.as_ref().map(|t| &t.0), b).await?;
+    let official = Official::new(&s, &caller, token.as_ref().map(|t| &t.0));
+    let mut sent = send_one(&s, user, &caller, &official, b).await?;
     settle(&s, std::slice::from_mut(&mut sent), w.wait).await?;
     Ok(Json(sent))
 }
 
 /// Several messages, each sent as `POST /v1/send` sends it and refused or queued on its own
-/// (one refused does not hold back the others), handed to the store worker together so that
+/// (one refused does not hold back the others), handed to the store worker together and in the
+/// order given (messages of one case take their places in its chain in that order), so that
 /// they share its group commits. The answer lists one result per message, in order; with
 /// `?wait=SECS`, once every queued envelope is settled or the time is up.
 #[utoipa::path(post, path = "/v1/send/batch", tag = "messages", request_body = SendBatch, params(Wait),
@@ -104,11 +106,21 @@ pub async fn send_batch(
             b.messages.len()
         )));
     }
-    let token = token.as_ref().map(|t| &t.0);
+    let official = Official::new(&s, &caller, token.as_ref().map(|t| &t.0));
+    // The caller's key as an official, if any message needs it, is opened first and once: then
+    // no message waits for it, and each is handed to the worker in the order given.
+    let needs_key = b.messages.iter().any(|m| {
+        m.kind
+            .parse::<MessageType>()
+            .is_ok_and(|k| s.signed.contains(&k) || s.validated.contains(&k))
+    });
+    if needs_key {
+        official.get().await?;
+    }
     let each = b
         .messages
         .into_iter()
-        .map(|m| send_one(&s, user.clone(), &caller, token, m));
+        .map(|m| send_one(&s, user.clone(), &caller, &official, m));
     let outcomes = futures::future::join_all(each).await;
     let mut sent: Vec<Sent> = outcomes
         .iter()
@@ -146,10 +158,15 @@ async fn settle(s: &Arc<ApiState>, sent: &mut [Sent], wait: u64) -> Result<(), A
         hex::decode_to_slice(&row.envelope_id, &mut key).map_err(ApiError::internal)?;
         // Registered before reading, so a settlement in between is not missed.
         let mut woken = s.watch.envelope(key);
-        let mut state = s
-            .store
-            .outbox_entry(&key)?
-            .map_or(OutboxState::Queued, |e| e.state);
+        // The envelopes are committed already: a read that fails here only means waiting for
+        // the settlement instead of finding it.
+        let mut state = match s.store.outbox_entry(&key) {
+            Ok(entry) => entry.map_or(OutboxState::Queued, |e| e.state),
+            Err(e) => {
+                tracing::warn!("cannot read a queued envelope back, waiting for it: {e}");
+                OutboxState::Queued
+            }
+        };
         if state == OutboxState::Queued
             && let Ok(Some(settled)) = tokio::time::timeout_at(deadline, woken.settled()).await
         {
@@ -165,7 +182,7 @@ async fn send_one(
     s: &Arc<ApiState>,
     user: Option<String>,
     caller: &Caller,
-    token: Option<&Bearer>,
+    official: &Official<'_>,
     b: SendBody,
 ) -> Result<Sent, ApiError> {
     if b.to.is_empty() {
@@ -204,7 +221,7 @@ async fn send_one(
     // An issuing authority's own message of a type that needs validation: signed now, kept
     // until a validating authority countersigns (spec/PEOPLE.md §6).
     if s.validated.contains(&kind) && caller.may(crate::people::Permission::Approve) {
-        let Some(o) = super::access::own_officer(s, caller, token).await? else {
+        let Some(o) = official.get().await? else {
             return Err(ApiError::invalid(format!(
                 "a {kind} is validated before it is sent: its issuer signs it with a key the agency certified (rogatory user certify)"
             )));
@@ -242,7 +259,9 @@ async fn send_one(
         });
     }
     let mut request = request;
-    if let Some(o) = super::access::officer_signer(s, caller, token, kind).await? {
+    if s.signed.contains(&kind)
+        && let Some(o) = official.get().await?
+    {
         request.officers.push(o);
     }
     let queued = s.worker.ask(|reply| Job::Send { request, reply }).await?;
@@ -252,4 +271,32 @@ async fn send_one(
         queued: queued.iter().map(QueuedRow::from).collect(),
         draft: None,
     })
+}
+
+/// The caller's own key as an official (spec/PEOPLE.md §5), opened at most once per request:
+/// each opening is an Argon2id derivation, and the node does only a few at once.
+struct Official<'a> {
+    s: &'a Arc<ApiState>,
+    caller: &'a Caller,
+    token: Option<&'a Bearer>,
+    opened: tokio::sync::OnceCell<Option<crate::engine::OfficerSigner>>,
+}
+
+impl<'a> Official<'a> {
+    fn new(s: &'a Arc<ApiState>, caller: &'a Caller, token: Option<&'a Bearer>) -> Self {
+        Self {
+            s,
+            caller,
+            token,
+            opened: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The key, if the agency's key history certifies the caller's now.
+    async fn get(&self) -> Result<Option<crate::engine::OfficerSigner>, ApiError> {
+        self.opened
+            .get_or_try_init(|| super::access::own_officer(self.s, self.caller, self.token))
+            .await
+            .cloned()
+    }
 }

@@ -18,7 +18,14 @@ pub fn sign_receipts(batch: &mut Batch<'_>, me: &KeyDir) -> Result<HashMap<[u8; 
     batch.sign_logs()?;
     let mut out = HashMap::new();
     for (id, case, mut r) in batch.take_deferred_receipts() {
-        r.checkpoint = batch.checkpoint(&case)?;
+        // The case's log holds the envelope's entry, so it has a signed checkpoint now.
+        let Some(checkpoint) = batch.checkpoint(&case)? else {
+            return Err(crate::store::StoreError::Corrupt(format!(
+                "case {case} has no checkpoint for the receipt of an envelope it holds"
+            ))
+            .into());
+        };
+        r.checkpoint = Some(checkpoint);
         let bytes = r.sign(&me.keys)?.bytes;
         batch.store_receipt(&id, &bytes)?;
         out.insert(id, bytes);

@@ -86,7 +86,11 @@ impl Batch<'_> {
                 }
             }
         };
-        Store::write_entries(&self.tx, case, &mut u.frontier, entries)?;
+        if let Err(e) = Store::write_entries(&self.tx, case, &mut u.frontier, entries) {
+            // What was appended before stays to be signed.
+            self.unsigned.insert(key, u);
+            return Err(e);
+        }
         if &u.agency != signer.agency || u.key.verifying_key() != signer.key.verifying_key() {
             u.agency = signer.agency.clone();
             u.key = signer.key.clone();
