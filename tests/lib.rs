@@ -355,6 +355,21 @@ impl Cluster {
             .expect("send")
     }
 
+    /// Node 0 sends the example MLA request to node 1 in a new case and waits until it is
+    /// delivered (`POST /v1/send?wait=`); returns the case id.
+    pub fn first_request(&self) -> String {
+        let sent = self
+            .api(0)
+            .post::<serde_json::Value>(
+                "/v1/send?wait=60",
+                &serde_json::json!({ "to": [self.ids[1]], "case": "new", "type": "mla-request",
+                                     "body": example("mla-request.json") }),
+            )
+            .expect("send");
+        assert_eq!(sent["queued"][0]["state"], "delivered", "{sent}");
+        sent["case_id"].as_str().expect("a case id").to_string()
+    }
+
     /// Waits until node `i`'s outbox has at least `n` settled (delivered or rejected) entries;
     /// returns the outbox.
     pub fn wait_settled(

@@ -43,16 +43,7 @@ pub fn material(
         let o = envelope::open(&bytes, &recipient, &as_received, &limits).with_context(|| {
             format!("envelope {} in the inbox no longer opens", hex::encode(id))
         })?;
-        cases.entry(r.case_id).or_default().push((
-            id,
-            StatMessage {
-                from: o.info.from,
-                to: o.info.to,
-                sent_at: o.info.sent_at,
-                position: 0,
-                message: o.message,
-            },
-        ));
+        cases.entry(r.case_id).or_default().push((id, stat(o)));
     }
     let storage = me.keys.storage_key();
     for e in store.outbox()? {
@@ -75,16 +66,10 @@ pub fn material(
             )?;
         let o = envelope::open_with_key(&e.envelope, &key, card, None, &limits)
             .context("an envelope in the outbox does not open with its kept key")?;
-        cases.entry(e.case_id).or_default().push((
-            info.id.0,
-            StatMessage {
-                from: o.info.from,
-                to: o.info.to,
-                sent_at: o.info.sent_at,
-                position: 0,
-                message: o.message,
-            },
-        ));
+        cases
+            .entry(e.case_id)
+            .or_default()
+            .push((info.id.0, stat(o)));
     }
     let mut out = Vec::with_capacity(cases.len());
     for (case_id, found) in cases {
@@ -109,4 +94,15 @@ pub fn material(
         out.push(CaseMessages { case_id, messages });
     }
     Ok(out)
+}
+
+/// What the figures need of an opened envelope; its place in the case's log is set later.
+fn stat(o: envelope::Opened) -> StatMessage {
+    StatMessage {
+        from: o.info.from,
+        to: o.info.to,
+        sent_at: o.info.sent_at,
+        position: 0,
+        message: o.message,
+    }
 }

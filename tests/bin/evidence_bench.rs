@@ -25,7 +25,7 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, noise, tcp, yamux};
 use rogatory_node::net::{EVIDENCE_PROTOCOL, EvidenceCodec};
 use rogatory_proto::evidence::{CHUNK, ContentKey, MAX_CHUNKS_PER_REQUEST, SEALED_CHUNK};
-use rogatory_tests::{Cluster, Rng, example, run_line};
+use rogatory_tests::{Cluster, Rng, run_line};
 
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -229,17 +229,7 @@ fn nodes(root: &Path, file: &Path, mib: u64, transport: &str) {
     let mut c = Cluster::with_transport(&dir, &["XA.MOJ-CA", "XB.DOJ-CA"], 1, transport);
     c.start(0);
     c.start(1);
-    let case = c.send(
-        0,
-        "XB.DOJ-CA",
-        "new",
-        "mla-request",
-        &example("mla-request.json"),
-    )["case_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    c.wait_settled(0, 1, Duration::from_secs(60));
+    let case = c.first_request();
     let bytes = mib << 20;
     let start = Instant::now();
     run_line(

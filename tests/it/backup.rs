@@ -32,17 +32,7 @@ fn a_backup_taken_while_500_messages_flow_restores_to_a_node_that_verifies() {
     let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
     c.start(0);
     c.start(1);
-    let case = c.send(
-        0,
-        "XB.DOJ-CA",
-        "new",
-        "mla-request",
-        &example("mla-request.json"),
-    )["case_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    c.wait_settled(0, 1, WAIT);
+    let case = c.first_request();
 
     // 500 messages, sent from another thread while the backup is taken.
     let xa = c.dirs[0].clone();

@@ -275,17 +275,7 @@ fn exported_bundles_verify_offline_and_every_tampering_is_named() {
     let mut c = Cluster::new(root, &["XA.MOJ-CA", "XB.DOJ-CA"], 1);
     c.start(0);
     c.start(1);
-    let case = c.send(
-        0,
-        "XB.DOJ-CA",
-        "new",
-        "mla-request",
-        &example("mla-request.json"),
-    )["case_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    c.wait_settled(0, 1, WAIT);
+    let case = c.first_request();
     run_line(
         root,
         &format!("case update {case} registered --reference XB-MLA-1 --data-dir xb.doj-ca"),

@@ -52,17 +52,7 @@ fn evidence_is_added_and_listed_on_both_nodes_and_hash_only_content_stays_home()
     c.start(1);
     let mut rng = Rng::seeded();
     // XB holds the evidence; the request came from XA.
-    let case = c.send(
-        0,
-        "XB.DOJ-CA",
-        "new",
-        "mla-request",
-        &example("mla-request.json"),
-    )["case_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    c.wait_settled(0, 1, Duration::from_secs(60));
+    let case = c.first_request();
     let files = root.join("seized");
     std::fs::create_dir(&files).unwrap();
     let records = unique(&mut rng, 3 * (1 << 20) + 123);
@@ -485,17 +475,7 @@ fn sync_every(dir: &Path, mib: u64) {
 /// Opens a case from XA to XB, adds `file` on XB as a `send` item, and sends the manifest to
 /// XA; returns the case.
 fn hand_over(root: &Path, c: &Cluster, file: &Path) -> String {
-    let case = c.send(
-        0,
-        "XB.DOJ-CA",
-        "new",
-        "mla-request",
-        &example("mla-request.json"),
-    )["case_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    c.wait_settled(0, 1, Duration::from_secs(60));
+    let case = c.first_request();
     json(
         root,
         &format!(

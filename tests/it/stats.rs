@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use rogatory_tests::{Cluster, example, run_line, verify_bin};
+use rogatory_tests::{Cluster, run_line, verify_bin};
 use serde_json::Value;
 
 fn figures(root: &std::path::Path, dir: &str, extra: &str) -> Value {
@@ -31,17 +31,7 @@ fn one_refused_request_counts_on_both_sides_and_its_single_victim_is_never_shown
     .unwrap();
     c.start(0);
     c.start(1);
-    let case = c.send(
-        0,
-        "XB.DOJ-CA",
-        "new",
-        "mla-request",
-        &example("mla-request.json"),
-    )["case_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    c.wait_settled(0, 1, Duration::from_secs(60));
+    let case = c.first_request();
     // A ground outside the fixed list is refused before anything is sealed.
     let r = run_line(
         root,

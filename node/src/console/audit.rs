@@ -32,7 +32,7 @@ async fn still(
     who: &super::Who,
     need: crate::people::Permission,
 ) -> Result<(), Failure> {
-    let me: crate::api::wire::Me = c.call(who, Method::GET, "/v1/me", None).await?;
+    let me: crate::api::wire::Me = c.get(who, "/v1/me").await?;
     if me.permissions.contains(&need) {
         Ok(())
     } else {
@@ -51,20 +51,10 @@ pub(super) async fn page(
 ) -> Page {
     let l = who.lang;
     let entries: Vec<LogEntry> = c
-        .call(
-            &who,
-            Method::GET,
-            &format!("/v1/audit/{}/log", enc(&case)),
-            None,
-        )
+        .get(&who, &format!("/v1/audit/{}/log", enc(&case)))
         .await?;
     let cp: CheckpointText = c
-        .call(
-            &who,
-            Method::GET,
-            &format!("/v1/audit/{}/checkpoint", enc(&case)),
-            None,
-        )
+        .get(&who, &format!("/v1/audit/{}/checkpoint", enc(&case)))
         .await?;
     let s = |e: &LogEntry, k: &str| {
         e.entry
@@ -130,11 +120,9 @@ pub(super) async fn proof(
     let l = who.lang;
     let index: u64 = q.get("index").and_then(|i| i.parse().ok()).unwrap_or(0);
     let p: ProofText = c
-        .call(
+        .get(
             &who,
-            Method::GET,
             &format!("/v1/audit/{}/prove?index={index}", enc(&case)),
-            None,
         )
         .await?;
     let body = html! {

@@ -164,14 +164,7 @@ pub(super) async fn upload(
         )));
     }
     // The case must be one this node holds before anything is read.
-    let _: serde_json::Value = c
-        .call(
-            &who,
-            Method::GET,
-            &format!("/v1/cases/{}", enc(&case)),
-            None,
-        )
-        .await?;
+    let _: serde_json::Value = c.get(&who, &format!("/v1/cases/{}", enc(&case))).await?;
     // A few at once: each holds a thread while it hashes.
     let _turn = UPLOADS
         .acquire()
@@ -267,14 +260,8 @@ pub(super) async fn send(
     body: axum::body::Bytes,
 ) -> Page {
     form(&who, &body)?;
-    let view: crate::api::wire::CaseView = c
-        .call(
-            &who,
-            Method::GET,
-            &format!("/v1/cases/{}", enc(&case)),
-            None,
-        )
-        .await?;
+    let view: crate::api::wire::CaseView =
+        c.get(&who, &format!("/v1/cases/{}", enc(&case))).await?;
     let sent: ManifestSent = c
         .call(
             &who,

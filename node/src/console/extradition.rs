@@ -101,19 +101,26 @@ pub(super) async fn stage(
 ) -> Page {
     let f = form(&who, &body)?;
     let stage = field(&f, "stage");
-    let mut u = json!({
-        "stage": stage,
-        "person_reference": field(&f, "person_reference").trim(),
-        "effective_date": field(&f, "effective_date").trim(),
-    });
-    for k in ["decision", "scheduled_for", "note"] {
-        let x = field(&f, k).trim();
-        if !x.is_empty() {
-            u[k] = json!(x);
-        }
-    }
+    let u = stage_update(&f, &["decision", "scheduled_for", "note"]);
     c.tell_partner(&who, &id, "extradition-status", u, stage)
         .await
+}
+
+/// An `extradition-status` message from a stage form: the stage, the person, the date, and
+/// those of `optional` the clerk filled in.
+fn stage_update(f: &super::Fields, optional: &[&str]) -> serde_json::Value {
+    let mut u = json!({
+        "stage": field(f, "stage"),
+        "person_reference": field(f, "person_reference").trim(),
+        "effective_date": field(f, "effective_date").trim(),
+    });
+    for k in optional {
+        let x = field(f, k).trim();
+        if !x.is_empty() {
+            u[*k] = json!(x);
+        }
+    }
+    u
 }
 
 /// The form that opens an extradition case with its first stage (the requesting side's).
@@ -165,15 +172,7 @@ pub(super) async fn open(
 ) -> Page {
     let f = form(&who, &body)?;
     let stage = field(&f, "stage");
-    let mut u = json!({
-        "stage": stage,
-        "person_reference": field(&f, "person_reference").trim(),
-        "effective_date": field(&f, "effective_date").trim(),
-    });
-    let treaty = field(&f, "treaty").trim();
-    if !treaty.is_empty() {
-        u["treaty"] = json!(treaty);
-    }
+    let u = stage_update(&f, &["treaty"]);
     let sent: crate::api::wire::Sent = c
         .call(
             &who,

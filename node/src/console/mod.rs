@@ -171,6 +171,11 @@ impl Console {
         self.call_with(&token, &who.user, method, path, body).await
     }
 
+    /// `GET path` through the API as the signed-in official (see [`Console::call`]).
+    pub async fn get<T: DeserializeOwned>(&self, who: &Who, path: &str) -> Result<T, Failure> {
+        self.call(who, Method::GET, path, None).await
+    }
+
     async fn call_with<T: DeserializeOwned>(
         &self,
         token: &str,
@@ -297,12 +302,7 @@ impl Console {
         what: &str,
     ) -> render::Page {
         let v: crate::api::wire::CaseView = self
-            .call(
-                who,
-                Method::GET,
-                &format!("/v1/cases/{}", render::enc(id)),
-                None,
-            )
+            .get(who, &format!("/v1/cases/{}", render::enc(id)))
             .await?;
         let _: crate::api::wire::Sent = self
             .call(

@@ -21,13 +21,11 @@ use crate::people::Permission;
 /// Today: what needs someone now.
 pub(super) async fn today(State(c): State<Arc<Console>>, Signed(who): Signed) -> Page {
     let l = who.lang;
-    let cases: Vec<CaseSummary> = c.call(&who, Method::GET, "/v1/cases", None).await?;
-    let deadlines: Vec<DeadlineRow> = c
-        .call(&who, Method::GET, "/v1/deadlines?within=7", None)
-        .await?;
-    let drafts: Vec<DraftRow> = c.call(&who, Method::GET, "/v1/drafts", None).await?;
-    let status: Status = c.call(&who, Method::GET, "/v1/status", None).await?;
-    let alerts: Vec<AlertRow> = c.call(&who, Method::GET, "/v1/alerts", None).await?;
+    let cases: Vec<CaseSummary> = c.get(&who, "/v1/cases").await?;
+    let deadlines: Vec<DeadlineRow> = c.get(&who, "/v1/deadlines?within=7").await?;
+    let drafts: Vec<DraftRow> = c.get(&who, "/v1/drafts").await?;
+    let status: Status = c.get(&who, "/v1/status").await?;
+    let alerts: Vec<AlertRow> = c.get(&who, "/v1/alerts").await?;
     let open = |s: &CaseSummary| {
         !matches!(
             s.status.as_str(),
@@ -147,7 +145,7 @@ pub(super) async fn cases(
     Query(q): Query<HashMap<String, String>>,
 ) -> Page {
     let l = who.lang;
-    let all: Vec<CaseSummary> = c.call(&who, Method::GET, "/v1/cases", None).await?;
+    let all: Vec<CaseSummary> = c.get(&who, "/v1/cases").await?;
     let want = |k: &str| q.get(k).map(String::as_str).filter(|v| !v.is_empty());
     let shown: Vec<&CaseSummary> = all
         .iter()
@@ -248,9 +246,7 @@ pub(super) async fn case(
     Path(id): Path<String>,
 ) -> Page {
     let l = who.lang;
-    let v: CaseView = c
-        .call(&who, Method::GET, &format!("/v1/cases/{}", enc(&id)), None)
-        .await?;
+    let v: CaseView = c.get(&who, &format!("/v1/cases/{}", enc(&id))).await?;
     let s = &v.summary;
     let next = if who.may(Permission::Send) {
         next_statuses(&v)
@@ -262,14 +258,8 @@ pub(super) async fn case(
     } else {
         Vec::new()
     };
-    let items: Vec<crate::api::wire::EvidenceRow> = c
-        .call(
-            &who,
-            Method::GET,
-            &format!("/v1/evidence/{}", enc(&id)),
-            None,
-        )
-        .await?;
+    let items: Vec<crate::api::wire::EvidenceRow> =
+        c.get(&who, &format!("/v1/evidence/{}", enc(&id))).await?;
     let body = html! {
         (notice(l, c.take_notice(&who)))
         dl.summary {
@@ -397,7 +387,7 @@ pub(super) async fn update(
 /// Messages received.
 pub(super) async fn inbox(State(c): State<Arc<Console>>, Signed(who): Signed) -> Page {
     let l = who.lang;
-    let mut rows: Vec<InboxRow> = c.call(&who, Method::GET, "/v1/inbox", None).await?;
+    let mut rows: Vec<InboxRow> = c.get(&who, "/v1/inbox").await?;
     rows.sort_by_key(|r| std::cmp::Reverse(r.arrival));
     let body = html! {
         @if rows.is_empty() { p { (l.t("none")) } } @else {
@@ -422,7 +412,7 @@ pub(super) async fn inbox(State(c): State<Arc<Console>>, Signed(who): Signed) ->
 /// Messages sent: delivery state, retries, receipts, rejections in words.
 pub(super) async fn outbox(State(c): State<Arc<Console>>, Signed(who): Signed) -> Page {
     let l = who.lang;
-    let mut rows: Vec<OutboxRow> = c.call(&who, Method::GET, "/v1/outbox", None).await?;
+    let mut rows: Vec<OutboxRow> = c.get(&who, "/v1/outbox").await?;
     rows.reverse();
     let body = html! {
         @if rows.is_empty() { p { (l.t("none")) } } @else {
@@ -457,7 +447,7 @@ pub(super) async fn outbox(State(c): State<Arc<Console>>, Signed(who): Signed) -
 /// Drafts waiting for approval, with the approval and rejection forms for those who may.
 pub(super) async fn drafts(State(c): State<Arc<Console>>, Signed(who): Signed) -> Page {
     let l = who.lang;
-    let mut rows: Vec<DraftRow> = c.call(&who, Method::GET, "/v1/drafts", None).await?;
+    let mut rows: Vec<DraftRow> = c.get(&who, "/v1/drafts").await?;
     rows.reverse();
     let approver = who.may(Permission::Approve);
     let body = html! {
@@ -573,7 +563,7 @@ fn directory(data: &std::path::Path) -> anyhow::Result<Vec<Known>> {
 /// who witnessed them), reachability, queues, key state and freshness.
 pub(super) async fn partners(State(c): State<Arc<Console>>, Signed(who): Signed) -> Page {
     let l = who.lang;
-    let status: Status = c.call(&who, Method::GET, "/v1/status", None).await?;
+    let status: Status = c.get(&who, "/v1/status").await?;
     let data = c.data.clone();
     let known = tokio::task::spawn_blocking(move || directory(&data))
         .await
@@ -637,7 +627,7 @@ pub(super) async fn stats(
             path.push_str(&format!("{k}={}&", enc(v)));
         }
     }
-    let figures: rogatory_proto::stats::Figures = c.call(&who, Method::GET, &path, None).await?;
+    let figures: rogatory_proto::stats::Figures = c.get(&who, &path).await?;
     let v = |k: &str| q.get(k).cloned().unwrap_or_default();
     let body = html! {
         form.filters method="get" action="/stats" {

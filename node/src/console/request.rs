@@ -250,7 +250,7 @@ fn problems_list(l: super::Lang, p: &[(String, String)]) -> Markup {
 }
 
 async fn partner_ids(c: &Console, who: &Who) -> Result<Vec<String>, Failure> {
-    let status: Status = c.call(who, Method::GET, "/v1/status", None).await?;
+    let status: Status = c.get(who, "/v1/status").await?;
     Ok(status.peers.into_iter().map(|p| p.agency).collect())
 }
 
