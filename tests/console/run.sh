@@ -16,26 +16,14 @@ bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 for b in chromium chromedriver; do
     command -v "$b" >/dev/null || { echo "console: $b is missing (apt-get install chromium chromium-driver)" >&2; exit 1; }
 done
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-fi
-if ! "$venv/bin/python" -c 'import selenium' 2>/dev/null; then
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/console/requirements.txt"
-fi
+# shellcheck source=tests/interop/node.sh
+. "$root/tests/interop/node.sh"
+venv_ready 'import selenium' -r "$root/tests/console/requirements.txt"
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+scratch
 cd "$work"
 
 export ROGATORY_PASSPHRASE="console check passphrase"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-fingerprint() { "$bin" card show "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["fingerprint"])'; }
 for a in xa:XA.MOJ-CA xb:XB.DOJ-CA; do
     dir=${a%%:*}; id=${a#*:}
     "$bin" init --agency "$id" --name "$id" --data-dir "$dir" --listen "/ip4/127.0.0.1/tcp/$(port)" >/dev/null 2>&1
@@ -49,8 +37,6 @@ done
 "$bin" user add pablo --role issuing-authority --data-dir xa --token-out pablo.token >/dev/null
 "$bin" user add vera --role auditor --data-dir xa --token-out vera.token >/dev/null
 "$bin" keygen --agency XZ.AUDIT --name "Court-appointed auditor" --out auditor >/dev/null
-# shellcheck source=tests/interop/node.sh
-. "$root/tests/interop/node.sh"
 urls=()
 for dir in xa xb; do
     start_node "$dir" || { echo "FAIL: the node $dir did not start" >&2; exit 1; }

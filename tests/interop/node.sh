@@ -1,4 +1,32 @@
-# Sourced by the interop scripts (they set $bin to the rogatory binary).
+# Sourced by the interop, statistics and console scripts (they set $bin to the rogatory binary,
+# and $venv to the virtualenv).
+
+# venv_ready CHECK PIP-ARGS…: creates the virtualenv $venv if it is missing, and installs
+# PIP-ARGS into it unless `python -c CHECK` already succeeds there.
+venv_ready() {
+    local check=$1
+    shift
+    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+    "$venv/bin/python" -c "$check" 2>/dev/null ||
+        "$venv/bin/pip" install --quiet --disable-pip-version-check "$@"
+}
+
+# scratch: a temporary directory, $work, removed at exit once the processes in $pids are
+# stopped.
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$work"
+}
+scratch() {
+    work=$(mktemp -d)
+    trap cleanup EXIT
+}
+
+# port: a free TCP port on 127.0.0.1. fingerprint CARD: a card's fingerprint.
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+fingerprint() { "$bin" card show "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["fingerprint"])'; }
 #
 # start_node DIR [listening]: starts `rogatory run --data-dir DIR` in the background, its output
 # in DIR.log, and waits for the lines a node prints once it is up — each within 60 s — reading

@@ -20,18 +20,12 @@ venv=${ROGATORY_VENV:-$root/.venv}
 [ -x "$bin" ] || { echo "interop: $bin not found; build it with: cargo build -p rogatory-node" >&2; exit 1; }
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-fi
-if ! "$venv/bin/python" -c 'import pycose, cwt, cbor2, cryptography, pycddl, libp2p' 2>/dev/null; then
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/interop/requirements.txt"
-fi
-py="$venv/bin/python"
 # shellcheck source=tests/interop/node.sh
 . "$root/tests/interop/node.sh"
+venv_ready 'import pycose, cwt, cbor2, cryptography, pycddl, libp2p' -r "$root/tests/interop/requirements.txt"
+py="$venv/bin/python"
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+scratch
 cd "$work"
 
 pass=0

@@ -29,28 +29,16 @@ for b in "$bin" "$verify"; do
 done
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 verify=$(cd "$(dirname "$verify")" && pwd)/$(basename "$verify")
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-fi
-if ! "$venv/bin/python" -c 'import cbor2' 2>/dev/null; then
-    "$venv/bin/pip" install --quiet --disable-pip-version-check cbor2==5.9.0
-fi
+# shellcheck source=tests/interop/node.sh
+. "$root/tests/interop/node.sh"
+venv_ready 'import cbor2' cbor2==5.9.0
 py="$venv/bin/python"
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+scratch
 cd "$work"
 
 export ROGATORY_PASSPHRASE="statistics check passphrase"
 agencies=(xa:XA.MOJ-CA xb:XB.DOJ-CA xc:XC.MOJ-CA)
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-fingerprint() { "$bin" card show "$1" --json | "$py" -c 'import json,sys; print(json.load(sys.stdin)["fingerprint"])'; }
 for a in "${agencies[@]}"; do
     dir=${a%%:*}; id=${a#*:}
     "$bin" init --agency "$id" --name "$id" --data-dir "$dir" --listen "/ip4/127.0.0.1/tcp/$(port)" >/dev/null 2>&1
@@ -62,8 +50,6 @@ for a in "${agencies[@]}"; do
         "$bin" peer add "${b%%:*}.card" --fingerprint "$(fingerprint "${b%%:*}.card")" --data-dir "${a%%:*}" >/dev/null
     done
 done
-# shellcheck source=tests/interop/node.sh
-. "$root/tests/interop/node.sh"
 nodes=()
 for a in "${agencies[@]}"; do
     start_node "${a%%:*}" || { echo "FAIL: the node ${a%%:*} did not start" >&2; exit 1; }

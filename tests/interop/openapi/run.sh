@@ -13,21 +13,11 @@ venv=${ROGATORY_VENV:-$root/.venv}
 [ -x "$bin" ] || { echo "openapi: $bin not found; build it with: cargo build -p rogatory-node" >&2; exit 1; }
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
-fi
-if ! [ -x "$venv/bin/openapi-python-client" ] || ! "$venv/bin/python" -c 'import prometheus_client' 2>/dev/null; then
-    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$root/tests/interop/openapi/requirements.txt"
-fi
+# shellcheck source=tests/interop/node.sh
+. "$root/tests/interop/node.sh"
+venv_ready 'import openapi_python_client, prometheus_client' -r "$root/tests/interop/openapi/requirements.txt"
 
-work=$(mktemp -d)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
+scratch
 
 # The checked-in document is the one the binary generates (the test suite checks the served one).
 "$bin" openapi > "$work/openapi.json"
@@ -45,17 +35,13 @@ echo "ok: openapi-python-client generated a client ($(ls "$work/pkg/rogatory_cli
 
 export ROGATORY_PASSPHRASE="openapi check passphrase"
 cd "$work"
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 for a in xa:XA.MOJ-CA xb:XB.DOJ-CA; do
     dir=${a%%:*}; id=${a#*:}
     "$bin" init --agency "$id" --name "$id" --data-dir "$dir" --listen "/ip4/127.0.0.1/tcp/$(port)" >/dev/null 2>&1
     "$bin" card export --data-dir "$dir" --out "$dir.card" >/dev/null 2>&1
 done
-fingerprint() { "$bin" card show "$1" --json | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["fingerprint"])'; }
 "$bin" peer add xb.card --fingerprint "$(fingerprint xb.card)" --data-dir xa >/dev/null
 "$bin" peer add xa.card --fingerprint "$(fingerprint xa.card)" --data-dir xb >/dev/null
-# shellcheck source=tests/interop/node.sh
-. "$root/tests/interop/node.sh"
 for dir in xa xb; do
     start_node "$dir" || { echo "FAIL: the node $dir did not start" >&2; exit 1; }
     pids+=("$node_pid")
