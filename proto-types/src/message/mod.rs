@@ -273,7 +273,8 @@ impl Message {
             kind,
             detail: e.to_string(),
         };
-        let msg = per_kind!(kind, |T| serde_json::from_value::<T>(json.clone())
+        // Deserialized from the borrowed value: no copy of the request's tree.
+        let msg = per_kind!(kind, |T| <T as Deserialize>::deserialize(json)
             .map_err(json_err)?);
         let mut unknown = Vec::new();
         validate::unknown_fields(json, &msg.to_json(), "", &mut unknown);
