@@ -237,12 +237,7 @@ async fn send_one(
         request.message_id = Some(message_id);
         let d = s.worker.ask(|reply| Job::Draft { request, reply }).await?;
         tracing::info!(draft = %d.id.to_hex(), by = %d.drafted_by, kind = %d.kind, "a message waits for a validating authority");
-        return Ok(Sent {
-            case_id: case.to_string(),
-            kind: kind.as_str().to_string(),
-            queued: Vec::new(),
-            draft: Some(super::wire::DraftRow::from(&d)),
-        });
+        return Ok(drafted(&case, kind, &d));
     }
     // An official who may not approve drafts what needs approval (spec/PEOPLE.md §6).
     if s.approval.contains(&kind)
@@ -251,12 +246,7 @@ async fn send_one(
     {
         let d = s.worker.ask(|reply| Job::Draft { request, reply }).await?;
         tracing::info!(draft = %d.id.to_hex(), by = %d.drafted_by, kind = %d.kind, "a message waits for an issuing authority's approval");
-        return Ok(Sent {
-            case_id: case.to_string(),
-            kind: kind.as_str().to_string(),
-            queued: Vec::new(),
-            draft: Some(super::wire::DraftRow::from(&d)),
-        });
+        return Ok(drafted(&case, kind, &d));
     }
     let mut request = request;
     if s.signed.contains(&kind)
@@ -271,6 +261,16 @@ async fn send_one(
         queued: queued.iter().map(QueuedRow::from).collect(),
         draft: None,
     })
+}
+
+/// The answer for a message kept as a draft: nothing queued.
+fn drafted(case: &CaseId, kind: MessageType, d: &crate::store::Draft) -> Sent {
+    Sent {
+        case_id: case.to_string(),
+        kind: kind.as_str().to_string(),
+        queued: Vec::new(),
+        draft: Some(super::wire::DraftRow::from(d)),
+    }
 }
 
 /// The caller's own key as an official (spec/PEOPLE.md §5), opened at most once per request:

@@ -114,12 +114,9 @@ impl Engine {
                 Outcome::Replay { receipt } => {
                     // Rare: the partner did not get (or record) the receipt sent before.
                     tracing::info!(%from, "a replay: answered with the original receipt");
-                    let id = || rogatory_proto::ids::Sha256Digest::of(&bytes).0;
-                    Some(if receipt.is_empty() {
-                        Err(id())
-                    } else {
-                        Ok(receipt)
-                    })
+                    // Empty when it was received earlier in this same batch.
+                    let id = rogatory_proto::ids::Sha256Digest::of(&bytes).0;
+                    Some(signed_or(receipt, id))
                 }
                 Outcome::Rejected { reason, receipt } => {
                     tracing::warn!(%from, reason = reason.name(), "rejected an envelope");

@@ -33,22 +33,22 @@ pub fn sign_receipts(batch: &mut Batch<'_>, me: &KeyDir) -> Result<HashMap<[u8; 
     Ok(out)
 }
 
-/// Signs a receipt: a rejection with its reason, or an acceptance (with this node's checkpoint
-/// and its cosignature of the sender's).
-pub(super) fn sign(
+/// This node's receipt, unsigned, for an envelope from `to`: an acceptance (with its
+/// cosignature of the sender's checkpoint; its own checkpoint is added by [`sign_receipts`]) or a
+/// rejection with its reason.
+pub(super) fn receipt(
     me: &KeyDir,
     envelope_id: EnvelopeId,
     to: &AgencyId,
     rejection: Option<(ReasonCode, String)>,
     now: u64,
-    checkpoint: Option<Vec<u8>>,
     cosignature: Option<Vec<u8>>,
-) -> Result<Vec<u8>> {
+) -> Receipt {
     let (event, reason, detail) = match rejection {
         Some((r, d)) => (ReceiptEvent::Rejected, Some(r), Some(d)),
         None => (ReceiptEvent::Accepted, None, None),
     };
-    let r = Receipt {
+    Receipt {
         version: envelope::PROTOCOL_VERSION,
         envelope_id,
         from: me.card.id().clone(),
@@ -57,8 +57,20 @@ pub(super) fn sign(
         reason,
         detail,
         received_at: now,
-        checkpoint,
+        checkpoint: None,
         cosignature,
-    };
+    }
+}
+
+/// Signs a rejection at once: it carries no checkpoint.
+pub(super) fn sign_rejection(
+    me: &KeyDir,
+    envelope_id: EnvelopeId,
+    to: &AgencyId,
+    reason: ReasonCode,
+    detail: String,
+    now: u64,
+) -> Result<Vec<u8>> {
+    let r = receipt(me, envelope_id, to, Some((reason, detail)), now, None);
     Ok(r.sign(&me.keys)?.bytes)
 }

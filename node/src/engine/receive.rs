@@ -18,14 +18,14 @@ use super::open::Opening;
 use crate::trust::Partners;
 use rogatory_proto::envelope::{self, Limits, Recipient};
 use rogatory_proto::ids::{AgencyId, CaseId, EnvelopeId, Sha256Digest};
-use rogatory_proto::receipt::{ReasonCode, Receipt, ReceiptEvent};
+use rogatory_proto::receipt::ReasonCode;
 
 use crate::evidence::Quotas;
 use crate::keydir::KeyDir;
 use crate::store::{Batch, LogSigner, Received, Store};
 
-use super::receipts::sign;
 pub use super::receipts::sign_receipts;
+use super::receipts::{receipt, sign_rejection};
 pub use crate::store::NODE_LOG;
 
 /// What became of an envelope.
@@ -425,25 +425,13 @@ pub fn receive_in(
             batch.defer_receipt(
                 id.0,
                 opened.case_id,
-                Receipt {
-                    version: envelope::PROTOCOL_VERSION,
-                    envelope_id: id,
-                    from: me.card.id().clone(),
-                    to: opened.info.from.clone(),
-                    event: ReceiptEvent::Accepted,
-                    reason: None,
-                    detail: None,
-                    received_at: now,
-                    checkpoint: None,
-                    cosignature,
-                },
+                receipt(me, id, &opened.info.from, None, now, cosignature),
             );
-            let receipt = Vec::new();
             Ok((
                 Outcome::Accepted {
                     envelope_id: id,
                     case_id: opened.case_id,
-                    receipt,
+                    receipt: Vec::new(),
                     confirm,
                     evidence: matches!(
                         opened.message,
@@ -727,15 +715,7 @@ fn unauthorized(
     batch
         .append(&signer, &log_of, &mut [e])
         .context("cannot log the refusal")?;
-    sign(
-        me,
-        id,
-        from,
-        Some((reason, detail.to_string())),
-        now,
-        None,
-        None,
-    )
+    sign_rejection(me, id, from, reason, detail.to_string(), now)
 }
 
 /// Refuses an envelope whose origin is established: the signed refusal is stored (a replay
@@ -790,5 +770,5 @@ fn reject(
     batch
         .append(signer, &NODE_LOG, &mut entries)
         .context("cannot log the refusal")?;
-    sign(me, id, to, Some((reason, detail)), now, None, None)
+    sign_rejection(me, id, to, reason, detail, now)
 }
